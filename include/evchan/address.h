@@ -1,0 +1,61 @@
+// Resolved socket addresses.
+#ifndef EVCHAN_ADDRESS_H
+#define EVCHAN_ADDRESS_H
+
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <evchan/endpoint.h>
+
+namespace evchan {
+
+/// The address family to resolve or listen on.
+enum class AddressFamily { Unspecified, IPv4, IPv6 };
+
+/// One resolved socket address: a numeric IPv4 or IPv6 address and a port.
+/// A small value type; the default-constructed Address is empty.
+class Address {
+ public:
+  Address() = default;
+
+  /// The numeric host, "127.0.0.1" or "::1" (no brackets).
+  const std::string& host() const noexcept { return host_; }
+  int port() const noexcept { return port_; }
+  AddressFamily family() const noexcept { return family_; }
+  bool empty() const noexcept { return family_ == AddressFamily::Unspecified; }
+
+  /// "127.0.0.1:80" or "[::1]:80"; "" for an empty Address.
+  std::string toString() const;
+
+  /// Builds an Address from a numeric host and a port without any lookup.
+  /// Used by the library for addresses the kernel reports.
+  static Address fromNumeric(std::string numericHost, int port, AddressFamily family);
+
+  friend bool operator==(const Address& a, const Address& b) {
+    return a.family_ == b.family_ && a.port_ == b.port_ && a.host_ == b.host_;
+  }
+  friend bool operator!=(const Address& a, const Address& b) { return !(a == b); }
+
+ private:
+  std::string host_;
+  int port_ = 0;
+  AddressFamily family_ = AddressFamily::Unspecified;
+};
+
+/// Resolves a host name or numeric address with its port into every
+/// address it stands for, in the resolver's order of preference.  Blocks
+/// the calling thread while the system resolver runs.  Errors: an empty
+/// host (Errc::empty_host), a port outside 0..65535
+/// (Errc::port_out_of_range), a name the resolver does not know (the APR
+/// status, e.g. APR_EAI_NONAME family), no address of `family`
+/// (Errc::no_address).  Thread-safe.
+std::vector<Address> resolve(const Endpoint& endpoint,
+                             AddressFamily family = AddressFamily::Unspecified);
+/// As resolve() above, reporting failure through `ec` instead of throwing.
+std::vector<Address> resolve(const Endpoint& endpoint, AddressFamily family,
+                             std::error_code& ec) noexcept;
+
+}  // namespace evchan
+
+#endif  // EVCHAN_ADDRESS_H

@@ -1,0 +1,48 @@
+// Error reporting: std::error_code categories for APR statuses and for
+// evchan's own conditions.
+#ifndef EVCHAN_ERROR_H
+#define EVCHAN_ERROR_H
+
+#include <system_error>
+
+namespace evchan {
+
+/// The category of APR status codes (apr_status_t).  message() is
+/// apr_strerror()'s text; default_error_condition() maps the portable
+/// conditions (refused, timed out, reset, would block, ...) onto std::errc,
+/// so `ec == std::errc::connection_refused` holds on every platform.
+/// Thread-safe.
+const std::error_category& apr_category() noexcept;
+
+/// Wraps an apr_status_t (an int on every platform) in an std::error_code.
+/// APR_SUCCESS gives an empty code.
+std::error_code makeAprError(int aprStatus) noexcept;
+
+/// evchan's own error conditions: misuse of the API and stream states that
+/// have no operating-system code.  Each compares equal to the nearest
+/// std::errc (bad input to std::errc::invalid_argument, and so on).
+enum class Errc {
+  end_of_stream = 1,  ///< the peer closed the stream before the data arrived
+  not_open,           ///< the socket or listener is closed or was moved from
+  null_buffer,        ///< a null buffer with a non-zero length
+  port_out_of_range,  ///< a port outside 0..65535
+  empty_host,         ///< an empty host name
+  bad_endpoint,       ///< an endpoint string that is not host:port or tcp://host:port
+  negative_timeout,   ///< a timeout below zero
+  no_address,         ///< a name resolved to no address of the wanted family
+};
+
+/// The category of evchan::Errc values.  Thread-safe.
+const std::error_category& evchan_category() noexcept;
+
+/// Makes `evchan::Errc` values usable as std::error_code (found by ADL).
+std::error_code make_error_code(Errc e) noexcept;
+
+}  // namespace evchan
+
+namespace std {
+template <>
+struct is_error_code_enum<evchan::Errc> : true_type {};
+}  // namespace std
+
+#endif  // EVCHAN_ERROR_H

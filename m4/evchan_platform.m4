@@ -1,0 +1,69 @@
+# EVCHAN_CHECK_PLATFORM
+# ---------------------
+# Decides which platform files are compiled.  Platform code is picked by
+# whole files through these conditionals, never by #ifdef ladders:
+#   EVCHAN_WIN32  the host is Windows (files under src/win32/)
+#   EVCHAN_POSIX  the native POSIX layer is built (files under src/posix/):
+#                 waits on the native descriptor with poll(2), the base the
+#                 EventChannel backends and tasks build on.  Without it the
+#                 portable APR layer alone is built, as on Windows.
+AC_DEFUN([EVCHAN_CHECK_PLATFORM], [
+  AC_REQUIRE([AC_CANONICAL_HOST])
+  case "$host_os" in
+    mingw*|cygwin*|msys*|windows*) evchan_win32=yes ;;
+    *) evchan_win32=no ;;
+  esac
+
+  AC_ARG_ENABLE([posix],
+    [AS_HELP_STRING([--disable-posix],
+      [build only the portable APR layer (what Windows gets), without the
+       native POSIX layer @<:@default: enabled on POSIX hosts@:>@])],
+    [], [enable_posix=auto])
+  AS_CASE(["x$enable_posix"],
+    [xauto], [AS_IF([test "x$evchan_win32" = xyes], [evchan_posix=no], [evchan_posix=yes])],
+    [xyes],  [AS_IF([test "x$evchan_win32" = xyes],
+                [AC_MSG_ERROR([--enable-posix cannot be used on a Windows host])])
+              evchan_posix=yes],
+    [xno],   [evchan_posix=no],
+    [AC_MSG_ERROR([bad value "$enable_posix" for --enable-posix])])
+
+  AS_IF([test "x$evchan_posix" = xyes], [
+    AC_CHECK_HEADERS([poll.h sys/socket.h], [],
+      [AC_MSG_ERROR([the native POSIX layer needs <$ac_header>; use --disable-posix])])
+  ])
+
+  AM_CONDITIONAL([EVCHAN_WIN32], [test "x$evchan_win32" = xyes])
+  AM_CONDITIONAL([EVCHAN_POSIX], [test "x$evchan_posix" = xyes])
+])
+
+# EVCHAN_CHECK_TESTS
+# ------------------
+# The unit suites need CppUnit.  Without it the library still builds and
+# installs; "make check" then stops with a message naming the package.
+AC_DEFUN([EVCHAN_CHECK_TESTS], [
+  AC_ARG_ENABLE([tests],
+    [AS_HELP_STRING([--disable-tests],
+      [do not look for CppUnit; "make check" is then unavailable @<:@default: auto@:>@])],
+    [], [enable_tests=auto])
+  evchan_tests=no
+  AS_IF([test "x$enable_tests" != xno], [
+    PKG_CHECK_MODULES([CPPUNIT], [cppunit >= 1.13], [evchan_tests=yes], [
+      AS_IF([test "x$enable_tests" = xyes], [AC_MSG_ERROR([$CPPUNIT_PKG_ERRORS])])
+      AC_MSG_WARN([CppUnit not found: the library builds, "make check" will not])
+    ])
+  ])
+  AM_CONDITIONAL([EVCHAN_TESTS], [test "x$evchan_tests" = xyes])
+])
+
+# EVCHAN_CHECK_WARNINGS
+# ---------------------
+# -Wall -Wextra always; --enable-werror turns them into errors (CI uses it).
+AC_DEFUN([EVCHAN_CHECK_WARNINGS], [
+  AC_ARG_ENABLE([werror],
+    [AS_HELP_STRING([--enable-werror], [treat compiler warnings as errors @<:@default: no@:>@])],
+    [], [enable_werror=no])
+  EVCHAN_WARN_CXXFLAGS="-Wall -Wextra"
+  AS_IF([test "x$enable_werror" = xyes],
+    [EVCHAN_WARN_CXXFLAGS="$EVCHAN_WARN_CXXFLAGS -Werror"])
+  AC_SUBST([EVCHAN_WARN_CXXFLAGS])
+])

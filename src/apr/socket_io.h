@@ -1,0 +1,33 @@
+// Internal: the per-platform primitives under TcpSocket and TcpListener.
+#ifndef EVCHAN_SRC_APR_SOCKET_IO_H
+#define EVCHAN_SRC_APR_SOCKET_IO_H
+
+#include <cstddef>
+#include <system_error>
+
+#include <apr_network_io.h>
+
+#include "deadline.h"
+
+namespace evchan::detail {
+
+enum class Readiness { Readable, Writable };
+
+/// Waits until `socket` is readable or writable (an error or hang-up
+/// counts as ready: the next call reports it), or fails with timed_out at
+/// `deadline`.  Interrupted waits are resumed.  The native POSIX layer
+/// (src/posix/socket_wait.cpp) and the portable one (src/apr/) each define it.
+std::error_code waitReady(apr_socket_t* socket, Readiness readiness, Deadline deadline) noexcept;
+
+/// Sends up to `size` bytes once without waiting and without raising
+/// SIGPIPE; `sent` receives the count.  A full send buffer is reported as
+/// the would-block status.  Defined per host (src/posix/, src/win32/).
+std::error_code sendSome(apr_socket_t* socket, const void* data, std::size_t size,
+                         std::size_t& sent) noexcept;
+
+/// After a non-blocking connect has become writable: the connect's result.
+std::error_code pendingConnectResult(apr_socket_t* socket) noexcept;
+
+}  // namespace evchan::detail
+
+#endif  // EVCHAN_SRC_APR_SOCKET_IO_H

@@ -1,0 +1,133 @@
+// TcpListener: a listening, non-blocking APR socket.
+#include <evchan/error.h>
+#include <evchan/system_error.h>
+#include <evchan/tcp_listener.h>
+
+#include "apr/socket_io.h"
+#include "apr/socket_state.h"
+
+namespace evchan {
+
+using detail::Deadline;
+using detail::SocketState;
+
+namespace {
+
+std::unique_ptr<SocketState> openListener(const Endpoint& endpoint, int backlog, std::error_code& ec) {
+  if (endpoint.port < 0 || endpoint.port > 65535) {
+    ec = Errc::port_out_of_range;
+    return nullptr;
+  }
+  if (backlog < 0) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return nullptr;
+  }
+  auto state = std::make_unique<SocketState>();
+  state->pool = detail::createPool(ec);
+  if (!state->pool) return nullptr;
+  apr_pool_t* pool = state->pool.get();
+
+  // An empty host asks the resolver for the wildcard address (AI_PASSIVE),
+  // IPv6 first where the system has it; Linux's v6 wildcard also takes v4.
+  const char* host = endpoint.host.empty() ? nullptr : endpoint.host.c_str();
+  apr_sockaddr_t* local = nullptr;
+  apr_status_t status =
+      apr_sockaddr_info_get(&local, host, APR_UNSPEC, static_cast<apr_port_t>(endpoint.port), 0, pool);
+  if (status == APR_SUCCESS) status = apr_socket_create(&state->socket, local->family, SOCK_STREAM, APR_PROTO_TCP, pool);
+  if (status == APR_SUCCESS) status = apr_socket_opt_set(state->socket, APR_SO_REUSEADDR, 1);
+  if (status == APR_SUCCESS) status = apr_socket_bind(state->socket, local);
+  if (status == APR_SUCCESS) status = apr_socket_listen(state->socket, backlog);
+  if (status == APR_SUCCESS) status = apr_socket_timeout_set(state->socket, 0);
+  if ((ec = makeAprError(status))) return nullptr;
+  return state;
+}
+
+}  // namespace
+
+TcpListener::TcpListener() noexcept = default;
+TcpListener::~TcpListener() = default;
+TcpListener::TcpListener(TcpListener&& other) noexcept = default;
+TcpListener& TcpListener::operator=(TcpListener&& other) noexcept = default;
+
+TcpListener TcpListener::listen(const Endpoint& endpoint, int backlog, std::error_code& ec) noexcept {
+  TcpListener listener;
+  listener.state_ = openListener(endpoint, backlog, ec);
+  if (listener.state_) listener.state_->peer = endpoint.toString();
+  return listener;
+}
+
+TcpListener TcpListener::listen(const Endpoint& endpoint, int backlog) {
+  std::error_code ec;
+  TcpListener listener = listen(endpoint, backlog, ec);
+  throwIfError(ec, "listen", endpoint.toString());
+  return listener;
+}
+
+TcpSocket TcpListener::accept(std::error_code& ec) noexcept {
+  if (!state_) {
+    ec = Errc::not_open;
+    return TcpSocket();
+  }
+  const Deadline deadline = detail::deadlineAfter(state_->timeout);
+  auto accepted = std::make_unique<SocketState>();
+  accepted->pool = detail::createPool(ec);
+  if (!accepted->pool) return TcpSocket();
+  for (;;) {
+    // APR allocates the new socket in the pool only once accept succeeds.
+    apr_status_t status = apr_socket_accept(&accepted->socket, state_->socket, accepted->pool.get());
+    if (status == APR_SUCCESS) {
+      if ((ec = makeAprError(apr_socket_timeout_set(accepted->socket, 0)))) return TcpSocket();
+      accepted->peer = detail::socketAddress(accepted.get(), APR_REMOTE, ec).toString();
+      ec.clear();  // the peer text is only for error messages
+      return TcpSocket(std::move(accepted));
+    }
+    // A connection that was reset while queued is not our caller's error.
+    if (APR_STATUS_IS_ECONNABORTED(status) || APR_STATUS_IS_EINTR(status)) continue;
+    if (!APR_STATUS_IS_EAGAIN(status)) {
+      ec = makeAprError(status);
+      return TcpSocket();
+    }
+    if ((ec = detail::waitReady(state_->socket, detail::Readiness::Readable, deadline))) return TcpSocket();
+  }
+}
+
+TcpSocket TcpListener::accept() {
+  std::error_code ec;
+  TcpSocket socket = accept(ec);
+  throwIfError(ec, "accept", detail::peerOf(state_.get()));
+  return socket;
+}
+
+void TcpListener::close() noexcept { state_.reset(); }
+
+bool TcpListener::isOpen() const noexcept { return state_ != nullptr; }
+
+void TcpListener::setTimeout(Duration timeout, std::error_code& ec) noexcept {
+  ec = detail::setTimeout(state_.get(), timeout);
+}
+
+void TcpListener::setTimeout(Duration timeout) {
+  std::error_code ec;
+  setTimeout(timeout, ec);
+  throwIfError(ec, "set timeout");
+}
+
+Duration TcpListener::timeout() const noexcept { return state_ ? state_->timeout : kInfiniteTimeout; }
+
+Address TcpListener::localAddress(std::error_code& ec) const noexcept {
+  return detail::socketAddress(state_.get(), APR_LOCAL, ec);
+}
+
+Address TcpListener::localAddress() const {
+  std::error_code ec;
+  Address address = localAddress(ec);
+  throwIfError(ec, "get local address");
+  return address;
+}
+
+int TcpListener::port() const noexcept {
+  std::error_code ec;
+  return localAddress(ec).port();
+}
+
+}  // namespace evchan

@@ -1,0 +1,246 @@
+// TcpSocket: a connected stream on a non-blocking APR socket.
+#include <evchan/error.h>
+#include <evchan/system_error.h>
+#include <evchan/tcp_socket.h>
+
+#include "apr/socket_io.h"
+#include "apr/socket_state.h"
+
+namespace evchan {
+
+using detail::Deadline;
+using detail::Readiness;
+using detail::SocketState;
+
+namespace {
+
+std::unique_ptr<SocketState> connectTo(const Address& address, Deadline deadline, std::error_code& ec) {
+  if (address.empty()) {
+    ec = Errc::no_address;
+    return nullptr;
+  }
+  if (address.port() < 0 || address.port() > 65535) {
+    ec = Errc::port_out_of_range;
+    return nullptr;
+  }
+  auto state = std::make_unique<SocketState>();
+  state->pool = detail::createPool(ec);
+  if (!state->pool) return nullptr;
+  apr_pool_t* pool = state->pool.get();
+
+  apr_sockaddr_t* target = nullptr;
+  const apr_int32_t family = address.family() == AddressFamily::IPv4 ? APR_INET : APR_UNSPEC;
+  apr_status_t status = apr_sockaddr_info_get(&target, address.host().c_str(), family,
+                                              static_cast<apr_port_t>(address.port()), 0, pool);
+  if (status == APR_SUCCESS) status = apr_socket_create(&state->socket, target->family, SOCK_STREAM, APR_PROTO_TCP, pool);
+  if (status == APR_SUCCESS) status = apr_socket_timeout_set(state->socket, 0);
+  if (status == APR_SUCCESS) status = apr_socket_connect(state->socket, target);
+  if (APR_STATUS_IS_EINPROGRESS(status) || APR_STATUS_IS_EAGAIN(status)) {
+    ec = detail::waitReady(state->socket, Readiness::Writable, deadline);
+    if (!ec) ec = detail::pendingConnectResult(state->socket);
+  } else {
+    ec = makeAprError(status);
+  }
+  if (ec) return nullptr;  // the pool's cleanup closes the half-made socket
+  state->peer = address.toString();
+  return state;
+}
+
+std::error_code checkBuffer(const SocketState* state, const void* buffer, std::size_t size) {
+  if (state == nullptr) return Errc::not_open;
+  if (buffer == nullptr && size != 0) return Errc::null_buffer;
+  return {};
+}
+
+}  // namespace
+
+TcpSocket::TcpSocket() noexcept = default;
+TcpSocket::TcpSocket(std::unique_ptr<SocketState> state) noexcept : state_(std::move(state)) {}
+TcpSocket::~TcpSocket() = default;
+TcpSocket::TcpSocket(TcpSocket&& other) noexcept = default;
+TcpSocket& TcpSocket::operator=(TcpSocket&& other) noexcept = default;
+
+TcpSocket TcpSocket::connect(const Address& address, Duration timeout, std::error_code& ec) noexcept {
+  if (timeout < Duration::zero()) {
+    ec = Errc::negative_timeout;
+    return TcpSocket();
+  }
+  return TcpSocket(connectTo(address, detail::deadlineAfter(timeout), ec));
+}
+
+TcpSocket TcpSocket::connect(const Address& address, Duration timeout) {
+  std::error_code ec;
+  TcpSocket socket = connect(address, timeout, ec);
+  throwIfError(ec, "connect", address.toString());
+  return socket;
+}
+
+TcpSocket TcpSocket::connect(const Endpoint& endpoint, Duration timeout, std::error_code& ec) noexcept {
+  if (timeout < Duration::zero()) {
+    ec = Errc::negative_timeout;
+    return TcpSocket();
+  }
+  const std::vector<Address> addresses = resolve(endpoint, AddressFamily::Unspecified, ec);
+  if (ec) return TcpSocket();
+  const Deadline deadline = detail::deadlineAfter(timeout);
+  // Try each address in the resolver's order ("localhost" may be ::1 and
+  // 127.0.0.1); report the last failure if none accepts.
+  for (const Address& address : addresses) {
+    if (auto state = connectTo(address, deadline, ec)) return TcpSocket(std::move(state));
+    if (ec == std::errc::timed_out) break;
+  }
+  return TcpSocket();
+}
+
+TcpSocket TcpSocket::connect(const Endpoint& endpoint, Duration timeout) {
+  std::error_code ec;
+  TcpSocket socket = connect(endpoint, timeout, ec);
+  throwIfError(ec, "connect", endpoint.toString());
+  return socket;
+}
+
+std::size_t TcpSocket::readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  if ((ec = checkBuffer(state_.get(), buffer, size)) || size == 0) return 0;
+  const Deadline deadline = detail::deadlineAfter(state_->timeout);
+  for (;;) {
+    apr_size_t length = size;
+    const apr_status_t status = apr_socket_recv(state_->socket, static_cast<char*>(buffer), &length);
+    if (length > 0) return length;
+    if (APR_STATUS_IS_EOF(status)) {
+      ec = Errc::end_of_stream;
+      return 0;
+    }
+    if (!APR_STATUS_IS_EAGAIN(status)) {
+      ec = makeAprError(status);
+      return 0;
+    }
+    if ((ec = detail::waitReady(state_->socket, Readiness::Readable, deadline))) return 0;
+  }
+}
+
+std::size_t TcpSocket::readSome(void* buffer, std::size_t size) {
+  std::error_code ec;
+  const std::size_t n = readSome(buffer, size, ec);
+  throwIfError(ec, "read", detail::peerOf(state_.get()));
+  return n;
+}
+
+std::size_t TcpSocket::readExactly(void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  if ((ec = checkBuffer(state_.get(), buffer, size))) return 0;
+  std::size_t done = 0;
+  while (done < size) {
+    done += readSome(static_cast<char*>(buffer) + done, size - done, ec);
+    if (ec) break;
+  }
+  return done;
+}
+
+std::size_t TcpSocket::readExactly(void* buffer, std::size_t size) {
+  std::error_code ec;
+  const std::size_t n = readExactly(buffer, size, ec);
+  throwIfError(ec, "read", detail::peerOf(state_.get()));
+  return n;
+}
+
+std::size_t TcpSocket::writeAll(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  if ((ec = checkBuffer(state_.get(), buffer, size))) return 0;
+  std::size_t done = 0;
+  while (done < size) {
+    std::size_t sent = 0;
+    ec = detail::sendSome(state_->socket, static_cast<const char*>(buffer) + done, size - done, sent);
+    done += sent;
+    if (ec == std::errc::resource_unavailable_try_again) {
+      ec = detail::waitReady(state_->socket, Readiness::Writable, detail::deadlineAfter(state_->timeout));
+    }
+    if (ec) break;
+  }
+  return done;
+}
+
+std::size_t TcpSocket::writeAll(const void* buffer, std::size_t size) {
+  std::error_code ec;
+  const std::size_t n = writeAll(buffer, size, ec);
+  throwIfError(ec, "write", detail::peerOf(state_.get()));
+  return n;
+}
+
+void TcpSocket::shutdownWrite(std::error_code& ec) noexcept {
+  if (!state_) {
+    ec = Errc::not_open;
+    return;
+  }
+  ec = makeAprError(apr_socket_shutdown(state_->socket, APR_SHUTDOWN_WRITE));
+}
+
+void TcpSocket::shutdownWrite() {
+  std::error_code ec;
+  shutdownWrite(ec);
+  throwIfError(ec, "shutdown", detail::peerOf(state_.get()));
+}
+
+void TcpSocket::close() noexcept { state_.reset(); }
+
+bool TcpSocket::isOpen() const noexcept { return state_ != nullptr; }
+
+void TcpSocket::setTimeout(Duration timeout, std::error_code& ec) noexcept {
+  ec = detail::setTimeout(state_.get(), timeout);
+}
+
+void TcpSocket::setTimeout(Duration timeout) {
+  std::error_code ec;
+  setTimeout(timeout, ec);
+  throwIfError(ec, "set timeout", detail::peerOf(state_.get()));
+}
+
+Duration TcpSocket::timeout() const noexcept { return state_ ? state_->timeout : kInfiniteTimeout; }
+
+namespace {
+
+void setOption(SocketState* state, apr_int32_t option, bool on, std::error_code& ec) {
+  ec = state ? makeAprError(apr_socket_opt_set(state->socket, option, on ? 1 : 0))
+             : make_error_code(Errc::not_open);
+}
+
+}  // namespace
+
+void TcpSocket::setNoDelay(bool on, std::error_code& ec) noexcept { setOption(state_.get(), APR_TCP_NODELAY, on, ec); }
+
+void TcpSocket::setNoDelay(bool on) {
+  std::error_code ec;
+  setNoDelay(on, ec);
+  throwIfError(ec, "set TCP_NODELAY", detail::peerOf(state_.get()));
+}
+
+void TcpSocket::setKeepAlive(bool on, std::error_code& ec) noexcept {
+  setOption(state_.get(), APR_SO_KEEPALIVE, on, ec);
+}
+
+void TcpSocket::setKeepAlive(bool on) {
+  std::error_code ec;
+  setKeepAlive(on, ec);
+  throwIfError(ec, "set SO_KEEPALIVE", detail::peerOf(state_.get()));
+}
+
+Address TcpSocket::localAddress(std::error_code& ec) const noexcept {
+  return detail::socketAddress(state_.get(), APR_LOCAL, ec);
+}
+
+Address TcpSocket::localAddress() const {
+  std::error_code ec;
+  Address address = localAddress(ec);
+  throwIfError(ec, "get local address", detail::peerOf(state_.get()));
+  return address;
+}
+
+Address TcpSocket::peerAddress(std::error_code& ec) const noexcept {
+  return detail::socketAddress(state_.get(), APR_REMOTE, ec);
+}
+
+Address TcpSocket::peerAddress() const {
+  std::error_code ec;
+  Address address = peerAddress(ec);
+  throwIfError(ec, "get peer address", detail::peerOf(state_.get()));
+  return address;
+}
+
+}  // namespace evchan

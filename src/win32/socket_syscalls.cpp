@@ -1,0 +1,31 @@
+// sendSome() and pendingConnectResult() on Windows hosts.
+#include <winsock2.h>
+
+#include <apr_portable.h>
+
+#include <evchan/error.h>
+
+#include "apr/socket_io.h"
+
+namespace evchan::detail {
+
+std::error_code sendSome(apr_socket_t* socket, const void* data, std::size_t size,
+                         std::size_t& sent) noexcept {
+  // Windows has no SIGPIPE; APR's send reports a closed peer as an error.
+  apr_size_t length = size;
+  const apr_status_t status = apr_socket_send(socket, static_cast<const char*>(data), &length);
+  sent = length;
+  return makeAprError(status);
+}
+
+std::error_code pendingConnectResult(apr_socket_t* socket) noexcept {
+  apr_os_sock_t handle;
+  if (apr_status_t status = apr_os_sock_get(&handle, socket); status != APR_SUCCESS) return makeAprError(status);
+  int error = 0;
+  int length = sizeof error;
+  if (::getsockopt(handle, SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&error), &length) != 0)
+    return makeAprError(APR_FROM_OS_ERROR(WSAGetLastError()));
+  return makeAprError(error == 0 ? APR_SUCCESS : APR_FROM_OS_ERROR(error));
+}
+
+}  // namespace evchan::detail

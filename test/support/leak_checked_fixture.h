@@ -1,0 +1,26 @@
+// A CppUnit fixture base that fails a test which leaves descriptors open.
+#ifndef EVCHAN_TEST_SUPPORT_LEAK_CHECKED_FIXTURE_H
+#define EVCHAN_TEST_SUPPORT_LEAK_CHECKED_FIXTURE_H
+
+#include <cppunit/extensions/HelperMacros.h>
+
+namespace evchan::test {
+
+/// Counts the process's open descriptors in setUp() and asserts in
+/// tearDown() that the test closed every one it opened.  Derived fixtures
+/// that override setUp()/tearDown() must call these.
+class LeakCheckedFixture : public CppUnit::TestFixture {
+ public:
+  void setUp() override;
+  void tearDown() override;
+
+ private:
+  int descriptorsAtStart_ = -1;
+};
+
+/// The number of open descriptors of this process, -1 where unknown.
+int openDescriptorCount();
+
+}  // namespace evchan::test
+
+#endif  // EVCHAN_TEST_SUPPORT_LEAK_CHECKED_FIXTURE_H

@@ -1,0 +1,124 @@
+// The main() of every CppUnit test binary: runs the registered suites,
+// prints one line per test case and a closing "N passed, N failed" line.
+//
+// Output lines the driver (test/cppunit-driver) reads:
+//   PASS: Suite::test
+//   FAIL: Suite::test: file:line: message
+//   SKIP: Suite::test: reason
+// Exit status: 0 all passed (or skipped), 1 a failure, 77 everything skipped.
+#include <cppunit/Protector.h>
+#include <cppunit/TestFailure.h>
+#include <cppunit/TestListener.h>
+#include <cppunit/TestResult.h>
+#include <cppunit/TestRunner.h>
+#include <cppunit/extensions/TestFactoryRegistry.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "support/skip.h"
+
+namespace {
+
+// Turns a SkipTest thrown from a test into a skip instead of an error.
+class SkipProtector : public CppUnit::Protector {
+ public:
+  bool protect(const CppUnit::Functor& functor, const CppUnit::ProtectorContext& context) override {
+    try {
+      return functor();
+    } catch (const evchan::test::SkipTest& skip) {
+      skipped_ = true;
+      reason_ = skip.what();
+      (void)context;
+      return false;
+    }
+  }
+
+  bool takeSkip(std::string& reason) {
+    const bool was = skipped_;
+    reason = reason_;
+    skipped_ = false;
+    reason_.clear();
+    return was;
+  }
+
+ private:
+  bool skipped_ = false;
+  std::string reason_;
+};
+
+class LineReporter : public CppUnit::TestListener {
+ public:
+  explicit LineReporter(SkipProtector& protector) : protector_(protector) {}
+
+  void startTest(CppUnit::Test*) override {
+    failed_ = false;
+    started_ = std::chrono::steady_clock::now();
+  }
+
+  void addFailure(const CppUnit::TestFailure& failure) override {
+    if (failed_) return;  // report the first failure of a test only
+    failed_ = true;
+    const CppUnit::SourceLine line = failure.sourceLine();
+    std::string where = line.isValid() ? line.fileName() + ":" + std::to_string(line.lineNumber()) + ": " : "";
+    std::string message = failure.thrownException()->message().details();
+    for (char& c : message) {
+      if (c == '\n') c = ' ';
+    }
+    failureText_ = where + message;
+  }
+
+  void endTest(CppUnit::Test* test) override {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - started_).count();
+    std::string reason;
+    const bool skipped = protector_.takeSkip(reason);
+    if (failed_) {
+      ++failed;
+      std::printf("FAIL: %s: %s\n", test->getName().c_str(), failureText_.c_str());
+    } else if (skipped) {
+      ++skippedCount;
+      std::printf("SKIP: %s: %s\n", test->getName().c_str(), reason.c_str());
+    } else {
+      ++passed;
+      std::printf("PASS: %s (%lld ms)\n", test->getName().c_str(), static_cast<long long>(ms));
+    }
+    std::fflush(stdout);
+  }
+
+  int passed = 0;
+  int failed = 0;
+  int skippedCount = 0;
+
+ private:
+  SkipProtector& protector_;
+  bool failed_ = false;
+  std::string failureText_;
+  std::chrono::steady_clock::time_point started_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // An optional argument selects one suite or test by name, as CppUnit does.
+  const std::string only = argc > 1 ? argv[1] : "";
+  CppUnit::TestResult result;
+  SkipProtector* protector = new SkipProtector;  // owned by result
+  result.pushProtector(protector);
+  LineReporter reporter(*protector);
+  result.addListener(&reporter);
+  CppUnit::TestRunner runner;
+  runner.addTest(CppUnit::TestFactoryRegistry::getRegistry().makeTest());
+  try {
+    runner.run(result, only);
+  } catch (const std::invalid_argument&) {
+    std::fprintf(stderr, "no test named '%s'\n", only.c_str());
+    return 2;
+  }
+  std::printf("%d passed, %d failed, %d skipped\n", reporter.passed, reporter.failed, reporter.skippedCount);
+  if (reporter.failed > 0) return 1;
+  if (reporter.passed == 0 && reporter.skippedCount > 0) return 77;
+  return 0;
+}
