@@ -6,6 +6,7 @@
 //   FAIL: Suite::test: file:line: message
 //   SKIP: Suite::test: reason
 // Exit status: 0 all passed (or skipped), 1 a failure, 77 everything skipped.
+#include <cppunit/Exception.h>
 #include <cppunit/Protector.h>
 #include <cppunit/TestFailure.h>
 #include <cppunit/TestListener.h>
@@ -63,7 +64,7 @@ class LineReporter : public CppUnit::TestListener {
     failed_ = true;
     const CppUnit::SourceLine line = failure.sourceLine();
     std::string where = line.isValid() ? line.fileName() + ":" + std::to_string(line.lineNumber()) + ": " : "";
-    std::string message = failure.thrownException()->message().details();
+    std::string message = failure.thrownException()->what();
     for (char& c : message) {
       if (c == '\n') c = ' ';
     }
