@@ -4,14 +4,18 @@
 # whole files through these conditionals, never by #ifdef ladders:
 #   EVCHAN_WIN32  the host is Windows (files under src/win32/)
 #   EVCHAN_POSIX  the native POSIX layer is built (files under src/posix/):
-#                 waits on the native descriptor with poll(2), the base the
-#                 EventChannel backends and tasks build on.  Without it the
-#                 portable APR layer alone is built, as on Windows.
+#                 sockets wait with poll(2); the poll and select backends.
+#                 Without it the portable APR layer alone is built, as on
+#                 Windows: the apr_pollset backend only.
+#   EVCHAN_LINUX  the native layer on Linux adds src/linux/: the epoll
+#                 backend, CPU detection through affinity and cgroups.
 AC_DEFUN([EVCHAN_CHECK_PLATFORM], [
   AC_REQUIRE([AC_CANONICAL_HOST])
+  evchan_win32=no
+  evchan_linux=no
   case "$host_os" in
     mingw*|cygwin*|msys*|windows*) evchan_win32=yes ;;
-    *) evchan_win32=no ;;
+    linux*) evchan_linux=yes ;;
   esac
 
   AC_ARG_ENABLE([posix],
@@ -28,12 +32,17 @@ AC_DEFUN([EVCHAN_CHECK_PLATFORM], [
     [AC_MSG_ERROR([bad value "$enable_posix" for --enable-posix])])
 
   AS_IF([test "x$evchan_posix" = xyes], [
-    AC_CHECK_HEADERS([poll.h sys/socket.h], [],
+    AC_CHECK_HEADERS([poll.h sys/select.h sys/socket.h], [],
       [AC_MSG_ERROR([the native POSIX layer needs <$ac_header>; use --disable-posix])])
   ])
+  AS_IF([test "x$evchan_posix" = xyes && test "x$evchan_linux" = xyes], [
+    AC_CHECK_HEADERS([sys/epoll.h sys/eventfd.h], [],
+      [AC_MSG_ERROR([the Linux layer needs <$ac_header>])])
+  ], [evchan_linux=no])
 
   AM_CONDITIONAL([EVCHAN_WIN32], [test "x$evchan_win32" = xyes])
   AM_CONDITIONAL([EVCHAN_POSIX], [test "x$evchan_posix" = xyes])
+  AM_CONDITIONAL([EVCHAN_LINUX], [test "x$evchan_linux" = xyes])
 ])
 
 # EVCHAN_CHECK_TESTS

@@ -18,6 +18,11 @@ class EvchanCategory final : public std::error_category {
       case Errc::bad_endpoint: return "bad endpoint: expected host:port, [v6]:port or tcp://host:port";
       case Errc::negative_timeout: return "negative timeout";
       case Errc::no_address: return "the name has no address of the requested family";
+      case Errc::already_in_flight: return "the event is already in flight (posted and not yet returned)";
+      case Errc::channel_shut_down: return "the event channel is shut down";
+      case Errc::socket_busy: return "another read or write is already pending on the socket";
+      case Errc::wrong_channel: return "the socket is watched by another event channel";
+      case Errc::descriptor_too_large: return "the descriptor is beyond the backend's limit (select: FD_SETSIZE)";
     }
     return "unknown evchan error " + std::to_string(value);
   }
@@ -31,6 +36,11 @@ class EvchanCategory final : public std::error_category {
       case Errc::bad_endpoint:
       case Errc::negative_timeout: return std::errc::invalid_argument;
       case Errc::no_address: return std::errc::address_family_not_supported;
+      case Errc::already_in_flight:
+      case Errc::socket_busy: return std::errc::operation_in_progress;
+      case Errc::channel_shut_down: return std::errc::operation_canceled;
+      case Errc::wrong_channel: return std::errc::invalid_argument;
+      case Errc::descriptor_too_large: return std::errc::value_too_large;
       case Errc::end_of_stream: break;  // no std::errc for an orderly EOF
     }
     return std::error_condition(value, *this);

@@ -74,7 +74,7 @@ class ErrorTest : public CppUnit::TestFixture {
     CPPUNIT_ASSERT(std::error_code(evchan::Errc::port_out_of_range) == std::errc::invalid_argument);
     CPPUNIT_ASSERT(std::error_code(evchan::Errc::not_open) == std::errc::bad_file_descriptor);
     CPPUNIT_ASSERT(eof != std::errc::invalid_argument);
-    for (int value = 1; value <= static_cast<int>(evchan::Errc::no_address); ++value) {
+    for (int value = 1; value <= static_cast<int>(evchan::Errc::descriptor_too_large); ++value) {
       const std::string message = std::error_code(value, evchan::evchan_category()).message();
       CPPUNIT_ASSERT_MESSAGE("message for " + std::to_string(value),
                              message.find("unknown") == std::string::npos && !message.empty());

@@ -30,6 +30,11 @@ enum class Errc {
   bad_endpoint,       ///< an endpoint string that is not host:port or tcp://host:port
   negative_timeout,   ///< a timeout below zero
   no_address,         ///< a name resolved to no address of the wanted family
+  already_in_flight,  ///< the event was posted and has not come back yet
+  channel_shut_down,  ///< the event channel is shut down
+  socket_busy,        ///< a read (or write) is already pending on the socket
+  wrong_channel,      ///< the socket is watched by another event channel
+  descriptor_too_large,  ///< the descriptor is beyond what the backend can watch (select: FD_SETSIZE)
 };
 
 /// The category of evchan::Errc values.  Thread-safe.

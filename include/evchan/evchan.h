@@ -3,11 +3,17 @@
 #define EVCHAN_EVCHAN_H
 
 #include <evchan/address.h>
+#include <evchan/dispatch_event.h>
 #include <evchan/duration.h>
 #include <evchan/endpoint.h>
 #include <evchan/error.h>
+#include <evchan/event.h>
+#include <evchan/event_channel.h>
+#include <evchan/notify_event.h>
+#include <evchan/socket_events.h>
 #include <evchan/system_error.h>
 #include <evchan/tcp_listener.h>
 #include <evchan/tcp_socket.h>
+#include <evchan/timer_event.h>
 
 #endif  // EVCHAN_EVCHAN_H

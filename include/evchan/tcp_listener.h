@@ -52,6 +52,7 @@ class TcpListener {
   int port() const noexcept;
 
  private:
+  friend struct detail::SocketAccess;
   std::unique_ptr<detail::SocketState> state_;
 };
 

@@ -14,6 +14,7 @@ namespace evchan {
 
 namespace detail {
 struct SocketState;
+struct SocketAccess;
 }
 
 /// A connected TCP socket.  Move-only; the destructor closes it.
@@ -95,6 +96,7 @@ class TcpSocket {
 
  private:
   friend class TcpListener;
+  friend struct detail::SocketAccess;
   explicit TcpSocket(std::unique_ptr<detail::SocketState> state) noexcept;
 
   std::unique_ptr<detail::SocketState> state_;

@@ -2,6 +2,7 @@
 #ifndef EVCHAN_SRC_APR_SOCKET_STATE_H
 #define EVCHAN_SRC_APR_SOCKET_STATE_H
 
+#include <memory>
 #include <string>
 
 #include <apr_network_io.h>
@@ -10,18 +11,22 @@
 #include <evchan/duration.h>
 
 #include "apr/apr_runtime.h"
+#include "channel/watch_handle.h"
 
 namespace evchan::detail {
 
 /// One open socket: its own pool (destroying the pool closes the socket),
-/// the APR socket, the per-step timeout and the peer's text for errors.
-/// The APR socket is always in non-blocking mode (APR timeout 0); waiting
-/// is done by waitReady() so that later layers can replace it.
+/// the APR socket, the per-step timeout, the peer's text for errors and its
+/// registration with an event channel.  The APR socket is always in
+/// non-blocking mode (APR timeout 0); waiting is done by waitReady() or by
+/// the channel.  Members are destroyed in reverse order: the channel lets
+/// go of the socket before the pool closes the descriptor.
 struct SocketState {
   PoolPtr pool;
   apr_socket_t* socket = nullptr;
   Duration timeout = kInfiniteTimeout;
   std::string peer;
+  WatchHandle watch;
 };
 
 /// The address `which` (APR_LOCAL or APR_REMOTE) of the socket;
@@ -34,6 +39,17 @@ std::error_code setTimeout(SocketState* state, Duration timeout) noexcept;
 
 /// The peer text for error messages; empty when `state` is null.
 const std::string& peerOf(const SocketState* state) noexcept;
+
+/// Opens a non-blocking socket in a fresh pool and starts connecting it to
+/// `address`.  Returns the socket with `inProgress` true while the connect
+/// is under way (wait for writability, then pendingConnectResult()), or
+/// null with `ec` set.
+std::unique_ptr<SocketState> startConnect(const Address& address, bool& inProgress, std::error_code& ec);
+
+/// One non-blocking accept on `listener`: the new connection, or null with
+/// `ec` set (the would-block status when none is queued).  Connections
+/// aborted while queued are skipped.
+std::unique_ptr<SocketState> acceptOnce(apr_socket_t* listener, std::error_code& ec);
 
 /// Converts an APR socket address into an Address.
 Address toAddress(const apr_sockaddr_t* sockaddr);

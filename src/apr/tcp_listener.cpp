@@ -69,24 +69,9 @@ TcpSocket TcpListener::accept(std::error_code& ec) noexcept {
     return TcpSocket();
   }
   const Deadline deadline = detail::deadlineAfter(state_->timeout);
-  auto accepted = std::make_unique<SocketState>();
-  accepted->pool = detail::createPool(ec);
-  if (!accepted->pool) return TcpSocket();
   for (;;) {
-    // APR allocates the new socket in the pool only once accept succeeds.
-    apr_status_t status = apr_socket_accept(&accepted->socket, state_->socket, accepted->pool.get());
-    if (status == APR_SUCCESS) {
-      if ((ec = makeAprError(apr_socket_timeout_set(accepted->socket, 0)))) return TcpSocket();
-      accepted->peer = detail::socketAddress(accepted.get(), APR_REMOTE, ec).toString();
-      ec.clear();  // the peer text is only for error messages
-      return TcpSocket(std::move(accepted));
-    }
-    // A connection that was reset while queued is not our caller's error.
-    if (APR_STATUS_IS_ECONNABORTED(status) || APR_STATUS_IS_EINTR(status)) continue;
-    if (!APR_STATUS_IS_EAGAIN(status)) {
-      ec = makeAprError(status);
-      return TcpSocket();
-    }
+    if (auto accepted = detail::acceptOnce(state_->socket, ec)) return TcpSocket(std::move(accepted));
+    if (ec != std::errc::resource_unavailable_try_again) return TcpSocket();
     if ((ec = detail::waitReady(state_->socket, detail::Readiness::Readable, deadline))) return TcpSocket();
   }
 }

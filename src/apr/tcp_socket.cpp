@@ -15,34 +15,13 @@ using detail::SocketState;
 namespace {
 
 std::unique_ptr<SocketState> connectTo(const Address& address, Deadline deadline, std::error_code& ec) {
-  if (address.empty()) {
-    ec = Errc::no_address;
-    return nullptr;
-  }
-  if (address.port() < 0 || address.port() > 65535) {
-    ec = Errc::port_out_of_range;
-    return nullptr;
-  }
-  auto state = std::make_unique<SocketState>();
-  state->pool = detail::createPool(ec);
-  if (!state->pool) return nullptr;
-  apr_pool_t* pool = state->pool.get();
-
-  apr_sockaddr_t* target = nullptr;
-  const apr_int32_t family = address.family() == AddressFamily::IPv4 ? APR_INET : APR_UNSPEC;
-  apr_status_t status = apr_sockaddr_info_get(&target, address.host().c_str(), family,
-                                              static_cast<apr_port_t>(address.port()), 0, pool);
-  if (status == APR_SUCCESS) status = apr_socket_create(&state->socket, target->family, SOCK_STREAM, APR_PROTO_TCP, pool);
-  if (status == APR_SUCCESS) status = apr_socket_timeout_set(state->socket, 0);
-  if (status == APR_SUCCESS) status = apr_socket_connect(state->socket, target);
-  if (APR_STATUS_IS_EINPROGRESS(status) || APR_STATUS_IS_EAGAIN(status)) {
+  bool inProgress = false;
+  std::unique_ptr<SocketState> state = detail::startConnect(address, inProgress, ec);
+  if (state && inProgress) {
     ec = detail::waitReady(state->socket, Readiness::Writable, deadline);
     if (!ec) ec = detail::pendingConnectResult(state->socket);
-  } else {
-    ec = makeAprError(status);
+    if (ec) state.reset();  // the pool's cleanup closes the half-made socket
   }
-  if (ec) return nullptr;  // the pool's cleanup closes the half-made socket
-  state->peer = address.toString();
   return state;
 }
 

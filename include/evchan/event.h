@@ -1,0 +1,63 @@
+// Event: the unit of work posted to an EventChannel.
+#ifndef EVCHAN_EVENT_H
+#define EVCHAN_EVENT_H
+
+#include <atomic>
+#include <functional>
+#include <system_error>
+
+namespace evchan {
+
+namespace detail {
+struct EventAccess;
+}
+
+/// A request posted to an EventChannel and handed back, completed, with its
+/// result filled in.  The caller owns the event; the channel borrows it from
+/// post() until it is returned by getEvent() or passed to its callback, and
+/// only then may the caller touch, re-post or destroy it.  Destroying an
+/// event while it is in flight is a programming error: the process aborts
+/// with a message rather than let the channel use freed memory.
+///
+/// With a callback, a worker thread of the channel runs it on completion
+/// (the event is no longer in flight then, so the callback may re-post it).
+/// Without one, the event is returned by EventChannel::getEvent().
+class Event {
+ public:
+  enum class Kind { Read, Write, Accept, Connect, Timer, Notify, Dispatch };
+  using Callback = std::function<void(Event&)>;
+
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  virtual ~Event();
+
+  Kind kind() const noexcept { return kind_; }
+
+  /// The result once completed: empty on success; std::errc::operation_canceled
+  /// when the channel shut down first; otherwise the operation's error.
+  const std::error_code& error() const noexcept { return error_; }
+
+  /// True from a successful post() until the event is handed back.
+  bool inFlight() const noexcept { return inFlight_.load(std::memory_order_acquire); }
+
+  /// Sets (or clears, with an empty function) the completion callback.
+  /// Fails with Errc::already_in_flight while the event is in flight.
+  void setCallback(Callback callback);
+
+ protected:
+  explicit Event(Kind kind) noexcept : kind_(kind) {}
+
+ private:
+  friend struct detail::EventAccess;
+
+  const Kind kind_;
+  std::error_code error_;
+  Callback callback_;
+  std::atomic<bool> inFlight_{false};
+  Event* next_ = nullptr;  // the channel's intrusive queue link while in flight
+  bool started_ = false;   // a DispatchEvent whose function already ran
+};
+
+}  // namespace evchan
+
+#endif  // EVCHAN_EVENT_H

@@ -1,0 +1,107 @@
+// EventChannel: the central IO abstraction.
+#ifndef EVCHAN_EVENT_CHANNEL_H
+#define EVCHAN_EVENT_CHANNEL_H
+
+#include <cstdint>
+#include <memory>
+#include <system_error>
+
+#include <evchan/duration.h>
+#include <evchan/event.h>
+
+namespace evchan {
+
+namespace detail {
+class ChannelCore;
+}
+
+/// How the channel learns that sockets are ready.  Default picks the best
+/// one compiled in and supported by the running kernel (or the one named
+/// by the EVCHAN_BACKEND environment variable: epoll, poll, select,
+/// apr_pollset); any other value is strict: create() fails with
+/// std::errc::function_not_supported when it is unavailable.
+enum class Backend { Default, Epoll, Poll, Select, AprPollset };
+
+/// The name backendName() reports for `backend` ("epoll", "apr_pollset", ...).
+const char* backendName(Backend backend) noexcept;
+
+/// Settings for EventChannel::create().
+struct EventChannelOptions {
+  Backend backend = Backend::Default;
+  /// Worker threads to start with and to keep; 0 = the CPU parallelism
+  /// available to the process (see ThreadPoolStats::cpuParallelism).
+  int initialThreads = 0;
+  /// Hard cap on worker threads; 0 = max(64, 16 x initialThreads).
+  int maxThreads = 0;
+  /// Threads above initialThreads exit after idling this long.
+  Duration idleTimeout = std::chrono::seconds(10);
+};
+
+/// A snapshot of the channel's thread pool.
+struct ThreadPoolStats {
+  int current = 0;         ///< live worker threads
+  int peak = 0;            ///< most live at once
+  int idle = 0;            ///< waiting for work (the poller included)
+  int blocked = 0;         ///< inside a blocking call that the pool compensates for
+  int initial = 0;         ///< the size the pool keeps (initialThreads)
+  int maxThreads = 0;      ///< the cap
+  int cpuParallelism = 0;  ///< CPUs detected: affinity mask, cgroup quota, hardware
+  std::uint64_t started = 0;  ///< threads started over the channel's life
+  std::uint64_t exited = 0;   ///< threads that exited (idle timeout or shutdown)
+};
+
+/// The event channel: post() takes asynchronous requests (Events); each
+/// comes back once complete, to its callback on a worker thread or from
+/// getEvent().  Owns a thread pool that polls the backend and runs
+/// callbacks; it grows when every worker is blocked and work is waiting,
+/// never beyond maxThreads, and shrinks back after idleTimeout.
+/// All members are thread-safe.
+class EventChannel {
+ public:
+  using Options = EventChannelOptions;
+
+  /// Creates a channel and starts its pool.  Errors: the requested backend
+  /// is unavailable (function_not_supported); bad options
+  /// (invalid_argument: negative thread counts, initial above max,
+  /// negative idle timeout); the OS refusing a resource.
+  static std::unique_ptr<EventChannel> create(const Options& options = Options());
+  static std::unique_ptr<EventChannel> create(const Options& options, std::error_code& ec) noexcept;
+
+  /// Shuts down (see shutdown()) and joins the pool.
+  ~EventChannel();
+  EventChannel(const EventChannel&) = delete;
+  EventChannel& operator=(const EventChannel&) = delete;
+
+  /// Starts the request `event` describes.  Errors (the event is then not in
+  /// flight): Errc::already_in_flight, Errc::channel_shut_down,
+  /// Errc::not_open (closed socket), Errc::null_buffer,
+  /// Errc::negative_timeout (timer), Errc::socket_busy (a read or write is
+  /// already pending on that socket), Errc::wrong_channel (the socket is
+  /// watched by another channel).
+  void post(Event& event);
+  void post(Event& event, std::error_code& ec) noexcept;
+
+  /// Waits up to `timeout` for a completed event that has no callback and
+  /// returns it, or nullptr on timeout or once the channel is shut down and
+  /// drained.  Many threads may wait at once; each event goes to one.
+  Event* getEvent(Duration timeout = kInfiniteTimeout);
+
+  /// Completes every pending event with std::errc::operation_canceled, runs
+  /// the callbacks still queued, wakes every thread in getEvent() and joins
+  /// the pool (unless called from one of its own workers, which only starts
+  /// the shutdown; the destructor joins).  Idempotent.
+  void shutdown() noexcept;
+  bool isShutDown() const noexcept;
+
+  /// The backend in use: "epoll", "poll", "select" or "apr_pollset".
+  const char* backendName() const noexcept;
+  ThreadPoolStats poolStats() const;
+
+ private:
+  explicit EventChannel(std::shared_ptr<detail::ChannelCore> core) noexcept;
+  std::shared_ptr<detail::ChannelCore> core_;
+};
+
+}  // namespace evchan
+
+#endif  // EVCHAN_EVENT_CHANNEL_H

@@ -1,0 +1,26 @@
+// TimerEvent: completes after a delay.
+#ifndef EVCHAN_TIMER_EVENT_H
+#define EVCHAN_TIMER_EVENT_H
+
+#include <evchan/duration.h>
+#include <evchan/event.h>
+
+namespace evchan {
+
+/// Completes (successfully) once `delay` has passed after post().  A
+/// negative delay is Errc::negative_timeout at post(); zero completes at once.
+class TimerEvent : public Event {
+ public:
+  explicit TimerEvent(Duration delay) noexcept : Event(Kind::Timer), delay_(delay) {}
+
+  void setDelay(Duration delay) noexcept { delay_ = delay; }
+  Duration delay() const noexcept { return delay_; }
+
+ private:
+  friend struct detail::EventAccess;
+  Duration delay_;
+};
+
+}  // namespace evchan
+
+#endif  // EVCHAN_TIMER_EVENT_H

@@ -1,0 +1,71 @@
+// Internal: the channel's access to the private parts of events and sockets.
+#ifndef EVCHAN_SRC_CHANNEL_ACCESS_H
+#define EVCHAN_SRC_CHANNEL_ACCESS_H
+
+#include <memory>
+
+#include <evchan/dispatch_event.h>
+#include <evchan/notify_event.h>
+#include <evchan/socket_events.h>
+#include <evchan/timer_event.h>
+
+#include "apr/socket_state.h"
+
+namespace evchan::detail {
+
+struct SocketAccess {
+  static SocketState* state(const TcpSocket& socket) noexcept { return socket.state_.get(); }
+  static SocketState* state(const TcpListener& listener) noexcept { return listener.state_.get(); }
+  static TcpSocket adopt(std::unique_ptr<SocketState> state) noexcept { return TcpSocket(std::move(state)); }
+};
+
+struct EventAccess {
+  static Event*& next(Event& e) noexcept { return e.next_; }
+  static std::atomic<bool>& inFlight(Event& e) noexcept { return e.inFlight_; }
+  static std::error_code& error(Event& e) noexcept { return e.error_; }
+  static Event::Callback& callback(Event& e) noexcept { return e.callback_; }
+  static bool& started(Event& e) noexcept { return e.started_; }
+
+  static std::size_t& transferred(ReadEvent& e) noexcept { return e.transferred_; }
+  static std::size_t& transferred(WriteEvent& e) noexcept { return e.transferred_; }
+  static TcpSocket& accepted(AcceptEvent& e) noexcept { return e.accepted_; }
+  static TcpSocket& connected(ConnectEvent& e) noexcept { return e.connected_; }
+  static std::function<void()>& function(DispatchEvent& e) noexcept { return e.function_; }
+
+  /// Signals a NotifyEvent (posted) or releases its waiters (shutdown).
+  static void signal(NotifyEvent& e, bool posted) {
+    {
+      std::lock_guard<std::mutex> lock(e.mutex_);
+      (posted ? e.isSet_ : e.released_) = true;
+    }
+    e.signalled_.notify_all();
+  }
+};
+
+/// A FIFO of events linked through Event::next_; no allocation.
+class EventQueue {
+ public:
+  bool empty() const noexcept { return head_ == nullptr; }
+  void push(Event& e) noexcept {
+    EventAccess::next(e) = nullptr;
+    if (tail_ != nullptr) EventAccess::next(*tail_) = &e; else head_ = &e;
+    tail_ = &e;
+  }
+  Event* pop() noexcept {
+    Event* e = head_;
+    if (e != nullptr) {
+      head_ = EventAccess::next(*e);
+      if (head_ == nullptr) tail_ = nullptr;
+      EventAccess::next(*e) = nullptr;
+    }
+    return e;
+  }
+
+ private:
+  Event* head_ = nullptr;
+  Event* tail_ = nullptr;
+};
+
+}  // namespace evchan::detail
+
+#endif  // EVCHAN_SRC_CHANNEL_ACCESS_H

@@ -1,0 +1,495 @@
+// ChannelCore: posting, completion, polling, sockets and shutdown.
+#include "channel/channel_core.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <utility>
+
+#include <evchan/error.h>
+
+#include "channel/cpu_parallelism.h"
+#include "channel/io_attempts.h"
+
+namespace evchan::detail {
+namespace {
+
+unsigned interestOf(const Watch& watch) {
+  return (watch.reader != nullptr ? kReadable : 0u) | (watch.writer != nullptr ? kWritable : 0u);
+}
+
+SocketState* socketStateOf(Event& event) {
+  switch (event.kind()) {
+    case Event::Kind::Read: return SocketAccess::state(static_cast<ReadEvent&>(event).socket());
+    case Event::Kind::Write: return SocketAccess::state(static_cast<WriteEvent&>(event).socket());
+    case Event::Kind::Accept: return SocketAccess::state(static_cast<AcceptEvent&>(event).listener());
+    default: return nullptr;
+  }
+}
+
+// Checks what post() can check before the event goes in flight.
+std::error_code validate(Event& event) {
+  switch (event.kind()) {
+    case Event::Kind::Read: {
+      auto& read = static_cast<ReadEvent&>(event);
+      if (!read.socket().isOpen()) return Errc::not_open;
+      if (read.buffer() == nullptr && read.size() != 0) return Errc::null_buffer;
+      return {};
+    }
+    case Event::Kind::Write: {
+      auto& write = static_cast<WriteEvent&>(event);
+      if (!write.socket().isOpen()) return Errc::not_open;
+      if (write.buffer() == nullptr && write.size() != 0) return Errc::null_buffer;
+      return {};
+    }
+    case Event::Kind::Accept:
+      return static_cast<AcceptEvent&>(event).listener().isOpen() ? std::error_code() : Errc::not_open;
+    case Event::Kind::Connect: {
+      const Address& address = static_cast<ConnectEvent&>(event).address();
+      if (address.empty()) return Errc::no_address;
+      if (address.port() < 0 || address.port() > 65535) return Errc::port_out_of_range;
+      return {};
+    }
+    case Event::Kind::Timer:
+      return static_cast<TimerEvent&>(event).delay() < Duration::zero() ? Errc::negative_timeout : std::error_code();
+    case Event::Kind::Notify:
+    case Event::Kind::Dispatch: return {};
+  }
+  return std::make_error_code(std::errc::invalid_argument);
+}
+
+std::size_t requestedBytes(Event& event) {
+  if (event.kind() == Event::Kind::Read) return static_cast<ReadEvent&>(event).size();
+  if (event.kind() == Event::Kind::Write) return static_cast<WriteEvent&>(event).size();
+  return 1;
+}
+
+}  // namespace
+
+std::shared_ptr<ChannelCore> ChannelCore::create(const EventChannelOptions& options, std::error_code& ec) {
+  if (options.initialThreads < 0 || options.maxThreads < 0 || options.idleTimeout < Duration::zero() ||
+      (options.maxThreads > 0 && options.initialThreads > options.maxThreads)) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return nullptr;
+  }
+  std::shared_ptr<ChannelCore> core(new ChannelCore(options, detectCpuParallelism()));
+  if (core->initial_ > core->max_) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return nullptr;
+  }
+  core->poller_ = createPoller(options.backend, ec);
+  if (!core->poller_) return nullptr;
+  core->backend_ = core->poller_->kind();
+  std::lock_guard<std::mutex> lock(core->mutex_);
+  for (int i = 0; i < core->initial_; ++i) core->startWorkerLocked();
+  if (core->threads_ == 0) {
+    ec = std::make_error_code(std::errc::resource_unavailable_try_again);
+    return nullptr;
+  }
+  ec.clear();
+  return core;
+}
+
+ChannelCore::ChannelCore(const EventChannelOptions& options, int cpus)
+    : options_(options),
+      cpus_(cpus),
+      initial_(options.initialThreads > 0 ? options.initialThreads : cpus),
+      max_(options.maxThreads > 0 ? options.maxThreads : std::max(64, 16 * initial_)) {}
+
+ChannelCore::~ChannelCore() {
+  shutdown();
+  // Only a worker can be running here: the last reference was its own.
+  for (std::thread& worker : workers_) {
+    if (worker.get_id() == std::this_thread::get_id()) worker.detach(); else if (worker.joinable()) worker.join();
+  }
+  for (Watch* list : {liveWatches_, retiredWatches_}) {
+    while (list != nullptr) {
+      Watch* next = list->next;
+      delete list;
+      list = next;
+    }
+  }
+}
+
+std::error_code ChannelCore::post(Event& event) noexcept {
+  if (shutDown_.load(std::memory_order_acquire)) return Errc::channel_shut_down;
+  if (std::error_code ec = validate(event)) return ec;
+  bool expected = false;
+  if (!EventAccess::inFlight(event).compare_exchange_strong(expected, true, std::memory_order_acq_rel))
+    return Errc::already_in_flight;
+  EventAccess::error(event).clear();
+  EventAccess::started(event) = false;
+
+  std::error_code ec;
+  switch (event.kind()) {
+    case Event::Kind::Read:
+    case Event::Kind::Write:
+    case Event::Kind::Accept: ec = postSocketEvent(event); break;
+    case Event::Kind::Connect: ec = postConnect(static_cast<ConnectEvent&>(event)); break;
+    case Event::Kind::Timer: ec = postTimer(static_cast<TimerEvent&>(event)); break;
+    case Event::Kind::Notify: postNotify(static_cast<NotifyEvent&>(event)); break;
+    case Event::Kind::Dispatch: ec = postDispatch(static_cast<DispatchEvent&>(event)); break;
+  }
+  if (ec) EventAccess::inFlight(event).store(false, std::memory_order_release);
+  return ec;
+}
+
+std::error_code ChannelCore::postSocketEvent(Event& event) noexcept {
+  SocketState* state = socketStateOf(event);
+  std::error_code ec;
+  Watch* watch = state->watch.watchIn(*this, state->socket, ec);
+  if (ec) return ec;
+  const bool isReader = event.kind() != Event::Kind::Write;
+  AttemptResult attempt;
+  {
+    std::lock_guard<std::mutex> lock(watch->mutex);
+    if (watch->retired) return Errc::not_open;
+    // Checked under the watch lock: shutdown() sets the flag, then sweeps
+    // every watch under its lock, so nothing parks after the sweep.
+    if (shutDown_.load(std::memory_order_acquire)) return Errc::channel_shut_down;
+    Event*& slot = isReader ? watch->reader : watch->writer;
+    if (slot != nullptr) return Errc::socket_busy;
+    if (requestedBytes(event) == 0) {
+      attempt.done = true;  // zero bytes: done without touching the socket
+    } else {
+      bool& hint = isReader ? watch->readHint : watch->writeHint;
+      const bool edge = poller_->edgeTriggered();
+      if (!edge || hint) {
+        attempt = isReader ? attemptRead(event, *watch) : attemptWrite(event, *watch);
+        if (edge) hint = !attempt.drained;
+      }
+    }
+    if (!attempt.done) {
+      slot = &event;
+      if (!poller_->edgeTriggered()) {
+        if ((ec = poller_->setInterest(*watch, interestOf(*watch)))) {
+          slot = nullptr;
+          return ec;
+        }
+      }
+      return {};
+    }
+  }
+  complete(event, attempt.error);
+  return {};
+}
+
+std::error_code ChannelCore::postConnect(ConnectEvent& event) noexcept {
+  bool inProgress = false;
+  std::error_code ec;
+  std::unique_ptr<SocketState> state = startConnect(event.address(), inProgress, ec);
+  if (!state) {
+    complete(event, ec);  // e.g. refused at once: the event fails, the post succeeded
+    return {};
+  }
+  apr_socket_t* socket = state->socket;
+  SocketState* raw = state.get();
+  TcpSocket& connected = EventAccess::connected(event);
+  connected = SocketAccess::adopt(std::move(state));
+  if (!inProgress) {
+    complete(event, {});
+    return {};
+  }
+  Watch* watch = raw->watch.watchIn(*this, socket, ec);
+  if (!ec) {
+    std::lock_guard<std::mutex> lock(watch->mutex);
+    if (shutDown_.load(std::memory_order_acquire)) {
+      ec = Errc::channel_shut_down;
+    } else {
+      // Never try a connect before the poller says writable: SO_ERROR
+      // reads 0 while it is still under way.
+      watch->writer = &event;
+      if (!poller_->edgeTriggered() && (ec = poller_->setInterest(*watch, interestOf(*watch)))) {
+        watch->writer = nullptr;
+      }
+    }
+  }
+  if (ec) connected.close();
+  return ec;
+}
+
+std::error_code ChannelCore::postTimer(TimerEvent& event) noexcept {
+  if (event.delay() == Duration::zero()) {
+    complete(event, {});
+    return {};
+  }
+  const Deadline deadline = deadlineAfter(event.delay());
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (stopping_) return Errc::channel_shut_down;
+  timers_.push(TimerEntry{deadline, timerSequence_++, &event});
+  if (polling_ && deadline < pollDeadline_) {
+    poller_->wakeup();  // the poller sleeps past this timer
+  } else if (!polling_ && idle_ > 0) {
+    workAvailable_.notify_one();
+  }
+  return {};
+}
+
+void ChannelCore::postNotify(NotifyEvent& event) noexcept {
+  EventAccess::signal(event, true);
+  // Its waiters are its consumers; only a callback makes it a completion.
+  if (EventAccess::callback(event)) {
+    complete(event, {});
+  } else {
+    EventAccess::inFlight(event).store(false, std::memory_order_release);
+  }
+}
+
+std::error_code ChannelCore::postDispatch(DispatchEvent& event) noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (stopping_) return Errc::channel_shut_down;
+  enqueueLocked(event);
+  return {};
+}
+
+void ChannelCore::complete(Event& event, std::error_code result) noexcept {
+  EventAccess::error(event) = result;
+  if (!EventAccess::callback(event)) {
+    deliver(event);
+    return;
+  }
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (stopping_ && threads_ == 0) {
+    // The pool is gone (a socket closed after shutdown): run it here.
+    lock.unlock();
+    runCompletion(event);
+    return;
+  }
+  enqueueLocked(event);
+}
+
+void ChannelCore::deliver(Event& event) noexcept {
+  {
+    std::lock_guard<std::mutex> lock(readyMutex_);
+    ready_.push(event);
+  }
+  readyAvailable_.notify_one();
+}
+
+void ChannelCore::runCompletion(Event& event) noexcept {
+  if (event.kind() == Event::Kind::Dispatch && !EventAccess::started(event)) {
+    EventAccess::started(event) = true;
+    try {
+      EventAccess::function(static_cast<DispatchEvent&>(event))();
+    } catch (...) {
+      EventAccess::error(event) = std::make_error_code(std::errc::state_not_recoverable);
+    }
+    if (!EventAccess::callback(event)) {
+      deliver(event);
+      return;
+    }
+  }
+  // Copied: once the event is out of flight the callback may re-post it,
+  // and another worker may complete it while this one still runs.
+  Event::Callback callback = EventAccess::callback(event);
+  EventAccess::inFlight(event).store(false, std::memory_order_release);
+  try {
+    callback(event);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "evchan: exception escaped an event callback: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "evchan: exception escaped an event callback\n");
+  }
+}
+
+Event* ChannelCore::getEvent(Duration timeout) {
+  const Deadline deadline = deadlineAfter(timeout < Duration::zero() ? Duration::zero() : timeout);
+  // A worker of this channel waiting here would keep shutdown() waiting for it.
+  const bool ownWorker = currentWorkerChannel() == this;
+  enterBlocking();
+  std::unique_lock<std::mutex> lock(readyMutex_);
+  Event* event = nullptr;
+  for (;;) {
+    if ((event = ready_.pop()) != nullptr) break;
+    if (readyClosed_ || (ownWorker && shutDown_.load(std::memory_order_acquire))) break;
+    if (deadline == kNoDeadline) {
+      readyAvailable_.wait(lock);
+    } else if (readyAvailable_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      event = ready_.pop();
+      break;
+    }
+  }
+  lock.unlock();
+  leaveBlocking();
+  if (event != nullptr) EventAccess::inFlight(*event).store(false, std::memory_order_release);
+  return event;
+}
+
+void ChannelCore::handleReadiness(const Readiness& readiness) noexcept {
+  Watch& watch = *readiness.watch;
+  Event* done[2];
+  std::error_code results[2];
+  int count = 0;
+  {
+    std::lock_guard<std::mutex> lock(watch.mutex);
+    if (watch.retired) return;
+    const bool edge = poller_->edgeTriggered();
+    if (readiness.flags & kReadable) {
+      watch.readHint = true;
+      if (watch.reader != nullptr) {
+        const AttemptResult attempt = attemptRead(*watch.reader, watch);
+        if (edge) watch.readHint = !attempt.drained;
+        if (attempt.done) {
+          done[count] = std::exchange(watch.reader, nullptr);
+          results[count++] = attempt.error;
+        }
+      }
+    }
+    if (readiness.flags & kWritable) {
+      watch.writeHint = true;
+      if (watch.writer != nullptr) {
+        const AttemptResult attempt = attemptWrite(*watch.writer, watch);
+        if (edge) watch.writeHint = !attempt.drained;
+        if (attempt.done) {
+          done[count] = std::exchange(watch.writer, nullptr);
+          results[count++] = attempt.error;
+        }
+      }
+    }
+    if (!edge && count > 0) poller_->setInterest(watch, interestOf(watch));
+  }
+  for (int i = 0; i < count; ++i) {
+    if (done[i]->kind() == Event::Kind::Connect && results[i]) {
+      EventAccess::connected(static_cast<ConnectEvent&>(*done[i])).close();
+    }
+    complete(*done[i], results[i]);
+  }
+}
+
+void ChannelCore::pollOnce(Deadline deadline) noexcept {
+  freeRetiredWatches();
+  if (poller_->wait(readyBatch_, deadline)) {
+    std::this_thread::yield();  // a failing poller must not spin a core flat out
+  }
+  for (const Readiness& readiness : readyBatch_) handleReadiness(readiness);
+
+  std::vector<TimerEvent*> expired;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const Deadline now = Clock::now();
+    while (!timers_.empty() && timers_.top().deadline <= now) {
+      expired.push_back(timers_.top().event);
+      timers_.pop();
+    }
+  }
+  for (TimerEvent* timer : expired) complete(*timer, {});
+}
+
+Watch* ChannelCore::addWatch(apr_socket_t* socket, std::error_code& ec) {
+  apr_os_sock_t fd;
+  if ((ec = makeAprError(apr_os_sock_get(&fd, socket)))) return nullptr;
+  std::lock_guard<std::mutex> lock(watchesMutex_);
+  if (shutDown_.load(std::memory_order_acquire)) {
+    ec = Errc::channel_shut_down;
+    return nullptr;
+  }
+  auto watch = std::make_unique<Watch>(socket, fd);
+  if ((ec = poller_->add(*watch))) return nullptr;
+  watch->next = liveWatches_;
+  if (liveWatches_ != nullptr) liveWatches_->prev = watch.get();
+  liveWatches_ = watch.get();
+  return watch.release();
+}
+
+void ChannelCore::retireWatch(Watch* watch) noexcept {
+  Event* pending[2];
+  {
+    std::lock_guard<std::mutex> lock(watch->mutex);
+    watch->retired = true;
+    pending[0] = std::exchange(watch->reader, nullptr);
+    pending[1] = std::exchange(watch->writer, nullptr);
+  }
+  bool freeNow = false;
+  {
+    std::lock_guard<std::mutex> lock(watchesMutex_);
+    if (poller_) poller_->remove(*watch);
+    // Unlink from the live list; keep it until no poll can report it.
+    if (watch->prev != nullptr) watch->prev->next = watch->next; else liveWatches_ = watch->next;
+    if (watch->next != nullptr) watch->next->prev = watch->prev;
+    if (poller_) {
+      watch->prev = nullptr;
+      watch->next = retiredWatches_;
+      retiredWatches_ = watch;
+    } else {
+      freeNow = true;  // shut down: no poll is left to report it
+    }
+  }
+  if (freeNow) delete watch;
+  for (Event* event : pending) {
+    if (event != nullptr) complete(*event, std::make_error_code(std::errc::operation_canceled));
+  }
+}
+
+void ChannelCore::freeRetiredWatches() noexcept {
+  Watch* list;
+  {
+    std::lock_guard<std::mutex> lock(watchesMutex_);
+    list = std::exchange(retiredWatches_, nullptr);
+  }
+  while (list != nullptr) {
+    Watch* next = list->next;
+    delete list;
+    list = next;
+  }
+}
+
+void ChannelCore::shutdown() noexcept {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!stopping_) {
+      stopping_ = true;
+      shutDown_.store(true, std::memory_order_release);
+    }
+  }
+  // Cancel what is parked on sockets and timers.
+  std::vector<Event*> cancelled;
+  {
+    std::lock_guard<std::mutex> lock(watchesMutex_);
+    for (Watch* watch = liveWatches_; watch != nullptr; watch = watch->next) {
+      std::lock_guard<std::mutex> watchLock(watch->mutex);
+      for (Event** slot : {&watch->reader, &watch->writer}) {
+        if (*slot != nullptr) cancelled.push_back(std::exchange(*slot, nullptr));
+      }
+      if (poller_ && !poller_->edgeTriggered()) poller_->setInterest(*watch, 0);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    while (!timers_.empty()) {
+      cancelled.push_back(timers_.top().event);
+      timers_.pop();
+    }
+  }
+  for (Event* event : cancelled) {
+    if (event->kind() == Event::Kind::Connect) EventAccess::connected(static_cast<ConnectEvent&>(*event)).close();
+    complete(*event, std::make_error_code(std::errc::operation_canceled));
+  }
+  releaseWaiters();
+
+  // Wake everyone: idle workers, the poller, getEvent() callers.
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    workAvailable_.notify_all();
+  }
+  {
+    std::lock_guard<std::mutex> lock(watchesMutex_);
+    if (poller_) poller_->wakeup();
+  }
+  if (currentWorkerChannel() == this) return;  // a worker cannot join itself; the last one closes up
+
+  std::vector<std::thread> workers;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    workersGone_.wait(lock, [&] { return threads_ == 0; });
+    workers.swap(workers_);
+  }
+  for (std::thread& worker : workers) {
+    if (worker.joinable()) worker.join();
+  }
+  closeReadyQueue();
+  std::lock_guard<std::mutex> lock(watchesMutex_);
+  poller_.reset();  // closes the backend's descriptors
+}
+
+bool ChannelCore::isShutDown() const noexcept { return shutDown_.load(std::memory_order_acquire); }
+
+}  // namespace evchan::detail

@@ -1,0 +1,141 @@
+// Internal: the shared state behind an EventChannel.
+#ifndef EVCHAN_SRC_CHANNEL_CHANNEL_CORE_H
+#define EVCHAN_SRC_CHANNEL_CHANNEL_CORE_H
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <queue>
+#include <thread>
+#include <vector>
+
+#include <evchan/event_channel.h>
+#include <evchan/notify_event.h>
+#include <evchan/timer_event.h>
+
+#include "channel/access.h"
+#include "channel/poller.h"
+
+namespace evchan::detail {
+
+/// Everything an EventChannel is.  Sockets registered with the channel keep
+/// it alive through shared_ptr, so closing a socket after the channel is
+/// gone is safe; the pool and the poller end at shutdown().
+///
+/// Locks, in the order they may nest: watchesMutex_ > Watch::mutex >
+/// mutex_ (pool, run queue, timers) and readyMutex_ (completed events).
+class ChannelCore : public std::enable_shared_from_this<ChannelCore> {
+ public:
+  static std::shared_ptr<ChannelCore> create(const EventChannelOptions& options, std::error_code& ec);
+  ~ChannelCore();
+
+  std::error_code post(Event& event) noexcept;
+  Event* getEvent(Duration timeout);
+  void shutdown() noexcept;
+  bool isShutDown() const noexcept;
+  Backend backend() const noexcept { return backend_; }
+  ThreadPoolStats stats() const;
+
+  /// Registers a socket with the poller (WatchHandle calls these).
+  Watch* addWatch(apr_socket_t* socket, std::error_code& ec);
+  /// Cancels the watch's pending events and unregisters it; the memory is
+  /// reclaimed once no poll can still report it.
+  void retireWatch(Watch* watch) noexcept;
+
+  /// The channel whose worker is running on this thread, or null.  Not
+  /// inlined, so the thread-local's address is never cached across a
+  /// suspension (tasks migrate between threads).
+  static ChannelCore* currentWorkerChannel() noexcept;
+
+  /// Brackets a call that blocks a worker thread (NotifyEvent::wait,
+  /// getEvent on a worker): the pool starts a spare thread if nobody else
+  /// can poll or run queued work.  No-ops on other threads.
+  static void enterBlocking() noexcept;
+  static void leaveBlocking() noexcept;
+  /// Remembers a NotifyEvent a worker waits on, to release it at shutdown.
+  void trackWaiter(NotifyEvent* event, bool waiting) noexcept;
+
+ private:
+  explicit ChannelCore(const EventChannelOptions& options, int cpus);
+
+  // Posting, by kind (channel_core.cpp).
+  std::error_code postSocketEvent(Event& event) noexcept;
+  std::error_code postConnect(ConnectEvent& event) noexcept;
+  std::error_code postTimer(TimerEvent& event) noexcept;
+  void postNotify(NotifyEvent& event) noexcept;
+  std::error_code postDispatch(DispatchEvent& event) noexcept;
+
+  // Completion (channel_core.cpp).
+  void complete(Event& event, std::error_code result) noexcept;
+  void deliver(Event& event) noexcept;
+  void runCompletion(Event& event) noexcept;
+  void handleReadiness(const Readiness& readiness) noexcept;
+  void pollOnce(Deadline deadline) noexcept;
+  void freeRetiredWatches() noexcept;
+
+  // The pool (channel_workers.cpp).  `lock` holds mutex_.
+  void startWorkerLocked() noexcept;
+  void workerMain() noexcept;
+  void enqueueLocked(Event& event) noexcept;
+  void growIfStarvedLocked() noexcept;
+  void reapExitedLocked() noexcept;
+  void releaseWaiters() noexcept;
+  void closeReadyQueue() noexcept;
+
+  struct TimerEntry {
+    Deadline deadline;
+    std::uint64_t sequence;  // FIFO among equal deadlines
+    TimerEvent* event;
+    bool operator>(const TimerEntry& other) const {
+      return deadline != other.deadline ? deadline > other.deadline : sequence > other.sequence;
+    }
+  };
+
+  const EventChannelOptions options_;
+  const int cpus_;
+  const int initial_;
+  const int max_;
+  Backend backend_ = Backend::Default;
+  std::unique_ptr<Poller> poller_;
+  std::vector<Readiness> readyBatch_;  // the polling thread's
+  std::atomic<bool> shutDown_{false};
+
+  // Pool, run queue and timers.
+  mutable std::mutex mutex_;
+  std::condition_variable workAvailable_;
+  std::condition_variable workersGone_;
+  EventQueue runQueue_;
+  std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<TimerEntry>> timers_;
+  std::uint64_t timerSequence_ = 0;
+  bool polling_ = false;
+  Deadline pollDeadline_ = kNoDeadline;
+  bool stopping_ = false;
+  int threads_ = 0;
+  int idle_ = 0;
+  int blocked_ = 0;
+  int peak_ = 0;
+  std::uint64_t started_ = 0;
+  std::uint64_t exited_ = 0;
+  std::vector<std::thread> workers_;  // running or exited, not yet joined
+  std::vector<std::thread::id> exitedIds_;
+
+  // NotifyEvents that workers wait on, released at shutdown.
+  std::mutex waitersMutex_;
+  std::vector<NotifyEvent*> waiters_;
+
+  // Completed events without callbacks, for getEvent().
+  std::mutex readyMutex_;
+  std::condition_variable readyAvailable_;
+  EventQueue ready_;
+  bool readyClosed_ = false;  // shut down and the pool gone: getEvent() stops waiting
+
+  // Registered sockets.
+  std::mutex watchesMutex_;
+  Watch* liveWatches_ = nullptr;
+  Watch* retiredWatches_ = nullptr;
+};
+
+}  // namespace evchan::detail
+
+#endif  // EVCHAN_SRC_CHANNEL_CHANNEL_CORE_H

@@ -1,0 +1,160 @@
+// ChannelCore's thread pool: workers, growth, shrinking, blocking calls.
+#include <algorithm>
+
+#include "channel/channel_core.h"
+
+namespace evchan::detail {
+namespace {
+
+// Not inlined: a task (issue: tasks) may resume on another thread, and a
+// caller must never keep this thread's slot address across a switch.
+[[gnu::noinline]] ChannelCore*& currentWorkerSlot() noexcept {
+  static thread_local ChannelCore* current = nullptr;
+  return current;
+}
+
+}  // namespace
+
+ChannelCore* ChannelCore::currentWorkerChannel() noexcept { return currentWorkerSlot(); }
+
+void ChannelCore::startWorkerLocked() noexcept {
+  reapExitedLocked();
+  try {
+    workers_.emplace_back([self = shared_from_this()] { self->workerMain(); });
+  } catch (...) {
+    return;  // the OS refused a thread: the pool stays as it is
+  }
+  ++threads_;
+  ++started_;
+  peak_ = std::max(peak_, threads_);
+}
+
+// Joins threads that have left workerMain (they hold no lock any more).
+void ChannelCore::reapExitedLocked() noexcept {
+  if (exitedIds_.empty()) return;
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (std::find(exitedIds_.begin(), exitedIds_.end(), it->get_id()) != exitedIds_.end() &&
+        it->get_id() != std::this_thread::get_id()) {
+      it->join();
+      it = workers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  exitedIds_.clear();
+}
+
+void ChannelCore::workerMain() noexcept {
+  currentWorkerSlot() = this;
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    if (Event* event = runQueue_.pop()) {
+      lock.unlock();
+      runCompletion(*event);
+      lock.lock();
+      continue;
+    }
+    if (stopping_) break;
+    if (!polling_) {
+      // Leader/follower: one worker at a time polls the backend.
+      polling_ = true;
+      pollDeadline_ = timers_.empty() ? kNoDeadline : timers_.top().deadline;
+      const Deadline deadline = pollDeadline_;
+      lock.unlock();
+      pollOnce(deadline);
+      lock.lock();
+      polling_ = false;
+      pollDeadline_ = kNoDeadline;
+      // Hand the poller role on while this worker runs what the poll completed.
+      if (idle_ > 0) workAvailable_.notify_one();
+      continue;
+    }
+    ++idle_;
+    const bool timedOut = workAvailable_.wait_for(lock, options_.idleTimeout) == std::cv_status::timeout;
+    --idle_;
+    if (timedOut && threads_ > initial_ && runQueue_.empty() && !stopping_) break;  // shrink
+  }
+  --threads_;
+  ++exited_;
+  exitedIds_.push_back(std::this_thread::get_id());
+  if (!polling_ && idle_ > 0) workAvailable_.notify_one();  // someone must take over polling
+  const bool last = stopping_ && threads_ == 0;
+  if (last) workersGone_.notify_all();
+  lock.unlock();
+  if (last) closeReadyQueue();
+  currentWorkerSlot() = nullptr;
+}
+
+void ChannelCore::enqueueLocked(Event& event) noexcept {
+  runQueue_.push(event);
+  if (idle_ > 0) {
+    workAvailable_.notify_one();
+  } else if (polling_) {
+    poller_->wakeup();  // the poller comes back and runs it
+  } else {
+    growIfStarvedLocked();
+  }
+}
+
+// Starts a thread when nobody is free to poll or run queued work and fewer
+// than `initial_` workers are doing useful (unblocked) work.  Workers busy
+// running callbacks do not count as starved: that is the pool at capacity.
+void ChannelCore::growIfStarvedLocked() noexcept {
+  if (stopping_ || idle_ > 0 || polling_) return;
+  if (threads_ - blocked_ < initial_ && threads_ < max_) startWorkerLocked();
+}
+
+void ChannelCore::enterBlocking() noexcept {
+  ChannelCore* core = currentWorkerChannel();
+  if (core == nullptr) return;
+  std::lock_guard<std::mutex> lock(core->mutex_);
+  ++core->blocked_;
+  core->growIfStarvedLocked();
+}
+
+void ChannelCore::leaveBlocking() noexcept {
+  ChannelCore* core = currentWorkerChannel();
+  if (core == nullptr) return;
+  std::lock_guard<std::mutex> lock(core->mutex_);
+  --core->blocked_;
+}
+
+void ChannelCore::trackWaiter(NotifyEvent* event, bool waiting) noexcept {
+  std::lock_guard<std::mutex> lock(waitersMutex_);
+  if (waiting) {
+    waiters_.push_back(event);
+  } else {
+    auto it = std::find(waiters_.begin(), waiters_.end(), event);
+    if (it != waiters_.end()) waiters_.erase(it);
+  }
+}
+
+void ChannelCore::releaseWaiters() noexcept {
+  std::lock_guard<std::mutex> lock(waitersMutex_);
+  for (NotifyEvent* event : waiters_) EventAccess::signal(*event, false);
+}
+
+void ChannelCore::closeReadyQueue() noexcept {
+  {
+    std::lock_guard<std::mutex> lock(readyMutex_);
+    readyClosed_ = true;
+  }
+  readyAvailable_.notify_all();
+}
+
+ThreadPoolStats ChannelCore::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ThreadPoolStats stats;
+  stats.current = threads_;
+  stats.peak = peak_;
+  stats.idle = idle_ + (polling_ ? 1 : 0);
+  stats.blocked = blocked_;
+  stats.initial = initial_;
+  stats.maxThreads = max_;
+  stats.cpuParallelism = cpus_;
+  stats.started = started_;
+  stats.exited = exited_;
+  return stats;
+}
+
+}  // namespace evchan::detail

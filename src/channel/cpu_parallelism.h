@@ -1,0 +1,14 @@
+// Internal: how many CPUs the process may really use.
+#ifndef EVCHAN_SRC_CHANNEL_CPU_PARALLELISM_H
+#define EVCHAN_SRC_CHANNEL_CPU_PARALLELISM_H
+
+namespace evchan::detail {
+
+/// The CPUs this process can run on at once, at least 1: the affinity mask,
+/// capped by a cgroup v2 cpu.max quota where one is set (Linux), otherwise
+/// std::thread::hardware_concurrency().  Defined per platform.
+int detectCpuParallelism() noexcept;
+
+}  // namespace evchan::detail
+
+#endif  // EVCHAN_SRC_CHANNEL_CPU_PARALLELISM_H

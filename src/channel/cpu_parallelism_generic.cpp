@@ -1,0 +1,11 @@
+// CPU parallelism where the OS offers nothing better than the standard library.
+#include "channel/cpu_parallelism.h"
+
+#include <algorithm>
+#include <thread>
+
+namespace evchan::detail {
+
+int detectCpuParallelism() noexcept { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
+
+}  // namespace evchan::detail

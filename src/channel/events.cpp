@@ -1,0 +1,65 @@
+// Event and NotifyEvent members.
+#include <evchan/error.h>
+#include <evchan/event.h>
+#include <evchan/notify_event.h>
+#include <evchan/system_error.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "channel/channel_core.h"
+
+namespace evchan {
+
+Event::~Event() {
+  if (inFlight()) {
+    // The channel still holds a pointer to this event; carrying on would
+    // let it write into freed memory later.
+    std::fprintf(stderr, "evchan: an Event was destroyed while in flight (posted, not yet handed back)\n");
+    std::abort();
+  }
+}
+
+void Event::setCallback(Callback callback) {
+  if (inFlight()) throw SystemError(Errc::already_in_flight, "set callback");
+  callback_ = std::move(callback);
+}
+
+bool NotifyEvent::wait(Duration timeout) {
+  detail::ChannelCore* channel = detail::ChannelCore::currentWorkerChannel();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (isSet_) return true;
+    if (timeout <= Duration::zero()) return false;
+  }
+  if (channel != nullptr) channel->trackWaiter(this, true);
+  detail::ChannelCore::enterBlocking();
+  bool posted;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const auto ready = [&] { return isSet_ || released_; };
+    const detail::Deadline deadline = detail::deadlineAfter(timeout);
+    if (deadline == detail::kNoDeadline) {
+      signalled_.wait(lock, ready);
+    } else {
+      signalled_.wait_until(lock, deadline, ready);
+    }
+    posted = isSet_;
+  }
+  detail::ChannelCore::leaveBlocking();
+  if (channel != nullptr) channel->trackWaiter(this, false);
+  return posted;
+}
+
+bool NotifyEvent::isSignalled() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return isSet_;
+}
+
+void NotifyEvent::reset() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  isSet_ = false;
+  released_ = false;
+}
+
+}  // namespace evchan

@@ -1,0 +1,61 @@
+// One non-blocking try of a read, write, accept or connect.
+#include "channel/io_attempts.h"
+
+#include <evchan/error.h>
+
+#include "apr/socket_io.h"
+#include "channel/access.h"
+
+namespace evchan::detail {
+namespace {
+
+AttemptResult finished(std::error_code error) { return AttemptResult{true, false, error}; }
+AttemptResult wouldBlock() { return AttemptResult{false, true, {}}; }
+
+AttemptResult tryRead(ReadEvent& event, Watch& watch) {
+  apr_size_t length = event.size();
+  const apr_status_t status = apr_socket_recv(watch.socket, static_cast<char*>(event.buffer()), &length);
+  if (length > 0) {
+    EventAccess::transferred(event) = length;
+    // A short read emptied the socket buffer: the next read can park at
+    // once instead of paying for an EAGAIN.
+    return AttemptResult{true, length < event.size(), {}};
+  }
+  if (APR_STATUS_IS_EAGAIN(status)) return wouldBlock();
+  if (APR_STATUS_IS_EOF(status)) return finished(Errc::end_of_stream);
+  return finished(makeAprError(status));
+}
+
+AttemptResult tryAccept(AcceptEvent& event, Watch& watch) {
+  std::error_code ec;
+  std::unique_ptr<SocketState> accepted = acceptOnce(watch.socket, ec);
+  if (accepted) {
+    EventAccess::accepted(event) = SocketAccess::adopt(std::move(accepted));
+    return finished({});
+  }
+  if (ec == std::errc::resource_unavailable_try_again) return wouldBlock();
+  return finished(ec);
+}
+
+AttemptResult tryWrite(WriteEvent& event, Watch& watch) {
+  std::size_t sent = 0;
+  const std::error_code ec = sendSome(watch.socket, event.buffer(), event.size(), sent);
+  if (ec == std::errc::resource_unavailable_try_again) return wouldBlock();
+  if (ec) return finished(ec);
+  EventAccess::transferred(event) = sent;
+  return AttemptResult{true, sent < event.size(), {}};
+}
+
+}  // namespace
+
+AttemptResult attemptRead(Event& event, Watch& watch) noexcept {
+  if (event.kind() == Event::Kind::Accept) return tryAccept(static_cast<AcceptEvent&>(event), watch);
+  return tryRead(static_cast<ReadEvent&>(event), watch);
+}
+
+AttemptResult attemptWrite(Event& event, Watch& watch) noexcept {
+  if (event.kind() == Event::Kind::Connect) return finished(pendingConnectResult(watch.socket));
+  return tryWrite(static_cast<WriteEvent&>(event), watch);
+}
+
+}  // namespace evchan::detail

@@ -1,0 +1,37 @@
+// Internal: the per-socket state a channel keeps (Go's "pollDesc").
+#ifndef EVCHAN_SRC_CHANNEL_WATCH_H
+#define EVCHAN_SRC_CHANNEL_WATCH_H
+
+#include <mutex>
+
+#include <apr_network_io.h>
+#include <apr_portable.h>
+
+#include <evchan/event.h>
+
+namespace evchan::detail {
+
+/// A socket registered with a channel's poller.  `mutex` guards the pending
+/// events and hints; the poller and posting threads both take it, which is
+/// what makes "try, then park" race-free against readiness reports.
+struct Watch {
+  Watch(apr_socket_t* aprSocket, apr_os_sock_t native) noexcept : socket(aprSocket), fd(native) {}
+
+  std::mutex mutex;
+  apr_socket_t* const socket;
+  const apr_os_sock_t fd;
+  Event* reader = nullptr;  ///< pending ReadEvent or AcceptEvent
+  Event* writer = nullptr;  ///< pending WriteEvent or ConnectEvent
+  /// Edge-triggered pollers: false once the socket is known to be drained
+  /// (EAGAIN or a short read), so the next operation parks without a syscall.
+  bool readHint = true;
+  bool writeHint = true;
+  bool retired = false;  ///< the socket is closing; nothing may park here
+
+  Watch* prev = nullptr;  ///< the channel's list of live (or retired) watches
+  Watch* next = nullptr;
+};
+
+}  // namespace evchan::detail
+
+#endif  // EVCHAN_SRC_CHANNEL_WATCH_H

@@ -1,0 +1,47 @@
+// EventChannel: the public face of ChannelCore.
+#include <evchan/event_channel.h>
+#include <evchan/system_error.h>
+
+#include "channel/channel_core.h"
+
+namespace evchan {
+
+EventChannel::EventChannel(std::shared_ptr<detail::ChannelCore> core) noexcept : core_(std::move(core)) {}
+
+EventChannel::~EventChannel() { core_->shutdown(); }
+
+std::unique_ptr<EventChannel> EventChannel::create(const Options& options, std::error_code& ec) noexcept {
+  try {
+    std::shared_ptr<detail::ChannelCore> core = detail::ChannelCore::create(options, ec);
+    if (!core) return nullptr;
+    return std::unique_ptr<EventChannel>(new EventChannel(std::move(core)));
+  } catch (const std::bad_alloc&) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+    return nullptr;
+  }
+}
+
+std::unique_ptr<EventChannel> EventChannel::create(const Options& options) {
+  std::error_code ec;
+  std::unique_ptr<EventChannel> channel = create(options, ec);
+  throwIfError(ec, "create event channel", evchan::backendName(options.backend));
+  return channel;
+}
+
+void EventChannel::post(Event& event, std::error_code& ec) noexcept { ec = core_->post(event); }
+
+void EventChannel::post(Event& event) {
+  throwIfError(core_->post(event), "post event");
+}
+
+Event* EventChannel::getEvent(Duration timeout) { return core_->getEvent(timeout); }
+
+void EventChannel::shutdown() noexcept { core_->shutdown(); }
+
+bool EventChannel::isShutDown() const noexcept { return core_->isShutDown(); }
+
+const char* EventChannel::backendName() const noexcept { return evchan::backendName(core_->backend()); }
+
+ThreadPoolStats EventChannel::poolStats() const { return core_->stats(); }
+
+}  // namespace evchan
