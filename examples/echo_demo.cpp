@@ -1,7 +1,8 @@
-// echo_demo: an echo server on a free loopback port and a set of client
-// threads that push a known byte stream through it and verify every byte.
+// echo_demo: an echo server driven by an EventChannel on a free loopback
+// port, and client threads that push a known byte stream through it and
+// verify every byte.
 //
-//   echo_demo [--connections N] [--megabytes M]
+//   echo_demo [--backend epoll|poll|select|apr_pollset] [--connections N] [--megabytes M]
 //
 // Exits 0 when every byte came back intact, 1 on a mismatch or error.
 #include <evchan/evchan.h>
@@ -12,6 +13,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <list>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,29 +23,65 @@ namespace {
 
 constexpr std::size_t kChunk = 64 * 1024;
 
-// The byte at stream position `i` of connection `c`: both sides can compute
-// it, so the client checks what comes back without keeping a copy.
+// The byte at stream position `i` of connection `c`: the client checks
+// what comes back without keeping a copy.
 unsigned char patternByte(std::size_t c, std::uint64_t i) {
   return static_cast<unsigned char>((i * 7 + c * 13 + (i >> 11)) & 0xff);
 }
 
-// Serves one connection: echoes until the client shuts down its side.
-void echo(evchan::TcpSocket socket) {
-  std::vector<char> buffer(kChunk);
-  std::error_code ec;
-  for (;;) {
-    const std::size_t n = socket.readSome(buffer.data(), buffer.size(), ec);
-    if (ec) break;  // end_of_stream once the client is done
-    socket.writeAll(buffer.data(), n, ec);
-    if (ec) break;
+// One server-side connection: read into the buffer, write it all back, repeat.
+class EchoConnection {
+ public:
+  EchoConnection(evchan::EventChannel& channel, evchan::TcpSocket socket)
+      : channel_(channel), socket_(std::move(socket)), read_(socket_, buffer_, sizeof buffer_),
+        write_(socket_, buffer_, 0) {
+    read_.setCallback([this](evchan::Event&) { onRead(); });
+    write_.setCallback([this](evchan::Event&) { onWrite(); });
   }
-}
+
+  void start() { post(read_); }
+
+ private:
+  void onRead() {
+    if (read_.error()) return socket_.close();  // end_of_stream once the client is done
+    pending_ = read_.bytesTransferred();
+    written_ = 0;
+    write_.setBuffer(buffer_, pending_);
+    post(write_);
+  }
+
+  void onWrite() {
+    if (write_.error()) return socket_.close();
+    written_ += write_.bytesTransferred();
+    if (written_ < pending_) {  // a partial write: send the rest
+      write_.setBuffer(buffer_ + written_, pending_ - written_);
+      post(write_);
+    } else {
+      post(read_);
+    }
+  }
+
+  void post(evchan::Event& event) {
+    std::error_code ec;
+    channel_.post(event, ec);
+    if (ec) socket_.close();  // the channel is shutting down
+  }
+
+  evchan::EventChannel& channel_;
+  evchan::TcpSocket socket_;
+  char buffer_[kChunk];
+  evchan::ReadEvent read_;
+  evchan::WriteEvent write_;
+  std::size_t pending_ = 0;
+  std::size_t written_ = 0;
+};
 
 // One client: sends `total` bytes in chunks and checks each echoed chunk.
 bool runClient(int port, std::size_t index, std::uint64_t total) {
   try {
     evchan::TcpSocket socket = evchan::TcpSocket::connect({"127.0.0.1", port}, std::chrono::seconds(5));
     socket.setNoDelay(true);
+    socket.setTimeout(std::chrono::seconds(10));
     std::vector<unsigned char> out(kChunk), in(kChunk);
     for (std::uint64_t sent = 0; sent < total;) {
       const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, total - sent));
@@ -70,37 +109,69 @@ bool parsePositive(const char* text, long& value) {
   return end != text && *end == '\0' && value > 0;
 }
 
+bool parseBackend(const std::string& name, evchan::Backend& backend) {
+  for (evchan::Backend b : {evchan::Backend::Default, evchan::Backend::Epoll, evchan::Backend::Poll,
+                            evchan::Backend::Select, evchan::Backend::AprPollset}) {
+    if (name == evchan::backendName(b)) {
+      backend = b;
+      return true;
+    }
+  }
+  return false;
+}
+
+int usage(const char* program) {
+  std::fprintf(stderr,
+               "usage: %s [--backend default|epoll|poll|select|apr_pollset] [--connections N]"
+               " [--megabytes M-per-connection]\n",
+               program);
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   long connections = 8, megabytes = 8;
+  evchan::EventChannel::Options options;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    long* target = arg == "--connections" ? &connections : arg == "--megabytes" ? &megabytes : nullptr;
-    if (target == nullptr || i + 1 == argc || !parsePositive(argv[++i], *target)) {
-      std::fprintf(stderr, "usage: %s [--connections N] [--megabytes M-per-connection]\n", argv[0]);
-      return 2;
+    if (i + 1 == argc) return usage(argv[0]);
+    const char* value = argv[++i];
+    if (arg == "--backend") {
+      if (!parseBackend(value, options.backend)) return usage(argv[0]);
+    } else if (arg == "--connections" || arg == "--megabytes") {
+      if (!parsePositive(value, arg == "--connections" ? connections : megabytes)) return usage(argv[0]);
+    } else {
+      return usage(argv[0]);
     }
   }
 
   try {
+    std::unique_ptr<evchan::EventChannel> channel = evchan::EventChannel::create(options);
     evchan::TcpListener listener = evchan::TcpListener::listen({"127.0.0.1", 0});
-    std::printf("echo server listening on %s\n", listener.localAddress().toString().c_str());
+    std::printf("echo server on %s, EventChannel backend %s\n", listener.localAddress().toString().c_str(),
+                channel->backendName());
 
-    // A client that never connects must not leave the acceptor waiting forever.
-    listener.setTimeout(std::chrono::seconds(10));
-    std::atomic<int> failures{0};
-    std::vector<std::thread> servers;
-    std::thread acceptor([&] {
-      try {
-        for (long i = 0; i < connections; ++i) servers.emplace_back(echo, listener.accept());
-      } catch (const evchan::SystemError& e) {
-        std::fprintf(stderr, "acceptor: %s\n", e.what());
-        ++failures;
+    // The acceptor: each accepted socket becomes a connection, then accept again.
+    std::mutex connectionsMutex;
+    std::list<EchoConnection> server;
+    long accepted = 0;
+    evchan::AcceptEvent accept(listener);
+    accept.setCallback([&](evchan::Event&) {
+      if (accept.error()) return;
+      EchoConnection* connection;
+      {
+        std::lock_guard<std::mutex> lock(connectionsMutex);
+        connection = &server.emplace_back(*channel, accept.takeSocket());
+        ++accepted;
       }
+      connection->start();
+      if (accepted < connections) channel->post(accept);
     });
+    channel->post(accept);
 
     const std::uint64_t perConnection = static_cast<std::uint64_t>(megabytes) << 20;
+    std::atomic<int> failures{0};
     const auto started = std::chrono::steady_clock::now();
     std::vector<std::thread> clients;
     for (long i = 0; i < connections; ++i) {
@@ -110,13 +181,16 @@ int main(int argc, char** argv) {
     }
     for (std::thread& t : clients) t.join();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    acceptor.join();
-    for (std::thread& t : servers) t.join();
+    const evchan::ThreadPoolStats pool = channel->poolStats();
+    channel->shutdown();  // completes what is still pending before the connections go
 
     const double megabytesMoved = 2.0 * static_cast<double>(perConnection * connections) / (1 << 20);
     std::printf("%ld connections, %.0f MiB echoed (sent and received), %.3f s, %.1f MiB/s, %s\n", connections,
                 megabytesMoved, seconds, megabytesMoved / seconds,
                 failures == 0 ? "every byte verified" : "MISMATCH");
+    std::printf("pool: %d threads (initial %d, peak %d, max %d), %d CPUs detected, %llu started\n", pool.current,
+                pool.initial, pool.peak, pool.maxThreads, pool.cpuParallelism,
+                static_cast<unsigned long long>(pool.started));
     return failures == 0 ? 0 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "echo_demo: %s\n", e.what());
