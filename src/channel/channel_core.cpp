@@ -483,7 +483,8 @@ void ChannelCore::shutdown() noexcept {
     workers.swap(workers_);
   }
   for (std::thread& worker : workers) {
-    if (worker.joinable()) worker.join();
+    // The last reference may be dropped by an exiting worker itself.
+    if (worker.get_id() == std::this_thread::get_id()) worker.detach(); else if (worker.joinable()) worker.join();
   }
   closeReadyQueue();
   std::lock_guard<std::mutex> lock(watchesMutex_);

@@ -70,7 +70,9 @@ void ChannelCore::workerMain() noexcept {
       continue;
     }
     ++idle_;
-    const bool timedOut = workAvailable_.wait_for(lock, options_.idleTimeout) == std::cv_status::timeout;
+    // Clamped: wait_for with a huge duration overflows the clock arithmetic.
+    const Duration idleTimeout = std::min<Duration>(options_.idleTimeout, std::chrono::hours(24));
+    const bool timedOut = workAvailable_.wait_for(lock, idleTimeout) == std::cv_status::timeout;
     --idle_;
     if (timedOut && threads_ > initial_ && runQueue_.empty() && !stopping_) break;  // shrink
   }
