@@ -247,6 +247,7 @@ void ChannelCore::complete(Event& event, std::error_code result) noexcept {
     deliver(event);
     return;
   }
+  if (enqueueLocal(event)) return;
   std::unique_lock<std::mutex> lock(mutex_);
   if (stopping_ && threads_ == 0) {
     // The pool is gone (a socket closed after shutdown): run it here.

@@ -74,10 +74,17 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore> {
   void pollOnce(Deadline deadline) noexcept;
   void freeRetiredWatches() noexcept;
 
-  // The pool (channel_workers.cpp).  `lock` holds mutex_.
+  // The pool (channel_workers.cpp).  `Locked` functions need mutex_ held.
   void startWorkerLocked() noexcept;
   void workerMain() noexcept;
   void enqueueLocked(Event& event) noexcept;
+  /// Queues a completion on this worker's local batch when it has one (no
+  /// lock: the worker runs it next); false when the caller must enqueue it.
+  bool enqueueLocal(Event& event) noexcept;
+  /// Moves a local batch to the shared run queue, waking idle workers.
+  void publishLocal(EventQueue& batch) noexcept;
+  /// Runs `first`, then what its callback completed on this thread.
+  void runWithLocalBatch(Event& first) noexcept;
   void growIfStarvedLocked() noexcept;
   void reapExitedLocked() noexcept;
   void releaseWaiters() noexcept;

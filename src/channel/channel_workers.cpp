@@ -1,5 +1,6 @@
 // ChannelCore's thread pool: workers, growth, shrinking, blocking calls.
 #include <algorithm>
+#include <climits>
 
 #include "channel/channel_core.h"
 
@@ -11,6 +12,23 @@ namespace {
 [[gnu::noinline]] ChannelCore*& currentWorkerSlot() noexcept {
   static thread_local ChannelCore* current = nullptr;
   return current;
+}
+
+// A worker's private batch of completions: what one poll, or one callback,
+// completed on this thread.  Running them here saves the shared queue's lock
+// and a thread hand-off per event (the chain read -> write -> read of an
+// echo server stays on one core); the batch is bounded so one busy socket
+// cannot monopolise a worker.
+struct LocalBatch {
+  ChannelCore* core = nullptr;
+  EventQueue queue;
+  int size = 0;
+  int limit = 64;
+};
+
+[[gnu::noinline]] LocalBatch*& localBatchSlot() noexcept {
+  static thread_local LocalBatch* batch = nullptr;
+  return batch;
 }
 
 }  // namespace
@@ -44,13 +62,40 @@ void ChannelCore::reapExitedLocked() noexcept {
   exitedIds_.clear();
 }
 
+bool ChannelCore::enqueueLocal(Event& event) noexcept {
+  LocalBatch* batch = localBatchSlot();
+  if (batch == nullptr || batch->core != this || batch->size >= batch->limit) return false;
+  batch->queue.push(event);
+  ++batch->size;
+  return true;
+}
+
+void ChannelCore::publishLocal(EventQueue& batch) noexcept {
+  if (batch.empty()) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  while (Event* event = batch.pop()) enqueueLocked(*event);
+}
+
+void ChannelCore::runWithLocalBatch(Event& first) noexcept {
+  LocalBatch batch;
+  batch.core = this;
+  localBatchSlot() = &batch;
+  runCompletion(first);
+  while (Event* next = batch.queue.pop()) {
+    // Keep the next one (LIFO slot), share the rest with idle workers.
+    if (!batch.queue.empty()) publishLocal(batch.queue);
+    runCompletion(*next);
+  }
+  localBatchSlot() = nullptr;
+}
+
 void ChannelCore::workerMain() noexcept {
   currentWorkerSlot() = this;
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     if (Event* event = runQueue_.pop()) {
       lock.unlock();
-      runCompletion(*event);
+      runWithLocalBatch(*event);
       lock.lock();
       continue;
     }
@@ -61,11 +106,18 @@ void ChannelCore::workerMain() noexcept {
       pollDeadline_ = timers_.empty() ? kNoDeadline : timers_.top().deadline;
       const Deadline deadline = pollDeadline_;
       lock.unlock();
+      LocalBatch batch;
+      batch.core = this;
+      batch.limit = INT_MAX;  // published right after the poll
+      localBatchSlot() = &batch;
       pollOnce(deadline);
+      localBatchSlot() = nullptr;
       lock.lock();
       polling_ = false;
       pollDeadline_ = kNoDeadline;
-      // Hand the poller role on while this worker runs what the poll completed.
+      // One lock for everything the poll completed; this worker runs it,
+      // and hands the poller role (or a share of the work) to an idle one.
+      while (Event* event = batch.queue.pop()) runQueue_.push(*event);
       if (idle_ > 0) workAvailable_.notify_one();
       continue;
     }
