@@ -1,1 +1,748 @@
-// placeholder
+// TcpSocket on real loopback connections: data transfer, timeouts, end of
+// stream, resets, SIGPIPE, bad input and socket options.
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <evchan/evchan.h>
+
+#include "support/leak_checked_fixture.h"
+#include "support/loopback.h"
+#include "support/skip.h"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+using evchan::Address;
+using evchan::AddressFamily;
+using evchan::Errc;
+using evchan::SystemError;
+using evchan::TcpListener;
+using evchan::TcpSocket;
+using evchan::test::ConnectedPair;
+using evchan::test::connectPair;
+using Clock = std::chrono::steady_clock;
+
+std::string describe(const std::error_code& ec) {
+  if (!ec) return "no error";
+  return std::string(ec.category().name()) + ":" + std::to_string(ec.value()) + " (" + ec.message() + ")";
+}
+
+std::string elapsedText(Clock::duration elapsed) {
+  return "elapsed " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()) +
+         " ms";
+}
+
+template <class Call>
+Clock::duration timed(Call&& call) {
+  const Clock::time_point start = Clock::now();
+  call();
+  return Clock::now() - start;
+}
+
+// Every socket a test hands to another thread gets a finite timeout, so a
+// failing test ends with an error instead of hanging in join.
+void setTimeouts(ConnectedPair& pair, evchan::Duration timeout) {
+  pair.client.setTimeout(timeout);
+  pair.server.setTimeout(timeout);
+}
+
+// A port nobody listens on: the kernel picks a free one, we release it.
+int unusedPort() {
+  TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
+  const int port = listener.port();
+  listener.close();
+  return port;
+}
+
+// ------------------------------------------------------------ echo
+// Echoes everything it reads until end of stream, then closes.
+void echoUntilEndOfStream(TcpSocket& server) {
+  std::vector<char> buffer(4096);
+  std::error_code ec;
+  for (;;) {
+    const std::size_t n = server.readSome(buffer.data(), buffer.size(), ec);
+    if (ec) break;
+    server.writeAll(buffer.data(), n);
+  }
+  if (ec != Errc::end_of_stream) throw SystemError(ec, "echo server read");
+  server.close();
+}
+
+// ------------------------------------------------------------ bulk transfer
+constexpr std::size_t kBulkBytes = std::size_t{64} << 20;
+// Each writeAll() hands over far more than the socket buffers hold, so it
+// must cope with partial sends and wait for room; reads are smaller.
+constexpr std::size_t kWriteChunk = std::size_t{16} << 20;
+constexpr std::size_t kReadChunk = std::size_t{256} << 10;
+
+// Writes `total` bytes of the pattern, then sends FIN; returns their checksum.
+std::uint64_t sendPattern(TcpSocket& socket, std::size_t total) {
+  std::vector<unsigned char> chunk(kWriteChunk);
+  std::uint64_t sum = evchan::test::kChecksumSeed;
+  for (std::size_t offset = 0; offset < total; offset += chunk.size()) {
+    const std::size_t n = std::min(chunk.size(), total - offset);
+    evchan::test::fillPattern(chunk.data(), n, offset);
+    sum = evchan::test::checksum(sum, chunk.data(), n);
+    socket.writeAll(chunk.data(), n);
+  }
+  socket.shutdownWrite();
+  return sum;
+}
+
+struct Received {
+  std::size_t bytes = 0;
+  std::uint64_t sum = evchan::test::kChecksumSeed;
+};
+
+// Reads until end of stream, counting and checksumming what arrives.
+Received receiveAll(TcpSocket& socket) {
+  std::vector<unsigned char> chunk(kReadChunk);
+  Received received;
+  std::error_code ec;
+  for (;;) {
+    const std::size_t n = socket.readSome(chunk.data(), chunk.size(), ec);
+    if (ec) break;
+    received.sum = evchan::test::checksum(received.sum, chunk.data(), n);
+    received.bytes += n;
+  }
+  if (ec != Errc::end_of_stream) throw SystemError(ec, "bulk read");
+  return received;
+}
+
+// ------------------------------------------------------------ SIGPIPE
+// Puts SIGPIPE in its default disposition (terminate the process) and
+// unblocks it on this thread, so a write that raised it would kill the
+// test binary; restores both afterwards.
+class DefaultSigpipe {
+ public:
+  DefaultSigpipe() {
+    struct sigaction byDefault = {};
+    byDefault.sa_handler = SIG_DFL;
+    sigemptyset(&byDefault.sa_mask);
+    sigaction(SIGPIPE, &byDefault, &savedAction_);
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_UNBLOCK, &pipe, &savedMask_);
+  }
+  ~DefaultSigpipe() {
+    pthread_sigmask(SIG_SETMASK, &savedMask_, nullptr);
+    sigaction(SIGPIPE, &savedAction_, nullptr);
+  }
+  DefaultSigpipe(const DefaultSigpipe&) = delete;
+  DefaultSigpipe& operator=(const DefaultSigpipe&) = delete;
+
+ private:
+  struct sigaction savedAction_ = {};
+  sigset_t savedMask_;
+};
+
+// ------------------------------------------------------------ descriptors
+int portOf(const sockaddr_storage& address) {
+  if (address.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(address).sin_port);
+  if (address.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(address).sin6_port);
+  return -1;
+}
+
+// The descriptor behind `socket` (the API does not expose it), found among
+// this process's descriptors by its local and peer ports; -1 if none.
+int descriptorOf(const TcpSocket& socket) {
+  const int localPort = socket.localAddress().port();
+  const int peerPort = socket.peerAddress().port();
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return -1;
+  int found = -1;
+  while (const dirent* entry = readdir(dir)) {
+    if (!std::isdigit(static_cast<unsigned char>(entry->d_name[0]))) continue;
+    const int fd = std::atoi(entry->d_name);
+    sockaddr_storage local = {}, peer = {};
+    socklen_t localLength = sizeof local, peerLength = sizeof peer;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &localLength) == 0 &&
+        getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peerLength) == 0 &&
+        portOf(local) == localPort && portOf(peer) == peerPort) {
+      found = fd;
+      break;
+    }
+  }
+  closedir(dir);
+  return found;
+}
+
+int intOption(int fd, int level, int name) {
+  int value = -1;
+  socklen_t length = sizeof value;
+  if (getsockopt(fd, level, name, &value, &length) != 0) return -1;
+  return value;
+}
+
+// ------------------------------------------------------------ misc
+// Runs `call` on a worker thread; if it has not finished within `limit`,
+// runs `release` (which must unblock it) before joining.  True when the
+// call finished on its own.
+template <class Call, class Release>
+bool finishesWithin(Clock::duration limit, Call call, Release release) {
+  std::future<void> worker = std::async(std::launch::async, call);
+  const bool finished = worker.wait_for(limit) == std::future_status::ready;
+  if (!finished) release();
+  worker.get();
+  return finished;
+}
+
+}  // namespace
+
+/// Asserts that the std::error_code `ec` equals `expected`: an evchan::Errc
+/// (same code) or a std::errc (same portable condition).
+#define ASSERT_ERROR(expected, ec) \
+  CPPUNIT_ASSERT_MESSAGE("expected " #expected ", got " + describe(ec), (ec) == (expected))
+#define ASSERT_NO_ERROR(ec) CPPUNIT_ASSERT_MESSAGE("unexpected error " + describe(ec), !(ec))
+
+class TcpSocketTest : public evchan::test::LeakCheckedFixture {
+  CPPUNIT_TEST_SUITE(TcpSocketTest);
+  CPPUNIT_TEST(testEchoRoundTripIpv4);
+  CPPUNIT_TEST(testEchoRoundTripIpv6);
+  CPPUNIT_TEST(testBidirectional64MiB);
+  CPPUNIT_TEST(testReadSomeReturnsWhatIsAvailable);
+  CPPUNIT_TEST(testReadExactlyAssemblesSmallWrites);
+  CPPUNIT_TEST(testReadSomeTimesOut);
+  CPPUNIT_TEST(testReadSomeTimeoutThrows);
+  CPPUNIT_TEST(testZeroTimeoutFailsAtOnce);
+  CPPUNIT_TEST(testSocketUsableAfterTimeout);
+  CPPUNIT_TEST(testConnectTimesOutWhenBacklogIsFull);
+  CPPUNIT_TEST(testConnectRefused);
+  CPPUNIT_TEST(testConnectRefusedThrowsWithPeer);
+  CPPUNIT_TEST(testEndOfStreamAfterShutdownWrite);
+  CPPUNIT_TEST(testEndOfStreamAfterClose);
+  CPPUNIT_TEST(testReadExactlyReturnsPartialCountAtEndOfStream);
+  CPPUNIT_TEST(testPeerResetIsConnectionReset);
+  CPPUNIT_TEST(testWriteToClosedPeerDoesNotRaiseSigpipe);
+  CPPUNIT_TEST(testNullBufferIsRejected);
+  CPPUNIT_TEST(testZeroLengthCallsReturnAtOnce);
+  CPPUNIT_TEST(testNegativeTimeoutIsRejected);
+  CPPUNIT_TEST(testDefaultSocketIsNotOpen);
+  CPPUNIT_TEST(testClosedSocketIsNotOpen);
+  CPPUNIT_TEST(testMoveTransfersConnection);
+  CPPUNIT_TEST(testPortOutOfRange);
+  CPPUNIT_TEST(testEmptyHost);
+  CPPUNIT_TEST(testUnresolvableHostFailsQuickly);
+  CPPUNIT_TEST(testSocketOptions);
+  CPPUNIT_TEST(testAddressesOfConnectedPair);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  void testEchoRoundTripIpv4() { checkEchoRoundTrip("127.0.0.1", AddressFamily::IPv4); }
+
+  void testEchoRoundTripIpv6() {
+    if (!evchan::test::ipv6LoopbackAvailable()) EVCHAN_SKIP("no IPv6 loopback");
+    checkEchoRoundTrip("::1", AddressFamily::IPv6);
+  }
+
+  void testBidirectional64MiB() {
+    ConnectedPair pair = connectPair();
+    setTimeouts(pair, 10s);
+    // Four threads so that neither direction waits on the other: a writer
+    // blocked on a full buffer never stops its peer's reader.
+    auto upload = std::async(std::launch::async, [&] { return sendPattern(pair.client, kBulkBytes); });
+    auto uploaded = std::async(std::launch::async, [&] { return receiveAll(pair.server); });
+    auto download = std::async(std::launch::async, [&] { return sendPattern(pair.server, kBulkBytes); });
+    auto downloaded = std::async(std::launch::async, [&] { return receiveAll(pair.client); });
+    const std::uint64_t upSent = upload.get(), downSent = download.get();
+    const Received upReceived = uploaded.get(), downReceived = downloaded.get();
+
+    CPPUNIT_ASSERT_EQUAL(kBulkBytes, upReceived.bytes);
+    CPPUNIT_ASSERT_EQUAL(upSent, upReceived.sum);
+    CPPUNIT_ASSERT_EQUAL(kBulkBytes, downReceived.bytes);
+    CPPUNIT_ASSERT_EQUAL(downSent, downReceived.sum);
+  }
+
+  void testReadSomeReturnsWhatIsAvailable() {
+    ConnectedPair pair = connectPair();
+    setTimeouts(pair, 5s);
+    const std::string sent = "0123456789";
+    pair.server.writeAll(sent.data(), sent.size());
+
+    char buffer[1000];
+    std::size_t received = pair.client.readSome(buffer, sizeof buffer);
+    CPPUNIT_ASSERT_MESSAGE("readSome returned " + std::to_string(received), received > 0 && received <= 10);
+    while (received < sent.size()) received += pair.client.readSome(buffer + received, sizeof buffer - received);
+    CPPUNIT_ASSERT_EQUAL(sent, std::string(buffer, received));
+  }
+
+  void testReadExactlyAssemblesSmallWrites() {
+    ConnectedPair pair = connectPair();
+    setTimeouts(pair, 5s);
+    pair.server.setNoDelay(true);  // each piece leaves as its own segment
+    const std::string pieces[] = {"abcde", "fghij", "klmno", "pqrst"};
+    auto writer = std::async(std::launch::async, [&] {
+      for (const std::string& piece : pieces) {
+        if (&piece != &pieces[0]) std::this_thread::sleep_for(30ms);  // the pauses are the point
+        pair.server.writeAll(piece.data(), piece.size());
+      }
+    });
+    char buffer[20];
+    const std::size_t n = pair.client.readExactly(buffer, sizeof buffer);
+    writer.get();
+    CPPUNIT_ASSERT_EQUAL(sizeof buffer, n);
+    CPPUNIT_ASSERT_EQUAL(std::string("abcdefghijklmnopqrst"), std::string(buffer, n));
+  }
+
+  void testReadSomeTimesOut() {
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(200ms);
+    CPPUNIT_ASSERT_EQUAL(evchan::Duration(200ms).count(), pair.client.timeout().count());
+    char byte;
+    std::error_code ec;
+    std::size_t n = 1;
+    Clock::duration elapsed{};
+    // Closing the peer releases a read that ignores its timeout.
+    const bool finished = finishesWithin(3s, [&] { elapsed = timed([&] { n = pair.client.readSome(&byte, 1, ec); }); },
+                                         [&] { pair.server.close(); });
+    CPPUNIT_ASSERT_MESSAGE("readSome ignored its timeout", finished);
+    ASSERT_ERROR(std::errc::timed_out, ec);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, n);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed >= 190ms && elapsed < 2200ms);
+  }
+
+  void testReadSomeTimeoutThrows() {
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(200ms);
+    char byte;
+    std::error_code thrown;
+    std::string peer;
+    Clock::duration elapsed{};
+    const bool finished = finishesWithin(3s, [&] {
+      elapsed = timed([&] {
+        try {
+          pair.client.readSome(&byte, 1);
+        } catch (const SystemError& error) {
+          thrown = error.code();
+          peer = error.peer();
+        }
+      });
+    }, [&] { pair.server.close(); });
+    CPPUNIT_ASSERT_MESSAGE("readSome ignored its timeout", finished);
+    ASSERT_ERROR(std::errc::timed_out, thrown);
+    CPPUNIT_ASSERT_EQUAL(pair.client.peerAddress().toString(), peer);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed >= 190ms && elapsed < 2200ms);
+  }
+
+  void testZeroTimeoutFailsAtOnce() {
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(0ms);
+    char byte;
+    std::error_code ec;
+    Clock::duration elapsed{};
+    const bool finished = finishesWithin(3s, [&] { elapsed = timed([&] { pair.client.readSome(&byte, 1, ec); }); },
+                                         [&] { pair.server.close(); });
+    CPPUNIT_ASSERT_MESSAGE("readSome waited despite a zero timeout", finished);
+    ASSERT_ERROR(std::errc::timed_out, ec);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed < 100ms);
+  }
+
+  void testSocketUsableAfterTimeout() {
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(50ms);
+    char buffer[4];
+    std::error_code ec;
+    const bool finished = finishesWithin(3s, [&] { pair.client.readSome(buffer, sizeof buffer, ec); },
+                                         [&] { pair.server.close(); });
+    CPPUNIT_ASSERT_MESSAGE("readSome ignored its timeout", finished);
+    ASSERT_ERROR(std::errc::timed_out, ec);
+
+    pair.client.setTimeout(5s);
+    pair.server.writeAll("ping", 4);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{4}, pair.client.readExactly(buffer, sizeof buffer, ec));
+    ASSERT_NO_ERROR(ec);
+    CPPUNIT_ASSERT_EQUAL(std::string("ping"), std::string(buffer, 4));
+  }
+
+  void testConnectTimesOutWhenBacklogIsFull() {
+    // Backlog 0 and no accept(): once the accept queue is full Linux drops
+    // further SYNs, so a connect eventually waits out its timeout.
+    TcpListener listener = TcpListener::listen({"127.0.0.1", 0}, 0);
+    const int port = listener.port();
+    std::vector<TcpSocket> queued;  // connections the kernel completed; kept open to fill the queue
+    std::error_code ec;
+    Clock::duration elapsed{};
+    const bool finished = finishesWithin(5s, [&] {
+      for (int attempt = 0; attempt < 16 && !ec && elapsed < 2300ms; ++attempt) {
+        TcpSocket socket;
+        elapsed = timed([&] { socket = TcpSocket::connect({"127.0.0.1", port}, 300ms, ec); });
+        if (!ec) queued.push_back(std::move(socket));
+      }
+    }, [&] {
+      // Accepting makes room in the queue, so a retransmitted SYN
+      // completes a connect that ignores its timeout.
+      listener.setTimeout(3s);
+      std::error_code ignored;
+      TcpSocket first = listener.accept(ignored), second = listener.accept(ignored);
+    });
+    CPPUNIT_ASSERT_MESSAGE("connect ignored its timeout", finished);
+    ASSERT_ERROR(std::errc::timed_out, ec);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed >= 290ms && elapsed < 2300ms);
+  }
+
+  void testConnectRefused() {
+    const int port = unusedPort();
+    std::error_code ec;
+    TcpSocket socket = TcpSocket::connect({"127.0.0.1", port}, 5s, ec);
+    ASSERT_ERROR(std::errc::connection_refused, ec);
+    CPPUNIT_ASSERT(!socket.isOpen());
+  }
+
+  void testConnectRefusedThrowsWithPeer() {
+    const int port = unusedPort();
+    const std::string peer = "127.0.0.1:" + std::to_string(port);
+    try {
+      TcpSocket::connect({"127.0.0.1", port}, 5s);
+      CPPUNIT_FAIL("connect to a closed port did not throw");
+    } catch (const SystemError& error) {
+      ASSERT_ERROR(std::errc::connection_refused, error.code());
+      CPPUNIT_ASSERT_MESSAGE(std::string("what(): ") + error.what(),
+                             std::string(error.what()).find(peer) != std::string::npos);
+    }
+  }
+
+  void testEndOfStreamAfterShutdownWrite() {
+    ConnectedPair pair = connectPair();
+    setTimeouts(pair, 5s);
+    pair.server.writeAll("abc", 3);
+    pair.server.shutdownWrite();
+    char buffer[8];
+    std::error_code ec;
+    // The data sent before the FIN arrives first, then end of stream.
+    CPPUNIT_ASSERT_EQUAL(std::size_t{3}, pair.client.readExactly(buffer, 3, ec));
+    ASSERT_NO_ERROR(ec);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.client.readSome(buffer, sizeof buffer, ec));
+    ASSERT_ERROR(Errc::end_of_stream, ec);
+    // A half-close: the other direction still carries data.
+    pair.client.writeAll("z", 1);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{1}, pair.server.readSome(buffer, sizeof buffer, ec));
+    ASSERT_NO_ERROR(ec);
+    CPPUNIT_ASSERT_EQUAL('z', buffer[0]);
+  }
+
+  void testEndOfStreamAfterClose() {
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(5s);
+    pair.server.close();
+    char buffer[8];
+    std::error_code ec;
+    pair.client.readSome(buffer, sizeof buffer, ec);
+    ASSERT_ERROR(Errc::end_of_stream, ec);
+    std::error_code thrown;
+    try {
+      pair.client.readSome(buffer, sizeof buffer);
+    } catch (const SystemError& error) {
+      thrown = error.code();
+    }
+    ASSERT_ERROR(Errc::end_of_stream, thrown);
+  }
+
+  void testReadExactlyReturnsPartialCountAtEndOfStream() {
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(5s);
+    pair.server.writeAll("xyz", 3);
+    pair.server.shutdownWrite();
+    char buffer[10] = {};
+    std::error_code ec;
+    CPPUNIT_ASSERT_EQUAL(std::size_t{3}, pair.client.readExactly(buffer, sizeof buffer, ec));
+    ASSERT_ERROR(Errc::end_of_stream, ec);
+    CPPUNIT_ASSERT_EQUAL(std::string("xyz"), std::string(buffer, 3));
+  }
+
+  void testPeerResetIsConnectionReset() {
+    ConnectedPair pair = connectPair();
+    setTimeouts(pair, 5s);
+    // Two bytes in one segment: once the server has read the first, the
+    // second is certainly queued unread, so close() sends RST, not FIN.
+    pair.client.writeAll("xy", 2);
+    char byte;
+    pair.server.readExactly(&byte, 1);
+    pair.server.close();
+    std::error_code ec;
+    // Bounded by the 5 s timeout: the RST wakes the waiting read.
+    pair.client.readSome(&byte, 1, ec);
+    ASSERT_ERROR(std::errc::connection_reset, ec);
+  }
+
+  void testWriteToClosedPeerDoesNotRaiseSigpipe() {
+    DefaultSigpipe defaultSigpipe;
+    struct sigaction current = {};
+    CPPUNIT_ASSERT_EQUAL(0, sigaction(SIGPIPE, nullptr, &current));
+    CPPUNIT_ASSERT_MESSAGE("SIGPIPE must kill the process in this test",
+                           current.sa_handler == SIG_DFL && !(current.sa_flags & SA_SIGINFO));
+    sigset_t blocked;
+    pthread_sigmask(SIG_SETMASK, nullptr, &blocked);
+    CPPUNIT_ASSERT_EQUAL(0, sigismember(&blocked, SIGPIPE));
+
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(5s);
+    pair.server.close();
+    // The first write after the FIN is accepted and draws an RST; the
+    // following ones fail (EPIPE would be SIGPIPE without MSG_NOSIGNAL).
+    const std::vector<char> chunk(64 * 1024, 'p');
+    std::error_code ec;
+    for (int attempt = 0; attempt < 200 && !ec; ++attempt) pair.client.writeAll(chunk.data(), chunk.size(), ec);
+    CPPUNIT_ASSERT_MESSAGE("got " + describe(ec),
+                           ec == std::errc::broken_pipe || ec == std::errc::connection_reset);
+    std::error_code thrown;
+    try {
+      pair.client.writeAll(chunk.data(), chunk.size());
+    } catch (const SystemError& error) {
+      thrown = error.code();
+    }
+    CPPUNIT_ASSERT_MESSAGE("got " + describe(thrown),
+                           thrown == std::errc::broken_pipe || thrown == std::errc::connection_reset);
+  }
+
+  void testNullBufferIsRejected() {
+    ConnectedPair pair = connectPair();
+    setTimeouts(pair, 5s);
+    std::error_code ec;
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.client.readSome(nullptr, 10, ec));
+    ASSERT_ERROR(Errc::null_buffer, ec);
+    ASSERT_ERROR(std::errc::invalid_argument, ec);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.client.readExactly(nullptr, 10, ec));
+    ASSERT_ERROR(Errc::null_buffer, ec);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.client.writeAll(nullptr, 10, ec));
+    ASSERT_ERROR(Errc::null_buffer, ec);
+    CPPUNIT_ASSERT_THROW(pair.client.writeAll(nullptr, 1), SystemError);
+    // Nothing was sent: the server sees the client's end of stream only.
+    pair.client.shutdownWrite();
+    char byte;
+    pair.server.readSome(&byte, 1, ec);
+    ASSERT_ERROR(Errc::end_of_stream, ec);
+  }
+
+  void testZeroLengthCallsReturnAtOnce() {
+    ConnectedPair pair = connectPair();
+    CPPUNIT_ASSERT(pair.client.timeout() == evchan::kInfiniteTimeout);  // a wait would never end
+    char buffer[1];
+    std::error_code readEc = Errc::not_open, exactEc = Errc::not_open, writeEc = Errc::not_open,
+                    nullEc = Errc::not_open;
+    std::size_t readN = 1, exactN = 1, writeN = 1, nullN = 1;
+    // If a call blocks, closing the peer releases it so the thread can be joined.
+    const bool finished = finishesWithin(2s, [&] {
+      readN = pair.client.readSome(buffer, 0, readEc);
+      exactN = pair.client.readExactly(buffer, 0, exactEc);
+      writeN = pair.client.writeAll(buffer, 0, writeEc);
+      nullN = pair.client.readSome(nullptr, 0, nullEc);
+    }, [&] { pair.server.close(); });
+    CPPUNIT_ASSERT_MESSAGE("a zero-length call blocked", finished);
+    ASSERT_NO_ERROR(readEc);
+    ASSERT_NO_ERROR(exactEc);
+    ASSERT_NO_ERROR(writeEc);
+    ASSERT_NO_ERROR(nullEc);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, readN + exactN + writeN + nullN);
+  }
+
+  void testNegativeTimeoutIsRejected() {
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(1s);
+    std::error_code ec;
+    pair.client.setTimeout(-1ms, ec);
+    ASSERT_ERROR(Errc::negative_timeout, ec);
+    CPPUNIT_ASSERT_EQUAL(evchan::Duration(1s).count(), pair.client.timeout().count());  // unchanged
+    CPPUNIT_ASSERT_THROW(pair.client.setTimeout(-1ns), SystemError);
+
+    TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
+    TcpSocket socket = TcpSocket::connect({"127.0.0.1", listener.port()}, -1ms, ec);
+    ASSERT_ERROR(Errc::negative_timeout, ec);
+    CPPUNIT_ASSERT(!socket.isOpen());
+    const Address address = Address::fromNumeric("127.0.0.1", listener.port(), AddressFamily::IPv4);
+    socket = TcpSocket::connect(address, -1ms, ec);
+    ASSERT_ERROR(Errc::negative_timeout, ec);
+    CPPUNIT_ASSERT(!socket.isOpen());
+  }
+
+  void testDefaultSocketIsNotOpen() {
+    TcpSocket socket;
+    CPPUNIT_ASSERT(!socket.isOpen());
+    assertEveryCallIsNotOpen(socket);
+    socket.close();  // harmless on a closed socket
+  }
+
+  void testClosedSocketIsNotOpen() {
+    ConnectedPair pair = connectPair();
+    pair.server.setTimeout(5s);
+    pair.client.close();
+    pair.client.close();  // idempotent
+    CPPUNIT_ASSERT(!pair.client.isOpen());
+    assertEveryCallIsNotOpen(pair.client);
+    // The connection really is closed: the peer reads end of stream.
+    char byte;
+    std::error_code ec;
+    pair.server.readSome(&byte, 1, ec);
+    ASSERT_ERROR(Errc::end_of_stream, ec);
+  }
+
+  void testMoveTransfersConnection() {
+    ConnectedPair first = connectPair();
+    ConnectedPair second = connectPair();
+    setTimeouts(first, 5s);
+    setTimeouts(second, 5s);
+
+    TcpSocket moved(std::move(first.client));
+    CPPUNIT_ASSERT(!first.client.isOpen());
+    assertEveryCallIsNotOpen(first.client);
+    CPPUNIT_ASSERT(moved.isOpen());
+    expectTransfer(moved, first.server, "m");
+
+    // Move-assigning over an open socket closes the one it held.
+    moved = std::move(second.client);
+    CPPUNIT_ASSERT(!second.client.isOpen());
+    expectTransfer(moved, second.server, "n");
+    char byte;
+    std::error_code ec;
+    first.server.readSome(&byte, 1, ec);
+    ASSERT_ERROR(Errc::end_of_stream, ec);
+  }
+
+  void testPortOutOfRange() {
+    for (const int port : {70000, 65536, -1}) {
+      std::error_code ec;
+      TcpSocket socket = TcpSocket::connect({"127.0.0.1", port}, 1s, ec);
+      ASSERT_ERROR(Errc::port_out_of_range, ec);
+      ASSERT_ERROR(std::errc::invalid_argument, ec);
+      CPPUNIT_ASSERT(!socket.isOpen());
+      socket = TcpSocket::connect(Address::fromNumeric("127.0.0.1", port, AddressFamily::IPv4), 1s, ec);
+      ASSERT_ERROR(Errc::port_out_of_range, ec);
+    }
+    CPPUNIT_ASSERT_THROW(TcpSocket::connect({"127.0.0.1", 70000}), SystemError);
+  }
+
+  void testEmptyHost() {
+    std::error_code ec;
+    TcpSocket socket = TcpSocket::connect({"", 80}, 1s, ec);
+    ASSERT_ERROR(Errc::empty_host, ec);
+    CPPUNIT_ASSERT(!socket.isOpen());
+    CPPUNIT_ASSERT_THROW(TcpSocket::connect({"", 80}, 1s), SystemError);
+  }
+
+  void testUnresolvableHostFailsQuickly() {
+    // A label longer than 63 characters fails inside the resolver, before
+    // any query leaves the machine.
+    const std::string host = std::string(70, 'a') + ".invalid";
+    std::error_code ec;
+    TcpSocket socket;
+    const Clock::duration elapsed = timed([&] { socket = TcpSocket::connect({host, 80}, 2s, ec); });
+    CPPUNIT_ASSERT_MESSAGE("connect to an unresolvable host succeeded", static_cast<bool>(ec));
+    CPPUNIT_ASSERT(!socket.isOpen());
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed < 5s);
+  }
+
+  void testSocketOptions() {
+    ConnectedPair pair = connectPair();
+    for (TcpSocket* socket : {&pair.client, &pair.server}) {
+      const int fd = descriptorOf(*socket);
+      CPPUNIT_ASSERT_MESSAGE("socket descriptor not found", fd >= 0);
+      std::error_code ec;
+      socket->setNoDelay(true, ec);
+      ASSERT_NO_ERROR(ec);
+      CPPUNIT_ASSERT(intOption(fd, IPPROTO_TCP, TCP_NODELAY) > 0);
+      socket->setNoDelay(false);
+      CPPUNIT_ASSERT_EQUAL(0, intOption(fd, IPPROTO_TCP, TCP_NODELAY));
+      socket->setKeepAlive(true, ec);
+      ASSERT_NO_ERROR(ec);
+      CPPUNIT_ASSERT(intOption(fd, SOL_SOCKET, SO_KEEPALIVE) > 0);
+      socket->setKeepAlive(false);
+      CPPUNIT_ASSERT_EQUAL(0, intOption(fd, SOL_SOCKET, SO_KEEPALIVE));
+    }
+  }
+
+  void testAddressesOfConnectedPair() {
+    TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
+    listener.setTimeout(5s);
+    TcpSocket client = TcpSocket::connect({"127.0.0.1", listener.port()}, 5s);
+    TcpSocket server = listener.accept();
+
+    const Address clientLocal = client.localAddress(), clientPeer = client.peerAddress();
+    CPPUNIT_ASSERT_EQUAL(std::string("127.0.0.1:") + std::to_string(listener.port()), clientPeer.toString());
+    CPPUNIT_ASSERT(clientPeer.family() == AddressFamily::IPv4);
+    CPPUNIT_ASSERT_EQUAL(std::string("127.0.0.1"), clientLocal.host());
+    CPPUNIT_ASSERT(clientLocal.family() == AddressFamily::IPv4);
+    CPPUNIT_ASSERT(clientLocal.port() > 0);
+    CPPUNIT_ASSERT_EQUAL(clientPeer.toString(), server.localAddress().toString());
+    CPPUNIT_ASSERT_EQUAL(clientLocal.toString(), server.peerAddress().toString());
+    CPPUNIT_ASSERT(clientPeer == server.localAddress() && clientLocal == server.peerAddress());
+  }
+
+ private:
+  static void checkEchoRoundTrip(const std::string& host, AddressFamily family) {
+    ConnectedPair pair = connectPair(host);
+    setTimeouts(pair, 5s);
+    CPPUNIT_ASSERT(pair.client.peerAddress().family() == family);
+    auto server = std::async(std::launch::async, [&] { echoUntilEndOfStream(pair.server); });
+
+    // Small enough for the socket buffers: the client writes it all before
+    // reading the echo.
+    std::vector<char> message(16 * 1024);
+    evchan::test::fillPattern(message.data(), message.size(), 0);
+    pair.client.writeAll(message.data(), message.size());
+    pair.client.shutdownWrite();
+    std::vector<char> echoed(message.size());
+    const std::size_t n = pair.client.readExactly(echoed.data(), echoed.size());
+    server.get();
+    CPPUNIT_ASSERT_EQUAL(message.size(), n);
+    CPPUNIT_ASSERT_MESSAGE("echoed bytes differ", message == echoed);
+    // The server closed after echoing: nothing more.
+    std::error_code ec;
+    pair.client.readSome(echoed.data(), echoed.size(), ec);
+    ASSERT_ERROR(Errc::end_of_stream, ec);
+  }
+
+  static void expectTransfer(TcpSocket& from, TcpSocket& to, const std::string& text) {
+    from.writeAll(text.data(), text.size());
+    std::string received(text.size(), '\0');
+    CPPUNIT_ASSERT_EQUAL(text.size(), to.readExactly(received.data(), received.size()));
+    CPPUNIT_ASSERT_EQUAL(text, received);
+  }
+
+  static void assertEveryCallIsNotOpen(TcpSocket& socket) {
+    char buffer[4] = {};
+    std::error_code ec;
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, socket.readSome(buffer, sizeof buffer, ec));
+    ASSERT_ERROR(Errc::not_open, ec);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, socket.readExactly(buffer, sizeof buffer, ec));
+    ASSERT_ERROR(Errc::not_open, ec);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, socket.writeAll(buffer, sizeof buffer, ec));
+    ASSERT_ERROR(Errc::not_open, ec);
+    socket.shutdownWrite(ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    socket.setNoDelay(true, ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    socket.setKeepAlive(true, ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    socket.setTimeout(1s, ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    CPPUNIT_ASSERT(socket.localAddress(ec).empty());
+    ASSERT_ERROR(Errc::not_open, ec);
+    CPPUNIT_ASSERT(socket.peerAddress(ec).empty());
+    ASSERT_ERROR(Errc::not_open, ec);
+    CPPUNIT_ASSERT_THROW(socket.readSome(buffer, sizeof buffer), SystemError);
+    CPPUNIT_ASSERT_THROW(socket.writeAll(buffer, sizeof buffer), SystemError);
+    CPPUNIT_ASSERT_THROW(socket.shutdownWrite(), SystemError);
+    CPPUNIT_ASSERT_THROW(socket.localAddress(), SystemError);
+    CPPUNIT_ASSERT_THROW(socket.peerAddress(), SystemError);
+  }
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(TcpSocketTest);

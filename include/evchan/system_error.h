@@ -8,7 +8,7 @@
 namespace evchan {
 
 /// A std::system_error that also names the operation that failed and the
-/// peer it was talking to, e.g. "connect to 127.0.0.1:9: Connection refused".
+/// peer it was talking to, e.g. "connect (peer 127.0.0.1:9): Connection refused".
 /// code() keeps the original status; compare it with std::errc values.
 class SystemError : public std::system_error {
  public:

@@ -13,6 +13,31 @@ using detail::SocketState;
 
 namespace {
 
+// Binds one socket to `host` (nullptr: the wildcard of `family`) and listens.
+std::unique_ptr<SocketState> bindAndListen(const char* host, apr_int32_t family, int port, int backlog,
+                                           std::error_code& ec) {
+  auto state = std::make_unique<SocketState>();
+  state->pool = detail::createPool(ec);
+  if (!state->pool) return nullptr;
+  apr_pool_t* pool = state->pool.get();
+
+  apr_sockaddr_t* local = nullptr;
+  apr_status_t status = apr_sockaddr_info_get(&local, host, family, static_cast<apr_port_t>(port), 0, pool);
+  if (status == APR_SUCCESS) status = apr_socket_create(&state->socket, local->family, SOCK_STREAM, APR_PROTO_TCP, pool);
+  if (status == APR_SUCCESS) status = apr_socket_opt_set(state->socket, APR_SO_REUSEADDR, 1);
+#if APR_HAVE_IPV6
+  // The v6 wildcard takes IPv4 clients too where the system allows it;
+  // where it does not, the socket stays IPv6-only (the failure is ignored).
+  if (status == APR_SUCCESS && host == nullptr && local->family == APR_INET6)
+    (void)apr_socket_opt_set(state->socket, APR_IPV6_V6ONLY, 0);
+#endif
+  if (status == APR_SUCCESS) status = apr_socket_bind(state->socket, local);
+  if (status == APR_SUCCESS) status = apr_socket_listen(state->socket, backlog);
+  if (status == APR_SUCCESS) status = apr_socket_timeout_set(state->socket, 0);
+  if ((ec = makeAprError(status))) return nullptr;  // the pool's cleanup closes the socket
+  return state;
+}
+
 std::unique_ptr<SocketState> openListener(const Endpoint& endpoint, int backlog, std::error_code& ec) {
   if (endpoint.port < 0 || endpoint.port > 65535) {
     ec = Errc::port_out_of_range;
@@ -22,24 +47,18 @@ std::unique_ptr<SocketState> openListener(const Endpoint& endpoint, int backlog,
     ec = std::make_error_code(std::errc::invalid_argument);
     return nullptr;
   }
-  auto state = std::make_unique<SocketState>();
-  state->pool = detail::createPool(ec);
-  if (!state->pool) return nullptr;
-  apr_pool_t* pool = state->pool.get();
-
-  // An empty host asks the resolver for the wildcard address (AI_PASSIVE),
-  // IPv6 first where the system has it; Linux's v6 wildcard also takes v4.
-  const char* host = endpoint.host.empty() ? nullptr : endpoint.host.c_str();
-  apr_sockaddr_t* local = nullptr;
-  apr_status_t status =
-      apr_sockaddr_info_get(&local, host, APR_UNSPEC, static_cast<apr_port_t>(endpoint.port), 0, pool);
-  if (status == APR_SUCCESS) status = apr_socket_create(&state->socket, local->family, SOCK_STREAM, APR_PROTO_TCP, pool);
-  if (status == APR_SUCCESS) status = apr_socket_opt_set(state->socket, APR_SO_REUSEADDR, 1);
-  if (status == APR_SUCCESS) status = apr_socket_bind(state->socket, local);
-  if (status == APR_SUCCESS) status = apr_socket_listen(state->socket, backlog);
-  if (status == APR_SUCCESS) status = apr_socket_timeout_set(state->socket, 0);
-  if ((ec = makeAprError(status))) return nullptr;
-  return state;
+  if (!endpoint.host.empty()) return bindAndListen(endpoint.host.c_str(), APR_UNSPEC, endpoint.port, backlog, ec);
+  // An empty host is the wildcard address, asked for by family: the
+  // resolver (AI_PASSIVE) lists 0.0.0.0 before ::, so taking its first
+  // answer would give an IPv4-only listener.  IPv6's wildcard first (it
+  // also takes IPv4 clients), IPv4's where the system has no IPv6.
+#if APR_HAVE_IPV6
+  auto state = bindAndListen(nullptr, APR_INET6, endpoint.port, backlog, ec);
+  // Only a system without IPv6 falls back; a port in use stays an error.
+  if (state || (ec != std::errc::address_family_not_supported && ec != std::errc::address_not_available))
+    return state;
+#endif
+  return bindAndListen(nullptr, APR_INET, endpoint.port, backlog, ec);
 }
 
 }  // namespace
@@ -52,7 +71,9 @@ TcpListener& TcpListener::operator=(TcpListener&& other) noexcept = default;
 TcpListener TcpListener::listen(const Endpoint& endpoint, int backlog, std::error_code& ec) noexcept {
   TcpListener listener;
   listener.state_ = openListener(endpoint, backlog, ec);
-  if (listener.state_) listener.state_->peer = endpoint.toString();
+  // Errors name the bound address (with the port the kernel picked).
+  std::error_code ignored;
+  if (listener.state_) listener.state_->peer = detail::socketAddress(listener.state_.get(), APR_LOCAL, ignored).toString();
   return listener;
 }
 
