@@ -115,10 +115,16 @@ void ChannelCore::workerMain() noexcept {
       lock.lock();
       polling_ = false;
       pollDeadline_ = kNoDeadline;
-      // One lock for everything the poll completed; this worker runs it,
-      // and hands the poller role (or a share of the work) to an idle one.
-      while (Event* event = batch.queue.pop()) runQueue_.push(*event);
-      if (idle_ > 0) workAvailable_.notify_one();
+      // One lock for everything the poll completed; this worker runs it.
+      // With more than one completion an idle worker takes a share or the
+      // poller role; a single one is not worth waking a thread for (a
+      // context switch costs more than the callback usually does).
+      int completed = 0;
+      while (Event* event = batch.queue.pop()) {
+        runQueue_.push(*event);
+        ++completed;
+      }
+      if (completed > 1 && idle_ > 0) workAvailable_.notify_one();
       continue;
     }
     ++idle_;

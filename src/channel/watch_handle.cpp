@@ -8,22 +8,27 @@
 namespace evchan::detail {
 
 WatchHandle::~WatchHandle() {
-  if (watch_ != nullptr) core_->retireWatch(watch_);
+  if (Watch* watch = watch_.load(std::memory_order_acquire)) core_->retireWatch(watch);
 }
 
 Watch* WatchHandle::watchIn(ChannelCore& core, apr_socket_t* socket, std::error_code& ec) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (watch_ != nullptr) {
+  // Every post on the socket comes here: once registered, no lock.
+  if (Watch* watch = watch_.load(std::memory_order_acquire)) {
     if (core_.get() != &core) {
       ec = Errc::wrong_channel;
       return nullptr;
     }
     ec.clear();
-    return watch_;
+    return watch;
   }
-  watch_ = core.addWatch(socket, ec);
-  if (watch_ != nullptr) core_ = core.shared_from_this();
-  return watch_;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (watch_.load(std::memory_order_relaxed) != nullptr) return watchIn(core, socket, ec);
+  Watch* watch = core.addWatch(socket, ec);
+  if (watch != nullptr) {
+    core_ = core.shared_from_this();
+    watch_.store(watch, std::memory_order_release);
+  }
+  return watch;
 }
 
 }  // namespace evchan::detail

@@ -2,6 +2,7 @@
 #ifndef EVCHAN_SRC_CHANNEL_WATCH_HANDLE_H
 #define EVCHAN_SRC_CHANNEL_WATCH_HANDLE_H
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <system_error>
@@ -29,9 +30,9 @@ class WatchHandle {
   Watch* watchIn(ChannelCore& core, apr_socket_t* socket, std::error_code& ec);
 
  private:
-  std::mutex mutex_;
+  std::mutex mutex_;  // serialises the first registration
   std::shared_ptr<ChannelCore> core_;
-  Watch* watch_ = nullptr;
+  std::atomic<Watch*> watch_{nullptr};  // set once, after core_
 };
 
 }  // namespace evchan::detail

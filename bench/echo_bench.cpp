@@ -1,0 +1,589 @@
+// echo_bench: echo ping-pong over loopback against several echo servers.
+//
+//   echo_bench [--connections 1,100,1000] [--duration SECONDS] [--rounds N]
+//              [--warmup SECONDS] [--servers WORD,WORD...] [--list]
+//
+// For each connection count, every server is started in this process (its
+// own threads, 127.0.0.1, a kernel-picked port) and driven by one load
+// generator: a single-threaded, level-triggered epoll loop on the main
+// thread with N connections, each sending a 64-byte message and waiting for
+// its 64-byte echo before sending the next (a closed loop).  After a
+// warm-up it counts the round trips completed in the measured interval.
+// The load generator is the same code for every server, so the differences
+// between rows are the servers'.  The measured time of a cell is split
+// over a few rounds, and each round runs every server once, so that a
+// burst of other load on a shared machine hits all servers alike; a cell
+// reports the median round.
+//
+// Output: a table per connection count (round trips per second and its
+// ratio to the hand-written epoll loop; CPU time the server spent per round
+// trip and its ratio), then a summary of evchan's targets.  Exits 1 if a
+// server failed (echoed wrong bytes, dropped a connection, would not
+// start), 2 on a usage error; missing a target is reported, not an error.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <functional>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "servers/echo_server.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::size_t kMessageSize = 64;
+
+// ------------------------------------------------------------ load generator
+
+struct LoadResult {
+  double roundTripsPerSecond = 0;
+  std::uint64_t roundTrips = 0;
+  double serverCpuSeconds = 0;  // CPU time of every thread but the load generator's
+  double clientCpuSeconds = 0;  // the load generator's own
+  double seconds = 0;           // the measured interval
+  std::string error;            // non-empty: the server misbehaved
+};
+
+double cpuSeconds(clockid_t clock) {
+  timespec t{};
+  ::clock_gettime(clock, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
+}
+
+class LoadGenerator {
+ public:
+  LoadGenerator(int port, int connections) : port_(port), connections_(connections) {}
+  ~LoadGenerator() {
+    for (Client& c : clients_) {
+      if (c.fd >= 0) ::close(c.fd);
+    }
+    if (epollFd_ >= 0) ::close(epollFd_);
+  }
+
+  LoadResult run(double warmupSeconds, double measureSeconds) {
+    // Named while it drives a server, so that per-thread profiles (perf
+    // stat --per-thread, top -H) tell it from the server's threads, which
+    // started earlier and keep the process's name.
+    char name[16] = {};
+    ::pthread_getname_np(::pthread_self(), name, sizeof name);
+    ::pthread_setname_np(::pthread_self(), "loadgen");
+    LoadResult result;
+    try {
+      connectAll();
+      result = loop(warmupSeconds, measureSeconds);
+    } catch (const std::exception& e) {
+      result.error = e.what();
+    }
+    ::pthread_setname_np(::pthread_self(), name);
+    return result;
+  }
+
+ private:
+  struct Client {
+    int fd = -1;
+    std::uint64_t sequence = 0;
+    std::size_t sent = 0;      // of the current message
+    std::size_t received = 0;  // of its echo
+    unsigned char out[kMessageSize];
+    unsigned char in[kMessageSize];
+  };
+
+  [[noreturn]] static void fail(const std::string& what) { throw std::runtime_error(what); }
+  [[noreturn]] static void failErrno(const std::string& what) {
+    throw std::system_error(errno, std::generic_category(), what);
+  }
+
+  void connectAll() {
+    epollFd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epollFd_ < 0) failErrno("epoll_create1");
+    clients_.resize(static_cast<std::size_t>(connections_));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(port_));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (std::size_t i = 0; i < clients_.size(); ++i) {
+      Client& c = clients_[i];
+      c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (c.fd < 0) failErrno("client socket");
+      // Blocking connect: on loopback it completes as soon as the kernel
+      // queues the connection for accept (the backlog is large enough).
+      if (::connect(c.fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) failErrno("client connect");
+      const int one = 1;
+      ::setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      ::fcntl(c.fd, F_SETFL, ::fcntl(c.fd, F_GETFL) | O_NONBLOCK);
+      for (std::size_t b = 0; b < kMessageSize; ++b) c.out[b] = static_cast<unsigned char>(i * 31 + b * 7);
+      epoll_event event{};
+      event.events = EPOLLIN;
+      event.data.ptr = &c;
+      if (::epoll_ctl(epollFd_, EPOLL_CTL_ADD, c.fd, &event) != 0) failErrno("epoll_ctl");
+    }
+  }
+
+  // Sends (the rest of) the client's current message.
+  void send(Client& c) {
+    while (c.sent < kMessageSize) {
+      const ssize_t n = ::send(c.fd, c.out + c.sent, kMessageSize - c.sent, MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          watch(c, EPOLLIN | EPOLLOUT);  // rare: finish when there is room
+          return;
+        }
+        failErrno("client send");
+      }
+      c.sent += static_cast<std::size_t>(n);
+    }
+  }
+
+  void watch(Client& c, std::uint32_t events) {
+    epoll_event event{};
+    event.events = events;
+    event.data.ptr = &c;
+    ::epoll_ctl(epollFd_, EPOLL_CTL_MOD, c.fd, &event);
+  }
+
+  void startMessage(Client& c) {
+    ++c.sequence;
+    std::memcpy(c.out, &c.sequence, sizeof c.sequence);  // every message differs
+    c.sent = c.received = 0;
+    send(c);
+  }
+
+  // True when a whole echo arrived (and was checked).
+  bool receive(Client& c) {
+    const ssize_t n = ::recv(c.fd, c.in + c.received, kMessageSize - c.received, 0);
+    if (n == 0) fail("the server closed a connection");
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return false;
+      failErrno("client recv");
+    }
+    c.received += static_cast<std::size_t>(n);
+    if (c.received < kMessageSize) return false;
+    if (c.sent < kMessageSize || std::memcmp(c.in, c.out, kMessageSize) != 0) fail("the echo differs from the message");
+    return true;
+  }
+
+  LoadResult loop(double warmupSeconds, double measureSeconds) {
+    for (Client& c : clients_) startMessage(c);
+    std::vector<epoll_event> events(1024);
+    const auto toDuration = [](double s) {
+      return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+    };
+    bool measuring = false;
+    std::uint64_t count = 0;
+    Clock::time_point now = Clock::now();
+    Clock::time_point phaseStart = now;
+    Clock::time_point phaseEnd = now + toDuration(warmupSeconds);
+    Clock::time_point lastProgress = now;
+    double processCpuStart = 0, threadCpuStart = 0;
+    for (;;) {
+      const int ready = ::epoll_wait(epollFd_, events.data(), static_cast<int>(events.size()), 100);
+      if (ready < 0 && errno != EINTR) failErrno("epoll_wait");
+      for (int i = 0; i < ready; ++i) {
+        Client& c = *static_cast<Client*>(events[i].data.ptr);
+        if ((events[i].events & EPOLLOUT) && c.sent < kMessageSize) {
+          send(c);
+          if (c.sent == kMessageSize) watch(c, EPOLLIN);
+        }
+        if ((events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && receive(c)) {
+          ++count;
+          startMessage(c);
+        }
+      }
+      now = Clock::now();
+      if (ready > 0) {
+        lastProgress = now;
+      } else if (now - lastProgress > std::chrono::seconds(5)) {
+        fail("no echo for 5 s");
+      }
+      if (now < phaseEnd) continue;
+      if (!measuring) {
+        measuring = true;
+        count = 0;
+        phaseStart = now;
+        phaseEnd = now + toDuration(measureSeconds);
+        processCpuStart = cpuSeconds(CLOCK_PROCESS_CPUTIME_ID);
+        threadCpuStart = cpuSeconds(CLOCK_THREAD_CPUTIME_ID);
+        continue;
+      }
+      // The process's CPU time less this thread's is the server's: its
+      // threads are the only others alive (each cell joins its server).
+      const double clientCpu = cpuSeconds(CLOCK_THREAD_CPUTIME_ID) - threadCpuStart;
+      const double processCpu = cpuSeconds(CLOCK_PROCESS_CPUTIME_ID) - processCpuStart;
+      LoadResult result;
+      result.roundTrips = count;
+      result.seconds = std::chrono::duration<double>(now - phaseStart).count();
+      result.roundTripsPerSecond = static_cast<double>(count) / result.seconds;
+      result.clientCpuSeconds = clientCpu;
+      result.serverCpuSeconds = processCpu - clientCpu;
+      return result;
+    }
+  }
+
+  const int port_;
+  const int connections_;
+  int epollFd_ = -1;
+  std::vector<Client> clients_;
+};
+
+// ------------------------------------------------------------ servers
+
+struct ServerEntry {
+  std::string name;
+  std::function<std::unique_ptr<bench::EchoServer>()> make;  // empty: not built
+  std::string missing;                                       // why it is not built
+};
+
+std::vector<ServerEntry> allServers() {
+  std::vector<ServerEntry> servers;
+  servers.push_back({"epoll loop (hand-written)", bench::makeEpollServer, {}});
+  for (const char* backend : {"epoll", "poll", "select", "apr_pollset"}) {
+    servers.push_back({std::string("evchan ") + backend, [backend] { return bench::makeEvchanServer(backend, 0); }, {}});
+  }
+  // A diagnostic row: evchan's epoll backend with a single worker thread,
+  // i.e. without the leader/follower hand-offs between workers.
+  servers.push_back({"evchan epoll (1 worker)", [] { return bench::makeEvchanServer("epoll", 1); }, {}});
+#ifdef BENCH_HAVE_LIBUV
+  servers.push_back({"libuv", bench::makeLibuvServer, {}});
+#else
+  servers.push_back({"libuv", nullptr, "libuv not installed (Debian: libuv1-dev; then re-run configure)"});
+#endif
+#ifdef BENCH_HAVE_LIBEVENT
+  servers.push_back({"libevent", bench::makeLibeventServer, {}});
+#else
+  servers.push_back({"libevent", nullptr, "libevent not installed (Debian: libevent-dev; then re-run configure)"});
+#endif
+#ifdef BENCH_HAVE_ASIO
+  servers.push_back({"boost.asio", bench::makeAsioServer, {}});
+#else
+  servers.push_back({"boost.asio", nullptr, "Boost.Asio not installed (Debian: libboost-dev; then re-run configure)"});
+#endif
+  return servers;
+}
+
+const char* kBaseline = "epoll loop (hand-written)";
+
+// One run of one server at one connection count: a measurement, or why
+// there is none.
+struct Run {
+  bool ok = false;
+  double rate = 0;              // round trips per second
+  double serverCpuPerTrip = 0;  // seconds of server CPU per round trip
+  double clientBusy = 0;        // the load generator's CPU share, 0..1
+  std::string text;             // "skipped: ..." or "FAILED: ..."
+  std::string note;
+};
+
+Run runOnce(const ServerEntry& entry, int connections, double warmup, double duration) {
+  Run run;
+  if (!entry.make) {
+    run.text = "skipped: " + entry.missing;
+    return run;
+  }
+  std::unique_ptr<bench::EchoServer> server;
+  int port = 0;
+  try {
+    server = entry.make();
+    const std::string cannot = server->cannotServe(connections);
+    if (!cannot.empty()) {
+      run.text = "skipped: " + cannot;
+      return run;
+    }
+    port = server->start(0);
+  } catch (const std::system_error& e) {
+    run.text = (e.code() == std::errc::function_not_supported ? "skipped: not in this build: " : "FAILED: start: ") +
+               std::string(e.what());
+    return run;
+  } catch (const std::exception& e) {
+    run.text = std::string("FAILED: start: ") + e.what();
+    return run;
+  }
+  LoadResult result;
+  {
+    LoadGenerator load(port, connections);
+    result = load.run(warmup, duration);
+  }  // closes the client connections before the server stops
+  server->stop();
+  run.note = server->note();
+  if (!result.error.empty()) {
+    run.text = "FAILED: " + result.error;
+    return run;
+  }
+  run.ok = true;
+  run.rate = result.roundTripsPerSecond;
+  if (result.roundTrips > 0) run.serverCpuPerTrip = result.serverCpuSeconds / static_cast<double>(result.roundTrips);
+  run.clientBusy = result.clientCpuSeconds / result.seconds;
+  return run;
+}
+
+// A server's cell in a table: the median of its runs (the runs of all
+// servers are interleaved, round by round, so that a burst of other load on
+// the machine hits every server alike rather than one).
+struct Cell {
+  bool ok = false;
+  double rate = 0, rateMin = 0, rateMax = 0;
+  double serverCpuPerTrip = 0;
+  double clientBusy = 0;
+  std::string text;
+  std::string note;
+  std::vector<Run> runs;
+
+  bool done() const { return !runs.empty() && !runs.back().ok; }  // skipped or failed: no more rounds
+
+  void summarize() {
+    std::vector<double> rates, cpus, busy;
+    for (const Run& r : runs) {
+      if (!r.ok) {
+        text = r.text;
+        return;
+      }
+      rates.push_back(r.rate);
+      cpus.push_back(r.serverCpuPerTrip);
+      busy.push_back(r.clientBusy);
+      note = r.note;
+    }
+    if (rates.empty()) return;
+    ok = true;
+    rate = median(rates);
+    rateMin = *std::min_element(rates.begin(), rates.end());
+    rateMax = *std::max_element(rates.begin(), rates.end());
+    serverCpuPerTrip = median(cpus);
+    clientBusy = median(busy);
+  }
+
+  static double median(std::vector<double> values) {
+    std::sort(values.begin(), values.end());
+    const std::size_t n = values.size();
+    return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+  }
+};
+
+std::string formatRate(double rate) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.0f", rate);
+  std::string digits = text, grouped;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) grouped += ',';
+    grouped += digits[i];
+  }
+  return grouped;
+}
+
+std::string formatRatio(double ratio) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f", ratio);
+  return text;
+}
+
+// ------------------------------------------------------------ command line
+
+struct Options {
+  std::vector<int> connections{1, 100, 1000};
+  double duration = 2.0;  // measured seconds per cell, split over the rounds
+  double warmup = 0.2;    // before each run
+  int rounds = 4;
+  std::vector<std::string> servers;  // empty: all
+  bool baseline = true;              // run the hand-written loop even when not picked
+  bool list = false;
+};
+
+[[noreturn]] void usage(const char* argv0, int status = 2) {
+  std::fprintf(status == 0 ? stdout : stderr,
+               "usage: %s [--connections 1,100,1000] [--duration SECONDS] [--rounds N] [--warmup SECONDS]\n"
+               "          [--servers WORD,WORD...] [--no-baseline] [--list]\n"
+               "  --duration  measured time per server and connection count, split over N interleaved\n"
+               "              rounds (default 2 s, 4 rounds); each run is preceded by a warm-up (0.2 s)\n"
+               "  --servers   only the servers whose name contains one of the words (=NAME: is exactly\n"
+               "              NAME), and the hand-written loop unless --no-baseline\n",
+               argv0);
+  std::exit(status);
+}
+
+std::vector<std::string> splitCommas(const std::string& text) {
+  std::vector<std::string> parts;
+  std::stringstream stream(text);
+  for (std::string part; std::getline(stream, part, ',');) {
+    if (!part.empty()) parts.push_back(part);
+  }
+  return parts;
+}
+
+Options parse(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(argv[0]);
+      return argv[++i];
+    };
+    try {
+      if (arg == "--connections") {
+        options.connections.clear();
+        for (const std::string& n : splitCommas(value())) {
+          const int count = std::stoi(n);
+          if (count <= 0) usage(argv[0]);
+          options.connections.push_back(count);
+        }
+      } else if (arg == "--duration") {
+        options.duration = std::stod(value());
+      } else if (arg == "--rounds") {
+        options.rounds = std::stoi(value());
+      } else if (arg == "--warmup") {
+        options.warmup = std::stod(value());
+      } else if (arg == "--servers") {
+        options.servers = splitCommas(value());
+      } else if (arg == "--no-baseline") {
+        options.baseline = false;
+      } else if (arg == "--help" || arg == "-h") {
+        usage(argv[0], 0);
+      } else if (arg == "--list") {
+        options.list = true;
+      } else {
+        usage(argv[0]);
+      }
+    } catch (const std::logic_error&) {  // stoi/stod
+      usage(argv[0]);
+    }
+  }
+  if (options.duration <= 0 || options.warmup < 0 || options.rounds < 1 || options.connections.empty()) {
+    usage(argv[0]);
+  }
+  return options;
+}
+
+bool selected(const Options& options, const std::string& name) {
+  if (options.servers.empty() || (name == kBaseline && options.baseline)) return true;
+  for (const std::string& word : options.servers) {
+    if (word[0] == '=' ? name == word.substr(1) : name.find(word) != std::string::npos) return true;
+  }
+  return false;
+}
+
+void printTable(int connections, const std::vector<ServerEntry>& servers, std::map<std::string, Cell>& cells,
+                bool legend) {
+  std::printf("== %d connection%s ==\n", connections, connections == 1 ? "" : "s");
+  std::printf("%-26s %13s %7s %13s %12s %7s %8s\n", "server", "round trips/s", "vs loop", "(min-max)",
+              "server CPU/rt", "vs loop", "load-gen");
+  const Cell& base = cells[kBaseline];
+  for (const ServerEntry& entry : servers) {
+    const Cell& cell = cells[entry.name];
+    if (!cell.ok) {
+      std::printf("%-26s %13s  %s\n", entry.name.c_str(), "-", cell.text.c_str());
+      continue;
+    }
+    char spread[48], cpu[32], busy[32];
+    std::snprintf(spread, sizeof spread, "%.0fk-%.0fk", cell.rateMin / 1000, cell.rateMax / 1000);
+    std::snprintf(cpu, sizeof cpu, "%.2f us", cell.serverCpuPerTrip * 1e6);
+    std::snprintf(busy, sizeof busy, "%.0f%%", cell.clientBusy * 100);
+    std::printf("%-26s %13s %7s %13s %12s %7s %8s\n", entry.name.c_str(), formatRate(cell.rate).c_str(),
+                base.ok ? formatRatio(cell.rate / base.rate).c_str() : "n/a", spread, cpu,
+                base.ok && base.serverCpuPerTrip > 0 ? formatRatio(cell.serverCpuPerTrip / base.serverCpuPerTrip).c_str()
+                                                     : "n/a",
+                busy);
+  }
+  const Cell& evchan = cells["evchan epoll"];
+  if (!evchan.note.empty()) std::printf("  (evchan epoll: %s)\n", evchan.note.c_str());
+  if (legend) {
+    std::printf(
+        "  round trips/s: median of the rounds, (min-max) over them; vs loop: over the hand-written\n"
+        "  loop's (higher is better).  server CPU/rt: CPU time (user + kernel) of the server's threads\n"
+        "  per round trip, and vs loop its ratio to the loop's (lower is better).  load-gen: the load\n"
+        "  generator thread's CPU share; near 100%% it is the bottleneck and the rates understate the\n"
+        "  differences between servers (the CPU/rt column does not).\n");
+  }
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options options = parse(argc, argv);
+  std::vector<ServerEntry> servers;
+  for (ServerEntry& entry : allServers()) {
+    if (selected(options, entry.name)) servers.push_back(std::move(entry));
+  }
+  if (options.list) {
+    for (const ServerEntry& entry : servers) {
+      std::printf("%-28s %s\n", entry.name.c_str(), entry.make ? "built" : ("skipped: " + entry.missing).c_str());
+    }
+    return 0;
+  }
+
+  utsname host{};
+  ::uname(&host);
+  const double slice = options.duration / options.rounds;
+  std::printf("echo_bench: %zu-byte ping-pong over 127.0.0.1, closed loop; per server and connection count\n"
+              "%d interleaved rounds of %.2f s measured after %.2f s warm-up\n",
+              kMessageSize, options.rounds, slice, options.warmup);
+  std::printf("host: %s %s, %u CPUs; load generator: one epoll thread in this process, sharing the CPUs\n\n",
+              host.sysname, host.release, std::thread::hardware_concurrency());
+  std::fflush(stdout);
+
+  // results[connections][server name]
+  std::map<int, std::map<std::string, Cell>> results;
+  bool failed = false;
+  for (int connections : options.connections) {
+    std::map<std::string, Cell>& cells = results[connections];
+    for (int round = 0; round < options.rounds; ++round) {
+      // Each round starts one server later, so no server always runs
+      // right after another's teardown.
+      for (std::size_t i = 0; i < servers.size(); ++i) {
+        const ServerEntry& entry = servers[(i + static_cast<std::size_t>(round)) % servers.size()];
+        Cell& cell = cells[entry.name];
+        if (cell.done()) continue;
+        cell.runs.push_back(runOnce(entry, connections, options.warmup, slice));
+      }
+    }
+    for (auto& named : cells) {
+      named.second.summarize();
+      if (named.second.text.rfind("FAILED", 0) == 0) failed = true;
+    }
+    printTable(connections, servers, cells, connections == options.connections.front());
+  }
+
+  // The targets: evchan's epoll backend within 0.9x of the hand-written
+  // loop at 100 and 1000 connections, and ahead of libuv.
+  const auto ratio = [&](int connections, const std::string& a, const std::string& b, bool cpu) -> std::string {
+    auto row = results.find(connections);
+    if (row == results.end()) return "not run";
+    auto x = row->second.find(a), y = row->second.find(b);
+    if (x == row->second.end() || y == row->second.end()) return "not run";
+    for (auto it : {x, y}) {
+      if (!it->second.ok) return "n/a (" + it->first + ": " + (it->second.text.empty() ? "not run" : it->second.text) + ")";
+    }
+    // Efficiency as a ratio where higher is better, like the rates.
+    return formatRatio(cpu ? y->second.serverCpuPerTrip / x->second.serverCpuPerTrip : x->second.rate / y->second.rate);
+  };
+  std::printf("== targets (round trips/s ratio; in brackets the same ratio for CPU per round trip) ==\n");
+  for (int connections : {100, 1000}) {
+    std::printf("evchan epoll vs epoll loop at %d: %s (target 0.9) [CPU efficiency %s]\n", connections,
+                ratio(connections, "evchan epoll", kBaseline, false).c_str(),
+                ratio(connections, "evchan epoll", kBaseline, true).c_str());
+  }
+  std::printf("evchan epoll vs libuv at 100/1000: %s / %s (target > 1.0) [CPU efficiency %s / %s]\n",
+              ratio(100, "evchan epoll", "libuv", false).c_str(), ratio(1000, "evchan epoll", "libuv", false).c_str(),
+              ratio(100, "evchan epoll", "libuv", true).c_str(), ratio(1000, "evchan epoll", "libuv", true).c_str());
+  return failed ? 1 : 0;
+}
