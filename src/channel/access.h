@@ -33,11 +33,14 @@ struct EventAccess {
   static std::function<void()>& function(DispatchEvent& e) noexcept { return e.function_; }
 
   /// Signals a NotifyEvent (posted) or releases its waiters (shutdown).
-  static void signal(NotifyEvent& e, bool posted) {
-    {
-      std::lock_guard<std::mutex> lock(e.mutex_);
-      (posted ? e.isSet_ : e.released_) = true;
-    }
+  /// With `handBack`, also ends the event's flight in the same critical
+  /// section, so that no waiter sees the signal while it is still in
+  /// flight.  Notifies under the lock: a waiter may destroy the event as
+  /// soon as wait() returns.
+  static void signal(NotifyEvent& e, bool posted, bool handBack = false) {
+    std::lock_guard<std::mutex> lock(e.mutex_);
+    (posted ? e.isSet_ : e.released_) = true;
+    if (handBack) e.inFlight_.store(false, std::memory_order_release);
     e.signalled_.notify_all();
   }
 };

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <utility>
 
+#include <apr_poll.h>
+
 #include <evchan/error.h>
 
 #include "channel/cpu_parallelism.h"
@@ -55,6 +57,16 @@ std::error_code validate(Event& event) {
     case Event::Kind::Dispatch: return {};
   }
   return std::make_error_code(std::errc::invalid_argument);
+}
+
+// Whether a connect under way has finished (or failed), asked without waiting.
+bool connectSettled(apr_socket_t* socket) {
+  apr_pollfd_t descriptor{};
+  descriptor.desc_type = APR_POLL_SOCKET;
+  descriptor.desc.s = socket;
+  descriptor.reqevents = APR_POLLOUT;
+  apr_int32_t ready = 0;
+  return apr_poll(&descriptor, 1, &ready, 0) == APR_SUCCESS && ready > 0;
 }
 
 std::size_t requestedBytes(Event& event) {
@@ -155,7 +167,7 @@ std::error_code ChannelCore::postSocketEvent(Event& event) noexcept {
       const bool edge = poller_->edgeTriggered();
       if (!edge || hint) {
         attempt = isReader ? attemptRead(event, *watch) : attemptWrite(event, *watch);
-        if (edge) hint = !attempt.drained;
+        if (edge) hint = !attempt.drained || watch->hungUp;
       }
     }
     if (!attempt.done) {
@@ -190,10 +202,19 @@ std::error_code ChannelCore::postConnect(ConnectEvent& event) noexcept {
     return {};
   }
   Watch* watch = raw->watch.watchIn(*this, socket, ec);
+  bool settled = false;
+  std::error_code result;
   if (!ec) {
     std::lock_guard<std::mutex> lock(watch->mutex);
     if (shutDown_.load(std::memory_order_acquire)) {
       ec = Errc::channel_shut_down;
+    } else if (poller_->edgeTriggered() && connectSettled(socket)) {
+      // Registering the socket reported its writability at once, and the
+      // poller may have handled (and dropped) that edge before the event
+      // was parked here: finish now instead of waiting for an edge that
+      // has passed.
+      settled = true;
+      result = attemptWrite(event, *watch).error;
     } else {
       // Never try a connect before the poller says writable: SO_ERROR
       // reads 0 while it is still under way.
@@ -203,7 +224,8 @@ std::error_code ChannelCore::postConnect(ConnectEvent& event) noexcept {
       }
     }
   }
-  if (ec) connected.close();
+  if (ec || (settled && result)) connected.close();
+  if (settled) complete(event, result);
   return ec;
 }
 
@@ -218,19 +240,21 @@ std::error_code ChannelCore::postTimer(TimerEvent& event) noexcept {
   timers_.push(TimerEntry{deadline, timerSequence_++, &event});
   if (polling_ && deadline < pollDeadline_) {
     poller_->wakeup();  // the poller sleeps past this timer
-  } else if (!polling_ && idle_ > 0) {
-    workAvailable_.notify_one();
+  } else if (!polling_) {
+    wakeIdleLocked();  // it becomes the poller, with this deadline
   }
   return {};
 }
 
 void ChannelCore::postNotify(NotifyEvent& event) noexcept {
-  EventAccess::signal(event, true);
   // Its waiters are its consumers; only a callback makes it a completion.
   if (EventAccess::callback(event)) {
+    EventAccess::signal(event, true);
     complete(event, {});
   } else {
-    EventAccess::inFlight(event).store(false, std::memory_order_release);
+    // Handed back before any waiter can wake: a waiter may destroy the
+    // event as soon as wait() returns.
+    EventAccess::signal(event, true, true);
   }
 }
 
@@ -324,11 +348,12 @@ void ChannelCore::handleReadiness(const Readiness& readiness) noexcept {
     std::lock_guard<std::mutex> lock(watch.mutex);
     if (watch.retired) return;
     const bool edge = poller_->edgeTriggered();
+    if (readiness.flags & kHungUp) watch.hungUp = true;
     if (readiness.flags & kReadable) {
       watch.readHint = true;
       if (watch.reader != nullptr) {
         const AttemptResult attempt = attemptRead(*watch.reader, watch);
-        if (edge) watch.readHint = !attempt.drained;
+        if (edge) watch.readHint = !attempt.drained || watch.hungUp;
         if (attempt.done) {
           done[count] = std::exchange(watch.reader, nullptr);
           results[count++] = attempt.error;
@@ -339,7 +364,7 @@ void ChannelCore::handleReadiness(const Readiness& readiness) noexcept {
       watch.writeHint = true;
       if (watch.writer != nullptr) {
         const AttemptResult attempt = attemptWrite(*watch.writer, watch);
-        if (edge) watch.writeHint = !attempt.drained;
+        if (edge) watch.writeHint = !attempt.drained || watch.hungUp;
         if (attempt.done) {
           done[count] = std::exchange(watch.writer, nullptr);
           results[count++] = attempt.error;

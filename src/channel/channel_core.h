@@ -85,7 +85,8 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore> {
   void publishLocal(EventQueue& batch) noexcept;
   /// Runs `first`, then what its callback completed on this thread.
   void runWithLocalBatch(Event& first) noexcept;
-  void growIfStarvedLocked() noexcept;
+  void dispatchWorkLocked() noexcept;
+  bool wakeIdleLocked() noexcept;
   void reapExitedLocked() noexcept;
   void releaseWaiters() noexcept;
   void closeReadyQueue() noexcept;
@@ -120,6 +121,7 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore> {
   bool stopping_ = false;
   int threads_ = 0;
   int idle_ = 0;
+  int wakeups_ = 0;  // idle workers notified and not yet awake
   int blocked_ = 0;
   int peak_ = 0;
   std::uint64_t started_ = 0;

@@ -124,7 +124,7 @@ void ChannelCore::workerMain() noexcept {
         runQueue_.push(*event);
         ++completed;
       }
-      if (completed > 1 && idle_ > 0) workAvailable_.notify_one();
+      if (completed > 1) wakeIdleLocked();
       continue;
     }
     ++idle_;
@@ -132,12 +132,13 @@ void ChannelCore::workerMain() noexcept {
     const Duration idleTimeout = std::min<Duration>(options_.idleTimeout, std::chrono::hours(24));
     const bool timedOut = workAvailable_.wait_for(lock, idleTimeout) == std::cv_status::timeout;
     --idle_;
+    if (wakeups_ > 0) --wakeups_;  // whoever wakes takes a pending wake-up
     if (timedOut && threads_ > initial_ && runQueue_.empty() && !stopping_) break;  // shrink
   }
   --threads_;
   ++exited_;
   exitedIds_.push_back(std::this_thread::get_id());
-  if (!polling_ && idle_ > 0) workAvailable_.notify_one();  // someone must take over polling
+  if (!polling_ || !runQueue_.empty()) wakeIdleLocked();  // someone must poll and run what is queued
   const bool last = stopping_ && threads_ == 0;
   if (last) workersGone_.notify_all();
   lock.unlock();
@@ -147,21 +148,32 @@ void ChannelCore::workerMain() noexcept {
 
 void ChannelCore::enqueueLocked(Event& event) noexcept {
   runQueue_.push(event);
-  if (idle_ > 0) {
-    workAvailable_.notify_one();
-  } else if (polling_) {
-    poller_->wakeup();  // the poller comes back and runs it
-  } else {
-    growIfStarvedLocked();
-  }
+  dispatchWorkLocked();
 }
 
-// Starts a thread when nobody is free to poll or run queued work and fewer
-// than `initial_` workers are doing useful (unblocked) work.  Workers busy
-// running callbacks do not count as starved: that is the pool at capacity.
-void ChannelCore::growIfStarvedLocked() noexcept {
-  if (stopping_ || idle_ > 0 || polling_) return;
-  if (threads_ - blocked_ < initial_ && threads_ < max_) startWorkerLocked();
+// Wakes an idle worker that nobody has woken yet.  Counting the pending
+// wake-ups matters: a worker notified but not yet running still counts in
+// idle_, and taking it for available would leave queued work to nobody.
+bool ChannelCore::wakeIdleLocked() noexcept {
+  if (idle_ <= wakeups_) return false;
+  ++wakeups_;
+  workAvailable_.notify_one();
+  return true;
+}
+
+// Makes sure that queued work will be run and that someone polls: an idle
+// worker, else the poller (woken to come back), else a new thread when
+// fewer than `initial_` workers are unblocked.  Workers busy running
+// callbacks are not starved: that is the pool at capacity, and work waits.
+void ChannelCore::dispatchWorkLocked() noexcept {
+  const bool queued = !runQueue_.empty();
+  if (queued && wakeIdleLocked()) return;
+  if (polling_) {
+    if (queued) poller_->wakeup();  // the poller comes back and runs it
+    return;
+  }
+  if (wakeIdleLocked()) return;  // it becomes the poller
+  if (!stopping_ && threads_ - blocked_ < initial_ && threads_ < max_) startWorkerLocked();
 }
 
 void ChannelCore::enterBlocking() noexcept {
@@ -169,7 +181,7 @@ void ChannelCore::enterBlocking() noexcept {
   if (core == nullptr) return;
   std::lock_guard<std::mutex> lock(core->mutex_);
   ++core->blocked_;
-  core->growIfStarvedLocked();
+  core->dispatchWorkLocked();
 }
 
 void ChannelCore::leaveBlocking() noexcept {
@@ -183,6 +195,11 @@ void ChannelCore::trackWaiter(NotifyEvent* event, bool waiting) noexcept {
   std::lock_guard<std::mutex> lock(waitersMutex_);
   if (waiting) {
     waiters_.push_back(event);
+    // A worker that starts waiting after shutdown() released the waiters
+    // it knew (a callback run during the shutdown, say) would otherwise
+    // keep the pool from ever being joined.  shutDown_ is set before
+    // releaseWaiters() takes this lock, so one of the two releases it.
+    if (shutDown_.load(std::memory_order_acquire)) EventAccess::signal(*event, false);
   } else {
     auto it = std::find(waiters_.begin(), waiters_.end(), event);
     if (it != waiters_.end()) waiters_.erase(it);

@@ -18,7 +18,9 @@ AttemptResult tryRead(ReadEvent& event, Watch& watch) {
   if (length > 0) {
     EventAccess::transferred(event) = length;
     // A short read emptied the socket buffer: the next read can park at
-    // once instead of paying for an EAGAIN.
+    // once instead of paying for an EAGAIN.  (The channel ignores this
+    // once the peer has hung up: the end of the stream may be queued
+    // behind these bytes with its readiness report already consumed.)
     return AttemptResult{true, length < event.size(), {}};
   }
   if (APR_STATUS_IS_EAGAIN(status)) return wouldBlock();

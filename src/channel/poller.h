@@ -13,11 +13,13 @@
 
 namespace evchan::detail {
 
-enum ReadyFlags : unsigned { kReadable = 1, kWritable = 2 };
+enum ReadyFlags : unsigned { kReadable = 1, kWritable = 2, kHungUp = 4 };
 
 struct Readiness {
   Watch* watch;
-  unsigned flags;  ///< kReadable | kWritable; errors and hang-ups set both
+  /// kReadable | kWritable; errors and hang-ups set both, and edge-triggered
+  /// pollers add kHungUp for a peer that closed or reset.
+  unsigned flags;
 };
 
 /// Tells the channel which sockets are ready.  The channel calls wait()

@@ -26,6 +26,9 @@ struct Watch {
   /// (EAGAIN or a short read), so the next operation parks without a syscall.
   bool readHint = true;
   bool writeHint = true;
+  /// The poller reported a hang-up, reset or error: from now on every
+  /// operation tries the socket, since no further edge will come.
+  bool hungUp = false;
   bool retired = false;  ///< the socket is closing; nothing may park here
 
   Watch* prev = nullptr;  ///< the channel's list of live (or retired) watches

@@ -78,6 +78,7 @@ class EpollPoller final : public Poller {
       unsigned flags = 0;
       if (failed || (got & (EPOLLIN | EPOLLRDHUP))) flags |= kReadable;
       if (failed || (got & EPOLLOUT)) flags |= kWritable;
+      if (failed || (got & EPOLLRDHUP)) flags |= kHungUp;
       ready.push_back(Readiness{watch, flags});
     }
     return {};

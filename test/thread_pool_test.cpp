@@ -1,0 +1,333 @@
+// Tests of EventChannel's thread pool (backend Default): its statistics,
+// growth when workers block (the deadlock of the issue), the cap,
+// shrinking after the idle timeout, options and backend selection.
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <evchan/evchan.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/leak_checked_fixture.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using evchan::Backend;
+using evchan::DispatchEvent;
+using evchan::Duration;
+using evchan::Event;
+using evchan::EventChannel;
+using evchan::NotifyEvent;
+using evchan::ThreadPoolStats;
+using evchan::TimerEvent;
+using Clock = std::chrono::steady_clock;
+
+// Bounded waits everywhere.  A blocked dispatch gives up after kBlockLimit,
+// well before the test stops waiting for it (kPatience), so a pool that
+// deadlocks shows as "released 0 of N", never as a hang.
+constexpr Duration kBlockLimit = 3s;
+constexpr Duration kPatience = 8s;
+
+EventChannel::Options poolOptions(int initial, int max = 0, Duration idleTimeout = 10s) {
+  EventChannel::Options options;
+  options.initialThreads = initial;
+  options.maxThreads = max;
+  options.idleTimeout = idleTimeout;
+  return options;
+}
+
+/// Polls `condition` until it holds or `patience` passes.
+bool eventually(const std::function<bool()>& condition, Duration patience = kPatience) {
+  const Clock::time_point deadline = Clock::now() + patience;
+  while (!condition()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+std::string describe(const ThreadPoolStats& s) {
+  return "current " + std::to_string(s.current) + ", peak " + std::to_string(s.peak) + ", idle " +
+         std::to_string(s.idle) + ", blocked " + std::to_string(s.blocked) + ", initial " +
+         std::to_string(s.initial) + ", max " + std::to_string(s.maxThreads) + ", started " +
+         std::to_string(s.started) + ", exited " + std::to_string(s.exited);
+}
+
+/// Declared after a test's events: shuts the channel down and takes back
+/// what it still holds before the events are destroyed (destroying an
+/// event in flight aborts), even when an assertion failed.
+class ReclaimOnExit {
+ public:
+  explicit ReclaimOnExit(EventChannel& channel) : channel_(channel) {}
+  ~ReclaimOnExit() {
+    channel_.shutdown();
+    while (channel_.getEvent(0s) != nullptr) {
+    }
+  }
+
+ private:
+  EventChannel& channel_;
+};
+
+/// Dispatches whose functions block on `release` (at most kBlockLimit) and
+/// count how many were started and how many were released.
+struct Blockers {
+  NotifyEvent release;
+  std::atomic<int> started{0};
+  std::atomic<int> released{0};
+  std::vector<std::unique_ptr<DispatchEvent>> events;
+
+  explicit Blockers(int count) {
+    for (int i = 0; i < count; ++i) {
+      events.push_back(std::make_unique<DispatchEvent>([this] {
+        ++started;
+        if (release.wait(kBlockLimit)) ++released;
+      }));
+    }
+  }
+  void postAll(EventChannel& channel) {
+    for (auto& event : events) channel.post(*event);
+  }
+};
+
+/// Takes `count` events from getEvent(), each within kPatience.
+int collect(EventChannel& channel, int count) {
+  int got = 0;
+  while (got < count && channel.getEvent(kPatience) != nullptr) ++got;
+  return got;
+}
+
+/// Sets an environment variable for a scope and restores the old value.
+class ScopedEnvironment {
+ public:
+  ScopedEnvironment(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old, hadOld_ = true;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnvironment() {
+    if (hadOld_) setenv(name_.c_str(), old_.c_str(), 1); else unsetenv(name_.c_str());
+  }
+
+ private:
+  std::string name_, old_;
+  bool hadOld_ = false;
+};
+
+std::error_code creationError(const EventChannel::Options& options) {
+  std::error_code ec;
+  std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
+  CPPUNIT_ASSERT_MESSAGE("a channel came with an error", !channel || !ec);
+  return channel ? std::error_code() : ec;
+}
+
+}  // namespace
+
+class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
+  CPPUNIT_TEST_SUITE(ThreadPoolTest);
+  CPPUNIT_TEST(testStatsOfANewChannel);
+  CPPUNIT_TEST(testDefaultSizeIsCpuParallelism);
+  CPPUNIT_TEST(testBlockedWorkersDoNotDeadlockThePool);
+  CPPUNIT_TEST(testWorkerBlockedInGetEventIsCompensated);
+  CPPUNIT_TEST(testPoolNeverExceedsMaxThreads);
+  CPPUNIT_TEST(testIdleThreadsExitAfterIdleTimeout);
+  CPPUNIT_TEST(testShutdownReleasesBlockedWorker);
+  CPPUNIT_TEST(testShutdownReleasesWorkerThatBlocksLate);
+  CPPUNIT_TEST(testInvalidOptions);
+  CPPUNIT_TEST(testBackendFromEnvironment);
+  CPPUNIT_TEST(testUnknownBackendInEnvironment);
+  CPPUNIT_TEST(testExplicitBackendIsStrict);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  void testStatsOfANewChannel() {
+    std::unique_ptr<EventChannel> channel = EventChannel::create(poolOptions(3));
+    const ThreadPoolStats s = channel->poolStats();
+    CPPUNIT_ASSERT_MESSAGE(describe(s), s.current == 3 && s.initial == 3 && s.peak == 3);
+    CPPUNIT_ASSERT_MESSAGE(describe(s), s.started == 3 && s.exited == 0 && s.blocked == 0);
+    CPPUNIT_ASSERT(s.cpuParallelism >= 1);
+    CPPUNIT_ASSERT_EQUAL(64, s.maxThreads);  // max(64, 16 x initial)
+    // Once settled, every worker waits for work (one of them in the poller).
+    CPPUNIT_ASSERT_MESSAGE(describe(channel->poolStats()), eventually([&] { return channel->poolStats().idle == 3; }));
+  }
+
+  void testDefaultSizeIsCpuParallelism() {
+    std::unique_ptr<EventChannel> channel = EventChannel::create();
+    const ThreadPoolStats s = channel->poolStats();
+    CPPUNIT_ASSERT(s.cpuParallelism >= 1);
+    CPPUNIT_ASSERT_EQUAL(s.cpuParallelism, s.initial);
+    CPPUNIT_ASSERT_EQUAL(s.initial, s.current);
+    CPPUNIT_ASSERT(s.maxThreads >= s.initial && s.maxThreads >= 64);
+  }
+
+  // The issue: with N workers, N dispatches block on a NotifyEvent that
+  // only a later dispatch posts.  The pool must start a thread for it.
+  void testBlockedWorkersDoNotDeadlockThePool() {
+    constexpr int N = 2;
+    std::unique_ptr<EventChannel> channel = EventChannel::create(poolOptions(N));
+    Blockers blockers(N);
+    DispatchEvent releaser([&] { channel->post(blockers.release); });
+    ReclaimOnExit reclaim(*channel);
+    blockers.postAll(*channel);
+    channel->post(releaser);
+    CPPUNIT_ASSERT_EQUAL(N + 1, collect(*channel, N + 1));
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("blocked dispatches released", N, blockers.released.load());
+    CPPUNIT_ASSERT_MESSAGE(describe(channel->poolStats()), channel->poolStats().peak > N);
+  }
+
+  // getEvent() on a worker blocks it too: with the only worker waiting
+  // there for a timer, someone else must poll for the timer.
+  void testWorkerBlockedInGetEventIsCompensated() {
+    std::unique_ptr<EventChannel> channel = EventChannel::create(poolOptions(1));
+    TimerEvent timer(50ms);
+    Event* got = nullptr;
+    NotifyEvent done;
+    DispatchEvent waiter([&] {
+      channel->post(timer);
+      got = channel->getEvent(kBlockLimit);
+    });
+    // A callback keeps the dispatch itself away from getEvent(), and this
+    // thread out of it, so the worker is the only taker of the timer.
+    waiter.setCallback([&](Event&) { channel->post(done); });
+    ReclaimOnExit reclaim(*channel);
+    channel->post(waiter);
+    CPPUNIT_ASSERT(done.wait(kPatience));
+    CPPUNIT_ASSERT_MESSAGE("the worker's getEvent() did not get the timer", got == &timer);
+    CPPUNIT_ASSERT_MESSAGE(describe(channel->poolStats()), channel->poolStats().peak >= 2);
+  }
+
+  void testPoolNeverExceedsMaxThreads() {
+    std::unique_ptr<EventChannel> channel = EventChannel::create(poolOptions(1, 3));
+    Blockers blockers(5);
+    ReclaimOnExit reclaim(*channel);
+    blockers.postAll(*channel);
+    // Three workers block; at the cap the other two dispatches must wait.
+    CPPUNIT_ASSERT_MESSAGE(describe(channel->poolStats()), eventually([&] { return channel->poolStats().blocked == 3; }));
+    std::this_thread::sleep_for(100ms);  // room for an over-eager pool to start a fourth thread
+    const ThreadPoolStats s = channel->poolStats();
+    CPPUNIT_ASSERT_MESSAGE(describe(s), s.current == 3 && s.peak == 3);
+    CPPUNIT_ASSERT_EQUAL(3, blockers.started.load());
+    channel->post(blockers.release);  // from outside the pool
+    CPPUNIT_ASSERT_EQUAL(5, collect(*channel, 5));
+    CPPUNIT_ASSERT_EQUAL(5, blockers.released.load());
+    CPPUNIT_ASSERT_MESSAGE(describe(channel->poolStats()), channel->poolStats().peak <= 3);
+  }
+
+  void testIdleThreadsExitAfterIdleTimeout() {
+    std::unique_ptr<EventChannel> channel = EventChannel::create(poolOptions(1, 0, 200ms));
+    Blockers blockers(3);
+    ReclaimOnExit reclaim(*channel);
+    blockers.postAll(*channel);
+    CPPUNIT_ASSERT_MESSAGE(describe(channel->poolStats()), eventually([&] { return channel->poolStats().blocked == 3; }));
+    // Three blocked, and still one free to poll and run work.
+    CPPUNIT_ASSERT_MESSAGE(describe(channel->poolStats()), channel->poolStats().current >= 4);
+    channel->post(blockers.release);
+    CPPUNIT_ASSERT_EQUAL(3, collect(*channel, 3));
+    CPPUNIT_ASSERT_MESSAGE(describe(channel->poolStats()), eventually([&] { return channel->poolStats().current == 1; }, 5s));
+    const ThreadPoolStats s = channel->poolStats();
+    CPPUNIT_ASSERT_MESSAGE(describe(s), s.exited >= 3 && s.started == s.exited + 1);
+  }
+
+  // shutdown() releases a worker blocked in NotifyEvent::wait, so that it
+  // can join the pool promptly.
+  void testShutdownReleasesBlockedWorker() {
+    std::unique_ptr<EventChannel> channel = EventChannel::create(poolOptions(2));
+    NotifyEvent never;
+    std::atomic<int> waitResult{-1};
+    DispatchEvent blocked([&] { waitResult = never.wait(kBlockLimit) ? 1 : 0; });
+    ReclaimOnExit reclaim(*channel);
+    channel->post(blocked);
+    CPPUNIT_ASSERT(eventually([&] { return channel->poolStats().blocked == 1; }));
+    assertShutdownIsPrompt(*channel);
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("wait() result of the released worker", 0, waitResult.load());
+  }
+
+  // The same for a worker that starts waiting only after shutdown() has
+  // begun (e.g. a cancelled event's callback that waits for something).
+  void testShutdownReleasesWorkerThatBlocksLate() {
+    std::unique_ptr<EventChannel> channel = EventChannel::create(poolOptions(2));
+    NotifyEvent running, never;
+    std::atomic<int> waitResult{-1};
+    DispatchEvent late([&] {
+      channel->post(running);
+      const Clock::time_point deadline = Clock::now() + kBlockLimit;
+      while (!channel->isShutDown() && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+      std::this_thread::sleep_for(50ms);  // well after shutdown() released the waiters it knew
+      waitResult = never.wait(kBlockLimit) ? 1 : 0;
+    });
+    ReclaimOnExit reclaim(*channel);
+    channel->post(late);
+    CPPUNIT_ASSERT(running.wait(kPatience));
+    assertShutdownIsPrompt(*channel);
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("wait() result of the released worker", 0, waitResult.load());
+  }
+
+  void testInvalidOptions() {
+    for (const EventChannel::Options& options :
+         {poolOptions(-1), poolOptions(1, -1), poolOptions(5, 2), poolOptions(1, 0, -1ms)}) {
+      const std::error_code ec = creationError(options);
+      CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == std::errc::invalid_argument);
+    }
+    try {
+      EventChannel::create(poolOptions(5, 2));
+      CPPUNIT_FAIL("create() with initialThreads above maxThreads did not throw");
+    } catch (const evchan::SystemError& e) {
+      CPPUNIT_ASSERT(e.code() == std::errc::invalid_argument);
+    }
+  }
+
+  void testBackendFromEnvironment() {
+    ScopedEnvironment environment("EVCHAN_BACKEND", "poll");
+    std::unique_ptr<EventChannel> channel = EventChannel::create();
+    CPPUNIT_ASSERT_EQUAL(std::string("poll"), std::string(channel->backendName()));
+    // The variable only steers Default; an explicit request wins.
+    EventChannel::Options select;
+    select.backend = Backend::Select;
+    CPPUNIT_ASSERT_EQUAL(std::string("select"), std::string(EventChannel::create(select)->backendName()));
+  }
+
+  void testUnknownBackendInEnvironment() {
+    ScopedEnvironment environment("EVCHAN_BACKEND", "kqueue");
+    const std::error_code ec = creationError(EventChannel::Options());
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == std::errc::invalid_argument);
+  }
+
+  // An explicit backend either is what the channel uses or fails with
+  // function_not_supported; it never falls back to another one.
+  void testExplicitBackendIsStrict() {
+    int available = 0;
+    for (Backend backend : {Backend::Epoll, Backend::Poll, Backend::Select, Backend::AprPollset}) {
+      EventChannel::Options options;
+      options.backend = backend;
+      std::error_code ec;
+      std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
+      if (!channel) {
+        CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == std::errc::function_not_supported);
+        continue;
+      }
+      ++available;
+      CPPUNIT_ASSERT_EQUAL(std::string(evchan::backendName(backend)), std::string(channel->backendName()));
+    }
+    CPPUNIT_ASSERT(available >= 1);
+    EventChannel::Options bogus;
+    bogus.backend = static_cast<Backend>(99);
+    const std::error_code ec = creationError(bogus);
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == std::errc::function_not_supported);
+  }
+
+ private:
+  static void assertShutdownIsPrompt(EventChannel& channel) {
+    const Clock::time_point start = Clock::now();
+    channel.shutdown();
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+    CPPUNIT_ASSERT_MESSAGE("shutdown() took " + std::to_string(ms) + " ms", ms < 1000);
+  }
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(ThreadPoolTest);
