@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "support/leak_checked_fixture.h"
+#include "support/reclaim_on_exit.h"
 #include "support/loopback.h"
 #include "support/skip.h"
 
@@ -63,6 +64,7 @@ using evchan::WriteEvent;
 using evchan::test::ConnectedPair;
 using evchan::test::connectPair;
 using Clock = std::chrono::steady_clock;
+using evchan::test::ReclaimOnExit;
 
 // Every wait in this file is bounded: a channel that loses an event fails
 // the test instead of hanging the run.
@@ -162,23 +164,6 @@ struct CallbackRecord {
       done.open();
     };
   }
-};
-
-/// Declare it after a test's events and sockets.  Whatever happens (a
-/// failed assertion too) it shuts the channel down and takes back every
-/// event the channel still holds before those go out of scope: destroying
-/// an event in flight aborts the process.
-class ReclaimOnExit {
- public:
-  explicit ReclaimOnExit(EventChannel& channel) : channel_(channel) {}
-  ~ReclaimOnExit() {
-    channel_.shutdown();
-    while (channel_.getEvent(0s) != nullptr) {
-    }
-  }
-
- private:
-  EventChannel& channel_;
 };
 
 /// For a block that goes on using the channel afterwards: on leaving it,

@@ -10,6 +10,7 @@
 
 #include <evchan/evchan.h>
 
+#include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
 #include "support/skip.h"
@@ -24,24 +25,10 @@ using evchan::Errc;
 using evchan::SystemError;
 using evchan::TcpListener;
 using evchan::TcpSocket;
-using Clock = std::chrono::steady_clock;
-
-std::string describe(const std::error_code& ec) {
-  if (!ec) return "no error";
-  return std::string(ec.category().name()) + ":" + std::to_string(ec.value()) + " (" + ec.message() + ")";
-}
-
-std::string elapsedText(Clock::duration elapsed) {
-  return "elapsed " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()) +
-         " ms";
-}
-
-template <class Call>
-Clock::duration timed(Call&& call) {
-  const Clock::time_point start = Clock::now();
-  call();
-  return Clock::now() - start;
-}
+using Clock = evchan::test::Clock;
+using evchan::test::describe;
+using evchan::test::elapsedText;
+using evchan::test::timed;
 
 // A port nobody listens on: the kernel picks a free one, we release it.
 int unusedPort() {

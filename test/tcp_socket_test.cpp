@@ -22,6 +22,7 @@
 
 #include <evchan/evchan.h>
 
+#include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
 #include "support/skip.h"
@@ -38,24 +39,10 @@ using evchan::TcpListener;
 using evchan::TcpSocket;
 using evchan::test::ConnectedPair;
 using evchan::test::connectPair;
-using Clock = std::chrono::steady_clock;
-
-std::string describe(const std::error_code& ec) {
-  if (!ec) return "no error";
-  return std::string(ec.category().name()) + ":" + std::to_string(ec.value()) + " (" + ec.message() + ")";
-}
-
-std::string elapsedText(Clock::duration elapsed) {
-  return "elapsed " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()) +
-         " ms";
-}
-
-template <class Call>
-Clock::duration timed(Call&& call) {
-  const Clock::time_point start = Clock::now();
-  call();
-  return Clock::now() - start;
-}
+using Clock = evchan::test::Clock;
+using evchan::test::describe;
+using evchan::test::elapsedText;
+using evchan::test::timed;
 
 // Every socket a test hands to another thread gets a finite timeout, so a
 // failing test ends with an error instead of hanging in join.

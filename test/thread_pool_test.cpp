@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "support/leak_checked_fixture.h"
+#include "support/reclaim_on_exit.h"
 
 namespace {
 
@@ -28,6 +29,7 @@ using evchan::NotifyEvent;
 using evchan::ThreadPoolStats;
 using evchan::TimerEvent;
 using Clock = std::chrono::steady_clock;
+using evchan::test::ReclaimOnExit;
 
 // Bounded waits everywhere.  A blocked dispatch gives up after kBlockLimit,
 // well before the test stops waiting for it (kPatience), so a pool that
@@ -59,22 +61,6 @@ std::string describe(const ThreadPoolStats& s) {
          std::to_string(s.initial) + ", max " + std::to_string(s.maxThreads) + ", started " +
          std::to_string(s.started) + ", exited " + std::to_string(s.exited);
 }
-
-/// Declared after a test's events: shuts the channel down and takes back
-/// what it still holds before the events are destroyed (destroying an
-/// event in flight aborts), even when an assertion failed.
-class ReclaimOnExit {
- public:
-  explicit ReclaimOnExit(EventChannel& channel) : channel_(channel) {}
-  ~ReclaimOnExit() {
-    channel_.shutdown();
-    while (channel_.getEvent(0s) != nullptr) {
-    }
-  }
-
- private:
-  EventChannel& channel_;
-};
 
 /// Dispatches whose functions block on `release` (at most kBlockLimit) and
 /// count how many were started and how many were released.

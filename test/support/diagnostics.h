@@ -1,0 +1,35 @@
+// Small helpers for readable assertion messages and timing in the suites.
+#ifndef EVCHAN_TEST_SUPPORT_DIAGNOSTICS_H
+#define EVCHAN_TEST_SUPPORT_DIAGNOSTICS_H
+
+#include <chrono>
+#include <string>
+#include <system_error>
+
+namespace evchan::test {
+
+using Clock = std::chrono::steady_clock;
+
+/// "apr:111 (Connection refused)", or "no error".
+inline std::string describe(const std::error_code& ec) {
+  if (!ec) return "no error";
+  return std::string(ec.category().name()) + ":" + std::to_string(ec.value()) + " (" + ec.message() + ")";
+}
+
+/// "elapsed 203 ms", for messages of timing assertions.
+inline std::string elapsedText(Clock::duration elapsed) {
+  return "elapsed " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()) +
+         " ms";
+}
+
+/// How long `call` took.
+template <class Call>
+Clock::duration timed(Call&& call) {
+  const Clock::time_point start = Clock::now();
+  call();
+  return Clock::now() - start;
+}
+
+}  // namespace evchan::test
+
+#endif  // EVCHAN_TEST_SUPPORT_DIAGNOSTICS_H
