@@ -24,7 +24,7 @@ std::unique_ptr<EventChannel> EventChannel::create(const Options& options, std::
 std::unique_ptr<EventChannel> EventChannel::create(const Options& options) {
   std::error_code ec;
   std::unique_ptr<EventChannel> channel = create(options, ec);
-  throwIfError(ec, "create event channel", evchan::backendName(options.backend));
+  if (ec) throw SystemError(ec, std::string("create event channel (backend ") + evchan::backendName(options.backend) + ")");
   return channel;
 }
 

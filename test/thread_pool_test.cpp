@@ -269,13 +269,18 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
   }
 
   void testBackendFromEnvironment() {
-    ScopedEnvironment environment("EVCHAN_BACKEND", "poll");
-    std::unique_ptr<EventChannel> channel = EventChannel::create();
-    CPPUNIT_ASSERT_EQUAL(std::string("poll"), std::string(channel->backendName()));
-    // The variable only steers Default; an explicit request wins.
-    EventChannel::Options select;
-    select.backend = Backend::Select;
-    CPPUNIT_ASSERT_EQUAL(std::string("select"), std::string(EventChannel::create(select)->backendName()));
+    // apr_pollset: compiled in every build, and never the Linux default.
+    {
+      ScopedEnvironment environment("EVCHAN_BACKEND", "apr_pollset");
+      std::unique_ptr<EventChannel> channel = EventChannel::create();
+      CPPUNIT_ASSERT_EQUAL(std::string("apr_pollset"), std::string(channel->backendName()));
+    }
+    // The variable only steers Default; an explicit request does not read
+    // it at all, so even a name no build knows does not matter there.
+    ScopedEnvironment environment("EVCHAN_BACKEND", "kqueue");
+    EventChannel::Options explicitly;
+    explicitly.backend = Backend::AprPollset;
+    CPPUNIT_ASSERT_EQUAL(std::string("apr_pollset"), std::string(EventChannel::create(explicitly)->backendName()));
   }
 
   void testUnknownBackendInEnvironment() {
