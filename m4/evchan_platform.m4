@@ -76,3 +76,39 @@ AC_DEFUN([EVCHAN_CHECK_WARNINGS], [
     [EVCHAN_WARN_CXXFLAGS="$EVCHAN_WARN_CXXFLAGS -Werror"])
   AC_SUBST([EVCHAN_WARN_CXXFLAGS])
 ])
+
+# EVCHAN_CHECK_CONTEXT
+# --------------------
+# Tasks switch contexts through Boost.Context's fcontext (fast) or POSIX
+# ucontext (the seed's).  Both are built in the native POSIX layer and
+# both are tested; --with-context picks the one tasks use by default.
+# Boost.Context is therefore required there (Debian: libboost-context-dev).
+AC_DEFUN([EVCHAN_CHECK_CONTEXT], [
+  AC_ARG_WITH([context],
+    [AS_HELP_STRING([--with-context=boost|ucontext],
+      [the context switch tasks use by default @<:@default: boost@:>@])],
+    [], [with_context=boost])
+  AS_CASE(["x$with_context"],
+    [xboost|xucontext], [],
+    [AC_MSG_ERROR([bad value "$with_context" for --with-context (boost or ucontext)])])
+  BOOST_CONTEXT_LIBS=
+  AS_IF([test "x$evchan_posix" = xyes], [
+    AC_CHECK_HEADERS([ucontext.h], [],
+      [AC_MSG_ERROR([the native POSIX layer needs <ucontext.h>])])
+    AC_CHECK_HEADER([boost/context/detail/fcontext.hpp], [],
+      [AC_MSG_ERROR([Boost.Context not found (Debian: libboost-context-dev)])])
+    evchan_save_LIBS=$LIBS
+    LIBS="-lboost_context $LIBS"
+    AC_MSG_CHECKING([for -lboost_context])
+    AC_LINK_IFELSE([AC_LANG_PROGRAM([[#include <boost/context/detail/fcontext.hpp>]],
+        [[boost::context::detail::jump_fcontext(nullptr, nullptr);]])],
+      [AC_MSG_RESULT([yes])],
+      [AC_MSG_RESULT([no])
+       AC_MSG_ERROR([cannot link Boost.Context (Debian: libboost-context-dev)])])
+    LIBS=$evchan_save_LIBS
+    BOOST_CONTEXT_LIBS=-lboost_context
+  ], [with_context=none])
+  AC_SUBST([BOOST_CONTEXT_LIBS])
+  AM_CONDITIONAL([EVCHAN_DEFAULT_UCONTEXT], [test "x$with_context" = xucontext])
+])
+

@@ -21,28 +21,10 @@
 #include <vector>
 
 #include "support/leak_checked_fixture.h"
+#include "support/named_suite.h"
 #include "support/reclaim_on_exit.h"
 #include "support/loopback.h"
 #include "support/skip.h"
-
-// CPPUNIT_TEST_SUITE with a suite name given as a string: CppUnit 1.15 has
-// no CPPUNIT_TEST_SUITE_NAMED, and its typeid-based name of a template
-// instance would read "EventChannelTest<(evchan::Backend)1>".
-#define EVCHAN_TEST_SUITE_NAMED(ATestFixtureType, suiteName)                          \
- public:                                                                              \
-  typedef ATestFixtureType TestFixtureType;                                           \
-                                                                                      \
- private:                                                                             \
-  static const CPPUNIT_NS::TestNamer& getTestNamer__() {                              \
-    static CPPUNIT_NS::TestNamer testNamer(suiteName);                                \
-    return testNamer;                                                                 \
-  }                                                                                   \
-                                                                                      \
- public:                                                                              \
-  typedef CPPUNIT_NS::TestSuiteBuilderContext<TestFixtureType> TestSuiteBuilderContextType; \
-                                                                                      \
-  static void addTestsToSuite(CPPUNIT_NS::TestSuiteBuilderContextBase& baseContext) { \
-    TestSuiteBuilderContextType context(baseContext)
 
 namespace {
 

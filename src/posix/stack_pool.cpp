@@ -1,0 +1,116 @@
+// StackPool on mmap: lazily committed (MAP_NORESERVE), guard page below.
+#include "task/stack_pool.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <fstream>
+
+#include <evchan/error.h>
+
+namespace evchan::detail {
+namespace {
+
+constexpr std::uint64_t kCanary = 0x5eed5eedcafef00dull;
+std::atomic<std::size_t> liveGuards{0};
+
+std::size_t pageSize() {
+  static const std::size_t size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+std::size_t roundUpToPages(std::size_t bytes) {
+  const std::size_t page = pageSize();
+  return (bytes + page - 1) / page * page;
+}
+
+std::size_t readMaxMapCount() {
+  std::ifstream file("/proc/sys/vm/max_map_count");
+  std::size_t count = 0;
+  if (!(file >> count) || count == 0) count = 65530;  // the kernel's default
+  return count;
+}
+
+void unmap(Stack& stack) {
+  if (stack.guarded) liveGuards.fetch_sub(1, std::memory_order_relaxed);
+  munmap(stack.mapping, stack.mappingSize);
+  stack = Stack();
+}
+
+}  // namespace
+
+StackPool::StackPool(std::size_t stackSize, std::size_t maxCached, bool guardPages)
+    : stackSize_(roundUpToPages(stackSize < 16384 ? 16384 : stackSize)), maxCached_(maxCached), guardPages_(guardPages) {}
+
+StackPool::~StackPool() {
+  for (Stack& stack : cache_) unmap(stack);
+}
+
+std::size_t StackPool::guardBudget() noexcept {
+  static const std::size_t budget = readMaxMapCount() / 4;
+  return budget;
+}
+
+std::size_t StackPool::guardedStacks() noexcept { return liveGuards.load(std::memory_order_relaxed); }
+
+bool StackPool::canaryIntact(const Stack& stack) noexcept {
+  return stack.guarded || *static_cast<const std::uint64_t*>(stack.usable.base) == kCanary;
+}
+
+std::error_code StackPool::acquire(Stack& stack) noexcept {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!cache_.empty()) {
+      stack = cache_.back();
+      cache_.pop_back();
+      return {};
+    }
+  }
+  // Reserve a guard slot first so that concurrent acquires cannot overshoot.
+  bool guarded = false;
+  if (guardPages_) {
+    guarded = liveGuards.fetch_add(1, std::memory_order_relaxed) < guardBudget();
+    if (!guarded) liveGuards.fetch_sub(1, std::memory_order_relaxed);
+  }
+  const std::size_t guard = guarded ? pageSize() : 0;
+  const std::size_t size = stackSize_ + guard;
+  void* mapping = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                       -1, 0);
+  if (mapping == MAP_FAILED) {
+    const int error = errno;
+    if (guarded) liveGuards.fetch_sub(1, std::memory_order_relaxed);
+    return makeAprError(error);
+  }
+  if (guarded && mprotect(mapping, guard, PROT_NONE) != 0) {
+    const int error = errno;
+    liveGuards.fetch_sub(1, std::memory_order_relaxed);
+    munmap(mapping, size);
+    return makeAprError(error);
+  }
+  stack.mapping = mapping;
+  stack.mappingSize = size;
+  stack.usable = StackSpan{static_cast<char*>(mapping) + guard, stackSize_};
+  stack.guarded = guarded;
+  // The canary touches one page of an unguarded stack; guarded ones stay
+  // untouched until the fiber runs.
+  if (!guarded) *static_cast<std::uint64_t*>(stack.usable.base) = kCanary;
+  return {};
+}
+
+void StackPool::release(Stack& stack) noexcept {
+  if (stack.mapping == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (cache_.size() < maxCached_ && canaryIntact(stack)) {
+      cache_.push_back(stack);
+      stack = Stack();
+      return;
+    }
+  }
+  unmap(stack);
+}
+
+}  // namespace evchan::detail

@@ -1,0 +1,24 @@
+// Internal: reporting a task stack overflow instead of corrupting memory.
+#ifndef EVCHAN_SRC_TASK_STACK_OVERFLOW_H
+#define EVCHAN_SRC_TASK_STACK_OVERFLOW_H
+
+#include <cstdint>
+
+#include "task/stack_pool.h"
+
+namespace evchan::detail {
+
+/// Installs (once per process) a SIGSEGV/SIGBUS handler that recognises a
+/// fault in the guard page of the stack the faulting thread runs on, and
+/// gives the calling thread an alternate signal stack (the overflowed stack
+/// has no room left for the handler).  Other faults go to the handler that
+/// was there before, or to the default action.
+void prepareStackOverflowReporting() noexcept;
+
+/// Tells the handler which guarded stack this thread runs on now and the
+/// task's id, for the message; `stack` null when back on the thread's own.
+void setRunningStack(const Stack* stack, std::uint64_t taskId) noexcept;
+
+}  // namespace evchan::detail
+
+#endif  // EVCHAN_SRC_TASK_STACK_OVERFLOW_H

@@ -1,0 +1,187 @@
+// Tests of task stacks: guard pages, canaries, reuse, overflow reports.
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "support/leak_checked_fixture.h"
+#include "task/fiber_context.h"
+#include "task/stack_overflow.h"
+#include "task/stack_pool.h"
+
+namespace {
+
+using evchan::detail::ContextKind;
+using evchan::detail::FiberContext;
+using evchan::detail::Stack;
+using evchan::detail::StackPool;
+
+struct ChildResult {
+  int status = 0;
+  std::string stderrText;
+};
+
+// Runs `body` in a forked child with its stderr captured; the parent waits.
+template <class Body>
+ChildResult runInChild(Body body) {
+  int pipeFds[2];
+  CPPUNIT_ASSERT(pipe(pipeFds) == 0);
+  const pid_t child = fork();
+  CPPUNIT_ASSERT(child >= 0);
+  if (child == 0) {
+    dup2(pipeFds[1], STDERR_FILENO);
+    close(pipeFds[0]);
+    close(pipeFds[1]);
+    body();
+    _exit(0);
+  }
+  close(pipeFds[1]);
+  ChildResult result;
+  char buffer[512];
+  ssize_t n;
+  while ((n = read(pipeFds[0], buffer, sizeof buffer)) > 0) result.stderrText.append(buffer, n);
+  close(pipeFds[0]);
+  waitpid(child, &result.status, 0);
+  return result;
+}
+
+// Recurses until the stack runs out (the limit only keeps the compiler
+// from proving the recursion infinite).
+volatile int recursionLimit = 1 << 30;
+[[gnu::noinline]] int recurseDeep(int depth) {
+  volatile char frame[1024];
+  frame[0] = static_cast<char>(depth);
+  if (depth >= recursionLimit) return frame[0];
+  return recurseDeep(depth + 1) + frame[0];
+}
+
+struct Overflowing {
+  FiberContext* caller = nullptr;
+  std::unique_ptr<FiberContext> fiber;
+  static void run(void*) { recurseDeep(0); }
+};
+
+std::size_t maxMapCount() {
+  std::ifstream file("/proc/sys/vm/max_map_count");
+  std::size_t count = 0;
+  file >> count;
+  return count;
+}
+
+}  // namespace
+
+class StackPoolTest : public evchan::test::LeakCheckedFixture {
+  CPPUNIT_TEST_SUITE(StackPoolTest);
+  CPPUNIT_TEST(testStackIsUsableAndGuarded);
+  CPPUNIT_TEST(testReleasedStacksAreReused);
+  CPPUNIT_TEST(testGuardPageFaults);
+  CPPUNIT_TEST(testOverflowIsReportedAsTaskStackOverflow);
+  CPPUNIT_TEST(testCanaryInsteadOfGuard);
+  CPPUNIT_TEST(testGuardBudgetFollowsMaxMapCount);
+  CPPUNIT_TEST(testSizeIsRoundedToPages);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  void testStackIsUsableAndGuarded() {
+    StackPool pool(64 * 1024);
+    Stack stack;
+    CPPUNIT_ASSERT(!pool.acquire(stack));
+    CPPUNIT_ASSERT(stack.guarded);
+    CPPUNIT_ASSERT_EQUAL(std::size_t(64 * 1024), stack.usable.size);
+    std::memset(stack.usable.base, 0xab, stack.usable.size);  // every byte writable
+    CPPUNIT_ASSERT(StackPool::canaryIntact(stack));
+    pool.release(stack);
+  }
+
+  void testReleasedStacksAreReused() {
+    StackPool pool(32 * 1024);
+    Stack first;
+    CPPUNIT_ASSERT(!pool.acquire(first));
+    void* mapping = first.mapping;
+    const std::size_t guardsBefore = StackPool::guardedStacks();
+    pool.release(first);
+    CPPUNIT_ASSERT(first.mapping == nullptr);
+    Stack second;
+    CPPUNIT_ASSERT(!pool.acquire(second));
+    CPPUNIT_ASSERT_EQUAL(mapping, second.mapping);
+    CPPUNIT_ASSERT_EQUAL(guardsBefore, StackPool::guardedStacks());
+    pool.release(second);
+  }
+
+  void testGuardPageFaults() {
+    const ChildResult result = runInChild([] {
+      StackPool pool(32 * 1024);
+      Stack stack;
+      if (pool.acquire(stack)) _exit(3);
+      static_cast<volatile char*>(stack.usable.base)[-1] = 1;  // one byte below: the guard page
+      _exit(4);
+    });
+    CPPUNIT_ASSERT_MESSAGE(result.stderrText, WIFSIGNALED(result.status));
+    CPPUNIT_ASSERT_EQUAL(SIGSEGV, WTERMSIG(result.status));
+  }
+
+  template <ContextKind K>
+  static void overflowInChild() {
+    evchan::detail::prepareStackOverflowReporting();
+    StackPool pool(64 * 1024);
+    Stack stack;
+    if (pool.acquire(stack)) _exit(3);
+    std::unique_ptr<FiberContext> self = evchan::detail::makeThreadContext(K);
+    Overflowing task;
+    task.caller = self.get();
+    task.fiber = evchan::detail::makeFiberContext(K, stack.usable, &Overflowing::run, &task);
+    evchan::detail::setRunningStack(&stack, 42);
+    self->switchTo(*task.fiber);
+    _exit(5);  // never: the fiber overflows
+  }
+
+  void testOverflowIsReportedAsTaskStackOverflow() {
+    for (ContextKind kind : {ContextKind::BoostContext, ContextKind::Ucontext}) {
+      const ChildResult result = runInChild(kind == ContextKind::BoostContext ? &overflowInChild<ContextKind::BoostContext>
+                                                                              : &overflowInChild<ContextKind::Ucontext>);
+      const std::string context = evchan::detail::contextKindName(kind) + std::string(": ") + result.stderrText;
+      CPPUNIT_ASSERT_MESSAGE(context, WIFSIGNALED(result.status));
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(context, SIGABRT, WTERMSIG(result.status));
+      CPPUNIT_ASSERT_MESSAGE(context, result.stderrText.find("task stack overflow in task 42") != std::string::npos);
+    }
+  }
+
+  void testCanaryInsteadOfGuard() {
+    StackPool pool(32 * 1024, 4, /*guardPages=*/false);
+    const std::size_t guardsBefore = StackPool::guardedStacks();
+    Stack stack;
+    CPPUNIT_ASSERT(!pool.acquire(stack));
+    CPPUNIT_ASSERT(!stack.guarded);
+    CPPUNIT_ASSERT_EQUAL(guardsBefore, StackPool::guardedStacks());
+    CPPUNIT_ASSERT(StackPool::canaryIntact(stack));
+    // What a blown stack does to its lowest word.
+    std::memset(stack.usable.base, 0, 16);
+    CPPUNIT_ASSERT(!StackPool::canaryIntact(stack));
+    pool.release(stack);  // a corrupted stack is not reused
+    CPPUNIT_ASSERT(stack.mapping == nullptr);
+    Stack fresh;
+    CPPUNIT_ASSERT(!pool.acquire(fresh));
+    CPPUNIT_ASSERT(StackPool::canaryIntact(fresh));
+    pool.release(fresh);
+  }
+
+  void testGuardBudgetFollowsMaxMapCount() {
+    const std::size_t count = maxMapCount();
+    CPPUNIT_ASSERT(count > 0);
+    CPPUNIT_ASSERT_EQUAL(count / 4, StackPool::guardBudget());
+  }
+
+  void testSizeIsRoundedToPages() {
+    const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    CPPUNIT_ASSERT_EQUAL(std::size_t(16384), StackPool(1).stackSize());
+    CPPUNIT_ASSERT_EQUAL((20000 + page - 1) / page * page, StackPool(20000).stackSize());
+  }
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(StackPoolTest);
