@@ -119,6 +119,7 @@ class StackPoolTest : public evchan::test::LeakCheckedFixture {
       StackPool pool(32 * 1024);
       Stack stack;
       if (pool.acquire(stack)) _exit(3);
+      std::signal(SIGSEGV, SIG_DFL);  // no sanitizer's handler: the plain fault
       static_cast<volatile char*>(stack.usable.base)[-1] = 1;  // one byte below: the guard page
       _exit(4);
     });
