@@ -121,6 +121,7 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testDefaultSizeIsCpuParallelism);
   CPPUNIT_TEST(testBlockedWorkersDoNotDeadlockThePool);
   CPPUNIT_TEST(testWorkerBlockedInGetEventIsCompensated);
+  CPPUNIT_TEST(testBlockingWorkerSharesItsLocalCompletions);
   CPPUNIT_TEST(testPoolNeverExceedsMaxThreads);
   CPPUNIT_TEST(testIdleThreadsExitAfterIdleTimeout);
   CPPUNIT_TEST(testShutdownReleasesBlockedWorker);
@@ -186,6 +187,26 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT(done.wait(kPatience));
     CPPUNIT_ASSERT_MESSAGE("the worker's getEvent() did not get the timer", got == &timer);
     CPPUNIT_ASSERT_MESSAGE(describe(channel->poolStats()), channel->poolStats().peak >= 2);
+  }
+
+  // What a callback completes on its own worker waits in that worker's
+  // local batch; if the callback then blocks on it, it must be shared.
+  void testBlockingWorkerSharesItsLocalCompletions() {
+    std::unique_ptr<EventChannel> channel = EventChannel::create(poolOptions(1));
+    NotifyEvent released;
+    TimerEvent timer(Duration::zero());  // completes inside post()
+    timer.setCallback([&](Event&) { channel->post(released); });
+    bool wasReleased = false;
+    NotifyEvent done;
+    DispatchEvent waiter([&] {
+      channel->post(timer);
+      wasReleased = released.wait(kBlockLimit);
+    });
+    waiter.setCallback([&](Event&) { channel->post(done); });
+    ReclaimOnExit reclaim(*channel);
+    channel->post(waiter);
+    CPPUNIT_ASSERT(done.wait(kPatience));
+    CPPUNIT_ASSERT_MESSAGE("the timer stayed in the blocked worker's local batch", wasReleased);
   }
 
   void testPoolNeverExceedsMaxThreads() {

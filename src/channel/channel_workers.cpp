@@ -181,6 +181,11 @@ void ChannelCore::enterBlocking() noexcept {
   if (core == nullptr) return;
   std::lock_guard<std::mutex> lock(core->mutex_);
   ++core->blocked_;
+  // What this worker completed locally would otherwise wait for it to
+  // unblock, and may be what unblocks it: share it before blocking.
+  if (LocalBatch* batch = localBatchSlot(); batch != nullptr && batch->core == core) {
+    while (Event* event = batch->queue.pop()) core->runQueue_.push(*event);
+  }
   core->dispatchWorkLocked();
 }
 
