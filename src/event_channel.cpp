@@ -3,6 +3,7 @@
 #include <evchan/system_error.h>
 
 #include "channel/channel_core.h"
+#include "task/spawn.h"
 
 namespace evchan {
 
@@ -39,6 +40,24 @@ Event* EventChannel::getEvent(Duration timeout) { return core_->getEvent(timeout
 void EventChannel::shutdown() noexcept { core_->shutdown(); }
 
 bool EventChannel::isShutDown() const noexcept { return core_->isShutDown(); }
+
+TaskHandle EventChannel::spawn(std::function<void()> function, const TaskOptions& options,
+                               std::error_code& ec) noexcept {
+  try {
+    const std::size_t stackSize = options.stackSize != 0 ? options.stackSize : core_->taskStackSize();
+    return detail::spawnTask(core_, std::move(function), stackSize, ec);
+  } catch (const std::bad_alloc&) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+    return TaskHandle();
+  }
+}
+
+TaskHandle EventChannel::spawn(std::function<void()> function, const TaskOptions& options) {
+  std::error_code ec;
+  TaskHandle task = spawn(std::move(function), options, ec);
+  throwIfError(ec, "spawn task");
+  return task;
+}
 
 const char* EventChannel::backendName() const noexcept { return evchan::backendName(core_->backend()); }
 

@@ -12,6 +12,8 @@
 #include <evchan/notify_event.h>
 #include <evchan/socket_events.h>
 #include <evchan/system_error.h>
+#include <evchan/task.h>
+#include <evchan/task_local.h>
 #include <evchan/tcp_listener.h>
 #include <evchan/tcp_socket.h>
 #include <evchan/timer_event.h>

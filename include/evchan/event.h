@@ -56,6 +56,7 @@ class Event {
   std::atomic<bool> inFlight_{false};
   Event* next_ = nullptr;  // the channel's intrusive queue link while in flight
   bool started_ = false;   // a DispatchEvent whose function already ran
+  bool runnable_ = false;  // the channel's own detail::RunnableEvent (a task to resume)
 };
 
 }  // namespace evchan

@@ -3,11 +3,13 @@
 #define EVCHAN_EVENT_CHANNEL_H
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <system_error>
 
 #include <evchan/duration.h>
 #include <evchan/event.h>
+#include <evchan/task.h>
 
 namespace evchan {
 
@@ -35,6 +37,9 @@ struct EventChannelOptions {
   int maxThreads = 0;
   /// Threads above initialThreads exit after idling this long.
   Duration idleTimeout = std::chrono::seconds(10);
+  /// Stack size of tasks spawned without their own; mapped lazily, so
+  /// untouched pages cost address space, not memory.
+  std::size_t taskStackSize = 64 * 1024;
 };
 
 /// A snapshot of the channel's thread pool.
@@ -92,6 +97,12 @@ class EventChannel {
   /// the shutdown; the destructor joins).  Idempotent.
   void shutdown() noexcept;
   bool isShutDown() const noexcept;
+
+  /// Starts `function` as a task on this channel's workers.  Errors:
+  /// Errc::channel_shut_down; std::errc::function_not_supported in a build
+  /// without the native POSIX layer; the OS refusing a stack.
+  TaskHandle spawn(std::function<void()> function, const TaskOptions& options = TaskOptions());
+  TaskHandle spawn(std::function<void()> function, const TaskOptions& options, std::error_code& ec) noexcept;
 
   /// The backend in use: "epoll", "poll", "select" or "apr_pollset".
   const char* backendName() const noexcept;

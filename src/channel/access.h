@@ -25,6 +25,7 @@ struct EventAccess {
   static std::error_code& error(Event& e) noexcept { return e.error_; }
   static Event::Callback& callback(Event& e) noexcept { return e.callback_; }
   static bool& started(Event& e) noexcept { return e.started_; }
+  static bool& runnable(Event& e) noexcept { return e.runnable_; }
 
   static std::size_t& transferred(ReadEvent& e) noexcept { return e.transferred_; }
   static std::size_t& transferred(WriteEvent& e) noexcept { return e.transferred_; }
@@ -43,6 +44,14 @@ struct EventAccess {
     if (handBack) e.inFlight_.store(false, std::memory_order_release);
     e.signalled_.notify_all();
   }
+};
+
+/// Work the channel runs on a worker through its run queue, such as
+/// resuming a task: a worker that pops it calls run() instead of a callback.
+class RunnableEvent : public Event {
+ public:
+  RunnableEvent() noexcept : Event(Kind::Dispatch) { EventAccess::runnable(*this) = true; }
+  virtual void run() noexcept = 0;
 };
 
 /// A FIFO of events linked through Event::next_; no allocation.

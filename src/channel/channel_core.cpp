@@ -271,6 +271,10 @@ void ChannelCore::complete(Event& event, std::error_code result) noexcept {
     deliver(event);
     return;
   }
+  schedule(event);
+}
+
+void ChannelCore::schedule(Event& event) noexcept {
   if (enqueueLocal(event)) return;
   std::unique_lock<std::mutex> lock(mutex_);
   if (stopping_ && threads_ == 0) {
@@ -291,6 +295,10 @@ void ChannelCore::deliver(Event& event) noexcept {
 }
 
 void ChannelCore::runCompletion(Event& event) noexcept {
+  if (EventAccess::runnable(event)) {
+    static_cast<RunnableEvent&>(event).run();
+    return;
+  }
   if (event.kind() == Event::Kind::Dispatch && !EventAccess::started(event)) {
     EventAccess::started(event) = true;
     try {

@@ -35,7 +35,12 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore> {
   void shutdown() noexcept;
   bool isShutDown() const noexcept;
   Backend backend() const noexcept { return backend_; }
+  std::size_t taskStackSize() const noexcept { return options_.taskStackSize; }
   ThreadPoolStats stats() const;
+
+  /// Queues `event` to run on a worker (its callback, or the task it
+  /// resumes): on this worker's local batch when there is one.
+  void schedule(Event& event) noexcept;
 
   /// Registers a socket with the poller (WatchHandle calls these).
   Watch* addWatch(apr_socket_t* socket, std::error_code& ec);

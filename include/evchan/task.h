@@ -1,0 +1,66 @@
+// Tasks: user-level contexts scheduled M:N onto an EventChannel's workers.
+#ifndef EVCHAN_TASK_H
+#define EVCHAN_TASK_H
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <system_error>
+
+#include <evchan/duration.h>
+
+namespace evchan {
+
+namespace detail {
+class TaskState;
+}
+
+/// A task's number, unique within the process, never 0.
+using TaskId = std::uint64_t;
+
+/// Settings for one spawn.
+struct TaskOptions {
+  /// Stack size in bytes; 0 = the channel's (EventChannelOptions::taskStackSize).
+  std::size_t stackSize = 0;
+};
+
+/// A handle to a spawned task.  Copies refer to the same task; the task
+/// runs to its end whether or not a handle is kept.
+class TaskHandle {
+ public:
+  TaskHandle() noexcept = default;
+
+  /// Waits for the task to end: inside a task it suspends the caller, on a
+  /// plain thread it blocks.  Rethrows an exception that escaped the task's
+  /// function (every join does).  Joining one's own task is
+  /// std::errc::resource_deadlock_would_occur; an empty handle is
+  /// std::errc::invalid_argument (both thrown as SystemError).
+  void join();
+  /// True once the task's function has returned or thrown.
+  bool done() const noexcept;
+  /// The task's id; 0 for an empty handle.
+  TaskId id() const noexcept;
+  bool valid() const noexcept { return state_ != nullptr; }
+
+ private:
+  friend class detail::TaskState;
+  explicit TaskHandle(std::shared_ptr<detail::TaskState> state) noexcept : state_(std::move(state)) {}
+  std::shared_ptr<detail::TaskState> state_;
+};
+
+/// True when the calling code runs inside a task.
+bool inTask() noexcept;
+
+/// Calls for the task that is running.  Outside a task they act on the
+/// calling thread (yield() yields it, sleepFor() sleeps it, id() is 0).
+namespace this_task {
+/// Lets other ready tasks run; this one continues later, on any worker.
+void yield();
+/// Suspends the task (not the thread) for at least `duration`.
+void sleepFor(Duration duration);
+TaskId id() noexcept;
+}  // namespace this_task
+
+}  // namespace evchan
+
+#endif  // EVCHAN_TASK_H

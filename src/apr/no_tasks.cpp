@@ -1,0 +1,41 @@
+// Builds without the native POSIX layer have no tasks yet: spawn() fails
+// with function_not_supported and the this_task calls act on the thread.
+#include <thread>
+
+#include <evchan/error.h>
+#include <evchan/system_error.h>
+#include <evchan/task.h>
+#include <evchan/task_local.h>
+
+#include "task/spawn.h"
+
+namespace evchan {
+
+bool inTask() noexcept { return false; }
+
+namespace this_task {
+void yield() { std::this_thread::yield(); }
+void sleepFor(Duration duration) {
+  if (duration > Duration::zero()) std::this_thread::sleep_for(duration);
+}
+TaskId id() noexcept { return 0; }
+}  // namespace this_task
+
+// No handle can refer to a task here: every one is empty.
+void TaskHandle::join() { throw SystemError(std::make_error_code(std::errc::invalid_argument), "join"); }
+bool TaskHandle::done() const noexcept { return false; }
+TaskId TaskHandle::id() const noexcept { return 0; }
+
+namespace detail {
+
+void* taskLocalSlot(const void*, void* (*)(), void (*)(void*)) {
+  throw SystemError(std::make_error_code(std::errc::operation_not_permitted), "TaskLocal::get outside a task");
+}
+
+TaskHandle spawnTask(const std::shared_ptr<ChannelCore>&, std::function<void()>, std::size_t, std::error_code& ec) {
+  ec = std::make_error_code(std::errc::function_not_supported);
+  return TaskHandle();
+}
+
+}  // namespace detail
+}  // namespace evchan

@@ -1,0 +1,215 @@
+// TaskState: running, suspending, waking and ending a task.
+#include "task/task_state.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+
+#include <evchan/error.h>
+#include <evchan/system_error.h>
+
+#include "channel/channel_core.h"
+#include "task/stack_overflow.h"
+
+namespace evchan::detail {
+namespace {
+
+std::atomic<TaskId> nextTaskId{1};
+
+[[gnu::noinline]] TaskState*& currentTaskSlot() noexcept {
+  static thread_local TaskState* current = nullptr;
+  return current;
+}
+
+// The worker thread's own context, to switch into tasks from and back to.
+[[gnu::noinline]] FiberContext& workerContext() {
+  static thread_local std::unique_ptr<FiberContext> context;
+  if (!context) {
+    context = makeThreadContext(defaultContextKind());
+    prepareStackOverflowReporting();
+  }
+  return *context;
+}
+
+// Stacks are pooled per size, process-wide, so that tasks of every channel
+// reuse them.
+StackPool& stackPoolFor(std::size_t size) {
+  static std::mutex mutex;
+  static std::map<std::size_t, std::unique_ptr<StackPool>> pools;
+  std::lock_guard<std::mutex> lock(mutex);
+  std::unique_ptr<StackPool>& pool = pools[size];
+  if (!pool) pool = std::make_unique<StackPool>(size);
+  return *pool;
+}
+
+}  // namespace
+
+void TaskResumeEvent::run() noexcept { task_.runOnWorker(); }
+
+TaskState* TaskState::current() noexcept { return currentTaskSlot(); }
+
+TaskState::TaskState(std::shared_ptr<ChannelCore> core, std::function<void()> function)
+    : id_(nextTaskId.fetch_add(1, std::memory_order_relaxed)),
+      core_(std::move(core)),
+      function_(std::move(function)),
+      resume_(*this) {}
+
+TaskState::~TaskState() {
+  fiber_.reset();
+  if (pool_ != nullptr) pool_->release(stack_);
+}
+
+std::shared_ptr<TaskState> TaskState::spawn(std::shared_ptr<ChannelCore> core, std::function<void()> function,
+                                            std::size_t stackSize, std::error_code& ec) {
+  if (core->isShutDown()) {
+    ec = Errc::channel_shut_down;
+    return nullptr;
+  }
+  if (!function) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return nullptr;
+  }
+  std::shared_ptr<TaskState> task(new TaskState(std::move(core), std::move(function)));
+  task->pool_ = &stackPoolFor(stackSize);
+  if ((ec = task->pool_->acquire(task->stack_))) return nullptr;
+  task->fiber_ = makeFiberContext(defaultContextKind(), task->stack_.usable, &TaskState::entry, task.get());
+  if (!task->fiber_) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+    return nullptr;
+  }
+  task->self_ = task;
+  task->schedule();
+  ec.clear();
+  return task;
+}
+
+void TaskState::schedule() noexcept { core_->schedule(resume_); }
+
+void TaskState::entry(void* argument) {
+  auto* task = static_cast<TaskState*>(argument);
+  try {
+    task->function_();
+  } catch (...) {
+    task->exception_ = std::current_exception();  // join() rethrows it
+  }
+  task->destroyLocals();
+  task->state_.store(kDone, std::memory_order_release);
+  task->fiber_->exitTo(*task->worker_);
+}
+
+void TaskState::runOnWorker() noexcept {
+  FiberContext& worker = workerContext();
+  worker_ = &worker;
+  currentTaskSlot() = this;
+  setRunningStack(&stack_, id_);
+  state_.store(kRunning, std::memory_order_relaxed);
+  worker.switchTo(*fiber_);
+  // Back on the worker's own stack.
+  setRunningStack(nullptr, 0);
+  currentTaskSlot() = nullptr;
+  if (!StackPool::canaryIntact(stack_)) {
+    // An unguarded stack overflowed: its neighbour may be corrupt already.
+    std::fprintf(stderr, "evchan: task stack overflow in task %llu (canary overwritten)\n",
+                 static_cast<unsigned long long>(id_));
+    std::abort();
+  }
+  if (state_.load(std::memory_order_acquire) == kDone) {
+    finish();  // may free this task
+    return;
+  }
+  if (afterSwitch_ != nullptr) {
+    void (*action)(void*) = std::exchange(afterSwitch_, nullptr);
+    action(afterSwitchArgument_);
+  }
+  // Park it, unless a wake-up came while it was switching out.  Nothing may
+  // touch the task after a successful park: another worker may resume it.
+  int expected = kSuspending;
+  if (state_.compare_exchange_strong(expected, kSuspended, std::memory_order_acq_rel)) return;
+  state_.store(kReady, std::memory_order_relaxed);
+  schedule();
+}
+
+void TaskState::suspend(void (*afterSwitch)(void*), void* argument) noexcept {
+  afterSwitch_ = afterSwitch;
+  afterSwitchArgument_ = argument;
+  state_.store(kSuspending, std::memory_order_release);
+  fiber_->switchTo(*worker_);
+  // Resumed, perhaps on another worker: runOnWorker() set worker_ again.
+}
+
+void TaskState::wake() noexcept {
+  for (;;) {
+    int state = state_.load(std::memory_order_acquire);
+    if (state == kSuspended) {
+      if (state_.compare_exchange_weak(state, kReady, std::memory_order_acq_rel)) {
+        schedule();
+        return;
+      }
+    } else if (state == kSuspending) {
+      if (state_.compare_exchange_weak(state, kWokenWhileSuspending, std::memory_order_acq_rel)) return;
+    } else {
+      return;  // running or done: nothing to wake
+    }
+  }
+}
+
+void TaskState::finish() noexcept {
+  fiber_.reset();
+  pool_->release(stack_);
+  pool_ = nullptr;
+  std::vector<std::shared_ptr<TaskState>> joiners;
+  {
+    std::lock_guard<std::mutex> lock(joinMutex_);
+    done_ = true;
+    joiners.swap(joiners_);
+  }
+  finished_.notify_all();
+  for (const std::shared_ptr<TaskState>& joiner : joiners) joiner->wake();
+  function_ = nullptr;
+  std::shared_ptr<TaskState> last = std::move(self_);  // may free this task on return
+}
+
+bool TaskState::done() const noexcept {
+  std::lock_guard<std::mutex> lock(joinMutex_);
+  return done_;
+}
+
+void TaskState::join() {
+  TaskState* caller = current();
+  if (caller == this) throw SystemError(std::make_error_code(std::errc::resource_deadlock_would_occur), "join");
+  if (caller != nullptr) {
+    std::unique_lock<std::mutex> lock(joinMutex_);
+    if (!done_) {
+      joiners_.push_back(caller->shared_from_this());
+      lock.unlock();
+      caller->suspend();  // finish() wakes it
+    }
+  } else {
+    ChannelCore::enterBlocking();
+    std::unique_lock<std::mutex> lock(joinMutex_);
+    finished_.wait(lock, [&] { return done_; });
+    lock.unlock();
+    ChannelCore::leaveBlocking();
+  }
+  if (exception_) std::rethrow_exception(exception_);
+}
+
+void* TaskState::localSlot(const void* key, void* (*make)(), void (*destroy)(void*)) {
+  for (auto& local : locals_) {
+    if (local.first == key) return local.second.first;
+  }
+  void* value = make();
+  locals_.push_back({key, {value, destroy}});
+  return value;
+}
+
+void TaskState::destroyLocals() noexcept {
+  // Newest first, like automatic variables; a destructor may create more.
+  while (!locals_.empty()) {
+    auto local = locals_.back();
+    locals_.pop_back();
+    local.second.second(local.second.first);
+  }
+}
+
+}  // namespace evchan::detail

@@ -1,0 +1,103 @@
+// Internal: one task: its fiber, stack, state machine and join state.
+#ifndef EVCHAN_SRC_TASK_TASK_STATE_H
+#define EVCHAN_SRC_TASK_TASK_STATE_H
+
+#include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include <evchan/event.h>
+#include <evchan/task.h>
+
+#include "channel/access.h"
+#include "task/fiber_context.h"
+#include "task/stack_pool.h"
+
+namespace evchan::detail {
+
+class ChannelCore;
+class TaskState;
+
+/// How a task travels through the channel's run queue.
+class TaskResumeEvent final : public RunnableEvent {
+ public:
+  explicit TaskResumeEvent(TaskState& task) noexcept : task_(task) {}
+  void run() noexcept override;
+
+ private:
+  TaskState& task_;
+};
+
+/// A task.  States: Ready (queued) -> Running -> Suspending (switching out)
+/// -> Suspended -> Ready ..., or Running -> Done.  wake() may come while
+/// the task is still Suspending (its event completed at once): the worker
+/// then puts it straight back in the queue instead of parking it.
+class TaskState : public std::enable_shared_from_this<TaskState> {
+ public:
+  static std::shared_ptr<TaskState> spawn(std::shared_ptr<ChannelCore> core, std::function<void()> function,
+                                          std::size_t stackSize, std::error_code& ec);
+  ~TaskState();
+
+  TaskId id() const noexcept { return id_; }
+  ChannelCore& core() const noexcept { return *core_; }
+  TaskHandle handle() { return TaskHandle(shared_from_this()); }
+
+  /// The running task of this thread, or null.  Not inlined: a task that
+  /// resumes on another thread must read that thread's slot.
+  static TaskState* current() noexcept;
+
+  /// Worker side: switches into the task; returns when it suspends or ends.
+  void runOnWorker() noexcept;
+
+  /// Task side: leaves the worker.  `afterSwitch(argument)` runs on the
+  /// worker once the task is off its stack (it may wake the task at once).
+  void suspend(void (*afterSwitch)(void*) = nullptr, void* argument = nullptr) noexcept;
+  /// Makes a suspended (or suspending) task ready.  Once per suspension.
+  void wake() noexcept;
+
+  bool done() const noexcept;
+  /// Waits for the end and rethrows the task's exception.
+  void join();
+
+  /// The slot of a TaskLocal in this task.
+  void* localSlot(const void* key, void* (*make)(), void (*destroy)(void*));
+
+ private:
+  enum State : int { kReady, kRunning, kSuspending, kWokenWhileSuspending, kSuspended, kDone };
+
+  TaskState(std::shared_ptr<ChannelCore> core, std::function<void()> function);
+  static void entry(void* argument);
+  void schedule() noexcept;
+  void finish() noexcept;
+  void destroyLocals() noexcept;
+
+  const TaskId id_;
+  std::shared_ptr<ChannelCore> core_;
+  std::function<void()> function_;
+  StackPool* pool_ = nullptr;
+  Stack stack_;
+  std::unique_ptr<FiberContext> fiber_;
+  FiberContext* worker_ = nullptr;  // the context to return to, set at each resume
+  std::atomic<int> state_{kReady};
+  void (*afterSwitch_)(void*) = nullptr;
+  void* afterSwitchArgument_ = nullptr;
+  std::exception_ptr exception_;
+  TaskResumeEvent resume_;
+  std::shared_ptr<TaskState> self_;  // alive while scheduled or running
+
+  mutable std::mutex joinMutex_;
+  std::condition_variable finished_;
+  bool done_ = false;
+  std::vector<std::shared_ptr<TaskState>> joiners_;
+
+  std::vector<std::pair<const void*, std::pair<void*, void (*)(void*)>>> locals_;
+};
+
+}  // namespace evchan::detail
+
+#endif  // EVCHAN_SRC_TASK_TASK_STATE_H

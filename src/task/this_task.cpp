@@ -1,0 +1,84 @@
+// this_task::*, inTask(), TaskHandle, TaskLocal's slot, EventChannel::spawn.
+#include <thread>
+
+#include <evchan/error.h>
+#include <evchan/event_channel.h>
+#include <evchan/system_error.h>
+#include <evchan/task.h>
+#include <evchan/task_local.h>
+#include <evchan/timer_event.h>
+
+#include "channel/channel_core.h"
+#include "task/spawn.h"
+#include "task/task_state.h"
+
+namespace evchan {
+
+bool inTask() noexcept { return detail::TaskState::current() != nullptr; }
+
+namespace this_task {
+
+void yield() {
+  detail::TaskState* task = detail::TaskState::current();
+  if (task == nullptr) {
+    std::this_thread::yield();
+    return;
+  }
+  // Re-queued once it is off its stack: other ready tasks run first.
+  task->suspend([](void* argument) { static_cast<detail::TaskState*>(argument)->wake(); }, task);
+}
+
+void sleepFor(Duration duration) {
+  detail::TaskState* task = detail::TaskState::current();
+  if (task == nullptr) {
+    if (duration > Duration::zero()) std::this_thread::sleep_for(duration);
+    return;
+  }
+  if (duration <= Duration::zero()) return yield();
+  // The timer lives on the task's stack, which stays put while it sleeps.
+  struct Sleep {
+    detail::TaskState* task;
+    TimerEvent timer;
+  } sleep{task, TimerEvent(duration)};
+  sleep.timer.setCallback([task](Event&) { task->wake(); });
+  task->suspend(
+      [](void* argument) {
+        auto* s = static_cast<Sleep*>(argument);
+        // Shut down: no timer to wait for.
+        if (s->task->core().post(s->timer)) s->task->wake();
+      },
+      &sleep);
+}
+
+TaskId id() noexcept {
+  detail::TaskState* task = detail::TaskState::current();
+  return task != nullptr ? task->id() : 0;
+}
+
+}  // namespace this_task
+
+void TaskHandle::join() {
+  if (!state_) throw SystemError(std::make_error_code(std::errc::invalid_argument), "join");
+  state_->join();
+}
+
+bool TaskHandle::done() const noexcept { return state_ && state_->done(); }
+
+TaskId TaskHandle::id() const noexcept { return state_ ? state_->id() : 0; }
+
+namespace detail {
+
+void* taskLocalSlot(const void* key, void* (*make)(), void (*destroy)(void*)) {
+  TaskState* task = TaskState::current();
+  if (task == nullptr) throw SystemError(std::make_error_code(std::errc::operation_not_permitted), "TaskLocal::get outside a task");
+  return task->localSlot(key, make, destroy);
+}
+
+TaskHandle spawnTask(const std::shared_ptr<ChannelCore>& core, std::function<void()> function, std::size_t stackSize,
+                     std::error_code& ec) {
+  std::shared_ptr<TaskState> task = TaskState::spawn(core, std::move(function), stackSize, ec);
+  return task ? task->handle() : TaskHandle();
+}
+
+}  // namespace detail
+}  // namespace evchan
