@@ -276,6 +276,10 @@ void ChannelCore::complete(Event& event, std::error_code result) noexcept {
 
 void ChannelCore::schedule(Event& event) noexcept {
   if (enqueueLocal(event)) return;
+  scheduleShared(event);
+}
+
+void ChannelCore::scheduleShared(Event& event) noexcept {
   std::unique_lock<std::mutex> lock(mutex_);
   if (stopping_ && threads_ == 0) {
     // The pool is gone (a socket closed after shutdown): run it here.

@@ -41,6 +41,9 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore> {
   /// Queues `event` to run on a worker (its callback, or the task it
   /// resumes): on this worker's local batch when there is one.
   void schedule(Event& event) noexcept;
+  /// Queues `event` at the tail of the shared run queue, never on the local
+  /// batch: behind every event ready now (a yielding task).
+  void scheduleShared(Event& event) noexcept;
 
   /// Registers a socket with the poller (WatchHandle calls these).
   Watch* addWatch(apr_socket_t* socket, std::error_code& ec);

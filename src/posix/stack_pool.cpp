@@ -11,6 +11,19 @@
 
 #include <evchan/error.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define EVCHAN_STACK_POOL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EVCHAN_STACK_POOL_ASAN 1
+#endif
+#endif
+#ifdef EVCHAN_STACK_POOL_ASAN
+// Declared here rather than through <sanitizer/asan_interface.h> (see
+// task/switch_annotations.h).
+extern "C" void __asan_unpoison_memory_region(void const volatile* addr, std::size_t size);
+#endif
+
 namespace evchan::detail {
 namespace {
 
@@ -102,6 +115,13 @@ std::error_code StackPool::acquire(Stack& stack) noexcept {
 
 void StackPool::release(Stack& stack) noexcept {
   if (stack.mapping == nullptr) return;
+#ifdef EVCHAN_STACK_POOL_ASAN
+  // A fiber that ended left the redzones of the frames it was in poisoned
+  // (it never returned from them): the next fiber on this memory would
+  // trip over them (ASan reports, or CHECK-fails in __asan_handle_no_return
+  // at a throw).  Unmapped memory keeps its shadow too.
+  __asan_unpoison_memory_region(stack.usable.base, stack.usable.size);
+#endif
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (cache_.size() < maxCached_ && canaryIntact(stack)) {

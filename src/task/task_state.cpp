@@ -117,6 +117,12 @@ void TaskState::runOnWorker() noexcept {
     finish();  // may free this task
     return;
   }
+  if (std::exchange(yielding_, false)) {
+    // Nobody else wakes a yielding task: straight back, behind the others.
+    state_.store(kReady, std::memory_order_relaxed);
+    core_->scheduleShared(resume_);
+    return;
+  }
   if (afterSwitch_ != nullptr) {
     void (*action)(void*) = std::exchange(afterSwitch_, nullptr);
     action(afterSwitchArgument_);
@@ -135,6 +141,11 @@ void TaskState::suspend(void (*afterSwitch)(void*), void* argument) noexcept {
   state_.store(kSuspending, std::memory_order_release);
   fiber_->switchTo(*worker_);
   // Resumed, perhaps on another worker: runOnWorker() set worker_ again.
+}
+
+void TaskState::yield() noexcept {
+  yielding_ = true;
+  suspend();
 }
 
 void TaskState::wake() noexcept {
@@ -178,11 +189,27 @@ void TaskState::join() {
   TaskState* caller = current();
   if (caller == this) throw SystemError(std::make_error_code(std::errc::resource_deadlock_would_occur), "join");
   if (caller != nullptr) {
-    std::unique_lock<std::mutex> lock(joinMutex_);
-    if (!done_) {
-      joiners_.push_back(caller->shared_from_this());
-      lock.unlock();
-      caller->suspend();  // finish() wakes it
+    if (!done()) {
+      // Registered by the worker once the caller is off its stack: a wake()
+      // from finish() on another worker then finds it Suspending.  Pushed
+      // while it still runs, the wake-up could come before suspend() and be
+      // lost (wake() ignores a running task), and the joiner never resume.
+      struct Join {
+        TaskState* target;
+        TaskState* joiner;
+      } join{this, caller};
+      caller->suspend(
+          [](void* argument) {
+            auto* j = static_cast<Join*>(argument);
+            std::unique_lock<std::mutex> lock(j->target->joinMutex_);
+            if (j->target->done_) {
+              lock.unlock();
+              j->joiner->wake();  // ended meanwhile
+              return;
+            }
+            j->target->joiners_.push_back(j->joiner->shared_from_this());  // finish() wakes it
+          },
+          &join);
     }
   } else {
     ChannelCore::enterBlocking();

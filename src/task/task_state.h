@@ -57,6 +57,9 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
   /// Task side: leaves the worker.  `afterSwitch(argument)` runs on the
   /// worker once the task is off its stack (it may wake the task at once).
   void suspend(void (*afterSwitch)(void*) = nullptr, void* argument = nullptr) noexcept;
+  /// Task side: suspends and is re-queued at once, behind the tasks that
+  /// are ready (the shared run queue's tail, not this worker's local batch).
+  void yield() noexcept;
   /// Makes a suspended (or suspending) task ready.  Once per suspension.
   void wake() noexcept;
 
@@ -86,6 +89,7 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
   std::atomic<int> state_{kReady};
   void (*afterSwitch_)(void*) = nullptr;
   void* afterSwitchArgument_ = nullptr;
+  bool yielding_ = false;  // set by yield(), read by runOnWorker() after the switch
   std::exception_ptr exception_;
   TaskResumeEvent resume_;
   std::shared_ptr<TaskState> self_;  // alive while scheduled or running

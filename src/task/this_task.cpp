@@ -24,8 +24,8 @@ void yield() {
     std::this_thread::yield();
     return;
   }
-  // Re-queued once it is off its stack: other ready tasks run first.
-  task->suspend([](void* argument) { static_cast<detail::TaskState*>(argument)->wake(); }, task);
+  // Re-queued once it is off its stack, behind the other ready tasks.
+  task->yield();
 }
 
 void sleepFor(Duration duration) {

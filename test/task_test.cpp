@@ -1,0 +1,655 @@
+// Tests of tasks: EventChannel::spawn, TaskHandle (join, exceptions),
+// this_task::yield/sleepFor/id, inTask, TaskLocal, migration between
+// workers, stack size, errors, and a task that blocks its thread.
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <evchan/evchan.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/diagnostics.h"
+#include "support/leak_checked_fixture.h"
+#include "support/reclaim_on_exit.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using evchan::Duration;
+using evchan::EventChannel;
+using evchan::NotifyEvent;
+using evchan::SystemError;
+using evchan::TaskHandle;
+using evchan::TaskId;
+using evchan::TaskLocal;
+using evchan::TaskOptions;
+using evchan::test::Clock;
+using evchan::test::elapsedText;
+using evchan::test::ReclaimOnExit;
+namespace this_task = evchan::this_task;
+
+// Bounded waits everywhere: a task that never ends fails its test after
+// kPatience instead of hanging the suite.  Tasks that wait for each other
+// give up after kBlockLimit, well before.
+constexpr Duration kPatience = 8s;
+constexpr Duration kBlockLimit = 5s;
+
+// Not inlined, and so not merged across a suspension: pthread_self() is
+// declared const, and a compiler may reuse one call's result after the task
+// has moved to another thread.
+[[gnu::noinline]] std::thread::id currentThread() { return std::this_thread::get_id(); }
+
+std::unique_ptr<EventChannel> makeChannel(int initialThreads) {
+  EventChannel::Options options;
+  options.initialThreads = initialThreads;
+  return EventChannel::create(options);
+}
+
+/// Polls `condition` until it holds or `patience` passes.
+bool eventually(const std::function<bool()>& condition, Duration patience = kPatience) {
+  const Clock::time_point deadline = Clock::now() + patience;
+  while (!condition()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+/// join() from a plain thread, but never waiting longer than `patience`:
+/// a task that does not end fails the test.
+void joinWithin(TaskHandle& task, Duration patience = kPatience) {
+  CPPUNIT_ASSERT_MESSAGE("task " + std::to_string(task.id()) + " did not end in time",
+                         eventually([&] { return task.done(); }, patience));
+  task.join();
+}
+
+/// Spins a task (yielding) until `flag` is set or kBlockLimit passes.
+bool yieldUntil(const std::atomic<bool>& flag) {
+  const Clock::time_point deadline = Clock::now() + kBlockLimit;
+  while (!flag.load()) {
+    if (Clock::now() > deadline) return false;
+    this_task::yield();
+  }
+  return true;
+}
+
+/// Occupies the calling worker thread (not suspending) until `flag` is set
+/// or kBlockLimit passes: lets a test queue several tasks behind it.
+void blockThreadUntil(const std::atomic<bool>& flag) {
+  const Clock::time_point deadline = Clock::now() + kBlockLimit;
+  while (!flag.load() && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+}
+
+class TaskFailure : public std::runtime_error {
+ public:
+  explicit TaskFailure(const std::string& what) : std::runtime_error(what) {}
+};
+
+/// Counts constructions and destructions, for TaskLocal's lifetime.
+struct Tracked {
+  static std::atomic<int> constructed;
+  static std::atomic<int> destroyed;
+  std::uint64_t value = 0;
+  Tracked() { ++constructed; }
+  ~Tracked() { ++destroyed; }
+  Tracked(const Tracked&) = delete;
+  Tracked& operator=(const Tracked&) = delete;
+};
+std::atomic<int> Tracked::constructed{0};
+std::atomic<int> Tracked::destroyed{0};
+
+/// Recurses through `depth` frames of at least 512 bytes each the optimiser
+/// cannot drop; reports the lowest frame address reached.
+[[gnu::noinline]] int deepRecursion(int depth, volatile char* previous, std::uintptr_t& lowest) {
+  volatile char frame[512];
+  frame[0] = static_cast<char>(depth);
+  frame[511] = previous != nullptr ? previous[0] : 0;
+  const auto here = reinterpret_cast<std::uintptr_t>(&frame[0]);
+  if (here < lowest) lowest = here;
+  return depth == 0 ? frame[0] : frame[511] + deepRecursion(depth - 1, frame, lowest);
+}
+
+std::string codeText(const std::error_code& ec) { return evchan::test::describe(ec); }
+
+}  // namespace
+
+class TaskTest : public evchan::test::LeakCheckedFixture {
+  CPPUNIT_TEST_SUITE(TaskTest);
+  CPPUNIT_TEST(testSpawnAndJoinRunOnceOnAWorker);
+  CPPUNIT_TEST(testTaskIds);
+  CPPUNIT_TEST(testExceptionIsRethrownByEveryJoin);
+  CPPUNIT_TEST(testJoinInsideATaskSuspendsTheJoiner);
+  CPPUNIT_TEST(testJoinInsideATaskRacingWithTheEnd);
+  CPPUNIT_TEST(testJoinSelfIsADeadlockError);
+  CPPUNIT_TEST(testJoinEmptyHandleIsInvalidArgument);
+  CPPUNIT_TEST(testYieldLetsOtherReadyTasksRun);
+  CPPUNIT_TEST(testSleepSuspendsTheTaskNotTheThread);
+  CPPUNIT_TEST(testMigrationKeepsTaskData);
+  CPPUNIT_TEST(testTaskLocalPerTaskAndDestroyedAtEnd);
+  CPPUNIT_TEST(testTaskLocalOutsideATask);
+  CPPUNIT_TEST(testManySleepingTasks);
+  CPPUNIT_TEST(testStackSizeOption);
+  CPPUNIT_TEST(testSpawnAfterShutdown);
+  CPPUNIT_TEST(testSpawnEmptyFunction);
+  CPPUNIT_TEST(testThisTaskOutsideATaskActsOnTheThread);
+  CPPUNIT_TEST(testThreadBlockingWaitInATaskIsCompensated);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  void testSpawnAndJoinRunOnceOnAWorker() {
+    std::atomic<int> runs{0};
+    std::atomic<bool> insideTask{false};
+    std::thread::id taskThread;
+    CPPUNIT_ASSERT(!evchan::inTask());
+    std::unique_ptr<EventChannel> channel = makeChannel(2);
+    TaskHandle task = channel->spawn([&] {
+      ++runs;
+      insideTask = evchan::inTask();
+      taskThread = currentThread();
+    });
+    CPPUNIT_ASSERT(task.valid());
+    CPPUNIT_ASSERT(task.id() != 0);
+    joinWithin(task);
+    CPPUNIT_ASSERT(task.done());
+    CPPUNIT_ASSERT_EQUAL(1, runs.load());
+    CPPUNIT_ASSERT_MESSAGE("inTask() false inside a task", insideTask.load());
+    CPPUNIT_ASSERT_MESSAGE("the task ran on the spawning thread", taskThread != std::this_thread::get_id());
+    CPPUNIT_ASSERT(taskThread != std::thread::id());
+    CPPUNIT_ASSERT(!evchan::inTask());
+    task.join();  // a second join returns at once
+    CPPUNIT_ASSERT_EQUAL(1, runs.load());
+  }
+
+  void testTaskIds() {
+    constexpr int kTasks = 8;
+    std::vector<std::atomic<TaskId>> seen(kTasks);
+    std::unique_ptr<EventChannel> channel = makeChannel(2);
+    std::vector<TaskHandle> tasks;
+    for (int i = 0; i < kTasks; ++i) {
+      tasks.push_back(channel->spawn([&seen, i] {
+        const TaskId before = this_task::id();
+        this_task::yield();
+        // Stable across a suspension.
+        seen[i] = this_task::id() == before ? before : 0;
+      }));
+    }
+    std::set<TaskId> distinct;
+    for (int i = 0; i < kTasks; ++i) {
+      joinWithin(tasks[i]);
+      CPPUNIT_ASSERT(seen[i].load() != 0);
+      CPPUNIT_ASSERT_EQUAL(tasks[i].id(), seen[i].load());
+      distinct.insert(seen[i].load());
+    }
+    CPPUNIT_ASSERT_EQUAL(static_cast<std::size_t>(kTasks), distinct.size());
+    CPPUNIT_ASSERT_EQUAL(TaskId(0), this_task::id());
+    TaskHandle empty;
+    CPPUNIT_ASSERT(!empty.valid());
+    CPPUNIT_ASSERT_EQUAL(TaskId(0), empty.id());
+    CPPUNIT_ASSERT(!empty.done());
+    // Copies refer to the same task.
+    TaskHandle copy = tasks[0];
+    CPPUNIT_ASSERT_EQUAL(tasks[0].id(), copy.id());
+    CPPUNIT_ASSERT(copy.done());
+  }
+
+  void testExceptionIsRethrownByEveryJoin() {
+    std::atomic<int> laterRuns{0};
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    TaskHandle failing = channel->spawn([] {
+      this_task::yield();
+      throw TaskFailure("task failure 42");
+    });
+    CPPUNIT_ASSERT(eventually([&] { return failing.done(); }));
+    for (int join = 0; join < 3; ++join) {
+      try {
+        failing.join();
+        CPPUNIT_FAIL("join " + std::to_string(join) + " did not rethrow");
+      } catch (const TaskFailure& e) {
+        CPPUNIT_ASSERT_EQUAL(std::string("task failure 42"), std::string(e.what()));
+      }
+    }
+    CPPUNIT_ASSERT(failing.done());
+    // The single worker survived and runs later tasks.
+    TaskHandle later = channel->spawn([&] { ++laterRuns; });
+    joinWithin(later);
+    CPPUNIT_ASSERT_EQUAL(1, laterRuns.load());
+    // A non-std exception too.
+    TaskHandle throwsInt = channel->spawn([] { throw 7; });
+    CPPUNIT_ASSERT(eventually([&] { return throwsInt.done(); }));
+    try {
+      throwsInt.join();
+      CPPUNIT_FAIL("join did not rethrow an int");
+    } catch (int value) {
+      CPPUNIT_ASSERT_EQUAL(7, value);
+    }
+  }
+
+  // With a single worker, a task joining a sleeping task must be suspended
+  // (not block the thread): the worker runs the joined task meanwhile, and
+  // the pool needs no spare thread.  The joined task's exception reaches
+  // the joining task.
+  void testJoinInsideATaskSuspendsTheJoiner() {
+    std::atomic<bool> joinedRan{false}, caught{false}, joinerFinished{false};
+    std::thread::id joinerBefore, joinerAfter, joinedThread;
+    std::string message;
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    EventChannel* ch = channel.get();
+    TaskHandle joiner = channel->spawn([&] {
+      joinerBefore = currentThread();
+      TaskHandle sleeper = ch->spawn([&] {
+        joinedThread = currentThread();
+        this_task::sleepFor(100ms);
+        joinedRan = true;
+        throw TaskFailure("from the joined task");
+      });
+      try {
+        sleeper.join();
+      } catch (const TaskFailure& e) {
+        caught = true;
+        message = e.what();
+      }
+      CPPUNIT_ASSERT(sleeper.done());
+      joinerAfter = currentThread();
+      joinerFinished = true;
+    });
+    joinWithin(joiner);
+    CPPUNIT_ASSERT(joinerFinished.load());
+    CPPUNIT_ASSERT(joinedRan.load());
+    CPPUNIT_ASSERT_MESSAGE("in-task join did not rethrow", caught.load());
+    CPPUNIT_ASSERT_EQUAL(std::string("from the joined task"), message);
+    // One thread ran both: the joiner was suspended, not blocking.
+    CPPUNIT_ASSERT(joinerBefore == joinedThread);
+    CPPUNIT_ASSERT(joinerAfter == joinedThread);
+    const evchan::ThreadPoolStats stats = channel->poolStats();
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("a spare thread was started: join blocked the worker", std::uint64_t(1),
+                                 stats.started);
+  }
+
+  // A task joining another that ends at that very moment on another
+  // worker: the end's wake-up may come before the joiner has switched out;
+  // it must not be lost (the joiner would sleep forever).
+  void testJoinInsideATaskRacingWithTheEnd() {
+    constexpr int kPairs = 2000;
+    std::atomic<int> joined{0};
+    std::unique_ptr<EventChannel> channel = makeChannel(2);
+    EventChannel* ch = channel.get();
+    std::vector<TaskHandle> joiners;
+    joiners.reserve(kPairs);
+    for (int i = 0; i < kPairs; ++i) {
+      // Ends after a short, varying spin: around the time its joiner joins.
+      TaskHandle quick = channel->spawn([i] {
+        for (volatile int spin = 0; spin < (i % 64) * 20; spin = spin + 1) {
+        }
+      });
+      joiners.push_back(ch->spawn([quick, &joined]() mutable {
+        quick.join();
+        ++joined;
+      }));
+    }
+    CPPUNIT_ASSERT_MESSAGE("joined " + std::to_string(joined.load()) + " of " + std::to_string(kPairs),
+                           eventually([&] { return joined.load() == kPairs; }));
+    for (TaskHandle& joiner : joiners) joinWithin(joiner);
+  }
+
+  void testJoinSelfIsADeadlockError() {
+    std::atomic<bool> published{false}, gotHandle{false};
+    std::error_code code;
+    TaskHandle self;
+    std::unique_ptr<EventChannel> channel = makeChannel(2);
+    TaskHandle task = channel->spawn([&] {
+      gotHandle = yieldUntil(published);
+      if (!gotHandle) return;
+      try {
+        self.join();
+      } catch (const SystemError& e) {
+        code = e.code();
+      }
+    });
+    self = task;
+    published = true;
+    joinWithin(task);
+    CPPUNIT_ASSERT(gotHandle.load());
+    CPPUNIT_ASSERT_MESSAGE(codeText(code), code == std::errc::resource_deadlock_would_occur);
+  }
+
+  void testJoinEmptyHandleIsInvalidArgument() {
+    TaskHandle empty;
+    try {
+      empty.join();
+      CPPUNIT_FAIL("join on an empty handle did not throw");
+    } catch (const SystemError& e) {
+      CPPUNIT_ASSERT_MESSAGE(codeText(e.code()), e.code() == std::errc::invalid_argument);
+    }
+    // Inside a task too.
+    std::error_code code;
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    TaskHandle task = channel->spawn([&] {
+      try {
+        TaskHandle().join();
+      } catch (const SystemError& e) {
+        code = e.code();
+      }
+    });
+    joinWithin(task);
+    CPPUNIT_ASSERT_MESSAGE(codeText(code), code == std::errc::invalid_argument);
+  }
+
+  // One worker, two tasks queued behind a task that holds it: each appends
+  // and yields; yield() puts a task behind the other ready one.
+  void testYieldLetsOtherReadyTasksRun() {
+    constexpr int kRounds = 5;
+    std::mutex mutex;
+    std::string order;
+    std::atomic<bool> go{false};
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    TaskHandle gate = channel->spawn([&] { blockThreadUntil(go); });
+    auto appender = [&](char name) {
+      return [&, name] {
+        for (int i = 0; i < kRounds; ++i) {
+          {
+            std::lock_guard<std::mutex> lock(mutex);
+            order += name;
+          }
+          this_task::yield();
+        }
+      };
+    };
+    TaskHandle a = channel->spawn(appender('A'));
+    TaskHandle b = channel->spawn(appender('B'));
+    go = true;
+    joinWithin(gate);
+    joinWithin(a);
+    joinWithin(b);
+    std::lock_guard<std::mutex> lock(mutex);
+    CPPUNIT_ASSERT_EQUAL(std::string("ABABABABAB"), order);
+  }
+
+  void testSleepSuspendsTheTaskNotTheThread() {
+    std::atomic<bool> quickDone{false}, quickDoneBeforeWake{false};
+    std::atomic<int> quickYields{0};
+    Clock::duration slept{};
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    TaskHandle sleeper = channel->spawn([&] {
+      const Clock::time_point start = Clock::now();
+      this_task::sleepFor(200ms);
+      quickDoneBeforeWake = quickDone.load();
+      slept = Clock::now() - start;
+    });
+    TaskHandle quick = channel->spawn([&] {
+      for (int i = 0; i < 100; ++i) {
+        this_task::yield();
+        ++quickYields;
+      }
+      quickDone = true;
+    });
+    joinWithin(sleeper);
+    joinWithin(quick);
+    CPPUNIT_ASSERT_EQUAL(100, quickYields.load());
+    CPPUNIT_ASSERT_MESSAGE("the sleeping task kept the only worker: " + elapsedText(slept),
+                           quickDoneBeforeWake.load());
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(slept), slept >= 190ms);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(slept), slept < 2s);
+  }
+
+  // Tasks suspend many times on two workers and may resume on either.
+  // Whether one moves is up to the scheduler; when it does, its stack and
+  // its TaskLocal must come along intact.
+  void testMigrationKeepsTaskData() {
+    constexpr int kTasks = 4;
+    constexpr int kSuspensions = 150;
+    struct Payload {
+      std::uint64_t owner = 0;
+      std::uint64_t checksum = 0;
+    };
+    TaskLocal<Payload> local;
+    std::atomic<int> completed{0}, corrupt{0}, migrations{0}, suspensions{0}, tasksThatMoved{0};
+    std::unique_ptr<EventChannel> channel = makeChannel(2);
+    std::vector<TaskHandle> tasks;
+    for (int t = 0; t < kTasks; ++t) {
+      tasks.push_back(channel->spawn([&, t] {
+        const std::uint64_t owner = 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(t + 1);
+        volatile std::uint64_t onStack = owner ^ 0xabcdefull;
+        local->owner = owner;
+        std::set<std::thread::id> threads{currentThread()};
+        for (int i = 0; i < kSuspensions; ++i) {
+          local->checksum += static_cast<std::uint64_t>(i);
+          const std::thread::id before = currentThread();
+          if (i % 10 == 0) {
+            this_task::sleepFor(1ms);
+          } else {
+            this_task::yield();
+          }
+          ++suspensions;
+          const std::thread::id after = currentThread();
+          if (after != before) ++migrations;
+          threads.insert(after);
+          if (local->owner != owner || onStack != (owner ^ 0xabcdefull)) ++corrupt;
+        }
+        const std::uint64_t expected = static_cast<std::uint64_t>(kSuspensions) * (kSuspensions - 1) / 2;
+        if (local->checksum != expected) ++corrupt;
+        if (threads.size() > 1) ++tasksThatMoved;
+        ++completed;
+      }));
+    }
+    for (TaskHandle& task : tasks) joinWithin(task);
+    CPPUNIT_ASSERT_EQUAL(kTasks, completed.load());
+    CPPUNIT_ASSERT_EQUAL(0, corrupt.load());
+    CPPUNIT_ASSERT_EQUAL(kTasks * kSuspensions, suspensions.load());
+    CPPUNIT_ASSERT(migrations.load() <= suspensions.load());
+    CPPUNIT_ASSERT(tasksThatMoved.load() <= kTasks);
+  }
+
+  void testTaskLocalPerTaskAndDestroyedAtEnd() {
+    constexpr int kTasks = 6;
+    Tracked::constructed = 0;
+    Tracked::destroyed = 0;
+    TaskLocal<Tracked> tracked;
+    TaskLocal<int> counter;
+    std::atomic<int> freshDefaults{0}, intact{0}, liveAtEnd{0};
+    std::atomic<bool> caughtByJoin{false};
+    {
+      std::unique_ptr<EventChannel> channel = makeChannel(2);
+      std::vector<TaskHandle> tasks;
+      for (int t = 0; t < kTasks; ++t) {
+        tasks.push_back(channel->spawn([&, t] {
+          if (tracked->value == 0 && *counter == 0) ++freshDefaults;
+          tracked->value = static_cast<std::uint64_t>(t) + 100;
+          *counter = t * 3;
+          this_task::sleepFor(2ms);
+          this_task::yield();
+          // The same instance, not a new one.
+          if (tracked.get().value == static_cast<std::uint64_t>(t) + 100 && counter.get() == t * 3) ++intact;
+          if (Tracked::destroyed.load() < Tracked::constructed.load()) ++liveAtEnd;
+        }));
+      }
+      // A task that never uses the local does not construct one.
+      tasks.push_back(channel->spawn([] { this_task::yield(); }));
+      // A task that ends with an exception still destroys its locals.
+      TaskHandle throwing = channel->spawn([&] {
+        tracked->value = 1;
+        throw TaskFailure("with a local");
+      });
+      for (TaskHandle& task : tasks) joinWithin(task);
+      CPPUNIT_ASSERT(eventually([&] { return throwing.done(); }));
+      try {
+        throwing.join();
+      } catch (const TaskFailure&) {
+        caughtByJoin = true;
+      }
+    }
+    CPPUNIT_ASSERT(caughtByJoin.load());
+    CPPUNIT_ASSERT_EQUAL(kTasks, freshDefaults.load());
+    CPPUNIT_ASSERT_EQUAL(kTasks, intact.load());
+    CPPUNIT_ASSERT_EQUAL(kTasks, liveAtEnd.load());
+    CPPUNIT_ASSERT_EQUAL(kTasks + 1, Tracked::constructed.load());
+    CPPUNIT_ASSERT_EQUAL(kTasks + 1, Tracked::destroyed.load());
+  }
+
+  void testTaskLocalOutsideATask() {
+    TaskLocal<int> local;
+    try {
+      local.get();
+      CPPUNIT_FAIL("TaskLocal::get outside a task did not throw");
+    } catch (const SystemError& e) {
+      CPPUNIT_ASSERT_MESSAGE(codeText(e.code()), e.code() == std::errc::operation_not_permitted);
+    }
+    CPPUNIT_ASSERT_THROW(*local, SystemError);
+  }
+
+  void testManySleepingTasks() {
+    constexpr int kTasks = 10000;
+    std::atomic<int> finished{0};
+    std::unique_ptr<EventChannel> channel = makeChannel(2);
+    std::vector<TaskHandle> tasks;
+    tasks.reserve(kTasks);
+    for (int i = 0; i < kTasks; ++i) {
+      tasks.push_back(channel->spawn([&finished, i] {
+        this_task::sleepFor(std::chrono::milliseconds(1 + i % 5));
+        ++finished;
+      }));
+    }
+    CPPUNIT_ASSERT_MESSAGE("finished " + std::to_string(finished.load()) + " of " + std::to_string(kTasks),
+                           eventually([&] { return finished.load() == kTasks; }));
+    for (TaskHandle& task : tasks) joinWithin(task);
+    CPPUNIT_ASSERT_EQUAL(kTasks, finished.load());
+  }
+
+  // ~150 KiB of frames: beyond the 64 KiB default, within a 256 KiB stack.
+  void testStackSizeOption() {
+    constexpr int kDepth = 150 * 1024 / 512;
+    std::uintptr_t top = 0, lowest = UINTPTR_MAX;
+    std::atomic<bool> completed{false};
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    TaskOptions options;
+    options.stackSize = 256 * 1024;
+    TaskHandle task = channel->spawn(
+        [&] {
+          volatile char marker = 0;
+          top = reinterpret_cast<std::uintptr_t>(&marker);
+          std::uintptr_t deepest = UINTPTR_MAX;
+          (void)deepRecursion(kDepth, nullptr, deepest);
+          lowest = deepest;
+          completed = true;
+        },
+        options);
+    joinWithin(task);
+    CPPUNIT_ASSERT(completed.load());
+    CPPUNIT_ASSERT(lowest < top);
+    const std::uintptr_t used = top - lowest;
+    CPPUNIT_ASSERT_MESSAGE("recursion used only " + std::to_string(used) + " bytes", used >= 140 * 1024);
+  }
+
+  void testSpawnAfterShutdown() {
+    std::atomic<int> runs{0};
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    channel->shutdown();
+    std::error_code ec;
+    TaskHandle task = channel->spawn([&] { ++runs; }, TaskOptions(), ec);
+    CPPUNIT_ASSERT_MESSAGE(codeText(ec), ec == evchan::Errc::channel_shut_down);
+    CPPUNIT_ASSERT(!task.valid());
+    try {
+      channel->spawn([&] { ++runs; });
+      CPPUNIT_FAIL("spawn after shutdown did not throw");
+    } catch (const SystemError& e) {
+      CPPUNIT_ASSERT_MESSAGE(codeText(e.code()), e.code() == evchan::Errc::channel_shut_down);
+    }
+    CPPUNIT_ASSERT_EQUAL(0, runs.load());
+  }
+
+  void testSpawnEmptyFunction() {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    std::error_code ec;
+    TaskHandle task = channel->spawn(std::function<void()>(), TaskOptions(), ec);
+    CPPUNIT_ASSERT_MESSAGE(codeText(ec), ec == std::errc::invalid_argument);
+    CPPUNIT_ASSERT(!task.valid());
+    try {
+      channel->spawn(std::function<void()>());
+      CPPUNIT_FAIL("spawn of an empty function did not throw");
+    } catch (const SystemError& e) {
+      CPPUNIT_ASSERT_MESSAGE(codeText(e.code()), e.code() == std::errc::invalid_argument);
+    }
+    // The channel still works.
+    TaskHandle fine = channel->spawn([] {}, TaskOptions(), ec);
+    CPPUNIT_ASSERT_MESSAGE(codeText(ec), !ec);
+    joinWithin(fine);
+  }
+
+  void testThisTaskOutsideATaskActsOnTheThread() {
+    CPPUNIT_ASSERT(!evchan::inTask());
+    CPPUNIT_ASSERT_EQUAL(TaskId(0), this_task::id());
+    this_task::yield();  // a thread yield: returns
+    const Clock::duration slept = evchan::test::timed([] { this_task::sleepFor(50ms); });
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(slept), slept >= 50ms);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(slept), slept < 2s);
+    // Zero and negative durations return at once.
+    const Clock::duration none = evchan::test::timed([] {
+      this_task::sleepFor(Duration::zero());
+      this_task::sleepFor(-5ms);
+    });
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(none), none < 500ms);
+    // On a worker thread outside a task (a dispatch callback) too.
+    std::atomic<bool> ran{false}, wasInTask{true};
+    std::atomic<TaskId> idThere{1};
+    Clock::duration sleptThere{};
+    NotifyEvent done;
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    evchan::DispatchEvent dispatch([&] {
+      wasInTask = evchan::inTask();
+      idThere = this_task::id();
+      this_task::yield();
+      sleptThere = evchan::test::timed([] { this_task::sleepFor(30ms); });
+      ran = true;
+    });
+    dispatch.setCallback([&](evchan::Event&) { channel->post(done); });
+    ReclaimOnExit reclaim(*channel);
+    channel->post(dispatch);
+    CPPUNIT_ASSERT_MESSAGE("the dispatch did not complete", done.wait(kPatience));
+    CPPUNIT_ASSERT(ran.load());
+    CPPUNIT_ASSERT(!wasInTask.load());
+    CPPUNIT_ASSERT_EQUAL(TaskId(0), idThere.load());
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(sleptThere), sleptThere >= 30ms);
+  }
+
+  // NotifyEvent::wait blocks the worker thread even inside a task.  With
+  // one worker, the task that posts the event can only run on a spare
+  // thread the pool starts for the blocked one.
+  void testThreadBlockingWaitInATaskIsCompensated() {
+    NotifyEvent event;
+    std::atomic<bool> waiting{false}, posterSawWaiter{false}, released{false};
+    std::error_code postError;
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    EventChannel* ch = channel.get();
+    ReclaimOnExit reclaim(*channel);
+    TaskHandle waiter = channel->spawn([&] {
+      waiting = true;
+      released = event.wait(kBlockLimit);
+    });
+    TaskHandle poster = channel->spawn([&] {
+      posterSawWaiter = yieldUntil(waiting);
+      this_task::sleepFor(20ms);  // let the waiter get into wait()
+      ch->post(event, postError);
+    });
+    const Clock::duration took = evchan::test::timed([&] {
+      joinWithin(waiter);
+      joinWithin(poster);
+    });
+    CPPUNIT_ASSERT(posterSawWaiter.load());
+    CPPUNIT_ASSERT_MESSAGE(codeText(postError), !postError);
+    CPPUNIT_ASSERT_MESSAGE("the waiting task was not released: " + elapsedText(took), released.load());
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(took), took < 3s);
+    const evchan::ThreadPoolStats stats = channel->poolStats();
+    CPPUNIT_ASSERT_MESSAGE("no spare thread was started", stats.peak >= 2);
+  }
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(TaskTest);
