@@ -2,6 +2,8 @@
 #ifndef EVCHAN_TIMER_EVENT_H
 #define EVCHAN_TIMER_EVENT_H
 
+#include <cstdint>
+
 #include <evchan/duration.h>
 #include <evchan/event.h>
 
@@ -19,6 +21,8 @@ class TimerEvent : public Event {
  private:
   friend struct detail::EventAccess;
   Duration delay_;
+  std::chrono::steady_clock::time_point deadline_{};  // while pending: its key in the channel's timers
+  std::uint64_t sequence_ = 0;
 };
 
 }  // namespace evchan

@@ -7,6 +7,7 @@
 #include <evchan/task.h>
 #include <evchan/task_local.h>
 
+#include "task/await.h"
 #include "task/spawn.h"
 
 namespace evchan {
@@ -39,3 +40,9 @@ TaskHandle spawnTask(const std::shared_ptr<ChannelCore>&, std::function<void()>,
 
 }  // namespace detail
 }  // namespace evchan
+
+namespace evchan::detail {
+
+bool awaitInTask(Event&, Duration, std::error_code&) { return false; }
+
+}  // namespace evchan::detail

@@ -3,8 +3,12 @@
 #include <evchan/system_error.h>
 #include <evchan/tcp_listener.h>
 
+#include <evchan/socket_events.h>
+#include <evchan/task.h>
+
 #include "apr/socket_io.h"
 #include "apr/socket_state.h"
+#include "task/await.h"
 
 namespace evchan {
 
@@ -88,6 +92,11 @@ TcpSocket TcpListener::accept(std::error_code& ec) noexcept {
   if (!state_) {
     ec = Errc::not_open;
     return TcpSocket();
+  }
+  if (inTask()) {
+    // The task waits for an AcceptEvent; its worker runs other tasks meanwhile.
+    AcceptEvent accept(*this);
+    if (detail::awaitInTask(accept, state_->timeout, ec)) return accept.takeSocket();
   }
   const Deadline deadline = detail::deadlineAfter(state_->timeout);
   for (;;) {

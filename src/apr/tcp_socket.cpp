@@ -3,8 +3,15 @@
 #include <evchan/system_error.h>
 #include <evchan/tcp_socket.h>
 
+#include <algorithm>
+
+#include <evchan/socket_events.h>
+#include <evchan/task.h>
+
 #include "apr/socket_io.h"
 #include "apr/socket_state.h"
+#include "channel/access.h"
+#include "task/await.h"
 
 namespace evchan {
 
@@ -14,7 +21,23 @@ using detail::SocketState;
 
 namespace {
 
+// Inside a task the connect is a ConnectEvent the task waits for.
+std::unique_ptr<SocketState> connectInTask(const Address& address, Deadline deadline, bool& inTask,
+                                           std::error_code& ec) {
+  ConnectEvent connect(address);
+  const Duration timeout = deadline == detail::kNoDeadline
+                               ? kInfiniteTimeout
+                               : std::chrono::duration_cast<Duration>(deadline - detail::Clock::now());
+  inTask = detail::awaitInTask(connect, std::max(timeout, Duration::zero()), ec);
+  if (!inTask || ec) return nullptr;
+  TcpSocket connected = connect.takeSocket();
+  return detail::SocketAccess::release(connected);
+}
+
 std::unique_ptr<SocketState> connectTo(const Address& address, Deadline deadline, std::error_code& ec) {
+  bool inTask = false;
+  std::unique_ptr<SocketState> viaTask = connectInTask(address, deadline, inTask, ec);
+  if (inTask) return viaTask;
   bool inProgress = false;
   std::unique_ptr<SocketState> state = detail::startConnect(address, inProgress, ec);
   if (state && inProgress) {
@@ -80,6 +103,12 @@ TcpSocket TcpSocket::connect(const Endpoint& endpoint, Duration timeout) {
 
 std::size_t TcpSocket::readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept {
   if ((ec = checkBuffer(state_.get(), buffer, size)) || size == 0) return 0;
+  if (inTask()) {
+    // The task waits for a ReadEvent (which tries the read first); its
+    // worker runs other tasks meanwhile.
+    ReadEvent read(*this, buffer, size);
+    if (detail::awaitInTask(read, state_->timeout, ec)) return ec ? 0 : read.bytesTransferred();
+  }
   const Deadline deadline = detail::deadlineAfter(state_->timeout);
   for (;;) {
     apr_size_t length = size;
@@ -124,6 +153,15 @@ std::size_t TcpSocket::readExactly(void* buffer, std::size_t size) {
 std::size_t TcpSocket::writeAll(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
   if ((ec = checkBuffer(state_.get(), buffer, size))) return 0;
   std::size_t done = 0;
+  if (inTask()) {
+    WriteEvent write(*this, buffer, size);
+    while (done < size) {
+      write.setBuffer(static_cast<const char*>(buffer) + done, size - done);
+      if (!detail::awaitInTask(write, state_->timeout, ec) || ec) break;
+      done += write.bytesTransferred();
+    }
+    return done;
+  }
   while (done < size) {
     std::size_t sent = 0;
     ec = detail::sendSome(state_->socket, static_cast<const char*>(buffer) + done, size - done, sent);

@@ -17,6 +17,7 @@ struct SocketAccess {
   static SocketState* state(const TcpSocket& socket) noexcept { return socket.state_.get(); }
   static SocketState* state(const TcpListener& listener) noexcept { return listener.state_.get(); }
   static TcpSocket adopt(std::unique_ptr<SocketState> state) noexcept { return TcpSocket(std::move(state)); }
+  static std::unique_ptr<SocketState> release(TcpSocket& socket) noexcept { return std::move(socket.state_); }
 };
 
 struct EventAccess {
@@ -32,6 +33,8 @@ struct EventAccess {
   static TcpSocket& accepted(AcceptEvent& e) noexcept { return e.accepted_; }
   static TcpSocket& connected(ConnectEvent& e) noexcept { return e.connected_; }
   static std::function<void()>& function(DispatchEvent& e) noexcept { return e.function_; }
+  static std::chrono::steady_clock::time_point& deadline(TimerEvent& e) noexcept { return e.deadline_; }
+  static std::uint64_t& sequence(TimerEvent& e) noexcept { return e.sequence_; }
 
   /// Signals a NotifyEvent (posted) or releases its waiters (shutdown).
   /// With `handBack`, also ends the event's flight in the same critical

@@ -237,7 +237,9 @@ std::error_code ChannelCore::postTimer(TimerEvent& event) noexcept {
   const Deadline deadline = deadlineAfter(event.delay());
   std::lock_guard<std::mutex> lock(mutex_);
   if (stopping_) return Errc::channel_shut_down;
-  timers_.push(TimerEntry{deadline, timerSequence_++, &event});
+  EventAccess::deadline(event) = deadline;
+  EventAccess::sequence(event) = timerSequence_++;
+  timers_.insert(TimerEntry{deadline, EventAccess::sequence(event), &event});
   if (polling_ && deadline < pollDeadline_) {
     poller_->wakeup();  // the poller sleeps past this timer
   } else if (!polling_) {
@@ -272,6 +274,34 @@ void ChannelCore::complete(Event& event, std::error_code result) noexcept {
     return;
   }
   schedule(event);
+}
+
+bool ChannelCore::cancel(Event& event) noexcept {
+  if (event.kind() == Event::Kind::Timer) {
+    auto& timer = static_cast<TimerEvent&>(event);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (timers_.erase(TimerEntry{EventAccess::deadline(timer), EventAccess::sequence(timer), &timer}) == 0)
+        return false;
+    }
+    complete(event, std::make_error_code(std::errc::operation_canceled));
+    return true;
+  }
+  SocketState* state = event.kind() == Event::Kind::Connect
+                           ? SocketAccess::state(EventAccess::connected(static_cast<ConnectEvent&>(event)))
+                           : socketStateOf(event);
+  Watch* watch = state != nullptr ? state->watch.registeredIn(*this) : nullptr;
+  if (watch == nullptr) return false;
+  {
+    std::lock_guard<std::mutex> lock(watch->mutex);
+    Event** slot = watch->reader == &event ? &watch->reader : watch->writer == &event ? &watch->writer : nullptr;
+    if (slot == nullptr) return false;
+    *slot = nullptr;
+    if (!poller_->edgeTriggered()) poller_->setInterest(*watch, interestOf(*watch));
+  }
+  if (event.kind() == Event::Kind::Connect) EventAccess::connected(static_cast<ConnectEvent&>(event)).close();
+  complete(event, std::make_error_code(std::errc::operation_canceled));
+  return true;
 }
 
 void ChannelCore::schedule(Event& event) noexcept {
@@ -404,9 +434,9 @@ void ChannelCore::pollOnce(Deadline deadline) noexcept {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     const Deadline now = Clock::now();
-    while (!timers_.empty() && timers_.top().deadline <= now) {
-      expired.push_back(timers_.top().event);
-      timers_.pop();
+    while (!timers_.empty() && timers_.begin()->deadline <= now) {
+      expired.push_back(timers_.begin()->event);
+      timers_.erase(timers_.begin());
     }
   }
   for (TimerEvent* timer : expired) complete(*timer, {});
@@ -492,10 +522,8 @@ void ChannelCore::shutdown() noexcept {
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    while (!timers_.empty()) {
-      cancelled.push_back(timers_.top().event);
-      timers_.pop();
-    }
+    for (const TimerEntry& entry : timers_) cancelled.push_back(entry.event);
+    timers_.clear();
   }
   for (Event* event : cancelled) {
     if (event->kind() == Event::Kind::Connect) EventAccess::connected(static_cast<ConnectEvent&>(*event)).close();

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <queue>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -37,6 +37,12 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore> {
   Backend backend() const noexcept { return backend_; }
   std::size_t taskStackSize() const noexcept { return options_.taskStackSize; }
   ThreadPoolStats stats() const;
+
+  /// Cancels an event in flight that is still waiting: a socket event
+  /// parked on its socket, or a pending timer.  It completes with
+  /// std::errc::operation_canceled; true then.  False when the event is
+  /// not waiting (already completing, or a kind that never waits).
+  bool cancel(Event& event) noexcept;
 
   /// Queues `event` to run on a worker (its callback, or the task it
   /// resumes): on this worker's local batch when there is one.
@@ -103,8 +109,8 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore> {
     Deadline deadline;
     std::uint64_t sequence;  // FIFO among equal deadlines
     TimerEvent* event;
-    bool operator>(const TimerEntry& other) const {
-      return deadline != other.deadline ? deadline > other.deadline : sequence > other.sequence;
+    bool operator<(const TimerEntry& other) const {
+      return deadline != other.deadline ? deadline < other.deadline : sequence < other.sequence;
     }
   };
 
@@ -122,7 +128,7 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore> {
   std::condition_variable workAvailable_;
   std::condition_variable workersGone_;
   EventQueue runQueue_;
-  std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<TimerEntry>> timers_;
+  std::set<TimerEntry> timers_;  // ordered by deadline; erasable for cancel()
   std::uint64_t timerSequence_ = 0;
   bool polling_ = false;
   Deadline pollDeadline_ = kNoDeadline;

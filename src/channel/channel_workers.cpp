@@ -103,7 +103,7 @@ void ChannelCore::workerMain() noexcept {
     if (!polling_) {
       // Leader/follower: one worker at a time polls the backend.
       polling_ = true;
-      pollDeadline_ = timers_.empty() ? kNoDeadline : timers_.top().deadline;
+      pollDeadline_ = timers_.empty() ? kNoDeadline : timers_.begin()->deadline;
       const Deadline deadline = pollDeadline_;
       lock.unlock();
       LocalBatch batch;

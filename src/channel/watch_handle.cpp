@@ -11,6 +11,11 @@ WatchHandle::~WatchHandle() {
   if (Watch* watch = watch_.load(std::memory_order_acquire)) core_->retireWatch(watch);
 }
 
+Watch* WatchHandle::registeredIn(const ChannelCore& core) const noexcept {
+  Watch* watch = watch_.load(std::memory_order_acquire);
+  return watch != nullptr && core_.get() == &core ? watch : nullptr;
+}
+
 Watch* WatchHandle::watchIn(ChannelCore& core, apr_socket_t* socket, std::error_code& ec) {
   // Every post on the socket comes here: once registered, no lock.
   if (Watch* watch = watch_.load(std::memory_order_acquire)) {

@@ -28,6 +28,8 @@ class WatchHandle {
   /// The socket's watch in `core`, registering it on first use.
   /// Errc::wrong_channel when another channel watches it already.
   Watch* watchIn(ChannelCore& core, apr_socket_t* socket, std::error_code& ec);
+  /// The socket's watch if `core` registered it, else null; never registers.
+  Watch* registeredIn(const ChannelCore& core) const noexcept;
 
  private:
   std::mutex mutex_;  // serialises the first registration

@@ -1,0 +1,79 @@
+// awaitInTask(): an event and, with a timeout, a timer racing it.
+#include "task/await.h"
+
+#include <apr_errno.h>
+
+#include <atomic>
+
+#include <evchan/error.h>
+#include <evchan/timer_event.h>
+
+#include "channel/channel_core.h"
+#include "task/task_state.h"
+
+namespace evchan::detail {
+namespace {
+
+// Lives on the waiting task's stack until both events are back.
+struct Await {
+  TaskState* task;
+  Event* event;
+  TimerEvent timer;
+  bool useTimer;
+  std::atomic<int> outstanding;
+  std::atomic<bool> timerFired{false};
+  std::error_code postError;
+
+  // The last event back wakes the task; nothing may touch `this` after that.
+  void arrive() {
+    TaskState* waiting = task;
+    if (outstanding.fetch_sub(1, std::memory_order_acq_rel) == 1) waiting->wake();
+  }
+
+  // Runs on the worker once the task is off its stack.  The timer goes
+  // first so the event's callback can always cancel it; a timer that fires
+  // before the event is parked is caught by the check after posting.
+  static void start(void* argument) {
+    auto* self = static_cast<Await*>(argument);
+    ChannelCore& core = self->task->core();
+    if (self->useTimer && core.post(self->timer)) self->arrive();  // shut down: no timer
+    if ((self->postError = core.post(*self->event))) {
+      if (self->useTimer) core.cancel(self->timer);
+      self->arrive();
+      return;
+    }
+    if (self->useTimer && self->timerFired.load()) core.cancel(*self->event);
+  }
+};
+
+}  // namespace
+
+bool awaitInTask(Event& event, Duration timeout, std::error_code& result) {
+  TaskState* task = TaskState::current();
+  if (task == nullptr) return false;
+  const bool useTimer = deadlineAfter(timeout) != kNoDeadline;
+  Await await{task, &event, TimerEvent(timeout), useTimer, {useTimer ? 2 : 1}, {}, {}};
+  event.setCallback([&await](Event&) {
+    if (await.useTimer) await.task->core().cancel(await.timer);
+    await.arrive();
+  });
+  await.timer.setCallback([&await](Event& timer) {
+    if (!timer.error()) {
+      await.timerFired.store(true);
+      await.task->core().cancel(*await.event);
+    }
+    await.arrive();
+  });
+  task->suspend(&Await::start, &await);
+  event.setCallback(nullptr);
+  if (await.postError) {
+    result = await.postError;
+  } else if (await.timerFired.load() && event.error() == std::errc::operation_canceled) {
+    result = makeAprError(APR_TIMEUP);
+  } else {
+    result = event.error();
+  }
+  return true;
+}
+
+}  // namespace evchan::detail

@@ -1,0 +1,22 @@
+// Internal: how blocking-looking calls wait inside a task.
+#ifndef EVCHAN_SRC_TASK_AWAIT_H
+#define EVCHAN_SRC_TASK_AWAIT_H
+
+#include <system_error>
+
+#include <evchan/duration.h>
+#include <evchan/event.h>
+
+namespace evchan::detail {
+
+/// Inside a task: posts `event` to the task's channel and suspends the task
+/// (not the thread) until the event is back; with a finite `timeout` a
+/// timer cancels it when the timeout passes first, and `result` is then
+/// timed_out.  `result` is otherwise the event's error, or post()'s.
+/// Returns false, doing nothing, outside a task: the caller blocks the
+/// thread instead.  Defined with the tasks, or (without them) to return false.
+bool awaitInTask(Event& event, Duration timeout, std::error_code& result);
+
+}  // namespace evchan::detail
+
+#endif  // EVCHAN_SRC_TASK_AWAIT_H
