@@ -264,6 +264,7 @@ std::vector<ServerEntry> allServers() {
   // A diagnostic row: evchan's epoll backend with a single worker thread,
   // i.e. without the leader/follower hand-offs between workers.
   servers.push_back({"evchan epoll (1 worker)", [] { return bench::makeEvchanServer("epoll", 1); }, {}});
+  servers.push_back({"evchan tasks (epoll)", [] { return bench::makeEvchanTaskServer(0); }, {}});
 #ifdef BENCH_HAVE_LIBUV
   servers.push_back({"libuv", bench::makeLibuvServer, {}});
 #else

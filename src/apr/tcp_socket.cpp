@@ -103,12 +103,6 @@ TcpSocket TcpSocket::connect(const Endpoint& endpoint, Duration timeout) {
 
 std::size_t TcpSocket::readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept {
   if ((ec = checkBuffer(state_.get(), buffer, size)) || size == 0) return 0;
-  if (inTask()) {
-    // The task waits for a ReadEvent (which tries the read first); its
-    // worker runs other tasks meanwhile.
-    ReadEvent read(*this, buffer, size);
-    if (detail::awaitInTask(read, state_->timeout, ec)) return ec ? 0 : read.bytesTransferred();
-  }
   const Deadline deadline = detail::deadlineAfter(state_->timeout);
   for (;;) {
     apr_size_t length = size;
@@ -121,6 +115,12 @@ std::size_t TcpSocket::readSome(void* buffer, std::size_t size, std::error_code&
     if (!APR_STATUS_IS_EAGAIN(status)) {
       ec = makeAprError(status);
       return 0;
+    }
+    if (inTask()) {
+      // Nothing there yet: the task waits for a ReadEvent (which reads when
+      // the socket is ready) and its worker runs other tasks meanwhile.
+      ReadEvent read(*this, buffer, size);
+      if (detail::awaitInTask(read, state_->timeout, ec)) return ec ? 0 : read.bytesTransferred();
     }
     if ((ec = detail::waitReady(state_->socket, Readiness::Readable, deadline))) return 0;
   }
@@ -153,20 +153,21 @@ std::size_t TcpSocket::readExactly(void* buffer, std::size_t size) {
 std::size_t TcpSocket::writeAll(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
   if ((ec = checkBuffer(state_.get(), buffer, size))) return 0;
   std::size_t done = 0;
-  if (inTask()) {
-    WriteEvent write(*this, buffer, size);
-    while (done < size) {
-      write.setBuffer(static_cast<const char*>(buffer) + done, size - done);
-      if (!detail::awaitInTask(write, state_->timeout, ec) || ec) break;
-      done += write.bytesTransferred();
-    }
-    return done;
-  }
   while (done < size) {
     std::size_t sent = 0;
     ec = detail::sendSome(state_->socket, static_cast<const char*>(buffer) + done, size - done, sent);
     done += sent;
     if (ec == std::errc::resource_unavailable_try_again) {
+      if (inTask()) {
+        // The send buffer is full: the task waits for a WriteEvent (which
+        // writes when there is room) instead of blocking its worker.
+        WriteEvent write(*this, static_cast<const char*>(buffer) + done, size - done);
+        if (detail::awaitInTask(write, state_->timeout, ec)) {
+          done += ec ? 0 : write.bytesTransferred();
+          if (ec) break;
+          continue;
+        }
+      }
       ec = detail::waitReady(state_->socket, Readiness::Writable, detail::deadlineAfter(state_->timeout));
     }
     if (ec) break;

@@ -1,0 +1,73 @@
+// The evchan task server: an acceptor task and one task per connection,
+// written with plain blocking-looking calls (accept, readSome, writeAll);
+// every wait suspends the task, not the worker thread.
+#include <evchan/evchan.h>
+
+#include <memory>
+
+#include "servers/echo_server.h"
+
+namespace bench {
+namespace {
+
+class EvchanTaskServer final : public EchoServer {
+ public:
+  explicit EvchanTaskServer(int threads) : threads_(threads) {}
+  ~EvchanTaskServer() override { stop(); }
+
+  int start(int port) override {
+    evchan::EventChannel::Options options;
+    options.initialThreads = threads_;
+    channel_ = evchan::EventChannel::create(options);
+    listener_ = evchan::TcpListener::listen({"127.0.0.1", port}, kListenBacklog);
+    channel_->spawn([this] { acceptLoop(); });
+    return listener_.port();
+  }
+
+  void stop() override {
+    if (!channel_) return;
+    const evchan::ThreadPoolStats stats = channel_->poolStats();
+    note_ = "evchan pool: " + std::to_string(stats.initial) + " initial, " + std::to_string(stats.peak) +
+            " peak worker threads";
+    // Cancels every pending accept and read: the tasks see the error, end
+    // and close their sockets before shutdown() returns.
+    channel_->shutdown();
+    listener_.close();
+    channel_.reset();
+  }
+
+  std::string note() const override { return note_; }
+
+ private:
+  void acceptLoop() {
+    for (;;) {
+      std::error_code ec;
+      auto connection = std::make_shared<evchan::TcpSocket>(listener_.accept(ec));
+      if (ec) return;  // shut down
+      channel_->spawn([connection] { serve(*connection); }, evchan::TaskOptions(), ec);
+      if (ec) return;
+    }
+  }
+
+  static void serve(evchan::TcpSocket& socket) {
+    char buffer[kReadBufferSize];
+    std::error_code ec;
+    for (;;) {
+      const std::size_t n = socket.readSome(buffer, sizeof buffer, ec);
+      if (ec) return;
+      socket.writeAll(buffer, n, ec);
+      if (ec) return;
+    }
+  }
+
+  const int threads_;
+  std::unique_ptr<evchan::EventChannel> channel_;
+  evchan::TcpListener listener_;
+  std::string note_;
+};
+
+}  // namespace
+
+std::unique_ptr<EchoServer> makeEvchanTaskServer(int threads) { return std::make_unique<EvchanTaskServer>(threads); }
+
+}  // namespace bench
