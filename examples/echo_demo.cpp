@@ -1,8 +1,14 @@
-// echo_demo: an echo server driven by an EventChannel on a free loopback
-// port, and client threads that push a known byte stream through it and
-// verify every byte.
+// echo_demo: an echo server on an EventChannel on a free loopback port, and
+// clients that push a known byte stream through it and verify every byte.
 //
-//   echo_demo [--backend epoll|poll|select|apr_pollset] [--connections N] [--megabytes M]
+//   echo_demo [--model tasks|events] [--backend epoll|poll|select|apr_pollset]
+//             [--connections N] [--megabytes M]
+//
+// --model tasks (the default): one task per connection on both sides,
+// written with plain blocking-looking calls (accept, readSome, writeAll),
+// all on the channel's few worker threads.  --model events: the server is
+// event callbacks (ReadEvent -> WriteEvent -> ReadEvent) and each client is
+// a thread.
 //
 // Exits 0 when every byte came back intact, 1 on a mismatch or error.
 #include <evchan/evchan.h>
@@ -103,6 +109,23 @@ bool runClient(int port, std::size_t index, std::uint64_t total) {
   }
 }
 
+// The task-model server: an acceptor task, then a task per connection.
+void serveWithTasks(evchan::EventChannel& channel, evchan::TcpListener& listener, long connections) {
+  for (long i = 0; i < connections; ++i) {
+    auto socket = std::make_shared<evchan::TcpSocket>(listener.accept());
+    channel.spawn([socket] {
+      std::vector<char> buffer(kChunk);
+      std::error_code ec;
+      for (;;) {
+        const std::size_t n = socket->readSome(buffer.data(), buffer.size(), ec);
+        if (ec) return;  // end_of_stream once the client is done
+        socket->writeAll(buffer.data(), n, ec);
+        if (ec) return;
+      }
+    });
+  }
+}
+
 bool parsePositive(const char* text, long& value) {
   char* end = nullptr;
   value = std::strtol(text, &end, 10);
@@ -122,22 +145,49 @@ bool parseBackend(const std::string& name, evchan::Backend& backend) {
 
 int usage(const char* program) {
   std::fprintf(stderr,
-               "usage: %s [--backend default|epoll|poll|select|apr_pollset] [--connections N]"
-               " [--megabytes M-per-connection]\n",
+               "usage: %s [--model tasks|events] [--backend default|epoll|poll|select|apr_pollset]"
+               " [--connections N] [--megabytes M-per-connection]\n",
                program);
   return 2;
+}
+
+// Runs `count` clients (tasks or threads) and returns how many failed.
+int runClients(evchan::EventChannel& channel, bool tasks, int port, long count, std::uint64_t perConnection) {
+  std::atomic<int> failures{0};
+  if (tasks) {
+    std::vector<evchan::TaskHandle> clients;
+    for (long i = 0; i < count; ++i) {
+      clients.push_back(channel.spawn([&, i] {
+        if (!runClient(port, static_cast<std::size_t>(i), perConnection)) ++failures;
+      }));
+    }
+    for (evchan::TaskHandle& client : clients) client.join();
+  } else {
+    std::vector<std::thread> clients;
+    for (long i = 0; i < count; ++i) {
+      clients.emplace_back([&, i] {
+        if (!runClient(port, static_cast<std::size_t>(i), perConnection)) ++failures;
+      });
+    }
+    for (std::thread& client : clients) client.join();
+  }
+  return failures;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   long connections = 8, megabytes = 8;
+  bool tasks = true;
   evchan::EventChannel::Options options;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (i + 1 == argc) return usage(argv[0]);
     const char* value = argv[++i];
-    if (arg == "--backend") {
+    if (arg == "--model") {
+      if (std::string(value) != "tasks" && std::string(value) != "events") return usage(argv[0]);
+      tasks = std::string(value) == "tasks";
+    } else if (arg == "--backend") {
       if (!parseBackend(value, options.backend)) return usage(argv[0]);
     } else if (arg == "--connections" || arg == "--megabytes") {
       if (!parsePositive(value, arg == "--connections" ? connections : megabytes)) return usage(argv[0]);
@@ -149,38 +199,39 @@ int main(int argc, char** argv) {
   try {
     std::unique_ptr<evchan::EventChannel> channel = evchan::EventChannel::create(options);
     evchan::TcpListener listener = evchan::TcpListener::listen({"127.0.0.1", 0});
-    std::printf("echo server on %s, EventChannel backend %s\n", listener.localAddress().toString().c_str(),
-                channel->backendName());
+    std::printf("echo server on %s, EventChannel backend %s, %s\n", listener.localAddress().toString().c_str(),
+                channel->backendName(), tasks ? "one task per connection on both sides" : "event callbacks, client threads");
 
-    // The acceptor: each accepted socket becomes a connection, then accept again.
+    // The server side: tasks, or an AcceptEvent whose callback starts a
+    // callback-driven connection and accepts again.
     std::mutex connectionsMutex;
     std::list<EchoConnection> server;
     long accepted = 0;
     evchan::AcceptEvent accept(listener);
-    accept.setCallback([&](evchan::Event&) {
-      if (accept.error()) return;
-      EchoConnection* connection;
-      {
-        std::lock_guard<std::mutex> lock(connectionsMutex);
-        connection = &server.emplace_back(*channel, accept.takeSocket());
-        ++accepted;
-      }
-      connection->start();
-      if (accepted < connections) channel->post(accept);
-    });
-    channel->post(accept);
+    evchan::TaskHandle acceptor;
+    if (tasks) {
+      acceptor = channel->spawn([&] { serveWithTasks(*channel, listener, connections); });
+    } else {
+      accept.setCallback([&](evchan::Event&) {
+        if (accept.error()) return;
+        EchoConnection* connection;
+        {
+          std::lock_guard<std::mutex> lock(connectionsMutex);
+          connection = &server.emplace_back(*channel, accept.takeSocket());
+          ++accepted;
+        }
+        connection->start();
+        if (accepted < connections) channel->post(accept);
+      });
+      channel->post(accept);
+    }
 
     const std::uint64_t perConnection = static_cast<std::uint64_t>(megabytes) << 20;
-    std::atomic<int> failures{0};
     const auto started = std::chrono::steady_clock::now();
-    std::vector<std::thread> clients;
-    for (long i = 0; i < connections; ++i) {
-      clients.emplace_back([&, i] {
-        if (!runClient(listener.port(), static_cast<std::size_t>(i), perConnection)) ++failures;
-      });
-    }
-    for (std::thread& t : clients) t.join();
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const int failures = runClients(*channel, tasks, listener.port(), connections, perConnection);
+    const double seconds = std::chrono::duration<double, std::chrono::seconds::period>(
+                               std::chrono::steady_clock::now() - started).count();
+    if (tasks) acceptor.join();
     const evchan::ThreadPoolStats pool = channel->poolStats();
     channel->shutdown();  // completes what is still pending before the connections go
 
