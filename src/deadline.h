@@ -3,6 +3,7 @@
 #define EVCHAN_SRC_DEADLINE_H
 
 #include <chrono>
+#include <climits>
 
 #include <evchan/duration.h>
 
@@ -18,6 +19,15 @@ inline Deadline deadlineAfter(Duration timeout) {
   const Deadline now = Clock::now();
   if (timeout >= std::chrono::duration_cast<Duration>(kNoDeadline - now)) return kNoDeadline;
   return now + std::chrono::duration_cast<Clock::duration>(timeout);
+}
+
+/// The wait until `deadline` in whole milliseconds for poll(2) and
+/// epoll_wait: -1 for none, rounded up (never wake early and spin),
+/// clamped to 0..INT_MAX.
+inline int timeoutMilliseconds(Deadline deadline, Deadline now = Clock::now()) {
+  if (deadline == kNoDeadline) return -1;
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count();
+  return ms < 0 ? 0 : ms > INT_MAX ? INT_MAX : static_cast<int>(ms);
 }
 
 }  // namespace evchan::detail

@@ -58,11 +58,7 @@ class EpollPoller final : public Poller {
 
   std::error_code wait(std::vector<Readiness>& ready, Deadline deadline) noexcept override {
     ready.clear();
-    int timeoutMs = -1;
-    if (deadline != kNoDeadline) {
-      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
-      timeoutMs = ms < 0 ? 0 : ms > INT_MAX ? INT_MAX : static_cast<int>(ms);
-    }
+    const int timeoutMs = timeoutMilliseconds(deadline);
     const int count = ::epoll_wait(epollFd_, events_, kBatch, timeoutMs);
     if (count < 0) return errno == EINTR ? std::error_code() : makeAprError(errno);
     for (int i = 0; i < count; ++i) {

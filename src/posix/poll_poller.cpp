@@ -29,11 +29,7 @@ class PollPoller final : public InterestSetPoller {
                                               ((entries[i].interest & kWritable) ? POLLOUT : 0));
       fds_[i + 1] = pollfd{entries[i].fd, events, 0};
     }
-    int timeoutMs = -1;
-    if (deadline != kNoDeadline) {
-      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
-      timeoutMs = ms < 0 ? 0 : ms > INT_MAX ? INT_MAX : static_cast<int>(ms);
-    }
+    const int timeoutMs = timeoutMilliseconds(deadline);
     const int count = ::poll(fds_.data(), fds_.size(), timeoutMs);
     if (count < 0) return errno == EINTR ? std::error_code() : makeAprError(errno);
     if (fds_[0].revents != 0) wakeup_.drain();

@@ -11,18 +11,6 @@
 #include "apr/socket_io.h"
 
 namespace evchan::detail {
-namespace {
-
-// poll() takes whole milliseconds; round up so we never wake before the
-// deadline and spin.
-int millisecondsUntil(Deadline deadline, Deadline now) {
-  if (deadline == kNoDeadline) return -1;
-  const auto remaining = std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count();
-  return remaining > INT_MAX ? INT_MAX : static_cast<int>(remaining);
-}
-
-}  // namespace
-
 std::error_code waitReady(apr_socket_t* socket, Readiness readiness, Deadline deadline) noexcept {
   apr_os_sock_t fd;
   if (apr_status_t status = apr_os_sock_get(&fd, socket); status != APR_SUCCESS) return makeAprError(status);
@@ -32,7 +20,7 @@ std::error_code waitReady(apr_socket_t* socket, Readiness readiness, Deadline de
   for (;;) {
     const Deadline now = Clock::now();
     if (now >= deadline) return makeAprError(APR_TIMEUP);
-    const int ready = poll(&entry, 1, millisecondsUntil(deadline, now));
+    const int ready = poll(&entry, 1, timeoutMilliseconds(deadline, now));
     if (ready > 0) return {};
     if (ready < 0 && errno != EINTR) return makeAprError(errno);
   }
