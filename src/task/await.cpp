@@ -50,7 +50,11 @@ struct Await {
 
 bool awaitInTask(Event& event, Duration timeout, std::error_code& result) {
   TaskState* task = TaskState::current();
-  if (task == nullptr) return false;
+  // A zero timeout is one attempt that never waits: the thread's own path
+  // makes it.  Posted, the event would skip the attempt when an edge-
+  // triggered poller has not yet reported data that has already arrived,
+  // and the zero timer would cancel it: timed_out with data to read.
+  if (task == nullptr || timeout == Duration::zero()) return false;
   const bool useTimer = deadlineAfter(timeout) != kNoDeadline;
   Await await{task, &event, TimerEvent(timeout), useTimer, {useTimer ? 2 : 1}, {}, {}};
   event.setCallback([&await](Event&) {

@@ -13,8 +13,10 @@ namespace evchan::detail {
 /// (not the thread) until the event is back; with a finite `timeout` a
 /// timer cancels it when the timeout passes first, and `result` is then
 /// timed_out.  `result` is otherwise the event's error, or post()'s.
-/// Returns false, doing nothing, outside a task: the caller blocks the
-/// thread instead.  Defined with the tasks, or (without them) to return false.
+/// Returns false, doing nothing, outside a task (the caller blocks the
+/// thread instead) and for a zero `timeout` (the caller's thread path tries
+/// once and never waits).  Defined with the tasks, or (without them) to
+/// return false.
 bool awaitInTask(Event& event, Duration timeout, std::error_code& result);
 
 }  // namespace evchan::detail

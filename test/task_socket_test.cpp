@@ -1,0 +1,787 @@
+// Blocking-looking socket calls inside tasks: TcpSocket connect, readSome,
+// readExactly, writeAll and TcpListener accept suspend the calling task
+// (not its worker thread) until the socket is ready, their timeouts race a
+// timer, and their errors are those of the same calls on a plain thread.
+// Everything runs on real loopback connections.
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <evchan/evchan.h>
+
+#include "support/diagnostics.h"
+#include "support/leak_checked_fixture.h"
+#include "support/loopback.h"
+#include "support/skip.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using evchan::Duration;
+using evchan::Errc;
+using evchan::EventChannel;
+using evchan::SystemError;
+using evchan::TaskHandle;
+using evchan::TcpListener;
+using evchan::TcpSocket;
+using evchan::test::Clock;
+using evchan::test::ConnectedPair;
+using evchan::test::connectPair;
+using evchan::test::describe;
+using evchan::test::elapsedText;
+using evchan::test::timed;
+namespace this_task = evchan::this_task;
+
+// Bounded waits everywhere: a task that never ends fails its test after
+// kPatience; every socket gets kSocketTimeout, so no call waits forever.
+constexpr Duration kPatience = 8s;
+constexpr Duration kSocketTimeout = 5s;
+
+std::unique_ptr<EventChannel> makeChannel(int initialThreads) {
+  EventChannel::Options options;
+  options.initialThreads = initialThreads;
+  return EventChannel::create(options);
+}
+
+bool eventually(const std::function<bool()>& condition, Duration patience = kPatience) {
+  const Clock::time_point deadline = Clock::now() + patience;
+  while (!condition()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+/// join() from a plain thread, waiting at most `patience`; rethrows what
+/// escaped the task (a failed assertion inside it, too).
+void joinWithin(TaskHandle& task, Duration patience = kPatience) {
+  CPPUNIT_ASSERT_MESSAGE("task " + std::to_string(task.id()) + " did not end in time",
+                         eventually([&] { return task.done(); }, patience));
+  task.join();
+}
+
+/// Spins a task (yielding) until `condition` holds or kPatience passes.
+bool yieldUntil(const std::function<bool()>& condition) {
+  const Clock::time_point deadline = Clock::now() + kPatience;
+  while (!condition()) {
+    if (Clock::now() > deadline) return false;
+    this_task::yield();
+  }
+  return true;
+}
+
+void setTimeouts(ConnectedPair& pair, Duration timeout = kSocketTimeout) {
+  pair.client.setTimeout(timeout);
+  pair.server.setTimeout(timeout);
+}
+
+// A port nobody listens on: the kernel picks a free one, we release it.
+int unusedPort() {
+  TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
+  const int port = listener.port();
+  listener.close();
+  return port;
+}
+
+// Not inlined: pthread_self() is declared const, and a task may resume on
+// another thread between two calls.
+[[gnu::noinline]] std::thread::id currentThread() { return std::this_thread::get_id(); }
+
+/// Where a scenario runs: inside a task on a channel, or on a plain thread.
+enum class Where { InTask, OnThread };
+
+std::string whereText(Where where) { return where == Where::InTask ? "in a task: " : "on a thread: "; }
+
+/// Runs `scenario` inside a task of `channel` or on a plain thread.  If it
+/// has not finished within `limit`, runs `release` (which must unblock it)
+/// before joining.  Rethrows the scenario's failure; true when it finished
+/// on its own.
+bool runBounded(Where where, EventChannel* channel, const std::function<void()>& scenario,
+                Duration limit = kPatience, const std::function<void()>& release = [] {}) {
+  if (where == Where::InTask) {
+    TaskHandle task = channel->spawn([scenario] {
+      CPPUNIT_ASSERT_MESSAGE("the scenario did not run in a task", evchan::inTask());
+      scenario();
+    });
+    const bool finished = eventually([&] { return task.done(); }, limit);
+    if (!finished) release();
+    joinWithin(task);
+    return finished;
+  }
+  std::future<void> thread = std::async(std::launch::async, [&scenario] {
+    CPPUNIT_ASSERT(!evchan::inTask());
+    scenario();
+  });
+  const bool finished = thread.wait_for(limit) == std::future_status::ready;
+  if (!finished) release();
+  thread.get();
+  return finished;
+}
+
+// ------------------------------------------------------------ SIGPIPE
+// Puts SIGPIPE in its default disposition (terminate the process) and
+// unblocks it on this thread, so a write that raised it would kill the test
+// binary; restores both afterwards.  Threads started meanwhile (a channel's
+// workers) inherit the unblocked mask.
+class DefaultSigpipe {
+ public:
+  DefaultSigpipe() {
+    struct sigaction byDefault = {};
+    byDefault.sa_handler = SIG_DFL;
+    sigemptyset(&byDefault.sa_mask);
+    sigaction(SIGPIPE, &byDefault, &savedAction_);
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_UNBLOCK, &pipe, &savedMask_);
+  }
+  ~DefaultSigpipe() {
+    pthread_sigmask(SIG_SETMASK, &savedMask_, nullptr);
+    sigaction(SIGPIPE, &savedAction_, nullptr);
+  }
+  DefaultSigpipe(const DefaultSigpipe&) = delete;
+  DefaultSigpipe& operator=(const DefaultSigpipe&) = delete;
+
+ private:
+  struct sigaction savedAction_ = {};
+  sigset_t savedMask_;
+};
+
+/// Asserts that SIGPIPE would kill the process if the calling thread
+/// raised it: default disposition, not blocked on this thread.
+void assertSigpipeIsDeadly() {
+  struct sigaction current = {};
+  CPPUNIT_ASSERT_EQUAL(0, sigaction(SIGPIPE, nullptr, &current));
+  CPPUNIT_ASSERT_MESSAGE("SIGPIPE must kill the process in this test",
+                         current.sa_handler == SIG_DFL && !(current.sa_flags & SA_SIGINFO));
+  sigset_t blocked;
+  CPPUNIT_ASSERT_EQUAL(0, pthread_sigmask(SIG_SETMASK, nullptr, &blocked));
+  CPPUNIT_ASSERT_EQUAL_MESSAGE("SIGPIPE is blocked on the writing thread", 0, sigismember(&blocked, SIGPIPE));
+}
+
+// ------------------------------------------------------------ patterns
+/// The expected checksum of `size` pattern bytes starting at stream `offset`.
+std::uint64_t patternChecksum(std::size_t size, std::uint64_t offset) {
+  std::vector<unsigned char> bytes(size);
+  evchan::test::fillPattern(bytes.data(), size, offset);
+  return evchan::test::checksum(evchan::test::kChecksumSeed, bytes.data(), size);
+}
+
+}  // namespace
+
+/// Asserts that the std::error_code `ec` equals `expected`: an evchan::Errc
+/// (same code) or a std::errc (same portable condition).
+#define ASSERT_ERROR(expected, ec) \
+  CPPUNIT_ASSERT_MESSAGE("expected " #expected ", got " + describe(ec), (ec) == (expected))
+#define ASSERT_NO_ERROR(ec) CPPUNIT_ASSERT_MESSAGE("unexpected error " + describe(ec), !(ec))
+
+class TaskSocketTest : public evchan::test::LeakCheckedFixture {
+  CPPUNIT_TEST_SUITE(TaskSocketTest);
+  CPPUNIT_TEST(testCallsSuspendTheTaskNotTheThread);
+  CPPUNIT_TEST(testEchoThousandConnectionsTasksOnBothSides);
+  CPPUNIT_TEST(testEightMiBInOneCallInsideTasks);
+  CPPUNIT_TEST(testReadTimeoutInTask);
+  CPPUNIT_TEST(testReadTimeoutOnThread);
+  CPPUNIT_TEST(testAcceptTimeoutInTask);
+  CPPUNIT_TEST(testAcceptTimeoutOnThread);
+  CPPUNIT_TEST(testConnectTimeoutInTask);
+  CPPUNIT_TEST(testConnectTimeoutOnThread);
+  CPPUNIT_TEST(testZeroTimeoutInTask);
+  CPPUNIT_TEST(testZeroTimeoutOnThread);
+  CPPUNIT_TEST(testConnectRefusedInTask);
+  CPPUNIT_TEST(testConnectRefusedOnThread);
+  CPPUNIT_TEST(testEndOfStreamInTask);
+  CPPUNIT_TEST(testEndOfStreamOnThread);
+  CPPUNIT_TEST(testPeerResetInTask);
+  CPPUNIT_TEST(testPeerResetOnThread);
+  CPPUNIT_TEST(testWriteToClosedPeerInTaskDoesNotRaiseSigpipe);
+  CPPUNIT_TEST(testWriteToClosedPeerOnThreadDoesNotRaiseSigpipe);
+  CPPUNIT_TEST(testSameSocketOnThreadsAndInTasks);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  // ---------------------------------------------------------- suspension
+  // One worker, K tasks each waiting in readSome on its own idle
+  // connection: if a wait held the thread, nothing else could run.  A
+  // fifth task meanwhile yields 100 times and plays ping-pong over another
+  // connection with a sixth; then a plain thread writes to every
+  // connection and each reader gets its own bytes.  The pool never needed
+  // a second thread.
+  void testCallsSuspendTheTaskNotTheThread() {
+    constexpr int kReaders = 50;
+    constexpr int kYields = 100;
+    constexpr int kRoundTrips = 20;
+    std::vector<ConnectedPair> pairs;
+    for (int i = 0; i < kReaders; ++i) {
+      pairs.push_back(connectPair());
+      setTimeouts(pairs.back());
+    }
+    ConnectedPair ping = connectPair();
+    setTimeouts(ping);
+    auto message = [](int i) { return "reader-" + std::to_string(i) + "-data"; };
+    std::vector<std::string> received(kReaders);
+    std::vector<std::error_code> errors(kReaders);
+    std::atomic<int> readersWaiting{0}, readersDone{0}, yields{0}, roundTrips{0}, doneBeforeBusyEnded{-1};
+    std::atomic<bool> busyFinished{false};
+    std::mutex threadsMutex;
+    std::vector<std::thread::id> threads;
+    auto noteThread = [&] {
+      std::lock_guard<std::mutex> lock(threadsMutex);
+      threads.push_back(currentThread());
+    };
+
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    std::vector<TaskHandle> readers;
+    for (int i = 0; i < kReaders; ++i) {
+      readers.push_back(channel->spawn([&, i] {
+        noteThread();
+        const std::string expected = message(i);
+        char buffer[64];
+        ++readersWaiting;
+        std::size_t n = pairs[i].client.readSome(buffer, sizeof buffer, errors[i]);
+        // One small write arrives in one piece on loopback; should it not,
+        // the rest is read too.
+        if (!errors[i] && n < expected.size())
+          n += pairs[i].client.readExactly(buffer + n, expected.size() - n, errors[i]);
+        received[i].assign(buffer, n);
+        noteThread();
+        ++readersDone;
+      }));
+    }
+    TaskHandle echo = channel->spawn([&] {
+      noteThread();
+      char buffer[16];
+      for (int i = 0; i < kRoundTrips; ++i) {
+        ping.server.readExactly(buffer, 4);
+        ping.server.writeAll(buffer, 4);
+      }
+    });
+    TaskHandle busy = channel->spawn([&] {
+      noteThread();
+      CPPUNIT_ASSERT(yieldUntil([&] { return readersWaiting.load() == kReaders; }));
+      for (int i = 0; i < kYields; ++i) {
+        this_task::yield();
+        ++yields;
+      }
+      char buffer[4];
+      for (int i = 0; i < kRoundTrips; ++i) {
+        ping.client.writeAll("ping", 4);
+        ping.client.readExactly(buffer, 4);
+        if (std::string(buffer, 4) == "ping") ++roundTrips;
+      }
+      doneBeforeBusyEnded = readersDone.load();
+      busyFinished = true;
+    });
+    joinWithin(busy);
+    joinWithin(echo);
+    CPPUNIT_ASSERT_EQUAL(kYields, yields.load());
+    CPPUNIT_ASSERT_EQUAL(kRoundTrips, roundTrips.load());
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("a reader finished without data", 0, doneBeforeBusyEnded.load());
+    CPPUNIT_ASSERT_EQUAL(0, readersDone.load());
+
+    // Only now the data: from this plain thread, one connection after another.
+    for (int i = 0; i < kReaders; ++i) {
+      const std::string text = message(i);
+      pairs[i].server.writeAll(text.data(), text.size());
+    }
+    for (TaskHandle& reader : readers) joinWithin(reader);
+    for (int i = 0; i < kReaders; ++i) {
+      ASSERT_NO_ERROR(errors[i]);
+      CPPUNIT_ASSERT_EQUAL(message(i), received[i]);
+    }
+    const evchan::ThreadPoolStats stats = channel->poolStats();
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("a second thread ran: a wait blocked the worker", 1, stats.peak);
+    CPPUNIT_ASSERT_EQUAL(std::uint64_t(1), stats.started);
+    CPPUNIT_ASSERT_EQUAL(0, stats.blocked);
+    std::lock_guard<std::mutex> lock(threadsMutex);
+    for (const std::thread::id& thread : threads) CPPUNIT_ASSERT(thread == threads.front());
+    channel.reset();
+  }
+
+  // ---------------------------------------------------------- echo
+  // 1,000 connections, tasks on both sides: an acceptor task starts one
+  // echo task per connection; each client task connects, writes 16 KiB of
+  // its own pattern in 1 KiB chunks, reads the echo back and checks it.
+  void testEchoThousandConnectionsTasksOnBothSides() {
+    constexpr int kConnections = 1000;
+    constexpr std::size_t kBytes = 16 * 1024;
+    constexpr std::size_t kChunk = 1024;
+    TcpListener listener = TcpListener::listen({"127.0.0.1", 0}, 1024);
+    listener.setTimeout(kSocketTimeout);
+    const int port = listener.port();
+    std::atomic<int> accepted{0}, echoed{0}, verified{0}, serverFailures{0};
+    std::mutex failureMutex;
+    std::string firstFailure;
+    auto fail = [&](const std::string& what) {
+      std::lock_guard<std::mutex> lock(failureMutex);
+      if (firstFailure.empty()) firstFailure = what;
+    };
+
+    std::unique_ptr<EventChannel> channel = makeChannel(2);
+    // EVCHAN_BACKEND=select: 2,000 descriptors are beyond FD_SETSIZE.
+    if (std::string(channel->backendName()) == "select")
+      EVCHAN_SKIP("select watches descriptors below FD_SETSIZE only");
+    EventChannel* ch = channel.get();
+    const Clock::duration took = timed([&] {
+      TaskHandle acceptor = channel->spawn([&] {
+        std::vector<TaskHandle> connections;
+        for (int i = 0; i < kConnections; ++i) {
+          std::error_code ec;
+          auto socket = std::make_shared<TcpSocket>(listener.accept(ec));
+          if (ec) {
+            ++serverFailures;
+            fail("accept: " + describe(ec));
+            break;
+          }
+          ++accepted;
+          socket->setTimeout(kSocketTimeout);
+          connections.push_back(ch->spawn([&, socket] {
+            std::vector<char> buffer(4096);
+            std::error_code error;
+            for (;;) {
+              const std::size_t n = socket->readSome(buffer.data(), buffer.size(), error);
+              if (error) break;
+              socket->writeAll(buffer.data(), n, error);
+              if (error) break;
+            }
+            if (error == Errc::end_of_stream) {
+              ++echoed;
+            } else {
+              ++serverFailures;
+              fail("echo: " + describe(error));
+            }
+          }));
+        }
+        for (TaskHandle& connection : connections) connection.join();
+      });
+      std::vector<TaskHandle> clients;
+      clients.reserve(kConnections);
+      for (int i = 0; i < kConnections; ++i) {
+        clients.push_back(channel->spawn([&, i] {
+          const std::uint64_t offset = static_cast<std::uint64_t>(i) * 7919;  // each its own bytes
+          std::error_code ec;
+          TcpSocket socket = TcpSocket::connect({"127.0.0.1", port}, kSocketTimeout, ec);
+          if (ec) return fail("connect: " + describe(ec));
+          socket.setTimeout(kSocketTimeout);
+          std::vector<unsigned char> out(kBytes), in(kBytes);
+          evchan::test::fillPattern(out.data(), kBytes, offset);
+          for (std::size_t done = 0; done < kBytes; done += kChunk) {
+            if (socket.writeAll(out.data() + done, kChunk, ec) != kChunk || ec) return fail("write: " + describe(ec));
+          }
+          if (socket.readExactly(in.data(), kBytes, ec) != kBytes || ec) return fail("read: " + describe(ec));
+          socket.shutdownWrite();
+          char extra;
+          socket.readSome(&extra, 1, ec);
+          if (ec != Errc::end_of_stream) return fail("after the echo: " + describe(ec));
+          if (evchan::test::checksum(evchan::test::kChecksumSeed, in.data(), kBytes) ==
+              patternChecksum(kBytes, offset))
+            ++verified;
+          else
+            fail("client " + std::to_string(i) + ": echo differs");
+        }));
+      }
+      for (TaskHandle& client : clients) joinWithin(client, 15s);
+      joinWithin(acceptor, 15s);
+    });
+    channel.reset();
+    CPPUNIT_ASSERT_MESSAGE(firstFailure, firstFailure.empty());
+    CPPUNIT_ASSERT_EQUAL(kConnections, accepted.load());
+    CPPUNIT_ASSERT_EQUAL(kConnections, echoed.load());
+    CPPUNIT_ASSERT_EQUAL(kConnections, verified.load());
+    CPPUNIT_ASSERT_EQUAL(0, serverFailures.load());
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(took), took < 10s);
+  }
+
+  // ---------------------------------------------------------- bulk
+  // 8 MiB in one writeAll and one readExactly, both inside tasks on one
+  // worker: far beyond the socket buffers, so both must suspend on partial
+  // transfers and let the other side run.
+  void testEightMiBInOneCallInsideTasks() {
+    constexpr std::size_t kBytes = std::size_t{8} << 20;
+    ConnectedPair pair = connectPair();
+    setTimeouts(pair);
+    std::vector<unsigned char> out(kBytes), in(kBytes);
+    evchan::test::fillPattern(out.data(), kBytes, 12345);
+    std::size_t written = 0, read = 0;
+    std::error_code writeError, readError;
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    TaskHandle writer = channel->spawn([&] { written = pair.client.writeAll(out.data(), kBytes, writeError); });
+    TaskHandle reader = channel->spawn([&] { read = pair.server.readExactly(in.data(), kBytes, readError); });
+    joinWithin(writer);
+    joinWithin(reader);
+    ASSERT_NO_ERROR(writeError);
+    ASSERT_NO_ERROR(readError);
+    CPPUNIT_ASSERT_EQUAL(kBytes, written);
+    CPPUNIT_ASSERT_EQUAL(kBytes, read);
+    CPPUNIT_ASSERT_EQUAL(evchan::test::checksum(evchan::test::kChecksumSeed, out.data(), kBytes),
+                         evchan::test::checksum(evchan::test::kChecksumSeed, in.data(), kBytes));
+    CPPUNIT_ASSERT_EQUAL(1, channel->poolStats().peak);
+    channel.reset();
+  }
+
+  // ---------------------------------------------------------- timeouts
+  // Each scenario runs once in a task and once on a plain thread, with the
+  // same assertions: timeouts behave the same both ways.
+
+  void testReadTimeoutInTask() { checkReadTimeout(Where::InTask); }
+  void testReadTimeoutOnThread() { checkReadTimeout(Where::OnThread); }
+
+  void checkReadTimeout(Where where) {
+    ConnectedPair pair = connectPair();
+    setTimeouts(pair);
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    const bool finished = runBounded(
+        where, channel.get(),
+        [&] {
+          pair.client.setTimeout(150ms);
+          char buffer[4];
+          std::error_code ec;
+          std::size_t n = 1;
+          const Clock::duration elapsed = timed([&] { n = pair.client.readSome(buffer, sizeof buffer, ec); });
+          ASSERT_ERROR(std::errc::timed_out, ec);
+          CPPUNIT_ASSERT_EQUAL(std::size_t{0}, n);
+          CPPUNIT_ASSERT_MESSAGE(whereText(where) + elapsedText(elapsed), elapsed >= 140ms && elapsed < 2s);
+          // Still usable: a later write is read.
+          pair.client.setTimeout(kSocketTimeout);
+          pair.server.writeAll("ping", 4);
+          CPPUNIT_ASSERT_EQUAL(std::size_t{4}, pair.client.readExactly(buffer, sizeof buffer, ec));
+          ASSERT_NO_ERROR(ec);
+          CPPUNIT_ASSERT_EQUAL(std::string("ping"), std::string(buffer, 4));
+          // And the thrown form times out the same way.
+          pair.client.setTimeout(150ms);
+          std::error_code thrown;
+          try {
+            pair.client.readSome(buffer, sizeof buffer);
+          } catch (const SystemError& error) {
+            thrown = error.code();
+          }
+          ASSERT_ERROR(std::errc::timed_out, thrown);
+        },
+        kPatience, [&] { pair.server.close(); });
+    CPPUNIT_ASSERT_MESSAGE(whereText(where) + "readSome ignored its timeout", finished);
+    channel.reset();
+  }
+
+  void testAcceptTimeoutInTask() { checkAcceptTimeout(Where::InTask); }
+  void testAcceptTimeoutOnThread() { checkAcceptTimeout(Where::OnThread); }
+
+  void checkAcceptTimeout(Where where) {
+    TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
+    const int port = listener.port();
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    const bool finished = runBounded(
+        where, channel.get(),
+        [&] {
+          listener.setTimeout(150ms);
+          std::error_code ec;
+          TcpSocket accepted;
+          const Clock::duration elapsed = timed([&] { accepted = listener.accept(ec); });
+          ASSERT_ERROR(std::errc::timed_out, ec);
+          CPPUNIT_ASSERT(!accepted.isOpen());
+          CPPUNIT_ASSERT_MESSAGE(whereText(where) + elapsedText(elapsed), elapsed >= 140ms && elapsed < 2s);
+          // The listener still accepts.
+          TcpSocket client = TcpSocket::connect({"127.0.0.1", port}, kSocketTimeout);
+          listener.setTimeout(kSocketTimeout);
+          accepted = listener.accept(ec);
+          ASSERT_NO_ERROR(ec);
+          CPPUNIT_ASSERT(accepted.isOpen());
+          CPPUNIT_ASSERT_EQUAL(client.localAddress().port(), accepted.peerAddress().port());
+        },
+        kPatience, [&] {
+          std::error_code ignored;
+          TcpSocket::connect({"127.0.0.1", port}, 1s, ignored);
+        });
+    CPPUNIT_ASSERT_MESSAGE(whereText(where) + "accept ignored its timeout", finished);
+    channel.reset();
+  }
+
+  void testConnectTimeoutInTask() { checkConnectTimeout(Where::InTask); }
+  void testConnectTimeoutOnThread() { checkConnectTimeout(Where::OnThread); }
+
+  // Backlog 0 and no accept(): once the accept queue is full Linux drops
+  // further SYNs, so a connect eventually waits out its 300 ms timeout.
+  void checkConnectTimeout(Where where) {
+    TcpListener listener = TcpListener::listen({"127.0.0.1", 0}, 0);
+    const int port = listener.port();
+    std::vector<TcpSocket> queued;  // connections the kernel completed; kept open to fill the queue
+    std::error_code ec;
+    Clock::duration elapsed{};
+    int attempts = 0;
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    const bool finished = runBounded(
+        where, channel.get(),
+        [&] {
+          for (; attempts < 16 && !ec && elapsed < 2300ms; ++attempts) {
+            TcpSocket socket;
+            elapsed = timed([&] { socket = TcpSocket::connect({"127.0.0.1", port}, 300ms, ec); });
+            if (!ec) queued.push_back(std::move(socket));
+          }
+        },
+        6s, [&] {
+          // Accepting makes room in the queue, so a retransmitted SYN
+          // completes a connect that ignores its timeout.
+          listener.setTimeout(3s);
+          std::error_code ignored;
+          TcpSocket first = listener.accept(ignored), second = listener.accept(ignored);
+        });
+    CPPUNIT_ASSERT_MESSAGE(whereText(where) + "connect ignored its timeout", finished);
+    ASSERT_ERROR(std::errc::timed_out, ec);
+    CPPUNIT_ASSERT_MESSAGE(whereText(where) + elapsedText(elapsed) + " after " + std::to_string(attempts) +
+                               " attempts",
+                           elapsed >= 290ms && elapsed < 2300ms);
+    channel.reset();
+  }
+
+  void testZeroTimeoutInTask() { checkZeroTimeout(Where::InTask); }
+  void testZeroTimeoutOnThread() { checkZeroTimeout(Where::OnThread); }
+
+  // A zero timeout fails at once with timed_out when the call would block,
+  // and does not fail when it would not: data already received is read.
+  void checkZeroTimeout(Where where) {
+    ConnectedPair pair = connectPair();
+    setTimeouts(pair);
+    TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    const bool finished = runBounded(
+        where, channel.get(),
+        [&] {
+          pair.client.setTimeout(Duration::zero());
+          char buffer[8];
+          std::error_code ec;
+          std::size_t n = 1;
+          Clock::duration elapsed = timed([&] { n = pair.client.readSome(buffer, sizeof buffer, ec); });
+          ASSERT_ERROR(std::errc::timed_out, ec);
+          CPPUNIT_ASSERT_EQUAL(std::size_t{0}, n);
+          CPPUNIT_ASSERT_MESSAGE(whereText(where) + elapsedText(elapsed), elapsed < 100ms);
+
+          listener.setTimeout(Duration::zero());
+          TcpSocket none;
+          elapsed = timed([&] { none = listener.accept(ec); });
+          ASSERT_ERROR(std::errc::timed_out, ec);
+          CPPUNIT_ASSERT(!none.isOpen());
+          CPPUNIT_ASSERT_MESSAGE(whereText(where) + elapsedText(elapsed), elapsed < 100ms);
+
+          // Data that has arrived is read, even with a zero timeout.  The
+          // wait for it holds the thread on purpose (in a task too): the
+          // byte is in the socket, nothing else has looked at it.
+          pair.server.writeAll("z", 1);
+          std::this_thread::sleep_for(50ms);
+          n = pair.client.readSome(buffer, sizeof buffer, ec);
+          CPPUNIT_ASSERT_MESSAGE(whereText(where) + "a received byte was not read with a zero timeout: " +
+                                     describe(ec),
+                                 !ec);
+          CPPUNIT_ASSERT_EQUAL(std::size_t{1}, n);
+          CPPUNIT_ASSERT_EQUAL('z', buffer[0]);
+
+          // A write with room in the buffer succeeds; one far larger than
+          // the buffers writes what fits and then times out at once.
+          pair.client.setTimeout(Duration::zero());
+          CPPUNIT_ASSERT_EQUAL(std::size_t{1}, pair.client.writeAll("w", 1, ec));
+          ASSERT_NO_ERROR(ec);
+          CPPUNIT_ASSERT_EQUAL(std::size_t{1}, pair.server.readExactly(buffer, 1, ec));
+          ASSERT_NO_ERROR(ec);
+          CPPUNIT_ASSERT_EQUAL('w', buffer[0]);
+          const std::vector<char> big(std::size_t{32} << 20, 'b');
+          std::size_t written = 0;
+          elapsed = timed([&] { written = pair.client.writeAll(big.data(), big.size(), ec); });
+          ASSERT_ERROR(std::errc::timed_out, ec);
+          CPPUNIT_ASSERT_MESSAGE(whereText(where) + "wrote " + std::to_string(written),
+                                 written > 0 && written < big.size());
+          CPPUNIT_ASSERT_MESSAGE(whereText(where) + elapsedText(elapsed), elapsed < 500ms);
+        },
+        kPatience, [&] { pair.server.close(); });
+    CPPUNIT_ASSERT_MESSAGE(whereText(where) + "a zero timeout waited", finished);
+    channel.reset();
+  }
+
+  // ---------------------------------------------------------- errors
+  void testConnectRefusedInTask() { checkConnectRefused(Where::InTask); }
+  void testConnectRefusedOnThread() { checkConnectRefused(Where::OnThread); }
+
+  void checkConnectRefused(Where where) {
+    const int port = unusedPort();
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    runBounded(where, channel.get(), [&] {
+      std::error_code ec;
+      TcpSocket socket = TcpSocket::connect({"127.0.0.1", port}, kSocketTimeout, ec);
+      ASSERT_ERROR(std::errc::connection_refused, ec);
+      CPPUNIT_ASSERT(!socket.isOpen());
+      // The thrown form names the peer.
+      try {
+        TcpSocket::connect({"127.0.0.1", port}, kSocketTimeout);
+        CPPUNIT_FAIL(whereText(where) + "connect to a closed port did not throw");
+      } catch (const SystemError& error) {
+        ASSERT_ERROR(std::errc::connection_refused, error.code());
+        CPPUNIT_ASSERT_MESSAGE(error.what(), std::string(error.what()).find(std::to_string(port)) != std::string::npos);
+      }
+    });
+    channel.reset();
+  }
+
+  void testEndOfStreamInTask() { checkEndOfStream(Where::InTask); }
+  void testEndOfStreamOnThread() { checkEndOfStream(Where::OnThread); }
+
+  void checkEndOfStream(Where where) {
+    ConnectedPair pair = connectPair();
+    setTimeouts(pair);
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    runBounded(where, channel.get(), [&] {
+      pair.server.writeAll("abc", 3);
+      pair.server.shutdownWrite();
+      char buffer[8];
+      std::error_code ec;
+      // The data sent before the FIN first, then end of stream.
+      CPPUNIT_ASSERT_EQUAL(std::size_t{3}, pair.client.readExactly(buffer, 3, ec));
+      ASSERT_NO_ERROR(ec);
+      CPPUNIT_ASSERT_EQUAL(std::string("abc"), std::string(buffer, 3));
+      CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.client.readSome(buffer, sizeof buffer, ec));
+      ASSERT_ERROR(Errc::end_of_stream, ec);
+      // readExactly reports end of stream too, with what it got.
+      CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.client.readExactly(buffer, 2, ec));
+      ASSERT_ERROR(Errc::end_of_stream, ec);
+      // A half-close: the other direction still carries data.
+      pair.client.writeAll("z", 1);
+      CPPUNIT_ASSERT_EQUAL(std::size_t{1}, pair.server.readSome(buffer, sizeof buffer, ec));
+      ASSERT_NO_ERROR(ec);
+      CPPUNIT_ASSERT_EQUAL('z', buffer[0]);
+    });
+    channel.reset();
+  }
+
+  void testPeerResetInTask() { checkPeerReset(Where::InTask); }
+  void testPeerResetOnThread() { checkPeerReset(Where::OnThread); }
+
+  void checkPeerReset(Where where) {
+    ConnectedPair pair = connectPair();
+    setTimeouts(pair);
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    runBounded(where, channel.get(), [&] {
+      // Two bytes in one segment: once the server has read the first, the
+      // second is certainly queued unread, so close() sends RST, not FIN.
+      pair.client.writeAll("xy", 2);
+      char byte;
+      pair.server.readExactly(&byte, 1);
+      pair.server.close();
+      std::error_code ec;
+      CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.client.readSome(&byte, 1, ec));
+      ASSERT_ERROR(std::errc::connection_reset, ec);
+    });
+    channel.reset();
+  }
+
+  void testWriteToClosedPeerInTaskDoesNotRaiseSigpipe() { checkWriteToClosedPeer(Where::InTask); }
+  void testWriteToClosedPeerOnThreadDoesNotRaiseSigpipe() { checkWriteToClosedPeer(Where::OnThread); }
+
+  void checkWriteToClosedPeer(Where where) {
+    DefaultSigpipe defaultSigpipe;  // before the channel: its workers inherit the mask
+    assertSigpipeIsDeadly();
+    ConnectedPair pair = connectPair();
+    setTimeouts(pair);
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    runBounded(where, channel.get(), [&] {
+      assertSigpipeIsDeadly();  // on the thread that writes
+      pair.server.close();
+      // The first write after the FIN is accepted and draws an RST; the
+      // following ones fail (EPIPE would be SIGPIPE without MSG_NOSIGNAL).
+      const std::vector<char> chunk(64 * 1024, 'p');
+      std::error_code ec;
+      int attempts = 0;
+      for (; attempts < 200 && !ec; ++attempts) pair.client.writeAll(chunk.data(), chunk.size(), ec);
+      CPPUNIT_ASSERT_MESSAGE(whereText(where) + "got " + describe(ec) + " after " + std::to_string(attempts),
+                             ec == std::errc::broken_pipe || ec == std::errc::connection_reset);
+      std::error_code thrown;
+      try {
+        pair.client.writeAll(chunk.data(), chunk.size());
+      } catch (const SystemError& error) {
+        thrown = error.code();
+      }
+      CPPUNIT_ASSERT_MESSAGE(whereText(where) + "got " + describe(thrown),
+                             thrown == std::errc::broken_pipe || thrown == std::errc::connection_reset);
+    });
+    channel.reset();
+  }
+
+  // ---------------------------------------------------------- mixed use
+  // One connection used by plain threads and by tasks in turn, waits
+  // included on both sides, and by plain threads again once the channel
+  // that registered it is gone.
+  void testSameSocketOnThreadsAndInTasks() {
+    ConnectedPair pair = connectPair();
+    setTimeouts(pair);
+    char buffer[8];
+    auto expectRead = [&](TcpSocket& socket, const std::string& text) {
+      std::error_code ec;
+      CPPUNIT_ASSERT_EQUAL(text.size(), socket.readExactly(buffer, text.size(), ec));
+      ASSERT_NO_ERROR(ec);
+      CPPUNIT_ASSERT_EQUAL(text, std::string(buffer, text.size()));
+    };
+    // 1. Plain thread, both directions.
+    pair.client.writeAll("t1", 2);
+    expectRead(pair.server, "t1");
+    pair.server.writeAll("t2", 2);
+    expectRead(pair.client, "t2");
+
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    std::atomic<bool> taskWaiting{false};
+    // 2. In a task: both directions, then a read that waits for a plain
+    //    thread's write.
+    TaskHandle task = channel->spawn([&] {
+      pair.server.writeAll("k1", 2);
+      expectRead(pair.client, "k1");
+      pair.client.writeAll("k2", 2);
+      expectRead(pair.server, "k2");
+      taskWaiting = true;
+      expectRead(pair.client, "w1");
+    });
+    CPPUNIT_ASSERT(eventually([&] { return taskWaiting.load(); }));
+    std::this_thread::sleep_for(20ms);  // let it park in the read
+    pair.server.writeAll("w1", 2);
+    joinWithin(task);
+
+    // 3. Plain thread again, with a read that waits for another thread.
+    std::thread later([&] {
+      std::this_thread::sleep_for(30ms);
+      pair.server.writeAll("p1", 2);
+    });
+    expectRead(pair.client, "p1");
+    later.join();
+    pair.client.writeAll("p2", 2);
+    expectRead(pair.server, "p2");
+
+    // 4. A task again, on the same channel.
+    task = channel->spawn([&] {
+      pair.client.writeAll("k3", 2);
+      expectRead(pair.server, "k3");
+      pair.server.writeAll("k4", 2);
+      expectRead(pair.client, "k4");
+    });
+    joinWithin(task);
+
+    // 5. The channel is gone; the sockets still work on a plain thread.
+    channel.reset();
+    pair.client.writeAll("e1", 2);
+    expectRead(pair.server, "e1");
+    pair.server.writeAll("e2", 2);
+    expectRead(pair.client, "e2");
+    pair.server.shutdownWrite();
+    std::error_code ec;
+    pair.client.readSome(buffer, 1, ec);
+    ASSERT_ERROR(Errc::end_of_stream, ec);
+  }
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(TaskSocketTest);
