@@ -3,12 +3,15 @@
 #define EVCHAN_EVCHAN_H
 
 #include <evchan/address.h>
+#include <evchan/condition_variable.h>
 #include <evchan/dispatch_event.h>
 #include <evchan/duration.h>
 #include <evchan/endpoint.h>
 #include <evchan/error.h>
 #include <evchan/event.h>
 #include <evchan/event_channel.h>
+#include <evchan/mutex.h>
+#include <evchan/notification.h>
 #include <evchan/notify_event.h>
 #include <evchan/socket_events.h>
 #include <evchan/system_error.h>

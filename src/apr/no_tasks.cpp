@@ -7,6 +7,7 @@
 #include <evchan/task.h>
 #include <evchan/task_local.h>
 
+#include "sync/waiter.h"
 #include "task/await.h"
 #include "task/spawn.h"
 
@@ -43,6 +44,8 @@ TaskHandle spawnTask(const std::shared_ptr<ChannelCore>&, std::function<void()>,
 
 namespace evchan::detail {
 
-bool awaitInTask(Event&, Duration, std::error_code&) { return false; }
+bool awaitInTask(Event&, Duration, std::error_code&, const std::atomic<bool>*) { return false; }
+
+ChannelCore* currentTaskChannel() noexcept { return nullptr; }
 
 }  // namespace evchan::detail

@@ -22,6 +22,7 @@ struct Await {
   bool useTimer;
   std::atomic<int> outstanding;
   std::atomic<bool> timerFired{false};
+  const std::atomic<bool>* cancelled;
   std::error_code postError;
 
   // The last event back wakes the task; nothing may touch `this` after that.
@@ -42,13 +43,16 @@ struct Await {
       self->arrive();
       return;
     }
-    if (self->useTimer && self->timerFired.load()) core.cancel(*self->event);
+    // A timer, or the caller's cancel flag, may have gone off before the
+    // event was parked, when cancelling it was not yet possible.
+    if ((self->useTimer && self->timerFired.load()) || (self->cancelled != nullptr && self->cancelled->load()))
+      core.cancel(*self->event);
   }
 };
 
 }  // namespace
 
-bool awaitInTask(Event& event, Duration timeout, std::error_code& result) {
+bool awaitInTask(Event& event, Duration timeout, std::error_code& result, const std::atomic<bool>* cancelled) {
   TaskState* task = TaskState::current();
   // A zero timeout is one attempt that never waits: the thread's own path
   // makes it.  Posted, the event would skip the attempt when an edge-
@@ -56,7 +60,7 @@ bool awaitInTask(Event& event, Duration timeout, std::error_code& result) {
   // and the zero timer would cancel it: timed_out with data to read.
   if (task == nullptr || timeout == Duration::zero()) return false;
   const bool useTimer = deadlineAfter(timeout) != kNoDeadline;
-  Await await{task, &event, TimerEvent(timeout), useTimer, {useTimer ? 2 : 1}, {}, {}};
+  Await await{task, &event, TimerEvent(timeout), useTimer, {useTimer ? 2 : 1}, {}, cancelled, {}};
   event.setCallback([&await](Event&) {
     if (await.useTimer) await.task->core().cancel(await.timer);
     await.arrive();

@@ -2,6 +2,7 @@
 #ifndef EVCHAN_SRC_TASK_AWAIT_H
 #define EVCHAN_SRC_TASK_AWAIT_H
 
+#include <atomic>
 #include <system_error>
 
 #include <evchan/duration.h>
@@ -17,7 +18,12 @@ namespace evchan::detail {
 /// thread instead) and for a zero `timeout` (the caller's thread path tries
 /// once and never waits).  Defined with the tasks, or (without them) to
 /// return false.
-bool awaitInTask(Event& event, Duration timeout, std::error_code& result);
+///
+/// `cancelled`, when given, is a flag another thread sets before it calls
+/// ChannelCore::cancel(event): checked once the event is posted, so a
+/// cancel that came too early to find the event still takes effect.
+bool awaitInTask(Event& event, Duration timeout, std::error_code& result,
+                 const std::atomic<bool>* cancelled = nullptr);
 
 }  // namespace evchan::detail
 

@@ -10,6 +10,7 @@
 
 #include "channel/channel_core.h"
 #include "task/spawn.h"
+#include "sync/waiter.h"
 #include "task/task_state.h"
 
 namespace evchan {
@@ -67,6 +68,11 @@ bool TaskHandle::done() const noexcept { return state_ && state_->done(); }
 TaskId TaskHandle::id() const noexcept { return state_ ? state_->id() : 0; }
 
 namespace detail {
+
+ChannelCore* currentTaskChannel() noexcept {
+  TaskState* task = TaskState::current();
+  return task != nullptr ? &task->core() : nullptr;
+}
 
 void* taskLocalSlot(const void* key, void* (*make)(), void (*destroy)(void*)) {
   TaskState* task = TaskState::current();

@@ -1,0 +1,56 @@
+// ConditionVariable: waits with a Mutex, suspending a waiting task.
+#ifndef EVCHAN_CONDITION_VARIABLE_H
+#define EVCHAN_CONDITION_VARIABLE_H
+
+#include <mutex>
+
+#include <evchan/duration.h>
+#include <evchan/mutex.h>
+
+namespace evchan {
+
+/// A condition variable for evchan::Mutex, for tasks and threads alike: a
+/// waiting task is suspended, a plain thread blocks.  Wake-ups are FIFO and
+/// never spurious (a predicate loop is still the way to wait for a state).
+class ConditionVariable {
+ public:
+  ConditionVariable() = default;
+  ConditionVariable(const ConditionVariable&) = delete;
+  ConditionVariable& operator=(const ConditionVariable&) = delete;
+
+  /// Releases `lock`, waits for notifyOne()/notifyAll(), locks it again.
+  void wait(std::unique_lock<Mutex>& lock);
+  template <class Predicate>
+  void wait(std::unique_lock<Mutex>& lock, Predicate ready) {
+    while (!ready()) wait(lock);
+  }
+
+  /// As wait(), for at most `timeout`: false when it passed unnotified.
+  bool waitFor(std::unique_lock<Mutex>& lock, Duration timeout);
+  /// Waits until `ready()` holds or `timeout` passes; returns ready().
+  template <class Predicate>
+  bool waitFor(std::unique_lock<Mutex>& lock, Duration timeout, Predicate ready);
+
+  void notifyOne();
+  void notifyAll();
+
+ private:
+  std::mutex guard_;
+  detail::Waiter* head_ = nullptr;  // FIFO of waiters (a detail::WaitList)
+  detail::Waiter* tail_ = nullptr;
+};
+
+template <class Predicate>
+bool ConditionVariable::waitFor(std::unique_lock<Mutex>& lock, Duration timeout, Predicate ready) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!ready()) {
+    const Duration left = std::chrono::duration_cast<Duration>(deadline - std::chrono::steady_clock::now());
+    if (left <= Duration::zero()) return ready();
+    waitFor(lock, left);
+  }
+  return true;
+}
+
+}  // namespace evchan
+
+#endif  // EVCHAN_CONDITION_VARIABLE_H

@@ -1,0 +1,37 @@
+// ConditionVariable on the waiter list.
+#include <evchan/condition_variable.h>
+
+#include "sync/waiter.h"
+
+namespace evchan {
+
+void ConditionVariable::wait(std::unique_lock<Mutex>& lock) {
+  while (!waitFor(lock, kInfiniteTimeout)) {
+  }
+}
+
+bool ConditionVariable::waitFor(std::unique_lock<Mutex>& lock, Duration timeout) {
+  detail::Waiter waiter;
+  std::unique_lock<std::mutex> guard(guard_);
+  // Queued before the mutex is released: a notify after that finds us.
+  detail::WaitList(head_, tail_).push(waiter);
+  lock.unlock();
+  const bool notified = detail::park(waiter, guard, timeout);
+  if (!notified) detail::WaitList(head_, tail_).remove(waiter);
+  guard.unlock();
+  lock.lock();
+  return notified;
+}
+
+void ConditionVariable::notifyOne() {
+  std::lock_guard<std::mutex> guard(guard_);
+  if (detail::Waiter* waiter = detail::WaitList(head_, tail_).pop()) detail::signal(*waiter);
+}
+
+void ConditionVariable::notifyAll() {
+  std::lock_guard<std::mutex> guard(guard_);
+  detail::WaitList waiters(head_, tail_);
+  while (detail::Waiter* waiter = waiters.pop()) detail::signal(*waiter);
+}
+
+}  // namespace evchan

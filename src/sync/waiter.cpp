@@ -1,0 +1,69 @@
+// Parking and waking waiters, for tasks and for threads.
+#include "sync/waiter.h"
+
+#include <evchan/error.h>
+
+#include "channel/channel_core.h"
+#include "task/await.h"
+
+namespace evchan::detail {
+
+void WaitList::push(Waiter& waiter) noexcept {
+  waiter.next = nullptr;
+  if (tail_ != nullptr) tail_->next = &waiter; else head_ = &waiter;
+  tail_ = &waiter;
+}
+
+Waiter* WaitList::pop() noexcept {
+  Waiter* waiter = head_;
+  if (waiter != nullptr) {
+    head_ = waiter->next;
+    if (head_ == nullptr) tail_ = nullptr;
+    waiter->next = nullptr;
+  }
+  return waiter;
+}
+
+void WaitList::remove(Waiter& waiter) noexcept {
+  Waiter* previous = nullptr;
+  for (Waiter* current = head_; current != nullptr; previous = current, current = current->next) {
+    if (current != &waiter) continue;
+    if (previous != nullptr) previous->next = current->next; else head_ = current->next;
+    if (tail_ == current) tail_ = previous;
+    current->next = nullptr;
+    return;
+  }
+}
+
+bool park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration timeout) {
+  if ((waiter.core = currentTaskChannel()) != nullptr) {
+    // The task parks on its timer; signal() sets the flag and cancels the
+    // timer, and awaitInTask re-checks the flag once the timer is posted,
+    // so a signal that comes while the task is switching out is not lost.
+    waiter.timer.setDelay(timeout);
+    guard.unlock();
+    std::error_code ec;
+    awaitInTask(waiter.timer, kInfiniteTimeout, ec, &waiter.signalled);
+    guard.lock();
+    if (ec != Errc::channel_shut_down) return waiter.signalled.load();
+    waiter.core = nullptr;  // no channel to park on any more: wait as a thread
+  }
+  ChannelCore::enterBlocking();
+  const Deadline deadline = deadlineAfter(timeout);
+  const auto signalled = [&] { return waiter.signalled.load(); };
+  if (deadline == kNoDeadline) {
+    waiter.wakeup.wait(guard, signalled);
+  } else {
+    waiter.wakeup.wait_until(guard, deadline, signalled);
+  }
+  ChannelCore::leaveBlocking();
+  return waiter.signalled.load();
+}
+
+void signal(Waiter& waiter) noexcept {
+  waiter.signalled.store(true);
+  if (waiter.core != nullptr) waiter.core->cancel(waiter.timer);
+  waiter.wakeup.notify_one();
+}
+
+}  // namespace evchan::detail

@@ -1,0 +1,59 @@
+// Internal: one thread or task waiting in a Mutex, ConditionVariable or
+// Notification, and the FIFO of them.
+#ifndef EVCHAN_SRC_SYNC_WAITER_H
+#define EVCHAN_SRC_SYNC_WAITER_H
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+
+#include <evchan/duration.h>
+#include <evchan/timer_event.h>
+
+namespace evchan::detail {
+
+class ChannelCore;
+
+/// Lives on the waiter's stack while it waits.  A task parks on `timer`
+/// (its delay is the timeout): signal() cancels the timer, which resumes
+/// the task.  A thread waits on `wakeup`.
+struct Waiter {
+  ChannelCore* core = nullptr;  ///< the waiting task's channel; null for a thread
+  TimerEvent timer{kInfiniteTimeout};
+  std::atomic<bool> signalled{false};
+  std::condition_variable wakeup;
+  Waiter* next = nullptr;
+};
+
+/// A FIFO of waiters, guarded by its owner's mutex: a view of the head and
+/// tail pointers the owner (Mutex, ConditionVariable, ...) keeps, so that
+/// public headers need not define Waiter.
+class WaitList {
+ public:
+  WaitList(Waiter*& head, Waiter*& tail) noexcept : head_(head), tail_(tail) {}
+  bool empty() const noexcept { return head_ == nullptr; }
+  void push(Waiter& waiter) noexcept;
+  Waiter* pop() noexcept;
+  /// Takes `waiter` out if it is still queued (it timed out).
+  void remove(Waiter& waiter) noexcept;
+
+ private:
+  Waiter*& head_;
+  Waiter*& tail_;
+};
+
+/// Parks the caller until signal() or `timeout`: a task is suspended (its
+/// worker runs other tasks), a thread blocks (a channel worker counted as
+/// blocked, so the pool compensates).  `guard` is held on entry and on
+/// return.  True when signalled.
+bool park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration timeout);
+
+/// Wakes a waiter taken off its list; call with the list's guard held.
+void signal(Waiter& waiter) noexcept;
+
+/// The running task's channel, or null outside a task (or without tasks).
+ChannelCore* currentTaskChannel() noexcept;
+
+}  // namespace evchan::detail
+
+#endif  // EVCHAN_SRC_SYNC_WAITER_H
