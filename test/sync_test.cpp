@@ -1,0 +1,243 @@
+// Tests of the task-aware Mutex, ConditionVariable and Notification.
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <evchan/evchan.h>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <thread>
+#include <vector>
+
+#include "support/diagnostics.h"
+#include "support/leak_checked_fixture.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using evchan::ConditionVariable;
+using evchan::EventChannel;
+using evchan::Mutex;
+using evchan::Notification;
+using evchan::TaskHandle;
+using evchan::test::elapsedText;
+using evchan::test::timed;
+
+std::unique_ptr<EventChannel> singleWorkerChannel() {
+  EventChannel::Options options;
+  options.initialThreads = 1;
+  return EventChannel::create(options);
+}
+
+void joinAll(std::vector<TaskHandle>& tasks) {
+  for (TaskHandle& task : tasks) task.join();
+}
+
+}  // namespace
+
+class SyncTest : public evchan::test::LeakCheckedFixture {
+  CPPUNIT_TEST_SUITE(SyncTest);
+  CPPUNIT_TEST(testMutexExcludesTasksAndThreads);
+  CPPUNIT_TEST(testMutexWaitSuspendsTheTask);
+  CPPUNIT_TEST(testMutexHandsOverInFifoOrder);
+  CPPUNIT_TEST(testTryLock);
+  CPPUNIT_TEST(testConditionVariableProducerConsumer);
+  CPPUNIT_TEST(testConditionVariableTimeoutInTaskAndThread);
+  CPPUNIT_TEST(testNotifyAllWakesEveryWaiter);
+  CPPUNIT_TEST(testNotificationWakesTasksAndThreads);
+  CPPUNIT_TEST(testNotificationTimeoutAndReset);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  // 100 tasks (which yield inside the critical section) and a thread add to
+  // one counter: no increment may be lost.
+  void testMutexExcludesTasksAndThreads() {
+    Mutex mutex;
+    long counter = 0;
+    auto channel = singleWorkerChannel();
+    std::vector<TaskHandle> tasks;
+    for (int i = 0; i < 100; ++i) {
+      tasks.push_back(channel->spawn([&] {
+        for (int k = 0; k < 50; ++k) {
+          std::lock_guard<Mutex> lock(mutex);
+          const long seen = counter;
+          evchan::this_task::yield();  // others run, and must wait for the lock
+          counter = seen + 1;
+        }
+      }));
+    }
+    std::thread thread([&] {
+      for (int k = 0; k < 2000; ++k) {
+        std::lock_guard<Mutex> lock(mutex);
+        ++counter;
+      }
+    });
+    joinAll(tasks);
+    thread.join();
+    CPPUNIT_ASSERT_EQUAL(100L * 50 + 2000, counter);
+  }
+
+  // With one worker, a task waiting for the lock must not block it: the
+  // holder (another task) has to run to release it.
+  void testMutexWaitSuspendsTheTask() {
+    Mutex mutex;
+    std::atomic<int> order{0};
+    int waiterSaw = -1;
+    auto channel = singleWorkerChannel();
+    TaskHandle holder = channel->spawn([&] {
+      std::lock_guard<Mutex> lock(mutex);
+      evchan::this_task::sleepFor(50ms);
+      order = 1;
+    });
+    TaskHandle waiter = channel->spawn([&] {
+      std::lock_guard<Mutex> lock(mutex);
+      waiterSaw = order.load();
+    });
+    holder.join();
+    waiter.join();
+    CPPUNIT_ASSERT_EQUAL(1, waiterSaw);
+    CPPUNIT_ASSERT_EQUAL(1, channel->poolStats().peak);
+  }
+
+  void testMutexHandsOverInFifoOrder() {
+    Mutex mutex;
+    std::vector<int> order;
+    auto channel = singleWorkerChannel();
+    mutex.lock();  // held by this thread while the tasks queue up
+    std::vector<TaskHandle> tasks;
+    for (int i = 0; i < 5; ++i) {
+      tasks.push_back(channel->spawn([&, i] {
+        std::lock_guard<Mutex> lock(mutex);
+        order.push_back(i);
+      }));
+      // Let task i reach the lock before the next is spawned.
+      std::this_thread::sleep_for(20ms);
+    }
+    mutex.unlock();
+    joinAll(tasks);
+    CPPUNIT_ASSERT((order == std::vector<int>{0, 1, 2, 3, 4}));
+  }
+
+  void testTryLock() {
+    Mutex mutex;
+    CPPUNIT_ASSERT(mutex.try_lock());
+    CPPUNIT_ASSERT(!mutex.try_lock());
+    mutex.unlock();
+    CPPUNIT_ASSERT(mutex.try_lock());
+    mutex.unlock();
+  }
+
+  void testConditionVariableProducerConsumer() {
+    Mutex mutex;
+    ConditionVariable ready;
+    std::deque<int> queue;
+    long sum = 0;
+    auto channel = singleWorkerChannel();
+    TaskHandle consumer = channel->spawn([&] {
+      for (int i = 0; i < 1000; ++i) {
+        std::unique_lock<Mutex> lock(mutex);
+        ready.wait(lock, [&] { return !queue.empty(); });
+        sum += queue.front();
+        queue.pop_front();
+      }
+    });
+    std::thread producer([&] {
+      for (int i = 1; i <= 1000; ++i) {
+        {
+          std::lock_guard<Mutex> lock(mutex);
+          queue.push_back(i);
+        }
+        ready.notifyOne();
+      }
+    });
+    producer.join();
+    consumer.join();
+    CPPUNIT_ASSERT_EQUAL(500500L, sum);
+  }
+
+  void testConditionVariableTimeoutInTaskAndThread() {
+    Mutex mutex;
+    ConditionVariable never;
+    auto channel = singleWorkerChannel();
+    bool taskResult = true;
+    std::chrono::steady_clock::duration taskElapsed{};
+    TaskHandle task = channel->spawn([&] {
+      std::unique_lock<Mutex> lock(mutex);
+      taskElapsed = timed([&] { taskResult = never.waitFor(lock, 150ms); });
+      CPPUNIT_ASSERT(lock.owns_lock());
+    });
+    task.join();
+    CPPUNIT_ASSERT(!taskResult);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(taskElapsed), taskElapsed >= 140ms && taskElapsed < 2s);
+
+    std::unique_lock<Mutex> lock(mutex);
+    bool threadResult = true;
+    const auto threadElapsed = timed([&] { threadResult = never.waitFor(lock, 150ms); });
+    CPPUNIT_ASSERT(!threadResult);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(threadElapsed), threadElapsed >= 140ms && threadElapsed < 2s);
+  }
+
+  void testNotifyAllWakesEveryWaiter() {
+    Mutex mutex;
+    ConditionVariable go;
+    bool released = false;
+    std::atomic<int> woken{0};
+    auto channel = singleWorkerChannel();
+    std::vector<TaskHandle> tasks;
+    for (int i = 0; i < 20; ++i) {
+      tasks.push_back(channel->spawn([&] {
+        std::unique_lock<Mutex> lock(mutex);
+        if (go.waitFor(lock, 5s, [&] { return released; })) ++woken;
+      }));
+    }
+    std::this_thread::sleep_for(50ms);
+    {
+      std::lock_guard<Mutex> lock(mutex);
+      released = true;
+    }
+    go.notifyAll();
+    joinAll(tasks);
+    CPPUNIT_ASSERT_EQUAL(20, woken.load());
+  }
+
+  void testNotificationWakesTasksAndThreads() {
+    Notification notification;
+    std::atomic<int> woken{0};
+    auto channel = singleWorkerChannel();
+    std::vector<TaskHandle> tasks;
+    for (int i = 0; i < 10; ++i) {
+      tasks.push_back(channel->spawn([&] {
+        if (notification.waitFor(5s)) ++woken;
+      }));
+    }
+    std::thread thread([&] {
+      if (notification.waitFor(5s)) ++woken;
+    });
+    std::this_thread::sleep_for(50ms);
+    CPPUNIT_ASSERT_EQUAL(0, woken.load());
+    notification.notify();
+    joinAll(tasks);
+    thread.join();
+    CPPUNIT_ASSERT_EQUAL(11, woken.load());
+    // Once notified, later waiters pass at once.
+    CPPUNIT_ASSERT(notification.waitFor(0ms));
+    CPPUNIT_ASSERT_EQUAL(1, channel->poolStats().peak);  // the tasks never blocked the worker
+  }
+
+  void testNotificationTimeoutAndReset() {
+    Notification notification;
+    auto channel = singleWorkerChannel();
+    bool result = true;
+    std::chrono::steady_clock::duration elapsed{};
+    channel->spawn([&] { elapsed = timed([&] { result = notification.waitFor(100ms); }); }).join();
+    CPPUNIT_ASSERT(!result);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed >= 90ms && elapsed < 2s);
+    notification.notify();
+    CPPUNIT_ASSERT(notification.isNotified());
+    notification.reset();
+    CPPUNIT_ASSERT(!notification.isNotified());
+    CPPUNIT_ASSERT(!notification.waitFor(10ms));
+  }
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(SyncTest);
