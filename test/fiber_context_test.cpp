@@ -112,13 +112,15 @@ class FiberContextTest : public evchan::test::LeakCheckedFixture {
     // Started on one thread, finished on another: its stack travels with it.
     // The first thread stays alive meanwhile, so the two ids differ.
     std::promise<void> secondDone;
+    std::promise<void> firstBack;  // the hand-over point between the threads
     std::thread first([&] {
       std::unique_ptr<FiberContext> self = evchan::detail::makeThreadContext(K);
       counter.caller = self.get();
       self->switchTo(*counter.fiber);
+      firstBack.set_value();
       secondDone.get_future().wait();
     });
-    while (counter.count == 0) std::this_thread::yield();
+    firstBack.get_future().wait();
     std::thread second([&] {
       std::unique_ptr<FiberContext> self = evchan::detail::makeThreadContext(K);
       counter.caller = self.get();
