@@ -57,6 +57,17 @@ std::unique_ptr<EventChannel> makeChannel(int initialThreads) {
   return EventChannel::create(options);
 }
 
+/// For tests that count the pool's threads to prove that a wait suspends
+/// the task instead of blocking the worker: without the stuck-worker
+/// monitor, which may (rightly) start a spare thread when a loaded machine
+/// stretches a task slice past its grace period.
+std::unique_ptr<EventChannel> makeChannelWithoutMonitor(int initialThreads) {
+  EventChannel::Options options;
+  options.initialThreads = initialThreads;
+  options.stuckWorkerGrace = Duration::zero();
+  return EventChannel::create(options);
+}
+
 bool eventually(const std::function<bool()>& condition, Duration patience = kPatience) {
   const Clock::time_point deadline = Clock::now() + patience;
   while (!condition()) {
@@ -244,7 +255,7 @@ class TaskSocketTest : public evchan::test::LeakCheckedFixture {
       threads.push_back(currentThread());
     };
 
-    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    std::unique_ptr<EventChannel> channel = makeChannelWithoutMonitor(1);
     std::vector<TaskHandle> readers;
     for (int i = 0; i < kReaders; ++i) {
       readers.push_back(channel->spawn([&, i] {
@@ -418,7 +429,7 @@ class TaskSocketTest : public evchan::test::LeakCheckedFixture {
     evchan::test::fillPattern(out.data(), kBytes, 12345);
     std::size_t written = 0, read = 0;
     std::error_code writeError, readError;
-    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    std::unique_ptr<EventChannel> channel = makeChannelWithoutMonitor(1);
     TaskHandle writer = channel->spawn([&] { written = pair.client.writeAll(out.data(), kBytes, writeError); });
     TaskHandle reader = channel->spawn([&] { read = pair.server.readExactly(in.data(), kBytes, readError); });
     joinWithin(writer);

@@ -55,6 +55,17 @@ std::unique_ptr<EventChannel> makeChannel(int initialThreads) {
   return EventChannel::create(options);
 }
 
+/// For tests that count the pool's threads to prove that a wait suspends
+/// the task instead of blocking the worker: without the stuck-worker
+/// monitor, which may (rightly) start a spare thread when a loaded machine
+/// stretches a task slice past its grace period.
+std::unique_ptr<EventChannel> makeChannelWithoutMonitor(int initialThreads) {
+  EventChannel::Options options;
+  options.initialThreads = initialThreads;
+  options.stuckWorkerGrace = Duration::zero();
+  return EventChannel::create(options);
+}
+
 /// Polls `condition` until it holds or `patience` passes.
 bool eventually(const std::function<bool()>& condition, Duration patience = kPatience) {
   const Clock::time_point deadline = Clock::now() + patience;
@@ -242,7 +253,7 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
     std::atomic<bool> joinedRan{false}, caught{false}, joinerFinished{false};
     std::thread::id joinerBefore, joinerAfter, joinedThread;
     std::string message;
-    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    std::unique_ptr<EventChannel> channel = makeChannelWithoutMonitor(1);
     EventChannel* ch = channel.get();
     TaskHandle joiner = channel->spawn([&] {
       joinerBefore = currentThread();

@@ -3,6 +3,7 @@
 #define EVCHAN_EVCHAN_H
 
 #include <evchan/address.h>
+#include <evchan/blocking.h>
 #include <evchan/condition_variable.h>
 #include <evchan/dispatch_event.h>
 #include <evchan/duration.h>

@@ -40,6 +40,15 @@ struct EventChannelOptions {
   /// Stack size of tasks spawned without their own; mapped lazily, so
   /// untouched pages cost address space, not memory.
   std::size_t taskStackSize = 64 * 1024;
+  /// A worker that runs one item (a callback, or a task between two
+  /// suspensions) for longer than this while work is queued, or while
+  /// nobody is left to poll, is presumed blocked (a blocking call not
+  /// wrapped in evchan::blocking(), or long computation): it counts in
+  /// ThreadPoolStats::blocked until the item ends, and the pool starts a
+  /// spare thread for the waiting work, within maxThreads.  A monitor
+  /// thread checks every grace period while some worker is busy and sleeps
+  /// while the channel is idle.  Zero turns the monitor off.
+  Duration stuckWorkerGrace = std::chrono::milliseconds(5);
 };
 
 /// A snapshot of the channel's thread pool.
@@ -47,7 +56,7 @@ struct ThreadPoolStats {
   int current = 0;         ///< live worker threads
   int peak = 0;            ///< most live at once
   int idle = 0;            ///< waiting for work (the poller included)
-  int blocked = 0;         ///< inside a blocking call that the pool compensates for
+  int blocked = 0;         ///< in a blocking call the pool compensates for, or presumed stuck
   int initial = 0;         ///< the size the pool keeps (initialThreads)
   int maxThreads = 0;      ///< the cap
   int cpuParallelism = 0;  ///< CPUs detected: affinity mask, cgroup quota, hardware
@@ -68,7 +77,7 @@ class EventChannel {
   /// Creates a channel and starts its pool.  Errors: the requested backend
   /// is unavailable (function_not_supported); bad options
   /// (invalid_argument: negative thread counts, initial above max,
-  /// negative idle timeout); the OS refusing a resource.
+  /// negative idle timeout or stuckWorkerGrace); the OS refusing a resource.
   static std::unique_ptr<EventChannel> create(const Options& options = Options());
   static std::unique_ptr<EventChannel> create(const Options& options, std::error_code& ec) noexcept;
 

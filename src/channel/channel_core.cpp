@@ -79,6 +79,7 @@ std::size_t requestedBytes(Event& event) {
 
 std::shared_ptr<ChannelCore> ChannelCore::create(const EventChannelOptions& options, std::error_code& ec) {
   if (options.initialThreads < 0 || options.maxThreads < 0 || options.idleTimeout < Duration::zero() ||
+      options.stuckWorkerGrace < Duration::zero() ||
       (options.maxThreads > 0 && options.initialThreads > options.maxThreads)) {
     ec = std::make_error_code(std::errc::invalid_argument);
     return nullptr;
@@ -91,6 +92,11 @@ std::shared_ptr<ChannelCore> ChannelCore::create(const EventChannelOptions& opti
   core->poller_ = createPoller(options.backend, ec);
   if (!core->poller_) return nullptr;
   core->backend_ = core->poller_->kind();
+  // Before the workers: they report to it.  Without it the pool still
+  // compensates for the blocking calls it is told about.
+  if (core->monitored_ && !core->monitor_.start()) {
+    std::fprintf(stderr, "evchan: no thread for the stuck-worker monitor\n");
+  }
   std::lock_guard<std::mutex> lock(core->mutex_);
   for (int i = 0; i < core->initial_; ++i) core->startWorkerLocked();
   if (core->threads_ == 0) {
@@ -105,7 +111,9 @@ ChannelCore::ChannelCore(const EventChannelOptions& options, int cpus)
     : options_(options),
       cpus_(cpus),
       initial_(options.initialThreads > 0 ? options.initialThreads : cpus),
-      max_(options.maxThreads > 0 ? options.maxThreads : std::max(64, 16 * initial_)) {}
+      max_(options.maxThreads > 0 ? options.maxThreads : std::max(64, 16 * initial_)),
+      monitored_(options.stuckWorkerGrace > Duration::zero()),
+      monitor_(options.stuckWorkerGrace, [this] { return markStuckWorkers(); }) {}
 
 ChannelCore::~ChannelCore() {
   shutdown();
@@ -508,6 +516,7 @@ void ChannelCore::shutdown() noexcept {
       shutDown_.store(true, std::memory_order_release);
     }
   }
+  monitor_.stop();  // no spare threads during a shutdown anyway
   // Cancel what is parked on sockets and timers.
   std::vector<Event*> cancelled;
   {

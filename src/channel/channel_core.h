@@ -16,6 +16,7 @@
 
 #include "channel/access.h"
 #include "channel/poller.h"
+#include "channel/stuck_worker_monitor.h"
 
 namespace evchan::detail {
 
@@ -63,8 +64,9 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore> {
   static ChannelCore* currentWorkerChannel() noexcept;
 
   /// Brackets a call that blocks a worker thread (NotifyEvent::wait,
-  /// getEvent on a worker): the pool starts a spare thread if nobody else
-  /// can poll or run queued work.  No-ops on other threads.
+  /// getEvent on a worker, evchan::blocking()): the pool starts a spare
+  /// thread if nobody else can poll or run queued work.  The stuck-worker
+  /// monitor leaves the worker alone meanwhile.  No-ops on other threads.
   static void enterBlocking() noexcept;
   static void leaveBlocking() noexcept;
   /// Remembers a NotifyEvent a worker waits on, to release it at shutdown.
@@ -98,7 +100,14 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore> {
   /// Moves a local batch to the shared run queue, waking idle workers.
   void publishLocal(EventQueue& batch) noexcept;
   /// Runs `first`, then what its callback completed on this thread.
-  void runWithLocalBatch(Event& first) noexcept;
+  void runWithLocalBatch(Event& first, WorkerActivity& activity) noexcept;
+  /// Brackets one item a worker runs, for the stuck-worker monitor.
+  void beginItem(WorkerActivity& activity) noexcept;
+  void endItem(WorkerActivity& activity) noexcept;
+  /// The monitor's tick: presumes blocked the workers busy with one item
+  /// for longer than the grace period while work waits for a worker, and
+  /// compensates for them.  True while some worker is busy.
+  bool markStuckWorkers() noexcept;
   void dispatchWorkLocked() noexcept;
   bool wakeIdleLocked() noexcept;
   void reapExitedLocked() noexcept;
@@ -142,6 +151,9 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore> {
   std::uint64_t exited_ = 0;
   std::vector<std::thread> workers_;  // running or exited, not yet joined
   std::vector<std::thread::id> exitedIds_;
+  std::vector<WorkerActivity*> activities_;  // one per live worker
+  const bool monitored_;                     // stuckWorkerGrace > 0
+  StuckWorkerMonitor monitor_;
 
   // NotifyEvents that workers wait on, released at shutdown.
   std::mutex waitersMutex_;

@@ -1,6 +1,9 @@
-// ChannelCore's thread pool: workers, growth, shrinking, blocking calls.
+// ChannelCore's thread pool: workers, growth, shrinking, blocking calls,
+// workers presumed stuck.
 #include <algorithm>
 #include <climits>
+
+#include <evchan/blocking.h>
 
 #include "channel/channel_core.h"
 
@@ -31,7 +34,16 @@ struct LocalBatch {
   return batch;
 }
 
+// The worker's report to the stuck-worker monitor (on its stack in workerMain).
+[[gnu::noinline]] WorkerActivity*& workerActivitySlot() noexcept {
+  static thread_local WorkerActivity* activity = nullptr;
+  return activity;
+}
+
 }  // namespace
+
+void enterBlockingCall() noexcept { ChannelCore::enterBlocking(); }
+void leaveBlockingCall() noexcept { ChannelCore::leaveBlocking(); }
 
 ChannelCore* ChannelCore::currentWorkerChannel() noexcept { return currentWorkerSlot(); }
 
@@ -76,26 +88,73 @@ void ChannelCore::publishLocal(EventQueue& batch) noexcept {
   while (Event* event = batch.pop()) enqueueLocked(*event);
 }
 
-void ChannelCore::runWithLocalBatch(Event& first) noexcept {
+void ChannelCore::runWithLocalBatch(Event& first, WorkerActivity& activity) noexcept {
   LocalBatch batch;
   batch.core = this;
   localBatchSlot() = &batch;
+  beginItem(activity);
   runCompletion(first);
+  endItem(activity);
   while (Event* next = batch.queue.pop()) {
     // Keep the next one (LIFO slot), share the rest with idle workers.
     if (!batch.queue.empty()) publishLocal(batch.queue);
+    beginItem(activity);
     runCompletion(*next);
+    endItem(activity);
   }
   localBatchSlot() = nullptr;
 }
 
+void ChannelCore::beginItem(WorkerActivity& activity) noexcept {
+  activity.inItem = true;
+  if (!monitored_) return;
+  activity.busy.store(WorkerActivity::stamp(), std::memory_order_seq_cst);
+  monitor_.noteBusy();
+}
+
+void ChannelCore::endItem(WorkerActivity& activity) noexcept {
+  activity.inItem = false;
+  // A task that suspended inside a blocking call left it on this thread:
+  // the call ends on the thread that resumes it.
+  activity.blockingDepth = 0;
+  if (activity.busy.exchange(0, std::memory_order_seq_cst) & WorkerActivity::kPresumedBlocked) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --blocked_;  // not stuck after all
+  }
+}
+
+bool ChannelCore::markStuckWorkers() noexcept {
+  const std::uint64_t now = WorkerActivity::stamp();
+  const std::uint64_t grace = WorkerActivity::span(options_.stuckWorkerGrace);
+  std::lock_guard<std::mutex> lock(mutex_);
+  // Work waits for a worker: queued, or sockets and timers nobody polls.
+  const bool waiting = !runQueue_.empty() || !polling_;
+  bool anyBusy = false;
+  for (WorkerActivity* activity : activities_) {
+    std::uint64_t busy = activity->busy.load(std::memory_order_seq_cst);
+    if (busy == 0) continue;
+    anyBusy = true;
+    if (!waiting || (busy & WorkerActivity::kPresumedBlocked) || now < busy || now - busy < grace) continue;
+    // Fails when the item ended meanwhile (or a blocking call took over).
+    if (activity->busy.compare_exchange_strong(busy, busy | WorkerActivity::kPresumedBlocked,
+                                               std::memory_order_seq_cst)) {
+      ++blocked_;
+      dispatchWorkLocked();  // one spare thread per stuck worker, within the cap
+    }
+  }
+  return anyBusy;
+}
+
 void ChannelCore::workerMain() noexcept {
   currentWorkerSlot() = this;
+  WorkerActivity activity;
+  workerActivitySlot() = &activity;
   std::unique_lock<std::mutex> lock(mutex_);
+  activities_.push_back(&activity);
   for (;;) {
     if (Event* event = runQueue_.pop()) {
       lock.unlock();
-      runWithLocalBatch(*event);
+      runWithLocalBatch(*event, activity);
       lock.lock();
       continue;
     }
@@ -135,6 +194,7 @@ void ChannelCore::workerMain() noexcept {
     if (wakeups_ > 0) --wakeups_;  // whoever wakes takes a pending wake-up
     if (timedOut && threads_ > initial_ && runQueue_.empty() && !stopping_) break;  // shrink
   }
+  activities_.erase(std::find(activities_.begin(), activities_.end(), &activity));
   --threads_;
   ++exited_;
   exitedIds_.push_back(std::this_thread::get_id());
@@ -143,6 +203,7 @@ void ChannelCore::workerMain() noexcept {
   if (last) workersGone_.notify_all();
   lock.unlock();
   if (last) closeReadyQueue();
+  workerActivitySlot() = nullptr;
   currentWorkerSlot() = nullptr;
 }
 
@@ -179,8 +240,15 @@ void ChannelCore::dispatchWorkLocked() noexcept {
 void ChannelCore::enterBlocking() noexcept {
   ChannelCore* core = currentWorkerChannel();
   if (core == nullptr) return;
+  WorkerActivity* activity = workerActivitySlot();
   std::lock_guard<std::mutex> lock(core->mutex_);
-  ++core->blocked_;
+  // The monitor leaves a worker in a blocking call alone (no busy stamp);
+  // one it presumed blocked already is counted, and stays so.
+  bool counted = false;
+  if (activity != nullptr && activity->blockingDepth++ == 0) {
+    counted = (activity->busy.exchange(0, std::memory_order_seq_cst) & WorkerActivity::kPresumedBlocked) != 0;
+  }
+  if (!counted) ++core->blocked_;
   // What this worker completed locally would otherwise wait for it to
   // unblock, and may be what unblocks it: share it before blocking.
   if (LocalBatch* batch = localBatchSlot(); batch != nullptr && batch->core == core) {
@@ -192,8 +260,17 @@ void ChannelCore::enterBlocking() noexcept {
 void ChannelCore::leaveBlocking() noexcept {
   ChannelCore* core = currentWorkerChannel();
   if (core == nullptr) return;
-  std::lock_guard<std::mutex> lock(core->mutex_);
-  --core->blocked_;
+  {
+    std::lock_guard<std::mutex> lock(core->mutex_);
+    --core->blocked_;
+  }
+  // Back to running the item: its grace period starts over.
+  WorkerActivity* activity = workerActivitySlot();
+  if (activity != nullptr && activity->blockingDepth > 0 && --activity->blockingDepth == 0 && activity->inItem &&
+      core->monitored_) {
+    activity->busy.store(WorkerActivity::stamp(), std::memory_order_seq_cst);
+    core->monitor_.noteBusy();
+  }
 }
 
 void ChannelCore::trackWaiter(NotifyEvent* event, bool waiting) noexcept {
