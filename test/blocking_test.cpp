@@ -20,6 +20,7 @@
 
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
+#include "support/waiting.h"
 
 namespace {
 
@@ -33,27 +34,14 @@ namespace this_task = evchan::this_task;
 
 // Every wait is bounded: a stuck test fails after kPatience.
 constexpr Duration kPatience = 8s;
+using evchan::test::eventually;
+using evchan::test::joinWithin;
 
 std::string describe(const ThreadPoolStats& s) {
   return "current " + std::to_string(s.current) + ", peak " + std::to_string(s.peak) + ", idle " +
          std::to_string(s.idle) + ", blocked " + std::to_string(s.blocked) + ", initial " +
          std::to_string(s.initial) + ", max " + std::to_string(s.maxThreads) + ", started " +
          std::to_string(s.started) + ", exited " + std::to_string(s.exited);
-}
-
-bool eventually(const std::function<bool()>& condition, Duration patience = kPatience) {
-  const Clock::time_point deadline = Clock::now() + patience;
-  while (!condition()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
-void joinWithin(TaskHandle& task, Duration patience = kPatience) {
-  CPPUNIT_ASSERT_MESSAGE("task " + std::to_string(task.id()) + " did not end in time",
-                         eventually([&] { return task.done(); }, patience));
-  task.join();
 }
 
 std::unique_ptr<EventChannel> makeChannel(int initialThreads, int maxThreads, Duration grace) {

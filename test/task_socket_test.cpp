@@ -25,6 +25,7 @@
 
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
+#include "support/waiting.h"
 #include "support/loopback.h"
 #include "support/skip.h"
 
@@ -49,41 +50,11 @@ namespace this_task = evchan::this_task;
 // Bounded waits everywhere: a task that never ends fails its test after
 // kPatience; every socket gets kSocketTimeout, so no call waits forever.
 constexpr Duration kPatience = 8s;
+using evchan::test::eventually;
+using evchan::test::joinWithin;
+using evchan::test::makeChannelWithoutMonitor;
+using evchan::test::makeChannel;
 constexpr Duration kSocketTimeout = 5s;
-
-std::unique_ptr<EventChannel> makeChannel(int initialThreads) {
-  EventChannel::Options options;
-  options.initialThreads = initialThreads;
-  return EventChannel::create(options);
-}
-
-/// For tests that count the pool's threads to prove that a wait suspends
-/// the task instead of blocking the worker: without the stuck-worker
-/// monitor, which may (rightly) start a spare thread when a loaded machine
-/// stretches a task slice past its grace period.
-std::unique_ptr<EventChannel> makeChannelWithoutMonitor(int initialThreads) {
-  EventChannel::Options options;
-  options.initialThreads = initialThreads;
-  options.stuckWorkerGrace = Duration::zero();
-  return EventChannel::create(options);
-}
-
-bool eventually(const std::function<bool()>& condition, Duration patience = kPatience) {
-  const Clock::time_point deadline = Clock::now() + patience;
-  while (!condition()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
-/// join() from a plain thread, waiting at most `patience`; rethrows what
-/// escaped the task (a failed assertion inside it, too).
-void joinWithin(TaskHandle& task, Duration patience = kPatience) {
-  CPPUNIT_ASSERT_MESSAGE("task " + std::to_string(task.id()) + " did not end in time",
-                         eventually([&] { return task.done(); }, patience));
-  task.join();
-}
 
 /// Spins a task (yielding) until `condition` holds or kPatience passes.
 bool yieldUntil(const std::function<bool()>& condition) {

@@ -20,6 +20,7 @@
 
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
+#include "support/waiting.h"
 #include "support/reclaim_on_exit.h"
 
 namespace {
@@ -42,47 +43,16 @@ namespace this_task = evchan::this_task;
 // kPatience instead of hanging the suite.  Tasks that wait for each other
 // give up after kBlockLimit, well before.
 constexpr Duration kPatience = 8s;
+using evchan::test::eventually;
+using evchan::test::joinWithin;
+using evchan::test::makeChannelWithoutMonitor;
+using evchan::test::makeChannel;
 constexpr Duration kBlockLimit = 5s;
 
 // Not inlined, and so not merged across a suspension: pthread_self() is
 // declared const, and a compiler may reuse one call's result after the task
 // has moved to another thread.
 [[gnu::noinline]] std::thread::id currentThread() { return std::this_thread::get_id(); }
-
-std::unique_ptr<EventChannel> makeChannel(int initialThreads) {
-  EventChannel::Options options;
-  options.initialThreads = initialThreads;
-  return EventChannel::create(options);
-}
-
-/// For tests that count the pool's threads to prove that a wait suspends
-/// the task instead of blocking the worker: without the stuck-worker
-/// monitor, which may (rightly) start a spare thread when a loaded machine
-/// stretches a task slice past its grace period.
-std::unique_ptr<EventChannel> makeChannelWithoutMonitor(int initialThreads) {
-  EventChannel::Options options;
-  options.initialThreads = initialThreads;
-  options.stuckWorkerGrace = Duration::zero();
-  return EventChannel::create(options);
-}
-
-/// Polls `condition` until it holds or `patience` passes.
-bool eventually(const std::function<bool()>& condition, Duration patience = kPatience) {
-  const Clock::time_point deadline = Clock::now() + patience;
-  while (!condition()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
-/// join() from a plain thread, but never waiting longer than `patience`:
-/// a task that does not end fails the test.
-void joinWithin(TaskHandle& task, Duration patience = kPatience) {
-  CPPUNIT_ASSERT_MESSAGE("task " + std::to_string(task.id()) + " did not end in time",
-                         eventually([&] { return task.done(); }, patience));
-  task.join();
-}
 
 /// Spins a task (yielding) until `flag` is set or kBlockLimit passes.
 bool yieldUntil(const std::atomic<bool>& flag) {

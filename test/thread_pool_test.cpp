@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "support/leak_checked_fixture.h"
+#include "support/waiting.h"
 #include "support/reclaim_on_exit.h"
 
 namespace {
@@ -36,6 +37,7 @@ using evchan::test::ReclaimOnExit;
 // deadlocks shows as "released 0 of N", never as a hang.
 constexpr Duration kBlockLimit = 3s;
 constexpr Duration kPatience = 8s;
+using evchan::test::eventually;
 
 EventChannel::Options poolOptions(int initial, int max = 0, Duration idleTimeout = 10s) {
   EventChannel::Options options;
@@ -43,16 +45,6 @@ EventChannel::Options poolOptions(int initial, int max = 0, Duration idleTimeout
   options.maxThreads = max;
   options.idleTimeout = idleTimeout;
   return options;
-}
-
-/// Polls `condition` until it holds or `patience` passes.
-bool eventually(const std::function<bool()>& condition, Duration patience = kPatience) {
-  const Clock::time_point deadline = Clock::now() + patience;
-  while (!condition()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
 }
 
 std::string describe(const ThreadPoolStats& s) {

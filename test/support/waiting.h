@@ -1,0 +1,59 @@
+// Bounded waiting for the task and channel suites: a failing test reports,
+// it never hangs.
+#ifndef EVCHAN_TEST_SUPPORT_WAITING_H
+#define EVCHAN_TEST_SUPPORT_WAITING_H
+
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <evchan/event_channel.h>
+#include <evchan/task.h>
+
+namespace evchan::test {
+
+inline constexpr Duration kDefaultPatience = std::chrono::seconds(8);
+
+/// Polls `condition` every millisecond until it holds or `patience` passes.
+inline bool eventually(const std::function<bool()>& condition, Duration patience = kDefaultPatience) {
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+/// join() from a plain thread, but never waiting longer than `patience`:
+/// a task that does not end fails the test.
+inline void joinWithin(TaskHandle& task, Duration patience = kDefaultPatience) {
+  CPPUNIT_ASSERT_MESSAGE("task " + std::to_string(task.id()) + " did not end in time",
+                         eventually([&] { return task.done(); }, patience));
+  task.join();
+}
+
+/// A channel with `initialThreads` workers.
+inline std::unique_ptr<EventChannel> makeChannel(int initialThreads) {
+  EventChannel::Options options;
+  options.initialThreads = initialThreads;
+  return EventChannel::create(options);
+}
+
+/// For tests that count the pool's threads to prove that a wait suspends
+/// the task instead of blocking the worker: without the stuck-worker
+/// monitor, which may (rightly) start a spare thread when a loaded machine
+/// stretches a task slice past its grace period.
+inline std::unique_ptr<EventChannel> makeChannelWithoutMonitor(int initialThreads) {
+  EventChannel::Options options;
+  options.initialThreads = initialThreads;
+  options.stuckWorkerGrace = Duration::zero();
+  return EventChannel::create(options);
+}
+
+}  // namespace evchan::test
+
+#endif  // EVCHAN_TEST_SUPPORT_WAITING_H
