@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
   std::printf("  per parked task: %.2f KiB resident = %.0f bytes heap (TaskState, fiber, std::function, timer entry)"
               " + %.2f KiB stack pages and other\n",
               perTaskKiB, heapPerTask, perTaskKiB - heapPerTask / 1024.0);
-  std::printf("  guarded stacks %zu, canaried %ld (the canary touches each stack's lowest page)\n", guarded,
+  std::printf("  guarded stacks %zu, canaried %ld\n", guarded,
               spawned - static_cast<long>(guarded));
   std::printf("  mappings %ld -> %ld; page tables (VmPTE, not in VmRSS) %ld KiB\n", mapsBefore, mapsParked, pteKiB);
 

@@ -393,6 +393,9 @@ class ScaleTest : public evchan::test::LeakCheckedFixture {
     std::int64_t echoed = 0;
     CPPUNIT_ASSERT_MESSAGE("the client did not report the echo round", client.receive('E', echoed));
     CPPUNIT_ASSERT_EQUAL_MESSAGE("connections whose echo came back", std::int64_t(kConnections), echoed);
+    // A server task counts its echo after writeAll returns, which may be
+    // after the client has already read it.
+    eventually([&] { return echoes.load() == kConnections; });
     CPPUNIT_ASSERT_EQUAL_MESSAGE("echoes the server tasks sent", kConnections, echoes.load());
 
     // The shutdown cancels the parked reads; the tasks close their sockets.

@@ -162,7 +162,7 @@ class StackPoolTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(guardsBefore, StackPool::guardedStacks());
     CPPUNIT_ASSERT(StackPool::canaryIntact(stack));
     // What a blown stack does to its lowest word.
-    std::memset(stack.usable.base, 0, 16);
+    std::memset(stack.usable.base, 0xa5, 16);
     CPPUNIT_ASSERT(!StackPool::canaryIntact(stack));
     pool.release(stack);  // a corrupted stack is not reused
     CPPUNIT_ASSERT(stack.mapping == nullptr);

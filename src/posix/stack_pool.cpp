@@ -27,7 +27,11 @@ extern "C" void __asan_unpoison_memory_region(void const volatile* addr, std::si
 namespace evchan::detail {
 namespace {
 
-constexpr std::uint64_t kCanary = 0x5eed5eedcafef00dull;
+// An unguarded stack's canary is its lowest kCanaryBytes staying zero, as a
+// fresh anonymous mapping reads.  Nothing is written to set it up, so its
+// page is never made resident by the pool: checking it only maps the
+// kernel's shared zero page, which resident memory does not count.
+constexpr std::size_t kCanaryBytes = 64;
 std::atomic<std::size_t> liveGuards{0};
 
 std::size_t pageSize() {
@@ -70,7 +74,11 @@ std::size_t StackPool::guardBudget() noexcept {
 std::size_t StackPool::guardedStacks() noexcept { return liveGuards.load(std::memory_order_relaxed); }
 
 bool StackPool::canaryIntact(const Stack& stack) noexcept {
-  return stack.guarded || *static_cast<const std::uint64_t*>(stack.usable.base) == kCanary;
+  if (stack.guarded) return true;
+  const auto* words = static_cast<const volatile std::uint64_t*>(stack.usable.base);
+  std::uint64_t bits = 0;
+  for (std::size_t i = 0; i < kCanaryBytes / sizeof(std::uint64_t); ++i) bits |= words[i];
+  return bits == 0;
 }
 
 std::error_code StackPool::acquire(Stack& stack) noexcept {
@@ -107,9 +115,6 @@ std::error_code StackPool::acquire(Stack& stack) noexcept {
   stack.mappingSize = size;
   stack.usable = StackSpan{static_cast<char*>(mapping) + guard, stackSize_};
   stack.guarded = guarded;
-  // The canary touches one page of an unguarded stack; guarded ones stay
-  // untouched until the fiber runs.
-  if (!guarded) *static_cast<std::uint64_t*>(stack.usable.base) = kCanary;
   return {};
 }
 

@@ -16,13 +16,14 @@ struct Stack {
   void* mapping = nullptr;
   std::size_t mappingSize = 0;
   StackSpan usable;      ///< what the fiber runs on, above the guard page
-  bool guarded = false;  ///< a PROT_NONE page lies below `usable`; otherwise a canary at its base
+  bool guarded = false;  ///< a PROT_NONE page lies below `usable`; otherwise a canary at its base (its lowest 64 bytes stay zero)
 };
 
 /// Stacks of one size, reused.  A guard page splits a stack's mapping in
 /// two, and vm.max_map_count (65,530 by default) caps a process's
 /// mappings, so guarded stacks are limited to a quarter of that budget
-/// (guardBudget()); the others get a canary at their lowest word that the
+/// (guardBudget()); the others get a canary, their lowest 64 bytes that a
+/// fresh mapping reads as zero and only an overflow writes, which the
 /// scheduler checks at every switch.  Thread-safe.
 class StackPool {
  public:
