@@ -24,6 +24,7 @@
 #include <evchan/evchan.h>
 
 #include "support/diagnostics.h"
+#include "support/default_sigpipe.h"
 #include "support/leak_checked_fixture.h"
 #include "support/waiting.h"
 #include "support/loopback.h"
@@ -45,6 +46,8 @@ using evchan::test::connectPair;
 using evchan::test::describe;
 using evchan::test::elapsedText;
 using evchan::test::timed;
+using evchan::test::DefaultSigpipe;
+using evchan::test::unusedPort;
 namespace this_task = evchan::this_task;
 
 // Bounded waits everywhere: a task that never ends fails its test after
@@ -69,14 +72,6 @@ bool yieldUntil(const std::function<bool()>& condition) {
 void setTimeouts(ConnectedPair& pair, Duration timeout = kSocketTimeout) {
   pair.client.setTimeout(timeout);
   pair.server.setTimeout(timeout);
-}
-
-// A port nobody listens on: the kernel picks a free one, we release it.
-int unusedPort() {
-  TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
-  const int port = listener.port();
-  listener.close();
-  return port;
 }
 
 // Not inlined: pthread_self() is declared const, and a task may resume on
@@ -115,34 +110,6 @@ bool runBounded(Where where, EventChannel* channel, const std::function<void()>&
 }
 
 // ------------------------------------------------------------ SIGPIPE
-// Puts SIGPIPE in its default disposition (terminate the process) and
-// unblocks it on this thread, so a write that raised it would kill the test
-// binary; restores both afterwards.  Threads started meanwhile (a channel's
-// workers) inherit the unblocked mask.
-class DefaultSigpipe {
- public:
-  DefaultSigpipe() {
-    struct sigaction byDefault = {};
-    byDefault.sa_handler = SIG_DFL;
-    sigemptyset(&byDefault.sa_mask);
-    sigaction(SIGPIPE, &byDefault, &savedAction_);
-    sigset_t pipe;
-    sigemptyset(&pipe);
-    sigaddset(&pipe, SIGPIPE);
-    pthread_sigmask(SIG_UNBLOCK, &pipe, &savedMask_);
-  }
-  ~DefaultSigpipe() {
-    pthread_sigmask(SIG_SETMASK, &savedMask_, nullptr);
-    sigaction(SIGPIPE, &savedAction_, nullptr);
-  }
-  DefaultSigpipe(const DefaultSigpipe&) = delete;
-  DefaultSigpipe& operator=(const DefaultSigpipe&) = delete;
-
- private:
-  struct sigaction savedAction_ = {};
-  sigset_t savedMask_;
-};
-
 /// Asserts that SIGPIPE would kill the process if the calling thread
 /// raised it: default disposition, not blocked on this thread.
 void assertSigpipeIsDeadly() {

@@ -25,18 +25,11 @@ using evchan::Errc;
 using evchan::SystemError;
 using evchan::TcpListener;
 using evchan::TcpSocket;
+using evchan::test::unusedPort;
 using Clock = evchan::test::Clock;
 using evchan::test::describe;
 using evchan::test::elapsedText;
 using evchan::test::timed;
-
-// A port nobody listens on: the kernel picks a free one, we release it.
-int unusedPort() {
-  TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
-  const int port = listener.port();
-  listener.close();
-  return port;
-}
 
 // Connects to `port` on `host` and accepts it; the pair is returned as
 // {client, accepted}.

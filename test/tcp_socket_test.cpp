@@ -23,6 +23,7 @@
 #include <evchan/evchan.h>
 
 #include "support/diagnostics.h"
+#include "support/default_sigpipe.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
 #include "support/skip.h"
@@ -39,6 +40,8 @@ using evchan::TcpListener;
 using evchan::TcpSocket;
 using evchan::test::ConnectedPair;
 using evchan::test::connectPair;
+using evchan::test::DefaultSigpipe;
+using evchan::test::unusedPort;
 using Clock = evchan::test::Clock;
 using evchan::test::describe;
 using evchan::test::elapsedText;
@@ -49,14 +52,6 @@ using evchan::test::timed;
 void setTimeouts(ConnectedPair& pair, evchan::Duration timeout) {
   pair.client.setTimeout(timeout);
   pair.server.setTimeout(timeout);
-}
-
-// A port nobody listens on: the kernel picks a free one, we release it.
-int unusedPort() {
-  TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
-  const int port = listener.port();
-  listener.close();
-  return port;
 }
 
 // ------------------------------------------------------------ echo
@@ -115,33 +110,6 @@ Received receiveAll(TcpSocket& socket) {
 }
 
 // ------------------------------------------------------------ SIGPIPE
-// Puts SIGPIPE in its default disposition (terminate the process) and
-// unblocks it on this thread, so a write that raised it would kill the
-// test binary; restores both afterwards.
-class DefaultSigpipe {
- public:
-  DefaultSigpipe() {
-    struct sigaction byDefault = {};
-    byDefault.sa_handler = SIG_DFL;
-    sigemptyset(&byDefault.sa_mask);
-    sigaction(SIGPIPE, &byDefault, &savedAction_);
-    sigset_t pipe;
-    sigemptyset(&pipe);
-    sigaddset(&pipe, SIGPIPE);
-    pthread_sigmask(SIG_UNBLOCK, &pipe, &savedMask_);
-  }
-  ~DefaultSigpipe() {
-    pthread_sigmask(SIG_SETMASK, &savedMask_, nullptr);
-    sigaction(SIGPIPE, &savedAction_, nullptr);
-  }
-  DefaultSigpipe(const DefaultSigpipe&) = delete;
-  DefaultSigpipe& operator=(const DefaultSigpipe&) = delete;
-
- private:
-  struct sigaction savedAction_ = {};
-  sigset_t savedMask_;
-};
-
 // ------------------------------------------------------------ descriptors
 int portOf(const sockaddr_storage& address) {
   if (address.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(address).sin_port);

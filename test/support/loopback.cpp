@@ -22,6 +22,13 @@ ConnectedPair connectPair(const std::string& host) {
   return pair;
 }
 
+int unusedPort() {
+  TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
+  const int port = listener.port();
+  listener.close();
+  return port;
+}
+
 void fillPattern(void* buffer, std::size_t size, std::uint64_t offset) {
   auto* bytes = static_cast<unsigned char*>(buffer);
   for (std::size_t i = 0; i < size; ++i) {

@@ -23,6 +23,10 @@ struct ConnectedPair {
 /// Listens on `host` port 0, connects a client and accepts it.
 ConnectedPair connectPair(const std::string& host = "127.0.0.1");
 
+/// A loopback port nobody listens on: the kernel picks a free one and the
+/// listener is closed again (connecting to it is refused).
+int unusedPort();
+
 /// Fills `size` bytes with a pattern that depends on the stream position
 /// `offset`, so a lost, duplicated or reordered byte changes the checksum.
 void fillPattern(void* buffer, std::size_t size, std::uint64_t offset);
