@@ -109,7 +109,6 @@ Received receiveAll(TcpSocket& socket) {
   return received;
 }
 
-// ------------------------------------------------------------ SIGPIPE
 // ------------------------------------------------------------ descriptors
 int portOf(const sockaddr_storage& address) {
   if (address.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(address).sin_port);
