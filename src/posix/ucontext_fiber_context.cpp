@@ -13,9 +13,9 @@ namespace {
 
 class UcontextFiberContext final : public FiberContext {
  public:
-  UcontextFiberContext() = default;  // the thread's own context
-  UcontextFiberContext(const StackSpan& stack, FiberEntry entry, void* argument)
-      : annotations_(stack), entry_(entry), argument_(argument) {}
+  UcontextFiberContext() noexcept : FiberContext(ContextKind::Ucontext) {}  // the thread's own context
+  UcontextFiberContext(const StackSpan& stack, FiberEntry entry, void* argument) noexcept
+      : FiberContext(ContextKind::Ucontext), annotations_(stack), entry_(entry), argument_(argument) {}
 
   bool prepare(const StackSpan& stack) noexcept {
     if (getcontext(&context_) != 0) return false;
@@ -29,16 +29,14 @@ class UcontextFiberContext final : public FiberContext {
     return true;
   }
 
-  void switchTo(FiberContext& target) noexcept override { jump(static_cast<UcontextFiberContext&>(target), false); }
-  void exitTo(FiberContext& target) noexcept override { jump(static_cast<UcontextFiberContext&>(target), true); }
-
- private:
-  void jump(UcontextFiberContext& target, bool finishing) noexcept {
-    annotations_.beforeSwitch(target.annotations_, finishing);
-    swapcontext(&context_, &target.context_);
+  void jump(FiberContext& target, bool finishing) noexcept override {
+    auto& other = static_cast<UcontextFiberContext&>(target);
+    annotations_.beforeSwitch(other.annotations_, finishing);
+    swapcontext(&context_, &other.context_);
     annotations_.afterSwitch();
   }
 
+ private:
   [[noreturn]] static void trampoline(unsigned high, unsigned low) {
     auto* self = reinterpret_cast<UcontextFiberContext*>((static_cast<std::uintptr_t>(high) << 32) | low);
     self->annotations_.afterSwitch();

@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <memory>
 
+#include "task/stack_span.h"
+
 namespace evchan::detail {
 
 enum class ContextKind {
@@ -18,27 +20,39 @@ const char* contextKindName(ContextKind kind) noexcept;
 /// What configure chose (--with-context); tasks use it.
 ContextKind defaultContextKind() noexcept;
 
-/// The usable part of a stack: [base, base + size), growing down from the top.
-struct StackSpan {
-  void* base = nullptr;
-  std::size_t size = 0;
-};
-
 /// An execution context: a thread's own stack, or a fiber on a StackSpan.
 /// Contexts of one kind switch only to contexts of the same kind.
+///
+/// switchTo() is inline and, for Boost.Context, calls jump_fcontext right
+/// at the call site: every function a resumed context returns from after
+/// a switch costs a mispredicted return (the CPU's return-stack buffer
+/// still holds the other context's calls), about 14 ns each here, so an
+/// out-of-line switch would triple the cost of the switch itself.
 class FiberContext {
  public:
   virtual ~FiberContext() = default;
+  FiberContext(const FiberContext&) = delete;
+  FiberContext& operator=(const FiberContext&) = delete;
+
+  ContextKind kind() const noexcept { return kind_; }
 
   /// Suspends the calling context, which must be `*this`, and resumes
   /// `target`; returns when some context switches back to this one,
   /// possibly on another thread.  Not thread-safe: a context runs on one
   /// thread at a time.
-  virtual void switchTo(FiberContext& target) noexcept = 0;
+  void switchTo(FiberContext& target) noexcept;
 
   /// Like switchTo(), for a fiber that is finished and will never be
   /// resumed: sanitizers release what they kept for its stack.
-  virtual void exitTo(FiberContext& target) noexcept = 0;
+  void exitTo(FiberContext& target) noexcept;
+
+ protected:
+  explicit FiberContext(ContextKind kind) noexcept : kind_(kind) {}
+  /// The switch of kinds that are not inlined here.
+  virtual void jump(FiberContext& target, bool finishing) noexcept = 0;
+
+ private:
+  const ContextKind kind_;
 };
 
 using FiberEntry = void (*)(void* argument);
@@ -57,6 +71,28 @@ std::unique_ptr<FiberContext> makeBoostThreadContext();
 std::unique_ptr<FiberContext> makeBoostFiberContext(const StackSpan& stack, FiberEntry entry, void* argument);
 std::unique_ptr<FiberContext> makeUcontextThreadContext();
 std::unique_ptr<FiberContext> makeUcontextFiberContext(const StackSpan& stack, FiberEntry entry, void* argument);
+
+}  // namespace evchan::detail
+
+#include "task/boost_fiber_context.h"
+
+namespace evchan::detail {
+
+inline void FiberContext::switchTo(FiberContext& target) noexcept {
+  if (kind_ == ContextKind::BoostContext) {
+    static_cast<BoostFiberContext*>(this)->jumpInline(static_cast<BoostFiberContext&>(target), false);
+  } else {
+    jump(target, false);
+  }
+}
+
+inline void FiberContext::exitTo(FiberContext& target) noexcept {
+  if (kind_ == ContextKind::BoostContext) {
+    static_cast<BoostFiberContext*>(this)->jumpInline(static_cast<BoostFiberContext&>(target), true);
+  } else {
+    jump(target, true);
+  }
+}
 
 }  // namespace evchan::detail
 
