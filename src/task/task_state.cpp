@@ -32,14 +32,20 @@ std::atomic<TaskId> nextTaskId{1};
 }
 
 // Stacks are pooled per size, process-wide, so that tasks of every channel
-// reuse them.
+// reuse them.  Pools live as long as the process; each thread remembers
+// the one it used last, to skip the lock.
 StackPool& stackPoolFor(std::size_t size) {
+  static thread_local StackPool* lastPool = nullptr;
+  static thread_local std::size_t lastSize = 0;
+  if (lastPool != nullptr && lastSize == size) return *lastPool;
   static std::mutex mutex;
   static std::map<std::size_t, std::unique_ptr<StackPool>> pools;
   std::lock_guard<std::mutex> lock(mutex);
-  std::unique_ptr<StackPool>& pool = pools[size];
-  if (!pool) pool = std::make_unique<StackPool>(size);
-  return *pool;
+  std::unique_ptr<StackPool>& slot = pools[size];
+  if (!slot) slot = std::make_unique<StackPool>(size);
+  lastPool = slot.get();
+  lastSize = size;
+  return *slot;
 }
 
 }  // namespace
@@ -48,7 +54,7 @@ void TaskResumeEvent::run() noexcept { task_.runOnWorker(); }
 
 TaskState* TaskState::current() noexcept { return currentTaskSlot(); }
 
-TaskState::TaskState(std::shared_ptr<ChannelCore> core, std::function<void()> function)
+TaskState::TaskState(Private, std::shared_ptr<ChannelCore> core, std::function<void()> function)
     : id_(nextTaskId.fetch_add(1, std::memory_order_relaxed)),
       core_(std::move(core)),
       function_(std::move(function)),
@@ -69,7 +75,7 @@ std::shared_ptr<TaskState> TaskState::spawn(std::shared_ptr<ChannelCore> core, s
     ec = std::make_error_code(std::errc::invalid_argument);
     return nullptr;
   }
-  std::shared_ptr<TaskState> task(new TaskState(std::move(core), std::move(function)));
+  auto task = std::make_shared<TaskState>(Private{}, std::move(core), std::move(function));
   task->pool_ = &stackPoolFor(stackSize);
   if ((ec = task->pool_->acquire(task->stack_))) return nullptr;
   task->fiber_ = makeFiberContext(defaultContextKind(), task->stack_.usable, &TaskState::entry, task.get());
@@ -168,22 +174,26 @@ void TaskState::finish() noexcept {
   fiber_.reset();
   pool_->release(stack_);
   pool_ = nullptr;
-  std::vector<std::shared_ptr<TaskState>> joiners;
+  TaskState* joiners = nullptr;
+  bool threadJoining = false;
   {
     std::lock_guard<std::mutex> lock(joinMutex_);
-    done_ = true;
-    joiners.swap(joiners_);
+    done_.store(true, std::memory_order_release);
+    joiners = std::exchange(joiners_, nullptr);
+    threadJoining = threadJoining_;
   }
-  finished_.notify_all();
-  for (const std::shared_ptr<TaskState>& joiner : joiners) joiner->wake();
+  if (threadJoining) finished_.notify_all();
+  // A joiner stays suspended, and alive (its self_), until this wakes it.
+  while (joiners != nullptr) {
+    TaskState* joiner = joiners;
+    joiners = std::exchange(joiner->nextJoiner_, nullptr);
+    joiner->wake();
+  }
   function_ = nullptr;
   std::shared_ptr<TaskState> last = std::move(self_);  // may free this task on return
 }
 
-bool TaskState::done() const noexcept {
-  std::lock_guard<std::mutex> lock(joinMutex_);
-  return done_;
-}
+bool TaskState::done() const noexcept { return done_.load(std::memory_order_acquire); }
 
 void TaskState::join() {
   TaskState* caller = current();
@@ -207,14 +217,16 @@ void TaskState::join() {
               j->joiner->wake();  // ended meanwhile
               return;
             }
-            j->target->joiners_.push_back(j->joiner->shared_from_this());  // finish() wakes it
+            j->joiner->nextJoiner_ = j->target->joiners_;  // finish() wakes it
+            j->target->joiners_ = j->joiner;
           },
           &join);
     }
   } else {
     ChannelCore::enterBlocking();
     std::unique_lock<std::mutex> lock(joinMutex_);
-    finished_.wait(lock, [&] { return done_; });
+    threadJoining_ = true;
+    finished_.wait(lock, [&] { return done_.load(std::memory_order_relaxed); });
     lock.unlock();
     ChannelCore::leaveBlocking();
   }

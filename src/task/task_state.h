@@ -73,7 +73,12 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
  private:
   enum State : int { kReady, kRunning, kSuspending, kWokenWhileSuspending, kSuspended, kDone };
 
-  TaskState(std::shared_ptr<ChannelCore> core, std::function<void()> function);
+  struct Private {};  // lets make_shared reach the constructor, nobody else
+
+ public:
+  TaskState(Private, std::shared_ptr<ChannelCore> core, std::function<void()> function);
+
+ private:
   static void entry(void* argument);
   void schedule() noexcept;
   void finish() noexcept;
@@ -96,8 +101,10 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
 
   mutable std::mutex joinMutex_;
   std::condition_variable finished_;
-  bool done_ = false;
-  std::vector<std::shared_ptr<TaskState>> joiners_;
+  std::atomic<bool> done_{false};  // set under joinMutex_, read without it
+  bool threadJoining_ = false;   // a plain thread waits on finished_
+  TaskState* joiners_ = nullptr;  // tasks suspended in join(), linked by nextJoiner_
+  TaskState* nextJoiner_ = nullptr;  // while this task is suspended in join()
 
   std::vector<std::pair<const void*, std::pair<void*, void (*)(void*)>>> locals_;
 };
