@@ -12,6 +12,8 @@ namespace evchan {
 /// A condition variable for evchan::Mutex, for tasks and threads alike: a
 /// waiting task is suspended, a plain thread blocks.  Wake-ups are FIFO and
 /// never spurious (a predicate loop is still the way to wait for a state).
+/// A task waiting when its channel shuts down gets the mutex back and then
+/// SystemError(std::errc::operation_canceled).
 class ConditionVariable {
  public:
   ConditionVariable() = default;

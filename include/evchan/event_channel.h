@@ -101,8 +101,9 @@ class EventChannel {
   Event* getEvent(Duration timeout = kInfiniteTimeout);
 
   /// Completes every pending event with std::errc::operation_canceled, runs
-  /// the callbacks still queued, wakes every thread in getEvent() and joins
-  /// the pool (unless called from one of its own workers, which only starts
+  /// the callbacks still queued, wakes every thread in getEvent(), lets the
+  /// tasks unwind (their waits end in operation_canceled; see task.h) and
+  /// joins the pool (unless called from one of its own workers, which only starts
   /// the shutdown; the destructor joins).  Idempotent.
   void shutdown() noexcept;
   bool isShutDown() const noexcept;

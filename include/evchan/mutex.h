@@ -16,6 +16,8 @@ struct Waiter;
 /// standard Lockable requirements, so std::lock_guard and std::unique_lock
 /// work with it.  Unlike std::mutex it may be unlocked by another thread
 /// than the one that locked it: a task may resume elsewhere while holding it.
+/// A task waiting in lock() when its channel shuts down gets
+/// SystemError(std::errc::operation_canceled) instead of the lock.
 class Mutex {
  public:
   Mutex() = default;

@@ -13,7 +13,9 @@ struct Waiter;
 }
 
 /// Set once by notify(); every waiter, present or future, then proceeds
-/// until reset().  A waiting task is suspended, a plain thread blocks.
+/// until reset().  A waiting task is suspended, a plain thread blocks; a
+/// task still waiting when its channel shuts down gets
+/// SystemError(std::errc::operation_canceled).
 class Notification {
  public:
   Notification() = default;

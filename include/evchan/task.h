@@ -53,6 +53,16 @@ bool inTask() noexcept;
 
 /// Calls for the task that is running.  Outside a task they act on the
 /// calling thread (yield() yields it, sleepFor() sleeps it, id() is 0).
+///
+/// Cancellation: once a task's channel is shut down, every call that would
+/// suspend the task fails at once (and one it is suspended in ends early):
+/// yield(), sleepFor(), a contended Mutex::lock(), the waits of
+/// ConditionVariable and Notification throw
+/// SystemError(std::errc::operation_canceled); socket calls fail with
+/// operation_canceled (or Errc::channel_shut_down when called after it).
+/// The exception unwinds the task, and join() rethrows it.  shutdown()
+/// waits for the tasks to end, so a task that catches the exception and
+/// keeps waiting keeps the shutdown waiting.
 namespace this_task {
 /// Lets other ready tasks run; this one continues later, on any worker.
 void yield();

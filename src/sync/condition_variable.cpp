@@ -16,11 +16,12 @@ bool ConditionVariable::waitFor(std::unique_lock<Mutex>& lock, Duration timeout)
   // Queued before the mutex is released: a notify after that finds us.
   detail::WaitList(head_, tail_).push(waiter);
   lock.unlock();
-  const bool notified = detail::park(waiter, guard, timeout);
-  if (!notified) detail::WaitList(head_, tail_).remove(waiter);
+  const detail::ParkResult result = detail::park(waiter, guard, timeout);
+  if (result != detail::ParkResult::signalled) detail::WaitList(head_, tail_).remove(waiter);
   guard.unlock();
   lock.lock();
-  return notified;
+  if (result == detail::ParkResult::cancelled) detail::throwCancelled("ConditionVariable::wait");
+  return result == detail::ParkResult::signalled;
 }
 
 void ConditionVariable::notifyOne() {

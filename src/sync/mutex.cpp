@@ -14,7 +14,16 @@ void Mutex::lock() {
   detail::Waiter waiter;
   detail::WaitList(head_, tail_).push(waiter);
   // unlock() hands the lock over (locked_ stays true) and signals us.
-  while (!detail::park(waiter, guard, kInfiniteTimeout)) {
+  for (;;) {
+    switch (detail::park(waiter, guard, kInfiniteTimeout)) {
+      case detail::ParkResult::signalled:
+        return;
+      case detail::ParkResult::timedOut:
+        continue;
+      case detail::ParkResult::cancelled:
+        detail::WaitList(head_, tail_).remove(waiter);
+        detail::throwCancelled("Mutex::lock");
+    }
   }
 }
 

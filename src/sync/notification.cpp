@@ -22,7 +22,9 @@ bool Notification::waitFor(Duration timeout) {
   if (notified_) return true;
   detail::Waiter waiter;
   detail::WaitList(head_, tail_).push(waiter);
-  if (!detail::park(waiter, guard, timeout)) detail::WaitList(head_, tail_).remove(waiter);
+  const detail::ParkResult result = detail::park(waiter, guard, timeout);
+  if (result != detail::ParkResult::signalled) detail::WaitList(head_, tail_).remove(waiter);
+  if (result == detail::ParkResult::cancelled && !notified_) detail::throwCancelled("Notification::wait");
   return notified_;
 }
 

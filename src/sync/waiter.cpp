@@ -2,6 +2,7 @@
 #include "sync/waiter.h"
 
 #include <evchan/error.h>
+#include <evchan/system_error.h>
 
 #include "channel/channel_core.h"
 #include "task/await.h"
@@ -35,7 +36,7 @@ void WaitList::remove(Waiter& waiter) noexcept {
   }
 }
 
-bool park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration timeout) {
+ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration timeout) {
   if ((waiter.core = currentTaskChannel()) != nullptr) {
     // The task parks on its timer; signal() sets the flag and cancels the
     // timer, and awaitInTask re-checks the flag once the timer is posted,
@@ -45,8 +46,10 @@ bool park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration timeout)
     std::error_code ec;
     awaitInTask(waiter.timer, kInfiniteTimeout, ec, &waiter.signalled);
     guard.lock();
-    if (ec != Errc::channel_shut_down) return waiter.signalled.load();
-    waiter.core = nullptr;  // no channel to park on any more: wait as a thread
+    if (waiter.signalled.load()) return ParkResult::signalled;
+    // Unsignalled, the timer either fired (the timeout) or was cancelled by
+    // the channel's shutdown, or could not be posted after it.
+    return ec ? ParkResult::cancelled : ParkResult::timedOut;
   }
   ChannelCore::enterBlocking();
   const Deadline deadline = deadlineAfter(timeout);
@@ -57,7 +60,11 @@ bool park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration timeout)
     waiter.wakeup.wait_until(guard, deadline, signalled);
   }
   ChannelCore::leaveBlocking();
-  return waiter.signalled.load();
+  return waiter.signalled.load() ? ParkResult::signalled : ParkResult::timedOut;
+}
+
+void throwCancelled(const char* operation) {
+  throw SystemError(std::make_error_code(std::errc::operation_canceled), operation);
 }
 
 void signal(Waiter& waiter) noexcept {

@@ -42,11 +42,23 @@ class WaitList {
   Waiter*& tail_;
 };
 
+enum class ParkResult {
+  signalled,
+  timedOut,
+  /// The waiting task's channel shut down: the wait is abandoned (the
+  /// caller takes the waiter off its list and throws operation_canceled).
+  cancelled,
+};
+
 /// Parks the caller until signal() or `timeout`: a task is suspended (its
 /// worker runs other tasks), a thread blocks (a channel worker counted as
 /// blocked, so the pool compensates).  `guard` is held on entry and on
-/// return.  True when signalled.
-bool park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration timeout);
+/// return.
+ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration timeout);
+
+/// The exception a task's wait (or yield, or sleep) ends with once its
+/// channel is shut down: SystemError(operation_canceled).
+[[noreturn]] void throwCancelled(const char* operation);
 
 /// Wakes a waiter taken off its list; call with the list's guard held.
 void signal(Waiter& waiter) noexcept;

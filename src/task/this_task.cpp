@@ -17,6 +17,16 @@ namespace evchan {
 
 bool inTask() noexcept { return detail::TaskState::current() != nullptr; }
 
+namespace {
+
+// Suspension points of a task whose channel has shut down throw, so that
+// the task unwinds and the shutdown can finish.
+void throwIfShutDown(detail::TaskState& task, const char* operation) {
+  if (task.core().isShutDown()) detail::throwCancelled(operation);
+}
+
+}  // namespace
+
 namespace this_task {
 
 void yield() {
@@ -26,6 +36,7 @@ void yield() {
     return;
   }
   // Re-queued once it is off its stack, behind the other ready tasks.
+  throwIfShutDown(*task, "yield");
   task->yield();
 }
 
@@ -40,15 +51,18 @@ void sleepFor(Duration duration) {
   struct Sleep {
     detail::TaskState* task;
     TimerEvent timer;
-  } sleep{task, TimerEvent(duration)};
+    std::error_code postError;
+  } sleep{task, TimerEvent(duration), {}};
   sleep.timer.setCallback([task](Event&) { task->wake(); });
   task->suspend(
       [](void* argument) {
         auto* s = static_cast<Sleep*>(argument);
         // Shut down: no timer to wait for.
-        if (s->task->core().post(s->timer)) s->task->wake();
+        if ((s->postError = s->task->core().post(s->timer))) s->task->wake();
       },
       &sleep);
+  // The channel shut down before or while it slept.
+  if (sleep.postError || sleep.timer.error()) detail::throwCancelled("sleepFor");
 }
 
 TaskId id() noexcept {

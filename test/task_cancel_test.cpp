@@ -1,0 +1,216 @@
+// Tests of the tasks' cancellation at shutdown: every task parked in the
+// channel is woken with operation_canceled and unwinds, and waits after the
+// shutdown fail at once, so that the shutdown finishes.
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <evchan/evchan.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/diagnostics.h"
+#include "support/leak_checked_fixture.h"
+#include "support/loopback.h"
+#include "support/waiting.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using evchan::ConditionVariable;
+using evchan::EventChannel;
+using evchan::Mutex;
+using evchan::Notification;
+using evchan::SystemError;
+using evchan::TaskHandle;
+using evchan::test::describe;
+using evchan::test::eventually;
+using evchan::test::makeChannel;
+
+// Counts the tasks whose stack unwound past it.
+struct UnwindWitness {
+  std::atomic<int>& unwound;
+  ~UnwindWitness() { ++unwound; }
+};
+
+// Shuts the channel down from another thread and fails (rather than hang
+// the suite) when that does not finish in time.
+void shutdownWithin(EventChannel& channel, std::chrono::seconds patience) {
+  std::future<void> done = std::async(std::launch::async, [&] { channel.shutdown(); });
+  if (done.wait_for(patience) != std::future_status::ready) {
+    std::fprintf(stderr, "shutdown() did not finish within %lld s: tasks were not cancelled\n",
+                 static_cast<long long>(patience.count()));
+    std::abort();  // a hang cannot be reported any other way
+  }
+  done.get();
+}
+
+// join() rethrows what ended the task: operation_canceled is expected.
+std::string endOf(TaskHandle& task) {
+  try {
+    task.join();
+    return "returned";
+  } catch (const SystemError& e) {
+    return e.code() == std::errc::operation_canceled ? "cancelled" : "SystemError " + describe(e.code());
+  } catch (...) {
+    return "another exception";
+  }
+}
+
+}  // namespace
+
+class TaskCancelTest : public evchan::test::LeakCheckedFixture {
+  CPPUNIT_TEST_SUITE(TaskCancelTest);
+  CPPUNIT_TEST(testShutdownUnwindsTasksParkedEverywhere);
+  CPPUNIT_TEST(testWaitsAfterShutdownFailAtOnce);
+  CPPUNIT_TEST(testDestroyingTheChannelUnwindsParkedTasks);
+  CPPUNIT_TEST(testSignalRacingShutdownIsNotLost);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  // Tasks parked on a timer, in loops of sleeps and of yields, on a Mutex a
+  // thread holds, on a ConditionVariable and a Notification nobody
+  // signals, and in readSome on a silent socket: shutdown() wakes each with
+  // operation_canceled, each unwinds, and the shutdown finishes.
+  void testShutdownUnwindsTasksParkedEverywhere() {
+    std::unique_ptr<EventChannel> channel = makeChannel(2);
+    std::atomic<int> started{0};
+    std::atomic<int> unwound{0};
+    Mutex heldByThread;
+    heldByThread.lock();
+    Mutex conditionMutex;
+    ConditionVariable condition;
+    Notification neverNotified;
+    evchan::test::ConnectedPair pair = evchan::test::connectPair();
+
+    const std::vector<std::pair<std::string, std::function<void()>>> waits = {
+        {"sleepFor", [] { evchan::this_task::sleepFor(1h); }},
+        {"sleep loop", [] { for (;;) evchan::this_task::sleepFor(2ms); }},
+        {"yield loop", [] { for (;;) evchan::this_task::yield(); }},
+        {"Mutex::lock", [&] { std::lock_guard<Mutex> lock(heldByThread); }},
+        {"ConditionVariable::wait",
+         [&] {
+           std::unique_lock<Mutex> lock(conditionMutex);
+           condition.wait(lock, [] { return false; });
+         }},
+        {"Notification::wait", [&] { neverNotified.wait(); }},
+        {"readSome",
+         [&] {
+           char byte;
+           pair.server.readSome(&byte, 1);
+         }},
+    };
+    std::vector<TaskHandle> tasks;
+    for (const auto& wait : waits) {
+      tasks.push_back(channel->spawn([&started, &unwound, &wait] {
+        UnwindWitness witness{unwound};
+        ++started;
+        wait.second();
+      }));
+    }
+    CPPUNIT_ASSERT(eventually([&] { return started.load() == static_cast<int>(waits.size()); }));
+    std::this_thread::sleep_for(20ms);  // let them park
+
+    shutdownWithin(*channel, 20s);
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(waits[i].first, std::string("cancelled"), endOf(tasks[i]));
+    }
+    CPPUNIT_ASSERT_EQUAL(static_cast<int>(waits.size()), unwound.load());
+    heldByThread.unlock();
+  }
+
+  // A task that catches the cancellation finds every later wait failing
+  // at once, while what never waits (an uncontended lock) still works.
+  void testWaitsAfterShutdownFailAtOnce() {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    Notification parked;
+    std::vector<std::string> seen;
+    TaskHandle task = channel->spawn([&] {
+      const auto record = [&](const char* what, const std::function<void()>& call) {
+        try {
+          call();
+          seen.push_back(std::string(what) + " returned");
+        } catch (const SystemError& e) {
+          seen.push_back(std::string(what) + (e.code() == std::errc::operation_canceled ? " cancelled" : " failed"));
+        }
+      };
+      record("first sleep", [&] {
+        parked.notify();
+        evchan::this_task::sleepFor(1h);
+      });
+      record("sleep", [] { evchan::this_task::sleepFor(1ms); });
+      record("yield", [] { evchan::this_task::yield(); });
+      record("uncontended lock", [] {
+        Mutex mutex;
+        std::lock_guard<Mutex> lock(mutex);
+      });
+      record("notification wait", [] {
+        Notification notification;
+        notification.waitFor(1h);
+      });
+    });
+    CPPUNIT_ASSERT(parked.waitFor(8s));
+    shutdownWithin(*channel, 20s);
+    task.join();
+    const std::vector<std::string> expected = {"first sleep cancelled", "sleep cancelled", "yield cancelled",
+                                               "uncontended lock returned", "notification wait cancelled"};
+    CPPUNIT_ASSERT(expected == seen);
+  }
+
+  // The channel's destructor is a shutdown: parked tasks unwind, and their
+  // handles still join after the channel is gone.
+  void testDestroyingTheChannelUnwindsParkedTasks() {
+    std::atomic<int> unwound{0};
+    Notification neverNotified;
+    std::vector<TaskHandle> tasks;
+    {
+      std::unique_ptr<EventChannel> channel = makeChannel(2);
+      std::atomic<int> started{0};
+      for (int i = 0; i < 50; ++i) {
+        tasks.push_back(channel->spawn([&, i] {
+          UnwindWitness witness{unwound};
+          ++started;
+          if (i % 2 == 0) neverNotified.wait(); else evchan::this_task::sleepFor(1h);
+        }));
+      }
+      CPPUNIT_ASSERT(eventually([&] { return started.load() == 50; }));
+    }
+    for (TaskHandle& task : tasks) CPPUNIT_ASSERT_EQUAL(std::string("cancelled"), endOf(task));
+    CPPUNIT_ASSERT_EQUAL(50, unwound.load());
+  }
+
+  // A Mutex handed over by a thread at the moment of the shutdown: the task
+  // either owns it (and returns normally) or is cancelled and was taken off
+  // the queue; the lock is never lost, so the thread can take it again.
+  void testSignalRacingShutdownIsNotLost() {
+    for (int round = 0; round < 50; ++round) {
+      std::unique_ptr<EventChannel> channel = makeChannel(2);
+      Mutex mutex;
+      mutex.lock();
+      std::atomic<bool> waiting{false};
+      TaskHandle task = channel->spawn([&] {
+        waiting = true;
+        mutex.lock();
+        mutex.unlock();
+      });
+      CPPUNIT_ASSERT(eventually([&] { return waiting.load(); }));
+      std::thread unlocker([&] { mutex.unlock(); });
+      channel->shutdown();
+      unlocker.join();
+      const std::string end = endOf(task);
+      CPPUNIT_ASSERT_MESSAGE(end, end == "returned" || end == "cancelled");
+      CPPUNIT_ASSERT_MESSAGE("the lock was lost at round " + std::to_string(round), mutex.try_lock());
+      mutex.unlock();
+    }
+  }
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(TaskCancelTest);
