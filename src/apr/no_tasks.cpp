@@ -45,6 +45,7 @@ TaskHandle spawnTask(const std::shared_ptr<ChannelCore>&, std::function<void()>,
 namespace evchan::detail {
 
 bool awaitInTask(Event&, Duration, std::error_code&, const std::atomic<bool>*) { return false; }
+bool tryInTask(Event&, std::error_code&) { return false; }
 
 ChannelCore* currentTaskChannel() noexcept { return nullptr; }
 

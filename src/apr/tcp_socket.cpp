@@ -103,6 +103,15 @@ TcpSocket TcpSocket::connect(const Endpoint& endpoint, Duration timeout) {
 
 std::size_t TcpSocket::readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept {
   if ((ec = checkBuffer(state_.get(), buffer, size)) || size == 0) return 0;
+  if (inTask()) {
+    // Through the task's channel: the socket is tried unless it is known
+    // to be drained (a round trip then costs no EAGAIN), and if the read
+    // would block the task waits for it (the worker runs other tasks).
+    ReadEvent read(*this, buffer, size);
+    if (detail::tryInTask(read, ec) || detail::awaitInTask(read, state_->timeout, ec)) {
+      return ec ? 0 : read.bytesTransferred();
+    }
+  }
   const Deadline deadline = detail::deadlineAfter(state_->timeout);
   for (;;) {
     apr_size_t length = size;
@@ -115,12 +124,6 @@ std::size_t TcpSocket::readSome(void* buffer, std::size_t size, std::error_code&
     if (!APR_STATUS_IS_EAGAIN(status)) {
       ec = makeAprError(status);
       return 0;
-    }
-    if (inTask()) {
-      // Nothing there yet: the task waits for a ReadEvent (which reads when
-      // the socket is ready) and its worker runs other tasks meanwhile.
-      ReadEvent read(*this, buffer, size);
-      if (detail::awaitInTask(read, state_->timeout, ec)) return ec ? 0 : read.bytesTransferred();
     }
     if ((ec = detail::waitReady(state_->socket, Readiness::Readable, deadline))) return 0;
   }

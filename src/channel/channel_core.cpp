@@ -153,6 +153,40 @@ std::error_code ChannelCore::post(Event& event) noexcept {
   return ec;
 }
 
+std::error_code ChannelCore::checkSlotLocked(Watch& watch, bool isReader) const noexcept {
+  if (watch.retired) return Errc::not_open;
+  // Checked under the watch lock: shutdown() sets the flag, then sweeps
+  // every watch under its lock, so nothing parks after the sweep.
+  if (shutDown_.load(std::memory_order_acquire)) return Errc::channel_shut_down;
+  if ((isReader ? watch.reader : watch.writer) != nullptr) return Errc::socket_busy;
+  return {};
+}
+
+AttemptResult ChannelCore::attemptLocked(Event& event, Watch& watch, bool isReader) noexcept {
+  AttemptResult attempt;
+  if (requestedBytes(event) == 0) {
+    attempt.done = true;  // zero bytes: done without touching the socket
+    return attempt;
+  }
+  bool& hint = isReader ? watch.readHint : watch.writeHint;
+  const bool edge = poller_->edgeTriggered();
+  if (!edge || hint) {
+    attempt = isReader ? attemptRead(event, watch) : attemptWrite(event, watch);
+    if (edge) hint = !attempt.drained || watch.hungUp;
+  }
+  return attempt;
+}
+
+AttemptResult ChannelCore::tryOnce(Event& event, std::error_code& ec) noexcept {
+  SocketState* state = socketStateOf(event);
+  Watch* watch = state->watch.watchIn(*this, state->socket, ec);
+  if (ec) return {};
+  const bool isReader = event.kind() != Event::Kind::Write;
+  std::lock_guard<std::mutex> lock(watch->mutex);
+  if ((ec = checkSlotLocked(*watch, isReader))) return {};
+  return attemptLocked(event, *watch, isReader);
+}
+
 std::error_code ChannelCore::postSocketEvent(Event& event) noexcept {
   SocketState* state = socketStateOf(event);
   std::error_code ec;
@@ -162,22 +196,9 @@ std::error_code ChannelCore::postSocketEvent(Event& event) noexcept {
   AttemptResult attempt;
   {
     std::lock_guard<std::mutex> lock(watch->mutex);
-    if (watch->retired) return Errc::not_open;
-    // Checked under the watch lock: shutdown() sets the flag, then sweeps
-    // every watch under its lock, so nothing parks after the sweep.
-    if (shutDown_.load(std::memory_order_acquire)) return Errc::channel_shut_down;
+    if ((ec = checkSlotLocked(*watch, isReader))) return ec;
     Event*& slot = isReader ? watch->reader : watch->writer;
-    if (slot != nullptr) return Errc::socket_busy;
-    if (requestedBytes(event) == 0) {
-      attempt.done = true;  // zero bytes: done without touching the socket
-    } else {
-      bool& hint = isReader ? watch->readHint : watch->writeHint;
-      const bool edge = poller_->edgeTriggered();
-      if (!edge || hint) {
-        attempt = isReader ? attemptRead(event, *watch) : attemptWrite(event, *watch);
-        if (edge) hint = !attempt.drained || watch->hungUp;
-      }
-    }
+    attempt = attemptLocked(event, *watch, isReader);
     if (!attempt.done) {
       slot = &event;
       if (!poller_->edgeTriggered()) {

@@ -15,6 +15,7 @@
 #include <evchan/timer_event.h>
 
 #include "channel/access.h"
+#include "channel/io_attempts.h"
 #include "channel/poller.h"
 #include "channel/stuck_worker_monitor.h"
 
@@ -44,6 +45,13 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore> {
   /// std::errc::operation_canceled; true then.  False when the event is
   /// not waiting (already completing, or a kind that never waits).
   bool cancel(Event& event) noexcept;
+
+  /// One non-blocking try of a read, write or accept event's operation, as
+  /// post() makes it, without parking or completing the event: done false
+  /// means it would block (post it to wait).  Keeps the readiness hints:
+  /// on a socket known to be drained it makes no syscall at all.  `ec`:
+  /// the socket cannot be used with this channel now (post()'s errors).
+  AttemptResult tryOnce(Event& event, std::error_code& ec) noexcept;
 
   /// Queues `event` to run on a worker (its callback, or the task it
   /// resumes): on this worker's local batch when there is one.
@@ -77,6 +85,11 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore> {
 
   // Posting, by kind (channel_core.cpp).
   std::error_code postSocketEvent(Event& event) noexcept;
+  /// Why a socket event cannot use `watch` now (closing, shut down, busy).
+  std::error_code checkSlotLocked(Watch& watch, bool isReader) const noexcept;
+  /// One try of the event's operation, with watch.mutex held, skipping the
+  /// syscall when an edge-triggered poller's hint says it would block.
+  AttemptResult attemptLocked(Event& event, Watch& watch, bool isReader) noexcept;
   std::error_code postConnect(ConnectEvent& event) noexcept;
   std::error_code postTimer(TimerEvent& event) noexcept;
   void postNotify(NotifyEvent& event) noexcept;

@@ -52,6 +52,20 @@ struct Await {
 
 }  // namespace
 
+bool tryInTask(Event& event, std::error_code& result) {
+  TaskState* task = TaskState::current();
+  if (task == nullptr) return false;
+  std::error_code ec;
+  const AttemptResult attempt = task->core().tryOnce(event, ec);
+  if (ec) {
+    result = ec;
+    return true;
+  }
+  if (!attempt.done) return false;
+  result = attempt.error;
+  return true;
+}
+
 bool awaitInTask(Event& event, Duration timeout, std::error_code& result, const std::atomic<bool>* cancelled) {
   TaskState* task = TaskState::current();
   // A zero timeout is one attempt that never waits: the thread's own path

@@ -25,6 +25,14 @@ namespace evchan::detail {
 bool awaitInTask(Event& event, Duration timeout, std::error_code& result,
                  const std::atomic<bool>* cancelled = nullptr);
 
+/// Inside a task: one non-blocking try of a read, write or accept event's
+/// operation through the task's channel, which knows from its readiness
+/// hints when the socket is drained and then makes no syscall.  True when
+/// the operation finished (`result` is its error, or why the channel could
+/// not take the socket); false when it would block (awaitInTask() next),
+/// and outside a task.
+bool tryInTask(Event& event, std::error_code& result);
+
 }  // namespace evchan::detail
 
 #endif  // EVCHAN_SRC_TASK_AWAIT_H
