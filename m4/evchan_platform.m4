@@ -4,7 +4,7 @@
 # whole files through these conditionals, never by #ifdef ladders:
 #   EVCHAN_WIN32  the host is Windows (files under src/win32/)
 #   EVCHAN_POSIX  the native POSIX layer is built (files under src/posix/):
-#                 sockets wait with poll(2); the poll and select backends.
+#                 sockets wait with poll(2); the poll, select and aio backends.
 #                 Without it the portable APR layer alone is built, as on
 #                 Windows: the apr_pollset backend only.
 #   EVCHAN_LINUX  the native layer on Linux adds src/linux/: the epoll
@@ -32,8 +32,11 @@ AC_DEFUN([EVCHAN_CHECK_PLATFORM], [
     [AC_MSG_ERROR([bad value "$enable_posix" for --enable-posix])])
 
   AS_IF([test "x$evchan_posix" = xyes], [
-    AC_CHECK_HEADERS([poll.h sys/select.h sys/socket.h], [],
+    AC_CHECK_HEADERS([aio.h poll.h sys/select.h sys/socket.h], [],
       [AC_MSG_ERROR([the native POSIX layer needs <$ac_header>; use --disable-posix])])
+    # POSIX aio (the aio backend): in libc since glibc 2.34, in librt before.
+    AC_SEARCH_LIBS([aio_read], [rt], [],
+      [AC_MSG_ERROR([the native POSIX layer needs POSIX aio (aio_read); use --disable-posix])])
   ])
   AS_IF([test "x$evchan_posix" = xyes && test "x$evchan_linux" = xyes], [
     AC_CHECK_HEADERS([sys/epoll.h sys/eventfd.h], [],

@@ -1066,5 +1066,6 @@ CPPUNIT_TEST_SUITE_REGISTRATION(EventChannelTest<Backend::Epoll>);
 CPPUNIT_TEST_SUITE_REGISTRATION(EventChannelTest<Backend::Poll>);
 CPPUNIT_TEST_SUITE_REGISTRATION(EventChannelTest<Backend::Select>);
 CPPUNIT_TEST_SUITE_REGISTRATION(EventChannelTest<Backend::AprPollset>);
+CPPUNIT_TEST_SUITE_REGISTRATION(EventChannelTest<Backend::Aio>);
 
 }  // namespace

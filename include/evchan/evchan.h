@@ -11,6 +11,8 @@
 #include <evchan/error.h>
 #include <evchan/event.h>
 #include <evchan/event_channel.h>
+#include <evchan/file.h>
+#include <evchan/file_events.h>
 #include <evchan/mutex.h>
 #include <evchan/notification.h>
 #include <evchan/notify_event.h>

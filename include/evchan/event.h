@@ -24,7 +24,7 @@ struct EventAccess;
 /// Without one, the event is returned by EventChannel::getEvent().
 class Event {
  public:
-  enum class Kind { Read, Write, Accept, Connect, Timer, Notify, Dispatch };
+  enum class Kind { Read, Write, Accept, Connect, Timer, Notify, Dispatch, FileRead, FileWrite };
   using Callback = std::function<void(Event&)>;
 
   Event(const Event&) = delete;

@@ -20,9 +20,12 @@ class ChannelCore;
 /// How the channel learns that sockets are ready.  Default picks the best
 /// one compiled in and supported by the running kernel (or the one named
 /// by the EVCHAN_BACKEND environment variable: epoll, poll, select,
-/// apr_pollset); any other value is strict: create() fails with
-/// std::errc::function_not_supported when it is unavailable.
-enum class Backend { Default, Epoll, Poll, Select, AprPollset };
+/// apr_pollset, aio); any other value is strict: create() fails with
+/// std::errc::function_not_supported when it is unavailable.  Aio
+/// performs file events with POSIX aio and watches sockets with poll(2)
+/// (POSIX aio serves sockets badly: see src/posix/aio_poller.cpp); it is
+/// never the default.
+enum class Backend { Default, Epoll, Poll, Select, AprPollset, Aio };
 
 /// The name backendName() reports for `backend` ("epoll", "apr_pollset", ...).
 const char* backendName(Backend backend) noexcept;

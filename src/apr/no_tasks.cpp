@@ -46,6 +46,7 @@ namespace evchan::detail {
 
 bool awaitInTask(Event&, Duration, std::error_code&, const std::atomic<bool>*) { return false; }
 bool tryInTask(Event&, std::error_code&) { return false; }
+bool awaitFileInTask(Event&, std::error_code&) { return false; }
 
 ChannelCore* currentTaskChannel() noexcept { return nullptr; }
 

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include <evchan/dispatch_event.h>
+#include <evchan/file_events.h>
 #include <evchan/notify_event.h>
 #include <evchan/socket_events.h>
 #include <evchan/timer_event.h>
@@ -30,6 +31,8 @@ struct EventAccess {
 
   static std::size_t& transferred(ReadEvent& e) noexcept { return e.transferred_; }
   static std::size_t& transferred(WriteEvent& e) noexcept { return e.transferred_; }
+  static std::size_t& transferred(FileReadEvent& e) noexcept { return e.transferred_; }
+  static std::size_t& transferred(FileWriteEvent& e) noexcept { return e.transferred_; }
   static TcpSocket& accepted(AcceptEvent& e) noexcept { return e.accepted_; }
   static TcpSocket& connected(ConnectEvent& e) noexcept { return e.connected_; }
   static std::function<void()>& function(DispatchEvent& e) noexcept { return e.function_; }

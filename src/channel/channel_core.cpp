@@ -10,6 +10,7 @@
 #include <evchan/error.h>
 
 #include "channel/cpu_parallelism.h"
+#include "apr/file_state.h"
 #include "channel/io_attempts.h"
 
 namespace evchan::detail {
@@ -55,6 +56,18 @@ std::error_code validate(Event& event) {
       return static_cast<TimerEvent&>(event).delay() < Duration::zero() ? Errc::negative_timeout : std::error_code();
     case Event::Kind::Notify:
     case Event::Kind::Dispatch: return {};
+    case Event::Kind::FileRead: {
+      auto& read = static_cast<FileReadEvent&>(event);
+      if (!read.file().isOpen()) return Errc::not_open;
+      if (read.buffer() == nullptr && read.size() != 0) return Errc::null_buffer;
+      return {};
+    }
+    case Event::Kind::FileWrite: {
+      auto& write = static_cast<FileWriteEvent&>(event);
+      if (!write.file().isOpen()) return Errc::not_open;
+      if (write.buffer() == nullptr && write.size() != 0) return Errc::null_buffer;
+      return {};
+    }
   }
   return std::make_error_code(std::errc::invalid_argument);
 }
@@ -148,6 +161,8 @@ std::error_code ChannelCore::post(Event& event) noexcept {
     case Event::Kind::Timer: ec = postTimer(static_cast<TimerEvent&>(event)); break;
     case Event::Kind::Notify: postNotify(static_cast<NotifyEvent&>(event)); break;
     case Event::Kind::Dispatch: ec = postDispatch(static_cast<DispatchEvent&>(event)); break;
+    case Event::Kind::FileRead:
+    case Event::Kind::FileWrite: ec = postFileEvent(event); break;
   }
   if (ec) EventAccess::inFlight(event).store(false, std::memory_order_release);
   return ec;
@@ -296,6 +311,51 @@ std::error_code ChannelCore::postDispatch(DispatchEvent& event) noexcept {
   return {};
 }
 
+std::error_code ChannelCore::postFileEvent(Event& event) noexcept {
+  if (event.kind() == Event::Kind::FileRead) {
+    EventAccess::transferred(static_cast<FileReadEvent&>(event)) = 0;
+  } else {
+    EventAccess::transferred(static_cast<FileWriteEvent&>(event)) = 0;
+  }
+  if (poller_->completesFileOperations()) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // Under the lock that shutdown() takes to set stopping_: nothing is
+    // submitted after its drainFileOperations().
+    if (stopping_) return Errc::channel_shut_down;
+    EventAccess::started(event) = true;  // the IO is the backend's: nothing left for a worker to do
+    return poller_->submitFile(event, *this);
+  }
+  // Run on a worker, which counts as blocked meanwhile (runCompletion).
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (stopping_) return Errc::channel_shut_down;
+  enqueueLocked(event);
+  return {};
+}
+
+void ChannelCore::operationCompleted(Event& event, std::error_code result) noexcept { complete(event, result); }
+
+bool ChannelCore::completesFileOperations() const noexcept { return poller_->completesFileOperations(); }
+
+void ChannelCore::performFileOperation(Event& event) noexcept {
+  const FileState* file = nullptr;
+  std::size_t done = 0;
+  std::error_code ec;
+  enterBlocking();
+  if (event.kind() == Event::Kind::FileRead) {
+    auto& read = static_cast<FileReadEvent&>(event);
+    file = FileAccess::state(read.file());
+    ec = file != nullptr ? readOnce(*file, read.offset(), read.buffer(), read.size(), done) : Errc::not_open;
+    EventAccess::transferred(read) = done;
+  } else {
+    auto& write = static_cast<FileWriteEvent&>(event);
+    file = FileAccess::state(write.file());
+    ec = file != nullptr ? writeOnce(*file, write.offset(), write.buffer(), write.size(), done) : Errc::not_open;
+    EventAccess::transferred(write) = done;
+  }
+  leaveBlocking();
+  EventAccess::error(event) = ec;
+}
+
 void ChannelCore::complete(Event& event, std::error_code result) noexcept {
   EventAccess::error(event) = result;
   if (!EventAccess::callback(event)) {
@@ -362,12 +422,19 @@ void ChannelCore::runCompletion(Event& event) noexcept {
     static_cast<RunnableEvent&>(event).run();
     return;
   }
-  if (event.kind() == Event::Kind::Dispatch && !EventAccess::started(event)) {
+  // Work the channel does on a worker before the event completes: a
+  // DispatchEvent's function, a file IO no backend completes.
+  const bool file = event.kind() == Event::Kind::FileRead || event.kind() == Event::Kind::FileWrite;
+  if ((event.kind() == Event::Kind::Dispatch || file) && !EventAccess::started(event)) {
     EventAccess::started(event) = true;
-    try {
-      EventAccess::function(static_cast<DispatchEvent&>(event))();
-    } catch (...) {
-      EventAccess::error(event) = std::make_error_code(std::errc::state_not_recoverable);
+    if (file) {
+      performFileOperation(event);
+    } else {
+      try {
+        EventAccess::function(static_cast<DispatchEvent&>(event))();
+      } catch (...) {
+        EventAccess::error(event) = std::make_error_code(std::errc::state_not_recoverable);
+      }
     }
     if (!EventAccess::callback(event)) {
       deliver(event);
@@ -559,6 +626,9 @@ void ChannelCore::shutdown() noexcept {
     if (event->kind() == Event::Kind::Connect) EventAccess::connected(static_cast<ConnectEvent&>(*event)).close();
     complete(*event, std::make_error_code(std::errc::operation_canceled));
   }
+  // File IO the backend performs comes back (cancelled where it had not
+  // started) while the workers are still there to deliver it.
+  if (poller_) poller_->drainFileOperations();
   releaseWaiters();
 
   // Wake everyone: idle workers, the poller, getEvent() callers.

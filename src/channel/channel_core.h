@@ -27,7 +27,7 @@ namespace evchan::detail {
 ///
 /// Locks, in the order they may nest: watchesMutex_ > Watch::mutex >
 /// mutex_ (pool, run queue, timers) and readyMutex_ (completed events).
-class ChannelCore : public std::enable_shared_from_this<ChannelCore> {
+class ChannelCore : public std::enable_shared_from_this<ChannelCore>, private CompletionSink {
  public:
   static std::shared_ptr<ChannelCore> create(const EventChannelOptions& options, std::error_code& ec);
   ~ChannelCore();
@@ -38,6 +38,9 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore> {
   bool isShutDown() const noexcept;
   Backend backend() const noexcept { return backend_; }
   std::size_t taskStackSize() const noexcept { return options_.taskStackSize; }
+  /// The backend performs file events itself (aio): a task waits for them
+  /// suspended, instead of through evchan::blocking().
+  bool completesFileOperations() const noexcept;
   ThreadPoolStats stats() const;
 
   /// Cancels an event in flight that is still waiting: a socket event
@@ -94,6 +97,11 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore> {
   std::error_code postTimer(TimerEvent& event) noexcept;
   void postNotify(NotifyEvent& event) noexcept;
   std::error_code postDispatch(DispatchEvent& event) noexcept;
+  std::error_code postFileEvent(Event& event) noexcept;
+  /// A file event's IO on this worker, counted as blocked.
+  void performFileOperation(Event& event) noexcept;
+  /// The backend's hand-back of a file event it performed.
+  void operationCompleted(Event& event, std::error_code result) noexcept override;
 
   // Completion (channel_core.cpp).
   void complete(Event& event, std::error_code result) noexcept;

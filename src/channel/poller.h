@@ -22,6 +22,16 @@ struct Readiness {
   unsigned flags;
 };
 
+/// Where a backend that completes operations itself (aio) hands them back,
+/// from any thread.
+class CompletionSink {
+ public:
+  virtual void operationCompleted(Event& event, std::error_code result) noexcept = 0;
+
+ protected:
+  ~CompletionSink() = default;
+};
+
 /// Tells the channel which sockets are ready.  The channel calls wait()
 /// from one thread at a time; every other member may be called from any
 /// thread, concurrently with wait().
@@ -48,6 +58,19 @@ class Poller {
   virtual std::error_code wait(std::vector<Readiness>& ready, Deadline deadline) noexcept = 0;
   /// Makes the current (or next) wait() return promptly.
   virtual void wakeup() noexcept = 0;
+
+  /// Backends that perform FileReadEvent and FileWriteEvent themselves
+  /// (aio); the channel runs the others' file IO on a worker it counts as
+  /// blocked.
+  virtual bool completesFileOperations() const noexcept { return false; }
+  /// Starts a file event (the IO byte counts already zeroed); it comes back
+  /// through `sink`, from any thread.  Only when completesFileOperations().
+  virtual std::error_code submitFile(Event& /*event*/, CompletionSink& /*sink*/) noexcept {
+    return std::make_error_code(std::errc::function_not_supported);
+  }
+  /// At shutdown: cancels what submitFile() started and returns once every
+  /// one has come back through its sink.
+  virtual void drainFileOperations() noexcept {}
 };
 
 /// Creates the poller for `backend`, resolving Backend::Default (and the
@@ -66,6 +89,7 @@ std::unique_ptr<Poller> createEpollPoller(std::error_code& ec);
 std::unique_ptr<Poller> createPollPoller(std::error_code& ec);
 std::unique_ptr<Poller> createSelectPoller(std::error_code& ec);
 std::unique_ptr<Poller> createAprPollsetPoller(std::error_code& ec);
+std::unique_ptr<Poller> createAioPoller(std::error_code& ec);
 
 /// Reads EVCHAN_BACKEND: Backend::Default when unset; an unknown name is
 /// std::errc::invalid_argument.

@@ -4,8 +4,9 @@
 namespace evchan::detail {
 
 const std::vector<Backend>& compiledBackends() noexcept {
+  // aio last: its sockets are the poll backend's, plus a reaper thread.
   static const std::vector<Backend> backends = {Backend::Epoll, Backend::Poll, Backend::AprPollset,
-                                                Backend::Select};
+                                                Backend::Select, Backend::Aio};
   return backends;
 }
 
@@ -15,6 +16,7 @@ std::unique_ptr<Poller> createCompiledPoller(Backend backend, std::error_code& e
     case Backend::Poll: return createPollPoller(ec);
     case Backend::Select: return createSelectPoller(ec);
     case Backend::AprPollset: return createAprPollsetPoller(ec);
+    case Backend::Aio: return createAioPoller(ec);
     case Backend::Default: break;
   }
   ec = std::make_error_code(std::errc::function_not_supported);

@@ -4,7 +4,7 @@
 namespace evchan::detail {
 
 const std::vector<Backend>& compiledBackends() noexcept {
-  static const std::vector<Backend> backends = {Backend::Poll, Backend::AprPollset, Backend::Select};
+  static const std::vector<Backend> backends = {Backend::Poll, Backend::AprPollset, Backend::Select, Backend::Aio};
   return backends;
 }
 
@@ -13,6 +13,7 @@ std::unique_ptr<Poller> createCompiledPoller(Backend backend, std::error_code& e
     case Backend::Poll: return createPollPoller(ec);
     case Backend::Select: return createSelectPoller(ec);
     case Backend::AprPollset: return createAprPollsetPoller(ec);
+    case Backend::Aio: return createAioPoller(ec);
     default: break;
   }
   ec = std::make_error_code(std::errc::function_not_supported);

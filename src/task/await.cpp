@@ -52,6 +52,12 @@ struct Await {
 
 }  // namespace
 
+bool awaitFileInTask(Event& event, std::error_code& result) {
+  TaskState* task = TaskState::current();
+  if (task == nullptr || !task->core().completesFileOperations()) return false;
+  return awaitInTask(event, kInfiniteTimeout, result);
+}
+
 bool tryInTask(Event& event, std::error_code& result) {
   TaskState* task = TaskState::current();
   if (task == nullptr) return false;

@@ -25,6 +25,13 @@ namespace evchan::detail {
 bool awaitInTask(Event& event, Duration timeout, std::error_code& result,
                  const std::atomic<bool>* cancelled = nullptr);
 
+/// Inside a task whose channel completes file operations itself (the aio
+/// backend): posts the FileReadEvent or FileWriteEvent and suspends the
+/// task until it is back, `result` its error.  False, doing nothing,
+/// elsewhere: the caller does the IO itself (in a task, through
+/// evchan::blocking()).
+bool awaitFileInTask(Event& event, std::error_code& result);
+
 /// Inside a task: one non-blocking try of a read, write or accept event's
 /// operation through the task's channel, which knows from its readiness
 /// hints when the socket is drained and then makes no syscall.  True when

@@ -1,0 +1,86 @@
+// File: positioned reads and writes of a regular file, blocking-looking
+// like the sockets: inside a task they suspend the task, not the thread.
+#ifndef EVCHAN_FILE_H
+#define EVCHAN_FILE_H
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <system_error>
+
+namespace evchan {
+
+namespace detail {
+struct FileState;
+struct FileAccess;
+}
+
+/// How File::open() opens a file: a combination of these flags.
+enum FileMode : unsigned {
+  kFileRead = 1,       ///< open for reading
+  kFileWrite = 2,      ///< open for writing
+  kFileCreate = 4,     ///< create it if missing (mode 0644, less the umask)
+  kFileTruncate = 8,   ///< cut it to zero length
+  kFileExclusive = 16  ///< with kFileCreate: fail if it exists
+};
+
+/// An open file.  Move-only; the destructor closes it.  Every call comes in
+/// the two forms of the sockets: one throws evchan::SystemError (naming the
+/// operation and the path), the other takes an std::error_code& and is
+/// noexcept.  Reads and writes are positioned (they never move a shared
+/// offset), so several tasks or threads may use one File at once.
+///
+/// Inside a task the calls suspend the task: on the aio backend (and any
+/// backend that completes file operations itself) as FileReadEvent /
+/// FileWriteEvent posted to the task's channel; on the others through
+/// evchan::blocking(), so the pool lends a spare thread meanwhile.
+/// Outside a task they block the calling thread.
+class File {
+ public:
+  /// A closed file; every call on it fails with Errc::not_open.
+  File() noexcept;
+  ~File();
+  File(File&& other) noexcept;
+  File& operator=(File&& other) noexcept;
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+
+  /// Opens `path` with `mode` (FileMode flags; at least one of kFileRead
+  /// and kFileWrite, else std::errc::invalid_argument).
+  static File open(const std::string& path, unsigned mode);
+  static File open(const std::string& path, unsigned mode, std::error_code& ec) noexcept;
+
+  /// Reads up to `size` bytes at `offset`: fewer only at the end of the
+  /// file (0 at or beyond it, which is not an error).
+  std::size_t readAt(std::uint64_t offset, void* buffer, std::size_t size);
+  std::size_t readAt(std::uint64_t offset, void* buffer, std::size_t size, std::error_code& ec) noexcept;
+
+  /// Writes all `size` bytes at `offset`, extending the file as needed;
+  /// returns how many were written (all of them unless `ec` is set).
+  std::size_t writeAt(std::uint64_t offset, const void* buffer, std::size_t size);
+  std::size_t writeAt(std::uint64_t offset, const void* buffer, std::size_t size, std::error_code& ec) noexcept;
+
+  /// The file's size in bytes.
+  std::uint64_t size() const;
+  std::uint64_t size(std::error_code& ec) const noexcept;
+
+  /// Makes written data durable (fdatasync, FlushFileBuffers).
+  void sync();
+  void sync(std::error_code& ec) noexcept;
+
+  /// Closes the file; idempotent.
+  void close() noexcept;
+  bool isOpen() const noexcept { return state_ != nullptr; }
+  /// The path it was opened with; empty when closed.
+  const std::string& path() const noexcept;
+
+ private:
+  friend struct detail::FileAccess;
+  explicit File(std::unique_ptr<detail::FileState> state) noexcept;
+  std::unique_ptr<detail::FileState> state_;
+};
+
+}  // namespace evchan
+
+#endif  // EVCHAN_FILE_H

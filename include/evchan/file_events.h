@@ -1,0 +1,67 @@
+// Events that read and write files at an offset.
+#ifndef EVCHAN_FILE_EVENTS_H
+#define EVCHAN_FILE_EVENTS_H
+
+#include <cstddef>
+#include <cstdint>
+
+#include <evchan/event.h>
+#include <evchan/file.h>
+
+namespace evchan {
+
+/// Reads up to size() bytes of a file at offset() into the buffer, in one
+/// operation: bytesTransferred() may be short, and is 0 at the end of the
+/// file.  The aio backend hands it to POSIX aio; the other backends run the
+/// read on a worker thread that the pool counts as blocked.  Any number may
+/// be in flight on one file.
+class FileReadEvent : public Event {
+ public:
+  FileReadEvent(File& file, std::uint64_t offset, void* buffer, std::size_t size) noexcept
+      : Event(Kind::FileRead), file_(&file), offset_(offset), buffer_(buffer), size_(size) {}
+  /// Points the event at another place before re-posting it.
+  void set(std::uint64_t offset, void* buffer, std::size_t size) noexcept {
+    offset_ = offset, buffer_ = buffer, size_ = size;
+  }
+  File& file() const noexcept { return *file_; }
+  std::uint64_t offset() const noexcept { return offset_; }
+  void* buffer() const noexcept { return buffer_; }
+  std::size_t size() const noexcept { return size_; }
+  std::size_t bytesTransferred() const noexcept { return transferred_; }
+
+ private:
+  friend struct detail::EventAccess;
+  File* file_;
+  std::uint64_t offset_;
+  void* buffer_;
+  std::size_t size_;
+  std::size_t transferred_ = 0;
+};
+
+/// Writes up to size() bytes from the buffer into a file at offset(), in
+/// one operation (bytesTransferred() may be short: post the rest again).
+class FileWriteEvent : public Event {
+ public:
+  FileWriteEvent(File& file, std::uint64_t offset, const void* buffer, std::size_t size) noexcept
+      : Event(Kind::FileWrite), file_(&file), offset_(offset), buffer_(buffer), size_(size) {}
+  void set(std::uint64_t offset, const void* buffer, std::size_t size) noexcept {
+    offset_ = offset, buffer_ = buffer, size_ = size;
+  }
+  File& file() const noexcept { return *file_; }
+  std::uint64_t offset() const noexcept { return offset_; }
+  const void* buffer() const noexcept { return buffer_; }
+  std::size_t size() const noexcept { return size_; }
+  std::size_t bytesTransferred() const noexcept { return transferred_; }
+
+ private:
+  friend struct detail::EventAccess;
+  File* file_;
+  std::uint64_t offset_;
+  const void* buffer_;
+  std::size_t size_;
+  std::size_t transferred_ = 0;
+};
+
+}  // namespace evchan
+
+#endif  // EVCHAN_FILE_EVENTS_H

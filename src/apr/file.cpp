@@ -1,0 +1,188 @@
+// File: opened through APR, read and written at offsets by the platform's
+// positioned IO (src/posix/file_io.cpp, src/win32/file_io.cpp).
+#include <evchan/file.h>
+
+#include <evchan/blocking.h>
+#include <evchan/error.h>
+#include <evchan/file_events.h>
+#include <evchan/task.h>
+#include <evchan/system_error.h>
+
+#include "apr/file_state.h"
+#include "task/await.h"
+
+namespace evchan {
+namespace {
+
+using detail::FileState;
+
+std::error_code checkBuffer(const FileState* state, const void* buffer, std::size_t size) {
+  if (state == nullptr) return Errc::not_open;
+  if (buffer == nullptr && size != 0) return Errc::null_buffer;
+  return {};
+}
+
+const std::string kNoPath;
+
+// Reads until `size` bytes or the end of the file.
+std::size_t readLoop(const FileState& file, std::uint64_t offset, char* buffer, std::size_t size,
+                     std::error_code& ec) noexcept {
+  std::size_t done = 0;
+  while (done < size) {
+    std::size_t n = 0;
+    if ((ec = detail::readOnce(file, offset + done, buffer + done, size - done, n)) || n == 0) break;
+    done += n;
+  }
+  return done;
+}
+
+std::size_t writeLoop(const FileState& file, std::uint64_t offset, const char* buffer, std::size_t size,
+                      std::error_code& ec) noexcept {
+  std::size_t done = 0;
+  while (done < size) {
+    std::size_t n = 0;
+    if ((ec = detail::writeOnce(file, offset + done, buffer + done, size - done, n))) break;
+    done += n;
+  }
+  return done;
+}
+
+}  // namespace
+
+File::File() noexcept = default;
+File::File(std::unique_ptr<FileState> state) noexcept : state_(std::move(state)) {}
+File::~File() = default;
+File::File(File&& other) noexcept = default;
+File& File::operator=(File&& other) noexcept = default;
+
+File File::open(const std::string& path, unsigned mode, std::error_code& ec) noexcept {
+  const unsigned known = kFileRead | kFileWrite | kFileCreate | kFileTruncate | kFileExclusive;
+  if ((mode & (kFileRead | kFileWrite)) == 0 || (mode & ~known) != 0 || path.empty()) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return File();
+  }
+  auto state = std::make_unique<FileState>();
+  state->pool = detail::createPool(ec);
+  if (ec) return File();
+  apr_int32_t flags = APR_FOPEN_BINARY;
+  if (mode & kFileRead) flags |= APR_FOPEN_READ;
+  if (mode & kFileWrite) flags |= APR_FOPEN_WRITE;
+  if (mode & kFileCreate) flags |= APR_FOPEN_CREATE;
+  if (mode & kFileTruncate) flags |= APR_FOPEN_TRUNCATE;
+  if (mode & kFileExclusive) flags |= APR_FOPEN_EXCL;
+  if (apr_status_t status = apr_file_open(&state->file, path.c_str(), flags, APR_FPROT_OS_DEFAULT, state->pool.get());
+      status != APR_SUCCESS) {
+    ec = makeAprError(status);
+    return File();
+  }
+  if (apr_status_t status = apr_os_file_get(&state->native, state->file); status != APR_SUCCESS) {
+    ec = makeAprError(status);
+    return File();
+  }
+  apr_finfo_t info;
+  if (apr_file_info_get(&info, APR_FINFO_TYPE, state->file) == APR_SUCCESS && info.filetype == APR_DIR) {
+    ec = std::make_error_code(std::errc::is_a_directory);
+    return File();
+  }
+  state->path = path;
+  ec.clear();
+  return File(std::move(state));
+}
+
+File File::open(const std::string& path, unsigned mode) {
+  std::error_code ec;
+  File file = open(path, mode, ec);
+  throwIfError(ec, "open", path);
+  return file;
+}
+
+std::size_t File::readAt(std::uint64_t offset, void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  if ((ec = checkBuffer(state_.get(), buffer, size)) || size == 0) return 0;
+  auto* bytes = static_cast<char*>(buffer);
+  if (inTask()) {
+    // The channel completes it (aio), or a worker lent by the pool does.
+    FileReadEvent read(*this, offset, buffer, size);
+    std::size_t done = 0;
+    while (done < size && detail::awaitFileInTask(read, ec)) {
+      if (ec || read.bytesTransferred() == 0) return done;
+      done += read.bytesTransferred();
+      read.set(offset + done, bytes + done, size - done);
+    }
+    if (done == size) return done;
+    return done + blocking([&] { return readLoop(*state_, offset + done, bytes + done, size - done, ec); });
+  }
+  return readLoop(*state_, offset, bytes, size, ec);
+}
+
+std::size_t File::readAt(std::uint64_t offset, void* buffer, std::size_t size) {
+  std::error_code ec;
+  const std::size_t n = readAt(offset, buffer, size, ec);
+  throwIfError(ec, "read", path());
+  return n;
+}
+
+std::size_t File::writeAt(std::uint64_t offset, const void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  if ((ec = checkBuffer(state_.get(), buffer, size)) || size == 0) return 0;
+  const auto* bytes = static_cast<const char*>(buffer);
+  if (inTask()) {
+    FileWriteEvent write(*this, offset, buffer, size);
+    std::size_t done = 0;
+    while (done < size && detail::awaitFileInTask(write, ec)) {
+      if (ec) return done;
+      done += write.bytesTransferred();
+      write.set(offset + done, bytes + done, size - done);
+    }
+    if (done == size) return done;
+    return done + blocking([&] { return writeLoop(*state_, offset + done, bytes + done, size - done, ec); });
+  }
+  return writeLoop(*state_, offset, bytes, size, ec);
+}
+
+std::size_t File::writeAt(std::uint64_t offset, const void* buffer, std::size_t size) {
+  std::error_code ec;
+  const std::size_t n = writeAt(offset, buffer, size, ec);
+  throwIfError(ec, "write", path());
+  return n;
+}
+
+std::uint64_t File::size(std::error_code& ec) const noexcept {
+  if (state_ == nullptr) {
+    ec = Errc::not_open;
+    return 0;
+  }
+  apr_finfo_t info;
+  if (apr_status_t status = apr_file_info_get(&info, APR_FINFO_SIZE, state_->file); status != APR_SUCCESS) {
+    ec = makeAprError(status);
+    return 0;
+  }
+  ec.clear();
+  return static_cast<std::uint64_t>(info.size);
+}
+
+std::uint64_t File::size() const {
+  std::error_code ec;
+  const std::uint64_t n = size(ec);
+  throwIfError(ec, "size", path());
+  return n;
+}
+
+void File::sync(std::error_code& ec) noexcept {
+  if (state_ == nullptr) {
+    ec = Errc::not_open;
+    return;
+  }
+  const apr_status_t status = blocking([&] { return apr_file_datasync(state_->file); });
+  ec = status == APR_SUCCESS ? std::error_code() : makeAprError(status);
+}
+
+void File::sync() {
+  std::error_code ec;
+  sync(ec);
+  throwIfError(ec, "sync", path());
+}
+
+void File::close() noexcept { state_.reset(); }
+
+const std::string& File::path() const noexcept { return state_ ? state_->path : kNoPath; }
+
+}  // namespace evchan

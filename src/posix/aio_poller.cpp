@@ -1,0 +1,249 @@
+// The POSIX aio backend: file events are aio_read/aio_write requests whose
+// completions a reaper thread collects with aio_suspend() and hands to the
+// channel; sockets are watched by the poll(2) backend, which it wraps.
+//
+// Why sockets do not go through aio: glibc runs each aio request on a
+// helper thread with a plain read()/write().  On evchan's non-blocking
+// sockets that completes at once with EAGAIN, and with blocking sockets
+// every idle connection would hold a helper thread (glibc also serialises
+// the requests of one descriptor, so a pending read would hold back the
+// writes of its socket).  Files are what POSIX aio serves.
+//
+// No busy polling: the reaper sleeps in aio_suspend() on every request in
+// flight plus a "doorbell", an aio_read of one byte from a pipe.  A new
+// submission writes that byte, which completes the doorbell and wakes the
+// reaper to add the new request to its list.
+#include <aio.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <evchan/error.h>
+
+#include "apr/file_state.h"
+#include "channel/access.h"
+#include "channel/poller.h"
+
+namespace evchan::detail {
+namespace {
+
+// One file event in flight: its control block and where it goes back.
+struct Operation {
+  aiocb control{};
+  Event* event = nullptr;
+  CompletionSink* sink = nullptr;
+};
+
+class AioPoller final : public Poller {
+ public:
+  explicit AioPoller(std::unique_ptr<Poller> sockets) noexcept : sockets_(std::move(sockets)) {}
+  ~AioPoller() override {
+    drainFileOperations();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    ringDoorbell();
+    if (reaper_.joinable()) {
+      reaper_.join();  // it returns once the doorbell has come back
+    } else if (doorbellArmed_) {
+      // No reaper ever ran (open() failed): the doorbell's request must
+      // finish before its control block goes away.
+      const aiocb* list[] = {&doorbellControl_};
+      while (::aio_error(&doorbellControl_) == EINPROGRESS) ::aio_suspend(list, 1, nullptr);
+      ::aio_return(&doorbellControl_);
+    }
+    for (int fd : doorbell_) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+
+  std::error_code open() noexcept {
+    if (::pipe2(doorbell_, O_CLOEXEC) != 0) return makeAprError(errno);
+    if (std::error_code ec = armDoorbell()) return ec;
+    try {
+      reaper_ = std::thread([this] { reap(); });
+    } catch (const std::system_error& e) {
+      return e.code();
+    }
+    return {};
+  }
+
+  Backend kind() const noexcept override { return Backend::Aio; }
+  bool edgeTriggered() const noexcept override { return sockets_->edgeTriggered(); }
+  std::error_code add(Watch& watch) noexcept override { return sockets_->add(watch); }
+  std::error_code setInterest(Watch& watch, unsigned interest) noexcept override {
+    return sockets_->setInterest(watch, interest);
+  }
+  void remove(Watch& watch) noexcept override { sockets_->remove(watch); }
+  std::error_code wait(std::vector<Readiness>& ready, Deadline deadline) noexcept override {
+    return sockets_->wait(ready, deadline);
+  }
+  void wakeup() noexcept override { sockets_->wakeup(); }
+
+  bool completesFileOperations() const noexcept override { return true; }
+
+  std::error_code submitFile(Event& event, CompletionSink& sink) noexcept override {
+    std::unique_ptr<Operation> operation;
+    try {
+      operation = std::make_unique<Operation>();
+    } catch (const std::bad_alloc&) {
+      return std::make_error_code(std::errc::not_enough_memory);
+    }
+    aiocb& control = operation->control;
+    const FileState* file = nullptr;
+    const bool read = event.kind() == Event::Kind::FileRead;
+    if (read) {
+      auto& r = static_cast<FileReadEvent&>(event);
+      file = FileAccess::state(r.file());
+      control.aio_offset = static_cast<off_t>(r.offset());
+      control.aio_buf = r.buffer();
+      control.aio_nbytes = r.size();
+      if (r.offset() > static_cast<std::uint64_t>(INT64_MAX)) return std::make_error_code(std::errc::invalid_argument);
+    } else {
+      auto& w = static_cast<FileWriteEvent&>(event);
+      file = FileAccess::state(w.file());
+      control.aio_offset = static_cast<off_t>(w.offset());
+      control.aio_buf = const_cast<void*>(w.buffer());  // aio_write only reads it
+      control.aio_nbytes = w.size();
+      if (w.offset() > static_cast<std::uint64_t>(INT64_MAX)) return std::make_error_code(std::errc::invalid_argument);
+    }
+    if (file == nullptr) return Errc::not_open;
+    control.aio_fildes = file->native;
+    control.aio_sigevent.sigev_notify = SIGEV_NONE;  // the reaper collects it
+    operation->event = &event;
+    operation->sink = &sink;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if ((read ? ::aio_read(&control) : ::aio_write(&control)) != 0) return makeAprError(errno);
+      inFlight_.push_back(operation.release());
+    }
+    ringDoorbell();
+    return {};
+  }
+
+  void drainFileOperations() noexcept override {
+    std::unique_lock<std::mutex> lock(mutex_);
+    // Those not started yet come back with ECANCELED; running ones finish.
+    for (Operation* operation : inFlight_) ::aio_cancel(operation->control.aio_fildes, &operation->control);
+    drained_.wait(lock, [&] { return inFlight_.empty(); });
+  }
+
+ private:
+  std::error_code armDoorbell() noexcept {
+    doorbellControl_ = aiocb{};
+    doorbellControl_.aio_fildes = doorbell_[0];
+    doorbellControl_.aio_buf = &doorbellByte_;
+    doorbellControl_.aio_nbytes = 1;
+    doorbellControl_.aio_sigevent.sigev_notify = SIGEV_NONE;
+    if (::aio_read(&doorbellControl_) != 0) {
+      doorbellArmed_ = false;
+      return makeAprError(errno);
+    }
+    doorbellArmed_ = true;
+    return {};
+  }
+
+  void ringDoorbell() noexcept {
+    const char byte = 1;
+    ssize_t n;
+    do {
+      n = ::write(doorbell_[1], &byte, 1);
+    } while (n < 0 && errno == EINTR);
+    // A full pipe already holds wake-ups enough.
+  }
+
+  void reap() noexcept {
+    std::vector<Operation*> watched;
+    std::vector<const aiocb*> list;
+    std::vector<std::pair<Operation*, std::error_code>> finished;
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        watched = inFlight_;
+      }
+      list.clear();
+      list.push_back(&doorbellControl_);
+      for (Operation* operation : watched) list.push_back(&operation->control);
+      if (::aio_suspend(list.data(), static_cast<int>(list.size()), nullptr) != 0 && errno != EINTR &&
+          errno != EAGAIN) {
+        continue;  // nothing else can fail with a null timeout
+      }
+      if (::aio_error(&doorbellControl_) != EINPROGRESS) {
+        ::aio_return(&doorbellControl_);
+        doorbellArmed_ = false;
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (stopping_ && inFlight_.empty()) return;
+        if (armDoorbell()) {
+          // Without a doorbell new requests would be noticed only when an
+          // older one completes; fall back to a short sleep between checks.
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+      }
+      finished.clear();
+      for (Operation* operation : watched) {
+        const int error = ::aio_error(&operation->control);
+        if (error == EINPROGRESS) continue;
+        const ssize_t result = ::aio_return(&operation->control);
+        std::error_code ec;
+        if (error == ECANCELED) {
+          ec = std::make_error_code(std::errc::operation_canceled);
+        } else if (error != 0) {
+          ec = makeAprError(error);
+        } else {
+          setTransferred(*operation->event, static_cast<std::size_t>(result));
+        }
+        finished.emplace_back(operation, ec);
+      }
+      if (finished.empty()) continue;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (auto& done : finished) inFlight_.erase(std::find(inFlight_.begin(), inFlight_.end(), done.first));
+      }
+      for (auto& done : finished) {
+        std::unique_ptr<Operation> operation(done.first);
+        operation->sink->operationCompleted(*operation->event, done.second);
+      }
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (inFlight_.empty()) drained_.notify_all();
+    }
+  }
+
+  static void setTransferred(Event& event, std::size_t bytes) noexcept {
+    if (event.kind() == Event::Kind::FileRead) {
+      EventAccess::transferred(static_cast<FileReadEvent&>(event)) = bytes;
+    } else {
+      EventAccess::transferred(static_cast<FileWriteEvent&>(event)) = bytes;
+    }
+  }
+
+  std::unique_ptr<Poller> sockets_;
+  int doorbell_[2] = {-1, -1};
+  aiocb doorbellControl_{};
+  char doorbellByte_ = 0;
+  bool doorbellArmed_ = false;
+  std::thread reaper_;
+  std::mutex mutex_;
+  std::condition_variable drained_;
+  std::vector<Operation*> inFlight_;
+  bool stopping_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Poller> createAioPoller(std::error_code& ec) {
+  std::unique_ptr<Poller> sockets = createPollPoller(ec);
+  if (!sockets) return nullptr;
+  auto poller = std::make_unique<AioPoller>(std::move(sockets));
+  if ((ec = poller->open())) return nullptr;
+  return poller;
+}
+
+}  // namespace evchan::detail

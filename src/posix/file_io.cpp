@@ -1,0 +1,45 @@
+// Positioned file IO on POSIX hosts: pread(2) and pwrite(2).
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+
+#include <evchan/error.h>
+
+#include "apr/file_state.h"
+
+namespace evchan::detail {
+namespace {
+
+// Offsets beyond off_t's range fail like the kernel would, not wrap.
+bool offsetFits(std::uint64_t offset) noexcept { return offset <= static_cast<std::uint64_t>(LLONG_MAX); }
+
+}  // namespace
+
+std::error_code readOnce(const FileState& file, std::uint64_t offset, void* buffer, std::size_t size,
+                         std::size_t& done) noexcept {
+  done = 0;
+  if (!offsetFits(offset)) return std::make_error_code(std::errc::invalid_argument);
+  ssize_t n;
+  do {
+    n = ::pread(file.native, buffer, size, static_cast<off_t>(offset));
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return makeAprError(errno);
+  done = static_cast<std::size_t>(n);
+  return {};
+}
+
+std::error_code writeOnce(const FileState& file, std::uint64_t offset, const void* buffer, std::size_t size,
+                          std::size_t& done) noexcept {
+  done = 0;
+  if (!offsetFits(offset)) return std::make_error_code(std::errc::invalid_argument);
+  ssize_t n;
+  do {
+    n = ::pwrite(file.native, buffer, size, static_cast<off_t>(offset));
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return makeAprError(errno);
+  done = static_cast<std::size_t>(n);
+  return {};
+}
+
+}  // namespace evchan::detail

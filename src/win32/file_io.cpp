@@ -1,0 +1,53 @@
+// Positioned file IO on Windows: ReadFile and WriteFile with the offset in
+// an OVERLAPPED structure (the file is not opened for overlapped IO, so
+// the call completes synchronously and leaves no shared offset behind).
+#include <windows.h>
+
+#include <algorithm>
+
+#include <evchan/error.h>
+
+#include "apr/file_state.h"
+
+namespace evchan::detail {
+namespace {
+
+OVERLAPPED at(std::uint64_t offset) noexcept {
+  OVERLAPPED overlapped{};
+  overlapped.Offset = static_cast<DWORD>(offset & 0xffffffffu);
+  overlapped.OffsetHigh = static_cast<DWORD>(offset >> 32);
+  return overlapped;
+}
+
+// One call moves at most a DWORD's worth.
+DWORD chunk(std::size_t size) noexcept { return static_cast<DWORD>(std::min<std::size_t>(size, 0x7fffffffu)); }
+
+}  // namespace
+
+std::error_code readOnce(const FileState& file, std::uint64_t offset, void* buffer, std::size_t size,
+                         std::size_t& done) noexcept {
+  done = 0;
+  OVERLAPPED overlapped = at(offset);
+  DWORD n = 0;
+  if (!ReadFile(file.native, buffer, chunk(size), &n, &overlapped)) {
+    const DWORD error = GetLastError();
+    if (error == ERROR_HANDLE_EOF) return {};  // at or beyond the end: 0 bytes
+    return makeAprError(APR_FROM_OS_ERROR(error));
+  }
+  done = n;
+  return {};
+}
+
+std::error_code writeOnce(const FileState& file, std::uint64_t offset, const void* buffer, std::size_t size,
+                          std::size_t& done) noexcept {
+  done = 0;
+  OVERLAPPED overlapped = at(offset);
+  DWORD n = 0;
+  if (!WriteFile(file.native, buffer, chunk(size), &n, &overlapped)) {
+    return makeAprError(APR_FROM_OS_ERROR(GetLastError()));
+  }
+  done = n;
+  return {};
+}
+
+}  // namespace evchan::detail

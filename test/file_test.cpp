@@ -1,0 +1,311 @@
+// Tests of File (positioned reads and writes) and of FileReadEvent /
+// FileWriteEvent, on a backend that performs file IO itself (aio) and on
+// one that hands it to a worker the pool counts as blocked (epoll).
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <evchan/evchan.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/diagnostics.h"
+#include "support/leak_checked_fixture.h"
+#include "support/loopback.h"
+#include "support/named_suite.h"
+#include "support/skip.h"
+#include "support/waiting.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using evchan::Backend;
+using evchan::Errc;
+using evchan::Event;
+using evchan::EventChannel;
+using evchan::File;
+using evchan::FileReadEvent;
+using evchan::FileWriteEvent;
+using evchan::SystemError;
+using evchan::TaskHandle;
+using evchan::test::checksum;
+using evchan::test::describe;
+using evchan::test::fillPattern;
+using evchan::test::kChecksumSeed;
+
+std::vector<char> pattern(std::size_t size, std::uint64_t offset) {
+  std::vector<char> bytes(size);
+  fillPattern(bytes.data(), size, offset);
+  return bytes;
+}
+
+// A file path of its own under the temporary directory, removed at the end.
+class TempPath {
+ public:
+  TempPath() {
+    // Random, not the pid: portable, and parallel suites never collide.
+    static std::atomic<int> counter{0};
+    path_ = (std::filesystem::temp_directory_path() /
+             ("evchan-file-test-" + std::to_string(std::random_device()()) + "-" + std::to_string(counter++)))
+                .string();
+  }
+  ~TempPath() {
+    std::error_code ignored;
+    std::filesystem::remove(path_, ignored);
+  }
+  const std::string& str() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
+
+template <Backend B>
+class FileTest : public evchan::test::LeakCheckedFixture {
+  EVCHAN_TEST_SUITE_NAMED(FileTest, suiteName());
+  CPPUNIT_TEST(testWriteAndReadBackOnAThread);
+  CPPUNIT_TEST(testReadBeyondTheEndIsShortNotAnError);
+  CPPUNIT_TEST(testTasksReadAndWriteConcurrently);
+  CPPUNIT_TEST(testFileEventsViaGetEvent);
+  CPPUNIT_TEST(testFileEventsViaCallbacks);
+  CPPUNIT_TEST(testPostRejectsBadFileEvents);
+  CPPUNIT_TEST(testOpenErrors);
+  CPPUNIT_TEST(testCallsOnAClosedFile);
+  CPPUNIT_TEST(testShutdownWithFileEventsInFlight);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  static std::string suiteName() { return std::string("FileTest<") + evchan::backendName(B) + ">"; }
+
+  // 1 MiB at 0 and 1 MiB at 5 MiB (a hole between): size, contents, sync.
+  void testWriteAndReadBackOnAThread() {
+    TempPath path;
+    File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+    const std::vector<char> first = pattern(1 << 20, 0), second = pattern(1 << 20, 5 << 20);
+    CPPUNIT_ASSERT_EQUAL(first.size(), file.writeAt(0, first.data(), first.size()));
+    CPPUNIT_ASSERT_EQUAL(second.size(), file.writeAt(5 << 20, second.data(), second.size()));
+    file.sync();
+    CPPUNIT_ASSERT_EQUAL(std::uint64_t(6 << 20), file.size());
+    std::vector<char> back(1 << 20);
+    CPPUNIT_ASSERT_EQUAL(back.size(), file.readAt(0, back.data(), back.size()));
+    CPPUNIT_ASSERT(back == first);
+    CPPUNIT_ASSERT_EQUAL(back.size(), file.readAt(5 << 20, back.data(), back.size()));
+    CPPUNIT_ASSERT(back == second);
+    CPPUNIT_ASSERT_EQUAL(back.size(), file.readAt(2 << 20, back.data(), back.size()));
+    CPPUNIT_ASSERT(std::all_of(back.begin(), back.end(), [](char c) { return c == 0; }));  // the hole
+    CPPUNIT_ASSERT_EQUAL(path.str(), file.path());
+  }
+
+  void testReadBeyondTheEndIsShortNotAnError() {
+    TempPath path;
+    File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+    file.writeAt(0, "0123456789", 10);
+    char buffer[32];
+    std::error_code ec;
+    CPPUNIT_ASSERT_EQUAL(std::size_t(4), file.readAt(6, buffer, sizeof buffer, ec));
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), !ec);
+    CPPUNIT_ASSERT_EQUAL(std::string("6789"), std::string(buffer, 4));
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), file.readAt(10, buffer, sizeof buffer, ec));
+    CPPUNIT_ASSERT(!ec);
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), file.readAt(1ull << 40, buffer, sizeof buffer, ec));
+    CPPUNIT_ASSERT(!ec);
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), file.readAt(0, buffer, 0, ec));  // nothing asked, nothing read
+    CPPUNIT_ASSERT(!ec);
+  }
+
+  // 16 tasks on one worker each write and read back their own 256 KiB
+  // region: the contents are right, and on a backend that completes file
+  // IO itself the tasks suspended (the pool never needed a second thread).
+  void testTasksReadAndWriteConcurrently() {
+    std::unique_ptr<EventChannel> channel = createChannel(1, /*monitor=*/false);
+    TempPath path;
+    File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+    constexpr std::size_t kRegion = 256 * 1024;
+    std::atomic<int> good{0};
+    std::vector<TaskHandle> tasks;
+    for (int i = 0; i < 16; ++i) {
+      std::error_code ec;
+      tasks.push_back(channel->spawn([&, i] {
+        const std::uint64_t offset = std::uint64_t(i) * kRegion;
+        const std::vector<char> mine = pattern(kRegion, offset);
+        file.writeAt(offset, mine.data(), mine.size());
+        evchan::this_task::yield();
+        std::vector<char> back(kRegion);
+        if (file.readAt(offset, back.data(), back.size()) == kRegion && back == mine) ++good;
+      }, evchan::TaskOptions(), ec));
+      if (ec == std::errc::function_not_supported) EVCHAN_SKIP("this build has no tasks");
+      CPPUNIT_ASSERT_MESSAGE(describe(ec), !ec);
+    }
+    for (TaskHandle& task : tasks) evchan::test::joinWithin(task);
+    CPPUNIT_ASSERT_EQUAL(16, good.load());
+    CPPUNIT_ASSERT_EQUAL(std::uint64_t(16 * kRegion), file.size());
+    if (B == Backend::Aio) CPPUNIT_ASSERT_EQUAL(1, channel->poolStats().peak);
+  }
+
+  void testFileEventsViaGetEvent() {
+    std::unique_ptr<EventChannel> channel = createChannel();
+    TempPath path;
+    File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+    const std::vector<char> data = pattern(64 * 1024, 4096);
+    FileWriteEvent write(file, 4096, data.data(), data.size());
+    channel->post(write);
+    CPPUNIT_ASSERT(channel->getEvent(8s) == &write);
+    CPPUNIT_ASSERT_MESSAGE(describe(write.error()), !write.error());
+    CPPUNIT_ASSERT_EQUAL(data.size(), write.bytesTransferred());
+    std::vector<char> back(data.size() + 100);
+    FileReadEvent read(file, 4096, back.data(), back.size());
+    channel->post(read);
+    CPPUNIT_ASSERT(channel->getEvent(8s) == &read);
+    CPPUNIT_ASSERT_MESSAGE(describe(read.error()), !read.error());
+    CPPUNIT_ASSERT_EQUAL(data.size(), read.bytesTransferred());  // short: the end of the file
+    CPPUNIT_ASSERT(std::equal(data.begin(), data.end(), back.begin()));
+    // Re-posted at the end of the file: 0 bytes, no error.
+    read.set(4096 + data.size(), back.data(), back.size());
+    channel->post(read);
+    CPPUNIT_ASSERT(channel->getEvent(8s) == &read);
+    CPPUNIT_ASSERT(!read.error());
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), read.bytesTransferred());
+  }
+
+  // 64 reads of 4 KiB in flight at once, each completed on a worker.
+  void testFileEventsViaCallbacks() {
+    std::unique_ptr<EventChannel> channel = createChannel();
+    TempPath path;
+    File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+    const std::vector<char> data = pattern(64 * 4096, 0);
+    file.writeAt(0, data.data(), data.size());
+    std::vector<std::vector<char>> buffers(64, std::vector<char>(4096));
+    std::vector<std::unique_ptr<FileReadEvent>> reads;
+    std::atomic<int> right{0}, done{0};
+    for (int i = 0; i < 64; ++i) {
+      const int block = (i * 37) % 64;  // out of order
+      reads.push_back(std::make_unique<FileReadEvent>(file, block * 4096, buffers[i].data(), 4096));
+      reads.back()->setCallback([&, block, i](Event& event) {
+        auto& read = static_cast<FileReadEvent&>(event);
+        if (!read.error() && read.bytesTransferred() == 4096 &&
+            std::equal(buffers[i].begin(), buffers[i].end(), data.begin() + block * 4096)) {
+          ++right;
+        }
+        ++done;
+      });
+    }
+    for (auto& read : reads) channel->post(*read);
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return done.load() == 64; }));
+    CPPUNIT_ASSERT_EQUAL(64, right.load());
+  }
+
+  void testPostRejectsBadFileEvents() {
+    std::unique_ptr<EventChannel> channel = createChannel();
+    File closed;
+    char byte = 0;
+    FileReadEvent onClosed(closed, 0, &byte, 1);
+    assertRejected(*channel, onClosed, Errc::not_open);
+    TempPath path;
+    File file = File::open(path.str(), evchan::kFileWrite | evchan::kFileCreate);
+    FileWriteEvent nullBuffer(file, 0, nullptr, 16);
+    assertRejected(*channel, nullBuffer, Errc::null_buffer);
+    channel->shutdown();
+    FileWriteEvent afterShutdown(file, 0, &byte, 1);
+    assertRejected(*channel, afterShutdown, Errc::channel_shut_down);
+  }
+
+  void testOpenErrors() {
+    TempPath missing;
+    std::error_code ec;
+    File file = File::open(missing.str(), evchan::kFileRead, ec);
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), ec == std::errc::no_such_file_or_directory);
+    CPPUNIT_ASSERT(!file.isOpen());
+    file = File::open(missing.str(), 0, ec);
+    CPPUNIT_ASSERT(ec == std::errc::invalid_argument);
+    file = File::open("", evchan::kFileRead, ec);
+    CPPUNIT_ASSERT(ec == std::errc::invalid_argument);
+    file = File::open(std::filesystem::temp_directory_path().string(), evchan::kFileRead, ec);
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), ec == std::errc::is_a_directory);
+    file = File::open(missing.str(), evchan::kFileWrite | evchan::kFileCreate | evchan::kFileExclusive, ec);
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), !ec && file.isOpen());
+    File again = File::open(missing.str(), evchan::kFileWrite | evchan::kFileCreate | evchan::kFileExclusive, ec);
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), ec == std::errc::file_exists);
+    try {
+      File::open(missing.str() + "-absent", evchan::kFileRead);
+      CPPUNIT_FAIL("opening a missing file did not throw");
+    } catch (const SystemError& e) {
+      CPPUNIT_ASSERT(e.code() == std::errc::no_such_file_or_directory);
+      CPPUNIT_ASSERT_MESSAGE(e.what(), std::string(e.what()).find("-absent") != std::string::npos);
+    }
+  }
+
+  void testCallsOnAClosedFile() {
+    TempPath path;
+    File file = File::open(path.str(), evchan::kFileWrite | evchan::kFileCreate);
+    file.close();
+    file.close();  // idempotent
+    char byte = 0;
+    std::error_code ec;
+    file.readAt(0, &byte, 1, ec);
+    CPPUNIT_ASSERT(ec == Errc::not_open);
+    file.writeAt(0, &byte, 1, ec);
+    CPPUNIT_ASSERT(ec == Errc::not_open);
+    file.size(ec);
+    CPPUNIT_ASSERT(ec == Errc::not_open);
+    file.sync(ec);
+    CPPUNIT_ASSERT(ec == Errc::not_open);
+    CPPUNIT_ASSERT_THROW(file.readAt(0, &byte, 1), SystemError);
+    CPPUNIT_ASSERT(file.path().empty());
+  }
+
+  // A shutdown with 200 file events in flight: every one comes back, done
+  // or cancelled, before shutdown() returns.
+  void testShutdownWithFileEventsInFlight() {
+    std::unique_ptr<EventChannel> channel = createChannel(2);
+    TempPath path;
+    File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+    const std::vector<char> data = pattern(200 * 4096, 0);
+    file.writeAt(0, data.data(), data.size());
+    std::vector<std::vector<char>> buffers(200, std::vector<char>(4096));
+    std::vector<std::unique_ptr<FileReadEvent>> reads;
+    std::atomic<int> back{0}, odd{0};
+    for (int i = 0; i < 200; ++i) {
+      reads.push_back(std::make_unique<FileReadEvent>(file, i * 4096, buffers[i].data(), 4096));
+      reads.back()->setCallback([&](Event& event) {
+        const auto& read = static_cast<FileReadEvent&>(event);
+        if (read.error() ? read.error() != std::errc::operation_canceled : read.bytesTransferred() != 4096) ++odd;
+        ++back;
+      });
+      channel->post(*reads.back());
+    }
+    channel->shutdown();
+    CPPUNIT_ASSERT_EQUAL(200, back.load());
+    CPPUNIT_ASSERT_EQUAL(0, odd.load());
+    for (auto& read : reads) CPPUNIT_ASSERT(!read->inFlight());
+  }
+
+ private:
+  std::unique_ptr<EventChannel> createChannel(int initialThreads = 0, bool monitor = true) {
+    EventChannel::Options options;
+    options.backend = B;
+    options.initialThreads = initialThreads;
+    if (!monitor) options.stuckWorkerGrace = evchan::Duration::zero();
+    std::error_code ec;
+    std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
+    if (ec == std::errc::function_not_supported) EVCHAN_SKIP(std::string("backend not available: ") + evchan::backendName(B));
+    CPPUNIT_ASSERT_MESSAGE("create: " + describe(ec), channel != nullptr);
+    return channel;
+  }
+
+  static void assertRejected(EventChannel& channel, Event& event, Errc expected) {
+    std::error_code ec;
+    channel.post(event, ec);
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), ec == expected);
+    CPPUNIT_ASSERT(!event.inFlight());
+  }
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(FileTest<Backend::Epoll>);
+CPPUNIT_TEST_SUITE_REGISTRATION(FileTest<Backend::Aio>);
+CPPUNIT_TEST_SUITE_REGISTRATION(FileTest<Backend::AprPollset>);
