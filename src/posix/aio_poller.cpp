@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <memory>
@@ -67,6 +68,9 @@ class AioPoller final : public Poller {
 
   std::error_code open() noexcept {
     if (::pipe2(doorbell_, O_CLOEXEC) != 0) return makeAprError(errno);
+    // The writers never block (a full pipe already holds a wake-up); the
+    // doorbell's reader, a glibc helper thread, does.
+    if (::fcntl(doorbell_[1], F_SETFL, O_NONBLOCK) != 0) return makeAprError(errno);
     if (std::error_code ec = armDoorbell()) return ec;
     try {
       reaper_ = std::thread([this] { reap(); });
@@ -125,7 +129,9 @@ class AioPoller final : public Poller {
       if ((read ? ::aio_read(&control) : ::aio_write(&control)) != 0) return makeAprError(errno);
       inFlight_.push_back(operation.release());
     }
-    ringDoorbell();
+    // One ring per sleep of the reaper is enough: it clears the flag before
+    // it takes its next snapshot of the requests in flight.
+    if (!doorbellRung_.exchange(true, std::memory_order_acq_rel)) ringDoorbell();
     return {};
   }
 
@@ -140,8 +146,8 @@ class AioPoller final : public Poller {
   std::error_code armDoorbell() noexcept {
     doorbellControl_ = aiocb{};
     doorbellControl_.aio_fildes = doorbell_[0];
-    doorbellControl_.aio_buf = &doorbellByte_;
-    doorbellControl_.aio_nbytes = 1;
+    doorbellControl_.aio_buf = doorbellBytes_;
+    doorbellControl_.aio_nbytes = sizeof doorbellBytes_;  // takes every ring queued so far
     doorbellControl_.aio_sigevent.sigev_notify = SIGEV_NONE;
     if (::aio_read(&doorbellControl_) != 0) {
       doorbellArmed_ = false;
@@ -165,6 +171,7 @@ class AioPoller final : public Poller {
     std::vector<const aiocb*> list;
     std::vector<std::pair<Operation*, std::error_code>> finished;
     for (;;) {
+      doorbellRung_.store(false, std::memory_order_release);
       {
         std::lock_guard<std::mutex> lock(mutex_);
         watched = inFlight_;
@@ -227,7 +234,8 @@ class AioPoller final : public Poller {
   std::unique_ptr<Poller> sockets_;
   int doorbell_[2] = {-1, -1};
   aiocb doorbellControl_{};
-  char doorbellByte_ = 0;
+  char doorbellBytes_[64] = {};
+  std::atomic<bool> doorbellRung_{false};
   bool doorbellArmed_ = false;
   std::thread reaper_;
   std::mutex mutex_;
