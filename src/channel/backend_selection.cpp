@@ -17,6 +17,7 @@ const char* backendName(Backend backend) noexcept {
     case Backend::Poll: return "poll";
     case Backend::Select: return "select";
     case Backend::AprPollset: return "apr_pollset";
+    case Backend::IoUring: return "io_uring";
   }
   return "unknown";
 }
@@ -27,7 +28,7 @@ Backend backendFromEnvironment(std::error_code& ec) {
   ec.clear();
   const char* name = std::getenv("EVCHAN_BACKEND");
   if (name == nullptr || *name == '\0') return Backend::Default;
-  for (Backend backend : {Backend::Epoll, Backend::Poll, Backend::Select, Backend::AprPollset}) {
+  for (Backend backend : {Backend::Epoll, Backend::IoUring, Backend::Poll, Backend::Select, Backend::AprPollset}) {
     if (std::strcmp(name, backendName(backend)) == 0) return backend;
   }
   ec = std::make_error_code(std::errc::invalid_argument);

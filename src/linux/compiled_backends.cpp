@@ -3,9 +3,16 @@
 
 namespace evchan::detail {
 
+// Backend::Default tries them in this order.  epoll stays ahead of
+// io_uring until the benchmarks (make bench) show io_uring ahead on the
+// common workloads (README: "The io_uring backend").
 const std::vector<Backend>& compiledBackends() noexcept {
-  static const std::vector<Backend> backends = {Backend::Epoll, Backend::Poll, Backend::AprPollset,
-                                                Backend::Select};
+  static const std::vector<Backend> backends = [] {
+    std::vector<Backend> list = {Backend::Epoll};
+    if (ioUringCompiled()) list.push_back(Backend::IoUring);
+    for (Backend backend : {Backend::Poll, Backend::AprPollset, Backend::Select}) list.push_back(backend);
+    return list;
+  }();
   return backends;
 }
 
@@ -15,6 +22,7 @@ std::unique_ptr<Poller> createCompiledPoller(Backend backend, std::error_code& e
     case Backend::Poll: return createPollPoller(ec);
     case Backend::Select: return createSelectPoller(ec);
     case Backend::AprPollset: return createAprPollsetPoller(ec);
+    case Backend::IoUring: return createIoUringPoller(ec);
     case Backend::Default: break;
   }
   ec = std::make_error_code(std::errc::function_not_supported);
