@@ -201,9 +201,10 @@ class UringPoller final : public Poller, public CompletionPoller {
       sq.sqe_head = sq.sqe_tail;
       __atomic_store_n(sq.ktail, sq.sqe_tail, __ATOMIC_RELEASE);
     }
-    const unsigned pending = queued_;
     queued_ = 0;
-    return pending;
+    // Everything the kernel has not consumed: also what an earlier enter
+    // left (a submission that failed part-way), taken in order first.
+    return sq.sqe_tail - __atomic_load_n(sq.khead, __ATOMIC_ACQUIRE);
   }
 
   void submitLocked() noexcept {
