@@ -1,7 +1,7 @@
 // echo_demo: an echo server on an EventChannel on a free loopback port, and
 // clients that push a known byte stream through it and verify every byte.
 //
-//   echo_demo [--model tasks|events] [--backend epoll|poll|select|apr_pollset]
+//   echo_demo [--model tasks|events] [--backend epoll|io_uring|poll|select|apr_pollset]
 //             [--connections N] [--megabytes M]
 //
 // --model tasks (the default): one task per connection on both sides,
@@ -134,7 +134,7 @@ bool parsePositive(const char* text, long& value) {
 
 bool parseBackend(const std::string& name, evchan::Backend& backend) {
   for (evchan::Backend b : {evchan::Backend::Default, evchan::Backend::Epoll, evchan::Backend::Poll,
-                            evchan::Backend::Select, evchan::Backend::AprPollset}) {
+                            evchan::Backend::Select, evchan::Backend::AprPollset, evchan::Backend::IoUring}) {
     if (name == evchan::backendName(b)) {
       backend = b;
       return true;
@@ -145,7 +145,7 @@ bool parseBackend(const std::string& name, evchan::Backend& backend) {
 
 int usage(const char* program) {
   std::fprintf(stderr,
-               "usage: %s [--model tasks|events] [--backend default|epoll|poll|select|apr_pollset]"
+               "usage: %s [--model tasks|events] [--backend default|epoll|io_uring|poll|select|apr_pollset]"
                " [--connections N] [--megabytes M-per-connection]\n",
                program);
   return 2;

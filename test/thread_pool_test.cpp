@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "support/leak_checked_fixture.h"
+#include "support/skip.h"
 #include "support/waiting.h"
 #include "support/reclaim_on_exit.h"
 
@@ -120,6 +121,7 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testShutdownReleasesWorkerThatBlocksLate);
   CPPUNIT_TEST(testInvalidOptions);
   CPPUNIT_TEST(testBackendFromEnvironment);
+  CPPUNIT_TEST(testIoUringFromEnvironment);
   CPPUNIT_TEST(testUnknownBackendInEnvironment);
   CPPUNIT_TEST(testExplicitBackendIsStrict);
   CPPUNIT_TEST_SUITE_END();
@@ -296,6 +298,20 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(std::string("apr_pollset"), std::string(EventChannel::create(explicitly)->backendName()));
   }
 
+  // EVCHAN_BACKEND=io_uring is strict too: io_uring, or the reason there is none.
+  void testIoUringFromEnvironment() {
+    ScopedEnvironment environment("EVCHAN_BACKEND", "io_uring");
+    std::error_code ec;
+    std::unique_ptr<EventChannel> channel = EventChannel::create(EventChannel::Options(), ec);
+    if (!channel) {
+      CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == std::errc::function_not_supported ||
+                                               ec == std::errc::operation_not_permitted ||
+                                               ec == std::errc::permission_denied);
+      EVCHAN_SKIP("io_uring not available: " + ec.message());
+    }
+    CPPUNIT_ASSERT_EQUAL(std::string("io_uring"), std::string(channel->backendName()));
+  }
+
   void testUnknownBackendInEnvironment() {
     ScopedEnvironment environment("EVCHAN_BACKEND", "kqueue");
     const std::error_code ec = creationError(EventChannel::Options());
@@ -306,13 +322,19 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
   // function_not_supported; it never falls back to another one.
   void testExplicitBackendIsStrict() {
     int available = 0;
-    for (Backend backend : {Backend::Epoll, Backend::Poll, Backend::Select, Backend::AprPollset}) {
+    for (Backend backend :
+         {Backend::Epoll, Backend::Poll, Backend::Select, Backend::AprPollset, Backend::IoUring}) {
       EventChannel::Options options;
       options.backend = backend;
       std::error_code ec;
       std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
       if (!channel) {
-        CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == std::errc::function_not_supported);
+        // io_uring reports the kernel's refusal as it is (EPERM: seccomp or
+        // kernel.io_uring_disabled).
+        CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == std::errc::function_not_supported ||
+                                                 (backend == Backend::IoUring &&
+                                                  (ec == std::errc::operation_not_permitted ||
+                                                   ec == std::errc::permission_denied)));
         continue;
       }
       ++available;

@@ -51,8 +51,9 @@ std::unique_ptr<EchoServer> makeEpollServer();
 /// "select", "apr_pollset"); `threads` is EventChannelOptions::initialThreads
 /// (0: evchan's default, one per CPU).
 std::unique_ptr<EchoServer> makeEvchanServer(const std::string& backend, int threads);
-/// Tasks: an acceptor task and a task per connection (readSome/writeAll).
-std::unique_ptr<EchoServer> makeEvchanTaskServer(int threads);
+/// Tasks: an acceptor task and a task per connection (readSome/writeAll),
+/// on the named backend ("default": Backend::Default).
+std::unique_ptr<EchoServer> makeEvchanTaskServer(int threads, const std::string& backend = "default");
 std::unique_ptr<EchoServer> makeLibuvServer();
 std::unique_ptr<EchoServer> makeLibeventServer();
 std::unique_ptr<EchoServer> makeAsioServer();

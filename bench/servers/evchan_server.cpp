@@ -20,7 +20,7 @@ namespace {
 
 bool backendNamed(const std::string& name, evchan::Backend& backend) {
   for (evchan::Backend b : {evchan::Backend::Epoll, evchan::Backend::Poll, evchan::Backend::Select,
-                            evchan::Backend::AprPollset}) {
+                            evchan::Backend::AprPollset, evchan::Backend::IoUring}) {
     if (name == evchan::backendName(b)) {
       backend = b;
       return true;

@@ -12,12 +12,13 @@ namespace {
 
 class EvchanTaskServer final : public EchoServer {
  public:
-  explicit EvchanTaskServer(int threads) : threads_(threads) {}
+  EvchanTaskServer(int threads, evchan::Backend backend) : threads_(threads), backend_(backend) {}
   ~EvchanTaskServer() override { stop(); }
 
   int start(int port) override {
     evchan::EventChannel::Options options;
     options.initialThreads = threads_;
+    options.backend = backend_;
     channel_ = evchan::EventChannel::create(options);
     listener_ = evchan::TcpListener::listen({"127.0.0.1", port}, kListenBacklog);
     channel_->spawn([this] { acceptLoop(); });
@@ -52,6 +53,9 @@ class EvchanTaskServer final : public EchoServer {
   static void serve(evchan::TcpSocket& socket) {
     char buffer[kReadBufferSize];
     std::error_code ec;
+    // As every other server: without it, echoing a long message in 4 KiB
+    // pieces meets Nagle and the client's delayed ACK (40 ms a message).
+    socket.setNoDelay(true, ec);
     for (;;) {
       const std::size_t n = socket.readSome(buffer, sizeof buffer, ec);
       if (ec) return;
@@ -61,6 +65,7 @@ class EvchanTaskServer final : public EchoServer {
   }
 
   const int threads_;
+  const evchan::Backend backend_;
   std::unique_ptr<evchan::EventChannel> channel_;
   evchan::TcpListener listener_;
   std::string note_;
@@ -68,6 +73,13 @@ class EvchanTaskServer final : public EchoServer {
 
 }  // namespace
 
-std::unique_ptr<EchoServer> makeEvchanTaskServer(int threads) { return std::make_unique<EvchanTaskServer>(threads); }
+std::unique_ptr<EchoServer> makeEvchanTaskServer(int threads, const std::string& backendName) {
+  evchan::Backend backend = evchan::Backend::Default;
+  for (evchan::Backend b : {evchan::Backend::Epoll, evchan::Backend::IoUring, evchan::Backend::Poll,
+                            evchan::Backend::Select, evchan::Backend::AprPollset}) {
+    if (backendName == evchan::backendName(b)) backend = b;
+  }
+  return std::make_unique<EvchanTaskServer>(threads, backend);
+}
 
 }  // namespace bench

@@ -17,17 +17,22 @@ namespace detail {
 class ChannelCore;
 }
 
-/// How the channel learns that sockets are ready.  Default picks the best
-/// one compiled in and supported by the running kernel (or the one named
-/// by the EVCHAN_BACKEND environment variable: epoll, poll, select,
+/// How the channel drives its sockets.  Readiness backends (epoll, poll,
+/// select, apr_pollset, aio) learn that a socket is ready and the channel
+/// does the IO; the completion backend (io_uring, Linux with liburing) has
+/// the kernel do the IO and report it done.  Default picks the best one
+/// compiled in and supported by the running kernel (or the one named by
+/// the EVCHAN_BACKEND environment variable: epoll, io_uring, poll, select,
 /// apr_pollset, aio); any other value is strict: create() fails with
-/// std::errc::function_not_supported when it is unavailable.  Aio
-/// performs file events with POSIX aio and watches sockets with poll(2)
-/// (POSIX aio serves sockets badly: see src/posix/aio_poller.cpp); it is
-/// never the default.
-enum class Backend { Default, Epoll, Poll, Select, AprPollset, Aio };
+/// std::errc::function_not_supported when it is not compiled in, and with
+/// the kernel's refusal (std::errc::function_not_supported,
+/// operation_not_permitted, ...) when the kernel has no usable io_uring.
+/// Aio performs file events with POSIX aio and watches sockets with
+/// poll(2) (POSIX aio serves sockets badly: see src/posix/aio_poller.cpp);
+/// it is never the default.
+enum class Backend { Default, Epoll, Poll, Select, AprPollset, IoUring, Aio };
 
-/// The name backendName() reports for `backend` ("epoll", "apr_pollset", ...).
+/// The name backendName() reports for `backend` ("epoll", "io_uring", "apr_pollset", ...).
 const char* backendName(Backend backend) noexcept;
 
 /// Settings for EventChannel::create().
@@ -117,7 +122,7 @@ class EventChannel {
   TaskHandle spawn(std::function<void()> function, const TaskOptions& options = TaskOptions());
   TaskHandle spawn(std::function<void()> function, const TaskOptions& options, std::error_code& ec) noexcept;
 
-  /// The backend in use: "epoll", "poll", "select" or "apr_pollset".
+  /// The backend in use: "epoll", "io_uring", "poll", "select" or "apr_pollset".
   const char* backendName() const noexcept;
   ThreadPoolStats poolStats() const;
 

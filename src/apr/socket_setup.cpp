@@ -6,8 +6,8 @@
 
 namespace evchan::detail {
 
-std::unique_ptr<SocketState> startConnect(const Address& address, bool& inProgress, std::error_code& ec) {
-  inProgress = false;
+std::unique_ptr<SocketState> openForConnect(const Address& address, apr_sockaddr_t*& target, std::error_code& ec) {
+  target = nullptr;
   if (address.empty()) {
     ec = Errc::no_address;
     return nullptr;
@@ -21,20 +21,28 @@ std::unique_ptr<SocketState> startConnect(const Address& address, bool& inProgre
   if (!state->pool) return nullptr;
   apr_pool_t* pool = state->pool.get();
 
-  apr_sockaddr_t* target = nullptr;
   const apr_int32_t family = address.family() == AddressFamily::IPv4 ? APR_INET : APR_UNSPEC;
   apr_status_t status = apr_sockaddr_info_get(&target, address.host().c_str(), family,
                                               static_cast<apr_port_t>(address.port()), 0, pool);
   if (status == APR_SUCCESS) status = apr_socket_create(&state->socket, target->family, SOCK_STREAM, APR_PROTO_TCP, pool);
   if (status == APR_SUCCESS) status = apr_socket_timeout_set(state->socket, 0);
-  if (status == APR_SUCCESS) status = apr_socket_connect(state->socket, target);
+  if ((ec = makeAprError(status))) return nullptr;  // the pool's cleanup closes a half-made socket
+  state->peer = address.toString();
+  return state;
+}
+
+std::unique_ptr<SocketState> startConnect(const Address& address, bool& inProgress, std::error_code& ec) {
+  inProgress = false;
+  apr_sockaddr_t* target = nullptr;
+  std::unique_ptr<SocketState> state = openForConnect(address, target, ec);
+  if (!state) return nullptr;
+  const apr_status_t status = apr_socket_connect(state->socket, target);
   if (APR_STATUS_IS_EINPROGRESS(status) || APR_STATUS_IS_EAGAIN(status)) {
     inProgress = true;
   } else if ((ec = makeAprError(status))) {
-    return nullptr;  // the pool's cleanup closes the half-made socket
+    return nullptr;
   }
   ec.clear();
-  state->peer = address.toString();
   return state;
 }
 
@@ -53,6 +61,33 @@ std::unique_ptr<SocketState> acceptOnce(apr_socket_t* listener, std::error_code&
   if ((ec = makeAprError(apr_socket_timeout_set(accepted->socket, 0)))) return nullptr;
   accepted->peer = socketAddress(accepted.get(), APR_REMOTE, ec).toString();
   ec.clear();  // the peer text is only for error messages
+  return accepted;
+}
+
+
+std::unique_ptr<SocketState> adoptAccepted(apr_socket_t* listener, apr_os_sock_t fd, bool& owned,
+                                           std::error_code& ec) {
+  owned = false;
+  auto accepted = std::make_unique<SocketState>();
+  accepted->pool = createPool(ec);
+  if (!accepted->pool) return nullptr;
+  apr_sockaddr_t* local = nullptr;
+  apr_status_t status = apr_socket_addr_get(&local, APR_LOCAL, listener);
+  apr_os_sock_info_t info{};
+  info.os_sock = &fd;
+  info.family = status == APR_SUCCESS ? local->family : APR_INET;
+  info.type = SOCK_STREAM;
+  info.protocol = APR_PROTO_TCP;
+  // From here the pool owns the descriptor and closes it.
+  if (status == APR_SUCCESS) status = apr_os_sock_make(&accepted->socket, &info, accepted->pool.get());
+  if (status != APR_SUCCESS) {
+    ec = makeAprError(status);
+    return nullptr;
+  }
+  owned = true;
+  if ((ec = makeAprError(apr_socket_timeout_set(accepted->socket, 0)))) return nullptr;
+  accepted->peer = socketAddress(accepted.get(), APR_REMOTE, ec).toString();
+  ec.clear();
   return accepted;
 }
 

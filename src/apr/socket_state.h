@@ -6,6 +6,7 @@
 #include <string>
 
 #include <apr_network_io.h>
+#include <apr_portable.h>
 
 #include <evchan/address.h>
 #include <evchan/duration.h>
@@ -45,6 +46,18 @@ const std::string& peerOf(const SocketState* state) noexcept;
 /// is under way (wait for writability, then pendingConnectResult()), or
 /// null with `ec` set.
 std::unique_ptr<SocketState> startConnect(const Address& address, bool& inProgress, std::error_code& ec);
+
+/// Opens a non-blocking socket in a fresh pool for connecting to
+/// `address`, without connecting it: `target` receives the resolved address
+/// (allocated in the socket's pool).  Null with `ec` set on failure.
+std::unique_ptr<SocketState> openForConnect(const Address& address, apr_sockaddr_t*& target, std::error_code& ec);
+
+/// Wraps `fd`, a connection a completion backend accepted on `listener`
+/// (non-blocking already), as a socket that owns `fd`.  Null with `ec` set
+/// on failure; `owned` then says whether `fd` is closed already (false: the
+/// caller closes it).
+std::unique_ptr<SocketState> adoptAccepted(apr_socket_t* listener, apr_os_sock_t fd, bool& owned,
+                                           std::error_code& ec);
 
 /// One non-blocking accept on `listener`: the new connection, or null with
 /// `ec` set (the would-block status when none is queued).  Connections

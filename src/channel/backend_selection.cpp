@@ -18,6 +18,7 @@ const char* backendName(Backend backend) noexcept {
     case Backend::Select: return "select";
     case Backend::AprPollset: return "apr_pollset";
     case Backend::Aio: return "aio";
+    case Backend::IoUring: return "io_uring";
   }
   return "unknown";
 }
@@ -28,7 +29,8 @@ Backend backendFromEnvironment(std::error_code& ec) {
   ec.clear();
   const char* name = std::getenv("EVCHAN_BACKEND");
   if (name == nullptr || *name == '\0') return Backend::Default;
-  for (Backend backend : {Backend::Epoll, Backend::Poll, Backend::Select, Backend::AprPollset, Backend::Aio}) {
+  for (Backend backend : {Backend::Epoll, Backend::IoUring, Backend::Poll, Backend::Select, Backend::AprPollset,
+                          Backend::Aio}) {
     if (std::strcmp(name, backendName(backend)) == 0) return backend;
   }
   ec = std::make_error_code(std::errc::invalid_argument);

@@ -105,6 +105,7 @@ std::shared_ptr<ChannelCore> ChannelCore::create(const EventChannelOptions& opti
   core->poller_ = createPoller(options.backend, ec);
   if (!core->poller_) return nullptr;
   core->backend_ = core->poller_->kind();
+  core->completion_ = core->poller_->completions();
   // Before the workers: they report to it.  Without it the pool still
   // compensates for the blocking calls it is told about.
   if (core->monitored_ && !core->monitor_.start()) {
@@ -213,6 +214,9 @@ std::error_code ChannelCore::postSocketEvent(Event& event) noexcept {
     std::lock_guard<std::mutex> lock(watch->mutex);
     if ((ec = checkSlotLocked(*watch, isReader))) return ec;
     Event*& slot = isReader ? watch->reader : watch->writer;
+    if (completion_ != nullptr && requestedBytes(event) != 0) {
+      return submitLocked(event, *watch, isReader ? kReadable : kWritable);  // the kernel does the IO
+    }
     attempt = attemptLocked(event, *watch, isReader);
     if (!attempt.done) {
       slot = &event;
@@ -230,6 +234,7 @@ std::error_code ChannelCore::postSocketEvent(Event& event) noexcept {
 }
 
 std::error_code ChannelCore::postConnect(ConnectEvent& event) noexcept {
+  if (completion_ != nullptr) return postConnectToRing(event);
   bool inProgress = false;
   std::error_code ec;
   std::unique_ptr<SocketState> state = startConnect(event.address(), inProgress, ec);
@@ -381,6 +386,8 @@ bool ChannelCore::cancel(Event& event) noexcept {
                            : socketStateOf(event);
   Watch* watch = state != nullptr ? state->watch.registeredIn(*this) : nullptr;
   if (watch == nullptr) return false;
+  // The kernel's completion hands the event back, cancelled or not.
+  if (completion_ != nullptr) return cancelInRing(event, *watch);
   {
     std::lock_guard<std::mutex> lock(watch->mutex);
     Event** slot = watch->reader == &event ? &watch->reader : watch->writer == &event ? &watch->writer : nullptr;
@@ -521,10 +528,14 @@ void ChannelCore::handleReadiness(const Readiness& readiness) noexcept {
 
 void ChannelCore::pollOnce(Deadline deadline) noexcept {
   freeRetiredWatches();
-  if (poller_->wait(readyBatch_, deadline)) {
-    std::this_thread::yield();  // a failing poller must not spin a core flat out
+  if (completion_ != nullptr) {
+    pollCompletions(deadline);
+  } else {
+    if (poller_->wait(readyBatch_, deadline)) {
+      std::this_thread::yield();  // a failing poller must not spin a core flat out
+    }
+    for (const Readiness& readiness : readyBatch_) handleReadiness(readiness);
   }
-  for (const Readiness& readiness : readyBatch_) handleReadiness(readiness);
 
   std::vector<TimerEvent*> expired;
   {
@@ -555,6 +566,10 @@ Watch* ChannelCore::addWatch(apr_socket_t* socket, std::error_code& ec) {
 }
 
 void ChannelCore::retireWatch(Watch* watch) noexcept {
+  if (completion_ != nullptr) {
+    retireRingWatch(watch);
+    return;
+  }
   Event* pending[2];
   {
     std::lock_guard<std::mutex> lock(watch->mutex);
@@ -591,7 +606,19 @@ void ChannelCore::freeRetiredWatches() noexcept {
   }
   while (list != nullptr) {
     Watch* next = list->next;
-    delete list;
+    bool inRing = false;
+    if (completion_ != nullptr) {
+      std::lock_guard<std::mutex> lock(list->mutex);
+      inRing = list->ringOps > 0;
+    }
+    if (inRing) {
+      // Its operations' completions will still name it.
+      std::lock_guard<std::mutex> lock(watchesMutex_);
+      list->next = retiredWatches_;
+      retiredWatches_ = list;
+    } else {
+      delete list;
+    }
     list = next;
   }
 }
@@ -611,6 +638,13 @@ void ChannelCore::shutdown() noexcept {
     std::lock_guard<std::mutex> lock(watchesMutex_);
     for (Watch* watch = liveWatches_; watch != nullptr; watch = watch->next) {
       std::lock_guard<std::mutex> watchLock(watch->mutex);
+      if (completion_ != nullptr && poller_) {
+        // Completed with operation_canceled by the kernel's completions,
+        // which the workers keep polling for before they exit.
+        if (watch->reader != nullptr) completion_->cancel(*watch, kReadable);
+        if (watch->writer != nullptr) completion_->cancel(*watch, kWritable);
+        continue;
+      }
       for (Event** slot : {&watch->reader, &watch->writer}) {
         if (*slot != nullptr) cancelled.push_back(std::exchange(*slot, nullptr));
       }

@@ -111,6 +111,22 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore>, private Co
   void pollOnce(Deadline deadline) noexcept;
   void freeRetiredWatches() noexcept;
 
+  // The completion path (channel_completions.cpp): a backend whose kernel
+  // performs the operations (io_uring).  Null completion_: readiness.
+  /// Hands the socket event in `slot` (kReadable/kWritable) of `watch` to
+  /// the kernel; with watch.mutex held.
+  std::error_code submitLocked(Event& event, Watch& watch, unsigned slot) noexcept;
+  std::error_code submitOperationLocked(Event& event, Watch& watch, unsigned slot, const SocketOperation& op) noexcept;
+  /// Wraps the descriptor an accept completed with; with listener.mutex held.
+  std::error_code adoptConnection(AcceptEvent& event, Watch& listener, int fd) noexcept;
+  std::error_code postConnectToRing(ConnectEvent& event) noexcept;
+  bool cancelInRing(Event& event, Watch& watch) noexcept;
+  void retireRingWatch(Watch* watch) noexcept;
+  void pollCompletions(Deadline deadline) noexcept;
+  void handleCompletion(const Completion& completion) noexcept;
+  /// Operations are in the kernel: workers keep polling through a shutdown.
+  bool ringBusy() const noexcept { return completion_ != nullptr && completion_->busy(); }
+
   // The pool (channel_workers.cpp).  `Locked` functions need mutex_ held.
   void startWorkerLocked() noexcept;
   void workerMain() noexcept;
@@ -150,7 +166,9 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore>, private Co
   const int max_;
   Backend backend_ = Backend::Default;
   std::unique_ptr<Poller> poller_;
-  std::vector<Readiness> readyBatch_;  // the polling thread's
+  CompletionPoller* completion_ = nullptr;  // poller_'s, when it completes operations
+  std::vector<Readiness> readyBatch_;       // the polling thread's
+  std::vector<Completion> completedBatch_;  // the polling thread's
   std::atomic<bool> shutDown_{false};
 
   // Pool, run queue and timers.

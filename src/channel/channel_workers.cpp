@@ -158,7 +158,9 @@ void ChannelCore::workerMain() noexcept {
       lock.lock();
       continue;
     }
-    if (stopping_) break;
+    // A completion backend's operations are cancelled at shutdown but come
+    // back only through the ring: keep polling until they have.
+    if (stopping_ && !ringBusy()) break;
     if (!polling_) {
       // Leader/follower: one worker at a time polls the backend.
       polling_ = true;

@@ -2,6 +2,7 @@
 #ifndef EVCHAN_SRC_CHANNEL_POLLER_H
 #define EVCHAN_SRC_CHANNEL_POLLER_H
 
+#include <cstddef>
 #include <memory>
 #include <system_error>
 #include <vector>
@@ -31,6 +32,8 @@ class CompletionSink {
  protected:
   ~CompletionSink() = default;
 };
+
+class CompletionPoller;
 
 /// Tells the channel which sockets are ready.  The channel calls wait()
 /// from one thread at a time; every other member may be called from any
@@ -71,6 +74,62 @@ class Poller {
   /// At shutdown: cancels what submitFile() started and returns once every
   /// one has come back through its sink.
   virtual void drainFileOperations() noexcept {}
+
+  /// A backend whose kernel performs the operations itself (io_uring)
+  /// returns its completion interface; the channel then submits socket
+  /// operations instead of trying them on readiness, and waits with
+  /// CompletionPoller::waitCompletions() instead of wait().  Null for a
+  /// readiness backend.
+  virtual CompletionPoller* completions() noexcept { return nullptr; }
+};
+
+/// One socket operation for a completion backend to perform.  Everything
+/// it points to stays valid until the operation's completion is reported
+/// (the buffer is the event's, the address lives in the socket's pool).
+struct SocketOperation {
+  enum class Kind { Receive, Send, Accept, Connect };
+  Kind kind;
+  int fd;
+  void* buffer;              ///< Receive, Send
+  std::size_t size;          ///< Receive, Send
+  const void* address;       ///< Connect: a struct sockaddr
+  unsigned addressLength;    ///< Connect
+};
+
+/// The operation of a watch's reader or writer slot has finished.
+struct Completion {
+  Watch* watch;
+  unsigned slot;  ///< kReadable: watch->reader; kWritable: watch->writer
+  int result;     ///< the kernel's: bytes, a descriptor, 0, or -errno
+};
+
+/// The completion side of a backend.  One operation at a time per watch
+/// slot.  Every member may be called from any thread, except
+/// waitCompletions(), which the channel calls from one thread at a time.
+class CompletionPoller {
+ public:
+  virtual ~CompletionPoller() = default;
+
+  /// Queues `operation` for the watch's `slot` (kReadable or kWritable),
+  /// called with watch.mutex held.  The kernel may see it only at the next
+  /// waitCompletions() or flush(); its completion comes from
+  /// waitCompletions() exactly once, cancelled or not.
+  virtual std::error_code submit(const SocketOperation& operation, Watch& watch, unsigned slot) noexcept = 0;
+  /// Asks the kernel to cancel the operation in the watch's `slot`; it then
+  /// completes with -ECANCELED (or with its result, if it finished first).
+  /// Harmless when the operation has completed already.
+  virtual void cancel(Watch& watch, unsigned slot) noexcept = 0;
+  /// Hands every queued operation to the kernel now.  After it returns the
+  /// kernel holds its own reference to each file those operations use, so
+  /// their descriptors may be closed.
+  virtual void flush() noexcept = 0;
+  /// Waits until an operation completes, wakeup() is called or the deadline
+  /// passes; appends the completions to `done` (which it clears first).
+  virtual std::error_code waitCompletions(std::vector<Completion>& done, Deadline deadline) noexcept = 0;
+  /// Operations submitted whose completion has not been reported yet.
+  virtual bool busy() const noexcept = 0;
+  /// Closes a descriptor an accept produced that nobody will own.
+  virtual void closeDescriptor(int fd) noexcept = 0;
 };
 
 /// Creates the poller for `backend`, resolving Backend::Default (and the
@@ -90,6 +149,11 @@ std::unique_ptr<Poller> createPollPoller(std::error_code& ec);
 std::unique_ptr<Poller> createSelectPoller(std::error_code& ec);
 std::unique_ptr<Poller> createAprPollsetPoller(std::error_code& ec);
 std::unique_ptr<Poller> createAioPoller(std::error_code& ec);
+/// io_uring: function_not_supported in a build without liburing; otherwise
+/// the kernel's refusal when it has no ring or lacks an operation we need.
+std::unique_ptr<Poller> createIoUringPoller(std::error_code& ec);
+/// Whether this build has the io_uring backend (configure --with-io-uring).
+bool ioUringCompiled() noexcept;
 
 /// Reads EVCHAN_BACKEND: Backend::Default when unset; an unknown name is
 /// std::errc::invalid_argument.

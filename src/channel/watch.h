@@ -30,6 +30,11 @@ struct Watch {
   /// operation tries the socket, since no further edge will come.
   bool hungUp = false;
   bool retired = false;  ///< the socket is closing; nothing may park here
+  /// Completion backends: operations of this watch in the kernel whose
+  /// completion has not been handled.  The watch outlives them.
+  int ringOps = 0;
+  /// Completion backends: where a pending connect goes (in the socket's pool).
+  apr_sockaddr_t* connectTarget = nullptr;
 
   Watch* prev = nullptr;  ///< the channel's list of live (or retired) watches
   Watch* next = nullptr;
