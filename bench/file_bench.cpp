@@ -2,8 +2,9 @@
 // same workload through each engine in one run:
 //   * pread in a thread pool: 32 plain threads, each one read at a time;
 //   * evchan's backends: 32 FileReadEvents kept in flight on a channel,
-//     each re-posted from its callback (aio performs them with POSIX aio;
-//     epoll runs each pread on a worker the pool counts as blocked).
+//     each re-posted from its callback (io_uring submits IORING_OP_READ;
+//     aio performs them with POSIX aio; epoll runs each pread on a worker
+//     the pool counts as blocked).
 //
 //   file_bench [--file PATH] [--megabytes N] [--seconds S] [--depth N]
 //
@@ -183,7 +184,7 @@ int main(int argc, char** argv) {
   results.push_back(preadThreads(options));  // also warms the page cache for the others
   results.clear();
   results.push_back(preadThreads(options));
-  for (evchan::Backend backend : {evchan::Backend::Aio, evchan::Backend::Epoll}) {
+  for (evchan::Backend backend : {evchan::Backend::IoUring, evchan::Backend::Aio, evchan::Backend::Epoll}) {
     results.push_back(channelReads(options, backend));
   }
   std::printf("%-26s %12s %10s %9s  %s\n", "engine", "reads/s", "MiB/s", "vs pread", "");

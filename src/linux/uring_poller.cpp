@@ -14,6 +14,8 @@
 //    its SQEs itself (one io_uring_enter, not waiting): the poller is not
 //    woken for it, only by the completion.
 //  * The completion queue is read by the polling thread only.
+// File events are ring operations too (IORING_OP_READ/WRITE at their
+// offset), completed through the channel's CompletionSink.
 // Timers are not ring operations: they stay in the channel's own timer
 // set, whose earliest deadline bounds the wait (IORING_ENTER_EXT_ARG), so
 // a timer costs no SQE and cancelling one (every task timeout does) no
@@ -23,6 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -31,6 +34,8 @@
 
 #include <evchan/error.h>
 
+#include "apr/file_state.h"
+#include "channel/access.h"
 #include "channel/poller.h"
 
 namespace evchan::detail {
@@ -41,9 +46,10 @@ constexpr unsigned kCompletionEntries = 16384;  // more than the SQ: operations 
 constexpr unsigned kReapBatch = 256;
 // user_data of entries that complete no event.  Watches are aligned far
 // beyond these, and a watch's user_data is its address (reader) or its
-// address + 1 (writer).
+// address + 1 (writer); a file event's is its address + 2.
 constexpr std::uint64_t kCancelTag = 0;
 constexpr std::uint64_t kWakeTag = 2;
+constexpr std::uint64_t kFileBit = 2;
 
 std::uint64_t tagOf(Watch& watch, unsigned slot) noexcept {
   return reinterpret_cast<std::uintptr_t>(&watch) | (slot == kWritable ? 1u : 0u);
@@ -51,8 +57,8 @@ std::uint64_t tagOf(Watch& watch, unsigned slot) noexcept {
 
 // The operations the backend relies on; a kernel lacking one is refused
 // (Backend::Default then falls back to epoll).
-const int kRequiredOps[] = {IORING_OP_RECV,   IORING_OP_SEND,         IORING_OP_ACCEPT,
-                            IORING_OP_CONNECT, IORING_OP_ASYNC_CANCEL, IORING_OP_NOP};
+const int kRequiredOps[] = {IORING_OP_RECV,         IORING_OP_SEND, IORING_OP_ACCEPT, IORING_OP_CONNECT,
+                            IORING_OP_ASYNC_CANCEL, IORING_OP_NOP,  IORING_OP_READ,   IORING_OP_WRITE};
 
 class UringPoller final : public Poller, public CompletionPoller {
  public:
@@ -148,6 +154,36 @@ class UringPoller final : public Poller, public CompletionPoller {
     if (waiting_) enterLocked(lock);
   }
 
+  bool completesFileOperations() const noexcept override { return true; }
+
+  std::error_code submitFile(Event& event, CompletionSink& sink) noexcept override {
+    const bool read = event.kind() == Event::Kind::FileRead;
+    const FileState* file = read ? FileAccess::state(static_cast<FileReadEvent&>(event).file())
+                                 : FileAccess::state(static_cast<FileWriteEvent&>(event).file());
+    const std::uint64_t offset = read ? static_cast<FileReadEvent&>(event).offset()
+                                      : static_cast<FileWriteEvent&>(event).offset();
+    if (file == nullptr) return Errc::not_open;
+    if (offset > static_cast<std::uint64_t>(INT64_MAX)) return std::make_error_code(std::errc::invalid_argument);
+    std::unique_lock<std::mutex> lock(sqMutex_);
+    io_uring_sqe* sqe = sqeLocked();
+    if (sqe == nullptr) return std::make_error_code(std::errc::resource_unavailable_try_again);
+    // One request moves at most what a read(2) would.
+    constexpr std::size_t kMaxBytes = 0x7ffff000;
+    if (read) {
+      auto& r = static_cast<FileReadEvent&>(event);
+      io_uring_prep_read(sqe, file->native, r.buffer(), static_cast<unsigned>(std::min(r.size(), kMaxBytes)), offset);
+    } else {
+      auto& w = static_cast<FileWriteEvent&>(event);
+      io_uring_prep_write(sqe, file->native, w.buffer(), static_cast<unsigned>(std::min(w.size(), kMaxBytes)),
+                          offset);
+    }
+    io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uintptr_t>(&event) | kFileBit);
+    fileSink_ = &sink;  // the channel's, the same for every file event
+    inFlight_.fetch_add(1, std::memory_order_relaxed);
+    if (waiting_) enterLocked(lock);
+    return {};
+  }
+
   void flush() noexcept override {
     std::unique_lock<std::mutex> lock(sqMutex_);
     if (queued_ > 0) enterLocked(lock);
@@ -178,6 +214,9 @@ class UringPoller final : public Poller, public CompletionPoller {
       waiting_ = false;
     }
     reap(done);
+    // File events go back to the channel here, outside the SQ lock.
+    for (const FileCompletion& file : fileDone_) finishFile(file.event, file.result);
+    fileDone_.clear();
     return ec;
   }
 
@@ -263,6 +302,12 @@ class UringPoller final : public Poller, public CompletionPoller {
           wakeQueued_ = false;
           continue;
         }
+        if (tag & kFileBit) {
+          fileDone_.push_back(FileCompletion{reinterpret_cast<Event*>(static_cast<std::uintptr_t>(tag & ~kFileBit)),
+                                             cqes[i]->res});
+          ++operations;
+          continue;
+        }
         auto* watch = reinterpret_cast<Watch*>(static_cast<std::uintptr_t>(tag & ~std::uint64_t{1}));
         done.push_back(Completion{watch, (tag & 1) ? kWritable : kReadable, cqes[i]->res});
         ++operations;
@@ -273,8 +318,27 @@ class UringPoller final : public Poller, public CompletionPoller {
     }
   }
 
+  void finishFile(Event* event, int result) noexcept {
+    std::error_code ec;
+    if (result < 0) {
+      ec = result == -ECANCELED ? std::make_error_code(std::errc::operation_canceled) : makeAprError(-result);
+    } else if (event->kind() == Event::Kind::FileRead) {
+      EventAccess::transferred(static_cast<FileReadEvent&>(*event)) = static_cast<std::size_t>(result);
+    } else {
+      EventAccess::transferred(static_cast<FileWriteEvent&>(*event)) = static_cast<std::size_t>(result);
+    }
+    fileSink_->operationCompleted(*event, ec);
+  }
+
+  struct FileCompletion {
+    Event* event;
+    int result;
+  };
+
   io_uring ring_{};
   bool open_ = false;
+  CompletionSink* fileSink_ = nullptr;
+  std::vector<FileCompletion> fileDone_;  // the polling thread's
   bool ownFlush_ = false;
   bool skipCancelSuccess_ = false;
   std::atomic<long> inFlight_{0};  // operations submitted, completion not reaped
