@@ -178,7 +178,7 @@ class UringPoller final : public Poller, public CompletionPoller {
                           offset);
     }
     io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uintptr_t>(&event) | kFileBit);
-    fileSink_ = &sink;  // the channel's, the same for every file event
+    fileSink_.store(&sink, std::memory_order_release);  // the channel's, the same for every file event
     inFlight_.fetch_add(1, std::memory_order_relaxed);
     if (waiting_) enterLocked(lock);
     return {};
@@ -327,7 +327,7 @@ class UringPoller final : public Poller, public CompletionPoller {
     } else {
       EventAccess::transferred(static_cast<FileWriteEvent&>(*event)) = static_cast<std::size_t>(result);
     }
-    fileSink_->operationCompleted(*event, ec);
+    fileSink_.load(std::memory_order_acquire)->operationCompleted(*event, ec);
   }
 
   struct FileCompletion {
@@ -337,7 +337,7 @@ class UringPoller final : public Poller, public CompletionPoller {
 
   io_uring ring_{};
   bool open_ = false;
-  CompletionSink* fileSink_ = nullptr;
+  std::atomic<CompletionSink*> fileSink_{nullptr};
   std::vector<FileCompletion> fileDone_;  // the polling thread's
   bool ownFlush_ = false;
   bool skipCancelSuccess_ = false;
