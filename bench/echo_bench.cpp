@@ -284,6 +284,9 @@ std::vector<ServerEntry> allServers() {
   servers.push_back({"evchan io_uring (1 worker)", [] { return bench::makeEvchanServer("io_uring", 1); }, {}});
   servers.push_back({"evchan tasks (epoll)", [] { return bench::makeEvchanTaskServer(0, "epoll"); }, {}});
   servers.push_back({"evchan tasks (io_uring)", [] { return bench::makeEvchanTaskServer(0, "io_uring"); }, {}});
+  // Diagnostic row: what the stuck-worker monitor costs a busy task server.
+  servers.push_back(
+      {"evchan tasks (epoll, no monitor)", [] { return bench::makeEvchanTaskServer(0, "epoll", false); }, {}});
 #ifdef BENCH_HAVE_LIBUV
   servers.push_back({"libuv", bench::makeLibuvServer, {}});
 #else

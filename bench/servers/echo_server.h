@@ -52,8 +52,10 @@ std::unique_ptr<EchoServer> makeEpollServer();
 /// (0: evchan's default, one per CPU).
 std::unique_ptr<EchoServer> makeEvchanServer(const std::string& backend, int threads);
 /// Tasks: an acceptor task and a task per connection (readSome/writeAll),
-/// on the named backend ("default": Backend::Default).
-std::unique_ptr<EchoServer> makeEvchanTaskServer(int threads, const std::string& backend = "default");
+/// on the named backend ("default": Backend::Default); `monitor` false
+/// turns the stuck-worker monitor off, to measure what it costs.
+std::unique_ptr<EchoServer> makeEvchanTaskServer(int threads, const std::string& backend = "default",
+                                                 bool monitor = true);
 std::unique_ptr<EchoServer> makeLibuvServer();
 std::unique_ptr<EchoServer> makeLibeventServer();
 std::unique_ptr<EchoServer> makeAsioServer();

@@ -12,13 +12,15 @@ namespace {
 
 class EvchanTaskServer final : public EchoServer {
  public:
-  EvchanTaskServer(int threads, evchan::Backend backend) : threads_(threads), backend_(backend) {}
+  EvchanTaskServer(int threads, evchan::Backend backend, bool monitor)
+      : threads_(threads), backend_(backend), monitor_(monitor) {}
   ~EvchanTaskServer() override { stop(); }
 
   int start(int port) override {
     evchan::EventChannel::Options options;
     options.initialThreads = threads_;
     options.backend = backend_;
+    if (!monitor_) options.stuckWorkerGrace = evchan::Duration::zero();
     channel_ = evchan::EventChannel::create(options);
     listener_ = evchan::TcpListener::listen({"127.0.0.1", port}, kListenBacklog);
     channel_->spawn([this] { acceptLoop(); });
@@ -66,6 +68,7 @@ class EvchanTaskServer final : public EchoServer {
 
   const int threads_;
   const evchan::Backend backend_;
+  const bool monitor_;  // the stuck-worker monitor (EventChannelOptions::stuckWorkerGrace)
   std::unique_ptr<evchan::EventChannel> channel_;
   evchan::TcpListener listener_;
   std::string note_;
@@ -73,13 +76,13 @@ class EvchanTaskServer final : public EchoServer {
 
 }  // namespace
 
-std::unique_ptr<EchoServer> makeEvchanTaskServer(int threads, const std::string& backendName) {
+std::unique_ptr<EchoServer> makeEvchanTaskServer(int threads, const std::string& backendName, bool monitor) {
   evchan::Backend backend = evchan::Backend::Default;
   for (evchan::Backend b : {evchan::Backend::Epoll, evchan::Backend::IoUring, evchan::Backend::Poll,
                             evchan::Backend::Select, evchan::Backend::AprPollset}) {
     if (backendName == evchan::backendName(b)) backend = b;
   }
-  return std::make_unique<EvchanTaskServer>(threads, backend);
+  return std::make_unique<EvchanTaskServer>(threads, backend, monitor);
 }
 
 }  // namespace bench
