@@ -29,20 +29,32 @@ SocketState* socketStateOf(Event& event) {
   }
 }
 
+// A read or write event's target must be open and its buffer real.
+template <class IoEvent, class Target>
+std::error_code checkTransfer(const IoEvent& event, const Target& target) {
+  if (!target.isOpen()) return Errc::not_open;
+  if (event.buffer() == nullptr && event.size() != 0) return Errc::null_buffer;
+  return {};
+}
+
 // Checks what post() can check before the event goes in flight.
 std::error_code validate(Event& event) {
   switch (event.kind()) {
     case Event::Kind::Read: {
       auto& read = static_cast<ReadEvent&>(event);
-      if (!read.socket().isOpen()) return Errc::not_open;
-      if (read.buffer() == nullptr && read.size() != 0) return Errc::null_buffer;
-      return {};
+      return checkTransfer(read, read.socket());
     }
     case Event::Kind::Write: {
       auto& write = static_cast<WriteEvent&>(event);
-      if (!write.socket().isOpen()) return Errc::not_open;
-      if (write.buffer() == nullptr && write.size() != 0) return Errc::null_buffer;
-      return {};
+      return checkTransfer(write, write.socket());
+    }
+    case Event::Kind::FileRead: {
+      auto& read = static_cast<FileReadEvent&>(event);
+      return checkTransfer(read, read.file());
+    }
+    case Event::Kind::FileWrite: {
+      auto& write = static_cast<FileWriteEvent&>(event);
+      return checkTransfer(write, write.file());
     }
     case Event::Kind::Accept:
       return static_cast<AcceptEvent&>(event).listener().isOpen() ? std::error_code() : Errc::not_open;
@@ -56,18 +68,6 @@ std::error_code validate(Event& event) {
       return static_cast<TimerEvent&>(event).delay() < Duration::zero() ? Errc::negative_timeout : std::error_code();
     case Event::Kind::Notify:
     case Event::Kind::Dispatch: return {};
-    case Event::Kind::FileRead: {
-      auto& read = static_cast<FileReadEvent&>(event);
-      if (!read.file().isOpen()) return Errc::not_open;
-      if (read.buffer() == nullptr && read.size() != 0) return Errc::null_buffer;
-      return {};
-    }
-    case Event::Kind::FileWrite: {
-      auto& write = static_cast<FileWriteEvent&>(event);
-      if (!write.file().isOpen()) return Errc::not_open;
-      if (write.buffer() == nullptr && write.size() != 0) return Errc::null_buffer;
-      return {};
-    }
   }
   return std::make_error_code(std::errc::invalid_argument);
 }
