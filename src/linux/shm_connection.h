@@ -23,6 +23,13 @@ struct ShmHello {
 };
 inline constexpr std::uint64_t kHelloMagic = 0x4f4c4c454d485345ull;  // "ESHMHELO"
 
+/// How long one direction spins before it sleeps, adapted to how the
+/// peer has answered so far (see spinUntil() in shm_stream.cpp).
+struct AdaptiveSpin {
+  std::int64_t budgetNs = 10000;  // a first guess: 10 us
+  unsigned sleepsSinceProbe = 0;
+};
+
 /// Which ring each end reads: ring 0 carries the connecting side's data.
 enum class ShmRole { Connecting, Listening };
 
@@ -52,6 +59,8 @@ struct ShmConnection {
   bool readPeerGone = false;     // dataBell read end of file
   bool writePeerGone = false;    // spaceBell read end of file
   bool writeShut = false;
+  AdaptiveSpin readSpin;
+  AdaptiveSpin writeSpin;
 };
 
 }  // namespace evchan::detail

@@ -3,9 +3,9 @@
 #include <evchan/shm_stream.h>
 
 #include <sys/socket.h>
-#include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 
@@ -67,15 +67,20 @@ ShmConnection::~ShmConnection() {
 
 namespace {
 
-// How long a side spins on an empty (or full) ring before it sleeps.  A
-// doorbell costs the peer a send() and us a scheduler wake-up (several
-// microseconds); a peer that answers within this time is seen without
-// either.  The spin yields the CPU every few hundred nanoseconds: on a
-// machine with fewer free cores than runnable threads the peer may need
-// this very CPU to answer, and pure spinning then costs a whole time
-// slice (measured: a 64-byte round trip of 90 us instead of 7 us with a
-// 20 us pure spin on two busy cores).
-constexpr std::chrono::nanoseconds kSpinTime = std::chrono::microseconds(50);
+// Spinning on an empty (or full) ring before sleeping saves the peer a
+// doorbell and us a scheduler wake-up (several microseconds each) when the
+// peer answers quickly, which it does when it runs on another CPU.  When
+// it does not (the machine has fewer free CPUs than runnable threads, or
+// the peer is simply slow), every spin is wasted, and worse: a peer that
+// needs this very CPU waits for the spin to end.  So the budget adapts per
+// direction: a spin that ends in data grows it (up to kMaxSpin), one that
+// ends in sleep halves it, down to no spinning at all; after kProbeAfter
+// sleeps without spinning, a short spin probes whether things changed.
+// (Yielding the CPU while spinning was tried: on a busy machine a
+// sched_yield() can hand a whole time slice to another process.)
+constexpr std::int64_t kMaxSpinNs = 50000;
+constexpr std::int64_t kProbeSpinNs = 2000;
+constexpr unsigned kProbeAfter = 64;
 
 inline void cpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -85,17 +90,32 @@ inline void cpuRelax() {
 #endif
 }
 
-// Spins until `ready()` or kSpinTime has passed; true if ready.
+// Spins until `ready()` or the budget is spent; true if ready.  Adjusts
+// the budget by the outcome.
 template <class Ready>
-bool spinUntil(Ready&& ready) {
-  const auto until = detail::Clock::now() + kSpinTime;
+bool spinUntil(detail::AdaptiveSpin& spin, Ready&& ready) {
+  std::int64_t budget = spin.budgetNs;
+  if (budget == 0 && ++spin.sleepsSinceProbe >= kProbeAfter) {
+    spin.sleepsSinceProbe = 0;
+    budget = kProbeSpinNs;
+  }
+  const auto start = detail::Clock::now();
+  const auto until = start + std::chrono::nanoseconds(budget);
   for (;;) {
     for (int i = 0; i < 64; ++i) {
-      if (ready()) return true;
+      if (ready()) {
+        // Enough room to cover a wait somewhat longer than this one.
+        const std::int64_t waited = std::chrono::duration_cast<std::chrono::nanoseconds>(detail::Clock::now() - start).count();
+        spin.budgetNs = std::min(kMaxSpinNs, std::max({spin.budgetNs, 2 * waited, kProbeSpinNs}));
+        return true;
+      }
       cpuRelax();
     }
-    if (detail::Clock::now() >= until) return false;
-    sched_yield();
+    if (detail::Clock::now() >= until) {
+      spin.budgetNs /= 2;
+      if (spin.budgetNs < 500) spin.budgetNs = 0;
+      return false;
+    }
   }
 }
 
@@ -116,9 +136,14 @@ std::error_code sleepOnBell(TcpSocket& bell, Deadline deadline, std::atomic<std:
   bell.setTimeout(remaining(deadline), ec);
   if (!ec) bell.readSome(wakeUps, sizeof wakeUps, ec);
   waiting.store(0, std::memory_order_relaxed);
-  if (ec == std::errc::timed_out) return ec;
-  if (ec) peerGone = true;  // end of file or reset: the peer's process is gone
-  return {};
+  // End of file or a reset: the peer's process is gone (or it closed),
+  // which the caller tells apart by the closed flags.  Anything else (a
+  // timeout, a socket already watched by another channel) is the caller's.
+  if (ec == Errc::end_of_stream || ec == std::errc::connection_reset || ec == std::errc::broken_pipe) {
+    peerGone = true;
+    return {};
+  }
+  return ec;
 }
 
 // After publishing data (or room): rings the peer's bell if it sleeps.
@@ -229,7 +254,7 @@ std::size_t ShmStream::readSome(void* buffer, std::size_t size, std::error_code&
       spun = true;
       deadline = detail::deadlineAfter(c.timeout);
       std::error_code ignored;  // a bad index is reported by read() above
-      if (spinUntil([&] {
+      if (spinUntil(c.readSpin, [&] {
             return c.in.available(ignored) != 0 || ignored ||
                    (ring.producerFlags.load(std::memory_order_relaxed) & detail::kSideClosed) != 0;
           }))
@@ -309,7 +334,7 @@ std::size_t ShmStream::writeAll(const void* buffer, std::size_t size, std::error
       spun = true;
       deadline = detail::deadlineAfter(c.timeout);
       std::error_code ignored;
-      if (spinUntil([&] { return c.out.room(ignored) != 0 || ignored || readerGone(); })) continue;
+      if (spinUntil(c.writeSpin, [&] { return c.out.room(ignored) != 0 || ignored || readerGone(); })) continue;
     }
     ring.producerWaiting.store(1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_seq_cst);
