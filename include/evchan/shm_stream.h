@@ -6,8 +6,9 @@
 //    side: a 4 KiB header (magic, version, sizes, two sets of ring
 //    indices) followed by two single-producer single-consumer byte rings,
 //    one per direction.  Indices are 64-bit running byte counts in
-//    lock-free std::atomic<uint64_t>, published with release and read with
-//    acquire.
+//    lock-free std::atomic<uint64_t>, stored and loaded sequentially
+//    consistent: release/acquire orders the data, and the sleep handshake
+//    below also needs each side's store ordered before its next load.
 //  * Connecting: ShmListener listens on an AF_UNIX stream socket (a path,
 //    or an abstract name written "@name").  ShmStream::connect() connects
 //    to it and passes the memfd and one end of a fresh socketpair with

@@ -63,8 +63,7 @@ Segment createSegment(std::size_t ringSize, std::error_code& ec) noexcept {
   header->headerSize = kHeaderSize;
   header->ringSize = ringSize;
   header->segmentSize = size;
-  std::atomic_thread_fence(std::memory_order_release);
-  segment.fd = fd;
+  segment.fd = fd;  // the peer sees the header after sendmsg(): no fence needed
   segment.header = header;
   segment.size = size;
   segment.ringSize = ringSize;
@@ -93,7 +92,6 @@ Segment adoptSegment(int fd, std::error_code& ec) noexcept {
   segment.header = static_cast<SegmentHeader*>(address);
   segment.size = size;
   // The peer may change the header while we look: one copy, then checks.
-  std::atomic_thread_fence(std::memory_order_acquire);
   SegmentHeader fields;
   std::memcpy(static_cast<void*>(&fields), address, offsetof(SegmentHeader, rings));
   if (fields.magic != kSegmentMagic || fields.version != kSegmentVersion || fields.headerSize != kHeaderSize ||
@@ -115,7 +113,11 @@ void unmapSegment(Segment& segment) noexcept {
 }
 
 std::uint64_t RingReader::available(std::error_code& ec) noexcept {
-  const std::uint64_t head = indices_->head.load(std::memory_order_acquire);
+  // Sequentially consistent, like the stores below and the waiting flags:
+  // the sleep handshake needs a store to be ordered before a later load
+  // (Dekker), which acquire/release alone does not give.  (A fence would,
+  // but ThreadSanitizer does not model fences.)
+  const std::uint64_t head = indices_->head.load(std::memory_order_seq_cst);
   // Unsigned differences: a head behind what we saw, or more than a ring
   // ahead of our tail, both come out larger than the ring.
   if (head - tail_ > mask_ + 1 || head - seenHead_ > mask_ + 1) {
@@ -135,12 +137,12 @@ std::size_t RingReader::read(void* buffer, std::size_t size, std::error_code& ec
   std::memcpy(buffer, data_ + start, first);
   std::memcpy(static_cast<unsigned char*>(buffer) + first, data_, n - first);
   tail_ += n;
-  indices_->tail.store(tail_, std::memory_order_release);
+  indices_->tail.store(tail_, std::memory_order_seq_cst);
   return n;
 }
 
 std::uint64_t RingWriter::room(std::error_code& ec) noexcept {
-  const std::uint64_t tail = indices_->tail.load(std::memory_order_acquire);
+  const std::uint64_t tail = indices_->tail.load(std::memory_order_seq_cst);
   // The consumer can only have read what we wrote, and never un-read it.
   if (head_ - tail > mask_ + 1 || tail - seenTail_ > mask_ + 1) {
     ec = protocolError();
@@ -159,7 +161,7 @@ std::size_t RingWriter::write(const void* buffer, std::size_t size, std::error_c
   std::memcpy(data_ + start, buffer, first);
   std::memcpy(data_, static_cast<const unsigned char*>(buffer) + first, n - first);
   head_ += n;
-  indices_->head.store(head_, std::memory_order_release);
+  indices_->head.store(head_, std::memory_order_seq_cst);
   return n;
 }
 

@@ -55,8 +55,8 @@ ShmConnection::~ShmConnection() {
   if (segment.header != nullptr) {
     // Flags before the sockets close: a peer woken by their end of file
     // reads them and reports end_of_stream or broken_pipe, not a reset.
-    out.indices().producerFlags.fetch_or(kSideClosed, std::memory_order_release);
-    in.indices().consumerFlags.fetch_or(kSideClosed, std::memory_order_release);
+    out.indices().producerFlags.fetch_or(kSideClosed, std::memory_order_seq_cst);
+    in.indices().consumerFlags.fetch_or(kSideClosed, std::memory_order_seq_cst);
   }
   dataBell.close();
   spaceBell.close();
@@ -146,12 +146,13 @@ std::error_code sleepOnBell(TcpSocket& bell, Deadline deadline, std::atomic<std:
   return ec;
 }
 
-// After publishing data (or room): rings the peer's bell if it sleeps.
-// The fence pairs with the sleeper's between setting its flag and looking
-// at the ring once more: one of the two sees the other.
+// After publishing data (or room, or the closed flag): rings the peer's
+// bell if it sleeps.  All of these are sequentially consistent, as are the
+// sleeper's store of its flag and its second look at the ring: in their
+// single total order either our look at the flag comes after its store
+// (we ring) or our publication comes before its look (it does not sleep).
 void wakeIfWaiting(std::atomic<std::uint32_t>& waiting, int bell) {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (waiting.load(std::memory_order_relaxed) != 0 && waiting.exchange(0, std::memory_order_relaxed) != 0)
+  if (waiting.load(std::memory_order_seq_cst) != 0 && waiting.exchange(0, std::memory_order_seq_cst) != 0)
     detail::ringBell(bell);
 }
 
@@ -228,7 +229,7 @@ std::size_t ShmStream::readSome(void* buffer, std::size_t size, std::error_code&
   Deadline deadline{};
   for (;;) {
     // The flag first: data written before it was set is then visible below.
-    const bool closed = (ring.producerFlags.load(std::memory_order_acquire) & detail::kSideClosed) != 0;
+    const bool closed = (ring.producerFlags.load(std::memory_order_seq_cst) & detail::kSideClosed) != 0;
     const std::size_t n = c.in.read(buffer, size, ec);
     if (ec) {
       c.readFailure = ec;
@@ -260,11 +261,10 @@ std::size_t ShmStream::readSome(void* buffer, std::size_t size, std::error_code&
           }))
         continue;
     }
-    ring.consumerWaiting.store(1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    ring.consumerWaiting.store(1, std::memory_order_seq_cst);
     std::error_code look;
     if (c.in.available(look) != 0 || look ||
-        (ring.producerFlags.load(std::memory_order_relaxed) & detail::kSideClosed) != 0) {
+        (ring.producerFlags.load(std::memory_order_seq_cst) & detail::kSideClosed) != 0) {
       ring.consumerWaiting.store(0, std::memory_order_relaxed);
       continue;
     }
@@ -305,7 +305,7 @@ std::size_t ShmStream::writeAll(const void* buffer, std::size_t size, std::error
   std::size_t done = 0;
   bool spun = false;
   Deadline deadline{};
-  auto readerGone = [&] { return (ring.consumerFlags.load(std::memory_order_acquire) & detail::kSideClosed) != 0; };
+  auto readerGone = [&] { return (ring.consumerFlags.load(std::memory_order_seq_cst) & detail::kSideClosed) != 0; };
   while (done < size) {
     if (c.writeShut || readerGone()) {
       ec = std::make_error_code(std::errc::broken_pipe);
@@ -336,8 +336,7 @@ std::size_t ShmStream::writeAll(const void* buffer, std::size_t size, std::error
       std::error_code ignored;
       if (spinUntil(c.writeSpin, [&] { return c.out.room(ignored) != 0 || ignored || readerGone(); })) continue;
     }
-    ring.producerWaiting.store(1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    ring.producerWaiting.store(1, std::memory_order_seq_cst);
     std::error_code look;
     if (c.out.room(look) != 0 || look || readerGone()) {
       ring.producerWaiting.store(0, std::memory_order_relaxed);
@@ -364,7 +363,7 @@ void ShmStream::shutdownWrite(std::error_code& ec) noexcept {
   ShmConnection& c = *state_;
   c.writeShut = true;
   detail::RingIndices& ring = c.out.indices();
-  ring.producerFlags.fetch_or(detail::kSideClosed, std::memory_order_release);
+  ring.producerFlags.fetch_or(detail::kSideClosed, std::memory_order_seq_cst);
   wakeIfWaiting(ring.consumerWaiting, c.dataBellFd);
 }
 
