@@ -307,6 +307,7 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testTaskReaderSuspends);
   CPPUNIT_TEST(testBothEndsInTasksOnOneWorker);
   CPPUNIT_TEST(testReadTimeoutInTask);
+  CPPUNIT_TEST(testTaskReaderSeesPeerKilled);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -776,6 +777,27 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
     joinWithin(reader);
     ASSERT_ERROR(std::errc::timed_out, ec);
     CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed >= 90ms && elapsed < 3s);
+  }
+
+  // The peer process dies while a task is suspended on the doorbell.
+  void testTaskReaderSeesPeerKilled() {
+    const std::string name = uniqueName("task-killed");
+    ShmListener listener = ShmListener::listen(name);
+    listener.setTimeout(kPatience);
+    PeerProcess peer("send-forever", name);
+    ShmStream stream = listener.accept();
+    stream.setTimeout(kPatience);
+    std::unique_ptr<EventChannel> channel = makeChannelWithoutMonitor(1);
+    std::atomic<std::size_t> received{0};
+    std::error_code ec;
+    TaskHandle reader = channel->spawn([&] {
+      std::vector<char> buffer(kChunk);
+      while (!ec) received += stream.readSome(buffer.data(), buffer.size(), ec);
+    });
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return received.load() > (std::size_t{4} << 20); }));
+    peer.kill9();
+    joinWithin(reader);
+    ASSERT_ERROR(std::errc::connection_reset, ec);
   }
 
  private:
