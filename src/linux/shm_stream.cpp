@@ -76,13 +76,17 @@ namespace {
 // it does not (the machine has fewer free CPUs than runnable threads, or
 // the peer is simply slow), every spin is wasted, and worse: a peer that
 // needs this very CPU waits for the spin to end.  So the budget adapts per
-// direction: a spin that ends in data grows it (up to kMaxSpin), one that
+// direction: a spin that ends in data grows it (up to kMaxSpinNs), one that
 // ends in sleep halves it, down to no spinning at all; after kProbeAfter
-// sleeps without spinning, a short spin probes whether things changed.
+// sleeps without spinning, one spin probes whether things changed.  The
+// probe is long enough to cover the peer's own wake-up: when both sides
+// have stopped spinning, each answer needs a doorbell, and a short probe
+// would always fail and keep both sleeping.
 // (Yielding the CPU while spinning was tried: on a busy machine a
 // sched_yield() can hand a whole time slice to another process.)
 constexpr std::int64_t kMaxSpinNs = 50000;
-constexpr std::int64_t kProbeSpinNs = 2000;
+constexpr std::int64_t kProbeSpinNs = 20000;
+constexpr std::int64_t kMinSpinNs = 2000;
 constexpr unsigned kProbeAfter = 64;
 
 inline void cpuRelax() {
@@ -98,18 +102,20 @@ inline void cpuRelax() {
 template <class Ready>
 bool spinUntil(detail::AdaptiveSpin& spin, Ready&& ready) {
   std::int64_t budget = spin.budgetNs;
-  if (budget == 0 && ++spin.sleepsSinceProbe >= kProbeAfter) {
+  if (budget == 0) {
+    if (++spin.sleepsSinceProbe < kProbeAfter) return false;
     spin.sleepsSinceProbe = 0;
     budget = kProbeSpinNs;
   }
   const auto start = detail::Clock::now();
   const auto until = start + std::chrono::nanoseconds(budget);
   for (;;) {
-    for (int i = 0; i < 64; ++i) {
+    // A few pauses (tens of nanoseconds each) between looks at the clock.
+    for (int i = 0; i < 16; ++i) {
       if (ready()) {
         // Enough room to cover a wait somewhat longer than this one.
         const std::int64_t waited = std::chrono::duration_cast<std::chrono::nanoseconds>(detail::Clock::now() - start).count();
-        spin.budgetNs = std::min(kMaxSpinNs, std::max({spin.budgetNs, 2 * waited, kProbeSpinNs}));
+        spin.budgetNs = std::min(kMaxSpinNs, std::max({spin.budgetNs, 2 * waited, kMinSpinNs}));
         return true;
       }
       cpuRelax();
