@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <system_error>
 #include <thread>
 
 #include <apr_portable.h>
@@ -96,7 +97,15 @@ int connectUnix(const std::string& name, Deadline deadline, std::error_code& ec)
       return -1;
     }
     if (inTask()) {
-      this_task::sleepFor(std::chrono::milliseconds(1));
+      // A task's sleep may throw operation_canceled (its channel shutting
+      // down); this function reports errors, it does not throw.
+      try {
+        this_task::sleepFor(std::chrono::milliseconds(1));
+      } catch (const std::system_error& failure) {
+        ec = failure.code();
+        ::close(fd);
+        return -1;
+      }
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
