@@ -8,7 +8,8 @@
 #                 Without it the portable APR layer alone is built, as on
 #                 Windows: the apr_pollset backend only.
 #   EVCHAN_LINUX  the native layer on Linux adds src/linux/: the epoll
-#                 backend, CPU detection through affinity and cgroups.
+#                 backend, CPU detection through affinity and cgroups, the
+#                 shared-memory stream.
 AC_DEFUN([EVCHAN_CHECK_PLATFORM], [
   AC_REQUIRE([AC_CANONICAL_HOST])
   evchan_win32=no
@@ -41,6 +42,10 @@ AC_DEFUN([EVCHAN_CHECK_PLATFORM], [
   AS_IF([test "x$evchan_posix" = xyes && test "x$evchan_linux" = xyes], [
     AC_CHECK_HEADERS([sys/epoll.h sys/eventfd.h], [],
       [AC_MSG_ERROR([the Linux layer needs <$ac_header>])])
+    # The shared-memory stream's segments (glibc 2.27; the kernel's support,
+    # Linux 3.17, is found at run time: ENOSYS from connect).
+    AC_CHECK_FUNCS([memfd_create], [],
+      [AC_MSG_ERROR([the Linux layer needs memfd_create (glibc 2.27 or later)])])
   ], [evchan_linux=no])
 
   AM_CONDITIONAL([EVCHAN_WIN32], [test "x$evchan_win32" = xyes])

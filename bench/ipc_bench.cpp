@@ -1,0 +1,357 @@
+// IPC between two processes: evchan's shared-memory stream beside an
+// AF_UNIX socketpair and loopback TCP (both with plain blocking calls, the
+// kernel's best case).  For each: the round trip of a 64-byte ping-pong
+// and the throughput of a one-way stream of 64 KiB writes, then the
+// shared-memory stream's ratios to AF_UNIX against the targets
+// (round trip at most half, streaming at least twice).  Each is measured
+// twice: with the processes where the scheduler puts them, and pinned to
+// two different CPUs (skipped with --unpinned-only or a single CPU).
+//
+//   ipc_bench [--seconds S] [--ring BYTES] [--unpinned-only]
+#include <sched.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <evchan/shm_stream.h>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kPingBytes = 64;
+constexpr std::size_t kStreamChunk = 64 * 1024;
+
+double secondsPerRun = 1.0;
+bool pinToCpus = false;
+bool unpinnedOnly = false;
+cpu_set_t startMask;
+
+// When pinning: parent on the first CPU of the affinity mask, child on the second.
+void pinTo(int which) {
+  if (!pinToCpus) return;
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+  int seen = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &allowed) || seen++ != which) continue;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    sched_setaffinity(0, sizeof one, &one);
+    return;
+  }
+}
+std::size_t ringSize = evchan::ShmStream::kDefaultRingSize;
+
+[[noreturn]] void fail(const char* what) {
+  std::perror(what);
+  std::exit(1);
+}
+
+/// What the measurements need of a connection: blocking exact reads and
+/// full writes, and a half-close.
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  virtual bool readExactly(void* buffer, std::size_t size) = 0;
+  virtual std::size_t readSome(void* buffer, std::size_t size) = 0;  // 0 at the end
+  virtual void writeAll(const void* buffer, std::size_t size) = 0;
+  virtual void shutdownWrite() = 0;
+};
+
+class FdConnection : public Connection {
+ public:
+  explicit FdConnection(int fd) : fd_(fd) {}
+  ~FdConnection() override { close(fd_); }
+  bool readExactly(void* buffer, std::size_t size) override {
+    for (std::size_t done = 0; done < size;) {
+      const std::size_t n = readSome(static_cast<char*>(buffer) + done, size - done);
+      if (n == 0) return false;
+      done += n;
+    }
+    return true;
+  }
+  std::size_t readSome(void* buffer, std::size_t size) override {
+    for (;;) {
+      const ssize_t n = read(fd_, buffer, size);
+      if (n >= 0) return static_cast<std::size_t>(n);
+      if (errno != EINTR) fail("read");
+    }
+  }
+  void writeAll(const void* buffer, std::size_t size) override {
+    for (std::size_t done = 0; done < size;) {
+      const ssize_t n = send(fd_, static_cast<const char*>(buffer) + done, size - done, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) fail("send");
+      done += static_cast<std::size_t>(n);
+    }
+  }
+  void shutdownWrite() override { shutdown(fd_, SHUT_WR); }
+
+ private:
+  int fd_;
+};
+
+class ShmConnection : public Connection {
+ public:
+  explicit ShmConnection(evchan::ShmStream stream) : stream_(std::move(stream)) {}
+  bool readExactly(void* buffer, std::size_t size) override {
+    std::error_code ec;
+    stream_.readExactly(buffer, size, ec);
+    return !ec;
+  }
+  std::size_t readSome(void* buffer, std::size_t size) override {
+    std::error_code ec;
+    const std::size_t n = stream_.readSome(buffer, size, ec);
+    return ec ? 0 : n;
+  }
+  void writeAll(const void* buffer, std::size_t size) override { stream_.writeAll(buffer, size); }
+  void shutdownWrite() override { stream_.shutdownWrite(); }
+
+ private:
+  evchan::ShmStream stream_;
+};
+
+/// How a transport makes a connected pair across a fork: `prepare` runs
+/// before the fork, then `parentSide` and `childSide` in their processes.
+struct Transport {
+  const char* name;
+  std::function<void()> prepare;
+  std::function<std::unique_ptr<Connection>()> parentSide;
+  std::function<std::unique_ptr<Connection>()> childSide;
+  std::function<void()> cleanup;
+};
+
+// The child's half of both measurements: echo pings, or count a stream
+// and report its length.
+void serve(Connection& connection) {
+  char mode = 0;
+  if (!connection.readExactly(&mode, 1)) return;
+  if (mode == 'p') {
+    char ping[kPingBytes];
+    while (connection.readExactly(ping, sizeof ping)) connection.writeAll(ping, sizeof ping);
+  } else {
+    std::vector<char> buffer(kStreamChunk);
+    std::uint64_t total = 0;
+    while (std::size_t n = connection.readSome(buffer.data(), buffer.size())) total += n;
+    connection.writeAll(&total, sizeof total);
+  }
+}
+
+// Runs `measure` against a forked peer over `transport`.
+double withPeer(Transport& transport, char mode, const std::function<double(Connection&)>& measure) {
+  transport.prepare();
+  const pid_t child = fork();
+  if (child < 0) fail("fork");
+  if (child == 0) {
+    pinTo(1);
+    std::unique_ptr<Connection> connection = transport.childSide();
+    serve(*connection);
+    connection.reset();
+    _exit(0);
+  }
+  pinTo(0);
+  std::unique_ptr<Connection> connection = transport.parentSide();
+  connection->writeAll(&mode, 1);
+  const double result = measure(*connection);
+  connection.reset();
+  int status = 0;
+  waitpid(child, &status, 0);
+  transport.cleanup();
+  return result;
+}
+
+// Mean round trip in nanoseconds.
+double roundTrip(Connection& connection) {
+  char ping[kPingBytes] = {};
+  for (int i = 0; i < 2000; ++i) {  // warm-up: page faults, caches, frequency
+    connection.writeAll(ping, sizeof ping);
+    connection.readExactly(ping, sizeof ping);
+  }
+  const auto start = Clock::now();
+  const auto end = start + std::chrono::duration<double>(secondsPerRun);
+  std::uint64_t trips = 0;
+  auto now = start;
+  while (now < end) {
+    for (int i = 0; i < 100; ++i) {
+      connection.writeAll(ping, sizeof ping);
+      connection.readExactly(ping, sizeof ping);
+    }
+    trips += 100;
+    now = Clock::now();
+  }
+  connection.shutdownWrite();
+  return std::chrono::duration<double, std::nano>(now - start).count() / static_cast<double>(trips);
+}
+
+// Megabytes (10^6) per second, until the peer has counted every byte.
+double streaming(Connection& connection) {
+  std::vector<char> chunk(kStreamChunk, 'x');
+  const auto start = Clock::now();
+  const auto end = start + std::chrono::duration<double>(secondsPerRun);
+  std::uint64_t sent = 0;
+  while (Clock::now() < end) {
+    for (int i = 0; i < 16; ++i) connection.writeAll(chunk.data(), chunk.size());
+    sent += 16 * chunk.size();
+  }
+  connection.shutdownWrite();
+  std::uint64_t counted = 0;
+  if (!connection.readExactly(&counted, sizeof counted) || counted != sent) {
+    std::fprintf(stderr, "stream: sent %llu bytes, peer counted %llu\n", static_cast<unsigned long long>(sent),
+                 static_cast<unsigned long long>(counted));
+    std::exit(1);
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return static_cast<double>(sent) / seconds / 1e6;
+}
+
+Transport shmTransport() {
+  auto listener = std::make_shared<evchan::ShmListener>();
+  auto name = std::make_shared<std::string>();
+  static int serial = 0;
+  return Transport{
+      "shared memory",
+      [=] {
+        *name = "@evchan-ipc-bench-" + std::to_string(getpid()) + "-" + std::to_string(++serial);
+        *listener = evchan::ShmListener::listen(*name);
+      },
+      [=] { return std::make_unique<ShmConnection>(listener->accept()); },
+      [=]() -> std::unique_ptr<Connection> {
+        listener->close();  // the child's copy only
+        std::error_code ec;
+        evchan::ShmStream stream = evchan::ShmStream::connect(*name, std::chrono::seconds(10), ringSize, ec);
+        if (ec) {
+          std::fprintf(stderr, "shm connect: %s\n", ec.message().c_str());
+          _exit(1);
+        }
+        return std::make_unique<ShmConnection>(std::move(stream));
+      },
+      [=] { listener->close(); }};
+}
+
+Transport socketpairTransport() {
+  auto fds = std::make_shared<std::array<int, 2>>();
+  return Transport{"AF_UNIX socketpair",
+                   [=] {
+                     if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds->data()) != 0) fail("socketpair");
+                   },
+                   [=] {
+                     close((*fds)[1]);
+                     return std::make_unique<FdConnection>((*fds)[0]);
+                   },
+                   [=] {
+                     close((*fds)[0]);
+                     return std::make_unique<FdConnection>((*fds)[1]);
+                   },
+                   [] {}};
+}
+
+Transport tcpTransport() {
+  auto listenFd = std::make_shared<int>(-1);
+  auto port = std::make_shared<int>(0);
+  auto noDelay = [](int fd) {
+    const int on = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  };
+  return Transport{"TCP loopback",
+                   [=] {
+                     *listenFd = socket(AF_INET, SOCK_STREAM, 0);
+                     sockaddr_in address = {};
+                     address.sin_family = AF_INET;
+                     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                     socklen_t length = sizeof address;
+                     if (*listenFd < 0 || bind(*listenFd, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
+                         listen(*listenFd, 4) != 0 ||
+                         getsockname(*listenFd, reinterpret_cast<sockaddr*>(&address), &length) != 0)
+                       fail("tcp listen");
+                     *port = ntohs(address.sin_port);
+                   },
+                   [=] {
+                     const int fd = accept(*listenFd, nullptr, nullptr);
+                     if (fd < 0) fail("accept");
+                     noDelay(fd);
+                     return std::make_unique<FdConnection>(fd);
+                   },
+                   [=] {
+                     close(*listenFd);
+                     const int fd = socket(AF_INET, SOCK_STREAM, 0);
+                     sockaddr_in address = {};
+                     address.sin_family = AF_INET;
+                     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                     address.sin_port = htons(static_cast<std::uint16_t>(*port));
+                     if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
+                       fail("tcp connect");
+                     noDelay(fd);
+                     return std::make_unique<FdConnection>(fd);
+                   },
+                   [=] { close(*listenFd); }};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string option = argv[i];
+    if (option == "--seconds" && i + 1 < argc) {
+      secondsPerRun = std::atof(argv[++i]);
+    } else if (option == "--unpinned-only") {
+      unpinnedOnly = true;
+    } else if (option == "--ring" && i + 1 < argc) {
+      ringSize = static_cast<std::size_t>(std::strtoull(argv[++i], nullptr, 0));
+    } else {
+      std::fprintf(stderr, "usage: %s [--seconds S] [--ring BYTES] [--unpinned-only]\n", argv[0]);
+      return 2;
+    }
+  }
+  signal(SIGPIPE, SIG_IGN);
+  sched_getaffinity(0, sizeof startMask, &startMask);
+  const bool pinAllowed = CPU_COUNT(&startMask) >= 2 && !unpinnedOnly;
+  std::printf("IPC between two processes: %zu-byte ping-pong round trip, %zu KiB streaming; %.1f s each\n",
+              kPingBytes, kStreamChunk / 1024, secondsPerRun);
+  std::printf("(shared-memory ring %zu KiB per direction; %ld CPUs online)\n", ringSize / 1024,
+              sysconf(_SC_NPROCESSORS_ONLN));
+  // Two layouts: where the scheduler puts the processes (on a busy
+  // machine, often one CPU for both, when spinning cannot help), and one
+  // CPU each (what a latency-sensitive deployment does).
+  const bool layouts[] = {false, true};
+  for (bool pinned : layouts) {
+    if (pinned && !pinAllowed) continue;
+    pinToCpus = pinned;
+    std::printf("\n%s\n", pinned ? "pinned: parent on one CPU, peer on another"
+                                   : "unpinned: the scheduler places both processes");
+    std::printf("%-20s %14s %16s\n", "transport", "round trip ns", "streaming MB/s");
+    Transport transports[] = {shmTransport(), socketpairTransport(), tcpTransport()};
+    double rtt[3], mbps[3];
+    for (int t = 0; t < 3; ++t) {
+      rtt[t] = withPeer(transports[t], 'p', roundTrip);
+      mbps[t] = withPeer(transports[t], 's', streaming);
+      std::printf("%-20s %14.0f %16.0f\n", transports[t].name, rtt[t], mbps[t]);
+      std::fflush(stdout);
+    }
+    const double rttRatio = rtt[0] / rtt[1];
+    const double streamRatio = mbps[0] / mbps[1];
+    std::printf("shared memory vs AF_UNIX: round trip x%.2f (target <= 0.50: %s), streaming x%.2f (target >= 2.0: %s)\n",
+                rttRatio, rttRatio <= 0.5 ? "met" : "MISSED", streamRatio, streamRatio >= 2.0 ? "met" : "MISSED");
+    std::printf("shared memory vs TCP:     round trip x%.2f, streaming x%.2f\n", rtt[0] / rtt[2], mbps[0] / mbps[2]);
+    // Back to the starting mask for the next layout.
+    sched_setaffinity(0, sizeof startMask, &startMask);
+  }
+  return 0;
+}

@@ -1,0 +1,191 @@
+// A byte stream between two processes on one machine through shared
+// memory, with the stream interface of TcpSocket (Linux only).
+//
+// Design, in short (src/linux/shm_segment.h has the details):
+//  * Segment: one sealed memfd per connection, made by the connecting
+//    side: a 4 KiB header (magic, version, sizes, two sets of ring
+//    indices) followed by two single-producer single-consumer byte rings,
+//    one per direction.  Indices are 64-bit running byte counts in
+//    lock-free std::atomic<uint64_t>, stored and loaded sequentially
+//    consistent: release/acquire orders the data, and the sleep handshake
+//    below also needs each side's store ordered before its next load.
+//  * Connecting: ShmListener listens on an AF_UNIX stream socket (a path,
+//    or an abstract name written "@name").  ShmStream::connect() connects
+//    to it and passes the memfd and one end of a fresh socketpair with
+//    SCM_RIGHTS; accept() validates them and maps the segment.  Both Unix
+//    sockets stay open for the connection's life.
+//  * Wake-ups: a side that finds its ring empty (or full) spins briefly,
+//    then publishes a "waiting" flag in the segment, re-checks the ring
+//    and sleeps until one byte arrives on a Unix socket; the other side
+//    sends that byte only when it finds the flag set.  The Unix socket is
+//    the doorbell (rather than an eventfd) because it is also what reports
+//    the peer's death (end of file when its process exits), so one
+//    readiness wait covers both, and because the event channel can wait
+//    for it inside a task (a ReadEvent), suspending the task, not the
+//    worker.
+//  * Peer death: the doorbells read end of file.  A peer that closed the
+//    stream set a "closed" flag first, which turns that into
+//    Errc::end_of_stream (after the data it wrote); without the flag it
+//    is std::errc::connection_reset.
+//  * A hostile or buggy peer: every index read from the segment is checked
+//    (running counts never go backwards and never claim more than the
+//    ring's capacity, which is kept privately after accept); a violation
+//    is std::errc::protocol_error and the stream stays unusable.  accept()
+//    refuses a segment that is not a memfd sealed against shrinking and
+//    growing (a peer could otherwise truncate it under us: SIGBUS), whose
+//    header or size is inconsistent, or that came without the expected
+//    descriptors: std::errc::bad_message, the listener stays usable.
+//
+// This header includes no OS header; it is installed on Linux builds only.
+#ifndef EVCHAN_SHM_STREAM_H
+#define EVCHAN_SHM_STREAM_H
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <system_error>
+
+#include <evchan/duration.h>
+
+namespace evchan {
+
+namespace detail {
+struct ShmConnection;
+struct ShmListenerState;
+}  // namespace detail
+
+/// One end of a shared-memory connection.  Move-only; the destructor
+/// closes it.
+///
+/// The calls mirror TcpSocket's stream calls: a throwing form (throws
+/// evchan::SystemError naming the operation and the endpoint's name) and a
+/// noexcept form taking std::error_code&.  Each blocking step waits at
+/// most timeout(), then fails with std::errc::timed_out.  Inside a task a
+/// wait suspends the task, not the worker thread.  The peer closing the
+/// stream is Errc::end_of_stream; the peer process dying without closing
+/// it is std::errc::connection_reset; writing after the peer closed its
+/// end is std::errc::broken_pipe.  Data the peer corrupted in the shared
+/// header is std::errc::protocol_error, after which every call fails.
+///
+/// Thread safety: one thread (or task) may read while another writes; any
+/// other concurrent use must be serialised by the caller.  As with a
+/// TcpSocket's events, a stream that waited inside a task of one channel
+/// fails with Errc::wrong_channel when it waits in a task of another.
+class ShmStream {
+ public:
+  /// The ring size per direction that connect() uses by default.
+  static constexpr std::size_t kDefaultRingSize = std::size_t{1} << 20;
+
+  /// A closed stream; every call on it fails with Errc::not_open.
+  ShmStream() noexcept;
+  ~ShmStream();
+  ShmStream(ShmStream&& other) noexcept;
+  ShmStream& operator=(ShmStream&& other) noexcept;
+  ShmStream(const ShmStream&) = delete;
+  ShmStream& operator=(const ShmStream&) = delete;
+
+  /// Connects to the ShmListener on `name` (a filesystem path, or
+  /// "@name" for Linux's abstract socket namespace) and creates the
+  /// shared segment with rings of `ringSize` bytes each (a power of two
+  /// from 4 KiB to 1 GiB, else std::errc::invalid_argument).  Like a TCP
+  /// connect, it completes once the
+  /// listener's socket queued the connection, before accept(); data
+  /// written meanwhile waits in the ring.  Nobody listening on `name` is
+  /// std::errc::connection_refused (no_such_file_or_directory for a path
+  /// that does not exist); `timeout` bounds the call.
+  static ShmStream connect(const std::string& name, Duration timeout = kInfiniteTimeout);
+  static ShmStream connect(const std::string& name, Duration timeout, std::error_code& ec) noexcept;
+  static ShmStream connect(const std::string& name, Duration timeout, std::size_t ringSize,
+                           std::error_code& ec) noexcept;
+
+  /// Copies what is available, at least one byte, at most `size`; waits if
+  /// nothing is.  A zero `size` returns 0 at once.  Returns the byte count;
+  /// 0 with `ec` set on error.
+  std::size_t readSome(void* buffer, std::size_t size);
+  std::size_t readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept;
+
+  /// Reads exactly `size` bytes.  On error returns how many bytes were
+  /// read before it (they are in `buffer`).
+  std::size_t readExactly(void* buffer, std::size_t size);
+  std::size_t readExactly(void* buffer, std::size_t size, std::error_code& ec) noexcept;
+
+  /// Writes all `size` bytes, waiting for room in the ring as needed.  On
+  /// error returns how many were written.
+  std::size_t writeAll(const void* buffer, std::size_t size);
+  std::size_t writeAll(const void* buffer, std::size_t size, std::error_code& ec) noexcept;
+
+  /// The peer reads end_of_stream after the data already written; this
+  /// side can still read.  Later writes fail with broken_pipe.
+  void shutdownWrite();
+  void shutdownWrite(std::error_code& ec) noexcept;
+
+  /// Closes the stream (the peer reads end_of_stream after the data
+  /// written, and its writes fail with broken_pipe).  Idempotent.
+  void close() noexcept;
+  /// True until close() (or a move from this object).
+  bool isOpen() const noexcept;
+
+  /// The time each blocking step may take; kInfiniteTimeout (the default)
+  /// waits forever, zero fails at once with timed_out when the call would
+  /// wait.  A negative timeout is Errc::negative_timeout.
+  void setTimeout(Duration timeout);
+  void setTimeout(Duration timeout, std::error_code& ec) noexcept;
+  Duration timeout() const noexcept;
+
+  /// The bytes each direction's ring holds; 0 when closed.
+  std::size_t ringSize() const noexcept;
+
+ private:
+  friend class ShmListener;
+  explicit ShmStream(std::unique_ptr<detail::ShmConnection> state) noexcept;
+
+  std::unique_ptr<detail::ShmConnection> state_;
+};
+
+/// Listens for ShmStream connections on a name.  Move-only; the destructor
+/// closes it (and removes the socket file of a path name it created).
+/// Thread safety: calls on one listener must be serialised.
+class ShmListener {
+ public:
+  /// A closed listener; every call on it fails with Errc::not_open.
+  ShmListener() noexcept;
+  ~ShmListener();
+  ShmListener(ShmListener&& other) noexcept;
+  ShmListener& operator=(ShmListener&& other) noexcept;
+  ShmListener(const ShmListener&) = delete;
+  ShmListener& operator=(const ShmListener&) = delete;
+
+  /// Listens on `name`: a filesystem path, or "@name" for the abstract
+  /// namespace.  A name in use is std::errc::address_in_use; an empty one
+  /// is Errc::bad_endpoint; one too long for a Unix socket address is
+  /// std::errc::filename_too_long.
+  static ShmListener listen(const std::string& name, int backlog = 128);
+  static ShmListener listen(const std::string& name, int backlog, std::error_code& ec) noexcept;
+
+  /// Waits (at most timeout()) for a connection and validates its segment.
+  /// A client that sent a bad segment or none is std::errc::bad_message
+  /// (that connection is dropped; the listener stays usable).  Inside a
+  /// task the wait for a connection runs under evchan::blocking(): it
+  /// holds its worker, and the pool starts a spare thread meanwhile.
+  ShmStream accept();
+  ShmStream accept(std::error_code& ec) noexcept;
+
+  /// The time accept() may wait; as ShmStream::setTimeout.
+  void setTimeout(Duration timeout);
+  void setTimeout(Duration timeout, std::error_code& ec) noexcept;
+  Duration timeout() const noexcept;
+
+  /// The name given to listen(); empty when closed.
+  const std::string& name() const noexcept;
+
+  /// Stops listening.  Idempotent.
+  void close() noexcept;
+  bool isOpen() const noexcept;
+
+ private:
+  std::unique_ptr<detail::ShmListenerState> state_;
+};
+
+}  // namespace evchan
+
+#endif  // EVCHAN_SHM_STREAM_H

@@ -1,0 +1,68 @@
+// Internal: what a ShmStream owns, and the handshake both ends share.
+#ifndef EVCHAN_SRC_LINUX_SHM_CONNECTION_H
+#define EVCHAN_SRC_LINUX_SHM_CONNECTION_H
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <system_error>
+
+#include <evchan/duration.h>
+#include <evchan/tcp_socket.h>
+
+#include "linux/shm_segment.h"
+
+namespace evchan::detail {
+
+/// The first message on a new connection, carrying the segment's memfd
+/// and the far end of the space doorbell (SCM_RIGHTS).
+struct ShmHello {
+  std::uint64_t magic;
+  std::uint32_t version;
+  std::uint32_t reserved;
+};
+inline constexpr std::uint64_t kHelloMagic = 0x4f4c4c454d485345ull;  // "ESHMHELO"
+
+/// How long one direction spins before it sleeps, adapted to how the
+/// peer has answered so far (see spinUntil() in shm_stream.cpp).
+struct AdaptiveSpin {
+  std::int64_t budgetNs = 10000;  // a first guess: 10 us
+  unsigned sleepsSinceProbe = 0;
+};
+
+/// Which ring each end reads: ring 0 carries the connecting side's data.
+enum class ShmRole { Connecting, Listening };
+
+/// One end of a connection: the mapped segment, our two ring ends, and the
+/// two doorbells.  `dataBell` (the control connection) wakes our reader
+/// when the peer wrote, and we ring it when we wrote; `spaceBell` (the
+/// socketpair passed at connect) does the same for room in the rings.
+/// Both read end of file when the peer's process is gone.
+struct ShmConnection {
+  /// Takes the segment and both sockets (closing them on failure).
+  static std::unique_ptr<ShmConnection> make(Segment segment, ShmRole role, int dataBellFd, int spaceBellFd,
+                                             const std::string& peer, std::error_code& ec) noexcept;
+  ~ShmConnection();
+
+  Segment segment;  // unmapped last, after the bells are closed
+  RingReader in;
+  RingWriter out;
+  int dataBellFd = -1;  // owned by dataBell
+  int spaceBellFd = -1;
+  TcpSocket dataBell;
+  TcpSocket spaceBell;
+  Duration timeout = kInfiniteTimeout;
+  std::string peer;
+  // Each is touched by its own direction only (one reader, one writer).
+  std::error_code readFailure;   // sticky: the peer broke the protocol
+  std::error_code writeFailure;
+  bool readPeerGone = false;     // dataBell read end of file
+  bool writePeerGone = false;    // spaceBell read end of file
+  bool writeShut = false;
+  AdaptiveSpin readSpin;
+  AdaptiveSpin writeSpin;
+};
+
+}  // namespace evchan::detail
+
+#endif  // EVCHAN_SRC_LINUX_SHM_CONNECTION_H

@@ -1,0 +1,422 @@
+// ShmStream: a byte stream over two shared-memory rings, with doorbells on
+// Unix sockets for the times one side has to sleep.
+#include <evchan/shm_stream.h>
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+
+#include <evchan/error.h>
+#include <evchan/system_error.h>
+#include <evchan/task.h>
+
+#include "deadline.h"
+#include "linux/shm_connection.h"
+#include "linux/unix_socket.h"
+
+namespace evchan {
+
+using detail::Deadline;
+using detail::ShmConnection;
+
+namespace detail {
+
+std::unique_ptr<ShmConnection> ShmConnection::make(Segment segment, ShmRole role, int dataBellFd, int spaceBellFd,
+                                                   const std::string& peer, std::error_code& ec) noexcept {
+  auto connection = std::make_unique<ShmConnection>();
+  connection->segment = segment;
+  connection->peer = peer;
+  const std::size_t ring = segment.ringSize;
+  unsigned char* ring0 = segmentBytes(segment, kHeaderSize);
+  unsigned char* ring1 = segmentBytes(segment, kHeaderSize + ring);
+  RingIndices* indices = segment.header->rings;
+  if (role == ShmRole::Connecting) {
+    connection->in = RingReader(&indices[1], ring1, ring);
+    connection->out = RingWriter(&indices[0], ring0, ring);
+  } else {
+    connection->in = RingReader(&indices[0], ring0, ring);
+    connection->out = RingWriter(&indices[1], ring1, ring);
+  }
+  connection->dataBellFd = dataBellFd;
+  connection->spaceBellFd = spaceBellFd;
+  connection->dataBell = adoptUnixSocket(dataBellFd, peer, ec);
+  if (ec) {
+    ::close(spaceBellFd);
+    return nullptr;  // the destructor unmaps the segment
+  }
+  connection->spaceBell = adoptUnixSocket(spaceBellFd, peer, ec);
+  if (ec) return nullptr;
+  return connection;
+}
+
+ShmConnection::~ShmConnection() {
+  if (segment.header != nullptr) {
+    // Flags before the sockets close: a peer woken by their end of file
+    // reads them and reports end_of_stream or broken_pipe, not a reset.
+    out.indices().producerFlags.fetch_or(kSideClosed, std::memory_order_seq_cst);
+    in.indices().consumerFlags.fetch_or(kSideClosed, std::memory_order_seq_cst);
+  }
+  dataBell.close();
+  spaceBell.close();
+  unmapSegment(segment);
+}
+
+}  // namespace detail
+
+namespace {
+
+// Spinning on an empty (or full) ring before sleeping saves the peer a
+// doorbell and us a scheduler wake-up (several microseconds each) when the
+// peer answers quickly, which it does when it runs on another CPU.  When
+// it does not (the machine has fewer free CPUs than runnable threads, or
+// the peer is simply slow), every spin is wasted, and worse: a peer that
+// needs this very CPU waits for the spin to end.  So the budget adapts per
+// direction: a spin that ends in data grows it (up to kMaxSpinNs), one that
+// ends in sleep halves it, down to no spinning at all; after kProbeAfter
+// sleeps without spinning, one spin probes whether things changed.  The
+// probe is long enough to cover the peer's own wake-up: when both sides
+// have stopped spinning, each answer needs a doorbell, and a short probe
+// would always fail and keep both sleeping.
+// (Yielding the CPU while spinning was tried: on a busy machine a
+// sched_yield() can hand a whole time slice to another process.)
+constexpr std::int64_t kMaxSpinNs = 50000;
+constexpr std::int64_t kProbeSpinNs = 20000;
+constexpr std::int64_t kMinSpinNs = 2000;
+constexpr unsigned kProbeAfter = 64;
+
+inline void cpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+// Spins until `ready()` or the budget is spent; true if ready.  Adjusts
+// the budget by the outcome.
+template <class Ready>
+bool spinUntil(detail::AdaptiveSpin& spin, Ready&& ready) {
+  std::int64_t budget = spin.budgetNs;
+  if (budget == 0) {
+    if (++spin.sleepsSinceProbe < kProbeAfter) return false;
+    spin.sleepsSinceProbe = 0;
+    budget = kProbeSpinNs;
+  }
+  const auto start = detail::Clock::now();
+  const auto until = start + std::chrono::nanoseconds(budget);
+  for (;;) {
+    // A few pauses (tens of nanoseconds each) between looks at the clock.
+    for (int i = 0; i < 16; ++i) {
+      if (ready()) {
+        // Enough room to cover a wait somewhat longer than this one.
+        const std::int64_t waited = std::chrono::duration_cast<std::chrono::nanoseconds>(detail::Clock::now() - start).count();
+        spin.budgetNs = std::min(kMaxSpinNs, std::max({spin.budgetNs, 2 * waited, kMinSpinNs}));
+        return true;
+      }
+      cpuRelax();
+    }
+    if (detail::Clock::now() >= until) {
+      spin.budgetNs /= 2;
+      if (spin.budgetNs < 500) spin.budgetNs = 0;
+      return false;
+    }
+  }
+}
+
+// The time left until `deadline` as a TcpSocket timeout.
+Duration remaining(Deadline deadline) {
+  if (deadline == detail::kNoDeadline) return kInfiniteTimeout;
+  const auto left = deadline - detail::Clock::now();
+  return left > Duration::zero() ? std::chrono::duration_cast<Duration>(left) : Duration::zero();
+}
+
+// Sleeps on `bell` until the peer rings it, `deadline` passes, or the
+// peer is gone (its end of file sets `peerGone`).  `waiting` is the flag
+// the caller set; it is cleared here whatever woke us.
+std::error_code sleepOnBell(TcpSocket& bell, int bellFd, Deadline deadline, std::atomic<std::uint32_t>& waiting,
+                            bool& peerGone) {
+  char wakeUps[64];  // drains several stale rings at once
+  std::error_code ec;
+  if (inTask()) {
+    // A ReadEvent on the bell: the task is suspended, its worker runs others.
+    bell.setTimeout(remaining(deadline), ec);
+    if (!ec) bell.readSome(wakeUps, sizeof wakeUps, ec);
+  } else if (!(ec = detail::pollUntil(bellFd, POLLIN, deadline))) {
+    // A thread polls first (the ring was just seen empty, so a bell is
+    // unlikely to be there yet): one system call fewer than try-then-wait.
+    const ssize_t n = recv(bellFd, wakeUps, sizeof wakeUps, MSG_DONTWAIT);
+    if (n == 0) {
+      ec = Errc::end_of_stream;
+    } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      ec = std::error_code(errno, std::generic_category());
+    }
+  }
+  waiting.store(0, std::memory_order_relaxed);
+  // End of file or a reset: the peer's process is gone (or it closed),
+  // which the caller tells apart by the closed flags.  Anything else (a
+  // timeout, a socket already watched by another channel) is the caller's.
+  if (ec == Errc::end_of_stream || ec == std::errc::connection_reset || ec == std::errc::broken_pipe) {
+    peerGone = true;
+    return {};
+  }
+  return ec;
+}
+
+// After publishing data (or room, or the closed flag): rings the peer's
+// bell if it sleeps.  All of these are sequentially consistent, as are the
+// sleeper's store of its flag and its second look at the ring: in their
+// single total order either our look at the flag comes after its store
+// (we ring) or our publication comes before its look (it does not sleep).
+void wakeIfWaiting(std::atomic<std::uint32_t>& waiting, int bell) {
+  if (waiting.load(std::memory_order_seq_cst) != 0 && waiting.exchange(0, std::memory_order_seq_cst) != 0)
+    detail::ringBell(bell);
+}
+
+std::error_code checkBuffer(const ShmConnection* state, const void* buffer, std::size_t size) {
+  if (state == nullptr) return Errc::not_open;
+  if (buffer == nullptr && size != 0) return Errc::null_buffer;
+  return {};
+}
+
+const std::string& peerOf(const ShmConnection* state) {
+  static const std::string none;
+  return state ? state->peer : none;
+}
+
+}  // namespace
+
+ShmStream::ShmStream() noexcept = default;
+ShmStream::ShmStream(std::unique_ptr<ShmConnection> state) noexcept : state_(std::move(state)) {}
+ShmStream::~ShmStream() = default;
+ShmStream::ShmStream(ShmStream&& other) noexcept = default;
+ShmStream& ShmStream::operator=(ShmStream&& other) noexcept = default;
+
+ShmStream ShmStream::connect(const std::string& name, Duration timeout, std::size_t ringSize,
+                             std::error_code& ec) noexcept {
+  if (timeout < Duration::zero()) {
+    ec = Errc::negative_timeout;
+    return ShmStream();
+  }
+  if (!detail::validRingSize(ringSize)) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return ShmStream();
+  }
+  const int control = detail::connectUnix(name, detail::deadlineAfter(timeout), ec);
+  if (control < 0) return ShmStream();
+  detail::Segment segment = detail::createSegment(ringSize, ec);
+  int spacePair[2] = {-1, -1};
+  if (!ec && socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, spacePair) != 0)
+    ec = std::error_code(errno, std::generic_category());
+  if (!ec) {
+    const detail::ShmHello hello = {detail::kHelloMagic, detail::kSegmentVersion, 0};
+    const int passed[2] = {segment.fd, spacePair[1]};
+    ec = detail::sendWithDescriptors(control, &hello, sizeof hello, passed, 2);
+  }
+  // The peer has its own copies now (or never will): ours can go.
+  if (segment.fd >= 0) ::close(segment.fd);
+  if (spacePair[1] >= 0) ::close(spacePair[1]);
+  if (ec) {
+    if (spacePair[0] >= 0) ::close(spacePair[0]);
+    ::close(control);
+    detail::unmapSegment(segment);
+    return ShmStream();
+  }
+  auto state = ShmConnection::make(segment, detail::ShmRole::Connecting, control, spacePair[0], name, ec);
+  return ShmStream(std::move(state));
+}
+
+ShmStream ShmStream::connect(const std::string& name, Duration timeout, std::error_code& ec) noexcept {
+  return connect(name, timeout, kDefaultRingSize, ec);
+}
+
+ShmStream ShmStream::connect(const std::string& name, Duration timeout) {
+  std::error_code ec;
+  ShmStream stream = connect(name, timeout, ec);
+  throwIfError(ec, "connect", name);
+  return stream;
+}
+
+std::size_t ShmStream::readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  if ((ec = checkBuffer(state_.get(), buffer, size)) || size == 0) return 0;
+  ShmConnection& c = *state_;
+  if ((ec = c.readFailure)) return 0;
+  detail::RingIndices& ring = c.in.indices();
+  bool spun = false;
+  Deadline deadline{};
+  for (;;) {
+    // The flag first: data written before it was set is then visible below.
+    const bool closed = (ring.producerFlags.load(std::memory_order_seq_cst) & detail::kSideClosed) != 0;
+    const std::size_t n = c.in.read(buffer, size, ec);
+    if (ec) {
+      c.readFailure = ec;
+      return 0;
+    }
+    if (n > 0) {
+      wakeIfWaiting(ring.producerWaiting, c.spaceBellFd);
+      return n;
+    }
+    if (closed) {
+      ec = Errc::end_of_stream;
+      return 0;
+    }
+    if (c.readPeerGone) {
+      ec = std::make_error_code(std::errc::connection_reset);
+      return 0;
+    }
+    if (c.timeout == Duration::zero()) {
+      ec = std::make_error_code(std::errc::timed_out);
+      return 0;
+    }
+    if (!spun) {
+      spun = true;
+      deadline = detail::deadlineAfter(c.timeout);
+      std::error_code ignored;  // a bad index is reported by read() above
+      if (spinUntil(c.readSpin, [&] {
+            return c.in.available(ignored) != 0 || ignored ||
+                   (ring.producerFlags.load(std::memory_order_relaxed) & detail::kSideClosed) != 0;
+          }))
+        continue;
+    }
+    ring.consumerWaiting.store(1, std::memory_order_seq_cst);
+    std::error_code look;
+    if (c.in.available(look) != 0 || look ||
+        (ring.producerFlags.load(std::memory_order_seq_cst) & detail::kSideClosed) != 0) {
+      ring.consumerWaiting.store(0, std::memory_order_relaxed);
+      continue;
+    }
+    if ((ec = sleepOnBell(c.dataBell, c.dataBellFd, deadline, ring.consumerWaiting, c.readPeerGone))) return 0;
+  }
+}
+
+std::size_t ShmStream::readSome(void* buffer, std::size_t size) {
+  std::error_code ec;
+  const std::size_t n = readSome(buffer, size, ec);
+  throwIfError(ec, "read", peerOf(state_.get()));
+  return n;
+}
+
+std::size_t ShmStream::readExactly(void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  if ((ec = checkBuffer(state_.get(), buffer, size))) return 0;
+  std::size_t done = 0;
+  while (done < size) {
+    done += readSome(static_cast<char*>(buffer) + done, size - done, ec);
+    if (ec) break;
+  }
+  return done;
+}
+
+std::size_t ShmStream::readExactly(void* buffer, std::size_t size) {
+  std::error_code ec;
+  const std::size_t n = readExactly(buffer, size, ec);
+  throwIfError(ec, "read", peerOf(state_.get()));
+  return n;
+}
+
+std::size_t ShmStream::writeAll(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  if ((ec = checkBuffer(state_.get(), buffer, size))) return 0;
+  ShmConnection& c = *state_;
+  if ((ec = c.writeFailure)) return 0;
+  detail::RingIndices& ring = c.out.indices();
+  const auto* bytes = static_cast<const unsigned char*>(buffer);
+  std::size_t done = 0;
+  bool spun = false;
+  Deadline deadline{};
+  auto readerGone = [&] { return (ring.consumerFlags.load(std::memory_order_seq_cst) & detail::kSideClosed) != 0; };
+  while (done < size) {
+    if (c.writeShut || readerGone()) {
+      ec = std::make_error_code(std::errc::broken_pipe);
+      break;
+    }
+    const std::size_t n = c.out.write(bytes + done, size - done, ec);
+    if (ec) {
+      c.writeFailure = ec;
+      break;
+    }
+    if (n > 0) {
+      done += n;
+      spun = false;  // progress: the next wait is a new step with its own timeout
+      wakeIfWaiting(ring.consumerWaiting, c.dataBellFd);
+      continue;
+    }
+    if (c.writePeerGone) {
+      ec = std::make_error_code(std::errc::connection_reset);
+      break;
+    }
+    if (c.timeout == Duration::zero()) {
+      ec = std::make_error_code(std::errc::timed_out);
+      break;
+    }
+    if (!spun) {
+      spun = true;
+      deadline = detail::deadlineAfter(c.timeout);
+      std::error_code ignored;
+      if (spinUntil(c.writeSpin, [&] { return c.out.room(ignored) != 0 || ignored || readerGone(); })) continue;
+    }
+    ring.producerWaiting.store(1, std::memory_order_seq_cst);
+    std::error_code look;
+    if (c.out.room(look) != 0 || look || readerGone()) {
+      ring.producerWaiting.store(0, std::memory_order_relaxed);
+      continue;
+    }
+    if ((ec = sleepOnBell(c.spaceBell, c.spaceBellFd, deadline, ring.producerWaiting, c.writePeerGone))) break;
+  }
+  return done;
+}
+
+std::size_t ShmStream::writeAll(const void* buffer, std::size_t size) {
+  std::error_code ec;
+  const std::size_t n = writeAll(buffer, size, ec);
+  throwIfError(ec, "write", peerOf(state_.get()));
+  return n;
+}
+
+void ShmStream::shutdownWrite(std::error_code& ec) noexcept {
+  if (!state_) {
+    ec = Errc::not_open;
+    return;
+  }
+  ec.clear();
+  ShmConnection& c = *state_;
+  c.writeShut = true;
+  detail::RingIndices& ring = c.out.indices();
+  ring.producerFlags.fetch_or(detail::kSideClosed, std::memory_order_seq_cst);
+  wakeIfWaiting(ring.consumerWaiting, c.dataBellFd);
+}
+
+void ShmStream::shutdownWrite() {
+  std::error_code ec;
+  shutdownWrite(ec);
+  throwIfError(ec, "shutdown", peerOf(state_.get()));
+}
+
+void ShmStream::close() noexcept { state_.reset(); }
+
+bool ShmStream::isOpen() const noexcept { return state_ != nullptr; }
+
+void ShmStream::setTimeout(Duration timeout, std::error_code& ec) noexcept {
+  if (!state_) {
+    ec = Errc::not_open;
+  } else if (timeout < Duration::zero()) {
+    ec = Errc::negative_timeout;
+  } else {
+    ec.clear();
+    state_->timeout = timeout;
+  }
+}
+
+void ShmStream::setTimeout(Duration timeout) {
+  std::error_code ec;
+  setTimeout(timeout, ec);
+  throwIfError(ec, "set timeout", peerOf(state_.get()));
+}
+
+Duration ShmStream::timeout() const noexcept { return state_ ? state_->timeout : kInfiniteTimeout; }
+
+std::size_t ShmStream::ringSize() const noexcept { return state_ ? state_->segment.ringSize : 0; }
+
+}  // namespace evchan

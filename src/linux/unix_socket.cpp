@@ -1,0 +1,243 @@
+// AF_UNIX sockets for the shared-memory stream: names, SCM_RIGHTS, bells.
+#include "linux/unix_socket.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <system_error>
+#include <thread>
+
+#include <apr_portable.h>
+
+#include <evchan/error.h>
+#include <evchan/task.h>
+
+#include "apr/socket_state.h"
+#include "channel/access.h"
+
+namespace evchan::detail {
+namespace {
+
+std::error_code lastError() { return std::error_code(errno, std::generic_category()); }
+
+// Fills `address` for `name`; its length for bind/connect in `length`.
+std::error_code unixAddress(const std::string& name, sockaddr_un& address, socklen_t& length) {
+  address = {};
+  address.sun_family = AF_UNIX;
+  if (name.empty() || name == "@") return Errc::bad_endpoint;
+  if (name.size() >= sizeof address.sun_path) return std::make_error_code(std::errc::filename_too_long);
+  if (name.find('\0') != std::string::npos) return Errc::bad_endpoint;
+  std::memcpy(address.sun_path, name.data(), name.size());
+  // "@x": Linux's abstract namespace, a leading NUL and no terminator.
+  if (name[0] == '@') address.sun_path[0] = '\0';
+  length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size() + (name[0] == '@' ? 0 : 1));
+  return {};
+}
+
+int openStreamSocket(std::error_code& ec) {
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) ec = lastError();
+  return fd;
+}
+
+apr_status_t closeDescriptor(void* fd) {
+  ::close(static_cast<int>(reinterpret_cast<std::intptr_t>(fd)));
+  return APR_SUCCESS;
+}
+
+void closeAll(int* fds, int count) {
+  for (int i = 0; i < count; ++i) {
+    if (fds[i] >= 0) ::close(fds[i]);
+    fds[i] = -1;
+  }
+}
+
+}  // namespace
+
+int listenUnix(const std::string& name, int backlog, std::error_code& ec) noexcept {
+  sockaddr_un address;
+  socklen_t length = 0;
+  if ((ec = unixAddress(name, address, length))) return -1;
+  if (backlog < 0) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return -1;
+  }
+  const int fd = openStreamSocket(ec);
+  if (fd < 0) return -1;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), length) != 0 || ::listen(fd, backlog) != 0) {
+    ec = lastError();
+    ::close(fd);
+    return -1;
+  }
+  ec.clear();
+  return fd;
+}
+
+int connectUnix(const std::string& name, Deadline deadline, std::error_code& ec) noexcept {
+  sockaddr_un address;
+  socklen_t length = 0;
+  if ((ec = unixAddress(name, address, length))) return -1;
+  const int fd = openStreamSocket(ec);
+  if (fd < 0) return -1;
+  for (;;) {
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), length) == 0) break;
+    const int error = errno;
+    // A non-blocking AF_UNIX connect does not queue: a full backlog is
+    // EAGAIN, and the connect is simply retried until the deadline.
+    if (error == EINTR) continue;
+    if (error != EAGAIN || Clock::now() >= deadline) {
+      ec = error == EAGAIN ? std::make_error_code(std::errc::timed_out) : std::error_code(error, std::generic_category());
+      ::close(fd);
+      return -1;
+    }
+    if (inTask()) {
+      // A task's sleep may throw operation_canceled (its channel shutting
+      // down); this function reports errors, it does not throw.
+      try {
+        this_task::sleepFor(std::chrono::milliseconds(1));
+      } catch (const std::system_error& failure) {
+        ec = failure.code();
+        ::close(fd);
+        return -1;
+      }
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  ec.clear();
+  return fd;
+}
+
+int acceptUnix(int listener, std::error_code& ec) noexcept {
+  for (;;) {
+    const int fd = accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      ec.clear();
+      return fd;
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    ec = errno == EWOULDBLOCK ? std::make_error_code(std::errc::resource_unavailable_try_again) : lastError();
+    return -1;
+  }
+}
+
+std::error_code sendWithDescriptors(int socket, const void* data, std::size_t size, const int* fds,
+                                    int count) noexcept {
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
+  if (count < 0 || count > 4) return std::make_error_code(std::errc::invalid_argument);
+  iovec part = {const_cast<void*>(data), size};
+  msghdr message = {};
+  message.msg_iov = &part;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof(int) * count);
+  std::memcpy(CMSG_DATA(header), fds, sizeof(int) * count);
+  for (;;) {
+    const ssize_t sent = sendmsg(socket, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (sent == static_cast<ssize_t>(size)) return {};
+    if (sent < 0 && errno == EINTR) continue;
+    // A fresh connection's send buffer takes a small message whole.
+    return sent < 0 ? lastError() : std::make_error_code(std::errc::message_size);
+  }
+}
+
+std::error_code receiveWithDescriptors(int socket, void* data, std::size_t size, int* fds, int count,
+                                       Deadline deadline) noexcept {
+  for (int i = 0; i < count; ++i) fds[i] = -1;
+  // Room for more descriptors than expected, so that extra ones arrive
+  // (and are closed) instead of being truncated silently.
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
+  iovec part = {data, size};
+  msghdr message = {};
+  message.msg_iov = &part;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  ssize_t received;
+  for (;;) {
+    received = recvmsg(socket, &message, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (received >= 0) break;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) return lastError();
+    if (std::error_code ec = pollUntil(socket, POLLIN, deadline)) return ec;
+  }
+  int got = 0;
+  bool extra = false;
+  for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr; header = CMSG_NXTHDR(&message, header)) {
+    if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t n = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < n; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof fd);
+      if (got < count) {
+        fds[got++] = fd;
+      } else {
+        ::close(fd);
+        extra = true;
+      }
+    }
+  }
+  // The whole hello in one piece, with exactly the descriptors expected:
+  // anything else is a client that does not speak the protocol.
+  if (received == 0) {
+    closeAll(fds, count);
+    return Errc::end_of_stream;
+  }
+  if (static_cast<std::size_t>(received) != size || got != count || extra ||
+      (message.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0) {
+    closeAll(fds, count);
+    return std::make_error_code(std::errc::bad_message);
+  }
+  return {};
+}
+
+std::error_code pollUntil(int fd, short events, Deadline deadline) noexcept {
+  pollfd entry = {};
+  entry.fd = fd;
+  entry.events = events;
+  for (;;) {
+    const Deadline now = Clock::now();
+    if (now >= deadline) return std::make_error_code(std::errc::timed_out);
+    const int ready = poll(&entry, 1, timeoutMilliseconds(deadline, now));
+    if (ready > 0) return {};
+    if (ready < 0 && errno != EINTR) return lastError();
+  }
+}
+
+void ringBell(int socket) noexcept {
+  const char bell = 1;
+  ssize_t sent;
+  do sent = send(socket, &bell, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (sent < 0 && errno == EINTR);
+}
+
+TcpSocket adoptUnixSocket(int fd, const std::string& peer, std::error_code& ec) noexcept {
+  auto state = std::make_unique<SocketState>();
+  state->pool = createPool(ec);
+  if (!state->pool) {
+    ::close(fd);
+    return TcpSocket();
+  }
+  // From here the pool owns the descriptor: destroying it (after the
+  // watch has unregistered it from any channel) closes it.
+  apr_pool_cleanup_register(state->pool.get(), reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)),
+                            closeDescriptor, apr_pool_cleanup_null);
+  apr_os_sock_t native = fd;
+  apr_status_t status = apr_os_sock_put(&state->socket, &native, state->pool.get());
+  if (status == APR_SUCCESS) status = apr_socket_timeout_set(state->socket, 0);
+  if ((ec = makeAprError(status))) return TcpSocket();
+  state->peer = peer;
+  return SocketAccess::adopt(std::move(state));
+}
+
+}  // namespace evchan::detail

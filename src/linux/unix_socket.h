@@ -1,0 +1,56 @@
+// Internal: the AF_UNIX plumbing under ShmStream and ShmListener: names,
+// descriptor passing, doorbells, and waiting for a descriptor.
+#ifndef EVCHAN_SRC_LINUX_UNIX_SOCKET_H
+#define EVCHAN_SRC_LINUX_UNIX_SOCKET_H
+
+#include <cstddef>
+#include <string>
+#include <system_error>
+
+#include <evchan/tcp_socket.h>
+
+#include "deadline.h"
+
+namespace evchan::detail {
+
+/// A listening, non-blocking AF_UNIX stream socket on `name` ("@x" is the
+/// abstract name "x", anything else a path); -1 with `ec` set on error.
+int listenUnix(const std::string& name, int backlog, std::error_code& ec) noexcept;
+
+/// A non-blocking AF_UNIX stream socket connected to `name`; waits (a
+/// full backlog) at most until `deadline`.  -1 with `ec` set on error.
+int connectUnix(const std::string& name, Deadline deadline, std::error_code& ec) noexcept;
+
+/// One accept4() without waiting: the connection, or -1 with `ec` set
+/// (resource_unavailable_try_again when none is queued).
+int acceptUnix(int listener, std::error_code& ec) noexcept;
+
+/// Sends `size` bytes with `count` descriptors attached (SCM_RIGHTS), in
+/// one message that must fit the (empty) send buffer.
+std::error_code sendWithDescriptors(int socket, const void* data, std::size_t size, const int* fds,
+                                    int count) noexcept;
+
+/// Receives exactly `size` bytes and the descriptors attached, waiting
+/// until `deadline`.  Every descriptor received is closed on error; a
+/// message without exactly `count` descriptors is bad_message.
+std::error_code receiveWithDescriptors(int socket, void* data, std::size_t size, int* fds, int count,
+                                       Deadline deadline) noexcept;
+
+/// poll(2) for `events` on `fd` until `deadline`: timed_out when it passes.
+/// Hang-ups and errors count as ready.
+std::error_code pollUntil(int fd, short events, Deadline deadline) noexcept;
+
+/// Wakes the peer sleeping on the other end of `socket`: one byte, never
+/// waiting and never raising SIGPIPE.  A full socket already holds wake-ups
+/// and a dead peer is found by its own waits, so failures are ignored.
+void ringBell(int socket) noexcept;
+
+/// Wraps a connected AF_UNIX socket in a TcpSocket, which then owns it
+/// (closes it), so that its waits use the TcpSocket/ReadEvent machinery:
+/// a task waiting on it is suspended, a thread polls.  On error `fd` is
+/// closed and the socket returned closed.
+TcpSocket adoptUnixSocket(int fd, const std::string& peer, std::error_code& ec) noexcept;
+
+}  // namespace evchan::detail
+
+#endif  // EVCHAN_SRC_LINUX_UNIX_SOCKET_H

@@ -1,0 +1,812 @@
+// ShmStream and ShmListener: transfers between real processes (this test
+// binary re-executed in a peer mode), peers that die, peers that lie in
+// the shared header, bad segments, timeouts, bad input, and tasks.
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <evchan/evchan.h>
+#include <evchan/shm_stream.h>
+
+#include "linux/shm_connection.h"
+#include "linux/shm_segment.h"
+#include "linux/unix_socket.h"
+#include "support/diagnostics.h"
+#include "support/leak_checked_fixture.h"
+#include "support/waiting.h"
+
+extern char** environ;
+
+using namespace std::chrono_literals;
+
+namespace {
+
+using evchan::Errc;
+using evchan::EventChannel;
+using evchan::ShmListener;
+using evchan::ShmStream;
+using evchan::TaskHandle;
+using evchan::test::Clock;
+using evchan::test::describe;
+using evchan::test::elapsedText;
+using evchan::test::joinWithin;
+using evchan::test::makeChannelWithoutMonitor;
+
+#define ASSERT_NO_ERROR(ec) CPPUNIT_ASSERT_MESSAGE(describe(ec), !(ec))
+#define ASSERT_ERROR(expected, ec) \
+  CPPUNIT_ASSERT_MESSAGE("expected " #expected ", got " + describe(ec), (ec) == (expected))
+
+// Sanitizers slow the byte-crunching loops several-fold; the big transfer
+// shrinks under ThreadSanitizer (which instruments every copy) so that the
+// suite stays fast.  ASan runs the full gibibyte.
+#if defined(__SANITIZE_THREAD__)
+constexpr std::uint64_t kBigTransfer = std::uint64_t{256} << 20;
+#else
+constexpr std::uint64_t kBigTransfer = std::uint64_t{1} << 30;
+#endif
+constexpr std::size_t kChunk = std::size_t{256} << 10;  // divides kBigTransfer
+constexpr evchan::Duration kPatience = 10s;             // a failing test ends, it never hangs
+
+// ------------------------------------------------------------ data
+// The stream's 64-bit words are splitmix64 of their index: cheap to make
+// and to check, and any lost, repeated or moved word changes the checksum.
+std::uint64_t wordAt(std::uint64_t index) {
+  std::uint64_t z = index + 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+void fillWords(std::vector<std::uint64_t>& chunk, std::uint64_t firstIndex) {
+  for (std::size_t i = 0; i < chunk.size(); ++i) chunk[i] = wordAt(firstIndex + i);
+}
+
+std::uint64_t checksumWords(std::uint64_t state, const std::vector<std::uint64_t>& chunk) {
+  for (std::uint64_t word : chunk) {
+    state ^= word;
+    state = (state << 29 | state >> 35) * 0x100000001b3ull;
+  }
+  return state;
+}
+
+constexpr std::uint64_t kChecksumSeed = 0xcbf29ce484222325ull;
+
+// A name no other test (or run) uses.
+std::string uniqueName(const char* what) {
+  static std::atomic<int> counter{0};
+  return "@evchan-shm-test-" + std::to_string(getpid()) + "-" + what + "-" + std::to_string(++counter);
+}
+
+// ------------------------------------------------------------ peer mode
+// The test binary started with EVCHAN_SHM_TEST_PEER="mode name" runs that
+// peer before main() and exits: a second, real process on the other end.
+constexpr const char* kPeerVariable = "EVCHAN_SHM_TEST_PEER";
+
+int runPeer(const std::string& mode, const std::string& name) {
+  std::error_code ec;
+  ShmStream stream = ShmStream::connect(name, kPatience, ec);
+  if (ec) {
+    std::fprintf(stderr, "peer: connect %s: %s\n", name.c_str(), ec.message().c_str());
+    return 2;
+  }
+  stream.setTimeout(kPatience);
+  std::vector<std::uint64_t> chunk(kChunk / sizeof(std::uint64_t));
+  if (mode == "send-gib" || mode == "send-forever") {
+    // The words, then (send-gib) their checksum as a trailer, then the end.
+    std::uint64_t sum = kChecksumSeed;
+    const bool forever = mode == "send-forever";
+    for (std::uint64_t index = 0; forever || index * 8 < kBigTransfer; index += chunk.size()) {
+      fillWords(chunk, index);
+      sum = checksumWords(sum, chunk);
+      stream.writeAll(chunk.data(), kChunk, ec);
+      if (ec) return forever ? 0 : 3;
+    }
+    stream.writeAll(&sum, sizeof sum, ec);
+    stream.close();
+    return ec ? 3 : 0;
+  }
+  if (mode == "sink") {
+    while (stream.readSome(chunk.data(), kChunk, ec) > 0) {
+    }
+    return 0;
+  }
+  if (mode == "half-message") {
+    // Half of a 200-byte message, then death: no close(), no destructors.
+    stream.writeAll(chunk.data(), 100, ec);
+    _exit(ec ? 3 : 0);
+  }
+  if (mode == "echo") {
+    for (;;) {
+      const std::size_t n = stream.readSome(chunk.data(), kChunk, ec);
+      if (ec) return ec == Errc::end_of_stream ? 0 : 3;
+      stream.writeAll(chunk.data(), n, ec);
+      if (ec) return 3;
+    }
+  }
+  std::fprintf(stderr, "peer: unknown mode %s\n", mode.c_str());
+  return 2;
+}
+
+bool runPeerIfAsked() {
+  const char* request = std::getenv(kPeerVariable);
+  if (request == nullptr) return false;
+  const std::string text = request;
+  const std::size_t space = text.find(' ');
+  const int status = runPeer(text.substr(0, space), space == std::string::npos ? "" : text.substr(space + 1));
+  std::fflush(stderr);
+  _exit(status);
+}
+
+const bool kIsPeer = runPeerIfAsked();
+
+/// This binary re-executed as a peer process; killed and reaped at the end.
+class PeerProcess {
+ public:
+  PeerProcess(const std::string& mode, const std::string& name) {
+    std::vector<std::string> variables;
+    for (char** entry = environ; *entry != nullptr; ++entry) variables.emplace_back(*entry);
+    variables.push_back(std::string(kPeerVariable) + "=" + mode + " " + name);
+    std::vector<char*> envp;
+    for (std::string& variable : variables) envp.push_back(&variable[0]);
+    envp.push_back(nullptr);
+    // A test name nobody has: should the peer mode fail to trigger, the
+    // child runs no tests.
+    char program[] = "/proc/self/exe";
+    char noTest[] = "ShmStreamTest::noSuchTest";
+    char* argv[] = {program, noTest, nullptr};
+    const int error = posix_spawn(&pid_, program, nullptr, nullptr, argv, envp.data());
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("posix_spawn: " + std::string(std::strerror(error)), 0, error);
+  }
+  ~PeerProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  PeerProcess(const PeerProcess&) = delete;
+  PeerProcess& operator=(const PeerProcess&) = delete;
+
+  void kill9() const { kill(pid_, SIGKILL); }
+
+  /// The exit status once the process has ended (within kPatience).
+  int exitStatus() {
+    int status = 0;
+    const auto deadline = Clock::now() + kPatience;
+    while (waitpid(pid_, &status, WNOHANG) == 0) {
+      CPPUNIT_ASSERT_MESSAGE("the peer process did not end", Clock::now() < deadline);
+      std::this_thread::sleep_for(1ms);
+    }
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// ------------------------------------------------------------ raw clients
+// A client that does the handshake by hand, to send what ShmStream never
+// would.  Owns its descriptors.
+struct RawClient {
+  int control = -1;
+  int spaceBell = -1;  // our end of the pair whose other end was passed
+  evchan::detail::Segment segment;
+
+  ~RawClient() {
+    if (control >= 0) close(control);
+    if (spaceBell >= 0) close(spaceBell);
+    if (segment.fd >= 0) close(segment.fd);
+    evchan::detail::unmapSegment(segment);
+  }
+
+  void connectTo(const std::string& name) {
+    std::error_code ec;
+    control = evchan::detail::connectUnix(name, evchan::detail::deadlineAfter(kPatience), ec);
+    ASSERT_NO_ERROR(ec);
+  }
+
+  // Sends a hello with `memfd` and a fresh socketpair end.
+  void sendHello(int memfd, std::uint64_t magic = evchan::detail::kHelloMagic) {
+    int pair[2];
+    CPPUNIT_ASSERT_EQUAL(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair));
+    spaceBell = pair[0];
+    const evchan::detail::ShmHello hello = {magic, evchan::detail::kSegmentVersion, 0};
+    const int fds[2] = {memfd, pair[1]};
+    ASSERT_NO_ERROR(evchan::detail::sendWithDescriptors(control, &hello, sizeof hello, fds, 2));
+    close(pair[1]);
+  }
+
+  // A well-formed connection whose segment the test then corrupts.
+  void connectWellFormed(const std::string& name, std::size_t ringSize = 4096) {
+    connectTo(name);
+    std::error_code ec;
+    segment = evchan::detail::createSegment(ringSize, ec);
+    ASSERT_NO_ERROR(ec);
+    sendHello(segment.fd);
+    close(segment.fd);
+    segment.fd = -1;
+  }
+
+  evchan::detail::RingIndices& toListener() { return segment.header->rings[0]; }
+  evchan::detail::RingIndices& fromListener() { return segment.header->rings[1]; }
+};
+
+// A memfd of `size` bytes holding a header that claims `ringSize`;
+// sealed unless told otherwise.
+int makeMemfd(std::size_t size, std::uint64_t ringSize, bool seal = true, std::uint64_t magic = evchan::detail::kSegmentMagic) {
+  const int fd = memfd_create("evchan-test", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  CPPUNIT_ASSERT(fd >= 0);
+  CPPUNIT_ASSERT_EQUAL(0, ftruncate(fd, static_cast<off_t>(size)));
+  evchan::detail::SegmentHeader header = {};
+  header.magic = magic;
+  header.version = evchan::detail::kSegmentVersion;
+  header.headerSize = evchan::detail::kHeaderSize;
+  header.ringSize = ringSize;
+  header.segmentSize = evchan::detail::kHeaderSize + 2 * ringSize;
+  CPPUNIT_ASSERT(pwrite(fd, &header, offsetof(evchan::detail::SegmentHeader, rings), 0) > 0);
+  if (seal) CPPUNIT_ASSERT_EQUAL(0, fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW));
+  return fd;
+}
+
+struct Pair {
+  ShmStream client;
+  ShmStream server;
+};
+
+Pair connectPair(ShmListener& listener, std::size_t ringSize = ShmStream::kDefaultRingSize) {
+  Pair pair;
+  std::error_code ec;
+  pair.client = ShmStream::connect(listener.name(), kPatience, ringSize, ec);
+  ASSERT_NO_ERROR(ec);
+  listener.setTimeout(kPatience);
+  pair.server = listener.accept(ec);
+  ASSERT_NO_ERROR(ec);
+  pair.client.setTimeout(kPatience);
+  pair.server.setTimeout(kPatience);
+  return pair;
+}
+
+}  // namespace
+
+class ShmStreamTest : public evchan::test::LeakCheckedFixture {
+  CPPUNIT_TEST_SUITE(ShmStreamTest);
+  CPPUNIT_TEST(testEchoBetweenThreads);
+  CPPUNIT_TEST(testPathName);
+  CPPUNIT_TEST(testNobodyListening);
+  CPPUNIT_TEST(testBadInput);
+  CPPUNIT_TEST(testReadTimeout);
+  CPPUNIT_TEST(testWriteTimeoutWhenRingFull);
+  CPPUNIT_TEST(testCloseIsEndOfStreamAndBrokenPipe);
+  CPPUNIT_TEST(testBigTransferAcrossProcesses);
+  CPPUNIT_TEST(testEchoAcrossProcesses);
+  CPPUNIT_TEST(testWriterKilledMidTransfer);
+  CPPUNIT_TEST(testReaderKilledMidTransfer);
+  CPPUNIT_TEST(testPeerDiesMidMessage);
+  CPPUNIT_TEST(testHeadBeyondRing);
+  CPPUNIT_TEST(testHeadGoingBackwards);
+  CPPUNIT_TEST(testTailAheadOfHead);
+  CPPUNIT_TEST(testHeaderSizeScribbledAfterAccept);
+  CPPUNIT_TEST(testBadSegmentsRefused);
+  CPPUNIT_TEST(testTaskReaderSuspends);
+  CPPUNIT_TEST(testBothEndsInTasksOnOneWorker);
+  CPPUNIT_TEST(testReadTimeoutInTask);
+  CPPUNIT_TEST(testTaskReaderSeesPeerKilled);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  // ---------------------------------------------------------- basics
+  void testEchoBetweenThreads() {
+    ShmListener listener = ShmListener::listen(uniqueName("echo"));
+    Pair pair = connectPair(listener);
+    std::thread echo([&] {
+      char buffer[100];
+      std::error_code ec;
+      for (;;) {
+        const std::size_t n = pair.server.readSome(buffer, sizeof buffer, ec);
+        if (ec) break;
+        pair.server.writeAll(buffer, n);
+      }
+      pair.server.close();
+    });
+    const std::string text(10000, 'x');
+    std::string back(text.size(), '\0');
+    pair.client.writeAll(text.data(), text.size());
+    pair.client.readExactly(&back[0], back.size());
+    CPPUNIT_ASSERT(text == back);
+    pair.client.shutdownWrite();
+    std::error_code ec;
+    char byte;
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.client.readSome(&byte, 1, ec));
+    ASSERT_ERROR(Errc::end_of_stream, ec);
+    echo.join();
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.client.readSome(&byte, 0, ec));
+    ASSERT_NO_ERROR(ec);
+  }
+
+  void testPathName() {
+    char directory[] = "/tmp/evchan-shm-XXXXXX";
+    CPPUNIT_ASSERT(mkdtemp(directory) != nullptr);
+    const std::string path = std::string(directory) + "/socket";
+    {
+      ShmListener listener = ShmListener::listen(path);
+      std::error_code ec;
+      ShmListener::listen(path, 16, ec);
+      ASSERT_ERROR(std::errc::address_in_use, ec);
+      Pair pair = connectPair(listener);
+      pair.client.writeAll("ping", 4);
+      char buffer[4];
+      pair.server.readExactly(buffer, 4);
+      CPPUNIT_ASSERT_EQUAL(std::string("ping"), std::string(buffer, 4));
+    }
+    struct stat status;
+    CPPUNIT_ASSERT_MESSAGE("the socket file outlived its listener", stat(path.c_str(), &status) != 0);
+    rmdir(directory);
+  }
+
+  void testNobodyListening() {
+    std::error_code ec;
+    ShmStream stream = ShmStream::connect(uniqueName("nobody"), 1s, ec);
+    ASSERT_ERROR(std::errc::connection_refused, ec);
+    CPPUNIT_ASSERT(!stream.isOpen());
+    ShmStream::connect("/nonexistent-evchan-dir/socket", 1s, ec);
+    ASSERT_ERROR(std::errc::no_such_file_or_directory, ec);
+    CPPUNIT_ASSERT_THROW(ShmStream::connect(uniqueName("nobody")), evchan::SystemError);
+    // A listener that closed without accepting: the stream sees a reset.
+    const std::string name = uniqueName("closed");
+    ShmListener listener = ShmListener::listen(name);
+    stream = ShmStream::connect(name, 1s);
+    stream.setTimeout(kPatience);
+    listener.close();
+    char byte;
+    stream.readSome(&byte, 1, ec);
+    ASSERT_ERROR(std::errc::connection_reset, ec);
+  }
+
+  void testBadInput() {
+    std::error_code ec;
+    ShmStream closed;
+    char byte = 0;
+    closed.readSome(&byte, 1, ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    closed.writeAll(&byte, 1, ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    closed.shutdownWrite(ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    CPPUNIT_ASSERT_THROW(closed.readSome(&byte, 1), evchan::SystemError);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, closed.ringSize());
+
+    ShmListener::listen("", 16, ec);
+    ASSERT_ERROR(Errc::bad_endpoint, ec);
+    ShmListener::listen("@", 16, ec);
+    ASSERT_ERROR(std::errc::invalid_argument, ec);
+    ShmListener::listen("@" + std::string(200, 'n'), 16, ec);
+    ASSERT_ERROR(std::errc::filename_too_long, ec);
+    ShmListener closedListener;
+    closedListener.accept(ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+
+    const std::string name = uniqueName("bad-input");
+    ShmListener listener = ShmListener::listen(name);
+    ShmStream::connect(name, -1s, ec);
+    ASSERT_ERROR(Errc::negative_timeout, ec);
+    ShmStream::connect(name, 1s, 5000, ec);  // not a power of two
+    ASSERT_ERROR(std::errc::invalid_argument, ec);
+    ShmStream::connect(name, 1s, 1024, ec);  // too small
+    ASSERT_ERROR(std::errc::invalid_argument, ec);
+    listener.setTimeout(-1s, ec);
+    ASSERT_ERROR(Errc::negative_timeout, ec);
+
+    Pair pair = connectPair(listener, 4096);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{4096}, pair.client.ringSize());
+    pair.client.readSome(nullptr, 1, ec);
+    ASSERT_ERROR(Errc::null_buffer, ec);
+    pair.client.writeAll(nullptr, 1, ec);
+    ASSERT_ERROR(Errc::null_buffer, ec);
+    pair.client.setTimeout(-1s, ec);
+    ASSERT_ERROR(Errc::negative_timeout, ec);
+    pair.client.close();
+    pair.client.close();  // idempotent
+    CPPUNIT_ASSERT(!pair.client.isOpen());
+  }
+
+  // ---------------------------------------------------------- timeouts
+  void testReadTimeout() {
+    ShmListener listener = ShmListener::listen(uniqueName("read-timeout"));
+    Pair pair = connectPair(listener);
+    pair.server.setTimeout(150ms);
+    std::error_code ec;
+    char byte;
+    const auto elapsed = evchan::test::timed([&] { pair.server.readSome(&byte, 1, ec); });
+    ASSERT_ERROR(std::errc::timed_out, ec);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed >= 140ms && elapsed < 3s);
+    pair.server.setTimeout(0s);
+    pair.server.readSome(&byte, 1, ec);
+    ASSERT_ERROR(std::errc::timed_out, ec);
+    // A timeout leaves the stream usable.
+    pair.client.writeAll("z", 1);
+    pair.server.setTimeout(kPatience);
+    pair.server.readExactly(&byte, 1);
+    CPPUNIT_ASSERT_EQUAL('z', byte);
+    // Accept times out too.
+    listener.setTimeout(50ms);
+    listener.accept(ec);
+    ASSERT_ERROR(std::errc::timed_out, ec);
+  }
+
+  void testWriteTimeoutWhenRingFull() {
+    ShmListener listener = ShmListener::listen(uniqueName("write-timeout"));
+    Pair pair = connectPair(listener, 4096);
+    pair.client.setTimeout(100ms);
+    std::vector<char> data(10000, 'w');
+    std::error_code ec;
+    const std::size_t written = pair.client.writeAll(data.data(), data.size(), ec);
+    ASSERT_ERROR(std::errc::timed_out, ec);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{4096}, written);
+    std::vector<char> got(4096);
+    pair.server.readExactly(got.data(), got.size());
+    // The room made wakes nobody now, but the next write fits.
+    pair.client.setTimeout(kPatience);
+    pair.client.writeAll(data.data(), 10);
+  }
+
+  void testCloseIsEndOfStreamAndBrokenPipe() {
+    ShmListener listener = ShmListener::listen(uniqueName("close"));
+    Pair pair = connectPair(listener);
+    pair.client.writeAll("last words", 10);
+    pair.client.close();
+    char buffer[10];
+    pair.server.readExactly(buffer, 10);
+    CPPUNIT_ASSERT_EQUAL(std::string("last words"), std::string(buffer, 10));
+    std::error_code ec;
+    pair.server.readSome(buffer, 1, ec);
+    ASSERT_ERROR(Errc::end_of_stream, ec);
+    pair.server.writeAll("x", 1, ec);
+    ASSERT_ERROR(std::errc::broken_pipe, ec);
+    // shutdownWrite: this side may still read, but not write.
+    Pair other = connectPair(listener);
+    other.server.shutdownWrite();
+    other.server.writeAll("x", 1, ec);
+    ASSERT_ERROR(std::errc::broken_pipe, ec);
+    other.client.readSome(buffer, 1, ec);
+    ASSERT_ERROR(Errc::end_of_stream, ec);
+    other.client.writeAll("still", 5);
+    other.server.readExactly(buffer, 5);
+  }
+
+  // ---------------------------------------------------------- processes
+  void testBigTransferAcrossProcesses() {
+    const std::string name = uniqueName("gib");
+    ShmListener listener = ShmListener::listen(name);
+    listener.setTimeout(kPatience);
+    PeerProcess peer("send-gib", name);
+    ShmStream stream = listener.accept();
+    stream.setTimeout(kPatience);
+    std::vector<std::uint64_t> chunk(kChunk / sizeof(std::uint64_t));
+    std::uint64_t sum = kChecksumSeed;
+    for (std::uint64_t received = 0; received < kBigTransfer; received += kChunk) {
+      stream.readExactly(chunk.data(), kChunk);
+      sum = checksumWords(sum, chunk);
+    }
+    std::uint64_t theirs = 0;
+    stream.readExactly(&theirs, sizeof theirs);
+    CPPUNIT_ASSERT_EQUAL(theirs, sum);
+    std::error_code ec;
+    char byte;
+    stream.readSome(&byte, 1, ec);
+    ASSERT_ERROR(Errc::end_of_stream, ec);
+    CPPUNIT_ASSERT_EQUAL(0, peer.exitStatus());
+  }
+
+  void testEchoAcrossProcesses() {
+    const std::string name = uniqueName("echo-process");
+    ShmListener listener = ShmListener::listen(name);
+    listener.setTimeout(kPatience);
+    PeerProcess peer("echo", name);
+    ShmStream stream = listener.accept();
+    stream.setTimeout(kPatience);
+    std::vector<std::uint64_t> out(1000), in(1000);
+    for (int round = 0; round < 200; ++round) {
+      fillWords(out, static_cast<std::uint64_t>(round) * out.size());
+      const std::size_t bytes = (round % 50 + 1) * 64;
+      stream.writeAll(out.data(), bytes);
+      stream.readExactly(in.data(), bytes);
+      CPPUNIT_ASSERT_EQUAL(0, std::memcmp(out.data(), in.data(), bytes));
+    }
+    stream.close();
+    CPPUNIT_ASSERT_EQUAL(0, peer.exitStatus());
+  }
+
+  void testWriterKilledMidTransfer() {
+    const std::string name = uniqueName("writer-killed");
+    ShmListener listener = ShmListener::listen(name);
+    listener.setTimeout(kPatience);
+    PeerProcess peer("send-forever", name);
+    ShmStream stream = listener.accept();
+    stream.setTimeout(kPatience);
+    std::vector<char> buffer(kChunk);
+    std::size_t received = 0;
+    while (received < (std::size_t{8} << 20)) received += stream.readSome(buffer.data(), buffer.size());
+    peer.kill9();
+    std::error_code ec;
+    const auto elapsed = evchan::test::timed([&] {
+      while (!ec) stream.readSome(buffer.data(), buffer.size(), ec);
+    });
+    ASSERT_ERROR(std::errc::connection_reset, ec);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed < 5s);
+    // Stays that way.
+    stream.readSome(buffer.data(), buffer.size(), ec);
+    ASSERT_ERROR(std::errc::connection_reset, ec);
+  }
+
+  void testReaderKilledMidTransfer() {
+    const std::string name = uniqueName("reader-killed");
+    ShmListener listener = ShmListener::listen(name);
+    listener.setTimeout(kPatience);
+    PeerProcess peer("sink", name);
+    ShmStream stream = listener.accept();
+    stream.setTimeout(kPatience);
+    std::vector<char> buffer(kChunk, 'k');
+    for (int i = 0; i < 32; ++i) stream.writeAll(buffer.data(), buffer.size());
+    peer.kill9();
+    std::error_code ec;
+    const auto elapsed = evchan::test::timed([&] {
+      while (!ec) stream.writeAll(buffer.data(), buffer.size(), ec);
+    });
+    ASSERT_ERROR(std::errc::connection_reset, ec);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed < 5s);
+  }
+
+  void testPeerDiesMidMessage() {
+    const std::string name = uniqueName("half");
+    ShmListener listener = ShmListener::listen(name);
+    listener.setTimeout(kPatience);
+    PeerProcess peer("half-message", name);
+    ShmStream stream = listener.accept();
+    stream.setTimeout(kPatience);
+    char message[200];
+    std::error_code ec;
+    const std::size_t got = stream.readExactly(message, sizeof message, ec);
+    ASSERT_ERROR(std::errc::connection_reset, ec);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{100}, got);
+    CPPUNIT_ASSERT_EQUAL(0, peer.exitStatus());
+  }
+
+  // ---------------------------------------------------------- hostile peers
+  void testHeadBeyondRing() {
+    const std::string name = uniqueName("head-beyond");
+    ShmListener listener = ShmListener::listen(name);
+    RawClient client;
+    client.connectWellFormed(name);
+    ShmStream stream = acceptWithin(listener);
+    client.toListener().head.store(std::uint64_t{1} << 40);
+    char buffer[64];
+    std::error_code ec;
+    stream.readSome(buffer, sizeof buffer, ec);
+    ASSERT_ERROR(std::errc::protocol_error, ec);
+    // Even when the peer repents, the stream stays unusable.
+    client.toListener().head.store(0);
+    stream.readSome(buffer, sizeof buffer, ec);
+    ASSERT_ERROR(std::errc::protocol_error, ec);
+    CPPUNIT_ASSERT_THROW(stream.readSome(buffer, sizeof buffer), evchan::SystemError);
+  }
+
+  void testHeadGoingBackwards() {
+    const std::string name = uniqueName("head-back");
+    ShmListener listener = ShmListener::listen(name);
+    RawClient client;
+    client.connectWellFormed(name);
+    ShmStream stream = acceptWithin(listener);
+    // 100 honest bytes, read; then the head moves back behind our tail.
+    std::memset(evchan::detail::segmentBytes(client.segment, evchan::detail::kHeaderSize), 'h', 100);
+    client.toListener().head.store(100, std::memory_order_release);
+    char buffer[200];
+    CPPUNIT_ASSERT_EQUAL(std::size_t{100}, stream.readSome(buffer, sizeof buffer));
+    client.toListener().head.store(40, std::memory_order_release);
+    std::error_code ec;
+    stream.readSome(buffer, sizeof buffer, ec);
+    ASSERT_ERROR(std::errc::protocol_error, ec);
+  }
+
+  void testTailAheadOfHead() {
+    const std::string name = uniqueName("tail-ahead");
+    ShmListener listener = ShmListener::listen(name);
+    RawClient client;
+    client.connectWellFormed(name);
+    ShmStream stream = acceptWithin(listener);
+    stream.writeAll("abc", 3);
+    client.fromListener().tail.store(1000);  // "consumed" more than was written
+    std::error_code ec;
+    stream.writeAll("d", 1, ec);
+    ASSERT_ERROR(std::errc::protocol_error, ec);
+    stream.writeAll("d", 1, ec);
+    ASSERT_ERROR(std::errc::protocol_error, ec);
+  }
+
+  // The ring size is read once, at accept: changing it later changes nothing.
+  void testHeaderSizeScribbledAfterAccept() {
+    const std::string name = uniqueName("size-scribble");
+    ShmListener listener = ShmListener::listen(name);
+    RawClient client;
+    client.connectWellFormed(name);
+    ShmStream stream = acceptWithin(listener);
+    client.segment.header->ringSize = std::uint64_t{1} << 40;
+    client.segment.header->magic = 0;
+    std::vector<char> data(3000, 's');
+    stream.writeAll(data.data(), data.size());
+    CPPUNIT_ASSERT_EQUAL(std::uint64_t{3000}, client.fromListener().head.load());
+    CPPUNIT_ASSERT_EQUAL(std::size_t{4096}, stream.ringSize());
+  }
+
+  void testBadSegmentsRefused() {
+    const std::string name = uniqueName("bad-segments");
+    ShmListener listener = ShmListener::listen(name);
+    const std::size_t ring = 4096, size = evchan::detail::kHeaderSize + 2 * ring;
+    auto refused = [&](const char* what, auto&& misbehave) {
+      RawClient client;
+      client.connectTo(name);
+      misbehave(client);
+      std::error_code ec;
+      listener.setTimeout(kPatience);
+      ShmStream stream = listener.accept(ec);
+      CPPUNIT_ASSERT_MESSAGE(std::string(what) + ": " + describe(ec), ec == std::errc::bad_message);
+      CPPUNIT_ASSERT(!stream.isOpen());
+    };
+    refused("bad magic", [&](RawClient& c) {
+      const int fd = makeMemfd(size, ring, true, 0x1234);
+      c.sendHello(fd);
+      close(fd);
+    });
+    refused("truncated", [&](RawClient& c) {
+      const int fd = makeMemfd(size - 4096, ring);  // header claims more than there is
+      c.sendHello(fd);
+      close(fd);
+    });
+    refused("ring size not a power of two", [&](RawClient& c) {
+      const int fd = makeMemfd(evchan::detail::kHeaderSize + 2 * 6000, 6000);
+      c.sendHello(fd);
+      close(fd);
+    });
+    refused("unsealed", [&](RawClient& c) {
+      const int fd = makeMemfd(size, ring, false);
+      c.sendHello(fd);
+      close(fd);
+    });
+    refused("not a memfd", [&](RawClient& c) {
+      int pipeFds[2];
+      CPPUNIT_ASSERT_EQUAL(0, pipe(pipeFds));
+      c.sendHello(pipeFds[0]);
+      close(pipeFds[0]);
+      close(pipeFds[1]);
+    });
+    refused("bad hello", [&](RawClient& c) {
+      const int fd = makeMemfd(size, ring);
+      c.sendHello(fd, 42);
+      close(fd);
+    });
+    refused("no descriptors", [&](RawClient& c) {
+      const char garbage[16] = "garbage garbage";
+      CPPUNIT_ASSERT_EQUAL(ssize_t{16}, send(c.control, garbage, sizeof garbage, MSG_NOSIGNAL));
+    });
+    refused("hung up before the hello", [&](RawClient& c) {
+      close(c.control);
+      c.control = -1;
+    });
+    // The listener still serves well-behaved clients.
+    Pair pair = connectPair(listener);
+    pair.client.writeAll("ok", 2);
+    char buffer[2];
+    pair.server.readExactly(buffer, 2);
+  }
+
+  // ---------------------------------------------------------- tasks
+  // A task waiting for data suspends: the channel's only worker runs
+  // another task meanwhile, and no second thread is started.
+  void testTaskReaderSuspends() {
+    ShmListener listener = ShmListener::listen(uniqueName("task-reader"));
+    Pair pair = connectPair(listener);
+    std::unique_ptr<EventChannel> channel = makeChannelWithoutMonitor(1);
+    std::atomic<bool> readerWaiting{false}, otherRan{false};
+    std::string received;
+    std::error_code readError;
+    TaskHandle reader = channel->spawn([&] {
+      char buffer[64];
+      readerWaiting = true;
+      const std::size_t n = pair.server.readExactly(buffer, 5, readError);
+      received.assign(buffer, n);
+    });
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return readerWaiting.load(); }));
+    std::this_thread::sleep_for(20ms);  // well past the spin: the reader sleeps
+    TaskHandle other = channel->spawn([&] { otherRan = true; });
+    joinWithin(other);
+    CPPUNIT_ASSERT(!reader.done());
+    pair.client.writeAll("hello", 5);
+    joinWithin(reader);
+    ASSERT_NO_ERROR(readError);
+    CPPUNIT_ASSERT_EQUAL(std::string("hello"), received);
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("a wait blocked the worker", 1, channel->poolStats().peak);
+  }
+
+  // 16 MiB through a 64 KiB ring with both ends as tasks on one worker:
+  // each must suspend when the ring is full or empty for the other to run.
+  void testBothEndsInTasksOnOneWorker() {
+    ShmListener listener = ShmListener::listen(uniqueName("tasks"));
+    Pair pair = connectPair(listener, std::size_t{64} << 10);
+    constexpr std::size_t kWords = (std::size_t{16} << 20) / 8;
+    std::vector<std::uint64_t> out(kWords), in(kWords);
+    fillWords(out, 7);
+    std::error_code writeError, readError;
+    std::unique_ptr<EventChannel> channel = makeChannelWithoutMonitor(1);
+    TaskHandle writer = channel->spawn([&] { pair.client.writeAll(out.data(), kWords * 8, writeError); });
+    TaskHandle reader = channel->spawn([&] { pair.server.readExactly(in.data(), kWords * 8, readError); });
+    joinWithin(writer);
+    joinWithin(reader);
+    ASSERT_NO_ERROR(writeError);
+    ASSERT_NO_ERROR(readError);
+    CPPUNIT_ASSERT(out == in);
+    CPPUNIT_ASSERT_EQUAL(1, channel->poolStats().peak);
+  }
+
+  void testReadTimeoutInTask() {
+    ShmListener listener = ShmListener::listen(uniqueName("task-timeout"));
+    Pair pair = connectPair(listener);
+    pair.server.setTimeout(100ms);
+    std::unique_ptr<EventChannel> channel = makeChannelWithoutMonitor(1);
+    std::error_code ec;
+    Clock::duration elapsed{};
+    TaskHandle reader = channel->spawn([&] {
+      char byte;
+      elapsed = evchan::test::timed([&] { pair.server.readSome(&byte, 1, ec); });
+    });
+    joinWithin(reader);
+    ASSERT_ERROR(std::errc::timed_out, ec);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed >= 90ms && elapsed < 3s);
+  }
+
+  // The peer process dies while a task is suspended on the doorbell.
+  void testTaskReaderSeesPeerKilled() {
+    const std::string name = uniqueName("task-killed");
+    ShmListener listener = ShmListener::listen(name);
+    listener.setTimeout(kPatience);
+    PeerProcess peer("send-forever", name);
+    ShmStream stream = listener.accept();
+    stream.setTimeout(kPatience);
+    std::unique_ptr<EventChannel> channel = makeChannelWithoutMonitor(1);
+    std::atomic<std::size_t> received{0};
+    std::error_code ec;
+    TaskHandle reader = channel->spawn([&] {
+      std::vector<char> buffer(kChunk);
+      while (!ec) received += stream.readSome(buffer.data(), buffer.size(), ec);
+    });
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return received.load() > (std::size_t{4} << 20); }));
+    peer.kill9();
+    joinWithin(reader);
+    ASSERT_ERROR(std::errc::connection_reset, ec);
+  }
+
+ private:
+  static ShmStream acceptWithin(ShmListener& listener) {
+    listener.setTimeout(kPatience);
+    ShmStream stream = listener.accept();
+    stream.setTimeout(kPatience);
+    return stream;
+  }
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(ShmStreamTest);
