@@ -1,7 +1,7 @@
 // echo_demo: an echo server on an EventChannel on a free loopback port, and
 // clients that push a known byte stream through it and verify every byte.
 //
-//   echo_demo [--model tasks|events] [--backend epoll|io_uring|poll|select|apr_pollset]
+//   echo_demo [--model tasks|events] [--backend epoll|io_uring|poll|select|apr_pollset|aio]
 //             [--connections N] [--megabytes M]
 //
 // --model tasks (the default): one task per connection on both sides,
@@ -132,20 +132,10 @@ bool parsePositive(const char* text, long& value) {
   return end != text && *end == '\0' && value > 0;
 }
 
-bool parseBackend(const std::string& name, evchan::Backend& backend) {
-  for (evchan::Backend b : {evchan::Backend::Default, evchan::Backend::Epoll, evchan::Backend::Poll,
-                            evchan::Backend::Select, evchan::Backend::AprPollset, evchan::Backend::IoUring}) {
-    if (name == evchan::backendName(b)) {
-      backend = b;
-      return true;
-    }
-  }
-  return false;
-}
 
 int usage(const char* program) {
   std::fprintf(stderr,
-               "usage: %s [--model tasks|events] [--backend default|epoll|io_uring|poll|select|apr_pollset]"
+               "usage: %s [--model tasks|events] [--backend default|epoll|io_uring|poll|select|apr_pollset|aio]"
                " [--connections N] [--megabytes M-per-connection]\n",
                program);
   return 2;
@@ -188,7 +178,7 @@ int main(int argc, char** argv) {
       if (std::string(value) != "tasks" && std::string(value) != "events") return usage(argv[0]);
       tasks = std::string(value) == "tasks";
     } else if (arg == "--backend") {
-      if (!parseBackend(value, options.backend)) return usage(argv[0]);
+      if (!evchan::backendFromName(value, options.backend)) return usage(argv[0]);
     } else if (arg == "--connections" || arg == "--megabytes") {
       if (!parsePositive(value, arg == "--connections" ? connections : megabytes)) return usage(argv[0]);
     } else {

@@ -120,6 +120,7 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testShutdownReleasesBlockedWorker);
   CPPUNIT_TEST(testShutdownReleasesWorkerThatBlocksLate);
   CPPUNIT_TEST(testInvalidOptions);
+  CPPUNIT_TEST(testBackendFromName);
   CPPUNIT_TEST(testBackendFromEnvironment);
   CPPUNIT_TEST(testIoUringFromEnvironment);
   CPPUNIT_TEST(testUnknownBackendInEnvironment);
@@ -280,6 +281,21 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
       CPPUNIT_FAIL("create() with initialThreads above maxThreads did not throw");
     } catch (const evchan::SystemError& e) {
       CPPUNIT_ASSERT(e.code() == std::errc::invalid_argument);
+    }
+  }
+
+  // Every backend's name maps back to it; other names leave the value alone.
+  void testBackendFromName() {
+    for (Backend backend : {Backend::Default, Backend::Epoll, Backend::Poll, Backend::Select, Backend::AprPollset,
+                            Backend::IoUring, Backend::Aio}) {
+      Backend parsed = backend == Backend::Epoll ? Backend::Poll : Backend::Epoll;
+      CPPUNIT_ASSERT(evchan::backendFromName(evchan::backendName(backend), parsed));
+      CPPUNIT_ASSERT(parsed == backend);
+    }
+    Backend untouched = Backend::Select;
+    for (const char* name : {"kqueue", "", "EPOLL", "epoll "}) {
+      CPPUNIT_ASSERT_MESSAGE(name, !evchan::backendFromName(name, untouched));
+      CPPUNIT_ASSERT(untouched == Backend::Select);
     }
   }
 

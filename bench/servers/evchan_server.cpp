@@ -18,17 +18,6 @@
 namespace bench {
 namespace {
 
-bool backendNamed(const std::string& name, evchan::Backend& backend) {
-  for (evchan::Backend b : {evchan::Backend::Epoll, evchan::Backend::Poll, evchan::Backend::Select,
-                            evchan::Backend::AprPollset, evchan::Backend::IoUring}) {
-    if (name == evchan::backendName(b)) {
-      backend = b;
-      return true;
-    }
-  }
-  return false;
-}
-
 class EvchanServer final : public EchoServer {
  public:
   EvchanServer(evchan::Backend backend, int threads) : backend_(backend), threads_(threads) {}
@@ -165,7 +154,7 @@ class EvchanServer final : public EchoServer {
 
 std::unique_ptr<EchoServer> makeEvchanServer(const std::string& backendName, int threads) {
   evchan::Backend backend;
-  if (!backendNamed(backendName, backend)) throw std::invalid_argument("unknown evchan backend " + backendName);
+  if (!evchan::backendFromName(backendName, backend)) throw std::invalid_argument("unknown evchan backend " + backendName);
   return std::make_unique<EvchanServer>(backend, threads);
 }
 

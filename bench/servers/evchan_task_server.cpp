@@ -78,10 +78,7 @@ class EvchanTaskServer final : public EchoServer {
 
 std::unique_ptr<EchoServer> makeEvchanTaskServer(int threads, const std::string& backendName, bool monitor) {
   evchan::Backend backend = evchan::Backend::Default;
-  for (evchan::Backend b : {evchan::Backend::Epoll, evchan::Backend::IoUring, evchan::Backend::Poll,
-                            evchan::Backend::Select, evchan::Backend::AprPollset}) {
-    if (backendName == evchan::backendName(b)) backend = b;
-  }
+  evchan::backendFromName(backendName, backend);
   return std::make_unique<EvchanTaskServer>(threads, backend, monitor);
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <system_error>
 
 #include <evchan/duration.h>
@@ -34,6 +35,9 @@ enum class Backend { Default, Epoll, Poll, Select, AprPollset, IoUring, Aio };
 
 /// The name backendName() reports for `backend` ("epoll", "io_uring", "apr_pollset", ...).
 const char* backendName(Backend backend) noexcept;
+/// The backend backendName() calls `name` ("default" included), e.g. for a
+/// command-line option; false, leaving `backend` alone, for another name.
+bool backendFromName(const std::string& name, Backend& backend) noexcept;
 
 /// Settings for EventChannel::create().
 struct EventChannelOptions {

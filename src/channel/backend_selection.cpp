@@ -23,18 +23,28 @@ const char* backendName(Backend backend) noexcept {
   return "unknown";
 }
 
+bool backendFromName(const std::string& name, Backend& backend) noexcept {
+  for (Backend candidate : {Backend::Default, Backend::Epoll, Backend::IoUring, Backend::Poll, Backend::Select,
+                            Backend::AprPollset, Backend::Aio}) {
+    if (name == backendName(candidate)) {
+      backend = candidate;
+      return true;
+    }
+  }
+  return false;
+}
+
 namespace detail {
 
 Backend backendFromEnvironment(std::error_code& ec) {
   ec.clear();
   const char* name = std::getenv("EVCHAN_BACKEND");
   if (name == nullptr || *name == '\0') return Backend::Default;
-  for (Backend backend : {Backend::Epoll, Backend::IoUring, Backend::Poll, Backend::Select, Backend::AprPollset,
-                          Backend::Aio}) {
-    if (std::strcmp(name, backendName(backend)) == 0) return backend;
+  Backend backend = Backend::Default;
+  if (std::strcmp(name, "default") == 0 || !backendFromName(name, backend)) {
+    ec = std::make_error_code(std::errc::invalid_argument);
   }
-  ec = std::make_error_code(std::errc::invalid_argument);
-  return Backend::Default;
+  return backend;
 }
 
 std::unique_ptr<Poller> createPoller(Backend backend, std::error_code& ec) {
