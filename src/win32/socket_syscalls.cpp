@@ -1,7 +1,9 @@
 // sendSome() and pendingConnectResult() on Windows hosts.
-#include <winsock2.h>
-
+// APR's headers come first: apr.h includes <windows.h> and the socket
+// headers (<ws2tcpip.h> among them) only when <windows.h> is not in yet.
 #include <apr_portable.h>
+
+#include <winsock2.h>
 
 #include <evchan/error.h>
 
