@@ -6,8 +6,8 @@
 #include <evchan/error.h>
 #include <evchan/system_error.h>
 
-#include <cerrno>
-#include <cstring>
+#include "support/host_behaviour.h"
+
 #include <string>
 
 class ErrorTest : public CppUnit::TestFixture {
@@ -51,11 +51,14 @@ class ErrorTest : public CppUnit::TestFixture {
   }
 
   void testAprErrnoFallsBackToGenericConditions() {
-    // On POSIX an OS error is its errno value; conditions APR has no
-    // APR_STATUS_IS_ test for still compare equal through generic_category.
-    const std::error_code ec = evchan::makeAprError(APR_FROM_OS_ERROR(EADDRINUSE));
+    // An OS error APR has no APR_STATUS_IS_ test for (on POSIX an errno
+    // value, on Windows a Winsock code) still compares equal to its
+    // condition, and its message is APR's text for it.
+    const apr_status_t status = APR_FROM_OS_ERROR(evchan::test::addressInUseOsError());
+    const std::error_code ec = evchan::makeAprError(status);
     CPPUNIT_ASSERT(ec == std::errc::address_in_use);
-    CPPUNIT_ASSERT_EQUAL(std::string(std::strerror(EADDRINUSE)), ec.message());
+    char text[256];
+    CPPUNIT_ASSERT_EQUAL(std::string(apr_strerror(status, text, sizeof text)), ec.message());
   }
 
   void testAprOwnStatusKeepsItsCategory() {

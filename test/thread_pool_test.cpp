@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/environment.h"
 #include "support/leak_checked_fixture.h"
 #include "support/skip.h"
 #include "support/waiting.h"
@@ -88,10 +89,11 @@ class ScopedEnvironment {
  public:
   ScopedEnvironment(const char* name, const char* value) : name_(name) {
     if (const char* old = std::getenv(name)) old_ = old, hadOld_ = true;
-    setenv(name, value, 1);
+    evchan::test::setEnvironment(name, value);
   }
   ~ScopedEnvironment() {
-    if (hadOld_) setenv(name_.c_str(), old_.c_str(), 1); else unsetenv(name_.c_str());
+    if (hadOld_) evchan::test::setEnvironment(name_.c_str(), old_.c_str());
+    else evchan::test::unsetEnvironment(name_.c_str());
   }
 
  private:

@@ -2,6 +2,8 @@
 #include <apr_errno.h>
 #include <evchan/error.h>
 
+#include "apr/os_error_condition.h"
+
 namespace evchan {
 namespace {
 
@@ -35,6 +37,7 @@ class AprCategory final : public std::error_category {
     if (APR_STATUS_IS_EACCES(status)) return std::errc::permission_denied;
     if (APR_STATUS_IS_EAFNOSUPPORT(status)) return std::errc::address_family_not_supported;
     if (APR_STATUS_IS_ENOTIMPL(status)) return std::errc::function_not_supported;
+    if (std::error_condition os = detail::osErrorCondition(status)) return os;
     // Below APR_OS_START_ERROR a status is the C library's errno value
     // (EADDRINUSE, ENOTCONN, ...), which generic_category describes.
     if (status > 0 && status < APR_OS_START_ERROR) return std::error_condition(status, std::generic_category());

@@ -72,7 +72,11 @@ File File::open(const std::string& path, unsigned mode, std::error_code& ec) noe
   if (mode & kFileExclusive) flags |= APR_FOPEN_EXCL;
   if (apr_status_t status = apr_file_open(&state->file, path.c_str(), flags, APR_FPROT_OS_DEFAULT, state->pool.get());
       status != APR_SUCCESS) {
-    ec = makeAprError(status);
+    // Windows refuses to open a directory with "access denied": say what it is.
+    apr_finfo_t info;
+    const bool directory = apr_stat(&info, path.c_str(), APR_FINFO_TYPE, state->pool.get()) == APR_SUCCESS &&
+                           info.filetype == APR_DIR;
+    ec = directory ? std::make_error_code(std::errc::is_a_directory) : makeAprError(status);
     return File();
   }
   if (apr_status_t status = apr_os_file_get(&state->native, state->file); status != APR_SUCCESS) {

@@ -28,6 +28,13 @@ std::error_code sendSome(apr_socket_t* socket, const void* data, std::size_t siz
 /// After a non-blocking connect has become writable: the connect's result.
 std::error_code pendingConnectResult(apr_socket_t* socket) noexcept;
 
+/// Sets a listening socket's address options before bind(): a restarted
+/// server can bind its port while old connections linger in TIME_WAIT,
+/// yet a second socket binding the same port fails with address_in_use.
+/// POSIX says that with SO_REUSEADDR; on Windows SO_REUSEADDR would let
+/// the second socket take the port, so it is SO_EXCLUSIVEADDRUSE there.
+apr_status_t setListenAddressOptions(apr_socket_t* socket) noexcept;
+
 }  // namespace evchan::detail
 
 #endif  // EVCHAN_SRC_APR_SOCKET_IO_H

@@ -28,7 +28,7 @@ std::unique_ptr<SocketState> bindAndListen(const char* host, apr_int32_t family,
   apr_sockaddr_t* local = nullptr;
   apr_status_t status = apr_sockaddr_info_get(&local, host, family, static_cast<apr_port_t>(port), 0, pool);
   if (status == APR_SUCCESS) status = apr_socket_create(&state->socket, local->family, SOCK_STREAM, APR_PROTO_TCP, pool);
-  if (status == APR_SUCCESS) status = apr_socket_opt_set(state->socket, APR_SO_REUSEADDR, 1);
+  if (status == APR_SUCCESS) status = detail::setListenAddressOptions(state->socket);
 #if APR_HAVE_IPV6
   // The v6 wildcard takes IPv4 clients too where the system allows it;
   // where it does not, the socket stays IPv6-only (the failure is ignored).

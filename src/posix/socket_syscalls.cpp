@@ -1,4 +1,4 @@
-// sendSome() and pendingConnectResult() on POSIX hosts.
+// sendSome(), pendingConnectResult() and setListenAddressOptions() on POSIX hosts.
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -36,6 +36,11 @@ std::error_code pendingConnectResult(apr_socket_t* socket) noexcept {
   socklen_t length = sizeof error;
   if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) < 0) return makeAprError(errno);
   return makeAprError(error);
+}
+
+// TIME_WAIT connections do not block a new bind; a live listener does.
+apr_status_t setListenAddressOptions(apr_socket_t* socket) noexcept {
+  return apr_socket_opt_set(socket, APR_SO_REUSEADDR, 1);
 }
 
 }  // namespace evchan::detail

@@ -2,37 +2,30 @@
 #ifndef EVCHAN_TEST_SUPPORT_DEFAULT_SIGPIPE_H
 #define EVCHAN_TEST_SUPPORT_DEFAULT_SIGPIPE_H
 
-#include <pthread.h>
-#include <signal.h>
+#include <memory>
+#include <string>
 
 namespace evchan::test {
 
 /// Puts SIGPIPE in its default disposition (terminate the process) and
 /// unblocks it on this thread, so a write that raised it would kill the
 /// test binary; restores both afterwards.  Threads started meanwhile (a
-/// channel's workers) inherit the unblocked mask.
+/// channel's workers) inherit the unblocked mask.  Windows has no SIGPIPE:
+/// there it does nothing (support/win32/default_sigpipe.cpp).
 class DefaultSigpipe {
  public:
-  DefaultSigpipe() {
-    struct sigaction byDefault = {};
-    byDefault.sa_handler = SIG_DFL;
-    sigemptyset(&byDefault.sa_mask);
-    sigaction(SIGPIPE, &byDefault, &savedAction_);
-    sigset_t pipe;
-    sigemptyset(&pipe);
-    sigaddset(&pipe, SIGPIPE);
-    pthread_sigmask(SIG_UNBLOCK, &pipe, &savedMask_);
-  }
-  ~DefaultSigpipe() {
-    pthread_sigmask(SIG_SETMASK, &savedMask_, nullptr);
-    sigaction(SIGPIPE, &savedAction_, nullptr);
-  }
+  DefaultSigpipe();
+  ~DefaultSigpipe();
   DefaultSigpipe(const DefaultSigpipe&) = delete;
   DefaultSigpipe& operator=(const DefaultSigpipe&) = delete;
 
+  /// Empty when a SIGPIPE raised now on this thread would kill the
+  /// process; otherwise what would keep it harmless.
+  static std::string whatKeepsSigpipeHarmless();
+
  private:
-  struct sigaction savedAction_ = {};
-  sigset_t savedMask_;
+  struct Saved;
+  std::unique_ptr<Saved> saved_;
 };
 
 }  // namespace evchan::test

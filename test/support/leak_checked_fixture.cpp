@@ -1,21 +1,8 @@
-// Descriptor counting for LeakCheckedFixture (Linux: /proc/self/fd).
+// LeakCheckedFixture; the host counts descriptors (openDescriptorCount() in
+// support/posix/ and support/win32/descriptor_count.cpp).
 #include "support/leak_checked_fixture.h"
 
-#include <dirent.h>
-
-
 namespace evchan::test {
-
-int openDescriptorCount() {
-  DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) return -1;
-  int count = 0;
-  while (const dirent* entry = readdir(dir)) {
-    if (entry->d_name[0] != '.') ++count;
-  }
-  closedir(dir);
-  return count - 1;  // the directory stream's own descriptor
-}
 
 void LeakCheckedFixture::setUp() { descriptorsAtStart_ = openDescriptorCount(); }
 

@@ -1,0 +1,20 @@
+// Reading a TcpSocket's options back from the operating system.
+#ifndef EVCHAN_TEST_SUPPORT_HOST_SOCKET_H
+#define EVCHAN_TEST_SUPPORT_HOST_SOCKET_H
+
+#include <evchan/tcp_socket.h>
+
+namespace evchan::test {
+
+/// The socket options the suites read back.
+enum class HostSocketOption { noDelay, keepAlive };
+
+/// Reads `option` from the OS socket behind `socket`, which the API does
+/// not expose: it is found among the process's sockets by its local and
+/// peer ports.  1 when set, 0 when clear, -1 when the socket was not found
+/// or the option could not be read.
+int readHostSocketOption(const TcpSocket& socket, HostSocketOption option);
+
+}  // namespace evchan::test
+
+#endif  // EVCHAN_TEST_SUPPORT_HOST_SOCKET_H

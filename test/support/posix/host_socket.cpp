@@ -1,0 +1,59 @@
+// readHostSocketOption() on POSIX hosts: the socket is found among the
+// descriptors listed in /proc/self/fd.
+#include "support/host_socket.h"
+
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cctype>
+#include <cstdlib>
+
+#include <evchan/address.h>
+
+namespace evchan::test {
+namespace {
+
+int portOf(const sockaddr_storage& address) {
+  if (address.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(address).sin_port);
+  if (address.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(address).sin6_port);
+  return -1;
+}
+
+int descriptorOf(const TcpSocket& socket) {
+  const int localPort = socket.localAddress().port();
+  const int peerPort = socket.peerAddress().port();
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return -1;
+  int found = -1;
+  while (const dirent* entry = readdir(dir)) {
+    if (!std::isdigit(static_cast<unsigned char>(entry->d_name[0]))) continue;
+    const int fd = std::atoi(entry->d_name);
+    sockaddr_storage local = {}, peer = {};
+    socklen_t localLength = sizeof local, peerLength = sizeof peer;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &localLength) == 0 &&
+        getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peerLength) == 0 &&
+        portOf(local) == localPort && portOf(peer) == peerPort) {
+      found = fd;
+      break;
+    }
+  }
+  closedir(dir);
+  return found;
+}
+
+}  // namespace
+
+int readHostSocketOption(const TcpSocket& socket, HostSocketOption option) {
+  const int fd = descriptorOf(socket);
+  if (fd < 0) return -1;
+  const int level = option == HostSocketOption::noDelay ? IPPROTO_TCP : SOL_SOCKET;
+  const int name = option == HostSocketOption::noDelay ? TCP_NODELAY : SO_KEEPALIVE;
+  int value = 0;
+  socklen_t length = sizeof value;
+  if (getsockopt(fd, level, name, &value, &length) != 0) return -1;
+  return value != 0 ? 1 : 0;
+}
+
+}  // namespace evchan::test

@@ -1,0 +1,53 @@
+// readHostSocketOption() on Windows hosts.  A SOCKET is a kernel handle,
+// and handle values are multiples of four; Windows offers no list of a
+// process's sockets, so the candidates are tried in turn (a value that is
+// no socket just fails with WSAENOTSOCK).
+#include "support/host_socket.h"
+
+#include <winsock2.h>
+#include <ws2tcpip.h>
+
+#include <evchan/address.h>
+
+namespace evchan::test {
+namespace {
+
+// Far above the handle values a test process reaches.
+constexpr UINT_PTR kLastCandidate = UINT_PTR{1} << 20;
+
+int portOf(const sockaddr_storage& address) {
+  if (address.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(address).sin_port);
+  if (address.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(address).sin6_port);
+  return -1;
+}
+
+SOCKET handleOf(const TcpSocket& socket) {
+  const int localPort = socket.localAddress().port();
+  const int peerPort = socket.peerAddress().port();
+  for (UINT_PTR candidate = 4; candidate <= kLastCandidate; candidate += 4) {
+    const SOCKET handle = static_cast<SOCKET>(candidate);
+    sockaddr_storage local = {}, peer = {};
+    int localLength = sizeof local, peerLength = sizeof peer;
+    if (getsockname(handle, reinterpret_cast<sockaddr*>(&local), &localLength) == 0 &&
+        getpeername(handle, reinterpret_cast<sockaddr*>(&peer), &peerLength) == 0 &&
+        portOf(local) == localPort && portOf(peer) == peerPort)
+      return handle;
+  }
+  return INVALID_SOCKET;
+}
+
+}  // namespace
+
+int readHostSocketOption(const TcpSocket& socket, HostSocketOption option) {
+  const SOCKET handle = handleOf(socket);
+  if (handle == INVALID_SOCKET) return -1;
+  const int level = option == HostSocketOption::noDelay ? IPPROTO_TCP : SOL_SOCKET;
+  const int name = option == HostSocketOption::noDelay ? TCP_NODELAY : SO_KEEPALIVE;
+  // Windows may write a BOOL or a single byte; start from zero either way.
+  DWORD value = 0;
+  int length = sizeof value;
+  if (getsockopt(handle, level, name, reinterpret_cast<char*>(&value), &length) != 0) return -1;
+  return value != 0 ? 1 : 0;
+}
+
+}  // namespace evchan::test
