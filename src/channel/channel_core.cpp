@@ -375,10 +375,19 @@ bool ChannelCore::cancel(Event& event) noexcept {
     auto& timer = static_cast<TimerEvent&>(event);
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (timers_.erase(TimerEntry{EventAccess::deadline(timer), EventAccess::sequence(timer), &timer}) == 0)
-        return false;
+      if (timers_.erase(TimerEntry{EventAccess::deadline(timer), EventAccess::sequence(timer), &timer}) == 0) {
+        return false;  // it fired, or the shutdown swept it
+      }
+      EventAccess::error(event) = std::make_error_code(std::errc::operation_canceled);
+      // Queued in the same critical section as the erase: a shutdown that
+      // did not sweep this timer keeps its workers until they have run it
+      // (a task it resumes must not run on this thread).
+      if (EventAccess::callback(event)) {
+        enqueueLocked(event);
+        return true;
+      }
     }
-    complete(event, std::make_error_code(std::errc::operation_canceled));
+    deliver(event);
     return true;
   }
   SocketState* state = event.kind() == Event::Kind::Connect
@@ -665,9 +674,12 @@ void ChannelCore::shutdown() noexcept {
   if (poller_) poller_->drainFileOperations();
   releaseWaiters();
 
-  // Wake everyone: idle workers, the poller, getEvent() callers.
+  // Wake everyone: idle workers, the poller, getEvent() callers.  Only now
+  // may workers leave: the cancelled events above are queued, and a task
+  // they resume runs on a worker, never on the thread that cancelled it.
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    swept_ = true;
     workAvailable_.notify_all();
   }
   {

@@ -181,6 +181,7 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore>, private Co
   bool polling_ = false;
   Deadline pollDeadline_ = kNoDeadline;
   bool stopping_ = false;
+  bool swept_ = false;  // shutdown() has cancelled what was pending: workers may exit
   int threads_ = 0;
   int idle_ = 0;
   int wakeups_ = 0;  // idle workers notified and not yet awake

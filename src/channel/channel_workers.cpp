@@ -160,7 +160,7 @@ void ChannelCore::workerMain() noexcept {
     }
     // A completion backend's operations are cancelled at shutdown but come
     // back only through the ring: keep polling until they have.
-    if (stopping_ && !ringBusy()) break;
+    if (stopping_ && swept_ && !ringBusy()) break;
     if (!polling_) {
       // Leader/follower: one worker at a time polls the backend.
       polling_ = true;
