@@ -689,10 +689,17 @@ void ChannelCore::shutdown() noexcept {
   if (currentWorkerChannel() == this) return;  // a worker cannot join itself; the last one closes up
 
   std::vector<std::thread> workers;
-  {
+  for (;;) {
     std::unique_lock<std::mutex> lock(mutex_);
-    workersGone_.wait(lock, [&] { return threads_ == 0; });
-    workers.swap(workers_);
+    if (workersGone_.wait_for(lock, std::chrono::milliseconds(100), [&] { return threads_ == 0; })) {
+      workers.swap(workers_);
+      break;
+    }
+    lock.unlock();
+    // The poller may have missed the wake-up: Wine's WSAPoll, under APR's
+    // pollset, was seen sleeping on through it.  Another costs nothing.
+    std::lock_guard<std::mutex> watches(watchesMutex_);
+    if (poller_) poller_->wakeup();
   }
   for (std::thread& worker : workers) {
     // The last reference may be dropped by an exiting worker itself.
