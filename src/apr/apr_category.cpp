@@ -35,6 +35,10 @@ class AprCategory final : public std::error_category {
     if (APR_STATUS_IS_EMFILE(status)) return std::errc::too_many_files_open;
     if (APR_STATUS_IS_ENFILE(status)) return std::errc::too_many_files_open_in_system;
     if (APR_STATUS_IS_EACCES(status)) return std::errc::permission_denied;
+    if (APR_STATUS_IS_ENOENT(status)) return std::errc::no_such_file_or_directory;
+    if (APR_STATUS_IS_EEXIST(status)) return std::errc::file_exists;
+    if (APR_STATUS_IS_ENOTDIR(status)) return std::errc::not_a_directory;
+    if (APR_STATUS_IS_ENOSPC(status)) return std::errc::no_space_on_device;
     if (APR_STATUS_IS_EAFNOSUPPORT(status)) return std::errc::address_family_not_supported;
     if (APR_STATUS_IS_ENOTIMPL(status)) return std::errc::function_not_supported;
     if (std::error_condition os = detail::osErrorCondition(status)) return os;

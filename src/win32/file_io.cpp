@@ -1,13 +1,14 @@
 // Positioned file IO on Windows: ReadFile and WriteFile with the offset in
 // an OVERLAPPED structure (the file is not opened for overlapped IO, so
 // the call completes synchronously and leaves no shared offset behind).
+// APR's headers first: they include <winsock2.h> before <windows.h>.
+#include "apr/file_state.h"
+
 #include <windows.h>
 
 #include <algorithm>
 
 #include <evchan/error.h>
-
-#include "apr/file_state.h"
 
 namespace evchan::detail {
 namespace {
