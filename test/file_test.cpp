@@ -7,6 +7,7 @@
 #include <evchan/evchan.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -79,6 +80,8 @@ class FileTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testOpenErrors);
   CPPUNIT_TEST(testCallsOnAClosedFile);
   CPPUNIT_TEST(testShutdownWithFileEventsInFlight);
+  CPPUNIT_TEST(testManyChannelsAtOnce);
+  CPPUNIT_TEST(testOnlyRegularFilesOpen);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -284,6 +287,37 @@ class FileTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(200, back.load());
     CPPUNIT_ASSERT_EQUAL(0, odd.load());
     for (auto& read : reads) CPPUNIT_ASSERT(!read->inFlight());
+  }
+
+  // 30 channels alive at once, each with a read in flight: more than the
+  // 20 helper threads glibc's aio starts, so one held per channel would
+  // leave the last ones waiting forever.
+  void testManyChannelsAtOnce() {
+    TempPath path;
+    File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+    file.writeAt(0, "0123456789", 10);
+    std::vector<std::unique_ptr<EventChannel>> channels;
+    for (int i = 0; i < 30; ++i) channels.push_back(createChannel(1));
+    std::vector<std::array<char, 4>> buffers(channels.size());
+    std::vector<std::unique_ptr<FileReadEvent>> reads;
+    for (std::size_t i = 0; i < channels.size(); ++i) {
+      reads.push_back(std::make_unique<FileReadEvent>(file, i % 7, buffers[i].data(), 4));
+      channels[i]->post(*reads.back());
+    }
+    for (std::size_t i = 0; i < channels.size(); ++i) {
+      CPPUNIT_ASSERT_MESSAGE("channel " + std::to_string(i), channels[i]->getEvent(8s) == reads[i].get());
+      CPPUNIT_ASSERT_EQUAL(std::size_t(4), reads[i]->bytesTransferred());
+      CPPUNIT_ASSERT_EQUAL(std::string("0123456789").substr(i % 7, 4), std::string(buffers[i].data(), 4));
+    }
+  }
+
+  // Reads of a pipe or a terminal may wait forever: they are refused.
+  void testOnlyRegularFilesOpen() {
+    if (!std::filesystem::exists("/dev/null")) EVCHAN_SKIP("no /dev/null on this host");
+    std::error_code ec;
+    File device = File::open("/dev/null", evchan::kFileRead, ec);
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), ec == std::errc::invalid_argument);
+    CPPUNIT_ASSERT(!device.isOpen());
   }
 
  private:

@@ -51,6 +51,7 @@ class SyncTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testNotifyAllWakesEveryWaiter);
   CPPUNIT_TEST(testNotificationWakesTasksAndThreads);
   CPPUNIT_TEST(testNotificationTimeoutAndReset);
+  CPPUNIT_TEST(testNegativeTimeoutsInATaskAreExpired);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -242,6 +243,24 @@ class SyncTest : public evchan::test::LeakCheckedFixture {
     notification.reset();
     CPPUNIT_ASSERT(!notification.isNotified());
     CPPUNIT_ASSERT(!notification.waitFor(10ms));
+  }
+
+  // A timeout computed as "deadline - now" may come out negative: in a
+  // task, as on a thread, that is a wait that has already timed out.
+  void testNegativeTimeoutsInATaskAreExpired() {
+    auto channel = singleWorkerChannel();
+    Notification notification;
+    Mutex mutex;
+    ConditionVariable condition;
+    std::atomic<int> expired{0};
+    channel
+        ->spawn([&] {
+          if (!notification.waitFor(-1ms)) ++expired;
+          std::unique_lock<Mutex> lock(mutex);
+          if (!condition.waitFor(lock, -5ms) && lock.owns_lock()) ++expired;
+        })
+        .join();
+    CPPUNIT_ASSERT_EQUAL(2, expired.load());
   }
 };
 

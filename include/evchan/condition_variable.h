@@ -12,8 +12,11 @@ namespace evchan {
 /// A condition variable for evchan::Mutex, for tasks and threads alike: a
 /// waiting task is suspended, a plain thread blocks.  Wake-ups are FIFO and
 /// never spurious (a predicate loop is still the way to wait for a state).
-/// A task waiting when its channel shuts down gets the mutex back and then
-/// SystemError(std::errc::operation_canceled).
+/// A task waiting when its channel shuts down gets
+/// SystemError(std::errc::operation_canceled), with the mutex locked again
+/// unless re-locking it had to wait too (the mutex contended after the
+/// shutdown): then that wait is cancelled as well and `lock.owns_lock()`
+/// is false.
 class ConditionVariable {
  public:
   ConditionVariable() = default;

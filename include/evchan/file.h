@@ -47,7 +47,10 @@ class File {
   File& operator=(const File&) = delete;
 
   /// Opens `path` with `mode` (FileMode flags; at least one of kFileRead
-  /// and kFileWrite, else std::errc::invalid_argument).
+  /// and kFileWrite, else std::errc::invalid_argument).  Regular files and
+  /// block devices only: a directory is std::errc::is_a_directory, a pipe,
+  /// socket or character device std::errc::invalid_argument (their reads
+  /// may wait forever, which no shutdown could cancel).
   static File open(const std::string& path, unsigned mode);
   static File open(const std::string& path, unsigned mode, std::error_code& ec) noexcept;
 
@@ -69,7 +72,9 @@ class File {
   void sync();
   void sync(std::error_code& ec) noexcept;
 
-  /// Closes the file; idempotent.
+  /// Closes the file; idempotent.  No FileReadEvent or FileWriteEvent on it
+  /// may be in flight then (unlike a socket's, a file's events are not
+  /// cancelled by closing it).
   void close() noexcept;
   bool isOpen() const noexcept { return state_ != nullptr; }
   /// The path it was opened with; empty when closed.

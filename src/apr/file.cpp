@@ -84,8 +84,9 @@ File File::open(const std::string& path, unsigned mode, std::error_code& ec) noe
     return File();
   }
   apr_finfo_t info;
-  if (apr_file_info_get(&info, APR_FINFO_TYPE, state->file) == APR_SUCCESS && info.filetype == APR_DIR) {
-    ec = std::make_error_code(std::errc::is_a_directory);
+  if (apr_file_info_get(&info, APR_FINFO_TYPE, state->file) == APR_SUCCESS && info.filetype != APR_REG &&
+      info.filetype != APR_BLK) {
+    ec = std::make_error_code(info.filetype == APR_DIR ? std::errc::is_a_directory : std::errc::invalid_argument);
     return File();
   }
   state->path = path;

@@ -10,9 +10,12 @@
 // writes of its socket).  Files are what POSIX aio serves.
 //
 // No busy polling: the reaper sleeps in aio_suspend() on every request in
-// flight plus a "doorbell", an aio_read of one byte from a pipe.  A new
-// submission writes that byte, which completes the doorbell and wakes the
-// reaper to add the new request to its list.
+// flight plus a "doorbell", an aio_read from a pipe.  A new submission
+// writes a byte into the pipe, which completes the doorbell and wakes the
+// reaper to add the new request to its list.  The doorbell holds one of
+// glibc's helper threads (20 at most by default) for as long as it waits,
+// so one reaper serves every aio channel of the process: it starts with
+// the first and stops with the last.
 #include <aio.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -20,6 +23,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -35,18 +39,30 @@
 namespace evchan::detail {
 namespace {
 
-// One file event in flight: its control block and where it goes back.
+// One file event in flight: its control block, where it goes back, and
+// the channel's poller that submitted it (for that channel's drain).
 struct Operation {
   aiocb control{};
   Event* event = nullptr;
   CompletionSink* sink = nullptr;
+  const void* owner = nullptr;
 };
 
-class AioPoller final : public Poller {
+class AioReaper {
  public:
-  explicit AioPoller(std::unique_ptr<Poller> sockets) noexcept : sockets_(std::move(sockets)) {}
-  ~AioPoller() override {
-    drainFileOperations();
+  // The process's reaper, started if no channel holds it.
+  static std::shared_ptr<AioReaper> acquire(std::error_code& ec) {
+    static std::mutex mutex;
+    static std::weak_ptr<AioReaper> current;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (std::shared_ptr<AioReaper> reaper = current.lock()) return reaper;
+    auto reaper = std::make_shared<AioReaper>();
+    if ((ec = reaper->open())) return nullptr;
+    current = reaper;
+    return reaper;
+  }
+
+  ~AioReaper() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stopping_ = true;
@@ -66,6 +82,58 @@ class AioPoller final : public Poller {
     }
   }
 
+  std::error_code submit(Event& event, CompletionSink& sink, const void* owner) noexcept {
+    std::unique_ptr<Operation> operation(new (std::nothrow) Operation);
+    if (!operation) return std::make_error_code(std::errc::not_enough_memory);
+    aiocb& control = operation->control;
+    const bool read = event.kind() == Event::Kind::FileRead;
+    const FileState* file = nullptr;
+    std::uint64_t offset = 0;
+    if (read) {
+      auto& r = static_cast<FileReadEvent&>(event);
+      file = FileAccess::state(r.file());
+      offset = r.offset();
+      control.aio_buf = r.buffer();
+      control.aio_nbytes = r.size();
+    } else {
+      auto& w = static_cast<FileWriteEvent&>(event);
+      file = FileAccess::state(w.file());
+      offset = w.offset();
+      control.aio_buf = const_cast<void*>(w.buffer());  // aio_write only reads it
+      control.aio_nbytes = w.size();
+    }
+    if (file == nullptr) return Errc::not_open;
+    if (offset > static_cast<std::uint64_t>(INT64_MAX)) return std::make_error_code(std::errc::invalid_argument);
+    control.aio_fildes = file->native;
+    control.aio_offset = static_cast<off_t>(offset);
+    control.aio_sigevent.sigev_notify = SIGEV_NONE;  // the reaper collects it
+    operation->event = &event;
+    operation->sink = &sink;
+    operation->owner = owner;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if ((read ? ::aio_read(&control) : ::aio_write(&control)) != 0) return makeAprError(errno);
+      inFlight_.push_back(operation.release());
+    }
+    // One ring per sleep of the reaper is enough: it clears the flag before
+    // it takes its next snapshot of the requests in flight.
+    if (!doorbellRung_.exchange(true, std::memory_order_acq_rel)) ringDoorbell();
+    return {};
+  }
+
+  // Cancels what `owner` submitted and returns once all of it is back.
+  void drain(const void* owner) noexcept {
+    std::unique_lock<std::mutex> lock(mutex_);
+    // Those not started yet come back with ECANCELED; running ones finish.
+    for (Operation* operation : inFlight_) {
+      if (operation->owner == owner) ::aio_cancel(operation->control.aio_fildes, &operation->control);
+    }
+    drained_.wait(lock, [&] {
+      return std::none_of(inFlight_.begin(), inFlight_.end(), [&](Operation* op) { return op->owner == owner; });
+    });
+  }
+
+ private:
   std::error_code open() noexcept {
     if (::pipe2(doorbell_, O_CLOEXEC) != 0) return makeAprError(errno);
     // The writers never block (a full pipe already holds a wake-up); the
@@ -80,69 +148,6 @@ class AioPoller final : public Poller {
     return {};
   }
 
-  Backend kind() const noexcept override { return Backend::Aio; }
-  bool edgeTriggered() const noexcept override { return sockets_->edgeTriggered(); }
-  std::error_code add(Watch& watch) noexcept override { return sockets_->add(watch); }
-  std::error_code setInterest(Watch& watch, unsigned interest) noexcept override {
-    return sockets_->setInterest(watch, interest);
-  }
-  void remove(Watch& watch) noexcept override { sockets_->remove(watch); }
-  std::error_code wait(std::vector<Readiness>& ready, Deadline deadline) noexcept override {
-    return sockets_->wait(ready, deadline);
-  }
-  void wakeup() noexcept override { sockets_->wakeup(); }
-
-  bool completesFileOperations() const noexcept override { return true; }
-
-  std::error_code submitFile(Event& event, CompletionSink& sink) noexcept override {
-    std::unique_ptr<Operation> operation;
-    try {
-      operation = std::make_unique<Operation>();
-    } catch (const std::bad_alloc&) {
-      return std::make_error_code(std::errc::not_enough_memory);
-    }
-    aiocb& control = operation->control;
-    const FileState* file = nullptr;
-    const bool read = event.kind() == Event::Kind::FileRead;
-    if (read) {
-      auto& r = static_cast<FileReadEvent&>(event);
-      file = FileAccess::state(r.file());
-      control.aio_offset = static_cast<off_t>(r.offset());
-      control.aio_buf = r.buffer();
-      control.aio_nbytes = r.size();
-      if (r.offset() > static_cast<std::uint64_t>(INT64_MAX)) return std::make_error_code(std::errc::invalid_argument);
-    } else {
-      auto& w = static_cast<FileWriteEvent&>(event);
-      file = FileAccess::state(w.file());
-      control.aio_offset = static_cast<off_t>(w.offset());
-      control.aio_buf = const_cast<void*>(w.buffer());  // aio_write only reads it
-      control.aio_nbytes = w.size();
-      if (w.offset() > static_cast<std::uint64_t>(INT64_MAX)) return std::make_error_code(std::errc::invalid_argument);
-    }
-    if (file == nullptr) return Errc::not_open;
-    control.aio_fildes = file->native;
-    control.aio_sigevent.sigev_notify = SIGEV_NONE;  // the reaper collects it
-    operation->event = &event;
-    operation->sink = &sink;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if ((read ? ::aio_read(&control) : ::aio_write(&control)) != 0) return makeAprError(errno);
-      inFlight_.push_back(operation.release());
-    }
-    // One ring per sleep of the reaper is enough: it clears the flag before
-    // it takes its next snapshot of the requests in flight.
-    if (!doorbellRung_.exchange(true, std::memory_order_acq_rel)) ringDoorbell();
-    return {};
-  }
-
-  void drainFileOperations() noexcept override {
-    std::unique_lock<std::mutex> lock(mutex_);
-    // Those not started yet come back with ECANCELED; running ones finish.
-    for (Operation* operation : inFlight_) ::aio_cancel(operation->control.aio_fildes, &operation->control);
-    drained_.wait(lock, [&] { return inFlight_.empty(); });
-  }
-
- private:
   std::error_code armDoorbell() noexcept {
     doorbellControl_ = aiocb{};
     doorbellControl_.aio_fildes = doorbell_[0];
@@ -163,7 +168,6 @@ class AioPoller final : public Poller {
     do {
       n = ::write(doorbell_[1], &byte, 1);
     } while (n < 0 && errno == EINTR);
-    // A full pipe already holds wake-ups enough.
   }
 
   void reap() noexcept {
@@ -210,16 +214,15 @@ class AioPoller final : public Poller {
         finished.emplace_back(operation, ec);
       }
       if (finished.empty()) continue;
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        for (auto& done : finished) inFlight_.erase(std::find(inFlight_.begin(), inFlight_.end(), done.first));
-      }
-      for (auto& done : finished) {
-        std::unique_ptr<Operation> operation(done.first);
-        operation->sink->operationCompleted(*operation->event, done.second);
-      }
+      // Handed back before they leave inFlight_: drain() may not return
+      // (and the channel let its workers go) while one is on its way.
+      for (auto& done : finished) done.first->sink->operationCompleted(*done.first->event, done.second);
       std::lock_guard<std::mutex> lock(mutex_);
-      if (inFlight_.empty()) drained_.notify_all();
+      for (auto& done : finished) {
+        inFlight_.erase(std::find(inFlight_.begin(), inFlight_.end(), done.first));
+        delete done.first;
+      }
+      drained_.notify_all();
     }
   }
 
@@ -231,12 +234,11 @@ class AioPoller final : public Poller {
     }
   }
 
-  std::unique_ptr<Poller> sockets_;
   int doorbell_[2] = {-1, -1};
   aiocb doorbellControl_{};
   char doorbellBytes_[64] = {};
+  bool doorbellArmed_ = false;  // the reaper's (open() and the destructor's when there is none)
   std::atomic<bool> doorbellRung_{false};
-  bool doorbellArmed_ = false;
   std::thread reaper_;
   std::mutex mutex_;
   std::condition_variable drained_;
@@ -244,14 +246,43 @@ class AioPoller final : public Poller {
   bool stopping_ = false;
 };
 
+class AioPoller final : public Poller {
+ public:
+  AioPoller(std::unique_ptr<Poller> sockets, std::shared_ptr<AioReaper> reaper) noexcept
+      : sockets_(std::move(sockets)), reaper_(std::move(reaper)) {}
+  ~AioPoller() override { reaper_->drain(this); }
+
+  Backend kind() const noexcept override { return Backend::Aio; }
+  bool edgeTriggered() const noexcept override { return sockets_->edgeTriggered(); }
+  std::error_code add(Watch& watch) noexcept override { return sockets_->add(watch); }
+  std::error_code setInterest(Watch& watch, unsigned interest) noexcept override {
+    return sockets_->setInterest(watch, interest);
+  }
+  void remove(Watch& watch) noexcept override { sockets_->remove(watch); }
+  std::error_code wait(std::vector<Readiness>& ready, Deadline deadline) noexcept override {
+    return sockets_->wait(ready, deadline);
+  }
+  void wakeup() noexcept override { sockets_->wakeup(); }
+
+  bool completesFileOperations() const noexcept override { return true; }
+  std::error_code submitFile(Event& event, CompletionSink& sink) noexcept override {
+    return reaper_->submit(event, sink, this);
+  }
+  void drainFileOperations() noexcept override { reaper_->drain(this); }
+
+ private:
+  std::unique_ptr<Poller> sockets_;
+  std::shared_ptr<AioReaper> reaper_;
+};
+
 }  // namespace
 
 std::unique_ptr<Poller> createAioPoller(std::error_code& ec) {
   std::unique_ptr<Poller> sockets = createPollPoller(ec);
   if (!sockets) return nullptr;
-  auto poller = std::make_unique<AioPoller>(std::move(sockets));
-  if ((ec = poller->open())) return nullptr;
-  return poller;
+  std::shared_ptr<AioReaper> reaper = AioReaper::acquire(ec);
+  if (!reaper) return nullptr;
+  return std::make_unique<AioPoller>(std::move(sockets), std::move(reaper));
 }
 
 }  // namespace evchan::detail

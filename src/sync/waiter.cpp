@@ -1,6 +1,8 @@
 // Parking and waking waiters, for tasks and for threads.
 #include "sync/waiter.h"
 
+#include <algorithm>
+
 #include <evchan/error.h>
 #include <evchan/system_error.h>
 
@@ -41,7 +43,8 @@ ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration ti
     // The task parks on its timer; signal() sets the flag and cancels the
     // timer, and awaitInTask re-checks the flag once the timer is posted,
     // so a signal that comes while the task is switching out is not lost.
-    waiter.timer.setDelay(timeout);
+    // A timeout already over (a deadline computed late) is an expired one.
+    waiter.timer.setDelay(std::max(timeout, Duration::zero()));
     guard.unlock();
     std::error_code ec;
     awaitInTask(waiter.timer, kInfiniteTimeout, ec, &waiter.signalled);
@@ -49,7 +52,8 @@ ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration ti
     if (waiter.signalled.load()) return ParkResult::signalled;
     // Unsignalled, the timer either fired (the timeout) or was cancelled by
     // the channel's shutdown, or could not be posted after it.
-    return ec ? ParkResult::cancelled : ParkResult::timedOut;
+    const bool shutDown = ec == Errc::channel_shut_down || ec == std::errc::operation_canceled;
+    return shutDown ? ParkResult::cancelled : ParkResult::timedOut;
   }
   ChannelCore::enterBlocking();
   const Deadline deadline = deadlineAfter(timeout);
