@@ -50,6 +50,7 @@ using evchan::TaskHandle;
 using evchan::TcpListener;
 using evchan::TcpSocket;
 using scale_bench::Clock;
+using scale_bench::waitUntil;
 using scale_bench::secondsSince;
 
 constexpr double kTargetKiB = 16.0;
@@ -158,15 +159,6 @@ int reapChild(pid_t child, int seconds) {
     }
     std::this_thread::sleep_for(5ms);
   }
-}
-
-bool waitUntil(const std::atomic<long>& counter, long target, std::chrono::seconds patience) {
-  const Clock::time_point deadline = Clock::now() + patience;
-  while (counter.load() < target) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
 }
 
 }  // namespace

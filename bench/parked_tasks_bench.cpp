@@ -36,6 +36,7 @@ using evchan::EventChannel;
 using evchan::TaskHandle;
 using evchan::TaskOptions;
 using scale_bench::Clock;
+using scale_bench::waitUntil;
 using scale_bench::secondsSince;
 using evchan::detail::StackPool;
 
@@ -44,15 +45,6 @@ constexpr double kTargetKiB = 8.0;
 void usage() {
   std::fprintf(stderr, "usage: parked_tasks_bench [--tasks N] [--stack BYTES] [--threads N]\n");
   std::exit(2);
-}
-
-bool waitUntil(const std::atomic<long>& counter, long target, std::chrono::seconds patience) {
-  const Clock::time_point deadline = Clock::now() + patience;
-  while (counter.load() < target) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
 }
 
 }  // namespace

@@ -6,16 +6,29 @@
 #include <malloc.h>
 #include <sys/resource.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 
 namespace scale_bench {
 
 using Clock = std::chrono::steady_clock;
+
+/// Polls `counter` every millisecond until it reaches `target`; false when
+/// `patience` ran out first.
+inline bool waitUntil(const std::atomic<long>& counter, long target, std::chrono::seconds patience) {
+  const Clock::time_point deadline = Clock::now() + patience;
+  while (counter.load() < target) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
 
 inline double secondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
