@@ -26,6 +26,7 @@
 #include "support/reclaim_on_exit.h"
 #include "support/loopback.h"
 #include "support/skip.h"
+#include "support/slowdown.h"
 
 namespace {
 
@@ -44,6 +45,7 @@ using evchan::TcpListener;
 using evchan::TcpSocket;
 using evchan::TimerEvent;
 using evchan::WriteEvent;
+using evchan::test::generous;
 using evchan::test::ConnectedPair;
 using evchan::test::connectPair;
 using Clock = std::chrono::steady_clock;
@@ -572,7 +574,7 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
     postAndAwait(channel(), timer);
     const Clock::duration elapsed = Clock::now() - start;
     ASSERT_NO_ERROR(timer.error());
-    CPPUNIT_ASSERT_MESSAGE(std::to_string(millis(elapsed)) + " ms", elapsed >= 95ms && elapsed < 2s);
+    CPPUNIT_ASSERT_MESSAGE(std::to_string(millis(elapsed)) + " ms", elapsed >= 95ms && elapsed < generous(2s));
   }
 
   void testTimersCompleteInDeadlineOrder() {
@@ -593,7 +595,7 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
     const Clock::time_point start = Clock::now();
     postAndAwait(channel(), timer);
     ASSERT_NO_ERROR(timer.error());
-    CPPUNIT_ASSERT_MESSAGE(std::to_string(millis(Clock::now() - start)) + " ms", Clock::now() - start < 50ms);
+    CPPUNIT_ASSERT_MESSAGE(std::to_string(millis(Clock::now() - start)) + " ms", Clock::now() - start < generous(50ms));
   }
 
   void testNotifyWakesEveryWaiter() {
@@ -619,7 +621,7 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
     const Clock::time_point start = Clock::now();
     CPPUNIT_ASSERT(!notify.wait(60ms));
     const Clock::duration elapsed = Clock::now() - start;
-    CPPUNIT_ASSERT_MESSAGE(std::to_string(millis(elapsed)) + " ms", elapsed >= 55ms && elapsed < 2s);
+    CPPUNIT_ASSERT_MESSAGE(std::to_string(millis(elapsed)) + " ms", elapsed >= 55ms && elapsed < generous(2s));
     CPPUNIT_ASSERT(!notify.wait(0ns) && !notify.isSignalled());
     // Signalled until reset(), and postable again after.
     channel().post(notify);
@@ -1091,7 +1093,7 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
       channel().shutdown();
     }
     CPPUNIT_ASSERT(gotNothing);
-    CPPUNIT_ASSERT_MESSAGE(std::to_string(millis(blockedFor)) + " ms", blockedFor < 2s);
+    CPPUNIT_ASSERT_MESSAGE(std::to_string(millis(blockedFor)) + " ms", blockedFor < generous(2s));
   }
 
  private:

@@ -35,6 +35,7 @@
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
 #include "support/skip.h"
+#include "support/waiting.h"
 
 namespace {
 
@@ -47,6 +48,8 @@ using evchan::TcpListener;
 using evchan::TcpSocket;
 using evchan::test::Clock;
 using evchan::test::describe;
+using evchan::test::eventually;
+using evchan::test::allWorkersIdle;
 namespace this_task = evchan::this_task;
 
 // Sanitizers add shadow memory and redzones to every allocation: there the
@@ -73,15 +76,6 @@ long residentKiB() {
     if (line.compare(0, 6, "VmRSS:") == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
   }
   return -1;
-}
-
-bool eventually(const std::function<bool()>& condition, Duration patience = kPatience) {
-  const Clock::time_point deadline = Clock::now() + patience;
-  while (!condition()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
 }
 
 std::string count(long value) { return std::to_string(value); }
@@ -281,8 +275,8 @@ class ScaleTest : public evchan::test::LeakCheckedFixture {
       });
     }
     CPPUNIT_ASSERT_MESSAGE("parked " + count(parked.load()) + " of " + count(kParkedTasks),
-                           eventually([&] { return parked.load() == kParkedTasks; }));
-    std::this_thread::sleep_for(200ms);  // the last ones switch out and post their timers
+                           eventually([&] { return parked.load() == kParkedTasks; }, kPatience));
+    CPPUNIT_ASSERT(allWorkersIdle(*channel, kPatience));  // the last ones switched out and posted their timers
     CPPUNIT_ASSERT_EQUAL_MESSAGE("a task woke before the shutdown", 0L, woken.load());
     const long after = residentKiB();
     const double perTask = double(after - before) / kParkedTasks;
@@ -299,10 +293,10 @@ class ScaleTest : public evchan::test::LeakCheckedFixture {
     const Clock::time_point releaseStart = Clock::now();
     channel->shutdown();
     CPPUNIT_ASSERT_MESSAGE("woken " + count(woken.load()) + " of " + count(kParkedTasks),
-                           eventually([&] { return woken.load() == kParkedTasks; }));
+                           eventually([&] { return woken.load() == kParkedTasks; }, kPatience));
     for (TaskHandle& task : tasks) {
       CPPUNIT_ASSERT_MESSAGE("task " + std::to_string(task.id()) + " did not end in time",
-                             eventually([&] { return task.done(); }));
+                             eventually([&] { return task.done(); }, kPatience));
       task.join();
     }
     CPPUNIT_ASSERT_EQUAL_MESSAGE("tasks released early by the shutdown's cancellation", kParkedTasks, early.load());
@@ -380,8 +374,8 @@ class ScaleTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_MESSAGE("the client did not report its connections", client.receive('C', connected));
     CPPUNIT_ASSERT_EQUAL_MESSAGE("connections the client made", std::int64_t(kConnections), connected);
     CPPUNIT_ASSERT_MESSAGE("parked " + count(parked.load()) + " of " + count(kConnections),
-                           eventually([&] { return parked.load() == kConnections; }));
-    std::this_thread::sleep_for(200ms);  // the last reads switch out and register
+                           eventually([&] { return parked.load() == kConnections; }, kPatience));
+    CPPUNIT_ASSERT(allWorkersIdle(*channel, kPatience));  // the last reads switched out and registered
     acceptor.join();
     CPPUNIT_ASSERT_EQUAL(0L, acceptFailures.load());
     CPPUNIT_ASSERT_EQUAL_MESSAGE("a task left readSome before any data", 0L, ended.load());
@@ -401,15 +395,15 @@ class ScaleTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL_MESSAGE("connections whose echo came back", std::int64_t(kConnections), echoed);
     // A server task counts its echo after writeAll returns, which may be
     // after the client has already read it.
-    eventually([&] { return echoes.load() == kConnections; });
+    eventually([&] { return echoes.load() == kConnections; }, kPatience);
     CPPUNIT_ASSERT_EQUAL_MESSAGE("echoes the server tasks sent", kConnections, echoes.load());
 
     // The shutdown cancels the parked reads; the tasks close their sockets.
     channel->shutdown();
     CPPUNIT_ASSERT_MESSAGE("ended " + count(ended.load()) + " of " + count(kConnections),
-                           eventually([&] { return ended.load() == kConnections; }));
+                           eventually([&] { return ended.load() == kConnections; }, kPatience));
     for (TaskHandle& server : servers) {
-      CPPUNIT_ASSERT(eventually([&] { return server.done(); }));
+      CPPUNIT_ASSERT(eventually([&] { return server.done(); }, kPatience));
       server.join();
     }
     CPPUNIT_ASSERT_EQUAL_MESSAGE("tasks ended by cancellation or end of stream", kConnections, cleanEnds.load());

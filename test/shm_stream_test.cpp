@@ -43,6 +43,7 @@ using evchan::EventChannel;
 using evchan::ShmListener;
 using evchan::ShmStream;
 using evchan::TaskHandle;
+using evchan::test::generous;
 using evchan::test::Clock;
 using evchan::test::describe;
 using evchan::test::elapsedText;
@@ -435,7 +436,7 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
     char byte;
     const auto elapsed = evchan::test::timed([&] { pair.server.readSome(&byte, 1, ec); });
     ASSERT_ERROR(std::errc::timed_out, ec);
-    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed >= 140ms && elapsed < 3s);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed >= 140ms && elapsed < generous(3s));
     pair.server.setTimeout(0s);
     pair.server.readSome(&byte, 1, ec);
     ASSERT_ERROR(std::errc::timed_out, ec);
@@ -549,7 +550,7 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
       while (!ec) stream.readSome(buffer.data(), buffer.size(), ec);
     });
     ASSERT_ERROR(std::errc::connection_reset, ec);
-    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed < 5s);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed < generous(5s));
     // Stays that way.
     stream.readSome(buffer.data(), buffer.size(), ec);
     ASSERT_ERROR(std::errc::connection_reset, ec);
@@ -570,7 +571,7 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
       while (!ec) stream.writeAll(buffer.data(), buffer.size(), ec);
     });
     ASSERT_ERROR(std::errc::connection_reset, ec);
-    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed < 5s);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed < generous(5s));
   }
 
   void testPeerDiesMidMessage() {
@@ -776,7 +777,7 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
     });
     joinWithin(reader);
     ASSERT_ERROR(std::errc::timed_out, ec);
-    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed >= 90ms && elapsed < 3s);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed >= 90ms && elapsed < generous(3s));
   }
 
   // The peer process dies while a task is suspended on the doorbell.

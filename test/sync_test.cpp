@@ -11,6 +11,8 @@
 
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
+#include "support/slowdown.h"
+#include "support/waiting.h"
 
 namespace {
 
@@ -21,6 +23,7 @@ using evchan::EventChannel;
 using evchan::Mutex;
 using evchan::Notification;
 using evchan::TaskHandle;
+using evchan::test::generous;
 using evchan::test::elapsedText;
 using evchan::test::timed;
 
@@ -111,13 +114,16 @@ class SyncTest : public evchan::test::LeakCheckedFixture {
     auto channel = singleWorkerChannel();
     mutex.lock();  // held by this thread while the tasks queue up
     std::vector<TaskHandle> tasks;
+    std::atomic<int> started{0};
     for (int i = 0; i < 5; ++i) {
       tasks.push_back(channel->spawn([&, i] {
+        ++started;
         std::lock_guard<Mutex> lock(mutex);
         order.push_back(i);
       }));
-      // Let task i reach the lock before the next is spawned.
-      std::this_thread::sleep_for(20ms);
+      // Task i waits in lock() before the next is spawned.
+      CPPUNIT_ASSERT(evchan::test::eventually([&] { return started.load() == i + 1; }));
+      CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
     }
     mutex.unlock();
     joinAll(tasks);
@@ -174,13 +180,13 @@ class SyncTest : public evchan::test::LeakCheckedFixture {
     });
     task.join();
     CPPUNIT_ASSERT(!taskResult);
-    CPPUNIT_ASSERT_MESSAGE(elapsedText(taskElapsed), taskElapsed >= 140ms && taskElapsed < 2s);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(taskElapsed), taskElapsed >= 140ms && taskElapsed < generous(2s));
 
     std::unique_lock<Mutex> lock(mutex);
     bool threadResult = true;
     const auto threadElapsed = timed([&] { threadResult = never.waitFor(lock, 150ms); });
     CPPUNIT_ASSERT(!threadResult);
-    CPPUNIT_ASSERT_MESSAGE(elapsedText(threadElapsed), threadElapsed >= 140ms && threadElapsed < 2s);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(threadElapsed), threadElapsed >= 140ms && threadElapsed < generous(2s));
   }
 
   void testNotifyAllWakesEveryWaiter() {
@@ -190,13 +196,16 @@ class SyncTest : public evchan::test::LeakCheckedFixture {
     std::atomic<int> woken{0};
     auto channel = singleWorkerChannel();
     std::vector<TaskHandle> tasks;
+    std::atomic<int> started{0};
     for (int i = 0; i < 20; ++i) {
       tasks.push_back(channel->spawn([&] {
+        ++started;
         std::unique_lock<Mutex> lock(mutex);
         if (go.waitFor(lock, 5s, [&] { return released; })) ++woken;
       }));
     }
-    std::this_thread::sleep_for(50ms);
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return started.load() == 20; }));
+    CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));  // all 20 wait
     {
       std::lock_guard<Mutex> lock(mutex);
       released = true;
@@ -237,7 +246,7 @@ class SyncTest : public evchan::test::LeakCheckedFixture {
     std::chrono::steady_clock::duration elapsed{};
     channel->spawn([&] { elapsed = timed([&] { result = notification.waitFor(100ms); }); }).join();
     CPPUNIT_ASSERT(!result);
-    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed >= 90ms && elapsed < 2s);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed >= 90ms && elapsed < generous(2s));
     notification.notify();
     CPPUNIT_ASSERT(notification.isNotified());
     notification.reset();

@@ -34,6 +34,7 @@ using evchan::TaskHandle;
 using evchan::TaskId;
 using evchan::TaskLocal;
 using evchan::TaskOptions;
+using evchan::test::generous;
 using evchan::test::Clock;
 using evchan::test::elapsedText;
 using evchan::test::ReclaimOnExit;
@@ -326,13 +327,16 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
   }
 
   // One worker, two tasks queued behind a task that holds it: each appends
-  // and yields; yield() puts a task behind the other ready one.
+  // and yields; yield() puts a task behind the other ready one.  The order
+  // is promised only while one worker runs them all, so the stuck-worker
+  // monitor (which rightly adds a worker when the holder outlasts its grace
+  // period, as it does on a slow machine) is off.
   void testYieldLetsOtherReadyTasksRun() {
     constexpr int kRounds = 5;
     std::mutex mutex;
     std::string order;
     std::atomic<bool> go{false};
-    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    std::unique_ptr<EventChannel> channel = makeChannelWithoutMonitor(1);
     TaskHandle gate = channel->spawn([&] { blockThreadUntil(go); });
     auto appender = [&](char name) {
       return [&, name] {
@@ -351,6 +355,7 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
     joinWithin(gate);
     joinWithin(a);
     joinWithin(b);
+    CPPUNIT_ASSERT_EQUAL(1, channel->poolStats().peak);
     std::lock_guard<std::mutex> lock(mutex);
     CPPUNIT_ASSERT_EQUAL(std::string("ABABABABAB"), order);
   }
@@ -359,7 +364,9 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
     std::atomic<bool> quickDone{false}, quickDoneBeforeWake{false};
     std::atomic<int> quickYields{0};
     Clock::duration slept{};
-    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    // Without the monitor: a spare thread would let quick finish even if
+    // the sleep held the worker.
+    std::unique_ptr<EventChannel> channel = makeChannelWithoutMonitor(1);
     TaskHandle sleeper = channel->spawn([&] {
       const Clock::time_point start = Clock::now();
       this_task::sleepFor(200ms);
@@ -378,8 +385,9 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(100, quickYields.load());
     CPPUNIT_ASSERT_MESSAGE("the sleeping task kept the only worker: " + elapsedText(slept),
                            quickDoneBeforeWake.load());
+    CPPUNIT_ASSERT_EQUAL(1, channel->poolStats().peak);
     CPPUNIT_ASSERT_MESSAGE(elapsedText(slept), slept >= 190ms);
-    CPPUNIT_ASSERT_MESSAGE(elapsedText(slept), slept < 2s);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(slept), slept < generous(2s));
   }
 
   // Tasks suspend many times on two workers and may resume on either.
@@ -571,13 +579,13 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
     this_task::yield();  // a thread yield: returns
     const Clock::duration slept = evchan::test::timed([] { this_task::sleepFor(50ms); });
     CPPUNIT_ASSERT_MESSAGE(elapsedText(slept), slept >= 50ms);
-    CPPUNIT_ASSERT_MESSAGE(elapsedText(slept), slept < 2s);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(slept), slept < generous(2s));
     // Zero and negative durations return at once.
     const Clock::duration none = evchan::test::timed([] {
       this_task::sleepFor(Duration::zero());
       this_task::sleepFor(-5ms);
     });
-    CPPUNIT_ASSERT_MESSAGE(elapsedText(none), none < 500ms);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(none), none < generous(500ms));
     // On a worker thread outside a task (a dispatch callback) too.
     std::atomic<bool> ran{false}, wasInTask{true};
     std::atomic<TaskId> idThere{1};
@@ -627,7 +635,7 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT(posterSawWaiter.load());
     CPPUNIT_ASSERT_MESSAGE(codeText(postError), !postError);
     CPPUNIT_ASSERT_MESSAGE("the waiting task was not released: " + elapsedText(took), released.load());
-    CPPUNIT_ASSERT_MESSAGE(elapsedText(took), took < 3s);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(took), took < generous(3s));
     const evchan::ThreadPoolStats stats = channel->poolStats();
     CPPUNIT_ASSERT_MESSAGE("no spare thread was started", stats.peak >= 2);
   }

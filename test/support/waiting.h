@@ -1,5 +1,6 @@
-// Bounded waiting for the task and channel suites: a failing test reports,
-// it never hangs.
+// SPDX-License-Identifier: Apache-2.0
+// Bounded waiting for the suites: a failing test reports, it never hangs.
+// Every patience here detects a hang and is stretched by slowdown().
 #ifndef EVCHAN_TEST_SUPPORT_WAITING_H
 #define EVCHAN_TEST_SUPPORT_WAITING_H
 
@@ -8,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -16,14 +18,16 @@
 #include <evchan/task.h>
 
 #include "support/skip.h"
+#include "support/slowdown.h"
 
 namespace evchan::test {
 
 inline constexpr Duration kDefaultPatience = std::chrono::seconds(8);
 
-/// Polls `condition` every millisecond until it holds or `patience` passes.
+/// Polls `condition` every millisecond until it holds or `patience`
+/// (times slowdown()) passes.
 inline bool eventually(const std::function<bool()>& condition, Duration patience = kDefaultPatience) {
-  const auto deadline = std::chrono::steady_clock::now() + patience;
+  const auto deadline = std::chrono::steady_clock::now() + generous(patience);
   while (!condition()) {
     if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -37,6 +41,32 @@ inline void joinWithin(TaskHandle& task, Duration patience = kDefaultPatience) {
   CPPUNIT_ASSERT_MESSAGE("task " + std::to_string(task.id()) + " did not end in time",
                          eventually([&] { return task.done(); }, patience));
   task.join();
+}
+
+/// Waits until every worker of `channel` is idle, and true when they are.
+/// Once a task is known to have started (it set a flag), this means that it
+/// has parked in its wait or ended: a worker that switched a task out is
+/// idle only after the wait is registered.  Without such a flag it proves
+/// nothing, since a task just spawned may not have woken a worker yet.
+inline bool allWorkersIdle(EventChannel& channel, Duration patience = kDefaultPatience) {
+  return eventually(
+      [&] {
+        const ThreadPoolStats stats = channel.poolStats();
+        return stats.idle == stats.current;
+      },
+      patience);
+}
+
+/// Runs `call` on another thread; if it has not finished within `limit`
+/// (times slowdown()), runs `release` (which must unblock it) before
+/// joining.  True when the call finished on its own.
+template <class Call, class Release>
+bool finishesWithin(Duration limit, Call call, Release release) {
+  std::future<void> worker = std::async(std::launch::async, call);
+  const bool finished = worker.wait_for(generous(limit)) == std::future_status::ready;
+  if (!finished) release();
+  worker.get();
+  return finished;
 }
 
 /// Creates a channel on the default backend, which EVCHAN_BACKEND may name
