@@ -4,9 +4,11 @@
 #include <evchan/address.h>
 #include <evchan/error.h>
 #include <evchan/system_error.h>
+#include <evchan/tcp_socket.h>
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "support/loopback.h"
 #include "support/skip.h"
@@ -24,6 +26,7 @@ class AddressTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(testToString);
   CPPUNIT_TEST(testPortOutOfRange);
   CPPUNIT_TEST(testEmptyHost);
+  CPPUNIT_TEST(testHostWithNulIsRefused);
   CPPUNIT_TEST(testUnresolvableHost);
   CPPUNIT_TEST(testThrowingFormNamesTheEndpoint);
   CPPUNIT_TEST_SUITE_END();
@@ -86,6 +89,19 @@ class AddressTest : public CppUnit::TestFixture {
     evchan::resolve({"", 80}, AddressFamily::Unspecified, ec);
     CPPUNIT_ASSERT(ec == evchan::Errc::empty_host);
     CPPUNIT_ASSERT(ec == std::errc::invalid_argument);
+  }
+
+  // The C resolver reads a host only up to its first NUL: this resolved to
+  // 127.0.0.1 before it was refused.
+  void testHostWithNulIsRefused() {
+    const std::string host = std::string("127.0.0.1\0.allowed.example.com", 30);
+    std::error_code ec;
+    const std::vector<Address> addresses = evchan::resolve({host, 80}, AddressFamily::Unspecified, ec);
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == evchan::Errc::bad_endpoint);
+    CPPUNIT_ASSERT(addresses.empty());
+    evchan::TcpSocket socket = evchan::TcpSocket::connect({host, 80}, std::chrono::seconds(1), ec);
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == evchan::Errc::bad_endpoint);
+    CPPUNIT_ASSERT(!socket.isOpen());
   }
 
   void testUnresolvableHost() {

@@ -69,6 +69,7 @@ class TcpListenerTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testDefaultListenerIsNotOpen);
   CPPUNIT_TEST(testClosedListenerIsNotOpen);
   CPPUNIT_TEST(testPortOutOfRange);
+  CPPUNIT_TEST(testHostWithNulIsRefused);
   CPPUNIT_TEST(testNegativeBacklogAndTimeout);
   CPPUNIT_TEST(testConcurrentAcceptsShareConnections);
   CPPUNIT_TEST(testMoveTransfersListener);
@@ -211,6 +212,15 @@ class TcpListenerTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT(!listener.isOpen());
     assertEveryCallIsNotOpen(listener);
     CPPUNIT_ASSERT_MESSAGE("closed listener still accepts connections", refusesConnections(port));
+  }
+
+  // Listened on 127.0.0.1 before it was refused: the C resolver stops at
+  // the NUL.
+  void testHostWithNulIsRefused() {
+    std::error_code ec;
+    TcpListener listener = TcpListener::listen({std::string("127.0.0.1\0.allowed.example.com", 30), 0}, 16, ec);
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == evchan::Errc::bad_endpoint);
+    CPPUNIT_ASSERT(!listener.isOpen());
   }
 
   void testPortOutOfRange() {

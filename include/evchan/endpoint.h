@@ -12,6 +12,10 @@ namespace evchan {
 /// literal without brackets; empty means "any address" when listening) and
 /// a port.  The port is an int so that out-of-range values are reported
 /// as Errc::port_out_of_range by the calls that use it, not silently wrapped.
+///
+/// A host holding a NUL character is refused (Errc::bad_endpoint) by
+/// resolve(), connect() and listen(), which would otherwise use only the
+/// part before it.
 struct Endpoint {
   std::string host;
   int port = 0;
@@ -20,8 +24,12 @@ struct Endpoint {
   Endpoint(std::string hostName, int portNumber) : host(std::move(hostName)), port(portNumber) {}
 
   /// Parses "host:port", "[v6-literal]:port" or "tcp://host:port" (also with
-  /// a bracketed IPv6 literal) with APR-util's URI parser.  Anything else
-  /// (another scheme, a path, a missing or non-numeric port, a port above
+  /// a bracketed IPv6 literal) with APR-util's URI parser.  A host is a name
+  /// or IPv4 address (letters, digits, '-', '.', '_'), or in brackets an
+  /// IPv6 literal (hex digits, colons, dots, an optional "%zone"); whatever
+  /// parse() accepts, toString() prints back as text that parses to the
+  /// same endpoint.  Anything else (another scheme, a path, other
+  /// characters in the host, a missing or non-numeric port, a port above
   /// 65535) is Errc::bad_endpoint or Errc::port_out_of_range.
   static Endpoint parse(std::string_view text);
   /// As parse(text), reporting failure through `ec` instead of throwing.

@@ -1,5 +1,6 @@
+// SPDX-License-Identifier: Apache-2.0
 // Endpoint::parse(): "host:port", "[v6]:port" and "tcp://host:port" with
-// APR-util's URI parser.
+// APR-util's URI parser, and the host rules it shares with the resolver.
 #include <apr_strings.h>
 #include <apr_uri.h>
 
@@ -10,6 +11,7 @@
 #include <evchan/system_error.h>
 
 #include "apr/apr_runtime.h"
+#include "apr/endpoint_host.h"
 
 namespace evchan {
 namespace {
@@ -40,7 +42,61 @@ std::error_code parseUri(apr_pool_t* pool, const char* text, apr_uri_t& uri) {
   return {};
 }
 
+bool isNameCharacter(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+         c == '_';
+}
+
+bool isHexDigit(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+// Lexical only: the resolver judges whether the groups make an address.
+bool isIpv6Literal(std::string_view host) {
+  const std::size_t percent = host.find('%');
+  const std::string_view address = host.substr(0, percent);
+  if (percent != std::string_view::npos) {
+    const std::string_view zone = host.substr(percent + 1);
+    if (zone.empty()) return false;
+    for (char c : zone) {
+      if (!isNameCharacter(c)) return false;
+    }
+  }
+  int colons = 0;
+  for (char c : address) {
+    if (c == ':') {
+      ++colons;
+    } else if (!isHexDigit(c) && c != '.') {
+      return false;
+    }
+  }
+  return colons >= 2;
+}
+
+// The text of the host as it stood: APR drops the brackets of "[v6]:port".
+bool hostWasBracketed(std::string_view text) {
+  const std::size_t scheme = text.find("://");
+  const std::string_view hostinfo = scheme == std::string_view::npos ? text : text.substr(scheme + 3);
+  return !hostinfo.empty() && hostinfo.front() == '[';
+}
+
 }  // namespace
+
+namespace detail {
+
+std::error_code checkHostForResolver(const std::string& host) noexcept {
+  if (host.find('\0') != std::string::npos) return Errc::bad_endpoint;
+  return {};
+}
+
+bool isParsableHost(std::string_view host, bool bracketed) noexcept {
+  if (host.empty()) return false;
+  if (bracketed) return isIpv6Literal(host);
+  for (char c : host) {
+    if (!isNameCharacter(c)) return false;
+  }
+  return true;
+}
+
+}  // namespace detail
 
 Endpoint Endpoint::parse(std::string_view text, std::error_code& ec) noexcept {
   Endpoint endpoint;
@@ -59,7 +115,7 @@ Endpoint Endpoint::parse(std::string_view text, std::error_code& ec) noexcept {
                                                                       : make_error_code(Errc::bad_endpoint);
   }
   if (ec) return endpoint;
-  if (uri.hostname == nullptr || *uri.hostname == '\0' || std::strpbrk(uri.hostname, "@/ ") != nullptr) {
+  if (uri.hostname == nullptr || !detail::isParsableHost(uri.hostname, hostWasBracketed(text))) {
     ec = Errc::bad_endpoint;
     return endpoint;
   }

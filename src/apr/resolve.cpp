@@ -8,6 +8,7 @@
 #include <evchan/system_error.h>
 
 #include "apr/apr_runtime.h"
+#include "apr/endpoint_host.h"
 #include "apr/socket_state.h"  // toAddress
 
 namespace evchan {
@@ -38,6 +39,7 @@ std::vector<Address> resolve(const Endpoint& endpoint, AddressFamily family, std
     ec = Errc::port_out_of_range;
     return addresses;
   }
+  if ((ec = detail::checkHostForResolver(endpoint.host))) return addresses;
   const apr_int32_t aprFamily = toAprFamily(family);
   if (aprFamily < 0) {
     ec = Errc::no_address;

@@ -6,6 +6,7 @@
 #include <evchan/socket_events.h>
 #include <evchan/task.h>
 
+#include "apr/endpoint_host.h"
 #include "apr/socket_io.h"
 #include "apr/socket_state.h"
 #include "task/await.h"
@@ -51,6 +52,7 @@ std::unique_ptr<SocketState> openListener(const Endpoint& endpoint, int backlog,
     ec = std::make_error_code(std::errc::invalid_argument);
     return nullptr;
   }
+  if ((ec = detail::checkHostForResolver(endpoint.host))) return nullptr;
   if (!endpoint.host.empty()) return bindAndListen(endpoint.host.c_str(), APR_UNSPEC, endpoint.port, backlog, ec);
   // An empty host is the wildcard address, asked for by family: the
   // resolver (AI_PASSIVE) lists 0.0.0.0 before ::, so taking its first
