@@ -41,6 +41,15 @@ void joinAll(std::vector<TaskHandle>& tasks) {
   for (TaskHandle& task : tasks) task.join();
 }
 
+void assertUnlockRefused(Mutex& mutex, const std::string& by) {
+  try {
+    mutex.unlock();
+    CPPUNIT_FAIL("unlock() by " + by + " was accepted");
+  } catch (const evchan::SystemError& e) {
+    CPPUNIT_ASSERT_MESSAGE(by + ": " + e.what(), e.code() == std::errc::operation_not_permitted);
+  }
+}
+
 }  // namespace
 
 class SyncTest : public evchan::test::LeakCheckedFixture {
@@ -49,6 +58,8 @@ class SyncTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testMutexWaitSuspendsTheTask);
   CPPUNIT_TEST(testMutexHandsOverInFifoOrder);
   CPPUNIT_TEST(testTryLock);
+  CPPUNIT_TEST(testUnlockByANonOwnerIsRefused);
+  CPPUNIT_TEST(testUnlockByTheOwningTaskOnAnyThread);
   CPPUNIT_TEST(testConditionVariableProducerConsumer);
   CPPUNIT_TEST(testConditionVariableTimeoutInTaskAndThread);
   CPPUNIT_TEST(testNotifyAllWakesEveryWaiter);
@@ -135,6 +146,66 @@ class SyncTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT(mutex.try_lock());
     CPPUNIT_ASSERT(!mutex.try_lock());
     mutex.unlock();
+    CPPUNIT_ASSERT(mutex.try_lock());
+    mutex.unlock();
+  }
+
+  // A stray unlock() used to be accepted: unlocking a free mutex did
+  // nothing, and a task unlocking a mutex another task held let a third
+  // task in beside the holder.
+  void testUnlockByANonOwnerIsRefused() {
+    Mutex mutex;
+    assertUnlockRefused(mutex, "a free mutex");
+
+    mutex.lock();
+    std::thread([&] { assertUnlockRefused(mutex, "another thread"); }).join();
+    std::thread([&] { CPPUNIT_ASSERT_MESSAGE("the refused unlock freed the mutex", !mutex.try_lock()); }).join();
+    mutex.unlock();
+
+    auto channel = singleWorkerChannel();
+    Notification holderMayUnlock;
+    std::atomic<bool> holding{false};
+    std::atomic<int> inside{0}, mostInside{0};
+    TaskHandle holder = channel->spawn([&] {
+      std::lock_guard<Mutex> lock(mutex);
+      mostInside = std::max(mostInside.load(), ++inside);
+      holding = true;
+      holderMayUnlock.wait();  // parks holding the mutex
+      --inside;
+    });
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return holding.load(); }));
+    TaskHandle stray = channel->spawn([&] {
+      assertUnlockRefused(mutex, "another task");
+      CPPUNIT_ASSERT_MESSAGE("the refused unlock freed the mutex", !mutex.try_lock());
+    });
+    stray.join();
+    TaskHandle third = channel->spawn([&] {
+      std::lock_guard<Mutex> lock(mutex);
+      mostInside = std::max(mostInside.load(), ++inside);
+      --inside;
+    });
+    holderMayUnlock.notify();
+    holder.join();
+    third.join();
+    CPPUNIT_ASSERT_EQUAL(1, mostInside.load());
+  }
+
+  // The owner is the task, not the thread it ran on when it locked.
+  void testUnlockByTheOwningTaskOnAnyThread() {
+    Mutex mutex;
+    EventChannel::Options options;
+    options.initialThreads = 2;
+    auto channel = EventChannel::create(options);
+    std::vector<TaskHandle> tasks;
+    for (int t = 0; t < 4; ++t) {
+      tasks.push_back(channel->spawn([&] {
+        for (int i = 0; i < 50; ++i) {
+          std::lock_guard<Mutex> lock(mutex);  // a refused unlock would terminate
+          evchan::this_task::yield();  // may resume on the other worker
+        }
+      }));
+    }
+    joinAll(tasks);
     CPPUNIT_ASSERT(mutex.try_lock());
     mutex.unlock();
   }

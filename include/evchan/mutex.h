@@ -3,6 +3,9 @@
 #define EVCHAN_MUTEX_H
 
 #include <mutex>
+#include <thread>
+
+#include <evchan/task.h>
 
 namespace evchan {
 
@@ -16,6 +19,12 @@ struct Waiter;
 /// standard Lockable requirements, so std::lock_guard and std::unique_lock
 /// work with it.  Unlike std::mutex it may be unlocked by another thread
 /// than the one that locked it: a task may resume elsewhere while holding it.
+/// Only the owner may unlock: the task that locked it (on whatever thread
+/// it runs now), or, outside tasks, the thread that locked it.  unlock() of
+/// a mutex that is not locked, or by another task or thread, throws
+/// SystemError(std::errc::operation_not_permitted) and leaves the mutex as
+/// it was (from a std::lock_guard's destructor that terminates the
+/// program: the mistake is never silent).
 /// A task waiting in lock() when its channel shuts down gets
 /// SystemError(std::errc::operation_canceled) instead of the lock.
 class Mutex {
@@ -29,8 +38,18 @@ class Mutex {
   void unlock();
 
  private:
+  /// Who holds the lock: a task, or a thread outside any task; neither
+  /// while the lock is being handed over to a waiter that has not woken.
+  struct Owner {
+    TaskId task = 0;
+    std::thread::id thread;
+    bool operator==(const Owner& other) const noexcept { return task == other.task && thread == other.thread; }
+  };
+  static Owner caller() noexcept;
+
   std::mutex guard_;
   bool locked_ = false;
+  Owner owner_;
   detail::Waiter* head_ = nullptr;  // FIFO of waiters (a detail::WaitList)
   detail::Waiter* tail_ = nullptr;
 };

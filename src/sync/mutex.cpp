@@ -1,14 +1,25 @@
 // Mutex: FIFO hand-over to waiting tasks and threads.
 #include <evchan/mutex.h>
 
+#include <evchan/system_error.h>
+
 #include "sync/waiter.h"
 
 namespace evchan {
 
+// A task is its own owner wherever it runs; its thread is no identity
+// (and std::this_thread::get_id() is not read inside one: it may move).
+Mutex::Owner Mutex::caller() noexcept {
+  if (const TaskId task = this_task::id()) return Owner{task, std::thread::id()};
+  return Owner{0, std::this_thread::get_id()};
+}
+
 void Mutex::lock() {
+  const Owner me = caller();
   std::unique_lock<std::mutex> guard(guard_);
   if (!locked_) {
     locked_ = true;
+    owner_ = me;
     return;
   }
   detail::Waiter waiter;
@@ -17,6 +28,7 @@ void Mutex::lock() {
   for (;;) {
     switch (detail::park(waiter, guard, kInfiniteTimeout)) {
       case detail::ParkResult::signalled:
+        owner_ = me;
         return;
       case detail::ParkResult::timedOut:
         continue;
@@ -28,16 +40,27 @@ void Mutex::lock() {
 }
 
 bool Mutex::try_lock() {
+  const Owner me = caller();
   std::lock_guard<std::mutex> guard(guard_);
   if (locked_) return false;
   locked_ = true;
+  owner_ = me;
   return true;
 }
 
 void Mutex::unlock() {
-  std::lock_guard<std::mutex> guard(guard_);
+  const Owner me = caller();
+  std::unique_lock<std::mutex> guard(guard_);
+  if (!locked_ || !(owner_ == me)) {
+    const bool wasLocked = locked_;
+    guard.unlock();
+    throw SystemError(std::make_error_code(std::errc::operation_not_permitted),
+                      wasLocked ? "Mutex::unlock by a task or thread that does not hold it"
+                                : "Mutex::unlock of a mutex that is not locked");
+  }
+  owner_ = Owner();
   if (detail::Waiter* next = detail::WaitList(head_, tail_).pop()) {
-    detail::signal(*next);  // now its owner
+    detail::signal(*next);  // now its owner; it records itself when it wakes
   } else {
     locked_ = false;
   }
