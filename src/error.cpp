@@ -23,6 +23,7 @@ class EvchanCategory final : public std::error_category {
       case Errc::socket_busy: return "another read or write is already pending on the socket";
       case Errc::wrong_channel: return "the socket is watched by another event channel";
       case Errc::descriptor_too_large: return "the descriptor is beyond the backend's limit (select: FD_SETSIZE)";
+      case Errc::message_too_long: return "the line or message is longer than the limit the reader was given";
     }
     return "unknown evchan error " + std::to_string(value);
   }
@@ -41,6 +42,7 @@ class EvchanCategory final : public std::error_category {
       case Errc::channel_shut_down: return std::errc::operation_canceled;
       case Errc::wrong_channel: return std::errc::invalid_argument;
       case Errc::descriptor_too_large: return std::errc::value_too_large;
+      case Errc::message_too_long: return std::errc::message_size;
       case Errc::end_of_stream: break;  // no std::errc for an orderly EOF
     }
     return std::error_condition(value, *this);

@@ -30,6 +30,7 @@
 #include "linux/unix_socket.h"
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
+#include "support/stream_suite.h"
 #include "support/waiting.h"
 
 extern char** environ;
@@ -811,3 +812,24 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
 };
 
 CPPUNIT_TEST_SUITE_REGISTRATION(ShmStreamTest);
+
+// ------------------------------------------------------------ stream algorithms
+// Stream's loops and BufferedReader over ShmStream (test/support/stream_suite.h).
+namespace {
+
+struct ShmStreams {
+  static const char* name() { return "ShmStream"; }
+  static evchan::test::StreamPair make() {
+    ShmListener listener = ShmListener::listen(uniqueName("stream-suite"));
+    listener.setTimeout(30s);
+    ShmStream client = ShmStream::connect(listener.name(), 30s);
+    ShmStream server = listener.accept();
+    client.setTimeout(30s);
+    server.setTimeout(30s);
+    return {std::make_unique<ShmStream>(std::move(client)), std::make_unique<ShmStream>(std::move(server))};
+  }
+};
+
+}  // namespace
+
+CPPUNIT_TEST_SUITE_REGISTRATION(evchan::test::StreamSuite<ShmStreams>);

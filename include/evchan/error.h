@@ -35,6 +35,7 @@ enum class Errc {
   socket_busy,        ///< a read (or write) is already pending on the socket
   wrong_channel,      ///< the socket is watched by another event channel
   descriptor_too_large,  ///< the descriptor is beyond what the backend can watch (select: FD_SETSIZE)
+  message_too_long,      ///< a line or message is longer than the caller allowed (BufferedReader)
 };
 
 /// The category of evchan::Errc values.  Thread-safe.

@@ -4,6 +4,7 @@
 
 #include <evchan/address.h>
 #include <evchan/blocking.h>
+#include <evchan/buffered_reader.h>
 #include <evchan/condition_variable.h>
 #include <evchan/dispatch_event.h>
 #include <evchan/duration.h>
@@ -17,6 +18,7 @@
 #include <evchan/notification.h>
 #include <evchan/notify_event.h>
 #include <evchan/socket_events.h>
+#include <evchan/stream.h>
 #include <evchan/system_error.h>
 #include <evchan/task.h>
 #include <evchan/task_local.h>

@@ -46,6 +46,7 @@
 #include <system_error>
 
 #include <evchan/duration.h>
+#include <evchan/stream.h>
 
 namespace evchan {
 
@@ -71,7 +72,7 @@ struct ShmListenerState;
 /// other concurrent use must be serialised by the caller.  As with a
 /// TcpSocket's events, a stream that waited inside a task of one channel
 /// fails with Errc::wrong_channel when it waits in a task of another.
-class ShmStream {
+class ShmStream : public Stream {
  public:
   /// The ring size per direction that connect() uses by default.
   static constexpr std::size_t kDefaultRingSize = std::size_t{1} << 20;
@@ -100,19 +101,15 @@ class ShmStream {
 
   /// Copies what is available, at least one byte, at most `size`; waits if
   /// nothing is.  A zero `size` returns 0 at once.  Returns the byte count;
-  /// 0 with `ec` set on error.
-  std::size_t readSome(void* buffer, std::size_t size);
-  std::size_t readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept;
+  /// 0 with `ec` set on error.  readExactly() and writeAll() come from
+  /// Stream.
+  using Stream::readSome;
+  std::size_t readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept override;
 
-  /// Reads exactly `size` bytes.  On error returns how many bytes were
-  /// read before it (they are in `buffer`).
-  std::size_t readExactly(void* buffer, std::size_t size);
-  std::size_t readExactly(void* buffer, std::size_t size, std::error_code& ec) noexcept;
-
-  /// Writes all `size` bytes, waiting for room in the ring as needed.  On
-  /// error returns how many were written.
-  std::size_t writeAll(const void* buffer, std::size_t size);
-  std::size_t writeAll(const void* buffer, std::size_t size, std::error_code& ec) noexcept;
+  /// Copies what fits in the ring, at least one byte, at most `size`;
+  /// waits while the ring is full.
+  using Stream::writeSome;
+  std::size_t writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept override;
 
   /// The peer reads end_of_stream after the data already written; this
   /// side can still read.  Later writes fail with broken_pipe.
@@ -121,9 +118,10 @@ class ShmStream {
 
   /// Closes the stream (the peer reads end_of_stream after the data
   /// written, and its writes fail with broken_pipe).  Idempotent.
-  void close() noexcept;
+  void close() noexcept override;
   /// True until close() (or a move from this object).
-  bool isOpen() const noexcept;
+  bool isOpen() const noexcept override;
+  std::string peerName() const override;
 
   /// The time each blocking step may take; kInfiniteTimeout (the default)
   /// waits forever, zero fails at once with timed_out when the call would

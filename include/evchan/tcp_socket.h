@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A connected TCP stream with blocking, timeout-bounded calls.
 #ifndef EVCHAN_TCP_SOCKET_H
 #define EVCHAN_TCP_SOCKET_H
@@ -9,6 +10,7 @@
 #include <evchan/address.h>
 #include <evchan/duration.h>
 #include <evchan/endpoint.h>
+#include <evchan/stream.h>
 
 namespace evchan {
 
@@ -26,10 +28,12 @@ struct SocketAccess;
 /// stream is Errc::end_of_stream.  Writes never raise SIGPIPE: a write to a
 /// closed connection fails with broken pipe or connection reset.
 ///
+/// readExactly(), writeAll() and the throwing forms come from Stream.
+///
 /// Thread safety: one thread may read while another writes; any other
 /// concurrent use of one socket (including close() while a call is
 /// blocked) must be serialised by the caller.
-class TcpSocket {
+class TcpSocket : public Stream {
  public:
   /// A closed socket; every call on it fails with Errc::not_open.
   TcpSocket() noexcept;
@@ -52,17 +56,13 @@ class TcpSocket {
   /// Reads what is available, at least one byte, at most `size`; waits if
   /// nothing is.  A zero `size` returns 0 at once without waiting.
   /// Returns the byte count; 0 with `ec` set on error.
-  std::size_t readSome(void* buffer, std::size_t size);
-  std::size_t readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept;
+  using Stream::readSome;
+  std::size_t readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept override;
 
-  /// Reads exactly `size` bytes.  On error returns how many bytes were
-  /// read before it (they are in `buffer`).
-  std::size_t readExactly(void* buffer, std::size_t size);
-  std::size_t readExactly(void* buffer, std::size_t size, std::error_code& ec) noexcept;
-
-  /// Writes all `size` bytes.  On error returns how many were written.
-  std::size_t writeAll(const void* buffer, std::size_t size);
-  std::size_t writeAll(const void* buffer, std::size_t size, std::error_code& ec) noexcept;
+  /// Sends what the socket takes, at least one byte, at most `size`;
+  /// waits while the send buffer is full.
+  using Stream::writeSome;
+  std::size_t writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept override;
 
   /// Sends FIN: the peer reads end_of_stream after the data already sent;
   /// this side can still read.
@@ -70,9 +70,10 @@ class TcpSocket {
   void shutdownWrite(std::error_code& ec) noexcept;
 
   /// Closes the socket and frees its resources.  Idempotent.
-  void close() noexcept;
+  void close() noexcept override;
   /// True until close() (or a move from this object).
-  bool isOpen() const noexcept;
+  bool isOpen() const noexcept override;
+  std::string peerName() const override;
 
   /// The time each blocking step may take; kInfiniteTimeout (the default)
   /// waits forever, zero fails at once with timed_out when the call would

@@ -129,61 +129,24 @@ std::size_t TcpSocket::readSome(void* buffer, std::size_t size, std::error_code&
   }
 }
 
-std::size_t TcpSocket::readSome(void* buffer, std::size_t size) {
-  std::error_code ec;
-  const std::size_t n = readSome(buffer, size, ec);
-  throwIfError(ec, "read", detail::peerOf(state_.get()));
-  return n;
-}
-
-std::size_t TcpSocket::readExactly(void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  if ((ec = checkBuffer(state_.get(), buffer, size))) return 0;
-  std::size_t done = 0;
-  while (done < size) {
-    done += readSome(static_cast<char*>(buffer) + done, size - done, ec);
-    if (ec) break;
-  }
-  return done;
-}
-
-std::size_t TcpSocket::readExactly(void* buffer, std::size_t size) {
-  std::error_code ec;
-  const std::size_t n = readExactly(buffer, size, ec);
-  throwIfError(ec, "read", detail::peerOf(state_.get()));
-  return n;
-}
-
-std::size_t TcpSocket::writeAll(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  if ((ec = checkBuffer(state_.get(), buffer, size))) return 0;
-  std::size_t done = 0;
-  while (done < size) {
+std::size_t TcpSocket::writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  if ((ec = checkBuffer(state_.get(), buffer, size)) || size == 0) return 0;
+  for (;;) {
     std::size_t sent = 0;
-    ec = detail::sendSome(state_->socket, static_cast<const char*>(buffer) + done, size - done, sent);
-    done += sent;
-    if (ec == std::errc::resource_unavailable_try_again) {
-      if (inTask()) {
-        // The send buffer is full: the task waits for a WriteEvent (which
-        // writes when there is room) instead of blocking its worker.
-        WriteEvent write(*this, static_cast<const char*>(buffer) + done, size - done);
-        if (detail::awaitInTask(write, state_->timeout, ec)) {
-          done += ec ? 0 : write.bytesTransferred();
-          if (ec) break;
-          continue;
-        }
-      }
-      ec = detail::waitReady(state_->socket, Readiness::Writable, detail::deadlineAfter(state_->timeout));
+    ec = detail::sendSome(state_->socket, buffer, size, sent);
+    if (sent > 0 || ec != std::errc::resource_unavailable_try_again) return ec ? 0 : sent;
+    if (inTask()) {
+      // The send buffer is full: the task waits for a WriteEvent (which
+      // writes when there is room) instead of blocking its worker.
+      WriteEvent write(*this, buffer, size);
+      if (detail::awaitInTask(write, state_->timeout, ec)) return ec ? 0 : write.bytesTransferred();
     }
-    if (ec) break;
+    if ((ec = detail::waitReady(state_->socket, Readiness::Writable, detail::deadlineAfter(state_->timeout))))
+      return 0;
   }
-  return done;
 }
 
-std::size_t TcpSocket::writeAll(const void* buffer, std::size_t size) {
-  std::error_code ec;
-  const std::size_t n = writeAll(buffer, size, ec);
-  throwIfError(ec, "write", detail::peerOf(state_.get()));
-  return n;
-}
+std::string TcpSocket::peerName() const { return detail::peerOf(state_.get()); }
 
 void TcpSocket::shutdownWrite(std::error_code& ec) noexcept {
   if (!state_) {

@@ -293,63 +293,37 @@ std::size_t ShmStream::readSome(void* buffer, std::size_t size, std::error_code&
   }
 }
 
-std::size_t ShmStream::readSome(void* buffer, std::size_t size) {
-  std::error_code ec;
-  const std::size_t n = readSome(buffer, size, ec);
-  throwIfError(ec, "read", peerOf(state_.get()));
-  return n;
-}
+std::string ShmStream::peerName() const { return peerOf(state_.get()); }
 
-std::size_t ShmStream::readExactly(void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  if ((ec = checkBuffer(state_.get(), buffer, size))) return 0;
-  std::size_t done = 0;
-  while (done < size) {
-    done += readSome(static_cast<char*>(buffer) + done, size - done, ec);
-    if (ec) break;
-  }
-  return done;
-}
-
-std::size_t ShmStream::readExactly(void* buffer, std::size_t size) {
-  std::error_code ec;
-  const std::size_t n = readExactly(buffer, size, ec);
-  throwIfError(ec, "read", peerOf(state_.get()));
-  return n;
-}
-
-std::size_t ShmStream::writeAll(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  if ((ec = checkBuffer(state_.get(), buffer, size))) return 0;
+std::size_t ShmStream::writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  if ((ec = checkBuffer(state_.get(), buffer, size)) || size == 0) return 0;
   ShmConnection& c = *state_;
   if ((ec = c.writeFailure)) return 0;
   detail::RingIndices& ring = c.out.indices();
-  const auto* bytes = static_cast<const unsigned char*>(buffer);
-  std::size_t done = 0;
   bool spun = false;
   Deadline deadline{};
   auto readerGone = [&] { return (ring.consumerFlags.load(std::memory_order_seq_cst) & detail::kSideClosed) != 0; };
-  while (done < size) {
+  for (;;) {
     if (c.writeShut || readerGone()) {
       ec = std::make_error_code(std::errc::broken_pipe);
-      break;
+      return 0;
     }
-    const std::size_t n = c.out.write(bytes + done, size - done, ec);
+    const std::size_t n = c.out.write(buffer, size, ec);
     if (ec) {
       c.writeFailure = ec;
-      break;
+      return 0;
     }
     if (n > 0) {
-      done += n;
-      spun = false;  // progress: the next wait is a new step with its own timeout
       wakeIfWaiting(ring.consumerWaiting, c.dataBellFd);
-      continue;
+      return n;
     }
     if (c.writePeerGone) {
       ec = std::make_error_code(std::errc::connection_reset);
-      break;
+      return 0;
     }
     if (c.timeout == Duration::zero()) {
       ec = std::make_error_code(std::errc::timed_out);
-      break;
+      return 0;
     }
     if (!spun) {
       spun = true;
@@ -363,16 +337,8 @@ std::size_t ShmStream::writeAll(const void* buffer, std::size_t size, std::error
       ring.producerWaiting.store(0, std::memory_order_relaxed);
       continue;
     }
-    if ((ec = sleepOnBell(c.spaceBell, c.spaceBellFd, deadline, ring.producerWaiting, c.writePeerGone))) break;
+    if ((ec = sleepOnBell(c.spaceBell, c.spaceBellFd, deadline, ring.producerWaiting, c.writePeerGone))) return 0;
   }
-  return done;
-}
-
-std::size_t ShmStream::writeAll(const void* buffer, std::size_t size) {
-  std::error_code ec;
-  const std::size_t n = writeAll(buffer, size, ec);
-  throwIfError(ec, "write", peerOf(state_.get()));
-  return n;
 }
 
 void ShmStream::shutdownWrite(std::error_code& ec) noexcept {
