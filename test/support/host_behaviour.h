@@ -15,6 +15,13 @@ int addressInUseOsError();
 /// otherwise why that cannot be tested here.
 std::string whyCloseWithUnreadDataSendsNoReset();
 
+/// How many connections the many-connections echo test runs through the
+/// apr_pollset backend: 1000 where APR's pollset is epoll or kqueue; fewer
+/// on Windows, where it is WSAPoll, which is handed the whole set on every
+/// wait (each restart after a wake-up costs time in proportion to the set,
+/// so the test's cost grows with the square of the connections).
+int aprPollsetEchoConnections();
+
 }  // namespace evchan::test
 
 #endif  // EVCHAN_TEST_SUPPORT_HOST_BEHAVIOUR_H

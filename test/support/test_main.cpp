@@ -2,22 +2,32 @@
 // prints one line per test case and a closing "N passed, N failed" line.
 //
 // Output lines the driver (test/cppunit-driver) reads:
+//   START: Suite::test           (as each case begins, flushed at once)
 //   PASS: Suite::test
 //   FAIL: Suite::test: file:line: message
 //   SKIP: Suite::test: reason
 // Exit status: 0 all passed (or skipped), 1 a failure, 77 everything skipped.
+//
+// Arguments: [--after CASE] [NAME].  NAME runs one suite or case (by its
+// name, as CppUnit's findTest() finds it); --after CASE runs only the cases
+// that come after CASE, which is how the driver resumes a suite that a
+// case hung or crashed.
 #include <cppunit/Exception.h>
 #include <cppunit/Protector.h>
+#include <cppunit/Test.h>
 #include <cppunit/TestFailure.h>
 #include <cppunit/TestListener.h>
 #include <cppunit/TestResult.h>
-#include <cppunit/TestRunner.h>
 #include <cppunit/extensions/TestFactoryRegistry.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <memory>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "support/skip.h"
 
@@ -54,7 +64,11 @@ class LineReporter : public CppUnit::TestListener {
  public:
   explicit LineReporter(SkipProtector& protector) : protector_(protector) {}
 
-  void startTest(CppUnit::Test*) override {
+  void startTest(CppUnit::Test* test) override {
+    // Printed before the case runs: if it never ends (a hang the runner
+    // kills, a crash), the log still names it.
+    std::printf("START: %s\n", test->getName().c_str());
+    std::fflush(stdout);
     failed_ = false;
     started_ = std::chrono::steady_clock::now();
   }
@@ -100,24 +114,63 @@ class LineReporter : public CppUnit::TestListener {
   std::chrono::steady_clock::time_point started_;
 };
 
+// The test cases under `test`, in the order CppUnit runs them.
+void collectCases(CppUnit::Test* test, std::vector<CppUnit::Test*>& cases) {
+  const int children = test->getChildTestCount();
+  if (children == 0) {
+    cases.push_back(test);
+    return;
+  }
+  for (int i = 0; i < children; ++i) collectCases(test->getChildTestAt(i), cases);
+}
+
+int usage() {
+  std::fprintf(stderr, "usage: test-program [--after CASE] [SUITE-OR-CASE]\n");
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  // An optional argument selects one suite or test by name, as CppUnit does.
-  const std::string only = argc > 1 ? argv[1] : "";
+  std::string only, after;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--after" && i + 1 < argc) {
+      after = argv[++i];
+    } else if (only.empty() && arg.rfind("--", 0) != 0) {
+      only = arg;
+    } else {
+      return usage();
+    }
+  }
+  const std::unique_ptr<CppUnit::Test> all(CppUnit::TestFactoryRegistry::getRegistry().makeTest());
+  CppUnit::Test* scope = all.get();
+  if (!only.empty()) {
+    try {
+      scope = all->findTest(only);
+    } catch (const std::invalid_argument&) {
+      std::fprintf(stderr, "no test named '%s'\n", only.c_str());
+      return 2;
+    }
+  }
+  std::vector<CppUnit::Test*> cases;
+  collectCases(scope, cases);
+  auto first = cases.begin();
+  if (!after.empty()) {
+    first = std::find_if(cases.begin(), cases.end(), [&](CppUnit::Test* test) { return test->getName() == after; });
+    if (first == cases.end()) {
+      std::fprintf(stderr, "no test named '%s'\n", after.c_str());
+      return 2;
+    }
+    ++first;
+  }
+
   CppUnit::TestResult result;
   SkipProtector* protector = new SkipProtector;  // owned by result
   result.pushProtector(protector);
   LineReporter reporter(*protector);
   result.addListener(&reporter);
-  CppUnit::TestRunner runner;
-  runner.addTest(CppUnit::TestFactoryRegistry::getRegistry().makeTest());
-  try {
-    runner.run(result, only);
-  } catch (const std::invalid_argument&) {
-    std::fprintf(stderr, "no test named '%s'\n", only.c_str());
-    return 2;
-  }
+  for (auto it = first; it != cases.end(); ++it) result.runTest(*it);
   std::printf("%d passed, %d failed, %d skipped\n", reporter.passed, reporter.failed, reporter.skippedCount);
   if (reporter.failed > 0) return 1;
   if (reporter.passed == 0 && reporter.skippedCount > 0) return 77;

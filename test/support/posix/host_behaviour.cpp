@@ -9,4 +9,6 @@ int addressInUseOsError() { return EADDRINUSE; }
 
 std::string whyCloseWithUnreadDataSendsNoReset() { return ""; }
 
+int aprPollsetEchoConnections() { return 1000; }
+
 }  // namespace evchan::test
