@@ -241,7 +241,7 @@ void TaskState::join() {
   if (exception_) std::rethrow_exception(exception_);
 }
 
-void* TaskState::localSlot(const void* key, void* (*make)(), void (*destroy)(void*)) {
+void* TaskState::localSlot(std::uint64_t key, void* (*make)(), void (*destroy)(void*)) {
   for (auto& local : locals_) {
     if (local.first == key) return local.second.first;
   }
