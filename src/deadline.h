@@ -14,11 +14,12 @@ using Deadline = Clock::time_point;
 
 inline constexpr Deadline kNoDeadline = Deadline::max();
 
-/// now + timeout, saturating at kNoDeadline (kInfiniteTimeout never expires).
+/// now + timeout, saturating at kNoDeadline (kInfiniteTimeout never
+/// expires; see saturatingAdd in evchan/duration.h).  A negative timeout
+/// has expired: its deadline is now, never one so far back that the time
+/// left until it overflows.
 inline Deadline deadlineAfter(Duration timeout) {
-  const Deadline now = Clock::now();
-  if (timeout >= std::chrono::duration_cast<Duration>(kNoDeadline - now)) return kNoDeadline;
-  return now + std::chrono::duration_cast<Clock::duration>(timeout);
+  return saturatingAdd(Clock::now(), timeout < Duration::zero() ? Duration::zero() : timeout);
 }
 
 /// The wait until `deadline` in whole milliseconds for poll(2) and

@@ -52,8 +52,10 @@ class EvchanCategory final : public std::error_category {
 }  // namespace
 
 const std::error_category& evchan_category() noexcept {
-  static const EvchanCategory category;
-  return category;
+  // Never destroyed: the tasks of a channel that static destruction tears
+  // down (or that end after main() returned) still make and describe codes.
+  static const EvchanCategory* const category = new EvchanCategory;
+  return *category;
 }
 
 std::error_code make_error_code(Errc e) noexcept {

@@ -66,6 +66,7 @@ class SyncTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testNotificationWakesTasksAndThreads);
   CPPUNIT_TEST(testNotificationTimeoutAndReset);
   CPPUNIT_TEST(testNegativeTimeoutsInATaskAreExpired);
+  CPPUNIT_TEST(testPredicateWaitForWithExtremeTimeouts);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -341,6 +342,44 @@ class SyncTest : public evchan::test::LeakCheckedFixture {
         })
         .join();
     CPPUNIT_ASSERT_EQUAL(2, expired.load());
+  }
+
+  // The predicate form of waitFor() computes a deadline from its timeout:
+  // kInfiniteTimeout (and the most negative duration) must saturate, not
+  // overflow, and mean "no deadline" (and "already expired").
+  void testPredicateWaitForWithExtremeTimeouts() {
+    Mutex mutex;
+    ConditionVariable condition;
+    bool ready = true;
+    {
+      std::unique_lock<Mutex> lock(mutex);
+      CPPUNIT_ASSERT(condition.waitFor(lock, evchan::kInfiniteTimeout, [&] { return ready; }));
+      CPPUNIT_ASSERT(lock.owns_lock());
+      ready = false;
+      CPPUNIT_ASSERT(!condition.waitFor(lock, Duration::min(), [&] { return ready; }));
+      CPPUNIT_ASSERT(lock.owns_lock());
+    }
+    // A real wait with no deadline, in a task and on a thread, ended by a
+    // notification.
+    std::atomic<int> woken{0};
+    auto channel = singleWorkerChannel();
+    std::vector<TaskHandle> tasks;
+    tasks.push_back(channel->spawn([&] {
+      std::unique_lock<Mutex> lock(mutex);
+      if (condition.waitFor(lock, evchan::kInfiniteTimeout, [&] { return ready; })) ++woken;
+    }));
+    std::thread thread([&] {
+      std::unique_lock<Mutex> lock(mutex);
+      if (condition.waitFor(lock, evchan::kInfiniteTimeout, [&] { return ready; })) ++woken;
+    });
+    {
+      std::lock_guard<Mutex> lock(mutex);
+      ready = true;
+    }
+    condition.notifyAll();
+    thread.join();
+    joinAll(tasks);
+    CPPUNIT_ASSERT_EQUAL(2, woken.load());
   }
 };
 

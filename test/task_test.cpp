@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <new>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -119,6 +120,7 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testMigrationKeepsTaskData);
   CPPUNIT_TEST(testTaskLocalPerTaskAndDestroyedAtEnd);
   CPPUNIT_TEST(testTaskLocalOutsideATask);
+  CPPUNIT_TEST(testTaskLocalAtTheAddressOfADestroyedOneIsNew);
   CPPUNIT_TEST(testManySleepingTasks);
   CPPUNIT_TEST(testStackSizeOption);
   CPPUNIT_TEST(testSpawnAfterShutdown);
@@ -482,6 +484,48 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(kTasks, liveAtEnd.load());
     CPPUNIT_ASSERT_EQUAL(kTasks + 1, Tracked::constructed.load());
     CPPUNIT_ASSERT_EQUAL(kTasks + 1, Tracked::destroyed.load());
+  }
+
+  // A TaskLocal built where a destroyed one lived (the same stack slot, or
+  // reused heap) is a new variable: a fresh default value of its own type,
+  // never the old one's.  The old one's value lives on until the task ends.
+  void testTaskLocalAtTheAddressOfADestroyedOneIsNew() {
+    Tracked::constructed = 0;
+    Tracked::destroyed = 0;
+    std::atomic<int> fresh{0}, sameAddress{0};
+    std::atomic<int> liveAfterItsLocal{-1};
+    {
+      std::unique_ptr<EventChannel> channel = makeChannel(1);
+      TaskHandle task = channel->spawn([&] {
+        alignas(std::max_align_t) unsigned char storage[sizeof(TaskLocal<std::string>) + sizeof(TaskLocal<int>) +
+                                                        sizeof(TaskLocal<Tracked>) + 16] = {};
+        auto* tracked = new (storage) TaskLocal<Tracked>;
+        tracked->get().value = 7;
+        tracked->~TaskLocal<Tracked>();
+        liveAfterItsLocal = Tracked::constructed.load() - Tracked::destroyed.load();
+
+        auto* number = new (storage) TaskLocal<int>;
+        if (static_cast<void*>(number) == static_cast<void*>(storage)) ++sameAddress;
+        if (number->get() == 0) ++fresh;  // not the Tracked's bytes
+        number->get() = 42;
+        number->~TaskLocal<int>();
+
+        // A larger type where a smaller one's value was: reading the old
+        // slot as a string ran off the end of the int's allocation.
+        auto* text = new (storage) TaskLocal<std::string>;
+        if (text->get().empty()) ++fresh;
+        text->get() = "a string longer than the small-string buffer of std::string";
+        if (text->get().size() == 59) ++fresh;
+        text->~TaskLocal<std::string>();
+      });
+      joinWithin(task);
+    }
+    CPPUNIT_ASSERT_EQUAL(1, sameAddress.load());
+    CPPUNIT_ASSERT_EQUAL(3, fresh.load());
+    // Destroying a TaskLocal leaves its value to the task's end.
+    CPPUNIT_ASSERT_EQUAL(1, liveAfterItsLocal.load());
+    CPPUNIT_ASSERT_EQUAL(1, Tracked::constructed.load());
+    CPPUNIT_ASSERT_EQUAL(1, Tracked::destroyed.load());
   }
 
   void testTaskLocalOutsideATask() {

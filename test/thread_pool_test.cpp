@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <cstdlib>
 #include <functional>
 #include <memory>
@@ -128,6 +129,7 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testBackendFromEnvironment);
   CPPUNIT_TEST(testIoUringFromEnvironment);
   CPPUNIT_TEST(testUnknownBackendInEnvironment);
+  CPPUNIT_TEST(testHugeInitialThreadsDefaultMaximumSaturates);
   CPPUNIT_TEST(testExplicitBackendIsStrict);
   CPPUNIT_TEST_SUITE_END();
 
@@ -336,6 +338,17 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
     ScopedEnvironment environment("EVCHAN_BACKEND", "kqueue");
     const std::error_code ec = creationError(EventChannel::Options());
     CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == std::errc::invalid_argument);
+  }
+
+  // The default maximum, 16 times initialThreads, saturates instead of
+  // overflowing for a huge initialThreads.  The unknown backend in the
+  // environment fails the creation before any thread starts.
+  void testHugeInitialThreadsDefaultMaximumSaturates() {
+    ScopedEnvironment environment("EVCHAN_BACKEND", "kqueue");
+    for (int initial : {INT_MAX / 16 + 1, INT_MAX}) {
+      const std::error_code ec = creationError(poolOptions(initial));
+      CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == std::errc::invalid_argument);
+    }
   }
 
   // An explicit backend either is what the channel uses or fails with

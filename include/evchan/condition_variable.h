@@ -47,11 +47,11 @@ class ConditionVariable {
 
 template <class Predicate>
 bool ConditionVariable::waitFor(std::unique_lock<Mutex>& lock, Duration timeout, Predicate ready) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto deadline = detail::saturatingAdd(std::chrono::steady_clock::now(), timeout);
   while (!ready()) {
-    const Duration left = std::chrono::duration_cast<Duration>(deadline - std::chrono::steady_clock::now());
-    if (left <= Duration::zero()) return ready();
-    waitFor(lock, left);
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return ready();
+    waitFor(lock, deadline - now);  // positive, and no overflow: deadline > now
   }
   return true;
 }

@@ -94,6 +94,21 @@ class EventChannel {
   static std::unique_ptr<EventChannel> create(const Options& options, std::error_code& ec) noexcept;
 
   /// Shuts down (see shutdown()) and joins the pool.
+  ///
+  /// A channel may be a global or function-static object, its tasks still
+  /// parked when the process exits: static destruction unwinds them like
+  /// any shutdown, in whatever order it destroys the channel and evchan's
+  /// own process-wide state (which is never destroyed).
+  ///
+  /// Destroyed from one of its own tasks or callbacks (on one of its
+  /// workers), it cannot join the pool that runs its caller: it starts the
+  /// shutdown and returns at once.  The calling task goes on (it must not
+  /// touch the destroyed EventChannel; its next suspension throws
+  /// operation_canceled), and the workers end, and free the channel's
+  /// resources, once its tasks have unwound as shutdown() describes.
+  /// Nothing waits for them: a process that exits meanwhile stops them
+  /// where they are, as it stops any thread.  To be sure the tasks'
+  /// destructors ran, destroy the channel from outside its workers.
   ~EventChannel();
   EventChannel(const EventChannel&) = delete;
   EventChannel& operator=(const EventChannel&) = delete;

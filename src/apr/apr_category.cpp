@@ -52,8 +52,10 @@ class AprCategory final : public std::error_category {
 }  // namespace
 
 const std::error_category& apr_category() noexcept {
-  static const AprCategory category;
-  return category;
+  // Never destroyed: the tasks of a channel that static destruction tears
+  // down (or that end after main() returned) still make and describe codes.
+  static const AprCategory* const category = new AprCategory;
+  return *category;
 }
 
 std::error_code makeAprError(int aprStatus) noexcept {

@@ -1,5 +1,7 @@
 // Builds without the native POSIX layer have no tasks yet: spawn() fails
 // with function_not_supported and the this_task calls act on the thread.
+#include <atomic>
+#include <cstdint>
 #include <thread>
 
 #include <evchan/error.h>
@@ -30,7 +32,7 @@ TaskId TaskHandle::id() const noexcept { return 0; }
 
 namespace detail {
 
-void* taskLocalSlot(const void*, void* (*)(), void (*)(void*)) {
+void* taskLocalSlot(std::atomic<std::uint64_t>&, void* (*)(), void (*)(void*)) {
   throw SystemError(std::make_error_code(std::errc::operation_not_permitted), "TaskLocal::get outside a task");
 }
 

@@ -2,6 +2,7 @@
 #include "channel/channel_core.h"
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <utility>
 
@@ -125,7 +126,7 @@ ChannelCore::ChannelCore(const EventChannelOptions& options, int cpus)
     : options_(options),
       cpus_(cpus),
       initial_(options.initialThreads > 0 ? options.initialThreads : cpus),
-      max_(options.maxThreads > 0 ? options.maxThreads : std::max(64, 16 * initial_)),
+      max_(options.maxThreads > 0 ? options.maxThreads : std::max(64, initial_ > INT_MAX / 16 ? INT_MAX : 16 * initial_)),
       monitored_(options.stuckWorkerGrace > Duration::zero()),
       monitor_(options.stuckWorkerGrace, [this] { return markStuckWorkers(); }) {}
 

@@ -108,7 +108,7 @@ bool spinUntil(detail::AdaptiveSpin& spin, Ready&& ready) {
     budget = kProbeSpinNs;
   }
   const auto start = detail::Clock::now();
-  const auto until = start + std::chrono::nanoseconds(budget);
+  const auto until = detail::saturatingAdd(start, std::chrono::nanoseconds(budget));
   for (;;) {
     // A few pauses (tens of nanoseconds each) between looks at the clock.
     for (int i = 0; i < 16; ++i) {

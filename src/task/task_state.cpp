@@ -32,16 +32,24 @@ std::atomic<TaskId> nextTaskId{1};
 }
 
 // Stacks are pooled per size, process-wide, so that tasks of every channel
-// reuse them.  Pools live as long as the process; each thread remembers
-// the one it used last, to skip the lock.
+// reuse them; each thread remembers the pool it used last, to skip the
+// lock.  The pools are never destroyed: a channel that static destruction
+// tears down (a global or function-static one, built before the pools),
+// or one destroyed in its own task whose workers finish after main()
+// returned, still has tasks giving their stacks back after every static
+// destructor has run.  Their stacks are reclaimed by the exit.
+struct StackPools {
+  std::mutex mutex;
+  std::map<std::size_t, std::unique_ptr<StackPool>> bySize;
+};
+
 StackPool& stackPoolFor(std::size_t size) {
   static thread_local StackPool* lastPool = nullptr;
   static thread_local std::size_t lastSize = 0;
   if (lastPool != nullptr && lastSize == size) return *lastPool;
-  static std::mutex mutex;
-  static std::map<std::size_t, std::unique_ptr<StackPool>> pools;
-  std::lock_guard<std::mutex> lock(mutex);
-  std::unique_ptr<StackPool>& slot = pools[size];
+  static StackPools* const pools = new StackPools;  // immortal, on purpose
+  std::lock_guard<std::mutex> lock(pools->mutex);
+  std::unique_ptr<StackPool>& slot = pools->bySize[size];
   if (!slot) slot = std::make_unique<StackPool>(size);
   lastPool = slot.get();
   lastSize = size;
@@ -233,7 +241,7 @@ void TaskState::join() {
   if (exception_) std::rethrow_exception(exception_);
 }
 
-void* TaskState::localSlot(const void* key, void* (*make)(), void (*destroy)(void*)) {
+void* TaskState::localSlot(std::uint64_t key, void* (*make)(), void (*destroy)(void*)) {
   for (auto& local : locals_) {
     if (local.first == key) return local.second.first;
   }

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -67,8 +68,8 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
   /// Waits for the end and rethrows the task's exception.
   void join();
 
-  /// The slot of a TaskLocal in this task.
-  void* localSlot(const void* key, void* (*make)(), void (*destroy)(void*));
+  /// The slot of a TaskLocal (by its process-unique key) in this task.
+  void* localSlot(std::uint64_t key, void* (*make)(), void (*destroy)(void*));
 
  private:
   enum State : int { kReady, kRunning, kSuspending, kWokenWhileSuspending, kSuspended, kDone };
@@ -106,7 +107,7 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
   TaskState* joiners_ = nullptr;  // tasks suspended in join(), linked by nextJoiner_
   TaskState* nextJoiner_ = nullptr;  // while this task is suspended in join()
 
-  std::vector<std::pair<const void*, std::pair<void*, void (*)(void*)>>> locals_;
+  std::vector<std::pair<std::uint64_t, std::pair<void*, void (*)(void*)>>> locals_;
 };
 
 }  // namespace evchan::detail

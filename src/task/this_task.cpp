@@ -1,4 +1,6 @@
 // this_task::*, inTask(), TaskHandle, TaskLocal's slot, EventChannel::spawn.
+#include <atomic>
+#include <cstdint>
 #include <thread>
 
 #include <evchan/error.h>
@@ -88,10 +90,20 @@ ChannelCore* currentTaskChannel() noexcept {
   return task != nullptr ? &task->core() : nullptr;
 }
 
-void* taskLocalSlot(const void* key, void* (*make)(), void (*destroy)(void*)) {
+void* taskLocalSlot(std::atomic<std::uint64_t>& key, void* (*make)(), void (*destroy)(void*)) {
   TaskState* task = TaskState::current();
   if (task == nullptr) throw SystemError(std::make_error_code(std::errc::operation_not_permitted), "TaskLocal::get outside a task");
-  return task->localSlot(key, make, destroy);
+  // Keyed by a number of its own, not its address: a TaskLocal built where
+  // a destroyed one lived must not find the old one's slots.  64 bits never
+  // wrap (centuries of TaskLocals at one a nanosecond).
+  static std::atomic<std::uint64_t> nextKey{1};
+  std::uint64_t mine = key.load(std::memory_order_acquire);
+  if (mine == 0) {
+    const std::uint64_t fresh = nextKey.fetch_add(1, std::memory_order_relaxed);
+    // Two tasks may get() it first at once: one number wins for both.
+    mine = key.compare_exchange_strong(mine, fresh, std::memory_order_acq_rel) ? fresh : mine;
+  }
+  return task->localSlot(mine, make, destroy);
 }
 
 TaskHandle spawnTask(const std::shared_ptr<ChannelCore>& core, std::function<void()> function, std::size_t stackSize,
