@@ -20,11 +20,15 @@ unsigned interestOf(const Watch& watch) {
   return (watch.reader != nullptr ? kReadable : 0u) | (watch.writer != nullptr ? kWritable : 0u);
 }
 
-SocketState* socketStateOf(Event& event) {
+// The socket a read, write, accept or connect event works on; another
+// thread may close it meanwhile, so its state is only used pinned.
+// Null for other kinds.
+const SocketStateSlot* socketSlotOf(Event& event) {
   switch (event.kind()) {
-    case Event::Kind::Read: return SocketAccess::state(static_cast<ReadEvent&>(event).socket());
-    case Event::Kind::Write: return SocketAccess::state(static_cast<WriteEvent&>(event).socket());
-    case Event::Kind::Accept: return SocketAccess::state(static_cast<AcceptEvent&>(event).listener());
+    case Event::Kind::Read: return &SocketAccess::slot(static_cast<ReadEvent&>(event).socket());
+    case Event::Kind::Write: return &SocketAccess::slot(static_cast<WriteEvent&>(event).socket());
+    case Event::Kind::Accept: return &SocketAccess::slot(static_cast<AcceptEvent&>(event).listener());
+    case Event::Kind::Connect: return &SocketAccess::slot(EventAccess::connected(static_cast<ConnectEvent&>(event)));
     default: return nullptr;
   }
 }
@@ -194,7 +198,12 @@ AttemptResult ChannelCore::attemptLocked(Event& event, Watch& watch, bool isRead
 }
 
 AttemptResult ChannelCore::tryOnce(Event& event, std::error_code& ec) noexcept {
-  SocketState* state = socketStateOf(event);
+  const SocketPin pin(*socketSlotOf(event));
+  SocketState* state = pin.get();
+  if (state == nullptr) {
+    ec = Errc::not_open;
+    return {};
+  }
   Watch* watch = state->watch.watchIn(*this, state->socket, ec);
   if (ec) return {};
   const bool isReader = event.kind() != Event::Kind::Write;
@@ -204,7 +213,12 @@ AttemptResult ChannelCore::tryOnce(Event& event, std::error_code& ec) noexcept {
 }
 
 std::error_code ChannelCore::postSocketEvent(Event& event) noexcept {
-  SocketState* state = socketStateOf(event);
+  // Pinned until the event is parked or done: a close() on another thread
+  // meanwhile waits, then cancels what was parked; one before the pin
+  // leaves nothing to pin (validate() saw the socket open a moment ago).
+  SocketPin pin(*socketSlotOf(event));
+  SocketState* state = pin.get();
+  if (state == nullptr) return Errc::not_open;
   std::error_code ec;
   Watch* watch = state->watch.watchIn(*this, state->socket, ec);
   if (ec) return ec;
@@ -229,6 +243,8 @@ std::error_code ChannelCore::postSocketEvent(Event& event) noexcept {
       return {};
     }
   }
+  // A callback that complete() runs here (the pool gone) may close the socket.
+  pin.release();
   complete(event, attempt.error);
   return {};
 }
@@ -390,9 +406,10 @@ bool ChannelCore::cancel(Event& event) noexcept {
     deliver(event);
     return true;
   }
-  SocketState* state = event.kind() == Event::Kind::Connect
-                           ? SocketAccess::state(EventAccess::connected(static_cast<ConnectEvent&>(event)))
-                           : socketStateOf(event);
+  const SocketStateSlot* socket = socketSlotOf(event);
+  if (socket == nullptr) return false;
+  SocketPin pin(*socket);
+  SocketState* state = pin.get();
   Watch* watch = state != nullptr ? state->watch.registeredIn(*this) : nullptr;
   if (watch == nullptr) return false;
   // The kernel's completion hands the event back, cancelled or not.
@@ -404,6 +421,7 @@ bool ChannelCore::cancel(Event& event) noexcept {
     *slot = nullptr;
     if (!poller_->edgeTriggered()) poller_->setInterest(*watch, interestOf(*watch));
   }
+  pin.release();  // before the close below, which waits for pins
   if (event.kind() == Event::Kind::Connect) EventAccess::connected(static_cast<ConnectEvent&>(event)).close();
   complete(event, std::make_error_code(std::errc::operation_canceled));
   return true;
