@@ -488,6 +488,7 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testShutdownCancelsPendingEvents);
   CPPUNIT_TEST(testShutdownWakesBlockedGetEvent);
   CPPUNIT_TEST(testRepostFromCallbackRacesClose);
+  CPPUNIT_TEST(testDestroyWhileThreadsWaitInGetEvent);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -1162,6 +1163,38 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
     constexpr int kRounds = 60;
     channel_.reset();
     for (int round = 0; round < kRounds; ++round) raceCloseAgainstReposts(round);
+  }
+
+  // Issue 11, item 2.  Threads blocked in getEvent() while the channel is
+  // destroyed: they wake with nullptr, and touch nothing freed.
+  void testDestroyWhileThreadsWaitInGetEvent() {
+    constexpr int kRounds = 40, kWaiters = 4;
+    // A bound only a lost wake-up reaches: those threads would time out.
+    constexpr Duration kWaiterTimeout = 30s;
+    channel_.reset();
+    for (int round = 0; round < kRounds; ++round) {
+      std::unique_ptr<EventChannel> channel = createChannel();
+      EventChannel* raw = channel.get();
+      std::atomic<int> woken{0}, gotEvents{0};
+      {
+        std::vector<std::unique_ptr<JoiningThread>> waiters;
+        for (int i = 0; i < kWaiters; ++i) {
+          waiters.push_back(std::make_unique<JoiningThread>([&] {
+            const Clock::time_point start = Clock::now();
+            if (raw->getEvent(kWaiterTimeout) != nullptr) ++gotEvents;
+            if (Clock::now() - start < kWaiterTimeout) ++woken;
+          }));
+        }
+        // Destroyed only once every thread is inside getEvent(): starting
+        // a call on a channel being destroyed is the caller's race.
+        const bool allWaiting = evchan::test::eventually([&] { return channel->poolStats().inGetEvent == kWaiters; });
+        if (!allWaiting) channel->shutdown();  // releases them before the assertion
+        CPPUNIT_ASSERT_MESSAGE("round " + std::to_string(round) + ": the threads never waited", allWaiting);
+        channel.reset();
+      }  // joins the waiters
+      CPPUNIT_ASSERT_EQUAL(0, gotEvents.load());
+      CPPUNIT_ASSERT_EQUAL(kWaiters, woken.load());
+    }
   }
 
  private:

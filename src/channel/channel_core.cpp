@@ -489,11 +489,15 @@ void ChannelCore::runCompletion(Event& event) noexcept {
 }
 
 Event* ChannelCore::getEvent(Duration timeout) {
+  // The owner may destroy the EventChannel while this thread waits: the
+  // core lives on until the last waiter has left (see ~EventChannel).
+  const std::shared_ptr<ChannelCore> keepAlive = shared_from_this();
   const Deadline deadline = deadlineAfter(timeout < Duration::zero() ? Duration::zero() : timeout);
   // A worker of this channel waiting here would keep shutdown() waiting for it.
   const bool ownWorker = currentWorkerChannel() == this;
   enterBlocking();
   std::unique_lock<std::mutex> lock(readyMutex_);
+  inGetEvent_.fetch_add(1, std::memory_order_relaxed);
   Event* event = nullptr;
   for (;;) {
     if ((event = ready_.pop()) != nullptr) break;
@@ -505,6 +509,7 @@ Event* ChannelCore::getEvent(Duration timeout) {
       break;
     }
   }
+  inGetEvent_.fetch_sub(1, std::memory_order_relaxed);
   lock.unlock();
   leaveBlocking();
   if (event != nullptr) EventAccess::inFlight(*event).store(false, std::memory_order_release);

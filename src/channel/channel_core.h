@@ -204,6 +204,7 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore>, private Co
   std::condition_variable readyAvailable_;
   EventQueue ready_;
   bool readyClosed_ = false;  // shut down and the pool gone: getEvent() stops waiting
+  std::atomic<int> inGetEvent_{0};  // changed under readyMutex_; atomic for stats()
 
   // Registered sockets.
   std::mutex watchesMutex_;
