@@ -489,6 +489,7 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testShutdownWakesBlockedGetEvent);
   CPPUNIT_TEST(testRepostFromCallbackRacesClose);
   CPPUNIT_TEST(testDestroyWhileThreadsWaitInGetEvent);
+  CPPUNIT_TEST(testConcurrentShutdownCalls);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -1194,6 +1195,46 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
       }  // joins the waiters
       CPPUNIT_ASSERT_EQUAL(0, gotEvents.load());
       CPPUNIT_ASSERT_EQUAL(kWaiters, woken.load());
+    }
+  }
+
+  // Issue 11, item 4.  shutdown() from several threads at once, each
+  // calling it again and again (so that some calls start while another
+  // is closing up), with events pending: every call returns with the
+  // channel shut down, and every event comes back exactly once, cancelled.
+  void testConcurrentShutdownCalls() {
+    constexpr int kRounds = 20, kCallers = 3, kCallsEach = 10;
+    channel_.reset();
+    for (int round = 0; round < kRounds; ++round) {
+      std::unique_ptr<EventChannel> channel = createChannel();
+      ConnectedPair pair = connectPair();
+      char buffer[16];
+      ReadEvent read(pair.server, buffer, sizeof buffer);
+      TimerEvent timer(1h);
+      ReclaimOnExit reclaim(*channel);
+      channel->post(read);
+      channel->post(timer);
+      std::atomic<int> arrived{0}, returnedShutDown{0};
+      {
+        std::vector<std::unique_ptr<JoiningThread>> callers;
+        for (int i = 0; i < kCallers; ++i) {
+          callers.push_back(std::make_unique<JoiningThread>([&] {
+            ++arrived;
+            while (arrived.load() < kCallers) std::this_thread::yield();  // all call at once
+            for (int call = 0; call < kCallsEach; ++call) {
+              channel->shutdown();
+              if (channel->isShutDown()) ++returnedShutDown;
+            }
+          }));
+        }
+      }
+      CPPUNIT_ASSERT_EQUAL(kCallers * kCallsEach, returnedShutDown.load());
+      std::multiset<Event*> back;
+      while (Event* event = channel->getEvent(kPatience)) {
+        back.insert(event);
+        ASSERT_ERROR(std::errc::operation_canceled, event->error());
+      }
+      CPPUNIT_ASSERT(back == (std::multiset<Event*>{&read, &timer}));
     }
   }
 

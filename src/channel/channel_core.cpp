@@ -656,13 +656,48 @@ void ChannelCore::freeRetiredWatches() noexcept {
 }
 
 void ChannelCore::shutdown() noexcept {
+  bool first = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!stopping_) {
       stopping_ = true;
       shutDown_.store(true, std::memory_order_release);
+      first = true;
     }
   }
+  // Only the first caller sweeps: the sweep uses the poller without
+  // watchesMutex_, which is safe only while the workers, which cannot
+  // leave before it is done, keep the poller from being deleted.  Later
+  // callers go straight to waiting for the workers.
+  if (first) sweepForShutdown();
+  if (currentWorkerChannel() == this) return;  // a worker cannot join itself; the last one closes up
+
+  // One caller at a time joins the pool and deletes the poller; the next
+  // finds nothing left to do.
+  std::lock_guard<std::mutex> closing(closingMutex_);
+  std::vector<std::thread> workers;
+  for (;;) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (workersGone_.wait_for(lock, std::chrono::milliseconds(100), [&] { return threads_ == 0; })) {
+      workers.swap(workers_);
+      break;
+    }
+    lock.unlock();
+    // The poller may have missed the wake-up: Wine's WSAPoll, under APR's
+    // pollset, was seen sleeping on through it.  Another costs nothing.
+    std::lock_guard<std::mutex> watches(watchesMutex_);
+    if (poller_) poller_->wakeup();
+  }
+  for (std::thread& worker : workers) {
+    // The last reference may be dropped by an exiting worker itself.
+    if (worker.get_id() == std::this_thread::get_id()) worker.detach(); else if (worker.joinable()) worker.join();
+  }
+  closeReadyQueue();
+  std::lock_guard<std::mutex> lock(watchesMutex_);
+  poller_.reset();  // closes the backend's descriptors
+}
+
+void ChannelCore::sweepForShutdown() noexcept {
   monitor_.stop();  // no spare threads during a shutdown anyway
   // Cancel what is parked on sockets and timers.
   std::vector<Event*> cancelled;
@@ -705,32 +740,8 @@ void ChannelCore::shutdown() noexcept {
     swept_ = true;
     workAvailable_.notify_all();
   }
-  {
-    std::lock_guard<std::mutex> lock(watchesMutex_);
-    if (poller_) poller_->wakeup();
-  }
-  if (currentWorkerChannel() == this) return;  // a worker cannot join itself; the last one closes up
-
-  std::vector<std::thread> workers;
-  for (;;) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    if (workersGone_.wait_for(lock, std::chrono::milliseconds(100), [&] { return threads_ == 0; })) {
-      workers.swap(workers_);
-      break;
-    }
-    lock.unlock();
-    // The poller may have missed the wake-up: Wine's WSAPoll, under APR's
-    // pollset, was seen sleeping on through it.  Another costs nothing.
-    std::lock_guard<std::mutex> watches(watchesMutex_);
-    if (poller_) poller_->wakeup();
-  }
-  for (std::thread& worker : workers) {
-    // The last reference may be dropped by an exiting worker itself.
-    if (worker.get_id() == std::this_thread::get_id()) worker.detach(); else if (worker.joinable()) worker.join();
-  }
-  closeReadyQueue();
   std::lock_guard<std::mutex> lock(watchesMutex_);
-  poller_.reset();  // closes the backend's descriptors
+  if (poller_) poller_->wakeup();
 }
 
 bool ChannelCore::isShutDown() const noexcept { return shutDown_.load(std::memory_order_acquire); }
