@@ -27,6 +27,7 @@
 #include "support/loopback.h"
 #include "support/skip.h"
 #include "support/slowdown.h"
+#include "support/waiting.h"
 
 namespace {
 
@@ -236,6 +237,61 @@ void assertChannelServes(EventChannel& channel) {
   CPPUNIT_ASSERT(sent == received);
 }
 
+/// A socket event whose callback posts it again after every success, the
+/// README's pattern for a stream.  It ends once: with a completion error,
+/// or with post() refusing the re-post; `ends()` counts how often (a lost
+/// event never ends, a doubled one ends twice).
+class RepostLoop {
+ public:
+  RepostLoop(EventChannel& channel, Event& event) : channel_(channel), event_(event) {
+    event_.setCallback([this](Event& e) { onComplete(e); });
+  }
+  void start() { channel_.post(event_); }
+  int successes() const { return successes_.load(); }
+  bool waitForEnd(Duration patience) { return ended_.waitFor(patience); }
+  int ends() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return ends_;
+  }
+  /// How it ended: the completion's error, or (refused) post()'s.
+  std::error_code endError(bool& refused) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    refused = refused_;
+    return endError_;
+  }
+
+ private:
+  void onComplete(Event& event) {
+    if (!event.error()) {
+      ++successes_;
+      std::error_code ec;
+      channel_.post(event, ec);
+      if (!ec) return;
+      finish(ec, true);
+      return;
+    }
+    finish(event.error(), false);
+  }
+  void finish(std::error_code error, bool refused) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++ends_;
+      endError_ = error;
+      refused_ = refused;
+    }
+    ended_.open();  // last: the test may destroy this loop once it is open
+  }
+
+  EventChannel& channel_;
+  Event& event_;
+  std::atomic<int> successes_{0};
+  std::mutex mutex_;
+  int ends_ = 0;
+  std::error_code endError_;
+  bool refused_ = false;
+  Latch ended_;
+};
+
 // ------------------------------------------------------------ echo server
 
 constexpr std::size_t kEchoChunk = 16 * 1024;
@@ -433,6 +489,9 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testManyConcurrentEchoConnections);
   CPPUNIT_TEST(testShutdownCancelsPendingEvents);
   CPPUNIT_TEST(testShutdownWakesBlockedGetEvent);
+  CPPUNIT_TEST(testRepostFromCallbackRacesClose);
+  CPPUNIT_TEST(testDestroyWhileThreadsWaitInGetEvent);
+  CPPUNIT_TEST(testConcurrentShutdownCalls);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -1100,6 +1159,91 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_MESSAGE(std::to_string(millis(blockedFor)) + " ms", blockedFor < generous(2s));
   }
 
+  // Issue 11, item 1.  A Read and a Write event on one socket, each
+  // re-posted by its callback, with traffic flowing both ways (the peer's
+  // events are re-posting loops too); a plain thread closes the socket
+  // meanwhile, the documented way to cancel.  Every event must end exactly
+  // once: cancelled (or not_open), or its re-post refused with not_open,
+  // never parked on the closed socket or lost.  Many rounds, so that the
+  // close lands inside a callback's post() in some of them.
+  void testRepostFromCallbackRacesClose() {
+    constexpr int kRounds = 60;
+    channel_.reset();
+    for (int round = 0; round < kRounds; ++round) raceCloseAgainstReposts(round);
+  }
+
+  // Issue 11, item 2.  Threads blocked in getEvent() while the channel is
+  // destroyed: they wake with nullptr, and touch nothing freed.
+  void testDestroyWhileThreadsWaitInGetEvent() {
+    constexpr int kRounds = 40, kWaiters = 4;
+    // A bound only a lost wake-up reaches: those threads would time out.
+    constexpr Duration kWaiterTimeout = 30s;
+    channel_.reset();
+    for (int round = 0; round < kRounds; ++round) {
+      std::unique_ptr<EventChannel> channel = createChannel();
+      EventChannel* raw = channel.get();
+      std::atomic<int> woken{0}, gotEvents{0};
+      {
+        std::vector<std::unique_ptr<JoiningThread>> waiters;
+        for (int i = 0; i < kWaiters; ++i) {
+          waiters.push_back(std::make_unique<JoiningThread>([&] {
+            const Clock::time_point start = Clock::now();
+            if (raw->getEvent(kWaiterTimeout) != nullptr) ++gotEvents;
+            if (Clock::now() - start < kWaiterTimeout) ++woken;
+          }));
+        }
+        // Destroyed only once every thread is inside getEvent(): starting
+        // a call on a channel being destroyed is the caller's race.
+        const bool allWaiting = evchan::test::eventually([&] { return channel->poolStats().inGetEvent == kWaiters; });
+        if (!allWaiting) channel->shutdown();  // releases them before the assertion
+        CPPUNIT_ASSERT_MESSAGE("round " + std::to_string(round) + ": the threads never waited", allWaiting);
+        channel.reset();
+      }  // joins the waiters
+      CPPUNIT_ASSERT_EQUAL(0, gotEvents.load());
+      CPPUNIT_ASSERT_EQUAL(kWaiters, woken.load());
+    }
+  }
+
+  // Issue 11, item 4.  shutdown() from several threads at once, each
+  // calling it again and again (so that some calls start while another
+  // is closing up), with events pending: every call returns with the
+  // channel shut down, and every event comes back exactly once, cancelled.
+  void testConcurrentShutdownCalls() {
+    constexpr int kRounds = 20, kCallers = 3, kCallsEach = 10;
+    channel_.reset();
+    for (int round = 0; round < kRounds; ++round) {
+      std::unique_ptr<EventChannel> channel = createChannel();
+      ConnectedPair pair = connectPair();
+      char buffer[16];
+      ReadEvent read(pair.server, buffer, sizeof buffer);
+      TimerEvent timer(1h);
+      ReclaimOnExit reclaim(*channel);
+      channel->post(read);
+      channel->post(timer);
+      std::atomic<int> arrived{0}, returnedShutDown{0};
+      {
+        std::vector<std::unique_ptr<JoiningThread>> callers;
+        for (int i = 0; i < kCallers; ++i) {
+          callers.push_back(std::make_unique<JoiningThread>([&] {
+            ++arrived;
+            while (arrived.load() < kCallers) std::this_thread::yield();  // all call at once
+            for (int call = 0; call < kCallsEach; ++call) {
+              channel->shutdown();
+              if (channel->isShutDown()) ++returnedShutDown;
+            }
+          }));
+        }
+      }
+      CPPUNIT_ASSERT_EQUAL(kCallers * kCallsEach, returnedShutDown.load());
+      std::multiset<Event*> back;
+      while (Event* event = channel->getEvent(kPatience)) {
+        back.insert(event);
+        ASSERT_ERROR(std::errc::operation_canceled, event->error());
+      }
+      CPPUNIT_ASSERT(back == (std::multiset<Event*>{&read, &timer}));
+    }
+  }
+
  private:
   std::unique_ptr<EventChannel> createChannel(int initialThreads = 0) {
     EventChannel::Options options;
@@ -1116,6 +1260,45 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
     }
     CPPUNIT_ASSERT_MESSAGE("create: " + ec.message(), channel != nullptr && !ec);
     return channel;
+  }
+
+  /// One round of testRepostFromCallbackRacesClose on a fresh channel.
+  void raceCloseAgainstReposts(int round) {
+    constexpr std::size_t kChunk = 16 * 1024;
+    constexpr int kWarmUp = 2;  // completions each of the socket's loops has before the close
+    std::unique_ptr<EventChannel> channel = createChannel(2);
+    ConnectedPair pair = connectPair();
+    std::vector<char> outA(kChunk, 'a'), inA(kChunk), outB(kChunk, 'b'), inB(kChunk);
+    ReadEvent readA(pair.server, inA.data(), inA.size()), readB(pair.client, inB.data(), inB.size());
+    WriteEvent writeA(pair.server, outA.data(), outA.size()), writeB(pair.client, outB.data(), outB.size());
+    RepostLoop loopReadA(*channel, readA), loopWriteA(*channel, writeA);
+    RepostLoop loopReadB(*channel, readB), loopWriteB(*channel, writeB);
+    ReclaimOnExit reclaim(*channel);
+    const std::string where = "round " + std::to_string(round) + ": ";
+    for (RepostLoop* loop : {&loopReadB, &loopWriteB, &loopReadA, &loopWriteA}) loop->start();
+    CPPUNIT_ASSERT_MESSAGE(where + "no traffic", evchan::test::eventually([&] {
+                             return loopReadA.successes() >= kWarmUp && loopWriteA.successes() >= kWarmUp;
+                           }));
+    pair.server.close();  // on this plain thread, while the callbacks re-post
+    for (RepostLoop* loop : {&loopReadA, &loopWriteA}) {
+      CPPUNIT_ASSERT_MESSAGE(where + "an event of the closed socket never came back", loop->waitForEnd(kPatience));
+      bool refused = false;
+      const std::error_code error = loop->endError(refused);
+      if (refused) {
+        ASSERT_ERROR(Errc::not_open, error);
+      } else {
+        CPPUNIT_ASSERT_MESSAGE(where + "ended with \"" + error.message() + "\"",
+                               error == std::errc::operation_canceled || error == Errc::not_open);
+      }
+    }
+    // The peer's loops end with the connection's end, or cancelled by this close.
+    pair.client.close();
+    for (RepostLoop* loop : {&loopReadB, &loopWriteB}) {
+      CPPUNIT_ASSERT_MESSAGE(where + "an event of the peer never came back", loop->waitForEnd(kPatience));
+    }
+    for (RepostLoop* loop : {&loopReadA, &loopWriteA, &loopReadB, &loopWriteB}) {
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(where + "ends of one event", 1, loop->ends());
+    }
   }
 
   EventChannel& channel() { return *channel_; }

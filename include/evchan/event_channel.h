@@ -74,6 +74,7 @@ struct ThreadPoolStats {
   int cpuParallelism = 0;  ///< CPUs detected: affinity mask, cgroup quota, hardware
   std::uint64_t started = 0;  ///< threads started over the channel's life
   std::uint64_t exited = 0;   ///< threads that exited (idle timeout or shutdown)
+  int inGetEvent = 0;         ///< threads (of the pool or not) inside getEvent()
 };
 
 /// The event channel: post() takes asynchronous requests (Events); each
@@ -93,7 +94,14 @@ class EventChannel {
   static std::unique_ptr<EventChannel> create(const Options& options = Options());
   static std::unique_ptr<EventChannel> create(const Options& options, std::error_code& ec) noexcept;
 
-  /// Shuts down (see shutdown()) and joins the pool.
+  /// Shuts down (see shutdown()) and joins the pool.  Threads blocked in
+  /// getEvent() meanwhile wake up with nullptr; they keep alive what they
+  /// touch, so the destructor does not wait for them to leave.  A call
+  /// that starts once the destructor has begun is a use of a destroyed
+  /// object, as for any class: destroy the channel only while its
+  /// consumers are inside getEvent() (poolStats().inGetEvent counts them)
+  /// or gone; the simple order is shutdown(), join the consumer threads
+  /// (their getEvent() returns nullptr), destroy.
   ///
   /// A channel may be a global or function-static object, its tasks still
   /// parked when the process exits: static destruction unwinds them like
@@ -124,7 +132,9 @@ class EventChannel {
 
   /// Waits up to `timeout` for a completed event that has no callback and
   /// returns it, or nullptr on timeout or once the channel is shut down and
-  /// drained.  Many threads may wait at once; each event goes to one.
+  /// drained.  Many threads may wait at once; each event goes to one.  The
+  /// channel may be shut down or destroyed while they wait (see
+  /// ~EventChannel).
   Event* getEvent(Duration timeout = kInfiniteTimeout);
 
   /// Completes every pending event with std::errc::operation_canceled, runs

@@ -14,7 +14,9 @@ namespace evchan {
 
 /// A TCP socket listening for connections.  Move-only; the destructor
 /// closes it.  Error forms as for TcpSocket.  accept() may be called from
-/// several threads at once; close() must not race with them.
+/// several threads at once; close() must not race with them.  close() may
+/// race with the posting of AcceptEvents on the listener, as for a
+/// TcpSocket's events: they are cancelled or refused with Errc::not_open.
 class TcpListener {
  public:
   /// A closed listener; every call on it fails with Errc::not_open.
@@ -53,7 +55,7 @@ class TcpListener {
 
  private:
   friend struct detail::SocketAccess;
-  std::unique_ptr<detail::SocketState> state_;
+  detail::SocketStateSlot state_;
 };
 
 }  // namespace evchan

@@ -3,6 +3,7 @@
 #ifndef EVCHAN_TCP_SOCKET_H
 #define EVCHAN_TCP_SOCKET_H
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <system_error>
@@ -17,7 +18,39 @@ namespace evchan {
 namespace detail {
 struct SocketState;
 struct SocketAccess;
-}
+class SocketPin;
+
+/// What a TcpSocket or TcpListener owns: its SocketState, which close()
+/// may destroy while an event channel's post() on another thread (an event
+/// callback re-posting, say) is using it.  post() pins the state for the
+/// few steps it needs it, never blocking meanwhile; close() unhooks the
+/// state, so that later posts see the socket closed, and waits for the
+/// pins already taken to go before it destroys the state.
+class SocketStateSlot {
+ public:
+  SocketStateSlot() noexcept = default;
+  explicit SocketStateSlot(std::unique_ptr<SocketState> state) noexcept;
+  ~SocketStateSlot();
+  SocketStateSlot(SocketStateSlot&& other) noexcept;
+  SocketStateSlot& operator=(SocketStateSlot&& other) noexcept;
+  SocketStateSlot(const SocketStateSlot&) = delete;
+  SocketStateSlot& operator=(const SocketStateSlot&) = delete;
+
+  /// Unpinned: for the owner's own calls, which must not race with close().
+  SocketState* get() const noexcept { return state_.load(std::memory_order_acquire); }
+  SocketState* operator->() const noexcept { return get(); }
+  explicit operator bool() const noexcept { return get() != nullptr; }
+  /// Destroys the state (once no pin holds it), then owns `replacement`.
+  void reset(std::unique_ptr<SocketState> replacement = nullptr) noexcept;
+  /// Unhooks the state and returns it once no pin holds it.
+  std::unique_ptr<SocketState> take() noexcept;
+
+ private:
+  friend class SocketPin;
+  std::atomic<SocketState*> state_{nullptr};
+  mutable std::atomic<unsigned> pins_{0};
+};
+}  // namespace detail
 
 /// A connected TCP socket.  Move-only; the destructor closes it.
 ///
@@ -30,9 +63,14 @@ struct SocketAccess;
 ///
 /// readExactly(), writeAll() and the throwing forms come from Stream.
 ///
-/// Thread safety: one thread may read while another writes; any other
-/// concurrent use of one socket (including close() while a call is
-/// blocked) must be serialised by the caller.
+/// Thread safety: one thread may read while another writes.  close() may
+/// run on any thread while events on the socket are posted (or cancelled)
+/// on others, event callbacks re-posting them included: that is how to
+/// cancel them.  Each such event then either completes with
+/// std::errc::operation_canceled or, when its post() comes after the close,
+/// is refused with Errc::not_open; none is lost or left pending.  Any other
+/// concurrent use of one socket (close() while a blocking call on it is
+/// under way, a move, the destructor) must be serialised by the caller.
 class TcpSocket : public Stream {
  public:
   /// A closed socket; every call on it fails with Errc::not_open.
@@ -100,7 +138,7 @@ class TcpSocket : public Stream {
   friend struct detail::SocketAccess;
   explicit TcpSocket(std::unique_ptr<detail::SocketState> state) noexcept;
 
-  std::unique_ptr<detail::SocketState> state_;
+  detail::SocketStateSlot state_;
 };
 
 }  // namespace evchan

@@ -2,10 +2,55 @@
 #include "apr/socket_state.h"
 
 #include <string_view>
+#include <thread>
 
 #include <evchan/error.h>
 
 namespace evchan::detail {
+
+// The pins and the slot pair their atomics like Dekker's algorithm: a pin
+// counts itself and then reads the state; close() unhooks the state and
+// then reads the count.  In the single order of these sequentially
+// consistent operations, either the pin's read comes after the unhooking
+// (it sees a closed socket) or its count comes before close() reads it
+// (close() waits for it).
+SocketStateSlot::SocketStateSlot(std::unique_ptr<SocketState> state) noexcept : state_(state.release()) {}
+
+SocketStateSlot::~SocketStateSlot() { reset(); }
+
+SocketStateSlot::SocketStateSlot(SocketStateSlot&& other) noexcept : state_(other.take().release()) {}
+
+SocketStateSlot& SocketStateSlot::operator=(SocketStateSlot&& other) noexcept {
+  if (this != &other) reset(other.take());
+  return *this;
+}
+
+std::unique_ptr<SocketState> SocketStateSlot::take() noexcept {
+  std::unique_ptr<SocketState> state(state_.exchange(nullptr, std::memory_order_seq_cst));
+  // A pin lasts a few steps of a post() that never blocks: yielding is enough.
+  while (pins_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+  return state;
+}
+
+void SocketStateSlot::reset(std::unique_ptr<SocketState> replacement) noexcept {
+  take().reset();  // cancels the socket's events and closes it
+  state_.store(replacement.release(), std::memory_order_release);
+}
+
+SocketPin::SocketPin(const SocketStateSlot& slot) noexcept : slot_(&slot) {
+  slot.pins_.fetch_add(1, std::memory_order_seq_cst);
+  state_ = slot.state_.load(std::memory_order_seq_cst);
+  if (state_ == nullptr) release();
+}
+
+void SocketPin::release() noexcept {
+  if (slot_ == nullptr) return;
+  // Release: what this thread did with the state happens before close()
+  // destroys it.
+  slot_->pins_.fetch_sub(1, std::memory_order_release);
+  slot_ = nullptr;
+  state_ = nullptr;
+}
 
 Address toAddress(const apr_sockaddr_t* sockaddr) {
   char host[64];

@@ -10,6 +10,7 @@
 
 #include <evchan/address.h>
 #include <evchan/duration.h>
+#include <evchan/tcp_socket.h>
 
 #include "apr/apr_runtime.h"
 #include "channel/watch_handle.h"
@@ -28,6 +29,27 @@ struct SocketState {
   Duration timeout = kInfiniteTimeout;
   std::string peer;
   WatchHandle watch;
+};
+
+/// Holds a socket's state against a concurrent close() (see
+/// SocketStateSlot): get() is null when the socket was closed already.
+/// Keep it only for a few non-blocking steps, and never across anything
+/// that may close this socket on this thread (a completion that runs a
+/// callback inline): close() waits for the pin to go.
+class SocketPin {
+ public:
+  explicit SocketPin(const SocketStateSlot& slot) noexcept;
+  ~SocketPin() { release(); }
+  SocketPin(const SocketPin&) = delete;
+  SocketPin& operator=(const SocketPin&) = delete;
+
+  SocketState* get() const noexcept { return state_; }
+  /// Lets go early; get() is null afterwards.
+  void release() noexcept;
+
+ private:
+  const SocketStateSlot* slot_;
+  SocketState* state_ = nullptr;
 };
 
 /// The address `which` (APR_LOCAL or APR_REMOTE) of the socket;

@@ -76,7 +76,7 @@ TcpListener& TcpListener::operator=(TcpListener&& other) noexcept = default;
 
 TcpListener TcpListener::listen(const Endpoint& endpoint, int backlog, std::error_code& ec) noexcept {
   TcpListener listener;
-  listener.state_ = openListener(endpoint, backlog, ec);
+  listener.state_.reset(openListener(endpoint, backlog, ec));
   // Errors name the bound address (with the port the kernel picked).
   std::error_code ignored;
   if (listener.state_) listener.state_->peer = detail::socketAddress(listener.state_.get(), APR_LOCAL, ignored).toString();
@@ -117,7 +117,7 @@ TcpSocket TcpListener::accept() {
 
 void TcpListener::close() noexcept { state_.reset(); }
 
-bool TcpListener::isOpen() const noexcept { return state_ != nullptr; }
+bool TcpListener::isOpen() const noexcept { return static_cast<bool>(state_); }
 
 void TcpListener::setTimeout(Duration timeout, std::error_code& ec) noexcept {
   ec = detail::setTimeout(state_.get(), timeout);

@@ -164,7 +164,7 @@ void TcpSocket::shutdownWrite() {
 
 void TcpSocket::close() noexcept { state_.reset(); }
 
-bool TcpSocket::isOpen() const noexcept { return state_ != nullptr; }
+bool TcpSocket::isOpen() const noexcept { return static_cast<bool>(state_); }
 
 void TcpSocket::setTimeout(Duration timeout, std::error_code& ec) noexcept {
   ec = detail::setTimeout(state_.get(), timeout);

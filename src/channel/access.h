@@ -18,7 +18,10 @@ struct SocketAccess {
   static SocketState* state(const TcpSocket& socket) noexcept { return socket.state_.get(); }
   static SocketState* state(const TcpListener& listener) noexcept { return listener.state_.get(); }
   static TcpSocket adopt(std::unique_ptr<SocketState> state) noexcept { return TcpSocket(std::move(state)); }
-  static std::unique_ptr<SocketState> release(TcpSocket& socket) noexcept { return std::move(socket.state_); }
+  /// What a post() pins (SocketPin) against a concurrent close().
+  static const SocketStateSlot& slot(const TcpSocket& socket) noexcept { return socket.state_; }
+  static const SocketStateSlot& slot(const TcpListener& listener) noexcept { return listener.state_; }
+  static std::unique_ptr<SocketState> release(TcpSocket& socket) noexcept { return socket.state_.take(); }
 };
 
 struct EventAccess {

@@ -21,11 +21,15 @@ unsigned interestOf(const Watch& watch) {
   return (watch.reader != nullptr ? kReadable : 0u) | (watch.writer != nullptr ? kWritable : 0u);
 }
 
-SocketState* socketStateOf(Event& event) {
+// The socket a read, write, accept or connect event works on; another
+// thread may close it meanwhile, so its state is only used pinned.
+// Null for other kinds.
+const SocketStateSlot* socketSlotOf(Event& event) {
   switch (event.kind()) {
-    case Event::Kind::Read: return SocketAccess::state(static_cast<ReadEvent&>(event).socket());
-    case Event::Kind::Write: return SocketAccess::state(static_cast<WriteEvent&>(event).socket());
-    case Event::Kind::Accept: return SocketAccess::state(static_cast<AcceptEvent&>(event).listener());
+    case Event::Kind::Read: return &SocketAccess::slot(static_cast<ReadEvent&>(event).socket());
+    case Event::Kind::Write: return &SocketAccess::slot(static_cast<WriteEvent&>(event).socket());
+    case Event::Kind::Accept: return &SocketAccess::slot(static_cast<AcceptEvent&>(event).listener());
+    case Event::Kind::Connect: return &SocketAccess::slot(EventAccess::connected(static_cast<ConnectEvent&>(event)));
     default: return nullptr;
   }
 }
@@ -195,7 +199,12 @@ AttemptResult ChannelCore::attemptLocked(Event& event, Watch& watch, bool isRead
 }
 
 AttemptResult ChannelCore::tryOnce(Event& event, std::error_code& ec) noexcept {
-  SocketState* state = socketStateOf(event);
+  const SocketPin pin(*socketSlotOf(event));
+  SocketState* state = pin.get();
+  if (state == nullptr) {
+    ec = Errc::not_open;
+    return {};
+  }
   Watch* watch = state->watch.watchIn(*this, state->socket, ec);
   if (ec) return {};
   const bool isReader = event.kind() != Event::Kind::Write;
@@ -205,7 +214,12 @@ AttemptResult ChannelCore::tryOnce(Event& event, std::error_code& ec) noexcept {
 }
 
 std::error_code ChannelCore::postSocketEvent(Event& event) noexcept {
-  SocketState* state = socketStateOf(event);
+  // Pinned until the event is parked or done: a close() on another thread
+  // meanwhile waits, then cancels what was parked; one before the pin
+  // leaves nothing to pin (validate() saw the socket open a moment ago).
+  SocketPin pin(*socketSlotOf(event));
+  SocketState* state = pin.get();
+  if (state == nullptr) return Errc::not_open;
   std::error_code ec;
   Watch* watch = state->watch.watchIn(*this, state->socket, ec);
   if (ec) return ec;
@@ -230,6 +244,8 @@ std::error_code ChannelCore::postSocketEvent(Event& event) noexcept {
       return {};
     }
   }
+  // A callback that complete() runs here (the pool gone) may close the socket.
+  pin.release();
   complete(event, attempt.error);
   return {};
 }
@@ -391,9 +407,10 @@ bool ChannelCore::cancel(Event& event) noexcept {
     deliver(event);
     return true;
   }
-  SocketState* state = event.kind() == Event::Kind::Connect
-                           ? SocketAccess::state(EventAccess::connected(static_cast<ConnectEvent&>(event)))
-                           : socketStateOf(event);
+  const SocketStateSlot* socket = socketSlotOf(event);
+  if (socket == nullptr) return false;
+  SocketPin pin(*socket);
+  SocketState* state = pin.get();
   Watch* watch = state != nullptr ? state->watch.registeredIn(*this) : nullptr;
   if (watch == nullptr) return false;
   // The kernel's completion hands the event back, cancelled or not.
@@ -405,6 +422,7 @@ bool ChannelCore::cancel(Event& event) noexcept {
     *slot = nullptr;
     if (!poller_->edgeTriggered()) poller_->setInterest(*watch, interestOf(*watch));
   }
+  pin.release();  // before the close below, which waits for pins
   if (event.kind() == Event::Kind::Connect) EventAccess::connected(static_cast<ConnectEvent&>(event)).close();
   complete(event, std::make_error_code(std::errc::operation_canceled));
   return true;
@@ -472,11 +490,15 @@ void ChannelCore::runCompletion(Event& event) noexcept {
 }
 
 Event* ChannelCore::getEvent(Duration timeout) {
+  // The owner may destroy the EventChannel while this thread waits: the
+  // core lives on until the last waiter has left (see ~EventChannel).
+  const std::shared_ptr<ChannelCore> keepAlive = shared_from_this();
   const Deadline deadline = deadlineAfter(timeout < Duration::zero() ? Duration::zero() : timeout);
   // A worker of this channel waiting here would keep shutdown() waiting for it.
   const bool ownWorker = currentWorkerChannel() == this;
   enterBlocking();
   std::unique_lock<std::mutex> lock(readyMutex_);
+  inGetEvent_.fetch_add(1, std::memory_order_relaxed);
   Event* event = nullptr;
   for (;;) {
     if ((event = ready_.pop()) != nullptr) break;
@@ -488,6 +510,7 @@ Event* ChannelCore::getEvent(Duration timeout) {
       break;
     }
   }
+  inGetEvent_.fetch_sub(1, std::memory_order_relaxed);
   lock.unlock();
   leaveBlocking();
   if (event != nullptr) EventAccess::inFlight(*event).store(false, std::memory_order_release);
@@ -634,13 +657,48 @@ void ChannelCore::freeRetiredWatches() noexcept {
 }
 
 void ChannelCore::shutdown() noexcept {
+  bool first = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!stopping_) {
       stopping_ = true;
       shutDown_.store(true, std::memory_order_release);
+      first = true;
     }
   }
+  // Only the first caller sweeps: the sweep uses the poller without
+  // watchesMutex_, which is safe only while the workers, which cannot
+  // leave before it is done, keep the poller from being deleted.  Later
+  // callers go straight to waiting for the workers.
+  if (first) sweepForShutdown();
+  if (currentWorkerChannel() == this) return;  // a worker cannot join itself; the last one closes up
+
+  // One caller at a time joins the pool and deletes the poller; the next
+  // finds nothing left to do.
+  std::lock_guard<std::mutex> closing(closingMutex_);
+  std::vector<std::thread> workers;
+  for (;;) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (workersGone_.wait_for(lock, std::chrono::milliseconds(100), [&] { return threads_ == 0; })) {
+      workers.swap(workers_);
+      break;
+    }
+    lock.unlock();
+    // The poller may have missed the wake-up: Wine's WSAPoll, under APR's
+    // pollset, was seen sleeping on through it.  Another costs nothing.
+    std::lock_guard<std::mutex> watches(watchesMutex_);
+    if (poller_) poller_->wakeup();
+  }
+  for (std::thread& worker : workers) {
+    // The last reference may be dropped by an exiting worker itself.
+    if (worker.get_id() == std::this_thread::get_id()) worker.detach(); else if (worker.joinable()) worker.join();
+  }
+  closeReadyQueue();
+  std::lock_guard<std::mutex> lock(watchesMutex_);
+  poller_.reset();  // closes the backend's descriptors
+}
+
+void ChannelCore::sweepForShutdown() noexcept {
   monitor_.stop();  // no spare threads during a shutdown anyway
   // Cancel what is parked on sockets and timers.
   std::vector<Event*> cancelled;
@@ -683,32 +741,8 @@ void ChannelCore::shutdown() noexcept {
     swept_ = true;
     workAvailable_.notify_all();
   }
-  {
-    std::lock_guard<std::mutex> lock(watchesMutex_);
-    if (poller_) poller_->wakeup();
-  }
-  if (currentWorkerChannel() == this) return;  // a worker cannot join itself; the last one closes up
-
-  std::vector<std::thread> workers;
-  for (;;) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    if (workersGone_.wait_for(lock, std::chrono::milliseconds(100), [&] { return threads_ == 0; })) {
-      workers.swap(workers_);
-      break;
-    }
-    lock.unlock();
-    // The poller may have missed the wake-up: Wine's WSAPoll, under APR's
-    // pollset, was seen sleeping on through it.  Another costs nothing.
-    std::lock_guard<std::mutex> watches(watchesMutex_);
-    if (poller_) poller_->wakeup();
-  }
-  for (std::thread& worker : workers) {
-    // The last reference may be dropped by an exiting worker itself.
-    if (worker.get_id() == std::this_thread::get_id()) worker.detach(); else if (worker.joinable()) worker.join();
-  }
-  closeReadyQueue();
   std::lock_guard<std::mutex> lock(watchesMutex_);
-  poller_.reset();  // closes the backend's descriptors
+  if (poller_) poller_->wakeup();
 }
 
 bool ChannelCore::isShutDown() const noexcept { return shutDown_.load(std::memory_order_acquire); }

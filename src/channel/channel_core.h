@@ -149,6 +149,9 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore>, private Co
   bool wakeIdleLocked() noexcept;
   void reapExitedLocked() noexcept;
   void releaseWaiters() noexcept;
+  /// shutdown()'s first caller: cancels what is pending and lets the
+  /// workers go.
+  void sweepForShutdown() noexcept;
   void closeReadyQueue() noexcept;
 
   struct TimerEntry {
@@ -204,6 +207,10 @@ class ChannelCore : public std::enable_shared_from_this<ChannelCore>, private Co
   std::condition_variable readyAvailable_;
   EventQueue ready_;
   bool readyClosed_ = false;  // shut down and the pool gone: getEvent() stops waiting
+  std::atomic<int> inGetEvent_{0};  // changed under readyMutex_; atomic for stats()
+
+  // Serialises shutdown()'s joining of the pool and deleting of the poller.
+  std::mutex closingMutex_;
 
   // Registered sockets.
   std::mutex watchesMutex_;

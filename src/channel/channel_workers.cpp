@@ -315,6 +315,7 @@ ThreadPoolStats ChannelCore::stats() const {
   stats.cpuParallelism = cpus_;
   stats.started = started_;
   stats.exited = exited_;
+  stats.inGetEvent = inGetEvent_.load(std::memory_order_relaxed);
   return stats;
 }
 
