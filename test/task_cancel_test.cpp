@@ -194,17 +194,25 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
     for (int round = 0; round < 50; ++round) {
       std::unique_ptr<EventChannel> channel = makeChannel(2);
       Mutex mutex;
-      mutex.lock();
-      std::atomic<bool> waiting{false};
+      std::atomic<bool> held{false}, waiting{false}, release{false};
+      // The holder is a thread of its own: only the owner may unlock, and
+      // its unlock must race the shutdown.
+      std::thread holder([&] {
+        mutex.lock();
+        held = true;
+        while (!release.load()) std::this_thread::yield();
+        mutex.unlock();
+      });
+      CPPUNIT_ASSERT(eventually([&] { return held.load(); }));
       TaskHandle task = channel->spawn([&] {
         waiting = true;
         mutex.lock();
         mutex.unlock();
       });
       CPPUNIT_ASSERT(eventually([&] { return waiting.load(); }));
-      std::thread unlocker([&] { mutex.unlock(); });
+      release = true;
       channel->shutdown();
-      unlocker.join();
+      holder.join();
       const std::string end = endOf(task);
       CPPUNIT_ASSERT_MESSAGE(end, end == "returned" || end == "cancelled");
       CPPUNIT_ASSERT_MESSAGE("the lock was lost at round " + std::to_string(round), mutex.try_lock());

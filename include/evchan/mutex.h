@@ -17,10 +17,9 @@ struct Waiter;
 /// wait is suspended (its worker runs other tasks); a plain thread blocks.
 /// Waiters get the lock in FIFO order, handed over by unlock().  Meets the
 /// standard Lockable requirements, so std::lock_guard and std::unique_lock
-/// work with it.  Unlike std::mutex it may be unlocked by another thread
-/// than the one that locked it: a task may resume elsewhere while holding it.
-/// Only the owner may unlock: the task that locked it (on whatever thread
-/// it runs now), or, outside tasks, the thread that locked it.  unlock() of
+/// work with it.  Only the owner may unlock: the task that locked it, on
+/// whatever thread it runs now (a task may resume elsewhere while holding
+/// it), or, outside tasks, the thread that locked it.  unlock() of
 /// a mutex that is not locked, or by another task or thread, throws
 /// SystemError(std::errc::operation_not_permitted) and leaves the mutex as
 /// it was (from a std::lock_guard's destructor that terminates the
