@@ -285,7 +285,7 @@ class StreamSuite : public LeakCheckedFixture {
       if (writeFailure) std::rethrow_exception(writeFailure);
       CPPUNIT_ASSERT_MESSAGE(failure, failure.empty());
     };
-    std::exception_ptr serverFailure;
+    std::exception_ptr serverFailure, clientFailure;
     std::thread server([&] {
       try {
         runOn(where, [&] { side(*pair.server, 2, 1); });
@@ -293,8 +293,14 @@ class StreamSuite : public LeakCheckedFixture {
         serverFailure = std::current_exception();
       }
     });
-    runOn(where, [&] { side(*pair.client, 1, 2); });
+    try {
+      runOn(where, [&] { side(*pair.client, 1, 2); });
+    } catch (...) {
+      clientFailure = std::current_exception();
+      pair.client->close();  // a side that failed or was skipped must not leave the other waiting
+    }
     server.join();
+    if (clientFailure) std::rethrow_exception(clientFailure);
     if (serverFailure) std::rethrow_exception(serverFailure);
   }
 };
