@@ -1152,7 +1152,8 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
         gotNothing = channel().getEvent(kPatience) == nullptr;
         blockedFor = Clock::now() - start;
       });
-      std::this_thread::sleep_for(50ms);
+      // Shut down only once the taker waits inside getEvent().
+      CPPUNIT_ASSERT(evchan::test::eventually([&] { return channel().poolStats().inGetEvent == 1; }));
       channel().shutdown();
     }
     CPPUNIT_ASSERT(gotNothing);

@@ -117,7 +117,12 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
       }));
     }
     CPPUNIT_ASSERT(eventually([&] { return started.load() == static_cast<int>(waits.size()); }));
-    std::this_thread::sleep_for(20ms);  // let them park
+    // Parked: every task has started, and every worker but the one the
+    // yield loop keeps busy is idle (the sleep loop parks between sleeps).
+    CPPUNIT_ASSERT(evchan::test::eventually([&] {
+      const evchan::ThreadPoolStats stats = channel->poolStats();
+      return stats.idle == stats.current - 1;
+    }));
 
     shutdownWithin(*channel, 20s);
     for (std::size_t i = 0; i < tasks.size(); ++i) {
