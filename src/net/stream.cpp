@@ -15,56 +15,57 @@ std::error_code checkRequest(const Stream& stream, const void* buffer, std::size
   return {};
 }
 
+// Repeats `some(at, left, ec)` (a readSome or writeSome) until `size`
+// bytes are done or it fails; returns the bytes done either way.
+template <class Byte, class Some>
+std::size_t untilDone(const Stream& stream, Byte* buffer, std::size_t size, std::error_code& ec, Some some) {
+  if ((ec = checkRequest(stream, buffer, size))) return 0;
+  std::size_t done = 0;
+  while (done < size) {
+    done += some(buffer + done, size - done, ec);
+    if (ec) break;
+  }
+  return done;
+}
+
+// The throwing form of an error-code call: SystemError naming the
+// operation and the peer.
+template <class Call>
+std::size_t orThrow(const Stream& stream, const char* operation, Call call) {
+  std::error_code ec;
+  const std::size_t n = call(ec);
+  throwIfError(ec, operation, stream.peerName());
+  return n;
+}
+
 }  // namespace
 
 std::string Stream::peerName() const { return {}; }
 
 std::size_t Stream::readSome(void* buffer, std::size_t size) {
-  std::error_code ec;
-  const std::size_t n = readSome(buffer, size, ec);
-  throwIfError(ec, "read", peerName());
-  return n;
+  return orThrow(*this, "read", [&](std::error_code& ec) { return readSome(buffer, size, ec); });
 }
 
 std::size_t Stream::writeSome(const void* buffer, std::size_t size) {
-  std::error_code ec;
-  const std::size_t n = writeSome(buffer, size, ec);
-  throwIfError(ec, "write", peerName());
-  return n;
+  return orThrow(*this, "write", [&](std::error_code& ec) { return writeSome(buffer, size, ec); });
 }
 
 std::size_t Stream::readExactly(void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  if ((ec = checkRequest(*this, buffer, size))) return 0;
-  std::size_t done = 0;
-  while (done < size) {
-    done += readSome(static_cast<char*>(buffer) + done, size - done, ec);
-    if (ec) break;
-  }
-  return done;
+  return untilDone(*this, static_cast<char*>(buffer), size, ec,
+                   [this](char* at, std::size_t left, std::error_code& e) { return readSome(at, left, e); });
 }
 
 std::size_t Stream::readExactly(void* buffer, std::size_t size) {
-  std::error_code ec;
-  const std::size_t n = readExactly(buffer, size, ec);
-  throwIfError(ec, "read", peerName());
-  return n;
+  return orThrow(*this, "read", [&](std::error_code& ec) { return readExactly(buffer, size, ec); });
 }
 
 std::size_t Stream::writeAll(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  if ((ec = checkRequest(*this, buffer, size))) return 0;
-  std::size_t done = 0;
-  while (done < size) {
-    done += writeSome(static_cast<const char*>(buffer) + done, size - done, ec);
-    if (ec) break;
-  }
-  return done;
+  return untilDone(*this, static_cast<const char*>(buffer), size, ec,
+                   [this](const char* at, std::size_t left, std::error_code& e) { return writeSome(at, left, e); });
 }
 
 std::size_t Stream::writeAll(const void* buffer, std::size_t size) {
-  std::error_code ec;
-  const std::size_t n = writeAll(buffer, size, ec);
-  throwIfError(ec, "write", peerName());
-  return n;
+  return orThrow(*this, "write", [&](std::error_code& ec) { return writeAll(buffer, size, ec); });
 }
 
 }  // namespace evchan
