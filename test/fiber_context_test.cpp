@@ -1,6 +1,8 @@
 // Tests of the context switch under tasks, on both implementations.
 #include <cppunit/extensions/HelperMacros.h>
 
+#include <evchan/thread_identity.h>
+
 #include <atomic>
 #include <future>
 #include <string>
@@ -19,10 +21,6 @@ using evchan::detail::FiberContext;
 using evchan::detail::Stack;
 using evchan::detail::StackPool;
 
-// Not inlined, and so not merged across a switch: pthread_self() is
-// declared const, and a compiler may reuse one call's result after the
-// fiber has moved to another thread.
-[[gnu::noinline]] std::thread::id currentThread() { return std::this_thread::get_id(); }
 
 // A fiber that counts and switches back to whoever resumed it.
 struct Counter {
@@ -35,12 +33,12 @@ struct Counter {
 
   static void run(void* argument) {
     auto* self = static_cast<Counter*>(argument);
-    self->firstThread = currentThread();
+    self->firstThread = evchan::currentThreadId();
     for (int i = 0; i < self->rounds; ++i) {
       ++self->count;
       self->fiber->switchTo(*self->caller);
     }
-    self->lastThread = currentThread();
+    self->lastThread = evchan::currentThreadId();
     self->finished = true;
     self->fiber->exitTo(*self->caller);
   }

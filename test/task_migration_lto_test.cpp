@@ -42,11 +42,6 @@ namespace this_task = evchan::this_task;
 constexpr Duration kPatience = 10s;
 constexpr int kSuspensions = 200;
 
-// The only way this suite looks at the worker thread: not inlined, so the
-// call really happens after each resume (pthread_self() is declared const
-// and could otherwise be merged across the suspension).
-[[gnu::noinline]] std::thread::id observedThread() { return std::this_thread::get_id(); }
-
 std::unique_ptr<EventChannel> makeChannel(int initialThreads) {
   EventChannel::Options options;
   options.initialThreads = initialThreads;
@@ -146,14 +141,14 @@ class TaskMigrationLtoTest : public evchan::test::LeakCheckedFixture {
         Payload* const address = &payload.get();
         for (int i = 0; i < kSuspensions; ++i) {
           checkAfterResume(record, payload, name, address, expectedName, static_cast<std::uint64_t>(i));
-          const std::thread::id before = observedThread();
+          const std::thread::id before = evchan::currentThreadId();
           if (i % 4 == 0) {
             this_task::sleepFor(200us);
           } else {
             this_task::yield();
           }
           ++record.suspensions;
-          if (observedThread() != before) ++record.migrations;
+          if (evchan::currentThreadId() != before) ++record.migrations;
           ++payload->counter;
           checkAfterResume(record, payload, name, address, expectedName, static_cast<std::uint64_t>(i) + 1);
         }
@@ -194,13 +189,13 @@ class TaskMigrationLtoTest : public evchan::test::LeakCheckedFixture {
         char byte = static_cast<char>(t);
         for (int i = 0; i < kSuspensions; ++i) {
           checkAfterResume(record, payload, name, address, expectedName, static_cast<std::uint64_t>(i));
-          const std::thread::id before = observedThread();
+          const std::thread::id before = evchan::currentThreadId();
           // The pinger writes then waits for the answer; the ponger waits first.
           if (pinger) socket.writeAll(&byte, 1);
           socket.readExactly(&byte, 1);
           if (!pinger) socket.writeAll(&byte, 1);
           ++record.suspensions;
-          if (observedThread() != before) ++record.migrations;
+          if (evchan::currentThreadId() != before) ++record.migrations;
           ++payload->counter;
           checkAfterResume(record, payload, name, address, expectedName, static_cast<std::uint64_t>(i) + 1);
         }

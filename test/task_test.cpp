@@ -51,10 +51,6 @@ using evchan::test::makeChannelWithoutMonitor;
 using evchan::test::makeChannel;
 constexpr Duration kBlockLimit = 5s;
 
-// Not inlined, and so not merged across a suspension: pthread_self() is
-// declared const, and a compiler may reuse one call's result after the task
-// has moved to another thread.
-[[gnu::noinline]] std::thread::id currentThread() { return std::this_thread::get_id(); }
 
 /// Spins a task (yielding) until `flag` is set or kBlockLimit passes.
 bool yieldUntil(const std::atomic<bool>& flag) {
@@ -139,7 +135,7 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
     TaskHandle task = channel->spawn([&] {
       ++runs;
       insideTask = evchan::inTask();
-      taskThread = currentThread();
+      taskThread = evchan::currentThreadId();
     });
     CPPUNIT_ASSERT(task.valid());
     CPPUNIT_ASSERT(task.id() != 0);
@@ -229,9 +225,9 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
     std::unique_ptr<EventChannel> channel = makeChannelWithoutMonitor(1);
     EventChannel* ch = channel.get();
     TaskHandle joiner = channel->spawn([&] {
-      joinerBefore = currentThread();
+      joinerBefore = evchan::currentThreadId();
       TaskHandle sleeper = ch->spawn([&] {
-        joinedThread = currentThread();
+        joinedThread = evchan::currentThreadId();
         this_task::sleepFor(100ms);
         joinedRan = true;
         throw TaskFailure("from the joined task");
@@ -243,7 +239,7 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
         message = e.what();
       }
       CPPUNIT_ASSERT(sleeper.done());
-      joinerAfter = currentThread();
+      joinerAfter = evchan::currentThreadId();
       joinerFinished = true;
     });
     joinWithin(joiner);
@@ -411,17 +407,17 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
         const std::uint64_t owner = 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(t + 1);
         volatile std::uint64_t onStack = owner ^ 0xabcdefull;
         local->owner = owner;
-        std::set<std::thread::id> threads{currentThread()};
+        std::set<std::thread::id> threads{evchan::currentThreadId()};
         for (int i = 0; i < kSuspensions; ++i) {
           local->checksum += static_cast<std::uint64_t>(i);
-          const std::thread::id before = currentThread();
+          const std::thread::id before = evchan::currentThreadId();
           if (i % 10 == 0) {
             this_task::sleepFor(1ms);
           } else {
             this_task::yield();
           }
           ++suspensions;
-          const std::thread::id after = currentThread();
+          const std::thread::id after = evchan::currentThreadId();
           if (after != before) ++migrations;
           threads.insert(after);
           if (local->owner != owner || onStack != (owner ^ 0xabcdefull)) ++corrupt;

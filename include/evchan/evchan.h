@@ -24,6 +24,7 @@
 #include <evchan/task_local.h>
 #include <evchan/tcp_listener.h>
 #include <evchan/tcp_socket.h>
+#include <evchan/thread_identity.h>
 #include <evchan/timer_event.h>
 
 #endif  // EVCHAN_EVCHAN_H

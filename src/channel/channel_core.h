@@ -27,7 +27,7 @@ namespace evchan::detail {
 ///
 /// Locks, in the order they may nest: watchesMutex_ > Watch::mutex >
 /// mutex_ (pool, run queue, timers) and readyMutex_ (completed events).
-class ChannelCore : public std::enable_shared_from_this<ChannelCore>, private CompletionSink {
+class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, private CompletionSink {
  public:
   static std::shared_ptr<ChannelCore> create(const EventChannelOptions& options, std::error_code& ec);
   ~ChannelCore();

@@ -6,6 +6,7 @@
 #include <evchan/blocking.h>
 
 #include "channel/channel_core.h"
+#include "channel/per_thread_access.h"
 
 namespace evchan::detail {
 namespace {
@@ -13,6 +14,7 @@ namespace {
 // Not inlined: a task (issue: tasks) may resume on another thread, and a
 // caller must never keep this thread's slot address across a switch.
 [[gnu::noinline]] ChannelCore*& currentWorkerSlot() noexcept {
+  freshPerThreadRead();
   static thread_local ChannelCore* current = nullptr;
   return current;
 }
@@ -30,12 +32,14 @@ struct LocalBatch {
 };
 
 [[gnu::noinline]] LocalBatch*& localBatchSlot() noexcept {
+  freshPerThreadRead();
   static thread_local LocalBatch* batch = nullptr;
   return batch;
 }
 
 // The worker's report to the stuck-worker monitor (on its stack in workerMain).
 [[gnu::noinline]] WorkerActivity*& workerActivitySlot() noexcept {
+  freshPerThreadRead();
   static thread_local WorkerActivity* activity = nullptr;
   return activity;
 }

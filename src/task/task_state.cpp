@@ -9,6 +9,7 @@
 #include <evchan/system_error.h>
 
 #include "channel/channel_core.h"
+#include "channel/per_thread_access.h"
 #include "task/stack_overflow.h"
 
 namespace evchan::detail {
@@ -17,12 +18,14 @@ namespace {
 std::atomic<TaskId> nextTaskId{1};
 
 [[gnu::noinline]] TaskState*& currentTaskSlot() noexcept {
+  freshPerThreadRead();
   static thread_local TaskState* current = nullptr;
   return current;
 }
 
 // The worker thread's own context, to switch into tasks from and back to.
 [[gnu::noinline]] FiberContext& workerContext() {
+  freshPerThreadRead();
   static thread_local std::unique_ptr<FiberContext> context;
   if (!context) {
     context = makeThreadContext(defaultContextKind());
