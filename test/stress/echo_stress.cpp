@@ -318,10 +318,8 @@ pid_t startClients(const std::string& phase, int port, long count, std::uint64_t
     const int writeEnd = dup(pipeFds[1]);  // without O_CLOEXEC: survives the exec
     const std::string args[] = {"--client", phase, std::to_string(port), std::to_string(count),
                                 std::to_string(bytes), std::to_string(writeEnd)};
-    char self[4096];
-    const ssize_t length = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (length <= 0) _exit(127);
-    self[length] = '\0';
+    // The running binary itself, even if a rebuild replaced its file.
+    char self[] = "/proc/self/exe";
     std::vector<char*> argv{self};
     for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
     argv.push_back(nullptr);
@@ -433,7 +431,7 @@ Row runParked(const std::string& backend, evchan::Backend kind, long tasks, long
   std::atomic<long> handedLock{0};
 
   // The socket readers' peers, kept open here so that the reads park.
-  const long pairs = std::min(tasks / 5, socketLimit);
+  const long pairs = std::min(tasks / 50, socketLimit);  // 1 task in 50, at most socketLimit
   evchan::TcpListener listener = evchan::TcpListener::listen({"127.0.0.1", 0}, 4096);
   std::vector<evchan::TcpSocket> peers;
   std::vector<std::shared_ptr<evchan::TcpSocket>> served;
@@ -529,10 +527,16 @@ Row runParked(const std::string& backend, evchan::Backend kind, long tasks, long
 // ---------------------------------------------------------------- driver
 struct Settings {
   long connections = 10000;
-  std::uint64_t bytes = 256 * 1024;
+  std::uint64_t bytes = 64 * 1024;
   long tasks = 100000;
   std::vector<std::string> backends;
 };
+
+// One line as each phase ends, for a long run (the table comes at the end).
+void printProgress(const Row& r) {
+  std::printf("  %s %s: %.2f s%s\n", r.backend.c_str(), r.phase.c_str(), r.seconds, r.failed ? " FAILED" : "");
+  std::fflush(stdout);
+}
 
 void runBackend(const std::string& name, const Settings& settings, long descriptorLimit) {
   evchan::Backend kind;
@@ -572,10 +576,12 @@ void runBackend(const std::string& name, const Settings& settings, long descript
     Row row = runPhase(*channel, listener, name, phase, connections, settings.bytes);
     if (!limitNote.empty()) row.note = (row.note.empty() ? "" : row.note + "; ") + "at the " + limitNote + " limit";
     rows.push_back(row);
+    printProgress(row);
   }
   listener.close();
   channel.reset();
   rows.push_back(runParked(name, kind, settings.tasks, socketLimit));
+  printProgress(rows.back());
   const long fdsAfter = openDescriptors();
   if (fdsAfter != fdsBefore) {
     rows.push_back({name, "descriptors", std::to_string(fdsBefore) + " open before, " + std::to_string(fdsAfter) +
@@ -622,7 +628,6 @@ int main(int argc, char** argv) {
     const std::string arg = argv[i];
     if (arg == "--short") {
       settings.connections = 500;
-      settings.bytes = 64 * 1024;
       settings.tasks = 10000;
     } else if (i + 1 < argc && arg == "--connections") {
       settings.connections = parsePositive(argv[++i]);
