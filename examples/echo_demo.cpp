@@ -109,10 +109,24 @@ bool runClient(int port, std::size_t index, std::uint64_t total) {
   }
 }
 
+// Out of descriptors (RLIMIT_NOFILE reached), accept() fails with
+// too_many_files_open and leaves the connection queued: a loop that tries
+// again at once spins on a core until a descriptor frees.  Both servers
+// below wait instead, a short interval that grows while the condition
+// lasts.
+void reportOutOfDescriptors(const std::error_code& error, evchan::Duration delay) {
+  std::fprintf(stderr, "accept: %s; trying again in %lld ms\n", error.message().c_str(),
+               static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(delay).count()));
+}
+
 // The task-model server: an acceptor task, then a task per connection.
+// acceptWithBackoff() suspends the acceptor task (not its worker) while
+// the process is out of descriptors.
 void serveWithTasks(evchan::EventChannel& channel, evchan::TcpListener& listener, long connections) {
+  evchan::AcceptBackoff backoff;
+  backoff.onWait = reportOutOfDescriptors;
   for (long i = 0; i < connections; ++i) {
-    auto socket = std::make_shared<evchan::TcpSocket>(listener.accept());
+    auto socket = std::make_shared<evchan::TcpSocket>(listener.acceptWithBackoff(backoff));
     channel.spawn([socket] {
       std::vector<char> buffer(kChunk);
       std::error_code ec;
@@ -198,12 +212,28 @@ int main(int argc, char** argv) {
     std::list<EchoConnection> server;
     long accepted = 0;
     evchan::AcceptEvent accept(listener);
+    // The event model's back-off: out of descriptors, a timer re-posts the
+    // accept after a delay that doubles (1 ms .. 1 s) while it lasts.
+    evchan::TimerEvent acceptRetry(std::chrono::milliseconds(1));
+    evchan::Duration retryDelay = std::chrono::milliseconds(1);
+    acceptRetry.setCallback([&](evchan::Event&) {
+      if (!acceptRetry.error()) channel->post(accept);
+    });
     evchan::TaskHandle acceptor;
     if (tasks) {
       acceptor = channel->spawn([&] { serveWithTasks(*channel, listener, connections); });
     } else {
       accept.setCallback([&](evchan::Event&) {
+        if (accept.error() == std::errc::too_many_files_open ||
+            accept.error() == std::errc::too_many_files_open_in_system) {
+          reportOutOfDescriptors(accept.error(), retryDelay);
+          acceptRetry.setDelay(retryDelay);
+          retryDelay = std::min<evchan::Duration>(retryDelay * 2, std::chrono::seconds(1));
+          channel->post(acceptRetry);
+          return;
+        }
         if (accept.error()) return;
+        retryDelay = std::chrono::milliseconds(1);
         EchoConnection* connection;
         {
           std::lock_guard<std::mutex> lock(connectionsMutex);

@@ -2,6 +2,7 @@
 #ifndef EVCHAN_TCP_LISTENER_H
 #define EVCHAN_TCP_LISTENER_H
 
+#include <functional>
 #include <memory>
 #include <system_error>
 
@@ -11,6 +12,18 @@
 #include <evchan/tcp_socket.h>
 
 namespace evchan {
+
+/// How TcpListener::acceptWithBackoff() waits while the process (or the
+/// system) is out of descriptors.  The first wait is `initialDelay`; each
+/// next one doubles, up to `maxDelay`.
+struct AcceptBackoff {
+  Duration initialDelay = std::chrono::milliseconds(1);
+  Duration maxDelay = std::chrono::milliseconds(500);
+  /// Called before each wait with the error that caused it and the delay
+  /// about to be waited (to log "out of descriptors", or to count); may be
+  /// empty.  Runs on the accepting thread or task; must not throw.
+  std::function<void(const std::error_code& error, Duration delay)> onWait;
+};
 
 /// A TCP socket listening for connections.  Move-only; the destructor
 /// closes it.  Error forms as for TcpSocket.  accept() may be called from
@@ -35,8 +48,31 @@ class TcpListener {
                             std::error_code& ec) noexcept;
 
   /// Waits for the next connection, at most timeout() (then timed_out).
+  /// When the process is at its descriptor limit (RLIMIT_NOFILE) it fails
+  /// with std::errc::too_many_files_open (too_many_files_open_in_system
+  /// at the system's), and the connection stays queued: the listener is
+  /// still readable, so a loop that calls accept() again at once spins,
+  /// burning a core until a descriptor frees.  Use acceptWithBackoff().
   TcpSocket accept();
   TcpSocket accept(std::error_code& ec) noexcept;
+
+  /// As accept(), but while accepting fails for want of descriptors or
+  /// kernel memory (too_many_files_open, too_many_files_open_in_system,
+  /// no_buffer_space, not_enough_memory) it waits, a short and growing
+  /// interval (see AcceptBackoff), and tries again, until a connection is
+  /// accepted or another error comes; each try waits at most timeout(),
+  /// and the back-off ends in timed_out once timeout() has passed since
+  /// the call.  A zero or negative initialDelay, or a maxDelay below it,
+  /// is std::errc::invalid_argument.  Inside a task the waits suspend the task, not
+  /// its worker; once the task's channel is shut down the call fails with
+  /// operation_canceled.  The pattern for a server's accept loop:
+  ///
+  ///     for (;;) {
+  ///       TcpSocket socket = listener.acceptWithBackoff();
+  ///       channel->spawn(...serve socket...);
+  ///     }
+  TcpSocket acceptWithBackoff(const AcceptBackoff& backoff = AcceptBackoff());
+  TcpSocket acceptWithBackoff(const AcceptBackoff& backoff, std::error_code& ec) noexcept;
 
   /// Closes the listener.  Idempotent.
   void close() noexcept;

@@ -1,4 +1,6 @@
 // TcpListener: a listening, non-blocking APR socket.
+#include <algorithm>
+
 #include <evchan/error.h>
 #include <evchan/system_error.h>
 #include <evchan/tcp_listener.h>
@@ -106,6 +108,53 @@ TcpSocket TcpListener::accept(std::error_code& ec) noexcept {
     if (ec != std::errc::resource_unavailable_try_again) return TcpSocket();
     if ((ec = detail::waitReady(state_->socket, detail::Readiness::Readable, deadline))) return TcpSocket();
   }
+}
+
+namespace {
+
+// The errors that say "no descriptor or buffer for a new socket now": the
+// connection stays queued, and retrying at once only spins.
+bool outOfDescriptors(const std::error_code& ec) {
+  return ec == std::errc::too_many_files_open || ec == std::errc::too_many_files_open_in_system ||
+         ec == std::errc::no_buffer_space || ec == std::errc::not_enough_memory;
+}
+
+}  // namespace
+
+TcpSocket TcpListener::acceptWithBackoff(const AcceptBackoff& backoff, std::error_code& ec) noexcept {
+  if (backoff.initialDelay <= Duration::zero() || backoff.maxDelay < backoff.initialDelay) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return TcpSocket();
+  }
+  const Deadline deadline = detail::deadlineAfter(timeout());
+  Duration delay = backoff.initialDelay;
+  for (;;) {
+    TcpSocket socket = accept(ec);
+    if (!outOfDescriptors(ec)) return socket;
+    if (deadline != detail::kNoDeadline) {
+      const auto left = deadline - detail::Clock::now();
+      if (left <= Duration::zero()) {
+        ec = std::make_error_code(std::errc::timed_out);
+        return TcpSocket();
+      }
+      delay = std::min<Duration>(delay, std::chrono::duration_cast<Duration>(left));
+    }
+    if (backoff.onWait) backoff.onWait(ec, delay);
+    try {
+      this_task::sleepFor(delay);  // suspends a task, sleeps a plain thread
+    } catch (const SystemError& e) {
+      ec = e.code();  // operation_canceled: the task's channel shut down
+      return TcpSocket();
+    }
+    delay = delay > backoff.maxDelay / 2 ? backoff.maxDelay : delay * 2;
+  }
+}
+
+TcpSocket TcpListener::acceptWithBackoff(const AcceptBackoff& backoff) {
+  std::error_code ec;
+  TcpSocket socket = acceptWithBackoff(backoff, ec);
+  throwIfError(ec, "accept", detail::peerOf(state_.get()));
+  return socket;
 }
 
 TcpSocket TcpListener::accept() {

@@ -23,6 +23,12 @@ struct ShmHello {
 };
 inline constexpr std::uint64_t kHelloMagic = 0x4f4c4c454d485345ull;  // "ESHMHELO"
 
+/// True for a hello of our protocol and version (the reserved field is
+/// ignored, for later versions to use).
+inline bool validHello(const ShmHello& hello) noexcept {
+  return hello.magic == kHelloMagic && hello.version == kSegmentVersion;
+}
+
 /// How long one direction spins before it sleeps, adapted to how the
 /// peer has answered so far (see spinUntil() in shm_stream.cpp).
 struct AdaptiveSpin {

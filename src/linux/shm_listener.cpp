@@ -72,7 +72,7 @@ std::unique_ptr<detail::ShmConnection> handshake(int control, const std::string&
   } else {
     ec = detail::receiveWithDescriptors(control, &hello, sizeof hello, fds, 2, patience);
   }
-  if (!ec && (hello.magic != detail::kHelloMagic || hello.version != detail::kSegmentVersion)) {
+  if (!ec && !detail::validHello(hello)) {
     ::close(fds[0]);
     ::close(fds[1]);
     ec = std::make_error_code(std::errc::bad_message);

@@ -36,6 +36,13 @@ bool validRingSize(std::size_t ringSize) noexcept {
   return ringSize >= kMinRingSize && ringSize <= kMaxRingSize && (ringSize & (ringSize - 1)) == 0;
 }
 
+bool validSegmentHeader(const SegmentHeader& fields, std::size_t mappedSize) noexcept {
+  // validRingSize() first: it bounds ringSize, so the sum cannot wrap.
+  return fields.magic == kSegmentMagic && fields.version == kSegmentVersion && fields.headerSize == kHeaderSize &&
+         validRingSize(fields.ringSize) && fields.segmentSize == mappedSize &&
+         kHeaderSize + 2 * fields.ringSize == mappedSize;
+}
+
 Segment createSegment(std::size_t ringSize, std::error_code& ec) noexcept {
   Segment segment;
   const std::size_t size = kHeaderSize + 2 * ringSize;
@@ -94,9 +101,7 @@ Segment adoptSegment(int fd, std::error_code& ec) noexcept {
   // The peer may change the header while we look: one copy, then checks.
   SegmentHeader fields;
   std::memcpy(static_cast<void*>(&fields), address, offsetof(SegmentHeader, rings));
-  if (fields.magic != kSegmentMagic || fields.version != kSegmentVersion || fields.headerSize != kHeaderSize ||
-      !validRingSize(fields.ringSize) || fields.segmentSize != size ||
-      kHeaderSize + 2 * fields.ringSize != size) {
+  if (!validSegmentHeader(fields, size)) {
     unmapSegment(segment);
     ec = badSegment();
     return segment;

@@ -69,6 +69,11 @@ struct Segment {
 /// True for a ring size connect() accepts.
 bool validRingSize(std::size_t ringSize) noexcept;
 
+/// True when the fields before `rings` of `fields` (a private copy of what
+/// the peer wrote) describe a segment of our version whose rings exactly
+/// fill a mapping of `mappedSize` bytes.  Pure: no descriptor, no mapping.
+bool validSegmentHeader(const SegmentHeader& fields, std::size_t mappedSize) noexcept;
+
 /// Creates a sealed memfd segment with rings of `ringSize` bytes and maps
 /// it.  On error returns a Segment with fd -1 and sets `ec`.
 Segment createSegment(std::size_t ringSize, std::error_code& ec) noexcept;
