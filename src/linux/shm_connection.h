@@ -69,7 +69,8 @@ struct ShmConnection {
 /// Records that an accepted connection of this process holds the doorbell
 /// socket `inode`, unless its far end `peerInode` (0: unknown) is one
 /// already held: a client that split one socketpair over two connections,
-/// whose death neither could then see.  False (nothing recorded) then.
+/// whose death neither could then see; or unless `inode` itself is held
+/// already (one end passed twice).  False (nothing recorded) then.
 bool claimDoorbell(std::uint64_t inode, std::uint64_t peerInode) noexcept;
 /// Forgets a doorbell claimDoorbell() recorded.
 void releaseDoorbell(std::uint64_t inode) noexcept;

@@ -75,8 +75,7 @@ bool claimDoorbell(std::uint64_t inode, std::uint64_t peerInode) noexcept {
   HeldDoorbells& held = heldDoorbells();
   std::lock_guard<std::mutex> lock(held.mutex);
   if (peerInode != 0 && held.inodes.count(peerInode) != 0) return false;
-  held.inodes.insert(inode);
-  return true;
+  return held.inodes.insert(inode).second;  // the same end passed twice: refused too
 }
 
 void releaseDoorbell(std::uint64_t inode) noexcept {
