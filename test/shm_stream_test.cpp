@@ -4,16 +4,19 @@
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -30,6 +33,7 @@
 #include "linux/unix_socket.h"
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
+#include "support/skip.h"
 #include "support/stream_suite.h"
 #include "support/waiting.h"
 
@@ -65,6 +69,8 @@ constexpr std::uint64_t kBigTransfer = std::uint64_t{1} << 30;
 #endif
 constexpr std::size_t kChunk = std::size_t{256} << 10;  // divides kBigTransfer
 constexpr evchan::Duration kPatience = 10s;             // a failing test ends, it never hangs
+// How long a listener waits for a client's hello (documented in shm_stream.h).
+constexpr evchan::Duration kHelloPatience = 2s;
 
 // ------------------------------------------------------------ data
 // The stream's 64-bit words are splitmix64 of their index: cheap to make
@@ -101,9 +107,28 @@ std::string uniqueName(const char* what) {
 // peer before main() and exits: a second, real process on the other end.
 constexpr const char* kPeerVariable = "EVCHAN_SHM_TEST_PEER";
 
-int runPeer(const std::string& mode, const std::string& name) {
+// The user and group a "nobody-" peer runs as (the usual "nobody").
+constexpr uid_t kOtherUser = 65534;
+constexpr gid_t kOtherGroup = 65534;
+
+int runPeer(std::string mode, const std::string& name) {
+  // "nobody-MODE": MODE as another user (the test runs as root to ask).
+  if (mode.compare(0, 7, "nobody-") == 0) {
+    if (setgroups(0, nullptr) != 0 || setgid(kOtherGroup) != 0 || setuid(kOtherUser) != 0) {
+      std::fprintf(stderr, "peer: cannot become uid %u: %s\n", unsigned{kOtherUser}, std::strerror(errno));
+      return 2;
+    }
+    mode.erase(0, 7);
+  }
   std::error_code ec;
   ShmStream stream = ShmStream::connect(name, kPatience, ec);
+  if (mode == "refused") {
+    // The listener hangs up before or after our hello got there.
+    char byte;
+    if (!ec) stream.setTimeout(kPatience, ec);
+    if (!ec) stream.readSome(&byte, 1, ec);
+    return ec == std::errc::broken_pipe || ec == std::errc::connection_reset ? 0 : 3;
+  }
   if (ec) {
     std::fprintf(stderr, "peer: connect %s: %s\n", name.c_str(), ec.message().c_str());
     return 2;
@@ -235,6 +260,20 @@ struct RawClient {
     close(pair[1]);
   }
 
+  // Sends a hello with a valid segment and `bell` (not closed here) as the
+  // space doorbell, whatever it is.
+  void sendHelloWithBell(int bell) {
+    std::error_code created;
+    segment = evchan::detail::createSegment(4096, created);
+    ASSERT_NO_ERROR(created);
+    const evchan::detail::ShmHello hello = {evchan::detail::kHelloMagic, evchan::detail::kSegmentVersion, 0};
+    const int fds[2] = {segment.fd, bell};
+    const std::error_code ec = evchan::detail::sendWithDescriptors(control, &hello, sizeof hello, fds, 2);
+    ASSERT_NO_ERROR(ec);
+    close(segment.fd);
+    segment.fd = -1;
+  }
+
   // A well-formed connection whose segment the test then corrupts.
   void connectWellFormed(const std::string& name, std::size_t ringSize = 4096) {
     connectTo(name);
@@ -248,6 +287,48 @@ struct RawClient {
 
   evchan::detail::RingIndices& toListener() { return segment.header->rings[0]; }
   evchan::detail::RingIndices& fromListener() { return segment.header->rings[1]; }
+};
+
+// One end of a socketpair that a child process made: the child keeps the
+// other end, and lives until this object is destroyed.  A client passing
+// it as its doorbell would hide its own death behind the child's life.
+struct PairFromAnotherProcess {
+  pid_t child = -1;
+  int end = -1;
+  int link = -1;  // closing it lets the child exit
+
+  PairFromAnotherProcess() {
+    int sockets[2];
+    CPPUNIT_ASSERT_EQUAL(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sockets));
+    child = fork();
+    CPPUNIT_ASSERT(child >= 0);
+    if (child == 0) {
+      // Only system calls here: the parent has threads.
+      close(sockets[0]);
+      int pair[2];
+      if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0) _exit(1);
+      const char tag = 'p';
+      if (evchan::detail::sendWithDescriptors(sockets[1], &tag, 1, &pair[1], 1)) _exit(1);
+      close(pair[1]);
+      char byte;
+      while (read(sockets[1], &byte, 1) > 0) {
+      }
+      _exit(0);
+    }
+    close(sockets[1]);
+    link = sockets[0];
+    char tag;
+    const std::error_code ec =
+        evchan::detail::receiveWithDescriptors(link, &tag, 1, &end, 1, evchan::detail::deadlineAfter(kPatience));
+    ASSERT_NO_ERROR(ec);
+  }
+  ~PairFromAnotherProcess() {
+    if (end >= 0) close(end);
+    if (link >= 0) close(link);
+    if (child > 0) waitpid(child, nullptr, 0);
+  }
+  PairFromAnotherProcess(const PairFromAnotherProcess&) = delete;
+  PairFromAnotherProcess& operator=(const PairFromAnotherProcess&) = delete;
 };
 
 // A memfd of `size` bytes holding a header that claims `ringSize`;
@@ -306,6 +387,11 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testTailAheadOfHead);
   CPPUNIT_TEST(testHeaderSizeScribbledAfterAccept);
   CPPUNIT_TEST(testBadSegmentsRefused);
+  CPPUNIT_TEST(testWriteProtectedSegmentsRefused);
+  CPPUNIT_TEST(testDoorbellMustBeTheClientsOwnPair);
+  CPPUNIT_TEST(testSilentClientsDoNotDelayOthers);
+  CPPUNIT_TEST(testSilentClientsDoNotDelayOthersInTask);
+  CPPUNIT_TEST(testOtherUsersRefused);
   CPPUNIT_TEST(testTaskReaderSuspends);
   CPPUNIT_TEST(testBothEndsInTasksOnOneWorker);
   CPPUNIT_TEST(testReadTimeoutInTask);
@@ -715,6 +801,254 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
     pair.client.writeAll("ok", 2);
     char buffer[2];
     pair.server.readExactly(buffer, 2);
+  }
+
+  // Issue 11, item 11: a segment we may not map writable is a bad segment,
+  // not the mmap error (operation_not_permitted) it used to leak.
+  void testWriteProtectedSegmentsRefused() {
+    const std::string name = uniqueName("write-protected");
+    ShmListener listener = ShmListener::listen(name);
+    const std::size_t ring = 4096, size = evchan::detail::kHeaderSize + 2 * ring;
+    std::string failures;  // every case runs; the message names those that failed
+    auto refused = [&](const char* what, int memfd) {
+      RawClient client;
+      client.connectTo(name);
+      client.sendHello(memfd);
+      close(memfd);
+      std::error_code ec;
+      listener.setTimeout(kPatience);
+      ShmStream stream = listener.accept(ec);
+      if (ec != std::errc::bad_message || stream.isOpen()) failures += std::string(what) + ": " + describe(ec) + "; ";
+    };
+    int fd = makeMemfd(size, ring);
+    CPPUNIT_ASSERT_EQUAL(0, fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE));
+    refused("write-sealed", fd);
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
+    fd = makeMemfd(size, ring);
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) == 0) {
+      refused("future-write-sealed", fd);
+    } else {
+      close(fd);  // a kernel before 5.1
+    }
+    // The same memfd, opened again read-only through /proc.
+    fd = makeMemfd(size, ring);
+    const int readOnly = open(("/proc/self/fd/" + std::to_string(fd)).c_str(), O_RDONLY | O_CLOEXEC);
+    close(fd);
+    CPPUNIT_ASSERT(readOnly >= 0);
+    refused("read-only descriptor", readOnly);
+    CPPUNIT_ASSERT_MESSAGE(failures, failures.empty());
+    Pair pair = connectPair(listener);  // the listener still serves
+  }
+
+  // Issue 11, item 10: the space doorbell must be the far end of a
+  // socketpair whose near end the client itself holds; anything else
+  // would let the client's death go unnoticed by a writer waiting for
+  // room (a listening socket never reads end of file; an unconnected one
+  // fails with EINVAL; a crossed one has its other end here).
+  void testDoorbellMustBeTheClientsOwnPair() {
+    const std::string name = uniqueName("doorbells");
+    ShmListener listener = ShmListener::listen(name);
+    listener.setTimeout(kPatience);
+    std::string failures;  // every case runs; the message names those that failed
+    auto refused = [&](const char* what, auto&& makeBell) {
+      RawClient client;
+      client.connectTo(name);
+      const int bell = makeBell(client);
+      client.sendHelloWithBell(bell);
+      close(bell);
+      std::error_code ec;
+      ShmStream stream = listener.accept(ec);
+      if (ec != std::errc::bad_message || stream.isOpen()) failures += std::string(what) + ": " + describe(ec) + "; ";
+    };
+    // A plain listening socket of the client's, on an abstract name.
+    const std::string bellName = uniqueName("bell-listener");
+    sockaddr_un bellAddress = {};
+    bellAddress.sun_family = AF_UNIX;
+    std::memcpy(bellAddress.sun_path + 1, bellName.data() + 1, bellName.size() - 1);
+    const socklen_t bellLength = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + bellName.size());
+    const int bellListener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CPPUNIT_ASSERT_EQUAL(0, bind(bellListener, reinterpret_cast<sockaddr*>(&bellAddress), bellLength));
+    CPPUNIT_ASSERT_EQUAL(0, ::listen(bellListener, 4));
+    refused("a listening socket", [&](RawClient&) { return dup(bellListener); });
+    refused("an unconnected socket", [&](RawClient&) { return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0); });
+    refused("a datagram pair", [&](RawClient& c) {
+      int pair[2];
+      CPPUNIT_ASSERT_EQUAL(0, socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, pair));
+      c.spaceBell = pair[0];
+      return pair[1];
+    });
+    refused("crossed: its own control connection", [&](RawClient& c) { return dup(c.control); });
+    refused("crossed: a connection to a socket it listens on", [&](RawClient&) {
+      const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      CPPUNIT_ASSERT_EQUAL(0, ::connect(fd, reinterpret_cast<sockaddr*>(&bellAddress), bellLength));
+      return fd;
+    });
+    close(bellListener);
+    PairFromAnotherProcess foreign;
+    refused("a pair whose other end another process holds", [&](RawClient&) {
+      const int end = foreign.end;
+      foreign.end = -1;
+      return end;
+    });
+    // One pair split over two connections: the listener would hold both
+    // ends, so neither connection could ever see the client die.
+    if (evchan::detail::kernelTellsUnixPeers()) {
+      int pair[2];
+      CPPUNIT_ASSERT_EQUAL(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair));
+      RawClient first, second;
+      first.connectTo(name);
+      first.sendHelloWithBell(pair[0]);
+      second.connectTo(name);
+      second.sendHelloWithBell(pair[1]);
+      close(pair[0]);
+      close(pair[1]);
+      std::error_code ec;
+      ShmStream accepted = listener.accept(ec);
+      ASSERT_NO_ERROR(ec);
+      ShmStream crossed = listener.accept(ec);
+      if (ec != std::errc::bad_message || crossed.isOpen()) failures += "one pair split over two connections: " + describe(ec);
+    }
+    {
+      // One end passed to two connections: its far end then either stays
+      // with the client (harmless) or moves here by a third connection
+      // (the split pair again), so the second is refused already.
+      int pair[2];
+      CPPUNIT_ASSERT_EQUAL(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair));
+      RawClient first, second;
+      first.connectTo(name);
+      first.sendHelloWithBell(pair[1]);
+      second.connectTo(name);
+      second.sendHelloWithBell(pair[1]);
+      close(pair[1]);
+      std::error_code ec;
+      ShmStream accepted = listener.accept(ec);
+      ASSERT_NO_ERROR(ec);
+      ShmStream twice = listener.accept(ec);
+      if (ec != std::errc::bad_message || twice.isOpen()) failures += "one end passed twice: " + describe(ec);
+      close(pair[0]);
+    }
+    if (!evchan::detail::kernelTellsUnixPeers()) {
+      std::fprintf(stderr, "[skipped the split pair: the kernel has no unix_diag to name a socket's peer] ");
+    }
+    CPPUNIT_ASSERT_MESSAGE(failures, failures.empty());
+    Pair pair = connectPair(listener);  // the listener still serves
+    pair.client.writeAll("ok", 2);
+    char buffer[2];
+    pair.server.readExactly(buffer, 2);
+  }
+
+  // Issue 11, item 9: clients that connect and then say nothing hold no
+  // handshake but their own: a well-behaved client that connects after
+  // them is accepted first, while their handshakes stay open.
+  void testSilentClientsDoNotDelayOthers() {
+    const std::string name = uniqueName("silent");
+    ShmListener listener = ShmListener::listen(name);
+    constexpr int kSilent = 8;
+    std::vector<RawClient> silent(kSilent);
+    for (RawClient& client : silent) client.connectTo(name);
+    std::error_code ec;
+    ShmStream good = ShmStream::connect(name, kPatience, 4096, ec);
+    ASSERT_NO_ERROR(ec);
+    listener.setTimeout(kPatience);
+    ShmStream served = listener.accept(ec);
+    ASSERT_NO_ERROR(ec);  // not the first silent client's bad_message
+    served.setTimeout(kPatience);
+    good.writeAll("good", 4);
+    char buffer[4];
+    served.readExactly(buffer, 4);
+    CPPUNIT_ASSERT_EQUAL(std::string("good"), std::string(buffer, 4));
+    // A silent client that speaks up in time is still served.
+    silent[3].segment = evchan::detail::createSegment(4096, ec);
+    ASSERT_NO_ERROR(ec);
+    silent[3].sendHello(silent[3].segment.fd);
+    ShmStream late = listener.accept(ec);
+    ASSERT_NO_ERROR(ec);
+    CPPUNIT_ASSERT(late.isOpen());
+    // The others run out of patience together, not one after another.
+    const auto elapsed = evchan::test::timed([&] {
+      for (int i = 0; i < kSilent - 1; ++i) {
+        listener.accept(ec);
+        ASSERT_ERROR(std::errc::bad_message, ec);
+      }
+    });
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed < generous(2 * kHelloPatience));
+    // And each was hung up on.
+    for (int i = 0; i < kSilent; ++i) {
+      if (i == 3) continue;
+      char byte;
+      CPPUNIT_ASSERT_EQUAL(ssize_t{0}, recv(silent[i].control, &byte, 1, 0));
+    }
+  }
+
+  // The same inside a task, on a channel with one worker.
+  void testSilentClientsDoNotDelayOthersInTask() {
+    const std::string name = uniqueName("silent-task");
+    ShmListener listener = ShmListener::listen(name);
+    listener.setTimeout(kPatience);
+    std::vector<RawClient> silent(4);
+    for (RawClient& client : silent) client.connectTo(name);
+    std::unique_ptr<EventChannel> channel = makeChannelWithoutMonitor(1);
+    std::error_code acceptError;
+    ShmStream served;
+    TaskHandle acceptor = channel->spawn([&] { served = listener.accept(acceptError); });
+    std::error_code ec;
+    ShmStream good = ShmStream::connect(name, kPatience, 4096, ec);
+    ASSERT_NO_ERROR(ec);
+    joinWithin(acceptor);
+    ASSERT_NO_ERROR(acceptError);
+    served.setTimeout(kPatience);
+    good.writeAll("task", 4);
+    char buffer[4];
+    served.readExactly(buffer, 4);
+    CPPUNIT_ASSERT_EQUAL(std::string("task"), std::string(buffer, 4));
+  }
+
+  // Issue 11, item 9: by default only the listener's own user may connect,
+  // even to an abstract name (which has no file permissions).
+  void testOtherUsersRefused() {
+    if (geteuid() != 0) EVCHAN_SKIP("needs root to run a client as another user (uid 65534)");
+    {
+      const std::string name = uniqueName("other-user");
+      ShmListener listener = ShmListener::listen(name);
+      listener.setTimeout(kPatience);
+      PeerProcess peer("nobody-refused", name);
+      std::error_code ec;
+      ShmStream stream = listener.accept(ec);
+      ASSERT_ERROR(std::errc::permission_denied, ec);
+      CPPUNIT_ASSERT(!stream.isOpen());
+      CPPUNIT_ASSERT_EQUAL(0, peer.exitStatus());  // it saw the listener hang up
+    }
+    // A listener that names that user serves it; so does one for anyone.
+    evchan::ShmListenerOptions byUser;
+    byUser.allowedUid = kOtherUser;
+    evchan::ShmListenerOptions byGroup;
+    byGroup.allowedGid = kOtherGroup;
+    evchan::ShmListenerOptions anyone;
+    anyone.allowAnyUser = true;
+    for (const evchan::ShmListenerOptions& options : {byUser, byGroup, anyone}) {
+      const std::string name = uniqueName("allowed-user");
+      ShmListener listener = ShmListener::listen(name, options);
+      listener.setTimeout(kPatience);
+      PeerProcess peer("nobody-echo", name);
+      ShmStream stream = listener.accept();
+      stream.setTimeout(kPatience);
+      stream.writeAll("hi", 2);
+      char buffer[2];
+      stream.readExactly(buffer, 2);
+      stream.close();
+      CPPUNIT_ASSERT_EQUAL(0, peer.exitStatus());
+    }
+    // byUser does not let this (root) process in any more.
+    const std::string name = uniqueName("only-other-user");
+    ShmListener listener = ShmListener::listen(name, byUser);
+    listener.setTimeout(kPatience);
+    std::error_code ec;
+    ShmStream client = ShmStream::connect(name, kPatience, 4096, ec);
+    ASSERT_NO_ERROR(ec);
+    listener.accept(ec);
+    ASSERT_ERROR(std::errc::permission_denied, ec);
   }
 
   // ---------------------------------------------------------- tasks

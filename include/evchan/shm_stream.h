@@ -35,13 +35,20 @@
 //    growing (a peer could otherwise truncate it under us: SIGBUS), whose
 //    header or size is inconsistent, or that came without the expected
 //    descriptors: std::errc::bad_message, the listener stays usable.
+//    The same for a space doorbell that is not the far end of a
+//    socketpair the client made and holds (see ShmListener::accept()).
+//  * A hostile or unlucky client cannot stall the listener: handshakes
+//    run concurrently, each with its own patience; and only the users the
+//    listener allows may connect (see ShmListener).
 //
 // This header includes no OS header; it is installed on Linux builds only.
 #ifndef EVCHAN_SHM_STREAM_H
 #define EVCHAN_SHM_STREAM_H
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 
@@ -140,9 +147,37 @@ class ShmStream : public Stream {
   std::unique_ptr<detail::ShmConnection> state_;
 };
 
+/// How a ShmListener listens, and whom it lets in (see ShmListener).
+struct ShmListenerOptions {
+  /// The kernel's queue of connections not yet accepted.
+  int backlog = 128;
+  /// Clients running as this user (effective uid) may connect.  Unset, the
+  /// default: the effective uid of the listening process at listen().
+  std::optional<std::uint32_t> allowedUid;
+  /// Clients whose effective gid is this may connect too, whatever their
+  /// user (supplementary groups do not count: the kernel records only the
+  /// primary group).  Unset, the default: no group is let in as such.
+  std::optional<std::uint32_t> allowedGid;
+  /// Any local user may connect (no credential check): for a path name in a
+  /// directory whose permissions already keep out whom they should.
+  bool allowAnyUser = false;
+};
+
 /// Listens for ShmStream connections on a name.  Move-only; the destructor
 /// closes it (and removes the socket file of a path name it created).
 /// Thread safety: calls on one listener must be serialised.
+///
+/// Access rule: the kernel records the user and group of every connecting
+/// process (SO_PEERCRED), and accept() lets a client in only when its
+/// effective uid is ShmListenerOptions::allowedUid (by default the
+/// listener's own), its effective gid is allowedGid, or allowAnyUser is
+/// set; any other client is refused with std::errc::permission_denied
+/// before it is read from.  Root is not special: list uid 0 to let it in.
+/// An abstract name ("@name") has no other protection: any local user can
+/// connect to it, which this rule answers.  A path name is a socket file,
+/// created with the process's umask; connecting needs write permission on
+/// it and search permission on its directories, checked by the kernel
+/// before the rule above.
 class ShmListener {
  public:
   /// A closed listener; every call on it fails with Errc::not_open.
@@ -157,14 +192,36 @@ class ShmListener {
   /// namespace.  A name in use is std::errc::address_in_use; an empty one
   /// is Errc::bad_endpoint; one too long for a Unix socket address is
   /// std::errc::filename_too_long.
+  /// The options say whom it lets in (by default, its own user only).
   static ShmListener listen(const std::string& name, int backlog = 128);
   static ShmListener listen(const std::string& name, int backlog, std::error_code& ec) noexcept;
+  static ShmListener listen(const std::string& name, const ShmListenerOptions& options);
+  static ShmListener listen(const std::string& name, const ShmListenerOptions& options,
+                            std::error_code& ec) noexcept;
 
-  /// Waits (at most timeout()) for a connection and validates its segment.
-  /// A client that sent a bad segment or none is std::errc::bad_message
-  /// (that connection is dropped; the listener stays usable).  Inside a
-  /// task the wait for a connection runs under evchan::blocking(): it
-  /// holds its worker, and the pool starts a spare thread meanwhile.
+  /// Waits (at most timeout()) for a client to complete its handshake, and
+  /// returns the first that does.  Handshakes run concurrently: the
+  /// listener keeps the connections whose hello has not come yet (up to
+  /// 64, the oldest giving way beyond) and waits for all of them and new
+  /// ones together, so a slow or silent client delays nobody else.  Each
+  /// client has 2 seconds after accept() first sees it to send its hello;
+  /// those pending when accept() returns are kept for the next call.
+  ///
+  /// Errors that end one client's handshake (that connection is dropped;
+  /// the listener stays usable, and a loop simply calls accept() again):
+  /// std::errc::permission_denied for a client the access rule refuses;
+  /// std::errc::bad_message for one that sent a bad hello or segment, no
+  /// hello within its 2 seconds, or a space doorbell that is not the far
+  /// end of an AF_UNIX stream socketpair made by the client's own process
+  /// (so that its death reads end of file here: a listening, unconnected,
+  /// named or foreign socket is refused, and so, where the kernel can name
+  /// a socket's peer (unix_diag), is the other half of a pair already
+  /// passed to another connection of this process).  A process that hands
+  /// its end of the pair to another process keeps the connection alive as
+  /// long as that one lives: the kernel cannot tell the two apart.
+  ///
+  /// Inside a task the wait runs under evchan::blocking(): it holds its
+  /// worker, and the pool starts a spare thread meanwhile.
   ShmStream accept();
   ShmStream accept(std::error_code& ec) noexcept;
 

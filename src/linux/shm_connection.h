@@ -67,7 +67,19 @@ struct ShmConnection {
   bool writeShut = false;
   AdaptiveSpin readSpin;
   AdaptiveSpin writeSpin;
+  // The accepting side's space doorbell, by socket inode, while claimed
+  // (see claimDoorbell); 0 on the connecting side.
+  std::uint64_t heldDoorbell = 0;
 };
+
+/// Records that an accepted connection of this process holds the doorbell
+/// socket `inode`, unless its far end `peerInode` (0: unknown) is one
+/// already held: a client that split one socketpair over two connections,
+/// whose death neither could then see; or unless `inode` itself is held
+/// already (one end passed twice).  False (nothing recorded) then.
+bool claimDoorbell(std::uint64_t inode, std::uint64_t peerInode) noexcept;
+/// Forgets a doorbell claimDoorbell() recorded.
+void releaseDoorbell(std::uint64_t inode) noexcept;
 
 }  // namespace evchan::detail
 

@@ -6,7 +6,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <unordered_set>
+#include <vector>
 
 #include <evchan/blocking.h>
 #include <evchan/error.h>
@@ -23,8 +30,16 @@ using detail::Deadline;
 
 namespace detail {
 
+/// A connection accepted whose hello has not come yet.
+struct PendingHandshake {
+  int control;
+  Deadline deadline;  // its own: it holds up nobody else
+  bool readable;      // poll() saw something arrive
+};
+
 struct ShmListenerState {
   ~ShmListenerState() {
+    for (const PendingHandshake& pending : handshakes) ::close(pending.control);
     ::close(fd);
     // A path name leaves a socket file behind; an abstract name does not.
     if (name[0] != '@') unlink(name.c_str());
@@ -33,78 +48,207 @@ struct ShmListenerState {
   int fd = -1;
   std::string name;
   Duration timeout = kInfiniteTimeout;
+  uid_t allowedUid = 0;
+  std::optional<gid_t> allowedGid;
+  bool allowAnyUser = false;
+  std::vector<PendingHandshake> handshakes;  // oldest first
 };
+
+namespace {
+
+// The space doorbells that this process's accepted connections hold, by
+// socket inode.  Never destroyed: a stream may close during static
+// destruction.
+struct HeldDoorbells {
+  std::mutex mutex;
+  std::unordered_set<std::uint64_t> inodes;
+};
+
+HeldDoorbells& heldDoorbells() {
+  static HeldDoorbells* held = new HeldDoorbells;
+  return *held;
+}
+
+}  // namespace
+
+bool claimDoorbell(std::uint64_t inode, std::uint64_t peerInode) noexcept {
+  HeldDoorbells& held = heldDoorbells();
+  std::lock_guard<std::mutex> lock(held.mutex);
+  if (peerInode != 0 && held.inodes.count(peerInode) != 0) return false;
+  return held.inodes.insert(inode).second;  // the same end passed twice: refused too
+}
+
+void releaseDoorbell(std::uint64_t inode) noexcept {
+  HeldDoorbells& held = heldDoorbells();
+  std::lock_guard<std::mutex> lock(held.mutex);
+  held.inodes.erase(inode);
+}
 
 }  // namespace detail
 
 namespace {
 
-// A client that connected but sends nothing cannot hold accept() longer.
-constexpr Duration kHelloPatience = std::chrono::seconds(5);
+using Connection = std::unique_ptr<detail::ShmConnection>;
 
-// Waits for `fd`; inside a task as a declared blocking call, so the pool
-// covers for the worker it holds (a listening socket cannot be read, so
-// there is no ReadEvent to suspend the task on).
-std::error_code waitReadable(int fd, Deadline deadline) {
-  if (inTask()) return blocking([&] { return detail::pollUntil(fd, POLLIN, deadline); });
-  return detail::pollUntil(fd, POLLIN, deadline);
+// A client that connected but sends nothing holds its own handshake open
+// this long (documented in shm_stream.h), and nobody else's.
+constexpr Duration kHelloPatience = std::chrono::seconds(2);
+// Handshakes open at once; the oldest gives way to a newer one beyond.
+constexpr std::size_t kMaxPendingHandshakes = 64;
+
+std::error_code badMessage() { return std::make_error_code(std::errc::bad_message); }
+
+// The access rule (see ShmListener in shm_stream.h), on the credentials
+// the kernel recorded when the client connected.
+bool mayConnect(const detail::ShmListenerState& state, int control) {
+  ucred client;
+  if (!detail::peerCredentials(control, client)) return false;
+  return state.allowAnyUser || client.uid == state.allowedUid ||
+         (state.allowedGid && client.gid == *state.allowedGid);
 }
 
-// The far end of the space doorbell must be what the protocol says: a
-// connected AF_UNIX stream socket, not some other descriptor.
-bool isUnixStream(int fd) {
-  int domain = 0, type = 0;
-  socklen_t length = sizeof domain;
-  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &length) != 0 || domain != AF_UNIX) return false;
-  length = sizeof type;
-  return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == SOCK_STREAM;
+// The space doorbell must be the far end of a socketpair that the client
+// made and holds the near end of: then its death (its last copy closing)
+// reads end of file here.  A listening or unconnected socket never does,
+// nor does a pair whose near end another process holds, or this one (the
+// other half of a pair passed to another of our connections).
+bool isClientsDoorbell(int bell, int control) {
+  ucred client, maker;
+  if (!detail::isSocketPairEnd(bell) || !detail::peerCredentials(control, client) ||
+      !detail::peerCredentials(bell, maker) || maker.pid != client.pid || maker.uid != client.uid)
+    return false;
+  return detail::claimDoorbell(detail::socketInode(bell), detail::unixPeerInode(bell));
 }
 
-// The handshake on an accepted connection: the hello, the memfd and the
-// space doorbell, all checked.  Takes `control`.
-std::unique_ptr<detail::ShmConnection> handshake(int control, const std::string& name, Deadline deadline,
-                                                 std::error_code& ec) {
-  detail::ShmHello hello = {};
-  int fds[2];
-  const Deadline patience = std::min(deadline, detail::deadlineAfter(kHelloPatience));
-  if (inTask()) {
-    ec = blocking([&] { return detail::receiveWithDescriptors(control, &hello, sizeof hello, fds, 2, patience); });
-  } else {
-    ec = detail::receiveWithDescriptors(control, &hello, sizeof hello, fds, 2, patience);
-  }
-  if (!ec && !detail::validHello(hello)) {
-    ::close(fds[0]);
-    ::close(fds[1]);
-    ec = std::make_error_code(std::errc::bad_message);
-  }
-  if (!ec && !isUnixStream(fds[1])) {
-    ::close(fds[0]);
-    ::close(fds[1]);
-    ec = std::make_error_code(std::errc::bad_message);
-  }
-  if (ec) {
+// The rest of the handshake once the hello came: the doorbell and the
+// segment checked, the connection made.  Takes all three descriptors.
+Connection completeHandshake(int control, const detail::ShmHello& hello, int memfd, int bell, const std::string& name,
+                             std::error_code& ec) {
+  if (!detail::validHello(hello) ||
+      !isClientsDoorbell(bell, control)) {
+    ::close(memfd);
+    ::close(bell);
     ::close(control);
-    // A client that hung up or stalled before its hello is as unusable as
-    // one that sent a bad one.
-    if (ec != std::errc::bad_message) ec = std::make_error_code(std::errc::bad_message);
+    ec = badMessage();
     return nullptr;
   }
-  detail::Segment segment = detail::adoptSegment(fds[0], ec);
-  if (ec) {
-    ::close(fds[1]);
-    ::close(control);
-    return nullptr;
-  }
+  const std::uint64_t bellInode = detail::socketInode(bell);
+  detail::Segment segment = detail::adoptSegment(memfd, ec);
   // The passed socket keeps the peer's flags; ours must not block.
-  const int flags = fcntl(fds[1], F_GETFL);
-  if (flags < 0 || fcntl(fds[1], F_SETFL, flags | O_NONBLOCK) != 0) {
+  const int flags = ec ? 0 : fcntl(bell, F_GETFL);
+  if (!ec && (flags < 0 || fcntl(bell, F_SETFL, flags | O_NONBLOCK) != 0))
     ec = std::error_code(errno, std::generic_category());
-    ::close(fds[1]);
+  if (ec) {
+    detail::releaseDoorbell(bellInode);
+    ::close(bell);
     ::close(control);
     detail::unmapSegment(segment);
     return nullptr;
   }
-  return detail::ShmConnection::make(segment, detail::ShmRole::Listening, control, fds[1], name, ec);
+  Connection connection =
+      detail::ShmConnection::make(segment, detail::ShmRole::Listening, control, bell, name, ec);
+  if (connection) {
+    connection->heldDoorbell = bellInode;
+  } else {
+    detail::releaseDoorbell(bellInode);
+  }
+  return connection;
+}
+
+// Takes the client's hello if it has come, without waiting: false while it
+// has not (`control` stays the caller's); true once the handshake ended,
+// with the connection or `ec` saying why not (`control` taken).
+bool tryHandshake(int control, const std::string& name, Connection& connection, std::error_code& ec) {
+  detail::ShmHello hello = {};
+  int fds[2];
+  // A deadline already past: one look, timed_out when nothing is there.
+  ec = detail::receiveWithDescriptors(control, &hello, sizeof hello, fds, 2, Deadline{});
+  if (ec == std::errc::timed_out) {
+    ec.clear();
+    return false;
+  }
+  if (ec) {
+    // A client that hung up before its hello, or sent a bad one.
+    ::close(control);
+    ec = badMessage();
+    return true;
+  }
+  connection = completeHandshake(control, hello, fds[0], fds[1], name, ec);
+  return true;
+}
+
+// Accepts what the kernel has queued: a client not allowed in is refused
+// at once (permission_denied), one whose hello is there is served, the
+// others wait among the pending handshakes.  True once some handshake
+// ended (as tryHandshake), false when the queue is empty.
+bool acceptQueued(detail::ShmListenerState& state, Connection& connection, std::error_code& ec) {
+  for (;;) {
+    const int control = detail::acceptUnix(state.fd, ec);
+    if (control < 0) {
+      if (ec != std::errc::resource_unavailable_try_again) return true;  // EMFILE and such
+      ec.clear();
+      return false;
+    }
+    if (!mayConnect(state, control)) {
+      ::close(control);
+      ec = std::make_error_code(std::errc::permission_denied);
+      return true;
+    }
+    if (tryHandshake(control, state.name, connection, ec)) return true;
+    state.handshakes.push_back({control, detail::deadlineAfter(kHelloPatience), false});
+    if (state.handshakes.size() > kMaxPendingHandshakes) {
+      // A flood of silent clients: the oldest gives way.
+      ::close(state.handshakes.front().control);
+      state.handshakes.erase(state.handshakes.begin());
+      ec = badMessage();
+      return true;
+    }
+  }
+}
+
+// Ends one pending handshake that can end: one whose hello came, or whose
+// patience ran out (bad_message).  False if none can.
+bool finishPending(detail::ShmListenerState& state, Connection& connection, std::error_code& ec) {
+  const Deadline now = detail::Clock::now();
+  for (auto pending = state.handshakes.begin(); pending != state.handshakes.end(); ++pending) {
+    if (pending->readable) {
+      pending->readable = false;
+      const int control = pending->control;
+      if (tryHandshake(control, state.name, connection, ec)) {
+        state.handshakes.erase(pending);
+        return true;
+      }
+    }
+    if (now >= pending->deadline) {
+      ::close(pending->control);
+      state.handshakes.erase(pending);
+      ec = badMessage();
+      return true;
+    }
+  }
+  return false;
+}
+
+// Waits until a connection is queued, a pending client sends something or
+// hangs up, the first pending handshake runs out of patience, or
+// `deadline` passes (timed_out).  Inside a task as a declared blocking
+// call, so the pool covers for the worker it holds (a listening socket
+// cannot be read, so there is no ReadEvent to suspend the task on).
+std::error_code waitForAny(detail::ShmListenerState& state, Deadline deadline) {
+  std::vector<pollfd> entries(state.handshakes.size() + 1);
+  entries[0] = {state.fd, POLLIN, 0};
+  Deadline wake = deadline;
+  for (std::size_t i = 0; i < state.handshakes.size(); ++i) {
+    entries[i + 1] = {state.handshakes[i].control, POLLIN, 0};
+    wake = std::min(wake, state.handshakes[i].deadline);
+  }
+  auto poll = [&] { return detail::pollAnyUntil(entries.data(), entries.size(), wake); };
+  std::error_code ec = inTask() ? blocking(poll) : poll();
+  for (std::size_t i = 0; i < state.handshakes.size(); ++i)
+    state.handshakes[i].readable = entries[i + 1].revents != 0;
+  // A handshake's patience ending is no timeout of this accept().
+  if (ec == std::errc::timed_out && wake < deadline) ec.clear();
+  return ec;
 }
 
 const std::string& nameOf(const detail::ShmListenerState* state) {
@@ -119,21 +263,38 @@ ShmListener::~ShmListener() = default;
 ShmListener::ShmListener(ShmListener&& other) noexcept = default;
 ShmListener& ShmListener::operator=(ShmListener&& other) noexcept = default;
 
-ShmListener ShmListener::listen(const std::string& name, int backlog, std::error_code& ec) noexcept {
+ShmListener ShmListener::listen(const std::string& name, const ShmListenerOptions& options,
+                                std::error_code& ec) noexcept {
   ShmListener listener;
-  const int fd = detail::listenUnix(name, backlog, ec);
+  const int fd = detail::listenUnix(name, options.backlog, ec);
   if (fd < 0) return listener;
   listener.state_ = std::make_unique<detail::ShmListenerState>();
-  listener.state_->fd = fd;
-  listener.state_->name = name;
+  detail::ShmListenerState& state = *listener.state_;
+  state.fd = fd;
+  state.name = name;
+  state.allowedUid = options.allowedUid ? static_cast<uid_t>(*options.allowedUid) : geteuid();
+  if (options.allowedGid) state.allowedGid = static_cast<gid_t>(*options.allowedGid);
+  state.allowAnyUser = options.allowAnyUser;
   return listener;
 }
 
-ShmListener ShmListener::listen(const std::string& name, int backlog) {
+ShmListener ShmListener::listen(const std::string& name, const ShmListenerOptions& options) {
   std::error_code ec;
-  ShmListener listener = listen(name, backlog, ec);
+  ShmListener listener = listen(name, options, ec);
   throwIfError(ec, "listen", name);
   return listener;
+}
+
+ShmListener ShmListener::listen(const std::string& name, int backlog, std::error_code& ec) noexcept {
+  ShmListenerOptions options;
+  options.backlog = backlog;
+  return listen(name, options, ec);
+}
+
+ShmListener ShmListener::listen(const std::string& name, int backlog) {
+  ShmListenerOptions options;
+  options.backlog = backlog;
+  return listen(name, options);
 }
 
 ShmStream ShmListener::accept(std::error_code& ec) noexcept {
@@ -141,16 +302,19 @@ ShmStream ShmListener::accept(std::error_code& ec) noexcept {
     ec = Errc::not_open;
     return ShmStream();
   }
-  const Deadline deadline = detail::deadlineAfter(state_->timeout);
+  detail::ShmListenerState& state = *state_;
+  const Deadline deadline = detail::deadlineAfter(state.timeout);
+  // Every handshake runs at once: new connections and pending ones are
+  // polled together, and the first to end (well or badly) is returned.
   for (;;) {
-    const int control = detail::acceptUnix(state_->fd, ec);
-    if (control >= 0) return ShmStream(handshake(control, state_->name, deadline, ec));
-    if (ec != std::errc::resource_unavailable_try_again) return ShmStream();
-    if (state_->timeout == Duration::zero()) {
+    Connection connection;
+    if (acceptQueued(state, connection, ec) || finishPending(state, connection, ec))
+      return ShmStream(std::move(connection));
+    if (detail::Clock::now() >= deadline) {
       ec = std::make_error_code(std::errc::timed_out);
       return ShmStream();
     }
-    if ((ec = waitReadable(state_->fd, deadline))) return ShmStream();
+    if ((ec = waitForAny(state, deadline))) return ShmStream();
   }
 }
 

@@ -14,6 +14,11 @@ namespace evchan::detail {
 namespace {
 
 constexpr unsigned kRequiredSeals = F_SEAL_SHRINK | F_SEAL_GROW;
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010  // Linux 5.1; older headers lack it
+#endif
+// Seals that forbid the writable shared mapping both sides need.
+constexpr unsigned kForbiddenSeals = F_SEAL_WRITE | F_SEAL_FUTURE_WRITE;
 
 std::error_code lastError() { return std::error_code(errno, std::generic_category()); }
 
@@ -82,10 +87,12 @@ Segment adoptSegment(int fd, std::error_code& ec) noexcept {
   Segment segment;
   struct stat status = {};
   const int seals = fcntl(fd, F_GET_SEALS);
-  // Not a sealable memfd, or one the peer could still truncate (every
-  // later access would then raise SIGBUS here): refused.
+  // Not a sealable memfd, one the peer could still truncate (every later
+  // access would then raise SIGBUS here), or one sealed against the
+  // writes the rings need: refused.
   if (fstat(fd, &status) != 0 || !S_ISREG(status.st_mode) || seals < 0 ||
       (static_cast<unsigned>(seals) & kRequiredSeals) != kRequiredSeals ||
+      (static_cast<unsigned>(seals) & kForbiddenSeals) != 0 ||
       status.st_size < static_cast<off_t>(kHeaderSize + 2 * kMinRingSize) ||
       status.st_size > static_cast<off_t>(kHeaderSize + 2 * kMaxRingSize)) {
     ec = badSegment();
@@ -95,6 +102,10 @@ Segment adoptSegment(int fd, std::error_code& ec) noexcept {
   const auto size = static_cast<std::size_t>(status.st_size);
   void* address = mapShared(fd, size, ec);
   ::close(fd);  // the mapping keeps the memory
+  // A descriptor opened read-only (or write-sealed some way not checked
+  // above) is the peer's fault, not ours: the same bad_message.
+  if (address == nullptr && (ec == std::errc::permission_denied || ec == std::errc::operation_not_permitted))
+    ec = badSegment();
   if (address == nullptr) return segment;
   segment.header = static_cast<SegmentHeader*>(address);
   segment.size = size;

@@ -63,6 +63,7 @@ ShmConnection::~ShmConnection() {
   }
   dataBell.close();
   spaceBell.close();
+  if (heldDoorbell != 0) releaseDoorbell(heldDoorbell);
   unmapSegment(segment);
 }
 

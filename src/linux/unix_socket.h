@@ -3,7 +3,11 @@
 #ifndef EVCHAN_SRC_LINUX_UNIX_SOCKET_H
 #define EVCHAN_SRC_LINUX_UNIX_SOCKET_H
 
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <system_error>
 
@@ -39,6 +43,30 @@ std::error_code receiveWithDescriptors(int socket, void* data, std::size_t size,
 /// poll(2) for `events` on `fd` until `deadline`: timed_out when it passes.
 /// Hang-ups and errors count as ready.
 std::error_code pollUntil(int fd, short events, Deadline deadline) noexcept;
+
+/// poll(2) on `count` entries until one is ready (their revents say which)
+/// or `deadline` passes (timed_out).
+std::error_code pollAnyUntil(pollfd* entries, std::size_t count, Deadline deadline) noexcept;
+
+/// The credentials the kernel recorded for the peer of the connected
+/// AF_UNIX socket `fd` (SO_PEERCRED: its process, user and group when it
+/// connected, or made the pair); false if there are none.
+bool peerCredentials(int fd, ucred& credentials) noexcept;
+
+/// True if `fd` is one end of an AF_UNIX stream socketpair(2): a stream
+/// socket, not listening, connected, neither end bound to a name.
+bool isSocketPairEnd(int fd) noexcept;
+
+/// The inode number identifying the socket `fd`; 0 if it is none.
+std::uint64_t socketInode(int fd) noexcept;
+
+/// The inode of the socket at the other end of the AF_UNIX socket `fd`,
+/// asked of the kernel's socket diagnostics (unix_diag); 0 when it cannot
+/// tell (a kernel without unix_diag, a sandbox without netlink).
+std::uint64_t unixPeerInode(int fd) noexcept;
+
+/// True when unixPeerInode() works on this kernel.
+bool kernelTellsUnixPeers() noexcept;
 
 /// Wakes the peer sleeping on the other end of `socket`: one byte, never
 /// waiting and never raising SIGPIPE.  A full socket already holds wake-ups
