@@ -19,7 +19,6 @@
 #include <evchan/task.h>
 
 #include "apr/socket_state.h"
-#include "channel/access.h"
 
 namespace evchan::detail {
 namespace {

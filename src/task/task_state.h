@@ -15,7 +15,7 @@
 #include <evchan/event.h>
 #include <evchan/task.h>
 
-#include "channel/access.h"
+#include "poller/event_access.h"
 #include "task/fiber_context.h"
 #include "task/stack_pool.h"
 
