@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "task/fiber_context.h"
-#include "task/stack_pool.h"
+#include "posix/stack_pool.h"
 
 namespace {
 

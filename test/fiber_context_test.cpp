@@ -10,7 +10,7 @@
 #include "support/leak_checked_fixture.h"
 #include "support/named_suite.h"
 #include "task/fiber_context.h"
-#include "task/stack_pool.h"
+#include "posix/stack_pool.h"
 
 namespace {
 

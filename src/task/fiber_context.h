@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <memory>
 
-#include "task/stack_span.h"
+#include "posix/stack_span.h"
 
 namespace evchan::detail {
 

@@ -8,7 +8,7 @@
 
 #include <cstddef>
 
-#include "task/stack_span.h"
+#include "posix/stack_span.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define EVCHAN_ASAN 1

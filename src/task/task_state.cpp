@@ -9,7 +9,7 @@
 #include <evchan/system_error.h>
 
 #include "channel/channel_core.h"
-#include "task/stack_overflow.h"
+#include "posix/stack_overflow.h"
 
 namespace evchan::detail {
 namespace {

@@ -17,7 +17,7 @@
 
 #include "poller/event_access.h"
 #include "task/fiber_context.h"
-#include "task/stack_pool.h"
+#include "posix/stack_pool.h"
 
 namespace evchan::detail {
 
