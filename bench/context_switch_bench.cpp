@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "task/fiber_context.h"
+#include "task/context/fiber_context.h"
 #include "posix/stack_pool.h"
 
 namespace {

@@ -9,7 +9,7 @@
 
 #include "support/leak_checked_fixture.h"
 #include "support/named_suite.h"
-#include "task/fiber_context.h"
+#include "task/context/fiber_context.h"
 #include "posix/stack_pool.h"
 
 namespace {

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "support/leak_checked_fixture.h"
-#include "task/fiber_context.h"
+#include "task/context/fiber_context.h"
 #include "posix/stack_overflow.h"
 #include "posix/stack_pool.h"
 

@@ -16,7 +16,7 @@
 #include <evchan/task.h>
 
 #include "poller/event_access.h"
-#include "task/fiber_context.h"
+#include "task/context/fiber_context.h"
 #include "posix/stack_pool.h"
 
 namespace evchan::detail {
