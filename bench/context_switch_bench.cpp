@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "task/fiber_context.h"
-#include "task/stack_pool.h"
+#include "task/context/fiber_context.h"
+#include "posix/stack_pool.h"
 
 namespace {
 

@@ -27,7 +27,7 @@
 #include <evchan/evchan.h>
 
 #include "scale_common.h"
-#include "task/stack_pool.h"
+#include "posix/stack_pool.h"
 
 namespace {
 

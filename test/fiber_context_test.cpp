@@ -11,8 +11,8 @@
 
 #include "support/leak_checked_fixture.h"
 #include "support/named_suite.h"
-#include "task/fiber_context.h"
-#include "task/stack_pool.h"
+#include "task/context/fiber_context.h"
+#include "posix/stack_pool.h"
 
 namespace {
 

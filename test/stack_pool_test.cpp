@@ -11,9 +11,9 @@
 #include <string>
 
 #include "support/leak_checked_fixture.h"
-#include "task/fiber_context.h"
-#include "task/stack_overflow.h"
-#include "task/stack_pool.h"
+#include "task/context/fiber_context.h"
+#include "posix/stack_overflow.h"
+#include "posix/stack_pool.h"
 
 namespace {
 

@@ -1,5 +1,5 @@
 // The backends of an APR-only build (Windows, --disable-posix).
-#include "channel/poller.h"
+#include "poller/poller.h"
 
 namespace evchan::detail {
 

@@ -15,7 +15,7 @@
 #include <evchan/error.h>
 
 #include "apr/apr_runtime.h"
-#include "channel/poller.h"
+#include "poller/poller.h"
 
 namespace evchan::detail {
 namespace {

@@ -7,7 +7,7 @@
 
 #include <apr_network_io.h>
 
-#include "deadline.h"
+#include "poller/deadline.h"
 
 namespace evchan::detail {
 

@@ -10,10 +10,11 @@
 
 #include <evchan/address.h>
 #include <evchan/duration.h>
+#include <evchan/tcp_listener.h>
 #include <evchan/tcp_socket.h>
 
 #include "apr/apr_runtime.h"
-#include "channel/watch_handle.h"
+#include "poller/watch_handle.h"
 
 namespace evchan::detail {
 
@@ -29,6 +30,17 @@ struct SocketState {
   Duration timeout = kInfiniteTimeout;
   std::string peer;
   WatchHandle watch;
+};
+
+/// The private parts of TcpSocket and TcpListener (their friend).
+struct SocketAccess {
+  static SocketState* state(const TcpSocket& socket) noexcept { return socket.state_.get(); }
+  static SocketState* state(const TcpListener& listener) noexcept { return listener.state_.get(); }
+  static TcpSocket adopt(std::unique_ptr<SocketState> state) noexcept { return TcpSocket(std::move(state)); }
+  /// What a post() pins (SocketPin) against a concurrent close().
+  static const SocketStateSlot& slot(const TcpSocket& socket) noexcept { return socket.state_; }
+  static const SocketStateSlot& slot(const TcpListener& listener) noexcept { return listener.state_; }
+  static std::unique_ptr<SocketState> release(TcpSocket& socket) noexcept { return socket.state_.take(); }
 };
 
 /// Holds a socket's state against a concurrent close() (see

@@ -6,7 +6,7 @@
 #include <evchan/error.h>
 #include <evchan/event_channel.h>
 
-#include "channel/poller.h"
+#include "poller/poller.h"
 
 namespace evchan {
 

@@ -10,7 +10,7 @@
 
 #include <evchan/error.h>
 
-#include "channel/cpu_parallelism.h"
+#include "apr/cpu_parallelism.h"
 #include "apr/file_state.h"
 #include "channel/io_attempts.h"
 

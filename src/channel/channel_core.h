@@ -14,9 +14,10 @@
 #include <evchan/notify_event.h>
 #include <evchan/timer_event.h>
 
-#include "channel/access.h"
+#include "apr/socket_state.h"
+#include "poller/event_access.h"
 #include "channel/io_attempts.h"
-#include "channel/poller.h"
+#include "poller/poller.h"
 #include "channel/stuck_worker_monitor.h"
 
 namespace evchan::detail {

@@ -4,7 +4,8 @@
 #include <evchan/error.h>
 
 #include "apr/socket_io.h"
-#include "channel/access.h"
+#include "apr/socket_state.h"
+#include "poller/event_access.h"
 
 namespace evchan::detail {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <system_error>
 
-#include "channel/watch.h"
+#include "poller/watch.h"
 
 namespace evchan::detail {
 

@@ -1,5 +1,5 @@
 // WatchHandle: a socket's registration with one event channel.
-#include "channel/watch_handle.h"
+#include "poller/watch_handle.h"
 
 #include <evchan/error.h>
 

@@ -1,5 +1,5 @@
 // The backends of a Linux build, best first.
-#include "channel/poller.h"
+#include "poller/poller.h"
 
 namespace evchan::detail {
 

@@ -1,5 +1,5 @@
 // CPU parallelism on Linux: sched_getaffinity capped by cgroup v2 cpu.max.
-#include "channel/cpu_parallelism.h"
+#include "apr/cpu_parallelism.h"
 
 #include <sched.h>
 

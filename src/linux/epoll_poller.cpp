@@ -11,7 +11,7 @@
 
 #include <evchan/error.h>
 
-#include "channel/poller.h"
+#include "poller/poller.h"
 
 namespace evchan::detail {
 namespace {

@@ -24,7 +24,6 @@
 #include <evchan/task.h>
 
 #include "apr/socket_state.h"
-#include "channel/access.h"
 
 namespace evchan::detail {
 namespace {

@@ -13,7 +13,7 @@
 
 #include <evchan/tcp_socket.h>
 
-#include "deadline.h"
+#include "poller/deadline.h"
 
 namespace evchan::detail {
 

@@ -1,6 +1,6 @@
 // A Linux build without liburing (configure --with-io-uring=no, or the
 // library was not found): the io_uring backend is not compiled in.
-#include "channel/poller.h"
+#include "poller/poller.h"
 
 namespace evchan::detail {
 

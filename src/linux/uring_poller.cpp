@@ -35,8 +35,8 @@
 #include <evchan/error.h>
 
 #include "apr/file_state.h"
-#include "channel/access.h"
-#include "channel/poller.h"
+#include "poller/event_access.h"
+#include "poller/poller.h"
 
 namespace evchan::detail {
 namespace {

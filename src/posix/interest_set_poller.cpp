@@ -1,5 +1,5 @@
 // InterestSetPoller and WakeupPipe (POSIX).
-#include "channel/interest_set_poller.h"
+#include "posix/interest_set_poller.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -6,7 +6,7 @@
 
 #include <evchan/error.h>
 
-#include "channel/interest_set_poller.h"
+#include "posix/interest_set_poller.h"
 
 namespace evchan::detail {
 namespace {

@@ -1,5 +1,5 @@
 // The SIGSEGV handler that names a task stack overflow.
-#include "task/stack_overflow.h"
+#include "posix/stack_overflow.h"
 
 #include <signal.h>
 #include <sys/mman.h>

@@ -1,5 +1,5 @@
 // StackPool on mmap: lazily committed (MAP_NORESERVE), guard page below.
-#include "task/stack_pool.h"
+#include "posix/stack_pool.h"
 
 #include <sys/mman.h>
 #include <unistd.h>

@@ -10,7 +10,7 @@
 
 #include "channel/channel_core.h"
 #include "channel/per_thread_access.h"
-#include "task/stack_overflow.h"
+#include "posix/stack_overflow.h"
 
 namespace evchan::detail {
 namespace {

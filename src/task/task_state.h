@@ -15,9 +15,9 @@
 #include <evchan/event.h>
 #include <evchan/task.h>
 
-#include "channel/access.h"
-#include "task/fiber_context.h"
-#include "task/stack_pool.h"
+#include "poller/event_access.h"
+#include "task/context/fiber_context.h"
+#include "posix/stack_pool.h"
 
 namespace evchan::detail {
 

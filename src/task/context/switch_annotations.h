@@ -1,14 +1,14 @@
 // Internal: telling ASan, TSan and valgrind about context switches, so the
 // task suites run clean under them.  Inline, and empty per switch in a
 // build without sanitizers: the switch path stays a few nanoseconds.
-#ifndef EVCHAN_SRC_TASK_SWITCH_ANNOTATIONS_H
-#define EVCHAN_SRC_TASK_SWITCH_ANNOTATIONS_H
+#ifndef EVCHAN_SRC_TASK_CONTEXT_SWITCH_ANNOTATIONS_H
+#define EVCHAN_SRC_TASK_CONTEXT_SWITCH_ANNOTATIONS_H
 
 #include <pthread.h>
 
 #include <cstddef>
 
-#include "task/stack_span.h"
+#include "posix/stack_span.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define EVCHAN_ASAN 1
@@ -124,4 +124,4 @@ class SwitchAnnotations {
 
 }  // namespace evchan::detail
 
-#endif  // EVCHAN_SRC_TASK_SWITCH_ANNOTATIONS_H
+#endif  // EVCHAN_SRC_TASK_CONTEXT_SWITCH_ANNOTATIONS_H

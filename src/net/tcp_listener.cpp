@@ -8,7 +8,7 @@
 #include <evchan/socket_events.h>
 #include <evchan/task.h>
 
-#include "apr/endpoint_host.h"
+#include "net/endpoint_host.h"
 #include "apr/socket_io.h"
 #include "apr/socket_state.h"
 #include "task/await.h"

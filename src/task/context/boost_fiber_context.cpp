@@ -1,7 +1,7 @@
 // FiberContext on Boost.Context's fcontext (make_fcontext/jump_fcontext):
 // construction and the first entry; the switch itself is inline in
 // task/boost_fiber_context.h.
-#include "task/fiber_context.h"
+#include "task/context/fiber_context.h"
 
 namespace evchan::detail {
 

@@ -1,6 +1,6 @@
 // Internal: how many CPUs the process may really use.
-#ifndef EVCHAN_SRC_CHANNEL_CPU_PARALLELISM_H
-#define EVCHAN_SRC_CHANNEL_CPU_PARALLELISM_H
+#ifndef EVCHAN_SRC_APR_CPU_PARALLELISM_H
+#define EVCHAN_SRC_APR_CPU_PARALLELISM_H
 
 namespace evchan::detail {
 
@@ -11,4 +11,4 @@ int detectCpuParallelism() noexcept;
 
 }  // namespace evchan::detail
 
-#endif  // EVCHAN_SRC_CHANNEL_CPU_PARALLELISM_H
+#endif  // EVCHAN_SRC_APR_CPU_PARALLELISM_H

@@ -20,7 +20,7 @@
 #include <evchan/system_error.h>
 #include <evchan/task.h>
 
-#include "deadline.h"
+#include "poller/deadline.h"
 #include "linux/shm_connection.h"
 #include "linux/unix_socket.h"
 

@@ -1,6 +1,6 @@
 // Internal: absolute deadlines derived from per-call timeouts.
-#ifndef EVCHAN_SRC_DEADLINE_H
-#define EVCHAN_SRC_DEADLINE_H
+#ifndef EVCHAN_SRC_POLLER_DEADLINE_H
+#define EVCHAN_SRC_POLLER_DEADLINE_H
 
 #include <chrono>
 #include <climits>
@@ -33,4 +33,4 @@ inline int timeoutMilliseconds(Deadline deadline, Deadline now = Clock::now()) {
 
 }  // namespace evchan::detail
 
-#endif  // EVCHAN_SRC_DEADLINE_H
+#endif  // EVCHAN_SRC_POLLER_DEADLINE_H

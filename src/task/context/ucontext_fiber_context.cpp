@@ -5,8 +5,8 @@
 
 #include <cstdint>
 
-#include "task/fiber_context.h"
-#include "task/switch_annotations.h"
+#include "task/context/fiber_context.h"
+#include "task/context/switch_annotations.h"
 
 namespace evchan::detail {
 namespace {

@@ -1,6 +1,6 @@
 // Internal: a socket's registration with at most one event channel.
-#ifndef EVCHAN_SRC_CHANNEL_WATCH_HANDLE_H
-#define EVCHAN_SRC_CHANNEL_WATCH_HANDLE_H
+#ifndef EVCHAN_SRC_POLLER_WATCH_HANDLE_H
+#define EVCHAN_SRC_POLLER_WATCH_HANDLE_H
 
 #include <atomic>
 #include <memory>
@@ -39,4 +39,4 @@ class WatchHandle {
 
 }  // namespace evchan::detail
 
-#endif  // EVCHAN_SRC_CHANNEL_WATCH_HANDLE_H
+#endif  // EVCHAN_SRC_POLLER_WATCH_HANDLE_H

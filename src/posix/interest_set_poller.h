@@ -1,14 +1,14 @@
 // Internal: the shared part of the level-triggered pollers (poll, select):
 // a set of (socket, interest) that posting threads change and the polling
 // thread snapshots before each wait.
-#ifndef EVCHAN_SRC_CHANNEL_INTEREST_SET_POLLER_H
-#define EVCHAN_SRC_CHANNEL_INTEREST_SET_POLLER_H
+#ifndef EVCHAN_SRC_POSIX_INTEREST_SET_POLLER_H
+#define EVCHAN_SRC_POSIX_INTEREST_SET_POLLER_H
 
 #include <mutex>
 #include <unordered_map>
 #include <vector>
 
-#include "channel/poller.h"
+#include "poller/poller.h"
 
 namespace evchan::detail {
 
@@ -60,4 +60,4 @@ class WakeupPipe {
 
 }  // namespace evchan::detail
 
-#endif  // EVCHAN_SRC_CHANNEL_INTEREST_SET_POLLER_H
+#endif  // EVCHAN_SRC_POSIX_INTEREST_SET_POLLER_H

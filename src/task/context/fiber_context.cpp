@@ -1,5 +1,5 @@
 // Choosing a FiberContext implementation.
-#include "task/fiber_context.h"
+#include "task/context/fiber_context.h"
 
 namespace evchan::detail {
 

@@ -10,7 +10,6 @@
 
 #include "apr/socket_io.h"
 #include "apr/socket_state.h"
-#include "channel/access.h"
 #include "task/await.h"
 
 namespace evchan {

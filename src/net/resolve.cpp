@@ -8,7 +8,7 @@
 #include <evchan/system_error.h>
 
 #include "apr/apr_runtime.h"
-#include "apr/endpoint_host.h"
+#include "net/endpoint_host.h"
 #include "apr/socket_state.h"  // toAddress
 
 namespace evchan {

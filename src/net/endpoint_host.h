@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Internal: which host strings evchan accepts, in Endpoint::parse() and
 // before handing an Endpoint's host to the system's resolver.
-#ifndef EVCHAN_SRC_APR_ENDPOINT_HOST_H
-#define EVCHAN_SRC_APR_ENDPOINT_HOST_H
+#ifndef EVCHAN_SRC_NET_ENDPOINT_HOST_H
+#define EVCHAN_SRC_NET_ENDPOINT_HOST_H
 
 #include <string>
 #include <string_view>
@@ -22,4 +22,4 @@ bool isParsableHost(std::string_view host, bool bracketed) noexcept;
 
 }  // namespace evchan::detail
 
-#endif  // EVCHAN_SRC_APR_ENDPOINT_HOST_H
+#endif  // EVCHAN_SRC_NET_ENDPOINT_HOST_H

@@ -1,5 +1,5 @@
 // CPU parallelism where the OS offers nothing better than the standard library.
-#include "channel/cpu_parallelism.h"
+#include "apr/cpu_parallelism.h"
 
 #include <algorithm>
 #include <thread>

@@ -1,12 +1,12 @@
 // Internal: the context switch under tasks, behind one small interface
 // with two implementations (Boost.Context's fcontext and POSIX ucontext).
-#ifndef EVCHAN_SRC_TASK_FIBER_CONTEXT_H
-#define EVCHAN_SRC_TASK_FIBER_CONTEXT_H
+#ifndef EVCHAN_SRC_TASK_CONTEXT_FIBER_CONTEXT_H
+#define EVCHAN_SRC_TASK_CONTEXT_FIBER_CONTEXT_H
 
 #include <cstddef>
 #include <memory>
 
-#include "task/stack_span.h"
+#include "posix/stack_span.h"
 
 namespace evchan::detail {
 
@@ -74,7 +74,7 @@ std::unique_ptr<FiberContext> makeUcontextFiberContext(const StackSpan& stack, F
 
 }  // namespace evchan::detail
 
-#include "task/boost_fiber_context.h"
+#include "task/context/boost_fiber_context.h"
 
 namespace evchan::detail {
 
@@ -96,4 +96,4 @@ inline void FiberContext::exitTo(FiberContext& target) noexcept {
 
 }  // namespace evchan::detail
 
-#endif  // EVCHAN_SRC_TASK_FIBER_CONTEXT_H
+#endif  // EVCHAN_SRC_TASK_CONTEXT_FIBER_CONTEXT_H

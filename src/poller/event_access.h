@@ -1,6 +1,6 @@
-// Internal: the channel's access to the private parts of events and sockets.
-#ifndef EVCHAN_SRC_CHANNEL_ACCESS_H
-#define EVCHAN_SRC_CHANNEL_ACCESS_H
+// Internal: the channel's and its backends' access to the private parts of events.
+#ifndef EVCHAN_SRC_POLLER_EVENT_ACCESS_H
+#define EVCHAN_SRC_POLLER_EVENT_ACCESS_H
 
 #include <memory>
 
@@ -10,19 +10,7 @@
 #include <evchan/socket_events.h>
 #include <evchan/timer_event.h>
 
-#include "apr/socket_state.h"
-
 namespace evchan::detail {
-
-struct SocketAccess {
-  static SocketState* state(const TcpSocket& socket) noexcept { return socket.state_.get(); }
-  static SocketState* state(const TcpListener& listener) noexcept { return listener.state_.get(); }
-  static TcpSocket adopt(std::unique_ptr<SocketState> state) noexcept { return TcpSocket(std::move(state)); }
-  /// What a post() pins (SocketPin) against a concurrent close().
-  static const SocketStateSlot& slot(const TcpSocket& socket) noexcept { return socket.state_; }
-  static const SocketStateSlot& slot(const TcpListener& listener) noexcept { return listener.state_; }
-  static std::unique_ptr<SocketState> release(TcpSocket& socket) noexcept { return socket.state_.take(); }
-};
 
 struct EventAccess {
   static Event*& next(Event& e) noexcept { return e.next_; }
@@ -89,4 +77,4 @@ class EventQueue {
 
 }  // namespace evchan::detail
 
-#endif  // EVCHAN_SRC_CHANNEL_ACCESS_H
+#endif  // EVCHAN_SRC_POLLER_EVENT_ACCESS_H

@@ -1,6 +1,6 @@
 // Internal: the per-socket state a channel keeps (Go's "pollDesc").
-#ifndef EVCHAN_SRC_CHANNEL_WATCH_H
-#define EVCHAN_SRC_CHANNEL_WATCH_H
+#ifndef EVCHAN_SRC_POLLER_WATCH_H
+#define EVCHAN_SRC_POLLER_WATCH_H
 
 #include <mutex>
 
@@ -42,4 +42,4 @@ struct Watch {
 
 }  // namespace evchan::detail
 
-#endif  // EVCHAN_SRC_CHANNEL_WATCH_H
+#endif  // EVCHAN_SRC_POLLER_WATCH_H

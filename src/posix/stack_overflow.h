@@ -1,10 +1,10 @@
 // Internal: reporting a task stack overflow instead of corrupting memory.
-#ifndef EVCHAN_SRC_TASK_STACK_OVERFLOW_H
-#define EVCHAN_SRC_TASK_STACK_OVERFLOW_H
+#ifndef EVCHAN_SRC_POSIX_STACK_OVERFLOW_H
+#define EVCHAN_SRC_POSIX_STACK_OVERFLOW_H
 
 #include <cstdint>
 
-#include "task/stack_pool.h"
+#include "posix/stack_pool.h"
 
 namespace evchan::detail {
 
@@ -21,4 +21,4 @@ void setRunningStack(const Stack* stack, std::uint64_t taskId) noexcept;
 
 }  // namespace evchan::detail
 
-#endif  // EVCHAN_SRC_TASK_STACK_OVERFLOW_H
+#endif  // EVCHAN_SRC_POSIX_STACK_OVERFLOW_H

@@ -1,14 +1,14 @@
 // Internal: FiberContext on Boost.Context's fcontext, defined in a header
 // so that its switch inlines into the caller (see task/fiber_context.h).
 // Included by task/fiber_context.h; the trampoline and the constructors
-// are in src/posix/boost_fiber_context.cpp.
-#ifndef EVCHAN_SRC_TASK_BOOST_FIBER_CONTEXT_H
-#define EVCHAN_SRC_TASK_BOOST_FIBER_CONTEXT_H
+// are in src/task/context/boost_fiber_context.cpp.
+#ifndef EVCHAN_SRC_TASK_CONTEXT_BOOST_FIBER_CONTEXT_H
+#define EVCHAN_SRC_TASK_CONTEXT_BOOST_FIBER_CONTEXT_H
 
 #include <boost/context/detail/fcontext.hpp>
 
-#include "task/fiber_context.h"
-#include "task/switch_annotations.h"
+#include "task/context/fiber_context.h"
+#include "task/context/switch_annotations.h"
 
 namespace evchan::detail {
 
@@ -53,4 +53,4 @@ class BoostFiberContext final : public FiberContext {
 
 }  // namespace evchan::detail
 
-#endif  // EVCHAN_SRC_TASK_BOOST_FIBER_CONTEXT_H
+#endif  // EVCHAN_SRC_TASK_CONTEXT_BOOST_FIBER_CONTEXT_H

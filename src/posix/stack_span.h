@@ -1,6 +1,6 @@
 // Internal: a span of stack memory, as fibers and their annotations see it.
-#ifndef EVCHAN_SRC_TASK_STACK_SPAN_H
-#define EVCHAN_SRC_TASK_STACK_SPAN_H
+#ifndef EVCHAN_SRC_POSIX_STACK_SPAN_H
+#define EVCHAN_SRC_POSIX_STACK_SPAN_H
 
 #include <cstddef>
 
@@ -14,4 +14,4 @@ struct StackSpan {
 
 }  // namespace evchan::detail
 
-#endif  // EVCHAN_SRC_TASK_STACK_SPAN_H
+#endif  // EVCHAN_SRC_POSIX_STACK_SPAN_H

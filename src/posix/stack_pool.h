@@ -1,14 +1,14 @@
 // Internal: task stacks, mmap'ed and lazily committed, with a guard page
 // while the process's mapping budget lasts and a canary beyond it.
-#ifndef EVCHAN_SRC_TASK_STACK_POOL_H
-#define EVCHAN_SRC_TASK_STACK_POOL_H
+#ifndef EVCHAN_SRC_POSIX_STACK_POOL_H
+#define EVCHAN_SRC_POSIX_STACK_POOL_H
 
 #include <cstddef>
 #include <mutex>
 #include <system_error>
 #include <vector>
 
-#include "task/fiber_context.h"
+#include "posix/stack_span.h"
 
 namespace evchan::detail {
 
@@ -57,4 +57,4 @@ class StackPool {
 
 }  // namespace evchan::detail
 
-#endif  // EVCHAN_SRC_TASK_STACK_POOL_H
+#endif  // EVCHAN_SRC_POSIX_STACK_POOL_H

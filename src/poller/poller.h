@@ -1,6 +1,6 @@
 // Internal: the small interface every EventChannel backend implements.
-#ifndef EVCHAN_SRC_CHANNEL_POLLER_H
-#define EVCHAN_SRC_CHANNEL_POLLER_H
+#ifndef EVCHAN_SRC_POLLER_POLLER_H
+#define EVCHAN_SRC_POLLER_POLLER_H
 
 #include <cstddef>
 #include <memory>
@@ -9,8 +9,8 @@
 
 #include <evchan/event_channel.h>
 
-#include "channel/watch.h"
-#include "deadline.h"
+#include "poller/watch.h"
+#include "poller/deadline.h"
 
 namespace evchan::detail {
 
@@ -161,4 +161,4 @@ Backend backendFromEnvironment(std::error_code& ec);
 
 }  // namespace evchan::detail
 
-#endif  // EVCHAN_SRC_CHANNEL_POLLER_H
+#endif  // EVCHAN_SRC_POLLER_POLLER_H
