@@ -95,7 +95,8 @@ std::size_t requestedBytes(Event& event) {
 
 }  // namespace
 
-std::shared_ptr<ChannelCore> ChannelCore::create(const EventChannelOptions& options, std::error_code& ec) {
+std::shared_ptr<ChannelCore> ChannelCore::create(const EventChannelOptions& options, std::error_code& ec,
+                                                 int* threadsStarted) {
   if (options.initialThreads < 0 || options.maxThreads < 0 || options.idleTimeout < Duration::zero() ||
       options.stuckWorkerGrace < Duration::zero() ||
       (options.maxThreads > 0 && options.initialThreads > options.maxThreads)) {
@@ -116,9 +117,17 @@ std::shared_ptr<ChannelCore> ChannelCore::create(const EventChannelOptions& opti
   if (core->monitored_ && !core->monitor_.start()) {
     std::fprintf(stderr, "evchan: no thread for the stuck-worker monitor\n");
   }
-  std::lock_guard<std::mutex> lock(core->mutex_);
-  for (int i = 0; i < core->initial_; ++i) core->startWorkerLocked();
-  if (core->threads_ == 0) {
+  int started = 0;
+  {
+    std::lock_guard<std::mutex> lock(core->mutex_);
+    for (int i = 0; i < core->initial_ && core->threads_ == i; ++i) core->startWorkerLocked();
+    started = core->threads_;
+  }
+  if (threadsStarted != nullptr) *threadsStarted = started;
+  if (started < core->initial_) {
+    // A pool short of what was asked would be reported as complete: stop
+    // and join the workers that did start.
+    core->shutdown();
     ec = std::make_error_code(std::errc::resource_unavailable_try_again);
     return nullptr;
   }
@@ -130,7 +139,8 @@ ChannelCore::ChannelCore(const EventChannelOptions& options, int cpus)
     : options_(options),
       cpus_(cpus),
       initial_(options.initialThreads > 0 ? options.initialThreads : cpus),
-      max_(options.maxThreads > 0 ? options.maxThreads : std::max(64, initial_ > INT_MAX / 16 ? INT_MAX : 16 * initial_)),
+      max_(options.maxThreads > 0 ? options.maxThreads
+                                  : std::min(kMaxWorkerThreads, std::max(64, initial_ > INT_MAX / 16 ? INT_MAX : 16 * initial_))),
       monitored_(options.stuckWorkerGrace > Duration::zero()),
       monitor_(options.stuckWorkerGrace, [this] { return markStuckWorkers(); }) {}
 
