@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <utility>
 
@@ -42,6 +43,15 @@ std::error_code checkTransfer(const IoEvent& event, const Target& target) {
   return {};
 }
 
+// File offsets are off_t: 2^63 and above are refused at post() on every
+// backend alike (the completion backends cannot submit them at all).
+template <class FileEvent>
+std::error_code checkFileTransfer(const FileEvent& event) {
+  if (std::error_code ec = checkTransfer(event, event.file())) return ec;
+  if (event.offset() > static_cast<std::uint64_t>(INT64_MAX)) return std::make_error_code(std::errc::invalid_argument);
+  return {};
+}
+
 // Checks what post() can check before the event goes in flight.
 std::error_code validate(Event& event) {
   switch (event.kind()) {
@@ -53,14 +63,8 @@ std::error_code validate(Event& event) {
       auto& write = static_cast<WriteEvent&>(event);
       return checkTransfer(write, write.socket());
     }
-    case Event::Kind::FileRead: {
-      auto& read = static_cast<FileReadEvent&>(event);
-      return checkTransfer(read, read.file());
-    }
-    case Event::Kind::FileWrite: {
-      auto& write = static_cast<FileWriteEvent&>(event);
-      return checkTransfer(write, write.file());
-    }
+    case Event::Kind::FileRead: return checkFileTransfer(static_cast<FileReadEvent&>(event));
+    case Event::Kind::FileWrite: return checkFileTransfer(static_cast<FileWriteEvent&>(event));
     case Event::Kind::Accept:
       return static_cast<AcceptEvent&>(event).listener().isOpen() ? std::error_code() : Errc::not_open;
     case Event::Kind::Connect: {
