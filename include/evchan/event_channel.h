@@ -144,8 +144,15 @@ class EventChannel {
   /// Errc::not_open (closed socket), Errc::null_buffer,
   /// Errc::negative_timeout (timer), Errc::socket_busy (a read or write is
   /// already pending on that socket), std::errc::invalid_argument (a file
-  /// event's offset of 2^63 or more, on every backend), Errc::wrong_channel
-  /// (the socket is watched by another channel).
+  /// event's offset of 2^63 or more, on every backend).
+  ///
+  /// A socket is not tied to a channel: events on it may be posted to one
+  /// channel and later to another (tasks of several channels may take
+  /// turns with a connection).  Each channel it was used on keeps watching
+  /// it until it is closed, and close() cancels what is pending in each;
+  /// the rule of one pending read (or accept) and one pending write (or
+  /// connect) at a time holds across channels, but is only checked within
+  /// one.
   void post(Event& event);
   void post(Event& event, std::error_code& ec) noexcept;
 
