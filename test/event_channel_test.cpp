@@ -483,6 +483,7 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testPostRejectsNegativeTimer);
   CPPUNIT_TEST(testPostRejectsSecondReadOnBusySocket);
   CPPUNIT_TEST(testSocketMovesBetweenChannels);
+  CPPUNIT_TEST(testFirstPostsOfTwoChannelsOnOneSocketRace);
   CPPUNIT_TEST(testPostAfterShutdown);
   CPPUNIT_TEST(testThrowingPostThrowsSystemError);
   CPPUNIT_TEST(testManyThreadsInGetEvent);
@@ -1033,6 +1034,42 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
     pair.server.close();
     CPPUNIT_ASSERT(&nextEvent(channel()) == &read);
     ASSERT_ERROR(std::errc::operation_canceled, read.error());
+  }
+
+  // A read posted to one channel and a write to another, on a fresh socket
+  // from two threads at once: both register the socket at the same time
+  // (run under TSan too).  Both complete, each in its own channel.
+  void testFirstPostsOfTwoChannelsOnOneSocketRace() {
+    std::unique_ptr<EventChannel> other = createChannel();
+    ReclaimOnExit reclaimOther(*other);
+    ReclaimOnExit reclaim(channel());
+    for (int round = 0; round < 50; ++round) {
+      ConnectedPair pair = connectPair();
+      char in = 0;
+      ReadEvent read(pair.server, &in, 1);
+      WriteEvent write(pair.server, "w", 1);
+      pair.client.writeAll("r", 1);
+      std::error_code writePosted;
+      Event* writeBack = nullptr;
+      std::thread writer([&] {
+        other->post(write, writePosted);
+        if (!writePosted) writeBack = other->getEvent(kPatience);
+      });
+      std::error_code readPosted;
+      channel().post(read, readPosted);
+      Event* readBack = readPosted ? nullptr : channel().getEvent(kPatience);
+      writer.join();
+      ASSERT_NO_ERROR(readPosted);
+      ASSERT_NO_ERROR(writePosted);
+      CPPUNIT_ASSERT(readBack == &read);
+      CPPUNIT_ASSERT(writeBack == &write);
+      ASSERT_NO_ERROR(read.error());
+      ASSERT_NO_ERROR(write.error());
+      CPPUNIT_ASSERT_EQUAL('r', in);
+      char out = 0;
+      CPPUNIT_ASSERT_EQUAL(std::size_t(1), pair.client.readSome(&out, 1));
+      CPPUNIT_ASSERT_EQUAL('w', out);
+    }
   }
 
   void testPostAfterShutdown() {
