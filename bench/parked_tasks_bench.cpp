@@ -10,7 +10,7 @@
 // (target: under 8 KiB), its split between the heap (malloc) and the rest
 // (stack pages, page-granular), the spawn and park rates, the time to
 // release and join, and how many stacks got a guard page: the guard budget
-// is vm.max_map_count / 4; later stacks get a canary instead, which
+// is 3/8 of vm.max_map_count; later stacks get a canary instead, which
 // touches their lowest page.
 #include <algorithm>
 #include <atomic>
@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<EventChannel> channel = EventChannel::create(options);
   std::printf("parked_tasks_bench: %ld tasks parked on a 1 h timer (this_task::sleepFor), backend %s, %d workers\n",
               tasks, channel->backendName(), channel->poolStats().current);
-  std::printf("  stack size %zu bytes (mapped lazily), guard budget %zu stacks (vm.max_map_count / 4)\n",
+  std::printf("  stack size %zu bytes (mapped lazily), guard budget %zu stacks (3/8 of vm.max_map_count)\n",
               options.taskStackSize, StackPool::guardBudget());
 
   std::atomic<long> parked{0}, woken{0}, early{0};

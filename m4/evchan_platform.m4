@@ -85,6 +85,22 @@ AC_DEFUN([EVCHAN_CHECK_WARNINGS], [
   AC_SUBST([EVCHAN_WARN_CXXFLAGS])
 ])
 
+# EVCHAN_CHECK_STACK_CLASH
+# ------------------------
+# -fstack-clash-protection where the compiler has it: a function whose
+# frame spans several pages touches each page in turn as it allocates the
+# frame, so a frame larger than a task stack's guard reserve still faults
+# in the guard (and is reported as a task stack overflow) instead of
+# writing past it.  The library, its tests and benches use it; the README
+# recommends it to users for their task code.
+AC_DEFUN([EVCHAN_CHECK_STACK_CLASH], [
+  EVCHAN_STACK_CLASH_CXXFLAGS=
+  AX_CHECK_COMPILE_FLAG([-fstack-clash-protection],
+    [EVCHAN_STACK_CLASH_CXXFLAGS=-fstack-clash-protection], [], [-Werror])
+  AM_CONDITIONAL([EVCHAN_STACK_CLASH], [test "x$EVCHAN_STACK_CLASH_CXXFLAGS" != x])
+  AC_SUBST([EVCHAN_STACK_CLASH_CXXFLAGS])
+])
+
 # EVCHAN_CHECK_CONTEXT
 # --------------------
 # Tasks switch contexts through Boost.Context's fcontext (fast) or POSIX

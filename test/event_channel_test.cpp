@@ -482,7 +482,8 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testPostRejectsNullBuffer);
   CPPUNIT_TEST(testPostRejectsNegativeTimer);
   CPPUNIT_TEST(testPostRejectsSecondReadOnBusySocket);
-  CPPUNIT_TEST(testPostRejectsSocketOfAnotherChannel);
+  CPPUNIT_TEST(testSocketMovesBetweenChannels);
+  CPPUNIT_TEST(testFirstPostsOfTwoChannelsOnOneSocketRace);
   CPPUNIT_TEST(testPostAfterShutdown);
   CPPUNIT_TEST(testThrowingPostThrowsSystemError);
   CPPUNIT_TEST(testManyThreadsInGetEvent);
@@ -998,19 +999,77 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(std::string("2"), readOnce(channel(), secondRead));
   }
 
-  void testPostRejectsSocketOfAnotherChannel() {
+  // A socket moves between channels: each post goes to the channel it is
+  // posted on (it used to fail with wrong_channel on any but the first).
+  // Closing it cancels what is pending in each.
+  void testSocketMovesBetweenChannels() {
     std::unique_ptr<EventChannel> other = createChannel();
     ConnectedPair pair = connectPair();
     char buffer[16];
     ReadEvent read(pair.server, buffer, sizeof buffer);
     ReclaimOnExit reclaimOther(*other);
     ReclaimOnExit reclaim(channel());
-    pair.client.writeAll("z", 1);
-    CPPUNIT_ASSERT_EQUAL(std::string("z"), readOnce(channel(), read));  // now watched by channel()
-    std::error_code ec;
-    other->post(read, ec);
-    ASSERT_ERROR(Errc::wrong_channel, ec);
-    CPPUNIT_ASSERT(!read.inFlight());
+    pair.client.writeAll("a", 1);
+    CPPUNIT_ASSERT_EQUAL(std::string("a"), readOnce(channel(), read));  // now watched by channel()
+    pair.client.writeAll("b", 1);
+    CPPUNIT_ASSERT_EQUAL(std::string("b"), readOnce(*other, read));
+    // A read that waits for its data in the other channel.
+    other->post(read);
+    pair.client.writeAll("c", 1);
+    CPPUNIT_ASSERT(&nextEvent(*other) == &read);
+    ASSERT_NO_ERROR(read.error());
+    CPPUNIT_ASSERT_EQUAL(std::string("c"), std::string(buffer, read.bytesTransferred()));
+    // Back to the first, writing too.
+    pair.client.writeAll("d", 1);
+    CPPUNIT_ASSERT_EQUAL(std::string("d"), readOnce(channel(), read));
+    WriteEvent write(pair.server, "e", 1);
+    postAndAwait(*other, write);
+    ASSERT_NO_ERROR(write.error());
+    char echoed = 0;
+    CPPUNIT_ASSERT_EQUAL(std::size_t(1), pair.client.readSome(&echoed, 1));
+    CPPUNIT_ASSERT_EQUAL('e', echoed);
+    // Registered with both channels now: closing the socket cancels a read
+    // pending in the one it did not use last.
+    channel().post(read);
+    pair.server.close();
+    CPPUNIT_ASSERT(&nextEvent(channel()) == &read);
+    ASSERT_ERROR(std::errc::operation_canceled, read.error());
+  }
+
+  // A read posted to one channel and a write to another, on a fresh socket
+  // from two threads at once: both register the socket at the same time
+  // (run under TSan too).  Both complete, each in its own channel.
+  void testFirstPostsOfTwoChannelsOnOneSocketRace() {
+    std::unique_ptr<EventChannel> other = createChannel();
+    ReclaimOnExit reclaimOther(*other);
+    ReclaimOnExit reclaim(channel());
+    for (int round = 0; round < 50; ++round) {
+      ConnectedPair pair = connectPair();
+      char in = 0;
+      ReadEvent read(pair.server, &in, 1);
+      WriteEvent write(pair.server, "w", 1);
+      pair.client.writeAll("r", 1);
+      std::error_code writePosted;
+      Event* writeBack = nullptr;
+      std::thread writer([&] {
+        other->post(write, writePosted);
+        if (!writePosted) writeBack = other->getEvent(kPatience);
+      });
+      std::error_code readPosted;
+      channel().post(read, readPosted);
+      Event* readBack = readPosted ? nullptr : channel().getEvent(kPatience);
+      writer.join();
+      ASSERT_NO_ERROR(readPosted);
+      ASSERT_NO_ERROR(writePosted);
+      CPPUNIT_ASSERT(readBack == &read);
+      CPPUNIT_ASSERT(writeBack == &write);
+      ASSERT_NO_ERROR(read.error());
+      ASSERT_NO_ERROR(write.error());
+      CPPUNIT_ASSERT_EQUAL('r', in);
+      char out = 0;
+      CPPUNIT_ASSERT_EQUAL(std::size_t(1), pair.client.readSome(&out, 1));
+      CPPUNIT_ASSERT_EQUAL('w', out);
+    }
   }
 
   void testPostAfterShutdown() {

@@ -85,6 +85,7 @@ class FileTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testFileEventsViaGetEvent);
   CPPUNIT_TEST(testFileEventsViaCallbacks);
   CPPUNIT_TEST(testPostRejectsBadFileEvents);
+  CPPUNIT_TEST(testPostRefusesOffsetsBeyondOffT);
   CPPUNIT_TEST(testOpenErrors);
   CPPUNIT_TEST(testCallsOnAClosedFile);
   CPPUNIT_TEST(testShutdownWithFileEventsInFlight);
@@ -225,6 +226,36 @@ class FileTest : public evchan::test::LeakCheckedFixture {
     channel->shutdown();
     FileWriteEvent afterShutdown(file, 0, &byte, 1);
     assertRejected(*channel, afterShutdown, Errc::channel_shut_down);
+  }
+
+  // Offsets of 2^63 and above do not fit off_t: every backend refuses them
+  // at post() alike (io_uring and aio cannot submit them; epoll, poll and
+  // select used to complete them with EINVAL instead).  Below 2^63 an
+  // offset is posted like any other: a read far beyond the end finds it.
+  void testPostRefusesOffsetsBeyondOffT() {
+    std::unique_ptr<EventChannel> channel = createChannel();
+    TempPath path;
+    File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+    char byte = 'x';
+    for (std::uint64_t offset : {std::uint64_t(1) << 63, (std::uint64_t(1) << 63) + 4096, ~std::uint64_t(0)}) {
+      FileReadEvent read(file, offset, &byte, 1);
+      std::error_code ec;
+      channel->post(read, ec);
+      CPPUNIT_ASSERT_MESSAGE("read at " + std::to_string(offset) + ": " + describe(ec),
+                             ec == std::errc::invalid_argument);
+      CPPUNIT_ASSERT(!read.inFlight());
+      FileWriteEvent write(file, offset, &byte, 1);
+      channel->post(write, ec);
+      CPPUNIT_ASSERT_MESSAGE("write at " + std::to_string(offset) + ": " + describe(ec),
+                             ec == std::errc::invalid_argument);
+      CPPUNIT_ASSERT(!write.inFlight());
+    }
+    FileReadEvent largest(file, std::uint64_t(1) << 62, &byte, 1);
+    channel->post(largest);
+    const auto patience = std::chrono::duration_cast<evchan::Duration>(evchan::test::generous(std::chrono::seconds(8)));
+    CPPUNIT_ASSERT(channel->getEvent(patience) == &largest);
+    CPPUNIT_ASSERT_MESSAGE(describe(largest.error()), !largest.error());
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), largest.bytesTransferred());
   }
 
   void testOpenErrors() {

@@ -161,6 +161,7 @@ class TaskSocketTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testWriteToClosedPeerInTaskDoesNotRaiseSigpipe);
   CPPUNIT_TEST(testWriteToClosedPeerOnThreadDoesNotRaiseSigpipe);
   CPPUNIT_TEST(testSameSocketOnThreadsAndInTasks);
+  CPPUNIT_TEST(testSocketMovesBetweenChannelsOfTasks);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -666,6 +667,44 @@ class TaskSocketTest : public evchan::test::LeakCheckedFixture {
   // One connection used by plain threads and by tasks in turn, waits
   // included on both sides, and by plain threads again once the channel
   // that registered it is gone.
+  // A connection handed from a task of one channel to a task of another
+  // (moving work between channels) goes on working in each, both
+  // directions, including reads that wait.  It used to fail with
+  // wrong_channel in every channel but the first it waited in.
+  void testSocketMovesBetweenChannelsOfTasks() {
+    ConnectedPair pair = connectPair();
+    setTimeouts(pair);
+    char buffer[8];
+    auto expectRead = [&](TcpSocket& socket, const std::string& text) {
+      std::error_code ec;
+      CPPUNIT_ASSERT_EQUAL(text.size(), socket.readExactly(buffer, text.size(), ec));
+      ASSERT_NO_ERROR(ec);
+      CPPUNIT_ASSERT_EQUAL(text, std::string(buffer, text.size()));
+    };
+    std::unique_ptr<EventChannel> first = makeChannel(1);
+    std::unique_ptr<EventChannel> second = makeChannel(1);
+    std::atomic<bool> waiting{false};
+    // A task of `channel` reads `text` from the server side, waiting for
+    // it, and answers `reply`.
+    auto serveOnce = [&](EventChannel& channel, const std::string& text, const std::string& reply) {
+      waiting = false;
+      TaskHandle task = channel.spawn([&, text, reply] {
+        waiting = true;
+        expectRead(pair.server, text);
+        pair.server.writeAll(reply.data(), reply.size());
+      });
+      CPPUNIT_ASSERT(eventually([&] { return waiting.load(); }));
+      CPPUNIT_ASSERT(evchan::test::allWorkersIdle(channel));  // it waits in the read
+      pair.client.writeAll(text.data(), text.size());
+      joinWithin(task);
+      expectRead(pair.client, reply);
+    };
+    serveOnce(*first, "a1", "a2");
+    serveOnce(*second, "b1", "b2");
+    serveOnce(*first, "c1", "c2");
+    serveOnce(*second, "d1", "d2");
+  }
+
   void testSameSocketOnThreadsAndInTasks() {
     ConnectedPair pair = connectPair();
     setTimeouts(pair);

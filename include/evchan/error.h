@@ -33,7 +33,7 @@ enum class Errc {
   already_in_flight,  ///< the event was posted and has not come back yet
   channel_shut_down,  ///< the event channel is shut down
   socket_busy,        ///< a read (or write) is already pending on the socket
-  wrong_channel,      ///< the socket is watched by another event channel
+  wrong_channel,      ///< no longer reported: a socket may move between event channels
   descriptor_too_large,  ///< the descriptor is beyond what the backend can watch (select: FD_SETSIZE)
   message_too_long,      ///< a line or message is longer than the caller allowed (BufferedReader)
 };

@@ -39,18 +39,32 @@ const char* backendName(Backend backend) noexcept;
 /// command-line option; false, leaving `backend` alone, for another name.
 bool backendFromName(const std::string& name, Backend& backend) noexcept;
 
-/// Settings for EventChannel::create().
+/// The most worker threads a channel may have (initialThreads and
+/// maxThreads above it are refused with std::errc::invalid_argument).
+constexpr int kMaxWorkerThreads = 16384;
+
+/// Settings for EventChannel::create().  Values out of range are refused,
+/// never clamped: create() fails with std::errc::invalid_argument (the
+/// throwing form names the option and its limit).
 struct EventChannelOptions {
   Backend backend = Backend::Default;
-  /// Worker threads to start with and to keep; 0 = the CPU parallelism
-  /// available to the process (see ThreadPoolStats::cpuParallelism).
+  /// Worker threads to start with and to keep, 0 to kMaxWorkerThreads;
+  /// 0 = the CPU parallelism available to the process (see
+  /// ThreadPoolStats::cpuParallelism).  All of them start in create(): if
+  /// the OS refuses one, create() stops and joins those that started and
+  /// fails with std::errc::resource_unavailable_try_again (the throwing
+  /// form says how many started).
   int initialThreads = 0;
-  /// Hard cap on worker threads; 0 = max(64, 16 x initialThreads).
+  /// Hard cap on worker threads, 0 to kMaxWorkerThreads, not below
+  /// initialThreads; 0 = max(64, 16 x initialThreads), at most
+  /// kMaxWorkerThreads.
   int maxThreads = 0;
   /// Threads above initialThreads exit after idling this long.
   Duration idleTimeout = std::chrono::seconds(10);
   /// Stack size of tasks spawned without their own; mapped lazily, so
-  /// untouched pages cost address space, not memory.
+  /// untouched pages cost address space, not memory.  Rounded up to whole
+  /// pages, at least 16 KiB; above kMaxTaskStackSize (1 GiB) create()
+  /// fails with std::errc::invalid_argument.
   std::size_t taskStackSize = 64 * 1024;
   /// A worker that runs one item (a callback, or a task between two
   /// suspensions) for longer than this while work is queued, or while
@@ -89,8 +103,12 @@ class EventChannel {
 
   /// Creates a channel and starts its pool.  Errors: the requested backend
   /// is unavailable (function_not_supported); bad options
-  /// (invalid_argument: negative thread counts, initial above max,
-  /// negative idle timeout or stuckWorkerGrace); the OS refusing a resource.
+  /// (invalid_argument: thread counts negative or above kMaxWorkerThreads,
+  /// initial above max, negative idle timeout or stuckWorkerGrace,
+  /// taskStackSize above kMaxTaskStackSize); the OS refusing one of the
+  /// initialThreads (resource_unavailable_try_again, once the threads that
+  /// did start are joined: no channel runs with a partial pool); the OS
+  /// refusing another resource.
   static std::unique_ptr<EventChannel> create(const Options& options = Options());
   static std::unique_ptr<EventChannel> create(const Options& options, std::error_code& ec) noexcept;
 
@@ -125,8 +143,16 @@ class EventChannel {
   /// flight): Errc::already_in_flight, Errc::channel_shut_down,
   /// Errc::not_open (closed socket), Errc::null_buffer,
   /// Errc::negative_timeout (timer), Errc::socket_busy (a read or write is
-  /// already pending on that socket), Errc::wrong_channel (the socket is
-  /// watched by another channel).
+  /// already pending on that socket), std::errc::invalid_argument (a file
+  /// event's offset of 2^63 or more, on every backend).
+  ///
+  /// A socket is not tied to a channel: events on it may be posted to one
+  /// channel and later to another (tasks of several channels may take
+  /// turns with a connection).  Each channel it was used on keeps watching
+  /// it until it is closed, and close() cancels what is pending in each;
+  /// the rule of one pending read (or accept) and one pending write (or
+  /// connect) at a time holds across channels, but is only checked within
+  /// one.
   void post(Event& event);
   void post(Event& event, std::error_code& ec) noexcept;
 
@@ -146,7 +172,8 @@ class EventChannel {
   bool isShutDown() const noexcept;
 
   /// Starts `function` as a task on this channel's workers.  Errors:
-  /// Errc::channel_shut_down; std::errc::function_not_supported in a build
+  /// Errc::channel_shut_down; std::errc::invalid_argument for a stack size
+  /// above kMaxTaskStackSize; std::errc::function_not_supported in a build
   /// without the native POSIX layer; the OS refusing a stack.
   TaskHandle spawn(std::function<void()> function, const TaskOptions& options = TaskOptions());
   TaskHandle spawn(std::function<void()> function, const TaskOptions& options, std::error_code& ec) noexcept;

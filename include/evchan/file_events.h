@@ -14,7 +14,8 @@ namespace evchan {
 /// operation: bytesTransferred() may be short, and is 0 at the end of the
 /// file.  The aio backend hands it to POSIX aio; the other backends run the
 /// read on a worker thread that the pool counts as blocked.  Any number may
-/// be in flight on one file.
+/// be in flight on one file.  An offset of 2^63 or more (beyond off_t) is
+/// refused by post() with std::errc::invalid_argument on every backend.
 class FileReadEvent : public Event {
  public:
   FileReadEvent(File& file, std::uint64_t offset, void* buffer, std::size_t size) noexcept
@@ -40,6 +41,7 @@ class FileReadEvent : public Event {
 
 /// Writes up to size() bytes from the buffer into a file at offset(), in
 /// one operation (bytesTransferred() may be short: post the rest again).
+/// Offsets of 2^63 and more are refused as for FileReadEvent.
 class FileWriteEvent : public Event {
  public:
   FileWriteEvent(File& file, std::uint64_t offset, const void* buffer, std::size_t size) noexcept

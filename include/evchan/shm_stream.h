@@ -76,9 +76,8 @@ struct ShmListenerState;
 /// header is std::errc::protocol_error, after which every call fails.
 ///
 /// Thread safety: one thread (or task) may read while another writes; any
-/// other concurrent use must be serialised by the caller.  As with a
-/// TcpSocket's events, a stream that waited inside a task of one channel
-/// fails with Errc::wrong_channel when it waits in a task of another.
+/// other concurrent use must be serialised by the caller.  As a TcpSocket,
+/// a stream may wait in tasks of one channel and later of another.
 class ShmStream : public Stream {
  public:
   /// The ring size per direction that connect() uses by default.

@@ -18,9 +18,15 @@ class TaskState;
 /// A task's number, unique within the process, never 0.
 using TaskId = std::uint64_t;
 
+/// The largest task stack size accepted (1 GiB): EventChannel::create()
+/// and spawn() refuse a larger one with std::errc::invalid_argument.
+constexpr std::size_t kMaxTaskStackSize = std::size_t(1) << 30;
+
 /// Settings for one spawn.
 struct TaskOptions {
   /// Stack size in bytes; 0 = the channel's (EventChannelOptions::taskStackSize).
+  /// Rounded up to whole pages, at least 16 KiB, at most kMaxTaskStackSize
+  /// (spawn() fails with std::errc::invalid_argument above it).
   std::size_t stackSize = 0;
 };
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <utility>
 
@@ -42,6 +43,15 @@ std::error_code checkTransfer(const IoEvent& event, const Target& target) {
   return {};
 }
 
+// File offsets are off_t: 2^63 and above are refused at post() on every
+// backend alike (the completion backends cannot submit them at all).
+template <class FileEvent>
+std::error_code checkFileTransfer(const FileEvent& event) {
+  if (std::error_code ec = checkTransfer(event, event.file())) return ec;
+  if (event.offset() > static_cast<std::uint64_t>(INT64_MAX)) return std::make_error_code(std::errc::invalid_argument);
+  return {};
+}
+
 // Checks what post() can check before the event goes in flight.
 std::error_code validate(Event& event) {
   switch (event.kind()) {
@@ -53,14 +63,8 @@ std::error_code validate(Event& event) {
       auto& write = static_cast<WriteEvent&>(event);
       return checkTransfer(write, write.socket());
     }
-    case Event::Kind::FileRead: {
-      auto& read = static_cast<FileReadEvent&>(event);
-      return checkTransfer(read, read.file());
-    }
-    case Event::Kind::FileWrite: {
-      auto& write = static_cast<FileWriteEvent&>(event);
-      return checkTransfer(write, write.file());
-    }
+    case Event::Kind::FileRead: return checkFileTransfer(static_cast<FileReadEvent&>(event));
+    case Event::Kind::FileWrite: return checkFileTransfer(static_cast<FileWriteEvent&>(event));
     case Event::Kind::Accept:
       return static_cast<AcceptEvent&>(event).listener().isOpen() ? std::error_code() : Errc::not_open;
     case Event::Kind::Connect: {
@@ -95,7 +99,8 @@ std::size_t requestedBytes(Event& event) {
 
 }  // namespace
 
-std::shared_ptr<ChannelCore> ChannelCore::create(const EventChannelOptions& options, std::error_code& ec) {
+std::shared_ptr<ChannelCore> ChannelCore::create(const EventChannelOptions& options, std::error_code& ec,
+                                                 int* threadsStarted) {
   if (options.initialThreads < 0 || options.maxThreads < 0 || options.idleTimeout < Duration::zero() ||
       options.stuckWorkerGrace < Duration::zero() ||
       (options.maxThreads > 0 && options.initialThreads > options.maxThreads)) {
@@ -116,9 +121,17 @@ std::shared_ptr<ChannelCore> ChannelCore::create(const EventChannelOptions& opti
   if (core->monitored_ && !core->monitor_.start()) {
     std::fprintf(stderr, "evchan: no thread for the stuck-worker monitor\n");
   }
-  std::lock_guard<std::mutex> lock(core->mutex_);
-  for (int i = 0; i < core->initial_; ++i) core->startWorkerLocked();
-  if (core->threads_ == 0) {
+  int started = 0;
+  {
+    std::lock_guard<std::mutex> lock(core->mutex_);
+    for (int i = 0; i < core->initial_ && core->threads_ == i; ++i) core->startWorkerLocked();
+    started = core->threads_;
+  }
+  if (threadsStarted != nullptr) *threadsStarted = started;
+  if (started < core->initial_) {
+    // A pool short of what was asked would be reported as complete: stop
+    // and join the workers that did start.
+    core->shutdown();
     ec = std::make_error_code(std::errc::resource_unavailable_try_again);
     return nullptr;
   }
@@ -130,7 +143,8 @@ ChannelCore::ChannelCore(const EventChannelOptions& options, int cpus)
     : options_(options),
       cpus_(cpus),
       initial_(options.initialThreads > 0 ? options.initialThreads : cpus),
-      max_(options.maxThreads > 0 ? options.maxThreads : std::max(64, initial_ > INT_MAX / 16 ? INT_MAX : 16 * initial_)),
+      max_(options.maxThreads > 0 ? options.maxThreads
+                                  : std::min(kMaxWorkerThreads, std::max(64, initial_ > INT_MAX / 16 ? INT_MAX : 16 * initial_))),
       monitored_(options.stuckWorkerGrace > Duration::zero()),
       monitor_(options.stuckWorkerGrace, [this] { return markStuckWorkers(); }) {}
 

@@ -30,7 +30,9 @@ namespace evchan::detail {
 /// mutex_ (pool, run queue, timers) and readyMutex_ (completed events).
 class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, private CompletionSink {
  public:
-  static std::shared_ptr<ChannelCore> create(const EventChannelOptions& options, std::error_code& ec);
+  /// `threadsStarted`, when given, receives how many workers started.
+  static std::shared_ptr<ChannelCore> create(const EventChannelOptions& options, std::error_code& ec,
+                                             int* threadsStarted = nullptr);
   ~ChannelCore();
 
   std::error_code post(Event& event) noexcept;

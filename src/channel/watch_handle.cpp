@@ -1,38 +1,49 @@
-// WatchHandle: a socket's registration with one event channel.
+// WatchHandle: a socket's registrations with event channels.
 #include "poller/watch_handle.h"
-
-#include <evchan/error.h>
 
 #include "channel/channel_core.h"
 
 namespace evchan::detail {
 
 WatchHandle::~WatchHandle() {
-  if (Watch* watch = watch_.load(std::memory_order_acquire)) core_->retireWatch(watch);
+  Registration* registration = registrations_.load(std::memory_order_acquire);
+  while (registration != nullptr) {
+    Registration* next = registration->next;
+    registration->core->retireWatch(registration->watch);
+    delete registration;
+    registration = next;
+  }
 }
 
 Watch* WatchHandle::registeredIn(const ChannelCore& core) const noexcept {
-  Watch* watch = watch_.load(std::memory_order_acquire);
-  return watch != nullptr && core_.get() == &core ? watch : nullptr;
+  for (Registration* r = registrations_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+    if (r->core.get() == &core) return r->watch;
+  }
+  return nullptr;
 }
 
 Watch* WatchHandle::watchIn(ChannelCore& core, apr_socket_t* socket, std::error_code& ec) {
   // Every post on the socket comes here: once registered, no lock.
-  if (Watch* watch = watch_.load(std::memory_order_acquire)) {
-    if (core_.get() != &core) {
-      ec = Errc::wrong_channel;
-      return nullptr;
-    }
+  if (Watch* watch = registeredIn(core)) {
     ec.clear();
     return watch;
   }
   std::lock_guard<std::mutex> lock(mutex_);
-  if (watch_.load(std::memory_order_relaxed) != nullptr) return watchIn(core, socket, ec);
-  Watch* watch = core.addWatch(socket, ec);
-  if (watch != nullptr) {
-    core_ = core.shared_from_this();
-    watch_.store(watch, std::memory_order_release);
+  if (Watch* watch = registeredIn(core)) {
+    ec.clear();
+    return watch;
   }
+  // A socket used on another channel before keeps that registration too:
+  // an event still pending there completes there, and nothing that may
+  // hold its Watch (a post racing this one, a poll reporting it) can see
+  // it freed before the socket closes.
+  auto registration = std::make_unique<Registration>();
+  Watch* watch = core.addWatch(socket, ec);
+  if (watch == nullptr) return nullptr;
+  registration->core = core.shared_from_this();
+  registration->watch = watch;
+  registration->next = registrations_.load(std::memory_order_relaxed);
+  registrations_.store(registration.release(), std::memory_order_release);
   return watch;
 }
 

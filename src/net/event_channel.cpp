@@ -2,21 +2,66 @@
 #include <evchan/event_channel.h>
 #include <evchan/system_error.h>
 
+#include <string>
+
 #include "channel/channel_core.h"
 #include "task/spawn.h"
 
 namespace evchan {
+namespace {
+
+// The option create() refuses, with its limit, or null when all are in range.
+const char* invalidOption(const EventChannelOptions& options) noexcept {
+  if (options.initialThreads < 0 || options.initialThreads > kMaxWorkerThreads) {
+    return "initialThreads must be 0 to kMaxWorkerThreads (16384)";
+  }
+  if (options.maxThreads < 0 || options.maxThreads > kMaxWorkerThreads) {
+    return "maxThreads must be 0 to kMaxWorkerThreads (16384)";
+  }
+  if (options.maxThreads > 0 && options.initialThreads > options.maxThreads) {
+    return "initialThreads must not exceed maxThreads";
+  }
+  if (options.idleTimeout < Duration::zero()) return "idleTimeout must not be negative";
+  if (options.stuckWorkerGrace < Duration::zero()) return "stuckWorkerGrace must not be negative";
+  if (options.taskStackSize > kMaxTaskStackSize) return "taskStackSize must be at most kMaxTaskStackSize (1 GiB)";
+  return nullptr;
+}
+
+std::shared_ptr<detail::ChannelCore> createCore(const EventChannelOptions& options, std::error_code& ec,
+                                                std::string& why) {
+  if (const char* invalid = invalidOption(options)) {
+    why = invalid;
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return nullptr;
+  }
+  try {
+    int threadsStarted = 0;
+    std::shared_ptr<detail::ChannelCore> core = detail::ChannelCore::create(options, ec, &threadsStarted);
+    if (core) return core;
+    if (ec == std::errc::resource_unavailable_try_again) {
+      why = "the OS started only " + std::to_string(threadsStarted) + " of " +
+            (options.initialThreads > 0 ? std::to_string(options.initialThreads) : std::string("the")) +
+            " initial worker threads";
+    }
+    return nullptr;
+  } catch (const std::bad_alloc&) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+    return nullptr;
+  }
+}
+
+}  // namespace
 
 EventChannel::EventChannel(std::shared_ptr<detail::ChannelCore> core) noexcept : core_(std::move(core)) {}
 
 EventChannel::~EventChannel() { core_->shutdown(); }
 
 std::unique_ptr<EventChannel> EventChannel::create(const Options& options, std::error_code& ec) noexcept {
+  std::string why;
   try {
-    std::shared_ptr<detail::ChannelCore> core = detail::ChannelCore::create(options, ec);
-    if (!core) return nullptr;
-    return std::unique_ptr<EventChannel>(new EventChannel(std::move(core)));
-  } catch (const std::bad_alloc&) {
+    std::shared_ptr<detail::ChannelCore> core = createCore(options, ec, why);
+    return core ? std::unique_ptr<EventChannel>(new EventChannel(std::move(core))) : nullptr;
+  } catch (const std::bad_alloc&) {  // from `why`
     ec = std::make_error_code(std::errc::not_enough_memory);
     return nullptr;
   }
@@ -24,9 +69,14 @@ std::unique_ptr<EventChannel> EventChannel::create(const Options& options, std::
 
 std::unique_ptr<EventChannel> EventChannel::create(const Options& options) {
   std::error_code ec;
-  std::unique_ptr<EventChannel> channel = create(options, ec);
-  if (ec) throw SystemError(ec, std::string("create event channel (backend ") + evchan::backendName(options.backend) + ")");
-  return channel;
+  std::string why;
+  std::shared_ptr<detail::ChannelCore> core = createCore(options, ec, why);
+  if (!core) {
+    std::string what = std::string("create event channel (backend ") + evchan::backendName(options.backend) + ")";
+    if (!why.empty()) what += ": " + why;
+    throw SystemError(ec, what);
+  }
+  return std::unique_ptr<EventChannel>(new EventChannel(std::move(core)));
 }
 
 void EventChannel::post(Event& event, std::error_code& ec) noexcept { ec = core_->post(event); }
@@ -45,6 +95,10 @@ TaskHandle EventChannel::spawn(std::function<void()> function, const TaskOptions
                                std::error_code& ec) noexcept {
   try {
     const std::size_t stackSize = options.stackSize != 0 ? options.stackSize : core_->taskStackSize();
+    if (stackSize > kMaxTaskStackSize) {
+      ec = std::make_error_code(std::errc::invalid_argument);
+      return TaskHandle();
+    }
     return detail::spawnTask(core_, std::move(function), stackSize, ec);
   } catch (const std::bad_alloc&) {
     ec = std::make_error_code(std::errc::not_enough_memory);

@@ -1,4 +1,4 @@
-// Internal: a socket's registration with at most one event channel.
+// Internal: a socket's registrations with the event channels it was used on.
 #ifndef EVCHAN_SRC_POLLER_WATCH_HANDLE_H
 #define EVCHAN_SRC_POLLER_WATCH_HANDLE_H
 
@@ -14,10 +14,12 @@ namespace evchan::detail {
 class ChannelCore;
 struct Watch;
 
-/// Lives in SocketState.  The first event posted on the socket registers it
-/// with that event's channel; destroying the handle (closing the socket)
-/// cancels the socket's pending events and unregisters it before the
-/// descriptor is closed.
+/// Lives in SocketState.  The first event posted on the socket through a
+/// channel registers it with that channel (its own Watch there), so a
+/// socket moves between channels: each channel watches the events posted
+/// through it.  Registrations last until the handle is destroyed (the
+/// socket closes), which cancels the socket's pending events in every
+/// channel and unregisters it before the descriptor is closed.
 class WatchHandle {
  public:
   WatchHandle() = default;
@@ -25,16 +27,22 @@ class WatchHandle {
   WatchHandle(const WatchHandle&) = delete;
   WatchHandle& operator=(const WatchHandle&) = delete;
 
-  /// The socket's watch in `core`, registering it on first use.
-  /// Errc::wrong_channel when another channel watches it already.
+  /// The socket's watch in `core`, registering it there on first use.
   Watch* watchIn(ChannelCore& core, apr_socket_t* socket, std::error_code& ec);
   /// The socket's watch if `core` registered it, else null; never registers.
   Watch* registeredIn(const ChannelCore& core) const noexcept;
 
  private:
-  std::mutex mutex_;  // serialises the first registration
-  std::shared_ptr<ChannelCore> core_;
-  std::atomic<Watch*> watch_{nullptr};  // set once, after core_
+  /// Immutable once published; freed only by the destructor, so a reader
+  /// may walk the list without the lock.
+  struct Registration {
+    std::shared_ptr<ChannelCore> core;
+    Watch* watch;
+    Registration* next;
+  };
+
+  std::mutex mutex_;  // serialises registrations
+  std::atomic<Registration*> registrations_{nullptr};  // newest first
 };
 
 }  // namespace evchan::detail

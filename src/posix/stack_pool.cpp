@@ -1,12 +1,14 @@
-// StackPool on mmap: lazily committed (MAP_NORESERVE), guard page below.
+// StackPool on mmap: lazily committed (MAP_NORESERVE), guard reserve below.
 #include "posix/stack_pool.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 
 #include <evchan/error.h>
@@ -44,11 +46,34 @@ std::size_t roundUpToPages(std::size_t bytes) {
   return (bytes + page - 1) / page * page;
 }
 
+// The PROT_NONE reserve below a guarded stack.  Its size costs address
+// space only: the reserve is one mapping (VMA) however large, the same
+// one a single guard page would be.  64 KiB catches any frame up to that
+// size that jumps over the stack's end without touching the pages between
+// (code built without -fstack-clash-protection); on a 32-bit address space
+// it stays one page.
+std::size_t guardReserve() {
+  static const std::size_t size = sizeof(void*) >= 8 ? std::max<std::size_t>(64 * 1024, pageSize()) : pageSize();
+  return size;
+}
+
 std::size_t readMaxMapCount() {
   std::ifstream file("/proc/sys/vm/max_map_count");
   std::size_t count = 0;
   if (!(file >> count) || count == 0) count = 65530;  // the kernel's default
   return count;
+}
+
+// EVCHAN_GUARDED_STACKS, a decimal count, when set and valid.
+bool budgetFromEnvironment(std::size_t& budget) {
+  const char* text = std::getenv("EVCHAN_GUARDED_STACKS");
+  if (text == nullptr || *text == '\0') return false;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long value = std::strtoull(text, &end, 10);
+  if (errno != 0 || *end != '\0' || text[0] == '-') return false;
+  budget = static_cast<std::size_t>(value);
+  return true;
 }
 
 void unmap(Stack& stack) {
@@ -67,7 +92,13 @@ StackPool::~StackPool() {
 }
 
 std::size_t StackPool::guardBudget() noexcept {
-  static const std::size_t budget = readMaxMapCount() / 4;
+  static const std::size_t budget = [] {
+    std::size_t fromEnvironment = 0;
+    if (budgetFromEnvironment(fromEnvironment)) return fromEnvironment;
+    // A guarded stack is two mappings (its reserve and itself): 3/8 of
+    // the count leaves a quarter of the mappings to the rest of the process.
+    return readMaxMapCount() / 8 * 3;
+  }();
   return budget;
 }
 
@@ -96,7 +127,7 @@ std::error_code StackPool::acquire(Stack& stack) noexcept {
     guarded = liveGuards.fetch_add(1, std::memory_order_relaxed) < guardBudget();
     if (!guarded) liveGuards.fetch_sub(1, std::memory_order_relaxed);
   }
-  const std::size_t guard = guarded ? pageSize() : 0;
+  const std::size_t guard = guarded ? guardReserve() : 0;
   const std::size_t size = stackSize_ + guard;
   void* mapping = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
                        -1, 0);
