@@ -346,7 +346,10 @@ class FileTest : public evchan::test::LeakCheckedFixture {
     File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
     file.writeAt(0, "0123456789", 10);
     OneCpu oneCpu;  // the channel's workers and the poster inherit it
-    for (int round = 0; round < 200; ++round) {
+    // Bounded in time too: on a loaded machine an idle-class thread barely
+    // runs, and the rounds get slow (never a failure).
+    const auto budgetEnd = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (int round = 0; round < 200 && std::chrono::steady_clock::now() < budgetEnd; ++round) {
       std::unique_ptr<EventChannel> channel = createChannel(1, /*monitor=*/false);
       constexpr int kEvents = 4000;
       std::vector<std::unique_ptr<FileReadEvent>> reads;
@@ -375,6 +378,8 @@ class FileTest : public evchan::test::LeakCheckedFixture {
       while (!running.load()) std::this_thread::yield();
       std::this_thread::sleep_for(std::chrono::microseconds(200 + 50 * (round % 20)));  // it posts meanwhile
       channel->shutdown();
+      sched_param normal{};
+      pthread_setschedparam(poster.native_handle(), SCHED_OTHER, &normal);  // to finish its loop promptly
       poster.join();
       CPPUNIT_ASSERT_MESSAGE(describe(refused), !refused || refused == Errc::channel_shut_down);
       CPPUNIT_ASSERT(evchan::test::eventually([&] { return back.load() == posted.load(); }));
