@@ -493,6 +493,8 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testRepostFromCallbackRacesClose);
   CPPUNIT_TEST(testDestroyWhileThreadsWaitInGetEvent);
   CPPUNIT_TEST(testConcurrentShutdownCalls);
+  CPPUNIT_TEST(testDestroyingTheChannelReleasesHeldEvents);
+  CPPUNIT_TEST(testHeldEventsMayBeDestroyedAfterShutdown);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -1302,6 +1304,50 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
       }
       CPPUNIT_ASSERT(back == (std::multiset<Event*>{&read, &timer}));
     }
+  }
+
+  // Issue 11, item 6.  Events without a callback that nobody took from
+  // getEvent(): destroying the channel hands every one back (no longer in
+  // flight), each with the result it completed with, so that the events
+  // may be destroyed after the channel.
+  void testDestroyingTheChannelReleasesHeldEvents() {
+    ConnectedPair pair = connectPair();
+    char buffer[16];
+    ReadEvent read(pair.server, buffer, sizeof buffer);
+    TimerEvent pending(1h), expired(0ms);
+    DispatchEvent dispatched([] {});
+    for (Event* event : std::initializer_list<Event*>{&read, &pending, &expired, &dispatched}) {
+      channel().post(*event);
+    }
+    // Queued work runs before the pool ends: the dispatch completes.
+    channel_.reset();  // never drained
+    for (Event* event : std::initializer_list<Event*>{&read, &pending, &expired, &dispatched}) {
+      CPPUNIT_ASSERT(!event->inFlight());
+    }
+    ASSERT_ERROR(std::errc::operation_canceled, read.error());
+    ASSERT_ERROR(std::errc::operation_canceled, pending.error());
+    ASSERT_NO_ERROR(expired.error());
+    ASSERT_NO_ERROR(dispatched.error());
+  }  // the events are destroyed here, after the channel
+
+  // Issue 11, item 6, the other teardown order: after shutdown() the events
+  // the channel holds for getEvent() may be destroyed before the channel
+  // (they are taken out of its queue); the rest are still returned.
+  void testHeldEventsMayBeDestroyedAfterShutdown() {
+    ConnectedPair pair = connectPair();
+    char buffer[16];
+    TimerEvent kept(1h);
+    channel().post(kept);
+    {
+      ReadEvent read(pair.server, buffer, sizeof buffer);
+      TimerEvent pending(1h), expired(0ms);
+      for (Event* event : std::initializer_list<Event*>{&read, &pending, &expired}) channel().post(*event);
+      channel().shutdown();
+      CPPUNIT_ASSERT(read.inFlight() && pending.inFlight() && expired.inFlight());  // held for getEvent()
+    }  // destroyed undrained
+    CPPUNIT_ASSERT(channel().getEvent(kPatience) == &kept);
+    ASSERT_ERROR(std::errc::operation_canceled, kept.error());
+    CPPUNIT_ASSERT(channel().getEvent(0ms) == nullptr);
   }
 
  private:

@@ -73,6 +73,9 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testWaitsAfterShutdownFailAtOnce);
   CPPUNIT_TEST(testDestroyingTheChannelUnwindsParkedTasks);
   CPPUNIT_TEST(testSignalRacingShutdownIsNotLost);
+  CPPUNIT_TEST(testShutdownUnwindsTasksJoiningEachOther);
+  CPPUNIT_TEST(testJoinAcrossChannelsIsCancelledWithItsOwnChannel);
+  CPPUNIT_TEST(testJoinAfterShutdownFailsAtOnce);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -223,6 +226,99 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
       CPPUNIT_ASSERT_MESSAGE("the lock was lost at round " + std::to_string(round), mutex.try_lock());
       mutex.unlock();
     }
+  }
+  // Issue 11, item 7.  Two tasks that join each other wait forever; the
+  // shutdown cancels the joins, both tasks unwind, and shutdown() returns
+  // only then (it used to return at once, with both tasks leaked).
+  void testShutdownUnwindsTasksJoiningEachOther() {
+    std::unique_ptr<EventChannel> channel = makeChannel(2);
+    std::atomic<int> joining{0}, unwound{0};
+    Notification handlesSet;
+    TaskHandle tasks[2];
+    std::string ends[2];
+    for (int i = 0; i < 2; ++i) {
+      tasks[i] = channel->spawn([&, i] {
+        UnwindWitness witness{unwound};
+        handlesSet.wait();
+        TaskHandle other = tasks[1 - i];
+        ++joining;
+        ends[i] = endOf(other);
+      });
+    }
+    handlesSet.notify();
+    CPPUNIT_ASSERT(eventually([&] { return joining.load() == 2; }));
+    CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));  // both parked in join()
+    shutdownWithin(*channel, 20s);
+    CPPUNIT_ASSERT_EQUAL(2, unwound.load());
+    CPPUNIT_ASSERT(tasks[0].done() && tasks[1].done());
+    // The first to resume was cancelled; the other may find it ended by
+    // then, and its join simply returns.
+    CPPUNIT_ASSERT(ends[0] == "cancelled" || ends[1] == "cancelled");
+    for (const std::string& end : ends) CPPUNIT_ASSERT_MESSAGE(end, end == "cancelled" || end == "returned");
+  }
+
+  // A task joining a task of another channel: the joiner's channel is
+  // destroyed while the other task still runs.  The join ends in
+  // operation_canceled and the joiner unwinds before the destructor
+  // returns (it used to sleep on, and later resume on the other
+  // channel's worker); the joined task is not disturbed.
+  void testJoinAcrossChannelsIsCancelledWithItsOwnChannel() {
+    std::unique_ptr<EventChannel> joinerChannel = makeChannel(1);
+    std::unique_ptr<EventChannel> targetChannel = makeChannel(1);
+    Notification release;
+    std::atomic<bool> joining{false};
+    std::atomic<int> unwound{0};
+    TaskHandle target = targetChannel->spawn([&] { release.wait(); });
+    std::string joinEnd = "not yet";
+    TaskHandle joiner = joinerChannel->spawn([&] {
+      UnwindWitness witness{unwound};
+      joining = true;
+      joinEnd = endOf(target);
+    });
+    CPPUNIT_ASSERT(eventually([&] { return joining.load(); }));
+    CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*joinerChannel));  // parked in join()
+    joinerChannel.reset();
+    const bool joinerEnded = joiner.done();
+    const int unwoundThen = unwound.load();
+    release.notify();
+    CPPUNIT_ASSERT_EQUAL(std::string("returned"), endOf(target));
+    const std::string joinerEnd = endOf(joiner);  // before the assertions: it may still run
+    CPPUNIT_ASSERT(joinerEnded);
+    CPPUNIT_ASSERT_EQUAL(1, unwoundThen);
+    CPPUNIT_ASSERT_EQUAL(std::string("cancelled"), joinEnd);
+    CPPUNIT_ASSERT_EQUAL(std::string("returned"), joinerEnd);
+  }
+
+  // join() is a suspension point like the others: after the shutdown, a
+  // task joining an unfinished task fails at once, while joining one that
+  // has ended still returns (nothing to wait for).
+  void testJoinAfterShutdownFailsAtOnce() {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    std::unique_ptr<EventChannel> other = makeChannel(1);
+    Notification parked, release;
+    TaskHandle ended = other->spawn([] {});
+    TaskHandle running = other->spawn([&] { release.wait(); });
+    CPPUNIT_ASSERT(eventually([&] { return ended.done(); }));
+    std::string first, afterShutdown, finished;
+    TaskHandle task = channel->spawn([&] {
+      try {
+        parked.notify();
+        evchan::this_task::sleepFor(1h);
+      } catch (const SystemError&) {
+      }
+      afterShutdown = endOf(running);
+      finished = endOf(ended);
+    });
+    CPPUNIT_ASSERT(parked.waitFor(8s));
+    shutdownWithin(*channel, 20s);
+    const bool endedWithShutdown = task.done();
+    release.notify();
+    CPPUNIT_ASSERT_EQUAL(std::string("returned"), endOf(running));
+    const std::string taskEnd = endOf(task);  // before the assertions: it may still run
+    CPPUNIT_ASSERT(endedWithShutdown);
+    CPPUNIT_ASSERT_EQUAL(std::string("cancelled"), afterShutdown);
+    CPPUNIT_ASSERT_EQUAL(std::string("returned"), finished);
+    CPPUNIT_ASSERT_EQUAL(std::string("returned"), taskEnd);
   }
 };
 

@@ -110,6 +110,7 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testJoinInsideATaskSuspendsTheJoiner);
   CPPUNIT_TEST(testJoinInsideATaskRacingWithTheEnd);
   CPPUNIT_TEST(testJoinSelfIsADeadlockError);
+  CPPUNIT_TEST(testJoinAcrossChannelsResumesOnTheJoinersChannel);
   CPPUNIT_TEST(testJoinEmptyHandleIsInvalidArgument);
   CPPUNIT_TEST(testYieldLetsOtherReadyTasksRun);
   CPPUNIT_TEST(testSleepSuspendsTheTaskNotTheThread);
@@ -300,6 +301,39 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
     joinWithin(task);
     CPPUNIT_ASSERT(gotHandle.load());
     CPPUNIT_ASSERT_MESSAGE(codeText(code), code == std::errc::resource_deadlock_would_occur);
+  }
+
+  // A task may join a task of another channel: it waits suspended and
+  // resumes on a worker of its own channel, never on the joined task's.
+  void testJoinAcrossChannelsResumesOnTheJoinersChannel() {
+    std::unique_ptr<EventChannel> joinerChannel = makeChannelWithoutMonitor(1);
+    std::unique_ptr<EventChannel> targetChannel = makeChannelWithoutMonitor(1);
+    std::thread::id joinerBefore, joinerAfter, targetThread;
+    std::atomic<bool> joining{false};
+    bool caught = false;
+    TaskHandle target = targetChannel->spawn([&] {
+      targetThread = currentThread();
+      yieldUntil(joining);
+      this_task::sleepFor(20ms);  // the joiner parks meanwhile
+      throw TaskFailure("from the other channel");
+    });
+    TaskHandle joiner = joinerChannel->spawn([&] {
+      joinerBefore = currentThread();
+      joining = true;
+      try {
+        target.join();
+      } catch (const TaskFailure&) {
+        caught = true;
+      }
+      joinerAfter = currentThread();
+    });
+    joinWithin(joiner);
+    CPPUNIT_ASSERT_THROW(target.join(), TaskFailure);
+    CPPUNIT_ASSERT(caught);
+    // One worker each: the joiner's channel's thread ran it before and after.
+    CPPUNIT_ASSERT(joinerBefore == joinerAfter);
+    CPPUNIT_ASSERT(joinerAfter != targetThread);
+    CPPUNIT_ASSERT_EQUAL(std::uint64_t(1), joinerChannel->poolStats().started);
   }
 
   void testJoinEmptyHandleIsInvalidArgument() {

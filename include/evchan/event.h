@@ -19,6 +19,13 @@ struct EventAccess;
 /// event while it is in flight is a programming error: the process aborts
 /// with a message rather than let the channel use freed memory.
 ///
+/// Shutdown releases what it completes: once EventChannel::shutdown() has
+/// returned, an event without a callback that the channel holds for
+/// getEvent() (completed, not yet taken) may be destroyed; it is taken out
+/// of the channel, which never returns it.  Destroying the EventChannel
+/// hands back every event it still holds (inFlight() false), so they may
+/// also be destroyed after the channel, in either order.
+///
 /// With a callback, a worker thread of the channel runs it on completion
 /// (the event is no longer in flight then, so the callback may re-post it).
 /// Without one, the event is returned by EventChannel::getEvent().

@@ -112,7 +112,12 @@ class EventChannel {
   static std::unique_ptr<EventChannel> create(const Options& options = Options());
   static std::unique_ptr<EventChannel> create(const Options& options, std::error_code& ec) noexcept;
 
-  /// Shuts down (see shutdown()) and joins the pool.  Threads blocked in
+  /// Shuts down (see shutdown()) and joins the pool.  Completed events
+  /// without a callback that nobody took from getEvent() are handed back
+  /// (no longer in flight; each keeps its result: operation_canceled for
+  /// those the shutdown cancelled), and so is any that completes after
+  /// the destructor (one started from a worker, below): their owners may
+  /// destroy them.  Threads blocked in
   /// getEvent() meanwhile wake up with nullptr; they keep alive what they
   /// touch, so the destructor does not wait for them to leave.  A call
   /// that starts once the destructor has begun is a use of a destroyed
@@ -158,14 +163,17 @@ class EventChannel {
 
   /// Waits up to `timeout` for a completed event that has no callback and
   /// returns it, or nullptr on timeout or once the channel is shut down and
-  /// drained.  Many threads may wait at once; each event goes to one.  The
-  /// channel may be shut down or destroyed while they wait (see
-  /// ~EventChannel).
+  /// drained.  After shutdown() it still returns the events completed (or
+  /// cancelled) until none is left, then nullptr at once; events it has
+  /// not returned yet may be destroyed instead (see Event).  Many threads
+  /// may wait at once; each event goes to one.  The channel may be shut
+  /// down or destroyed while they wait (see ~EventChannel).
   Event* getEvent(Duration timeout = kInfiniteTimeout);
 
   /// Completes every pending event with std::errc::operation_canceled, runs
   /// the callbacks still queued, wakes every thread in getEvent(), lets the
-  /// tasks unwind (their waits end in operation_canceled; see task.h) and
+  /// tasks unwind (their waits, join() included, end in operation_canceled;
+  /// see task.h) and
   /// joins the pool (unless called from one of its own workers, which only starts
   /// the shutdown; the destructor joins).  Idempotent.
   void shutdown() noexcept;

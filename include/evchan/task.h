@@ -41,6 +41,16 @@ class TaskHandle {
   /// function (every join does).  Joining one's own task is
   /// std::errc::resource_deadlock_would_occur; an empty handle is
   /// std::errc::invalid_argument (both thrown as SystemError).
+  ///
+  /// Inside a task, join() is a cancellation point like every other wait
+  /// (see this_task below): once the caller's channel is shut down, joining
+  /// a task that has not ended throws SystemError(operation_canceled) and
+  /// the joined task goes on undisturbed (tasks that join each other, a
+  /// deadlock, are unwound this way).  A task may join a task of another
+  /// channel: it waits suspended and resumes on a worker of its own
+  /// channel, never on the other channel's; the shutdown of either channel
+  /// does not affect the other's tasks, except that a joined task unwound
+  /// by its own channel's shutdown ends the join with its exception.
   void join();
   /// True once the task's function has returned or thrown.
   bool done() const noexcept;
@@ -62,8 +72,9 @@ bool inTask() noexcept;
 ///
 /// Cancellation: once a task's channel is shut down, every call that would
 /// suspend the task fails at once (and one it is suspended in ends early):
-/// yield(), sleepFor(), a contended Mutex::lock(), the waits of
-/// ConditionVariable and Notification throw
+/// yield(), sleepFor(), TaskHandle::join() of a task not yet ended, a
+/// contended Mutex::lock(), the waits of ConditionVariable and Notification
+/// throw
 /// SystemError(std::errc::operation_canceled); socket calls fail with
 /// operation_canceled (or Errc::channel_shut_down when called after it).
 /// The exception unwinds the task, and join() rethrows it.  shutdown()

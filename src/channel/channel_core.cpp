@@ -97,6 +97,19 @@ std::size_t requestedBytes(Event& event) {
   return 1;
 }
 
+// The channels shut down and not yet destroyed, where ~Event looks for an
+// event still held for getEvent().  Immortal, like the stack pools: a
+// channel that static destruction tears down must still find it.
+struct ShutDownChannels {
+  std::mutex mutex;
+  std::vector<ChannelCore*> channels;
+};
+
+ShutDownChannels& shutDownChannels() {
+  static ShutDownChannels* const registry = new ShutDownChannels;  // immortal, on purpose
+  return *registry;
+}
+
 }  // namespace
 
 std::shared_ptr<ChannelCore> ChannelCore::create(const EventChannelOptions& options, std::error_code& ec,
@@ -116,6 +129,7 @@ std::shared_ptr<ChannelCore> ChannelCore::create(const EventChannelOptions& opti
   if (!core->poller_) return nullptr;
   core->backend_ = core->poller_->kind();
   core->completion_ = core->poller_->completions();
+  core->completesFiles_ = core->poller_->completesFileOperations();
   // Before the workers: they report to it.  Without it the pool still
   // compensates for the blocking calls it is told about.
   if (core->monitored_ && !core->monitor_.start()) {
@@ -150,6 +164,7 @@ ChannelCore::ChannelCore(const EventChannelOptions& options, int cpus)
 
 ChannelCore::~ChannelCore() {
   shutdown();
+  releaseHeldEvents();
   // Only a worker can be running here: the last reference was its own.
   for (std::thread& worker : workers_) {
     if (worker.get_id() == std::this_thread::get_id()) worker.detach(); else if (worker.joinable()) worker.join();
@@ -353,24 +368,24 @@ std::error_code ChannelCore::postFileEvent(Event& event) noexcept {
   } else {
     EventAccess::transferred(static_cast<FileWriteEvent&>(event)) = 0;
   }
-  if (poller_->completesFileOperations()) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    // Under the lock that shutdown() takes to set stopping_: nothing is
-    // submitted after its drainFileOperations().
-    if (stopping_) return Errc::channel_shut_down;
+  // Checked under the lock that shutdown() takes to set stopping_, before
+  // the poller is touched: a shutdown on another thread may have ended it
+  // since post() checked, and nothing is submitted after its
+  // drainFileOperations().
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (stopping_) return Errc::channel_shut_down;
+  if (completesFiles_) {
     EventAccess::started(event) = true;  // the IO is the backend's: nothing left for a worker to do
     return poller_->submitFile(event, *this);
   }
   // Run on a worker, which counts as blocked meanwhile (runCompletion).
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (stopping_) return Errc::channel_shut_down;
   enqueueLocked(event);
   return {};
 }
 
 void ChannelCore::operationCompleted(Event& event, std::error_code result) noexcept { complete(event, result); }
 
-bool ChannelCore::completesFileOperations() const noexcept { return poller_->completesFileOperations(); }
+bool ChannelCore::completesFileOperations() const noexcept { return completesFiles_; }
 
 void ChannelCore::performFileOperation(Event& event) noexcept {
   const FileState* file = nullptr;
@@ -461,9 +476,54 @@ void ChannelCore::scheduleShared(Event& event) noexcept {
 void ChannelCore::deliver(Event& event) noexcept {
   {
     std::lock_guard<std::mutex> lock(readyMutex_);
+    if (ownerGone_) {
+      // Nobody can call getEvent() any more: back to its owner at once.
+      EventAccess::inFlight(event).store(false, std::memory_order_release);
+      return;
+    }
     ready_.push(event);
   }
   readyAvailable_.notify_one();
+}
+
+void ChannelCore::releaseHeldEvents() noexcept {
+  ShutDownChannels& registry = shutDownChannels();
+  std::lock_guard<std::mutex> lock(registry.mutex);
+  {
+    std::lock_guard<std::mutex> ready(readyMutex_);
+    ownerGone_ = true;
+    while (Event* event = ready_.pop()) EventAccess::inFlight(*event).store(false, std::memory_order_release);
+  }
+  readyAvailable_.notify_all();
+  registry.channels.erase(std::remove(registry.channels.begin(), registry.channels.end(), this),
+                          registry.channels.end());
+}
+
+bool ChannelCore::forgetHeldEvent(Event& event) noexcept {
+  ShutDownChannels& registry = shutDownChannels();
+  // A channel listed here is alive: it leaves the list, under this lock,
+  // before it is destroyed.
+  std::lock_guard<std::mutex> lock(registry.mutex);
+  if (!event.inFlight()) return true;  // handed back meanwhile
+  for (ChannelCore* core : registry.channels) {
+    std::lock_guard<std::mutex> ready(core->readyMutex_);
+    if (core->takeFromReadyLocked(event)) {
+      EventAccess::inFlight(event).store(false, std::memory_order_release);
+      return true;
+    }
+  }
+  return false;
+}
+
+bool ChannelCore::takeFromReadyLocked(Event& event) noexcept {
+  // Linear, and only on this rare path: the queue is a singly linked FIFO.
+  EventQueue kept;
+  bool found = false;
+  while (Event* queued = ready_.pop()) {
+    if (queued == &event) found = true; else kept.push(*queued);
+  }
+  ready_ = kept;
+  return found;
 }
 
 void ChannelCore::runCompletion(Event& event) noexcept {
@@ -516,7 +576,7 @@ Event* ChannelCore::getEvent(Duration timeout) {
   Event* event = nullptr;
   for (;;) {
     if ((event = ready_.pop()) != nullptr) break;
-    if (readyClosed_ || (ownWorker && shutDown_.load(std::memory_order_acquire))) break;
+    if (readyClosed_ || ownerGone_ || (ownWorker && shutDown_.load(std::memory_order_acquire))) break;
     if (deadline == kNoDeadline) {
       readyAvailable_.wait(lock);
     } else if (readyAvailable_.wait_until(lock, deadline) == std::cv_status::timeout) {
@@ -684,7 +744,16 @@ void ChannelCore::shutdown() noexcept {
   // watchesMutex_, which is safe only while the workers, which cannot
   // leave before it is done, keep the poller from being deleted.  Later
   // callers go straight to waiting for the workers.
-  if (first) sweepForShutdown();
+  if (first) {
+    // Listed before the sweep hands anything back: from now on an event
+    // it holds for getEvent() may be destroyed (see forgetHeldEvent()).
+    {
+      ShutDownChannels& registry = shutDownChannels();
+      std::lock_guard<std::mutex> lock(registry.mutex);
+      registry.channels.push_back(this);
+    }
+    sweepForShutdown();
+  }
   if (currentWorkerChannel() == this) return;  // a worker cannot join itself; the last one closes up
 
   // One caller at a time joins the pool and deletes the poller; the next

@@ -27,7 +27,8 @@ namespace evchan::detail {
 /// gone is safe; the pool and the poller end at shutdown().
 ///
 /// Locks, in the order they may nest: watchesMutex_ > Watch::mutex >
-/// mutex_ (pool, run queue, timers) and readyMutex_ (completed events).
+/// mutex_ (pool, run queue, timers) and readyMutex_ (completed events);
+/// the process-wide registry of shut-down channels > readyMutex_.
 class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, private CompletionSink {
  public:
   /// `threadsStarted`, when given, receives how many workers started.
@@ -85,6 +86,17 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   static void leaveBlocking() noexcept;
   /// Remembers a NotifyEvent a worker waits on, to release it at shutdown.
   void trackWaiter(NotifyEvent* event, bool waiting) noexcept;
+
+  /// The EventChannel is gone (after its shutdown()): nobody can take the
+  /// completed events held for getEvent() any more.  Hands every one back
+  /// (no longer in flight, its result kept), and so every event that
+  /// completes later.  Idempotent.
+  void releaseHeldEvents() noexcept;
+  /// For ~Event of an event in flight: when a shut-down channel only holds
+  /// it for getEvent(), takes it out of that queue and hands it back; true
+  /// then (or when it was handed back meanwhile).  False: the channel may
+  /// still use it.
+  static bool forgetHeldEvent(Event& event) noexcept;
 
  private:
   explicit ChannelCore(const EventChannelOptions& options, int cpus);
@@ -156,6 +168,8 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   /// workers go.
   void sweepForShutdown() noexcept;
   void closeReadyQueue() noexcept;
+  /// Takes `event` out of ready_ if it is there; readyMutex_ held.
+  bool takeFromReadyLocked(Event& event) noexcept;
 
   struct TimerEntry {
     Deadline deadline;
@@ -173,6 +187,7 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   Backend backend_ = Backend::Default;
   std::unique_ptr<Poller> poller_;
   CompletionPoller* completion_ = nullptr;  // poller_'s, when it completes operations
+  bool completesFiles_ = false;             // poller_'s answer, kept: poller_ ends at shutdown
   std::vector<Readiness> readyBatch_;       // the polling thread's
   std::vector<Completion> completedBatch_;  // the polling thread's
   std::atomic<bool> shutDown_{false};
@@ -210,6 +225,7 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   std::condition_variable readyAvailable_;
   EventQueue ready_;
   bool readyClosed_ = false;  // shut down and the pool gone: getEvent() stops waiting
+  bool ownerGone_ = false;    // the EventChannel is destroyed: events are handed back, never held
   std::atomic<int> inGetEvent_{0};  // changed under readyMutex_; atomic for stats()
 
   // Serialises shutdown()'s joining of the pool and deleting of the poller.

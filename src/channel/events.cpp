@@ -12,7 +12,8 @@
 namespace evchan {
 
 Event::~Event() {
-  if (inFlight()) {
+  // A shut-down channel that merely holds it for getEvent() lets it go.
+  if (inFlight() && !detail::ChannelCore::forgetHeldEvent(*this)) {
     // The channel still holds a pointer to this event; carrying on would
     // let it write into freed memory later.
     std::fprintf(stderr, "evchan: an Event was destroyed while in flight (posted, not yet handed back)\n");

@@ -54,7 +54,10 @@ std::shared_ptr<detail::ChannelCore> createCore(const EventChannelOptions& optio
 
 EventChannel::EventChannel(std::shared_ptr<detail::ChannelCore> core) noexcept : core_(std::move(core)) {}
 
-EventChannel::~EventChannel() { core_->shutdown(); }
+EventChannel::~EventChannel() {
+  core_->shutdown();
+  core_->releaseHeldEvents();  // nobody can take them from getEvent() any more
+}
 
 std::unique_ptr<EventChannel> EventChannel::create(const Options& options, std::error_code& ec) noexcept {
   std::string why;

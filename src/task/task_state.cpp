@@ -11,6 +11,7 @@
 #include "channel/channel_core.h"
 #include "channel/per_thread_access.h"
 #include "posix/stack_overflow.h"
+#include "task/await.h"
 
 namespace evchan::detail {
 namespace {
@@ -185,21 +186,21 @@ void TaskState::finish() noexcept {
   fiber_.reset();
   pool_->release(stack_);
   pool_ = nullptr;
-  TaskState* joiners = nullptr;
   bool threadJoining = false;
   {
     std::lock_guard<std::mutex> lock(joinMutex_);
     done_.store(true, std::memory_order_release);
-    joiners = std::exchange(joiners_, nullptr);
+    // Under the lock: a joiner leaves join() (and its TaskJoiner) only
+    // after taking it, so each is still there when its timer is cancelled.
+    for (TaskJoiner* joiner = std::exchange(joiners_, nullptr); joiner != nullptr;) {
+      TaskJoiner* next = joiner->next;
+      joiner->finished.store(true);
+      joiner->core.cancel(joiner->timer);  // not yet posted: join() cancels it once it is
+      joiner = next;
+    }
     threadJoining = threadJoining_;
   }
   if (threadJoining) finished_.notify_all();
-  // A joiner stays suspended, and alive (its self_), until this wakes it.
-  while (joiners != nullptr) {
-    TaskState* joiner = joiners;
-    joiners = std::exchange(joiner->nextJoiner_, nullptr);
-    joiner->wake();
-  }
   function_ = nullptr;
   std::shared_ptr<TaskState> last = std::move(self_);  // may free this task on return
 }
@@ -210,28 +211,8 @@ void TaskState::join() {
   TaskState* caller = current();
   if (caller == this) throw SystemError(std::make_error_code(std::errc::resource_deadlock_would_occur), "join");
   if (caller != nullptr) {
-    if (!done()) {
-      // Registered by the worker once the caller is off its stack: a wake()
-      // from finish() on another worker then finds it Suspending.  Pushed
-      // while it still runs, the wake-up could come before suspend() and be
-      // lost (wake() ignores a running task), and the joiner never resume.
-      struct Join {
-        TaskState* target;
-        TaskState* joiner;
-      } join{this, caller};
-      caller->suspend(
-          [](void* argument) {
-            auto* j = static_cast<Join*>(argument);
-            std::unique_lock<std::mutex> lock(j->target->joinMutex_);
-            if (j->target->done_) {
-              lock.unlock();
-              j->joiner->wake();  // ended meanwhile
-              return;
-            }
-            j->joiner->nextJoiner_ = j->target->joiners_;  // finish() wakes it
-            j->target->joiners_ = j->joiner;
-          },
-          &join);
+    if (!done() && !joinInTask(*caller)) {
+      throw SystemError(std::make_error_code(std::errc::operation_canceled), "join");
     }
   } else {
     ChannelCore::enterBlocking();
@@ -242,6 +223,41 @@ void TaskState::join() {
     ChannelCore::leaveBlocking();
   }
   if (exception_) std::rethrow_exception(exception_);
+}
+
+bool TaskState::joinInTask(TaskState& caller) {
+  TaskJoiner joiner(caller.core());
+  {
+    std::lock_guard<std::mutex> lock(joinMutex_);
+    if (done_.load(std::memory_order_relaxed)) return true;
+    joiner.next = joiners_;
+    joiners_ = &joiner;
+  }
+  // Parked like any wait in a task, so that a shutdown of the caller's
+  // channel ends it: the timer is then cancelled, or refused at post().
+  // `finished` is checked once the timer is posted: an end that came
+  // before could not cancel it yet.
+  std::error_code ignored;
+  try {
+    awaitInTask(joiner.timer, kInfiniteTimeout, ignored, &joiner.finished);
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(joinMutex_);  // no memory for the wait: it never started
+    unlinkJoiner(joiner);
+    throw;
+  }
+  std::lock_guard<std::mutex> lock(joinMutex_);
+  if (joiner.finished.load()) return true;
+  unlinkJoiner(joiner);  // cancelled: off the list before the TaskJoiner goes
+  return false;
+}
+
+void TaskState::unlinkJoiner(TaskJoiner& joiner) noexcept {
+  for (TaskJoiner** link = &joiners_; *link != nullptr; link = &(*link)->next) {
+    if (*link == &joiner) {
+      *link = joiner.next;
+      return;
+    }
+  }
 }
 
 void* TaskState::localSlot(std::uint64_t key, void* (*make)(), void (*destroy)(void*)) {

@@ -14,6 +14,7 @@
 
 #include <evchan/event.h>
 #include <evchan/task.h>
+#include <evchan/timer_event.h>
 
 #include "poller/event_access.h"
 #include "task/context/fiber_context.h"
@@ -32,6 +33,19 @@ class TaskResumeEvent final : public RunnableEvent {
 
  private:
   TaskState& task_;
+};
+
+/// A task suspended in join(), on its own stack.  It parks on `timer`,
+/// posted to its own channel: the joined task's end sets `finished` and
+/// cancels the timer; its channel's shutdown cancels it too.  Either way
+/// the joiner resumes on its own channel's workers, whichever channel the
+/// joined task runs on.
+struct TaskJoiner {
+  explicit TaskJoiner(ChannelCore& channel) noexcept : core(channel) {}
+  ChannelCore& core;
+  TimerEvent timer{kInfiniteTimeout};
+  std::atomic<bool> finished{false};  // set under the joined task's joinMutex_
+  TaskJoiner* next = nullptr;
 };
 
 /// A task.  States: Ready (queued) -> Running -> Suspending (switching out)
@@ -84,6 +98,11 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
   void schedule() noexcept;
   void finish() noexcept;
   void destroyLocals() noexcept;
+  /// join() from task `caller`: true once this task has ended, false when
+  /// the caller's channel shut down first.
+  bool joinInTask(TaskState& caller);
+  /// Takes `joiner` off joiners_ if it is there; joinMutex_ held.
+  void unlinkJoiner(TaskJoiner& joiner) noexcept;
 
   const TaskId id_;
   std::shared_ptr<ChannelCore> core_;
@@ -100,12 +119,13 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
   TaskResumeEvent resume_;
   std::shared_ptr<TaskState> self_;  // alive while scheduled or running
 
+  // Nests outside the joiners' channels' locks (finish() cancels their
+  // timers while holding it).
   mutable std::mutex joinMutex_;
   std::condition_variable finished_;
   std::atomic<bool> done_{false};  // set under joinMutex_, read without it
   bool threadJoining_ = false;   // a plain thread waits on finished_
-  TaskState* joiners_ = nullptr;  // tasks suspended in join(), linked by nextJoiner_
-  TaskState* nextJoiner_ = nullptr;  // while this task is suspended in join()
+  TaskJoiner* joiners_ = nullptr;  // tasks suspended in join()
 
   std::vector<std::pair<std::uint64_t, std::pair<void*, void (*)(void*)>>> locals_;
 };
