@@ -76,10 +76,6 @@ void setTimeouts(ConnectedPair& pair, Duration timeout = kSocketTimeout) {
   pair.server.setTimeout(timeout);
 }
 
-// Not inlined: pthread_self() is declared const, and a task may resume on
-// another thread between two calls.
-[[gnu::noinline]] std::thread::id currentThread() { return std::this_thread::get_id(); }
-
 /// Where a scenario runs: inside a task on a channel, or on a plain thread.
 enum class Where { InTask, OnThread };
 
@@ -192,7 +188,7 @@ class TaskSocketTest : public evchan::test::LeakCheckedFixture {
     std::vector<std::thread::id> threads;
     auto noteThread = [&] {
       std::lock_guard<std::mutex> lock(threadsMutex);
-      threads.push_back(currentThread());
+      threads.push_back(evchan::currentThreadId());
     };
 
     std::unique_ptr<EventChannel> channel = makeChannelWithoutMonitor(1);

@@ -312,20 +312,20 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
     std::atomic<bool> joining{false};
     bool caught = false;
     TaskHandle target = targetChannel->spawn([&] {
-      targetThread = currentThread();
+      targetThread = evchan::currentThreadId();
       yieldUntil(joining);
       this_task::sleepFor(20ms);  // the joiner parks meanwhile
       throw TaskFailure("from the other channel");
     });
     TaskHandle joiner = joinerChannel->spawn([&] {
-      joinerBefore = currentThread();
+      joinerBefore = evchan::currentThreadId();
       joining = true;
       try {
         target.join();
       } catch (const TaskFailure&) {
         caught = true;
       }
-      joinerAfter = currentThread();
+      joinerAfter = evchan::currentThreadId();
     });
     joinWithin(joiner);
     CPPUNIT_ASSERT_THROW(target.join(), TaskFailure);
