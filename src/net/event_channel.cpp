@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // EventChannel: the public face of ChannelCore.
 #include <evchan/event_channel.h>
 #include <evchan/system_error.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ShmListener: accepts AF_UNIX connections and the segment each brings.
 #include <evchan/shm_stream.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: a socket's registrations with the event channels it was used on.
 #ifndef EVCHAN_SRC_POLLER_WATCH_HANDLE_H
 #define EVCHAN_SRC_POLLER_WATCH_HANDLE_H
