@@ -136,3 +136,18 @@ AC_DEFUN([EVCHAN_CHECK_CONTEXT], [
   AM_CONDITIONAL([EVCHAN_DEFAULT_UCONTEXT], [test "x$with_context" = xucontext])
 ])
 
+
+# EVCHAN_CHECK_VISIBILITY
+# -----------------------
+# The library is compiled with hidden visibility where the compiler has it:
+# only what the public headers mark EVCHAN_API is exported, so internals
+# (evchan::detail) stay private and can change without breaking the ABI.
+# EVCHAN_HIDDEN_VISIBILITY says so to make check (test/check-exports).
+AC_DEFUN([EVCHAN_CHECK_VISIBILITY], [
+  EVCHAN_VISIBILITY_CXXFLAGS=
+  AX_CHECK_COMPILE_FLAG([-fvisibility=hidden],
+    [EVCHAN_VISIBILITY_CXXFLAGS="-fvisibility=hidden -fvisibility-inlines-hidden"], [], [-Werror])
+  AS_IF([test "x$evchan_win32" = xyes], [EVCHAN_VISIBILITY_CXXFLAGS=])
+  AM_CONDITIONAL([EVCHAN_HIDDEN_VISIBILITY], [test "x$EVCHAN_VISIBILITY_CXXFLAGS" != x])
+  AC_SUBST([EVCHAN_VISIBILITY_CXXFLAGS])
+])

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <evchan/endpoint.h>
+#include <evchan/export.h>
 
 namespace evchan {
 
@@ -15,7 +16,7 @@ enum class AddressFamily { Unspecified, IPv4, IPv6 };
 
 /// One resolved socket address: a numeric IPv4 or IPv6 address and a port.
 /// A small value type; the default-constructed Address is empty.
-class Address {
+class EVCHAN_API Address {
  public:
   Address() = default;
 
@@ -50,10 +51,10 @@ class Address {
 /// (Errc::port_out_of_range), a name the resolver does not know (the APR
 /// status, e.g. APR_EAI_NONAME family), no address of `family`
 /// (Errc::no_address).  Thread-safe.
-std::vector<Address> resolve(const Endpoint& endpoint,
+EVCHAN_API std::vector<Address> resolve(const Endpoint& endpoint,
                              AddressFamily family = AddressFamily::Unspecified);
 /// As resolve() above, reporting failure through `ec` instead of throwing.
-std::vector<Address> resolve(const Endpoint& endpoint, AddressFamily family,
+EVCHAN_API std::vector<Address> resolve(const Endpoint& endpoint, AddressFamily family,
                              std::error_code& ec) noexcept;
 
 }  // namespace evchan

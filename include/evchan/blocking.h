@@ -2,23 +2,23 @@
 #ifndef EVCHAN_BLOCKING_H
 #define EVCHAN_BLOCKING_H
 
+#include <evchan/export.h>
+
 namespace evchan {
 
-namespace detail {
-/// Count the calling worker as blocked (starting a spare thread if queued
-/// work would otherwise wait), and stop counting it.  No-ops on a thread
-/// that is not a channel worker.
-void enterBlockingCall() noexcept;
-void leaveBlockingCall() noexcept;
-
-class BlockingCallGuard {
+/// Counts the calling worker as blocked while it lives: on a channel's
+/// worker (a callback, a task) the pool starts a spare thread at once if
+/// queued work would otherwise wait, within maxThreads.  Elsewhere it does
+/// nothing.  blocking() is the usual way to use it; a BlockingScope suits a
+/// section of code rather than one call.  Like blocking(), the section must
+/// not suspend the task.
+class EVCHAN_API BlockingScope {
  public:
-  BlockingCallGuard() noexcept { enterBlockingCall(); }
-  ~BlockingCallGuard() { leaveBlockingCall(); }
-  BlockingCallGuard(const BlockingCallGuard&) = delete;
-  BlockingCallGuard& operator=(const BlockingCallGuard&) = delete;
+  BlockingScope() noexcept;
+  ~BlockingScope();
+  BlockingScope(const BlockingScope&) = delete;
+  BlockingScope& operator=(const BlockingScope&) = delete;
 };
-}  // namespace detail
 
 /// Calls `fn()` and returns what it returns (or lets its exception
 /// through).  On a channel's worker (a callback, a task) the worker counts
@@ -29,7 +29,7 @@ class BlockingCallGuard {
 /// socket calls inside tasks): those never block the worker anyway.
 template <class F>
 auto blocking(F&& fn) -> decltype(fn()) {
-  detail::BlockingCallGuard guard;
+  BlockingScope scope;
   return fn();
 }
 

@@ -10,6 +10,7 @@
 #include <system_error>
 #include <vector>
 
+#include <evchan/export.h>
 #include <evchan/stream.h>
 
 namespace evchan {
@@ -33,7 +34,7 @@ namespace evchan {
 /// beyond what is buffered or a zero `maxBytes`.  The throwing forms throw
 /// SystemError.  Thread safety: none; use one reader from one task or
 /// thread at a time.
-class BufferedReader {
+class EVCHAN_API BufferedReader {
  public:
   static constexpr std::size_t kDefaultBufferSize = 16 * 1024;
 

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include <evchan/duration.h>
+#include <evchan/export.h>
 #include <evchan/mutex.h>
 
 namespace evchan {
@@ -17,7 +18,7 @@ namespace evchan {
 /// unless re-locking it had to wait too (the mutex contended after the
 /// shutdown): then that wait is cancelled as well and `lock.owns_lock()`
 /// is false.
-class ConditionVariable {
+class EVCHAN_API ConditionVariable {
  public:
   ConditionVariable() = default;
   ConditionVariable(const ConditionVariable&) = delete;

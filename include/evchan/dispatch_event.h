@@ -5,6 +5,7 @@
 #include <functional>
 
 #include <evchan/event.h>
+#include <evchan/export.h>
 
 namespace evchan {
 
@@ -13,7 +14,7 @@ namespace evchan {
 /// getEvent() returns it).  An exception escaping the function is caught
 /// and reported as the event's error (std::errc::state_not_recoverable),
 /// never lost and never terminating the worker.
-class DispatchEvent : public Event {
+class EVCHAN_API DispatchEvent : public Event {
  public:
   explicit DispatchEvent(std::function<void()> function) noexcept
       : Event(Kind::Dispatch), function_(std::move(function)) {}

@@ -6,6 +6,8 @@
 #include <string_view>
 #include <system_error>
 
+#include <evchan/export.h>
+
 namespace evchan {
 
 /// What a user names to connect or listen: a host (name, IPv4 or IPv6
@@ -16,7 +18,7 @@ namespace evchan {
 /// A host holding a NUL character is refused (Errc::bad_endpoint) by
 /// resolve(), connect() and listen(), which would otherwise use only the
 /// part before it.
-struct Endpoint {
+struct EVCHAN_API Endpoint {
   std::string host;
   int port = 0;
 

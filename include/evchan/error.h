@@ -5,6 +5,8 @@
 
 #include <system_error>
 
+#include <evchan/export.h>
+
 namespace evchan {
 
 /// The category of APR status codes (apr_status_t).  message() is
@@ -12,11 +14,11 @@ namespace evchan {
 /// conditions (refused, timed out, reset, would block, ...) onto std::errc,
 /// so `ec == std::errc::connection_refused` holds on every platform.
 /// Thread-safe.
-const std::error_category& apr_category() noexcept;
+EVCHAN_API const std::error_category& apr_category() noexcept;
 
 /// Wraps an apr_status_t (an int on every platform) in an std::error_code.
 /// APR_SUCCESS gives an empty code.
-std::error_code makeAprError(int aprStatus) noexcept;
+EVCHAN_API std::error_code makeAprError(int aprStatus) noexcept;
 
 /// evchan's own error conditions: misuse of the API and stream states that
 /// have no operating-system code.  Each compares equal to the nearest
@@ -39,10 +41,10 @@ enum class Errc {
 };
 
 /// The category of evchan::Errc values.  Thread-safe.
-const std::error_category& evchan_category() noexcept;
+EVCHAN_API const std::error_category& evchan_category() noexcept;
 
 /// Makes `evchan::Errc` values usable as std::error_code (found by ADL).
-std::error_code make_error_code(Errc e) noexcept;
+EVCHAN_API std::error_code make_error_code(Errc e) noexcept;
 
 }  // namespace evchan
 

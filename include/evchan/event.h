@@ -6,6 +6,8 @@
 #include <functional>
 #include <system_error>
 
+#include <evchan/export.h>
+
 namespace evchan {
 
 namespace detail {
@@ -29,7 +31,7 @@ struct EventAccess;
 /// With a callback, a worker thread of the channel runs it on completion
 /// (the event is no longer in flight then, so the callback may re-post it).
 /// Without one, the event is returned by EventChannel::getEvent().
-class Event {
+class EVCHAN_API Event {
  public:
   enum class Kind { Read, Write, Accept, Connect, Timer, Notify, Dispatch, FileRead, FileWrite };
   using Callback = std::function<void(Event&)>;

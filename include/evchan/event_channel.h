@@ -10,6 +10,7 @@
 
 #include <evchan/duration.h>
 #include <evchan/event.h>
+#include <evchan/export.h>
 #include <evchan/task.h>
 
 namespace evchan {
@@ -34,10 +35,10 @@ class ChannelCore;
 enum class Backend { Default, Epoll, Poll, Select, AprPollset, IoUring, Aio };
 
 /// The name backendName() reports for `backend` ("epoll", "io_uring", "apr_pollset", ...).
-const char* backendName(Backend backend) noexcept;
+EVCHAN_API const char* backendName(Backend backend) noexcept;
 /// The backend backendName() calls `name` ("default" included), e.g. for a
 /// command-line option; false, leaving `backend` alone, for another name.
-bool backendFromName(const std::string& name, Backend& backend) noexcept;
+EVCHAN_API bool backendFromName(const std::string& name, Backend& backend) noexcept;
 
 /// The most worker threads a channel may have (initialThreads and
 /// maxThreads above it are refused with std::errc::invalid_argument).
@@ -46,7 +47,7 @@ constexpr int kMaxWorkerThreads = 16384;
 /// Settings for EventChannel::create().  Values out of range are refused,
 /// never clamped: create() fails with std::errc::invalid_argument (the
 /// throwing form names the option and its limit).
-struct EventChannelOptions {
+struct EVCHAN_API EventChannelOptions {
   Backend backend = Backend::Default;
   /// Worker threads to start with and to keep, 0 to kMaxWorkerThreads;
   /// 0 = the CPU parallelism available to the process (see
@@ -78,7 +79,7 @@ struct EventChannelOptions {
 };
 
 /// A snapshot of the channel's thread pool.
-struct ThreadPoolStats {
+struct EVCHAN_API ThreadPoolStats {
   int current = 0;         ///< live worker threads
   int peak = 0;            ///< most live at once
   int idle = 0;            ///< waiting for work (the poller included)
@@ -97,7 +98,7 @@ struct ThreadPoolStats {
 /// callbacks; it grows when every worker is blocked and work is waiting,
 /// never beyond maxThreads, and shrinks back after idleTimeout.
 /// All members are thread-safe.
-class EventChannel {
+class EVCHAN_API EventChannel {
  public:
   using Options = EventChannelOptions;
 

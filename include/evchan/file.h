@@ -9,6 +9,8 @@
 #include <string>
 #include <system_error>
 
+#include <evchan/export.h>
+
 namespace evchan {
 
 namespace detail {
@@ -36,7 +38,7 @@ enum FileMode : unsigned {
 /// FileWriteEvent posted to the task's channel; on the others through
 /// evchan::blocking(), so the pool lends a spare thread meanwhile.
 /// Outside a task they block the calling thread.
-class File {
+class EVCHAN_API File {
  public:
   /// A closed file; every call on it fails with Errc::not_open.
   File() noexcept;

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include <evchan/event.h>
+#include <evchan/export.h>
 #include <evchan/file.h>
 
 namespace evchan {
@@ -16,7 +17,7 @@ namespace evchan {
 /// read on a worker thread that the pool counts as blocked.  Any number may
 /// be in flight on one file.  An offset of 2^63 or more (beyond off_t) is
 /// refused by post() with std::errc::invalid_argument on every backend.
-class FileReadEvent : public Event {
+class EVCHAN_API FileReadEvent : public Event {
  public:
   FileReadEvent(File& file, std::uint64_t offset, void* buffer, std::size_t size) noexcept
       : Event(Kind::FileRead), file_(&file), offset_(offset), buffer_(buffer), size_(size) {}
@@ -42,7 +43,7 @@ class FileReadEvent : public Event {
 /// Writes up to size() bytes from the buffer into a file at offset(), in
 /// one operation (bytesTransferred() may be short: post the rest again).
 /// Offsets of 2^63 and more are refused as for FileReadEvent.
-class FileWriteEvent : public Event {
+class EVCHAN_API FileWriteEvent : public Event {
  public:
   FileWriteEvent(File& file, std::uint64_t offset, const void* buffer, std::size_t size) noexcept
       : Event(Kind::FileWrite), file_(&file), offset_(offset), buffer_(buffer), size_(size) {}

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <thread>
 
+#include <evchan/export.h>
 #include <evchan/task.h>
 
 namespace evchan {
@@ -26,7 +27,7 @@ struct Waiter;
 /// program: the mistake is never silent).
 /// A task waiting in lock() when its channel shuts down gets
 /// SystemError(std::errc::operation_canceled) instead of the lock.
-class Mutex {
+class EVCHAN_API Mutex {
  public:
   Mutex() = default;
   Mutex(const Mutex&) = delete;

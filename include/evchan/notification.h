@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include <evchan/duration.h>
+#include <evchan/export.h>
 
 namespace evchan {
 
@@ -16,7 +17,7 @@ struct Waiter;
 /// until reset().  A waiting task is suspended, a plain thread blocks; a
 /// task still waiting when its channel shuts down gets
 /// SystemError(std::errc::operation_canceled).
-class Notification {
+class EVCHAN_API Notification {
  public:
   Notification() = default;
   Notification(const Notification&) = delete;

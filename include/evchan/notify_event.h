@@ -7,6 +7,7 @@
 
 #include <evchan/duration.h>
 #include <evchan/event.h>
+#include <evchan/export.h>
 
 namespace evchan {
 
@@ -20,7 +21,7 @@ namespace evchan {
 /// consumers.  A worker thread of a channel that blocks in wait() is
 /// counted as blocked, and the pool starts a spare thread if work is
 /// queued, so that the event that will release it can still run.
-class NotifyEvent : public Event {
+class EVCHAN_API NotifyEvent : public Event {
  public:
   NotifyEvent() noexcept : Event(Kind::Notify) {}
 

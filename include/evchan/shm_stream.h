@@ -53,6 +53,7 @@
 #include <system_error>
 
 #include <evchan/duration.h>
+#include <evchan/export.h>
 #include <evchan/stream.h>
 
 namespace evchan {
@@ -78,7 +79,7 @@ struct ShmListenerState;
 /// Thread safety: one thread (or task) may read while another writes; any
 /// other concurrent use must be serialised by the caller.  As a TcpSocket,
 /// a stream may wait in tasks of one channel and later of another.
-class ShmStream : public Stream {
+class EVCHAN_API ShmStream : public Stream {
  public:
   /// The ring size per direction that connect() uses by default.
   static constexpr std::size_t kDefaultRingSize = std::size_t{1} << 20;
@@ -147,7 +148,7 @@ class ShmStream : public Stream {
 };
 
 /// How a ShmListener listens, and whom it lets in (see ShmListener).
-struct ShmListenerOptions {
+struct EVCHAN_API ShmListenerOptions {
   /// The kernel's queue of connections not yet accepted.
   int backlog = 128;
   /// Clients running as this user (effective uid) may connect.  Unset, the
@@ -177,7 +178,7 @@ struct ShmListenerOptions {
 /// created with the process's umask; connecting needs write permission on
 /// it and search permission on its directories, checked by the kernel
 /// before the rule above.
-class ShmListener {
+class EVCHAN_API ShmListener {
  public:
   /// A closed listener; every call on it fails with Errc::not_open.
   ShmListener() noexcept;

@@ -6,6 +6,7 @@
 
 #include <evchan/address.h>
 #include <evchan/event.h>
+#include <evchan/export.h>
 #include <evchan/tcp_listener.h>
 #include <evchan/tcp_socket.h>
 
@@ -16,7 +17,7 @@ namespace evchan {
 /// success.  The peer closing the stream is Errc::end_of_stream.  One read
 /// (or accept) may be pending per socket at a time: another is
 /// Errc::socket_busy.  Closing the socket cancels it (operation_canceled).
-class ReadEvent : public Event {
+class EVCHAN_API ReadEvent : public Event {
  public:
   ReadEvent(TcpSocket& socket, void* buffer, std::size_t size) noexcept
       : Event(Kind::Read), socket_(&socket), buffer_(buffer), size_(size) {}
@@ -39,7 +40,7 @@ class ReadEvent : public Event {
 /// Writes at least one byte, at most size(), from the buffer to a socket;
 /// bytesTransferred() says how many (post again for the rest).  Never
 /// raises SIGPIPE.  One write may be pending per socket at a time.
-class WriteEvent : public Event {
+class EVCHAN_API WriteEvent : public Event {
  public:
   WriteEvent(TcpSocket& socket, const void* buffer, std::size_t size) noexcept
       : Event(Kind::Write), socket_(&socket), buffer_(buffer), size_(size) {}
@@ -59,7 +60,7 @@ class WriteEvent : public Event {
 };
 
 /// Accepts one connection on a listener; takeSocket() hands it over.
-class AcceptEvent : public Event {
+class EVCHAN_API AcceptEvent : public Event {
  public:
   explicit AcceptEvent(TcpListener& listener) noexcept : Event(Kind::Accept), listener_(&listener) {}
 
@@ -74,7 +75,7 @@ class AcceptEvent : public Event {
 };
 
 /// Connects to a resolved address; takeSocket() hands the connection over.
-class ConnectEvent : public Event {
+class EVCHAN_API ConnectEvent : public Event {
  public:
   explicit ConnectEvent(Address address) noexcept : Event(Kind::Connect), address_(std::move(address)) {}
 

@@ -8,6 +8,8 @@
 #include <string>
 #include <system_error>
 
+#include <evchan/export.h>
+
 namespace evchan {
 
 /// A connected, ordered byte stream.  An implementation supplies readSome()
@@ -25,7 +27,7 @@ namespace evchan {
 ///
 /// Thread safety: as the implementation documents; for TcpSocket and
 /// ShmStream one thread (or task) may read while another writes.
-class Stream {
+class EVCHAN_API Stream {
  public:
   virtual ~Stream() = default;
 

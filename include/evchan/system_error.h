@@ -5,12 +5,14 @@
 #include <string>
 #include <system_error>
 
+#include <evchan/export.h>
+
 namespace evchan {
 
 /// A std::system_error that also names the operation that failed and the
 /// peer it was talking to, e.g. "connect (peer 127.0.0.1:9): Connection refused".
 /// code() keeps the original status; compare it with std::errc values.
-class SystemError : public std::system_error {
+class EVCHAN_API SystemError : public std::system_error {
  public:
   /// `operation` is a short verb phrase ("connect", "read"); `peer` is the
   /// remote address or endpoint, empty when there is none.
@@ -27,7 +29,7 @@ class SystemError : public std::system_error {
 };
 
 /// Throws SystemError(code, operation, peer) when `code` holds an error.
-void throwIfError(const std::error_code& code, const char* operation,
+EVCHAN_API void throwIfError(const std::error_code& code, const char* operation,
                   const std::string& peer = {});
 
 }  // namespace evchan

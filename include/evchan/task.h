@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include <evchan/duration.h>
+#include <evchan/export.h>
 
 namespace evchan {
 
@@ -23,7 +24,7 @@ using TaskId = std::uint64_t;
 constexpr std::size_t kMaxTaskStackSize = std::size_t(1) << 30;
 
 /// Settings for one spawn.
-struct TaskOptions {
+struct EVCHAN_API TaskOptions {
   /// Stack size in bytes; 0 = the channel's (EventChannelOptions::taskStackSize).
   /// Rounded up to whole pages, at least 16 KiB, at most kMaxTaskStackSize
   /// (spawn() fails with std::errc::invalid_argument above it).
@@ -32,7 +33,7 @@ struct TaskOptions {
 
 /// A handle to a spawned task.  Copies refer to the same task; the task
 /// runs to its end whether or not a handle is kept.
-class TaskHandle {
+class EVCHAN_API TaskHandle {
  public:
   TaskHandle() noexcept = default;
 
@@ -65,7 +66,7 @@ class TaskHandle {
 };
 
 /// True when the calling code runs inside a task.
-bool inTask() noexcept;
+EVCHAN_API bool inTask() noexcept;
 
 /// Calls for the task that is running.  Outside a task they act on the
 /// calling thread (yield() yields it, sleepFor() sleeps it, id() is 0).
@@ -82,10 +83,10 @@ bool inTask() noexcept;
 /// keeps waiting keeps the shutdown waiting.
 namespace this_task {
 /// Lets other ready tasks run; this one continues later, on any worker.
-void yield();
+EVCHAN_API void yield();
 /// Suspends the task (not the thread) for at least `duration`.
-void sleepFor(Duration duration);
-TaskId id() noexcept;
+EVCHAN_API void sleepFor(Duration duration);
+EVCHAN_API TaskId id() noexcept;
 }  // namespace this_task
 
 }  // namespace evchan

@@ -5,15 +5,26 @@
 #include <atomic>
 #include <cstdint>
 
+#include <evchan/export.h>
+
 namespace evchan {
 
-namespace detail {
-/// The running task's slot for the TaskLocal whose key is `key`: 0 until
-/// its first get(), which gives it a number no other TaskLocal of the
-/// process has had or will have.  Stores `make()`'s result on first use;
-/// the task destroys it when it ends.  Throws outside a task.
-void* taskLocalSlot(std::atomic<std::uint64_t>& key, void* (*make)(), void (*destroy)(void*));
-}  // namespace detail
+/// What every TaskLocal<T> has in common: its key and the lookup of the
+/// running task's instance.  Not for direct use.
+class EVCHAN_API TaskLocalBase {
+ protected:
+  constexpr TaskLocalBase() noexcept = default;
+  TaskLocalBase(const TaskLocalBase&) = delete;
+  TaskLocalBase& operator=(const TaskLocalBase&) = delete;
+
+  /// The running task's instance: `make()`'s result, stored at this
+  /// TaskLocal's first get() in the task and handed to `destroy` when the
+  /// task ends.  Throws outside a task.
+  void* slot(void* (*make)(), void (*destroy)(void*));
+
+ private:
+  std::atomic<std::uint64_t> key_{0};  // a number no other TaskLocal has had, assigned at the first get()
+};
 
 /// A variable with one instance per task, default-constructed at a task's
 /// first get() and destroyed when that task ends.  Unlike thread_local it
@@ -26,21 +37,15 @@ void* taskLocalSlot(std::atomic<std::uint64_t>& key, void* (*make)(), void (*des
 /// destroy its instances: each lives on, unreachable, until its task ends,
 /// so T's destructor must not refer to the TaskLocal itself.
 template <class T>
-class TaskLocal {
+class TaskLocal : private TaskLocalBase {
  public:
   constexpr TaskLocal() noexcept = default;
-  TaskLocal(const TaskLocal&) = delete;
-  TaskLocal& operator=(const TaskLocal&) = delete;
 
   T& get() {
-    return *static_cast<T*>(detail::taskLocalSlot(key_, [] { return static_cast<void*>(new T()); },
-                                                  [](void* p) { delete static_cast<T*>(p); }));
+    return *static_cast<T*>(slot([] { return static_cast<void*>(new T()); }, [](void* p) { delete static_cast<T*>(p); }));
   }
   T* operator->() { return &get(); }
   T& operator*() { return get(); }
-
- private:
-  std::atomic<std::uint64_t> key_{0};  // assigned at the first get()
 };
 
 }  // namespace evchan

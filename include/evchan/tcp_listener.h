@@ -9,6 +9,7 @@
 #include <evchan/address.h>
 #include <evchan/duration.h>
 #include <evchan/endpoint.h>
+#include <evchan/export.h>
 #include <evchan/tcp_socket.h>
 
 namespace evchan {
@@ -16,7 +17,7 @@ namespace evchan {
 /// How TcpListener::acceptWithBackoff() waits while the process (or the
 /// system) is out of descriptors.  The first wait is `initialDelay`; each
 /// next one doubles, up to `maxDelay`.
-struct AcceptBackoff {
+struct EVCHAN_API AcceptBackoff {
   Duration initialDelay = std::chrono::milliseconds(1);
   Duration maxDelay = std::chrono::milliseconds(500);
   /// Called before each wait with the error that caused it and the delay
@@ -30,7 +31,7 @@ struct AcceptBackoff {
 /// several threads at once; close() must not race with them.  close() may
 /// race with the posting of AcceptEvents on the listener, as for a
 /// TcpSocket's events: they are cancelled or refused with Errc::not_open.
-class TcpListener {
+class EVCHAN_API TcpListener {
  public:
   /// A closed listener; every call on it fails with Errc::not_open.
   TcpListener() noexcept;

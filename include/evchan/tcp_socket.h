@@ -11,6 +11,7 @@
 #include <evchan/address.h>
 #include <evchan/duration.h>
 #include <evchan/endpoint.h>
+#include <evchan/export.h>
 #include <evchan/stream.h>
 
 namespace evchan {
@@ -71,7 +72,7 @@ class SocketStateSlot {
 /// is refused with Errc::not_open; none is lost or left pending.  Any other
 /// concurrent use of one socket (close() while a blocking call on it is
 /// under way, a move, the destructor) must be serialised by the caller.
-class TcpSocket : public Stream {
+class EVCHAN_API TcpSocket : public Stream {
  public:
   /// A closed socket; every call on it fails with Errc::not_open.
   TcpSocket() noexcept;

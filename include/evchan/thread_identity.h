@@ -5,6 +5,8 @@
 
 #include <thread>
 
+#include <evchan/export.h>
+
 namespace evchan {
 
 /// The id of the thread running the caller, read afresh on every call.
@@ -20,7 +22,7 @@ namespace evchan {
 /// Inside a task, read the thread's identity with this function (an opaque
 /// call the optimiser may neither fold nor move), keep per-task state in
 /// `TaskLocal<T>`, and identify the task with `this_task::id()`.
-std::thread::id currentThreadId() noexcept;
+EVCHAN_API std::thread::id currentThreadId() noexcept;
 
 }  // namespace evchan
 

@@ -6,12 +6,13 @@
 
 #include <evchan/duration.h>
 #include <evchan/event.h>
+#include <evchan/export.h>
 
 namespace evchan {
 
 /// Completes (successfully) once `delay` has passed after post().  A
 /// negative delay is Errc::negative_timeout at post(); zero completes at once.
-class TimerEvent : public Event {
+class EVCHAN_API TimerEvent : public Event {
  public:
   explicit TimerEvent(Duration delay) noexcept : Event(Kind::Timer), delay_(delay) {}
 

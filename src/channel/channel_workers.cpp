@@ -46,8 +46,6 @@ struct LocalBatch {
 
 }  // namespace
 
-void enterBlockingCall() noexcept { ChannelCore::enterBlocking(); }
-void leaveBlockingCall() noexcept { ChannelCore::leaveBlocking(); }
 
 ChannelCore* ChannelCore::currentWorkerChannel() noexcept { return currentWorkerSlot(); }
 

@@ -30,11 +30,11 @@ void TaskHandle::join() { throw SystemError(std::make_error_code(std::errc::inva
 bool TaskHandle::done() const noexcept { return false; }
 TaskId TaskHandle::id() const noexcept { return 0; }
 
-namespace detail {
-
-void* taskLocalSlot(std::atomic<std::uint64_t>&, void* (*)(), void (*)(void*)) {
+void* TaskLocalBase::slot(void* (*)(), void (*)(void*)) {
   throw SystemError(std::make_error_code(std::errc::operation_not_permitted), "TaskLocal::get outside a task");
 }
+
+namespace detail {
 
 TaskHandle spawnTask(const std::shared_ptr<ChannelCore>&, std::function<void()>, std::size_t, std::error_code& ec) {
   ec = std::make_error_code(std::errc::function_not_supported);

@@ -83,27 +83,27 @@ bool TaskHandle::done() const noexcept { return state_ && state_->done(); }
 
 TaskId TaskHandle::id() const noexcept { return state_ ? state_->id() : 0; }
 
-namespace detail {
-
-ChannelCore* currentTaskChannel() noexcept {
-  TaskState* task = TaskState::current();
-  return task != nullptr ? &task->core() : nullptr;
-}
-
-void* taskLocalSlot(std::atomic<std::uint64_t>& key, void* (*make)(), void (*destroy)(void*)) {
-  TaskState* task = TaskState::current();
+void* TaskLocalBase::slot(void* (*make)(), void (*destroy)(void*)) {
+  detail::TaskState* task = detail::TaskState::current();
   if (task == nullptr) throw SystemError(std::make_error_code(std::errc::operation_not_permitted), "TaskLocal::get outside a task");
   // Keyed by a number of its own, not its address: a TaskLocal built where
   // a destroyed one lived must not find the old one's slots.  64 bits never
   // wrap (centuries of TaskLocals at one a nanosecond).
   static std::atomic<std::uint64_t> nextKey{1};
-  std::uint64_t mine = key.load(std::memory_order_acquire);
+  std::uint64_t mine = key_.load(std::memory_order_acquire);
   if (mine == 0) {
     const std::uint64_t fresh = nextKey.fetch_add(1, std::memory_order_relaxed);
     // Two tasks may get() it first at once: one number wins for both.
-    mine = key.compare_exchange_strong(mine, fresh, std::memory_order_acq_rel) ? fresh : mine;
+    mine = key_.compare_exchange_strong(mine, fresh, std::memory_order_acq_rel) ? fresh : mine;
   }
   return task->localSlot(mine, make, destroy);
+}
+
+namespace detail {
+
+ChannelCore* currentTaskChannel() noexcept {
+  TaskState* task = TaskState::current();
+  return task != nullptr ? &task->core() : nullptr;
 }
 
 TaskHandle spawnTask(const std::shared_ptr<ChannelCore>& core, std::function<void()> function, std::size_t stackSize,
