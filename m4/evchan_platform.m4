@@ -91,7 +91,7 @@ AC_DEFUN([EVCHAN_CHECK_WARNINGS], [
 # frame spans several pages touches each page in turn as it allocates the
 # frame, so a frame larger than a task stack's guard reserve still faults
 # in the guard (and is reported as a task stack overflow) instead of
-# writing past it.  The library, its tests and benches use it; the README
+# writing past it.  The library, its tests and benches use it; docs/tasks.md
 # recommends it to users for their task code.
 AC_DEFUN([EVCHAN_CHECK_STACK_CLASH], [
   EVCHAN_STACK_CLASH_CXXFLAGS=

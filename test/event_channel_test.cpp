@@ -238,7 +238,7 @@ void assertChannelServes(EventChannel& channel) {
 }
 
 /// A socket event whose callback posts it again after every success, the
-/// README's pattern for a stream.  It ends once: with a completion error,
+/// pattern docs/event-channel.md shows for a stream.  It ends once: with a completion error,
 /// or with post() refusing the re-post; `ends()` counts how often (a lost
 /// event never ends, a doubled one ends twice).
 class RepostLoop {

@@ -4,7 +4,7 @@
 //   frame      a 70 KB local array on the default 64 KiB stack
 //              (test/stack_overflow_child is built with
 //              -fstack-clash-protection where the compiler has it, as the
-//              README recommends; test/stack_overflow_child_unprobed
+//              docs/tasks.md recommends; test/stack_overflow_child_unprobed
 //              without it)
 //   hugeframe  a 1 MiB local array, caught only with stack-clash probing
 //   recursion  recursion without end

@@ -7,7 +7,7 @@
 //     default 64 KiB stack, in code built with and without stack-clash
 //     probing; a 1 MiB frame with probing; recursion without end;
 //   * unguarded stacks (beyond the budget, forced with
-//     EVCHAN_GUARDED_STACKS=0): what the README says their canary catches,
+//     EVCHAN_GUARDED_STACKS=0): what docs/tasks.md says their canary catches,
 //     an overflow that reached the stack's lowest bytes, reported when the
 //     task next suspends.
 #include <cppunit/extensions/HelperMacros.h>

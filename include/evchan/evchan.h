@@ -26,5 +26,6 @@
 #include <evchan/tcp_socket.h>
 #include <evchan/thread_identity.h>
 #include <evchan/timer_event.h>
+#include <evchan/version.h>
 
 #endif  // EVCHAN_EVCHAN_H
