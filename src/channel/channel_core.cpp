@@ -332,9 +332,7 @@ std::error_code ChannelCore::postTimer(TimerEvent& event) noexcept {
   const Deadline deadline = deadlineAfter(event.delay());
   std::lock_guard<std::mutex> lock(mutex_);
   if (stopping_) return Errc::channel_shut_down;
-  EventAccess::deadline(event) = deadline;
-  EventAccess::sequence(event) = timerSequence_++;
-  timers_.insert(TimerEntry{deadline, EventAccess::sequence(event), &event});
+  timers_.addLocked(event, deadline);
   if (polling_ && deadline < pollDeadline_) {
     poller_->wakeup();  // the poller sleeps past this timer
   } else if (!polling_) {
@@ -421,7 +419,7 @@ bool ChannelCore::cancel(Event& event) noexcept {
     auto& timer = static_cast<TimerEvent&>(event);
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (timers_.erase(TimerEntry{EventAccess::deadline(timer), EventAccess::sequence(timer), &timer}) == 0) {
+      if (!timers_.cancelLocked(timer)) {
         return false;  // it fired, or the shutdown swept it
       }
       EventAccess::error(event) = std::make_error_code(std::errc::operation_canceled);
@@ -648,10 +646,7 @@ void ChannelCore::pollOnce(Deadline deadline) noexcept {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     const Deadline now = Clock::now();
-    while (!timers_.empty() && timers_.begin()->deadline <= now) {
-      expired.push_back(timers_.begin()->event);
-      timers_.erase(timers_.begin());
-    }
+    timers_.takeDueLocked(now, expired);
   }
   for (TimerEvent* timer : expired) complete(*timer, {});
 }
@@ -804,8 +799,7 @@ void ChannelCore::sweepForShutdown() noexcept {
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (const TimerEntry& entry : timers_) cancelled.push_back(entry.event);
-    timers_.clear();
+    timers_.takeAllLocked(cancelled);
   }
   for (Event* event : cancelled) {
     if (event->kind() == Event::Kind::Connect) EventAccess::connected(static_cast<ConnectEvent&>(*event)).close();

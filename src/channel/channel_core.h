@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <thread>
 #include <vector>
 
@@ -19,6 +18,7 @@
 #include "channel/io_attempts.h"
 #include "poller/poller.h"
 #include "channel/stuck_worker_monitor.h"
+#include "channel/timer_set.h"
 
 namespace evchan::detail {
 
@@ -171,15 +171,6 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   /// Takes `event` out of ready_ if it is there; readyMutex_ held.
   bool takeFromReadyLocked(Event& event) noexcept;
 
-  struct TimerEntry {
-    Deadline deadline;
-    std::uint64_t sequence;  // FIFO among equal deadlines
-    TimerEvent* event;
-    bool operator<(const TimerEntry& other) const {
-      return deadline != other.deadline ? deadline < other.deadline : sequence < other.sequence;
-    }
-  };
-
   const EventChannelOptions options_;
   const int cpus_;
   const int initial_;
@@ -197,8 +188,7 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   std::condition_variable workAvailable_;
   std::condition_variable workersGone_;
   EventQueue runQueue_;
-  std::set<TimerEntry> timers_;  // ordered by deadline; erasable for cancel()
-  std::uint64_t timerSequence_ = 0;
+  TimerSet timers_;
   bool polling_ = false;
   Deadline pollDeadline_ = kNoDeadline;
   bool stopping_ = false;

@@ -168,7 +168,7 @@ void ChannelCore::workerMain() noexcept {
     if (!polling_) {
       // Leader/follower: one worker at a time polls the backend.
       polling_ = true;
-      pollDeadline_ = timers_.empty() ? kNoDeadline : timers_.begin()->deadline;
+      pollDeadline_ = timers_.nextDeadlineLocked();
       const Deadline deadline = pollDeadline_;
       lock.unlock();
       LocalBatch batch;
