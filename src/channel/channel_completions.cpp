@@ -104,7 +104,7 @@ bool ChannelCore::cancelInRing(Event& event, Watch& watch) noexcept {
 }
 
 void ChannelCore::retireRingWatch(Watch* watch) noexcept {
-  std::lock_guard<std::mutex> lock(watchesMutex_);
+  std::lock_guard<std::mutex> lock(watches_.mutex());
   bool inRing;
   {
     std::lock_guard<std::mutex> watchLock(watch->mutex);
@@ -118,16 +118,13 @@ void ChannelCore::retireRingWatch(Watch* watch) noexcept {
       completion_->flush();
     }
   }
-  if (watch->prev != nullptr) watch->prev->next = watch->next; else liveWatches_ = watch->next;
-  if (watch->next != nullptr) watch->next->prev = watch->prev;
+  watches_.unlinkLocked(*watch);
   if (!poller_ || !inRing) {
     // Nothing of it is in the kernel: no completion can name it.
     delete watch;
     return;
   }
-  watch->prev = nullptr;
-  watch->next = retiredWatches_;
-  retiredWatches_ = watch;  // freed once its last completion has been handled
+  watches_.retireLocked(*watch);  // freed once its last completion has been handled
 }
 
 void ChannelCore::pollCompletions(Deadline deadline) noexcept {

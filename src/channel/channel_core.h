@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <thread>
 #include <vector>
 
@@ -19,6 +18,9 @@
 #include "channel/io_attempts.h"
 #include "poller/poller.h"
 #include "channel/stuck_worker_monitor.h"
+#include "channel/ready_queue.h"
+#include "channel/timer_set.h"
+#include "channel/watch_table.h"
 
 namespace evchan::detail {
 
@@ -26,9 +28,28 @@ namespace evchan::detail {
 /// it alive through shared_ptr, so closing a socket after the channel is
 /// gone is safe; the pool and the poller end at shutdown().
 ///
-/// Locks, in the order they may nest: watchesMutex_ > Watch::mutex >
-/// mutex_ (pool, run queue, timers) and readyMutex_ (completed events);
-/// the process-wide registry of shut-down channels > readyMutex_.
+/// Its parts, one file each:
+///   channel_core.cpp         posting events by kind, trying and cancelling them
+///   channel_delivery.cpp     completing events: a callback on a worker, or
+///                            held for getEvent() (ReadyQueue, ready_queue.h)
+///   channel_polling.cpp      one poll of the backend and the timers
+///                            (TimerSet, timer_set.h); registering sockets
+///                            (WatchTable, watch_table.h)
+///   channel_completions.cpp  the completion path (io_uring)
+///   channel_workers.cpp      the pool: workers, the run queue, blocking calls
+///   channel_lifecycle.cpp    creation, shutdown and destruction
+///
+/// The lock order, written down here once (the parts' headers refer to
+/// it).  A thread holding a lock may take only locks further down its line:
+///   closingMutex_ > watches_.mutex() > Watch::mutex > mutex_
+///   closingMutex_ > the ReadyQueue's mutex
+///   the ReadyQueue's process-wide list of shut-down queues > a ReadyQueue's mutex
+///   waitersMutex_ > a NotifyEvent's mutex
+/// mutex_ and the ReadyQueue's mutex are never held together.  The
+/// backends' own locks come after all of these: a backend calls back into
+/// the channel (operationCompleted) with none of them held.
+/// watches_.mutex() also keeps poller_ from being deleted: poller_ is used
+/// under it where a shutdown may end the poller meanwhile.
 class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, private CompletionSink {
  public:
   /// `threadsStarted`, when given, receives how many workers started.
@@ -102,6 +123,11 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   explicit ChannelCore(const EventChannelOptions& options, int cpus);
 
   // Posting, by kind (channel_core.cpp).
+  /// The readiness a level-triggered poller watches `watch` for: what its
+  /// parked events wait for.
+  static unsigned interestOf(const Watch& watch) noexcept {
+    return (watch.reader != nullptr ? kReadable : 0u) | (watch.writer != nullptr ? kWritable : 0u);
+  }
   std::error_code postSocketEvent(Event& event) noexcept;
   /// Why a socket event cannot use `watch` now (closing, shut down, busy).
   std::error_code checkSlotLocked(Watch& watch, bool isReader) const noexcept;
@@ -113,15 +139,19 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   void postNotify(NotifyEvent& event) noexcept;
   std::error_code postDispatch(DispatchEvent& event) noexcept;
   std::error_code postFileEvent(Event& event) noexcept;
+
+  // Completion (channel_delivery.cpp).
+  /// Records `result` and hands the event on: to a worker when it has a
+  /// callback, else to ready_ for getEvent().
+  void complete(Event& event, std::error_code result) noexcept;
+  void deliver(Event& event) noexcept;
+  void runCompletion(Event& event) noexcept;
   /// A file event's IO on this worker, counted as blocked.
   void performFileOperation(Event& event) noexcept;
   /// The backend's hand-back of a file event it performed.
   void operationCompleted(Event& event, std::error_code result) noexcept override;
 
-  // Completion (channel_core.cpp).
-  void complete(Event& event, std::error_code result) noexcept;
-  void deliver(Event& event) noexcept;
-  void runCompletion(Event& event) noexcept;
+  // Polling (channel_polling.cpp).
   void handleReadiness(const Readiness& readiness) noexcept;
   void pollOnce(Deadline deadline) noexcept;
   void freeRetiredWatches() noexcept;
@@ -163,22 +193,12 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   void dispatchWorkLocked() noexcept;
   bool wakeIdleLocked() noexcept;
   void reapExitedLocked() noexcept;
+
+  // Shutdown (channel_lifecycle.cpp).
   void releaseWaiters() noexcept;
   /// shutdown()'s first caller: cancels what is pending and lets the
   /// workers go.
   void sweepForShutdown() noexcept;
-  void closeReadyQueue() noexcept;
-  /// Takes `event` out of ready_ if it is there; readyMutex_ held.
-  bool takeFromReadyLocked(Event& event) noexcept;
-
-  struct TimerEntry {
-    Deadline deadline;
-    std::uint64_t sequence;  // FIFO among equal deadlines
-    TimerEvent* event;
-    bool operator<(const TimerEntry& other) const {
-      return deadline != other.deadline ? deadline < other.deadline : sequence < other.sequence;
-    }
-  };
 
   const EventChannelOptions options_;
   const int cpus_;
@@ -197,8 +217,7 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   std::condition_variable workAvailable_;
   std::condition_variable workersGone_;
   EventQueue runQueue_;
-  std::set<TimerEntry> timers_;  // ordered by deadline; erasable for cancel()
-  std::uint64_t timerSequence_ = 0;
+  TimerSet timers_;  // its members need mutex_
   bool polling_ = false;
   Deadline pollDeadline_ = kNoDeadline;
   bool stopping_ = false;
@@ -221,20 +240,14 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   std::vector<NotifyEvent*> waiters_;
 
   // Completed events without callbacks, for getEvent().
-  std::mutex readyMutex_;
-  std::condition_variable readyAvailable_;
-  EventQueue ready_;
-  bool readyClosed_ = false;  // shut down and the pool gone: getEvent() stops waiting
-  bool ownerGone_ = false;    // the EventChannel is destroyed: events are handed back, never held
-  std::atomic<int> inGetEvent_{0};  // changed under readyMutex_; atomic for stats()
+  ReadyQueue ready_;
 
   // Serialises shutdown()'s joining of the pool and deleting of the poller.
   std::mutex closingMutex_;
 
-  // Registered sockets.
-  std::mutex watchesMutex_;
-  Watch* liveWatches_ = nullptr;
-  Watch* retiredWatches_ = nullptr;
+  // Registered sockets.  Last: destroyed first, right after ~ChannelCore,
+  // before the poller.
+  WatchTable watches_;
 };
 
 }  // namespace evchan::detail

@@ -166,7 +166,7 @@ void ChannelCore::workerMain() noexcept {
     if (!polling_) {
       // Leader/follower: one worker at a time polls the backend.
       polling_ = true;
-      pollDeadline_ = timers_.empty() ? kNoDeadline : timers_.begin()->deadline;
+      pollDeadline_ = timers_.nextDeadlineLocked();
       const Deadline deadline = pollDeadline_;
       lock.unlock();
       LocalBatch batch;
@@ -206,7 +206,7 @@ void ChannelCore::workerMain() noexcept {
   const bool last = stopping_ && threads_ == 0;
   if (last) workersGone_.notify_all();
   lock.unlock();
-  if (last) closeReadyQueue();
+  if (last) ready_.close();
   workerActivitySlot() = nullptr;
   currentWorkerSlot() = nullptr;
 }
@@ -277,34 +277,6 @@ void ChannelCore::leaveBlocking() noexcept {
   }
 }
 
-void ChannelCore::trackWaiter(NotifyEvent* event, bool waiting) noexcept {
-  std::lock_guard<std::mutex> lock(waitersMutex_);
-  if (waiting) {
-    waiters_.push_back(event);
-    // A worker that starts waiting after shutdown() released the waiters
-    // it knew (a callback run during the shutdown, say) would otherwise
-    // keep the pool from ever being joined.  shutDown_ is set before
-    // releaseWaiters() takes this lock, so one of the two releases it.
-    if (shutDown_.load(std::memory_order_acquire)) EventAccess::signal(*event, false);
-  } else {
-    auto it = std::find(waiters_.begin(), waiters_.end(), event);
-    if (it != waiters_.end()) waiters_.erase(it);
-  }
-}
-
-void ChannelCore::releaseWaiters() noexcept {
-  std::lock_guard<std::mutex> lock(waitersMutex_);
-  for (NotifyEvent* event : waiters_) EventAccess::signal(*event, false);
-}
-
-void ChannelCore::closeReadyQueue() noexcept {
-  {
-    std::lock_guard<std::mutex> lock(readyMutex_);
-    readyClosed_ = true;
-  }
-  readyAvailable_.notify_all();
-}
-
 ThreadPoolStats ChannelCore::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   ThreadPoolStats stats;
@@ -317,7 +289,7 @@ ThreadPoolStats ChannelCore::stats() const {
   stats.cpuParallelism = cpus_;
   stats.started = started_;
   stats.exited = exited_;
-  stats.inGetEvent = inGetEvent_.load(std::memory_order_relaxed);
+  stats.inGetEvent = ready_.waiting();
   return stats;
 }
 

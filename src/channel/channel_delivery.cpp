@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: Apache-2.0
+// ChannelCore's completion: how a completed event reaches its consumer, a
+// callback (or a task) run on a worker, or getEvent() through ready_.
+#include <cstdio>
+
+#include <evchan/error.h>
+
+#include "apr/file_state.h"
+#include "channel/channel_core.h"
+
+namespace evchan::detail {
+
+void ChannelCore::complete(Event& event, std::error_code result) noexcept {
+  EventAccess::error(event) = result;
+  if (!EventAccess::callback(event)) {
+    deliver(event);
+    return;
+  }
+  schedule(event);
+}
+
+void ChannelCore::schedule(Event& event) noexcept {
+  if (enqueueLocal(event)) return;
+  scheduleShared(event);
+}
+
+void ChannelCore::scheduleShared(Event& event) noexcept {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (stopping_ && threads_ == 0) {
+    // The pool is gone (a socket closed after shutdown): run it here.
+    lock.unlock();
+    runCompletion(event);
+    return;
+  }
+  enqueueLocked(event);
+}
+
+void ChannelCore::deliver(Event& event) noexcept { ready_.push(event); }
+
+void ChannelCore::releaseHeldEvents() noexcept { ready_.releaseHeld(); }
+
+bool ChannelCore::forgetHeldEvent(Event& event) noexcept { return ReadyQueue::forgetHeld(event); }
+
+void ChannelCore::runCompletion(Event& event) noexcept {
+  if (EventAccess::runnable(event)) {
+    static_cast<RunnableEvent&>(event).run();
+    return;
+  }
+  // Work the channel does on a worker before the event completes: a
+  // DispatchEvent's function, a file IO no backend completes.
+  const bool file = event.kind() == Event::Kind::FileRead || event.kind() == Event::Kind::FileWrite;
+  if ((event.kind() == Event::Kind::Dispatch || file) && !EventAccess::started(event)) {
+    EventAccess::started(event) = true;
+    if (file) {
+      performFileOperation(event);
+    } else {
+      try {
+        EventAccess::function(static_cast<DispatchEvent&>(event))();
+      } catch (...) {
+        EventAccess::error(event) = std::make_error_code(std::errc::state_not_recoverable);
+      }
+    }
+    if (!EventAccess::callback(event)) {
+      deliver(event);
+      return;
+    }
+  }
+  // Copied: once the event is out of flight the callback may re-post it,
+  // and another worker may complete it while this one still runs.
+  Event::Callback callback = EventAccess::callback(event);
+  EventAccess::inFlight(event).store(false, std::memory_order_release);
+  try {
+    callback(event);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "evchan: exception escaped an event callback: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "evchan: exception escaped an event callback\n");
+  }
+}
+
+void ChannelCore::performFileOperation(Event& event) noexcept {
+  const FileState* file = nullptr;
+  std::size_t done = 0;
+  std::error_code ec;
+  enterBlocking();
+  if (event.kind() == Event::Kind::FileRead) {
+    auto& read = static_cast<FileReadEvent&>(event);
+    file = FileAccess::state(read.file());
+    ec = file != nullptr ? readOnce(*file, read.offset(), read.buffer(), read.size(), done) : Errc::not_open;
+    EventAccess::transferred(read) = done;
+  } else {
+    auto& write = static_cast<FileWriteEvent&>(event);
+    file = FileAccess::state(write.file());
+    ec = file != nullptr ? writeOnce(*file, write.offset(), write.buffer(), write.size(), done) : Errc::not_open;
+    EventAccess::transferred(write) = done;
+  }
+  leaveBlocking();
+  EventAccess::error(event) = ec;
+}
+
+void ChannelCore::operationCompleted(Event& event, std::error_code result) noexcept { complete(event, result); }
+
+Event* ChannelCore::getEvent(Duration timeout) {
+  // The owner may destroy the EventChannel while this thread waits: the
+  // core lives on until the last waiter has left (see ~EventChannel).
+  const std::shared_ptr<ChannelCore> keepAlive = shared_from_this();
+  const Deadline deadline = deadlineAfter(timeout < Duration::zero() ? Duration::zero() : timeout);
+  // A worker of this channel waiting here would keep shutdown() waiting for it.
+  const bool ownWorker = currentWorkerChannel() == this;
+  enterBlocking();
+  Event* event = ready_.take(deadline, ownWorker ? &shutDown_ : nullptr);
+  leaveBlocking();
+  if (event != nullptr) EventAccess::inFlight(*event).store(false, std::memory_order_release);
+  return event;
+}
+
+}  // namespace evchan::detail
