@@ -22,8 +22,11 @@ class EVCHAN_API Address {
 
   /// The numeric host, "127.0.0.1" or "::1" (no brackets).
   const std::string& host() const noexcept { return host_; }
+  /// The port, 0..65535; 0 for an empty Address.
   int port() const noexcept { return port_; }
+  /// IPv4 or IPv6; Unspecified for an empty Address.
   AddressFamily family() const noexcept { return family_; }
+  /// True for a default-constructed Address, which names no host.
   bool empty() const noexcept { return family_ == AddressFamily::Unspecified; }
 
   /// "127.0.0.1:80" or "[::1]:80"; "" for an empty Address.
@@ -33,9 +36,11 @@ class EVCHAN_API Address {
   /// Used by the library for addresses the kernel reports.
   static Address fromNumeric(std::string numericHost, int port, AddressFamily family);
 
+  /// Equal when family, numeric host and port are all equal.
   friend bool operator==(const Address& a, const Address& b) {
     return a.family_ == b.family_ && a.port_ == b.port_ && a.host_ == b.host_;
   }
+  /// Not equal: !(a == b).
   friend bool operator!=(const Address& a, const Address& b) { return !(a == b); }
 
  private:

@@ -14,7 +14,9 @@ namespace evchan {
 /// not suspend the task.
 class EVCHAN_API BlockingScope {
  public:
+  /// Starts counting the calling worker as blocked (see above).
   BlockingScope() noexcept;
+  /// Stops counting it as blocked.
   ~BlockingScope();
   BlockingScope(const BlockingScope&) = delete;
   BlockingScope& operator=(const BlockingScope&) = delete;

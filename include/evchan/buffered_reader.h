@@ -36,45 +36,60 @@ namespace evchan {
 /// thread at a time.
 class EVCHAN_API BufferedReader {
  public:
+  /// The initial buffer size when none is given: 16 KiB.
   static constexpr std::size_t kDefaultBufferSize = 16 * 1024;
 
+  /// Reads `stream`, which must outlive the reader, through a buffer of
+  /// `bufferSize` bytes at first (at least 1).  Reads nothing yet.
   explicit BufferedReader(Stream& stream, std::size_t bufferSize = kDefaultBufferSize);
   BufferedReader(const BufferedReader&) = delete;
   BufferedReader& operator=(const BufferedReader&) = delete;
 
+  ///@{
   /// The bytes up to and including the first `delimiter` (not empty), at
   /// most `maxBytes` of them, delimiter included; they leave the buffer.
   /// On error returns an empty string and takes nothing from the buffer.
   std::string readUntil(std::string_view delimiter, std::size_t maxBytes, std::error_code& ec);
   std::string readUntil(std::string_view delimiter, std::size_t maxBytes);
+  ///@}
 
+  ///@{
   /// One line ending in "\n", returned without it and without a "\r"
   /// before it; `maxBytes` counts the line with its terminator.
   std::string readLine(std::size_t maxBytes, std::error_code& ec);
   std::string readLine(std::size_t maxBytes);
+  ///@}
 
+  ///@{
   /// Makes at least `atLeast` bytes buffered (reading as needed) and shows
   /// all that is buffered, without taking it; valid until the next call
   /// that reads.  A zero `atLeast` reads nothing and may show nothing.
   std::string_view peek(std::size_t atLeast, std::error_code& ec);
   std::string_view peek(std::size_t atLeast);
+  ///@}
 
+  ///@{
   /// Drops the first `size` buffered bytes (after a peek()).
   void consume(std::size_t size, std::error_code& ec) noexcept;
   void consume(std::size_t size);
+  ///@}
 
   /// What is buffered now, without reading.
   std::string_view buffered() const noexcept;
 
+  ///@{
   /// As Stream::readSome(), served from the buffer first: returns buffered
   /// bytes if there are any, else reads the stream once.
   std::size_t readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept;
   std::size_t readSome(void* buffer, std::size_t size);
+  ///@}
 
+  ///@{
   /// Exactly `size` bytes, the buffered ones first.  On error returns how
   /// many were copied into `buffer`.
   std::size_t readExactly(void* buffer, std::size_t size, std::error_code& ec) noexcept;
   std::size_t readExactly(void* buffer, std::size_t size);
+  ///@}
 
   /// The stream this reader reads.
   Stream& stream() noexcept { return stream_; }

@@ -27,6 +27,8 @@ class EVCHAN_API ConditionVariable {
   /// Releases `lock`, waits for notifyOne()/notifyAll(), locks it again.
   void wait(std::unique_lock<Mutex>& lock);
   template <class Predicate>
+  /// Waits until `ready()` holds: wait() in a loop, `ready()` called with the
+  /// lock held.
   void wait(std::unique_lock<Mutex>& lock, Predicate ready) {
     while (!ready()) wait(lock);
   }
@@ -37,7 +39,10 @@ class EVCHAN_API ConditionVariable {
   template <class Predicate>
   bool waitFor(std::unique_lock<Mutex>& lock, Duration timeout, Predicate ready);
 
+  /// Wakes the longest-waiting waiter, if any.  Callable from any thread or
+  /// task, with or without the mutex held.
   void notifyOne();
+  /// Wakes every waiter, in FIFO order.  Callable like notifyOne().
   void notifyAll();
 
  private:

@@ -16,9 +16,12 @@ namespace evchan {
 /// never lost and never terminating the worker.
 class EVCHAN_API DispatchEvent : public Event {
  public:
+  /// An event that runs `function` when posted.
   explicit DispatchEvent(std::function<void()> function) noexcept
       : Event(Kind::Dispatch), function_(std::move(function)) {}
 
+  /// Replaces the function, e.g. before re-posting; not while the event is
+  /// in flight.
   void setFunction(std::function<void()> function) noexcept { function_ = std::move(function); }
 
  private:

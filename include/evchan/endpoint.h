@@ -19,10 +19,14 @@ namespace evchan {
 /// resolve(), connect() and listen(), which would otherwise use only the
 /// part before it.
 struct EVCHAN_API Endpoint {
+  /// Host name or numeric address (IPv6 without brackets); empty for "any"
+  /// when listening.
   std::string host;
+  /// Port number; valid values are 0..65535 (checked where it is used).
   int port = 0;
 
   Endpoint() = default;
+  /// `hostName` and `portNumber` as given; nothing is checked until use.
   Endpoint(std::string hostName, int portNumber) : host(std::move(hostName)), port(portNumber) {}
 
   /// Parses "host:port", "[v6-literal]:port" or "tcp://host:port" (also with
@@ -40,9 +44,12 @@ struct EVCHAN_API Endpoint {
   /// "host:port", with brackets around an IPv6 literal.
   std::string toString() const;
 
+  /// Equal when host text and port are equal (no resolution: "localhost" is
+  /// not "127.0.0.1").
   friend bool operator==(const Endpoint& a, const Endpoint& b) {
     return a.port == b.port && a.host == b.host;
   }
+  /// Not equal: !(a == b).
   friend bool operator!=(const Endpoint& a, const Endpoint& b) { return !(a == b); }
 };
 

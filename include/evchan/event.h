@@ -33,13 +33,16 @@ struct EventAccess;
 /// Without one, the event is returned by EventChannel::getEvent().
 class EVCHAN_API Event {
  public:
+  /// Which subclass an event is (ReadEvent, TimerEvent, FileReadEvent, ...).
   enum class Kind { Read, Write, Accept, Connect, Timer, Notify, Dispatch, FileRead, FileWrite };
+  /// A completion callback: called on a worker thread with the completed event.
   using Callback = std::function<void(Event&)>;
 
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;
   virtual ~Event();
 
+  /// The subclass this event is; fixed at construction.
   Kind kind() const noexcept { return kind_; }
 
   /// The result once completed: empty on success; std::errc::operation_canceled
@@ -54,6 +57,7 @@ class EVCHAN_API Event {
   void setCallback(Callback callback);
 
  protected:
+  /// For the subclasses: each passes its own Kind.
   explicit Event(Kind kind) noexcept : kind_(kind) {}
 
  private:

@@ -5,6 +5,14 @@
 #ifndef EVCHAN_EXPORT_H
 #define EVCHAN_EXPORT_H
 
+/// \file
+/// The EVCHAN_API export macro; included by every public header.
+
+/// \def EVCHAN_API
+/// Marks a declaration as part of the library's exported API: default
+/// visibility with GCC and clang, dllexport/dllimport on Windows (where a
+/// program linking the static library defines EVCHAN_STATIC).  Nothing for
+/// a program to use itself.
 #if defined(_WIN32)
 // Windows: a program linking the static library defines EVCHAN_STATIC
 // (evchan's CMake targets and evchan.pc do it for you).

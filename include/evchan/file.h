@@ -42,12 +42,16 @@ class EVCHAN_API File {
  public:
   /// A closed file; every call on it fails with Errc::not_open.
   File() noexcept;
+  /// Closes the file if open.
   ~File();
+  /// Takes over `other`'s file; `other` is left closed.
   File(File&& other) noexcept;
+  /// Closes this file, then takes over `other`'s; `other` is left closed.
   File& operator=(File&& other) noexcept;
   File(const File&) = delete;
   File& operator=(const File&) = delete;
 
+  ///@{
   /// Opens `path` with `mode` (FileMode flags; at least one of kFileRead
   /// and kFileWrite, else std::errc::invalid_argument).  Regular files and
   /// block devices only: a directory is std::errc::is_a_directory, a pipe,
@@ -55,29 +59,39 @@ class EVCHAN_API File {
   /// may wait forever, which no shutdown could cancel).
   static File open(const std::string& path, unsigned mode);
   static File open(const std::string& path, unsigned mode, std::error_code& ec) noexcept;
+  ///@}
 
+  ///@{
   /// Reads up to `size` bytes at `offset`: fewer only at the end of the
   /// file (0 at or beyond it, which is not an error).
   std::size_t readAt(std::uint64_t offset, void* buffer, std::size_t size);
   std::size_t readAt(std::uint64_t offset, void* buffer, std::size_t size, std::error_code& ec) noexcept;
+  ///@}
 
+  ///@{
   /// Writes all `size` bytes at `offset`, extending the file as needed;
   /// returns how many were written (all of them unless `ec` is set).
   std::size_t writeAt(std::uint64_t offset, const void* buffer, std::size_t size);
   std::size_t writeAt(std::uint64_t offset, const void* buffer, std::size_t size, std::error_code& ec) noexcept;
+  ///@}
 
+  ///@{
   /// The file's size in bytes.
   std::uint64_t size() const;
   std::uint64_t size(std::error_code& ec) const noexcept;
+  ///@}
 
+  ///@{
   /// Makes written data durable (fdatasync, FlushFileBuffers).
   void sync();
   void sync(std::error_code& ec) noexcept;
+  ///@}
 
   /// Closes the file; idempotent.  No FileReadEvent or FileWriteEvent on it
   /// may be in flight then (unlike a socket's, a file's events are not
   /// cancelled by closing it).
   void close() noexcept;
+  /// False after close(), for a default-constructed or a moved-from File.
   bool isOpen() const noexcept { return state_ != nullptr; }
   /// The path it was opened with; empty when closed.
   const std::string& path() const noexcept;

@@ -19,16 +19,23 @@ namespace evchan {
 /// refused by post() with std::errc::invalid_argument on every backend.
 class EVCHAN_API FileReadEvent : public Event {
  public:
+  /// A read of `size` bytes of `file` at `offset` into `buffer`; the file and
+  /// the buffer must outlive the event's time in flight.
   FileReadEvent(File& file, std::uint64_t offset, void* buffer, std::size_t size) noexcept
       : Event(Kind::FileRead), file_(&file), offset_(offset), buffer_(buffer), size_(size) {}
   /// Points the event at another place before re-posting it.
   void set(std::uint64_t offset, void* buffer, std::size_t size) noexcept {
     offset_ = offset, buffer_ = buffer, size_ = size;
   }
+  /// The file the event reads.
   File& file() const noexcept { return *file_; }
+  /// Where in the file it reads, in bytes from the start.
   std::uint64_t offset() const noexcept { return offset_; }
+  /// The buffer it reads into.
   void* buffer() const noexcept { return buffer_; }
+  /// How many bytes it reads at most.
   std::size_t size() const noexcept { return size_; }
+  /// Once completed without error: how many bytes were read (0 at the end of the file).
   std::size_t bytesTransferred() const noexcept { return transferred_; }
 
  private:
@@ -45,15 +52,23 @@ class EVCHAN_API FileReadEvent : public Event {
 /// Offsets of 2^63 and more are refused as for FileReadEvent.
 class EVCHAN_API FileWriteEvent : public Event {
  public:
+  /// A write of `size` bytes from `buffer` into `file` at `offset`; the file
+  /// and the buffer must outlive the event's time in flight.
   FileWriteEvent(File& file, std::uint64_t offset, const void* buffer, std::size_t size) noexcept
       : Event(Kind::FileWrite), file_(&file), offset_(offset), buffer_(buffer), size_(size) {}
+  /// Points the event at another place before re-posting it.
   void set(std::uint64_t offset, const void* buffer, std::size_t size) noexcept {
     offset_ = offset, buffer_ = buffer, size_ = size;
   }
+  /// The file the event writes.
   File& file() const noexcept { return *file_; }
+  /// Where in the file it writes, in bytes from the start.
   std::uint64_t offset() const noexcept { return offset_; }
+  /// The buffer it writes from.
   const void* buffer() const noexcept { return buffer_; }
+  /// How many bytes it writes at most.
   std::size_t size() const noexcept { return size_; }
+  /// Once completed without error: how many bytes were written.
   std::size_t bytesTransferred() const noexcept { return transferred_; }
 
  private:

@@ -33,8 +33,14 @@ class EVCHAN_API Mutex {
   Mutex(const Mutex&) = delete;
   Mutex& operator=(const Mutex&) = delete;
 
+  /// Waits for the lock and takes it (a task is suspended meanwhile).
+  /// Not recursive: the owner locking it again waits forever (a task until
+  /// its channel shuts down).
   void lock();
+  /// Takes the lock if it is free, without waiting; true when taken.
   bool try_lock();
+  /// Releases the lock, handing it to the longest waiter if any.  Only the
+  /// owner may call it (see above).
   void unlock();
 
  private:

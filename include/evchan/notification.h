@@ -23,12 +23,18 @@ class EVCHAN_API Notification {
   Notification(const Notification&) = delete;
   Notification& operator=(const Notification&) = delete;
 
+  /// Sets the notification and wakes every waiter.  Thread-safe, from tasks
+  /// and threads; notifying again before reset() changes nothing.
   void notify();
   /// Waits until notified.
   void wait();
   /// Waits at most `timeout`; true when notified.
   bool waitFor(Duration timeout);
+  /// True from notify() until reset(), without waiting.  Thread-safe.
   bool isNotified();
+  /// Clears the notification: later waits wait for the next notify().
+  /// Thread-safe.  A waiter woken by notify() that has not run yet when
+  /// reset() comes sees the reset and goes on waiting.
   void reset();
 
  private:

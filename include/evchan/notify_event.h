@@ -23,11 +23,13 @@ namespace evchan {
 /// queued, so that the event that will release it can still run.
 class EVCHAN_API NotifyEvent : public Event {
  public:
+  /// An event that is not signalled.
   NotifyEvent() noexcept : Event(Kind::Notify) {}
 
   /// Blocks until the event has been posted or `timeout` passes; true when
   /// it was posted.  Thread-safe.
   bool wait(Duration timeout = kInfiniteTimeout);
+  /// True once the event has been posted, until reset().  Thread-safe.
   bool isSignalled() const;
   /// Clears the signal so the event can be waited for and posted again.
   void reset();

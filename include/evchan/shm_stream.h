@@ -86,12 +86,16 @@ class EVCHAN_API ShmStream : public Stream {
 
   /// A closed stream; every call on it fails with Errc::not_open.
   ShmStream() noexcept;
+  /// Closes the stream if open.
   ~ShmStream();
+  /// Takes over `other`'s connection; `other` is left closed.
   ShmStream(ShmStream&& other) noexcept;
+  /// Closes this stream, then takes over `other`'s; `other` is left closed.
   ShmStream& operator=(ShmStream&& other) noexcept;
   ShmStream(const ShmStream&) = delete;
   ShmStream& operator=(const ShmStream&) = delete;
 
+  ///@{
   /// Connects to the ShmListener on `name` (a filesystem path, or
   /// "@name" for Linux's abstract socket namespace) and creates the
   /// shared segment with rings of `ringSize` bytes each (a power of two
@@ -105,6 +109,7 @@ class EVCHAN_API ShmStream : public Stream {
   static ShmStream connect(const std::string& name, Duration timeout, std::error_code& ec) noexcept;
   static ShmStream connect(const std::string& name, Duration timeout, std::size_t ringSize,
                            std::error_code& ec) noexcept;
+  ///@}
 
   /// Copies what is available, at least one byte, at most `size`; waits if
   /// nothing is.  A zero `size` returns 0 at once.  Returns the byte count;
@@ -118,10 +123,12 @@ class EVCHAN_API ShmStream : public Stream {
   using Stream::writeSome;
   std::size_t writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept override;
 
+  ///@{
   /// The peer reads end_of_stream after the data already written; this
   /// side can still read.  Later writes fail with broken_pipe.
   void shutdownWrite();
   void shutdownWrite(std::error_code& ec) noexcept;
+  ///@}
 
   /// Closes the stream (the peer reads end_of_stream after the data
   /// written, and its writes fail with broken_pipe).  Idempotent.
@@ -130,11 +137,15 @@ class EVCHAN_API ShmStream : public Stream {
   bool isOpen() const noexcept override;
   std::string peerName() const override;
 
+  ///@{
   /// The time each blocking step may take; kInfiniteTimeout (the default)
   /// waits forever, zero fails at once with timed_out when the call would
   /// wait.  A negative timeout is Errc::negative_timeout.
   void setTimeout(Duration timeout);
   void setTimeout(Duration timeout, std::error_code& ec) noexcept;
+  ///@}
+  /// The time each blocking step may take (see setTimeout());
+  /// kInfiniteTimeout when closed.
   Duration timeout() const noexcept;
 
   /// The bytes each direction's ring holds; 0 when closed.
@@ -182,12 +193,16 @@ class EVCHAN_API ShmListener {
  public:
   /// A closed listener; every call on it fails with Errc::not_open.
   ShmListener() noexcept;
+  /// Closes the listener if open (see close()).
   ~ShmListener();
+  /// Takes over `other`'s socket; `other` is left closed.
   ShmListener(ShmListener&& other) noexcept;
+  /// Closes this listener, then takes over `other`'s; `other` is left closed.
   ShmListener& operator=(ShmListener&& other) noexcept;
   ShmListener(const ShmListener&) = delete;
   ShmListener& operator=(const ShmListener&) = delete;
 
+  ///@{
   /// Listens on `name`: a filesystem path, or "@name" for the abstract
   /// namespace.  A name in use is std::errc::address_in_use; an empty one
   /// is Errc::bad_endpoint; one too long for a Unix socket address is
@@ -198,7 +213,9 @@ class EVCHAN_API ShmListener {
   static ShmListener listen(const std::string& name, const ShmListenerOptions& options);
   static ShmListener listen(const std::string& name, const ShmListenerOptions& options,
                             std::error_code& ec) noexcept;
+  ///@}
 
+  ///@{
   /// Waits (at most timeout()) for a client to complete its handshake, and
   /// returns the first that does.  Handshakes run concurrently: the
   /// listener keeps the connections whose hello has not come yet (up to
@@ -224,10 +241,14 @@ class EVCHAN_API ShmListener {
   /// worker, and the pool starts a spare thread meanwhile.
   ShmStream accept();
   ShmStream accept(std::error_code& ec) noexcept;
+  ///@}
 
+  ///@{
   /// The time accept() may wait; as ShmStream::setTimeout.
   void setTimeout(Duration timeout);
   void setTimeout(Duration timeout, std::error_code& ec) noexcept;
+  ///@}
+  /// The time accept() may wait; kInfiniteTimeout by default.
   Duration timeout() const noexcept;
 
   /// The name given to listen(); empty when closed.
@@ -235,6 +256,7 @@ class EVCHAN_API ShmListener {
 
   /// Stops listening.  Idempotent.
   void close() noexcept;
+  /// False after close(), for a default-constructed or a moved-from listener.
   bool isOpen() const noexcept;
 
  private:

@@ -41,10 +41,15 @@ class TaskLocal : private TaskLocalBase {
  public:
   constexpr TaskLocal() noexcept = default;
 
+  /// The running task's instance, default-constructed at the task's first
+  /// call.  Throws SystemError(std::errc::operation_not_permitted) outside a
+  /// task.  Valid until the task ends.
   T& get() {
     return *static_cast<T*>(slot([] { return static_cast<void*>(new T()); }, [](void* p) { delete static_cast<T*>(p); }));
   }
+  /// Member access to get()'s instance; throws like get().
   T* operator->() { return &get(); }
+  /// get(); throws like it.
   T& operator*() { return get(); }
 };
 

@@ -18,7 +18,9 @@ namespace evchan {
 /// system) is out of descriptors.  The first wait is `initialDelay`; each
 /// next one doubles, up to `maxDelay`.
 struct EVCHAN_API AcceptBackoff {
+  /// The first wait; must be positive.
   Duration initialDelay = std::chrono::milliseconds(1);
+  /// The longest wait; at least initialDelay.
   Duration maxDelay = std::chrono::milliseconds(500);
   /// Called before each wait with the error that caused it and the delay
   /// about to be waited (to log "out of descriptors", or to count); may be
@@ -35,19 +37,25 @@ class EVCHAN_API TcpListener {
  public:
   /// A closed listener; every call on it fails with Errc::not_open.
   TcpListener() noexcept;
+  /// Closes the listener if open.
   ~TcpListener();
+  /// Takes over `other`'s socket; `other` is left closed.
   TcpListener(TcpListener&& other) noexcept;
+  /// Closes this listener, then takes over `other`'s; `other` is left closed.
   TcpListener& operator=(TcpListener&& other) noexcept;
   TcpListener(const TcpListener&) = delete;
   TcpListener& operator=(const TcpListener&) = delete;
 
+  ///@{
   /// Binds to `endpoint` and listens.  An empty host means every local
   /// address (IPv6 and IPv4 where the system allows both); port 0 lets the
   /// kernel pick a free port, reported by port().  SO_REUSEADDR is set.
   static TcpListener listen(const Endpoint& endpoint, int backlog = 511);
   static TcpListener listen(const Endpoint& endpoint, int backlog,
                             std::error_code& ec) noexcept;
+  ///@}
 
+  ///@{
   /// Waits for the next connection, at most timeout() (then timed_out).
   /// When the process is at its descriptor limit (RLIMIT_NOFILE) it fails
   /// with std::errc::too_many_files_open (too_many_files_open_in_system
@@ -56,7 +64,9 @@ class EVCHAN_API TcpListener {
   /// burning a core until a descriptor frees.  Use acceptWithBackoff().
   TcpSocket accept();
   TcpSocket accept(std::error_code& ec) noexcept;
+  ///@}
 
+  ///@{
   /// As accept(), but while accepting fails for want of descriptors or
   /// kernel memory (too_many_files_open, too_many_files_open_in_system,
   /// no_buffer_space, not_enough_memory) it waits, a short and growing
@@ -74,19 +84,27 @@ class EVCHAN_API TcpListener {
   ///     }
   TcpSocket acceptWithBackoff(const AcceptBackoff& backoff = AcceptBackoff());
   TcpSocket acceptWithBackoff(const AcceptBackoff& backoff, std::error_code& ec) noexcept;
+  ///@}
 
   /// Closes the listener.  Idempotent.
   void close() noexcept;
+  /// False after close(), for a default-constructed or a moved-from listener.
   bool isOpen() const noexcept;
 
+  ///@{
   /// The time accept() may wait; kInfiniteTimeout by default.
+  /// A negative `timeout` is Errc::negative_timeout.
   void setTimeout(Duration timeout);
   void setTimeout(Duration timeout, std::error_code& ec) noexcept;
+  ///@}
+  /// The time accept() may wait; kInfiniteTimeout when closed.
   Duration timeout() const noexcept;
 
+  ///@{
   /// The bound address, with the port the kernel picked.
   Address localAddress() const;
   Address localAddress(std::error_code& ec) const noexcept;
+  ///@}
   /// localAddress().port(), or 0 when closed.
   int port() const noexcept;
 

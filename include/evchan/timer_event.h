@@ -14,9 +14,12 @@ namespace evchan {
 /// negative delay is Errc::negative_timeout at post(); zero completes at once.
 class EVCHAN_API TimerEvent : public Event {
  public:
+  /// A timer that completes `delay` after each post().
   explicit TimerEvent(Duration delay) noexcept : Event(Kind::Timer), delay_(delay) {}
 
+  /// Sets the delay for the next post(); not while the event is in flight.
   void setDelay(Duration delay) noexcept { delay_ = delay; }
+  /// The delay counted from post().
   Duration delay() const noexcept { return delay_; }
 
  private:
