@@ -490,6 +490,7 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testManyConcurrentEchoConnections);
   CPPUNIT_TEST(testShutdownCancelsPendingEvents);
   CPPUNIT_TEST(testShutdownWakesBlockedGetEvent);
+  CPPUNIT_TEST(testShutdownWakesOwnWorkerInGetEvent);
   CPPUNIT_TEST(testRepostFromCallbackRacesClose);
   CPPUNIT_TEST(testDestroyWhileThreadsWaitInGetEvent);
   CPPUNIT_TEST(testConcurrentShutdownCalls);
@@ -1219,6 +1220,22 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
     }
     CPPUNIT_ASSERT(gotNothing);
     CPPUNIT_ASSERT_MESSAGE(std::to_string(millis(blockedFor)) + " ms", blockedFor < generous(2s));
+  }
+
+  // A callback of the channel's own worker waits in getEvent() for longer
+  // than the test's patience: shutdown() must wake it (getEvent() returns
+  // null) and return at once, not wait for the worker it keeps busy (before
+  // the fix it waited until the getEvent() timed out; with no timeout, for
+  // ever).
+  void testShutdownWakesOwnWorkerInGetEvent() {
+    std::unique_ptr<EventChannel> channel = createChannel(1);
+    std::atomic<bool> gotNothing{false};
+    DispatchEvent waiter([&] { gotNothing = channel->getEvent(generous(20s)) == nullptr; });
+    channel->post(waiter);
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return channel->poolStats().inGetEvent == 1; }));
+    const bool shutDown = evchan::test::finishesWithin(2s, [&] { channel->shutdown(); }, [] {});
+    CPPUNIT_ASSERT_MESSAGE("shutdown() waited for a worker waiting in getEvent()", shutDown);
+    CPPUNIT_ASSERT(gotNothing);
   }
 
   // Issue 11, item 1.  A Read and a Write event on one socket, each

@@ -165,6 +165,9 @@ void ChannelCore::sweepForShutdown() noexcept {
     swept_ = true;
     workAvailable_.notify_all();
   }
+  // A worker of this channel waiting in getEvent() (a callback's call)
+  // leaves it now: its pool is going (shutDown_ is its stop flag).
+  ready_.wakeWaiters();
   std::lock_guard<std::mutex> lock(watches_.mutex());
   if (poller_) poller_->wakeup();
 }

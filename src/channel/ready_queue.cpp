@@ -63,6 +63,13 @@ void ReadyQueue::close() noexcept {
   available_.notify_all();
 }
 
+void ReadyQueue::wakeWaiters() noexcept {
+  // Under the mutex: a take() between its check of `stop` and its wait
+  // would miss a notification sent without it.
+  std::lock_guard<std::mutex> lock(mutex_);
+  available_.notify_all();
+}
+
 void ReadyQueue::listAsShutDown() noexcept {
   ShutDownQueues& registry = shutDownQueues();
   std::lock_guard<std::mutex> lock(registry.mutex);

@@ -28,6 +28,8 @@ class ReadyQueue {
   Event* take(Deadline deadline, const std::atomic<bool>* stop) noexcept;
   /// The channel is shut down and its pool gone: take() stops waiting.
   void close() noexcept;
+  /// Wakes every take() so that it looks at its `stop` flag again.
+  void wakeWaiters() noexcept;
   /// How many threads wait in take() (for ThreadPoolStats).
   int waiting() const noexcept { return waiting_.load(std::memory_order_relaxed); }
 
