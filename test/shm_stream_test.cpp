@@ -1153,10 +1153,16 @@ namespace {
 
 struct ShmStreams {
   static const char* name() { return "ShmStream"; }
-  static evchan::test::StreamPair make() {
+  static evchan::test::StreamPair make() { return makeWithRings(0); }
+  // The smallest rings: 4 KiB fill the stream.
+  static evchan::test::StreamPair makeSmallBuffered() { return makeWithRings(4096); }
+  static evchan::test::StreamPair makeWithRings(std::size_t ringSize) {
     ShmListener listener = ShmListener::listen(uniqueName("stream-suite"));
     listener.setTimeout(30s);
-    ShmStream client = ShmStream::connect(listener.name(), 30s);
+    std::error_code ec;
+    ShmStream client = ringSize == 0 ? ShmStream::connect(listener.name(), 30s)
+                                     : ShmStream::connect(listener.name(), 30s, ringSize, ec);
+    CPPUNIT_ASSERT_MESSAGE("connect: " + ec.message(), !ec);
     ShmStream server = listener.accept();
     client.setTimeout(30s);
     server.setTimeout(30s);

@@ -135,6 +135,8 @@ class TcpSocketTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testReadExactlyReturnsPartialCountAtEndOfStream);
   CPPUNIT_TEST(testPeerResetIsConnectionReset);
   CPPUNIT_TEST(testWriteToClosedPeerDoesNotRaiseSigpipe);
+  CPPUNIT_TEST(testGatherWriteToClosedPeerDoesNotRaiseSigpipe);
+  CPPUNIT_TEST(testGatherWriteSendsManyPiecesInOneCall);
   CPPUNIT_TEST(testNullBufferIsRejected);
   CPPUNIT_TEST(testZeroLengthCallsReturnAtOnce);
   CPPUNIT_TEST(testNegativeTimeoutIsRejected);
@@ -409,6 +411,45 @@ class TcpSocketTest : public evchan::test::LeakCheckedFixture {
     }
     CPPUNIT_ASSERT_MESSAGE("got " + describe(thrown),
                            thrown == std::errc::broken_pipe || thrown == std::errc::connection_reset);
+  }
+
+  // The gather path is sendmsg with MSG_NOSIGNAL, never writev.
+  void testGatherWriteToClosedPeerDoesNotRaiseSigpipe() {
+    DefaultSigpipe defaultSigpipe;
+    const std::string harmless = DefaultSigpipe::whatKeepsSigpipeHarmless();
+    CPPUNIT_ASSERT_MESSAGE("SIGPIPE must kill the process in this test: " + harmless, harmless.empty());
+
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(5s);
+    pair.server.close();
+    const std::vector<char> chunk(32 * 1024, 'p');
+    const evchan::ConstBuffer pieces[] = {{chunk.data(), 100}, {nullptr, 0}, {chunk.data(), chunk.size()}, {"!", 1}};
+    std::error_code ec;
+    for (int attempt = 0; attempt < 200 && !ec; ++attempt) pair.client.writeAll(pieces, 4, ec);
+    CPPUNIT_ASSERT_MESSAGE("got " + describe(ec),
+                           ec == std::errc::broken_pipe || ec == std::errc::connection_reset);
+  }
+
+  // An empty socket takes every piece of a small gather write in one
+  // writeSome; more pieces than one call may carry (IOV_MAX on POSIX, 64
+  // on Windows) go out in part, and more than one piece per call.
+  void testGatherWriteSendsManyPiecesInOneCall() {
+    ConnectedPair pair = connectPair();
+    setTimeouts(pair, 5s);
+    const evchan::ConstBuffer request[] = {{"GET ", 4}, {"", 0}, {"/ HTTP/1.1\r\n", 12}, {nullptr, 0}, {"\r\n", 2}};
+    CPPUNIT_ASSERT_EQUAL(std::size_t{18}, pair.client.writeSome(request, 5));
+    char got[18];
+    pair.server.readExactly(got, sizeof got);
+    CPPUNIT_ASSERT_EQUAL(std::string("GET / HTTP/1.1\r\n\r\n"), std::string(got, sizeof got));
+
+    const std::string bytes(2000, 'x');
+    std::vector<evchan::ConstBuffer> ones;
+    for (const char& byte : bytes) ones.push_back(evchan::ConstBuffer{&byte, 1});
+    const std::size_t sent = pair.client.writeSome(ones.data(), ones.size());
+    CPPUNIT_ASSERT_MESSAGE("sent " + std::to_string(sent), sent > 1 && sent < ones.size());
+    std::string echoed(sent, '\0');
+    pair.server.readExactly(echoed.data(), sent);
+    CPPUNIT_ASSERT_EQUAL(bytes.substr(0, sent), echoed);
   }
 
   void testNullBufferIsRejected() {

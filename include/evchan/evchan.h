@@ -4,6 +4,7 @@
 
 #include <evchan/address.h>
 #include <evchan/blocking.h>
+#include <evchan/buffer.h>
 #include <evchan/buffered_reader.h>
 #include <evchan/condition_variable.h>
 #include <evchan/dispatch_event.h>

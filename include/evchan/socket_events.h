@@ -5,6 +5,7 @@
 #include <cstddef>
 
 #include <evchan/address.h>
+#include <evchan/buffer.h>
 #include <evchan/event.h>
 #include <evchan/export.h>
 #include <evchan/tcp_listener.h>
@@ -37,24 +38,72 @@ class EVCHAN_API ReadEvent : public Event {
   std::size_t transferred_ = 0;
 };
 
-/// Writes at least one byte, at most size(), from the buffer to a socket;
-/// bytesTransferred() says how many (post again for the rest).  Never
-/// raises SIGPIPE.  One write may be pending per socket at a time.
+/// Writes at least one byte, at most size(), to a socket; bytesTransferred()
+/// says how many (post again for the rest).  Never raises SIGPIPE.  One
+/// write may be pending per socket at a time.
+///
+/// The bytes come from one buffer, or from several pieces written in order
+/// as one stream (a gather write: a ConstBuffer array, sent with one
+/// system call where the system allows: sendmsg, io_uring's sendmsg,
+/// WSASend).  A gather event completes like any write: bytesTransferred()
+/// counts across the pieces and may end inside one; consumeBuffers() moves
+/// the array past it for the re-post.  Empty pieces are skipped, and an
+/// event with nothing to write completes at once with 0 bytes.  post()
+/// refuses a null buffer with a non-zero size, a null array with a
+/// non-zero count, or a piece with null data and a non-zero size, with
+/// Errc::null_buffer.
+///
+/// The event keeps a pointer to the caller's array, not a copy: the array
+/// and the bytes its pieces point to must stay valid and unchanged from
+/// post() until the event is handed back (a completion backend's kernel
+/// reads them until the send completes).  setBuffers() reads the pieces'
+/// sizes when called: after changing the array, call it again before the
+/// next post().
 class EVCHAN_API WriteEvent : public Event {
  public:
   WriteEvent(TcpSocket& socket, const void* buffer, std::size_t size) noexcept
-      : Event(Kind::Write), socket_(&socket), buffer_(buffer), size_(size) {}
+      : Event(Kind::Write), socket_(&socket) {
+    setBuffer(buffer, size);
+  }
+  /// Keeps WriteEvent(socket, nullptr, size) the one-buffer form.
+  WriteEvent(TcpSocket& socket, std::nullptr_t, std::size_t size) noexcept
+      : WriteEvent(socket, static_cast<const void*>(nullptr), size) {}
+  /// A gather write of the pieces `buffers[0..count)`.
+  WriteEvent(TcpSocket& socket, const ConstBuffer* buffers, std::size_t count) noexcept
+      : Event(Kind::Write), socket_(&socket) {
+    setBuffers(buffers, count);
+  }
 
-  void setBuffer(const void* buffer, std::size_t size) noexcept { buffer_ = buffer, size_ = size; }
+  /// Points the event at one buffer before re-posting it.
+  void setBuffer(const void* buffer, std::size_t size) noexcept {
+    one_ = ConstBuffer{buffer, size};
+    buffers_ = &one_;
+    count_ = 1;
+    first_ = buffer;
+    size_ = size;
+  }
+  /// Points the event at the pieces `buffers[0..count)` before re-posting it.
+  void setBuffers(const ConstBuffer* buffers, std::size_t count) noexcept;
+
   TcpSocket& socket() const noexcept { return *socket_; }
-  const void* buffer() const noexcept { return buffer_; }
+  /// Where the first byte to write is: the one buffer, or the data of the
+  /// first non-empty piece; null when there is nothing to write, and for
+  /// pieces that post() refuses.
+  const void* buffer() const noexcept { return first_; }
+  /// The bytes to write: the buffer's size, or the pieces' total.
   std::size_t size() const noexcept { return size_; }
+  /// The pieces (one, for the one-buffer form) and how many there are.
+  const ConstBuffer* buffers() const noexcept { return buffers_; }
+  std::size_t bufferCount() const noexcept { return count_; }
   std::size_t bytesTransferred() const noexcept { return transferred_; }
 
  private:
   friend struct detail::EventAccess;
   TcpSocket* socket_;
-  const void* buffer_;
+  ConstBuffer one_;             // the one-buffer form's piece (events never move)
+  const ConstBuffer* buffers_;  // &one_, or the caller's array
+  std::size_t count_;
+  const void* first_;
   std::size_t size_;
   std::size_t transferred_ = 0;
 };

@@ -5,9 +5,11 @@
 #define EVCHAN_STREAM_H
 
 #include <cstddef>
+#include <initializer_list>
 #include <string>
 #include <system_error>
 
+#include <evchan/buffer.h>
 #include <evchan/export.h>
 
 namespace evchan {
@@ -18,6 +20,10 @@ namespace evchan {
 /// the same for every stream.  Inside a task every wait suspends the task,
 /// never its worker thread; on a plain thread it blocks the thread.  Each
 /// wait is bounded by the stream's own timeout, where it has one.
+///
+/// Writes come in two shapes: one buffer, or several pieces written in
+/// order as one stream of bytes (gather, or scatter/gather, writes:
+/// ConstBuffer arrays).
 ///
 /// Errors: Errc::not_open on a closed stream, Errc::null_buffer for a null
 /// buffer with a non-zero size, Errc::end_of_stream once the peer closed
@@ -43,6 +49,29 @@ class EVCHAN_API Stream {
   virtual std::size_t writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept = 0;
   std::size_t writeSome(const void* buffer, std::size_t size);
 
+  /// Keeps writeSome(nullptr, size) the single-buffer form (null_buffer
+  /// for a non-zero size) beside the gather form below.
+  std::size_t writeSome(std::nullptr_t, std::size_t size, std::error_code& ec) noexcept {
+    return writeSome(static_cast<const void*>(nullptr), size, ec);
+  }
+  std::size_t writeSome(std::nullptr_t, std::size_t size) { return writeSome(static_cast<const void*>(nullptr), size); }
+
+  /// Gather write: writes at least one byte and at most the pieces' total,
+  /// taken from `buffers[0]`, `buffers[1]`, ... `buffers[count - 1]` in
+  /// order, waiting until the stream takes some.  Returns the byte count
+  /// (it may end inside a piece); 0 with `ec` set on error.  Empty pieces
+  /// are skipped; when there is nothing to write (count 0, or only empty
+  /// pieces) it returns 0 at once, without error.  A null `buffers` with a
+  /// non-zero `count`, or a piece with null data and a non-zero size, is
+  /// Errc::null_buffer, and nothing is written.  Neither the array nor the
+  /// bytes are copied.
+  ///
+  /// This default writes from the first non-empty piece only (one
+  /// writeSome() of it); TcpSocket sends as many pieces as the system
+  /// allows (IOV_MAX on POSIX) in one system call.
+  virtual std::size_t writeSome(const ConstBuffer* buffers, std::size_t count, std::error_code& ec) noexcept;
+  std::size_t writeSome(const ConstBuffer* buffers, std::size_t count);
+
   /// Reads exactly `size` bytes.  On error returns how many bytes were read
   /// before it (they are in `buffer`).
   std::size_t readExactly(void* buffer, std::size_t size, std::error_code& ec) noexcept;
@@ -51,6 +80,30 @@ class EVCHAN_API Stream {
   /// Writes all `size` bytes.  On error returns how many were written.
   std::size_t writeAll(const void* buffer, std::size_t size, std::error_code& ec) noexcept;
   std::size_t writeAll(const void* buffer, std::size_t size);
+  /// Keeps writeAll(nullptr, size) the single-buffer form.
+  std::size_t writeAll(std::nullptr_t, std::size_t size, std::error_code& ec) noexcept {
+    return writeAll(static_cast<const void*>(nullptr), size, ec);
+  }
+  std::size_t writeAll(std::nullptr_t, std::size_t size) { return writeAll(static_cast<const void*>(nullptr), size); }
+
+  /// Gather write of everything: all the pieces' bytes, in order, through
+  /// as many gather writeSome() calls as the stream needs.  On error
+  /// returns how many bytes were written.  The errors, the empty pieces
+  /// and an empty request are as for the gather writeSome(); a bad piece
+  /// anywhere in the array fails the call before anything is written.
+  ///
+  /// Cost: the caller's array is never copied or changed.  After a write
+  /// that ended inside a piece, the next call goes through a copy of at
+  /// most 16 piece descriptors (256 bytes on the stack, never the data)
+  /// that starts at the first unwritten byte.
+  /// @par Example
+  /// @code
+  ///   socket.writeAll({{header.data(), header.size()}, {body.data(), body.size()}});
+  /// @endcode
+  std::size_t writeAll(const ConstBuffer* buffers, std::size_t count, std::error_code& ec) noexcept;
+  std::size_t writeAll(const ConstBuffer* buffers, std::size_t count);
+  std::size_t writeAll(std::initializer_list<ConstBuffer> buffers, std::error_code& ec) noexcept;
+  std::size_t writeAll(std::initializer_list<ConstBuffer> buffers);
 
   /// Closes the stream and frees its resources.  Idempotent.
   virtual void close() noexcept = 0;

@@ -102,6 +102,12 @@ class EVCHAN_API TcpSocket : public Stream {
   /// waits while the send buffer is full.
   using Stream::writeSome;
   std::size_t writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept override;
+  /// Gather write (see Stream): sends from the pieces in order, as many
+  /// as the system takes in one call (POSIX sendmsg, up to IOV_MAX
+  /// pieces; Windows WSASend, up to 64), at least one byte; waits while
+  /// the send buffer is full.  Inside a task the wait suspends the task
+  /// (a WriteEvent over the pieces), never its worker thread.
+  std::size_t writeSome(const ConstBuffer* buffers, std::size_t count, std::error_code& ec) noexcept override;
 
   /// Sends FIN: the peer reads end_of_stream after the data already sent;
   /// this side can still read.

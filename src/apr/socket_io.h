@@ -7,6 +7,8 @@
 
 #include <apr_network_io.h>
 
+#include <evchan/buffer.h>
+
 #include "poller/deadline.h"
 
 namespace evchan::detail {
@@ -24,6 +26,16 @@ std::error_code waitReady(apr_socket_t* socket, Readiness readiness, Deadline de
 /// the would-block status.  Defined per host (src/posix/, src/win32/).
 std::error_code sendSome(apr_socket_t* socket, const void* data, std::size_t size,
                          std::size_t& sent) noexcept;
+
+/// Sends from the pieces `buffers[0..count)` in order, once, without
+/// waiting and without raising SIGPIPE: one system call (POSIX sendmsg
+/// with MSG_NOSIGNAL, Windows WSASend) for as many pieces as the host
+/// takes at once (IOV_MAX on POSIX; the rest is for a later call).  `sent`
+/// receives the count.  Leading empty pieces are skipped, so a non-zero
+/// total always sends or fails; the pieces were checked by the caller.
+/// Defined per host (src/posix/, src/win32/).
+std::error_code sendGather(apr_socket_t* socket, const ConstBuffer* buffers, std::size_t count,
+                           std::size_t& sent) noexcept;
 
 /// After a non-blocking connect has become writable: the connect's result.
 std::error_code pendingConnectResult(apr_socket_t* socket) noexcept;

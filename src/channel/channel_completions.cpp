@@ -19,7 +19,7 @@ namespace evchan::detail {
 namespace {
 
 SocketOperation operationFor(Event& event, const Watch& watch) {
-  SocketOperation op{SocketOperation::Kind::Receive, static_cast<int>(watch.fd), nullptr, 0, nullptr, 0};
+  SocketOperation op{SocketOperation::Kind::Receive, static_cast<int>(watch.fd), nullptr, 0, nullptr, 0, nullptr, 0};
   switch (event.kind()) {
     case Event::Kind::Read: {
       auto& read = static_cast<ReadEvent&>(event);
@@ -29,9 +29,23 @@ SocketOperation operationFor(Event& event, const Watch& watch) {
     }
     case Event::Kind::Write: {
       auto& write = static_cast<WriteEvent&>(event);
-      op.kind = SocketOperation::Kind::Send;
-      op.buffer = const_cast<void*>(write.buffer());
-      op.size = write.size();
+      // Only pieces with bytes go to the kernel (post() submits an event
+      // with some), the first one at the front.
+      const ConstBuffer* pieces = write.buffers();
+      std::size_t count = write.bufferCount();
+      while (pieces->size == 0) {
+        ++pieces;
+        --count;
+      }
+      if (count == 1 || write.size() == pieces->size) {
+        op.kind = SocketOperation::Kind::Send;  // one piece: IORING_OP_SEND is cheaper
+        op.buffer = const_cast<void*>(pieces->data);
+        op.size = pieces->size;
+      } else {
+        op.kind = SocketOperation::Kind::SendPieces;
+        op.pieces = pieces;
+        op.pieceCount = count;
+      }
       break;
     }
     case Event::Kind::Accept: op.kind = SocketOperation::Kind::Accept; break;
@@ -86,7 +100,7 @@ std::error_code ChannelCore::postConnectToRing(ConnectEvent& event) noexcept {
     } else {
       // The address lives in the socket's pool, as long as the socket.
       const SocketOperation op{SocketOperation::Kind::Connect, static_cast<int>(watch->fd), nullptr, 0,
-                               &target->sa, static_cast<unsigned>(target->salen)};
+                               &target->sa, static_cast<unsigned>(target->salen), nullptr, 0};
       ec = submitOperationLocked(event, *watch, kWritable, op);
       if (!ec) watch->connectTarget = target;
     }

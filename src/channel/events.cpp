@@ -1,9 +1,11 @@
-// Event and NotifyEvent members.
+// Event, WriteEvent and NotifyEvent members.
 #include <evchan/error.h>
 #include <evchan/event.h>
 #include <evchan/notify_event.h>
+#include <evchan/socket_events.h>
 #include <evchan/system_error.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 
@@ -24,6 +26,24 @@ Event::~Event() {
 void Event::setCallback(Callback callback) {
   if (inFlight()) throw SystemError(Errc::already_in_flight, "set callback");
   callback_ = std::move(callback);
+}
+
+void WriteEvent::setBuffers(const ConstBuffer* buffers, std::size_t count) noexcept {
+  buffers_ = buffers;
+  count_ = count;
+  first_ = nullptr;
+  size_ = 0;
+  bool refused = buffers == nullptr && count != 0;
+  for (std::size_t i = 0; i < count && !refused; ++i) {
+    refused = buffers[i].data == nullptr && buffers[i].size != 0;
+    if (first_ == nullptr && buffers[i].size != 0) first_ = buffers[i].data;
+    size_ = buffers[i].size > SIZE_MAX - size_ ? SIZE_MAX : size_ + buffers[i].size;  // the kernel refuses that much
+  }
+  // post() refuses a null buffer() with a non-zero size(): Errc::null_buffer.
+  if (refused) {
+    first_ = nullptr;
+    size_ = size_ != 0 ? size_ : count;
+  }
 }
 
 bool NotifyEvent::wait(Duration timeout) {

@@ -42,7 +42,8 @@ AttemptResult tryAccept(AcceptEvent& event, Watch& watch) {
 
 AttemptResult tryWrite(WriteEvent& event, Watch& watch) {
   std::size_t sent = 0;
-  const std::error_code ec = sendSome(watch.socket, event.buffer(), event.size(), sent);
+  // One system call for one buffer or many pieces (sendmsg up to IOV_MAX).
+  const std::error_code ec = sendGather(watch.socket, event.buffers(), event.bufferCount(), sent);
   if (ec == std::errc::resource_unavailable_try_again) return wouldBlock();
   if (ec) return finished(ec);
   EventAccess::transferred(event) = sent;

@@ -23,14 +23,18 @@
 #include <liburing.h>
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <climits>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <new>
 
 #include <evchan/error.h>
 
@@ -58,7 +62,8 @@ std::uint64_t tagOf(Watch& watch, unsigned slot) noexcept {
 // The operations the backend relies on; a kernel lacking one is refused
 // (Backend::Default then falls back to epoll).
 const int kRequiredOps[] = {IORING_OP_RECV,         IORING_OP_SEND, IORING_OP_ACCEPT, IORING_OP_CONNECT,
-                            IORING_OP_ASYNC_CANCEL, IORING_OP_NOP,  IORING_OP_READ,   IORING_OP_WRITE};
+                            IORING_OP_ASYNC_CANCEL, IORING_OP_NOP,  IORING_OP_READ,   IORING_OP_WRITE,
+                            IORING_OP_SENDMSG};
 
 class UringPoller final : public Poller, public CompletionPoller {
  public:
@@ -128,6 +133,7 @@ class UringPoller final : public Poller, public CompletionPoller {
     switch (op.kind) {
       case SocketOperation::Kind::Receive: io_uring_prep_recv(sqe, op.fd, op.buffer, op.size, 0); break;
       case SocketOperation::Kind::Send: io_uring_prep_send(sqe, op.fd, op.buffer, op.size, MSG_NOSIGNAL); break;
+      case SocketOperation::Kind::SendPieces: prepareSendPieces(sqe, op, watch); break;
       case SocketOperation::Kind::Accept:
         io_uring_prep_accept(sqe, op.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         break;
@@ -221,6 +227,21 @@ class UringPoller final : public Poller, public CompletionPoller {
   }
 
  private:
+  // A gather send: IORING_OP_SENDMSG (never WRITEV, which raises SIGPIPE)
+  // over the event's pieces, read in place as iovecs.  The header lives in
+  // the watch, whose writer slot holds this send until its completion.
+  static void prepareSendPieces(io_uring_sqe* sqe, const SocketOperation& op, Watch& watch) noexcept {
+    static_assert(sizeof(msghdr) <= sizeof watch.sendHeader && alignof(msghdr) <= alignof(std::max_align_t),
+                  "Watch::sendHeader holds a msghdr");
+    static_assert(sizeof(ConstBuffer) == sizeof(iovec) && offsetof(ConstBuffer, data) == offsetof(iovec, iov_base) &&
+                      offsetof(ConstBuffer, size) == offsetof(iovec, iov_len),
+                  "ConstBuffer must have the layout of struct iovec");
+    msghdr* header = new (watch.sendHeader) msghdr{};
+    header->msg_iov = const_cast<iovec*>(reinterpret_cast<const iovec*>(op.pieces));
+    header->msg_iovlen = std::min<std::size_t>(op.pieceCount, IOV_MAX);  // the rest in a later send
+    io_uring_prep_sendmsg(sqe, op.fd, header, MSG_NOSIGNAL);
+  }
+
   // A free SQE, making room by submitting when the SQ is full.
   io_uring_sqe* sqeLocked() noexcept {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);

@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // Stream: the loops and throwing forms shared by every byte stream.
+#include <algorithm>
+
 #include <evchan/error.h>
 #include <evchan/stream.h>
 #include <evchan/system_error.h>
+
+#include "net/pieces.h"
 
 namespace evchan {
 namespace {
@@ -14,6 +18,32 @@ std::error_code checkRequest(const Stream& stream, const void* buffer, std::size
   if (buffer == nullptr && size != 0) return Errc::null_buffer;
   return {};
 }
+
+// A gather call's checks: not_open first, as for one buffer.
+std::error_code checkPieces(const Stream& stream, const ConstBuffer* buffers, std::size_t count) {
+  if (!stream.isOpen()) return Errc::not_open;
+  return detail::checkPieces(buffers, count);
+}
+
+// Where a gather writeAll() stands: piece `index`, `offset` bytes into it.
+struct GatherPosition {
+  std::size_t index = 0;
+  std::size_t offset = 0;
+
+  // Moves past `bytes` written, and past empty pieces, to the next byte to
+  // write (index == count once there is none).
+  void advance(const ConstBuffer* buffers, std::size_t count, std::size_t bytes) {
+    while (index < count && bytes >= buffers[index].size - offset) {
+      bytes -= buffers[index].size - offset;
+      ++index;
+      offset = 0;
+    }
+    if (index < count) offset += bytes;
+  }
+};
+
+// Mid-piece resumption copies this many descriptors at most (see stream.h).
+constexpr std::size_t kResumeWindow = 16;
 
 // Repeats `some(at, left, ec)` (a readSome or writeSome) until `size`
 // bytes are done or it fails; returns the bytes done either way.
@@ -66,6 +96,55 @@ std::size_t Stream::writeAll(const void* buffer, std::size_t size, std::error_co
 
 std::size_t Stream::writeAll(const void* buffer, std::size_t size) {
   return orThrow(*this, "write", [&](std::error_code& ec) { return writeAll(buffer, size, ec); });
+}
+
+std::size_t Stream::writeSome(const ConstBuffer* buffers, std::size_t count, std::error_code& ec) noexcept {
+  if ((ec = checkPieces(*this, buffers, count))) return 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (buffers[i].size != 0) return writeSome(buffers[i].data, buffers[i].size, ec);
+  }
+  return 0;
+}
+
+std::size_t Stream::writeSome(const ConstBuffer* buffers, std::size_t count) {
+  return orThrow(*this, "write", [&](std::error_code& ec) { return writeSome(buffers, count, ec); });
+}
+
+std::size_t Stream::writeAll(const ConstBuffer* buffers, std::size_t count, std::error_code& ec) noexcept {
+  if ((ec = checkPieces(*this, buffers, count))) return 0;
+  std::size_t done = 0;
+  GatherPosition at;
+  at.advance(buffers, count, 0);
+  while (at.index < count) {
+    std::size_t wrote;
+    if (at.offset == 0) {
+      wrote = writeSome(buffers + at.index, count - at.index, ec);  // the caller's array as it is
+    } else {
+      // The first piece starts mid-way: a small copy with that piece trimmed.
+      ConstBuffer window[kResumeWindow];
+      const std::size_t pieces = std::min(kResumeWindow, count - at.index);
+      std::copy(buffers + at.index, buffers + at.index + pieces, window);
+      window[0].data = static_cast<const unsigned char*>(window[0].data) + at.offset;
+      window[0].size -= at.offset;
+      wrote = writeSome(window, pieces, ec);
+    }
+    if (ec) break;
+    done += wrote;
+    at.advance(buffers, count, wrote);
+  }
+  return done;
+}
+
+std::size_t Stream::writeAll(const ConstBuffer* buffers, std::size_t count) {
+  return orThrow(*this, "write", [&](std::error_code& ec) { return writeAll(buffers, count, ec); });
+}
+
+std::size_t Stream::writeAll(std::initializer_list<ConstBuffer> buffers, std::error_code& ec) noexcept {
+  return writeAll(buffers.begin(), buffers.size(), ec);
+}
+
+std::size_t Stream::writeAll(std::initializer_list<ConstBuffer> buffers) {
+  return writeAll(buffers.begin(), buffers.size());
 }
 
 }  // namespace evchan

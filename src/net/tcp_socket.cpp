@@ -10,6 +10,7 @@
 
 #include "apr/socket_io.h"
 #include "apr/socket_state.h"
+#include "net/pieces.h"
 #include "task/await.h"
 
 namespace evchan {
@@ -129,15 +130,26 @@ std::size_t TcpSocket::readSome(void* buffer, std::size_t size, std::error_code&
 }
 
 std::size_t TcpSocket::writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  if ((ec = checkBuffer(state_.get(), buffer, size)) || size == 0) return 0;
+  const ConstBuffer piece{buffer, size};
+  return TcpSocket::writeSome(&piece, 1, ec);  // one piece goes out with send(2)
+}
+
+std::size_t TcpSocket::writeSome(const ConstBuffer* buffers, std::size_t count, std::error_code& ec) noexcept {
+  if (!state_) {
+    ec = Errc::not_open;
+    return 0;
+  }
+  if ((ec = detail::checkPieces(buffers, count))) return 0;
+  detail::skipEmptyPieces(buffers, count);
+  if (count == 0) return 0;
   for (;;) {
     std::size_t sent = 0;
-    ec = detail::sendSome(state_->socket, buffer, size, sent);
+    ec = detail::sendGather(state_->socket, buffers, count, sent);
     if (sent > 0 || ec != std::errc::resource_unavailable_try_again) return ec ? 0 : sent;
     if (inTask()) {
       // The send buffer is full: the task waits for a WriteEvent (which
       // writes when there is room) instead of blocking its worker.
-      WriteEvent write(*this, buffer, size);
+      WriteEvent write(*this, buffers, count);
       if (detail::awaitInTask(write, state_->timeout, ec)) return ec ? 0 : write.bytesTransferred();
     }
     if ((ec = detail::waitReady(state_->socket, Readiness::Writable, detail::deadlineAfter(state_->timeout))))

@@ -7,6 +7,7 @@
 #include <system_error>
 #include <vector>
 
+#include <evchan/buffer.h>
 #include <evchan/event_channel.h>
 
 #include "poller/watch.h"
@@ -85,15 +86,21 @@ class Poller {
 
 /// One socket operation for a completion backend to perform.  Everything
 /// it points to stays valid until the operation's completion is reported
-/// (the buffer is the event's, the address lives in the socket's pool).
+/// (the buffer and the pieces are the event's, the address lives in the
+/// socket's pool).
 struct SocketOperation {
-  enum class Kind { Receive, Send, Accept, Connect };
+  enum class Kind { Receive, Send, SendPieces, Accept, Connect };
   Kind kind;
   int fd;
   void* buffer;              ///< Receive, Send
   std::size_t size;          ///< Receive, Send
   const void* address;       ///< Connect: a struct sockaddr
   unsigned addressLength;    ///< Connect
+  /// SendPieces: a gather send, the first piece not empty.  The backend
+  /// caps the count at what one call takes (IOV_MAX) and keeps its message
+  /// header in the watch's sendHeader until the completion.
+  const ConstBuffer* pieces;
+  std::size_t pieceCount;
 };
 
 /// The operation of a watch's reader or writer slot has finished.

@@ -2,6 +2,7 @@
 #ifndef EVCHAN_SRC_POLLER_WATCH_H
 #define EVCHAN_SRC_POLLER_WATCH_H
 
+#include <cstddef>
 #include <mutex>
 
 #include <apr_network_io.h>
@@ -10,6 +11,10 @@
 #include <evchan/event.h>
 
 namespace evchan::detail {
+
+/// Bytes a completion backend may keep per watch for a gather send's
+/// header (a Linux struct msghdr is 56).
+constexpr std::size_t kSendHeaderSize = 64;
 
 /// A socket registered with a channel's poller.  `mutex` guards the pending
 /// events and hints; the poller and posting threads both take it, which is
@@ -35,6 +40,10 @@ struct Watch {
   int ringOps = 0;
   /// Completion backends: where a pending connect goes (in the socket's pool).
   apr_sockaddr_t* connectTarget = nullptr;
+  /// Completion backends: room for the message header of the writer
+  /// slot's gather send (io_uring: a struct msghdr), which the kernel may
+  /// read until that send completes.  Only the backend looks inside.
+  alignas(std::max_align_t) unsigned char sendHeader[kSendHeaderSize];
 
   Watch* prev = nullptr;  ///< the channel's list of live (or retired) watches
   Watch* next = nullptr;

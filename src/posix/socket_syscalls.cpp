@@ -1,8 +1,12 @@
-// sendSome(), pendingConnectResult() and setListenAddressOptions() on POSIX hosts.
+// sendSome(), sendGather(), pendingConnectResult() and setListenAddressOptions() on POSIX hosts.
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <cstddef>
 
 #include <apr_portable.h>
 
@@ -23,6 +27,38 @@ std::error_code sendSome(apr_socket_t* socket, const void* data, std::size_t siz
   ssize_t n;
   do {
     n = ::send(fd, data, size, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return makeAprError(errno);
+  sent = static_cast<std::size_t>(n);
+  return {};
+}
+
+// A ConstBuffer array is handed to the kernel as the iovec array it is
+// laid out like (the kernel reads it; no C++ code reads it as iovec).
+static_assert(sizeof(ConstBuffer) == sizeof(iovec) && alignof(ConstBuffer) == alignof(iovec) &&
+                  offsetof(ConstBuffer, data) == offsetof(iovec, iov_base) &&
+                  offsetof(ConstBuffer, size) == offsetof(iovec, iov_len),
+              "ConstBuffer must have the layout of struct iovec");
+
+std::error_code sendGather(apr_socket_t* socket, const ConstBuffer* buffers, std::size_t count,
+                           std::size_t& sent) noexcept {
+  while (count > 0 && buffers->size == 0) {
+    ++buffers;
+    --count;
+  }
+  sent = 0;
+  if (count == 0) return {};
+  if (count == 1) return sendSome(socket, buffers->data, buffers->size, sent);  // send(2) is cheaper
+  apr_os_sock_t fd;
+  if (apr_status_t status = apr_os_sock_get(&fd, socket); status != APR_SUCCESS) return makeAprError(status);
+  msghdr message{};
+  message.msg_iov = const_cast<iovec*>(reinterpret_cast<const iovec*>(buffers));
+  // More than IOV_MAX pieces is EMSGSIZE: the rest goes in a later call.
+  message.msg_iovlen = static_cast<decltype(message.msg_iovlen)>(std::min<std::size_t>(count, IOV_MAX));
+  // Never writev(2): like write(2) it raises SIGPIPE on a closed connection.
+  ssize_t n;
+  do {
+    n = ::sendmsg(fd, &message, MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return makeAprError(errno);
   sent = static_cast<std::size_t>(n);

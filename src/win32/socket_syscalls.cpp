@@ -1,9 +1,12 @@
-// sendSome(), pendingConnectResult() and setListenAddressOptions() on Windows hosts.
+// sendSome(), sendGather(), pendingConnectResult() and setListenAddressOptions() on Windows hosts.
 // APR's headers come first: apr.h includes <windows.h> and the socket
 // headers (<ws2tcpip.h> among them) only when <windows.h> is not in yet.
 #include <apr_portable.h>
 
 #include <winsock2.h>
+
+#include <algorithm>
+#include <climits>
 
 #include <evchan/error.h>
 
@@ -18,6 +21,39 @@ std::error_code sendSome(apr_socket_t* socket, const void* data, std::size_t siz
   const apr_status_t status = apr_socket_send(socket, static_cast<const char*>(data), &length);
   sent = length;
   return makeAprError(status);
+}
+
+// WSABUF is { ULONG len; CHAR* buf; }, not a ConstBuffer's layout: the
+// descriptors are copied, this many at a time (the rest is for a later
+// call), into an array on the stack.
+constexpr std::size_t kPiecesPerSend = 64;
+
+std::error_code sendGather(apr_socket_t* socket, const ConstBuffer* buffers, std::size_t count,
+                           std::size_t& sent) noexcept {
+  while (count > 0 && buffers->size == 0) {
+    ++buffers;
+    --count;
+  }
+  sent = 0;
+  if (count == 0) return {};
+  if (count == 1) return sendSome(socket, buffers->data, buffers->size, sent);
+  apr_os_sock_t handle;
+  if (apr_status_t status = apr_os_sock_get(&handle, socket); status != APR_SUCCESS) return makeAprError(status);
+  WSABUF pieces[kPiecesPerSend];
+  DWORD used = 0;
+  for (std::size_t i = 0; i < count && used < kPiecesPerSend; ++i) {
+    pieces[used].buf = static_cast<CHAR*>(const_cast<void*>(buffers[i].data));
+    pieces[used].len = static_cast<ULONG>(std::min<std::size_t>(buffers[i].size, ULONG_MAX));
+    ++used;
+    if (buffers[i].size > ULONG_MAX) break;  // the rest of this piece first, in a later call
+  }
+  // Without an OVERLAPPED, WSASend on APR's non-blocking socket returns at
+  // once; Windows has no SIGPIPE.
+  DWORD bytes = 0;
+  if (::WSASend(handle, pieces, used, &bytes, 0, nullptr, nullptr) != 0)
+    return makeAprError(APR_FROM_OS_ERROR(WSAGetLastError()));
+  sent = bytes;
+  return {};
 }
 
 std::error_code pendingConnectResult(apr_socket_t* socket) noexcept {

@@ -15,6 +15,12 @@ enum class HostSocketOption { noDelay, keepAlive };
 /// or the option could not be read.
 int readHostSocketOption(const TcpSocket& socket, HostSocketOption option);
 
+/// Sets SO_RCVBUF and SO_SNDBUF (bytes; the host may round them up) on the
+/// OS socket behind `socket`, found as above, so that a test can fill what
+/// a connection holds with little data.  False when the socket was not
+/// found or the host refused.
+bool setHostSocketBuffers(const TcpSocket& socket, int receiveBytes, int sendBytes);
+
 }  // namespace evchan::test
 
 #endif  // EVCHAN_TEST_SUPPORT_HOST_SOCKET_H

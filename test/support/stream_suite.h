@@ -7,6 +7,7 @@
 
 #include <cppunit/extensions/HelperMacros.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -15,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include <evchan/buffer.h>
 #include <evchan/buffered_reader.h>
 #include <evchan/error.h>
 #include <evchan/event_channel.h>
@@ -68,6 +70,95 @@ inline void runOn(Where where, const std::function<void()>& scenario) {
   joinWithin(task, std::chrono::seconds(60));
 }
 
+/// Runs `first` and `second` at once: on two plain threads, or as two
+/// tasks of a channel with ONE worker and no stuck-worker monitor, so
+/// that a wait which blocked the worker instead of suspending its task
+/// would starve the other task (the test then fails on its timeouts).
+/// Rethrows what either threw.  Skips where tasks are unavailable.
+inline void runBothOn(Where where, const std::function<void()>& first, const std::function<void()>& second) {
+  if (where == Where::OnThread) {
+    std::exception_ptr failures[2];
+    std::thread other([&] {
+      try {
+        second();
+      } catch (...) {
+        failures[1] = std::current_exception();
+      }
+    });
+    try {
+      first();
+    } catch (...) {
+      failures[0] = std::current_exception();
+    }
+    other.join();
+    for (const std::exception_ptr& failure : failures)
+      if (failure) std::rethrow_exception(failure);
+    return;
+  }
+  EventChannel::Options options;
+  options.initialThreads = 1;
+  options.stuckWorkerGrace = Duration::zero();
+  std::unique_ptr<EventChannel> channel = createOrSkip(options);
+  std::error_code ec;
+  TaskHandle one = channel->spawn(first, TaskOptions(), ec);
+  if (ec == std::errc::function_not_supported) EVCHAN_SKIP("no tasks in this build: " + ec.message());
+  CPPUNIT_ASSERT_MESSAGE("spawn: " + ec.message(), !ec);
+  TaskHandle two = channel->spawn(second, TaskOptions(), ec);
+  CPPUNIT_ASSERT_MESSAGE("spawn: " + ec.message(), !ec);
+  CPPUNIT_ASSERT_MESSAGE("task did not end in time", eventually([&] { return one.done() && two.done(); },
+                                                                 std::chrono::seconds(90)));
+  std::exception_ptr failure;
+  for (TaskHandle* task : {&one, &two}) {
+    try {
+      task->join();
+    } catch (...) {
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+}
+
+/// A gather write's bytes (the stream pattern from `offset` on) cut into
+/// pieces of random sizes up to `maxPiece`; about one piece in four is
+/// empty, half of those with null data (which an empty piece may have).
+struct Gather {
+  std::vector<unsigned char> bytes;
+  std::vector<ConstBuffer> pieces;
+  std::uint64_t checksum = kChecksumSeed;
+};
+
+inline Gather makeGather(std::size_t pieces, std::size_t maxPiece, std::uint64_t seed, std::uint64_t offset = 0) {
+  std::mt19937_64 random(seed);
+  std::vector<std::size_t> sizes(pieces);
+  std::size_t total = 0;
+  for (std::size_t& size : sizes) {
+    size = random() % 4 == 0 ? 0 : 1 + random() % maxPiece;
+    total += size;
+  }
+  Gather gather;
+  gather.bytes.resize(total);
+  fillPattern(gather.bytes.data(), total, offset);
+  gather.checksum = checksum(kChecksumSeed, gather.bytes.data(), total);
+  std::size_t at = 0;
+  for (std::size_t size : sizes) {
+    const bool nullEmpty = size == 0 && random() % 2 == 0;
+    gather.pieces.push_back(ConstBuffer{nullEmpty ? nullptr : gather.bytes.data() + at, size});
+    at += size;
+  }
+  return gather;
+}
+
+/// Reads `size` bytes and returns their checksum (kChecksumSeed first).
+inline std::uint64_t readAndChecksum(Stream& stream, std::size_t size, std::uint64_t state = kChecksumSeed) {
+  std::vector<unsigned char> chunk(64 * 1024);
+  while (size > 0) {
+    const std::size_t got = stream.readSome(chunk.data(), std::min(size, chunk.size()));
+    state = checksum(state, chunk.data(), got);
+    size -= got;
+  }
+  return state;
+}
+
 /// Record i of a seeded sequence: random payload bytes that never contain
 /// its delimiter, then the delimiter, chosen from a few (one byte, CRLF,
 /// two NULs, a long one) so that delimiters straddle every buffer edge.
@@ -102,6 +193,12 @@ class StreamSuite : public LeakCheckedFixture {
   CPPUNIT_TEST(testPeekConsumeAndExactReadsFromTheBuffer);
   CPPUNIT_TEST(testRecordsBothWaysOnThreads);
   CPPUNIT_TEST(testRecordsBothWaysInTasks);
+  CPPUNIT_TEST(testGatherOfNothingAndBadPieces);
+  CPPUNIT_TEST(testGatherOfManySmallAndEmptyPiecesOnThreads);
+  CPPUNIT_TEST(testGatherOfManySmallAndEmptyPiecesInTasks);
+  CPPUNIT_TEST(testPartialGatherResumesMidPieceOnThreads);
+  CPPUNIT_TEST(testPartialGatherResumesMidPieceInTasks);
+  CPPUNIT_TEST(testGatherOfMorePiecesThanIovMax);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -237,7 +334,159 @@ class StreamSuite : public LeakCheckedFixture {
   void testRecordsBothWaysOnThreads() { recordsBothWays(Where::OnThread); }
   void testRecordsBothWaysInTasks() { recordsBothWays(Where::InTask); }
 
+  // Nothing to write is no error; a bad piece anywhere fails the call
+  // before a byte goes out; a closed stream is not_open.
+  void testGatherOfNothingAndBadPieces() {
+    StreamPair pair = Factory::make();
+    Stream& client = *pair.client;
+    std::error_code ec;
+    const ConstBuffer empties[] = {{nullptr, 0}, {"x", 0}, {nullptr, 0}};
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, client.writeSome(empties, 0, ec));
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), !ec);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, client.writeSome(nullptr, std::size_t{0}, ec));
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), !ec);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, client.writeSome(empties, 3, ec));
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), !ec);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, client.writeAll(empties, 3, ec));
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), !ec);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, client.writeAll({}, ec));
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), !ec);
+
+    const ConstBuffer* noArray = nullptr;
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, client.writeSome(noArray, 2, ec));
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), ec == Errc::null_buffer);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, client.writeAll(noArray, 2, ec));
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), ec == Errc::null_buffer);
+    const ConstBuffer badLast[] = {{"good", 4}, {nullptr, 0}, {nullptr, 3}};
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, client.writeSome(badLast, 3, ec));
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), ec == Errc::null_buffer);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, client.writeAll(badLast, 3, ec));
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), ec == Errc::null_buffer);
+    CPPUNIT_ASSERT_THROW(client.writeAll(badLast, 3), SystemError);
+    CPPUNIT_ASSERT_THROW(client.writeSome(badLast, 3), SystemError);
+    // The single-buffer null forms keep their meaning beside the gather forms.
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, client.writeSome(nullptr, 3, ec));
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), ec == Errc::null_buffer);
+
+    // Nothing of the refused calls went out: the next bytes come first.
+    CPPUNIT_ASSERT_EQUAL(std::size_t{9}, client.writeAll({{"he", 2}, {nullptr, 0}, {"llo", 3}, {" you", 4}}));
+    char got[9];
+    CPPUNIT_ASSERT_EQUAL(std::size_t{9}, pair.server->readExactly(got, sizeof got));
+    CPPUNIT_ASSERT_EQUAL(std::string("hello you"), std::string(got, sizeof got));
+
+    client.close();
+    client.writeAll(empties, 0, ec);
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), ec == Errc::not_open);
+    client.writeSome(empties, 0, ec);
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), ec == Errc::not_open);
+    try {
+      client.writeAll({{"x", 1}});
+      CPPUNIT_FAIL("a gather writeAll on a closed stream did not throw");
+    } catch (const SystemError& e) {
+      CPPUNIT_ASSERT(e.code() == Errc::not_open);
+    }
+  }
+
+  // 3,000 pieces a call (more than IOV_MAX), a quarter of them empty, the
+  // rest 1..100 bytes: the checksums on both sides agree.
+  void testGatherOfManySmallAndEmptyPiecesOnThreads() { manySmallPieces(Where::OnThread); }
+  void testGatherOfManySmallAndEmptyPiecesInTasks() { manySmallPieces(Where::InTask); }
+
+  // Pieces far larger than what the stream holds: a gather writeSome with
+  // the peer not reading takes part of the first piece only; writeAll of
+  // the rest then waits for the peer (suspending its task, in a task) and
+  // resumes inside a piece after each partial write.
+  void testPartialGatherResumesMidPieceOnThreads() { partialGather(Where::OnThread); }
+  void testPartialGatherResumesMidPieceInTasks() { partialGather(Where::InTask); }
+
+  // One gather writeSome of 4,000 pieces (1,500 empty ones in front) takes
+  // at least a byte and at most what one call may (the rest is left), and
+  // writeAll carries on from there.
+  void testGatherOfMorePiecesThanIovMax() {
+    StreamPair pair = Factory::make();
+    Gather gather = makeGather(2500, 9, 11);
+    gather.pieces.insert(gather.pieces.begin(), 1500, ConstBuffer{});
+    const std::size_t total = gather.bytes.size();
+    std::size_t first = 0;
+    std::uint64_t received = kChecksumSeed;
+    runBothOn(
+        Where::OnThread,
+        [&] {
+          first = pair.client->writeSome(gather.pieces.data(), gather.pieces.size());
+          CPPUNIT_ASSERT(first > 0 && first <= total);
+          std::vector<ConstBuffer> rest = gather.pieces;
+          ConstBuffer* left = rest.data();
+          std::size_t count = rest.size();
+          consumeBuffers(left, count, first);
+          CPPUNIT_ASSERT_EQUAL(total - first, pair.client->writeAll(left, count));
+        },
+        [&] { received = readAndChecksum(*pair.server, total); });
+    CPPUNIT_ASSERT_EQUAL(gather.checksum, received);
+  }
+
  private:
+  void manySmallPieces(Where where) {
+    StreamPair pair = Factory::make();
+    const int rounds = slowdown() > 1 ? 8 : 40;
+    std::vector<Gather> gathers;
+    std::uint64_t offset = 0;
+    for (int round = 0; round < 4; ++round) {
+      gathers.push_back(makeGather(3000, 100, 100 + round, offset));
+      offset += gathers.back().bytes.size();
+    }
+    std::size_t total = 0;
+    std::uint64_t sent = kChecksumSeed;
+    for (int round = 0; round < rounds; ++round) {
+      const Gather& gather = gathers[round % gathers.size()];
+      total += gather.bytes.size();
+      sent = checksum(sent, gather.bytes.data(), gather.bytes.size());
+    }
+    std::uint64_t received = kChecksumSeed;
+    runBothOn(
+        where,
+        [&] {
+          for (int round = 0; round < rounds; ++round) {
+            const Gather& gather = gathers[round % gathers.size()];
+            CPPUNIT_ASSERT_EQUAL(gather.bytes.size(), pair.client->writeAll(gather.pieces.data(), gather.pieces.size()));
+          }
+        },
+        [&] { received = readAndChecksum(*pair.server, total); });
+    CPPUNIT_ASSERT_EQUAL(sent, received);
+  }
+
+  void partialGather(Where where) {
+    StreamPair pair = Factory::makeSmallBuffered();
+    // Odd sizes, empty pieces between, all far beyond the stream's buffering.
+    const std::size_t sizes[] = {(std::size_t{1} << 20) + 3, 0, 7, 0, (std::size_t{2} << 20) + 11, (std::size_t{1} << 20) + 1};
+    std::size_t total = 0;
+    for (std::size_t size : sizes) total += size;
+    std::vector<unsigned char> bytes(total);
+    fillPattern(bytes.data(), total, 5);
+    std::vector<ConstBuffer> pieces;
+    std::size_t at = 0;
+    for (std::size_t size : sizes) {
+      pieces.push_back(ConstBuffer{bytes.data() + at, size});
+      at += size;
+    }
+    // The peer is not reading: one writeSome fills what the stream holds,
+    // which ends inside the first piece.
+    const std::size_t first = pair.client->writeSome(pieces.data(), pieces.size());
+    CPPUNIT_ASSERT_MESSAGE("took " + std::to_string(first), first > 0 && first < sizes[0]);
+    ConstBuffer* left = pieces.data();
+    std::size_t count = pieces.size();
+    consumeBuffers(left, count, first);
+    CPPUNIT_ASSERT_EQUAL(pieces.size(), count);
+    CPPUNIT_ASSERT(left->data == bytes.data() + first && left->size == sizes[0] - first);
+    // Then the peer reads, while writeAll goes on from the middle of the piece.
+    std::uint64_t received = kChecksumSeed;
+    std::size_t wrote = 0;
+    runBothOn(
+        where, [&] { wrote = pair.client->writeAll(left, count); },
+        [&] { received = readAndChecksum(*pair.server, total); });
+    CPPUNIT_ASSERT_EQUAL(total - first, wrote);
+    CPPUNIT_ASSERT_EQUAL(checksum(kChecksumSeed, bytes.data(), total), received);
+  }
+
   // Each side writes a seeded sequence of records while reading the other
   // side's with readUntil, checking every payload and delimiter; the
   // volume (64 MiB each way; less under sanitizers) crosses every edge of

@@ -56,4 +56,10 @@ int readHostSocketOption(const TcpSocket& socket, HostSocketOption option) {
   return value != 0 ? 1 : 0;
 }
 
+bool setHostSocketBuffers(const TcpSocket& socket, int receiveBytes, int sendBytes) {
+  const int fd = descriptorOf(socket);
+  return fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receiveBytes, sizeof receiveBytes) == 0 &&
+         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sendBytes, sizeof sendBytes) == 0;
+}
+
 }  // namespace evchan::test

@@ -50,4 +50,11 @@ int readHostSocketOption(const TcpSocket& socket, HostSocketOption option) {
   return value != 0 ? 1 : 0;
 }
 
+bool setHostSocketBuffers(const TcpSocket& socket, int receiveBytes, int sendBytes) {
+  const SOCKET handle = handleOf(socket);
+  return handle != INVALID_SOCKET &&
+         setsockopt(handle, SOL_SOCKET, SO_RCVBUF, reinterpret_cast<const char*>(&receiveBytes), sizeof receiveBytes) == 0 &&
+         setsockopt(handle, SOL_SOCKET, SO_SNDBUF, reinterpret_cast<const char*>(&sendBytes), sizeof sendBytes) == 0;
+}
+
 }  // namespace evchan::test
