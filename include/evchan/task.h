@@ -4,16 +4,73 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <system_error>
+#include <tuple>
+#include <type_traits>
+#include <utility>
 
 #include <evchan/duration.h>
 
 namespace evchan {
 
+class EventChannel;
+
 namespace detail {
 class TaskState;
+
+/// A task's function bound to its arguments, run once (internal to spawn()).
+class TaskFunction {
+ public:
+  virtual ~TaskFunction() = default;
+  virtual void run() = 0;
+};
+
+/// Holds decayed copies (or moves) of the function and its arguments, as
+/// std::thread does, and invokes them as rvalues: move-only types work.
+template <typename Function, typename... Arguments>
+class BoundTaskFunction final : public TaskFunction {
+ public:
+  template <typename F, typename... A>
+  explicit BoundTaskFunction(F&& function, A&&... arguments)
+      : function_(std::forward<F>(function)), arguments_(std::forward<A>(arguments)...) {}
+  void run() override { std::apply(std::move(function_), std::move(arguments_)); }
+
+ private:
+  Function function_;
+  std::tuple<Arguments...> arguments_;
+};
+
+template <typename T>
+struct IsStdFunction : std::false_type {};
+template <typename Signature>
+struct IsStdFunction<std::function<Signature>> : std::true_type {};
+
+/// True for a null function pointer or an empty std::function, which
+/// spawn() refuses (std::errc::invalid_argument) rather than run.
+template <typename F>
+bool isNullFunction(const F& function) noexcept {
+  if constexpr (std::is_pointer_v<F> || std::is_member_pointer_v<F> || IsStdFunction<F>::value) {
+    return function == nullptr;
+  } else {
+    return false;
+  }
 }
+
+/// The bound function spawn() hands to the task, or null for a null function.
+template <typename F, typename... Arguments>
+std::unique_ptr<TaskFunction> bindTaskFunction(F&& function, Arguments&&... arguments) {
+  if (isNullFunction(function)) return nullptr;
+  return std::make_unique<BoundTaskFunction<std::decay_t<F>, std::decay_t<Arguments>...>>(
+      std::forward<F>(function), std::forward<Arguments>(arguments)...);
+}
+
+/// Whether spawn(function, arguments...) can run the function with them.
+template <typename F, typename... Arguments>
+constexpr bool isTaskFunction = std::is_invocable_v<std::decay_t<F>, std::decay_t<Arguments>...>;
+
+}  // namespace detail
 
 /// A task's number, unique within the process, never 0.
 using TaskId = std::uint64_t;
@@ -86,6 +143,15 @@ void yield();
 /// Suspends the task (not the thread) for at least `duration`.
 void sleepFor(Duration duration);
 TaskId id() noexcept;
+/// The EventChannel the running task was spawned on, so that a task can
+/// spawn more tasks (or post events) without capturing a pointer to it.
+/// Outside a task it throws SystemError(std::errc::operation_not_permitted).
+/// The reference is valid while that EventChannel lives: destroyed from
+/// outside its workers, it outlives all its tasks (the destructor waits
+/// for them); destroyed from one of its own tasks, the tasks still
+/// unwinding afterwards get SystemError(Errc::channel_shut_down) from
+/// channel() and must not use a reference taken before.  Thread-safe.
+EventChannel& channel();
 }  // namespace this_task
 
 }  // namespace evchan

@@ -23,6 +23,9 @@ void sleepFor(Duration duration) {
   if (duration > Duration::zero()) std::this_thread::sleep_for(duration);
 }
 TaskId id() noexcept { return 0; }
+EventChannel& channel() {
+  throw SystemError(std::make_error_code(std::errc::operation_not_permitted), "this_task::channel outside a task");
+}
 }  // namespace this_task
 
 // No handle can refer to a task here: every one is empty.
@@ -36,7 +39,8 @@ void* taskLocalSlot(std::atomic<std::uint64_t>&, void* (*)(), void (*)(void*)) {
   throw SystemError(std::make_error_code(std::errc::operation_not_permitted), "TaskLocal::get outside a task");
 }
 
-TaskHandle spawnTask(const std::shared_ptr<ChannelCore>&, std::function<void()>, std::size_t, std::error_code& ec) {
+TaskHandle spawnTask(const std::shared_ptr<ChannelFront>&, std::unique_ptr<TaskFunction>, std::size_t,
+                     std::error_code& ec) {
   ec = std::make_error_code(std::errc::function_not_supported);
   return TaskHandle();
 }

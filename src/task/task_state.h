@@ -23,6 +23,7 @@
 namespace evchan::detail {
 
 class ChannelCore;
+struct ChannelFront;
 class TaskState;
 
 /// How a task travels through the channel's run queue.
@@ -54,13 +55,15 @@ struct TaskJoiner {
 /// then puts it straight back in the queue instead of parking it.
 class TaskState : public std::enable_shared_from_this<TaskState> {
  public:
-  static std::shared_ptr<TaskState> spawn(std::shared_ptr<ChannelCore> core, std::function<void()> function,
-                                          std::size_t stackSize, std::error_code& ec);
+  /// Starts a task; `handle` receives the one TaskHandle every copy the
+  /// user gets derives from (see lastHandleGone()).
+  static std::shared_ptr<TaskState> spawn(std::shared_ptr<ChannelFront> front, std::unique_ptr<TaskFunction> function,
+                                          std::size_t stackSize, TaskHandle& handle, std::error_code& ec);
   ~TaskState();
 
   TaskId id() const noexcept { return id_; }
   ChannelCore& core() const noexcept { return *core_; }
-  TaskHandle handle() { return TaskHandle(shared_from_this()); }
+  ChannelFront& front() const noexcept { return *front_; }
 
   /// The running task of this thread, or null.  Not inlined: a task that
   /// resumes on another thread must read that thread's slot.
@@ -91,7 +94,7 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
   struct Private {};  // lets make_shared reach the constructor, nobody else
 
  public:
-  TaskState(Private, std::shared_ptr<ChannelCore> core, std::function<void()> function);
+  TaskState(Private, std::shared_ptr<ChannelFront> front, std::unique_ptr<TaskFunction> function);
 
  private:
   static void entry(void* argument);
@@ -103,10 +106,16 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
   bool joinInTask(TaskState& caller);
   /// Takes `joiner` off joiners_ if it is there; joinMutex_ held.
   void unlinkJoiner(TaskJoiner& joiner) noexcept;
+  /// The TaskHandles' shared count reached zero.
+  void lastHandleGone() noexcept;
+  /// Whether the task's exception goes to the unhandled-exception handler
+  /// now (it is then marked reported); joinMutex_ held, task done.
+  bool takeUnreportedException() noexcept;
 
   const TaskId id_;
+  std::shared_ptr<ChannelFront> front_;
   std::shared_ptr<ChannelCore> core_;
-  std::function<void()> function_;
+  std::unique_ptr<TaskFunction> function_;
   StackPool* pool_ = nullptr;
   Stack stack_;
   std::unique_ptr<FiberContext> fiber_;
@@ -126,6 +135,9 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
   std::atomic<bool> done_{false};  // set under joinMutex_, read without it
   bool threadJoining_ = false;   // a plain thread waits on finished_
   TaskJoiner* joiners_ = nullptr;  // tasks suspended in join()
+  bool handlesGone_ = false;        // no TaskHandle refers to the task any more
+  bool exceptionObserved_ = false;  // a join() rethrew exception_
+  bool exceptionReported_ = false;  // exception_ went to the unhandled-exception handler
 
   std::vector<std::pair<std::uint64_t, std::pair<void*, void (*)(void*)>>> locals_;
 };

@@ -11,6 +11,7 @@
 #include <evchan/timer_event.h>
 
 #include "channel/channel_core.h"
+#include "task/channel_front.h"
 #include "task/spawn.h"
 #include "sync/waiter.h"
 #include "task/task_state.h"
@@ -72,6 +73,16 @@ TaskId id() noexcept {
   return task != nullptr ? task->id() : 0;
 }
 
+EventChannel& channel() {
+  detail::TaskState* task = detail::TaskState::current();
+  if (task == nullptr) {
+    throw SystemError(std::make_error_code(std::errc::operation_not_permitted), "this_task::channel outside a task");
+  }
+  EventChannel* channel = task->front().channel.load();
+  if (channel == nullptr) throw SystemError(Errc::channel_shut_down, "this_task::channel (the EventChannel is destroyed)");
+  return *channel;
+}
+
 }  // namespace this_task
 
 void TaskHandle::join() {
@@ -106,10 +117,11 @@ void* taskLocalSlot(std::atomic<std::uint64_t>& key, void* (*make)(), void (*des
   return task->localSlot(mine, make, destroy);
 }
 
-TaskHandle spawnTask(const std::shared_ptr<ChannelCore>& core, std::function<void()> function, std::size_t stackSize,
-                     std::error_code& ec) {
-  std::shared_ptr<TaskState> task = TaskState::spawn(core, std::move(function), stackSize, ec);
-  return task ? task->handle() : TaskHandle();
+TaskHandle spawnTask(const std::shared_ptr<ChannelFront>& front, std::unique_ptr<TaskFunction> function,
+                     std::size_t stackSize, std::error_code& ec) {
+  TaskHandle handle;
+  TaskState::spawn(front, std::move(function), stackSize, handle, ec);
+  return handle;
 }
 
 }  // namespace detail
