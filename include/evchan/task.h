@@ -109,6 +109,27 @@ class TaskHandle {
   /// does not affect the other's tasks, except that a joined task unwound
   /// by its own channel's shutdown ends the join with its exception.
   void join();
+  /// Cancels the task: its wait in progress, or the next one it starts
+  /// (every suspension point listed under this_task below: yield(),
+  /// sleepFor(), join(), contended Mutex::lock(), the waits of
+  /// ConditionVariable and Notification, socket and file calls that would
+  /// wait), ends with std::errc::operation_canceled, exactly as shutdown()
+  /// ends them: the calls that throw throw SystemError(operation_canceled),
+  /// the std::error_code forms return it.  The request stays: every later
+  /// wait fails the same way, so a task that catches the exception and
+  /// waits again is cancelled again; work that never waits (computation,
+  /// an uncontended lock, a read whose data is already there) is not
+  /// interrupted.  A this_task::CancellationShield defers it.  A task that
+  /// ends with the exception is not reported as unhandled (see
+  /// EventChannelOptions::onUnhandledException).
+  ///
+  /// Returns true when the request was recorded for a task that had not
+  /// ended; false, doing nothing, for a task that has ended (a cancel
+  /// racing the task's end may return true for a task that then ends
+  /// without noticing) and for an empty handle.  Cancelling twice, or from
+  /// inside the task itself (its next wait throws), is harmless.
+  /// Thread-safe, from any thread or task, never blocks on the task.
+  bool cancel() noexcept;
   /// True once the task's function has returned or thrown.
   bool done() const noexcept;
   /// The task's id; 0 for an empty handle.
@@ -136,7 +157,8 @@ bool inTask() noexcept;
 /// operation_canceled (or Errc::channel_shut_down when called after it).
 /// The exception unwinds the task, and join() rethrows it.  shutdown()
 /// waits for the tasks to end, so a task that catches the exception and
-/// keeps waiting keeps the shutdown waiting.
+/// keeps waiting keeps the shutdown waiting.  TaskHandle::cancel() and
+/// TaskGroup::cancel() end the same waits of one task the same way.
 namespace this_task {
 /// Lets other ready tasks run; this one continues later, on any worker.
 void yield();
@@ -152,6 +174,36 @@ TaskId id() noexcept;
 /// unwinding afterwards get SystemError(Errc::channel_shut_down) from
 /// channel() and must not use a reference taken before.  Thread-safe.
 EventChannel& channel();
+
+/// True once TaskHandle::cancel() (or a TaskGroup's cancel) was called
+/// for the running task, shielded or not; false outside a task.
+bool cancellationRequested() noexcept;
+
+/// While one lives, TaskHandle::cancel() of the running task is deferred:
+/// the task's waits run to their end as if it had not been called, so
+/// that a clean-up section can finish a write or say goodbye.  When the
+/// last shield of the task goes, the next wait throws operation_canceled.
+/// Shields nest.  Shutdown of the channel is not deferred (the channel is
+/// going away: its waits fail regardless).  Outside a task it does
+/// nothing.  Create and destroy it in the same task (a local variable).
+/// @par Example
+/// @code
+///   } catch (const SystemError&) {
+///     this_task::CancellationShield shield;
+///     socket.writeAll("bye\n", 4);
+///     throw;
+///   }
+/// @endcode
+class CancellationShield {
+ public:
+  CancellationShield() noexcept;
+  ~CancellationShield();
+  CancellationShield(const CancellationShield&) = delete;
+  CancellationShield& operator=(const CancellationShield&) = delete;
+
+ private:
+  detail::TaskState* task_;
+};
 }  // namespace this_task
 
 }  // namespace evchan

@@ -26,7 +26,12 @@ TaskId id() noexcept { return 0; }
 EventChannel& channel() {
   throw SystemError(std::make_error_code(std::errc::operation_not_permitted), "this_task::channel outside a task");
 }
+bool cancellationRequested() noexcept { return false; }
+CancellationShield::CancellationShield() noexcept : task_(nullptr) {}
+CancellationShield::~CancellationShield() = default;
 }  // namespace this_task
+
+bool TaskHandle::cancel() noexcept { return false; }
 
 // No handle can refer to a task here: every one is empty.
 void TaskHandle::join() { throw SystemError(std::make_error_code(std::errc::invalid_argument), "join"); }

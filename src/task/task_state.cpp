@@ -246,6 +246,19 @@ void TaskState::join() {
   }
 }
 
+bool TaskState::cancel() noexcept {
+  if (done()) return false;
+  cancelRequested_.store(true);
+  std::lock_guard<std::mutex> lock(cancelMutex_);
+  if (currentWait_ != nullptr) core_->cancel(*currentWait_);
+  return true;
+}
+
+void TaskState::setCurrentWait(Event* event) noexcept {
+  std::lock_guard<std::mutex> lock(cancelMutex_);
+  currentWait_ = event;
+}
+
 void TaskState::lastHandleGone() noexcept {
   bool report = false;
   {

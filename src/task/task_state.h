@@ -85,6 +85,23 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
   /// Waits for the end and rethrows the task's exception.
   void join();
 
+  /// TaskHandle::cancel(): records the request and ends the wait the task
+  /// is parked in, unless shielded.  False when the task has ended.
+  bool cancel() noexcept;
+  /// Task side: whether the next wait must end in operation_canceled.
+  bool cancelPending() const noexcept {
+    return shieldDepth_ == 0 && cancelRequested_.load(std::memory_order_acquire);
+  }
+  bool cancelRequested() const noexcept { return cancelRequested_.load(std::memory_order_acquire); }
+  /// Task side: CancellationShield's count, only ever touched by the task.
+  void enterShield() noexcept { ++shieldDepth_; }
+  void leaveShield() noexcept { --shieldDepth_; }
+  bool shielded() const noexcept { return shieldDepth_ != 0; }
+  /// The posted event the task is parked on, which cancel() cancels (set
+  /// on the worker before it is posted, cleared by the task once resumed);
+  /// null while it runs.
+  void setCurrentWait(Event* event) noexcept;
+
   /// The slot of a TaskLocal (by its process-unique key) in this task.
   void* localSlot(std::uint64_t key, void* (*make)(), void (*destroy)(void*));
 
@@ -140,6 +157,14 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
   bool exceptionReported_ = false;  // exception_ went to the unhandled-exception handler
 
   std::vector<std::pair<std::uint64_t, std::pair<void*, void (*)(void*)>>> locals_;
+
+  // Cancellation.  cancel() sets the flag, then cancels currentWait_ under
+  // cancelMutex_; a wait sets currentWait_ before posting its event and
+  // checks the flag after, so one of the two always catches the other.
+  std::atomic<bool> cancelRequested_{false};
+  int shieldDepth_ = 0;
+  std::mutex cancelMutex_;  // nests outside the channel's lock
+  Event* currentWait_ = nullptr;
 };
 
 }  // namespace evchan::detail
