@@ -19,13 +19,12 @@
 #include <thread>
 #include <vector>
 
-#include <unistd.h>
-
 #include "support/diagnostics.h"
 #include "support/loopback.h"
 #include "support/leak_checked_fixture.h"
 #include "support/waiting.h"
 #include "support/reclaim_on_exit.h"
+#include "support/posix/stderr_capture.h"
 
 namespace {
 
@@ -102,45 +101,6 @@ std::atomic<int> Tracked::destroyed{0};
 }
 
 std::string codeText(const std::error_code& ec) { return evchan::test::describe(ec); }
-
-/// Sends what the process writes to stderr (fd 2) into a pipe while it
-/// lives; text() restores fd 2 and returns what was written.
-class StderrCapture {
- public:
-  StderrCapture() {
-    CPPUNIT_ASSERT(::pipe(pipe_) == 0);
-    std::fflush(stderr);
-    saved_ = ::dup(2);
-    CPPUNIT_ASSERT(saved_ >= 0 && ::dup2(pipe_[1], 2) == 2);
-    ::close(pipe_[1]);
-  }
-  ~StderrCapture() {
-    restore();
-    ::close(pipe_[0]);
-  }
-  std::string text() {
-    restore();
-    std::string all;
-    char buffer[4096];
-    for (ssize_t n; (n = ::read(pipe_[0], buffer, sizeof buffer)) > 0;) all.append(buffer, std::size_t(n));
-    return all;
-  }
-
- private:
-  void restore() {
-    if (saved_ < 0) return;
-    std::fflush(stderr);
-    ::dup2(saved_, 2);  // the pipe's last writer goes: read() ends at EOF
-    ::close(saved_);
-    saved_ = -1;
-  }
-  int pipe_[2] = {-1, -1};
-  int saved_ = -1;
-
- public:
-  StderrCapture(const StderrCapture&) = delete;
-  StderrCapture& operator=(const StderrCapture&) = delete;
-};
 
 /// What an onUnhandledException handler received.
 struct UnhandledReports {
@@ -995,7 +955,7 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
     std::string printed;
     TaskId id = 0;
     {
-      StderrCapture capture;
+      evchan::test::StderrCapture capture;
       std::unique_ptr<EventChannel> channel = makeChannel(1);
       {
         TaskHandle task = channel->spawn([] { throw TaskFailure("nobody listens"); });
@@ -1013,7 +973,7 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
     std::string printed;
     TaskId id = 0;
     {
-      StderrCapture capture;
+      evchan::test::StderrCapture capture;
       EventChannel::Options options;
       options.initialThreads = 1;
       options.onUnhandledException = [](TaskId, std::exception_ptr) { throw std::runtime_error("handler failed"); };
