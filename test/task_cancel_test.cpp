@@ -76,6 +76,12 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testShutdownUnwindsTasksJoiningEachOther);
   CPPUNIT_TEST(testJoinAcrossChannelsIsCancelledWithItsOwnChannel);
   CPPUNIT_TEST(testJoinAfterShutdownFailsAtOnce);
+  CPPUNIT_TEST(testCancelEndsTheWaitInProgressEverywhere);
+  CPPUNIT_TEST(testCancelBeforeAWaitFailsTheNextOne);
+  CPPUNIT_TEST(testCancelAfterTheEndTwiceAndFromInside);
+  CPPUNIT_TEST(testShieldDefersCancellation);
+  CPPUNIT_TEST(testCancelRacingCompletion);
+  CPPUNIT_TEST(testCancelRacingANotification);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -319,6 +325,226 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(std::string("cancelled"), afterShutdown);
     CPPUNIT_ASSERT_EQUAL(std::string("returned"), finished);
     CPPUNIT_ASSERT_EQUAL(std::string("returned"), taskEnd);
+  }
+
+  // TaskHandle::cancel() ends each kind of wait a task can be parked in
+  // with operation_canceled, one task at a time, and the channel goes on.
+  void testCancelEndsTheWaitInProgressEverywhere() {
+    std::unique_ptr<EventChannel> channel = makeChannel(2);
+    Mutex heldByThread;
+    heldByThread.lock();
+    Mutex conditionMutex;
+    ConditionVariable condition;
+    Notification neverNotified;
+    evchan::test::ConnectedPair pair = evchan::test::connectPair();
+    TaskHandle sleeper = channel->spawn([] { evchan::this_task::sleepFor(1h); });
+    const std::vector<std::pair<std::string, std::function<void()>>> waits = {
+        {"sleepFor", [] { evchan::this_task::sleepFor(1h); }},
+        {"Mutex::lock", [&] { std::lock_guard<Mutex> lock(heldByThread); }},
+        {"ConditionVariable::wait",
+         [&] {
+           std::unique_lock<Mutex> lock(conditionMutex);
+           condition.wait(lock, [] { return false; });
+         }},
+        {"Notification::wait", [&] { neverNotified.wait(); }},
+        {"join", [&] { sleeper.join(); }},
+        {"readSome",
+         [&] {
+           char byte;
+           pair.server.readSome(&byte, 1);
+         }},
+    };
+    for (const auto& wait : waits) {
+      std::atomic<bool> started{false};
+      std::atomic<int> unwound{0};
+      TaskHandle task = channel->spawn([&] {
+        UnwindWitness witness{unwound};
+        started = true;
+        wait.second();
+      });
+      CPPUNIT_ASSERT(eventually([&] { return started.load(); }));
+      CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));  // parked
+      CPPUNIT_ASSERT_MESSAGE(wait.first, task.cancel());
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(wait.first, std::string("cancelled"), endOf(task));
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(wait.first, 1, unwound.load());
+    }
+    // The joined task was left alone; the socket still works.
+    CPPUNIT_ASSERT(!sleeper.done());
+    CPPUNIT_ASSERT(sleeper.cancel());
+    CPPUNIT_ASSERT_EQUAL(std::string("cancelled"), endOf(sleeper));
+    pair.client.writeAll("x", 1);
+    char byte = 0;
+    CPPUNIT_ASSERT_EQUAL(std::size_t(1), pair.server.readSome(&byte, 1));
+    CPPUNIT_ASSERT(!channel->isShutDown());
+    heldByThread.unlock();
+  }
+
+  // A task cancelled while it computes finds its next wait, and every
+  // later one, failing at once; what never waits still works.
+  void testCancelBeforeAWaitFailsTheNextOne() {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    std::atomic<bool> running{false}, cancelled{false};
+    std::vector<std::string> seen;
+    TaskHandle task = channel->spawn([&] {
+      running = true;
+      while (!cancelled.load()) std::this_thread::yield();  // busy, not waiting
+      const auto record = [&](const char* what, const std::function<void()>& call) {
+        try {
+          call();
+          seen.push_back(std::string(what) + " returned");
+        } catch (const SystemError& e) {
+          seen.push_back(std::string(what) + (e.code() == std::errc::operation_canceled ? " cancelled" : " failed"));
+        }
+      };
+      seen.push_back(evchan::this_task::cancellationRequested() ? "requested" : "not requested");
+      record("yield", [] { evchan::this_task::yield(); });
+      record("sleep", [] { evchan::this_task::sleepFor(1ms); });
+      record("uncontended lock", [] {
+        Mutex mutex;
+        std::lock_guard<Mutex> lock(mutex);
+      });
+      record("notification wait", [] {
+        Notification notification;
+        notification.waitFor(1h);
+      });
+    });
+    CPPUNIT_ASSERT(eventually([&] { return running.load(); }));
+    CPPUNIT_ASSERT(task.cancel());
+    cancelled = true;
+    task.join();
+    const std::vector<std::string> expected = {"requested", "yield cancelled", "sleep cancelled",
+                                               "uncontended lock returned", "notification wait cancelled"};
+    CPPUNIT_ASSERT(expected == seen);
+  }
+
+  void testCancelAfterTheEndTwiceAndFromInside() {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    TaskHandle empty;
+    CPPUNIT_ASSERT(!empty.cancel());
+    TaskHandle ended = channel->spawn([] {});
+    ended.join();
+    CPPUNIT_ASSERT(!ended.cancel());
+    CPPUNIT_ASSERT(!ended.cancel());
+    ended.join();  // still the same, normal, end
+    // From inside: the call returns, the next wait throws.
+    std::atomic<bool> returned{false};
+    std::shared_ptr<TaskHandle> self = std::make_shared<TaskHandle>();
+    Notification handed;
+    TaskHandle task = channel->spawn([&] {
+      handed.wait();
+      returned = self->cancel() && self->cancel();
+      evchan::this_task::sleepFor(1h);
+    });
+    *self = task;
+    handed.notify();
+    CPPUNIT_ASSERT_EQUAL(std::string("cancelled"), endOf(task));
+    CPPUNIT_ASSERT(returned.load());
+    CPPUNIT_ASSERT(!task.cancel());
+    self.reset();
+  }
+
+  // Inside a shield the task's waits run to their end; after it, the next
+  // wait throws.  Shields nest.
+  void testShieldDefersCancellation() {
+    std::unique_ptr<EventChannel> channel = makeChannel(2);
+    evchan::test::ConnectedPair pair = evchan::test::connectPair();
+    std::atomic<bool> inShield{false};
+    std::vector<std::string> seen;
+    TaskHandle task = channel->spawn([&] {
+      {
+        evchan::this_task::CancellationShield shield;
+        inShield = true;
+        char goodbye[3];
+        pair.server.readExactly(goodbye, 3);  // parked here while cancelled
+        {
+          evchan::this_task::CancellationShield nested;
+          evchan::this_task::yield();
+        }
+        evchan::this_task::sleepFor(1ms);
+        pair.server.writeAll(goodbye, 3);
+        seen.push_back("clean-up done");
+      }
+      try {
+        evchan::this_task::yield();
+        seen.push_back("yield returned");
+      } catch (const SystemError& e) {
+        seen.push_back(e.code() == std::errc::operation_canceled ? "yield cancelled" : "yield failed");
+      }
+    });
+    CPPUNIT_ASSERT(eventually([&] { return inShield.load(); }));
+    CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));  // parked in readExactly
+    CPPUNIT_ASSERT(task.cancel());
+    pair.client.writeAll("bye", 3);
+    char echoed[3] = {};
+    pair.client.readExactly(echoed, 3);
+    task.join();
+    CPPUNIT_ASSERT_EQUAL(std::string("bye"), std::string(echoed, 3));
+    const std::vector<std::string> expected = {"clean-up done", "yield cancelled"};
+    CPPUNIT_ASSERT(expected == seen);
+  }
+
+  // cancel() racing the task's own end: every round ends exactly once,
+  // either normally or with operation_canceled, with nothing reported.
+  void testCancelRacingCompletion() {
+    std::atomic<int> reported{0};
+    EventChannel::Options options;
+    options.initialThreads = 2;
+    options.onUnhandledException = [&reported](evchan::TaskId, std::exception_ptr) { ++reported; };
+    std::unique_ptr<EventChannel> channel = evchan::test::createOrSkip(options);
+    int returned = 0, cancelled = 0;
+    for (int round = 0; round < 2000; ++round) {
+      std::atomic<int> ran{0};
+      TaskHandle task = channel->spawn([&ran, round] {
+        ++ran;
+        if (round % 2 == 0) evchan::this_task::yield(); else evchan::this_task::sleepFor(1us);
+        ++ran;
+      });
+      if (round % 3 == 0) std::this_thread::yield();
+      task.cancel();
+      const std::string end = endOf(task);
+      if (end == "returned") {
+        CPPUNIT_ASSERT_EQUAL(2, ran.load());
+        ++returned;
+      } else {
+        CPPUNIT_ASSERT_EQUAL_MESSAGE("round " + std::to_string(round), std::string("cancelled"), end);
+        CPPUNIT_ASSERT(ran.load() <= 1);
+        ++cancelled;
+      }
+      CPPUNIT_ASSERT(!task.cancel());
+      if (round % 5 == 0) task = TaskHandle();  // dropped: a cancelled end is not reported
+    }
+    CPPUNIT_ASSERT_EQUAL(2000, returned + cancelled);
+    CPPUNIT_ASSERT_EQUAL(0, reported.load());
+    std::printf("cancel racing completion: %d returned, %d cancelled of 2000\n", returned, cancelled);
+  }
+
+  // cancel() racing notify() of the Notification the task waits on: the
+  // task either sees the notification or is cancelled, never hangs, and a
+  // notification it was cancelled out of is not consumed by nobody.
+  void testCancelRacingANotification() {
+    std::unique_ptr<EventChannel> channel = makeChannel(2);
+    int notified = 0, cancelled = 0;
+    for (int round = 0; round < 2000; ++round) {
+      Notification notification;
+      std::atomic<bool> waiting{false};
+      TaskHandle task = channel->spawn([&] {
+        waiting = true;
+        notification.wait();
+      });
+      CPPUNIT_ASSERT(eventually([&] { return waiting.load(); }));
+      std::thread notifier([&] { notification.notify(); });
+      task.cancel();
+      notifier.join();
+      const std::string end = endOf(task);
+      if (end == "returned") {
+        ++notified;
+      } else {
+        CPPUNIT_ASSERT_EQUAL_MESSAGE("round " + std::to_string(round), std::string("cancelled"), end);
+        ++cancelled;
+      }
+      CPPUNIT_ASSERT(notification.waitFor(0ms));  // the notification stays set either way
+    }
+    std::printf("cancel racing notify: %d woke notified, %d cancelled of 2000\n", notified, cancelled);
   }
 };
 

@@ -20,9 +20,11 @@
 #include <vector>
 
 #include "support/diagnostics.h"
+#include "support/loopback.h"
 #include "support/leak_checked_fixture.h"
 #include "support/waiting.h"
 #include "support/reclaim_on_exit.h"
+#include "support/posix/stderr_capture.h"
 
 namespace {
 
@@ -100,6 +102,48 @@ std::atomic<int> Tracked::destroyed{0};
 
 std::string codeText(const std::error_code& ec) { return evchan::test::describe(ec); }
 
+/// What an onUnhandledException handler received.
+struct UnhandledReports {
+  std::mutex mutex;
+  std::vector<std::pair<TaskId, std::string>> reports;  // id, what()
+  void add(TaskId id, std::exception_ptr exception) {
+    std::string what = "?";
+    try {
+      std::rethrow_exception(exception);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    reports.emplace_back(id, what);
+  }
+  std::size_t count() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return reports.size();
+  }
+};
+
+std::unique_ptr<EventChannel> makeReportingChannel(UnhandledReports& reports) {
+  EventChannel::Options options;
+  options.initialThreads = 2;
+  options.onUnhandledException = [&reports](TaskId id, std::exception_ptr e) { reports.add(id, e); };
+  return evchan::test::createOrSkip(options);
+}
+
+/// A move-only function object that records where it ran and was destroyed.
+struct MoveOnlyJob {
+  std::unique_ptr<int> value;
+  std::atomic<int>* result;
+  std::atomic<bool>* destroyedInTask;
+  MoveOnlyJob(std::unique_ptr<int> v, std::atomic<int>* r, std::atomic<bool>* d)
+      : value(std::move(v)), result(r), destroyedInTask(d) {}
+  MoveOnlyJob(MoveOnlyJob&&) = default;
+  ~MoveOnlyJob() {
+    if (value) *destroyedInTask = evchan::inTask();
+  }
+  void operator()(std::unique_ptr<int> extra) { *result = *value + *extra; }
+};
+
 }  // namespace
 
 class TaskTest : public evchan::test::LeakCheckedFixture {
@@ -124,6 +168,16 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testSpawnEmptyFunction);
   CPPUNIT_TEST(testThisTaskOutsideATaskActsOnTheThread);
   CPPUNIT_TEST(testThreadBlockingWaitInATaskIsCompensated);
+  CPPUNIT_TEST(testSpawnMoveOnlyFunctionAndArguments);
+  CPPUNIT_TEST(testSpawnMovesASocketIntoTheTask);
+  CPPUNIT_TEST(testSpawnTemplateFormRefusesNullFunctions);
+  CPPUNIT_TEST(testSpawnTemplateFormWithOptions);
+  CPPUNIT_TEST(testThisTaskChannel);
+  CPPUNIT_TEST(testUnhandledExceptionReportedAtTheEndWhenNoHandleIsLeft);
+  CPPUNIT_TEST(testUnhandledExceptionReportedWhenTheLastHandleGoes);
+  CPPUNIT_TEST(testJoinedOrCancelledExceptionsAreNotReported);
+  CPPUNIT_TEST(testUnhandledExceptionDefaultPrintsOneLine);
+  CPPUNIT_TEST(testThrowingHandlerFallsBackToTheDefaultLine);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -712,6 +766,230 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_MESSAGE(elapsedText(took), took < generous(3s));
     const evchan::ThreadPoolStats stats = channel->poolStats();
     CPPUNIT_ASSERT_MESSAGE("no spare thread was started", stats.peak >= 2);
+  }
+
+  void testSpawnMoveOnlyFunctionAndArguments() {
+    std::unique_ptr<EventChannel> channel = makeChannel(2);
+    std::atomic<int> result{0};
+    std::atomic<bool> destroyedInTask{false};
+    // A move-only function object and a move-only argument.
+    TaskHandle task = channel->spawn(MoveOnlyJob(std::make_unique<int>(40), &result, &destroyedInTask),
+                                     std::make_unique<int>(2));
+    joinWithin(task);
+    CPPUNIT_ASSERT_EQUAL(42, result.load());
+    CPPUNIT_ASSERT_MESSAGE("the function and its arguments are destroyed in the task", destroyedInTask.load());
+    // A lambda capturing a move-only value, and a plain function pointer
+    // with an argument copied from an lvalue.
+    auto owned = std::make_unique<int>(7);
+    task = channel->spawn([owned = std::move(owned), &result] { result = *owned; });
+    joinWithin(task);
+    CPPUNIT_ASSERT_EQUAL(7, result.load());
+    static std::atomic<int> sum{0};
+    void (*add)(int) = [](int x) { sum += x; };
+    const int three = 3;
+    task = channel->spawn(add, three);
+    joinWithin(task);
+    CPPUNIT_ASSERT_EQUAL(3, sum.load());
+    // The std::function form still takes a std::function.
+    std::function<void()> function = [&result] { result = 5; };
+    task = channel->spawn(function);
+    joinWithin(task);
+    CPPUNIT_ASSERT_EQUAL(5, result.load());
+  }
+
+  void testSpawnMovesASocketIntoTheTask() {
+    std::unique_ptr<EventChannel> channel = makeChannel(2);
+    evchan::test::ConnectedPair pair = evchan::test::connectPair();
+    // The server side moves into the task, which echoes one message.
+    TaskHandle task = channel->spawn(
+        [](evchan::TcpSocket socket) {
+          char buffer[5];
+          socket.readExactly(buffer, sizeof buffer);
+          socket.writeAll(buffer, sizeof buffer);
+        },
+        std::move(pair.server));
+    pair.client.writeAll("hello", 5);
+    char echoed[5] = {};
+    pair.client.readExactly(echoed, sizeof echoed);
+    CPPUNIT_ASSERT_EQUAL(std::string("hello"), std::string(echoed, sizeof echoed));
+    joinWithin(task);
+    // The socket died with the task's function: the client sees the end.
+    char byte;
+    std::error_code ec;
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), pair.client.readSome(&byte, 1, ec));
+  }
+
+  void testSpawnTemplateFormRefusesNullFunctions() {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    void (*none)(int) = nullptr;
+    try {
+      channel->spawn(none, 1);
+      CPPUNIT_FAIL("a null function pointer was spawned");
+    } catch (const SystemError& e) {
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(codeText(e.code()), std::make_error_code(std::errc::invalid_argument), e.code());
+    }
+    std::function<void(int)> empty;
+    try {
+      channel->spawn(std::move(empty), 1);
+      CPPUNIT_FAIL("an empty std::function was spawned");
+    } catch (const SystemError& e) {
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(codeText(e.code()), std::make_error_code(std::errc::invalid_argument), e.code());
+    }
+  }
+
+  void testSpawnTemplateFormWithOptions() {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    std::atomic<int> result{0};
+    TaskHandle task = channel->spawn(TaskOptions{256 * 1024},
+                                     [&result](std::unique_ptr<int> v) {
+                                       std::uintptr_t lowest = UINTPTR_MAX;
+                                       deepRecursion(300, nullptr, lowest);  // ~150 KiB: beyond the default 64 KiB
+                                       result = *v;
+                                     },
+                                     std::make_unique<int>(9));
+    joinWithin(task);
+    CPPUNIT_ASSERT_EQUAL(9, result.load());
+    try {
+      channel->spawn(TaskOptions{evchan::kMaxTaskStackSize + 1}, [] {});
+      CPPUNIT_FAIL("a stack above kMaxTaskStackSize was accepted");
+    } catch (const SystemError& e) {
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(codeText(e.code()), std::make_error_code(std::errc::invalid_argument), e.code());
+    }
+  }
+
+  void testThisTaskChannel() {
+    try {
+      this_task::channel();
+      CPPUNIT_FAIL("this_task::channel() outside a task returned");
+    } catch (const SystemError& e) {
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(codeText(e.code()), std::make_error_code(std::errc::operation_not_permitted),
+                                   e.code());
+    }
+    std::unique_ptr<EventChannel> channel = makeChannel(2);
+    std::atomic<EventChannel*> seen{nullptr};
+    std::atomic<TaskId> childId{0};
+    TaskHandle task = channel->spawn([&] {
+      seen = &this_task::channel();
+      // A child spawned through it runs on the same channel, handed a
+      // move-only argument.
+      TaskHandle child = this_task::channel().spawn([&](std::unique_ptr<int>) {
+        childId = this_task::id();
+        CPPUNIT_ASSERT(&this_task::channel() == seen.load());
+      }, std::make_unique<int>(1));
+      child.join();
+    });
+    joinWithin(task);
+    CPPUNIT_ASSERT(seen.load() == channel.get());
+    CPPUNIT_ASSERT(childId.load() != 0);
+  }
+
+  void testUnhandledExceptionReportedAtTheEndWhenNoHandleIsLeft() {
+    UnhandledReports reports;
+    std::unique_ptr<EventChannel> channel = makeReportingChannel(reports);
+    std::atomic<bool> release{false};
+    TaskId id = 0;
+    {
+      TaskHandle task = channel->spawn([&] {
+        CPPUNIT_ASSERT(yieldUntil(release));
+        throw TaskFailure("dropped task failed");
+      });
+      id = task.id();
+      TaskHandle copy = task;  // copies share one count: dropping both is the end
+    }
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), reports.count());  // not ended yet
+    release = true;
+    CPPUNIT_ASSERT(eventually([&] { return reports.count() == 1; }));
+    std::lock_guard<std::mutex> lock(reports.mutex);
+    CPPUNIT_ASSERT_EQUAL(std::size_t(1), reports.reports.size());
+    CPPUNIT_ASSERT_EQUAL(id, reports.reports[0].first);
+    CPPUNIT_ASSERT_EQUAL(std::string("dropped task failed"), reports.reports[0].second);
+  }
+
+  void testUnhandledExceptionReportedWhenTheLastHandleGoes() {
+    UnhandledReports reports;
+    std::unique_ptr<EventChannel> channel = makeReportingChannel(reports);
+    auto task = std::make_unique<TaskHandle>(channel->spawn([] { throw TaskFailure("kept but never joined"); }));
+    TaskHandle copy = *task;
+    const TaskId id = task->id();
+    CPPUNIT_ASSERT(eventually([&] { return task->done(); }));
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), reports.count());  // a handle is left: somebody may join
+    task.reset();
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), reports.count());  // the copy is left
+    copy = TaskHandle();
+    // Reported at once, on this thread, by the last handle's destruction.
+    CPPUNIT_ASSERT_EQUAL(std::size_t(1), reports.count());
+    CPPUNIT_ASSERT_EQUAL(id, reports.reports[0].first);
+    CPPUNIT_ASSERT_EQUAL(std::string("kept but never joined"), reports.reports[0].second);
+  }
+
+  void testJoinedOrCancelledExceptionsAreNotReported() {
+    UnhandledReports reports;
+    {
+      std::unique_ptr<EventChannel> channel = makeReportingChannel(reports);
+      {
+        TaskHandle joined = channel->spawn([] { throw TaskFailure("joined"); });
+        CPPUNIT_ASSERT_THROW(joined.join(), TaskFailure);
+      }
+      {
+        // Joined through one copy, the others' end reports nothing either.
+        TaskHandle joined = channel->spawn([] { throw TaskFailure("joined by a copy"); });
+        TaskHandle copy = joined;
+        CPPUNIT_ASSERT_THROW(copy.join(), TaskFailure);
+      }
+      // Dropped tasks unwound by the shutdown end with operation_canceled:
+      // their expected end, not reported.
+      std::atomic<int> parked{0};
+      for (int i = 0; i < 4; ++i) {
+        channel->spawn([&] {
+          ++parked;
+          this_task::sleepFor(std::chrono::hours(1));
+        });
+      }
+      CPPUNIT_ASSERT(eventually([&] { return parked.load() == 4; }));
+      channel->shutdown();
+    }
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), reports.count());
+  }
+
+  void testUnhandledExceptionDefaultPrintsOneLine() {
+    std::string printed;
+    TaskId id = 0;
+    {
+      evchan::test::StderrCapture capture;
+      std::unique_ptr<EventChannel> channel = makeChannel(1);
+      {
+        TaskHandle task = channel->spawn([] { throw TaskFailure("nobody listens"); });
+        id = task.id();
+        CPPUNIT_ASSERT(eventually([&] { return task.done(); }));
+      }  // reported here
+      printed = capture.text();
+    }
+    const std::string expected =
+        "evchan: task " + std::to_string(id) + " ended with an unhandled exception: nobody listens\n";
+    CPPUNIT_ASSERT_EQUAL(expected, printed);
+  }
+
+  void testThrowingHandlerFallsBackToTheDefaultLine() {
+    std::string printed;
+    TaskId id = 0;
+    {
+      evchan::test::StderrCapture capture;
+      EventChannel::Options options;
+      options.initialThreads = 1;
+      options.onUnhandledException = [](TaskId, std::exception_ptr) { throw std::runtime_error("handler failed"); };
+      std::unique_ptr<EventChannel> channel = evchan::test::createOrSkip(options);
+      TaskHandle task = channel->spawn([] { throw 42; });  // not a std::exception
+      id = task.id();
+      CPPUNIT_ASSERT(eventually([&] { return task.done(); }));
+      task = TaskHandle();  // reported here
+      printed = capture.text();
+    }
+    const std::string idText = std::to_string(id);
+    CPPUNIT_ASSERT_EQUAL(std::string("evchan: onUnhandledException threw; task " + idText +
+                                     "'s exception follows\n"
+                                     "evchan: task " + idText +
+                                     " ended with an unhandled exception: an exception not derived from std::exception\n"),
+                         printed);
   }
 };
 

@@ -6,6 +6,8 @@
 
 #include <cstddef>
 
+#include <evchan/export.h>
+
 namespace evchan {
 
 /// One piece of a gather write (Stream::writeSome() and writeAll() over
@@ -18,7 +20,7 @@ namespace evchan {
 ///
 /// On POSIX hosts an array of ConstBuffer has the layout of an array of
 /// struct iovec, so the kernel reads it where it is, without a copy.
-struct ConstBuffer {
+struct EVCHAN_API ConstBuffer {
   const void* data = nullptr;
   std::size_t size = 0;
 };

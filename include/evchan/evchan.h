@@ -22,6 +22,7 @@
 #include <evchan/stream.h>
 #include <evchan/system_error.h>
 #include <evchan/task.h>
+#include <evchan/task_group.h>
 #include <evchan/task_local.h>
 #include <evchan/tcp_listener.h>
 #include <evchan/tcp_socket.h>

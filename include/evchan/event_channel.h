@@ -3,10 +3,13 @@
 #define EVCHAN_EVENT_CHANNEL_H
 
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
 #include <system_error>
+#include <type_traits>
+#include <utility>
 
 #include <evchan/duration.h>
 #include <evchan/event.h>
@@ -17,6 +20,7 @@ namespace evchan {
 
 namespace detail {
 class ChannelCore;
+struct ChannelFront;
 }
 
 /// How the channel drives its sockets.  Readiness backends (epoll, poll,
@@ -43,6 +47,16 @@ EVCHAN_API bool backendFromName(const std::string& name, Backend& backend) noexc
 /// The most worker threads a channel may have (initialThreads and
 /// maxThreads above it are refused with std::errc::invalid_argument).
 constexpr int kMaxWorkerThreads = 16384;
+
+/// Called with the id of a task and the exception that ended it when
+/// nobody can see that exception any more (see
+/// EventChannelOptions::onUnhandledException).
+using UnhandledExceptionHandler = std::function<void(TaskId, std::exception_ptr)>;
+
+/// The default report of an unhandled task exception: one line on stderr,
+/// "evchan: task <id> ended with an unhandled exception: <what()>".  A
+/// handler may call it too.  Thread-safe.
+EVCHAN_API void printUnhandledTaskException(TaskId id, const std::exception_ptr& exception) noexcept;
 
 /// Settings for EventChannel::create().  Values out of range are refused,
 /// never clamped: create() fails with std::errc::invalid_argument (the
@@ -76,6 +90,24 @@ struct EVCHAN_API EventChannelOptions {
   /// thread checks every grace period while some worker is busy and sleeps
   /// while the channel is idle.  Zero turns the monitor off.
   Duration stuckWorkerGrace = std::chrono::milliseconds(5);
+  /// Where an exception goes that escaped a task's function and that no
+  /// join() rethrew: called once, when the task has ended with it and no
+  /// TaskHandle to it is left, whichever comes last: at the task's end
+  /// (on the worker that ran it, the task already off its stack) when
+  /// every handle was dropped before, or in the destructor of the last
+  /// TaskHandle (on that thread, or task) when it is dropped after the end
+  /// without any join() having rethrown it.  Once any join() has rethrown
+  /// it, it is the caller's and is never reported.  The exceptions that
+  /// end a cancelled task (std::system_error with
+  /// std::errc::operation_canceled: shutdown(), TaskHandle::cancel(),
+  /// TaskGroup::cancel(), a cancelled socket) are its expected end and are
+  /// not reported.  Empty (the default): printUnhandledTaskException(), one
+  /// line on stderr.  The handler runs with no lock of the library held,
+  /// may be called from several threads at once, may outlive the channel
+  /// (a handle dropped after it), and should not throw: an exception from
+  /// it is caught, and the default line printed too.  Nothing here
+  /// terminates the process.
+  UnhandledExceptionHandler onUnhandledException;
 };
 
 /// A snapshot of the channel's thread pool.
@@ -187,13 +219,48 @@ class EVCHAN_API EventChannel {
   TaskHandle spawn(std::function<void()> function, const TaskOptions& options = TaskOptions());
   TaskHandle spawn(std::function<void()> function, const TaskOptions& options, std::error_code& ec) noexcept;
 
+  /// Starts `function(arguments...)` as a task, like the std::function
+  /// form (same errors, thrown as SystemError), for any callable, copyable
+  /// or move-only, and arguments of any movable type: each is moved (or
+  /// copied, from an lvalue) into the task, as std::thread does, and the
+  /// function is invoked with them as rvalues; they are destroyed in the
+  /// task when the function returns or throws (or with the task, should
+  /// it never start).  A null function pointer or empty std::function is
+  /// std::errc::invalid_argument.  Its result, if any, is discarded.
+  /// @par Example
+  /// @code
+  ///   channel.spawn([](TcpSocket socket) { echo(socket); }, listener.accept());
+  /// @endcode
+  template <typename F, typename... Arguments,
+            typename = std::enable_if_t<detail::isTaskFunction<F, Arguments...>>>
+  TaskHandle spawn(F&& function, Arguments&&... arguments) {
+    return spawnBound(detail::bindTaskFunction(std::forward<F>(function), std::forward<Arguments>(arguments)...),
+                      TaskOptions());
+  }
+  /// The same, with the task's options first.
+  template <typename F, typename... Arguments,
+            typename = std::enable_if_t<detail::isTaskFunction<F, Arguments...>>>
+  TaskHandle spawn(const TaskOptions& options, F&& function, Arguments&&... arguments) {
+    return spawnBound(detail::bindTaskFunction(std::forward<F>(function), std::forward<Arguments>(arguments)...),
+                      options);
+  }
+
   /// The backend in use: "epoll", "io_uring", "poll", "select" or "apr_pollset".
   const char* backendName() const noexcept;
   ThreadPoolStats poolStats() const;
 
  private:
-  explicit EventChannel(std::shared_ptr<detail::ChannelCore> core) noexcept;
+  friend class TaskGroup;
+  EventChannel(std::shared_ptr<detail::ChannelCore> core, const Options& options);
+  static std::unique_ptr<EventChannel> wrap(const std::shared_ptr<detail::ChannelCore>& core, const Options& options);
+  TaskHandle spawnBound(std::unique_ptr<detail::TaskFunction> function, const TaskOptions& options);
+  TaskHandle spawnBound(std::unique_ptr<detail::TaskFunction> function, const TaskOptions& options,
+                        std::error_code& ec) noexcept;
+
   std::shared_ptr<detail::ChannelCore> core_;
+  /// What its tasks know of the channel (this object, while it lives, and
+  /// the options that concern them); they share it.
+  std::shared_ptr<detail::ChannelFront> front_;
 };
 
 }  // namespace evchan

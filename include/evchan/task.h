@@ -4,17 +4,74 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <system_error>
+#include <tuple>
+#include <type_traits>
+#include <utility>
 
 #include <evchan/duration.h>
 #include <evchan/export.h>
 
 namespace evchan {
 
+class EventChannel;
+
 namespace detail {
 class TaskState;
+
+/// A task's function bound to its arguments, run once (internal to spawn()).
+class TaskFunction {
+ public:
+  virtual ~TaskFunction() = default;
+  virtual void run() = 0;
+};
+
+/// Holds decayed copies (or moves) of the function and its arguments, as
+/// std::thread does, and invokes them as rvalues: move-only types work.
+template <typename Function, typename... Arguments>
+class BoundTaskFunction final : public TaskFunction {
+ public:
+  template <typename F, typename... A>
+  explicit BoundTaskFunction(F&& function, A&&... arguments)
+      : function_(std::forward<F>(function)), arguments_(std::forward<A>(arguments)...) {}
+  void run() override { std::apply(std::move(function_), std::move(arguments_)); }
+
+ private:
+  Function function_;
+  std::tuple<Arguments...> arguments_;
+};
+
+template <typename T>
+struct IsStdFunction : std::false_type {};
+template <typename Signature>
+struct IsStdFunction<std::function<Signature>> : std::true_type {};
+
+/// True for a null function pointer or an empty std::function, which
+/// spawn() refuses (std::errc::invalid_argument) rather than run.
+template <typename F>
+bool isNullFunction(const F& function) noexcept {
+  if constexpr (std::is_pointer_v<F> || std::is_member_pointer_v<F> || IsStdFunction<F>::value) {
+    return function == nullptr;
+  } else {
+    return false;
+  }
 }
+
+/// The bound function spawn() hands to the task, or null for a null function.
+template <typename F, typename... Arguments>
+std::unique_ptr<TaskFunction> bindTaskFunction(F&& function, Arguments&&... arguments) {
+  if (isNullFunction(function)) return nullptr;
+  return std::make_unique<BoundTaskFunction<std::decay_t<F>, std::decay_t<Arguments>...>>(
+      std::forward<F>(function), std::forward<Arguments>(arguments)...);
+}
+
+/// Whether spawn(function, arguments...) can run the function with them.
+template <typename F, typename... Arguments>
+constexpr bool isTaskFunction = std::is_invocable_v<std::decay_t<F>, std::decay_t<Arguments>...>;
+
+}  // namespace detail
 
 /// A task's number, unique within the process, never 0.
 using TaskId = std::uint64_t;
@@ -53,6 +110,27 @@ class EVCHAN_API TaskHandle {
   /// does not affect the other's tasks, except that a joined task unwound
   /// by its own channel's shutdown ends the join with its exception.
   void join();
+  /// Cancels the task: its wait in progress, or the next one it starts
+  /// (every suspension point listed under this_task below: yield(),
+  /// sleepFor(), join(), contended Mutex::lock(), the waits of
+  /// ConditionVariable and Notification, socket and file calls that would
+  /// wait), ends with std::errc::operation_canceled, exactly as shutdown()
+  /// ends them: the calls that throw throw SystemError(operation_canceled),
+  /// the std::error_code forms return it.  The request stays: every later
+  /// wait fails the same way, so a task that catches the exception and
+  /// waits again is cancelled again; work that never waits (computation,
+  /// an uncontended lock, a read whose data is already there) is not
+  /// interrupted.  A this_task::CancellationShield defers it.  A task that
+  /// ends with the exception is not reported as unhandled (see
+  /// EventChannelOptions::onUnhandledException).
+  ///
+  /// Returns true when the request was recorded for a task that had not
+  /// ended; false, doing nothing, for a task that has ended (a cancel
+  /// racing the task's end may return true for a task that then ends
+  /// without noticing) and for an empty handle.  Cancelling twice, or from
+  /// inside the task itself (its next wait throws), is harmless.
+  /// Thread-safe, from any thread or task, never blocks on the task.
+  bool cancel() noexcept;
   /// True once the task's function has returned or thrown.
   bool done() const noexcept;
   /// The task's id; 0 for an empty handle.
@@ -80,13 +158,53 @@ EVCHAN_API bool inTask() noexcept;
 /// operation_canceled (or Errc::channel_shut_down when called after it).
 /// The exception unwinds the task, and join() rethrows it.  shutdown()
 /// waits for the tasks to end, so a task that catches the exception and
-/// keeps waiting keeps the shutdown waiting.
+/// keeps waiting keeps the shutdown waiting.  TaskHandle::cancel() and
+/// TaskGroup::cancel() end the same waits of one task the same way.
 namespace this_task {
 /// Lets other ready tasks run; this one continues later, on any worker.
 EVCHAN_API void yield();
 /// Suspends the task (not the thread) for at least `duration`.
 EVCHAN_API void sleepFor(Duration duration);
 EVCHAN_API TaskId id() noexcept;
+/// The EventChannel the running task was spawned on, so that a task can
+/// spawn more tasks (or post events) without capturing a pointer to it.
+/// Outside a task it throws SystemError(std::errc::operation_not_permitted).
+/// The reference is valid while that EventChannel lives: destroyed from
+/// outside its workers, it outlives all its tasks (the destructor waits
+/// for them); destroyed from one of its own tasks, the tasks still
+/// unwinding afterwards get SystemError(Errc::channel_shut_down) from
+/// channel() and must not use a reference taken before.  Thread-safe.
+EVCHAN_API EventChannel& channel();
+
+/// True once TaskHandle::cancel() (or a TaskGroup's cancel) was called
+/// for the running task, shielded or not; false outside a task.
+EVCHAN_API bool cancellationRequested() noexcept;
+
+/// While one lives, TaskHandle::cancel() of the running task is deferred:
+/// the task's waits run to their end as if it had not been called, so
+/// that a clean-up section can finish a write or say goodbye.  When the
+/// last shield of the task goes, the next wait throws operation_canceled.
+/// Shields nest.  Shutdown of the channel is not deferred (the channel is
+/// going away: its waits fail regardless).  Outside a task it does
+/// nothing.  Create and destroy it in the same task (a local variable).
+/// @par Example
+/// @code
+///   } catch (const SystemError&) {
+///     this_task::CancellationShield shield;
+///     socket.writeAll("bye\n", 4);
+///     throw;
+///   }
+/// @endcode
+class EVCHAN_API CancellationShield {
+ public:
+  CancellationShield() noexcept;
+  ~CancellationShield();
+  CancellationShield(const CancellationShield&) = delete;
+  CancellationShield& operator=(const CancellationShield&) = delete;
+
+ private:
+  detail::TaskState* task_;
+};
 }  // namespace this_task
 
 }  // namespace evchan

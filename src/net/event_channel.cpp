@@ -6,6 +6,7 @@
 #include <string>
 
 #include "channel/channel_core.h"
+#include "task/channel_front.h"
 #include "task/spawn.h"
 
 namespace evchan {
@@ -53,10 +54,27 @@ std::shared_ptr<detail::ChannelCore> createCore(const EventChannelOptions& optio
 
 }  // namespace
 
-EventChannel::EventChannel(std::shared_ptr<detail::ChannelCore> core) noexcept : core_(std::move(core)) {}
+// The channel's face; a core it could not be wrapped in is shut down, not
+// left running.
+std::unique_ptr<EventChannel> EventChannel::wrap(const std::shared_ptr<detail::ChannelCore>& core,
+                                                 const Options& options) {
+  try {
+    return std::unique_ptr<EventChannel>(new EventChannel(core, options));
+  } catch (...) {
+    core->shutdown();
+    throw;
+  }
+}
+
+EventChannel::EventChannel(std::shared_ptr<detail::ChannelCore> core, const Options& options)
+    : core_(std::move(core)),
+      front_(std::make_shared<detail::ChannelFront>(core_, this, options.onUnhandledException)) {}
 
 EventChannel::~EventChannel() {
   core_->shutdown();
+  // From outside the workers the tasks have ended; from one of its own
+  // tasks, the others may still ask this_task::channel() while unwinding.
+  front_->channel.store(nullptr);
   core_->releaseHeldEvents();  // nobody can take them from getEvent() any more
 }
 
@@ -64,7 +82,7 @@ std::unique_ptr<EventChannel> EventChannel::create(const Options& options, std::
   std::string why;
   try {
     std::shared_ptr<detail::ChannelCore> core = createCore(options, ec, why);
-    return core ? std::unique_ptr<EventChannel>(new EventChannel(std::move(core))) : nullptr;
+    return core ? wrap(core, options) : nullptr;
   } catch (const std::bad_alloc&) {  // from `why`
     ec = std::make_error_code(std::errc::not_enough_memory);
     return nullptr;
@@ -80,7 +98,7 @@ std::unique_ptr<EventChannel> EventChannel::create(const Options& options) {
     if (!why.empty()) what += ": " + why;
     throw SystemError(ec, what);
   }
-  return std::unique_ptr<EventChannel>(new EventChannel(std::move(core)));
+  return wrap(core, options);
 }
 
 void EventChannel::post(Event& event, std::error_code& ec) noexcept { ec = core_->post(event); }
@@ -95,26 +113,42 @@ void EventChannel::shutdown() noexcept { core_->shutdown(); }
 
 bool EventChannel::isShutDown() const noexcept { return core_->isShutDown(); }
 
-TaskHandle EventChannel::spawn(std::function<void()> function, const TaskOptions& options,
-                               std::error_code& ec) noexcept {
+TaskHandle EventChannel::spawnBound(std::unique_ptr<detail::TaskFunction> function, const TaskOptions& options,
+                                    std::error_code& ec) noexcept {
   try {
     const std::size_t stackSize = options.stackSize != 0 ? options.stackSize : core_->taskStackSize();
     if (stackSize > kMaxTaskStackSize) {
       ec = std::make_error_code(std::errc::invalid_argument);
       return TaskHandle();
     }
-    return detail::spawnTask(core_, std::move(function), stackSize, ec);
+    return detail::spawnTask(front_, std::move(function), stackSize, ec);
   } catch (const std::bad_alloc&) {
     ec = std::make_error_code(std::errc::not_enough_memory);
     return TaskHandle();
   }
 }
 
-TaskHandle EventChannel::spawn(std::function<void()> function, const TaskOptions& options) {
+TaskHandle EventChannel::spawnBound(std::unique_ptr<detail::TaskFunction> function, const TaskOptions& options) {
   std::error_code ec;
-  TaskHandle task = spawn(std::move(function), options, ec);
+  TaskHandle task = spawnBound(std::move(function), options, ec);
   throwIfError(ec, "spawn task");
   return task;
+}
+
+TaskHandle EventChannel::spawn(std::function<void()> function, const TaskOptions& options,
+                               std::error_code& ec) noexcept {
+  std::unique_ptr<detail::TaskFunction> bound;
+  try {
+    bound = detail::bindTaskFunction(std::move(function));
+  } catch (const std::bad_alloc&) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+    return TaskHandle();
+  }
+  return spawnBound(std::move(bound), options, ec);
+}
+
+TaskHandle EventChannel::spawn(std::function<void()> function, const TaskOptions& options) {
+  return spawnBound(detail::bindTaskFunction(std::move(function)), options);
 }
 
 const char* EventChannel::backendName() const noexcept { return evchan::backendName(core_->backend()); }

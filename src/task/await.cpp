@@ -37,6 +37,8 @@ struct Await {
   static void start(void* argument) {
     auto* self = static_cast<Await*>(argument);
     ChannelCore& core = self->task->core();
+    // Where TaskHandle::cancel() finds the wait; a shielded one it leaves be.
+    if (!self->task->shielded()) self->task->setCurrentWait(self->event);
     if (self->useTimer && core.post(self->timer)) self->arrive();  // shut down: no timer
     if ((self->postError = core.post(*self->event))) {
       if (self->useTimer) core.cancel(self->timer);
@@ -45,7 +47,9 @@ struct Await {
     }
     // A timer, or the caller's cancel flag, may have gone off before the
     // event was parked, when cancelling it was not yet possible.
-    if ((self->useTimer && self->timerFired.load()) || (self->cancelled != nullptr && self->cancelled->load()))
+    // So may the task's own cancellation, before setCurrentWait() above.
+    if ((self->useTimer && self->timerFired.load()) || (self->cancelled != nullptr && self->cancelled->load()) ||
+        self->task->cancelPending())
       core.cancel(*self->event);
   }
 };
@@ -79,6 +83,10 @@ bool awaitInTask(Event& event, Duration timeout, std::error_code& result, const 
   // triggered poller has not yet reported data that has already arrived,
   // and the zero timer would cancel it: timed_out with data to read.
   if (task == nullptr || timeout == Duration::zero()) return false;
+  if (task->cancelPending()) {  // TaskHandle::cancel(): no more waits
+    result = std::make_error_code(std::errc::operation_canceled);
+    return true;
+  }
   const bool useTimer = deadlineAfter(timeout) != kNoDeadline;
   Await await{task, &event, TimerEvent(timeout), useTimer, {useTimer ? 2 : 1}, {}, cancelled, {}};
   event.setCallback([&await](Event&) {
@@ -93,6 +101,7 @@ bool awaitInTask(Event& event, Duration timeout, std::error_code& result, const 
     await.arrive();
   });
   task->suspend(&Await::start, &await);
+  task->setCurrentWait(nullptr);  // before `event` can go
   event.setCallback(nullptr);
   if (await.postError) {
     result = await.postError;

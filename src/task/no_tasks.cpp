@@ -23,7 +23,15 @@ void sleepFor(Duration duration) {
   if (duration > Duration::zero()) std::this_thread::sleep_for(duration);
 }
 TaskId id() noexcept { return 0; }
+EventChannel& channel() {
+  throw SystemError(std::make_error_code(std::errc::operation_not_permitted), "this_task::channel outside a task");
+}
+bool cancellationRequested() noexcept { return false; }
+CancellationShield::CancellationShield() noexcept : task_(nullptr) {}
+CancellationShield::~CancellationShield() = default;
 }  // namespace this_task
+
+bool TaskHandle::cancel() noexcept { return false; }
 
 // No handle can refer to a task here: every one is empty.
 void TaskHandle::join() { throw SystemError(std::make_error_code(std::errc::invalid_argument), "join"); }
@@ -36,7 +44,8 @@ void* TaskLocalBase::slot(void* (*)(), void (*)(void*)) {
 
 namespace detail {
 
-TaskHandle spawnTask(const std::shared_ptr<ChannelCore>&, std::function<void()>, std::size_t, std::error_code& ec) {
+TaskHandle spawnTask(const std::shared_ptr<ChannelFront>&, std::unique_ptr<TaskFunction>, std::size_t,
+                     std::error_code& ec) {
   ec = std::make_error_code(std::errc::function_not_supported);
   return TaskHandle();
 }

@@ -3,7 +3,6 @@
 #define EVCHAN_SRC_TASK_SPAWN_H
 
 #include <cstddef>
-#include <functional>
 #include <memory>
 #include <system_error>
 
@@ -11,12 +10,13 @@
 
 namespace evchan::detail {
 
-class ChannelCore;
+struct ChannelFront;
 
-/// Starts a task on `core`; an empty handle with `ec` set on failure.
+/// Starts a task on `front`'s channel; an empty handle with `ec` set on
+/// failure (std::errc::invalid_argument for a null `function`).
 /// Defined with the tasks (src/task/this_task.cpp), or, in builds without
 /// the native POSIX layer, to fail with function_not_supported.
-TaskHandle spawnTask(const std::shared_ptr<ChannelCore>& core, std::function<void()> function,
+TaskHandle spawnTask(const std::shared_ptr<ChannelFront>& front, std::unique_ptr<TaskFunction> function,
                      std::size_t stackSize, std::error_code& ec);
 
 }  // namespace evchan::detail

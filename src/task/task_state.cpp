@@ -12,6 +12,8 @@
 #include "channel/per_thread_access.h"
 #include "posix/stack_overflow.h"
 #include "task/await.h"
+#include "task/channel_front.h"
+#include "task/unhandled_exception.h"
 
 namespace evchan::detail {
 namespace {
@@ -66,9 +68,10 @@ void TaskResumeEvent::run() noexcept { task_.runOnWorker(); }
 
 TaskState* TaskState::current() noexcept { return currentTaskSlot(); }
 
-TaskState::TaskState(Private, std::shared_ptr<ChannelCore> core, std::function<void()> function)
+TaskState::TaskState(Private, std::shared_ptr<ChannelFront> front, std::unique_ptr<TaskFunction> function)
     : id_(nextTaskId.fetch_add(1, std::memory_order_relaxed)),
-      core_(std::move(core)),
+      front_(std::move(front)),
+      core_(front_->core),
       function_(std::move(function)),
       resume_(*this) {}
 
@@ -77,9 +80,9 @@ TaskState::~TaskState() {
   if (pool_ != nullptr) pool_->release(stack_);
 }
 
-std::shared_ptr<TaskState> TaskState::spawn(std::shared_ptr<ChannelCore> core, std::function<void()> function,
-                                            std::size_t stackSize, std::error_code& ec) {
-  if (core->isShutDown()) {
+std::shared_ptr<TaskState> TaskState::spawn(std::shared_ptr<ChannelFront> front, std::unique_ptr<TaskFunction> function,
+                                            std::size_t stackSize, TaskHandle& handle, std::error_code& ec) {
+  if (front->core->isShutDown()) {
     ec = Errc::channel_shut_down;
     return nullptr;
   }
@@ -87,7 +90,7 @@ std::shared_ptr<TaskState> TaskState::spawn(std::shared_ptr<ChannelCore> core, s
     ec = std::make_error_code(std::errc::invalid_argument);
     return nullptr;
   }
-  auto task = std::make_shared<TaskState>(Private{}, std::move(core), std::move(function));
+  auto task = std::make_shared<TaskState>(Private{}, std::move(front), std::move(function));
   task->pool_ = &stackPoolFor(stackSize);
   if ((ec = task->pool_->acquire(task->stack_))) return nullptr;
   task->fiber_ = makeFiberContext(defaultContextKind(), task->stack_.usable, &TaskState::entry, task.get());
@@ -95,6 +98,14 @@ std::shared_ptr<TaskState> TaskState::spawn(std::shared_ptr<ChannelCore> core, s
     ec = std::make_error_code(std::errc::not_enough_memory);
     return nullptr;
   }
+  // Every handle the user holds is a copy of this one: they share a count
+  // of their own, whose end tells the task that nobody can join it any
+  // more.  Made before the task runs, so a bad_alloc here leaves no task.
+  std::shared_ptr<TaskState> keep = task;
+  handle = TaskHandle(std::shared_ptr<TaskState>(task.get(), [keep](TaskState*) mutable {
+    keep->lastHandleGone();
+    keep.reset();
+  }));
   task->self_ = task;
   task->schedule();
   ec.clear();
@@ -106,9 +117,11 @@ void TaskState::schedule() noexcept { core_->schedule(resume_); }
 void TaskState::entry(void* argument) {
   auto* task = static_cast<TaskState*>(argument);
   try {
-    task->function_();
+    task->function_->run();
+    task->function_.reset();  // its arguments die in the task, like its locals
   } catch (...) {
     task->exception_ = std::current_exception();  // join() rethrows it
+    task->function_.reset();
   }
   task->destroyLocals();
   task->state_.store(kDone, std::memory_order_release);
@@ -187,6 +200,7 @@ void TaskState::finish() noexcept {
   pool_->release(stack_);
   pool_ = nullptr;
   bool threadJoining = false;
+  bool report = false;
   {
     std::lock_guard<std::mutex> lock(joinMutex_);
     done_.store(true, std::memory_order_release);
@@ -199,9 +213,10 @@ void TaskState::finish() noexcept {
       joiner = next;
     }
     threadJoining = threadJoining_;
+    report = handlesGone_ && takeUnreportedException();
   }
   if (threadJoining) finished_.notify_all();
-  function_ = nullptr;
+  if (report) reportUnhandledException(*front_, id_, exception_);
   std::shared_ptr<TaskState> last = std::move(self_);  // may free this task on return
 }
 
@@ -222,7 +237,42 @@ void TaskState::join() {
     lock.unlock();
     ChannelCore::leaveBlocking();
   }
-  if (exception_) std::rethrow_exception(exception_);
+  if (exception_) {
+    {
+      std::lock_guard<std::mutex> lock(joinMutex_);
+      exceptionObserved_ = true;
+    }
+    std::rethrow_exception(exception_);
+  }
+}
+
+bool TaskState::cancel() noexcept {
+  if (done()) return false;
+  cancelRequested_.store(true);
+  std::lock_guard<std::mutex> lock(cancelMutex_);
+  if (currentWait_ != nullptr) core_->cancel(*currentWait_);
+  return true;
+}
+
+void TaskState::setCurrentWait(Event* event) noexcept {
+  std::lock_guard<std::mutex> lock(cancelMutex_);
+  currentWait_ = event;
+}
+
+void TaskState::lastHandleGone() noexcept {
+  bool report = false;
+  {
+    std::lock_guard<std::mutex> lock(joinMutex_);
+    handlesGone_ = true;
+    report = done_.load(std::memory_order_relaxed) && takeUnreportedException();
+  }
+  if (report) reportUnhandledException(*front_, id_, exception_);
+}
+
+bool TaskState::takeUnreportedException() noexcept {
+  if (!exception_ || exceptionObserved_ || exceptionReported_) return false;
+  exceptionReported_ = true;
+  return !isCancellation(exception_);
 }
 
 bool TaskState::joinInTask(TaskState& caller) {

@@ -23,6 +23,7 @@
 namespace evchan::detail {
 
 class ChannelCore;
+struct ChannelFront;
 class TaskState;
 
 /// How a task travels through the channel's run queue.
@@ -54,13 +55,15 @@ struct TaskJoiner {
 /// then puts it straight back in the queue instead of parking it.
 class TaskState : public std::enable_shared_from_this<TaskState> {
  public:
-  static std::shared_ptr<TaskState> spawn(std::shared_ptr<ChannelCore> core, std::function<void()> function,
-                                          std::size_t stackSize, std::error_code& ec);
+  /// Starts a task; `handle` receives the one TaskHandle every copy the
+  /// user gets derives from (see lastHandleGone()).
+  static std::shared_ptr<TaskState> spawn(std::shared_ptr<ChannelFront> front, std::unique_ptr<TaskFunction> function,
+                                          std::size_t stackSize, TaskHandle& handle, std::error_code& ec);
   ~TaskState();
 
   TaskId id() const noexcept { return id_; }
   ChannelCore& core() const noexcept { return *core_; }
-  TaskHandle handle() { return TaskHandle(shared_from_this()); }
+  ChannelFront& front() const noexcept { return *front_; }
 
   /// The running task of this thread, or null.  Not inlined: a task that
   /// resumes on another thread must read that thread's slot.
@@ -82,6 +85,23 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
   /// Waits for the end and rethrows the task's exception.
   void join();
 
+  /// TaskHandle::cancel(): records the request and ends the wait the task
+  /// is parked in, unless shielded.  False when the task has ended.
+  bool cancel() noexcept;
+  /// Task side: whether the next wait must end in operation_canceled.
+  bool cancelPending() const noexcept {
+    return shieldDepth_ == 0 && cancelRequested_.load(std::memory_order_acquire);
+  }
+  bool cancelRequested() const noexcept { return cancelRequested_.load(std::memory_order_acquire); }
+  /// Task side: CancellationShield's count, only ever touched by the task.
+  void enterShield() noexcept { ++shieldDepth_; }
+  void leaveShield() noexcept { --shieldDepth_; }
+  bool shielded() const noexcept { return shieldDepth_ != 0; }
+  /// The posted event the task is parked on, which cancel() cancels (set
+  /// on the worker before it is posted, cleared by the task once resumed);
+  /// null while it runs.
+  void setCurrentWait(Event* event) noexcept;
+
   /// The slot of a TaskLocal (by its process-unique key) in this task.
   void* localSlot(std::uint64_t key, void* (*make)(), void (*destroy)(void*));
 
@@ -91,7 +111,7 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
   struct Private {};  // lets make_shared reach the constructor, nobody else
 
  public:
-  TaskState(Private, std::shared_ptr<ChannelCore> core, std::function<void()> function);
+  TaskState(Private, std::shared_ptr<ChannelFront> front, std::unique_ptr<TaskFunction> function);
 
  private:
   static void entry(void* argument);
@@ -103,10 +123,16 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
   bool joinInTask(TaskState& caller);
   /// Takes `joiner` off joiners_ if it is there; joinMutex_ held.
   void unlinkJoiner(TaskJoiner& joiner) noexcept;
+  /// The TaskHandles' shared count reached zero.
+  void lastHandleGone() noexcept;
+  /// Whether the task's exception goes to the unhandled-exception handler
+  /// now (it is then marked reported); joinMutex_ held, task done.
+  bool takeUnreportedException() noexcept;
 
   const TaskId id_;
+  std::shared_ptr<ChannelFront> front_;
   std::shared_ptr<ChannelCore> core_;
-  std::function<void()> function_;
+  std::unique_ptr<TaskFunction> function_;
   StackPool* pool_ = nullptr;
   Stack stack_;
   std::unique_ptr<FiberContext> fiber_;
@@ -126,8 +152,19 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
   std::atomic<bool> done_{false};  // set under joinMutex_, read without it
   bool threadJoining_ = false;   // a plain thread waits on finished_
   TaskJoiner* joiners_ = nullptr;  // tasks suspended in join()
+  bool handlesGone_ = false;        // no TaskHandle refers to the task any more
+  bool exceptionObserved_ = false;  // a join() rethrew exception_
+  bool exceptionReported_ = false;  // exception_ went to the unhandled-exception handler
 
   std::vector<std::pair<std::uint64_t, std::pair<void*, void (*)(void*)>>> locals_;
+
+  // Cancellation.  cancel() sets the flag, then cancels currentWait_ under
+  // cancelMutex_; a wait sets currentWait_ before posting its event and
+  // checks the flag after, so one of the two always catches the other.
+  std::atomic<bool> cancelRequested_{false};
+  int shieldDepth_ = 0;
+  std::mutex cancelMutex_;  // nests outside the channel's lock
+  Event* currentWait_ = nullptr;
 };
 
 }  // namespace evchan::detail

@@ -11,6 +11,8 @@
 #include <evchan/timer_event.h>
 
 #include "channel/channel_core.h"
+#include "task/await.h"
+#include "task/channel_front.h"
 #include "task/spawn.h"
 #include "sync/waiter.h"
 #include "task/task_state.h"
@@ -23,8 +25,9 @@ namespace {
 
 // Suspension points of a task whose channel has shut down throw, so that
 // the task unwinds and the shutdown can finish.
+// So do they once TaskHandle::cancel() was called, outside a shield.
 void throwIfShutDown(detail::TaskState& task, const char* operation) {
-  if (task.core().isShutDown()) detail::throwCancelled(operation);
+  if (task.core().isShutDown() || task.cancelPending()) detail::throwCancelled(operation);
 }
 
 }  // namespace
@@ -49,22 +52,12 @@ void sleepFor(Duration duration) {
     return;
   }
   if (duration <= Duration::zero()) return yield();
-  // The timer lives on the task's stack, which stays put while it sleeps.
-  struct Sleep {
-    detail::TaskState* task;
-    TimerEvent timer;
-    std::error_code postError;
-  } sleep{task, TimerEvent(duration), {}};
-  sleep.timer.setCallback([task](Event&) { task->wake(); });
-  task->suspend(
-      [](void* argument) {
-        auto* s = static_cast<Sleep*>(argument);
-        // Shut down: no timer to wait for.
-        if ((s->postError = s->task->core().post(s->timer))) s->task->wake();
-      },
-      &sleep);
-  // The channel shut down before or while it slept.
-  if (sleep.postError || sleep.timer.error()) detail::throwCancelled("sleepFor");
+  // The timer lives on the task's stack, which stays put while it sleeps;
+  // shutdown or cancel() ends the wait early.
+  TimerEvent timer(duration);
+  std::error_code ec;
+  detail::awaitInTask(timer, kInfiniteTimeout, ec);
+  if (ec) detail::throwCancelled("sleepFor");
 }
 
 TaskId id() noexcept {
@@ -72,7 +65,32 @@ TaskId id() noexcept {
   return task != nullptr ? task->id() : 0;
 }
 
+EventChannel& channel() {
+  detail::TaskState* task = detail::TaskState::current();
+  if (task == nullptr) {
+    throw SystemError(std::make_error_code(std::errc::operation_not_permitted), "this_task::channel outside a task");
+  }
+  EventChannel* channel = task->front().channel.load();
+  if (channel == nullptr) throw SystemError(Errc::channel_shut_down, "this_task::channel (the EventChannel is destroyed)");
+  return *channel;
+}
+
+bool cancellationRequested() noexcept {
+  detail::TaskState* task = detail::TaskState::current();
+  return task != nullptr && task->cancelRequested();
+}
+
+CancellationShield::CancellationShield() noexcept : task_(detail::TaskState::current()) {
+  if (task_ != nullptr) task_->enterShield();
+}
+
+CancellationShield::~CancellationShield() {
+  if (task_ != nullptr) task_->leaveShield();
+}
+
 }  // namespace this_task
+
+bool TaskHandle::cancel() noexcept { return state_ && state_->cancel(); }
 
 void TaskHandle::join() {
   if (!state_) throw SystemError(std::make_error_code(std::errc::invalid_argument), "join");
@@ -106,10 +124,11 @@ ChannelCore* currentTaskChannel() noexcept {
   return task != nullptr ? &task->core() : nullptr;
 }
 
-TaskHandle spawnTask(const std::shared_ptr<ChannelCore>& core, std::function<void()> function, std::size_t stackSize,
-                     std::error_code& ec) {
-  std::shared_ptr<TaskState> task = TaskState::spawn(core, std::move(function), stackSize, ec);
-  return task ? task->handle() : TaskHandle();
+TaskHandle spawnTask(const std::shared_ptr<ChannelFront>& front, std::unique_ptr<TaskFunction> function,
+                     std::size_t stackSize, std::error_code& ec) {
+  TaskHandle handle;
+  TaskState::spawn(front, std::move(function), stackSize, handle, ec);
+  return handle;
 }
 
 }  // namespace detail

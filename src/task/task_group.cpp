@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: Apache-2.0
+// TaskGroup: its members, their failures, cancel, join and the destructor.
+#include <evchan/task_group.h>
+
+#include <cstdio>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include <evchan/system_error.h>
+
+#include "task/channel_front.h"
+#include "task/unhandled_exception.h"
+
+namespace evchan {
+namespace detail {
+
+/// Shared by the group and the wrappers of its members, which may outlive
+/// the group (destroyed from a member, or while its channel shuts down).
+class TaskGroupState {
+ public:
+  TaskGroupState(std::shared_ptr<ChannelFront> front, const TaskGroupOptions& options)
+      : front_(std::move(front)), options_(options) {}
+
+  // A member's exception: a failure unless it is a cancellation.
+  void memberThrew(TaskId id, std::exception_ptr exception) {
+    if (isCancellation(exception)) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    failures_.emplace_back(id, std::move(exception));
+    if (options_.cancelOnFailure && failures_.size() == 1) cancelLocked();
+  }
+
+  void add(TaskHandle member) {  // mutex_ held by the caller
+    if (cancelled_) member.cancel();
+    members_.push_back(std::move(member));
+  }
+
+  std::mutex& mutex() noexcept { return mutex_; }
+
+  // Joins the members that have ended, so that a long-lived group does not
+  // keep them: their exceptions are recorded (and now observed).
+  void pruneLocked() {
+    std::vector<TaskHandle> running;
+    for (TaskHandle& member : members_) {
+      if (!member.done()) {
+        running.push_back(std::move(member));
+        continue;
+      }
+      try {
+        member.join();  // ended: does not wait
+      } catch (...) {
+      }
+    }
+    members_.swap(running);
+  }
+
+  // Cancels every member but `except` (the group's destroyer, if a member).
+  void cancelLocked(TaskId except = 0) noexcept {
+    cancelled_ = true;
+    for (TaskHandle& member : members_) {
+      if (member.id() != except) member.cancel();
+    }
+  }
+  void cancel(TaskId except = 0) noexcept {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cancelLocked(except);
+  }
+
+  std::size_t running() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::size_t count = 0;
+    for (const TaskHandle& member : members_) count += member.done() ? 0 : 1;
+    return count;
+  }
+
+  bool isMember(TaskId id) {
+    if (id == 0) return false;
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const TaskHandle& member : members_) {
+      if (member.id() == id && !member.done()) return true;
+    }
+    return false;
+  }
+
+  // Waits for every member but `except`; true when all ended, false when
+  // the caller's wait was cancelled (the members are then left running).
+  bool waitForMembers(TaskId except) {
+    for (;;) {
+      std::vector<TaskHandle> pending;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        pruneLocked();
+        for (const TaskHandle& member : members_) {
+          if (member.id() != except) pending.push_back(member);
+        }
+      }
+      if (pending.empty()) return true;
+      for (TaskHandle& member : pending) {
+        try {
+          member.join();
+        } catch (...) {
+          if (!member.done()) return false;  // the caller's wait ended, not the member
+        }
+      }
+    }
+  }
+
+  // Takes the failures and clears the group's cancellation, for a join().
+  std::vector<std::pair<TaskId, std::exception_ptr>> takeFailures() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cancelled_ = false;
+    return std::exchange(failures_, {});
+  }
+
+  void report(const std::pair<TaskId, std::exception_ptr>& failure) const noexcept {
+    reportUnhandledException(*front_, failure.first, failure.second);
+  }
+
+ private:
+  const std::shared_ptr<ChannelFront> front_;
+  const TaskGroupOptions options_;
+  std::mutex mutex_;
+  std::vector<TaskHandle> members_;
+  std::vector<std::pair<TaskId, std::exception_ptr>> failures_;
+  bool cancelled_ = false;
+};
+
+namespace {
+
+// A member's function: records its failure with the group, then lets the
+// exception end the task as usual (its own TaskHandle rethrows it).
+class GroupMemberFunction final : public TaskFunction {
+ public:
+  GroupMemberFunction(std::shared_ptr<TaskGroupState> group, std::unique_ptr<TaskFunction> function) noexcept
+      : group_(std::move(group)), function_(std::move(function)) {}
+  void run() override {
+    try {
+      function_->run();
+    } catch (...) {
+      group_->memberThrew(this_task::id(), std::current_exception());
+      throw;
+    }
+  }
+
+ private:
+  std::shared_ptr<TaskGroupState> group_;
+  std::unique_ptr<TaskFunction> function_;
+};
+
+}  // namespace
+}  // namespace detail
+
+TaskGroup::TaskGroup(EventChannel& channel, const Options& options)
+    : channel_(channel), state_(std::make_shared<detail::TaskGroupState>(channel.front_, options)) {}
+
+TaskGroup::~TaskGroup() {
+  const TaskId self = this_task::id();
+  const bool fromMember = state_->isMember(self);
+  state_->cancel(fromMember ? self : 0);
+  if (fromMember) {
+    std::fprintf(stderr,
+                 "evchan: TaskGroup destroyed from its own task %llu (not allowed): the other members are "
+                 "cancelled and waited for; the task goes on outside the group\n",
+                 static_cast<unsigned long long>(self));
+  }
+  {
+    // The caller's own cancellation must not cut the wait short.
+    this_task::CancellationShield shield;
+    state_->waitForMembers(fromMember ? self : 0);
+  }
+  for (const auto& failure : state_->takeFailures()) state_->report(failure);
+}
+
+TaskHandle TaskGroup::spawnBound(std::unique_ptr<detail::TaskFunction> function, const TaskOptions& options) {
+  if (!function) throw SystemError(std::make_error_code(std::errc::invalid_argument), "TaskGroup::spawn");
+  auto member = std::make_unique<detail::GroupMemberFunction>(state_, std::move(function));
+  // Under the lock: the member is listed before it can fail and make
+  // cancelOnFailure cancel the others.
+  std::lock_guard<std::mutex> lock(state_->mutex());
+  state_->pruneLocked();
+  TaskHandle task = channel_.spawnBound(std::move(member), options);
+  state_->add(task);
+  return task;
+}
+
+void TaskGroup::join() {
+  if (state_->isMember(this_task::id())) {
+    throw SystemError(std::make_error_code(std::errc::resource_deadlock_would_occur),
+                      "TaskGroup::join from one of its own tasks");
+  }
+  if (!state_->waitForMembers(0)) {
+    throw SystemError(std::make_error_code(std::errc::operation_canceled), "TaskGroup::join");
+  }
+  std::vector<std::pair<TaskId, std::exception_ptr>> failures = state_->takeFailures();
+  if (failures.empty()) return;
+  for (std::size_t i = 1; i < failures.size(); ++i) state_->report(failures[i]);
+  std::rethrow_exception(failures.front().second);
+}
+
+void TaskGroup::cancel() noexcept { state_->cancel(); }
+
+std::size_t TaskGroup::size() const { return state_->running(); }
+
+}  // namespace evchan

@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests of TaskGroup: spawn into a group, join all, cancel all, the
+// destructor's cancel and join, failures (the first rethrown, the others
+// reported, cancelOnFailure), and the group used from its own members.
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <evchan/evchan.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "support/diagnostics.h"
+#include "support/leak_checked_fixture.h"
+#include "support/loopback.h"
+#include "support/posix/stderr_capture.h"
+#include "support/waiting.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using evchan::EventChannel;
+using evchan::Notification;
+using evchan::SystemError;
+using evchan::TaskGroup;
+using evchan::TaskHandle;
+using evchan::TaskId;
+using evchan::test::eventually;
+namespace this_task = evchan::this_task;
+
+class MemberFailure : public std::runtime_error {
+ public:
+  explicit MemberFailure(const std::string& what) : std::runtime_error(what) {}
+};
+
+// Counts the tasks whose stack unwound past it.
+struct UnwindWitness {
+  std::atomic<int>& unwound;
+  ~UnwindWitness() { ++unwound; }
+};
+
+// The channel's onUnhandledException reports, by what().
+struct Reports {
+  std::mutex mutex;
+  std::vector<std::string> whats;
+  std::size_t count() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return whats.size();
+  }
+};
+
+std::unique_ptr<EventChannel> makeReportingChannel(Reports& reports) {
+  EventChannel::Options options;
+  options.initialThreads = 2;
+  options.onUnhandledException = [&reports](TaskId, std::exception_ptr e) {
+    std::string what = "?";
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      what = x.what();
+    } catch (...) {
+    }
+    std::lock_guard<std::mutex> lock(reports.mutex);
+    reports.whats.push_back(what);
+  };
+  return evchan::test::createOrSkip(options);
+}
+
+std::string codeOf(const std::function<void()>& call) {
+  try {
+    call();
+    return "returned";
+  } catch (const SystemError& e) {
+    return evchan::test::describe(e.code());
+  } catch (const std::exception& e) {
+    return std::string("exception: ") + e.what();
+  }
+}
+
+}  // namespace
+
+class TaskGroupTest : public evchan::test::LeakCheckedFixture {
+  CPPUNIT_TEST_SUITE(TaskGroupTest);
+  CPPUNIT_TEST(testJoinWaitsForEveryMemberIncludingNestedOnes);
+  CPPUNIT_TEST(testFirstFailureRethrownOthersReported);
+  CPPUNIT_TEST(testCancelOnFailureCancelsTheSiblings);
+  CPPUNIT_TEST(testCancelEndsEveryMemberWithoutAFailure);
+  CPPUNIT_TEST(testDestructorCancelsAndJoins);
+  CPPUNIT_TEST(testJoinFromAMemberIsADeadlockError);
+  CPPUNIT_TEST(testDestroyedFromItsOwnMember);
+  CPPUNIT_TEST(testMoveOnlyMembersAndErrors);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  void testJoinWaitsForEveryMemberIncludingNestedOnes() {
+    std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(2);
+    TaskGroup group(*channel);
+    std::atomic<int> ended{0};
+    Notification release;
+    for (int i = 0; i < 8; ++i) {
+      group.spawn([&] {
+        release.wait();
+        // A member spawning a member while join() waits.
+        group.spawn([&] {
+          this_task::sleepFor(1ms);
+          ++ended;
+        });
+        ++ended;
+      });
+    }
+    CPPUNIT_ASSERT_EQUAL(std::size_t(8), group.size());
+    release.notify();
+    group.join();
+    CPPUNIT_ASSERT_EQUAL(16, ended.load());
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), group.size());
+    // Usable again, and joinable from a task too.
+    TaskHandle joiner = channel->spawn([&] {
+      group.spawn([&] { ++ended; });
+      group.join();
+    });
+    joiner.join();
+    CPPUNIT_ASSERT_EQUAL(17, ended.load());
+  }
+
+  void testFirstFailureRethrownOthersReported() {
+    Reports reports;
+    {
+      std::unique_ptr<EventChannel> channel = makeReportingChannel(reports);
+      TaskGroup group(*channel);
+      std::atomic<bool> firstFailed{false};
+      TaskHandle first = group.spawn([&] {
+        firstFailed = true;
+        throw MemberFailure("first");
+      });
+      CPPUNIT_ASSERT(eventually([&] { return first.done(); }));
+      group.spawn([] { throw MemberFailure("second"); });
+      group.spawn([] { throw MemberFailure("third"); });
+      group.spawn([] {});
+      CPPUNIT_ASSERT_EQUAL(std::string("exception: first"), codeOf([&] { group.join(); }));
+      // The others went to the handler, once each.
+      CPPUNIT_ASSERT_EQUAL(std::size_t(2), reports.count());
+      // The member's own handle still tells its end.
+      CPPUNIT_ASSERT_EQUAL(std::string("exception: first"), codeOf([&] { first.join(); }));
+      first = TaskHandle();
+      group.join();  // nothing left: returns
+    }
+    std::lock_guard<std::mutex> lock(reports.mutex);
+    CPPUNIT_ASSERT_EQUAL(std::size_t(2), reports.whats.size());
+    std::sort(reports.whats.begin(), reports.whats.end());
+    CPPUNIT_ASSERT_EQUAL(std::string("second"), reports.whats[0]);
+    CPPUNIT_ASSERT_EQUAL(std::string("third"), reports.whats[1]);
+  }
+
+  void testCancelOnFailureCancelsTheSiblings() {
+    Reports reports;
+    std::unique_ptr<EventChannel> channel = makeReportingChannel(reports);
+    TaskGroup::Options options;
+    options.cancelOnFailure = true;
+    TaskGroup group(*channel, options);
+    std::atomic<int> parked{0}, unwound{0};
+    evchan::test::ConnectedPair pair = evchan::test::connectPair();
+    for (int i = 0; i < 3; ++i) {
+      group.spawn([&] {
+        UnwindWitness witness{unwound};
+        ++parked;
+        this_task::sleepFor(1h);
+      });
+    }
+    group.spawn([&] {
+      UnwindWitness witness{unwound};
+      ++parked;
+      char byte;
+      pair.server.readSome(&byte, 1);
+    });
+    CPPUNIT_ASSERT(eventually([&] { return parked.load() == 4; }));
+    group.spawn([] { throw MemberFailure("connection lost"); });
+    CPPUNIT_ASSERT_EQUAL(std::string("exception: connection lost"), codeOf([&] { group.join(); }));
+    CPPUNIT_ASSERT_EQUAL(4, unwound.load());
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), reports.count());  // the siblings' cancellations are no failures
+  }
+
+  void testCancelEndsEveryMemberWithoutAFailure() {
+    Reports reports;
+    std::unique_ptr<EventChannel> channel = makeReportingChannel(reports);
+    TaskGroup group(*channel);
+    std::atomic<int> parked{0}, unwound{0};
+    for (int i = 0; i < 5; ++i) {
+      group.spawn([&] {
+        UnwindWitness witness{unwound};
+        ++parked;
+        Notification never;
+        never.wait();
+      });
+    }
+    CPPUNIT_ASSERT(eventually([&] { return parked.load() == 5; }));
+    group.cancel();
+    group.cancel();  // twice: harmless
+    // Spawned after the cancel: starts cancelled.
+    group.spawn([&] {
+      UnwindWitness witness{unwound};
+      this_task::yield();
+    });
+    group.join();
+    CPPUNIT_ASSERT_EQUAL(6, unwound.load());
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), reports.count());
+    // The join cleared the cancellation: a new member runs normally.
+    std::atomic<bool> ran{false};
+    group.spawn([&] {
+      this_task::yield();
+      ran = true;
+    });
+    group.join();
+    CPPUNIT_ASSERT(ran.load());
+  }
+
+  void testDestructorCancelsAndJoins() {
+    Reports reports;
+    std::unique_ptr<EventChannel> channel = makeReportingChannel(reports);
+    std::atomic<int> parked{0}, unwound{0};
+    {
+      TaskGroup group(*channel);
+      for (int i = 0; i < 4; ++i) {
+        group.spawn([&] {
+          UnwindWitness witness{unwound};
+          ++parked;
+          this_task::sleepFor(1h);
+        });
+      }
+      group.spawn([] { throw MemberFailure("never joined"); });
+      CPPUNIT_ASSERT(eventually([&] { return parked.load() == 4; }));
+    }
+    CPPUNIT_ASSERT_EQUAL(4, unwound.load());  // all ended before the destructor returned
+    // The failure nobody joined went to the handler.
+    CPPUNIT_ASSERT_EQUAL(std::size_t(1), reports.count());
+    // Destroyed while its owner task unwinds from its own cancellation:
+    // the destructor still waits for the member's shielded goodbye.
+    std::atomic<bool> goodbyeSaid{false}, ownerParked{false};
+    TaskHandle owner = channel->spawn([&] {
+      TaskGroup group(this_task::channel());
+      group.spawn([&] {
+        this_task::CancellationShield shield;
+        this_task::sleepFor(20ms);
+        goodbyeSaid = true;
+      });
+      ownerParked = true;
+      Notification never;
+      never.wait();
+    });
+    CPPUNIT_ASSERT(eventually([&] { return ownerParked.load(); }));
+    CPPUNIT_ASSERT(owner.cancel());
+    CPPUNIT_ASSERT_EQUAL(evchan::test::describe(std::make_error_code(std::errc::operation_canceled)),
+                         codeOf([&] { owner.join(); }));
+    CPPUNIT_ASSERT(goodbyeSaid.load());
+  }
+
+  void testJoinFromAMemberIsADeadlockError() {
+    std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(2);
+    TaskGroup group(*channel);
+    std::string seen;
+    group.spawn([&] { seen = codeOf([&] { group.join(); }); });
+    group.join();
+    CPPUNIT_ASSERT_EQUAL(evchan::test::describe(std::make_error_code(std::errc::resource_deadlock_would_occur)), seen);
+  }
+
+  void testDestroyedFromItsOwnMember() {
+    std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(2);
+    std::atomic<int> parked{0}, unwound{0};
+    std::atomic<bool> wentOn{false};
+    std::atomic<TaskId> destroyer{0};
+    std::string printed;
+    {
+      evchan::test::StderrCapture capture;
+      auto group = std::make_shared<std::unique_ptr<TaskGroup>>(std::make_unique<TaskGroup>(*channel));
+      for (int i = 0; i < 3; ++i) {
+        (*group)->spawn([&] {
+          UnwindWitness witness{unwound};
+          ++parked;
+          this_task::sleepFor(1h);
+        });
+      }
+      CPPUNIT_ASSERT(eventually([&] { return parked.load() == 3; }));
+      TaskHandle task = (*group)->spawn([&, group] {
+        destroyer = this_task::id();
+        group->reset();  // the group's destructor, in its own member
+        this_task::yield();  // not cancelled: it goes on
+        wentOn = true;
+      });
+      task.join();
+      printed = capture.text();
+    }
+    CPPUNIT_ASSERT(wentOn.load());
+    CPPUNIT_ASSERT_EQUAL(3, unwound.load());
+    const std::string expected = "evchan: TaskGroup destroyed from its own task " + std::to_string(destroyer.load()) +
+                                 " (not allowed): the other members are cancelled and waited for; the task goes on "
+                                 "outside the group\n";
+    CPPUNIT_ASSERT_EQUAL(expected, printed);
+  }
+
+  void testMoveOnlyMembersAndErrors() {
+    std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(2);
+    TaskGroup group(*channel);
+    evchan::test::ConnectedPair pair = evchan::test::connectPair();
+    group.spawn(
+        [](evchan::TcpSocket socket, std::unique_ptr<int> n) {
+          socket.writeAll("ok", 2);
+          CPPUNIT_ASSERT_EQUAL(3, *n);
+        },
+        std::move(pair.server), std::make_unique<int>(3));
+    char reply[2];
+    pair.client.readExactly(reply, 2);
+    group.join();
+    CPPUNIT_ASSERT_EQUAL(std::string("ok"), std::string(reply, 2));
+    void (*none)() = nullptr;
+    CPPUNIT_ASSERT_EQUAL(evchan::test::describe(std::make_error_code(std::errc::invalid_argument)),
+                         codeOf([&] { group.spawn(none); }));
+    channel->shutdown();
+    CPPUNIT_ASSERT_EQUAL(evchan::test::describe(evchan::Errc::channel_shut_down),
+                         codeOf([&] { group.spawn([] {}); }));
+  }
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(TaskGroupTest);
