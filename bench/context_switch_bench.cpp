@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // context_switch_bench: the one-way cost of a context switch, evchan's
 // FiberContext (both implementations) beside raw Boost.Context fcontext and
 // raw swapcontext, measured in one run.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // echo_bench: echo ping-pong and streaming over loopback against several
 // echo servers.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // file_bench: random 4 KiB reads at queue depth 32 from a large file, the
 // same workload through each engine in one run:
 //   * pread in a thread pool: 32 plain threads, each one read at a time;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // IPC between two processes: evchan's shared-memory stream beside an
 // AF_UNIX socketpair and loopback TCP (both with plain blocking calls, the
 // kernel's best case).  For each: the round trip of a 64-byte ping-pong

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // many_connections_bench: many concurrent TCP connections, each served by
 // its own task parked in TcpSocket::readSome, and what one costs in
 // resident memory.

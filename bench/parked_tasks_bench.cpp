@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // parked_tasks_bench: many tasks parked at once, each on a long timer (no
 // descriptor, no thread), and what one costs in resident memory.
 //

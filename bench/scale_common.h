@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Helpers shared by the scale benchmarks: resident memory, mappings,
 // descriptor limits, option parsing.
 #ifndef EVCHAN_BENCH_SCALE_COMMON_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // spawn_bench: what starting and joining an empty task costs, with stacks
 // coming from the pool (the first round warms it).
 //

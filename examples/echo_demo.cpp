@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // echo_demo: an echo server on an EventChannel on a free loopback port, and
 // clients that push a known byte stream through it and verify every byte.
 //

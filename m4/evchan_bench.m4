@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # EVCHAN_CHECK_BENCH_PEERS
 # ------------------------
 # "make bench" (bench/echo_bench) compares evchan's echo server with

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # EVCHAN_CHECK_IO_URING
 # ---------------------
 # The io_uring backend (src/linux/uring_poller.cpp) needs liburing >= 2.3,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # EVCHAN_CHECK_PLATFORM
 # ---------------------
 # Decides which platform files are compiled.  Platform code is picked by

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of resolve() and Address.
 #include <cppunit/extensions/HelperMacros.h>
 

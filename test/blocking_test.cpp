@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of evchan::blocking() and of the stuck-worker monitor: tasks stuck
 // in a real blocking read() on a pipe must not stop the others, with the
 // wrapper (compensated at once) or without it (after the grace period);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of Endpoint::parse() and Endpoint::toString().
 #include <cppunit/extensions/HelperMacros.h>
 

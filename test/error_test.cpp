@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of apr_category(), evchan_category() and SystemError.
 #include <apr_errno.h>
 

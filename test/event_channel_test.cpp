@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of EventChannel on real loopback sockets.  One suite, run once per
 // backend (epoll, poll, select, apr_pollset, io_uring); a backend this build or
 // kernel lacks reports every case of its suite as skipped.

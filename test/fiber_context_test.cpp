@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of the context switch under tasks, on both implementations.
 #include <cppunit/extensions/HelperMacros.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of File (positioned reads and writes) and of FileReadEvent /
 // FileWriteEvent, on the backends that perform file IO themselves (aio,
 // io_uring) and on those that hand it to a worker the pool counts as

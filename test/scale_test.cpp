@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Scale: 100,000 tasks parked at once on timers, and 5,000 connections
 // each served by a task parked in TcpSocket::readSome (the clients in a
 // forked child process, so each process stays well under its descriptor

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ShmStream and ShmListener: transfers between real processes (this test
 // binary re-executed in a peer mode), peers that die, peers that lie in
 // the shared header, bad segments, timeouts, bad input, and tasks.

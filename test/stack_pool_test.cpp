@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of task stacks: guard pages, canaries, reuse, overflow reports.
 #include <cppunit/extensions/HelperMacros.h>
 

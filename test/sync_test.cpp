@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of the task-aware Mutex, ConditionVariable and Notification.
 #include <cppunit/extensions/HelperMacros.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of the tasks' cancellation at shutdown: every task parked in the
 // channel is woken with operation_canceled and unwinds, and waits after the
 // shutdown fail at once, so that the shutdown finishes.

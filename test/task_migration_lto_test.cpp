@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Task migration in a caller built with -O2 -flto (see Makefile.am).
 //
 // A task may resume on another worker after any suspension.  An optimiser

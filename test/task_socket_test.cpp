@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Blocking-looking socket calls inside tasks: TcpSocket connect, readSome,
 // readExactly, writeAll and TcpListener accept suspend the calling task
 // (not its worker thread) until the socket is ready, their timeouts race a

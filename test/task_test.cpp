@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of tasks: EventChannel::spawn, TaskHandle (join, exceptions),
 // this_task::yield/sleepFor/id, inTask, TaskLocal, migration between
 // workers, stack size, errors, and a task that blocks its thread.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TcpListener on real loopback sockets: binding, accepting, timeouts,
 // address families, bad input, concurrent accept() and moves.
 #include <cppunit/extensions/HelperMacros.h>

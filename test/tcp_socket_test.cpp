@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TcpSocket on real loopback connections: data transfer, timeouts, end of
 // stream, resets, SIGPIPE, bad input and socket options.
 #include <cppunit/extensions/HelperMacros.h>

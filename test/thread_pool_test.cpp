@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of EventChannel's thread pool (backend Default): its statistics,
 // growth when workers block (the deadlock of the issue), the cap,
 // shrinking after the idle timeout, options and backend selection.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # CMake toolchain file: cross-compiling evchan (and its dependencies) for
 # 64-bit Windows with Debian's mingw-w64 (posix threads flavour), e.g.
 #   cmake -S win32 -B build-win64 -DCMAKE_TOOLCHAIN_FILE=win32/mingw-w64.cmake \

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Boost.Asio (header-only): one io_context run by one thread.  Each
 // connection loops async_read_some -> async_write (the whole buffer) ->
 // async_read_some; an acceptor loop takes new connections.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The interface every echo server of bench/echo_bench implements.
 //
 // A server listens on 127.0.0.1, serves from its own thread(s) and echoes

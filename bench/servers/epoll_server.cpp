@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The baseline: a hand-written, single-threaded, level-triggered epoll loop.
 // Per round trip it costs what an echo server must: one recv, one send and
 // a share of one epoll_wait.

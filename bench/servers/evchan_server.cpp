@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The evchan server: an EventChannel on one backend.  Each connection keeps
 // one ReadEvent and one WriteEvent; the read's callback posts a write of
 // the bytes read, the write's callback posts the rest (a partial write) or

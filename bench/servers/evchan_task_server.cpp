@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The evchan task server: an acceptor task and one task per connection,
 // written with plain blocking-looking calls (accept, readSome, writeAll);
 // every wait suspends the task, not the worker thread.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libevent: one event_base on its own thread, with the plain event API (no
 // bufferevents, whose extra copies would measure evbuffer rather than the
 // loop): a persistent EV_READ event per connection that reads and writes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libuv: one uv_loop_t on its own thread.  Reads with uv_read_start into a
 // per-connection buffer and writes back with uv_write (which tries the
 // send at once and queues only what does not fit).  A uv_async_t stops it.

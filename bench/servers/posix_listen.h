@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A non-blocking listening socket on 127.0.0.1 for the servers that take a
 // plain descriptor (the hand-written epoll loop, libevent).
 #ifndef EVCHAN_BENCH_SERVERS_POSIX_LISTEN_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Resolved socket addresses.
 #ifndef EVCHAN_ADDRESS_H
 #define EVCHAN_ADDRESS_H

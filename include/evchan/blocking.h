@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // evchan::blocking(): runs a call that blocks its thread without starving the pool.
 #ifndef EVCHAN_BLOCKING_H
 #define EVCHAN_BLOCKING_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ConditionVariable: waits with a Mutex, suspending a waiting task.
 #ifndef EVCHAN_CONDITION_VARIABLE_H
 #define EVCHAN_CONDITION_VARIABLE_H

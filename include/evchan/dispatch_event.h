@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // DispatchEvent: runs a function on one of the channel's worker threads.
 #ifndef EVCHAN_DISPATCH_EVENT_H
 #define EVCHAN_DISPATCH_EVENT_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The time type of every timeout in evchan's API.
 #ifndef EVCHAN_DURATION_H
 #define EVCHAN_DURATION_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Endpoints: a host name (or numeric address) and a port, not yet resolved.
 #ifndef EVCHAN_ENDPOINT_H
 #define EVCHAN_ENDPOINT_H

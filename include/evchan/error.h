@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Error reporting: std::error_code categories for APR statuses and for
 // evchan's own conditions.
 #ifndef EVCHAN_ERROR_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The whole public API of evchan in one include.
 #ifndef EVCHAN_EVCHAN_H
 #define EVCHAN_EVCHAN_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Event: the unit of work posted to an EventChannel.
 #ifndef EVCHAN_EVENT_H
 #define EVCHAN_EVENT_H

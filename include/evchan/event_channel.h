@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // EventChannel: the central IO abstraction.
 #ifndef EVCHAN_EVENT_CHANNEL_H
 #define EVCHAN_EVENT_CHANNEL_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: positioned reads and writes of a regular file, blocking-looking
 // like the sockets: inside a task they suspend the task, not the thread.
 #ifndef EVCHAN_FILE_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Events that read and write files at an offset.
 #ifndef EVCHAN_FILE_EVENTS_H
 #define EVCHAN_FILE_EVENTS_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Mutex: a lock that suspends a waiting task instead of blocking its thread.
 #ifndef EVCHAN_MUTEX_H
 #define EVCHAN_MUTEX_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Notification: a one-shot signal that tasks and threads can wait for.
 #ifndef EVCHAN_NOTIFICATION_H
 #define EVCHAN_NOTIFICATION_H

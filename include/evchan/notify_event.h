@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // NotifyEvent: lets threads block until another thread posts it.
 #ifndef EVCHAN_NOTIFY_EVENT_H
 #define EVCHAN_NOTIFY_EVENT_H

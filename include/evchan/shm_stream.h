@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A byte stream between two processes on one machine through shared
 // memory, with the stream interface of TcpSocket (Linux only).
 //

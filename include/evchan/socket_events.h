@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Events that read, write, accept and connect sockets.
 #ifndef EVCHAN_SOCKET_EVENTS_H
 #define EVCHAN_SOCKET_EVENTS_H

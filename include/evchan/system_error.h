@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The exception thrown by the throwing forms of evchan's blocking calls.
 #ifndef EVCHAN_SYSTEM_ERROR_H
 #define EVCHAN_SYSTEM_ERROR_H

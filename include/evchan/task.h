@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tasks: user-level contexts scheduled M:N onto an EventChannel's workers.
 #ifndef EVCHAN_TASK_H
 #define EVCHAN_TASK_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TaskLocal<T>: storage that belongs to a task and travels with it.
 #ifndef EVCHAN_TASK_LOCAL_H
 #define EVCHAN_TASK_LOCAL_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A listening TCP socket.
 #ifndef EVCHAN_TCP_LISTENER_H
 #define EVCHAN_TCP_LISTENER_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TimerEvent: completes after a delay.
 #ifndef EVCHAN_TIMER_EVENT_H
 #define EVCHAN_TIMER_EVENT_H

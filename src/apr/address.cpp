@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Address and Endpoint formatting (no OS calls).
 #include <evchan/address.h>
 #include <evchan/endpoint.h>

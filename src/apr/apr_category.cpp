@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // apr_category(): APR statuses as std::error_code.
 #include <apr_errno.h>
 #include <evchan/error.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // APR initialisation and per-object pools.
 #include "apr/apr_runtime.h"
 

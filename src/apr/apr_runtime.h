@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: APR initialisation and owned pools.
 #ifndef EVCHAN_SRC_APR_APR_RUNTIME_H
 #define EVCHAN_SRC_APR_APR_RUNTIME_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The backends of an APR-only build (Windows, --disable-posix).
 #include "poller/poller.h"
 

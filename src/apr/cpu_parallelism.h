@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: how many CPUs the process may really use.
 #ifndef EVCHAN_SRC_APR_CPU_PARALLELISM_H
 #define EVCHAN_SRC_APR_CPU_PARALLELISM_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CPU parallelism where the OS offers nothing better than the standard library.
 #include "apr/cpu_parallelism.h"
 

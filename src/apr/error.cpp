@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // evchan_category(): messages and portable conditions for evchan::Errc.
 #include <evchan/error.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: what a File owns, and the positioned IO each platform provides.
 #ifndef EVCHAN_SRC_APR_FILE_STATE_H
 #define EVCHAN_SRC_APR_FILE_STATE_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: the portable condition of an operating-system error status.
 #ifndef EVCHAN_SRC_APR_OS_ERROR_CONDITION_H
 #define EVCHAN_SRC_APR_OS_ERROR_CONDITION_H

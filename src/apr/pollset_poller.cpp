@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The portable apr_pollset backend (the one an APR-only build uses).
 //
 // Not every apr_pollset method allows changing the set while another

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: the per-platform primitives under TcpSocket and TcpListener.
 #ifndef EVCHAN_SRC_APR_SOCKET_IO_H
 #define EVCHAN_SRC_APR_SOCKET_IO_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Starting a connect and accepting once: shared by the blocking calls and
 // the event channel.
 #include <evchan/error.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Helpers shared by TcpSocket and TcpListener.
 #include "apr/socket_state.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: what a TcpSocket or TcpListener owns.
 #ifndef EVCHAN_SRC_APR_SOCKET_STATE_H
 #define EVCHAN_SRC_APR_SOCKET_STATE_H

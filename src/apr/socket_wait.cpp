@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // waitReady() for the portable APR layer (apr-only builds, Windows).
 #include <apr_poll.h>
 

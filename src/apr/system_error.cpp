@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // SystemError: std::system_error with the operation and the peer.
 #include <evchan/system_error.h>
 

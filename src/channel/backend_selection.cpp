@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Choosing a backend: Backend::Default, EVCHAN_BACKEND, strict requests.
 #include <algorithm>
 #include <cstdlib>

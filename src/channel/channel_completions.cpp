@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ChannelCore's completion path: socket events on a backend whose kernel
 // performs the operation and reports it done (io_uring).
 //

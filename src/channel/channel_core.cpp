@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ChannelCore: posting events by kind, trying and cancelling them.
 #include "channel/channel_core.h"
 

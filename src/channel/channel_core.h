@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: the shared state behind an EventChannel.
 #ifndef EVCHAN_SRC_CHANNEL_CHANNEL_CORE_H
 #define EVCHAN_SRC_CHANNEL_CHANNEL_CORE_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ChannelCore's thread pool: workers, growth, shrinking, blocking calls,
 // workers presumed stuck.
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Event, WriteEvent and NotifyEvent members.
 #include <evchan/error.h>
 #include <evchan/event.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One non-blocking try of a read, write, accept or connect.
 #include "channel/io_attempts.h"
 

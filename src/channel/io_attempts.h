@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: one non-blocking try of a socket event's operation.
 #ifndef EVCHAN_SRC_CHANNEL_IO_ATTEMPTS_H
 #define EVCHAN_SRC_CHANNEL_IO_ATTEMPTS_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The stuck-worker monitor's thread: ticks while workers are busy, sleeps
 // while the channel is idle.
 #include "channel/stuck_worker_monitor.h"

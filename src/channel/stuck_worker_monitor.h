@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: spotting workers stuck in one item (a blocking call nobody
 // wrapped in evchan::blocking()), so that the pool compensates for them.
 #ifndef EVCHAN_SRC_CHANNEL_STUCK_WORKER_MONITOR_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // WatchHandle: a socket's registrations with event channels.
 #include "poller/watch_handle.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CPU parallelism on Linux: sched_getaffinity capped by cgroup v2 cpu.max.
 #include "apr/cpu_parallelism.h"
 

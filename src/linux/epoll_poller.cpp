@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The epoll backend: every socket registered once, edge-triggered, for
 // both directions (as Go's netpoller does), so posting an operation costs
 // no epoll_ctl; an eventfd carries wake-ups.

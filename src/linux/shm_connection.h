@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: what a ShmStream owns, and the handshake both ends share.
 #ifndef EVCHAN_SRC_LINUX_SHM_CONNECTION_H
 #define EVCHAN_SRC_LINUX_SHM_CONNECTION_H

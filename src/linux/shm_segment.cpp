@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The shared segment: creation, validation of a peer's, and the rings.
 #include "linux/shm_segment.h"
 

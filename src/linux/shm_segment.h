@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: the shared segment of a ShmStream connection and the two
 // single-producer single-consumer byte rings in it.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // AF_UNIX sockets for the shared-memory stream: names, SCM_RIGHTS, bells.
 #include "linux/unix_socket.h"
 

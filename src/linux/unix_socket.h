@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: the AF_UNIX plumbing under ShmStream and ShmListener: names,
 // descriptor passing, doorbells, and waiting for a descriptor.
 #ifndef EVCHAN_SRC_LINUX_UNIX_SOCKET_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A Linux build without liburing (configure --with-io-uring=no, or the
 // library was not found): the io_uring backend is not compiled in.
 #include "poller/poller.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The io_uring backend: the kernel performs reads, writes, accepts and
 // connects and reports each one done (a completion backend).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: opened through APR, read and written at offsets by the platform's
 // positioned IO (src/posix/file_io.cpp, src/win32/file_io.cpp).
 #include <evchan/file.h>

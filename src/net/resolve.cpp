@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // resolve(): host names and numeric addresses through apr_sockaddr_info_get.
 #include <apr_network_io.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ShmStream: a byte stream over two shared-memory rings, with doorbells on
 // Unix sockets for the times one side has to sleep.
 #include <evchan/shm_stream.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TcpListener: a listening, non-blocking APR socket.
 #include <algorithm>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TcpSocket: a connected stream on a non-blocking APR socket.
 #include <evchan/error.h>
 #include <evchan/system_error.h>

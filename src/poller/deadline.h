@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: absolute deadlines derived from per-call timeouts.
 #ifndef EVCHAN_SRC_POLLER_DEADLINE_H
 #define EVCHAN_SRC_POLLER_DEADLINE_H

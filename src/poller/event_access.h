@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: the channel's and its backends' access to the private parts of events.
 #ifndef EVCHAN_SRC_POLLER_EVENT_ACCESS_H
 #define EVCHAN_SRC_POLLER_EVENT_ACCESS_H

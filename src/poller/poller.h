@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: the small interface every EventChannel backend implements.
 #ifndef EVCHAN_SRC_POLLER_POLLER_H
 #define EVCHAN_SRC_POLLER_POLLER_H

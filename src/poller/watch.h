@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: the per-socket state a channel keeps (Go's "pollDesc").
 #ifndef EVCHAN_SRC_POLLER_WATCH_H
 #define EVCHAN_SRC_POLLER_WATCH_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The POSIX aio backend: file events are aio_read/aio_write requests whose
 // completions a reaper thread collects with aio_suspend() and hands to the
 // channel; sockets are watched by the poll(2) backend, which it wraps.

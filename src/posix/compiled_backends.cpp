@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The backends of a POSIX build other than Linux, best first.
 #include "poller/poller.h"
 

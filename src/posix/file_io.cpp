@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Positioned file IO on POSIX hosts: pread(2) and pwrite(2).
 #include <unistd.h>
 

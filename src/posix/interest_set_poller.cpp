@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // InterestSetPoller and WakeupPipe (POSIX).
 #include "posix/interest_set_poller.h"
 

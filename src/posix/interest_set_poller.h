@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: the shared part of the level-triggered pollers (poll, select):
 // a set of (socket, interest) that posting threads change and the polling
 // thread snapshots before each wait.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // osErrorCondition() on POSIX hosts: APR passes an OS error through as its
 // errno value, which the caller's errno range already covers.
 #include "apr/os_error_condition.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The poll(2) backend.
 #include <poll.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The select(2) backend: descriptors below FD_SETSIZE only.
 #include <sys/select.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // sendSome(), sendGather(), pendingConnectResult() and setListenAddressOptions() on POSIX hosts.
 #include <sys/socket.h>
 #include <sys/types.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // waitReady() for the native POSIX layer: poll(2) on the descriptor.
 #include <poll.h>
 

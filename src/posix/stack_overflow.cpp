@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The SIGSEGV handler that names a task stack overflow.
 #include "posix/stack_overflow.h"
 

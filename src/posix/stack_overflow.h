@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: reporting a task stack overflow instead of corrupting memory.
 #ifndef EVCHAN_SRC_POSIX_STACK_OVERFLOW_H
 #define EVCHAN_SRC_POSIX_STACK_OVERFLOW_H

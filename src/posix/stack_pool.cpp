@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // StackPool on mmap: lazily committed (MAP_NORESERVE), guard reserve below.
 #include "posix/stack_pool.h"
 

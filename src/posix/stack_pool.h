@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: task stacks, mmap'ed and lazily committed, with a guard reserve
 // while the process's mapping budget lasts and a canary beyond it.
 #ifndef EVCHAN_SRC_POSIX_STACK_POOL_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: a span of stack memory, as fibers and their annotations see it.
 #ifndef EVCHAN_SRC_POSIX_STACK_SPAN_H
 #define EVCHAN_SRC_POSIX_STACK_SPAN_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ConditionVariable on the waiter list.
 #include <evchan/condition_variable.h>
 

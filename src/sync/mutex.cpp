@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Mutex: FIFO hand-over to waiting tasks and threads.
 #include <evchan/mutex.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Notification on the waiter list.
 #include <evchan/notification.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Parking and waking waiters, for tasks and for threads.
 #include "sync/waiter.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: one thread or task waiting in a Mutex, ConditionVariable or
 // Notification, and the FIFO of them.
 #ifndef EVCHAN_SRC_SYNC_WAITER_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // awaitInTask(): an event and, with a timeout, a timer racing it.
 #include "task/await.h"
 

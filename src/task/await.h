@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: how blocking-looking calls wait inside a task.
 #ifndef EVCHAN_SRC_TASK_AWAIT_H
 #define EVCHAN_SRC_TASK_AWAIT_H

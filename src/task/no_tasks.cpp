@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Builds without the native POSIX layer have no tasks yet: spawn() fails
 // with function_not_supported and the this_task calls act on the thread.
 #include <atomic>

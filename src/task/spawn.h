@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: starting a task, for EventChannel::spawn.
 #ifndef EVCHAN_SRC_TASK_SPAWN_H
 #define EVCHAN_SRC_TASK_SPAWN_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TaskState: running, suspending, waking and ending a task.
 #include "task/task_state.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: one task: its fiber, stack, state machine and join state.
 #ifndef EVCHAN_SRC_TASK_TASK_STATE_H
 #define EVCHAN_SRC_TASK_TASK_STATE_H

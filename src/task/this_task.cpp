@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // this_task::*, inTask(), TaskHandle, TaskLocal's slot, EventChannel::spawn.
 #include <atomic>
 #include <cstdint>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Positioned file IO on Windows: ReadFile and WriteFile with the offset in
 // an OVERLAPPED structure (the file is not opened for overlapped IO, so
 // the call completes synchronously and leaves no shared offset behind).

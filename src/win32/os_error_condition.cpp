@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // osErrorCondition() on Windows hosts: APR reports Winsock and Win32
 // errors as APR_OS_START_SYSERR + the code.
 #include "apr/os_error_condition.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Makes a raised SIGPIPE fatal for the duration of a test.
 #ifndef EVCHAN_TEST_SUPPORT_DEFAULT_SIGPIPE_H
 #define EVCHAN_TEST_SUPPORT_DEFAULT_SIGPIPE_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Small helpers for readable assertion messages and timing in the suites.
 #ifndef EVCHAN_TEST_SUPPORT_DIAGNOSTICS_H
 #define EVCHAN_TEST_SUPPORT_DIAGNOSTICS_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Setting the process's environment variables from tests.
 #ifndef EVCHAN_TEST_SUPPORT_ENVIRONMENT_H
 #define EVCHAN_TEST_SUPPORT_ENVIRONMENT_H

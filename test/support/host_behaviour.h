@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the suites expect of the host that differs between hosts.
 #ifndef EVCHAN_TEST_SUPPORT_HOST_BEHAVIOUR_H
 #define EVCHAN_TEST_SUPPORT_HOST_BEHAVIOUR_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reading a TcpSocket's options back from the operating system.
 #ifndef EVCHAN_TEST_SUPPORT_HOST_SOCKET_H
 #define EVCHAN_TEST_SUPPORT_HOST_SOCKET_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // LeakCheckedFixture; the host counts descriptors (openDescriptorCount() in
 // support/posix/ and support/win32/descriptor_count.cpp).
 #include "support/leak_checked_fixture.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A CppUnit fixture base that fails a test which leaves descriptors open.
 #ifndef EVCHAN_TEST_SUPPORT_LEAK_CHECKED_FIXTURE_H
 #define EVCHAN_TEST_SUPPORT_LEAK_CHECKED_FIXTURE_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Loopback helpers shared by the socket suites.
 #include "support/loopback.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CPPUNIT_TEST_SUITE with the suite's name given as a string.
 #ifndef EVCHAN_TEST_SUPPORT_NAMED_SUITE_H
 #define EVCHAN_TEST_SUPPORT_NAMED_SUITE_H

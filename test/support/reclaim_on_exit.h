@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A guard that gets every event back from a channel when a test ends.
 #ifndef EVCHAN_TEST_SUPPORT_RECLAIM_ON_EXIT_H
 #define EVCHAN_TEST_SUPPORT_RECLAIM_ON_EXIT_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reporting a test case as skipped when the machine lacks a feature.
 #ifndef EVCHAN_TEST_SUPPORT_SKIP_H
 #define EVCHAN_TEST_SUPPORT_SKIP_H

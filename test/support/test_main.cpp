@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The main() of every CppUnit test binary: runs the registered suites,
 // prints one line per test case and a closing "N passed, N failed" line.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FiberContext on Boost.Context's fcontext (make_fcontext/jump_fcontext):
 // construction and the first entry; the switch itself is inline in
 // task/boost_fiber_context.h.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: FiberContext on Boost.Context's fcontext, defined in a header
 // so that its switch inlines into the caller (see task/fiber_context.h).
 // Included by task/fiber_context.h; the trampoline and the constructors

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Choosing a FiberContext implementation.
 #include "task/context/fiber_context.h"
 

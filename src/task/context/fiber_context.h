@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: the context switch under tasks, behind one small interface
 // with two implementations (Boost.Context's fcontext and POSIX ucontext).
 #ifndef EVCHAN_SRC_TASK_CONTEXT_FIBER_CONTEXT_H

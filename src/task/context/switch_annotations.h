@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: telling ASan, TSan and valgrind about context switches, so the
 // task suites run clean under them.  Inline, and empty per switch in a
 // build without sanitizers: the switch path stays a few nanoseconds.

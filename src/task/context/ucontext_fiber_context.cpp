@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FiberContext on POSIX ucontext (getcontext/makecontext/swapcontext), the
 // seed's choice.  glibc's swapcontext saves and restores the signal mask,
 // a syscall per switch, which is why Boost.Context is the default.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // DefaultSigpipe on POSIX hosts: sigaction() and the thread's signal mask.
 #include "support/default_sigpipe.h"
 

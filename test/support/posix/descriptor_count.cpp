@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // openDescriptorCount() on POSIX hosts (Linux: /proc/self/fd; elsewhere
 // unknown, which turns the leak check off).
 #include "support/leak_checked_fixture.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // setEnvironment() and unsetEnvironment() on POSIX hosts.
 #include "support/environment.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Host behaviour the suites expect on POSIX hosts.
 #include "support/host_behaviour.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // readHostSocketOption() on POSIX hosts: the socket is found among the
 // descriptors listed in /proc/self/fd.
 #include "support/host_socket.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // openDescriptorCount() on Windows hosts: unknown, so LeakCheckedFixture
 // checks nothing there.  The process's handle count is no substitute:
 // Winsock, the C runtime and thread pools open handles of their own

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // setEnvironment() and unsetEnvironment() on Windows hosts: the C
 // runtime's copy of the environment is the one std::getenv() reads.
 #include "support/environment.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Host behaviour the suites expect on Windows hosts, and where Wine (which
 // runs them in CI) differs from Windows.
 #include "support/host_behaviour.h"

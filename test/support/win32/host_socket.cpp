@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // readHostSocketOption() on Windows hosts.  A SOCKET is a kernel handle,
 // and handle values are multiples of four; Windows offers no list of a
 // process's sockets, so the candidates are tried in turn (a value that is
