@@ -21,7 +21,9 @@ namespace evchan {
 /// On POSIX hosts an array of ConstBuffer has the layout of an array of
 /// struct iovec, so the kernel reads it where it is, without a copy.
 struct EVCHAN_API ConstBuffer {
+  /// First byte of the piece; may be null only when `size` is 0.
   const void* data = nullptr;
+  /// Length of the piece in bytes; 0 makes an empty piece, skipped.
   std::size_t size = 0;
 };
 

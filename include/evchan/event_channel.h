@@ -63,6 +63,7 @@ EVCHAN_API void printUnhandledTaskException(TaskId id, const std::exception_ptr&
 /// never clamped: create() fails with std::errc::invalid_argument (the
 /// throwing form names the option and its limit).
 struct EVCHAN_API EventChannelOptions {
+  /// The backend to drive sockets with (see Backend); Default picks one.
   Backend backend = Backend::Default;
   /// Worker threads to start with and to keep, 0 to kMaxWorkerThreads;
   /// 0 = the CPU parallelism available to the process (see
@@ -133,8 +134,10 @@ struct EVCHAN_API ThreadPoolStats {
 /// All members are thread-safe.
 class EVCHAN_API EventChannel {
  public:
+  /// The settings create() takes.
   using Options = EventChannelOptions;
 
+  ///@{
   /// Creates a channel and starts its pool.  Errors: the requested backend
   /// is unavailable (function_not_supported); bad options
   /// (invalid_argument: thread counts negative or above kMaxWorkerThreads,
@@ -143,8 +146,10 @@ class EVCHAN_API EventChannel {
   /// initialThreads (resource_unavailable_try_again, once the threads that
   /// did start are joined: no channel runs with a partial pool); the OS
   /// refusing another resource.
+  /// The error form returns nullptr on error.
   static std::unique_ptr<EventChannel> create(const Options& options = Options());
   static std::unique_ptr<EventChannel> create(const Options& options, std::error_code& ec) noexcept;
+  ///@}
 
   /// Shuts down (see shutdown()) and joins the pool.  Completed events
   /// without a callback that nobody took from getEvent() are handed back
@@ -178,6 +183,7 @@ class EVCHAN_API EventChannel {
   EventChannel(const EventChannel&) = delete;
   EventChannel& operator=(const EventChannel&) = delete;
 
+  ///@{
   /// Starts the request `event` describes.  Errors (the event is then not in
   /// flight): Errc::already_in_flight, Errc::channel_shut_down,
   /// Errc::not_open (closed socket), Errc::null_buffer,
@@ -194,6 +200,7 @@ class EVCHAN_API EventChannel {
   /// one.
   void post(Event& event);
   void post(Event& event, std::error_code& ec) noexcept;
+  ///@}
 
   /// Waits up to `timeout` for a completed event that has no callback and
   /// returns it, or nullptr on timeout or once the channel is shut down and
@@ -211,14 +218,18 @@ class EVCHAN_API EventChannel {
   /// joins the pool (unless called from one of its own workers, which only starts
   /// the shutdown; the destructor joins).  Idempotent.
   void shutdown() noexcept;
+  /// True once shutdown() has begun (on any thread); it never becomes
+  /// false again.
   bool isShutDown() const noexcept;
 
+  ///@{
   /// Starts `function` as a task on this channel's workers.  Errors:
   /// Errc::channel_shut_down; std::errc::invalid_argument for a stack size
   /// above kMaxTaskStackSize; std::errc::function_not_supported in a build
   /// without the native POSIX layer; the OS refusing a stack.
   TaskHandle spawn(std::function<void()> function, const TaskOptions& options = TaskOptions());
   TaskHandle spawn(std::function<void()> function, const TaskOptions& options, std::error_code& ec) noexcept;
+  ///@}
 
   /// Starts `function(arguments...)` as a task, like the std::function
   /// form (same errors, thrown as SystemError), for any callable, copyable
@@ -248,6 +259,8 @@ class EVCHAN_API EventChannel {
 
   /// The backend in use: "epoll", "io_uring", "poll", "select" or "apr_pollset".
   const char* backendName() const noexcept;
+  /// A snapshot of the thread pool's counters; they may change as soon
+  /// as it returns.
   ThreadPoolStats poolStats() const;
 
  private:

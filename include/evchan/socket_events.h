@@ -21,14 +21,21 @@ namespace evchan {
 /// Errc::socket_busy.  Closing the socket cancels it (operation_canceled).
 class EVCHAN_API ReadEvent : public Event {
  public:
+  /// A read from `socket` into `size` bytes at `buffer`; both must stay
+  /// valid until the event is handed back.
   ReadEvent(TcpSocket& socket, void* buffer, std::size_t size) noexcept
       : Event(Kind::Read), socket_(&socket), buffer_(buffer), size_(size) {}
 
   /// Points the event at another buffer before re-posting it.
   void setBuffer(void* buffer, std::size_t size) noexcept { buffer_ = buffer, size_ = size; }
+  /// The socket read from.
   TcpSocket& socket() const noexcept { return *socket_; }
+  /// Where the bytes go.
   void* buffer() const noexcept { return buffer_; }
+  /// The most bytes one completion reads.
   std::size_t size() const noexcept { return size_; }
+  /// The bytes read; valid once the event completed without error
+  /// (0 before its first completion).
   std::size_t bytesTransferred() const noexcept { return transferred_; }
 
  private:
@@ -62,6 +69,7 @@ class EVCHAN_API ReadEvent : public Event {
 /// next post().
 class EVCHAN_API WriteEvent : public Event {
  public:
+  /// A write of `size` bytes at `buffer` to `socket`.
   WriteEvent(TcpSocket& socket, const void* buffer, std::size_t size) noexcept
       : Event(Kind::Write), socket_(&socket) {
     setBuffer(buffer, size);
@@ -86,6 +94,7 @@ class EVCHAN_API WriteEvent : public Event {
   /// Points the event at the pieces `buffers[0..count)` before re-posting it.
   void setBuffers(const ConstBuffer* buffers, std::size_t count) noexcept;
 
+  /// The socket written to.
   TcpSocket& socket() const noexcept { return *socket_; }
   /// Where the first byte to write is: the one buffer, or the data of the
   /// first non-empty piece; null when there is nothing to write, and for
@@ -93,9 +102,13 @@ class EVCHAN_API WriteEvent : public Event {
   const void* buffer() const noexcept { return first_; }
   /// The bytes to write: the buffer's size, or the pieces' total.
   std::size_t size() const noexcept { return size_; }
+  ///@{
   /// The pieces (one, for the one-buffer form) and how many there are.
   const ConstBuffer* buffers() const noexcept { return buffers_; }
   std::size_t bufferCount() const noexcept { return count_; }
+  ///@}
+  /// The bytes written, counted across the pieces; valid once the event
+  /// completed without error (0 before its first completion).
   std::size_t bytesTransferred() const noexcept { return transferred_; }
 
  private:
@@ -112,8 +125,10 @@ class EVCHAN_API WriteEvent : public Event {
 /// Accepts one connection on a listener; takeSocket() hands it over.
 class EVCHAN_API AcceptEvent : public Event {
  public:
+  /// An accept on `listener`, which must outlive the event.
   explicit AcceptEvent(TcpListener& listener) noexcept : Event(Kind::Accept), listener_(&listener) {}
 
+  /// The listener accepted on.
   TcpListener& listener() const noexcept { return *listener_; }
   /// The accepted connection (closed if the event failed); moves it out.
   TcpSocket takeSocket() noexcept { return std::move(accepted_); }
@@ -127,8 +142,10 @@ class EVCHAN_API AcceptEvent : public Event {
 /// Connects to a resolved address; takeSocket() hands the connection over.
 class EVCHAN_API ConnectEvent : public Event {
  public:
+  /// A connect to `address`; the event keeps its own copy.
   explicit ConnectEvent(Address address) noexcept : Event(Kind::Connect), address_(std::move(address)) {}
 
+  /// The address connected to.
   const Address& address() const noexcept { return address_; }
   /// The connection (closed if the event failed); moves it out.
   TcpSocket takeSocket() noexcept { return std::move(connected_); }

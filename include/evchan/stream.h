@@ -37,25 +37,32 @@ class EVCHAN_API Stream {
  public:
   virtual ~Stream() = default;
 
+  ///@{
   /// Reads what is available, at least one byte and at most `size`, waiting
   /// if nothing is.  A zero `size` returns 0 at once.  Returns the byte
   /// count; 0 with `ec` set on error.
   virtual std::size_t readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept = 0;
   std::size_t readSome(void* buffer, std::size_t size);
+  ///@}
 
+  ///@{
   /// Writes at least one byte and at most `size`, waiting until the stream
   /// takes some.  A zero `size` returns 0 at once.  Returns the byte count;
   /// 0 with `ec` set on error.
   virtual std::size_t writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept = 0;
   std::size_t writeSome(const void* buffer, std::size_t size);
+  ///@}
 
+  ///@{
   /// Keeps writeSome(nullptr, size) the single-buffer form (null_buffer
   /// for a non-zero size) beside the gather form below.
   std::size_t writeSome(std::nullptr_t, std::size_t size, std::error_code& ec) noexcept {
     return writeSome(static_cast<const void*>(nullptr), size, ec);
   }
   std::size_t writeSome(std::nullptr_t, std::size_t size) { return writeSome(static_cast<const void*>(nullptr), size); }
+  ///@}
 
+  ///@{
   /// Gather write: writes at least one byte and at most the pieces' total,
   /// taken from `buffers[0]`, `buffers[1]`, ... `buffers[count - 1]` in
   /// order, waiting until the stream takes some.  Returns the byte count
@@ -71,21 +78,29 @@ class EVCHAN_API Stream {
   /// allows (IOV_MAX on POSIX) in one system call.
   virtual std::size_t writeSome(const ConstBuffer* buffers, std::size_t count, std::error_code& ec) noexcept;
   std::size_t writeSome(const ConstBuffer* buffers, std::size_t count);
+  ///@}
 
+  ///@{
   /// Reads exactly `size` bytes.  On error returns how many bytes were read
   /// before it (they are in `buffer`).
   std::size_t readExactly(void* buffer, std::size_t size, std::error_code& ec) noexcept;
   std::size_t readExactly(void* buffer, std::size_t size);
+  ///@}
 
+  ///@{
   /// Writes all `size` bytes.  On error returns how many were written.
   std::size_t writeAll(const void* buffer, std::size_t size, std::error_code& ec) noexcept;
   std::size_t writeAll(const void* buffer, std::size_t size);
+  ///@}
+  ///@{
   /// Keeps writeAll(nullptr, size) the single-buffer form.
   std::size_t writeAll(std::nullptr_t, std::size_t size, std::error_code& ec) noexcept {
     return writeAll(static_cast<const void*>(nullptr), size, ec);
   }
   std::size_t writeAll(std::nullptr_t, std::size_t size) { return writeAll(static_cast<const void*>(nullptr), size); }
+  ///@}
 
+  ///@{
   /// Gather write of everything: all the pieces' bytes, in order, through
   /// as many gather writeSome() calls as the stream needs.  On error
   /// returns how many bytes were written.  The errors, the empty pieces
@@ -104,6 +119,7 @@ class EVCHAN_API Stream {
   std::size_t writeAll(const ConstBuffer* buffers, std::size_t count);
   std::size_t writeAll(std::initializer_list<ConstBuffer> buffers, std::error_code& ec) noexcept;
   std::size_t writeAll(std::initializer_list<ConstBuffer> buffers);
+  ///@}
 
   /// Closes the stream and frees its resources.  Idempotent.
   virtual void close() noexcept = 0;
@@ -116,7 +132,10 @@ class EVCHAN_API Stream {
 
  protected:
   Stream() = default;
+  /// Copying is for implementations' own copy operations; Stream holds no
+  /// state of its own.
   Stream(const Stream&) = default;
+  /// As the copy constructor: copies nothing, Stream holds no state.
   Stream& operator=(const Stream&) = default;
 };
 

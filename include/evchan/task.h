@@ -136,6 +136,7 @@ class EVCHAN_API TaskHandle {
   bool done() const noexcept;
   /// The task's id; 0 for an empty handle.
   TaskId id() const noexcept;
+  /// False for an empty handle (default-constructed, or from a failed spawn).
   bool valid() const noexcept { return state_ != nullptr; }
 
  private:
@@ -166,6 +167,7 @@ namespace this_task {
 EVCHAN_API void yield();
 /// Suspends the task (not the thread) for at least `duration`.
 EVCHAN_API void sleepFor(Duration duration);
+/// The running task's id (unique in the process, never 0); 0 outside a task.
 EVCHAN_API TaskId id() noexcept;
 /// The EventChannel the running task was spawned on, so that a task can
 /// spawn more tasks (or post events) without capturing a pointer to it.

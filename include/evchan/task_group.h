@@ -50,8 +50,11 @@ struct EVCHAN_API TaskGroupOptions {
 /// @endcode
 class EVCHAN_API TaskGroup {
  public:
+  /// The settings the constructor takes.
   using Options = TaskGroupOptions;
 
+  /// An empty group whose members run on `channel`, which must outlive it.
+  /// Throws std::bad_alloc when out of memory.
   explicit TaskGroup(EventChannel& channel, const Options& options = Options());
   /// Cancels every member and waits for them all to end (suspending the
   /// caller in a task, blocking it on a thread), shielded from the
@@ -68,6 +71,7 @@ class EVCHAN_API TaskGroup {
   TaskGroup(const TaskGroup&) = delete;
   TaskGroup& operator=(const TaskGroup&) = delete;
 
+  ///@{
   /// Starts `function(arguments...)` as a member, as EventChannel::spawn
   /// does (same forms, move-only types welcome, same errors thrown).  A
   /// member spawned once the group is cancelled starts cancelled: its
@@ -84,6 +88,7 @@ class EVCHAN_API TaskGroup {
     return spawnBound(detail::bindTaskFunction(std::forward<F>(function), std::forward<Arguments>(arguments)...),
                       options);
   }
+  ///@}
 
   /// Waits until every member has ended, those spawned meanwhile included,
   /// then rethrows the first failure (the others go to the channel's

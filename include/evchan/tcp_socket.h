@@ -76,21 +76,34 @@ class EVCHAN_API TcpSocket : public Stream {
  public:
   /// A closed socket; every call on it fails with Errc::not_open.
   TcpSocket() noexcept;
+  /// Closes the socket if open.
   ~TcpSocket();
+  /// Takes over `other`'s connection; `other` is left closed.
   TcpSocket(TcpSocket&& other) noexcept;
+  /// Closes this socket, then takes over `other`'s connection; `other` is
+  /// left closed.
   TcpSocket& operator=(TcpSocket&& other) noexcept;
   TcpSocket(const TcpSocket&) = delete;
   TcpSocket& operator=(const TcpSocket&) = delete;
 
+  ///@{
   /// Resolves `endpoint` and connects to its addresses in turn until one
   /// accepts.  `timeout` bounds the whole call, resolution excluded.
+  /// On failure the error is the last address's (or the resolver's, or
+  /// timed_out, which ends the tries); a negative `timeout` is
+  /// Errc::negative_timeout.  The error form returns a closed socket.
+  /// Inside a task the wait suspends the task (a ConnectEvent).
   static TcpSocket connect(const Endpoint& endpoint, Duration timeout = kInfiniteTimeout);
   static TcpSocket connect(const Endpoint& endpoint, Duration timeout,
                            std::error_code& ec) noexcept;
+  ///@}
+  ///@{
   /// Connects to one resolved address.
+  /// Errors and the task behaviour as for the Endpoint form.
   static TcpSocket connect(const Address& address, Duration timeout = kInfiniteTimeout);
   static TcpSocket connect(const Address& address, Duration timeout,
                            std::error_code& ec) noexcept;
+  ///@}
 
   /// Reads what is available, at least one byte, at most `size`; waits if
   /// nothing is.  A zero `size` returns 0 at once without waiting.
@@ -109,10 +122,13 @@ class EVCHAN_API TcpSocket : public Stream {
   /// (a WriteEvent over the pieces), never its worker thread.
   std::size_t writeSome(const ConstBuffer* buffers, std::size_t count, std::error_code& ec) noexcept override;
 
+  ///@{
   /// Sends FIN: the peer reads end_of_stream after the data already sent;
   /// this side can still read.
+  /// Errc::not_open on a closed socket.
   void shutdownWrite();
   void shutdownWrite(std::error_code& ec) noexcept;
+  ///@}
 
   /// Closes the socket and frees its resources.  Idempotent.
   void close() noexcept override;
@@ -120,25 +136,39 @@ class EVCHAN_API TcpSocket : public Stream {
   bool isOpen() const noexcept override;
   std::string peerName() const override;
 
+  ///@{
   /// The time each blocking step may take; kInfiniteTimeout (the default)
   /// waits forever, zero fails at once with timed_out when the call would
   /// block.  A negative timeout is Errc::negative_timeout.
+  /// Errc::not_open on a closed socket.
   void setTimeout(Duration timeout);
   void setTimeout(Duration timeout, std::error_code& ec) noexcept;
+  ///@}
+  /// The time each blocking step may take; kInfiniteTimeout when closed.
   Duration timeout() const noexcept;
 
+  ///@{
   /// TCP_NODELAY: send small writes at once instead of coalescing them.
+  /// Errc::not_open on a closed socket.
   void setNoDelay(bool on);
   void setNoDelay(bool on, std::error_code& ec) noexcept;
+  ///@}
+  ///@{
   /// SO_KEEPALIVE: let the kernel probe an idle connection.
+  /// Errc::not_open on a closed socket.
   void setKeepAlive(bool on);
   void setKeepAlive(bool on, std::error_code& ec) noexcept;
+  ///@}
 
+  ///@{
   /// The local and remote addresses of the connection.
+  /// Errc::not_open on a closed socket; the error form then returns an
+  /// empty Address.
   Address localAddress() const;
   Address localAddress(std::error_code& ec) const noexcept;
   Address peerAddress() const;
   Address peerAddress(std::error_code& ec) const noexcept;
+  ///@}
 
  private:
   friend class TcpListener;
