@@ -34,9 +34,12 @@ std::error_code sendSome(apr_socket_t* socket, const void* data, std::size_t siz
 /// takes at once (IOV_MAX on POSIX; the rest is for a later call).  `sent`
 /// receives the count.  Leading empty pieces are skipped, so a non-zero
 /// total always sends or fails; the pieces were checked by the caller.
+/// `offered`, when given, receives how many bytes the call offered the
+/// host (fewer than the total when the piece limit cut the list): a
+/// `sent` short of it, not of the total, means the socket's buffer filled.
 /// Defined per host (src/posix/, src/win32/).
 std::error_code sendGather(apr_socket_t* socket, const ConstBuffer* buffers, std::size_t count,
-                           std::size_t& sent) noexcept;
+                           std::size_t& sent, std::size_t* offered = nullptr) noexcept;
 
 /// After a non-blocking connect has become writable: the connect's result.
 std::error_code pendingConnectResult(apr_socket_t* socket) noexcept;

@@ -43,12 +43,16 @@ AttemptResult tryAccept(AcceptEvent& event, Watch& watch) {
 
 AttemptResult tryWrite(WriteEvent& event, Watch& watch) {
   std::size_t sent = 0;
+  std::size_t offered = 0;
   // One system call for one buffer or many pieces (sendmsg up to IOV_MAX).
-  const std::error_code ec = sendGather(watch.socket, event.buffers(), event.bufferCount(), sent);
+  const std::error_code ec = sendGather(watch.socket, event.buffers(), event.bufferCount(), sent, &offered);
   if (ec == std::errc::resource_unavailable_try_again) return wouldBlock();
   if (ec) return finished(ec);
   EventAccess::transferred(event) = sent;
-  return AttemptResult{true, sent < event.size(), {}};
+  // Full only when the send took less than it was offered: a write cut
+  // short by the piece limit leaves the socket writable, and an edge-
+  // triggered poller would never report it so.
+  return AttemptResult{true, sent < offered, {}};
 }
 
 }  // namespace

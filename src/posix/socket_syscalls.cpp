@@ -42,20 +42,25 @@ static_assert(sizeof(ConstBuffer) == sizeof(iovec) && alignof(ConstBuffer) == al
               "ConstBuffer must have the layout of struct iovec");
 
 std::error_code sendGather(apr_socket_t* socket, const ConstBuffer* buffers, std::size_t count,
-                           std::size_t& sent) noexcept {
+                           std::size_t& sent, std::size_t* offered) noexcept {
   while (count > 0 && buffers->size == 0) {
     ++buffers;
     --count;
   }
   sent = 0;
+  // More than IOV_MAX pieces is EMSGSIZE: the rest goes in a later call.
+  const std::size_t used = std::min<std::size_t>(count, IOV_MAX);
+  if (offered != nullptr) {
+    *offered = 0;
+    for (std::size_t i = 0; i < used; ++i) *offered += buffers[i].size;
+  }
   if (count == 0) return {};
   if (count == 1) return sendSome(socket, buffers->data, buffers->size, sent);  // send(2) is cheaper
   apr_os_sock_t fd;
   if (apr_status_t status = apr_os_sock_get(&fd, socket); status != APR_SUCCESS) return makeAprError(status);
   msghdr message{};
   message.msg_iov = const_cast<iovec*>(reinterpret_cast<const iovec*>(buffers));
-  // More than IOV_MAX pieces is EMSGSIZE: the rest goes in a later call.
-  message.msg_iovlen = static_cast<decltype(message.msg_iovlen)>(std::min<std::size_t>(count, IOV_MAX));
+  message.msg_iovlen = static_cast<decltype(message.msg_iovlen)>(used);
   // Never writev(2): like write(2) it raises SIGPIPE on a closed connection.
   ssize_t n;
   do {

@@ -30,12 +30,13 @@ std::error_code sendSome(apr_socket_t* socket, const void* data, std::size_t siz
 constexpr std::size_t kPiecesPerSend = 64;
 
 std::error_code sendGather(apr_socket_t* socket, const ConstBuffer* buffers, std::size_t count,
-                           std::size_t& sent) noexcept {
+                           std::size_t& sent, std::size_t* offered) noexcept {
   while (count > 0 && buffers->size == 0) {
     ++buffers;
     --count;
   }
   sent = 0;
+  if (offered != nullptr) *offered = count > 0 ? buffers->size : 0;
   if (count == 0) return {};
   if (count == 1) return sendSome(socket, buffers->data, buffers->size, sent);
   apr_os_sock_t handle;
@@ -47,6 +48,10 @@ std::error_code sendGather(apr_socket_t* socket, const ConstBuffer* buffers, std
     pieces[used].len = static_cast<ULONG>(std::min<std::size_t>(buffers[i].size, ULONG_MAX));
     ++used;
     if (buffers[i].size > ULONG_MAX) break;  // the rest of this piece first, in a later call
+  }
+  if (offered != nullptr) {
+    *offered = 0;
+    for (DWORD i = 0; i < used; ++i) *offered += pieces[i].len;
   }
   // Without an OVERLAPPED, WSASend on APR's non-blocking socket returns at
   // once; Windows has no SIGPIPE.
