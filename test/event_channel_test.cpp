@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/diagnostics.h"
 #include "support/host_behaviour.h"
 #include "support/leak_checked_fixture.h"
 #include "support/named_suite.h"
@@ -56,18 +57,6 @@ using evchan::test::ReclaimOnExit;
 // Every wait in this file is bounded: a channel that loses an event fails
 // the test instead of hanging the run.
 constexpr Duration kPatience = 5s;
-
-template <class Expected>
-std::string mismatch(const std::error_code& actual, Expected expected) {
-  using std::make_error_code;  // evchan::make_error_code is found by ADL
-  const std::string got = actual ? "\"" + actual.message() + "\" (" + actual.category().name() + " " +
-                                       std::to_string(actual.value()) + ")"
-                                 : std::string("success");
-  return "expected \"" + make_error_code(expected).message() + "\", got " + got;
-}
-
-#define ASSERT_ERROR(expected, actual) CPPUNIT_ASSERT_MESSAGE(mismatch((actual), (expected)), (actual) == (expected))
-#define ASSERT_NO_ERROR(actual) CPPUNIT_ASSERT_MESSAGE("unexpected error: " + (actual).message(), !(actual))
 
 template <class Rep, class Period>
 long long millis(std::chrono::duration<Rep, Period> d) {

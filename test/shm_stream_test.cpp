@@ -56,9 +56,6 @@ using evchan::test::elapsedText;
 using evchan::test::joinWithin;
 using evchan::test::makeChannelWithoutMonitor;
 
-#define ASSERT_NO_ERROR(ec) CPPUNIT_ASSERT_MESSAGE(describe(ec), !(ec))
-#define ASSERT_ERROR(expected, ec) \
-  CPPUNIT_ASSERT_MESSAGE("expected " #expected ", got " + describe(ec), (ec) == (expected))
 
 // Sanitizers slow the byte-crunching loops several-fold; the big transfer
 // shrinks under ThreadSanitizer (which instruments every copy) so that the

@@ -132,9 +132,6 @@ std::uint64_t patternChecksum(std::size_t size, std::uint64_t offset) {
 
 /// Asserts that the std::error_code `ec` equals `expected`: an evchan::Errc
 /// (same code) or a std::errc (same portable condition).
-#define ASSERT_ERROR(expected, ec) \
-  CPPUNIT_ASSERT_MESSAGE("expected " #expected ", got " + describe(ec), (ec) == (expected))
-#define ASSERT_NO_ERROR(ec) CPPUNIT_ASSERT_MESSAGE("unexpected error " + describe(ec), !(ec))
 
 class TaskSocketTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST_SUITE(TaskSocketTest);

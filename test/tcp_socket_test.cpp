@@ -113,9 +113,6 @@ Received receiveAll(TcpSocket& socket) {
 
 /// Asserts that the std::error_code `ec` equals `expected`: an evchan::Errc
 /// (same code) or a std::errc (same portable condition).
-#define ASSERT_ERROR(expected, ec) \
-  CPPUNIT_ASSERT_MESSAGE("expected " #expected ", got " + describe(ec), (ec) == (expected))
-#define ASSERT_NO_ERROR(ec) CPPUNIT_ASSERT_MESSAGE("unexpected error " + describe(ec), !(ec))
 
 class TcpSocketTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST_SUITE(TcpSocketTest);

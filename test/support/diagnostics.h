@@ -33,4 +33,11 @@ Clock::duration timed(Call&& call) {
 
 }  // namespace evchan::test
 
+/// Asserts that the std::error_code `ec` equals `expected` (a std::errc,
+/// an evchan::Errc or an error code), naming both when it does not.
+#define ASSERT_ERROR(expected, ec) \
+  CPPUNIT_ASSERT_MESSAGE("expected " #expected ", got " + ::evchan::test::describe(ec), (ec) == (expected))
+/// Asserts that the std::error_code `ec` holds no error, naming it if it does.
+#define ASSERT_NO_ERROR(ec) CPPUNIT_ASSERT_MESSAGE("unexpected error " + ::evchan::test::describe(ec), !(ec))
+
 #endif  // EVCHAN_TEST_SUPPORT_DIAGNOSTICS_H
