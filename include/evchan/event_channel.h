@@ -109,7 +109,7 @@ struct EVCHAN_API EventChannelOptions {
   /// (a handle dropped after it), and should not throw: an exception from
   /// it is caught, and the default line printed too.  Nothing here
   /// terminates the process.
-  UnhandledExceptionHandler onUnhandledException;
+  UnhandledExceptionHandler onUnhandledException = nullptr;
 };
 
 /// A snapshot of the channel's thread pool.
