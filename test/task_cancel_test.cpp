@@ -80,6 +80,8 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testCancelEndsTheWaitInProgressEverywhere);
   CPPUNIT_TEST(testCancelBeforeAWaitFailsTheNextOne);
   CPPUNIT_TEST(testCancelAfterTheEndTwiceAndFromInside);
+  CPPUNIT_TEST(testCancelLetsALockWaitFinish);
+  CPPUNIT_TEST(testCancelledTaskCleanUpMayTakeAContendedLock);
   CPPUNIT_TEST(testShieldDefersCancellation);
   CPPUNIT_TEST(testCancelRacingCompletion);
   CPPUNIT_TEST(testCancelRacingANotification);
@@ -332,8 +334,6 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
   // with operation_canceled, one task at a time, and the channel goes on.
   void testCancelEndsTheWaitInProgressEverywhere() {
     std::unique_ptr<EventChannel> channel = makeChannel(2);
-    Mutex heldByThread;
-    heldByThread.lock();
     Mutex conditionMutex;
     ConditionVariable condition;
     Notification neverNotified;
@@ -341,7 +341,6 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
     TaskHandle sleeper = channel->spawn([] { evchan::this_task::sleepFor(1h); });
     const std::vector<std::pair<std::string, std::function<void()>>> waits = {
         {"sleepFor", [] { evchan::this_task::sleepFor(1h); }},
-        {"Mutex::lock", [&] { std::lock_guard<Mutex> lock(heldByThread); }},
         {"ConditionVariable::wait",
          [&] {
            std::unique_lock<Mutex> lock(conditionMutex);
@@ -377,7 +376,68 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
     char byte = 0;
     CPPUNIT_ASSERT_EQUAL(std::size_t(1), pair.server.readSome(&byte, 1));
     CPPUNIT_ASSERT(!channel->isShutDown());
+  }
+
+  // Taking a Mutex is no cancellation point for TaskHandle::cancel(): the
+  // task cancelled while it waits for the lock gets it, and its next wait
+  // throws.  (It threw operation_canceled instead of locking before.)
+  void testCancelLetsALockWaitFinish() {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    Mutex heldByThread;
+    heldByThread.lock();
+    std::atomic<bool> started{false}, locked{false};
+    TaskHandle task = channel->spawn([&] {
+      started = true;
+      {
+        std::lock_guard<Mutex> lock(heldByThread);
+        locked = true;
+      }
+      evchan::this_task::sleepFor(1h);
+    });
+    CPPUNIT_ASSERT(eventually([&] { return started.load(); }));
+    CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));  // parked in lock()
+    CPPUNIT_ASSERT(task.cancel());
+    CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
+    CPPUNIT_ASSERT(!locked.load());
     heldByThread.unlock();
+    CPPUNIT_ASSERT_EQUAL(std::string("cancelled"), endOf(task));  // in sleepFor
+    CPPUNIT_ASSERT(locked.load());
+    CPPUNIT_ASSERT(heldByThread.try_lock());  // and the task unlocked it
+    heldByThread.unlock();
+  }
+
+  // A cancelled task unwinding through a destructor that takes a contended
+  // Mutex waits for it and finishes its clean-up.  (Before, that lock threw
+  // from the destructor during unwinding: std::terminate.)
+  void testCancelledTaskCleanUpMayTakeAContendedLock() {
+    struct LockingCleanUp {
+      Mutex& mutex;
+      std::atomic<bool>& unwinding;
+      std::atomic<bool>& cleanedUp;
+      ~LockingCleanUp() {
+        unwinding = true;
+        std::lock_guard<Mutex> lock(mutex);
+        cleanedUp = true;
+      }
+    };
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    Mutex shared;
+    std::atomic<bool> started{false}, unwinding{false}, cleanedUp{false};
+    TaskHandle task = channel->spawn([&] {
+      LockingCleanUp cleanUp{shared, unwinding, cleanedUp};
+      started = true;
+      evchan::this_task::sleepFor(1h);
+    });
+    CPPUNIT_ASSERT(eventually([&] { return started.load(); }));
+    CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
+    shared.lock();
+    CPPUNIT_ASSERT(task.cancel());
+    CPPUNIT_ASSERT(eventually([&] { return unwinding.load(); }));
+    CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));  // parked in the destructor's lock()
+    CPPUNIT_ASSERT(!cleanedUp.load());
+    shared.unlock();
+    CPPUNIT_ASSERT_EQUAL(std::string("cancelled"), endOf(task));
+    CPPUNIT_ASSERT(cleanedUp.load());
   }
 
   // A task cancelled while it computes finds its next wait, and every

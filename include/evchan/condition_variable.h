@@ -18,7 +18,9 @@ namespace evchan {
 /// SystemError(std::errc::operation_canceled), with the mutex locked again
 /// unless re-locking it had to wait too (the mutex contended after the
 /// shutdown): then that wait is cancelled as well and `lock.owns_lock()`
-/// is false.
+/// is false.  TaskHandle::cancel() ends a wait the same way, except that
+/// the mutex is always locked again (re-locking is no cancellation point:
+/// see Mutex).
 class EVCHAN_API ConditionVariable {
  public:
   ConditionVariable() = default;

@@ -28,6 +28,10 @@ struct Waiter;
 /// program: the mistake is never silent).
 /// A task waiting in lock() when its channel shuts down gets
 /// SystemError(std::errc::operation_canceled) instead of the lock.
+/// TaskHandle::cancel() does not end a wait in lock(): a cancelled task
+/// unwinding through destructors that take a lock gets it (an exception
+/// there would terminate the program); the task's next cancellable wait
+/// throws instead.
 class EVCHAN_API Mutex {
  public:
   Mutex() = default;

@@ -26,8 +26,11 @@ void Mutex::lock() {
   detail::Waiter waiter;
   detail::WaitList(head_, tail_).push(waiter);
   // unlock() hands the lock over (locked_ stays true) and signals us.
+  // TaskHandle::cancel() does not end this wait: a cancelled task unwinding
+  // through destructors that lock must get the lock, not an exception
+  // (which would terminate); its next cancellable wait throws instead.
   for (;;) {
-    switch (detail::park(waiter, guard, kInfiniteTimeout)) {
+    switch (detail::park(waiter, guard, kInfiniteTimeout, detail::TaskCancel::ignored)) {
       case detail::ParkResult::signalled:
         owner_ = me;
         return;

@@ -39,7 +39,7 @@ void WaitList::remove(Waiter& waiter) noexcept {
   }
 }
 
-ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration timeout) {
+ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration timeout, TaskCancel taskCancel) {
   if ((waiter.core = currentTaskChannel()) != nullptr) {
     // The task parks on its timer; signal() sets the flag and cancels the
     // timer, and awaitInTask re-checks the flag once the timer is posted,
@@ -48,11 +48,12 @@ ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration ti
     waiter.timer.setDelay(std::max(timeout, Duration::zero()));
     guard.unlock();
     std::error_code ec;
-    awaitInTask(waiter.timer, kInfiniteTimeout, ec, &waiter.signalled);
+    awaitInTask(waiter.timer, kInfiniteTimeout, ec, &waiter.signalled, taskCancel);
     guard.lock();
     if (waiter.signalled.load()) return ParkResult::signalled;
     // Unsignalled, the timer either fired (the timeout) or was cancelled by
-    // the channel's shutdown, or could not be posted after it.
+    // the channel's shutdown or the task's cancellation, or could not be
+    // posted after a shutdown.
     const bool shutDown = ec == Errc::channel_shut_down || ec == std::errc::operation_canceled;
     return shutDown ? ParkResult::cancelled : ParkResult::timedOut;
   }

@@ -11,6 +11,8 @@
 #include <evchan/duration.h>
 #include <evchan/timer_event.h>
 
+#include "task/await.h"
+
 namespace evchan::detail {
 
 class ChannelCore;
@@ -54,8 +56,10 @@ enum class ParkResult {
 /// Parks the caller until signal() or `timeout`: a task is suspended (its
 /// worker runs other tasks), a thread blocks (a channel worker counted as
 /// blocked, so the pool compensates).  `guard` is held on entry and on
-/// return.
-ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration timeout);
+/// return.  With TaskCancel::ignored a task's own cancellation does not end
+/// the wait (only its channel's shutdown does).
+ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration timeout,
+                TaskCancel taskCancel = TaskCancel::honoured);
 
 /// The exception a task's wait (or yield, or sleep) ends with once its
 /// channel is shut down: SystemError(operation_canceled).

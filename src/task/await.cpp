@@ -24,6 +24,7 @@ struct Await {
   std::atomic<int> outstanding;
   std::atomic<bool> timerFired{false};
   const std::atomic<bool>* cancelled;
+  bool taskCancellable;
   std::error_code postError;
 
   // The last event back wakes the task; nothing may touch `this` after that.
@@ -39,7 +40,7 @@ struct Await {
     auto* self = static_cast<Await*>(argument);
     ChannelCore& core = self->task->core();
     // Where TaskHandle::cancel() finds the wait; a shielded one it leaves be.
-    if (!self->task->shielded()) self->task->setCurrentWait(self->event);
+    if (self->taskCancellable && !self->task->shielded()) self->task->setCurrentWait(self->event);
     if (self->useTimer && core.post(self->timer)) self->arrive();  // shut down: no timer
     if ((self->postError = core.post(*self->event))) {
       if (self->useTimer) core.cancel(self->timer);
@@ -50,7 +51,7 @@ struct Await {
     // event was parked, when cancelling it was not yet possible.
     // So may the task's own cancellation, before setCurrentWait() above.
     if ((self->useTimer && self->timerFired.load()) || (self->cancelled != nullptr && self->cancelled->load()) ||
-        self->task->cancelPending())
+        (self->taskCancellable && self->task->cancelPending()))
       core.cancel(*self->event);
   }
 };
@@ -77,19 +78,21 @@ bool tryInTask(Event& event, std::error_code& result) {
   return true;
 }
 
-bool awaitInTask(Event& event, Duration timeout, std::error_code& result, const std::atomic<bool>* cancelled) {
+bool awaitInTask(Event& event, Duration timeout, std::error_code& result, const std::atomic<bool>* cancelled,
+                 TaskCancel taskCancel) {
   TaskState* task = TaskState::current();
   // A zero timeout is one attempt that never waits: the thread's own path
   // makes it.  Posted, the event would skip the attempt when an edge-
   // triggered poller has not yet reported data that has already arrived,
   // and the zero timer would cancel it: timed_out with data to read.
   if (task == nullptr || timeout == Duration::zero()) return false;
-  if (task->cancelPending()) {  // TaskHandle::cancel(): no more waits
+  const bool taskCancellable = taskCancel == TaskCancel::honoured;
+  if (taskCancellable && task->cancelPending()) {  // TaskHandle::cancel(): no more waits
     result = std::make_error_code(std::errc::operation_canceled);
     return true;
   }
   const bool useTimer = deadlineAfter(timeout) != kNoDeadline;
-  Await await{task, &event, TimerEvent(timeout), useTimer, {useTimer ? 2 : 1}, {}, cancelled, {}};
+  Await await{task, &event, TimerEvent(timeout), useTimer, {useTimer ? 2 : 1}, {}, cancelled, taskCancellable, {}};
   event.setCallback([&await](Event&) {
     if (await.useTimer) await.task->core().cancel(await.timer);
     await.arrive();
@@ -102,7 +105,7 @@ bool awaitInTask(Event& event, Duration timeout, std::error_code& result, const 
     await.arrive();
   });
   task->suspend(&Await::start, &await);
-  task->setCurrentWait(nullptr);  // before `event` can go
+  if (taskCancellable) task->setCurrentWait(nullptr);  // before `event` can go
   event.setCallback(nullptr);
   if (await.postError) {
     result = await.postError;

@@ -23,8 +23,15 @@ namespace evchan::detail {
 /// `cancelled`, when given, is a flag another thread sets before it calls
 /// ChannelCore::cancel(event): checked once the event is posted, so a
 /// cancel that came too early to find the event still takes effect.
+///
+/// `taskCancel` says whether TaskHandle::cancel() ends the wait.  Waits a
+/// clean-up must be able to finish (taking a Mutex, from a destructor while
+/// the cancellation unwinds the task) pass TaskCancel::ignored: only the
+/// channel's shutdown ends them, and the task's cancellation stays pending
+/// for its next cancellable wait.
+enum class TaskCancel { honoured, ignored };
 bool awaitInTask(Event& event, Duration timeout, std::error_code& result,
-                 const std::atomic<bool>* cancelled = nullptr);
+                 const std::atomic<bool>* cancelled = nullptr, TaskCancel taskCancel = TaskCancel::honoured);
 
 /// Inside a task whose channel completes file operations itself (the aio
 /// backend): posts the FileReadEvent or FileWriteEvent and suspends the
