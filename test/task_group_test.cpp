@@ -10,10 +10,13 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "support/diagnostics.h"
@@ -92,6 +95,7 @@ class TaskGroupTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testCancelOnFailureCancelsTheSiblings);
   CPPUNIT_TEST(testCancelEndsEveryMemberWithoutAFailure);
   CPPUNIT_TEST(testDestructorCancelsAndJoins);
+  CPPUNIT_TEST(testFailureEndingDuringShutdownIsReportedOnce);
   CPPUNIT_TEST(testJoinFromAMemberIsADeadlockError);
   CPPUNIT_TEST(testDestroyedFromItsOwnMember);
   CPPUNIT_TEST(testMoveOnlyMembersAndErrors);
@@ -257,6 +261,55 @@ class TaskGroupTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(evchan::test::describe(std::make_error_code(std::errc::operation_canceled)),
                          codeOf([&] { owner.join(); }));
     CPPUNIT_ASSERT(goodbyeSaid.load());
+  }
+
+  // A member failing while the channel's shutdown cuts the destructor's
+  // wait short is reported exactly once.  The member below records its
+  // failure, then its bound argument's destructor holds it (not yet ended)
+  // while the shutdown ends the owner's wait.  (Before, the destructor
+  // reported the failure and the member's handle reported it again.)
+  void testFailureEndingDuringShutdownIsReportedOnce() {
+    struct HeldUntilReleased {
+      std::atomic<bool>* holding;
+      std::atomic<bool>* release;
+      HeldUntilReleased(std::atomic<bool>* holdingFlag, std::atomic<bool>* releaseFlag) noexcept
+          : holding(holdingFlag), release(releaseFlag) {}
+      HeldUntilReleased(HeldUntilReleased&& other) noexcept
+          : holding(std::exchange(other.holding, nullptr)), release(std::exchange(other.release, nullptr)) {}
+      ~HeldUntilReleased() {
+        if (release == nullptr) return;
+        *holding = true;
+        while (!release->load()) std::this_thread::yield();
+      }
+    };
+    Reports reports;
+    std::unique_ptr<EventChannel> channel = makeReportingChannel(reports);
+    Notification go;
+    std::atomic<bool> destroying{false}, holding{false}, release{false};
+    TaskHandle owner = channel->spawn([&] {
+      TaskGroup group(this_task::channel());
+      group.spawn(
+          [&go](HeldUntilReleased&&) {  // kept in the task, destroyed after the failure is recorded
+            {
+              this_task::CancellationShield shield;  // the destructor's cancel waits
+              go.wait();
+            }
+            throw MemberFailure("failed while its group was destroyed");
+          },
+          HeldUntilReleased(&holding, &release));
+      destroying = true;
+    });
+    CPPUNIT_ASSERT(eventually([&] { return destroying.load(); }));
+    CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));  // owner in ~TaskGroup, member in wait()
+    go.notify();
+    CPPUNIT_ASSERT(eventually([&] { return holding.load(); }));  // failure recorded, member not ended
+    std::future<void> shutdown = std::async(std::launch::async, [&] { channel->shutdown(); });
+    CPPUNIT_ASSERT(eventually([&] { return owner.done(); }));  // its wait was cut short
+    release = true;
+    shutdown.get();
+    channel.reset();
+    CPPUNIT_ASSERT_EQUAL(std::size_t(1), reports.count());
+    CPPUNIT_ASSERT_EQUAL(std::string("failed while its group was destroyed"), reports.whats.front());
   }
 
   void testJoinFromAMemberIsADeadlockError() {

@@ -36,9 +36,10 @@ struct EVCHAN_API TaskGroupOptions {
 /// they happened); the others are handed to the channel's
 /// onUnhandledException (by default one line each on stderr), never
 /// dropped silently.  The member's own TaskHandle (from spawn()) still
-/// rethrows its exception; once the group has joined a member, its
-/// exception is the group's and is not reported again when the handles
-/// are dropped.
+/// rethrows its exception, but a failure is the group's to report: it is
+/// reported once, by join() or the destructor (or, for a member still
+/// running when the destructor returned, when it fails), never again when
+/// the member's handles are dropped.
 ///
 /// Thread-safe: members may spawn more members, and any thread or task
 /// may spawn, cancel or join.  The group must not outlive its channel.

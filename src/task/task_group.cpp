@@ -10,6 +10,7 @@
 #include <evchan/system_error.h>
 
 #include "task/channel_front.h"
+#include "task/task_state.h"
 #include "task/unhandled_exception.h"
 
 namespace evchan {
@@ -22,12 +23,22 @@ class TaskGroupState {
   TaskGroupState(std::shared_ptr<ChannelFront> front, const TaskGroupOptions& options)
       : front_(std::move(front)), options_(options) {}
 
-  // A member's exception: a failure unless it is a cancellation.
+  // A member's exception: a failure unless it is a cancellation.  The
+  // group reports each failure exactly once (join() rethrows or reports
+  // it, the destructor reports it, or, once the destructor is over, it is
+  // reported at once), so the member's own handles never do.
   void memberThrew(TaskId id, std::exception_ptr exception) {
     if (isCancellation(exception)) return;
-    std::lock_guard<std::mutex> lock(mutex_);
-    failures_.emplace_back(id, std::move(exception));
-    if (options_.cancelOnFailure && failures_.size() == 1) cancelLocked();
+    if (TaskState* member = TaskState::current()) member->leaveExceptionReportToGroup();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!closed_) {
+        failures_.emplace_back(id, std::move(exception));
+        if (options_.cancelOnFailure && failures_.size() == 1) cancelLocked();
+        return;
+      }
+    }
+    report({id, exception});
   }
 
   void add(TaskHandle member) {  // mutex_ held by the caller
@@ -112,6 +123,15 @@ class TaskGroupState {
     return std::exchange(failures_, {});
   }
 
+  // The destructor's last step: the failures so far; later ones (members
+  // left running when the destructor's wait was cut short by a shutdown)
+  // are reported as they happen.
+  std::vector<std::pair<TaskId, std::exception_ptr>> close() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closed_ = true;
+    return std::exchange(failures_, {});
+  }
+
   void report(const std::pair<TaskId, std::exception_ptr>& failure) const noexcept {
     reportUnhandledException(*front_, failure.first, failure.second);
   }
@@ -123,6 +143,7 @@ class TaskGroupState {
   std::vector<TaskHandle> members_;
   std::vector<std::pair<TaskId, std::exception_ptr>> failures_;
   bool cancelled_ = false;
+  bool closed_ = false;  // the group object is gone
 };
 
 namespace {
@@ -168,7 +189,7 @@ TaskGroup::~TaskGroup() {
     this_task::CancellationShield shield;
     state_->waitForMembers(fromMember ? self : 0);
   }
-  for (const auto& failure : state_->takeFailures()) state_->report(failure);
+  for (const auto& failure : state_->close()) state_->report(failure);
 }
 
 TaskHandle TaskGroup::spawnBound(std::unique_ptr<detail::TaskFunction> function, const TaskOptions& options) {

@@ -270,6 +270,11 @@ void TaskState::lastHandleGone() noexcept {
   if (report) reportUnhandledException(*front_, id_, exception_);
 }
 
+void TaskState::leaveExceptionReportToGroup() noexcept {
+  std::lock_guard<std::mutex> lock(joinMutex_);
+  exceptionReported_ = true;
+}
+
 bool TaskState::takeUnreportedException() noexcept {
   if (!exception_ || exceptionObserved_ || exceptionReported_) return false;
   exceptionReported_ = true;

@@ -94,6 +94,9 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
     return shieldDepth_ == 0 && cancelRequested_.load(std::memory_order_acquire);
   }
   bool cancelRequested() const noexcept { return cancelRequested_.load(std::memory_order_acquire); }
+  /// Task side, while its exception propagates: the task's TaskGroup
+  /// reports it, so its handles never do.
+  void leaveExceptionReportToGroup() noexcept;
   /// Task side: CancellationShield's count, only ever touched by the task.
   void enterShield() noexcept { ++shieldDepth_; }
   void leaveShield() noexcept { --shieldDepth_; }
