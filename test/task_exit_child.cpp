@@ -55,6 +55,9 @@ constexpr int kParkedTasks = 6;
 std::atomic<int> parked{0};    // tasks that reached their wait
 std::atomic<int> ended{0};     // tasks that ran to their end (their wait
                                // cancelled, or the mutex handed over)
+std::atomic<int> cancelled{0};  // tasks whose wait threw
+std::atomic<int> foundGone{0};  // ... and were told by this_task::channel()
+                                // that their channel is destroyed
 
 // What the parked tasks wait on; plain globals with trivial or no
 // teardown of their own, built before any channel.
@@ -73,6 +76,12 @@ void spawnParkedTasks(EventChannel& channel) {
       try {
         wait();
       } catch (const evchan::SystemError&) {
+        cancelled.fetch_add(1);
+        try {
+          evchan::this_task::channel();
+        } catch (const evchan::SystemError& e) {
+          if (e.code() == evchan::Errc::channel_shut_down) foundGone.fetch_add(1);
+        }
       }
       ended.fetch_add(1);
     };
@@ -160,6 +169,12 @@ struct SelfDestroyed {
     if (!eventually([&] { return destroyer.done() && ended.load() == kParkedTasks; })) {
       fail("the tasks of the self-destroyed channel did not end (" + std::to_string(ended.load()) + " of " +
            std::to_string(kParkedTasks) + " ended)");
+    }
+    // Their channel was being destroyed when they woke: none may have been
+    // handed a reference to it.
+    if (foundGone.load() != cancelled.load()) {
+      fail("this_task::channel() gave " + std::to_string(cancelled.load() - foundGone.load()) +
+           " unwinding tasks a reference to their channel while it was destroyed");
     }
   }
 } self;

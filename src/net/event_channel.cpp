@@ -71,9 +71,13 @@ EventChannel::EventChannel(std::shared_ptr<detail::ChannelCore> core, const Opti
       front_(std::make_shared<detail::ChannelFront>(core_, this, options.onUnhandledException)) {}
 
 EventChannel::~EventChannel() {
+  // From outside the workers shutdown() waits for the tasks to end, and
+  // they may use this object until then.  From one of its own workers it
+  // returns while the other tasks still unwind, so they must find the
+  // object gone before the shutdown can wake them.
+  const bool fromOwnWorker = detail::ChannelCore::currentWorkerChannel() == core_.get();
+  if (fromOwnWorker) front_->channel.store(nullptr);
   core_->shutdown();
-  // From outside the workers the tasks have ended; from one of its own
-  // tasks, the others may still ask this_task::channel() while unwinding.
   front_->channel.store(nullptr);
   core_->releaseHeldEvents();  // nobody can take them from getEvent() any more
 }
