@@ -31,10 +31,11 @@ SocketOperation operationFor(Event& event, const Watch& watch) {
     case Event::Kind::Write: {
       auto& write = static_cast<WriteEvent&>(event);
       // Only pieces with bytes go to the kernel (post() submits an event
-      // with some), the first one at the front.
+      // with some), the first one at the front.  Bounded all the same: the
+      // pieces are the caller's memory.
       const ConstBuffer* pieces = write.buffers();
       std::size_t count = write.bufferCount();
-      while (pieces->size == 0) {
+      while (count > 1 && pieces->size == 0) {
         ++pieces;
         --count;
       }
