@@ -202,6 +202,25 @@ class EVCHAN_API EventChannel {
   void post(Event& event, std::error_code& ec) noexcept;
   ///@}
 
+  /// Cancels `event`, posted to this channel and still waiting: a read,
+  /// write, accept or connect parked on its socket, or a timer not yet
+  /// expired.  True then: the event completes exactly once, like any
+  /// completion (its callback, or getEvent()), with
+  /// std::errc::operation_canceled and nothing transferred; on io_uring,
+  /// where the kernel may finish the operation before the cancellation
+  /// reaches it, it may instead complete with the result it got (a read's
+  /// data is never lost).  Its socket stays open and usable, and the event
+  /// may be posted again once it is back (a cancelled TimerEvent too).
+  ///
+  /// False, doing nothing, when the event is not waiting here: never
+  /// posted, already completed or completing (cancel() from its own
+  /// callback), posted to another channel, or of a kind that does not wait
+  /// (NotifyEvent, DispatchEvent, file events, which complete without
+  /// waiting for a peer).  Thread-safe, and safe to race with the event's
+  /// completion; the event must stay alive until it is back, as for any
+  /// posted event.
+  bool cancel(Event& event) noexcept;
+
   /// Waits up to `timeout` for a completed event that has no callback and
   /// returns it, or nullptr on timeout or once the channel is shut down and
   /// drained.  After shutdown() it still returns the events completed (or

@@ -89,6 +89,18 @@ std::size_t requestedBytes(Event& event) {
   return 1;
 }
 
+// A re-posted event reports this round's bytes only, however it ends
+// (cancelled, failed, or completed by a backend that sets no count).
+void clearTransferred(Event& event) noexcept {
+  switch (event.kind()) {
+    case Event::Kind::Read: EventAccess::transferred(static_cast<ReadEvent&>(event)) = 0; break;
+    case Event::Kind::Write: EventAccess::transferred(static_cast<WriteEvent&>(event)) = 0; break;
+    case Event::Kind::FileRead: EventAccess::transferred(static_cast<FileReadEvent&>(event)) = 0; break;
+    case Event::Kind::FileWrite: EventAccess::transferred(static_cast<FileWriteEvent&>(event)) = 0; break;
+    default: break;
+  }
+}
+
 }  // namespace
 
 std::error_code ChannelCore::post(Event& event) noexcept {
@@ -99,6 +111,7 @@ std::error_code ChannelCore::post(Event& event) noexcept {
     return Errc::already_in_flight;
   EventAccess::error(event).clear();
   EventAccess::started(event) = false;
+  clearTransferred(event);
 
   std::error_code ec;
   switch (event.kind()) {
@@ -274,11 +287,6 @@ std::error_code ChannelCore::postDispatch(DispatchEvent& event) noexcept {
 }
 
 std::error_code ChannelCore::postFileEvent(Event& event) noexcept {
-  if (event.kind() == Event::Kind::FileRead) {
-    EventAccess::transferred(static_cast<FileReadEvent&>(event)) = 0;
-  } else {
-    EventAccess::transferred(static_cast<FileWriteEvent&>(event)) = 0;
-  }
   // Checked under the lock that shutdown() takes to set stopping_, before
   // the poller is touched: a shutdown on another thread may have ended it
   // since post() checked, and nothing is submitted after its

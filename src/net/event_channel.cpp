@@ -111,6 +111,8 @@ void EventChannel::post(Event& event) {
   throwIfError(core_->post(event), "post event");
 }
 
+bool EventChannel::cancel(Event& event) noexcept { return core_->cancel(event); }
+
 Event* EventChannel::getEvent(Duration timeout) { return core_->getEvent(timeout); }
 
 void EventChannel::shutdown() noexcept { core_->shutdown(); }
