@@ -3,6 +3,7 @@
 #ifndef EVCHAN_TASK_H
 #define EVCHAN_TASK_H
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -208,6 +209,50 @@ class EVCHAN_API CancellationShield {
  private:
   detail::TaskState* task_;
 };
+
+/// A deadline for everything the running task waits for while it lives:
+/// "this request, every read and write included, within 2 s".  Each wait
+/// that TaskHandle::cancel() would end (socket reads, writes, accepts and
+/// connects, this_task::sleepFor(), join(), Notification and
+/// ConditionVariable waits) ends at the deadline at the latest, with
+/// std::errc::timed_out: the throwing calls throw SystemError(timed_out),
+/// the error_code forms return it, and a wait started after the deadline
+/// fails at once.  Per-call timeouts still apply inside it.  Mutex::lock()
+/// is not bounded (see Mutex), nor is computation that never waits.
+///
+/// Scopes nest: an inner one never extends an outer, earlier deadline;
+/// the destructor restores the enclosing one.  A CancellationShield lifts
+/// the deadline while it lives, so that a clean-up may finish.  A negative
+/// timeout has passed already; kInfiniteTimeout sets none.  Only inside a
+/// task: elsewhere the constructor throws
+/// SystemError(std::errc::operation_not_permitted) (plain threads bound
+/// each call with the sockets' setTimeout()).  Create and destroy it in
+/// the same task (a local variable).
+/// @par Example
+/// @code
+///   this_task::DeadlineScope deadline(std::chrono::seconds(2));
+///   socket.writeAll(request.data(), request.size());
+///   reader.readLine(line);   // SystemError(timed_out) 2 s after the start
+/// @endcode
+class EVCHAN_API DeadlineScope {
+ public:
+  explicit DeadlineScope(Duration timeout);
+  ~DeadlineScope();
+  DeadlineScope(const DeadlineScope&) = delete;
+  DeadlineScope& operator=(const DeadlineScope&) = delete;
+
+ private:
+  detail::TaskState* task_;
+  std::chrono::steady_clock::time_point previous_;
+};
+
+/// Calls `function()` under a DeadlineScope of `timeout` and returns what
+/// it returns; see DeadlineScope for what the deadline bounds.
+template <class Function>
+decltype(auto) withTimeout(Duration timeout, Function&& function) {
+  DeadlineScope deadline(timeout);
+  return std::forward<Function>(function)();
+}
 }  // namespace this_task
 
 }  // namespace evchan

@@ -22,6 +22,7 @@ bool ConditionVariable::waitFor(std::unique_lock<Mutex>& lock, Duration timeout)
   guard.unlock();
   lock.lock();
   if (result == detail::ParkResult::cancelled) detail::throwCancelled("ConditionVariable::wait");
+  if (result == detail::ParkResult::deadlinePassed) detail::throwDeadlinePassed("ConditionVariable::wait");
   return result == detail::ParkResult::signalled;
 }
 

@@ -35,6 +35,7 @@ void Mutex::lock() {
         owner_ = me;
         return;
       case detail::ParkResult::timedOut:
+      case detail::ParkResult::deadlinePassed:  // not for lock(): TaskCancel::ignored
         continue;
       case detail::ParkResult::cancelled:
         detail::WaitList(head_, tail_).remove(waiter);

@@ -26,6 +26,7 @@ bool Notification::waitFor(Duration timeout) {
   const detail::ParkResult result = detail::park(waiter, guard, timeout);
   if (result != detail::ParkResult::signalled) detail::WaitList(head_, tail_).remove(waiter);
   if (result == detail::ParkResult::cancelled && !notified_) detail::throwCancelled("Notification::wait");
+  if (result == detail::ParkResult::deadlinePassed && !notified_) detail::throwDeadlinePassed("Notification::wait");
   return notified_;
 }
 

@@ -3,6 +3,7 @@
 #include "sync/waiter.h"
 
 #include <algorithm>
+#include <string>
 
 #include <evchan/error.h>
 #include <evchan/system_error.h>
@@ -51,6 +52,7 @@ ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration ti
     awaitInTask(waiter.timer, kInfiniteTimeout, ec, &waiter.signalled, taskCancel);
     guard.lock();
     if (waiter.signalled.load()) return ParkResult::signalled;
+    if (ec == std::errc::timed_out) return ParkResult::deadlinePassed;
     // Unsignalled, the timer either fired (the timeout) or was cancelled by
     // the channel's shutdown or the task's cancellation, or could not be
     // posted after a shutdown.
@@ -71,6 +73,10 @@ ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration ti
 
 void throwCancelled(const char* operation) {
   throw SystemError(std::make_error_code(std::errc::operation_canceled), operation);
+}
+
+void throwDeadlinePassed(const char* operation) {
+  throw SystemError(std::make_error_code(std::errc::timed_out), std::string(operation) + " (the task's deadline passed)");
 }
 
 void signal(Waiter& waiter) noexcept {

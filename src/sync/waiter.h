@@ -48,9 +48,13 @@ class WaitList {
 enum class ParkResult {
   signalled,
   timedOut,
-  /// The waiting task's channel shut down: the wait is abandoned (the
-  /// caller takes the waiter off its list and throws operation_canceled).
+  /// The waiting task's channel shut down, or the task was cancelled: the
+  /// wait is abandoned (the caller takes the waiter off its list and
+  /// throws operation_canceled).
   cancelled,
+  /// The task's this_task::DeadlineScope expired: abandoned likewise, the
+  /// caller throws timed_out (throwDeadlinePassed()).
+  deadlinePassed,
 };
 
 /// Parks the caller until signal() or `timeout`: a task is suspended (its
@@ -64,6 +68,10 @@ ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration ti
 /// The exception a task's wait (or yield, or sleep) ends with once its
 /// channel is shut down: SystemError(operation_canceled).
 [[noreturn]] void throwCancelled(const char* operation);
+
+/// The exception a task's wait ends with once its DeadlineScope expired:
+/// SystemError(timed_out).
+[[noreturn]] void throwDeadlinePassed(const char* operation);
 
 /// Wakes a waiter taken off its list; call with the list's guard held.
 void signal(Waiter& waiter) noexcept;

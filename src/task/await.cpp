@@ -4,6 +4,7 @@
 
 #include <apr_errno.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include <evchan/error.h>
@@ -91,8 +92,21 @@ bool awaitInTask(Event& event, Duration timeout, std::error_code& result, const 
     result = std::make_error_code(std::errc::operation_canceled);
     return true;
   }
-  const bool useTimer = deadlineAfter(timeout) != kNoDeadline;
-  Await await{task, &event, TimerEvent(timeout), useTimer, {useTimer ? 2 : 1}, {}, cancelled, taskCancellable, {}};
+  // A this_task::DeadlineScope shortens the wait to its deadline, and a
+  // wait that starts after it has passed fails at once: timed_out either way.
+  Duration wait = timeout;
+  if (taskCancellable) {
+    if (const Deadline taskDeadline = task->deadline(); taskDeadline != kNoDeadline) {
+      const Deadline now = Clock::now();
+      if (now >= taskDeadline) {
+        result = makeAprError(APR_TIMEUP);
+        return true;
+      }
+      wait = std::min(wait, Duration(taskDeadline - now));
+    }
+  }
+  const bool useTimer = deadlineAfter(wait) != kNoDeadline;
+  Await await{task, &event, TimerEvent(wait), useTimer, {useTimer ? 2 : 1}, {}, cancelled, taskCancellable, {}};
   event.setCallback([&await](Event&) {
     if (await.useTimer) await.task->core().cancel(await.timer);
     await.arrive();

@@ -24,7 +24,9 @@ namespace evchan::detail {
 /// ChannelCore::cancel(event): checked once the event is posted, so a
 /// cancel that came too early to find the event still takes effect.
 ///
-/// `taskCancel` says whether TaskHandle::cancel() ends the wait.  Waits a
+/// `taskCancel` says whether TaskHandle::cancel() ends the wait, and
+/// whether the task's this_task::DeadlineScope does (`result` timed_out,
+/// as for `timeout`).  Waits a
 /// clean-up must be able to finish (taking a Mutex, from a destructor while
 /// the cancellation unwinds the task) pass TaskCancel::ignored: only the
 /// channel's shutdown ends them, and the task's cancellation stays pending

@@ -93,9 +93,10 @@ class TaskGroupState {
     return false;
   }
 
-  // Waits for every member but `except`; true when all ended, false when
-  // the caller's wait was cancelled (the members are then left running).
-  bool waitForMembers(TaskId except) {
+  // Waits for every member but `except`; empty when all ended, else why
+  // the caller's wait ended first (cancelled, or its deadline passed): the
+  // members are then left running.
+  std::error_code waitForMembers(TaskId except) {
     for (;;) {
       std::vector<TaskHandle> pending;
       {
@@ -105,12 +106,14 @@ class TaskGroupState {
           if (member.id() != except) pending.push_back(member);
         }
       }
-      if (pending.empty()) return true;
+      if (pending.empty()) return {};
       for (TaskHandle& member : pending) {
         try {
           member.join();
+        } catch (const std::system_error& e) {
+          if (!member.done()) return e.code();  // the caller's wait ended, not the member
         } catch (...) {
-          if (!member.done()) return false;  // the caller's wait ended, not the member
+          if (!member.done()) return std::make_error_code(std::errc::operation_canceled);
         }
       }
     }
@@ -209,9 +212,7 @@ void TaskGroup::join() {
     throw SystemError(std::make_error_code(std::errc::resource_deadlock_would_occur),
                       "TaskGroup::join from one of its own tasks");
   }
-  if (!state_->waitForMembers(0)) {
-    throw SystemError(std::make_error_code(std::errc::operation_canceled), "TaskGroup::join");
-  }
+  if (const std::error_code ended = state_->waitForMembers(0)) throw SystemError(ended, "TaskGroup::join");
   std::vector<std::pair<TaskId, std::exception_ptr>> failures = state_->takeFailures();
   if (failures.empty()) return;
   for (std::size_t i = 1; i < failures.size(); ++i) state_->report(failures[i]);

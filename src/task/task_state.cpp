@@ -227,8 +227,10 @@ void TaskState::join() {
   TaskState* caller = current();
   if (caller == this) throw SystemError(std::make_error_code(std::errc::resource_deadlock_would_occur), "join");
   if (caller != nullptr) {
-    if (!done() && !joinInTask(*caller)) {
-      throw SystemError(std::make_error_code(std::errc::operation_canceled), "join");
+    if (!done()) {
+      if (const std::error_code ended = joinInTask(*caller)) {
+        throw SystemError(ended, ended == std::errc::timed_out ? "join (the task's deadline passed)" : "join");
+      }
     }
   } else {
     ChannelCore::enterBlocking();
@@ -281,11 +283,11 @@ bool TaskState::takeUnreportedException() noexcept {
   return !isCancellation(exception_);
 }
 
-bool TaskState::joinInTask(TaskState& caller) {
+std::error_code TaskState::joinInTask(TaskState& caller) {
   TaskJoiner joiner(caller.core());
   {
     std::lock_guard<std::mutex> lock(joinMutex_);
-    if (done_.load(std::memory_order_relaxed)) return true;
+    if (done_.load(std::memory_order_relaxed)) return {};
     joiner.next = joiners_;
     joiners_ = &joiner;
   }
@@ -293,18 +295,18 @@ bool TaskState::joinInTask(TaskState& caller) {
   // channel ends it: the timer is then cancelled, or refused at post().
   // `finished` is checked once the timer is posted: an end that came
   // before could not cancel it yet.
-  std::error_code ignored;
+  std::error_code ended;
   try {
-    awaitInTask(joiner.timer, kInfiniteTimeout, ignored, &joiner.finished);
+    awaitInTask(joiner.timer, kInfiniteTimeout, ended, &joiner.finished);
   } catch (...) {
     std::lock_guard<std::mutex> lock(joinMutex_);  // no memory for the wait: it never started
     unlinkJoiner(joiner);
     throw;
   }
   std::lock_guard<std::mutex> lock(joinMutex_);
-  if (joiner.finished.load()) return true;
+  if (joiner.finished.load()) return {};
   unlinkJoiner(joiner);  // cancelled: off the list before the TaskJoiner goes
-  return false;
+  return std::make_error_code(ended == std::errc::timed_out ? std::errc::timed_out : std::errc::operation_canceled);
 }
 
 void TaskState::unlinkJoiner(TaskJoiner& joiner) noexcept {

@@ -17,6 +17,7 @@
 #include <evchan/task.h>
 #include <evchan/timer_event.h>
 
+#include "poller/deadline.h"
 #include "poller/event_access.h"
 #include "task/context/fiber_context.h"
 #include "posix/stack_pool.h"
@@ -98,6 +99,10 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
   /// reports it, so its handles never do.
   void leaveExceptionReportToGroup() noexcept;
   /// Task side: CancellationShield's count, only ever touched by the task.
+  /// Task side: the deadline of this_task::DeadlineScope (kNoDeadline
+  /// when none); waits that honour cancellation end there, unshielded.
+  Deadline deadline() const noexcept { return shieldDepth_ == 0 ? deadline_ : kNoDeadline; }
+  Deadline setDeadline(Deadline deadline) noexcept { return std::exchange(deadline_, deadline); }
   void enterShield() noexcept { ++shieldDepth_; }
   void leaveShield() noexcept { --shieldDepth_; }
   bool shielded() const noexcept { return shieldDepth_ != 0; }
@@ -122,9 +127,10 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
   void schedule() noexcept;
   void finish() noexcept;
   void destroyLocals() noexcept;
-  /// join() from task `caller`: true once this task has ended, false when
-  /// the caller's channel shut down first.
-  bool joinInTask(TaskState& caller);
+  /// join() from task `caller`: empty once this task has ended; why the
+  /// caller's wait ended first otherwise (operation_canceled: shutdown or
+  /// cancel; timed_out: its deadline).
+  std::error_code joinInTask(TaskState& caller);
   /// Takes `joiner` off joiners_ if it is there; joinMutex_ held.
   void unlinkJoiner(TaskJoiner& joiner) noexcept;
   /// The TaskHandles' shared count reached zero.
@@ -167,6 +173,7 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
   // checks the flag after, so one of the two always catches the other.
   std::atomic<bool> cancelRequested_{false};
   int shieldDepth_ = 0;
+  Deadline deadline_ = kNoDeadline;  // task side only, like shieldDepth_
   std::mutex cancelMutex_;  // nests outside the channel's lock
   Event* currentWait_ = nullptr;
 };

@@ -58,6 +58,7 @@ void sleepFor(Duration duration) {
   TimerEvent timer(duration);
   std::error_code ec;
   detail::awaitInTask(timer, kInfiniteTimeout, ec);
+  if (ec == std::errc::timed_out) detail::throwDeadlinePassed("sleepFor");
   if (ec) detail::throwCancelled("sleepFor");
 }
 
@@ -88,6 +89,18 @@ CancellationShield::CancellationShield() noexcept : task_(detail::TaskState::cur
 CancellationShield::~CancellationShield() {
   if (task_ != nullptr) task_->leaveShield();
 }
+
+DeadlineScope::DeadlineScope(Duration timeout) : task_(detail::TaskState::current()) {
+  if (task_ == nullptr) {
+    throw SystemError(std::make_error_code(std::errc::operation_not_permitted), "this_task::DeadlineScope outside a task");
+  }
+  // An enclosing scope's earlier deadline stays.
+  const detail::Deadline mine = detail::deadlineAfter(timeout);
+  previous_ = task_->setDeadline(mine);
+  if (previous_ < mine) task_->setDeadline(previous_);
+}
+
+DeadlineScope::~DeadlineScope() { task_->setDeadline(previous_); }
 
 }  // namespace this_task
 
