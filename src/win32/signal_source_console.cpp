@@ -15,6 +15,8 @@
 #include <mutex>
 #include <vector>
 
+#include "poller/deadline.h"
+
 namespace evchan::detail {
 namespace {
 
@@ -48,9 +50,10 @@ class ConsoleSignalSource final : public SignalSource {
   int next(Duration timeout, std::error_code& ec) noexcept override {
     std::unique_lock<std::mutex> lock(mutex_);
     const auto ready = [this] { return !pending_.empty(); };
-    if (timeout == kInfiniteTimeout) {
+    const Deadline deadline = deadlineAfter(timeout);  // saturates: no overflow
+    if (deadline == kNoDeadline) {
       arrived_.wait(lock, ready);
-    } else if (!arrived_.wait_for(lock, timeout, ready)) {
+    } else if (!arrived_.wait_until(lock, deadline, ready)) {
       ec = std::make_error_code(std::errc::timed_out);
       return 0;
     }
