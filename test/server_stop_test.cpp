@@ -20,10 +20,10 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <chrono>
 #include <cstring>
 #include <memory>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -79,13 +79,15 @@ class ServerChild {
 
   // Reads until the "listening" line and returns its port.
   int port() {
-    const std::regex listening("listening on 127\\.0\\.0\\.1:([0-9]+)\n");
-    std::smatch match;
     const auto deadline = std::chrono::steady_clock::now() + evchan::test::generous(20s);
-    while (!std::regex_search(text_, match, listening)) {
+    while (text_.find('\n') == std::string::npos) {
       CPPUNIT_ASSERT_MESSAGE("no listening line; output so far: " + text_, readSome(deadline));
     }
-    return std::stoi(match[1]);
+    unsigned port = 0;
+    char end = 0;
+    CPPUNIT_ASSERT_MESSAGE("not a listening line: " + text_,
+                           std::sscanf(text_.c_str(), "listening on 127.0.0.1:%u%c", &port, &end) == 2 && end == '\n');
+    return static_cast<int>(port);
   }
 
   void signal(int number) { CPPUNIT_ASSERT_EQUAL(0, kill(pid_, number)); }
@@ -260,16 +262,25 @@ class ServerStopTest : public evchan::test::LeakCheckedFixture {
   }
 
  private:
+  // The whole output: the listening line, the report, the descriptor
+  // counts (equal), and nothing else.
   static void assertReport(const std::string& output, int signal, int served, int ended, int cancelled) {
-    const std::regex expected(
-        "listening on 127\\.0\\.0\\.1:[0-9]+\n"
-        "stopped by signal " + std::to_string(signal) + ": " + std::to_string(served) +
-        " connections served, " + std::to_string(ended) + " ended by their clients, " +
-        std::to_string(cancelled) + " cancelled\n"
-        "descriptors: ([0-9]+) open before, ([0-9]+) after\n");
-    std::smatch match;
-    CPPUNIT_ASSERT_MESSAGE("unexpected output:\n" + output, std::regex_match(output, match, expected));
-    CPPUNIT_ASSERT_EQUAL_MESSAGE("descriptors left open by the server", match[1].str(), match[2].str());
+    const std::size_t first = output.find('\n');
+    const std::size_t second = first == std::string::npos ? first : output.find('\n', first + 1);
+    CPPUNIT_ASSERT_MESSAGE("unexpected output:\n" + output, second != std::string::npos);
+    const std::string report = "stopped by signal " + std::to_string(signal) + ": " + std::to_string(served) +
+                               " connections served, " + std::to_string(ended) + " ended by their clients, " +
+                               std::to_string(cancelled) + " cancelled";
+    CPPUNIT_ASSERT_EQUAL(report, output.substr(first + 1, second - first - 1));
+    const std::string rest = output.substr(second + 1);
+    int before = -1;
+    int after = -2;
+    int consumed = 0;
+    CPPUNIT_ASSERT_MESSAGE("unexpected output after the report:\n" + rest,
+                           std::sscanf(rest.c_str(), "descriptors: %d open before, %d after\n%n", &before, &after,
+                                       &consumed) == 2 &&
+                               static_cast<std::size_t>(consumed) == rest.size());
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("descriptors left open by the server", before, after);
   }
 };
 
