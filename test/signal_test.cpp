@@ -71,6 +71,7 @@ class SignalTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(pendingRepeatsCoalesce);
   CPPUNIT_TEST(taskWaitLeavesTheWorkerRunning);
   CPPUNIT_TEST(taskWaitIsCancelled);
+  CPPUNIT_TEST(taskWaitEndsAtShutdown);
   CPPUNIT_TEST(destroyingRestoresPreviousHandler);
   CPPUNIT_TEST(destroyingRestoresIgnore);
   CPPUNIT_TEST(twoSetsEachReceive);
@@ -190,6 +191,28 @@ class SignalTest : public evchan::test::LeakCheckedFixture {
     evchan::test::joinWithin(waiter);
     ASSERT_ERROR(std::errc::operation_canceled, result);
     // The set still works once the cancelled wait has let go of it.
+    raise(SIGUSR1);
+    CPPUNIT_ASSERT_EQUAL(SIGUSR1, set.waitFor(0s));
+  }
+
+  void taskWaitEndsAtShutdown() {
+    SignalSet set({SIGUSR1});
+    EventChannel::Options options;
+    options.initialThreads = 1;
+    auto channel = evchan::test::createOrSkip(options);
+    std::atomic<bool> waiting{false};
+    std::error_code result;
+    TaskHandle waiter = channel->spawn([&] {
+      waiting = true;
+      set.wait(result);
+    });
+    CPPUNIT_ASSERT(eventually([&] { return waiting.load(); }));
+    CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
+    channel->shutdown();
+    CPPUNIT_ASSERT(waiter.done());
+    ASSERT_ERROR(std::errc::operation_canceled, result);
+    channel.reset();
+    // The set outlives the channel it waited on, and still works.
     raise(SIGUSR1);
     CPPUNIT_ASSERT_EQUAL(SIGUSR1, set.waitFor(0s));
   }
