@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <vector>
 
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
@@ -79,6 +80,7 @@ class SignalTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(secondConcurrentWaitIsBusy);
   CPPUNIT_TEST(movedFromSetIsNotOpen);
   CPPUNIT_TEST(badSignalsAreRefused);
+  CPPUNIT_TEST(setsBeyondTheLimitAreRefused);
   CPPUNIT_TEST(negativeTimeoutIsRefused);
   CPPUNIT_TEST(waitForSignalOnAThread);
   CPPUNIT_TEST_SUITE_END();
@@ -321,6 +323,20 @@ class SignalTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(invalid, waitCode({1000}));
     // Refused sets changed nothing: SIGINT was never taken over.
     CPPUNIT_ASSERT(currentHandler(SIGINT) == SIG_DFL);
+  }
+
+  // 64 sets at once; the 65th is refused cleanly and fits once one goes.
+  void setsBeyondTheLimitAreRefused() {
+    std::vector<SignalSet> sets;
+    for (int i = 0; i < 64; ++i) sets.emplace_back(SignalSet({SIGUSR1}));
+    CPPUNIT_ASSERT_EQUAL(static_cast<int>(std::errc::too_many_files_open), waitCode({SIGUSR2}));
+    CPPUNIT_ASSERT(currentHandler(SIGUSR2) == SIG_DFL);  // the refused set changed nothing
+    raise(SIGUSR1);
+    for (SignalSet& set : sets) CPPUNIT_ASSERT_EQUAL(SIGUSR1, set.waitFor(0s));
+    sets.pop_back();
+    SignalSet fits({SIGUSR2});
+    raise(SIGUSR2);
+    CPPUNIT_ASSERT_EQUAL(SIGUSR2, fits.waitFor(0s));
   }
 
   void negativeTimeoutIsRefused() {
