@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // The evchan task server: an acceptor task and one task per connection,
 // written with plain blocking-looking calls (accept, readSome, writeAll);
-// every wait suspends the task, not the worker thread.
+// every wait suspends the task, not the worker thread.  It stops as the
+// canonical server does (docs/servers.md): the acceptor cancelled, then
+// the connections, a TaskGroup, cancelled and joined, then shutdown().
 #include <evchan/evchan.h>
 
 #include <memory>
@@ -24,7 +26,8 @@ class EvchanTaskServer final : public EchoServer {
     if (!monitor_) options.stuckWorkerGrace = evchan::Duration::zero();
     channel_ = evchan::EventChannel::create(options);
     listener_ = evchan::TcpListener::listen({"127.0.0.1", port}, kListenBacklog);
-    channel_->spawn([this] { acceptLoop(); });
+    connections_ = std::make_unique<evchan::TaskGroup>(*channel_);
+    acceptor_ = channel_->spawn([this] { acceptLoop(); });
     return listener_.port();
   }
 
@@ -33,10 +36,18 @@ class EvchanTaskServer final : public EchoServer {
     const evchan::ThreadPoolStats stats = channel_->poolStats();
     note_ = "evchan pool: " + std::to_string(stats.initial) + " initial, " + std::to_string(stats.peak) +
             " peak worker threads";
-    // Cancels every pending accept and read: the tasks see the error, end
-    // and close their sockets before shutdown() returns.
-    channel_->shutdown();
+    // Stop accepting, then end every connection (the load generator is
+    // done with them: no grace period), then shut down: nothing is left.
+    acceptor_.cancel();
+    try {
+      acceptor_.join();
+    } catch (const evchan::SystemError&) {  // its operation_canceled
+    }
     listener_.close();
+    connections_->cancel();
+    connections_->join();
+    connections_.reset();
+    channel_->shutdown();
     channel_.reset();
   }
 
@@ -46,14 +57,13 @@ class EvchanTaskServer final : public EchoServer {
   void acceptLoop() {
     for (;;) {
       std::error_code ec;
-      auto connection = std::make_shared<evchan::TcpSocket>(listener_.accept(ec));
-      if (ec) return;  // shut down
-      channel_->spawn([connection] { serve(*connection); }, evchan::TaskOptions(), ec);
-      if (ec) return;
+      evchan::TcpSocket connection = listener_.accept(ec);
+      if (ec) return;  // cancelled
+      connections_->spawn(serve, std::move(connection));
     }
   }
 
-  static void serve(evchan::TcpSocket& socket) {
+  static void serve(evchan::TcpSocket socket) {
     char buffer[kReadBufferSize];
     std::error_code ec;
     // As every other server: without it, echoing a long message in 4 KiB
@@ -71,6 +81,8 @@ class EvchanTaskServer final : public EchoServer {
   const evchan::Backend backend_;
   const bool monitor_;  // the stuck-worker monitor (EventChannelOptions::stuckWorkerGrace)
   std::unique_ptr<evchan::EventChannel> channel_;
+  std::unique_ptr<evchan::TaskGroup> connections_;  // before the channel goes
+  evchan::TaskHandle acceptor_;
   evchan::TcpListener listener_;
   std::string note_;
 };

@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: Apache-2.0
+// SignalSource on POSIX hosts: a sigaction handler writes each signal's
+// number into a socket pair (the self-pipe trick), read as a TcpSocket.
+//
+// Why a handler and not signalfd: a signalfd sees only signals blocked in
+// every thread, and a worker thread started before the mask was set would
+// take the default action (end the process) instead; a handler works
+// whichever thread the kernel picks.  Why a socket pair and not a pipe:
+// wrapped in a TcpSocket the read end waits like any socket, suspending a
+// task on every backend (io_uring's recv refuses pipes and signalfds).
+#include "apr/signal_source.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <mutex>
+
+#include <evchan/error.h>
+#include <evchan/tcp_socket.h>
+
+#include "apr/apr_runtime.h"
+#include "apr/socket_state.h"
+
+namespace evchan::detail {
+namespace {
+
+// Signals 1..63 (every standard and most real-time ones), one bit each.
+constexpr int kSignalLimit = 64;
+constexpr int kMaxSources = 64;
+
+// What the handler reads: lock-free atomics only (async-signal-safe).
+// A live source's slot holds its write end and the bits of its signals.
+struct Slot {
+  std::atomic<int> fd{-1};
+  std::atomic<std::uint64_t> signals{0};
+};
+Slot slots[kMaxSources];
+std::atomic<int> handlersRunning{0};
+
+// The rest changes under the registry lock, never in the handler.
+std::mutex registryLock;
+int catchers[kSignalLimit];                 // live sources catching each signal
+struct sigaction previous[kSignalLimit];    // the disposition found by the first
+
+extern "C" void forwardSignal(int signal) {
+  const int savedErrno = errno;
+  handlersRunning.fetch_add(1);
+  const std::uint64_t bit = std::uint64_t(1) << signal;
+  for (Slot& slot : slots) {
+    if ((slot.signals.load() & bit) == 0) continue;
+    const unsigned char number = static_cast<unsigned char>(signal);
+    // Non-blocking: a full socket drops the delivery (some 100 KiB of
+    // signals nobody waited for).
+    [[maybe_unused]] const ssize_t written = ::write(slot.fd.load(), &number, 1);
+  }
+  handlersRunning.fetch_sub(1);
+  errno = savedErrno;
+}
+
+// The signals nothing but their default may handle: uncatchable, or the
+// faults the stack-overflow report and debuggers rely on.
+bool catchable(int signal) noexcept {
+  if (signal <= 0 || signal >= kSignalLimit || signal >= NSIG) return false;
+  switch (signal) {
+    case SIGKILL:
+    case SIGSTOP:
+    case SIGSEGV:
+    case SIGBUS:
+    case SIGFPE:
+    case SIGILL:
+    case SIGTRAP:
+      return false;
+    default:
+      return true;
+  }
+}
+
+std::error_code lastError() { return std::error_code(errno, std::generic_category()); }
+
+apr_status_t closeDescriptor(void* fd) {
+  ::close(static_cast<int>(reinterpret_cast<std::intptr_t>(fd)));
+  return APR_SUCCESS;
+}
+
+// Both ends non-blocking and close-on-exec; the handler must never block.
+bool makeSocketPair(int ends[2], std::error_code& ec) {
+  if (::socketpair(AF_UNIX, SOCK_STREAM, 0, ends) != 0) {
+    ec = lastError();
+    return false;
+  }
+  for (int i = 0; i < 2; ++i) {
+    if (::fcntl(ends[i], F_SETFL, ::fcntl(ends[i], F_GETFL) | O_NONBLOCK) != 0 ||
+        ::fcntl(ends[i], F_SETFD, FD_CLOEXEC) != 0) {
+      ec = lastError();
+      ::close(ends[0]);
+      ::close(ends[1]);
+      return false;
+    }
+  }
+  return true;
+}
+
+// The read end as a TcpSocket that owns it; on error `fd` is closed.
+TcpSocket adoptReadEnd(int fd, std::error_code& ec) {
+  auto state = std::make_unique<SocketState>();
+  state->pool = createPool(ec);
+  if (!state->pool) {
+    ::close(fd);
+    return TcpSocket();
+  }
+  apr_pool_cleanup_register(state->pool.get(), reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)),
+                            closeDescriptor, apr_pool_cleanup_null);
+  apr_os_sock_t native = fd;
+  apr_status_t status = apr_os_sock_put(&state->socket, &native, state->pool.get());
+  if (status == APR_SUCCESS) status = apr_socket_timeout_set(state->socket, 0);
+  if ((ec = makeAprError(status))) return TcpSocket();
+  state->peer = "signal set";
+  return SocketAccess::adopt(std::move(state));
+}
+
+class PipeSignalSource final : public SignalSource {
+ public:
+  PipeSignalSource(TcpSocket reader, int writer) noexcept : reader_(std::move(reader)), writer_(writer) {}
+  ~PipeSignalSource() override {
+    stopCatching();
+    ::close(writer_);
+  }
+
+  // Registers the source; false with `ec` set if it cannot be.
+  bool startCatching(std::uint64_t signals, std::error_code& ec) {
+    std::lock_guard<std::mutex> lock(registryLock);
+    for (int i = 0; i < kMaxSources && slot_ == nullptr; ++i) {
+      if (slots[i].fd.load() == -1) slot_ = &slots[i];
+    }
+    if (slot_ == nullptr) {
+      ec = std::make_error_code(std::errc::too_many_files_open);
+      return false;
+    }
+    slot_->fd.store(writer_);
+    slot_->signals.store(signals);  // from here the handler writes to us
+    for (int signal = 1; signal < kSignalLimit; ++signal) {
+      if ((signals & (std::uint64_t(1) << signal)) == 0 || catchers[signal]++ > 0) continue;
+      struct sigaction action = {};
+      action.sa_handler = forwardSignal;
+      action.sa_flags = SA_RESTART;
+      sigemptyset(&action.sa_mask);
+      if (::sigaction(signal, &action, &previous[signal]) != 0) {
+        ec = lastError();
+        --catchers[signal];
+        slot_->signals.store(signals & ((std::uint64_t(1) << signal) - 1));  // what was installed
+        releaseLocked();
+        return false;
+      }
+    }
+    return true;
+  }
+
+  int next(Duration timeout, std::error_code& ec) noexcept override {
+    reader_.setTimeout(timeout, ec);
+    if (ec) return 0;
+    unsigned char signal = 0;
+    // In a task a ReadEvent suspends it; on a thread poll(2) blocks it.
+    reader_.readSome(&signal, 1, ec);
+    return ec ? 0 : signal;
+  }
+
+ private:
+  void stopCatching() {
+    if (slot_ == nullptr) return;
+    std::lock_guard<std::mutex> lock(registryLock);
+    releaseLocked();
+  }
+
+  // Puts back the dispositions this source was the last to need, then
+  // waits for handlers already running (they may hold our descriptor).
+  void releaseLocked() {
+    const std::uint64_t signals = slot_->signals.load();
+    for (int signal = 1; signal < kSignalLimit; ++signal) {
+      if ((signals & (std::uint64_t(1) << signal)) != 0 && --catchers[signal] == 0)
+        ::sigaction(signal, &previous[signal], nullptr);
+    }
+    slot_->signals.store(0);
+    // Sequentially consistent on both sides: a handler that counted itself
+    // after this load sees the cleared bits and leaves the slot alone.
+    while (handlersRunning.load() != 0) sched_yield();
+    slot_->fd.store(-1);
+    slot_ = nullptr;
+  }
+
+  TcpSocket reader_;
+  const int writer_;
+  Slot* slot_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<SignalSource> openSignalSource(const int* signals, std::size_t count, std::error_code& ec) noexcept {
+  std::uint64_t wanted = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (!catchable(signals[i])) {
+      ec = std::make_error_code(std::errc::invalid_argument);
+      return nullptr;
+    }
+    wanted |= std::uint64_t(1) << signals[i];
+  }
+  if (wanted == 0) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return nullptr;
+  }
+  int ends[2];
+  if (!makeSocketPair(ends, ec)) return nullptr;
+  TcpSocket reader = adoptReadEnd(ends[0], ec);
+  if (ec) {
+    ::close(ends[1]);
+    return nullptr;
+  }
+  std::unique_ptr<PipeSignalSource> source;
+  try {
+    source = std::make_unique<PipeSignalSource>(std::move(reader), ends[1]);
+  } catch (const std::bad_alloc&) {
+    ::close(ends[1]);
+    ec = std::make_error_code(std::errc::not_enough_memory);
+    return nullptr;
+  }
+  if (!source->startCatching(wanted, ec)) return nullptr;
+  return source;
+}
+
+}  // namespace evchan::detail
