@@ -14,8 +14,11 @@
 // evchan::ConditionVariable to wake its writer: tasks waiting on them are
 // suspended, never blocking a worker thread.  A client too slow to keep up
 // (more than 1,000 lines queued) is dropped rather than slowing the room.
+// SIGINT or SIGTERM tells everyone the server is stopping, ends every
+// client's tasks and exits 0.
 #include <evchan/evchan.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
@@ -160,16 +163,34 @@ void serve(evchan::TcpSocket accepted, Room& room) {
 int main(int argc, char** argv) {
   const int port = argc > 1 ? std::atoi(argv[1]) : 7000;
   try {
-    std::unique_ptr<evchan::EventChannel> channel = evchan::EventChannel::create(evchan::EventChannel::Options());
+    evchan::SignalSet stop({SIGINT, SIGTERM});  // first, before any thread exists
     evchan::TcpListener listener = evchan::TcpListener::listen({"127.0.0.1", port});
-    std::printf("listening on 127.0.0.1:%d\n", listener.port());
-    std::fflush(stdout);
+    std::unique_ptr<evchan::EventChannel> channel = evchan::EventChannel::create();
     Room room;
-    evchan::TaskGroup clients(*channel);
-    evchan::TaskHandle acceptor = channel->spawn([&] {
-      for (;;) clients.spawn([&room](evchan::TcpSocket socket) { serve(std::move(socket), room); }, listener.accept());
-    });
-    acceptor.join();  // until the process is stopped
+    {
+      evchan::TaskGroup clients(*channel);
+      evchan::TaskHandle acceptor = channel->spawn([&] {
+        for (;;) {
+          clients.spawn([&room](evchan::TcpSocket socket) { serve(std::move(socket), room); },
+                        listener.acceptWithBackoff());
+        }
+      });
+      std::printf("listening on 127.0.0.1:%d\n", listener.port());
+      std::fflush(stdout);
+      stop.wait();
+      room.broadcast("* the server is stopping\n");
+      acceptor.cancel();
+      clients.cancel();  // chatters never end on their own: the group's join waits for the unwinding only
+      try {
+        acceptor.join();
+      } catch (const evchan::SystemError& e) {
+        if (e.code() != std::errc::operation_canceled) throw;
+      }
+      clients.join();
+    }
+    channel->shutdown();
+    std::printf("stopped\n");
+    return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "chat_server: %s\n", e.what());
     return 1;

@@ -12,10 +12,13 @@
 //          anything else    404; a malformed request gets 400 and the
 //                           connection is closed.
 // An idle connection is closed after 30 s; a whole request (headers and
-// body) must arrive within 10 s of its first byte.
+// body) must arrive within 10 s of its first byte.  SIGINT or SIGTERM
+// stops it the canonical way (see echo_server.cpp): no new connections,
+// 2 s for the requests under way, the rest cancelled, exit 0.
 #include <evchan/evchan.h>
 
 #include <cctype>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -135,15 +138,36 @@ void serve(evchan::TcpSocket socket) {
 int main(int argc, char** argv) {
   const int port = argc > 1 ? std::atoi(argv[1]) : 8080;
   try {
-    std::unique_ptr<evchan::EventChannel> channel = evchan::EventChannel::create(evchan::EventChannel::Options());
+    evchan::SignalSet stop({SIGINT, SIGTERM});  // first, before any thread exists
     evchan::TcpListener listener = evchan::TcpListener::listen({"127.0.0.1", port});
-    std::printf("listening on 127.0.0.1:%d\n", listener.port());
-    std::fflush(stdout);
-    evchan::TaskGroup connections(*channel);
-    evchan::TaskHandle acceptor = channel->spawn([&] {
-      for (;;) connections.spawn(serve, listener.accept());
-    });
-    acceptor.join();  // until the process is stopped
+    std::unique_ptr<evchan::EventChannel> channel = evchan::EventChannel::create();
+    {
+      evchan::TaskGroup connections(*channel);
+      evchan::TaskHandle acceptor = channel->spawn([&] {
+        for (;;) connections.spawn(serve, listener.acceptWithBackoff());
+      });
+      std::printf("listening on 127.0.0.1:%d\n", listener.port());
+      std::fflush(stdout);
+      stop.wait();
+      // Stop accepting, give the connections 2 s to finish the requests
+      // they are answering, then cancel the rest (idle keep-alives).
+      acceptor.cancel();
+      try {
+        acceptor.join();
+      } catch (const evchan::SystemError& e) {
+        if (e.code() != std::errc::operation_canceled) throw;
+      }
+      listener.close();
+      evchan::TaskHandle deadline = channel->spawn([&] {
+        evchan::this_task::sleepFor(2s);
+        connections.cancel();
+      });
+      connections.join();
+      deadline.cancel();
+    }
+    channel->shutdown();
+    std::printf("stopped\n");
+    return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "http_server: %s\n", e.what());
     return 1;
