@@ -36,18 +36,19 @@ void drain(apr_socket_t* socket) noexcept {
 WaitCancellation::~WaitCancellation() = default;  // the wake pool closes the wake socket
 
 bool WaitCancellation::beginCall(std::uint64_t& startedAt) noexcept {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (closing_.load(std::memory_order_relaxed)) return false;
-  ++calls_;
-  startedAt = generation_;
+  calls_.fetch_add(1, std::memory_order_seq_cst);
+  if (closing_.load(std::memory_order_seq_cst)) {
+    calls_.fetch_sub(1, std::memory_order_release);
+    return false;
+  }
+  startedAt = generation_.load(std::memory_order_acquire);
   return true;
 }
 
 void WaitCancellation::endCall() noexcept {
-  std::lock_guard<std::mutex> lock(mutex_);
-  // Notified under the lock: close() may destroy this as soon as it can
-  // take the lock after the count reached zero.
-  if (--calls_ == 0 && closing_.load(std::memory_order_relaxed)) callsGone_.notify_all();
+  // Release: what the call did with the socket happens before close()
+  // destroys it.  Nothing here may touch `this` after the decrement.
+  calls_.fetch_sub(1, std::memory_order_release);
 }
 
 apr_socket_t* WaitCancellation::wakeSocketLocked() noexcept {
@@ -62,7 +63,8 @@ apr_socket_t* WaitCancellation::wakeSocketLocked() noexcept {
 
 bool WaitCancellation::enterWait(CancellableWait& wait, std::uint64_t startedAt) noexcept {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (generation_ != startedAt || closing_.load(std::memory_order_relaxed)) return false;
+  if (generation_.load(std::memory_order_relaxed) != startedAt || closing_.load(std::memory_order_relaxed))
+    return false;
   if (wait.cancelTask == nullptr) wait.wake = wakeSocketLocked();
   wait.previous = nullptr;
   wait.next = waits_;
@@ -83,7 +85,7 @@ void WaitCancellation::leaveWait(CancellableWait& wait) noexcept {
 }
 
 void WaitCancellation::cancelLocked() noexcept {
-  ++generation_;
+  generation_.fetch_add(1, std::memory_order_release);
   bool wakeThreads = false;
   for (CancellableWait* wait = waits_; wait != nullptr; wait = wait->next) {
     if (wait->cancelled.exchange(true)) continue;  // a second cancel() of the same wait
@@ -108,19 +110,9 @@ void WaitCancellation::cancel() noexcept {
 
 bool WaitCancellation::close() noexcept {
   std::lock_guard<std::mutex> lock(mutex_);
-  const bool first = !closing_.exchange(true, std::memory_order_acq_rel);
+  const bool first = !closing_.exchange(true, std::memory_order_seq_cst);
   cancelLocked();
   return first;
-}
-
-void WaitCancellation::waitForCalls() noexcept {
-  std::unique_lock<std::mutex> lock(mutex_);
-  callsGone_.wait(lock, [this] { return calls_ == 0; });
-}
-
-bool WaitCancellation::callsInside() const noexcept {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return calls_ != 0;
 }
 
 }  // namespace evchan::detail

@@ -5,7 +5,6 @@
 #define EVCHAN_SRC_APR_WAIT_CANCELLATION_H
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 
@@ -34,7 +33,8 @@ struct CancellableWait {
 };
 
 /// Lives in a SocketState.  Counts the blocking calls inside the socket
-/// (close() waits for them to leave before the descriptor goes), keeps
+/// (close() waits for them to leave before the descriptor goes: the
+/// calls it cancelled leave within moments, so it polls callsInside()), keeps
 /// their waits, and wakes them on cancel().  A call records the generation
 /// when it starts; a cancel() after that ends its wait, even one it
 /// registers later, but never a call that starts after the cancel().
@@ -74,20 +74,22 @@ class WaitCancellation {
   bool close() noexcept;
   /// close() began.
   bool closing() const noexcept { return closing_.load(std::memory_order_acquire); }
-  /// Blocks the thread until no call is inside.
-  void waitForCalls() noexcept;
-  /// Whether a call is inside.
-  bool callsInside() const noexcept;
+  /// Whether a call is inside.  Once close() began, false means that none
+  /// will be again: what the calls did with the socket happened before.
+  bool callsInside() const noexcept { return calls_.load(std::memory_order_acquire) != 0; }
 
  private:
   void cancelLocked() noexcept;
   apr_socket_t* wakeSocketLocked() noexcept;
 
-  mutable std::mutex mutex_;
-  std::condition_variable callsGone_;
-  std::uint64_t generation_ = 0;
+  // beginCall() and close() pair their atomics like SocketPin and
+  // SocketStateSlot::take(): a call counts itself, then reads closing_;
+  // close() sets closing_, then reads the count.  No lock on a call's way
+  // in or out unless it waits.
+  std::atomic<int> calls_{0};
   std::atomic<bool> closing_{false};
-  int calls_ = 0;
+  std::atomic<std::uint64_t> generation_{0};  // written under mutex_
+  std::mutex mutex_;
   CancellableWait* waits_ = nullptr;
   // Cancelled thread waits not yet gone: the wake byte is there while > 0.
   int wokenThreads_ = 0;

@@ -2,6 +2,9 @@
 // SocketCall: a task's wait that cancel() ends; cancel() and close().
 #include "net/socket_call.h"
 
+#include <chrono>
+#include <thread>
+
 #include <evchan/task.h>
 
 #include "channel/channel_core.h"
@@ -45,20 +48,28 @@ void cancelSocket(const SocketStateSlot& slot) noexcept {
 
 namespace {
 
-// close() waits for the cancelled calls to leave: a task lets its worker
+// close() waits for the cancelled calls to leave, which takes moments (a
+// thread's poll returning, a task being resumed): a task lets its worker
 // run them meanwhile (they may be tasks on the same worker); a thread
-// blocks, counted as blocked when it is a worker (an event callback).
-void waitForCalls(WaitCancellation& cancellation) noexcept {
+// yields, then naps, counted as blocked when it is a worker (an event
+// callback closing the socket).
+void waitForCalls(const WaitCancellation& cancellation) noexcept {
   if (inTask()) {
     try {
       while (cancellation.callsInside()) this_task::yield();
       return;
     } catch (...) {
-      // The task was cancelled or its channel shut down: block instead.
+      // The task was cancelled or its channel shut down: wait as a thread.
     }
   }
   ChannelCore::enterBlocking();
-  cancellation.waitForCalls();
+  for (int round = 0; cancellation.callsInside(); ++round) {
+    if (round < 64) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  }
   ChannelCore::leaveBlocking();
 }
 
