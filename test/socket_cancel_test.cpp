@@ -129,15 +129,19 @@ class SocketCancelTest : public evchan::test::LeakCheckedFixture {
     auto write = std::async(std::launch::async, [&] {
       std::error_code ec;
       ++started;
-      pair.client.writeAll("more", 4, ec);
+      std::vector<char> more(std::size_t{32} << 20, 'm');  // more than the buffers ever take
+      pair.client.writeAll(more.data(), more.size(), ec);
       return ec;
     });
     CPPUNIT_ASSERT(evchan::test::eventually([&] { return started.load() == 2; }));
-    // One cancel() from a third thread, once both are waiting, ends both.
-    std::this_thread::sleep_for(100ms);
-    std::thread([&] { pair.client.cancel(); }).join();
-    CPPUNIT_ASSERT(read.wait_for(generous(kPromptly)) == std::future_status::ready);
-    CPPUNIT_ASSERT(write.wait_for(generous(kPromptly)) == std::future_status::ready);
+    // cancel() from a third thread ends both.  Repeated: writeAll() is a
+    // loop of writes, and a cancel() that falls between two of them (while
+    // the kernel's buffer grows) is not seen by the next.
+    std::this_thread::sleep_for(50ms);
+    CPPUNIT_ASSERT(evchan::test::eventually([&] {
+      std::thread([&] { pair.client.cancel(); }).join();
+      return read.wait_for(0s) == std::future_status::ready && write.wait_for(0s) == std::future_status::ready;
+    }, kPromptly));
     const std::error_code readError = read.get();
     ASSERT_ERROR(std::errc::operation_canceled, readError);
     const std::error_code writeError = write.get();
@@ -148,7 +152,8 @@ class SocketCancelTest : public evchan::test::LeakCheckedFixture {
     ConnectedPair pair = connectPair();
     fillSendBuffer(pair.client);
     auto write = std::async(std::launch::async, [&] {
-      std::vector<char> more(256 * 1024, 'm');
+      // More than the kernel's buffers can ever take, even once they grow.
+      std::vector<char> more(std::size_t{32} << 20, 'm');
       std::error_code ec;
       pair.client.writeAll(more.data(), more.size(), ec);
       return ec;

@@ -158,7 +158,8 @@ class TaskSocketCancelTest : public evchan::test::LeakCheckedFixture {
     std::atomic<bool> done{false};
     std::error_code result;
     TaskHandle writer = channel->spawn([&] {
-      std::vector<char> more(256 * 1024, 'm');
+      // More than the kernel's buffers can ever take, even once they grow.
+      std::vector<char> more(std::size_t{32} << 20, 'm');
       pair.client.writeAll(more.data(), more.size(), result);
       done = true;
     });
