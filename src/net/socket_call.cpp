@@ -26,6 +26,15 @@ SocketCall::SocketCall(const SocketStateSlot& slot) noexcept {
   if (pin.get() != nullptr && pin.get()->cancellation.beginCall(startedAt_)) state_ = pin.get();
 }
 
+SocketCall::SocketCall(const SocketStateSlot& slot, std::uint64_t startedAt) noexcept : SocketCall(slot) {
+  if (state_ != nullptr) startedAt_ = startedAt;
+}
+
+std::uint64_t cancelGeneration(const SocketStateSlot& slot) noexcept {
+  const SocketState* state = slot.get();
+  return state != nullptr ? state->cancellation.generation() : 0;
+}
+
 SocketCall::~SocketCall() {
   if (state_ != nullptr) state_->cancellation.endCall();
 }

@@ -22,6 +22,9 @@ class SocketCall {
  public:
   /// state() is null when the socket is closed or closing (not_open).
   explicit SocketCall(const SocketStateSlot& slot) noexcept;
+  /// A call that began earlier, when the generation was `startedAt` (see
+  /// WaitCancellation::generation()): a cancel() since then ends it.
+  SocketCall(const SocketStateSlot& slot, std::uint64_t startedAt) noexcept;
   ~SocketCall();
   SocketCall(const SocketCall&) = delete;
   SocketCall& operator=(const SocketCall&) = delete;
@@ -51,6 +54,11 @@ void cancelSocket(const SocketStateSlot& slot) noexcept;
 /// the calls have left (a task yields meanwhile; a thread blocks) and
 /// closes the socket.  A close() racing another returns at once.
 void closeSocket(SocketStateSlot& slot) noexcept;
+
+/// The socket's cancel() generation (0 when closed), for the SocketCall
+/// constructor that takes one.  Unpinned: only for a socket that nothing
+/// closes meanwhile.
+std::uint64_t cancelGeneration(const SocketStateSlot& slot) noexcept;
 
 /// Open and not closing.
 bool socketOpen(const SocketStateSlot& slot) noexcept;
