@@ -54,6 +54,7 @@ namespace {
 // yields, then naps, counted as blocked when it is a worker (an event
 // callback closing the socket).
 void waitForCalls(const WaitCancellation& cancellation) noexcept {
+  if (!cancellation.callsInside()) return;  // the usual close(): nothing to wait for
   if (inTask()) {
     try {
       while (cancellation.callsInside()) this_task::yield();
