@@ -394,6 +394,11 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testBothEndsInTasksOnOneWorker);
   CPPUNIT_TEST(testReadTimeoutInTask);
   CPPUNIT_TEST(testTaskReaderSeesPeerKilled);
+  CPPUNIT_TEST(testCancelEndsABlockedReadOnThread);
+  CPPUNIT_TEST(testCancelEndsAWriteOnAFullRing);
+  CPPUNIT_TEST(testCancelEndsAReadInATask);
+  CPPUNIT_TEST(testCancelWithoutWaiterIsHarmless);
+  CPPUNIT_TEST(testCancelRacingCompletingReads);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -1111,6 +1116,146 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
     joinWithin(reader);
     ASSERT_ERROR(std::errc::timed_out, ec);
     CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed >= 90ms && elapsed < generous(3s));
+  }
+
+  // ---------------------------------------------------------- cancel()
+  // Calls cancel() every 10 ms until `done`: a cancel() ends only calls
+  // that have begun.
+  template <class Cancel>
+  static bool cancelUntil(const std::atomic<bool>& done, Cancel cancel) {
+    return evchan::test::eventually([&] {
+      if (!done.load()) cancel();
+      return done.load();
+    });
+  }
+
+  void testCancelEndsABlockedReadOnThread() {
+    ShmListener listener = ShmListener::listen(uniqueName("cancel-read"));
+    Pair pair = connectPair(listener);
+    std::atomic<bool> done{false};
+    std::error_code ec;
+    std::thread reader([&] {
+      char byte;
+      pair.server.readSome(&byte, 1, ec);
+      done = true;
+    });
+    std::this_thread::sleep_for(20ms);
+    const auto elapsed = evchan::test::timed([&] { CPPUNIT_ASSERT(cancelUntil(done, [&] { pair.server.cancel(); })); });
+    reader.join();
+    ASSERT_ERROR(std::errc::operation_canceled, ec);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed < generous(3s));
+    // Still open: the next read gets the data.
+    pair.client.writeAll("c", 1);
+    char byte = 0;
+    pair.server.readExactly(&byte, 1);
+    CPPUNIT_ASSERT_EQUAL('c', byte);
+  }
+
+  void testCancelEndsAWriteOnAFullRing() {
+    ShmListener listener = ShmListener::listen(uniqueName("cancel-write"));
+    Pair pair = connectPair(listener, 4096);
+    std::atomic<bool> done{false};
+    std::error_code ec;
+    std::size_t written = 0;
+    std::thread writer([&] {
+      std::vector<char> data(10000, 'w');
+      written = pair.client.writeAll(data.data(), data.size(), ec);
+      done = true;
+    });
+    std::this_thread::sleep_for(20ms);
+    CPPUNIT_ASSERT(cancelUntil(done, [&] { pair.client.cancel(); }));
+    writer.join();
+    ASSERT_ERROR(std::errc::operation_canceled, ec);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{4096}, written);
+    std::vector<char> got(4096);
+    pair.server.readExactly(got.data(), got.size());
+    pair.client.writeAll("after", 5);
+    char after[5];
+    pair.server.readExactly(after, 5);
+    CPPUNIT_ASSERT_EQUAL(std::string("after"), std::string(after, 5));
+  }
+
+  void testCancelEndsAReadInATask() {
+    ShmListener listener = ShmListener::listen(uniqueName("cancel-task"));
+    Pair pair = connectPair(listener);
+    std::unique_ptr<EventChannel> channel = makeChannelWithoutMonitor(1);
+    std::atomic<bool> firstDone{false};
+    std::atomic<int> ticks{0};
+    std::error_code first, second;
+    char byte = 0;
+    TaskHandle ticker = channel->spawn([&] {
+      while (!firstDone.load()) {
+        evchan::this_task::sleepFor(1ms);
+        ++ticks;
+      }
+    });
+    TaskHandle reader = channel->spawn([&] {
+      char ignored;
+      pair.server.readSome(&ignored, 1, first);
+      firstDone = true;
+      pair.server.readSome(&byte, 1, second);
+    });
+    std::this_thread::sleep_for(30ms);
+    CPPUNIT_ASSERT(cancelUntil(firstDone, [&] { pair.server.cancel(); }));
+    pair.client.writeAll("t", 1);
+    joinWithin(reader);
+    joinWithin(ticker);
+    ASSERT_ERROR(std::errc::operation_canceled, first);
+    ASSERT_NO_ERROR(second);
+    CPPUNIT_ASSERT_EQUAL('t', byte);
+    CPPUNIT_ASSERT(ticks.load() > 5);  // the worker ran the ticker while the reader waited
+  }
+
+  void testCancelWithoutWaiterIsHarmless() {
+    ShmListener listener = ShmListener::listen(uniqueName("cancel-idle"));
+    Pair pair = connectPair(listener);
+    pair.server.cancel();
+    pair.server.setTimeout(150ms);
+    std::error_code ec;
+    char byte;
+    const auto elapsed = evchan::test::timed([&] { pair.server.readSome(&byte, 1, ec); });
+    ASSERT_ERROR(std::errc::timed_out, ec);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed >= 140ms);
+    ShmStream closed;
+    closed.cancel();
+  }
+
+  // One byte a round, written and cancelled at once: each arrives once.
+  void testCancelRacingCompletingReads() {
+    constexpr int kRounds = 2000;
+    ShmListener listener = ShmListener::listen(uniqueName("cancel-race"));
+    Pair pair = connectPair(listener);
+    std::atomic<int> received{0};
+    std::atomic<bool> stopped{false};
+    std::string wrong;  // the reader's until joined
+    std::thread reader([&] {
+      for (int round = 0; round < kRounds;) {
+        char byte;
+        std::error_code ec;
+        const std::size_t n = pair.server.readSome(&byte, 1, ec);
+        if (ec == std::errc::operation_canceled) continue;
+        if (ec || n != 1 || byte != static_cast<char>('a' + round % 26)) {
+          wrong = "round " + std::to_string(round) + ": " + describe(ec);
+          stopped = true;
+          return;
+        }
+        received = ++round;
+      }
+    });
+    for (int round = 0; round < kRounds && !stopped.load(); ++round) {
+      const char byte = static_cast<char>('a' + round % 26);
+      if (round % 2 == 0) {
+        pair.client.writeAll(&byte, 1);
+        pair.server.cancel();
+      } else {
+        pair.server.cancel();
+        pair.client.writeAll(&byte, 1);
+      }
+      if (!evchan::test::eventually([&] { return received.load() > round || stopped.load(); })) break;
+    }
+    reader.join();
+    CPPUNIT_ASSERT_MESSAGE(wrong, wrong.empty());
+    CPPUNIT_ASSERT_EQUAL(kRounds, received.load());
   }
 
   // The peer process dies while a task is suspended on the doorbell.

@@ -39,6 +39,15 @@ enum FileMode : unsigned {
 /// FileWriteEvent posted to the task's channel; on the others through
 /// evchan::blocking(), so the pool lends a spare thread meanwhile.
 /// Outside a task they block the calling thread.
+///
+/// Thread safety: readAt(), writeAt() and the other calls may run from
+/// several threads or tasks at once; close(), the destructor and a move
+/// must not race with them (close() frees the handle they use).  File has
+/// no cancel(), unlike the sockets: a File is a regular file or a block
+/// device, whose calls never wait for a peer, only for the disk, and a
+/// disk read or write under way cannot be interrupted portably (pread on
+/// POSIX, an aio request the kernel may have started); each call ends
+/// when its IO does, which a working disk bounds.
 class EVCHAN_API File {
  public:
   /// A closed file; every call on it fails with Errc::not_open.

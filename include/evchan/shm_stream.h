@@ -77,9 +77,17 @@ struct ShmListenerState;
 /// end is std::errc::broken_pipe.  Data the peer corrupted in the shared
 /// header is std::errc::protocol_error, after which every call fails.
 ///
-/// Thread safety: one thread (or task) may read while another writes; any
-/// other concurrent use must be serialised by the caller.  As a TcpSocket,
-/// a stream may wait in tasks of one channel and later of another.
+/// Thread safety: one thread (or task) may read while another writes.
+/// cancel() may be called from any thread or task while others are inside
+/// a read or a write: it ends the calls under way that wait (sleeping for
+/// the peer, or about to) with std::errc::operation_canceled, as
+/// TcpSocket::cancel() does, and leaves the stream open; a call that
+/// starts after it is not affected.  close() (and the destructor, a move,
+/// setTimeout()) must not race with any other call on the stream: unlike
+/// TcpSocket's, it frees the rings a call in progress reads; to stop a
+/// reader from another thread, cancel() it and close() once it returned.
+/// As a TcpSocket, a stream may wait in tasks of one channel and later of
+/// another.
 class EVCHAN_API ShmStream : public Stream {
  public:
   /// The ring size per direction that connect() uses by default.
@@ -131,6 +139,11 @@ class EVCHAN_API ShmStream : public Stream {
   void shutdownWrite(std::error_code& ec) noexcept;
   ///@}
 
+  /// Ends, with std::errc::operation_canceled, every read or write of this
+  /// stream waiting in another thread or task (and every one under way
+  /// that is about to wait), without closing the stream.  Harmless when
+  /// nothing waits.  Must not race with close() (see "Thread safety").
+  void cancel() noexcept;
   /// Closes the stream (the peer reads end_of_stream after the data
   /// written, and its writes fail with broken_pipe).  Idempotent.
   void close() noexcept override;

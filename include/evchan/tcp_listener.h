@@ -30,10 +30,21 @@ struct EVCHAN_API AcceptBackoff {
 };
 
 /// A TCP socket listening for connections.  Move-only; the destructor
-/// closes it.  Error forms as for TcpSocket.  accept() may be called from
-/// several threads at once; close() must not race with them.  close() may
-/// race with the posting of AcceptEvents on the listener, as for a
-/// TcpSocket's events: they are cancelled or refused with Errc::not_open.
+/// closes it.  Error forms as for TcpSocket.
+///
+/// Thread safety: accept() may be called from several threads at once (in
+/// tasks, one task at a time per channel waits for a listener: a second
+/// gets Errc::socket_busy).  cancel() and close() may be called from any
+/// thread or task while others are inside accept() (or any other call but
+/// the destructor and a move): cancel() ends the waiting accept() calls
+/// with std::errc::operation_canceled and leaves the listener open;
+/// close() ends them the same way, waits until they have returned and
+/// then closes the descriptor; later calls fail with Errc::not_open.  This
+/// is how a server stops accepting.  acceptWithBackoff() ends with
+/// operation_canceled too, a cancel() during one of its back-off sleeps
+/// included (when the sleep ends: close() may wait that long).  The rules are TcpSocket's (see there).  close() may race with
+/// the posting of AcceptEvents on the listener, as for a TcpSocket's
+/// events: they are cancelled or refused with Errc::not_open.
 class EVCHAN_API TcpListener {
  public:
   /// A closed listener; every call on it fails with Errc::not_open.
@@ -87,7 +98,12 @@ class EVCHAN_API TcpListener {
   TcpSocket acceptWithBackoff(const AcceptBackoff& backoff, std::error_code& ec) noexcept;
   ///@}
 
-  /// Closes the listener.  Idempotent.
+  /// Ends, with std::errc::operation_canceled, every accept() waiting on
+  /// this listener in another thread or task, without closing it.
+  /// Harmless when nothing waits, and on a closed listener.
+  void cancel() noexcept;
+  /// Closes the listener; accept() calls waiting on it in other threads or
+  /// tasks end first (operation_canceled).  Idempotent.
   void close() noexcept;
   /// False after close(), for a default-constructed or a moved-from listener.
   bool isOpen() const noexcept;

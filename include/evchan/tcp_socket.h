@@ -37,7 +37,7 @@ class SocketStateSlot {
   SocketStateSlot(const SocketStateSlot&) = delete;
   SocketStateSlot& operator=(const SocketStateSlot&) = delete;
 
-  /// Unpinned: for the owner's own calls, which must not race with close().
+  /// Unpinned: only where nothing can close the socket meanwhile.
   SocketState* get() const noexcept { return state_.load(std::memory_order_acquire); }
   SocketState* operator->() const noexcept { return get(); }
   explicit operator bool() const noexcept { return get() != nullptr; }
@@ -64,19 +64,37 @@ class SocketStateSlot {
 ///
 /// readExactly(), writeAll() and the throwing forms come from Stream.
 ///
-/// Thread safety: one thread may read while another writes.  close() may
-/// run on any thread while events on the socket are posted (or cancelled)
-/// on others, event callbacks re-posting them included: that is how to
-/// cancel them.  Each such event then either completes with
-/// std::errc::operation_canceled or, when its post() comes after the close,
-/// is refused with Errc::not_open; none is lost or left pending.  Any other
-/// concurrent use of one socket (close() while a blocking call on it is
-/// under way, a move, the destructor) must be serialised by the caller.
+/// Thread safety: one thread (or task) may read while another writes.
+/// cancel() and close() may be called from any thread or task at any time
+/// while others are inside any call on the socket (except the destructor
+/// and a move, which the caller serialises with every other use):
+///  - cancel() ends every call waiting on the socket, and every call under
+///    way that is about to wait, with std::errc::operation_canceled; the
+///    socket stays open and the next call waits normally.  A call that
+///    starts after cancel() returns is not affected, so a loop that must
+///    stop sets its own flag before cancel(), or uses close().  readExactly()
+///    and writeAll() are loops of single calls: a cancel() between two of
+///    them ends only the next wait if it had begun; and data a call already
+///    took is returned, not lost (the cancel() then has nothing to end).
+///  - close() cancels the same way, makes every later call fail with
+///    Errc::not_open, waits until the cancelled calls have returned (a
+///    task calling it yields meanwhile; a thread blocks), then closes the
+///    descriptor: a cancelled call never touches a descriptor the system
+///    has since reused.  A close() that races another returns at once.
+///  - The other calls (options, addresses, timeout) may run concurrently
+///    with each other and with close(); after it they report not_open.
+/// Events on the socket: close() may run while events on it are posted
+/// (or cancelled) on other threads, event callbacks re-posting them
+/// included.  Each such event then either completes with
+/// std::errc::operation_canceled or, when its post() comes after the
+/// close, is refused with Errc::not_open; none is lost or left pending.
+/// cancel() ends the blocking calls only, not events the application
+/// posted itself (EventChannel::cancel() does that).
 class EVCHAN_API TcpSocket : public Stream {
  public:
   /// A closed socket; every call on it fails with Errc::not_open.
   TcpSocket() noexcept;
-  /// Closes the socket if open.
+  /// Closes the socket if open (must not race with other calls on it).
   ~TcpSocket();
   /// Takes over `other`'s connection; `other` is left closed.
   TcpSocket(TcpSocket&& other) noexcept;
@@ -130,7 +148,14 @@ class EVCHAN_API TcpSocket : public Stream {
   void shutdownWrite(std::error_code& ec) noexcept;
   ///@}
 
-  /// Closes the socket and frees its resources.  Idempotent.
+  /// Ends, with std::errc::operation_canceled, every call waiting on this
+  /// socket in another thread or task (and every call under way that is
+  /// about to wait), without closing it.  Harmless when nothing waits, and
+  /// on a closed socket.  See "Thread safety" above.
+  void cancel() noexcept;
+  /// Closes the socket and frees its resources; calls waiting on it in
+  /// other threads or tasks end first (operation_canceled), see "Thread
+  /// safety" above.  Idempotent.
   void close() noexcept override;
   /// True until close() (or a move from this object).
   bool isOpen() const noexcept override;

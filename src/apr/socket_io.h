@@ -21,6 +21,10 @@ enum class Readiness { Readable, Writable };
 /// `deadline`.  Interrupted waits are resumed.  The native POSIX layer
 /// (src/posix/socket_wait.cpp) and the portable one (src/apr/) each define it.
 std::error_code waitReady(apr_socket_t* socket, Readiness readiness, Deadline deadline) noexcept;
+/// As above, and also returns (no error) when `wake`, if not null, becomes
+/// readable: `woken` then says the socket itself is not ready.
+std::error_code waitReady(apr_socket_t* socket, Readiness readiness, Deadline deadline, apr_socket_t* wake,
+                          bool& woken) noexcept;
 
 /// Sends up to `size` bytes once without waiting and without raising
 /// SIGPIPE; `sent` receives the count.  A full send buffer is reported as

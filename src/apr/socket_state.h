@@ -3,6 +3,7 @@
 #ifndef EVCHAN_SRC_APR_SOCKET_STATE_H
 #define EVCHAN_SRC_APR_SOCKET_STATE_H
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -15,6 +16,7 @@
 #include <evchan/tcp_socket.h>
 
 #include "apr/apr_runtime.h"
+#include "apr/wait_cancellation.h"
 #include "poller/watch_handle.h"
 
 namespace evchan::detail {
@@ -24,13 +26,15 @@ namespace evchan::detail {
 /// registration with an event channel.  The APR socket is always in
 /// non-blocking mode (APR timeout 0); waiting is done by waitReady() or by
 /// the channel.  Members are destroyed in reverse order: the channel lets
-/// go of the socket before the pool closes the descriptor.
+/// go of the socket before the pool closes the descriptor.  `cancellation`
+/// holds the blocking calls under way (see SocketCall in src/net).
 struct SocketState {
   PoolPtr pool;
   apr_socket_t* socket = nullptr;
-  Duration timeout = kInfiniteTimeout;
+  std::atomic<Duration> timeout{kInfiniteTimeout};  // set while calls read it
   std::string peer;
   WatchHandle watch;
+  WaitCancellation cancellation;
 };
 
 /// The private parts of TcpSocket and TcpListener (their friend).

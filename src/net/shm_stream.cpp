@@ -13,12 +13,15 @@
 #include <chrono>
 
 #include <evchan/error.h>
+#include <evchan/socket_events.h>
 #include <evchan/system_error.h>
 #include <evchan/task.h>
 
 #include "poller/deadline.h"
 #include "linux/shm_connection.h"
 #include "linux/unix_socket.h"
+#include "net/socket_call.h"
+#include "task/await.h"
 
 namespace evchan {
 
@@ -137,18 +140,27 @@ Duration remaining(Deadline deadline) {
   return left > Duration::zero() ? std::chrono::duration_cast<Duration>(left) : Duration::zero();
 }
 
-// Sleeps on `bell` until the peer rings it, `deadline` passes, or the
-// peer is gone (its end of file sets `peerGone`).  `waiting` is the flag
-// the caller set; it is cleared here whatever woke us.
-std::error_code sleepOnBell(TcpSocket& bell, int bellFd, Deadline deadline, std::atomic<std::uint32_t>& waiting,
-                            bool& peerGone) {
+// Sleeps on `bell` until the peer rings it, `deadline` passes, the
+// peer is gone (its end of file sets `peerGone`), or a cancel() of the
+// stream (it cancels the bells) comes after the caller's call began, at
+// the bell's cancel generation `startedAt`.  `waiting` is the flag the
+// caller set; it is cleared here whatever woke us.
+std::error_code sleepOnBell(TcpSocket& bell, int bellFd, Deadline deadline, std::uint64_t startedAt,
+                            std::atomic<std::uint32_t>& waiting, bool& peerGone) {
   char wakeUps[64];  // drains several stale rings at once
   std::error_code ec;
-  if (inTask()) {
+  detail::SocketCall call(detail::SocketAccess::slot(bell), startedAt);
+  if (call.state() == nullptr) {
+    ec = Errc::not_open;
+  } else if (inTask()) {
     // A ReadEvent on the bell: the task is suspended, its worker runs others.
     bell.setTimeout(remaining(deadline), ec);
-    if (!ec) bell.readSome(wakeUps, sizeof wakeUps, ec);
-  } else if (!(ec = detail::pollUntil(bellFd, POLLIN, deadline))) {
+    ReadEvent read(bell, wakeUps, sizeof wakeUps);
+    if (!ec && !detail::tryInTask(read, ec) && !call.awaitInTask(read, ec)) {
+      ec = makeAprError(APR_TIMEUP);  // a zero timeout left: no wait
+    }
+    if (!ec && read.bytesTransferred() == 0) ec = Errc::end_of_stream;
+  } else if (!(ec = call.waitOnThread(false, deadline))) {
     // A thread polls first (the ring was just seen empty, so a bell is
     // unlikely to be there yet): one system call fewer than try-then-wait.
     const ssize_t n = recv(bellFd, wakeUps, sizeof wakeUps, MSG_DONTWAIT);
@@ -161,7 +173,8 @@ std::error_code sleepOnBell(TcpSocket& bell, int bellFd, Deadline deadline, std:
   waiting.store(0, std::memory_order_relaxed);
   // End of file or a reset: the peer's process is gone (or it closed),
   // which the caller tells apart by the closed flags.  Anything else (a
-  // timeout, a socket already watched by another channel) is the caller's.
+  // timeout, a cancel, a socket already watched by another channel) is
+  // the caller's.
   if (ec == Errc::end_of_stream || ec == std::errc::connection_reset || ec == std::errc::broken_pipe) {
     peerGone = true;
     return {};
@@ -248,6 +261,8 @@ std::size_t ShmStream::readSome(void* buffer, std::size_t size, std::error_code&
   ShmConnection& c = *state_;
   if ((ec = c.readFailure)) return 0;
   detail::RingIndices& ring = c.in.indices();
+  // A load, not a count: the fast path stays free of atomic writes.
+  const std::uint64_t startedAt = detail::cancelGeneration(detail::SocketAccess::slot(c.dataBell));
   bool spun = false;
   Deadline deadline{};
   for (;;) {
@@ -291,7 +306,7 @@ std::size_t ShmStream::readSome(void* buffer, std::size_t size, std::error_code&
       ring.consumerWaiting.store(0, std::memory_order_relaxed);
       continue;
     }
-    if ((ec = sleepOnBell(c.dataBell, c.dataBellFd, deadline, ring.consumerWaiting, c.readPeerGone))) return 0;
+    if ((ec = sleepOnBell(c.dataBell, c.dataBellFd, deadline, startedAt, ring.consumerWaiting, c.readPeerGone))) return 0;
   }
 }
 
@@ -302,6 +317,7 @@ std::size_t ShmStream::writeSome(const void* buffer, std::size_t size, std::erro
   ShmConnection& c = *state_;
   if ((ec = c.writeFailure)) return 0;
   detail::RingIndices& ring = c.out.indices();
+  const std::uint64_t startedAt = detail::cancelGeneration(detail::SocketAccess::slot(c.spaceBell));
   bool spun = false;
   Deadline deadline{};
   auto readerGone = [&] { return (ring.consumerFlags.load(std::memory_order_seq_cst) & detail::kSideClosed) != 0; };
@@ -339,7 +355,7 @@ std::size_t ShmStream::writeSome(const void* buffer, std::size_t size, std::erro
       ring.producerWaiting.store(0, std::memory_order_relaxed);
       continue;
     }
-    if ((ec = sleepOnBell(c.spaceBell, c.spaceBellFd, deadline, ring.producerWaiting, c.writePeerGone))) return 0;
+    if ((ec = sleepOnBell(c.spaceBell, c.spaceBellFd, deadline, startedAt, ring.producerWaiting, c.writePeerGone))) return 0;
   }
 }
 
@@ -360,6 +376,14 @@ void ShmStream::shutdownWrite() {
   std::error_code ec;
   shutdownWrite(ec);
   throwIfError(ec, "shutdown", peerOf(state_.get()));
+}
+
+void ShmStream::cancel() noexcept {
+  // Unpinned: close() must not race with this (see the header).
+  if (ShmConnection* c = state_.get()) {
+    c->dataBell.cancel();
+    c->spaceBell.cancel();
+  }
 }
 
 void ShmStream::close() noexcept { state_.reset(); }

@@ -12,6 +12,7 @@
 #include "net/endpoint_host.h"
 #include "apr/socket_io.h"
 #include "apr/socket_state.h"
+#include "net/socket_call.h"
 #include "task/await.h"
 
 namespace evchan {
@@ -70,10 +71,16 @@ std::unique_ptr<SocketState> openListener(const Endpoint& endpoint, int backlog,
   return bindAndListen(nullptr, APR_INET, endpoint.port, backlog, ec);
 }
 
+// The bound address, for errors; empty once closed.
+std::string nameOf(const detail::SocketStateSlot& slot) {
+  const detail::SocketPin pin(slot);
+  return detail::peerOf(pin.get());
+}
+
 }  // namespace
 
 TcpListener::TcpListener() noexcept = default;
-TcpListener::~TcpListener() = default;
+TcpListener::~TcpListener() { close(); }
 TcpListener::TcpListener(TcpListener&& other) noexcept = default;
 TcpListener& TcpListener::operator=(TcpListener&& other) noexcept = default;
 
@@ -93,22 +100,34 @@ TcpListener TcpListener::listen(const Endpoint& endpoint, int backlog) {
   return listener;
 }
 
-TcpSocket TcpListener::accept(std::error_code& ec) noexcept {
-  if (!state_) {
+namespace {
+
+// One accept() within `call`, which may span several (acceptWithBackoff):
+// a cancel() since the call began ends its wait.
+TcpSocket acceptWithin(TcpListener& listener, detail::SocketCall& call, std::error_code& ec) {
+  SocketState* state = call.state();
+  if (state == nullptr) {
     ec = Errc::not_open;
     return TcpSocket();
   }
   if (inTask()) {
     // The task waits for an AcceptEvent; its worker runs other tasks meanwhile.
-    AcceptEvent accept(*this);
-    if (detail::awaitInTask(accept, state_->timeout, ec)) return accept.takeSocket();
+    AcceptEvent accept(listener);
+    if (call.awaitInTask(accept, ec)) return accept.takeSocket();
   }
-  const Deadline deadline = detail::deadlineAfter(state_->timeout);
+  const Deadline deadline = detail::deadlineAfter(state->timeout);
   for (;;) {
-    if (auto accepted = detail::acceptOnce(state_->socket, ec)) return TcpSocket(std::move(accepted));
+    if (auto accepted = detail::acceptOnce(state->socket, ec)) return detail::SocketAccess::adopt(std::move(accepted));
     if (ec != std::errc::resource_unavailable_try_again) return TcpSocket();
-    if ((ec = detail::waitReady(state_->socket, detail::Readiness::Readable, deadline))) return TcpSocket();
+    if ((ec = call.waitOnThread(false, deadline))) return TcpSocket();
   }
+}
+
+}  // namespace
+
+TcpSocket TcpListener::accept(std::error_code& ec) noexcept {
+  detail::SocketCall call(state_);
+  return acceptWithin(*this, call, ec);
 }
 
 namespace {
@@ -127,10 +146,13 @@ TcpSocket TcpListener::acceptWithBackoff(const AcceptBackoff& backoff, std::erro
     ec = std::make_error_code(std::errc::invalid_argument);
     return TcpSocket();
   }
+  // One call throughout: a cancel() during a back-off sleep ends the
+  // accept() after it.
+  detail::SocketCall call(state_);
   const Deadline deadline = detail::deadlineAfter(timeout());
   Duration delay = backoff.initialDelay;
   for (;;) {
-    TcpSocket socket = accept(ec);
+    TcpSocket socket = acceptWithin(*this, call, ec);
     if (!outOfDescriptors(ec)) return socket;
     if (deadline != detail::kNoDeadline) {
       const auto left = deadline - detail::Clock::now();
@@ -154,23 +176,26 @@ TcpSocket TcpListener::acceptWithBackoff(const AcceptBackoff& backoff, std::erro
 TcpSocket TcpListener::acceptWithBackoff(const AcceptBackoff& backoff) {
   std::error_code ec;
   TcpSocket socket = acceptWithBackoff(backoff, ec);
-  throwIfError(ec, "accept", detail::peerOf(state_.get()));
+  throwIfError(ec, "accept", nameOf(state_));
   return socket;
 }
 
 TcpSocket TcpListener::accept() {
   std::error_code ec;
   TcpSocket socket = accept(ec);
-  throwIfError(ec, "accept", detail::peerOf(state_.get()));
+  throwIfError(ec, "accept", nameOf(state_));
   return socket;
 }
 
-void TcpListener::close() noexcept { state_.reset(); }
+void TcpListener::cancel() noexcept { detail::cancelSocket(state_); }
 
-bool TcpListener::isOpen() const noexcept { return static_cast<bool>(state_); }
+void TcpListener::close() noexcept { detail::closeSocket(state_); }
+
+bool TcpListener::isOpen() const noexcept { return detail::socketOpen(state_); }
 
 void TcpListener::setTimeout(Duration timeout, std::error_code& ec) noexcept {
-  ec = detail::setTimeout(state_.get(), timeout);
+  const detail::SocketPin pin(state_);
+  ec = detail::setTimeout(pin.get(), timeout);
 }
 
 void TcpListener::setTimeout(Duration timeout) {
@@ -179,10 +204,14 @@ void TcpListener::setTimeout(Duration timeout) {
   throwIfError(ec, "set timeout");
 }
 
-Duration TcpListener::timeout() const noexcept { return state_ ? state_->timeout : kInfiniteTimeout; }
+Duration TcpListener::timeout() const noexcept {
+  const detail::SocketPin pin(state_);
+  return pin.get() ? pin.get()->timeout.load() : kInfiniteTimeout;
+}
 
 Address TcpListener::localAddress(std::error_code& ec) const noexcept {
-  return detail::socketAddress(state_.get(), APR_LOCAL, ec);
+  const detail::SocketPin pin(state_);
+  return detail::socketAddress(pin.get(), APR_LOCAL, ec);
 }
 
 Address TcpListener::localAddress() const {

@@ -12,6 +12,7 @@
 #include "apr/socket_io.h"
 #include "apr/socket_state.h"
 #include "net/pieces.h"
+#include "net/socket_call.h"
 #include "task/await.h"
 
 namespace evchan {
@@ -59,7 +60,7 @@ std::error_code checkBuffer(const SocketState* state, const void* buffer, std::s
 
 TcpSocket::TcpSocket() noexcept = default;
 TcpSocket::TcpSocket(std::unique_ptr<SocketState> state) noexcept : state_(std::move(state)) {}
-TcpSocket::~TcpSocket() = default;
+TcpSocket::~TcpSocket() { close(); }
 TcpSocket::TcpSocket(TcpSocket&& other) noexcept = default;
 TcpSocket& TcpSocket::operator=(TcpSocket&& other) noexcept = default;
 
@@ -103,20 +104,22 @@ TcpSocket TcpSocket::connect(const Endpoint& endpoint, Duration timeout) {
 }
 
 std::size_t TcpSocket::readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  if ((ec = checkBuffer(state_.get(), buffer, size)) || size == 0) return 0;
+  detail::SocketCall call(state_);
+  SocketState* state = call.state();
+  if ((ec = checkBuffer(state, buffer, size)) || size == 0) return 0;
   if (inTask()) {
     // Through the task's channel: the socket is tried unless it is known
     // to be drained (a round trip then costs no EAGAIN), and if the read
     // would block the task waits for it (the worker runs other tasks).
     ReadEvent read(*this, buffer, size);
-    if (detail::tryInTask(read, ec) || detail::awaitInTask(read, state_->timeout, ec)) {
+    if (detail::tryInTask(read, ec) || call.awaitInTask(read, ec)) {
       return ec ? 0 : read.bytesTransferred();
     }
   }
-  const Deadline deadline = detail::deadlineAfter(state_->timeout);
+  const Deadline deadline = detail::deadlineAfter(state->timeout);
   for (;;) {
     apr_size_t length = size;
-    const apr_status_t status = apr_socket_recv(state_->socket, static_cast<char*>(buffer), &length);
+    const apr_status_t status = apr_socket_recv(state->socket, static_cast<char*>(buffer), &length);
     if (length > 0) return length;
     if (APR_STATUS_IS_EOF(status)) {
       ec = Errc::end_of_stream;
@@ -126,7 +129,7 @@ std::size_t TcpSocket::readSome(void* buffer, std::size_t size, std::error_code&
       ec = makeAprError(status);
       return 0;
     }
-    if ((ec = detail::waitReady(state_->socket, Readiness::Readable, deadline))) return 0;
+    if ((ec = call.waitOnThread(false, deadline))) return 0;
   }
 }
 
@@ -136,7 +139,9 @@ std::size_t TcpSocket::writeSome(const void* buffer, std::size_t size, std::erro
 }
 
 std::size_t TcpSocket::writeSome(const ConstBuffer* buffers, std::size_t count, std::error_code& ec) noexcept {
-  if (!state_) {
+  detail::SocketCall call(state_);
+  SocketState* state = call.state();
+  if (state == nullptr) {
     ec = Errc::not_open;
     return 0;
   }
@@ -145,50 +150,59 @@ std::size_t TcpSocket::writeSome(const ConstBuffer* buffers, std::size_t count, 
   if (count == 0) return 0;
   for (;;) {
     std::size_t sent = 0;
-    ec = detail::sendGather(state_->socket, buffers, count, sent);
+    ec = detail::sendGather(state->socket, buffers, count, sent);
     if (sent > 0 || ec != std::errc::resource_unavailable_try_again) return ec ? 0 : sent;
     if (inTask()) {
       // The send buffer is full: the task waits for a WriteEvent (which
       // writes when there is room) instead of blocking its worker.
       WriteEvent write(*this, buffers, count);
-      if (detail::awaitInTask(write, state_->timeout, ec)) return ec ? 0 : write.bytesTransferred();
+      if (call.awaitInTask(write, ec)) return ec ? 0 : write.bytesTransferred();
     }
-    if ((ec = detail::waitReady(state_->socket, Readiness::Writable, detail::deadlineAfter(state_->timeout))))
-      return 0;
+    if ((ec = call.waitOnThread(true, detail::deadlineAfter(state->timeout)))) return 0;
   }
 }
 
-std::string TcpSocket::peerName() const { return detail::peerOf(state_.get()); }
+std::string TcpSocket::peerName() const {
+  const detail::SocketPin pin(state_);
+  return detail::peerOf(pin.get());
+}
 
 void TcpSocket::shutdownWrite(std::error_code& ec) noexcept {
-  if (!state_) {
+  const detail::SocketPin pin(state_);
+  if (pin.get() == nullptr) {
     ec = Errc::not_open;
     return;
   }
-  ec = makeAprError(apr_socket_shutdown(state_->socket, APR_SHUTDOWN_WRITE));
+  ec = makeAprError(apr_socket_shutdown(pin.get()->socket, APR_SHUTDOWN_WRITE));
 }
 
 void TcpSocket::shutdownWrite() {
   std::error_code ec;
   shutdownWrite(ec);
-  throwIfError(ec, "shutdown", detail::peerOf(state_.get()));
+  throwIfError(ec, "shutdown", peerName());
 }
 
-void TcpSocket::close() noexcept { state_.reset(); }
+void TcpSocket::cancel() noexcept { detail::cancelSocket(state_); }
 
-bool TcpSocket::isOpen() const noexcept { return static_cast<bool>(state_); }
+void TcpSocket::close() noexcept { detail::closeSocket(state_); }
+
+bool TcpSocket::isOpen() const noexcept { return detail::socketOpen(state_); }
 
 void TcpSocket::setTimeout(Duration timeout, std::error_code& ec) noexcept {
-  ec = detail::setTimeout(state_.get(), timeout);
+  const detail::SocketPin pin(state_);
+  ec = detail::setTimeout(pin.get(), timeout);
 }
 
 void TcpSocket::setTimeout(Duration timeout) {
   std::error_code ec;
   setTimeout(timeout, ec);
-  throwIfError(ec, "set timeout", detail::peerOf(state_.get()));
+  throwIfError(ec, "set timeout", peerName());
 }
 
-Duration TcpSocket::timeout() const noexcept { return state_ ? state_->timeout : kInfiniteTimeout; }
+Duration TcpSocket::timeout() const noexcept {
+  const detail::SocketPin pin(state_);
+  return pin.get() ? pin.get()->timeout.load() : kInfiniteTimeout;
+}
 
 namespace {
 
@@ -199,43 +213,49 @@ void setOption(SocketState* state, apr_int32_t option, bool on, std::error_code&
 
 }  // namespace
 
-void TcpSocket::setNoDelay(bool on, std::error_code& ec) noexcept { setOption(state_.get(), APR_TCP_NODELAY, on, ec); }
+void TcpSocket::setNoDelay(bool on, std::error_code& ec) noexcept {
+  const detail::SocketPin pin(state_);
+  setOption(pin.get(), APR_TCP_NODELAY, on, ec);
+}
 
 void TcpSocket::setNoDelay(bool on) {
   std::error_code ec;
   setNoDelay(on, ec);
-  throwIfError(ec, "set TCP_NODELAY", detail::peerOf(state_.get()));
+  throwIfError(ec, "set TCP_NODELAY", peerName());
 }
 
 void TcpSocket::setKeepAlive(bool on, std::error_code& ec) noexcept {
-  setOption(state_.get(), APR_SO_KEEPALIVE, on, ec);
+  const detail::SocketPin pin(state_);
+  setOption(pin.get(), APR_SO_KEEPALIVE, on, ec);
 }
 
 void TcpSocket::setKeepAlive(bool on) {
   std::error_code ec;
   setKeepAlive(on, ec);
-  throwIfError(ec, "set SO_KEEPALIVE", detail::peerOf(state_.get()));
+  throwIfError(ec, "set SO_KEEPALIVE", peerName());
 }
 
 Address TcpSocket::localAddress(std::error_code& ec) const noexcept {
-  return detail::socketAddress(state_.get(), APR_LOCAL, ec);
+  const detail::SocketPin pin(state_);
+  return detail::socketAddress(pin.get(), APR_LOCAL, ec);
 }
 
 Address TcpSocket::localAddress() const {
   std::error_code ec;
   Address address = localAddress(ec);
-  throwIfError(ec, "get local address", detail::peerOf(state_.get()));
+  throwIfError(ec, "get local address", peerName());
   return address;
 }
 
 Address TcpSocket::peerAddress(std::error_code& ec) const noexcept {
-  return detail::socketAddress(state_.get(), APR_REMOTE, ec);
+  const detail::SocketPin pin(state_);
+  return detail::socketAddress(pin.get(), APR_REMOTE, ec);
 }
 
 Address TcpSocket::peerAddress() const {
   std::error_code ec;
   Address address = peerAddress(ec);
-  throwIfError(ec, "get peer address", detail::peerOf(state_.get()));
+  throwIfError(ec, "get peer address", peerName());
   return address;
 }
 

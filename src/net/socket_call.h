@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: Apache-2.0
+// Internal: a blocking call on a TcpSocket or TcpListener that cancel() and
+// close() on another thread can end; and those two.
+#ifndef EVCHAN_SRC_NET_SOCKET_CALL_H
+#define EVCHAN_SRC_NET_SOCKET_CALL_H
+
+#include <cstdint>
+#include <system_error>
+
+#include <evchan/event.h>
+
+#include "apr/socket_state.h"
+#include "poller/deadline.h"
+
+namespace evchan::detail {
+
+/// Brackets one blocking call, from its start to its return.  While it
+/// lasts the socket's state stays (close() waits for the call to leave
+/// before it closes the descriptor), and its waits end with
+/// operation_canceled on a cancel() or close() made since the call began.
+class SocketCall {
+ public:
+  /// state() is null when the socket is closed or closing (not_open).
+  explicit SocketCall(const SocketStateSlot& slot) noexcept;
+  /// A call that began earlier, when the generation was `startedAt` (see
+  /// WaitCancellation::generation()): a cancel() since then ends it.
+  SocketCall(const SocketStateSlot& slot, std::uint64_t startedAt) noexcept;
+  ~SocketCall();
+  SocketCall(const SocketCall&) = delete;
+  SocketCall& operator=(const SocketCall&) = delete;
+
+  SocketState* state() const noexcept { return state_; }
+
+  /// On a thread: waitReady() on the socket (for writing when `writable`,
+  /// else for reading) until `deadline`, or until a cancel()
+  /// (operation_canceled).  Defined in socket_call.cpp, the rest in
+  /// socket_call_task.cpp (the channel's Readiness is another).
+  std::error_code waitOnThread(bool writable, Deadline deadline) noexcept;
+  /// In a task: awaitInTask() with the socket's timeout, ended by a
+  /// cancel() (operation_canceled).  False, doing nothing, where
+  /// awaitInTask() would return false (outside a task, a zero timeout).
+  bool awaitInTask(Event& event, std::error_code& ec) noexcept;
+
+ private:
+  SocketState* state_ = nullptr;
+  std::uint64_t startedAt_ = 0;
+};
+
+/// Ends the waits of the calls under way on the socket; harmless when
+/// there are none, or when it is closed.
+void cancelSocket(const SocketStateSlot& slot) noexcept;
+
+/// Cancels the calls under way, refuses new ones (not_open), waits until
+/// the calls have left (a task yields meanwhile; a thread blocks) and
+/// closes the socket.  A close() racing another returns at once.
+void closeSocket(SocketStateSlot& slot) noexcept;
+
+/// The socket's cancel() generation (0 when closed), for the SocketCall
+/// constructor that takes one.  Unpinned: only for a socket that nothing
+/// closes meanwhile.
+std::uint64_t cancelGeneration(const SocketStateSlot& slot) noexcept;
+
+/// Open and not closing.
+bool socketOpen(const SocketStateSlot& slot) noexcept;
+
+}  // namespace evchan::detail
+
+#endif  // EVCHAN_SRC_NET_SOCKET_CALL_H

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: Apache-2.0
+// SocketCall: a task's wait that cancel() ends; cancel() and close().
+#include "net/socket_call.h"
+
+#include <chrono>
+#include <thread>
+
+#include <evchan/task.h>
+
+#include "channel/channel_core.h"
+#include "sync/waiter.h"
+#include "task/await.h"
+
+namespace evchan::detail {
+namespace {
+
+// cancel() of a task's wait: its event, parked on the socket or about to
+// be (awaitInTask() checks the flag once it has posted it).
+void cancelPostedEvent(CancellableWait& wait) noexcept {
+  static_cast<ChannelCore*>(wait.channel)->cancel(*static_cast<Event*>(wait.event));
+}
+
+}  // namespace
+
+bool SocketCall::awaitInTask(Event& event, std::error_code& ec) noexcept {
+  ChannelCore* core = currentTaskChannel();
+  const Duration timeout = state_->timeout;
+  if (core == nullptr || timeout == Duration::zero()) return false;
+  CancellableWait wait;
+  wait.cancelTask = &cancelPostedEvent;
+  wait.event = &event;
+  wait.channel = core;
+  if (!state_->cancellation.enterWait(wait, startedAt_)) {
+    ec = std::make_error_code(std::errc::operation_canceled);
+    return true;
+  }
+  detail::awaitInTask(event, timeout, ec, &wait.cancelled);
+  state_->cancellation.leaveWait(wait);
+  // A cancel() racing the timer: the cancel() is what the caller asked for.
+  if (wait.cancelled.load() && ec == std::errc::timed_out) ec = std::make_error_code(std::errc::operation_canceled);
+  return true;
+}
+
+void cancelSocket(const SocketStateSlot& slot) noexcept {
+  const SocketPin pin(slot);
+  if (pin.get() != nullptr) pin.get()->cancellation.cancel();
+}
+
+namespace {
+
+// close() waits for the cancelled calls to leave, which takes moments (a
+// thread's poll returning, a task being resumed): a task lets its worker
+// run them meanwhile (they may be tasks on the same worker); a thread
+// yields, then naps, counted as blocked when it is a worker (an event
+// callback closing the socket).
+void waitForCalls(const WaitCancellation& cancellation) noexcept {
+  if (!cancellation.callsInside()) return;  // the usual close(): nothing to wait for
+  if (inTask()) {
+    try {
+      while (cancellation.callsInside()) this_task::yield();
+      return;
+    } catch (...) {
+      // The task was cancelled or its channel shut down: wait as a thread.
+    }
+  }
+  ChannelCore::enterBlocking();
+  for (int round = 0; cancellation.callsInside(); ++round) {
+    if (round < 64) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  }
+  ChannelCore::leaveBlocking();
+}
+
+}  // namespace
+
+void closeSocket(SocketStateSlot& slot) noexcept {
+  SocketState* state = nullptr;
+  {
+    const SocketPin pin(slot);
+    state = pin.get();
+    if (state == nullptr || !state->cancellation.close()) return;
+  }
+  // Only the first close() destroys the state (the destructor and moves
+  // must not race with calls), so it stays while this waits unpinned: a
+  // pin held here would stall another close() spinning in take().
+  waitForCalls(state->cancellation);
+  slot.reset();
+}
+
+bool socketOpen(const SocketStateSlot& slot) noexcept {
+  const SocketPin pin(slot);
+  return pin.get() != nullptr && !pin.get()->cancellation.closing();
+}
+
+}  // namespace evchan::detail

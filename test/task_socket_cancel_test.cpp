@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: Apache-2.0
+// TcpSocket::cancel()/close() and TcpListener::cancel()/close() ending a
+// call that waits inside a task (the task is suspended on its event): from
+// a plain thread, and from another task on the same one-worker channel,
+// whose other tasks keep running meanwhile.
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <evchan/evchan.h>
+
+#include "support/diagnostics.h"
+#include "support/leak_checked_fixture.h"
+#include "support/loopback.h"
+#include "support/waiting.h"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+using evchan::Duration;
+using evchan::Errc;
+using evchan::EventChannel;
+using evchan::TaskHandle;
+using evchan::TcpListener;
+using evchan::TcpSocket;
+using evchan::test::ConnectedPair;
+using evchan::test::connectPair;
+using evchan::test::eventually;
+using evchan::test::generous;
+using evchan::test::joinWithin;
+using evchan::test::makeChannel;
+using Clock = evchan::test::Clock;
+namespace this_task = evchan::this_task;
+
+constexpr Duration kSocketTimeout = 10s;
+
+// Keeps a task ticking every millisecond until stopped: proof that the
+// one worker is free while another task waits.
+struct Ticker {
+  std::atomic<int> ticks{0};
+  std::atomic<bool> stop{false};
+  TaskHandle task;
+
+  explicit Ticker(EventChannel& channel) {
+    task = channel.spawn([this] {
+      while (!stop.load()) {
+        this_task::sleepFor(1ms);
+        ++ticks;
+      }
+    });
+  }
+  void end() {
+    stop = true;
+    joinWithin(task);
+  }
+};
+
+// Fills the send buffer of `socket` (its peer does not read).
+void fillSendBuffer(TcpSocket& socket) {
+  socket.setTimeout(Duration::zero());
+  std::vector<char> chunk(64 * 1024, 'f');
+  std::error_code ec;
+  while (!ec) socket.writeSome(chunk.data(), chunk.size(), ec);
+  socket.setTimeout(kSocketTimeout);
+}
+
+// Calls cancel() every 10 ms from this thread until `done`: a cancel()
+// ends only calls that have begun.
+template <class Cancel>
+bool cancelUntil(const std::atomic<bool>& done, Cancel cancel) {
+  return eventually([&] {
+    if (!done.load()) cancel();
+    return done.load();
+  }, kSocketTimeout);
+}
+
+class TaskSocketCancelTest : public evchan::test::LeakCheckedFixture {
+  CPPUNIT_TEST_SUITE(TaskSocketCancelTest);
+  CPPUNIT_TEST(cancelFromThreadEndsAReadInATask);
+  CPPUNIT_TEST(cancelFromAnotherTaskOnTheSameWorker);
+  CPPUNIT_TEST(cancelEndsAWriteInATaskOnAFullSocket);
+  CPPUNIT_TEST(cancelEndsAnAcceptInATask);
+  CPPUNIT_TEST(closeFromAnotherTaskOnTheSameWorker);
+  CPPUNIT_TEST(closeFromThreadEndsAReadInATask);
+  CPPUNIT_TEST(listenerCloseFromAnotherTaskStopsTheAcceptor);
+  CPPUNIT_TEST(cancelWithoutWaiterInATaskIsHarmless);
+  CPPUNIT_TEST(cancelRacingCompletingReadsInATask);
+  CPPUNIT_TEST(closeRacingCompletingReadsInATask);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  void cancelFromThreadEndsAReadInATask() {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(kSocketTimeout);
+    Ticker ticker(*channel);
+    std::atomic<bool> firstDone{false};
+    std::error_code first, second;
+    char byte = 0;
+    int ticksWhileWaiting = 0;
+    TaskHandle reader = channel->spawn([&] {
+      char ignored;
+      const int before = ticker.ticks.load();
+      pair.client.readSome(&ignored, 1, first);
+      ticksWhileWaiting = ticker.ticks.load() - before;
+      firstDone = true;
+      pair.client.readSome(&byte, 1, second);  // waits normally again
+    });
+    std::this_thread::sleep_for(50ms);
+    CPPUNIT_ASSERT(cancelUntil(firstDone, [&] { pair.client.cancel(); }));
+    pair.server.writeAll("d", 1);
+    joinWithin(reader);
+    ticker.end();
+    ASSERT_ERROR(std::errc::operation_canceled, first);
+    ASSERT_NO_ERROR(second);
+    CPPUNIT_ASSERT_EQUAL('d', byte);
+    CPPUNIT_ASSERT_MESSAGE("the ticker ran " + std::to_string(ticksWhileWaiting) + " times", ticksWhileWaiting > 5);
+  }
+
+  void cancelFromAnotherTaskOnTheSameWorker() {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(kSocketTimeout);
+    Ticker ticker(*channel);
+    std::atomic<bool> done{false};
+    std::error_code result;
+    TaskHandle reader = channel->spawn([&] {
+      char ignored;
+      pair.client.readSome(&ignored, 1, result);
+      done = true;
+    });
+    TaskHandle canceller = channel->spawn([&] {
+      this_task::sleepFor(20ms);
+      const auto deadline = Clock::now() + generous(kSocketTimeout);
+      while (!done.load() && Clock::now() < deadline) {
+        pair.client.cancel();
+        this_task::sleepFor(5ms);
+      }
+    });
+    joinWithin(reader);
+    joinWithin(canceller);
+    ticker.end();
+    ASSERT_ERROR(std::errc::operation_canceled, result);
+    CPPUNIT_ASSERT(pair.client.isOpen());
+  }
+
+  void cancelEndsAWriteInATaskOnAFullSocket() {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    ConnectedPair pair = connectPair();
+    fillSendBuffer(pair.client);
+    std::atomic<bool> done{false};
+    std::error_code result;
+    TaskHandle writer = channel->spawn([&] {
+      // More than the kernel's buffers can ever take, even once they grow.
+      std::vector<char> more(std::size_t{32} << 20, 'm');
+      pair.client.writeAll(more.data(), more.size(), result);
+      done = true;
+    });
+    std::this_thread::sleep_for(20ms);
+    CPPUNIT_ASSERT(cancelUntil(done, [&] { pair.client.cancel(); }));
+    joinWithin(writer);
+    ASSERT_ERROR(std::errc::operation_canceled, result);
+    CPPUNIT_ASSERT(pair.client.isOpen());
+  }
+
+  void cancelEndsAnAcceptInATask() {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
+    listener.setTimeout(kSocketTimeout);
+    std::atomic<bool> firstDone{false};
+    std::error_code first;
+    bool accepted = false;
+    TaskHandle acceptor = channel->spawn([&] {
+      listener.accept(first);
+      firstDone = true;
+      accepted = listener.accept().isOpen();  // still listening
+    });
+    std::this_thread::sleep_for(20ms);
+    CPPUNIT_ASSERT(cancelUntil(firstDone, [&] { listener.cancel(); }));
+    TcpSocket client = TcpSocket::connect(evchan::Endpoint{"127.0.0.1", listener.port()}, kSocketTimeout);
+    joinWithin(acceptor);
+    ASSERT_ERROR(std::errc::operation_canceled, first);
+    CPPUNIT_ASSERT(accepted);
+  }
+
+  // The closing task waits for the reading task to leave its call: on one
+  // worker it must yield, not block the thread.
+  void closeFromAnotherTaskOnTheSameWorker() {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(kSocketTimeout);
+    Ticker ticker(*channel);
+    std::atomic<bool> reading{false};
+    std::error_code result;
+    bool openAfterClose = true;
+    TaskHandle reader = channel->spawn([&] {
+      char ignored;
+      reading = true;
+      pair.client.readSome(&ignored, 1, result);
+    });
+    TaskHandle closer = channel->spawn([&] {
+      while (!reading.load()) this_task::yield();
+      this_task::sleepFor(20ms);
+      pair.client.close();
+      openAfterClose = pair.client.isOpen();
+    });
+    joinWithin(closer);
+    joinWithin(reader);
+    ticker.end();
+    CPPUNIT_ASSERT(!openAfterClose);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(result),
+                           result == std::errc::operation_canceled || result == Errc::not_open);
+    // The peer sees the close.
+    pair.server.setTimeout(kSocketTimeout);
+    char byte;
+    std::error_code peer;
+    pair.server.readSome(&byte, 1, peer);
+    ASSERT_ERROR(Errc::end_of_stream, peer);
+  }
+
+  void closeFromThreadEndsAReadInATask() {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(kSocketTimeout);
+    std::atomic<bool> reading{false};
+    std::error_code result;
+    char buffer[16] = {};
+    TaskHandle reader = channel->spawn([&] {
+      reading = true;
+      pair.client.readSome(buffer, sizeof buffer, result);
+    });
+    CPPUNIT_ASSERT(eventually([&] { return reading.load(); }));
+    std::this_thread::sleep_for(20ms);
+    pair.client.close();
+    // Descriptors that may reuse the closed one's number, with data.
+    std::vector<ConnectedPair> reuse;
+    for (int i = 0; i < 8; ++i) {
+      reuse.push_back(connectPair());
+      reuse.back().server.writeAll("stolen", 6);
+    }
+    joinWithin(reader);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(result),
+                           result == std::errc::operation_canceled || result == Errc::not_open);
+    CPPUNIT_ASSERT_EQUAL(std::string(), std::string(buffer));
+  }
+
+  // A server's way to stop: the acceptor task waits in accept(); another
+  // task closes the listener; the acceptor ends, its connections finish.
+  void listenerCloseFromAnotherTaskStopsTheAcceptor() {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
+    listener.setTimeout(kSocketTimeout);
+    const int port = listener.port();
+    std::atomic<int> served{0};
+    std::error_code acceptError;
+    std::vector<TaskHandle> connections;
+    TaskHandle acceptor = channel->spawn([&] {
+      for (;;) {
+        TcpSocket socket = listener.accept(acceptError);
+        if (acceptError) return;
+        connections.push_back(this_task::channel().spawn(
+            [&served](TcpSocket connection) {
+              char byte;
+              connection.setTimeout(kSocketTimeout);
+              connection.readExactly(&byte, 1);
+              connection.writeAll(&byte, 1);
+              ++served;
+            },
+            std::move(socket)));
+      }
+    });
+    for (int i = 0; i < 3; ++i) {
+      TcpSocket client = TcpSocket::connect(evchan::Endpoint{"127.0.0.1", port}, kSocketTimeout);
+      client.setTimeout(kSocketTimeout);
+      client.writeAll("q", 1);
+      char echo;
+      client.readExactly(&echo, 1);
+    }
+    TaskHandle stopper = channel->spawn([&] { listener.close(); });
+    joinWithin(stopper);
+    joinWithin(acceptor);
+    for (TaskHandle& connection : connections) joinWithin(connection);
+    CPPUNIT_ASSERT_EQUAL(3, served.load());
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(acceptError),
+                           acceptError == std::errc::operation_canceled || acceptError == Errc::not_open);
+  }
+
+  void cancelWithoutWaiterInATaskIsHarmless() {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    ConnectedPair pair = connectPair();
+    std::error_code result;
+    Clock::duration took{};
+    TaskHandle task = channel->spawn([&] {
+      pair.client.cancel();
+      pair.client.setTimeout(200ms);
+      char byte;
+      took = evchan::test::timed([&] { pair.client.readSome(&byte, 1, result); });
+    });
+    joinWithin(task);
+    ASSERT_ERROR(std::errc::timed_out, result);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::elapsedText(took), took >= 150ms);
+  }
+
+  // A reader task takes one byte a round while a thread writes one and
+  // cancels at once: each byte arrives exactly once.
+  void cancelRacingCompletingReadsInATask() {
+    constexpr int kRounds = 2000;
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(kSocketTimeout);
+    std::atomic<int> received{0};
+    std::atomic<bool> stopped{false};
+    std::string wrong;  // the task's until joined
+    TaskHandle reader = channel->spawn([&] {
+      for (int round = 0; round < kRounds;) {
+        char byte;
+        std::error_code ec;
+        const std::size_t n = pair.client.readSome(&byte, 1, ec);
+        if (ec == std::errc::operation_canceled) continue;
+        if (ec || n != 1 || byte != static_cast<char>('a' + round % 26)) {
+          wrong = "round " + std::to_string(round) + ": " + evchan::test::describe(ec);
+          stopped = true;
+          return;
+        }
+        received = ++round;
+      }
+    });
+    for (int round = 0; round < kRounds && !stopped.load(); ++round) {
+      const char byte = static_cast<char>('a' + round % 26);
+      if (round % 2 == 0) {
+        pair.server.writeAll(&byte, 1);
+        pair.client.cancel();
+      } else {
+        pair.client.cancel();
+        pair.server.writeAll(&byte, 1);
+      }
+      if (!eventually([&] { return received.load() > round || stopped.load(); })) break;
+    }
+    joinWithin(reader);
+    CPPUNIT_ASSERT_MESSAGE(wrong, wrong.empty());
+    CPPUNIT_ASSERT_EQUAL(kRounds, received.load());
+  }
+
+  void closeRacingCompletingReadsInATask() {
+    constexpr int kRounds = 300;
+    std::unique_ptr<EventChannel> channel = makeChannel(2);
+    for (int round = 0; round < kRounds; ++round) {
+      ConnectedPair pair = connectPair();
+      pair.client.setTimeout(kSocketTimeout);
+      std::error_code result;
+      char byte = 0;
+      std::size_t n = 0;
+      TaskHandle reader = channel->spawn([&] { n = pair.client.readSome(&byte, 1, result); });
+      if (round % 3 != 0) std::this_thread::sleep_for(std::chrono::microseconds(round % 50));
+      pair.server.writeAll("z", 1);
+      if (round % 2 == 0) {
+        pair.client.close();
+      } else {
+        TaskHandle closer = channel->spawn([&] { pair.client.close(); });
+        joinWithin(closer);
+      }
+      joinWithin(reader);
+      if (!result) {
+        CPPUNIT_ASSERT_EQUAL(std::size_t{1}, n);
+        CPPUNIT_ASSERT_EQUAL('z', byte);
+      } else {
+        CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(result),
+                               result == std::errc::operation_canceled || result == Errc::not_open);
+      }
+    }
+  }
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(TaskSocketCancelTest);
+
+}  // namespace
