@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: Apache-2.0
+// Internal: turning an Endpoint into Addresses, for resolve() and for the
+// channel's ResolveEvent: the checks, the numeric fast path, the lookup.
+#ifndef EVCHAN_SRC_APR_HOST_LOOKUP_H
+#define EVCHAN_SRC_APR_HOST_LOOKUP_H
+
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <evchan/address.h>
+#include <evchan/endpoint.h>
+
+namespace evchan::detail {
+
+/// What must hold before any lookup: a host (Errc::empty_host) without a
+/// NUL (Errc::bad_endpoint), a port in 0..65535 (Errc::port_out_of_range).
+std::error_code checkLookup(const Endpoint& endpoint) noexcept;
+
+/// A numeric host that needs no resolver: an IPv4 address in strict dotted
+/// decimal (four parts, no leading zeros: "010" is octal to the C
+/// resolver) or an IPv6 literal without a zone.  True with `family` and
+/// `canonical`, the text the system would print for it ("::1" for
+/// "0:0::1"); false for anything else, including the literals the system
+/// prints with an embedded IPv4 address, which go to the resolver.
+bool parseNumericHost(std::string_view host, AddressFamily& family, std::string& canonical);
+
+/// The numeric fast path: when `endpoint` (already checked) is a numeric
+/// host of `family` (or family Unspecified), its one address, without a
+/// lookup; true then (`addresses` set, `ec` cleared, or ec set when out of
+/// memory).  False: the host needs the resolver.
+bool resolveNumeric(const Endpoint& endpoint, AddressFamily family, std::vector<Address>& addresses,
+                    std::error_code& ec) noexcept;
+
+/// The system resolver (apr_sockaddr_info_get) on the calling thread,
+/// which it blocks for as long as the lookup takes.  Addresses in the
+/// resolver's order without duplicates; errors: the APR status,
+/// Errc::no_address.  `endpoint` must have passed checkLookup().
+std::vector<Address> lookUpHost(const Endpoint& endpoint, AddressFamily family, std::error_code& ec) noexcept;
+
+}  // namespace evchan::detail
+
+#endif  // EVCHAN_SRC_APR_HOST_LOOKUP_H
