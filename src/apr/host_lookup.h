@@ -4,6 +4,9 @@
 #ifndef EVCHAN_SRC_APR_HOST_LOOKUP_H
 #define EVCHAN_SRC_APR_HOST_LOOKUP_H
 
+#include <apr_network_io.h>
+
+#include <array>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -25,6 +28,17 @@ std::error_code checkLookup(const Endpoint& endpoint) noexcept;
 /// "0:0::1"); false for anything else, including the literals the system
 /// prints with an embedded IPv4 address, which go to the resolver.
 bool parseNumericHost(std::string_view host, AddressFamily& family, std::string& canonical);
+
+/// The bytes of a numeric host as parseNumericHost() reads it (IPv4 in
+/// the first four), whatever the system would print for it; false for
+/// anything else.
+bool numericHostBytes(std::string_view host, AddressFamily& family, std::array<unsigned char, 16>& bytes);
+
+/// The apr_sockaddr_t of a numeric Address, built in `pool` without the
+/// resolver (apr_sockaddr_info_get() would call getaddrinfo() even for
+/// "127.0.0.1"); null when the host is not numeric in the strict sense
+/// above (or its family is not compiled in), for the caller to look up.
+apr_sockaddr_t* numericSockaddr(const Address& address, apr_pool_t* pool) noexcept;
 
 /// The numeric fast path: when `endpoint` (already checked) is a numeric
 /// host of `family` (or family Unspecified), its one address, without a

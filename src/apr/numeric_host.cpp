@@ -112,6 +112,24 @@ std::string formatIPv6(const std::array<std::uint16_t, 8>& words, int bestBase, 
 
 }  // namespace
 
+bool numericHostBytes(std::string_view host, AddressFamily& family, std::array<unsigned char, 16>& bytes) {
+  std::array<std::uint8_t, 4> v4{};
+  if (parseIPv4(host, v4)) {
+    family = AddressFamily::IPv4;
+    bytes = {};
+    for (std::size_t i = 0; i < 4; ++i) bytes[i] = v4[i];
+    return true;
+  }
+  std::array<std::uint16_t, 8> words{};
+  if (host.find(':') == std::string_view::npos || !parseIPv6(host, words)) return false;
+  family = AddressFamily::IPv6;
+  for (std::size_t i = 0; i < 8; ++i) {
+    bytes[2 * i] = static_cast<unsigned char>(words[i] >> 8);
+    bytes[2 * i + 1] = static_cast<unsigned char>(words[i] & 0xff);
+  }
+  return true;
+}
+
 bool parseNumericHost(std::string_view host, AddressFamily& family, std::string& canonical) {
   std::array<std::uint8_t, 4> bytes{};
   if (parseIPv4(host, bytes)) {
