@@ -51,12 +51,18 @@ class EVCHAN_API Address {
 };
 
 /// Resolves a host name or numeric address with its port into every
-/// address it stands for, in the resolver's order of preference.  Blocks
-/// the calling thread while the system resolver runs.  Errors: an empty
-/// host (Errc::empty_host), a port outside 0..65535
-/// (Errc::port_out_of_range), a name the resolver does not know (the APR
-/// status, e.g. APR_EAI_NONAME family), no address of `family`
-/// (Errc::no_address).  Thread-safe.
+/// address it stands for, in the resolver's order of preference.  A
+/// numeric host (dotted-decimal IPv4, an IPv6 literal without a zone) needs
+/// no lookup and never reaches the system resolver.  For a name, inside a
+/// task the task is suspended while one of its channel's resolver threads
+/// runs the lookup (see ResolveEvent), so the worker runs other tasks; on
+/// any other thread the lookup blocks the calling thread.  Errors: an
+/// empty host (Errc::empty_host), a port outside 0..65535
+/// (Errc::port_out_of_range), a NUL in the host (Errc::bad_endpoint), a
+/// name the resolver does not know (the APR status, e.g. APR_EAI_NONAME
+/// family), no address of `family` (Errc::no_address); in a task,
+/// std::errc::operation_canceled when the task is cancelled or its
+/// channel shuts down during the lookup.  Thread-safe.
 EVCHAN_API std::vector<Address> resolve(const Endpoint& endpoint,
                              AddressFamily family = AddressFamily::Unspecified);
 /// As resolve() above, reporting failure through `ec` instead of throwing.

@@ -19,6 +19,7 @@
 #include <evchan/mutex.h>
 #include <evchan/notification.h>
 #include <evchan/notify_event.h>
+#include <evchan/resolve_event.h>
 #include <evchan/signal_set.h>
 #include <evchan/socket_events.h>
 #include <evchan/stream.h>

@@ -34,8 +34,9 @@ struct EventAccess;
 /// Without one, the event is returned by EventChannel::getEvent().
 class EVCHAN_API Event {
  public:
-  /// Which subclass an event is (ReadEvent, TimerEvent, FileReadEvent, ...).
-  enum class Kind { Read, Write, Accept, Connect, Timer, Notify, Dispatch, FileRead, FileWrite };
+  /// Which subclass an event is (ReadEvent, TimerEvent, FileReadEvent,
+  /// ResolveEvent, ...).
+  enum class Kind { Read, Write, Accept, Connect, Timer, Notify, Dispatch, FileRead, FileWrite, Resolve };
   /// A completion callback: called on a worker thread with the completed event.
   using Callback = std::function<void(Event&)>;
 

@@ -203,8 +203,9 @@ class EVCHAN_API EventChannel {
   ///@}
 
   /// Cancels `event`, posted to this channel and still waiting: a read,
-  /// write, accept or connect parked on its socket, or a timer not yet
-  /// expired.  True then: the event completes exactly once, like any
+  /// write, accept or connect parked on its socket, a timer not yet
+  /// expired, or a ResolveEvent whose lookup has not finished (the lookup
+  /// itself runs on, its answer dropped).  True then: the event completes exactly once, like any
   /// completion (its callback, or getEvent()), with
   /// std::errc::operation_canceled and nothing transferred; on io_uring,
   /// where the kernel may finish the operation before the cancellation

@@ -106,11 +106,13 @@ class EVCHAN_API TcpSocket : public Stream {
 
   ///@{
   /// Resolves `endpoint` and connects to its addresses in turn until one
-  /// accepts.  `timeout` bounds the whole call, resolution excluded.
+  /// accepts.  `timeout` bounds the whole call; outside a task the
+  /// resolution (see resolve()) is excluded, as it blocks the thread.
   /// On failure the error is the last address's (or the resolver's, or
   /// timed_out, which ends the tries); a negative `timeout` is
   /// Errc::negative_timeout.  The error form returns a closed socket.
-  /// Inside a task the wait suspends the task (a ConnectEvent).
+  /// Inside a task every wait suspends the task: the lookup of a name (a
+  /// ResolveEvent) and the connect (a ConnectEvent).
   static TcpSocket connect(const Endpoint& endpoint, Duration timeout = kInfiniteTimeout);
   static TcpSocket connect(const Endpoint& endpoint, Duration timeout,
                            std::error_code& ec) noexcept;

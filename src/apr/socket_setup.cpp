@@ -3,6 +3,7 @@
 // the event channel.
 #include <evchan/error.h>
 
+#include "apr/host_lookup.h"
 #include "apr/socket_state.h"
 
 namespace evchan::detail {
@@ -22,9 +23,14 @@ std::unique_ptr<SocketState> openForConnect(const Address& address, apr_sockaddr
   if (!state->pool) return nullptr;
   apr_pool_t* pool = state->pool.get();
 
-  const apr_int32_t family = address.family() == AddressFamily::IPv4 ? APR_INET : APR_UNSPEC;
-  apr_status_t status = apr_sockaddr_info_get(&target, address.host().c_str(), family,
-                                              static_cast<apr_port_t>(address.port()), 0, pool);
+  // A numeric address (every one the resolver or the kernel reports) is
+  // built without getaddrinfo(), which must not run on a worker.
+  apr_status_t status = APR_SUCCESS;
+  if ((target = numericSockaddr(address, pool)) == nullptr) {
+    const apr_int32_t family = address.family() == AddressFamily::IPv4 ? APR_INET : APR_UNSPEC;
+    status = apr_sockaddr_info_get(&target, address.host().c_str(), family, static_cast<apr_port_t>(address.port()), 0,
+                                   pool);
+  }
   if (status == APR_SUCCESS) status = apr_socket_create(&state->socket, target->family, SOCK_STREAM, APR_PROTO_TCP, pool);
   if (status == APR_SUCCESS) status = apr_socket_timeout_set(state->socket, 0);
   if ((ec = makeAprError(status))) return nullptr;  // the pool's cleanup closes a half-made socket

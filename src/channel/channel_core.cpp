@@ -9,6 +9,7 @@
 
 #include <evchan/error.h>
 
+#include "apr/host_lookup.h"
 #include "channel/io_attempts.h"
 
 namespace evchan::detail {
@@ -69,6 +70,7 @@ std::error_code validate(Event& event) {
       return static_cast<TimerEvent&>(event).delay() < Duration::zero() ? Errc::negative_timeout : std::error_code();
     case Event::Kind::Notify:
     case Event::Kind::Dispatch: return {};
+    case Event::Kind::Resolve: return checkLookup(static_cast<ResolveEvent&>(event).endpoint());
   }
   return std::make_error_code(std::errc::invalid_argument);
 }
@@ -124,6 +126,7 @@ std::error_code ChannelCore::post(Event& event) noexcept {
     case Event::Kind::Dispatch: ec = postDispatch(static_cast<DispatchEvent&>(event)); break;
     case Event::Kind::FileRead:
     case Event::Kind::FileWrite: ec = postFileEvent(event); break;
+    case Event::Kind::Resolve: ec = postResolve(static_cast<ResolveEvent&>(event)); break;
   }
   if (ec) EventAccess::inFlight(event).store(false, std::memory_order_release);
   return ec;
@@ -304,7 +307,24 @@ std::error_code ChannelCore::postFileEvent(Event& event) noexcept {
 
 bool ChannelCore::completesFileOperations() const noexcept { return completesFiles_; }
 
+std::error_code ChannelCore::postResolve(ResolveEvent& event) noexcept {
+  std::vector<Address>& addresses = EventAccess::addresses(event);
+  addresses.clear();
+  std::error_code result;
+  // A numeric host never leaves the posting thread.
+  if (resolveNumeric(event.endpoint(), event.family(), addresses, result)) {
+    complete(event, result);
+    return {};
+  }
+  return resolver_.submit(event);
+}
+
 bool ChannelCore::cancel(Event& event) noexcept {
+  if (event.kind() == Event::Kind::Resolve) {
+    if (!resolver_.cancel(static_cast<ResolveEvent&>(event))) return false;  // completing already
+    complete(event, std::make_error_code(std::errc::operation_canceled));
+    return true;
+  }
   if (event.kind() == Event::Kind::Timer) {
     auto& timer = static_cast<TimerEvent&>(event);
     {

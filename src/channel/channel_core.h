@@ -20,6 +20,7 @@
 #include "poller/poller.h"
 #include "channel/stuck_worker_monitor.h"
 #include "channel/ready_queue.h"
+#include "channel/resolver_threads.h"
 #include "channel/timer_set.h"
 #include "channel/watch_table.h"
 
@@ -46,6 +47,7 @@ namespace evchan::detail {
 ///   closingMutex_ > the ReadyQueue's mutex
 ///   the ReadyQueue's process-wide list of shut-down queues > a ReadyQueue's mutex
 ///   waitersMutex_ > a NotifyEvent's mutex
+///   resolver_'s lock > mutex_, and > the ReadyQueue's mutex (resolver_threads.h)
 /// mutex_ and the ReadyQueue's mutex are never held together.  The
 /// backends' own locks come after all of these: a backend calls back into
 /// the channel (operationCompleted) with none of them held.
@@ -140,6 +142,7 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   void postNotify(NotifyEvent& event) noexcept;
   std::error_code postDispatch(DispatchEvent& event) noexcept;
   std::error_code postFileEvent(Event& event) noexcept;
+  std::error_code postResolve(ResolveEvent& event) noexcept;
 
   // Completion (channel_delivery.cpp).
   /// Records `result` and hands the event on: to a worker when it has a
@@ -242,6 +245,9 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
 
   // Completed events without callbacks, for getEvent().
   ReadyQueue ready_;
+
+  // Where ResolveEvents wait for the system resolver.
+  ResolverThreads resolver_{*this};
 
   // Serialises shutdown()'s joining of the pool and deleting of the poller.
   std::mutex closingMutex_;

@@ -148,6 +148,7 @@ void ChannelCore::sweepForShutdown() noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
     timers_.takeAllLocked(cancelled);
   }
+  resolver_.close(cancelled);  // lookups under way finish unseen
   for (Event* event : cancelled) {
     if (event->kind() == Event::Kind::Connect) EventAccess::connected(static_cast<ConnectEvent&>(*event)).close();
     complete(*event, std::make_error_code(std::errc::operation_canceled));

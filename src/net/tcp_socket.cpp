@@ -12,6 +12,7 @@
 #include "apr/socket_io.h"
 #include "apr/socket_state.h"
 #include "net/pieces.h"
+#include "net/resolution.h"
 #include "net/socket_call.h"
 #include "task/await.h"
 
@@ -84,9 +85,10 @@ TcpSocket TcpSocket::connect(const Endpoint& endpoint, Duration timeout, std::er
     ec = Errc::negative_timeout;
     return TcpSocket();
   }
-  const std::vector<Address> addresses = resolve(endpoint, AddressFamily::Unspecified, ec);
-  if (ec) return TcpSocket();
   const Deadline deadline = detail::deadlineAfter(timeout);
+  // In a task the lookup suspends the task and counts toward the timeout.
+  const std::vector<Address> addresses = detail::resolveWithin(endpoint, AddressFamily::Unspecified, timeout, ec);
+  if (ec) return TcpSocket();
   // Try each address in the resolver's order ("localhost" may be ::1 and
   // 127.0.0.1); report the last failure if none accepts.
   for (const Address& address : addresses) {

@@ -8,6 +8,7 @@
 #include <evchan/dispatch_event.h>
 #include <evchan/file_events.h>
 #include <evchan/notify_event.h>
+#include <evchan/resolve_event.h>
 #include <evchan/socket_events.h>
 #include <evchan/timer_event.h>
 
@@ -28,6 +29,7 @@ struct EventAccess {
   static TcpSocket& accepted(AcceptEvent& e) noexcept { return e.accepted_; }
   static TcpSocket& connected(ConnectEvent& e) noexcept { return e.connected_; }
   static std::function<void()>& function(DispatchEvent& e) noexcept { return e.function_; }
+  static std::vector<Address>& addresses(ResolveEvent& e) noexcept { return e.addresses_; }
   static std::chrono::steady_clock::time_point& deadline(TimerEvent& e) noexcept { return e.deadline_; }
   static std::uint64_t& sequence(TimerEvent& e) noexcept { return e.sequence_; }
 

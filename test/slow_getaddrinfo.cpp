@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: Apache-2.0
+// A getaddrinfo() that takes 200 ms, preloaded (LD_PRELOAD) into
+// test/slow_lookup_child by slow_lookup_test: every name lookup of that
+// process is then slow, so that a lookup blocking a worker shows.  It
+// counts its calls (evchan_slow_lookup_calls), which also tells the child
+// that the preload is in effect, then calls the real getaddrinfo.
+#include <dlfcn.h>
+#include <netdb.h>
+#include <time.h>
+
+#include <atomic>
+#include <cerrno>
+
+extern "C" {
+__attribute__((visibility("default"))) int evchan_slow_lookup_calls(void);
+}
+
+namespace {
+
+std::atomic<int> calls{0};
+
+using GetAddrInfo = int (*)(const char*, const char*, const struct addrinfo*, struct addrinfo**);
+
+}  // namespace
+
+extern "C" {
+
+int evchan_slow_lookup_calls(void) { return calls.load(); }
+
+__attribute__((visibility("default"))) int getaddrinfo(const char* node, const char* service,
+                                                       const struct addrinfo* hints, struct addrinfo** result) {
+  static const GetAddrInfo real = reinterpret_cast<GetAddrInfo>(dlsym(RTLD_NEXT, "getaddrinfo"));
+  calls.fetch_add(1);
+  struct timespec delay = {0, 200 * 1000 * 1000};
+  while (nanosleep(&delay, &delay) != 0 && errno == EINTR) {
+  }
+  return real != nullptr ? real(node, service, hints, result) : EAI_SYSTEM;
+}
+
+}  // extern "C"

@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: Apache-2.0
+// Run by slow_lookup_test with test/.libs/slow_getaddrinfo.so preloaded,
+// so that every getaddrinfo() of this process takes 200 ms.  One scenario
+// per run (argv[1]); it prints what it measured to stdout as "name=value"
+// lines and exits 0, or writes why it failed to stderr and exits 1, or
+// exits 77 when the preload is not in effect.
+//
+//   probe     the preload is in effect and a lookup is slow
+//   numeric   numeric hosts never call getaddrinfo, in a task or not
+//   ticker    on a one-worker channel a task ticks every millisecond while
+//             another resolves a name, and connects by name; then, for
+//             comparison, while it calls getaddrinfo itself on the worker
+//   cancel    a ResolveEvent under way is cancelled by the channel's
+//             shutdown and freed; resolve() in a task by shutdown; a
+//             connect(Endpoint) in a task by its timeout
+#include <dlfcn.h>
+#include <netdb.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <evchan/evchan.h>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using evchan::Endpoint;
+
+int (*slowLookupCalls)() = nullptr;
+
+[[noreturn]] void fail(const std::string& what) {
+  std::fprintf(stderr, "slow_lookup_child: %s\n", what.c_str());
+  std::exit(1);
+}
+
+void check(bool condition, const std::string& what) {
+  if (!condition) fail(what);
+}
+
+long millisecondsSince(Clock::time_point start) {
+  return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
+}
+
+std::unique_ptr<evchan::EventChannel> oneWorkerChannel() {
+  evchan::EventChannel::Options options;
+  options.initialThreads = 1;
+  options.maxThreads = 1;  // no spare thread can hide a blocked worker
+  return evchan::EventChannel::create(options);
+}
+
+int probe() {
+  const int before = slowLookupCalls();
+  const Clock::time_point start = Clock::now();
+  std::error_code ec;
+  evchan::resolve(Endpoint("localhost", 80), evchan::AddressFamily::Unspecified, ec);
+  std::printf("lookup_ms=%ld\n", millisecondsSince(start));
+  check(slowLookupCalls() > before, "resolve(localhost) did not call the preloaded getaddrinfo");
+  check(millisecondsSince(start) >= 190, "the preloaded getaddrinfo was not slow");
+  return 0;
+}
+
+// Each resolution of a numeric host: one address, and no getaddrinfo call.
+void expectNumeric(const std::string& host, const std::string& expected, const char* where) {
+  const int before = slowLookupCalls();
+  const std::vector<evchan::Address> addresses = evchan::resolve(Endpoint(host, 8080));
+  check(slowLookupCalls() == before, std::string(where) + ": resolve(" + host + ") called getaddrinfo");
+  check(addresses.size() == 1 && addresses[0].host() == expected && addresses[0].port() == 8080,
+        std::string(where) + ": resolve(" + host + ") gave " + (addresses.empty() ? "nothing" : addresses[0].toString()));
+}
+
+void numericResolutions(const char* where, int port) {
+  expectNumeric("127.0.0.1", "127.0.0.1", where);
+  expectNumeric("::1", "::1", where);
+  expectNumeric("2001:DB8:0:0::1", "2001:db8::1", where);
+  const int before = slowLookupCalls();
+  evchan::TcpSocket socket = evchan::TcpSocket::connect(Endpoint("127.0.0.1", port));
+  check(slowLookupCalls() == before, std::string(where) + ": connect(127.0.0.1) called getaddrinfo");
+  check(socket.isOpen(), std::string(where) + ": connect(127.0.0.1) failed");
+}
+
+int numeric() {
+  // listen() is not measured: it looks its host up on the calling thread.
+  evchan::TcpListener listener = evchan::TcpListener::listen(Endpoint("127.0.0.1", 0));
+  const int port = listener.localAddress().port();
+  std::unique_ptr<evchan::EventChannel> channel = evchan::EventChannel::create();
+  const Clock::time_point start = Clock::now();
+  numericResolutions("thread", port);
+  channel->spawn([port] { numericResolutions("task", port); }).join();
+  const int before = slowLookupCalls();
+  evchan::ResolveEvent event(Endpoint("::1", 443));
+  channel->post(event);
+  evchan::Event* back = channel->getEvent(std::chrono::seconds(0));  // numeric: complete at post()
+  check(back == &event, "a numeric ResolveEvent was not complete at once");
+  check(!event.error() && event.addresses().size() == 1 && event.addresses()[0].toString() == "[::1]:443",
+        "numeric ResolveEvent: " + event.error().message());
+  check(slowLookupCalls() == before, "a numeric ResolveEvent called getaddrinfo");
+  // Every one of those would have cost 200 ms with a lookup.
+  std::printf("numeric_ms=%ld\n", millisecondsSince(start));
+  return 0;
+}
+
+struct Ticker {
+  std::atomic<int> ticks{0};
+  std::atomic<bool> stop{false};
+};
+
+// Runs `work` in a task while another task of the one-worker channel ticks
+// every millisecond; prints the ticks and milliseconds `work` took.
+void tickWhile(evchan::EventChannel& channel, const char* name, const std::function<void()>& work) {
+  Ticker ticker;
+  evchan::TaskHandle ticking = channel.spawn([&ticker] {
+    while (!ticker.stop.load()) {
+      evchan::this_task::sleepFor(std::chrono::milliseconds(1));
+      ticker.ticks.fetch_add(1);
+    }
+  });
+  long took = 0;
+  int ticks = 0;
+  channel
+      .spawn([&] {
+        evchan::this_task::sleepFor(std::chrono::milliseconds(20));  // the ticker is under way
+        const int before = ticker.ticks.load();
+        const Clock::time_point start = Clock::now();
+        work();
+        took = millisecondsSince(start);
+        ticks = ticker.ticks.load() - before;
+        ticker.stop.store(true);
+      })
+      .join();
+  ticking.join();
+  std::printf("%s_ms=%ld\n%s_ticks=%d\n", name, took, name, ticks);
+}
+
+int ticker() {
+  std::unique_ptr<evchan::EventChannel> channel = oneWorkerChannel();
+  int calls = slowLookupCalls();
+  tickWhile(*channel, "resolve", [] {
+    const std::vector<evchan::Address> addresses = evchan::resolve(Endpoint("localhost", 80));
+    check(!addresses.empty(), "resolve(localhost) in a task found nothing");
+  });
+  check(slowLookupCalls() > calls, "resolve(localhost) in a task did not call getaddrinfo");
+  evchan::TcpListener listener = evchan::TcpListener::listen(Endpoint("127.0.0.1", 0));
+  calls = slowLookupCalls();
+  tickWhile(*channel, "connect", [&] {
+    evchan::TcpSocket socket = evchan::TcpSocket::connect(Endpoint("localhost", listener.localAddress().port()));
+    check(socket.isOpen(), "connect(localhost) in a task failed");
+  });
+  check(slowLookupCalls() > calls, "connect(localhost) in a task did not call getaddrinfo");
+  // What a lookup on the worker allows: the same call, made by the task itself.
+  tickWhile(*channel, "blocking", [] {
+    addrinfo* result = nullptr;
+    if (getaddrinfo("localhost", "80", nullptr, &result) == 0) freeaddrinfo(result);
+  });
+  return 0;
+}
+
+int cancel() {
+  // A ResolveEvent under way, cancelled by shutdown() and freed at once;
+  // its lookup ends 200 ms later and must not touch it (ASan watches).
+  std::unique_ptr<evchan::EventChannel> channel = evchan::EventChannel::create();
+  auto* event = new evchan::ResolveEvent(Endpoint("localhost", 80));
+  std::atomic<int> completions{0};
+  std::error_code result;
+  event->setCallback([&](evchan::Event& back) {
+    result = back.error();
+    completions.fetch_add(1);
+  });
+  const int calls = slowLookupCalls();
+  channel->post(*event);
+  while (slowLookupCalls() == calls) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const Clock::time_point start = Clock::now();
+  channel->shutdown();
+  std::printf("shutdown_ms=%ld\n", millisecondsSince(start));
+  check(completions.load() == 1 && result == std::errc::operation_canceled,
+        "shutdown did not cancel the ResolveEvent under way: " + result.message());
+  check(!event->inFlight(), "the cancelled ResolveEvent is still in flight");
+  delete event;
+  channel.reset();
+
+  // resolve() in a task, ended by the shutdown.
+  channel = evchan::EventChannel::create();
+  std::error_code inTask;
+  std::atomic<bool> started{false};
+  evchan::TaskHandle task = channel->spawn([&] {
+    started.store(true);
+    evchan::resolve(Endpoint("localhost", 80), evchan::AddressFamily::Unspecified, inTask);
+  });
+  while (!started.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  channel->shutdown();
+  task.join();
+  check(inTask == std::errc::operation_canceled, "resolve() in a task at shutdown: " + inTask.message());
+  channel.reset();
+
+  // connect(Endpoint) in a task: the lookup counts toward the timeout.
+  channel = evchan::EventChannel::create();
+  std::error_code timedOut;
+  long took = 0;
+  channel
+      ->spawn([&] {
+        const Clock::time_point begin = Clock::now();
+        evchan::TcpSocket::connect(Endpoint("localhost", 80), std::chrono::milliseconds(50), timedOut);
+        took = millisecondsSince(begin);
+      })
+      .join();
+  std::printf("timeout_ms=%ld\n", took);
+  check(timedOut == std::errc::timed_out, "connect(localhost, 50 ms) in a task: " + timedOut.message());
+  check(took < 190, "connect(localhost, 50 ms) in a task waited for the lookup");
+  channel.reset();
+  // The lookups cancelled above end now, and find nothing to touch.
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  slowLookupCalls = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "evchan_slow_lookup_calls"));
+  if (slowLookupCalls == nullptr) {
+    std::fprintf(stderr, "slow_lookup_child: the slow getaddrinfo is not preloaded (LD_PRELOAD)\n");
+    return 77;
+  }
+  const std::string scenario = argc > 1 ? argv[1] : "";
+  try {
+    if (scenario == "probe") return probe();
+    if (scenario == "numeric") return numeric();
+    if (scenario == "ticker") return ticker();
+    if (scenario == "cancel") return cancel();
+  } catch (const std::exception& e) {
+    fail(scenario + ": " + e.what());
+  }
+  fail("unknown scenario: " + scenario);
+}
