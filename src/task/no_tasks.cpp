@@ -13,6 +13,7 @@
 #include "sync/waiter.h"
 #include "task/await.h"
 #include "task/spawn.h"
+#include "task/unhandled_exception.h"
 
 namespace evchan {
 
@@ -30,6 +31,10 @@ EventChannel& channel() {
 bool cancellationRequested() noexcept { return false; }
 CancellationShield::CancellationShield() noexcept : task_(nullptr) {}
 CancellationShield::~CancellationShield() = default;
+DeadlineScope::DeadlineScope(Duration) : task_(nullptr) {
+  throw SystemError(std::make_error_code(std::errc::operation_not_permitted), "this_task::DeadlineScope outside a task");
+}
+DeadlineScope::~DeadlineScope() = default;
 }  // namespace this_task
 
 bool TaskHandle::cancel() noexcept { return false; }
@@ -56,10 +61,12 @@ TaskHandle spawnTask(const std::shared_ptr<ChannelFront>&, std::unique_ptr<TaskF
 
 namespace evchan::detail {
 
-bool awaitInTask(Event&, Duration, std::error_code&, const std::atomic<bool>*) { return false; }
+bool awaitInTask(Event&, Duration, std::error_code&, const std::atomic<bool>*, TaskCancel) { return false; }
 bool tryInTask(Event&, std::error_code&) { return false; }
 bool awaitFileInTask(Event&, std::error_code&) { return false; }
 
 ChannelCore* currentTaskChannel() noexcept { return nullptr; }
+
+void leaveRunningTaskExceptionReportToGroup() noexcept {}
 
 }  // namespace evchan::detail

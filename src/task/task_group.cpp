@@ -10,7 +10,6 @@
 #include <evchan/system_error.h>
 
 #include "task/channel_front.h"
-#include "task/task_state.h"
 #include "task/unhandled_exception.h"
 
 namespace evchan {
@@ -29,7 +28,7 @@ class TaskGroupState {
   // reported at once), so the member's own handles never do.
   void memberThrew(TaskId id, std::exception_ptr exception) {
     if (isCancellation(exception)) return;
-    if (TaskState* member = TaskState::current()) member->leaveExceptionReportToGroup();
+    leaveRunningTaskExceptionReportToGroup();
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (!closed_) {

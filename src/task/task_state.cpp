@@ -272,6 +272,10 @@ void TaskState::lastHandleGone() noexcept {
   if (report) reportUnhandledException(*front_, id_, exception_);
 }
 
+void leaveRunningTaskExceptionReportToGroup() noexcept {
+  if (TaskState* task = TaskState::current()) task->leaveExceptionReportToGroup();
+}
+
 void TaskState::leaveExceptionReportToGroup() noexcept {
   std::lock_guard<std::mutex> lock(joinMutex_);
   exceptionReported_ = true;

@@ -16,6 +16,11 @@ struct ChannelFront;
 /// TaskHandle::cancel(), a cancelled socket), which is not reported.
 bool isCancellation(const std::exception_ptr& exception) noexcept;
 
+/// Called by a TaskGroup member while its exception propagates: the group
+/// reports it, so the task's handles never do.  Nothing outside a task.
+/// Defined with the tasks (task_state.cpp), or as nothing without them.
+void leaveRunningTaskExceptionReportToGroup() noexcept;
+
 /// Hands `exception` of task `id` to the channel's onUnhandledException,
 /// or prints the default line when there is none (or it threw).
 void reportUnhandledException(const ChannelFront& front, TaskId id, const std::exception_ptr& exception) noexcept;
