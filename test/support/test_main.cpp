@@ -23,14 +23,19 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/skip.h"
+#include "support/slowdown.h"
 
 namespace {
 
@@ -61,15 +66,88 @@ class SkipProtector : public CppUnit::Protector {
   std::string reason_;
 };
 
+// Ends the process when one case runs longer than its limit, so that a
+// hung case fails with its name (test/cppunit-driver records the case
+// whose START: line has no result as failed, "timed out", and runs the
+// cases after it) instead of the whole suite hitting CI's limit.  The
+// limit: EVCHAN_TEST_CASE_TIMEOUT seconds (0: none), by default 180 s
+// stretched by slowdown() (sanitizers, valgrind).
+class CaseWatchdog {
+ public:
+  CaseWatchdog() : limit_(configuredLimit()) {
+    if (limit_ > std::chrono::seconds::zero()) thread_ = std::thread([this] { watch(); });
+  }
+  ~CaseWatchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    changed_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  CaseWatchdog(const CaseWatchdog&) = delete;
+  CaseWatchdog& operator=(const CaseWatchdog&) = delete;
+
+  void started(const std::string& name) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      current_ = name;
+      ++serial_;
+      running_ = true;
+    }
+    changed_.notify_all();
+  }
+  void finished() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++serial_;
+      running_ = false;
+    }
+    changed_.notify_all();
+  }
+
+ private:
+  static std::chrono::seconds configuredLimit() {
+    if (const char* text = std::getenv("EVCHAN_TEST_CASE_TIMEOUT")) return std::chrono::seconds(std::atol(text));
+    return std::chrono::seconds(static_cast<long>(180 * evchan::test::slowdown()));
+  }
+
+  void watch() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      changed_.wait(lock, [&] { return stop_ || running_; });
+      if (stop_) return;
+      const std::uint64_t serial = serial_;
+      const auto deadline = std::chrono::steady_clock::now() + limit_;
+      if (changed_.wait_until(lock, deadline, [&] { return stop_ || serial_ != serial; })) continue;
+      std::fprintf(stderr, "test-main: %s did not finish within %lld s (EVCHAN_TEST_CASE_TIMEOUT): stopping\n",
+                   current_.c_str(), static_cast<long long>(limit_.count()));
+      std::fflush(stdout);
+      std::fflush(stderr);
+      std::_Exit(124);  // the driver's "timed out"
+    }
+  }
+
+  const std::chrono::seconds limit_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::string current_;
+  std::uint64_t serial_ = 0;
+  bool running_ = false;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 class LineReporter : public CppUnit::TestListener {
  public:
-  explicit LineReporter(SkipProtector& protector) : protector_(protector) {}
+  LineReporter(SkipProtector& protector, CaseWatchdog& watchdog) : protector_(protector), watchdog_(watchdog) {}
 
   void startTest(CppUnit::Test* test) override {
     // Printed before the case runs: if it never ends (a hang the runner
     // kills, a crash), the log still names it.
     std::printf("START: %s\n", test->getName().c_str());
     std::fflush(stdout);
+    watchdog_.started(test->getName());
     failed_ = false;
     started_ = std::chrono::steady_clock::now();
   }
@@ -87,6 +165,7 @@ class LineReporter : public CppUnit::TestListener {
   }
 
   void endTest(CppUnit::Test* test) override {
+    watchdog_.finished();
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now() - started_).count();
     std::string reason;
@@ -110,6 +189,7 @@ class LineReporter : public CppUnit::TestListener {
 
  private:
   SkipProtector& protector_;
+  CaseWatchdog& watchdog_;
   bool failed_ = false;
   std::string failureText_;
   std::chrono::steady_clock::time_point started_;
@@ -169,7 +249,8 @@ int main(int argc, char** argv) {
   CppUnit::TestResult result;
   SkipProtector* protector = new SkipProtector;  // owned by result
   result.pushProtector(protector);
-  LineReporter reporter(*protector);
+  CaseWatchdog watchdog;
+  LineReporter reporter(*protector, watchdog);
   result.addListener(&reporter);
   for (auto it = first; it != cases.end(); ++it) result.runTest(*it);
   std::printf("%d passed, %d failed, %d skipped\n", reporter.passed, reporter.failed, reporter.skippedCount);
