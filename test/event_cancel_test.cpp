@@ -199,6 +199,24 @@ class EventCancelTest : public evchan::test::LeakCheckedFixture {
     ASSERT_NO_ERROR(read.error());
     CPPUNIT_ASSERT(channel_->cancel(timer));
     CPPUNIT_ASSERT(&nextEvent(*channel_) == &timer);
+    // Timers that never expire, the first of each channel: the same
+    // (deadline, sequence) in both.  Cancelling one through the wrong
+    // channel must not cancel that channel's own.  (It did before.)
+    TimerEvent mine(evchan::kInfiniteTimeout), theirs(evchan::kInfiniteTimeout);
+    std::unique_ptr<EventChannel> fresh = createChannel();
+    std::unique_ptr<EventChannel> freshOther = createChannel();
+    ReclaimOnExit reclaimFresh(*fresh);
+    ReclaimOnExit reclaimFreshOther(*freshOther);
+    fresh->post(mine);
+    freshOther->post(theirs);
+    CPPUNIT_ASSERT(!freshOther->cancel(mine));
+    CPPUNIT_ASSERT(!fresh->cancel(theirs));
+    assertNothingMore(*fresh);
+    assertNothingMore(*freshOther);
+    CPPUNIT_ASSERT(freshOther->cancel(theirs));
+    CPPUNIT_ASSERT(&nextEvent(*freshOther) == &theirs);
+    CPPUNIT_ASSERT(fresh->cancel(mine));
+    CPPUNIT_ASSERT(&nextEvent(*fresh) == &mine);
   }
 
   void testCancelFromTheEventsOwnCallbackIsRefused() {

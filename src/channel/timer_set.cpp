@@ -13,7 +13,12 @@ void TimerSet::addLocked(TimerEvent& event, Deadline deadline) {
 }
 
 bool TimerSet::cancelLocked(TimerEvent& event) {
-  return timers_.erase(Entry{EventAccess::deadline(event), EventAccess::sequence(event), &event}) != 0;
+  // The key alone is not enough: another channel's timer (its sequence
+  // numbers start at 0 too) may have the same one, kInfiniteTimeout above all.
+  const auto found = timers_.find(Entry{EventAccess::deadline(event), EventAccess::sequence(event), &event});
+  if (found == timers_.end() || found->event != &event) return false;
+  timers_.erase(found);
+  return true;
 }
 
 Deadline TimerSet::nextDeadlineLocked() const noexcept {
