@@ -125,7 +125,11 @@ void serve(evchan::TcpSocket socket) {
       if (!request.keepAlive) return;
     }
   } catch (const BadRequest& bad) {
-    respond(socket, 400, "Bad Request", bad.why + "\n", false);
+    std::error_code ec;
+    const std::string body = bad.why + "\n";
+    const std::string head = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: " +
+                             std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+    socket.writeAll({{head.data(), head.size()}, {body.data(), body.size()}}, ec);  // the client may be gone
   } catch (const evchan::SystemError& e) {
     // Timeouts, resets and oversized lines end the connection quietly;
     // cancellation (shutdown) must go on unwinding the task.

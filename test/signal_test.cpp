@@ -73,6 +73,7 @@ class SignalTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(taskWaitLeavesTheWorkerRunning);
   CPPUNIT_TEST(taskWaitIsCancelled);
   CPPUNIT_TEST(taskWaitEndsAtShutdown);
+  CPPUNIT_TEST(taskWaitEndsAtTheTasksDeadline);
   CPPUNIT_TEST(destroyingRestoresPreviousHandler);
   CPPUNIT_TEST(destroyingRestoresIgnore);
   CPPUNIT_TEST(twoSetsEachReceive);
@@ -195,6 +196,34 @@ class SignalTest : public evchan::test::LeakCheckedFixture {
     // The set still works once the cancelled wait has let go of it.
     raise(SIGUSR1);
     CPPUNIT_ASSERT_EQUAL(SIGUSR1, set.waitFor(0s));
+  }
+
+  // Under a DeadlineScope, wait() ends like every wait: timed_out (not a
+  // return of 0, which is waitFor()'s own timeout).  Found in review:
+  // result was empty and wait() returned 0 before.
+  void taskWaitEndsAtTheTasksDeadline() {
+    SignalSet set({SIGUSR1});
+    EventChannel::Options options;
+    options.initialThreads = 1;
+    auto channel = evchan::test::createOrSkip(options);
+    std::error_code result, ownTimeout;
+    int returned = -1, timedOut = -1;
+    TaskHandle waiter = channel->spawn([&] {
+      evchan::this_task::DeadlineScope deadline(20ms);
+      returned = set.wait(result);
+      evchan::this_task::DeadlineScope later(1h);  // cannot extend the first: a no-op
+    });
+    evchan::test::joinWithin(waiter);
+    ASSERT_ERROR(std::errc::timed_out, result);
+    CPPUNIT_ASSERT_EQUAL(0, returned);
+    // waitFor()'s own timeout, shorter than the task's deadline, is an answer.
+    TaskHandle own = channel->spawn([&] {
+      evchan::this_task::DeadlineScope deadline(1h);
+      timedOut = set.waitFor(10ms, ownTimeout);
+    });
+    evchan::test::joinWithin(own);
+    ASSERT_NO_ERROR(ownTimeout);
+    CPPUNIT_ASSERT_EQUAL(0, timedOut);
   }
 
   void taskWaitEndsAtShutdown() {

@@ -6,6 +6,7 @@
 #include <evchan/system_error.h>
 
 #include "apr/signal_source.h"
+#include "poller/deadline.h"
 
 namespace evchan {
 
@@ -64,8 +65,11 @@ int SignalSet::waitFor(Duration timeout, std::error_code& ec) noexcept {
     ec = std::make_error_code(std::errc::device_or_resource_busy);
     return 0;
   }
+  const detail::Deadline own = detail::deadlineAfter(timeout);
   const int signal = source_->next(timeout, ec);
-  if (ec == std::errc::timed_out) ec.clear();  // a timeout is an answer: no signal came
+  // Its own timeout passing is an answer (no signal came); a timed_out
+  // before it is the task's DeadlineScope, an error like any wait's.
+  if (ec == std::errc::timed_out && detail::Clock::now() >= own) ec.clear();
   return ec ? 0 : signal;
 }
 
