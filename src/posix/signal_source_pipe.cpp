@@ -41,6 +41,8 @@ struct Slot {
 };
 Slot slots[kMaxSources];
 std::atomic<int> handlersRunning{0};
+static_assert(std::atomic<int>::is_always_lock_free && std::atomic<std::uint64_t>::is_always_lock_free,
+              "the signal handler may use lock-free atomics only");
 
 // The rest changes under the registry lock, never in the handler.
 std::mutex registryLock;
@@ -89,6 +91,11 @@ apr_status_t closeDescriptor(void* fd) {
 
 // Both ends non-blocking and close-on-exec; the handler must never block.
 bool makeSocketPair(int ends[2], std::error_code& ec) {
+#if defined(SOCK_CLOEXEC) && defined(SOCK_NONBLOCK)
+  // In one step where the system can: a fork and exec on another thread
+  // meanwhile must not inherit the ends.
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, ends) == 0) return true;
+#endif
   if (::socketpair(AF_UNIX, SOCK_STREAM, 0, ends) != 0) {
     ec = lastError();
     return false;

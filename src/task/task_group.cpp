@@ -26,18 +26,23 @@ class TaskGroupState {
   // group reports each failure exactly once (join() rethrows or reports
   // it, the destructor reports it, or, once the destructor is over, it is
   // reported at once), so the member's own handles never do.
-  void memberThrew(TaskId id, std::exception_ptr exception) {
+  void memberThrew(TaskId id, const std::exception_ptr& exception) noexcept {
     if (isCancellation(exception)) return;
-    leaveRunningTaskExceptionReportToGroup();
+    bool closed;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (!closed_) {
-        failures_.emplace_back(id, std::move(exception));
+      closed = closed_;
+      if (!closed) {
+        try {
+          failures_.emplace_back(id, exception);
+        } catch (...) {
+          return;  // out of memory: the task's handles report it instead
+        }
         if (options_.cancelOnFailure && failures_.size() == 1) cancelLocked();
-        return;
       }
     }
-    report({id, exception});
+    leaveRunningTaskExceptionReportToGroup();
+    if (closed) report({id, exception});
   }
 
   void add(TaskHandle member) {  // mutex_ held by the caller
