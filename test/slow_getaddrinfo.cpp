@@ -13,11 +13,14 @@
 
 extern "C" {
 __attribute__((visibility("default"))) int evchan_slow_lookup_calls(void);
+__attribute__((visibility("default"))) int evchan_slow_lookup_most_at_once(void);
 }
 
 namespace {
 
 std::atomic<int> calls{0};
+std::atomic<int> inside{0};
+std::atomic<int> mostAtOnce{0};
 
 using GetAddrInfo = int (*)(const char*, const char*, const struct addrinfo*, struct addrinfo**);
 
@@ -26,14 +29,19 @@ using GetAddrInfo = int (*)(const char*, const char*, const struct addrinfo*, st
 extern "C" {
 
 int evchan_slow_lookup_calls(void) { return calls.load(); }
+int evchan_slow_lookup_most_at_once(void) { return mostAtOnce.load(); }
 
 __attribute__((visibility("default"))) int getaddrinfo(const char* node, const char* service,
                                                        const struct addrinfo* hints, struct addrinfo** result) {
   static const GetAddrInfo real = reinterpret_cast<GetAddrInfo>(dlsym(RTLD_NEXT, "getaddrinfo"));
   calls.fetch_add(1);
+  const int now = inside.fetch_add(1) + 1;
+  for (int most = mostAtOnce.load(); now > most && !mostAtOnce.compare_exchange_weak(most, now);) {
+  }
   struct timespec delay = {0, 200 * 1000 * 1000};
   while (nanosleep(&delay, &delay) != 0 && errno == EINTR) {
   }
+  inside.fetch_sub(1);
   return real != nullptr ? real(node, service, hints, result) : EAI_SYSTEM;
 }
 

@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <vector>
 #include <thread>
 
 #include <evchan/evchan.h>
@@ -213,6 +214,33 @@ int cancel() {
   check(took < 190, "connect(localhost, 50 ms) in a task waited for the lookup");
   channel.reset();
   // The lookups cancelled above end now, and find nothing to touch.
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+
+  // Lookups cancelled while their threads are stuck in them (as many as
+  // the resolver runs at once) must not hold up the next one: it starts
+  // while they are still inside getaddrinfo.  (Before, it waited for one
+  // of them to come back: 4 at most at once.)
+  using MostAtOnce = int (*)();
+  const auto mostAtOnce = reinterpret_cast<MostAtOnce>(dlsym(RTLD_DEFAULT, "evchan_slow_lookup_most_at_once"));
+  check(mostAtOnce != nullptr, "the preload has no evchan_slow_lookup_most_at_once");
+  channel = evchan::EventChannel::create();
+  std::vector<std::unique_ptr<evchan::ResolveEvent>> stuck;
+  const int before = slowLookupCalls();
+  for (int i = 0; i < 4; ++i) {
+    stuck.push_back(std::make_unique<evchan::ResolveEvent>(Endpoint("localhost", 80)));
+    channel->post(*stuck.back());
+  }
+  while (slowLookupCalls() < before + 4) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (auto& event : stuck) check(channel->cancel(*event), "a lookup under way could not be cancelled");
+  for (int i = 0; i < 4; ++i) check(channel->getEvent(std::chrono::seconds(5)) != nullptr, "a cancelled lookup did not come back");
+  evchan::ResolveEvent next(Endpoint("localhost", 80));
+  channel->post(next);
+  check(channel->getEvent(std::chrono::seconds(5)) == &next, "the next lookup did not come back");
+  check(!next.error(), "the next lookup failed: " + next.error().message());
+  std::printf("most_at_once=%d\n", mostAtOnce());
+  check(mostAtOnce() >= 5, "the next lookup waited for a cancelled one's thread (" + std::to_string(mostAtOnce()) +
+                               " lookups at most at once)");
+  channel.reset();
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
   return 0;
 }

@@ -27,6 +27,9 @@ struct ResolverThreads::Shared {
   std::vector<Job> running;  // reserved for kMaxThreads: never allocates under the lock
   std::uint64_t lastId = 0;
   int threads = 0;
+  int busy = 0;       // threads inside a lookup
+  int abandoned = 0;  // of those, threads whose lookup was cancelled: they
+                      // finish it (it cannot be interrupted) and drop it
 
   explicit Shared(CompletionSink& target) : sink(&target) { running.reserve(kMaxThreads); }
 
@@ -56,8 +59,14 @@ std::error_code ResolverThreads::submit(ResolveEvent& event) noexcept {
   } catch (const std::bad_alloc&) {
     return std::make_error_code(std::errc::not_enough_memory);
   }
-  const std::size_t lookups = shared.waiting.size() + shared.running.size();
-  if (shared.threads < kMaxThreads && static_cast<std::size_t>(shared.threads) < lookups) {
+  // A thread for each lookup no thread is free for, up to kMaxThreads
+  // lookups at once; threads stuck in cancelled lookups do not count
+  // against that (they would hold up every new lookup until the resolver
+  // gave up), up to a bound of their own.
+  const int free = shared.threads - shared.busy;
+  const int active = shared.threads - shared.abandoned;
+  if (static_cast<std::size_t>(free) < shared.waiting.size() && active < kMaxThreads &&
+      shared.threads < kMaxThreads + kMaxAbandoned) {
     try {
       std::thread([shared = shared_] { run(shared); }).detach();
       ++shared.threads;
@@ -75,7 +84,10 @@ std::error_code ResolverThreads::submit(ResolveEvent& event) noexcept {
 bool ResolverThreads::cancel(ResolveEvent& event) noexcept {
   Shared& shared = *shared_;
   std::lock_guard<std::mutex> lock(shared.mutex);
-  return shared.remove(shared.waiting, event) || shared.remove(shared.running, event);
+  if (shared.remove(shared.waiting, event)) return true;
+  if (!shared.remove(shared.running, event)) return false;
+  ++shared.abandoned;  // its thread is still in the lookup
+  return true;
 }
 
 void ResolverThreads::close(std::vector<Event*>& taken) noexcept {
@@ -89,6 +101,7 @@ void ResolverThreads::close(std::vector<Event*>& taken) noexcept {
     // Nothing can be done for them; they are dropped as the lookups are.
   }
   shared.waiting.clear();
+  shared.abandoned += static_cast<int>(shared.running.size());
   shared.running.clear();
 }
 
@@ -108,15 +121,22 @@ void ResolverThreads::run(const std::shared_ptr<Shared>& shared) noexcept {
       // Copied: the event may be cancelled and destroyed during the lookup.
       const Endpoint endpoint = job.event->endpoint();
       const AddressFamily family = job.event->family();
+      ++shared->busy;
       lock.unlock();
       found = lookUpHost(endpoint, family, ec);
     } catch (const std::bad_alloc&) {
       ec = std::make_error_code(std::errc::not_enough_memory);
     }
-    if (!lock.owns_lock()) lock.lock();
+    if (!lock.owns_lock()) {
+      lock.lock();
+      --shared->busy;
+    }
     auto it = std::find_if(shared->running.begin(), shared->running.end(),
                            [&](const Shared::Job& entry) { return entry.id == job.id; });
-    if (it == shared->running.end()) continue;  // cancelled or closed meanwhile: the event is not ours
+    if (it == shared->running.end()) {  // cancelled or closed meanwhile: the event is not ours
+      --shared->abandoned;
+      continue;
+    }
     shared->running.erase(it);
     EventAccess::addresses(*job.event) = std::move(found);
     shared->sink->operationCompleted(*job.event, ec);

@@ -29,6 +29,8 @@ namespace evchan::detail {
 class ResolverThreads {
  public:
   static constexpr int kMaxThreads = 4;
+  /// Threads still finishing cancelled lookups, beyond kMaxThreads.
+  static constexpr int kMaxAbandoned = 64;
 
   explicit ResolverThreads(CompletionSink& sink);
   /// Closes (as close(), dropping the events: the channel has closed it before).
