@@ -82,6 +82,7 @@ class SocketCancelTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(closedCallNeverReadsAReusedDescriptor);
   CPPUNIT_TEST(cancelRacingCompletingReads);
   CPPUNIT_TEST(closeRacingCompletingReads);
+  CPPUNIT_TEST(readerDestroysTheSocketWhileAnotherThreadClosesIt);
   CPPUNIT_TEST(listenerCancelEndsABlockedAccept);
   CPPUNIT_TEST(listenerCancelEndsAcceptWithBackoff);
   CPPUNIT_TEST(listenerCloseEndsBlockedAccepts);
@@ -331,6 +332,30 @@ class SocketCancelTest : public evchan::test::LeakCheckedFixture {
 
   // close() racing a read that is completing: the read returns the byte or
   // fails (cancelled, not_open), never anything else, never a crash.
+  // A connection's owner deletes its socket as soon as its read ends, while
+  // the thread whose close() ended that read may still be inside close():
+  // the destructor's own close() waits for that one to finish.  (Found in
+  // review: the second close() returned at once and the destructor freed
+  // the state the first was still using.)
+  void readerDestroysTheSocketWhileAnotherThreadClosesIt() {
+    for (int round = 0; round < 200; ++round) {
+      ConnectedPair pair = connectPair();
+      auto* socket = new TcpSocket(std::move(pair.server));
+      std::atomic<bool> reading{false};
+      std::error_code ended;
+      std::thread owner([&] {
+        reading = true;
+        char byte;
+        socket->readSome(&byte, 1, ended);
+        delete socket;
+      });
+      while (!reading.load()) std::this_thread::yield();
+      socket->close();  // the owner may be deleting it as this returns
+      owner.join();
+      CPPUNIT_ASSERT_MESSAGE(ended.message(), ended == std::errc::operation_canceled || ended == Errc::not_open);
+    }
+  }
+
   void closeRacingCompletingReads() {
     constexpr int kRounds = 500;
     int got = 0;

@@ -45,11 +45,20 @@ class SocketStateSlot {
   void reset(std::unique_ptr<SocketState> replacement = nullptr) noexcept;
   /// Unhooks the state and returns it once no pin holds it.
   std::unique_ptr<SocketState> take() noexcept;
+  /// Every close() counts itself in (while pinned) and out: the one that
+  /// closes after destroying the state, the others at once; those others,
+  /// and a close() that finds the state gone, wait until closeUnderWay()
+  /// is false, so that the object (the destructor closes) outlives the
+  /// closing thread's last access to it.
+  void enterClose() noexcept;
+  void leaveClose() noexcept;
+  bool closeUnderWay() const noexcept;
 
  private:
   friend class SocketPin;
   std::atomic<SocketState*> state_{nullptr};
   mutable std::atomic<unsigned> pins_{0};
+  std::atomic<unsigned> closers_{0};
 };
 }  // namespace detail
 

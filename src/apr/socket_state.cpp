@@ -33,6 +33,12 @@ std::unique_ptr<SocketState> SocketStateSlot::take() noexcept {
   return state;
 }
 
+void SocketStateSlot::enterClose() noexcept { closers_.fetch_add(1, std::memory_order_seq_cst); }
+
+void SocketStateSlot::leaveClose() noexcept { closers_.fetch_sub(1, std::memory_order_release); }
+
+bool SocketStateSlot::closeUnderWay() const noexcept { return closers_.load(std::memory_order_acquire) != 0; }
+
 void SocketStateSlot::reset(std::unique_ptr<SocketState> replacement) noexcept {
   take().reset();  // cancels the socket's events and closes it
   state_.store(replacement.release(), std::memory_order_release);

@@ -48,23 +48,25 @@ void cancelSocket(const SocketStateSlot& slot) noexcept {
 
 namespace {
 
-// close() waits for the cancelled calls to leave, which takes moments (a
-// thread's poll returning, a task being resumed): a task lets its worker
+// close() waits for the cancelled calls to leave (or for another thread's
+// close() to finish), which takes moments (a thread's poll returning, a
+// task being resumed): a task lets its worker
 // run them meanwhile (they may be tasks on the same worker); a thread
 // yields, then naps, counted as blocked when it is a worker (an event
 // callback closing the socket).
-void waitForCalls(const WaitCancellation& cancellation) noexcept {
-  if (!cancellation.callsInside()) return;  // the usual close(): nothing to wait for
+template <class Done>
+void waitUntil(Done done) noexcept {
+  if (done()) return;  // the usual close(): nothing to wait for
   if (inTask()) {
     try {
-      while (cancellation.callsInside()) this_task::yield();
+      while (!done()) this_task::yield();
       return;
     } catch (...) {
       // The task was cancelled or its channel shut down: wait as a thread.
     }
   }
   ChannelCore::enterBlocking();
-  for (int round = 0; cancellation.callsInside(); ++round) {
+  for (int round = 0; !done(); ++round) {
     if (round < 64) {
       std::this_thread::yield();
     } else {
@@ -78,16 +80,29 @@ void waitForCalls(const WaitCancellation& cancellation) noexcept {
 
 void closeSocket(SocketStateSlot& slot) noexcept {
   SocketState* state = nullptr;
+  bool first = false;
   {
     const SocketPin pin(slot);
     state = pin.get();
-    if (state == nullptr || !state->cancellation.close()) return;
+    if (state != nullptr) {
+      slot.enterClose();  // counted before it can be first: a later close() sees it
+      first = state->cancellation.close();
+      if (!first) slot.leaveClose();
+    }
   }
-  // Only the first close() destroys the state (the destructor and moves
-  // must not race with calls), so it stays while this waits unpinned: a
-  // pin held here would stall another close() spinning in take().
-  waitForCalls(state->cancellation);
+  if (!first) {
+    // Another thread's close() may still be using the state and this
+    // object: a close() here, the destructor's one above all (on the
+    // thread whose call that close() cancelled, say), returns after it.
+    waitUntil([&] { return !slot.closeUnderWay(); });
+    return;
+  }
+  // Only the first close() destroys the state, so it stays while this
+  // waits unpinned: a pin held here would stall another close() spinning
+  // in take().
+  waitUntil([&] { return !state->cancellation.callsInside(); });
   slot.reset();
+  slot.leaveClose();  // the last access to the object
 }
 
 bool socketOpen(const SocketStateSlot& slot) noexcept {
