@@ -89,7 +89,9 @@ class SocketStateSlot {
 ///    Errc::not_open, waits until the cancelled calls have returned (a
 ///    task calling it yields meanwhile; a thread blocks), then closes the
 ///    descriptor: a cancelled call never touches a descriptor the system
-///    has since reused.  A close() that races another returns at once.
+///    has since reused.  A close() that races another returns once the
+///    other has finished, so the thread whose call a close() ended may
+///    destroy the socket at once (its destructor closes, and waits).
 ///  - The other calls (options, addresses, timeout) may run concurrently
 ///    with each other and with close(); after it they report not_open.
 /// Events on the socket: close() may run while events on it are posted
