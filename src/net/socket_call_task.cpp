@@ -50,16 +50,24 @@ namespace {
 
 // close() waits for the cancelled calls to leave (or for another thread's
 // close() to finish), which takes moments (a thread's poll returning, a
-// task being resumed): a task lets its worker
-// run them meanwhile (they may be tasks on the same worker); a thread
-// yields, then naps, counted as blocked when it is a worker (an event
-// callback closing the socket).
+// task being resumed): a task lets its worker run them meanwhile (they
+// may be tasks on the same worker), yielding, then napping: a worker that
+// always has a ready task to run may not poll, and on io_uring the
+// cancelled calls come back only through the ring.  A thread yields, then
+// naps, counted as blocked when it is a worker (an event callback closing
+// the socket).
 template <class Done>
 void waitUntil(Done done) noexcept {
   if (done()) return;  // the usual close(): nothing to wait for
   if (inTask()) {
     try {
-      while (!done()) this_task::yield();
+      for (int round = 0; !done(); ++round) {
+        if (round < 16) {
+          this_task::yield();
+        } else {
+          this_task::sleepFor(std::chrono::microseconds(200));
+        }
+      }
       return;
     } catch (...) {
       // The task was cancelled or its channel shut down: wait as a thread.
