@@ -236,7 +236,11 @@ class EVCHAN_API CancellationShield {
 /// @endcode
 class EVCHAN_API DeadlineScope {
  public:
+  /// Sets the running task's deadline to now + `timeout`, or keeps an
+  /// enclosing scope's earlier one.  Throws
+  /// SystemError(std::errc::operation_not_permitted) outside a task.
   explicit DeadlineScope(Duration timeout);
+  /// Restores the deadline the task had before.
   ~DeadlineScope();
   DeadlineScope(const DeadlineScope&) = delete;
   DeadlineScope& operator=(const DeadlineScope&) = delete;
