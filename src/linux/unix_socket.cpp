@@ -51,11 +51,6 @@ int openStreamSocket(std::error_code& ec) {
   return fd;
 }
 
-apr_status_t closeDescriptor(void* fd) {
-  ::close(static_cast<int>(reinterpret_cast<std::intptr_t>(fd)));
-  return APR_SUCCESS;
-}
-
 void closeAll(int* fds, int count) {
   for (int i = 0; i < count; ++i) {
     if (fds[i] >= 0) ::close(fds[i]);
@@ -318,23 +313,5 @@ void ringBell(int socket) noexcept {
   while (sent < 0 && errno == EINTR);
 }
 
-TcpSocket adoptUnixSocket(int fd, const std::string& peer, std::error_code& ec) noexcept {
-  auto state = std::make_unique<SocketState>();
-  state->pool = createPool(ec);
-  if (!state->pool) {
-    ::close(fd);
-    return TcpSocket();
-  }
-  // From here the pool owns the descriptor: destroying it (after the
-  // watch has unregistered it from any channel) closes it.
-  apr_pool_cleanup_register(state->pool.get(), reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)),
-                            closeDescriptor, apr_pool_cleanup_null);
-  apr_os_sock_t native = fd;
-  apr_status_t status = apr_os_sock_put(&state->socket, &native, state->pool.get());
-  if (status == APR_SUCCESS) status = apr_socket_timeout_set(state->socket, 0);
-  if ((ec = makeAprError(status))) return TcpSocket();
-  state->peer = peer;
-  return SocketAccess::adopt(std::move(state));
-}
 
 }  // namespace evchan::detail

@@ -74,11 +74,6 @@ bool kernelTellsUnixPeers() noexcept;
 /// and a dead peer is found by its own waits, so failures are ignored.
 void ringBell(int socket) noexcept;
 
-/// Wraps a connected AF_UNIX socket in a TcpSocket, which then owns it
-/// (closes it), so that its waits use the TcpSocket/ReadEvent machinery:
-/// a task waiting on it is suspended, a thread polls.  On error `fd` is
-/// closed and the socket returned closed.
-TcpSocket adoptUnixSocket(int fd, const std::string& peer, std::error_code& ec) noexcept;
 
 }  // namespace evchan::detail
 

@@ -21,6 +21,7 @@
 #include "linux/shm_connection.h"
 #include "linux/unix_socket.h"
 #include "net/socket_call.h"
+#include "posix/adopted_socket.h"
 #include "task/await.h"
 
 namespace evchan {
@@ -48,12 +49,12 @@ std::unique_ptr<ShmConnection> ShmConnection::make(Segment segment, ShmRole role
   }
   connection->dataBellFd = dataBellFd;
   connection->spaceBellFd = spaceBellFd;
-  connection->dataBell = adoptUnixSocket(dataBellFd, peer, ec);
+  connection->dataBell = adoptSocketDescriptor(dataBellFd, peer, ec);
   if (ec) {
     ::close(spaceBellFd);
     return nullptr;  // the destructor unmaps the segment
   }
-  connection->spaceBell = adoptUnixSocket(spaceBellFd, peer, ec);
+  connection->spaceBell = adoptSocketDescriptor(spaceBellFd, peer, ec);
   if (ec) return nullptr;
   return connection;
 }

@@ -24,7 +24,7 @@
 #include <evchan/tcp_socket.h>
 
 #include "apr/apr_runtime.h"
-#include "apr/socket_state.h"
+#include "posix/adopted_socket.h"
 
 namespace evchan::detail {
 namespace {
@@ -84,11 +84,6 @@ bool catchable(int signal) noexcept {
 
 std::error_code lastError() { return std::error_code(errno, std::generic_category()); }
 
-apr_status_t closeDescriptor(void* fd) {
-  ::close(static_cast<int>(reinterpret_cast<std::intptr_t>(fd)));
-  return APR_SUCCESS;
-}
-
 // Both ends non-blocking and close-on-exec; the handler must never block.
 bool makeSocketPair(int ends[2], std::error_code& ec) {
 #if defined(SOCK_CLOEXEC) && defined(SOCK_NONBLOCK)
@@ -112,23 +107,6 @@ bool makeSocketPair(int ends[2], std::error_code& ec) {
   return true;
 }
 
-// The read end as a TcpSocket that owns it; on error `fd` is closed.
-TcpSocket adoptReadEnd(int fd, std::error_code& ec) {
-  auto state = std::make_unique<SocketState>();
-  state->pool = createPool(ec);
-  if (!state->pool) {
-    ::close(fd);
-    return TcpSocket();
-  }
-  apr_pool_cleanup_register(state->pool.get(), reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)),
-                            closeDescriptor, apr_pool_cleanup_null);
-  apr_os_sock_t native = fd;
-  apr_status_t status = apr_os_sock_put(&state->socket, &native, state->pool.get());
-  if (status == APR_SUCCESS) status = apr_socket_timeout_set(state->socket, 0);
-  if ((ec = makeAprError(status))) return TcpSocket();
-  state->peer = "signal set";
-  return SocketAccess::adopt(std::move(state));
-}
 
 class PipeSignalSource final : public SignalSource {
  public:
@@ -221,7 +199,7 @@ std::unique_ptr<SignalSource> openSignalSource(const int* signals, std::size_t c
   }
   int ends[2];
   if (!makeSocketPair(ends, ec)) return nullptr;
-  TcpSocket reader = adoptReadEnd(ends[0], ec);
+  TcpSocket reader = adoptSocketDescriptor(ends[0], "signal set", ec);
   if (ec) {
     ::close(ends[1]);
     return nullptr;
