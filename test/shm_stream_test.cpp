@@ -32,6 +32,7 @@
 #include "linux/shm_connection.h"
 #include "linux/shm_segment.h"
 #include "linux/unix_socket.h"
+#include "support/cancel_race.h"
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
 #include "support/skip.h"
@@ -1222,40 +1223,14 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
 
   // One byte a round, written and cancelled at once: each arrives once.
   void testCancelRacingCompletingReads() {
-    constexpr int kRounds = 2000;
     ShmListener listener = ShmListener::listen(uniqueName("cancel-race"));
     Pair pair = connectPair(listener);
-    std::atomic<int> received{0};
-    std::atomic<bool> stopped{false};
-    std::string wrong;  // the reader's until joined
-    std::thread reader([&] {
-      for (int round = 0; round < kRounds;) {
-        char byte;
-        std::error_code ec;
-        const std::size_t n = pair.server.readSome(&byte, 1, ec);
-        if (ec == std::errc::operation_canceled) continue;
-        if (ec || n != 1 || byte != static_cast<char>('a' + round % 26)) {
-          wrong = "round " + std::to_string(round) + ": " + describe(ec);
-          stopped = true;
-          return;
-        }
-        received = ++round;
-      }
-    });
-    for (int round = 0; round < kRounds && !stopped.load(); ++round) {
-      const char byte = static_cast<char>('a' + round % 26);
-      if (round % 2 == 0) {
-        pair.client.writeAll(&byte, 1);
-        pair.server.cancel();
-      } else {
-        pair.server.cancel();
-        pair.client.writeAll(&byte, 1);
-      }
-      if (!evchan::test::eventually([&] { return received.load() > round || stopped.load(); })) break;
-    }
+    evchan::test::CancelRace race(2000);
+    std::thread reader([&] { race.read(pair.server); });
+    race.writeAndCancel(pair.client, pair.server);
     reader.join();
-    CPPUNIT_ASSERT_MESSAGE(wrong, wrong.empty());
-    CPPUNIT_ASSERT_EQUAL(kRounds, received.load());
+    CPPUNIT_ASSERT_MESSAGE(race.wrong, race.wrong.empty());
+    CPPUNIT_ASSERT_EQUAL(race.rounds, race.received.load());
   }
 
   // The peer process dies while a task is suspended on the doorbell.

@@ -14,6 +14,7 @@
 
 #include <evchan/evchan.h>
 
+#include "support/cancel_race.h"
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
@@ -289,45 +290,14 @@ class SocketCancelTest : public evchan::test::LeakCheckedFixture {
   // cancels at once: every byte arrives exactly once, whether the cancel()
   // ended a wait (the reader reads again) or came too late.
   void cancelRacingCompletingReads() {
-    constexpr int kRounds = 3000;
     ConnectedPair pair = connectPair();
     pair.client.setTimeout(kSocketTimeout);
-    std::atomic<int> received{0};
-    std::atomic<int> cancelled{0};
-    std::string wrong;  // the reader's until joined
-    std::atomic<bool> stopped{false};
-    std::thread reader([&] {
-      for (int round = 0; round < kRounds;) {
-        char byte;
-        std::error_code ec;
-        const std::size_t n = pair.client.readSome(&byte, 1, ec);
-        if (ec == std::errc::operation_canceled) {
-          ++cancelled;
-          continue;
-        }
-        if (ec || n != 1 || byte != static_cast<char>('a' + round % 26)) {
-          wrong = "round " + std::to_string(round) + ": " + evchan::test::describe(ec);
-          stopped = true;
-          return;
-        }
-        received = ++round;
-      }
-    });
-    for (int round = 0; round < kRounds && !stopped.load(); ++round) {
-      const char byte = static_cast<char>('a' + round % 26);
-      if (round % 2 == 0) {
-        pair.server.writeAll(&byte, 1);
-        pair.client.cancel();
-      } else {
-        pair.client.cancel();
-        pair.server.writeAll(&byte, 1);
-      }
-      if (!evchan::test::eventually([&] { return received.load() > round || stopped.load(); })) break;
-      if (round % 100 == 0) std::this_thread::yield();
-    }
+    evchan::test::CancelRace race(3000);
+    std::thread reader([&] { race.read(pair.client); });
+    race.writeAndCancel(pair.server, pair.client);
     reader.join();
-    CPPUNIT_ASSERT_MESSAGE(wrong, wrong.empty());
-    CPPUNIT_ASSERT_EQUAL(kRounds, received.load());
+    CPPUNIT_ASSERT_MESSAGE(race.wrong, race.wrong.empty());
+    CPPUNIT_ASSERT_EQUAL(race.rounds, race.received.load());
   }
 
   // close() racing a read that is completing: the read returns the byte or

@@ -15,6 +15,7 @@
 
 #include <evchan/evchan.h>
 
+#include "support/cancel_race.h"
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
@@ -311,41 +312,15 @@ class TaskSocketCancelTest : public evchan::test::LeakCheckedFixture {
   // A reader task takes one byte a round while a thread writes one and
   // cancels at once: each byte arrives exactly once.
   void cancelRacingCompletingReadsInATask() {
-    constexpr int kRounds = 2000;
     std::unique_ptr<EventChannel> channel = makeChannel(1);
     ConnectedPair pair = connectPair();
     pair.client.setTimeout(kSocketTimeout);
-    std::atomic<int> received{0};
-    std::atomic<bool> stopped{false};
-    std::string wrong;  // the task's until joined
-    TaskHandle reader = channel->spawn([&] {
-      for (int round = 0; round < kRounds;) {
-        char byte;
-        std::error_code ec;
-        const std::size_t n = pair.client.readSome(&byte, 1, ec);
-        if (ec == std::errc::operation_canceled) continue;
-        if (ec || n != 1 || byte != static_cast<char>('a' + round % 26)) {
-          wrong = "round " + std::to_string(round) + ": " + evchan::test::describe(ec);
-          stopped = true;
-          return;
-        }
-        received = ++round;
-      }
-    });
-    for (int round = 0; round < kRounds && !stopped.load(); ++round) {
-      const char byte = static_cast<char>('a' + round % 26);
-      if (round % 2 == 0) {
-        pair.server.writeAll(&byte, 1);
-        pair.client.cancel();
-      } else {
-        pair.client.cancel();
-        pair.server.writeAll(&byte, 1);
-      }
-      if (!eventually([&] { return received.load() > round || stopped.load(); })) break;
-    }
+    evchan::test::CancelRace race(2000);
+    TaskHandle reader = channel->spawn([&] { race.read(pair.client); });
+    race.writeAndCancel(pair.server, pair.client);
     joinWithin(reader);
-    CPPUNIT_ASSERT_MESSAGE(wrong, wrong.empty());
-    CPPUNIT_ASSERT_EQUAL(kRounds, received.load());
+    CPPUNIT_ASSERT_MESSAGE(race.wrong, race.wrong.empty());
+    CPPUNIT_ASSERT_EQUAL(race.rounds, race.received.load());
   }
 
   void closeRacingCompletingReadsInATask() {
