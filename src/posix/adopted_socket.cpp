@@ -9,6 +9,8 @@
 
 #include <apr_portable.h>
 
+#include <evchan/error.h>
+
 #include "apr/socket_state.h"
 
 namespace evchan::detail {
