@@ -300,14 +300,7 @@ class EventCancelTest : public evchan::test::LeakCheckedFixture {
     EventChannel::Options options;
     options.backend = B;
     options.initialThreads = 1;
-    std::error_code ec;
-    std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
-    if (ec == std::errc::function_not_supported || ec == std::errc::operation_not_permitted ||
-        ec == std::errc::permission_denied) {
-      EVCHAN_SKIP(std::string("backend not available: ") + evchan::backendName(B) + ": " + ec.message());
-    }
-    CPPUNIT_ASSERT_MESSAGE("create: " + ec.message(), channel != nullptr && !ec);
-    return channel;
+    return evchan::test::createOnBackendOrSkip(options);
   }
 
   std::unique_ptr<EventChannel> channel_;

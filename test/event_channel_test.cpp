@@ -1519,17 +1519,7 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
     EventChannel::Options options;
     options.backend = B;
     options.initialThreads = initialThreads;
-    std::error_code ec;
-    std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
-    // Not compiled in (function_not_supported), or the kernel refuses it:
-    // io_uring reports the kernel's reason (ENOSYS; EPERM under seccomp or
-    // kernel.io_uring_disabled).
-    if (ec == std::errc::function_not_supported || ec == std::errc::operation_not_permitted ||
-        ec == std::errc::permission_denied) {
-      EVCHAN_SKIP(std::string("backend not available: ") + evchan::backendName(B) + ": " + ec.message());
-    }
-    CPPUNIT_ASSERT_MESSAGE("create: " + ec.message(), channel != nullptr && !ec);
-    return channel;
+    return evchan::test::createOnBackendOrSkip(options);
   }
 
   /// One round of testRepostFromCallbackRacesClose on a fresh channel.

@@ -463,11 +463,7 @@ class FileTest : public evchan::test::LeakCheckedFixture {
     options.backend = B;
     options.initialThreads = initialThreads;
     if (!monitor) options.stuckWorkerGrace = evchan::Duration::zero();
-    std::error_code ec;
-    std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
-    if (ec == std::errc::function_not_supported) EVCHAN_SKIP(std::string("backend not available: ") + evchan::backendName(B));
-    CPPUNIT_ASSERT_MESSAGE("create: " + describe(ec), channel != nullptr);
-    return channel;
+    return evchan::test::createOnBackendOrSkip(options);
   }
 
   static void assertRejected(EventChannel& channel, Event& event, Errc expected) {

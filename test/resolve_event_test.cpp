@@ -62,13 +62,7 @@ class ResolveEventTest : public evchan::test::LeakCheckedFixture {
     descriptorsAtStart_ = evchan::test::openDescriptorCount();
     EventChannel::Options options;
     options.backend = B;
-    std::error_code ec;
-    channel_ = EventChannel::create(options, ec);
-    if (ec == std::errc::function_not_supported || ec == std::errc::operation_not_permitted ||
-        ec == std::errc::permission_denied) {
-      EVCHAN_SKIP(std::string("backend not available: ") + evchan::backendName(B) + ": " + ec.message());
-    }
-    CPPUNIT_ASSERT_MESSAGE("create: " + ec.message(), channel_ != nullptr && !ec);
+    channel_ = evchan::test::createOnBackendOrSkip(options);
   }
 
   void tearDown() override {

@@ -83,6 +83,20 @@ inline std::unique_ptr<EventChannel> createOrSkip(const EventChannel::Options& o
   return channel;
 }
 
+/// Creates a channel on the backend `options` names: one the build or the
+/// kernel refuses (not compiled in; io_uring's ENOSYS, or EPERM under
+/// seccomp or kernel.io_uring_disabled) skips the test with the reason.
+inline std::unique_ptr<EventChannel> createOnBackendOrSkip(const EventChannel::Options& options) {
+  std::error_code ec;
+  std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
+  if (ec == std::errc::function_not_supported || ec == std::errc::operation_not_permitted ||
+      ec == std::errc::permission_denied) {
+    EVCHAN_SKIP(std::string("backend not available: ") + backendName(options.backend) + ": " + ec.message());
+  }
+  CPPUNIT_ASSERT_MESSAGE("create: " + ec.message(), channel != nullptr && !ec);
+  return channel;
+}
+
 /// A channel with `initialThreads` workers.
 inline std::unique_ptr<EventChannel> makeChannel(int initialThreads) {
   EventChannel::Options options;
