@@ -72,6 +72,35 @@ void blockThreadUntil(const std::atomic<bool>& flag) {
   while (!flag.load() && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
 }
 
+/// One worker and no spare: nothing but that worker can poll the backend.
+std::unique_ptr<EventChannel> makeSingleWorkerChannel() {
+  EventChannel::Options options;
+  options.initialThreads = 1;
+  options.maxThreads = 1;
+  return evchan::test::createOrSkip(options);
+}
+
+/// Two tasks yielding until `flag` is set (so one is always queued while
+/// the other runs); joinAndCheck() fails the test if they gave up waiting.
+class YieldingSpinners {
+ public:
+  YieldingSpinners(EventChannel& channel, const std::atomic<bool>& flag) {
+    for (TaskHandle& task : tasks_) {
+      task = channel.spawn([this, &flag] {
+        if (!yieldUntil(flag)) gaveUp_ = true;
+      });
+    }
+  }
+  void joinAndCheck() {
+    for (TaskHandle& task : tasks_) joinWithin(task);
+    CPPUNIT_ASSERT_MESSAGE("the awaited event never came while tasks kept yielding", !gaveUp_.load());
+  }
+
+ private:
+  TaskHandle tasks_[2];
+  std::atomic<bool> gaveUp_{false};
+};
+
 class TaskFailure : public std::runtime_error {
  public:
   explicit TaskFailure(const std::string& what) : std::runtime_error(what) {}
@@ -171,6 +200,8 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testThreadBlockingWaitInATaskIsCompensated);
   CPPUNIT_TEST(testSpawnMoveOnlyFunctionAndArguments);
   CPPUNIT_TEST(testSpawnMovesASocketIntoTheTask);
+  CPPUNIT_TEST(testYieldingTasksDoNotStarveTimers);
+  CPPUNIT_TEST(testYieldingTasksDoNotStarveSockets);
   CPPUNIT_TEST(testSpawnTemplateFormRefusesNullFunctions);
   CPPUNIT_TEST(testSpawnTemplateFormWithOptions);
   CPPUNIT_TEST(testThisTaskChannel);
@@ -818,6 +849,39 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
     char byte;
     std::error_code ec;
     CPPUNIT_ASSERT_EQUAL(std::size_t(0), pair.client.readSome(&byte, 1, ec));
+  }
+
+  // Tasks that only yield keep the run queue from ever emptying.  The one
+  // worker must still poll its backend between them, or every timer and
+  // socket on the channel waits for the spinning to stop.
+  void testYieldingTasksDoNotStarveTimers() {
+    std::unique_ptr<EventChannel> channel = makeSingleWorkerChannel();
+    std::atomic<bool> woke{false};
+    YieldingSpinners spinners(*channel, woke);
+    TaskHandle sleeper = channel->spawn([&woke] {
+      this_task::sleepFor(10ms);
+      woke = true;
+    });
+    joinWithin(sleeper);
+    spinners.joinAndCheck();
+  }
+
+  void testYieldingTasksDoNotStarveSockets() {
+    std::unique_ptr<EventChannel> channel = makeSingleWorkerChannel();
+    evchan::test::ConnectedPair pair = evchan::test::connectPair();
+    std::atomic<bool> read{false};
+    YieldingSpinners spinners(*channel, read);
+    TaskHandle reader = channel->spawn(
+        [&read](evchan::TcpSocket socket) {
+          char byte = 0;
+          socket.readExactly(&byte, 1);
+          if (byte == 'x') read = true;
+        },
+        std::move(pair.server));
+    std::this_thread::sleep_for(20ms);  // the reader waits on the backend by now
+    pair.client.writeAll("x", 1);
+    joinWithin(reader);
+    spinners.joinAndCheck();
   }
 
   void testSpawnTemplateFormRefusesNullFunctions() {

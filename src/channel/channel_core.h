@@ -224,6 +224,10 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   TimerSet timers_;  // its members need mutex_
   bool polling_ = false;
   Deadline pollDeadline_ = kNoDeadline;
+  // Run-queue items run since the backend was last polled; at
+  // kRunsBetweenPolls a worker polls (without waiting) before the next.
+  static constexpr int kRunsBetweenPolls = 64;
+  int runsSincePoll_ = 0;
   bool stopping_ = false;
   bool swept_ = false;  // shutdown() has cancelled what was pending: workers may exit
   int threads_ = 0;

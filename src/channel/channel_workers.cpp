@@ -155,19 +155,29 @@ void ChannelCore::workerMain() noexcept {
   std::unique_lock<std::mutex> lock(mutex_);
   activities_.push_back(&activity);
   for (;;) {
-    if (Event* event = runQueue_.pop()) {
-      lock.unlock();
-      runWithLocalBatch(*event, activity);
-      lock.lock();
-      continue;
+    // Fairness: work that keeps the run queue from emptying (tasks that
+    // yield, callbacks that post again) must not keep the backend from
+    // being polled, or every socket and timer waits for it to stop.  After
+    // kRunsBetweenPolls items in a row, one poll that does not wait.
+    const bool pollDue = !polling_ && runsSincePoll_ >= kRunsBetweenPolls;
+    if (!pollDue) {
+      if (Event* event = runQueue_.pop()) {
+        ++runsSincePoll_;
+        lock.unlock();
+        runWithLocalBatch(*event, activity);
+        lock.lock();
+        continue;
+      }
     }
     // A completion backend's operations are cancelled at shutdown but come
     // back only through the ring: keep polling until they have.
-    if (stopping_ && swept_ && !ringBusy()) break;
+    if (runQueue_.empty() && stopping_ && swept_ && !ringBusy()) break;
     if (!polling_) {
-      // Leader/follower: one worker at a time polls the backend.
+      // Leader/follower: one worker at a time polls the backend; it waits
+      // only when nothing is queued.
       polling_ = true;
-      pollDeadline_ = timers_.nextDeadlineLocked();
+      runsSincePoll_ = 0;
+      pollDeadline_ = runQueue_.empty() ? timers_.nextDeadlineLocked() : Clock::now();
       const Deadline deadline = pollDeadline_;
       lock.unlock();
       LocalBatch batch;
