@@ -48,6 +48,11 @@ namespace evchan::detail {
 ///   the ReadyQueue's process-wide list of shut-down queues > a ReadyQueue's mutex
 ///   waitersMutex_ > a NotifyEvent's mutex
 ///   resolver_'s lock > mutex_, and > the ReadyQueue's mutex (resolver_threads.h)
+///   a socket's WaitCancellation mutex > cancel()'s locks (src/apr/wait_cancellation.h:
+///     cancelling a task's wait cancels its event under it)
+///   a TaskState's cancelMutex_ > cancel()'s locks (TaskHandle::cancel())
+/// where cancel()'s locks are watches_.mutex() > Watch::mutex for a socket
+/// event, mutex_ for a timer, resolver_'s lock for a ResolveEvent.
 /// mutex_ and the ReadyQueue's mutex are never held together.  The
 /// backends' own locks come after all of these: a backend calls back into
 /// the channel (operationCompleted) with none of them held.
