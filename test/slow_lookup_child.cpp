@@ -85,9 +85,12 @@ void numericResolutions(const char* where, int port) {
 }
 
 int numeric() {
-  // listen() is not measured: it looks its host up on the calling thread.
+  // listen() on a numeric host, or on none (the wildcard), looks nothing up.
+  const int calls = slowLookupCalls();
   evchan::TcpListener listener = evchan::TcpListener::listen(Endpoint("127.0.0.1", 0));
   const int port = listener.localAddress().port();
+  evchan::TcpListener wildcard = evchan::TcpListener::listen(Endpoint("", 0));
+  check(slowLookupCalls() == calls, "listen() on 127.0.0.1 or the wildcard called getaddrinfo");
   std::unique_ptr<evchan::EventChannel> channel = evchan::EventChannel::create();
   const Clock::time_point start = Clock::now();
   numericResolutions("thread", port);
@@ -152,6 +155,12 @@ int ticker() {
     check(socket.isOpen(), "connect(localhost) in a task failed");
   });
   check(slowLookupCalls() > calls, "connect(localhost) in a task did not call getaddrinfo");
+  calls = slowLookupCalls();
+  tickWhile(*channel, "listen", [] {
+    evchan::TcpListener named = evchan::TcpListener::listen(Endpoint("localhost", 0));
+    check(named.isOpen(), "listen(localhost) in a task failed");
+  });
+  check(slowLookupCalls() > calls, "listen(localhost) in a task did not call getaddrinfo");
   // What a lookup on the worker allows: the same call, made by the task itself.
   tickWhile(*channel, "blocking", [] {
     addrinfo* result = nullptr;

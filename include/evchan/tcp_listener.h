@@ -62,6 +62,9 @@ class EVCHAN_API TcpListener {
   /// Binds to `endpoint` and listens.  An empty host means every local
   /// address (IPv6 and IPv4 where the system allows both); port 0 lets the
   /// kernel pick a free port, reported by port().  SO_REUSEADDR is set.
+  /// A host name is resolved as resolve() does (the first address it
+  /// gives; inside a task on the channel's resolver threads, so the worker
+  /// runs other tasks meanwhile); a numeric host or none is not looked up.
   static TcpListener listen(const Endpoint& endpoint, int backlog = 511);
   static TcpListener listen(const Endpoint& endpoint, int backlog,
                             std::error_code& ec) noexcept;

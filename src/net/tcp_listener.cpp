@@ -10,6 +10,8 @@
 #include <evchan/task.h>
 
 #include "net/endpoint_host.h"
+#include "net/resolution.h"
+#include "apr/host_lookup.h"
 #include "apr/socket_io.h"
 #include "apr/socket_state.h"
 #include "net/socket_call.h"
@@ -22,29 +24,46 @@ using detail::SocketState;
 
 namespace {
 
-// Binds one socket to `host` (nullptr: the wildcard of `family`) and listens.
-std::unique_ptr<SocketState> bindAndListen(const char* host, apr_int32_t family, int port, int backlog,
-                                           std::error_code& ec) {
+// Binds one socket to the numeric `local` address and listens; `wildcard`:
+// it stands for an empty host.
+std::unique_ptr<SocketState> bindAndListen(const Address& local, bool wildcard, int backlog, std::error_code& ec) {
   auto state = std::make_unique<SocketState>();
   state->pool = detail::createPool(ec);
   if (!state->pool) return nullptr;
   apr_pool_t* pool = state->pool.get();
 
-  apr_sockaddr_t* local = nullptr;
-  apr_status_t status = apr_sockaddr_info_get(&local, host, family, static_cast<apr_port_t>(port), 0, pool);
-  if (status == APR_SUCCESS) status = apr_socket_create(&state->socket, local->family, SOCK_STREAM, APR_PROTO_TCP, pool);
+  apr_sockaddr_t* address = detail::numericSockaddr(local, pool);  // no lookup
+  if (address == nullptr) {
+    ec = std::make_error_code(std::errc::address_family_not_supported);
+    return nullptr;
+  }
+  apr_status_t status = apr_socket_create(&state->socket, address->family, SOCK_STREAM, APR_PROTO_TCP, pool);
   if (status == APR_SUCCESS) status = detail::setListenAddressOptions(state->socket);
 #if APR_HAVE_IPV6
   // The v6 wildcard takes IPv4 clients too where the system allows it;
   // where it does not, the socket stays IPv6-only (the failure is ignored).
-  if (status == APR_SUCCESS && host == nullptr && local->family == APR_INET6)
+  if (status == APR_SUCCESS && wildcard && address->family == APR_INET6)
     (void)apr_socket_opt_set(state->socket, APR_IPV6_V6ONLY, 0);
 #endif
-  if (status == APR_SUCCESS) status = apr_socket_bind(state->socket, local);
+  if (status == APR_SUCCESS) status = apr_socket_bind(state->socket, address);
   if (status == APR_SUCCESS) status = apr_socket_listen(state->socket, backlog);
   if (status == APR_SUCCESS) status = apr_socket_timeout_set(state->socket, 0);
   if ((ec = makeAprError(status))) return nullptr;  // the pool's cleanup closes the socket
   return state;
+}
+
+// The address `host` stands for: resolve()'s first answer, so that a name
+// is looked up off the worker inside a task (a numeric host needs no
+// lookup at all).
+std::unique_ptr<SocketState> bindAndListen(const Endpoint& endpoint, AddressFamily family, bool wildcard,
+                                           int backlog, std::error_code& ec) {
+  const std::vector<Address> addresses = detail::resolveWithin(endpoint, family, kInfiniteTimeout, ec);
+  if (ec) return nullptr;
+  if (addresses.empty()) {
+    ec = std::make_error_code(std::errc::address_not_available);
+    return nullptr;
+  }
+  return bindAndListen(addresses.front(), wildcard, backlog, ec);
 }
 
 std::unique_ptr<SocketState> openListener(const Endpoint& endpoint, int backlog, std::error_code& ec) {
@@ -57,18 +76,16 @@ std::unique_ptr<SocketState> openListener(const Endpoint& endpoint, int backlog,
     return nullptr;
   }
   if ((ec = detail::checkHostForResolver(endpoint.host))) return nullptr;
-  if (!endpoint.host.empty()) return bindAndListen(endpoint.host.c_str(), APR_UNSPEC, endpoint.port, backlog, ec);
-  // An empty host is the wildcard address, asked for by family: the
-  // resolver (AI_PASSIVE) lists 0.0.0.0 before ::, so taking its first
-  // answer would give an IPv4-only listener.  IPv6's wildcard first (it
-  // also takes IPv4 clients), IPv4's where the system has no IPv6.
+  if (!endpoint.host.empty()) return bindAndListen(endpoint, AddressFamily::Unspecified, false, backlog, ec);
+  // An empty host is the wildcard address: IPv6's first (it also takes
+  // IPv4 clients), IPv4's where the system has no IPv6.
 #if APR_HAVE_IPV6
-  auto state = bindAndListen(nullptr, APR_INET6, endpoint.port, backlog, ec);
+  auto state = bindAndListen(Endpoint("::", endpoint.port), AddressFamily::IPv6, true, backlog, ec);
   // Only a system without IPv6 falls back; a port in use stays an error.
   if (state || (ec != std::errc::address_family_not_supported && ec != std::errc::address_not_available))
     return state;
 #endif
-  return bindAndListen(nullptr, APR_INET, endpoint.port, backlog, ec);
+  return bindAndListen(Endpoint("0.0.0.0", endpoint.port), AddressFamily::IPv4, true, backlog, ec);
 }
 
 // The bound address, for errors; empty once closed.
