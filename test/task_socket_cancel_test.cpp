@@ -17,6 +17,7 @@
 
 #include "support/cancel_race.h"
 #include "support/diagnostics.h"
+#include "support/host_socket.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
 #include "support/waiting.h"
@@ -93,6 +94,7 @@ class TaskSocketCancelTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(listenerCloseFromAnotherTaskStopsTheAcceptor);
   CPPUNIT_TEST(cancelWithoutWaiterInATaskIsHarmless);
   CPPUNIT_TEST(cancelRacingCompletingReadsInATask);
+  CPPUNIT_TEST(cancelBetweenTheStepsOfReadExactlyEndsIt);
   CPPUNIT_TEST(closeRacingCompletingReadsInATask);
   CPPUNIT_TEST_SUITE_END();
 
@@ -321,6 +323,29 @@ class TaskSocketCancelTest : public evchan::test::LeakCheckedFixture {
     joinWithin(reader);
     CPPUNIT_ASSERT_MESSAGE(race.wrong, race.wrong.empty());
     CPPUNIT_ASSERT_EQUAL(race.rounds, race.received.load());
+  }
+
+  // readExactly() is one call: a cancel() after its first step returned
+  // and before its second began ends it too.
+  void cancelBetweenTheStepsOfReadExactlyEndsIt() {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(2s);  // a lost cancel() ends the round by this
+    const evchan::test::UnreadBytes unread(pair.client);
+    CPPUNIT_ASSERT_EQUAL(0L, unread.count());
+    evchan::test::CancelBetweenSteps race(300);
+    TaskHandle reader = channel->spawn([&] { race.read(pair.client); });
+    race.writeAndCancel(
+        pair.server, pair.client, [&] { return evchan::test::allWorkersIdle(*channel); },
+        [&] { return unread.count() == 0; });
+    race.stopped = true;  // a reader left waiting after an early stop ends
+    eventually([&] {
+      pair.client.cancel();
+      return reader.done();
+    });
+    joinWithin(reader);
+    CPPUNIT_ASSERT_MESSAGE(race.wrong, race.wrong.empty());
+    CPPUNIT_ASSERT_EQUAL(race.rounds, race.finished.load());
   }
 
   void closeRacingCompletingReadsInATask() {

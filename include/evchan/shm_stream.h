@@ -165,9 +165,21 @@ class EVCHAN_API ShmStream : public Stream {
   /// The bytes each direction's ring holds; 0 when closed.
   std::size_t ringSize() const noexcept;
 
+ protected:
+  ///@{
+  /// cancel() reaches every step of readExactly() and writeAll() (see
+  /// Stream::cancelMark()).
+  CancelMark cancelMark(bool writing) const noexcept override;
+  std::size_t readSomeSince(CancelMark mark, void* buffer, std::size_t size, std::error_code& ec) noexcept override;
+  std::size_t writeSomeSince(CancelMark mark, const ConstBuffer* buffers, std::size_t count,
+                             std::error_code& ec) noexcept override;
+  ///@}
+
  private:
   friend class ShmListener;
   explicit ShmStream(std::unique_ptr<detail::ShmConnection> state) noexcept;
+  // writeSome() of one buffer, ended by a cancel() after `mark`.
+  std::size_t writeBuffer(CancelMark mark, const void* buffer, std::size_t size, std::error_code& ec) noexcept;
 
   std::unique_ptr<detail::ShmConnection> state_;
 };

@@ -5,6 +5,7 @@
 #define EVCHAN_STREAM_H
 
 #include <cstddef>
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <system_error>
@@ -130,7 +131,28 @@ class EVCHAN_API Stream {
   /// ("127.0.0.1:8080", a shared-memory name); empty when unknown or closed.
   virtual std::string peerName() const;
 
+  /// A count of the stream's cancel() calls (for one direction: reading,
+  /// or writing when `writing`), for the steps of readExactly() and
+  /// writeAll() to carry from their first step to their last.
+  using CancelMark = std::uint64_t;
+
  protected:
+  ///@{
+  /// Cancellation across the steps of readExactly() and writeAll().  A
+  /// stream whose cancel() ends the calls under way overrides all three:
+  /// cancelMark() says where its cancel() history stands, and
+  /// readSomeSince()/writeSomeSince() are readSome() and the gather
+  /// writeSome() that end with operation_canceled, instead of waiting,
+  /// once a cancel() came after `mark`.  readExactly() and writeAll() take
+  /// the mark when they begin, so a cancel() that lands between two of
+  /// their steps ends them too.  The defaults (no history; the plain
+  /// calls) suit a stream without cancel().
+  virtual CancelMark cancelMark(bool writing) const noexcept;
+  virtual std::size_t readSomeSince(CancelMark mark, void* buffer, std::size_t size, std::error_code& ec) noexcept;
+  virtual std::size_t writeSomeSince(CancelMark mark, const ConstBuffer* buffers, std::size_t count,
+                                     std::error_code& ec) noexcept;
+  ///@}
+
   Stream() = default;
   /// Copying is for implementations' own copy operations; Stream holds no
   /// state of its own.

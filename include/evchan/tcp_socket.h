@@ -82,9 +82,10 @@ class SocketStateSlot {
 ///    socket stays open and the next call waits normally.  A call that
 ///    starts after cancel() returns is not affected, so a loop that must
 ///    stop sets its own flag before cancel(), or uses close().  readExactly()
-///    and writeAll() are loops of single calls: a cancel() between two of
-///    them ends only the next wait if it had begun; and data a call already
-///    took is returned, not lost (the cancel() then has nothing to end).
+///    and writeAll() count as one call from their start: a cancel() that
+///    lands between two of their steps ends the next step's wait.  Data a
+///    call already took is returned, not lost (readExactly() reports how
+///    many bytes it read before operation_canceled).
 ///  - close() cancels the same way, makes every later call fail with
 ///    Errc::not_open, waits until the cancelled calls have returned (a
 ///    task calling it yields meanwhile; a thread blocks), then closes the
@@ -206,6 +207,16 @@ class EVCHAN_API TcpSocket : public Stream {
   Address localAddress(std::error_code& ec) const noexcept;
   Address peerAddress() const;
   Address peerAddress(std::error_code& ec) const noexcept;
+  ///@}
+
+ protected:
+  ///@{
+  /// cancel() reaches every step of readExactly() and writeAll() (see
+  /// Stream::cancelMark()).
+  CancelMark cancelMark(bool writing) const noexcept override;
+  std::size_t readSomeSince(CancelMark mark, void* buffer, std::size_t size, std::error_code& ec) noexcept override;
+  std::size_t writeSomeSince(CancelMark mark, const ConstBuffer* buffers, std::size_t count,
+                             std::error_code& ec) noexcept override;
   ///@}
 
  private:

@@ -20,6 +20,7 @@
 #include "poller/deadline.h"
 #include "linux/shm_connection.h"
 #include "linux/unix_socket.h"
+#include "net/pieces.h"
 #include "net/socket_call.h"
 #include "posix/adopted_socket.h"
 #include "task/await.h"
@@ -257,13 +258,21 @@ ShmStream ShmStream::connect(const std::string& name, Duration timeout) {
   return stream;
 }
 
+Stream::CancelMark ShmStream::cancelMark(bool writing) const noexcept {
+  if (!state_) return 0;
+  // A load, not a count: the fast path stays free of atomic writes.
+  return detail::cancelGeneration(detail::SocketAccess::slot(writing ? state_->spaceBell : state_->dataBell));
+}
+
 std::size_t ShmStream::readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  return readSomeSince(cancelMark(false), buffer, size, ec);
+}
+
+std::size_t ShmStream::readSomeSince(CancelMark startedAt, void* buffer, std::size_t size, std::error_code& ec) noexcept {
   if ((ec = checkBuffer(state_.get(), buffer, size)) || size == 0) return 0;
   ShmConnection& c = *state_;
   if ((ec = c.readFailure)) return 0;
   detail::RingIndices& ring = c.in.indices();
-  // A load, not a count: the fast path stays free of atomic writes.
-  const std::uint64_t startedAt = detail::cancelGeneration(detail::SocketAccess::slot(c.dataBell));
   bool spun = false;
   Deadline deadline{};
   for (;;) {
@@ -314,11 +323,28 @@ std::size_t ShmStream::readSome(void* buffer, std::size_t size, std::error_code&
 std::string ShmStream::peerName() const { return peerOf(state_.get()); }
 
 std::size_t ShmStream::writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  return writeBuffer(cancelMark(true), buffer, size, ec);
+}
+
+std::size_t ShmStream::writeSomeSince(CancelMark mark, const ConstBuffer* buffers, std::size_t count,
+                                      std::error_code& ec) noexcept {
+  // As Stream's gather writeSome(): the first non-empty piece.
+  if (!state_) {
+    ec = Errc::not_open;
+    return 0;
+  }
+  if ((ec = detail::checkPieces(buffers, count))) return 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (buffers[i].size != 0) return writeBuffer(mark, buffers[i].data, buffers[i].size, ec);
+  }
+  return 0;
+}
+
+std::size_t ShmStream::writeBuffer(CancelMark startedAt, const void* buffer, std::size_t size, std::error_code& ec) noexcept {
   if ((ec = checkBuffer(state_.get(), buffer, size)) || size == 0) return 0;
   ShmConnection& c = *state_;
   if ((ec = c.writeFailure)) return 0;
   detail::RingIndices& ring = c.out.indices();
-  const std::uint64_t startedAt = detail::cancelGeneration(detail::SocketAccess::slot(c.spaceBell));
   bool spun = false;
   Deadline deadline{};
   auto readerGone = [&] { return (ring.consumerFlags.load(std::memory_order_seq_cst) & detail::kSideClosed) != 0; };

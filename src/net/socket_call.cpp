@@ -35,6 +35,11 @@ std::uint64_t cancelGeneration(const SocketStateSlot& slot) noexcept {
   return state != nullptr ? state->cancellation.generation() : 0;
 }
 
+std::uint64_t pinnedCancelGeneration(const SocketStateSlot& slot) noexcept {
+  const SocketPin pin(slot);
+  return pin.get() != nullptr ? pin.get()->cancellation.generation() : 0;
+}
+
 SocketCall::~SocketCall() {
   if (state_ != nullptr) state_->cancellation.endCall();
 }

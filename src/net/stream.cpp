@@ -80,9 +80,22 @@ std::size_t Stream::writeSome(const void* buffer, std::size_t size) {
   return orThrow(*this, "write", [&](std::error_code& ec) { return writeSome(buffer, size, ec); });
 }
 
+Stream::CancelMark Stream::cancelMark(bool) const noexcept { return 0; }
+
+std::size_t Stream::readSomeSince(CancelMark, void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  return readSome(buffer, size, ec);
+}
+
+std::size_t Stream::writeSomeSince(CancelMark, const ConstBuffer* buffers, std::size_t count,
+                                   std::error_code& ec) noexcept {
+  return writeSome(buffers, count, ec);
+}
+
 std::size_t Stream::readExactly(void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  return untilDone(*this, static_cast<char*>(buffer), size, ec,
-                   [this](char* at, std::size_t left, std::error_code& e) { return readSome(at, left, e); });
+  const CancelMark mark = cancelMark(false);
+  return untilDone(*this, static_cast<char*>(buffer), size, ec, [this, mark](char* at, std::size_t left, std::error_code& e) {
+    return readSomeSince(mark, at, left, e);
+  });
 }
 
 std::size_t Stream::readExactly(void* buffer, std::size_t size) {
@@ -90,8 +103,12 @@ std::size_t Stream::readExactly(void* buffer, std::size_t size) {
 }
 
 std::size_t Stream::writeAll(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  const CancelMark mark = cancelMark(true);
   return untilDone(*this, static_cast<const char*>(buffer), size, ec,
-                   [this](const char* at, std::size_t left, std::error_code& e) { return writeSome(at, left, e); });
+                   [this, mark](const char* at, std::size_t left, std::error_code& e) {
+                     const ConstBuffer piece{at, left};
+                     return writeSomeSince(mark, &piece, 1, e);
+                   });
 }
 
 std::size_t Stream::writeAll(const void* buffer, std::size_t size) {
@@ -112,13 +129,14 @@ std::size_t Stream::writeSome(const ConstBuffer* buffers, std::size_t count) {
 
 std::size_t Stream::writeAll(const ConstBuffer* buffers, std::size_t count, std::error_code& ec) noexcept {
   if ((ec = checkPieces(*this, buffers, count))) return 0;
+  const CancelMark mark = cancelMark(true);
   std::size_t done = 0;
   GatherPosition at;
   at.advance(buffers, count, 0);
   while (at.index < count) {
     std::size_t wrote;
     if (at.offset == 0) {
-      wrote = writeSome(buffers + at.index, count - at.index, ec);  // the caller's array as it is
+      wrote = writeSomeSince(mark, buffers + at.index, count - at.index, ec);  // the caller's array as it is
     } else {
       // The first piece starts mid-way: a small copy with that piece trimmed.
       ConstBuffer window[kResumeWindow];
@@ -126,7 +144,7 @@ std::size_t Stream::writeAll(const ConstBuffer* buffers, std::size_t count, std:
       std::copy(buffers + at.index, buffers + at.index + pieces, window);
       window[0].data = static_cast<const unsigned char*>(window[0].data) + at.offset;
       window[0].size -= at.offset;
-      wrote = writeSome(window, pieces, ec);
+      wrote = writeSomeSince(mark, window, pieces, ec);
     }
     if (ec) break;
     done += wrote;

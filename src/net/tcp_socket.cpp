@@ -105,15 +105,18 @@ TcpSocket TcpSocket::connect(const Endpoint& endpoint, Duration timeout) {
   return socket;
 }
 
-std::size_t TcpSocket::readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  detail::SocketCall call(state_);
+namespace {
+
+// readSome() within `call`.
+std::size_t readWithin(TcpSocket& socket, detail::SocketCall& call, void* buffer, std::size_t size,
+                       std::error_code& ec) noexcept {
   SocketState* state = call.state();
   if ((ec = checkBuffer(state, buffer, size)) || size == 0) return 0;
   if (inTask()) {
     // Through the task's channel: the socket is tried unless it is known
     // to be drained (a round trip then costs no EAGAIN), and if the read
     // would block the task waits for it (the worker runs other tasks).
-    ReadEvent read(*this, buffer, size);
+    ReadEvent read(socket, buffer, size);
     if (detail::tryInTask(read, ec) || call.awaitInTask(read, ec)) {
       return ec ? 0 : read.bytesTransferred();
     }
@@ -135,13 +138,9 @@ std::size_t TcpSocket::readSome(void* buffer, std::size_t size, std::error_code&
   }
 }
 
-std::size_t TcpSocket::writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  const ConstBuffer piece{buffer, size};
-  return TcpSocket::writeSome(&piece, 1, ec);  // one piece goes out with send(2)
-}
-
-std::size_t TcpSocket::writeSome(const ConstBuffer* buffers, std::size_t count, std::error_code& ec) noexcept {
-  detail::SocketCall call(state_);
+// The gather writeSome() within `call`.
+std::size_t writeWithin(TcpSocket& socket, detail::SocketCall& call, const ConstBuffer* buffers, std::size_t count,
+                        std::error_code& ec) noexcept {
   SocketState* state = call.state();
   if (state == nullptr) {
     ec = Errc::not_open;
@@ -157,12 +156,42 @@ std::size_t TcpSocket::writeSome(const ConstBuffer* buffers, std::size_t count, 
     if (inTask()) {
       // The send buffer is full: the task waits for a WriteEvent (which
       // writes when there is room) instead of blocking its worker.
-      WriteEvent write(*this, buffers, count);
+      WriteEvent write(socket, buffers, count);
       if (call.awaitInTask(write, ec)) return ec ? 0 : write.bytesTransferred();
     }
     if ((ec = call.waitOnThread(true, detail::deadlineAfter(state->timeout)))) return 0;
   }
 }
+
+}  // namespace
+
+std::size_t TcpSocket::readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  detail::SocketCall call(state_);
+  return readWithin(*this, call, buffer, size, ec);
+}
+
+std::size_t TcpSocket::readSomeSince(CancelMark mark, void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  detail::SocketCall call(state_, mark);
+  return readWithin(*this, call, buffer, size, ec);
+}
+
+std::size_t TcpSocket::writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  const ConstBuffer piece{buffer, size};
+  return TcpSocket::writeSome(&piece, 1, ec);  // one piece goes out with send(2)
+}
+
+std::size_t TcpSocket::writeSome(const ConstBuffer* buffers, std::size_t count, std::error_code& ec) noexcept {
+  detail::SocketCall call(state_);
+  return writeWithin(*this, call, buffers, count, ec);
+}
+
+std::size_t TcpSocket::writeSomeSince(CancelMark mark, const ConstBuffer* buffers, std::size_t count,
+                                      std::error_code& ec) noexcept {
+  detail::SocketCall call(state_, mark);
+  return writeWithin(*this, call, buffers, count, ec);
+}
+
+Stream::CancelMark TcpSocket::cancelMark(bool) const noexcept { return detail::pinnedCancelGeneration(state_); }
 
 std::string TcpSocket::peerName() const {
   const detail::SocketPin pin(state_);

@@ -3,6 +3,8 @@
 #ifndef EVCHAN_TEST_SUPPORT_HOST_SOCKET_H
 #define EVCHAN_TEST_SUPPORT_HOST_SOCKET_H
 
+#include <cstdint>
+
 #include <evchan/tcp_socket.h>
 
 namespace evchan::test {
@@ -21,6 +23,19 @@ int readHostSocketOption(const TcpSocket& socket, HostSocketOption option);
 /// a connection holds with little data.  False when the socket was not
 /// found or the host refused.
 bool setHostSocketBuffers(const TcpSocket& socket, int receiveBytes, int sendBytes);
+
+/// The bytes received and not yet read on the OS socket behind a
+/// TcpSocket (found once, as above): a test sees a reader take its data.
+class UnreadBytes {
+ public:
+  explicit UnreadBytes(const TcpSocket& socket);
+  /// The count now (FIONREAD); -1 when the socket was not found or the
+  /// host refused.
+  long count() const;
+
+ private:
+  std::intptr_t handle_;
+};
 
 }  // namespace evchan::test
 

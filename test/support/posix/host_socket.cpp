@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// readHostSocketOption() on POSIX hosts: the socket is found among the
-// descriptors listed in /proc/self/fd.
+// readHostSocketOption() and the other host socket probes on POSIX hosts:
+// the socket is found among the descriptors listed in /proc/self/fd.
 #include "support/host_socket.h"
 
 #include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <cctype>
@@ -61,6 +62,14 @@ bool setHostSocketBuffers(const TcpSocket& socket, int receiveBytes, int sendByt
   const int fd = descriptorOf(socket);
   return fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receiveBytes, sizeof receiveBytes) == 0 &&
          setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sendBytes, sizeof sendBytes) == 0;
+}
+
+UnreadBytes::UnreadBytes(const TcpSocket& socket) : handle_(descriptorOf(socket)) {}
+
+long UnreadBytes::count() const {
+  int bytes = 0;
+  if (handle_ < 0 || ioctl(static_cast<int>(handle_), FIONREAD, &bytes) != 0) return -1;
+  return bytes;
 }
 
 }  // namespace evchan::test

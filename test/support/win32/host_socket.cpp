@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// readHostSocketOption() on Windows hosts.  A SOCKET is a kernel handle,
+// readHostSocketOption() and the other host socket probes on Windows hosts.  A SOCKET is a kernel handle,
 // and handle values are multiples of four; Windows offers no list of a
 // process's sockets, so the candidates are tried in turn (a value that is
 // no socket just fails with WSAENOTSOCK).
@@ -56,6 +56,16 @@ bool setHostSocketBuffers(const TcpSocket& socket, int receiveBytes, int sendByt
   return handle != INVALID_SOCKET &&
          setsockopt(handle, SOL_SOCKET, SO_RCVBUF, reinterpret_cast<const char*>(&receiveBytes), sizeof receiveBytes) == 0 &&
          setsockopt(handle, SOL_SOCKET, SO_SNDBUF, reinterpret_cast<const char*>(&sendBytes), sizeof sendBytes) == 0;
+}
+
+UnreadBytes::UnreadBytes(const TcpSocket& socket)
+    : handle_(static_cast<std::intptr_t>(handleOf(socket))) {}
+
+long UnreadBytes::count() const {
+  u_long bytes = 0;
+  if (static_cast<SOCKET>(handle_) == INVALID_SOCKET || ioctlsocket(static_cast<SOCKET>(handle_), FIONREAD, &bytes) != 0)
+    return -1;
+  return static_cast<long>(bytes);
 }
 
 }  // namespace evchan::test
