@@ -25,7 +25,8 @@ struct DatagramScratch {
   unsigned addressLength = 0;
   bool truncated = false;
 };
-static_assert(sizeof(DatagramScratch) <= kDatagramScratchSize, "a datagram event holds its scratch");
+static_assert(sizeof(DatagramScratch) <= kDatagramScratchSize && alignof(DatagramScratch) <= 16,
+              "a datagram event's scratch (alignas(16)) holds a DatagramScratch");
 
 struct DatagramEventAccess {
   static std::size_t& transferred(DatagramReceiveEvent& e) noexcept { return e.transferred_; }
