@@ -32,5 +32,8 @@
 #include <evchan/thread_identity.h>
 #include <evchan/timer_event.h>
 #include <evchan/version.h>
+// UDP.
+#include <evchan/datagram_events.h>
+#include <evchan/udp_socket.h>
 
 #endif  // EVCHAN_EVCHAN_H

@@ -35,8 +35,11 @@ struct EventAccess;
 class EVCHAN_API Event {
  public:
   /// Which subclass an event is (ReadEvent, TimerEvent, FileReadEvent,
-  /// ResolveEvent, ...).
-  enum class Kind { Read, Write, Accept, Connect, Timer, Notify, Dispatch, FileRead, FileWrite, Resolve };
+  /// ResolveEvent, DatagramReceiveEvent, ...).
+  enum class Kind {
+    Read, Write, Accept, Connect, Timer, Notify, Dispatch, FileRead, FileWrite, Resolve,
+    DatagramReceive, DatagramSend
+  };
   /// A completion callback: called on a worker thread with the completed event.
   using Callback = std::function<void(Event&)>;
 

@@ -59,43 +59,57 @@ bool resolveNumeric(const Endpoint& endpoint, AddressFamily family, std::vector<
   return true;
 }
 
-apr_sockaddr_t* numericSockaddr(const Address& address, apr_pool_t* pool) noexcept {
+bool fillNumericSockaddr(const Address& address, apr_sockaddr_t& target) noexcept {
   AddressFamily family = AddressFamily::Unspecified;
   std::array<unsigned char, 16> bytes{};
   try {
-    if (!numericHostBytes(address.host(), family, bytes) || family != address.family()) return nullptr;
+    if (!numericHostBytes(address.host(), family, bytes) || family != address.family()) return false;
   } catch (const std::bad_alloc&) {
-    return nullptr;
+    return false;
   }
-  auto* target = static_cast<apr_sockaddr_t*>(apr_pcalloc(pool, sizeof(apr_sockaddr_t)));
-  target->pool = pool;
-  target->hostname = apr_pstrdup(pool, address.host().c_str());
-  target->port = static_cast<apr_port_t>(address.port());
+  target.port = static_cast<apr_port_t>(address.port());
   // The fields APR's own resolver sets for each family.
   if (family == AddressFamily::IPv4) {
-    target->family = APR_INET;
-    target->sa.sin.sin_family = AF_INET;
-    target->sa.sin.sin_port = htons(target->port);
-    std::memcpy(&target->sa.sin.sin_addr, bytes.data(), 4);
-    target->salen = sizeof target->sa.sin;
-    target->ipaddr_len = sizeof target->sa.sin.sin_addr;
-    target->addr_str_len = 16;
-    target->ipaddr_ptr = &target->sa.sin.sin_addr;
-    return target;
+    target.family = APR_INET;
+    target.sa.sin.sin_family = AF_INET;
+    target.sa.sin.sin_port = htons(target.port);
+    std::memcpy(&target.sa.sin.sin_addr, bytes.data(), 4);
+    target.salen = sizeof target.sa.sin;
+    target.ipaddr_len = sizeof target.sa.sin.sin_addr;
+    target.addr_str_len = 16;
+    target.ipaddr_ptr = &target.sa.sin.sin_addr;
+    return true;
   }
 #if APR_HAVE_IPV6
-  target->family = APR_INET6;
-  target->sa.sin6.sin6_family = AF_INET6;
-  target->sa.sin6.sin6_port = htons(target->port);
-  std::memcpy(&target->sa.sin6.sin6_addr, bytes.data(), 16);
-  target->salen = sizeof target->sa.sin6;
-  target->ipaddr_len = sizeof target->sa.sin6.sin6_addr;
-  target->addr_str_len = 46;
-  target->ipaddr_ptr = &target->sa.sin6.sin6_addr;
-  return target;
+  target.family = APR_INET6;
+  target.sa.sin6.sin6_family = AF_INET6;
+  target.sa.sin6.sin6_port = htons(target.port);
+  std::memcpy(&target.sa.sin6.sin6_addr, bytes.data(), 16);
+  target.salen = sizeof target.sa.sin6;
+  target.ipaddr_len = sizeof target.sa.sin6.sin6_addr;
+  target.addr_str_len = 46;
+  target.ipaddr_ptr = &target.sa.sin6.sin6_addr;
+  return true;
 #else
-  return nullptr;
+  return false;
 #endif
+}
+
+apr_sockaddr_t* numericSockaddr(const Address& address, apr_pool_t* pool) noexcept {
+  apr_sockaddr_t filled{};
+  if (!fillNumericSockaddr(address, filled)) return nullptr;
+  auto* target = static_cast<apr_sockaddr_t*>(apr_pcalloc(pool, sizeof(apr_sockaddr_t)));
+  *target = filled;
+  // ipaddr_ptr points into the copy's own sa.
+  target->ipaddr_ptr = filled.family == APR_INET ? static_cast<void*>(&target->sa.sin.sin_addr)
+#if APR_HAVE_IPV6
+                                                  : static_cast<void*>(&target->sa.sin6.sin6_addr);
+#else
+                                                  : nullptr;
+#endif
+  target->pool = pool;
+  target->hostname = apr_pstrdup(pool, address.host().c_str());
+  return target;
 }
 
 std::vector<Address> lookUpHost(const Endpoint& endpoint, AddressFamily family, std::error_code& ec) noexcept {

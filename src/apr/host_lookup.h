@@ -34,6 +34,12 @@ bool parseNumericHost(std::string_view host, AddressFamily& family, std::string&
 /// anything else.
 bool numericHostBytes(std::string_view host, AddressFamily& family, std::array<unsigned char, 16>& bytes);
 
+/// Fills `target` (zeroed by the caller) with a numeric Address as
+/// numericSockaddr() does, without a pool (no hostname); false when the
+/// host is not numeric.  The result may live on the stack: for calls that
+/// only read it (sendto), never for one APR keeps (bind, connect).
+bool fillNumericSockaddr(const Address& address, apr_sockaddr_t& target) noexcept;
+
 /// The apr_sockaddr_t of a numeric Address, built in `pool` without the
 /// resolver (apr_sockaddr_info_get() would call getaddrinfo() even for
 /// "127.0.0.1"); null when the host is not numeric in the strict sense

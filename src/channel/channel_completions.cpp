@@ -15,12 +15,14 @@
 #include <evchan/error.h>
 
 #include "channel/channel_core.h"
+#include "channel/datagram_attempts.h"
 
 namespace evchan::detail {
 namespace {
 
 SocketOperation operationFor(Event& event, const Watch& watch) {
-  SocketOperation op{SocketOperation::Kind::Receive, static_cast<int>(watch.fd), nullptr, 0, nullptr, 0, nullptr, 0};
+  SocketOperation op{SocketOperation::Kind::Receive, static_cast<int>(watch.fd), nullptr, 0, nullptr, 0, nullptr, 0,
+                     nullptr};
   switch (event.kind()) {
     case Event::Kind::Read: {
       auto& read = static_cast<ReadEvent&>(event);
@@ -51,6 +53,8 @@ SocketOperation operationFor(Event& event, const Watch& watch) {
       break;
     }
     case Event::Kind::Accept: op.kind = SocketOperation::Kind::Accept; break;
+    case Event::Kind::DatagramReceive:
+    case Event::Kind::DatagramSend: datagramOperation(event, op); break;
     default: break;  // connects are built by postConnectToRing()
   }
   return op;
@@ -102,7 +106,7 @@ std::error_code ChannelCore::postConnectToRing(ConnectEvent& event) noexcept {
     } else {
       // The address lives in the socket's pool, as long as the socket.
       const SocketOperation op{SocketOperation::Kind::Connect, static_cast<int>(watch->fd), nullptr, 0,
-                               &target->sa, static_cast<unsigned>(target->salen), nullptr, 0};
+                               &target->sa, static_cast<unsigned>(target->salen), nullptr, 0, nullptr};
       ec = submitOperationLocked(event, *watch, kWritable, op);
       if (!ec) watch->connectTarget = target;
     }
@@ -195,6 +199,8 @@ void ChannelCore::handleCompletion(const Completion& completion) noexcept {
     case Event::Kind::Accept:
       if (result < 0) ec = kernelError(result);
       break;
+    case Event::Kind::DatagramReceive:
+    case Event::Kind::DatagramSend: ec = finishDatagram(*event, result, *completion_); break;
     case Event::Kind::Connect:
       // APR learns the socket's addresses from its own connect, which
       // finds the socket connected (EISCONN) and records them.

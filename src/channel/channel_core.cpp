@@ -10,6 +10,7 @@
 #include <evchan/error.h>
 
 #include "apr/host_lookup.h"
+#include "channel/datagram_attempts.h"
 #include "channel/io_attempts.h"
 
 namespace evchan::detail {
@@ -24,6 +25,8 @@ const SocketStateSlot* socketSlotOf(Event& event) {
     case Event::Kind::Write: return &SocketAccess::slot(static_cast<WriteEvent&>(event).socket());
     case Event::Kind::Accept: return &SocketAccess::slot(static_cast<AcceptEvent&>(event).listener());
     case Event::Kind::Connect: return &SocketAccess::slot(EventAccess::connected(static_cast<ConnectEvent&>(event)));
+    case Event::Kind::DatagramReceive:
+    case Event::Kind::DatagramSend: return &datagramSlotOf(event);
     default: return nullptr;
   }
 }
@@ -71,6 +74,8 @@ std::error_code validate(Event& event) {
     case Event::Kind::Notify:
     case Event::Kind::Dispatch: return {};
     case Event::Kind::Resolve: return checkLookup(static_cast<ResolveEvent&>(event).endpoint());
+    case Event::Kind::DatagramReceive:
+    case Event::Kind::DatagramSend: return checkDatagram(event);
   }
   return std::make_error_code(std::errc::invalid_argument);
 }
@@ -88,7 +93,7 @@ bool connectSettled(apr_socket_t* socket) {
 std::size_t requestedBytes(Event& event) {
   if (event.kind() == Event::Kind::Read) return static_cast<ReadEvent&>(event).size();
   if (event.kind() == Event::Kind::Write) return static_cast<WriteEvent&>(event).size();
-  return 1;
+  return 1;  // an accept, a connect, a datagram (an empty one is a datagram too)
 }
 
 // A re-posted event reports this round's bytes only, however it ends
@@ -99,6 +104,8 @@ void clearTransferred(Event& event) noexcept {
     case Event::Kind::Write: EventAccess::transferred(static_cast<WriteEvent&>(event)) = 0; break;
     case Event::Kind::FileRead: EventAccess::transferred(static_cast<FileReadEvent&>(event)) = 0; break;
     case Event::Kind::FileWrite: EventAccess::transferred(static_cast<FileWriteEvent&>(event)) = 0; break;
+    case Event::Kind::DatagramReceive:
+    case Event::Kind::DatagramSend: clearDatagram(event); break;
     default: break;
   }
 }
@@ -119,7 +126,9 @@ std::error_code ChannelCore::post(Event& event) noexcept {
   switch (event.kind()) {
     case Event::Kind::Read:
     case Event::Kind::Write:
-    case Event::Kind::Accept: ec = postSocketEvent(event); break;
+    case Event::Kind::Accept:
+    case Event::Kind::DatagramReceive:
+    case Event::Kind::DatagramSend: ec = postSocketEvent(event); break;
     case Event::Kind::Connect: ec = postConnect(static_cast<ConnectEvent&>(event)); break;
     case Event::Kind::Timer: ec = postTimer(static_cast<TimerEvent&>(event)); break;
     case Event::Kind::Notify: postNotify(static_cast<NotifyEvent&>(event)); break;
@@ -165,7 +174,7 @@ AttemptResult ChannelCore::tryOnce(Event& event, std::error_code& ec) noexcept {
   }
   Watch* watch = state->watch.watchIn(*this, state->socket, ec);
   if (ec) return {};
-  const bool isReader = event.kind() != Event::Kind::Write;
+  const bool isReader = event.kind() != Event::Kind::Write && event.kind() != Event::Kind::DatagramSend;
   std::lock_guard<std::mutex> lock(watch->mutex);
   if ((ec = checkSlotLocked(*watch, isReader))) return {};
   return attemptLocked(event, *watch, isReader);
@@ -181,7 +190,7 @@ std::error_code ChannelCore::postSocketEvent(Event& event) noexcept {
   std::error_code ec;
   Watch* watch = state->watch.watchIn(*this, state->socket, ec);
   if (ec) return ec;
-  const bool isReader = event.kind() != Event::Kind::Write;
+  const bool isReader = event.kind() != Event::Kind::Write && event.kind() != Event::Kind::DatagramSend;
   AttemptResult attempt;
   {
     std::lock_guard<std::mutex> lock(watch->mutex);

@@ -40,6 +40,7 @@
 #include <evchan/error.h>
 
 #include "apr/file_state.h"
+#include "poller/datagram_access.h"
 #include "poller/event_access.h"
 #include "poller/poller.h"
 
@@ -64,7 +65,7 @@ std::uint64_t tagOf(Watch& watch, unsigned slot) noexcept {
 // (Backend::Default then falls back to epoll).
 const int kRequiredOps[] = {IORING_OP_RECV,         IORING_OP_SEND, IORING_OP_ACCEPT, IORING_OP_CONNECT,
                             IORING_OP_ASYNC_CANCEL, IORING_OP_NOP,  IORING_OP_READ,   IORING_OP_WRITE,
-                            IORING_OP_SENDMSG};
+                            IORING_OP_SENDMSG,      IORING_OP_RECVMSG};
 
 class UringPoller final : public Poller, public CompletionPoller {
  public:
@@ -141,6 +142,12 @@ class UringPoller final : public Poller, public CompletionPoller {
       case SocketOperation::Kind::Connect:
         io_uring_prep_connect(sqe, op.fd, static_cast<const sockaddr*>(op.address), op.addressLength);
         break;
+      case SocketOperation::Kind::ReceiveMessage:
+        io_uring_prep_recvmsg(sqe, op.fd, messageHeader(op, true), 0);
+        break;
+      case SocketOperation::Kind::SendMessage:
+        io_uring_prep_sendmsg(sqe, op.fd, messageHeader(op, false), MSG_NOSIGNAL);
+        break;
     }
     io_uring_sqe_set_data64(sqe, tagOf(watch, slot));
     inFlight_.fetch_add(1, std::memory_order_relaxed);
@@ -196,6 +203,12 @@ class UringPoller final : public Poller, public CompletionPoller {
     if (queued_ > 0) enterLocked(lock);
   }
 
+  void finishMessage(DatagramScratch& scratch) noexcept override {
+    const msghdr* header = std::launder(reinterpret_cast<const msghdr*>(scratch.header));
+    scratch.addressLength = static_cast<unsigned>(header->msg_namelen);
+    scratch.truncated = (header->msg_flags & MSG_TRUNC) != 0;
+  }
+
   bool busy() const noexcept override { return inFlight_.load(std::memory_order_acquire) > 0; }
   void closeDescriptor(int fd) noexcept override { ::close(fd); }
 
@@ -241,6 +254,26 @@ class UringPoller final : public Poller, public CompletionPoller {
     header->msg_iov = const_cast<iovec*>(reinterpret_cast<const iovec*>(op.pieces));
     header->msg_iovlen = std::min<std::size_t>(op.pieceCount, IOV_MAX);  // the rest in a later send
     io_uring_prep_sendmsg(sqe, op.fd, header, MSG_NOSIGNAL);
+  }
+
+  // One datagram's message header, in the event's scratch with its piece
+  // and the peer's address: the kernel reads (and, receiving, fills) them
+  // until the operation completes, and the event stays in flight until then.
+  static msghdr* messageHeader(const SocketOperation& op, bool receive) noexcept {
+    static_assert(sizeof(msghdr) <= sizeof op.scratch->header, "DatagramScratch::header holds a msghdr");
+    DatagramScratch& scratch = *op.scratch;
+    scratch.piece = ConstBuffer{op.buffer, op.size};
+    msghdr* header = new (scratch.header) msghdr{};
+    header->msg_iov = reinterpret_cast<iovec*>(&scratch.piece);
+    header->msg_iovlen = 1;
+    if (receive) {
+      header->msg_name = scratch.address;
+      header->msg_namelen = sizeof scratch.address;
+    } else if (scratch.addressLength > 0) {
+      header->msg_name = scratch.address;
+      header->msg_namelen = scratch.addressLength;
+    }
+    return header;
   }
 
   // A free SQE, making room by submitting when the SQ is full.

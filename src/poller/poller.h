@@ -36,6 +36,7 @@ class CompletionSink {
 };
 
 class CompletionPoller;
+struct DatagramScratch;
 
 /// Tells the channel which sockets are ready.  The channel calls wait()
 /// from one thread at a time; every other member may be called from any
@@ -90,7 +91,7 @@ class Poller {
 /// (the buffer and the pieces are the event's, the address lives in the
 /// socket's pool).
 struct SocketOperation {
-  enum class Kind { Receive, Send, SendPieces, Accept, Connect };
+  enum class Kind { Receive, Send, SendPieces, Accept, Connect, ReceiveMessage, SendMessage };
   Kind kind;
   int fd;
   void* buffer;              ///< Receive, Send
@@ -102,6 +103,10 @@ struct SocketOperation {
   /// header in the watch's sendHeader until the completion.
   const ConstBuffer* pieces;
   std::size_t pieceCount;
+  /// ReceiveMessage, SendMessage: one datagram of `size` bytes at `buffer`
+  /// (recvmsg/sendmsg), the header built in the event's scratch; a send's
+  /// destination, if any, is in scratch->address (addressLength bytes).
+  DatagramScratch* scratch;
 };
 
 /// The operation of a watch's reader or writer slot has finished.
@@ -138,6 +143,9 @@ class CompletionPoller {
   virtual bool busy() const noexcept = 0;
   /// Closes a descriptor an accept produced that nobody will own.
   virtual void closeDescriptor(int fd) noexcept = 0;
+  /// After a ReceiveMessage completed: sets the scratch's addressLength
+  /// and truncated from the header the kernel filled.
+  virtual void finishMessage(DatagramScratch& /*scratch*/) noexcept {}
 };
 
 /// Creates the poller for `backend`, resolving Backend::Default (and the

@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests of DatagramReceiveEvent and DatagramSendEvent on every backend:
+// the datagram and its sender come back with the event, truncation is
+// reported, cancel and close hand a pending receive back once, an ICMP
+// port unreachable is connection_refused, and post() refuses bad input.
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <evchan/evchan.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <system_error>
+
+#include "support/diagnostics.h"
+#include "support/leak_checked_fixture.h"
+#include "support/named_suite.h"
+#include "support/reclaim_on_exit.h"
+#include "support/waiting.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using evchan::Address;
+using evchan::AddressFamily;
+using evchan::Backend;
+using evchan::DatagramReceiveEvent;
+using evchan::DatagramSendEvent;
+using evchan::Duration;
+using evchan::Errc;
+using evchan::Event;
+using evchan::EventChannel;
+using evchan::UdpSocket;
+using evchan::test::ReclaimOnExit;
+
+constexpr Duration kPatience = 10s;
+const std::error_code kCancelled = std::make_error_code(std::errc::operation_canceled);
+
+Event& nextEvent(EventChannel& channel, Duration patience = kPatience) {
+  Event* event = channel.getEvent(patience);
+  CPPUNIT_ASSERT_MESSAGE("no event came back in time", event != nullptr);
+  return *event;
+}
+
+UdpSocket boundSocket() {
+  UdpSocket socket = UdpSocket::open(AddressFamily::IPv4);
+  socket.bind(Address::fromNumeric("127.0.0.1", 0, AddressFamily::IPv4));
+  return socket;
+}
+
+template <Backend B>
+class DatagramEventTest : public evchan::test::LeakCheckedFixture {
+  EVCHAN_TEST_SUITE_NAMED(DatagramEventTest, suiteName());
+  CPPUNIT_TEST(testReceiveEventGetsTheDatagramAndItsSender);
+  CPPUNIT_TEST(testSendEventToADestinationAndToTheConnectedPeer);
+  CPPUNIT_TEST(testEmptyDatagrams);
+  CPPUNIT_TEST(testTruncatedReceiveIsReported);
+  CPPUNIT_TEST(testCancelledReceiveComesBackOnceAndMayBeReposted);
+  CPPUNIT_TEST(testClosingTheSocketCancelsAPendingReceive);
+  CPPUNIT_TEST(testPortUnreachableIsConnectionRefused);
+  CPPUNIT_TEST(testPostRefusesBadInput);
+  CPPUNIT_TEST(testManyDatagramsByCallbacks);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  static std::string suiteName() { return std::string("DatagramEventTest<") + evchan::backendName(B) + ">"; }
+
+  void setUp() override {
+    LeakCheckedFixture::setUp();
+    EventChannel::Options options;
+    options.backend = B;
+    options.initialThreads = 1;
+    channel_ = evchan::test::createOnBackendOrSkip(options);
+  }
+
+  void tearDown() override {
+    channel_.reset();
+    LeakCheckedFixture::tearDown();
+  }
+
+  void testReceiveEventGetsTheDatagramAndItsSender() {
+    UdpSocket receiver = boundSocket();
+    UdpSocket sender = boundSocket();
+    char buffer[16] = {};
+    DatagramReceiveEvent receive(receiver, buffer, sizeof buffer);
+    ReclaimOnExit reclaim(*channel_);
+    channel_->post(receive);  // nothing queued yet: it waits
+    CPPUNIT_ASSERT(channel_->getEvent(20ms) == nullptr);
+    sender.sendTo("datagram", 8, receiver.localAddress());
+    CPPUNIT_ASSERT(&nextEvent(*channel_) == &receive);
+    ASSERT_NO_ERROR(receive.error());
+    CPPUNIT_ASSERT_EQUAL(std::size_t(8), receive.bytesTransferred());
+    CPPUNIT_ASSERT_EQUAL(std::string("datagram"), std::string(buffer, 8));
+    CPPUNIT_ASSERT_EQUAL(sender.localAddress().toString(), receive.peer().toString());
+    // One already queued completes at once.
+    sender.sendTo("again", 5, receiver.localAddress());
+    channel_->post(receive);
+    CPPUNIT_ASSERT(&nextEvent(*channel_) == &receive);
+    ASSERT_NO_ERROR(receive.error());
+    CPPUNIT_ASSERT_EQUAL(std::string("again"), std::string(buffer, receive.bytesTransferred()));
+  }
+
+  void testSendEventToADestinationAndToTheConnectedPeer() {
+    UdpSocket receiver = boundSocket();
+    UdpSocket sender = boundSocket();
+    receiver.setTimeout(5s);
+    DatagramSendEvent to(sender, "to", 2, receiver.localAddress());
+    ReclaimOnExit reclaim(*channel_);
+    channel_->post(to);
+    CPPUNIT_ASSERT(&nextEvent(*channel_) == &to);
+    ASSERT_NO_ERROR(to.error());
+    CPPUNIT_ASSERT_EQUAL(std::size_t(2), to.bytesTransferred());
+    char buffer[8];
+    Address from;
+    CPPUNIT_ASSERT_EQUAL(std::size_t(2), receiver.receiveFrom(buffer, sizeof buffer, from));
+    CPPUNIT_ASSERT_EQUAL(sender.localAddress().toString(), from.toString());
+
+    sender.connect(receiver.localAddress());
+    DatagramSendEvent connected(sender, "peer", 4);
+    channel_->post(connected);
+    CPPUNIT_ASSERT(&nextEvent(*channel_) == &connected);
+    ASSERT_NO_ERROR(connected.error());
+    CPPUNIT_ASSERT_EQUAL(std::size_t(4), receiver.receive(buffer, sizeof buffer));
+    CPPUNIT_ASSERT_EQUAL(std::string("peer"), std::string(buffer, 4));
+  }
+
+  void testEmptyDatagrams() {
+    UdpSocket receiver = boundSocket();
+    UdpSocket sender = boundSocket();
+    char buffer[4];
+    DatagramReceiveEvent receive(receiver, buffer, sizeof buffer);
+    DatagramSendEvent send(sender, nullptr, 0, receiver.localAddress());
+    ReclaimOnExit reclaim(*channel_);
+    channel_->post(receive);
+    channel_->post(send);
+    bool received = false, sent = false;
+    for (int i = 0; i < 2; ++i) {
+      Event& event = nextEvent(*channel_);
+      ASSERT_NO_ERROR(event.error());
+      (&event == &receive ? received : sent) = true;
+    }
+    CPPUNIT_ASSERT(received && sent);
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), receive.bytesTransferred());
+    CPPUNIT_ASSERT_EQUAL(sender.localAddress().toString(), receive.peer().toString());
+  }
+
+  void testTruncatedReceiveIsReported() {
+    UdpSocket receiver = boundSocket();
+    UdpSocket sender = boundSocket();
+    char buffer[4] = {};
+    DatagramReceiveEvent receive(receiver, buffer, sizeof buffer);
+    ReclaimOnExit reclaim(*channel_);
+    channel_->post(receive);  // waiting (io_uring: in the kernel) when the datagram comes
+    CPPUNIT_ASSERT(channel_->getEvent(20ms) == nullptr);
+    sender.sendTo("0123456789", 10, receiver.localAddress());
+    CPPUNIT_ASSERT(&nextEvent(*channel_) == &receive);
+    ASSERT_ERROR(std::errc::message_size, receive.error());
+    CPPUNIT_ASSERT_EQUAL(std::size_t(4), receive.bytesTransferred());
+    CPPUNIT_ASSERT_EQUAL(std::string("0123"), std::string(buffer, 4));
+    CPPUNIT_ASSERT_EQUAL(sender.localAddress().toString(), receive.peer().toString());
+    // Queued before the post: the same report.
+    sender.sendTo("abcdefghij", 10, receiver.localAddress());
+    channel_->post(receive);
+    CPPUNIT_ASSERT(&nextEvent(*channel_) == &receive);
+    ASSERT_ERROR(std::errc::message_size, receive.error());
+    CPPUNIT_ASSERT_EQUAL(std::string("abcd"), std::string(buffer, 4));
+  }
+
+  void testCancelledReceiveComesBackOnceAndMayBeReposted() {
+    UdpSocket receiver = boundSocket();
+    char buffer[8] = {};
+    DatagramReceiveEvent receive(receiver, buffer, sizeof buffer);
+    ReclaimOnExit reclaim(*channel_);
+    channel_->post(receive);
+    CPPUNIT_ASSERT(channel_->cancel(receive));
+    CPPUNIT_ASSERT(&nextEvent(*channel_) == &receive);
+    ASSERT_ERROR(kCancelled, receive.error());
+    CPPUNIT_ASSERT(channel_->getEvent(20ms) == nullptr);
+    UdpSocket sender = boundSocket();
+    sender.sendTo("after", 5, receiver.localAddress());
+    channel_->post(receive);
+    CPPUNIT_ASSERT(&nextEvent(*channel_) == &receive);
+    ASSERT_NO_ERROR(receive.error());
+    CPPUNIT_ASSERT_EQUAL(std::string("after"), std::string(buffer, receive.bytesTransferred()));
+  }
+
+  void testClosingTheSocketCancelsAPendingReceive() {
+    UdpSocket receiver = boundSocket();
+    char buffer[8];
+    DatagramReceiveEvent receive(receiver, buffer, sizeof buffer);
+    ReclaimOnExit reclaim(*channel_);
+    channel_->post(receive);
+    receiver.close();
+    CPPUNIT_ASSERT(&nextEvent(*channel_) == &receive);
+    ASSERT_ERROR(kCancelled, receive.error());
+    CPPUNIT_ASSERT_EQUAL(std::error_code(Errc::not_open), postError(receive));
+  }
+
+  void testPortUnreachableIsConnectionRefused() {
+    Address nobody;
+    {
+      UdpSocket gone = boundSocket();
+      nobody = gone.localAddress();
+    }
+    UdpSocket client = UdpSocket::open(AddressFamily::IPv4);
+    client.connect(nobody);
+    char buffer[4];
+    DatagramReceiveEvent receive(client, buffer, sizeof buffer);
+    DatagramSendEvent send(client, "ping", 4);
+    ReclaimOnExit reclaim(*channel_);
+    std::error_code ec;
+    for (int round = 0; round < 5 && ec != std::errc::connection_refused; ++round) {
+      channel_->post(send);
+      ec = nextEvent(*channel_).error();
+      if (ec) break;
+      channel_->post(receive);
+      Event* back = channel_->getEvent(2s);
+      if (back == nullptr) {
+        channel_->cancel(receive);
+        back = &nextEvent(*channel_);
+      }
+      ec = back->error();
+    }
+    ASSERT_ERROR(std::errc::connection_refused, ec);
+  }
+
+  void testPostRefusesBadInput() {
+    UdpSocket closed;
+    char buffer[4];
+    DatagramReceiveEvent onClosed(closed, buffer, sizeof buffer);
+    CPPUNIT_ASSERT_EQUAL(std::error_code(Errc::not_open), postError(onClosed));
+    UdpSocket socket = boundSocket();
+    DatagramReceiveEvent nullBuffer(socket, nullptr, 4);
+    CPPUNIT_ASSERT_EQUAL(std::error_code(Errc::null_buffer), postError(nullBuffer));
+    DatagramSendEvent badPort(socket, "x", 1, Address::fromNumeric("127.0.0.1", 70000, AddressFamily::IPv4));
+    CPPUNIT_ASSERT_EQUAL(std::error_code(Errc::port_out_of_range), postError(badPort));
+    DatagramSendEvent notNumeric(socket, "x", 1, Address::fromNumeric("example.com", 9, AddressFamily::IPv4));
+    ASSERT_ERROR(std::errc::invalid_argument, postError(notNumeric));
+    // One receive at a time per socket.
+    DatagramReceiveEvent first(socket, buffer, sizeof buffer);
+    DatagramReceiveEvent second(socket, buffer, sizeof buffer);
+    ReclaimOnExit reclaim(*channel_);
+    channel_->post(first);
+    CPPUNIT_ASSERT_EQUAL(std::error_code(Errc::socket_busy), postError(second));
+    CPPUNIT_ASSERT_EQUAL(std::error_code(Errc::already_in_flight), postError(first));
+    CPPUNIT_ASSERT(channel_->cancel(first));
+    CPPUNIT_ASSERT(&nextEvent(*channel_) == &first);
+  }
+
+  void testManyDatagramsByCallbacks() {
+    // A ping-pong of 2,000 datagrams driven by the events' callbacks.
+    UdpSocket a = boundSocket();
+    UdpSocket b = boundSocket();
+    constexpr int kRounds = 2000;
+    char bufferA[8], bufferB[8];
+    int counter = 0;
+    std::atomic<int> rounds{0};
+    std::atomic<bool> failed{false};
+    DatagramReceiveEvent receiveB(b, bufferB, sizeof bufferB);
+    DatagramSendEvent sendB(b, bufferB, 4);
+    DatagramReceiveEvent receiveA(a, bufferA, sizeof bufferA);
+    DatagramSendEvent sendA(a, &counter, sizeof counter, b.localAddress());
+    evchan::NotifyEvent done;
+    std::atomic<bool> finished{false};
+    // Ends the exchange once; `ok` false records a failure.
+    auto finish = [&](bool ok) {
+      if (!ok) failed = true;
+      if (!finished.exchange(true)) {
+        std::error_code ec;
+        channel_->post(done, ec);
+      }
+    };
+    auto repost = [&](Event& event) {
+      std::error_code ec;
+      channel_->post(event, ec);
+      if (ec) finish(false);
+    };
+    ReclaimOnExit reclaim(*channel_);
+    receiveB.setCallback([&](Event& e) {
+      if (e.error()) return finish(false);
+      sendB.setBuffer(bufferB, receiveB.bytesTransferred());
+      sendB.setDestination(receiveB.peer());
+      repost(sendB);
+    });
+    sendB.setCallback([&](Event& e) {
+      if (e.error()) return finish(false);
+      repost(receiveB);
+    });
+    receiveA.setCallback([&](Event& e) {
+      int echoed = -1;
+      std::memcpy(&echoed, bufferA, sizeof echoed);
+      if (e.error() || echoed != counter) return finish(false);
+      if (++rounds == kRounds) return finish(true);
+      ++counter;
+      repost(sendA);
+    });
+    sendA.setCallback([&](Event& e) {
+      if (e.error()) return finish(false);
+      repost(receiveA);
+    });
+    channel_->post(receiveB);
+    channel_->post(sendA);
+    CPPUNIT_ASSERT_MESSAGE("the ping-pong did not finish", done.wait(evchan::test::generous(30s)));
+    CPPUNIT_ASSERT(!failed.load());
+    CPPUNIT_ASSERT_EQUAL(kRounds, rounds.load());
+    // The last receiveB is pending: the reclaim at the end cancels it.
+  }
+
+ private:
+  std::error_code postError(Event& event) {
+    std::error_code ec;
+    channel_->post(event, ec);
+    return ec;
+  }
+
+  std::unique_ptr<EventChannel> channel_;
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(DatagramEventTest<Backend::Epoll>);
+CPPUNIT_TEST_SUITE_REGISTRATION(DatagramEventTest<Backend::Poll>);
+CPPUNIT_TEST_SUITE_REGISTRATION(DatagramEventTest<Backend::Select>);
+CPPUNIT_TEST_SUITE_REGISTRATION(DatagramEventTest<Backend::AprPollset>);
+CPPUNIT_TEST_SUITE_REGISTRATION(DatagramEventTest<Backend::IoUring>);
+CPPUNIT_TEST_SUITE_REGISTRATION(DatagramEventTest<Backend::Aio>);
+
+}  // namespace
