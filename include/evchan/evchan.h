@@ -33,4 +33,10 @@
 #include <evchan/timer_event.h>
 #include <evchan/version.h>
 
+// TLS, when this build has it.
+#include <evchan/tls_support.h>
+#if EVCHAN_HAVE_TLS
+#include <evchan/tls.h>
+#endif
+
 #endif  // EVCHAN_EVCHAN_H
