@@ -416,7 +416,8 @@ void TlsStream::shutdown(std::error_code& ec) noexcept {
       std::lock_guard<std::mutex> lock(s.sslLock);
       ERR_clear_error();
       // 0: close_notify sent, the peer's not yet seen; 1: both; <0: error.
-      if (SSL_shutdown(s.ssl) < 0) {
+      // Sent once: a second call has nothing to send.
+      if ((SSL_get_shutdown(s.ssl) & SSL_SENT_SHUTDOWN) == 0 && SSL_shutdown(s.ssl) < 0) {
         failure = detail::tlsErrorFromQueue(s.ssl, false, std::make_error_code(std::errc::protocol_error));
       }
       drained = drainLocked(s);
