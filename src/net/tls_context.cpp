@@ -9,6 +9,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
+#include <evchan/error.h>
 #include <evchan/system_error.h>
 #include <evchan/tls_context.h>
 #include <evchan/tls_error.h>
@@ -152,7 +153,7 @@ TlsContext::TlsContext(Role role, std::error_code& ec) noexcept {
   }
 }
 
-TlsContext::Role TlsContext::role() const noexcept { return state_->role; }
+TlsContext::Role TlsContext::role() const noexcept { return state_ ? state_->role : Role::client; }
 
 void TlsContext::loadCaFile(const std::string& path) {
   orThrow("tls load CA file", [&](std::error_code& ec) { loadCaFile(path, ec); });
@@ -160,6 +161,10 @@ void TlsContext::loadCaFile(const std::string& path) {
 
 void TlsContext::loadCaFile(const std::string& path, std::error_code& ec) noexcept {
   ec.clear();
+  if (!state_) {
+    ec = Errc::not_open;  // the constructor failed
+    return;
+  }
   ERR_clear_error();
   if (givenCaStore(*state_) == nullptr || SSL_CTX_load_verify_file(state_->ctx, path.c_str()) != 1) ec = queueError();
 }
@@ -170,6 +175,10 @@ void TlsContext::loadCaDirectory(const std::string& path) {
 
 void TlsContext::loadCaDirectory(const std::string& path, std::error_code& ec) noexcept {
   ec.clear();
+  if (!state_) {
+    ec = Errc::not_open;  // the constructor failed
+    return;
+  }
   ERR_clear_error();
   if (givenCaStore(*state_) == nullptr || SSL_CTX_load_verify_dir(state_->ctx, path.c_str()) != 1) ec = queueError();
 }
@@ -180,6 +189,10 @@ void TlsContext::addCaPem(const std::string& pem) {
 
 void TlsContext::addCaPem(const std::string& pem, std::error_code& ec) noexcept {
   ec.clear();
+  if (!state_) {
+    ec = Errc::not_open;  // the constructor failed
+    return;
+  }
   ERR_clear_error();
   X509_STORE* store = givenCaStore(*state_);
   auto bio = memoryBio(pem);
@@ -212,6 +225,10 @@ void TlsContext::loadCertificateChainFile(const std::string& path) {
 
 void TlsContext::loadCertificateChainFile(const std::string& path, std::error_code& ec) noexcept {
   ec.clear();
+  if (!state_) {
+    ec = Errc::not_open;  // the constructor failed
+    return;
+  }
   ERR_clear_error();
   if (SSL_CTX_use_certificate_chain_file(state_->ctx, path.c_str()) != 1) ec = queueError();
 }
@@ -222,6 +239,10 @@ void TlsContext::useCertificateChainPem(const std::string& pem) {
 
 void TlsContext::useCertificateChainPem(const std::string& pem, std::error_code& ec) noexcept {
   ec.clear();
+  if (!state_) {
+    ec = Errc::not_open;  // the constructor failed
+    return;
+  }
   ERR_clear_error();
   auto bio = memoryBio(pem);
   X509* leaf = bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr;
@@ -251,6 +272,10 @@ void TlsContext::loadPrivateKeyFile(const std::string& path) {
 
 void TlsContext::loadPrivateKeyFile(const std::string& path, std::error_code& ec) noexcept {
   ec.clear();
+  if (!state_) {
+    ec = Errc::not_open;  // the constructor failed
+    return;
+  }
   ERR_clear_error();
   if (SSL_CTX_use_PrivateKey_file(state_->ctx, path.c_str(), SSL_FILETYPE_PEM) != 1) ec = queueError();
 }
@@ -261,6 +286,10 @@ void TlsContext::usePrivateKeyPem(const std::string& pem) {
 
 void TlsContext::usePrivateKeyPem(const std::string& pem, std::error_code& ec) noexcept {
   ec.clear();
+  if (!state_) {
+    ec = Errc::not_open;  // the constructor failed
+    return;
+  }
   ERR_clear_error();
   auto bio = memoryBio(pem);
   EVP_PKEY* key = bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr;
@@ -279,6 +308,10 @@ void TlsContext::setMinimumVersion(TlsVersion version) {
 
 void TlsContext::setMinimumVersion(TlsVersion version, std::error_code& ec) noexcept {
   ec.clear();
+  if (!state_) {
+    ec = Errc::not_open;  // the constructor failed
+    return;
+  }
   ERR_clear_error();
   const int wire = version == TlsVersion::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
   if (SSL_CTX_set_min_proto_version(state_->ctx, wire) != 1) ec = queueError();
@@ -290,6 +323,10 @@ void TlsContext::setAlpnProtocols(const std::vector<std::string>& protocols) {
 
 void TlsContext::setAlpnProtocols(const std::vector<std::string>& protocols, std::error_code& ec) noexcept {
   ec.clear();
+  if (!state_) {
+    ec = Errc::not_open;  // the constructor failed
+    return;
+  }
   std::vector<unsigned char> wire;
   try {
     for (const std::string& name : protocols) {
@@ -316,16 +353,20 @@ void TlsContext::setAlpnProtocols(const std::vector<std::string>& protocols, std
 }
 
 void TlsContext::requireClientCertificate(bool on) noexcept {
+  if (!state_) return;
   if (state_->role != Role::server) return;
   SSL_CTX_set_verify(state_->ctx, on ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE, nullptr);
 }
 
 void TlsContext::insecureSkipVerification() noexcept {
+  if (!state_) return;
   if (state_->role != Role::client) return;
   state_->verifyPeer = false;
   SSL_CTX_set_verify(state_->ctx, SSL_VERIFY_NONE, nullptr);
 }
 
-void TlsContext::setSessionCacheEnabled(bool on) noexcept { state_->sessionCache.store(on, std::memory_order_relaxed); }
+void TlsContext::setSessionCacheEnabled(bool on) noexcept {
+  if (state_) state_->sessionCache.store(on, std::memory_order_relaxed);
+}
 
 }  // namespace evchan
