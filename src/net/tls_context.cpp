@@ -19,35 +19,44 @@
 namespace evchan {
 namespace detail {
 
-TlsContextState::~TlsContextState() {
-  for (auto& entry : sessions) SSL_SESSION_free(entry.second);
-  SSL_CTX_free(ctx);
-}
+TlsContextState::~TlsContextState() { SSL_CTX_free(ctx); }
 
-void TlsContextState::storeSession(const std::string& key, SSL_SESSION* session) noexcept {
+void TlsContextState::storeSession(const std::string& key, const SSL_SESSION* session) noexcept {
   // A bound on the cache: a client talking to very many servers forgets
   // them all at once rather than growing without end.
   constexpr std::size_t kMaxSessions = 1024;
-  std::lock_guard<std::mutex> lock(cacheLock);
+  const int length = i2d_SSL_SESSION(session, nullptr);
+  if (length <= 0) {
+    ERR_clear_error();
+    return;
+  }
   try {
-    if (sessions.size() >= kMaxSessions && sessions.find(key) == sessions.end()) {
-      for (auto& entry : sessions) SSL_SESSION_free(entry.second);
-      sessions.clear();
+    std::vector<unsigned char> copy(static_cast<std::size_t>(length));
+    unsigned char* at = copy.data();
+    if (i2d_SSL_SESSION(session, &at) != length) {
+      ERR_clear_error();
+      return;
     }
-    SSL_SESSION*& slot = sessions[key];
-    if (slot != nullptr) SSL_SESSION_free(slot);
-    slot = session;
+    std::lock_guard<std::mutex> lock(cacheLock);
+    if (sessions.size() >= kMaxSessions && sessions.find(key) == sessions.end()) sessions.clear();
+    sessions[key] = std::move(copy);
   } catch (const std::bad_alloc&) {
-    SSL_SESSION_free(session);
+    // Not cached: the next connection makes a full handshake.
   }
 }
 
 SSL_SESSION* TlsContextState::takeSession(const std::string& key) noexcept {
-  std::lock_guard<std::mutex> lock(cacheLock);
-  auto found = sessions.find(key);
-  if (found == sessions.end()) return nullptr;
-  SSL_SESSION* session = found->second;
-  sessions.erase(found);
+  std::vector<unsigned char> copy;
+  {
+    std::lock_guard<std::mutex> lock(cacheLock);
+    auto found = sessions.find(key);
+    if (found == sessions.end()) return nullptr;
+    copy = std::move(found->second);
+    sessions.erase(found);
+  }
+  const unsigned char* at = copy.data();
+  SSL_SESSION* session = d2i_SSL_SESSION(nullptr, &at, static_cast<long>(copy.size()));
+  if (session == nullptr) ERR_clear_error();
   return session;
 }
 
@@ -62,7 +71,7 @@ std::error_code queueError() {
   return detail::tlsErrorFromQueue(nullptr, false, std::make_error_code(std::errc::invalid_argument));
 }
 
-// OpenSSL's new-session callback: a client keeps what the server gave
+// OpenSSL's new-session callback: a client keeps a copy of what the server gave
 // (TLS 1.3 tickets come after the handshake, while reading).
 int keepNewSession(SSL* ssl, SSL_SESSION* session) {
   auto* state = static_cast<TlsContextState*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
@@ -70,7 +79,7 @@ int keepNewSession(SSL* ssl, SSL_SESSION* session) {
   if (state == nullptr || tls == nullptr || tls->sessionKey.empty()) return 0;
   if (!state->sessionCache.load(std::memory_order_relaxed) || !SSL_SESSION_is_resumable(session)) return 0;
   state->storeSession(tls->sessionKey, session);
-  return 1;  // the cache owns the reference now
+  return 0;  // the cache keeps a copy; the reference stays OpenSSL's
 }
 
 // A server's ALPN choice: its own first protocol that the client offers;

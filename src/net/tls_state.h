@@ -27,12 +27,13 @@ struct TlsContextState {
   TlsContextState& operator=(const TlsContextState&) = delete;
   ~TlsContextState();
 
-  /// Keeps `session` (whose reference the cache takes) for `key`,
+  /// Keeps a copy of `session` (serialized: no SSL_SESSION object is ever
+  /// shared between connections, so no two threads touch one) for `key`,
   /// replacing an older one.
-  void storeSession(const std::string& key, SSL_SESSION* session) noexcept;
-  /// The session kept for `key` (the caller owns the reference), or null.
-  /// A session is offered once: TLS 1.3 tickets are single-use, and the
-  /// resumed connection brings new ones.
+  void storeSession(const std::string& key, const SSL_SESSION* session) noexcept;
+  /// A new SSL_SESSION made from the copy kept for `key` (the caller owns
+  /// it), or null.  A session is offered once: TLS 1.3 tickets are
+  /// single-use, and the resumed connection brings new ones.
   SSL_SESSION* takeSession(const std::string& key) noexcept;
 
   SSL_CTX* ctx = nullptr;
@@ -43,7 +44,7 @@ struct TlsContextState {
   std::vector<unsigned char> alpnWire;  // a server's ALPN list, wire format
 
   std::mutex cacheLock;
-  std::unordered_map<std::string, SSL_SESSION*> sessions;
+  std::unordered_map<std::string, std::vector<unsigned char>> sessions;  // i2d_SSL_SESSION form
 };
 
 /// A TlsStream's TLS state.  `sslLock` guards the SSL object and its two
