@@ -36,4 +36,10 @@
 #include <evchan/datagram_events.h>
 #include <evchan/udp_socket.h>
 
+// TLS, when this build has it.
+#include <evchan/tls_support.h>
+#if EVCHAN_HAVE_TLS
+#include <evchan/tls.h>
+#endif
+
 #endif  // EVCHAN_EVCHAN_H

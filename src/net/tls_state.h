@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: Apache-2.0
+// What a TlsContext and a TlsStream hold: the OpenSSL objects, the client's
+// session cache, and the locks that let one reader and one writer share an
+// SSL object.
+#ifndef EVCHAN_NET_TLS_STATE_H
+#define EVCHAN_NET_TLS_STATE_H
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <unordered_map>
+#include <vector>
+
+#include <openssl/ssl.h>
+
+#include <evchan/mutex.h>
+#include <evchan/tls_context.h>
+
+namespace evchan::detail {
+
+/// A TlsContext's shared state: the SSL_CTX and the session cache.
+struct TlsContextState {
+  TlsContextState() = default;
+  TlsContextState(const TlsContextState&) = delete;
+  TlsContextState& operator=(const TlsContextState&) = delete;
+  ~TlsContextState();
+
+  /// Keeps a copy of `session` (serialized: no SSL_SESSION object is ever
+  /// shared between connections, so no two threads touch one) for `key`,
+  /// replacing an older one.
+  void storeSession(const std::string& key, const SSL_SESSION* session) noexcept;
+  /// A new SSL_SESSION made from the copy kept for `key` (the caller owns
+  /// it), or null.  A session is offered once: TLS 1.3 tickets are
+  /// single-use, and the resumed connection brings new ones.
+  SSL_SESSION* takeSession(const std::string& key) noexcept;
+
+  SSL_CTX* ctx = nullptr;
+  TlsContext::Role role = TlsContext::Role::client;
+  bool caGiven = false;       // the system store was replaced by given CAs
+  bool verifyPeer = true;     // a client checks the server (insecureSkipVerification() clears it)
+  std::atomic<bool> sessionCache{true};
+  std::vector<unsigned char> alpnWire;  // a server's ALPN list, wire format
+
+  std::mutex cacheLock;
+  std::unordered_map<std::string, std::vector<unsigned char>> sessions;  // i2d_SSL_SESSION form
+};
+
+/// A TlsStream's TLS state.  `sslLock` guards the SSL object and its two
+/// memory BIOs and is never held while waiting on the lower stream;
+/// `outputLock` (task-aware: held across the lower stream's writeAll)
+/// keeps the records of both directions in order on the wire.
+struct TlsSession {
+  TlsSession() = default;
+  TlsSession(const TlsSession&) = delete;
+  TlsSession& operator=(const TlsSession&) = delete;
+  ~TlsSession() { SSL_free(ssl); }
+
+  std::shared_ptr<TlsContextState> context;
+  SSL* ssl = nullptr;
+  BIO* in = nullptr;   // records read from the lower stream, owned by ssl
+  BIO* out = nullptr;  // records to write to the lower stream, owned by ssl
+  std::error_code setupError;
+  std::string sessionKey;  // the client's session cache key
+
+  std::mutex sslLock;
+  Mutex outputLock;
+  std::atomic<bool> reading{false};
+  std::atomic<bool> writing{false};
+  std::atomic<bool> handshaken{false};
+  std::atomic<bool> closed{false};
+  std::vector<unsigned char> inBuffer;   // the reader's (or handshake's)
+  std::vector<unsigned char> outBuffer;  // under outputLock
+};
+
+/// The error at the front of this thread's OpenSSL error queue, as a
+/// tls_category() code (a refused certificate carries the check's reason
+/// from `ssl`'s verify result), or a generic_category() code for a system
+/// error; clears the queue.  `duringHandshake` makes an otherwise
+/// unclassified error TlsErrc::handshake_failed.  `fallback` when the
+/// queue is empty.
+std::error_code tlsErrorFromQueue(const SSL* ssl, bool duringHandshake, std::error_code fallback);
+
+}  // namespace evchan::detail
+
+#endif  // EVCHAN_NET_TLS_STATE_H

@@ -1,0 +1,478 @@
+// SPDX-License-Identifier: Apache-2.0
+// TlsStream: OpenSSL on two memory BIOs, the lower stream moving the bytes.
+// OpenSSL never does IO here, so it never blocks: when it wants input the
+// caller reads the lower stream (suspending a task, blocking a thread, as
+// that stream does) and feeds the BIO; what it wrote is flushed with the
+// lower stream's writeAll().
+#include <algorithm>
+#include <climits>
+#include <memory>
+#include <mutex>
+#include <new>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <evchan/error.h>
+#include <evchan/system_error.h>
+#include <evchan/tls_stream.h>
+
+#include "net/tls_state.h"
+
+namespace evchan {
+namespace {
+
+using detail::TlsSession;
+
+// The lower stream is read this much at a time: two full TLS records.
+constexpr std::size_t kReadChunk = 34 * 1024;
+// One writeSome() encrypts at most this much (the records are held in
+// memory until the lower stream took them).
+constexpr std::size_t kMaxWrite = 256 * 1024;
+
+// One side's claim on the stream (reading or writing): a second one at the
+// same time fails with socket_busy instead of corrupting the SSL object.
+class Claim {
+ public:
+  explicit Claim(std::atomic<bool>& flag) noexcept : flag_(flag), held_(!flag.exchange(true, std::memory_order_acquire)) {}
+  ~Claim() {
+    if (held_) flag_.store(false, std::memory_order_release);
+  }
+  Claim(const Claim&) = delete;
+  Claim& operator=(const Claim&) = delete;
+  bool held() const noexcept { return held_; }
+
+ private:
+  std::atomic<bool>& flag_;
+  bool held_;
+};
+
+// Reads what the lower stream has and gives it to OpenSSL.  The lower
+// stream ending here, where TLS wanted more, is truncation.
+bool feed(TlsSession& s, Stream& lower, std::error_code& ec) noexcept {
+  try {
+    if (s.inBuffer.empty()) s.inBuffer.resize(kReadChunk);
+  } catch (const std::bad_alloc&) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+    return false;
+  }
+  const std::size_t n = lower.readSome(s.inBuffer.data(), s.inBuffer.size(), ec);
+  if (ec) {
+    if (ec == Errc::end_of_stream) ec = makeTlsError(TlsErrc::truncated);
+    return false;
+  }
+  std::lock_guard<std::mutex> lock(s.sslLock);
+  if (BIO_write(s.in, s.inBuffer.data(), static_cast<int>(n)) != static_cast<int>(n)) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+    return false;
+  }
+  return true;
+}
+
+// Takes what OpenSSL wrote out of the output BIO; under outputLock, and
+// sslLock held by the caller.
+bool drainLocked(TlsSession& s) noexcept {
+  const std::size_t pending = BIO_ctrl_pending(s.out);
+  try {
+    s.outBuffer.resize(pending);
+  } catch (const std::bad_alloc&) {
+    return false;
+  }
+  if (pending > 0) BIO_read(s.out, s.outBuffer.data(), static_cast<int>(pending));
+  return true;
+}
+
+// Writes the drained records to the lower stream; under outputLock.
+void sendDrained(TlsSession& s, Stream& lower, std::error_code& ec) noexcept {
+  if (!s.outBuffer.empty()) lower.writeAll(s.outBuffer.data(), s.outBuffer.size(), ec);
+}
+
+// Runs `body` holding outputLock (a task waiting for it is suspended).
+template <class Body>
+void withOutputLock(TlsSession& s, std::error_code& ec, Body body) noexcept {
+  try {
+    std::lock_guard<Mutex> lock(s.outputLock);
+    body();
+  } catch (const SystemError& error) {
+    ec = error.code();  // the channel shut down while waiting for the lock
+  } catch (...) {
+    ec = std::make_error_code(std::errc::operation_canceled);
+  }
+}
+
+// Sends what OpenSSL has written (handshake messages, alerts, a reader's
+// replies), in order with the writer's records.
+void flushPending(TlsSession& s, Stream& lower, std::error_code& ec) noexcept {
+  withOutputLock(s, ec, [&] {
+    bool drained;
+    {
+      std::lock_guard<std::mutex> lock(s.sslLock);
+      drained = drainLocked(s);
+    }
+    if (!drained) {
+      ec = std::make_error_code(std::errc::not_enough_memory);
+      return;
+    }
+    sendDrained(s, lower, ec);
+  });
+}
+
+bool isIpAddress(const std::string& name) {
+  ASN1_OCTET_STRING* ip = a2i_IPADDRESS(name.c_str());
+  if (ip == nullptr) {
+    ERR_clear_error();
+    return false;
+  }
+  ASN1_OCTET_STRING_free(ip);
+  return true;
+}
+
+// A client's SNI, name check and offered session, before its first flight.
+std::error_code prepareClient(TlsSession& s, const std::string& serverName, const std::string& peer) {
+  const bool ip = !serverName.empty() && isIpAddress(serverName);
+  if (s.context->verifyPeer) {
+    if (serverName.empty()) return makeTlsError(TlsErrc::missing_server_name);
+    X509_VERIFY_PARAM* param = SSL_get0_param(s.ssl);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    const int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, serverName.c_str())
+                      : SSL_set1_host(s.ssl, serverName.c_str());
+    if (ok != 1) return detail::tlsErrorFromQueue(nullptr, false, std::make_error_code(std::errc::invalid_argument));
+  }
+  // SNI carries host names only, never an address (RFC 6066).
+  if (!serverName.empty() && !ip && SSL_set_tlsext_host_name(s.ssl, serverName.c_str()) != 1) {
+    return detail::tlsErrorFromQueue(nullptr, false, std::make_error_code(std::errc::invalid_argument));
+  }
+  if (s.context->sessionCache.load(std::memory_order_relaxed)) {
+    s.sessionKey = serverName + "@" + peer;
+    if (SSL_SESSION* cached = s.context->takeSession(s.sessionKey)) {
+      SSL_set_session(s.ssl, cached);
+      SSL_SESSION_free(cached);
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+TlsStream::TlsStream() noexcept = default;
+
+TlsStream::TlsStream(const TlsContext& context, std::unique_ptr<Stream> lower) noexcept : lower_(std::move(lower)) {
+  if (!lower_ || !context.state_) return;
+  try {
+    session_ = std::make_unique<TlsSession>();
+  } catch (const std::bad_alloc&) {
+    return;
+  }
+  TlsSession& s = *session_;
+  s.context = context.state_;
+  ERR_clear_error();
+  s.ssl = SSL_new(s.context->ctx);
+  s.in = BIO_new(BIO_s_mem());
+  s.out = BIO_new(BIO_s_mem());
+  if (s.ssl == nullptr || s.in == nullptr || s.out == nullptr) {
+    s.setupError = detail::tlsErrorFromQueue(nullptr, false, std::make_error_code(std::errc::not_enough_memory));
+    BIO_free(s.in);
+    BIO_free(s.out);
+    s.in = s.out = nullptr;
+    return;
+  }
+  // An empty memory BIO means "wait for more", not end of file.
+  BIO_set_mem_eof_return(s.in, -1);
+  BIO_set_mem_eof_return(s.out, -1);
+  SSL_set_bio(s.ssl, s.in, s.out);
+  SSL_set_app_data(s.ssl, &s);
+  if (s.context->role == TlsContext::Role::client) {
+    SSL_set_connect_state(s.ssl);
+  } else {
+    SSL_set_accept_state(s.ssl);
+  }
+}
+
+TlsStream::~TlsStream() = default;
+
+TlsStream::TlsStream(TlsStream&& other) noexcept = default;
+
+TlsStream& TlsStream::operator=(TlsStream&& other) noexcept {
+  if (this != &other) {
+    close();
+    session_ = std::move(other.session_);
+    lower_ = std::move(other.lower_);
+  }
+  return *this;
+}
+
+bool TlsStream::isOpen() const noexcept {
+  return session_ && lower_ && !session_->closed.load(std::memory_order_acquire) && lower_->isOpen();
+}
+
+void TlsStream::close() noexcept {
+  if (session_) session_->closed.store(true, std::memory_order_release);
+  if (lower_) lower_->close();
+}
+
+std::string TlsStream::peerName() const { return lower_ ? lower_->peerName() : std::string(); }
+
+void TlsStream::handshake(const std::string& serverName) {
+  std::error_code ec;
+  handshake(serverName, ec);
+  throwIfError(ec, "tls handshake", peerName());
+}
+
+void TlsStream::handshake(const std::string& serverName, std::error_code& ec) noexcept {
+  ec.clear();
+  if (!isOpen()) {
+    ec = Errc::not_open;
+    return;
+  }
+  TlsSession& s = *session_;
+  if (s.setupError) {
+    ec = s.setupError;
+    return;
+  }
+  Claim reading(s.reading);
+  Claim writing(s.writing);
+  if (!reading.held() || !writing.held()) {
+    ec = Errc::socket_busy;
+    return;
+  }
+  if (s.handshaken.load(std::memory_order_acquire)) return;
+  if (s.context->role == TlsContext::Role::client && SSL_in_before(s.ssl)) {
+    std::lock_guard<std::mutex> lock(s.sslLock);
+    try {
+      if ((ec = prepareClient(s, serverName, lower_->peerName()))) return;
+    } catch (const std::bad_alloc&) {
+      ec = std::make_error_code(std::errc::not_enough_memory);
+      return;
+    }
+  }
+  for (;;) {
+    int result;
+    int error = SSL_ERROR_NONE;
+    std::error_code failure;
+    bool pending;
+    {
+      std::lock_guard<std::mutex> lock(s.sslLock);
+      ERR_clear_error();
+      result = SSL_do_handshake(s.ssl);
+      if (result != 1) {
+        error = SSL_get_error(s.ssl, result);
+        if (error != SSL_ERROR_WANT_READ) {
+          failure = detail::tlsErrorFromQueue(s.ssl, true, makeTlsError(TlsErrc::handshake_failed));
+        }
+      }
+      pending = BIO_ctrl_pending(s.out) > 0;
+    }
+    // Our flight, or the alert that tells the peer why we give up.
+    if (pending) {
+      std::error_code sent;
+      flushPending(s, *lower_, sent);
+      if (sent && !failure) {
+        ec = sent;
+        return;
+      }
+    }
+    if (failure) {
+      ec = failure;
+      return;
+    }
+    if (result == 1) {
+      s.handshaken.store(true, std::memory_order_release);
+      return;
+    }
+    if (!feed(s, *lower_, ec)) return;
+  }
+}
+
+std::size_t TlsStream::readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  ec.clear();
+  if (!isOpen()) {
+    ec = Errc::not_open;
+    return 0;
+  }
+  if (buffer == nullptr && size != 0) {
+    ec = Errc::null_buffer;
+    return 0;
+  }
+  if (size == 0) return 0;
+  TlsSession& s = *session_;
+  if (!s.handshaken.load(std::memory_order_acquire)) {
+    ec = makeTlsError(TlsErrc::not_handshaken);
+    return 0;
+  }
+  Claim reading(s.reading);
+  if (!reading.held()) {
+    ec = Errc::socket_busy;
+    return 0;
+  }
+  const int want = static_cast<int>(std::min<std::size_t>(size, INT_MAX));
+  for (;;) {
+    int result;
+    int error = SSL_ERROR_NONE;
+    std::error_code failure;
+    bool pending;
+    {
+      std::lock_guard<std::mutex> lock(s.sslLock);
+      ERR_clear_error();
+      result = SSL_read(s.ssl, buffer, want);
+      if (result <= 0) {
+        error = SSL_get_error(s.ssl, result);
+        if (error == SSL_ERROR_ZERO_RETURN) {
+          failure = Errc::end_of_stream;
+        } else if (error != SSL_ERROR_WANT_READ) {
+          failure = detail::tlsErrorFromQueue(s.ssl, false, std::make_error_code(std::errc::protocol_error));
+        }
+      }
+      pending = BIO_ctrl_pending(s.out) > 0;
+    }
+    // What reading made OpenSSL say (a key update, an alert) goes out now;
+    // when data came with it, its failure shows on the next write.
+    if (pending) {
+      std::error_code sent;
+      flushPending(s, *lower_, sent);
+      if (sent && result <= 0 && !failure) failure = sent;
+    }
+    if (result > 0) return static_cast<std::size_t>(result);
+    if (failure) {
+      ec = failure;
+      return 0;
+    }
+    if (!feed(s, *lower_, ec)) return 0;
+  }
+}
+
+std::size_t TlsStream::writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  ec.clear();
+  if (!isOpen()) {
+    ec = Errc::not_open;
+    return 0;
+  }
+  if (buffer == nullptr && size != 0) {
+    ec = Errc::null_buffer;
+    return 0;
+  }
+  if (size == 0) return 0;
+  TlsSession& s = *session_;
+  if (!s.handshaken.load(std::memory_order_acquire)) {
+    ec = makeTlsError(TlsErrc::not_handshaken);
+    return 0;
+  }
+  Claim writing(s.writing);
+  if (!writing.held()) {
+    ec = Errc::socket_busy;
+    return 0;
+  }
+  const int chunk = static_cast<int>(std::min(size, kMaxWrite));
+  int result = 0;
+  withOutputLock(s, ec, [&] {
+    std::error_code failure;
+    bool drained;
+    {
+      std::lock_guard<std::mutex> lock(s.sslLock);
+      ERR_clear_error();
+      result = SSL_write(s.ssl, buffer, chunk);
+      if (result <= 0) {
+        failure = detail::tlsErrorFromQueue(s.ssl, false, std::make_error_code(std::errc::protocol_error));
+      }
+      drained = drainLocked(s);
+    }
+    if (!drained) {
+      ec = std::make_error_code(std::errc::not_enough_memory);
+      return;
+    }
+    sendDrained(s, *lower_, ec);
+    if (!ec && failure) ec = failure;
+  });
+  return ec ? 0 : static_cast<std::size_t>(result);
+}
+
+void TlsStream::shutdown() {
+  std::error_code ec;
+  shutdown(ec);
+  throwIfError(ec, "tls shutdown", peerName());
+}
+
+void TlsStream::shutdown(std::error_code& ec) noexcept {
+  ec.clear();
+  if (!isOpen()) {
+    ec = Errc::not_open;
+    return;
+  }
+  TlsSession& s = *session_;
+  if (!s.handshaken.load(std::memory_order_acquire)) {
+    ec = makeTlsError(TlsErrc::not_handshaken);
+    return;
+  }
+  Claim writing(s.writing);
+  if (!writing.held()) {
+    ec = Errc::socket_busy;
+    return;
+  }
+  withOutputLock(s, ec, [&] {
+    std::error_code failure;
+    bool drained;
+    {
+      std::lock_guard<std::mutex> lock(s.sslLock);
+      ERR_clear_error();
+      // 0: close_notify sent, the peer's not yet seen; 1: both; <0: error.
+      // Sent once: a second call has nothing to send.
+      if ((SSL_get_shutdown(s.ssl) & SSL_SENT_SHUTDOWN) == 0 && SSL_shutdown(s.ssl) < 0) {
+        failure = detail::tlsErrorFromQueue(s.ssl, false, std::make_error_code(std::errc::protocol_error));
+      }
+      drained = drainLocked(s);
+    }
+    if (!drained) {
+      ec = std::make_error_code(std::errc::not_enough_memory);
+      return;
+    }
+    sendDrained(s, *lower_, ec);
+    if (!ec && failure) ec = failure;
+  });
+}
+
+bool TlsStream::isHandshaken() const noexcept {
+  return session_ && session_->handshaken.load(std::memory_order_acquire);
+}
+
+std::string TlsStream::protocolVersion() const {
+  if (!isHandshaken()) return {};
+  std::lock_guard<std::mutex> lock(session_->sslLock);
+  return SSL_get_version(session_->ssl);
+}
+
+std::string TlsStream::alpnProtocol() const {
+  if (!isHandshaken()) return {};
+  std::lock_guard<std::mutex> lock(session_->sslLock);
+  const unsigned char* name = nullptr;
+  unsigned int length = 0;
+  SSL_get0_alpn_selected(session_->ssl, &name, &length);
+  return name == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(name), length);
+}
+
+std::string TlsStream::peerCertificateSubject() const {
+  if (!isHandshaken()) return {};
+  X509* certificate;
+  {
+    std::lock_guard<std::mutex> lock(session_->sslLock);
+    certificate = SSL_get1_peer_certificate(session_->ssl);
+  }
+  if (certificate == nullptr) return {};
+  std::unique_ptr<X509, decltype(&X509_free)> owned(certificate, &X509_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> text(BIO_new(BIO_s_mem()), &BIO_free);
+  if (!text || X509_NAME_print_ex(text.get(), X509_get_subject_name(certificate), 0, XN_FLAG_RFC2253) < 0) {
+    ERR_clear_error();
+    return {};
+  }
+  char* data = nullptr;
+  const long length = BIO_get_mem_data(text.get(), &data);
+  return length > 0 ? std::string(data, static_cast<std::size_t>(length)) : std::string();
+}
+
+bool TlsStream::sessionReused() const noexcept {
+  if (!isHandshaken()) return false;
+  std::lock_guard<std::mutex> lock(session_->sslLock);
+  return SSL_session_reused(session_->ssl) == 1;
+}
+
+}  // namespace evchan

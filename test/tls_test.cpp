@@ -1,0 +1,896 @@
+// SPDX-License-Identifier: Apache-2.0
+// TlsStream and TlsContext over real loopback TCP, in tasks and on threads:
+// echo, 64 MiB checksummed both ways, refused certificates (wrong host,
+// expired, untrusted CA, missing client certificate) with their reasons,
+// garbage instead of a ClientHello, truncation, a stalled handshake, ALPN,
+// session resumption, many connections on a two-worker channel, and
+// interop with `openssl s_server` and `openssl s_client` child processes.
+// The certificates are made at run time by the `openssl` command in a
+// temporary directory; without that command every case is skipped.
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <evchan/evchan.h>
+#include <evchan/tls.h>
+
+#include "support/leak_checked_fixture.h"
+#include "support/loopback.h"
+#include "support/skip.h"
+#include "support/slowdown.h"
+#include "support/waiting.h"
+
+extern char** environ;
+
+#if defined(EVCHAN_TEST_TSAN)
+// OpenSSL on this machine is not built with ThreadSanitizer: its own
+// locks-free paths (atomic reference counts, double-checked caches of
+// certificate data shared by the connections of one SSL_CTX) are invisible
+// to TSan, which then reports the allocator and memcmp calls libssl and
+// libcrypto make as races.  Those calls are ignored; evchan's own code,
+// and its locks around each SSL object, stay checked.
+extern "C" const char* __tsan_default_suppressions();
+extern "C" const char* __tsan_default_suppressions() {
+  return "called_from_lib:libcrypto.so.3\ncalled_from_lib:libssl.so.3\n";
+}
+#endif
+
+namespace {
+
+using namespace std::chrono_literals;
+using evchan::Errc;
+using evchan::EventChannel;
+using evchan::Stream;
+using evchan::SystemError;
+using evchan::TaskHandle;
+using evchan::TcpListener;
+using evchan::TcpSocket;
+using evchan::TlsContext;
+using evchan::TlsErrc;
+using evchan::TlsStream;
+using evchan::test::ConnectedPair;
+using evchan::test::connectPair;
+
+constexpr evchan::Duration kSocketTimeout = 20s;
+
+// ------------------------------------------------------------ certificates
+/// The certificates of the suite, made once by the `openssl` command in a
+/// temporary directory that is removed at exit.
+struct Certificates {
+  std::string dir;
+  std::string error;  // why they could not be made (the suite then skips)
+  std::string path(const std::string& name) const { return dir + "/" + name; }
+};
+
+const char kOpensslConfig[] =
+    "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = unused\n"
+    "[ca_ext]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n"
+    "subjectKeyIdentifier = hash\n"
+    "[server_ext]\nbasicConstraints = CA:FALSE\nsubjectAltName = DNS:localhost,IP:127.0.0.1\n"
+    "extendedKeyUsage = serverAuth\n"
+    "[wrong_host_ext]\nbasicConstraints = CA:FALSE\nsubjectAltName = DNS:wrong.example\n"
+    "extendedKeyUsage = serverAuth\n"
+    "[client_ext]\nbasicConstraints = CA:FALSE\nextendedKeyUsage = clientAuth\n";
+
+bool run(const std::string& command) { return std::system((command + " >/dev/null 2>&1").c_str()) == 0; }
+
+std::string removeDirectoryCommand;
+void removeCertificates() {
+  if (!removeDirectoryCommand.empty()) run(removeDirectoryCommand);
+}
+
+const Certificates& certificates() {
+  static const Certificates made = [] {
+    Certificates c;
+    if (!run("command -v openssl")) {
+      c.error = "the openssl command is not installed";
+      return c;
+    }
+    char pattern[] = "/tmp/evchan-tls-test-XXXXXX";
+    if (mkdtemp(pattern) == nullptr) {
+      c.error = "mkdtemp failed";
+      return c;
+    }
+    c.dir = pattern;
+    removeDirectoryCommand = "rm -rf '" + c.dir + "'";
+    std::atexit(removeCertificates);
+    std::ofstream(c.path("openssl.cnf")) << kOpensslConfig;
+    const std::string cd = "cd '" + c.dir + "' && ";
+    const std::string key = " -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    auto ca = [&](const std::string& name, const std::string& cn) {
+      return run(cd + "openssl req -x509 -new -config openssl.cnf -extensions ca_ext" + key + " -keyout " + name +
+                 ".key -out " + name + ".pem -days 30 -subj '/CN=" + cn + "'");
+    };
+    int serial = 1;
+    auto leaf = [&](const std::string& name, const std::string& subject, const std::string& signer,
+                    const std::string& extensions, int days) {
+      return run(cd + "openssl req -new -config openssl.cnf" + key + " -keyout " + name + ".key -out " + name +
+                 ".csr -subj '" + subject + "'") &&
+             run(cd + "openssl x509 -req -in " + name + ".csr -CA " + signer + ".pem -CAkey " + signer +
+                 ".key -set_serial " + std::to_string(serial++) + " -out " + name + ".pem -days " +
+                 std::to_string(days) + " -extfile openssl.cnf -extensions " + extensions);
+    };
+    const bool ok = ca("ca", "evchan test CA") && ca("other_ca", "evchan untrusted CA") &&
+                    leaf("server", "/CN=localhost/O=evchan test", "ca", "server_ext", 30) &&
+                    leaf("expired", "/CN=localhost/O=evchan expired", "ca", "server_ext", -1) &&
+                    leaf("wrong_host", "/CN=wrong.example", "ca", "wrong_host_ext", 30) &&
+                    leaf("untrusted", "/CN=localhost/O=evchan untrusted", "other_ca", "server_ext", 30) &&
+                    leaf("client", "/CN=evchan client", "ca", "client_ext", 30);
+    if (!ok) c.error = "openssl could not make the test certificates in " + c.dir;
+    return c;
+  }();
+  if (!made.error.empty()) EVCHAN_SKIP(made.error);
+  return made;
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+/// A server context presenting `name`.pem / `name`.key.
+TlsContext serverContext(const std::string& name = "server") {
+  const Certificates& c = certificates();
+  TlsContext context(TlsContext::Role::server);
+  context.loadCertificateChainFile(c.path(name + ".pem"));
+  context.loadPrivateKeyFile(c.path(name + ".key"));
+  return context;
+}
+
+/// A client context trusting the suite's CA (from memory, to use that path).
+TlsContext clientContext() {
+  TlsContext context(TlsContext::Role::client);
+  context.addCaPem(readFile(certificates().path("ca.pem")));
+  return context;
+}
+
+// ------------------------------------------------------------ running
+/// Where a scenario runs: in tasks of a channel, or on plain threads.
+enum class Where { InTask, OnThread };
+
+/// Runs `client` and `server` at once, in two tasks of a two-worker channel
+/// or on two threads, and rethrows the first failure.
+void runPair(Where where, const std::function<void()>& client, const std::function<void()>& server) {
+  if (where == Where::InTask) {
+    std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(2);
+    TaskHandle serverTask = channel->spawn(server);
+    TaskHandle clientTask = channel->spawn(client);
+    evchan::test::joinWithin(clientTask, 120s);
+    evchan::test::joinWithin(serverTask, 120s);
+    return;
+  }
+  std::exception_ptr failures[2];
+  std::thread serverThread([&] {
+    try {
+      server();
+    } catch (...) {
+      failures[1] = std::current_exception();
+    }
+  });
+  try {
+    client();
+  } catch (...) {
+    failures[0] = std::current_exception();
+  }
+  serverThread.join();
+  for (auto& failure : failures) {
+    if (failure) std::rethrow_exception(failure);
+  }
+}
+
+/// Both ends of one loopback connection wrapped in TLS (not handshaken).
+struct TlsPair {
+  TlsStream client;
+  TlsStream server;
+};
+
+TlsPair tlsPair(const TlsContext& clientSide, const TlsContext& serverSide) {
+  ConnectedPair pair = connectPair();
+  pair.client.setTimeout(kSocketTimeout);
+  pair.server.setTimeout(kSocketTimeout);
+  return {TlsStream(clientSide, std::make_unique<TcpSocket>(std::move(pair.client))),
+          TlsStream(serverSide, std::make_unique<TcpSocket>(std::move(pair.server)))};
+}
+
+/// The client's handshake error against a server presenting `serverName`'s
+/// certificate (the server's own error is ignored: it sees the alert).
+std::error_code clientHandshakeError(const std::string& serverName, const std::string& host = "localhost") {
+  TlsPair pair = tlsPair(clientContext(), serverContext(serverName));
+  std::error_code clientError, serverError;
+  runPair(
+      Where::OnThread, [&] { pair.client.handshake(host, clientError); },
+      [&] { pair.server.handshake({}, serverError); });
+  return clientError;
+}
+
+// ------------------------------------------------------------ child processes
+/// An `openssl` child process with its stdin and stdout on pipes; killed
+/// and reaped by the destructor.
+class OpensslChild {
+ public:
+  explicit OpensslChild(const std::vector<std::string>& arguments) {
+    int input[2], output[2];
+    CPPUNIT_ASSERT_EQUAL(0, pipe2(input, O_CLOEXEC));
+    CPPUNIT_ASSERT_EQUAL(0, pipe2(output, O_CLOEXEC));
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, input[0], 0);
+    posix_spawn_file_actions_adddup2(&actions, output[1], 1);
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);  // its chatter
+    std::vector<std::string> all{"openssl"};
+    all.insert(all.end(), arguments.begin(), arguments.end());
+    std::vector<char*> argv;
+    for (std::string& a : all) argv.push_back(&a[0]);
+    argv.push_back(nullptr);
+    const int spawned = posix_spawnp(&pid_, "openssl", &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(input[0]);
+    ::close(output[1]);
+    stdin_ = input[1];
+    stdout_ = output[0];
+    if (spawned != 0) pid_ = -1;
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("posix_spawnp openssl", 0, spawned);
+  }
+  ~OpensslChild() {
+    closeInput();
+    if (stdout_ >= 0) ::close(stdout_);
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  OpensslChild(const OpensslChild&) = delete;
+  OpensslChild& operator=(const OpensslChild&) = delete;
+
+  void write(const std::string& text) {
+    CPPUNIT_ASSERT_EQUAL(static_cast<ssize_t>(text.size()), ::write(stdin_, text.data(), text.size()));
+  }
+  void closeInput() {
+    if (stdin_ >= 0) ::close(stdin_);
+    stdin_ = -1;
+  }
+  /// Everything the child writes to stdout until it closes it.
+  std::string readAll() {
+    std::string text;
+    char buffer[4096];
+    ssize_t n;
+    while ((n = ::read(stdout_, buffer, sizeof buffer)) > 0) text.append(buffer, static_cast<std::size_t>(n));
+    return text;
+  }
+  /// Waits (10 s at most, then SIGKILL) for the child's exit; its status
+  /// as waitpid gives it.
+  int wait() {
+    int status = 0;
+    const auto deadline = std::chrono::steady_clock::now() + 10s * evchan::test::slowdown();
+    while (waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    pid_ = -1;
+    return status;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int stdin_ = -1;
+  int stdout_ = -1;
+};
+
+/// Connects to 127.0.0.1:`port`, retrying while the child starts listening.
+TcpSocket connectWhenListening(int port) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s * evchan::test::slowdown();
+  for (;;) {
+    std::error_code ec;
+    TcpSocket socket = TcpSocket::connect(evchan::Endpoint("127.0.0.1", port), 5s, ec);
+    if (!ec) return socket;
+    if (std::chrono::steady_clock::now() > deadline) throw SystemError(ec, "connect to openssl s_server");
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+class TlsTest : public evchan::test::LeakCheckedFixture {
+  CPPUNIT_TEST_SUITE(TlsTest);
+  CPPUNIT_TEST(testEchoInTasks);
+  CPPUNIT_TEST(testEchoOnThreads);
+  CPPUNIT_TEST(testSixtyFourMiBBothWaysInTasks);
+  CPPUNIT_TEST(testSixtyFourMiBBothWaysOnThreads);
+  CPPUNIT_TEST(testWrongHostNameRefused);
+  CPPUNIT_TEST(testExpiredCertificateRefused);
+  CPPUNIT_TEST(testUntrustedCaRefusedWithReason);
+  CPPUNIT_TEST(testVerifyingClientNeedsServerName);
+  CPPUNIT_TEST(testInsecureSkipVerificationAcceptsAnyCertificate);
+  CPPUNIT_TEST(testClientCertificateRequired);
+  CPPUNIT_TEST(testClientCertificateMissing);
+  CPPUNIT_TEST(testGarbageInsteadOfClientHello);
+  CPPUNIT_TEST(testPeerClosesWithoutCloseNotifyIsTruncation);
+  CPPUNIT_TEST(testCloseNotifyIsEndOfStream);
+  CPPUNIT_TEST(testStalledHandshakeTimesOutInTask);
+  CPPUNIT_TEST(testStalledHandshakeTimesOutOnThread);
+  CPPUNIT_TEST(testMinimumVersionRefusesOlderPeer);
+  CPPUNIT_TEST(testAlpnNegotiated);
+  CPPUNIT_TEST(testSessionResumption);
+  CPPUNIT_TEST(testReadBeforeHandshakeAndConcurrentReaders);
+  CPPUNIT_TEST(testBadConfigurationReported);
+  CPPUNIT_TEST(testManyConnectionsOnTwoWorkers);
+  CPPUNIT_TEST(testClientAgainstOpensslServer);
+  CPPUNIT_TEST(testServerAgainstOpensslClient);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  // ---------------------------------------------------------- echo
+  void echo(Where where) {
+    TlsPair pair = tlsPair(clientContext(), serverContext());
+    std::string received;
+    runPair(
+        where,
+        [&] {
+          pair.client.handshake("localhost");
+          pair.client.writeAll("hello over tls", 14);
+          received.resize(14);
+          pair.client.readExactly(&received[0], 14);
+          pair.client.shutdown();
+        },
+        [&] {
+          pair.server.handshake();
+          char buffer[14];
+          pair.server.readExactly(buffer, sizeof buffer);
+          pair.server.writeAll(buffer, sizeof buffer);
+          std::error_code ec;
+          char more;
+          CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.server.readSome(&more, 1, ec));
+          CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == Errc::end_of_stream);
+        });
+    CPPUNIT_ASSERT_EQUAL(std::string("hello over tls"), received);
+    CPPUNIT_ASSERT_EQUAL(std::string("TLSv1.3"), pair.client.protocolVersion());
+    CPPUNIT_ASSERT_EQUAL(std::string("TLSv1.3"), pair.server.protocolVersion());
+    CPPUNIT_ASSERT_MESSAGE(pair.client.peerCertificateSubject(),
+                           contains(pair.client.peerCertificateSubject(), "CN=localhost"));
+    CPPUNIT_ASSERT_EQUAL(std::string(), pair.server.peerCertificateSubject());
+    CPPUNIT_ASSERT(!pair.client.sessionReused());
+  }
+  void testEchoInTasks() { echo(Where::InTask); }
+  void testEchoOnThreads() { echo(Where::OnThread); }
+
+  // ---------------------------------------------------------- 64 MiB
+  // The client writes 64 MiB of a position-dependent pattern while another
+  // task (thread) of its own reads the echo back at the same time: one
+  // reader and one writer on the same TlsStream.  The server checksums
+  // what it got, the client what came back.
+  void bulk(Where where) {
+    constexpr std::size_t kTotal = std::size_t{64} << 20;
+    constexpr std::size_t kChunk = 256 * 1024;
+    TlsPair pair = tlsPair(clientContext(), serverContext());
+    std::uint64_t sentSum = evchan::test::kChecksumSeed, serverSum = evchan::test::kChecksumSeed,
+                  echoedSum = evchan::test::kChecksumSeed;
+    auto clientReader = [&] {
+      std::vector<unsigned char> buffer(kChunk);
+      std::size_t got = 0;
+      while (got < kTotal) {
+        const std::size_t n = pair.client.readSome(buffer.data(), std::min(kChunk, kTotal - got));
+        echoedSum = evchan::test::checksum(echoedSum, buffer.data(), n);
+        got += n;
+      }
+    };
+    auto clientWriter = [&] {
+      std::vector<unsigned char> buffer(kChunk);
+      for (std::size_t offset = 0; offset < kTotal; offset += kChunk) {
+        evchan::test::fillPattern(buffer.data(), kChunk, offset);
+        sentSum = evchan::test::checksum(sentSum, buffer.data(), kChunk);
+        pair.client.writeAll(buffer.data(), kChunk);
+      }
+    };
+    runPair(
+        where,
+        [&] {
+          pair.client.handshake("localhost");
+          runPair(where, clientReader, clientWriter);
+          pair.client.shutdown();
+        },
+        [&] {
+          pair.server.handshake();
+          std::vector<unsigned char> buffer(kChunk);
+          std::size_t got = 0;
+          while (got < kTotal) {
+            const std::size_t n = pair.server.readSome(buffer.data(), buffer.size());
+            serverSum = evchan::test::checksum(serverSum, buffer.data(), n);
+            pair.server.writeAll(buffer.data(), n);
+            got += n;
+          }
+        });
+    CPPUNIT_ASSERT_EQUAL(sentSum, serverSum);
+    CPPUNIT_ASSERT_EQUAL(sentSum, echoedSum);
+  }
+  void testSixtyFourMiBBothWaysInTasks() { bulk(Where::InTask); }
+  void testSixtyFourMiBBothWaysOnThreads() { bulk(Where::OnThread); }
+
+  // ---------------------------------------------------------- refusals
+  void testWrongHostNameRefused() {
+    const std::error_code ec = clientHandshakeError("wrong_host");
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == TlsErrc::verification_failed);
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), contains(ec.message(), "hostname mismatch"));
+    // The same certificate is fine for the name it was made for.
+    CPPUNIT_ASSERT_MESSAGE(clientHandshakeError("wrong_host", "wrong.example").message(),
+                           !clientHandshakeError("wrong_host", "wrong.example"));
+    // And an address in subjectAltName is checked as an address.
+    CPPUNIT_ASSERT(!clientHandshakeError("server", "127.0.0.1"));
+    CPPUNIT_ASSERT(clientHandshakeError("server", "127.0.0.2") == TlsErrc::verification_failed);
+  }
+
+  void testExpiredCertificateRefused() {
+    const std::error_code ec = clientHandshakeError("expired");
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == TlsErrc::verification_failed);
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), contains(ec.message(), "certificate has expired"));
+  }
+
+  // The throwing form names the operation, the peer and OpenSSL's reason.
+  void testUntrustedCaRefusedWithReason() {
+    TlsPair pair = tlsPair(clientContext(), serverContext("untrusted"));
+    std::string what;
+    std::error_code code, serverError;
+    runPair(
+        Where::OnThread,
+        [&] {
+          try {
+            pair.client.handshake("localhost");
+          } catch (const SystemError& error) {
+            what = error.what();
+            code = error.code();
+          }
+        },
+        [&] { pair.server.handshake({}, serverError); });
+    CPPUNIT_ASSERT_MESSAGE(what, code == TlsErrc::verification_failed);
+    CPPUNIT_ASSERT_EQUAL(std::string("tls"), std::string(code.category().name()));
+    CPPUNIT_ASSERT_MESSAGE(what, contains(what, "tls handshake (peer 127.0.0.1:"));
+    CPPUNIT_ASSERT_MESSAGE(what, contains(what, "certificate verify failed: unable to get local issuer certificate"));
+    // The server learnt of it by the client's alert.
+    CPPUNIT_ASSERT_MESSAGE(serverError.message(), serverError == TlsErrc::verification_failed);
+  }
+
+  void testVerifyingClientNeedsServerName() {
+    TlsPair pair = tlsPair(clientContext(), serverContext());
+    std::error_code ec;
+    pair.client.handshake({}, ec);
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == TlsErrc::missing_server_name);
+  }
+
+  void testInsecureSkipVerificationAcceptsAnyCertificate() {
+    TlsContext client(TlsContext::Role::client);
+    client.insecureSkipVerification();
+    TlsPair pair = tlsPair(client, serverContext("untrusted"));
+    runPair(
+        Where::OnThread, [&] { pair.client.handshake(); }, [&] { pair.server.handshake(); });
+    CPPUNIT_ASSERT(pair.client.isHandshaken());
+  }
+
+  TlsContext verifyingServer() {
+    TlsContext server = serverContext();
+    server.loadCaFile(certificates().path("ca.pem"));
+    server.requireClientCertificate();
+    return server;
+  }
+
+  void testClientCertificateRequired() {
+    TlsContext client = clientContext();
+    const Certificates& c = certificates();
+    client.useCertificateChainPem(readFile(c.path("client.pem")));
+    client.usePrivateKeyPem(readFile(c.path("client.key")));
+    TlsPair pair = tlsPair(client, verifyingServer());
+    runPair(
+        Where::InTask,
+        [&] {
+          pair.client.handshake("localhost");
+          pair.client.writeAll("x", 1);
+        },
+        [&] {
+          pair.server.handshake();
+          char x;
+          pair.server.readExactly(&x, 1);
+        });
+    CPPUNIT_ASSERT_MESSAGE(pair.server.peerCertificateSubject(),
+                           contains(pair.server.peerCertificateSubject(), "CN=evchan client"));
+  }
+
+  // With TLS 1.3 the client finishes its handshake before the server
+  // checks it: the refusal reaches the client at its first read.
+  void testClientCertificateMissing() {
+    TlsPair pair = tlsPair(clientContext(), verifyingServer());
+    std::error_code clientError, serverError;
+    runPair(
+        Where::InTask,
+        [&] {
+          pair.client.handshake("localhost", clientError);
+          if (clientError) return;
+          char x;
+          pair.client.readSome(&x, 1, clientError);
+        },
+        [&] { pair.server.handshake({}, serverError); });
+    CPPUNIT_ASSERT_MESSAGE(serverError.message(), serverError == TlsErrc::verification_failed);
+    CPPUNIT_ASSERT_MESSAGE(clientError.message(), clientError == TlsErrc::verification_failed);
+  }
+
+  // ---------------------------------------------------------- bad peers
+  void testGarbageInsteadOfClientHello() {
+    ConnectedPair tcp = connectPair();
+    tcp.server.setTimeout(kSocketTimeout);
+    TlsStream server(serverContext(), std::make_unique<TcpSocket>(std::move(tcp.server)));
+    const std::string garbage = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    tcp.client.writeAll(garbage.data(), garbage.size());
+    std::error_code ec;
+    server.handshake({}, ec);
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == TlsErrc::handshake_failed);
+    CPPUNIT_ASSERT_EQUAL(std::string("tls"), std::string(ec.category().name()));
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), !ec.message().empty() && !contains(ec.message(), "OpenSSL error"));
+    CPPUNIT_ASSERT(!server.isHandshaken());
+    // Random bytes too.
+    ConnectedPair tcp2 = connectPair();
+    tcp2.server.setTimeout(kSocketTimeout);
+    TlsStream server2(serverContext(), std::make_unique<TcpSocket>(std::move(tcp2.server)));
+    std::vector<unsigned char> noise(4096);
+    evchan::test::fillPattern(noise.data(), noise.size(), 12345);
+    tcp2.client.writeAll(noise.data(), noise.size());
+    server2.handshake({}, ec);
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec);
+  }
+
+  void testPeerClosesWithoutCloseNotifyIsTruncation() {
+    TlsPair pair = tlsPair(clientContext(), serverContext());
+    std::error_code ec;
+    std::string got(5, '\0');
+    runPair(
+        Where::InTask,
+        [&] {
+          pair.client.handshake("localhost");
+          pair.client.readExactly(&got[0], 5);
+          char more;
+          pair.client.readSome(&more, 1, ec);
+        },
+        [&] {
+          pair.server.handshake();
+          pair.server.writeAll("hello", 5);
+          pair.server.close();  // no close_notify
+        });
+    CPPUNIT_ASSERT_EQUAL(std::string("hello"), got);
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == TlsErrc::truncated);
+    CPPUNIT_ASSERT(ec != Errc::end_of_stream);
+  }
+
+  void testCloseNotifyIsEndOfStream() {
+    TlsPair pair = tlsPair(clientContext(), serverContext());
+    std::error_code ec;
+    runPair(
+        Where::OnThread,
+        [&] {
+          pair.client.handshake("localhost");
+          char more;
+          pair.client.readSome(&more, 1, ec);
+        },
+        [&] {
+          pair.server.handshake();
+          pair.server.shutdown();
+          pair.server.shutdown();  // idempotent
+          pair.server.close();
+        });
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == Errc::end_of_stream);
+  }
+
+  // A server that accepts and then says nothing: the client's handshake
+  // ends by the lower stream's timeout.
+  void stalledHandshake(Where where) {
+    ConnectedPair tcp = connectPair();
+    tcp.client.setTimeout(300ms);
+    TlsStream client(clientContext(), std::make_unique<TcpSocket>(std::move(tcp.client)));
+    std::error_code ec;
+    const auto started = std::chrono::steady_clock::now();
+    runPair(
+        where, [&] { client.handshake("localhost", ec); }, [] {});
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == std::errc::timed_out);
+    CPPUNIT_ASSERT(std::chrono::steady_clock::now() - started < 10s * evchan::test::slowdown());
+    // The server never answered, but it got the ClientHello.
+    char first;
+    CPPUNIT_ASSERT_EQUAL(std::size_t{1}, tcp.server.readSome(&first, 1));
+    CPPUNIT_ASSERT_EQUAL(0x16, static_cast<int>(static_cast<unsigned char>(first)));  // handshake record
+  }
+  void testStalledHandshakeTimesOutInTask() { stalledHandshake(Where::InTask); }
+  void testStalledHandshakeTimesOutOnThread() { stalledHandshake(Where::OnThread); }
+
+  void testMinimumVersionRefusesOlderPeer() {
+    TlsContext server = serverContext();
+    server.setMinimumVersion(evchan::TlsVersion::tls1_3);
+    // evchan has no way to cap a client at TLS 1.2, so the client that
+    // offers only 1.2 is `openssl s_client -tls1_2`.
+    const int port = evchan::test::unusedPort();
+    TcpListener listener = TcpListener::listen(evchan::Endpoint("127.0.0.1", port));
+    listener.setTimeout(kSocketTimeout);
+    OpensslChild child({"s_client", "-connect", "127.0.0.1:" + std::to_string(port), "-tls1_2", "-quiet"});
+    TcpSocket accepted = listener.accept();
+    accepted.setTimeout(kSocketTimeout);
+    TlsStream stream(server, std::make_unique<TcpSocket>(std::move(accepted)));
+    std::error_code ec;
+    stream.handshake({}, ec);
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == TlsErrc::protocol_version);
+  }
+
+  void testAlpnNegotiated() {
+    TlsContext client = clientContext();
+    client.setAlpnProtocols({"h2", "http/1.1"});
+    TlsContext server = serverContext();
+    server.setAlpnProtocols({"http/1.1", "spdy/3"});
+    TlsPair pair = tlsPair(client, server);
+    runPair(
+        Where::InTask, [&] { pair.client.handshake("localhost"); }, [&] { pair.server.handshake(); });
+    CPPUNIT_ASSERT_EQUAL(std::string("http/1.1"), pair.client.alpnProtocol());
+    CPPUNIT_ASSERT_EQUAL(std::string("http/1.1"), pair.server.alpnProtocol());
+    std::error_code ec;
+    client.setAlpnProtocols({std::string(256, 'x')}, ec);
+    CPPUNIT_ASSERT(ec == std::errc::invalid_argument);
+  }
+
+  // The second connection through the same client context resumes the
+  // session the first one got (TLS 1.3 tickets come after the handshake,
+  // so the first connection reads once).
+  void testSessionResumption() {
+    TlsContext client = clientContext();
+    TlsContext server = serverContext();
+    const int port = evchan::test::unusedPort();
+    TcpListener listener = TcpListener::listen(evchan::Endpoint("127.0.0.1", port));
+    listener.setTimeout(kSocketTimeout);
+    bool reused[2] = {true, false};
+    for (int round = 0; round < 2; ++round) {
+      std::unique_ptr<TlsStream> clientStream;
+      runPair(
+          Where::InTask,
+          [&] {
+            auto socket = std::make_unique<TcpSocket>(TcpSocket::connect(evchan::Endpoint("127.0.0.1", port)));
+            socket->setTimeout(kSocketTimeout);
+            clientStream = std::make_unique<TlsStream>(client, std::move(socket));
+            clientStream->handshake("localhost");
+            char byte;
+            clientStream->readExactly(&byte, 1);
+            reused[round] = clientStream->sessionReused();
+            clientStream->shutdown();
+          },
+          [&] {
+            auto socket = std::make_unique<TcpSocket>(listener.accept());
+            socket->setTimeout(kSocketTimeout);
+            TlsStream stream(server, std::move(socket));
+            stream.handshake();
+            stream.writeAll("!", 1);
+            char byte;
+            std::error_code ec;
+            stream.readSome(&byte, 1, ec);
+            CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == Errc::end_of_stream);
+          });
+    }
+    CPPUNIT_ASSERT_MESSAGE("the first connection cannot resume", !reused[0]);
+    CPPUNIT_ASSERT_MESSAGE("the second connection did not resume the session", reused[1]);
+  }
+
+  // ---------------------------------------------------------- misuse
+  void testReadBeforeHandshakeAndConcurrentReaders() {
+    TlsPair pair = tlsPair(clientContext(), serverContext());
+    std::error_code ec;
+    char byte;
+    pair.client.readSome(&byte, 1, ec);
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == TlsErrc::not_handshaken);
+    pair.client.writeSome("x", 1, ec);
+    CPPUNIT_ASSERT(ec == TlsErrc::not_handshaken);
+    pair.client.shutdown(ec);
+    CPPUNIT_ASSERT(ec == TlsErrc::not_handshaken);
+    runPair(
+        Where::OnThread, [&] { pair.client.handshake("localhost"); }, [&] { pair.server.handshake(); });
+    // One reader waits; a second concurrent reader is refused, not let in.
+    std::error_code firstError, secondError;
+    std::atomic<bool> firstDone{false};
+    std::thread first([&] {
+      char b;
+      pair.client.readSome(&b, 1, firstError);
+      firstDone = true;
+    });
+    std::this_thread::sleep_for(200ms);
+    char b;
+    pair.client.readSome(&b, 1, secondError);
+    CPPUNIT_ASSERT_MESSAGE(secondError.message(), secondError == Errc::socket_busy);
+    CPPUNIT_ASSERT(!firstDone);
+    // A writer meanwhile is fine, and wakes the reader through the echo.
+    pair.server.writeAll("y", 1);
+    pair.client.writeAll("z", 1);
+    first.join();
+    CPPUNIT_ASSERT_MESSAGE(firstError.message(), !firstError);
+    pair.server.readExactly(&b, 1);
+    CPPUNIT_ASSERT_EQUAL('z', b);
+    // A closed or empty stream.
+    TlsStream empty;
+    empty.readSome(&b, 1, ec);
+    CPPUNIT_ASSERT(ec == Errc::not_open);
+    empty.handshake("localhost", ec);
+    CPPUNIT_ASSERT(ec == Errc::not_open);
+    pair.client.close();
+    pair.client.writeSome("x", 1, ec);
+    CPPUNIT_ASSERT(ec == Errc::not_open);
+  }
+
+  void testBadConfigurationReported() {
+    TlsContext context(TlsContext::Role::server);
+    std::error_code ec;
+    context.loadCertificateChainFile(certificates().path("no-such-file.pem"), ec);
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == std::errc::no_such_file_or_directory);
+    context.usePrivateKeyPem("not a key", ec);
+    CPPUNIT_ASSERT(ec);
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), !ec.message().empty());
+    context.addCaPem("", ec);
+    CPPUNIT_ASSERT(ec);
+    // A key that is not the certificate's.
+    context.loadCertificateChainFile(certificates().path("server.pem"));
+    context.loadPrivateKeyFile(certificates().path("client.key"), ec);
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec);
+    CPPUNIT_ASSERT_THROW(context.loadCaFile(certificates().path("missing-ca.pem")), SystemError);
+  }
+
+  // ---------------------------------------------------------- scale
+  // Many TLS connections at once on a two-worker channel: a task per
+  // connection on each side, each echoing 1 KiB and shutting down.
+  void testManyConnectionsOnTwoWorkers() {
+    const int connections = evchan::test::slowdown() > 1 ? 200 : 1000;
+    TlsContext client = clientContext();
+    TlsContext server = serverContext();
+    std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(2);
+    TcpListener listener = TcpListener::listen(evchan::Endpoint("127.0.0.1", 0));
+    const int port = listener.localAddress().port();
+    std::atomic<int> served{0}, echoed{0};
+    std::atomic<int> failures{0};
+    std::string firstFailure;
+    std::mutex failureLock;
+    auto fail = [&](const std::exception& e) {
+      std::lock_guard<std::mutex> lock(failureLock);
+      if (failures++ == 0) firstFailure = e.what();
+    };
+    TaskHandle acceptor = channel->spawn([&] {
+      std::vector<TaskHandle> handlers;
+      for (int i = 0; i < connections; ++i) {
+        auto socket = std::make_unique<TcpSocket>(listener.accept());
+        socket->setTimeout(60s);
+        handlers.push_back(channel->spawn([&, socket = std::move(socket)]() mutable {
+          try {
+            TlsStream stream(server, std::move(socket));
+            stream.handshake();
+            char buffer[1024];
+            stream.readExactly(buffer, sizeof buffer);
+            stream.writeAll(buffer, sizeof buffer);
+            stream.shutdown();
+            ++served;
+          } catch (const std::exception& e) {
+            fail(e);
+          }
+        }));
+      }
+      for (TaskHandle& handler : handlers) handler.join();
+    });
+    std::vector<TaskHandle> clients;
+    for (int i = 0; i < connections; ++i) {
+      clients.push_back(channel->spawn([&, i] {
+        try {
+          auto socket = std::make_unique<TcpSocket>(TcpSocket::connect(evchan::Endpoint("127.0.0.1", port)));
+          socket->setTimeout(60s);
+          TlsStream stream(client, std::move(socket));
+          stream.handshake("localhost");
+          std::vector<unsigned char> out(1024), in(1024);
+          evchan::test::fillPattern(out.data(), out.size(), static_cast<std::uint64_t>(i) * 1024);
+          stream.writeAll(out.data(), out.size());
+          stream.readExactly(in.data(), in.size());
+          if (in == out) ++echoed;
+        } catch (const std::exception& e) {
+          fail(e);
+        }
+      }));
+    }
+    for (TaskHandle& c : clients) evchan::test::joinWithin(c, 300s);
+    evchan::test::joinWithin(acceptor, 300s);
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(firstFailure, 0, failures.load());
+    CPPUNIT_ASSERT_EQUAL(connections, served.load());
+    CPPUNIT_ASSERT_EQUAL(connections, echoed.load());
+  }
+
+  // ---------------------------------------------------------- interop
+  // evchan's client against `openssl s_server -www`, which answers a GET
+  // with a status page.
+  void testClientAgainstOpensslServer() {
+    const Certificates& c = certificates();
+    const int port = evchan::test::unusedPort();
+    OpensslChild child({"s_server", "-accept", "127.0.0.1:" + std::to_string(port), "-cert", c.path("server.pem"),
+                        "-key", c.path("server.key"), "-www", "-naccept", "1", "-quiet"});
+    TcpSocket socket = connectWhenListening(port);
+    socket.setTimeout(kSocketTimeout);
+    TlsContext client = clientContext();
+    client.setAlpnProtocols({"http/1.1"});
+    TlsStream stream(client, std::make_unique<TcpSocket>(std::move(socket)));
+    std::string response;
+    runPair(
+        Where::InTask,
+        [&] {
+          stream.handshake("localhost");
+          const std::string request = "GET / HTTP/1.0\r\n\r\n";
+          stream.writeAll(request.data(), request.size());
+          char buffer[4096];
+          for (;;) {
+            std::error_code ec;
+            const std::size_t n = stream.readSome(buffer, sizeof buffer, ec);
+            if (ec) {
+              CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == Errc::end_of_stream || ec == TlsErrc::truncated);
+              break;
+            }
+            response.append(buffer, n);
+          }
+        },
+        [] {});
+    CPPUNIT_ASSERT_MESSAGE(response.substr(0, 200), contains(response, "HTTP/1.0 200 ok"));
+    CPPUNIT_ASSERT_EQUAL(std::string("TLSv1.3"), stream.protocolVersion());
+    stream.close();  // s_server waits for the connection's end
+    const int status = child.wait();
+    CPPUNIT_ASSERT_MESSAGE("openssl s_server exit", WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+
+  // evchan's server against `openssl s_client`, which checks the
+  // certificate and host name, sends its stdin and prints what comes back.
+  void testServerAgainstOpensslClient() {
+    const Certificates& c = certificates();
+    TcpListener listener = TcpListener::listen(evchan::Endpoint("127.0.0.1", 0));
+    listener.setTimeout(kSocketTimeout);
+    const int port = listener.localAddress().port();
+    OpensslChild child({"s_client", "-connect", "127.0.0.1:" + std::to_string(port), "-CAfile", c.path("ca.pem"),
+                        "-verify_hostname", "localhost", "-verify_return_error", "-servername", "localhost",
+                        "-quiet"});
+    child.write("hello from s_client\n");
+    TcpSocket accepted = listener.accept();
+    accepted.setTimeout(kSocketTimeout);
+    TlsStream stream(serverContext(), std::make_unique<TcpSocket>(std::move(accepted)));
+    std::string line;
+    runPair(
+        Where::InTask,
+        [&] {
+          stream.handshake();
+          evchan::BufferedReader reader(stream);
+          line = reader.readLine(1024);
+          const std::string reply = "hello from evchan\n";
+          stream.writeAll(reply.data(), reply.size());
+          stream.shutdown();
+          stream.close();
+        },
+        [] {});
+    CPPUNIT_ASSERT_EQUAL(std::string("hello from s_client"), line);
+    const std::string printed = child.readAll();
+    CPPUNIT_ASSERT_MESSAGE(printed, contains(printed, "hello from evchan"));
+    child.wait();
+  }
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(TlsTest);
