@@ -22,6 +22,7 @@
 #include <evchan/evchan.h>
 #include <evchan/unix_socket.h>
 
+#include "support/cancel_race.h"
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
 #include "support/skip.h"
@@ -135,6 +136,8 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testDescriptorArgumentErrors);
   CPPUNIT_TEST(testCancelFromAnotherThread);
   CPPUNIT_TEST(testCloseFromAnotherThread);
+  CPPUNIT_TEST(testCancelRacingCompletingReadsOnThread);
+  CPPUNIT_TEST(testCancelRacingCompletingReadsInTask);
   CPPUNIT_TEST(testTimeouts);
   CPPUNIT_TEST(testChannelEvents);
   CPPUNIT_TEST(testClosedSocket);
@@ -513,6 +516,31 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
     ASSERT_ERROR(Errc::not_open, ec);
     pair.client.readSome(&byte, 1, ec);
     ASSERT_ERROR(Errc::end_of_stream, ec);
+  }
+
+  // One byte a round, written and the reader's wait cancelled at once:
+  // each byte arrives once, in order.
+  void testCancelRacingCompletingReadsOnThread() {
+    UnixListener listener = UnixListener::listen(abstractNameOrPath());
+    Connected pair = connectPair(listener);
+    evchan::test::CancelRace race(2000);
+    std::thread reader([&] { race.read(pair.server); });
+    race.writeAndCancel(pair.client, pair.server);
+    reader.join();
+    CPPUNIT_ASSERT_MESSAGE(race.wrong, race.wrong.empty());
+    CPPUNIT_ASSERT_EQUAL(race.rounds, race.received.load());
+  }
+
+  void testCancelRacingCompletingReadsInTask() {
+    auto channel = evchan::test::makeChannel(1);
+    UnixListener listener = UnixListener::listen(abstractNameOrPath());
+    Connected pair = connectPair(listener);
+    evchan::test::CancelRace race(2000);
+    evchan::TaskHandle reader = channel->spawn([&] { race.read(pair.server); });
+    race.writeAndCancel(pair.client, pair.server);
+    evchan::test::joinWithin(reader);
+    CPPUNIT_ASSERT_MESSAGE(race.wrong, race.wrong.empty());
+    CPPUNIT_ASSERT_EQUAL(race.rounds, race.received.load());
   }
 
   void testTimeouts() {

@@ -109,6 +109,8 @@ class EVCHAN_API UnixSocket : public StreamSocket {
   /// where they are by what they write.  More descriptors than `capacity`:
   /// all of them are closed and the call fails with
   /// std::errc::message_size (the bytes are consumed).
+  /// A zero `size`, or a null `fds` with a non-zero `capacity`, is
+  /// std::errc::invalid_argument; a null `data` is Errc::null_buffer.
   ///
   /// Bytes that carried descriptors, read by readSome() or a ReadEvent
   /// instead, lose them: the kernel closes them.
