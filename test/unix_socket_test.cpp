@@ -136,6 +136,7 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testDescriptorArgumentErrors);
   CPPUNIT_TEST(testCancelFromAnotherThread);
   CPPUNIT_TEST(testCloseFromAnotherThread);
+  CPPUNIT_TEST(testCancelAndCloseAcceptInTask);
   CPPUNIT_TEST(testCancelRacingCompletingReadsOnThread);
   CPPUNIT_TEST(testCancelRacingCompletingReadsInTask);
   CPPUNIT_TEST(testTimeouts);
@@ -516,6 +517,33 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
     ASSERT_ERROR(Errc::not_open, ec);
     pair.client.readSome(&byte, 1, ec);
     ASSERT_ERROR(Errc::end_of_stream, ec);
+  }
+
+  // A task suspended in accept(): cancel() ends it and leaves the listener
+  // open; close() from this thread ends the next one.
+  void testCancelAndCloseAcceptInTask() {
+    auto channel = evchan::test::makeChannel(1);
+    TempDirectory directory;
+    UnixListener listener = UnixListener::listen(directory.file("s"));
+    std::error_code first, second;
+    std::atomic<int> phase{0};
+    evchan::TaskHandle task = channel->spawn([&] {
+      listener.accept(first);
+      phase = 1;
+      listener.accept(second);
+      phase = 2;
+    });
+    CPPUNIT_ASSERT(evchan::test::eventually([&] {
+      listener.cancel();
+      return phase.load() == 1;
+    }));
+    ASSERT_ERROR(std::errc::operation_canceled, first);
+    CPPUNIT_ASSERT(listener.isOpen());
+    std::this_thread::sleep_for(20ms);
+    listener.close();
+    evchan::test::joinWithin(task);
+    CPPUNIT_ASSERT(second == std::errc::operation_canceled || second == Errc::not_open);
+    CPPUNIT_ASSERT(!exists(directory.file("s")));
   }
 
   // One byte a round, written and the reader's wait cancelled at once:
