@@ -4,7 +4,7 @@
 // writes, accepts, cancel() and close() are the TCP sockets' own.
 #include <evchan/unix_socket.h>
 
-#include <poll.h>
+#include <unistd.h>
 
 #include <evchan/blocking.h>
 #include <evchan/error.h>
