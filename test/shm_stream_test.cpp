@@ -31,7 +31,8 @@
 
 #include "linux/shm_connection.h"
 #include "linux/shm_segment.h"
-#include "linux/unix_socket.h"
+#include "linux/unix_peer.h"
+#include "posix/unix_socket.h"
 #include "support/cancel_race.h"
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"

@@ -10,11 +10,13 @@
 #include <evchan/event.h>
 #include <evchan/export.h>
 #include <evchan/tcp_listener.h>
+#include <evchan/stream_socket.h>
 #include <evchan/tcp_socket.h>
 
 namespace evchan {
 
-/// Reads at least one byte, at most size(), from a socket into the buffer.
+/// Reads at least one byte, at most size(), from a stream socket (a
+/// TcpSocket, a UnixSocket) into the buffer.
 /// On completion bytesTransferred() says how many; a short read is a
 /// success.  The peer closing the stream is Errc::end_of_stream.  One read
 /// (or accept) may be pending per socket at a time: another is
@@ -23,13 +25,13 @@ class EVCHAN_API ReadEvent : public Event {
  public:
   /// A read from `socket` into `size` bytes at `buffer`; both must stay
   /// valid until the event is handed back.
-  ReadEvent(TcpSocket& socket, void* buffer, std::size_t size) noexcept
+  ReadEvent(StreamSocket& socket, void* buffer, std::size_t size) noexcept
       : Event(Kind::Read), socket_(&socket), buffer_(buffer), size_(size) {}
 
   /// Points the event at another buffer before re-posting it.
   void setBuffer(void* buffer, std::size_t size) noexcept { buffer_ = buffer, size_ = size; }
   /// The socket read from.
-  TcpSocket& socket() const noexcept { return *socket_; }
+  StreamSocket& socket() const noexcept { return *socket_; }
   /// Where the bytes go.
   void* buffer() const noexcept { return buffer_; }
   /// The most bytes one completion reads.
@@ -40,13 +42,13 @@ class EVCHAN_API ReadEvent : public Event {
 
  private:
   friend struct detail::EventAccess;
-  TcpSocket* socket_;
+  StreamSocket* socket_;
   void* buffer_;
   std::size_t size_;
   std::size_t transferred_ = 0;
 };
 
-/// Writes at least one byte, at most size(), to a socket; bytesTransferred()
+/// Writes at least one byte, at most size(), to a stream socket; bytesTransferred()
 /// says how many (post again for the rest).  Never raises SIGPIPE.  One
 /// write may be pending per socket at a time.
 ///
@@ -70,15 +72,15 @@ class EVCHAN_API ReadEvent : public Event {
 class EVCHAN_API WriteEvent : public Event {
  public:
   /// A write of `size` bytes at `buffer` to `socket`.
-  WriteEvent(TcpSocket& socket, const void* buffer, std::size_t size) noexcept
+  WriteEvent(StreamSocket& socket, const void* buffer, std::size_t size) noexcept
       : Event(Kind::Write), socket_(&socket) {
     setBuffer(buffer, size);
   }
   /// Keeps WriteEvent(socket, nullptr, size) the one-buffer form.
-  WriteEvent(TcpSocket& socket, std::nullptr_t, std::size_t size) noexcept
+  WriteEvent(StreamSocket& socket, std::nullptr_t, std::size_t size) noexcept
       : WriteEvent(socket, static_cast<const void*>(nullptr), size) {}
   /// A gather write of the pieces `buffers[0..count)`.
-  WriteEvent(TcpSocket& socket, const ConstBuffer* buffers, std::size_t count) noexcept
+  WriteEvent(StreamSocket& socket, const ConstBuffer* buffers, std::size_t count) noexcept
       : Event(Kind::Write), socket_(&socket) {
     setBuffers(buffers, count);
   }
@@ -95,7 +97,7 @@ class EVCHAN_API WriteEvent : public Event {
   void setBuffers(const ConstBuffer* buffers, std::size_t count) noexcept;
 
   /// The socket written to.
-  TcpSocket& socket() const noexcept { return *socket_; }
+  StreamSocket& socket() const noexcept { return *socket_; }
   /// Where the first byte to write is: the one buffer, or the data of the
   /// first non-empty piece; null when there is nothing to write, and for
   /// pieces that post() refuses.
@@ -113,7 +115,7 @@ class EVCHAN_API WriteEvent : public Event {
 
  private:
   friend struct detail::EventAccess;
-  TcpSocket* socket_;
+  StreamSocket* socket_;
   ConstBuffer one_;             // the one-buffer form's piece (events never move)
   const ConstBuffer* buffers_;  // &one_, or the caller's array
   std::size_t count_;
@@ -122,20 +124,28 @@ class EVCHAN_API WriteEvent : public Event {
   std::size_t transferred_ = 0;
 };
 
-/// Accepts one connection on a listener; takeSocket() hands it over.
+/// Accepts one connection on a listener; takeSocket() hands it over.  On
+/// a UnixListener use UnixAcceptEvent, whose takeSocket() gives a
+/// UnixSocket.
 class EVCHAN_API AcceptEvent : public Event {
  public:
   /// An accept on `listener`, which must outlive the event.
   explicit AcceptEvent(TcpListener& listener) noexcept : Event(Kind::Accept), listener_(&listener) {}
 
   /// The listener accepted on.
-  TcpListener& listener() const noexcept { return *listener_; }
+  StreamListener& listener() const noexcept { return *listener_; }
   /// The accepted connection (closed if the event failed); moves it out.
   TcpSocket takeSocket() noexcept { return std::move(accepted_); }
 
+ protected:
+  /// An accept on any stream listener (UnixAcceptEvent's).
+  explicit AcceptEvent(StreamListener& listener) noexcept : Event(Kind::Accept), listener_(&listener) {}
+  /// The accepted connection, for a derived event's takeSocket().
+  TcpSocket& accepted() noexcept { return accepted_; }
+
  private:
   friend struct detail::EventAccess;
-  TcpListener* listener_;
+  StreamListener* listener_;
   TcpSocket accepted_;
 };
 

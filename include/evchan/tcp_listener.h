@@ -42,15 +42,15 @@ struct EVCHAN_API AcceptBackoff {
 /// then closes the descriptor; later calls fail with Errc::not_open.  This
 /// is how a server stops accepting.  acceptWithBackoff() ends with
 /// operation_canceled too, a cancel() during one of its back-off sleeps
-/// included (when the sleep ends: close() may wait that long).  The rules are TcpSocket's (see there).  close() may race with
-/// the posting of AcceptEvents on the listener, as for a TcpSocket's
-/// events: they are cancelled or refused with Errc::not_open.
-class EVCHAN_API TcpListener {
+/// included (when the sleep ends: close() may wait that long).  cancel(),
+/// close(), the timeout and the rest of the rules are StreamListener's
+/// (see there).
+class EVCHAN_API TcpListener : public StreamListener {
  public:
   /// A closed listener; every call on it fails with Errc::not_open.
   TcpListener() noexcept;
   /// Closes the listener if open.
-  ~TcpListener();
+  ~TcpListener() override;
   /// Takes over `other`'s socket; `other` is left closed.
   TcpListener(TcpListener&& other) noexcept;
   /// Closes this listener, then takes over `other`'s; `other` is left closed.
@@ -101,25 +101,6 @@ class EVCHAN_API TcpListener {
   TcpSocket acceptWithBackoff(const AcceptBackoff& backoff, std::error_code& ec) noexcept;
   ///@}
 
-  /// Ends, with std::errc::operation_canceled, every accept() waiting on
-  /// this listener in another thread or task, without closing it.
-  /// Harmless when nothing waits, and on a closed listener.
-  void cancel() noexcept;
-  /// Closes the listener; accept() calls waiting on it in other threads or
-  /// tasks end first (operation_canceled).  Idempotent.
-  void close() noexcept;
-  /// False after close(), for a default-constructed or a moved-from listener.
-  bool isOpen() const noexcept;
-
-  ///@{
-  /// The time accept() may wait; kInfiniteTimeout by default.
-  /// A negative `timeout` is Errc::negative_timeout.
-  void setTimeout(Duration timeout);
-  void setTimeout(Duration timeout, std::error_code& ec) noexcept;
-  ///@}
-  /// The time accept() may wait; kInfiniteTimeout when closed.
-  Duration timeout() const noexcept;
-
   ///@{
   /// The bound address, with the port the kernel picked.
   Address localAddress() const;
@@ -130,7 +111,6 @@ class EVCHAN_API TcpListener {
 
  private:
   friend struct detail::SocketAccess;
-  detail::SocketStateSlot state_;
 };
 
 }  // namespace evchan

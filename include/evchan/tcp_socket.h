@@ -3,7 +3,6 @@
 #ifndef EVCHAN_TCP_SOCKET_H
 #define EVCHAN_TCP_SOCKET_H
 
-#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <system_error>
@@ -12,102 +11,21 @@
 #include <evchan/duration.h>
 #include <evchan/endpoint.h>
 #include <evchan/export.h>
-#include <evchan/stream.h>
+#include <evchan/stream_socket.h>
 
 namespace evchan {
 
-namespace detail {
-struct SocketState;
-struct SocketAccess;
-class SocketPin;
-
-/// What a TcpSocket or TcpListener owns: its SocketState, which close()
-/// may destroy while an event channel's post() on another thread (an event
-/// callback re-posting, say) is using it.  post() pins the state for the
-/// few steps it needs it, never blocking meanwhile; close() unhooks the
-/// state, so that later posts see the socket closed, and waits for the
-/// pins already taken to go before it destroys the state.
-class SocketStateSlot {
- public:
-  SocketStateSlot() noexcept = default;
-  explicit SocketStateSlot(std::unique_ptr<SocketState> state) noexcept;
-  ~SocketStateSlot();
-  SocketStateSlot(SocketStateSlot&& other) noexcept;
-  SocketStateSlot& operator=(SocketStateSlot&& other) noexcept;
-  SocketStateSlot(const SocketStateSlot&) = delete;
-  SocketStateSlot& operator=(const SocketStateSlot&) = delete;
-
-  /// Unpinned: only where nothing can close the socket meanwhile.
-  SocketState* get() const noexcept { return state_.load(std::memory_order_acquire); }
-  SocketState* operator->() const noexcept { return get(); }
-  explicit operator bool() const noexcept { return get() != nullptr; }
-  /// Destroys the state (once no pin holds it), then owns `replacement`.
-  void reset(std::unique_ptr<SocketState> replacement = nullptr) noexcept;
-  /// Unhooks the state and returns it once no pin holds it.
-  std::unique_ptr<SocketState> take() noexcept;
-  /// Every close() counts itself in (while pinned) and out: the one that
-  /// closes after destroying the state, the others at once; those others,
-  /// and a close() that finds the state gone, wait until closeUnderWay()
-  /// is false, so that the object (the destructor closes) outlives the
-  /// closing thread's last access to it.
-  void enterClose() noexcept;
-  void leaveClose() noexcept;
-  bool closeUnderWay() const noexcept;
-
- private:
-  friend class SocketPin;
-  std::atomic<SocketState*> state_{nullptr};
-  mutable std::atomic<unsigned> pins_{0};
-  std::atomic<unsigned> closers_{0};
-};
-}  // namespace detail
-
 /// A connected TCP socket.  Move-only; the destructor closes it.
 ///
-/// Every blocking call comes in two forms: one throws evchan::SystemError
-/// (naming the operation and the peer), the other takes an std::error_code&
-/// and is noexcept.  Blocking calls wait at most timeout() for each step of
-/// progress and then fail with std::errc::timed_out.  The peer closing the
-/// stream is Errc::end_of_stream.  Writes never raise SIGPIPE: a write to a
-/// closed connection fails with broken pipe or connection reset.
-///
-/// readExactly(), writeAll() and the throwing forms come from Stream.
-///
-/// Thread safety: one thread (or task) may read while another writes.
-/// cancel() and close() may be called from any thread or task at any time
-/// while others are inside any call on the socket (except the destructor
-/// and a move, which the caller serialises with every other use):
-///  - cancel() ends every call waiting on the socket, and every call under
-///    way that is about to wait, with std::errc::operation_canceled; the
-///    socket stays open and the next call waits normally.  A call that
-///    starts after cancel() returns is not affected, so a loop that must
-///    stop sets its own flag before cancel(), or uses close().  readExactly()
-///    and writeAll() count as one call from their start: a cancel() that
-///    lands between two of their steps ends the next step's wait.  Data a
-///    call already took is returned, not lost (readExactly() reports how
-///    many bytes it read before operation_canceled).
-///  - close() cancels the same way, makes every later call fail with
-///    Errc::not_open, waits until the cancelled calls have returned (a
-///    task calling it yields meanwhile; a thread blocks), then closes the
-///    descriptor: a cancelled call never touches a descriptor the system
-///    has since reused.  A close() that races another returns once the
-///    other has finished, so the thread whose call a close() ended may
-///    destroy the socket at once (its destructor closes, and waits).
-///  - The other calls (options, addresses, timeout) may run concurrently
-///    with each other and with close(); after it they report not_open.
-/// Events on the socket: close() may run while events on it are posted
-/// (or cancelled) on other threads, event callbacks re-posting them
-/// included.  Each such event then either completes with
-/// std::errc::operation_canceled or, when its post() comes after the
-/// close, is refused with Errc::not_open; none is lost or left pending.
-/// cancel() ends the blocking calls only, not events the application
-/// posted itself (EventChannel::cancel() does that).
-class EVCHAN_API TcpSocket : public Stream {
+/// The reads, writes, cancel(), close(), timeouts, their error forms and
+/// the thread-safety rules are StreamSocket's (see there); this class adds
+/// connecting by name or address, the TCP options and the addresses.
+class EVCHAN_API TcpSocket : public StreamSocket {
  public:
   /// A closed socket; every call on it fails with Errc::not_open.
   TcpSocket() noexcept;
   /// Closes the socket if open (must not race with other calls on it).
-  ~TcpSocket();
+  ~TcpSocket() override;
   /// Takes over `other`'s connection; `other` is left closed.
   TcpSocket(TcpSocket&& other) noexcept;
   /// Closes this socket, then takes over `other`'s connection; `other` is
@@ -137,55 +55,6 @@ class EVCHAN_API TcpSocket : public Stream {
                            std::error_code& ec) noexcept;
   ///@}
 
-  /// Reads what is available, at least one byte, at most `size`; waits if
-  /// nothing is.  A zero `size` returns 0 at once without waiting.
-  /// Returns the byte count; 0 with `ec` set on error.
-  using Stream::readSome;
-  std::size_t readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept override;
-
-  /// Sends what the socket takes, at least one byte, at most `size`;
-  /// waits while the send buffer is full.
-  using Stream::writeSome;
-  std::size_t writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept override;
-  /// Gather write (see Stream): sends from the pieces in order, as many
-  /// as the system takes in one call (POSIX sendmsg, up to IOV_MAX
-  /// pieces; Windows WSASend, up to 64), at least one byte; waits while
-  /// the send buffer is full.  Inside a task the wait suspends the task
-  /// (a WriteEvent over the pieces), never its worker thread.
-  std::size_t writeSome(const ConstBuffer* buffers, std::size_t count, std::error_code& ec) noexcept override;
-
-  ///@{
-  /// Sends FIN: the peer reads end_of_stream after the data already sent;
-  /// this side can still read.
-  /// Errc::not_open on a closed socket.
-  void shutdownWrite();
-  void shutdownWrite(std::error_code& ec) noexcept;
-  ///@}
-
-  /// Ends, with std::errc::operation_canceled, every call waiting on this
-  /// socket in another thread or task (and every call under way that is
-  /// about to wait), without closing it.  Harmless when nothing waits, and
-  /// on a closed socket.  See "Thread safety" above.
-  void cancel() noexcept;
-  /// Closes the socket and frees its resources; calls waiting on it in
-  /// other threads or tasks end first (operation_canceled), see "Thread
-  /// safety" above.  Idempotent.
-  void close() noexcept override;
-  /// True until close() (or a move from this object).
-  bool isOpen() const noexcept override;
-  std::string peerName() const override;
-
-  ///@{
-  /// The time each blocking step may take; kInfiniteTimeout (the default)
-  /// waits forever, zero fails at once with timed_out when the call would
-  /// block.  A negative timeout is Errc::negative_timeout.
-  /// Errc::not_open on a closed socket.
-  void setTimeout(Duration timeout);
-  void setTimeout(Duration timeout, std::error_code& ec) noexcept;
-  ///@}
-  /// The time each blocking step may take; kInfiniteTimeout when closed.
-  Duration timeout() const noexcept;
-
   ///@{
   /// TCP_NODELAY: send small writes at once instead of coalescing them.
   /// Errc::not_open on a closed socket.
@@ -209,22 +78,10 @@ class EVCHAN_API TcpSocket : public Stream {
   Address peerAddress(std::error_code& ec) const noexcept;
   ///@}
 
- protected:
-  ///@{
-  /// cancel() reaches every step of readExactly() and writeAll() (see
-  /// Stream::cancelMark()).
-  CancelMark cancelMark(bool writing) const noexcept override;
-  std::size_t readSomeSince(CancelMark mark, void* buffer, std::size_t size, std::error_code& ec) noexcept override;
-  std::size_t writeSomeSince(CancelMark mark, const ConstBuffer* buffers, std::size_t count,
-                             std::error_code& ec) noexcept override;
-  ///@}
-
  private:
   friend class TcpListener;
   friend struct detail::SocketAccess;
   explicit TcpSocket(std::unique_ptr<detail::SocketState> state) noexcept;
-
-  detail::SocketStateSlot state_;
 };
 
 }  // namespace evchan

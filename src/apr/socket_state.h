@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Internal: what a TcpSocket or TcpListener owns.
+// Internal: what a StreamSocket or StreamListener owns.
 #ifndef EVCHAN_SRC_APR_SOCKET_STATE_H
 #define EVCHAN_SRC_APR_SOCKET_STATE_H
 
@@ -37,15 +37,16 @@ struct SocketState {
   WaitCancellation cancellation;
 };
 
-/// The private parts of TcpSocket and TcpListener (their friend).
+/// The private parts of the stream sockets and listeners (their friend).
 struct SocketAccess {
-  static SocketState* state(const TcpSocket& socket) noexcept { return socket.state_.get(); }
-  static SocketState* state(const TcpListener& listener) noexcept { return listener.state_.get(); }
+  static SocketState* state(const StreamSocket& socket) noexcept { return socket.state_.get(); }
+  static SocketState* state(const StreamListener& listener) noexcept { return listener.state_.get(); }
   static TcpSocket adopt(std::unique_ptr<SocketState> state) noexcept { return TcpSocket(std::move(state)); }
   /// What a post() pins (SocketPin) against a concurrent close().
-  static const SocketStateSlot& slot(const TcpSocket& socket) noexcept { return socket.state_; }
-  static const SocketStateSlot& slot(const TcpListener& listener) noexcept { return listener.state_; }
-  static std::unique_ptr<SocketState> release(TcpSocket& socket) noexcept { return socket.state_.take(); }
+  static const SocketStateSlot& slot(const StreamSocket& socket) noexcept { return socket.state_; }
+  static const SocketStateSlot& slot(const StreamListener& listener) noexcept { return listener.state_; }
+  static SocketStateSlot& slot(StreamListener& listener) noexcept { return listener.state_; }
+  static std::unique_ptr<SocketState> release(StreamSocket& socket) noexcept { return socket.state_.take(); }
 };
 
 /// Holds a socket's state against a concurrent close() (see

@@ -23,7 +23,8 @@
 
 #include "poller/deadline.h"
 #include "linux/shm_connection.h"
-#include "linux/unix_socket.h"
+#include "linux/unix_peer.h"
+#include "posix/unix_socket.h"
 
 namespace evchan {
 
@@ -102,8 +103,8 @@ std::error_code badMessage() { return std::make_error_code(std::errc::bad_messag
 // The access rule (see ShmListener in shm_stream.h), on the credentials
 // the kernel recorded when the client connected.
 bool mayConnect(const detail::ShmListenerState& state, int control) {
-  ucred client;
-  if (!detail::peerCredentials(control, client)) return false;
+  detail::UnixPeerIds client;
+  if (detail::unixPeerCredentials(control, client)) return false;
   return state.allowAnyUser || client.uid == state.allowedUid ||
          (state.allowedGid && client.gid == *state.allowedGid);
 }
@@ -114,9 +115,9 @@ bool mayConnect(const detail::ShmListenerState& state, int control) {
 // nor does a pair whose near end another process holds, or this one (the
 // other half of a pair passed to another of our connections).
 bool isClientsDoorbell(int bell, int control) {
-  ucred client, maker;
-  if (!detail::isSocketPairEnd(bell) || !detail::peerCredentials(control, client) ||
-      !detail::peerCredentials(bell, maker) || maker.pid != client.pid || maker.uid != client.uid)
+  detail::UnixPeerIds client, maker;
+  if (!detail::isSocketPairEnd(bell) || detail::unixPeerCredentials(control, client) ||
+      detail::unixPeerCredentials(bell, maker) || maker.pid != client.pid || maker.uid != client.uid)
     return false;
   return detail::claimDoorbell(detail::socketInode(bell), detail::unixPeerInode(bell));
 }

@@ -19,7 +19,8 @@
 
 #include "poller/deadline.h"
 #include "linux/shm_connection.h"
-#include "linux/unix_socket.h"
+#include "linux/unix_peer.h"
+#include "posix/unix_socket.h"
 #include "net/pieces.h"
 #include "net/socket_call.h"
 #include "posix/adopted_socket.h"

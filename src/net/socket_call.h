@@ -7,7 +7,10 @@
 #include <cstdint>
 #include <system_error>
 
+#include <memory>
+
 #include <evchan/event.h>
+#include <evchan/socket_events.h>
 
 #include "apr/socket_state.h"
 #include "poller/deadline.h"
@@ -66,6 +69,12 @@ std::uint64_t pinnedCancelGeneration(const SocketStateSlot& slot) noexcept;
 
 /// Open and not closing.
 bool socketOpen(const SocketStateSlot& slot) noexcept;
+
+/// One accept within `call` (on the listener `event` is for): inside a
+/// task the task waits for `event`; on a thread it waits, at most the
+/// listener's timeout, for a connection.  The connection, or null with
+/// `ec` set.
+std::unique_ptr<SocketState> acceptWithin(AcceptEvent& event, SocketCall& call, std::error_code& ec) noexcept;
 
 }  // namespace evchan::detail
 

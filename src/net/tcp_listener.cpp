@@ -97,7 +97,7 @@ std::string nameOf(const detail::SocketStateSlot& slot) {
 }  // namespace
 
 TcpListener::TcpListener() noexcept = default;
-TcpListener::~TcpListener() { close(); }
+TcpListener::~TcpListener() = default;
 TcpListener::TcpListener(TcpListener&& other) noexcept = default;
 TcpListener& TcpListener::operator=(TcpListener&& other) noexcept = default;
 
@@ -122,22 +122,8 @@ namespace {
 // One accept() within `call`, which may span several (acceptWithBackoff):
 // a cancel() since the call began ends its wait.
 TcpSocket acceptWithin(TcpListener& listener, detail::SocketCall& call, std::error_code& ec) {
-  SocketState* state = call.state();
-  if (state == nullptr) {
-    ec = Errc::not_open;
-    return TcpSocket();
-  }
-  if (inTask()) {
-    // The task waits for an AcceptEvent; its worker runs other tasks meanwhile.
-    AcceptEvent accept(listener);
-    if (call.awaitInTask(accept, ec)) return accept.takeSocket();
-  }
-  const Deadline deadline = detail::deadlineAfter(state->timeout);
-  for (;;) {
-    if (auto accepted = detail::acceptOnce(state->socket, ec)) return detail::SocketAccess::adopt(std::move(accepted));
-    if (ec != std::errc::resource_unavailable_try_again) return TcpSocket();
-    if ((ec = call.waitOnThread(false, deadline))) return TcpSocket();
-  }
+  AcceptEvent accept(listener);
+  return detail::SocketAccess::adopt(detail::acceptWithin(accept, call, ec));
 }
 
 }  // namespace
@@ -202,28 +188,6 @@ TcpSocket TcpListener::accept() {
   TcpSocket socket = accept(ec);
   throwIfError(ec, "accept", nameOf(state_));
   return socket;
-}
-
-void TcpListener::cancel() noexcept { detail::cancelSocket(state_); }
-
-void TcpListener::close() noexcept { detail::closeSocket(state_); }
-
-bool TcpListener::isOpen() const noexcept { return detail::socketOpen(state_); }
-
-void TcpListener::setTimeout(Duration timeout, std::error_code& ec) noexcept {
-  const detail::SocketPin pin(state_);
-  ec = detail::setTimeout(pin.get(), timeout);
-}
-
-void TcpListener::setTimeout(Duration timeout) {
-  std::error_code ec;
-  setTimeout(timeout, ec);
-  throwIfError(ec, "set timeout");
-}
-
-Duration TcpListener::timeout() const noexcept {
-  const detail::SocketPin pin(state_);
-  return pin.get() ? pin.get()->timeout.load() : kInfiniteTimeout;
 }
 
 Address TcpListener::localAddress(std::error_code& ec) const noexcept {

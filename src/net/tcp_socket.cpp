@@ -51,17 +51,11 @@ std::unique_ptr<SocketState> connectTo(const Address& address, Deadline deadline
   return state;
 }
 
-std::error_code checkBuffer(const SocketState* state, const void* buffer, std::size_t size) {
-  if (state == nullptr) return Errc::not_open;
-  if (buffer == nullptr && size != 0) return Errc::null_buffer;
-  return {};
-}
-
 }  // namespace
 
 TcpSocket::TcpSocket() noexcept = default;
-TcpSocket::TcpSocket(std::unique_ptr<SocketState> state) noexcept : state_(std::move(state)) {}
-TcpSocket::~TcpSocket() { close(); }
+TcpSocket::TcpSocket(std::unique_ptr<SocketState> state) noexcept : StreamSocket(std::move(state)) {}
+TcpSocket::~TcpSocket() = default;
 TcpSocket::TcpSocket(TcpSocket&& other) noexcept = default;
 TcpSocket& TcpSocket::operator=(TcpSocket&& other) noexcept = default;
 
@@ -103,136 +97,6 @@ TcpSocket TcpSocket::connect(const Endpoint& endpoint, Duration timeout) {
   TcpSocket socket = connect(endpoint, timeout, ec);
   throwIfError(ec, "connect", endpoint.toString());
   return socket;
-}
-
-namespace {
-
-// readSome() within `call`.
-std::size_t readWithin(TcpSocket& socket, detail::SocketCall& call, void* buffer, std::size_t size,
-                       std::error_code& ec) noexcept {
-  SocketState* state = call.state();
-  if ((ec = checkBuffer(state, buffer, size)) || size == 0) return 0;
-  if (inTask()) {
-    // Through the task's channel: the socket is tried unless it is known
-    // to be drained (a round trip then costs no EAGAIN), and if the read
-    // would block the task waits for it (the worker runs other tasks).
-    ReadEvent read(socket, buffer, size);
-    if (detail::tryInTask(read, ec) || call.awaitInTask(read, ec)) {
-      return ec ? 0 : read.bytesTransferred();
-    }
-  }
-  const Deadline deadline = detail::deadlineAfter(state->timeout);
-  for (;;) {
-    apr_size_t length = size;
-    const apr_status_t status = apr_socket_recv(state->socket, static_cast<char*>(buffer), &length);
-    if (length > 0) return length;
-    if (APR_STATUS_IS_EOF(status)) {
-      ec = Errc::end_of_stream;
-      return 0;
-    }
-    if (!APR_STATUS_IS_EAGAIN(status)) {
-      ec = makeAprError(status);
-      return 0;
-    }
-    if ((ec = call.waitOnThread(false, deadline))) return 0;
-  }
-}
-
-// The gather writeSome() within `call`.
-std::size_t writeWithin(TcpSocket& socket, detail::SocketCall& call, const ConstBuffer* buffers, std::size_t count,
-                        std::error_code& ec) noexcept {
-  SocketState* state = call.state();
-  if (state == nullptr) {
-    ec = Errc::not_open;
-    return 0;
-  }
-  if ((ec = detail::checkPieces(buffers, count))) return 0;
-  detail::skipEmptyPieces(buffers, count);
-  if (count == 0) return 0;
-  for (;;) {
-    std::size_t sent = 0;
-    ec = detail::sendGather(state->socket, buffers, count, sent);
-    if (sent > 0 || ec != std::errc::resource_unavailable_try_again) return ec ? 0 : sent;
-    if (inTask()) {
-      // The send buffer is full: the task waits for a WriteEvent (which
-      // writes when there is room) instead of blocking its worker.
-      WriteEvent write(socket, buffers, count);
-      if (call.awaitInTask(write, ec)) return ec ? 0 : write.bytesTransferred();
-    }
-    if ((ec = call.waitOnThread(true, detail::deadlineAfter(state->timeout)))) return 0;
-  }
-}
-
-}  // namespace
-
-std::size_t TcpSocket::readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  detail::SocketCall call(state_);
-  return readWithin(*this, call, buffer, size, ec);
-}
-
-std::size_t TcpSocket::readSomeSince(CancelMark mark, void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  detail::SocketCall call(state_, mark);
-  return readWithin(*this, call, buffer, size, ec);
-}
-
-std::size_t TcpSocket::writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  const ConstBuffer piece{buffer, size};
-  return TcpSocket::writeSome(&piece, 1, ec);  // one piece goes out with send(2)
-}
-
-std::size_t TcpSocket::writeSome(const ConstBuffer* buffers, std::size_t count, std::error_code& ec) noexcept {
-  detail::SocketCall call(state_);
-  return writeWithin(*this, call, buffers, count, ec);
-}
-
-std::size_t TcpSocket::writeSomeSince(CancelMark mark, const ConstBuffer* buffers, std::size_t count,
-                                      std::error_code& ec) noexcept {
-  detail::SocketCall call(state_, mark);
-  return writeWithin(*this, call, buffers, count, ec);
-}
-
-Stream::CancelMark TcpSocket::cancelMark(bool) const noexcept { return detail::pinnedCancelGeneration(state_); }
-
-std::string TcpSocket::peerName() const {
-  const detail::SocketPin pin(state_);
-  return detail::peerOf(pin.get());
-}
-
-void TcpSocket::shutdownWrite(std::error_code& ec) noexcept {
-  const detail::SocketPin pin(state_);
-  if (pin.get() == nullptr) {
-    ec = Errc::not_open;
-    return;
-  }
-  ec = makeAprError(apr_socket_shutdown(pin.get()->socket, APR_SHUTDOWN_WRITE));
-}
-
-void TcpSocket::shutdownWrite() {
-  std::error_code ec;
-  shutdownWrite(ec);
-  throwIfError(ec, "shutdown", peerName());
-}
-
-void TcpSocket::cancel() noexcept { detail::cancelSocket(state_); }
-
-void TcpSocket::close() noexcept { detail::closeSocket(state_); }
-
-bool TcpSocket::isOpen() const noexcept { return detail::socketOpen(state_); }
-
-void TcpSocket::setTimeout(Duration timeout, std::error_code& ec) noexcept {
-  const detail::SocketPin pin(state_);
-  ec = detail::setTimeout(pin.get(), timeout);
-}
-
-void TcpSocket::setTimeout(Duration timeout) {
-  std::error_code ec;
-  setTimeout(timeout, ec);
-  throwIfError(ec, "set timeout", peerName());
-}
-
-Duration TcpSocket::timeout() const noexcept {
-  const detail::SocketPin pin(state_);
-  return pin.get() ? pin.get()->timeout.load() : kInfiniteTimeout;
 }
 
 namespace {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <new>
 
 #include <apr_portable.h>
 
@@ -23,12 +24,19 @@ apr_status_t closeDescriptor(void* fd) {
 
 }  // namespace
 
-TcpSocket adoptSocketDescriptor(int fd, const std::string& peer, std::error_code& ec) noexcept {
-  auto state = std::make_unique<SocketState>();
+std::unique_ptr<SocketState> adoptDescriptor(int fd, const std::string& peer, std::error_code& ec) noexcept {
+  std::unique_ptr<SocketState> state;
+  try {
+    state = std::make_unique<SocketState>();
+  } catch (const std::bad_alloc&) {
+    ::close(fd);
+    ec = std::make_error_code(std::errc::not_enough_memory);
+    return nullptr;
+  }
   state->pool = createPool(ec);
   if (!state->pool) {
     ::close(fd);
-    return TcpSocket();
+    return nullptr;
   }
   // From here the pool owns the descriptor: destroying it (after the
   // watch has unregistered it from any channel) closes it.
@@ -37,14 +45,18 @@ TcpSocket adoptSocketDescriptor(int fd, const std::string& peer, std::error_code
   apr_os_sock_t native = fd;
   apr_status_t status = apr_os_sock_put(&state->socket, &native, state->pool.get());
   if (status == APR_SUCCESS) status = apr_socket_timeout_set(state->socket, 0);
-  if ((ec = makeAprError(status))) return TcpSocket();
+  if ((ec = makeAprError(status))) return nullptr;
   try {
     state->peer = peer;
   } catch (const std::bad_alloc&) {
     ec = std::make_error_code(std::errc::not_enough_memory);
-    return TcpSocket();
+    return nullptr;
   }
-  return SocketAccess::adopt(std::move(state));
+  return state;
+}
+
+TcpSocket adoptSocketDescriptor(int fd, const std::string& peer, std::error_code& ec) noexcept {
+  return SocketAccess::adopt(adoptDescriptor(fd, peer, ec));
 }
 
 }  // namespace evchan::detail

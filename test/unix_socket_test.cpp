@@ -1,0 +1,701 @@
+// SPDX-License-Identifier: Apache-2.0
+// UnixSocket and UnixListener: connect, accept, echo on threads and in
+// tasks, names (paths, abstract, too long), the stale-file rule, peer
+// credentials, descriptor passing, cancel, timeouts, the channel's events,
+// and the stream algorithms (StreamSuite).
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <evchan/evchan.h>
+#include <evchan/unix_socket.h>
+
+#include "support/cancel_race.h"
+#include "support/diagnostics.h"
+#include "support/leak_checked_fixture.h"
+#include "support/skip.h"
+#include "support/stream_suite.h"
+#include "support/waiting.h"
+
+using namespace std::chrono_literals;
+using evchan::Errc;
+using evchan::UnixAcceptEvent;
+using evchan::UnixListener;
+using evchan::UnixSocket;
+
+namespace {
+
+constexpr evchan::Duration kPatience = 30s;
+
+// A fresh directory for socket files, removed with what is left in it.
+class TempDirectory {
+ public:
+  TempDirectory() {
+    std::strcpy(path_, "/tmp/evchan-unix-XXXXXX");
+    CPPUNIT_ASSERT(mkdtemp(path_) != nullptr);
+  }
+  ~TempDirectory() {
+    for (const char* name : {"s", "t", "file"}) unlink(file(name).c_str());
+    rmdir(path_);
+  }
+  std::string file(const std::string& name) const { return std::string(path_) + "/" + name; }
+
+ private:
+  char path_[32];
+};
+
+bool exists(const std::string& path) {
+  struct stat status;
+  return lstat(path.c_str(), &status) == 0;
+}
+
+std::string abstractName(const char* what) {
+  static std::atomic<int> counter{0};
+  return "@evchan-unix-test-" + std::to_string(getpid()) + "-" + what + "-" + std::to_string(++counter);
+}
+
+// A socket file whose listener is gone: bound, listened on, closed.
+void leaveStaleSocketFile(const std::string& path) {
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  CPPUNIT_ASSERT(fd >= 0);
+  sockaddr_un address = {};
+  address.sun_family = AF_UNIX;
+  std::strcpy(address.sun_path, path.c_str());
+  CPPUNIT_ASSERT_EQUAL(0, bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address));
+  CPPUNIT_ASSERT_EQUAL(0, listen(fd, 1));
+  close(fd);
+  CPPUNIT_ASSERT(exists(path));
+}
+
+struct Connected {
+  UnixSocket client;
+  UnixSocket server;
+};
+
+Connected connectPair(UnixListener& listener) {
+  Connected pair;
+  std::thread connector([&] { pair.client = UnixSocket::connect(listener.name(), kPatience); });
+  pair.server = listener.accept();
+  connector.join();
+  pair.client.setTimeout(kPatience);
+  pair.server.setTimeout(kPatience);
+  return pair;
+}
+
+// Echoes what `socket` reads until the end of the stream.
+void echo(UnixSocket& socket) {
+  char buffer[4096];
+  std::error_code ec;
+  for (;;) {
+    const std::size_t n = socket.readSome(buffer, sizeof buffer, ec);
+    if (ec) break;
+    socket.writeAll(buffer, n);
+  }
+  ASSERT_ERROR(Errc::end_of_stream, ec);
+}
+
+// Sends `size` patterned bytes through an echo and checks what comes back.
+void roundTrip(UnixSocket& socket, std::size_t size) {
+  std::vector<char> out(size), in(size);
+  for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<char>(i * 7 + 3);
+  std::thread writer([&] { socket.writeAll(out.data(), out.size()); });
+  socket.readExactly(in.data(), in.size());
+  writer.join();
+  CPPUNIT_ASSERT(out == in);
+}
+
+}  // namespace
+
+class UnixSocketTest : public evchan::test::LeakCheckedFixture {
+  CPPUNIT_TEST_SUITE(UnixSocketTest);
+  CPPUNIT_TEST(testEchoOnThreads);
+  CPPUNIT_TEST(testEchoInTasks);
+  CPPUNIT_TEST(testAbstractName);
+  CPPUNIT_TEST(testBadNames);
+  CPPUNIT_TEST(testConnectErrors);
+  CPPUNIT_TEST(testStalePathReused);
+  CPPUNIT_TEST(testLivePathRefused);
+  CPPUNIT_TEST(testNonSocketFileKept);
+  CPPUNIT_TEST(testCloseRemovesOwnFileOnly);
+  CPPUNIT_TEST(testPeerCredentials);
+  CPPUNIT_TEST(testPassPipe);
+  CPPUNIT_TEST(testPassPipeInTasks);
+  CPPUNIT_TEST(testTooManyDescriptorsClosed);
+  CPPUNIT_TEST(testDescriptorArgumentErrors);
+  CPPUNIT_TEST(testCancelFromAnotherThread);
+  CPPUNIT_TEST(testCloseFromAnotherThread);
+  CPPUNIT_TEST(testCancelAndCloseAcceptInTask);
+  CPPUNIT_TEST(testCancelRacingCompletingReadsOnThread);
+  CPPUNIT_TEST(testCancelRacingCompletingReadsInTask);
+  CPPUNIT_TEST(testTimeouts);
+  CPPUNIT_TEST(testChannelEvents);
+  CPPUNIT_TEST(testClosedSocket);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  void testEchoOnThreads() {
+    TempDirectory directory;
+    UnixListener listener = UnixListener::listen(directory.file("s"));
+    CPPUNIT_ASSERT(exists(directory.file("s")));
+    Connected pair = connectPair(listener);
+    CPPUNIT_ASSERT_EQUAL(directory.file("s"), pair.client.peerName());
+    CPPUNIT_ASSERT_EQUAL(directory.file("s"), pair.server.peerName());
+    std::thread echoer([&] { echo(pair.server); });
+    roundTrip(pair.client, 1 << 20);
+    pair.client.shutdownWrite();
+    echoer.join();
+  }
+
+  void testEchoInTasks() {
+    TempDirectory directory;
+    auto channel = evchan::test::makeChannel(2);
+    UnixListener listener = UnixListener::listen(directory.file("s"));
+    listener.setTimeout(kPatience);
+    const std::string name = listener.name();
+    constexpr int kClients = 8;
+    std::atomic<int> served{0};
+    evchan::TaskHandle server = channel->spawn([&] {
+      for (int i = 0; i < kClients; ++i) {
+        auto socket = std::make_shared<UnixSocket>(listener.accept());
+        channel->spawn([&served, socket] {
+          echo(*socket);
+          ++served;
+        });
+      }
+    });
+    std::vector<evchan::TaskHandle> clients;
+    std::atomic<int> passed{0};
+    for (int c = 0; c < kClients; ++c) {
+      clients.push_back(channel->spawn([&, c] {
+        UnixSocket socket = UnixSocket::connect(name, kPatience);
+        socket.setTimeout(kPatience);
+        std::string message(100000 + c, static_cast<char>('a' + c));
+        std::string back(message.size(), '\0');
+        // Write and read in turns: a task must not block its worker.
+        for (std::size_t at = 0; at < message.size(); at += 10000) {
+          const std::size_t n = std::min<std::size_t>(10000, message.size() - at);
+          socket.writeAll(message.data() + at, n);
+          socket.readExactly(&back[at], n);
+        }
+        if (back == message) ++passed;
+        socket.shutdownWrite();
+      }));
+    }
+    for (auto& client : clients) evchan::test::joinWithin(client);
+    evchan::test::joinWithin(server);
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return served.load() == kClients; }));
+    CPPUNIT_ASSERT_EQUAL(kClients, passed.load());
+  }
+
+  void testAbstractName() {
+#ifndef __linux__
+    EVCHAN_SKIP("abstract names are Linux's");
+#endif
+    const std::string name = abstractName("abstract");
+    UnixListener listener = UnixListener::listen(name);
+    CPPUNIT_ASSERT_EQUAL(name, listener.name());
+    CPPUNIT_ASSERT(!exists(name.substr(1)));
+    std::error_code ec;
+    UnixListener::listen(name, 16, ec);
+    ASSERT_ERROR(std::errc::address_in_use, ec);
+    Connected pair = connectPair(listener);
+    std::thread echoer([&] { echo(pair.server); });
+    roundTrip(pair.client, 70000);
+    pair.client.shutdownWrite();
+    echoer.join();
+    listener.close();
+    UnixSocket::connect(name, 1s, ec);
+    ASSERT_ERROR(std::errc::connection_refused, ec);
+  }
+
+  void testBadNames() {
+    std::error_code ec;
+    const std::string tooLong = "/tmp/" + std::string(200, 'x');
+    UnixListener listener = UnixListener::listen(tooLong, 16, ec);
+    ASSERT_ERROR(std::errc::filename_too_long, ec);
+    CPPUNIT_ASSERT(!listener.isOpen());
+    UnixSocket socket = UnixSocket::connect(tooLong, 1s, ec);
+    ASSERT_ERROR(std::errc::filename_too_long, ec);
+    CPPUNIT_ASSERT(!socket.isOpen());
+    UnixListener::listen("", 16, ec);
+    ASSERT_ERROR(Errc::bad_endpoint, ec);
+    UnixListener::listen("@", 16, ec);
+    ASSERT_ERROR(Errc::bad_endpoint, ec);
+    UnixSocket::connect(std::string("/tmp/a\0b", 8), 1s, ec);
+    ASSERT_ERROR(Errc::bad_endpoint, ec);
+    UnixSocket::connect("/tmp/x", -1s, ec);
+    ASSERT_ERROR(Errc::negative_timeout, ec);
+    UnixListener::listen(abstractName("backlog"), -1, ec);
+    ASSERT_ERROR(std::errc::invalid_argument, ec);
+    UnixListener::listen("/nonexistent-evchan-directory/s", 16, ec);
+    ASSERT_ERROR(std::errc::no_such_file_or_directory, ec);
+    // The throwing form names the operation and the name.
+    try {
+      UnixListener::listen(tooLong);
+      CPPUNIT_FAIL("listen on a name too long did not throw");
+    } catch (const evchan::SystemError& e) {
+      CPPUNIT_ASSERT(std::string(e.what()).find("listen") != std::string::npos);
+      CPPUNIT_ASSERT(std::string(e.what()).find(tooLong) != std::string::npos);
+    }
+  }
+
+  void testConnectErrors() {
+    TempDirectory directory;
+    std::error_code ec;
+    UnixSocket::connect(directory.file("s"), 1s, ec);
+    ASSERT_ERROR(std::errc::no_such_file_or_directory, ec);
+    leaveStaleSocketFile(directory.file("s"));
+    UnixSocket::connect(directory.file("s"), 1s, ec);
+    ASSERT_ERROR(std::errc::connection_refused, ec);
+  }
+
+  void testStalePathReused() {
+    TempDirectory directory;
+    leaveStaleSocketFile(directory.file("s"));
+    UnixListener listener = UnixListener::listen(directory.file("s"));
+    Connected pair = connectPair(listener);
+    pair.client.writeAll("ping", 4);
+    char buffer[4];
+    pair.server.readExactly(buffer, 4);
+    CPPUNIT_ASSERT_EQUAL(std::string("ping"), std::string(buffer, 4));
+  }
+
+  void testLivePathRefused() {
+    TempDirectory directory;
+    UnixListener listener = UnixListener::listen(directory.file("s"));
+    std::error_code ec;
+    UnixListener second = UnixListener::listen(directory.file("s"), 16, ec);
+    ASSERT_ERROR(std::errc::address_in_use, ec);
+    CPPUNIT_ASSERT(!second.isOpen());
+    // The first still listens, on its own file.
+    CPPUNIT_ASSERT(exists(directory.file("s")));
+    Connected pair = connectPair(listener);
+    CPPUNIT_ASSERT(pair.client.isOpen());
+  }
+
+  void testNonSocketFileKept() {
+    TempDirectory directory;
+    const std::string path = directory.file("file");
+    const int fd = open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    CPPUNIT_ASSERT(fd >= 0);
+    CPPUNIT_ASSERT_EQUAL(ssize_t{4}, write(fd, "data", 4));
+    close(fd);
+    std::error_code ec;
+    UnixListener listener = UnixListener::listen(path, 16, ec);
+    ASSERT_ERROR(std::errc::file_exists, ec);
+    struct stat status;
+    CPPUNIT_ASSERT_EQUAL(0, lstat(path.c_str(), &status));
+    CPPUNIT_ASSERT(S_ISREG(status.st_mode));
+    CPPUNIT_ASSERT_EQUAL(off_t{4}, status.st_size);
+  }
+
+  void testCloseRemovesOwnFileOnly() {
+    TempDirectory directory;
+    const std::string path = directory.file("s");
+    {
+      UnixListener listener = UnixListener::listen(path);
+      UnixListener moved = std::move(listener);
+      listener.close();  // moved from: nothing to remove
+      CPPUNIT_ASSERT(exists(path));
+      moved.close();
+      CPPUNIT_ASSERT(!exists(path));
+    }
+    // A file another listener put there since is left alone.
+    UnixListener first = UnixListener::listen(path);
+    CPPUNIT_ASSERT_EQUAL(0, unlink(path.c_str()));
+    UnixListener second = UnixListener::listen(path);
+    first.close();
+    CPPUNIT_ASSERT(exists(path));
+    UnixSocket client = UnixSocket::connect(path, kPatience);
+    UnixSocket server = second.accept();
+    CPPUNIT_ASSERT(server.isOpen());
+    second.close();
+    CPPUNIT_ASSERT(!exists(path));
+  }
+
+  void testPeerCredentials() {
+    UnixListener listener = UnixListener::listen(abstractNameOrPath());
+    Connected pair = connectPair(listener);
+    for (UnixSocket* socket : {&pair.client, &pair.server}) {
+      std::error_code ec;
+      const evchan::PeerCredentials credentials = socket->peerCredentials(ec);
+      if (ec == std::errc::operation_not_supported) EVCHAN_SKIP("no peer credentials on this system");
+      ASSERT_NO_ERROR(ec);
+#if defined(__linux__)
+      CPPUNIT_ASSERT_EQUAL(static_cast<std::int64_t>(getpid()), credentials.pid);
+#endif
+      CPPUNIT_ASSERT_EQUAL(static_cast<std::uint32_t>(geteuid()), credentials.uid);
+      CPPUNIT_ASSERT_EQUAL(static_cast<std::uint32_t>(getegid()), credentials.gid);
+    }
+    pair.client.close();
+    std::error_code ec;
+    pair.client.peerCredentials(ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    CPPUNIT_ASSERT_THROW(pair.client.peerCredentials(), evchan::SystemError);
+  }
+
+  // Passes a pipe's write end; the receiver writes through it.
+  static void passPipe(UnixSocket& from, UnixSocket& to) {
+    int pipeEnds[2];
+    CPPUNIT_ASSERT_EQUAL(0, pipe2(pipeEnds, O_CLOEXEC));
+    const char tag[] = "fd!";
+    CPPUNIT_ASSERT_EQUAL(std::size_t{3}, from.sendDescriptors(tag, 3, &pipeEnds[1], 1));
+    close(pipeEnds[1]);  // the receiver gets its own copy
+    // Ordinary bytes after it arrive as such.
+    from.writeAll("tail", 4);
+    char data[16];
+    int fds[4] = {-1, -1, -1, -1};
+    std::size_t received = 0;
+    const std::size_t bytes = to.receiveDescriptors(data, sizeof data, fds, 4, received);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{3}, bytes);  // never past the message that carried them
+    CPPUNIT_ASSERT_EQUAL(std::string("fd!"), std::string(data, 3));
+    CPPUNIT_ASSERT_EQUAL(std::size_t{1}, received);
+    CPPUNIT_ASSERT(fds[0] >= 0);
+    CPPUNIT_ASSERT((fcntl(fds[0], F_GETFD) & FD_CLOEXEC) != 0);
+    CPPUNIT_ASSERT_EQUAL(ssize_t{5}, write(fds[0], "hello", 5));
+    close(fds[0]);
+    char piped[8];
+    CPPUNIT_ASSERT_EQUAL(ssize_t{5}, read(pipeEnds[0], piped, sizeof piped));
+    CPPUNIT_ASSERT_EQUAL(std::string("hello"), std::string(piped, 5));
+    CPPUNIT_ASSERT_EQUAL(ssize_t{0}, read(pipeEnds[0], piped, sizeof piped));  // every write end closed
+    close(pipeEnds[0]);
+    to.readExactly(data, 4);
+    CPPUNIT_ASSERT_EQUAL(std::string("tail"), std::string(data, 4));
+  }
+
+  void testPassPipe() {
+    UnixListener listener = UnixListener::listen(abstractNameOrPath());
+    Connected pair = connectPair(listener);
+    passPipe(pair.client, pair.server);
+    passPipe(pair.server, pair.client);
+  }
+
+  void testPassPipeInTasks() {
+    auto channel = evchan::test::makeChannel(1);
+    UnixListener listener = UnixListener::listen(abstractNameOrPath());
+    const std::string name = listener.name();
+    UnixSocket accepted;
+    // The receiver waits first (under blocking(), on the one worker); the
+    // sender's task must still run.
+    evchan::TaskHandle receiver = channel->spawn([&] {
+      accepted = listener.accept();
+      accepted.setTimeout(kPatience);
+      int fd = -1;
+      std::size_t received = 0;
+      char byte;
+      accepted.receiveDescriptors(&byte, 1, &fd, 1, received);
+      CPPUNIT_ASSERT_EQUAL(std::size_t{1}, received);
+      CPPUNIT_ASSERT_EQUAL(ssize_t{2}, write(fd, "ok", 2));
+      close(fd);
+    });
+    int pipeEnds[2];
+    CPPUNIT_ASSERT_EQUAL(0, pipe2(pipeEnds, O_CLOEXEC));
+    evchan::TaskHandle sender = channel->spawn([&] {
+      UnixSocket socket = UnixSocket::connect(name, kPatience);
+      evchan::this_task::sleepFor(50ms);
+      socket.sendDescriptors("x", 1, &pipeEnds[1], 1);
+    });
+    evchan::test::joinWithin(sender);
+    evchan::test::joinWithin(receiver);
+    close(pipeEnds[1]);
+    char piped[4];
+    CPPUNIT_ASSERT_EQUAL(ssize_t{2}, read(pipeEnds[0], piped, sizeof piped));
+    close(pipeEnds[0]);
+  }
+
+  void testTooManyDescriptorsClosed() {
+    UnixListener listener = UnixListener::listen(abstractNameOrPath());
+    Connected pair = connectPair(listener);
+    int pipeEnds[2];
+    CPPUNIT_ASSERT_EQUAL(0, pipe2(pipeEnds, O_CLOEXEC));
+    const int three[3] = {pipeEnds[1], pipeEnds[1], pipeEnds[1]};
+    pair.client.sendDescriptors("m", 1, three, 3);
+    close(pipeEnds[1]);
+    int fds[2] = {-1, -1};
+    std::size_t received = 9;
+    char byte;
+    std::error_code ec;
+    pair.server.receiveDescriptors(&byte, 1, fds, 2, received, ec);
+    ASSERT_ERROR(std::errc::message_size, ec);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, received);
+    // Every copy was closed: the pipe's read end sees the end.
+    char piped;
+    CPPUNIT_ASSERT_EQUAL(ssize_t{0}, read(pipeEnds[0], &piped, 1));
+    close(pipeEnds[0]);
+  }
+
+  void testDescriptorArgumentErrors() {
+    UnixListener listener = UnixListener::listen(abstractNameOrPath());
+    Connected pair = connectPair(listener);
+    const int bad = -1, good = 0;
+    std::error_code ec;
+    pair.client.sendDescriptors("x", 1, &bad, 1, ec);
+    ASSERT_ERROR(std::errc::bad_file_descriptor, ec);
+    pair.client.sendDescriptors("x", 0, &good, 1, ec);
+    ASSERT_ERROR(std::errc::invalid_argument, ec);
+    pair.client.sendDescriptors("x", 1, &good, 0, ec);
+    ASSERT_ERROR(std::errc::invalid_argument, ec);
+    std::vector<int> many(UnixSocket::kMaxDescriptors + 1, 0);
+    pair.client.sendDescriptors("x", 1, many.data(), many.size(), ec);
+    ASSERT_ERROR(std::errc::invalid_argument, ec);
+    std::size_t received = 0;
+    pair.server.receiveDescriptors(nullptr, 1, nullptr, 0, received, ec);
+    ASSERT_ERROR(Errc::null_buffer, ec);
+    // Nothing went: a plain write and read still line up.
+    pair.client.writeAll("z", 1);
+    char byte = 0;
+    int fd = -1;
+    CPPUNIT_ASSERT_EQUAL(std::size_t{1}, pair.server.receiveDescriptors(&byte, 1, &fd, 1, received));
+    CPPUNIT_ASSERT_EQUAL('z', byte);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, received);
+  }
+
+  void testCancelFromAnotherThread() {
+    UnixListener listener = UnixListener::listen(abstractNameOrPath());
+    std::error_code acceptError;
+    std::thread acceptor([&] { listener.accept(acceptError); });
+    std::this_thread::sleep_for(50ms);
+    CPPUNIT_ASSERT(evchan::test::eventually([&] {
+      listener.cancel();
+      return acceptError == std::errc::operation_canceled;
+    }));
+    acceptor.join();
+    CPPUNIT_ASSERT(listener.isOpen());
+
+    Connected pair = connectPair(listener);
+    std::error_code readError, receiveError;
+    std::atomic<bool> done{false};
+    std::thread reader([&] {
+      char byte;
+      pair.server.readSome(&byte, 1, readError);
+      std::size_t received = 0;
+      int fd;
+      pair.server.receiveDescriptors(&byte, 1, &fd, 1, received, receiveError);
+      done = true;
+    });
+    CPPUNIT_ASSERT(evchan::test::eventually([&] {
+      pair.server.cancel();
+      return done.load();
+    }));
+    reader.join();
+    ASSERT_ERROR(std::errc::operation_canceled, readError);
+    ASSERT_ERROR(std::errc::operation_canceled, receiveError);
+    // Still open and working.
+    pair.client.writeAll("k", 1);
+    char byte;
+    pair.server.readExactly(&byte, 1);
+    CPPUNIT_ASSERT_EQUAL('k', byte);
+  }
+
+  void testCloseFromAnotherThread() {
+    UnixListener listener = UnixListener::listen(abstractNameOrPath());
+    Connected pair = connectPair(listener);
+    std::error_code readError;
+    std::thread reader([&] {
+      char byte;
+      pair.server.readSome(&byte, 1, readError);
+    });
+    std::this_thread::sleep_for(50ms);
+    pair.server.close();
+    reader.join();
+    CPPUNIT_ASSERT(readError == std::errc::operation_canceled || readError == Errc::not_open);
+    std::error_code ec;
+    char byte;
+    pair.server.readSome(&byte, 1, ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    pair.client.readSome(&byte, 1, ec);
+    ASSERT_ERROR(Errc::end_of_stream, ec);
+  }
+
+  // A task suspended in accept(): cancel() ends it and leaves the listener
+  // open; close() from this thread ends the next one.
+  void testCancelAndCloseAcceptInTask() {
+    auto channel = evchan::test::makeChannel(1);
+    TempDirectory directory;
+    UnixListener listener = UnixListener::listen(directory.file("s"));
+    std::error_code first, second;
+    std::atomic<int> phase{0};
+    evchan::TaskHandle task = channel->spawn([&] {
+      listener.accept(first);
+      phase = 1;
+      listener.accept(second);
+      phase = 2;
+    });
+    CPPUNIT_ASSERT(evchan::test::eventually([&] {
+      listener.cancel();
+      return phase.load() == 1;
+    }));
+    ASSERT_ERROR(std::errc::operation_canceled, first);
+    CPPUNIT_ASSERT(listener.isOpen());
+    std::this_thread::sleep_for(20ms);
+    listener.close();
+    evchan::test::joinWithin(task);
+    CPPUNIT_ASSERT(second == std::errc::operation_canceled || second == Errc::not_open);
+    CPPUNIT_ASSERT(!exists(directory.file("s")));
+  }
+
+  // One byte a round, written and the reader's wait cancelled at once:
+  // each byte arrives once, in order.
+  void testCancelRacingCompletingReadsOnThread() {
+    UnixListener listener = UnixListener::listen(abstractNameOrPath());
+    Connected pair = connectPair(listener);
+    evchan::test::CancelRace race(2000);
+    std::thread reader([&] { race.read(pair.server); });
+    race.writeAndCancel(pair.client, pair.server);
+    reader.join();
+    CPPUNIT_ASSERT_MESSAGE(race.wrong, race.wrong.empty());
+    CPPUNIT_ASSERT_EQUAL(race.rounds, race.received.load());
+  }
+
+  void testCancelRacingCompletingReadsInTask() {
+    auto channel = evchan::test::makeChannel(1);
+    UnixListener listener = UnixListener::listen(abstractNameOrPath());
+    Connected pair = connectPair(listener);
+    evchan::test::CancelRace race(2000);
+    evchan::TaskHandle reader = channel->spawn([&] { race.read(pair.server); });
+    race.writeAndCancel(pair.client, pair.server);
+    evchan::test::joinWithin(reader);
+    CPPUNIT_ASSERT_MESSAGE(race.wrong, race.wrong.empty());
+    CPPUNIT_ASSERT_EQUAL(race.rounds, race.received.load());
+  }
+
+  void testTimeouts() {
+    UnixListener listener = UnixListener::listen(abstractNameOrPath());
+    listener.setTimeout(50ms);
+    std::error_code ec;
+    auto started = std::chrono::steady_clock::now();
+    listener.accept(ec);
+    ASSERT_ERROR(std::errc::timed_out, ec);
+    CPPUNIT_ASSERT(std::chrono::steady_clock::now() - started >= 40ms);
+    listener.setTimeout(kPatience);
+    Connected pair = connectPair(listener);
+    pair.server.setTimeout(50ms);
+    char byte;
+    pair.server.readSome(&byte, 1, ec);
+    ASSERT_ERROR(std::errc::timed_out, ec);
+    std::size_t received = 0;
+    int fd;
+    pair.server.receiveDescriptors(&byte, 1, &fd, 1, received, ec);
+    ASSERT_ERROR(std::errc::timed_out, ec);
+    pair.server.setTimeout(-1ms, ec);
+    ASSERT_ERROR(Errc::negative_timeout, ec);
+    // In a task too.
+    auto channel = evchan::test::makeChannel(1);
+    evchan::TaskHandle task = channel->spawn([&] {
+      std::error_code inTask;
+      char b;
+      pair.server.readSome(&b, 1, inTask);
+      ASSERT_ERROR(std::errc::timed_out, inTask);
+    });
+    evchan::test::joinWithin(task);
+  }
+
+  void testChannelEvents() {
+    auto channel = evchan::test::makeChannel(1);
+    UnixListener listener = UnixListener::listen(abstractNameOrPath());
+    UnixAcceptEvent accept(listener);
+    channel->post(accept);
+    UnixSocket client = UnixSocket::connect(listener.name(), kPatience);
+    CPPUNIT_ASSERT_EQUAL(static_cast<evchan::Event*>(&accept), channel->getEvent(kPatience));
+    ASSERT_NO_ERROR(accept.error());
+    UnixSocket server = accept.takeSocket();
+    CPPUNIT_ASSERT(server.isOpen());
+    CPPUNIT_ASSERT_EQUAL(listener.name(), server.peerName());
+
+    char out[] = "event";
+    evchan::WriteEvent write(client, out, 5);
+    channel->post(write);
+    CPPUNIT_ASSERT_EQUAL(static_cast<evchan::Event*>(&write), channel->getEvent(kPatience));
+    ASSERT_NO_ERROR(write.error());
+    CPPUNIT_ASSERT_EQUAL(std::size_t{5}, write.bytesTransferred());
+    char in[8];
+    evchan::ReadEvent read(server, in, sizeof in);
+    std::size_t got = 0;
+    while (got < 5) {
+      read.setBuffer(in + got, sizeof in - got);
+      channel->post(read);
+      CPPUNIT_ASSERT_EQUAL(static_cast<evchan::Event*>(&read), channel->getEvent(kPatience));
+      ASSERT_NO_ERROR(read.error());
+      got += read.bytesTransferred();
+    }
+    CPPUNIT_ASSERT_EQUAL(std::string("event"), std::string(in, 5));
+    CPPUNIT_ASSERT(&read.socket() == &server);
+  }
+
+  void testClosedSocket() {
+    UnixSocket socket;
+    std::error_code ec;
+    char byte;
+    socket.readSome(&byte, 1, ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    std::size_t received;
+    socket.receiveDescriptors(&byte, 1, nullptr, 0, received, ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    socket.sendDescriptors(&byte, 1, nullptr, 0, ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    UnixListener listener;
+    listener.accept(ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    CPPUNIT_ASSERT(listener.name().empty());
+  }
+
+ private:
+  // Abstract where the system has them (no file to clean up), else a
+  // path in a fresh directory.
+  std::string abstractNameOrPath() {
+#ifdef __linux__
+    return abstractName("case");
+#else
+    directories_.emplace_back(std::make_unique<TempDirectory>());
+    return directories_.back()->file("s");
+#endif
+  }
+  std::vector<std::unique_ptr<TempDirectory>> directories_;
+
+ public:
+  void tearDown() override {
+    directories_.clear();
+    LeakCheckedFixture::tearDown();
+  }
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(UnixSocketTest);
+
+// ------------------------------------------------------------ stream algorithms
+// Stream's loops and BufferedReader over UnixSocket (test/support/stream_suite.h).
+namespace {
+
+struct UnixStreams {
+  static const char* name() { return "UnixSocket"; }
+  // A Unix socket buffers a few hundred KiB, far below the suite's
+  // multi-MiB transfers: the default buffers already fill.
+  static evchan::test::StreamPair makeSmallBuffered() { return make(); }
+  static evchan::test::StreamPair make() {
+#ifdef __linux__
+    UnixListener listener = UnixListener::listen(abstractName("stream-suite"));
+#else
+    static TempDirectory directory;
+    UnixListener listener = UnixListener::listen(directory.file("t"));
+#endif
+    listener.setTimeout(kPatience);
+    Connected pair = connectPair(listener);
+    return {std::make_unique<UnixSocket>(std::move(pair.client)),
+            std::make_unique<UnixSocket>(std::move(pair.server))};
+  }
+};
+
+}  // namespace
+
+CPPUNIT_TEST_SUITE_REGISTRATION(evchan::test::StreamSuite<UnixStreams>);
