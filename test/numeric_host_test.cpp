@@ -29,7 +29,7 @@ class NumericHostTest : public CppUnit::TestFixture {
     const char* const literals[] = {"0.0.0.0", "127.0.0.1", "255.255.255.255", "10.20.30.40", "::", "::1",
                                     "1::", "2001:DB8::1", "2001:db8:0:0:1:0:0:1", "1:0:0:2:0:0:0:3",
                                     "0:0:1::", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:1.2.3.4", "fe80::", "1:2:3:4:5:6:7::",
-                                    "0:0:0:0:0:0:0:1", "ffff::ffff", "0:0:0:0:1:ffff::"};
+                                    "0:0:0:0:0:0:0:1", "ffff::ffff", "0:0:0:0:1:ffff::", "::2"};
     for (const char* literal : literals) {
       AddressFamily family = AddressFamily::Unspecified;
       std::string canonical;
@@ -46,7 +46,7 @@ class NumericHostTest : public CppUnit::TestFixture {
   void otherHostsAreLeftToTheResolver() {
     // Valid for the C resolver but not strict (octal, short forms,
     // embedded IPv4 printing, zones), or not numeric at all.
-    const char* const others[] = {"010.0.0.1", "127.1", "0x7f.0.0.1", "::ffff:1.2.3.4", "::ffff:0:0", "::1.2.3.4", "::2", "fe80::1%lo",
+    const char* const others[] = {"010.0.0.1", "127.1", "0x7f.0.0.1", "::ffff:1.2.3.4", "::ffff:0:0", "::1.2.3.4", "fe80::1%lo",
                                   "localhost", "256.0.0.1", "1.2.3", "1.2.3.4.5", "1:2:3:4:5:6:7:8:9", "1::2::3",
                                   ":1", "1:", "12345::", "1.2.3.4:", "::1.2.3", "g::1", ""};
     for (const char* host : others) {

@@ -59,21 +59,14 @@ bool resolveNumeric(const Endpoint& endpoint, AddressFamily family, std::vector<
   return true;
 }
 
-bool fillNumericSockaddr(const Address& address, apr_sockaddr_t& target) noexcept {
-  AddressFamily family = AddressFamily::Unspecified;
-  std::array<unsigned char, 16> bytes{};
-  try {
-    if (!numericHostBytes(address.host(), family, bytes) || family != address.family()) return false;
-  } catch (const std::bad_alloc&) {
-    return false;
-  }
-  target.port = static_cast<apr_port_t>(address.port());
+bool fillSockaddrBytes(AddressFamily family, const unsigned char* bytes, int port, apr_sockaddr_t& target) noexcept {
+  target.port = static_cast<apr_port_t>(port);
   // The fields APR's own resolver sets for each family.
   if (family == AddressFamily::IPv4) {
     target.family = APR_INET;
     target.sa.sin.sin_family = AF_INET;
     target.sa.sin.sin_port = htons(target.port);
-    std::memcpy(&target.sa.sin.sin_addr, bytes.data(), 4);
+    std::memcpy(&target.sa.sin.sin_addr, bytes, 4);
     target.salen = sizeof target.sa.sin;
     target.ipaddr_len = sizeof target.sa.sin.sin_addr;
     target.addr_str_len = 16;
@@ -81,10 +74,11 @@ bool fillNumericSockaddr(const Address& address, apr_sockaddr_t& target) noexcep
     return true;
   }
 #if APR_HAVE_IPV6
+  if (family != AddressFamily::IPv6) return false;
   target.family = APR_INET6;
   target.sa.sin6.sin6_family = AF_INET6;
   target.sa.sin6.sin6_port = htons(target.port);
-  std::memcpy(&target.sa.sin6.sin6_addr, bytes.data(), 16);
+  std::memcpy(&target.sa.sin6.sin6_addr, bytes, 16);
   target.salen = sizeof target.sa.sin6;
   target.ipaddr_len = sizeof target.sa.sin6.sin6_addr;
   target.addr_str_len = 46;
@@ -93,6 +87,17 @@ bool fillNumericSockaddr(const Address& address, apr_sockaddr_t& target) noexcep
 #else
   return false;
 #endif
+}
+
+bool fillNumericSockaddr(const Address& address, apr_sockaddr_t& target) noexcept {
+  AddressFamily family = AddressFamily::Unspecified;
+  std::array<unsigned char, 16> bytes{};
+  try {
+    if (!numericHostBytes(address.host(), family, bytes) || family != address.family()) return false;
+  } catch (const std::bad_alloc&) {
+    return false;
+  }
+  return fillSockaddrBytes(family, bytes.data(), address.port(), target);
 }
 
 apr_sockaddr_t* numericSockaddr(const Address& address, apr_pool_t* pool) noexcept {

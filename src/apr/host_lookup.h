@@ -34,6 +34,11 @@ bool parseNumericHost(std::string_view host, AddressFamily& family, std::string&
 /// anything else.
 bool numericHostBytes(std::string_view host, AddressFamily& family, std::array<unsigned char, 16>& bytes);
 
+/// Fills `target` (zeroed by the caller) with the 4 (IPv4) or 16 (IPv6)
+/// address bytes at `bytes` and `port`, the fields set as APR's own
+/// resolver sets them; false for a family not compiled in.
+bool fillSockaddrBytes(AddressFamily family, const unsigned char* bytes, int port, apr_sockaddr_t& target) noexcept;
+
 /// Fills `target` (zeroed by the caller) with a numeric Address as
 /// numericSockaddr() does, without a pool (no hostname); false when the
 /// host is not numeric.  The result may live on the stack: for calls that

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// parseNumericHost(): the numeric hosts that skip the resolver, read and
-// printed by the system's inet_pton and inet_ntop.
+// parseNumericHost(): the numeric hosts that skip the resolver, read by
+// the system's inet_pton and printed by APR, as every Address is.
+#include <apr_network_io.h>
+
 #include <string>
 
 #include "apr/host_lookup.h"
@@ -11,6 +13,16 @@ namespace {
 
 // The longest numeric host: an IPv6 address with an IPv4 tail.
 constexpr std::size_t kLongestNumericHost = 45;
+
+// The text APR gives the address (apr_sockaddr_ip_getbuf), which is what
+// an Address from the resolver holds; empty for a family not compiled in.
+std::string printed(AddressFamily family, const std::array<unsigned char, 16>& bytes) {
+  apr_sockaddr_t address{};
+  if (!fillSockaddrBytes(family, bytes.data(), 0, address)) return {};
+  char text[64];
+  if (apr_sockaddr_ip_getbuf(text, sizeof text, &address) != APR_SUCCESS) return {};
+  return text;
+}
 
 // Reads `host` as a numeric address in the strict sense of host_lookup.h:
 // IPv4 only in the form the system prints (four decimal parts without
@@ -24,14 +36,14 @@ bool readNumericHost(std::string_view host, AddressFamily& family, std::array<un
   if (text.find('\0') != std::string::npos) return false;
   bytes = {};
   if (textToAddressBytes(AddressFamily::IPv4, text.c_str(), bytes.data())) {
-    canonical = addressBytesToText(AddressFamily::IPv4, bytes.data());
+    canonical = printed(AddressFamily::IPv4, bytes);
     if (canonical != text) return false;
     family = AddressFamily::IPv4;
     return true;
   }
   if (text.find(':') == std::string::npos || !textToAddressBytes(AddressFamily::IPv6, text.c_str(), bytes.data()))
     return false;
-  canonical = addressBytesToText(AddressFamily::IPv6, bytes.data());
+  canonical = printed(AddressFamily::IPv6, bytes);
   if (canonical.empty()) return false;
   family = AddressFamily::IPv6;
   return true;

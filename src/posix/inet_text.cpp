@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// textToAddressBytes() and addressBytesToText() on POSIX hosts: inet_pton
-// and inet_ntop.
+// textToAddressBytes() on POSIX hosts: inet_pton.
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
@@ -11,13 +10,6 @@ namespace evchan::detail {
 bool textToAddressBytes(AddressFamily family, const char* text, unsigned char* bytes) noexcept {
   if (family != AddressFamily::IPv4 && family != AddressFamily::IPv6) return false;
   return inet_pton(family == AddressFamily::IPv4 ? AF_INET : AF_INET6, text, bytes) == 1;
-}
-
-std::string addressBytesToText(AddressFamily family, const unsigned char* bytes) {
-  if (family != AddressFamily::IPv4 && family != AddressFamily::IPv6) return {};
-  char text[INET6_ADDRSTRLEN];
-  if (inet_ntop(family == AddressFamily::IPv4 ? AF_INET : AF_INET6, bytes, text, sizeof text) == nullptr) return {};
-  return text;
 }
 
 }  // namespace evchan::detail

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// textToAddressBytes() and addressBytesToText() on Windows hosts: Winsock's
-// inet_pton and inet_ntop (Vista and later; they need no WSAStartup).
+// textToAddressBytes() on Windows hosts: Winsock's inet_pton (Vista and
+// later; it needs no WSAStartup).
 // APR's headers come first: apr.h includes <windows.h> and the socket
 // headers only when <windows.h> is not in yet.
 #include <apr.h>
@@ -15,15 +15,6 @@ namespace evchan::detail {
 bool textToAddressBytes(AddressFamily family, const char* text, unsigned char* bytes) noexcept {
   if (family != AddressFamily::IPv4 && family != AddressFamily::IPv6) return false;
   return inet_pton(family == AddressFamily::IPv4 ? AF_INET : AF_INET6, text, bytes) == 1;
-}
-
-std::string addressBytesToText(AddressFamily family, const unsigned char* bytes) {
-  if (family != AddressFamily::IPv4 && family != AddressFamily::IPv6) return {};
-  char text[INET6_ADDRSTRLEN];
-  // Winsock's prototype takes a non-const source.
-  void* source = const_cast<unsigned char*>(bytes);
-  if (inet_ntop(family == AddressFamily::IPv4 ? AF_INET : AF_INET6, source, text, sizeof text) == nullptr) return {};
-  return text;
 }
 
 }  // namespace evchan::detail
