@@ -57,6 +57,9 @@ class EVCHAN_API DatagramReceiveEvent : public Event {
   std::size_t size_;
   std::size_t transferred_ = 0;
   Address peer_;
+  // Where a completion backend keeps the operation's message header and
+  // the peer's address while it is under way (DatagramEventAccess).
+  unsigned char* scratchBytes() noexcept { return scratch_; }
   alignas(16) unsigned char scratch_[detail::kDatagramScratchSize];
 };
 
@@ -103,6 +106,9 @@ class EVCHAN_API DatagramSendEvent : public Event {
   std::size_t size_;
   Address destination_;
   std::size_t transferred_ = 0;
+  // Where a completion backend keeps the operation's message header and
+  // the peer's address while it is under way (DatagramEventAccess).
+  unsigned char* scratchBytes() noexcept { return scratch_; }
   alignas(16) unsigned char scratch_[detail::kDatagramScratchSize];
 };
 

@@ -35,12 +35,12 @@ struct DatagramEventAccess {
   /// A fresh scratch for the operation about to be submitted.
   template <class DatagramEvent>
   static DatagramScratch& freshScratch(DatagramEvent& e) noexcept {
-    return *new (e.scratch_) DatagramScratch{};
+    return *new (e.scratchBytes()) DatagramScratch{};
   }
   /// The scratch freshScratch() made for the operation under way.
   template <class DatagramEvent>
   static DatagramScratch& scratch(DatagramEvent& e) noexcept {
-    return *std::launder(reinterpret_cast<DatagramScratch*>(e.scratch_));
+    return *std::launder(reinterpret_cast<DatagramScratch*>(e.scratchBytes()));
   }
 };
 
