@@ -6,6 +6,13 @@
 // worker), then accepts once a descriptor frees.  The process's own
 // RLIMIT_NOFILE is lowered to just above what is open, the rest of the
 // table filled, and both restored after each test.
+//
+// Not under UBSan's vptr check (-fsanitize=vptr, part of
+// -fsanitize=undefined): whenever its small per-process cache misses, it
+// probes memory through pipe(), which fails with the table full, and it
+// reports a false "invalid vptr".  Which checks miss depends on where ASLR
+// put the vtables, so no warm-up before filling the table avoids it; the
+// cases skip there and run in every other build (ASan alone included).
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <fcntl.h>
@@ -14,7 +21,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -23,9 +29,14 @@
 
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
+#include "support/skip.h"
 #include "support/waiting.h"
 
 using namespace std::chrono_literals;
+
+// The vptr check's cache, which UBSan's runtime defines only when that
+// check is linked in: a weak reference is null everywhere else.
+extern "C" __attribute__((weak)) const unsigned long __ubsan_vptr_type_cache[];
 
 namespace {
 
@@ -35,6 +46,13 @@ using evchan::TcpListener;
 using evchan::TcpSocket;
 using evchan::test::describe;
 using evchan::test::eventually;
+
+// Called first by every case that fills the table (see the top).
+void skipUnderUbsanVptrCheck() {
+  if (&__ubsan_vptr_type_cache[0] != nullptr) {
+    EVCHAN_SKIP("UBSan's vptr check needs a pipe(), which a full descriptor table refuses");
+  }
+}
 
 // Fills the descriptor table: lowers the soft RLIMIT_NOFILE to a few above
 // the highest open descriptor and opens /dev/null until EMFILE.  release()
@@ -67,57 +85,16 @@ class FullDescriptorTable {
     for (int fd : fillers_) close(fd);
     setrlimit(RLIMIT_NOFILE, &saved_);
   }
-  // Frees three slots: one for the accepted socket, two for the pipe
-  // UBSan's vptr check may open (see meetTypesBeforeTheTableIsFull()).
+  // Frees one slot, for the accepted socket.
   void release() {
-    for (int i = 0; i < 3 && !fillers_.empty(); ++i) {
-      close(fillers_.back());
-      fillers_.pop_back();
-    }
+    close(fillers_.back());
+    fillers_.pop_back();
   }
 
  private:
   rlimit saved_{};
   std::vector<int> fillers_;
 };
-
-// UBSan's vptr check, the first time it meets an object's dynamic type,
-// probes the object's memory through a pipe(); with the table full that
-// fails and it reports a bogus "invalid vptr".  So every error category
-// the full-table code compares or prints, and the accept path itself (on
-// `channel`, when given), is met once before the table is filled.
-// Spawns `function` as a std::function<void()>.  UBSan checks a task
-// function's dynamic type the first time it runs one of that type, through
-// a pipe it cannot open once the table is full ("invalid vptr"); spawn()
-// of a lambda makes a type per lambda, spawn() of a std::function always
-// the same one, which meetTypesBeforeTheTableIsFull() runs first.
-evchan::TaskHandle spawnMet(evchan::EventChannel& channel, std::function<void()> function) {
-  return channel.spawn(std::move(function));
-}
-
-void meetTypesBeforeTheTableIsFull(TcpListener& listener, evchan::EventChannel* channel) {
-  const std::error_code samples[] = {evchan::makeAprError(EMFILE), std::make_error_code(std::errc::timed_out),
-                                     std::error_code(EMFILE, std::system_category()),
-                                     make_error_code(evchan::Errc::not_open), std::error_code()};
-  for (const std::error_code& sample : samples) {
-    (void)(sample == std::errc::too_many_files_open);
-    (void)(sample == std::errc::operation_canceled);
-    (void)(sample == evchan::Errc::end_of_stream);
-    (void)describe(sample);
-  }
-  auto acceptOne = [&listener] {
-    TcpSocket client = TcpSocket::connect(listener.localAddress());
-    TcpSocket accepted = listener.acceptWithBackoff();
-    std::error_code ec;
-    listener.setTimeout(Duration::zero());
-    listener.acceptWithBackoff(AcceptBackoff(), ec);  // timed_out
-    listener.setTimeout(evchan::kInfiniteTimeout);
-  };
-  acceptOne();
-  // Tasks started while the table is full are spawned through a
-  // std::function (see spawnMet()): one task function type, met here.
-  if (channel != nullptr) spawnMet(*channel, acceptOne).join();
-}
 
 // Every wait acceptWithBackoff() announced, in order.
 struct WaitLog {
@@ -184,8 +161,8 @@ class AcceptBackoffTest : public evchan::test::LeakCheckedFixture {
 
  public:
   void testAcceptReportsTooManyFilesOpen() {
+    skipUnderUbsanVptrCheck();
     TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
-    meetTypesBeforeTheTableIsFull(listener, nullptr);
     TcpSocket client = TcpSocket::connect(listener.localAddress());
     std::error_code ec;
     {
@@ -200,14 +177,13 @@ class AcceptBackoffTest : public evchan::test::LeakCheckedFixture {
   }
 
   void testBackoffOnThreadWaitsAndRecovers() {
+    skipUnderUbsanVptrCheck();
     TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
-    meetTypesBeforeTheTableIsFull(listener, nullptr);
     TcpSocket client = TcpSocket::connect(listener.localAddress());
     WaitLog log;
     TcpSocket accepted;
     std::error_code ec;
     std::atomic<bool> go{false};
-    // Started before the table fills (see meetTypesBeforeTheTableIsFull()).
     std::thread acceptor([&] {
       while (!go) std::this_thread::sleep_for(1ms);
       accepted = listener.acceptWithBackoff(log.backoff(kInitial, kMax), ec);
@@ -226,6 +202,7 @@ class AcceptBackoffTest : public evchan::test::LeakCheckedFixture {
   }
 
   void testBackoffInTaskSuspendsTheTaskAndRecovers() {
+    skipUnderUbsanVptrCheck();
     // One worker, no spare threads: if the back-off held the worker, the
     // second task could not run until the accept was done.
     evchan::EventChannel::Options options;
@@ -234,7 +211,6 @@ class AcceptBackoffTest : public evchan::test::LeakCheckedFixture {
     options.stuckWorkerGrace = Duration::zero();
     std::unique_ptr<evchan::EventChannel> channel = evchan::test::createOrSkip(options);
     TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
-    meetTypesBeforeTheTableIsFull(listener, channel.get());
     TcpSocket client = TcpSocket::connect(listener.localAddress());
     WaitLog log;
     TcpSocket accepted;
@@ -243,9 +219,9 @@ class AcceptBackoffTest : public evchan::test::LeakCheckedFixture {
     {
       FullDescriptorTable full;
       evchan::TaskHandle acceptor =
-          spawnMet(*channel, [&] { accepted = listener.acceptWithBackoff(log.backoff(kInitial, kMax), ec); });
+          channel->spawn([&] { accepted = listener.acceptWithBackoff(log.backoff(kInitial, kMax), ec); });
       CPPUNIT_ASSERT(eventually([&] { return log.count.load() >= 2; }));
-      evchan::TaskHandle other = spawnMet(*channel, [&] { waitsWhenOtherRan = log.count.load(); });
+      evchan::TaskHandle other = channel->spawn([&] { waitsWhenOtherRan = log.count.load(); });
       evchan::test::joinWithin(other);
       const bool watched = eventually([&] { return log.count.load() >= kWatchedWaits; });
       full.release();
@@ -262,19 +238,19 @@ class AcceptBackoffTest : public evchan::test::LeakCheckedFixture {
   }
 
   void testBackoffInTaskEndsAtShutdown() {
+    skipUnderUbsanVptrCheck();
     std::unique_ptr<evchan::EventChannel> channel = evchan::test::makeChannel(1);
     TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
-    meetTypesBeforeTheTableIsFull(listener, channel.get());
     TcpSocket client = TcpSocket::connect(listener.localAddress());
     WaitLog log;
     std::error_code ec;
     {
       FullDescriptorTable full;
       // Long waits: the shutdown must end one early, not after it.
-      evchan::TaskHandle acceptor = spawnMet(*channel, [&] { listener.acceptWithBackoff(log.backoff(1h, 1h), ec); });
+      evchan::TaskHandle acceptor = channel->spawn([&] { listener.acceptWithBackoff(log.backoff(1h, 1h), ec); });
       CPPUNIT_ASSERT(eventually([&] { return log.count.load() >= 1; }));
-      // The task now sleeps an hour; the slots freed are for the threads
-      // shutdown() may start (and UBSan's pipe), not for another try.
+      // The task now sleeps an hour; the slot freed is for the threads
+      // shutdown() may start, not for another try.
       full.release();
       channel->shutdown();
       evchan::test::joinWithin(acceptor);
@@ -284,8 +260,8 @@ class AcceptBackoffTest : public evchan::test::LeakCheckedFixture {
   }
 
   void testBackoffHonoursTheListenerTimeout() {
+    skipUnderUbsanVptrCheck();
     TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
-    meetTypesBeforeTheTableIsFull(listener, nullptr);
     TcpSocket client = TcpSocket::connect(listener.localAddress());
     listener.setTimeout(50ms);
     WaitLog log;
