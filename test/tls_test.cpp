@@ -34,6 +34,8 @@
 #include <evchan/evchan.h>
 #include <evchan/tls.h>
 
+#include "support/cancel_race.h"
+#include "support/host_socket.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
 #include "support/skip.h"
@@ -344,6 +346,7 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testManyConnectionsOnTwoWorkers);
   CPPUNIT_TEST(testClientAgainstOpensslServer);
   CPPUNIT_TEST(testServerAgainstOpensslClient);
+  CPPUNIT_TEST(testCancelBetweenTheStepsOfReadExactlyEndsIt);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -890,6 +893,51 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
     const std::string printed = child.readAll();
     CPPUNIT_ASSERT_MESSAGE(printed, contains(printed, "hello from evchan"));
     child.wait();
+  }
+
+  // readExactly() of two bytes when one TLS record of one byte came: the
+  // lower socket's cancel() that lands between its two reads of the socket
+  // must end it, as it ends one on the socket itself; before TlsStream
+  // carried the mark down, the second read took a fresh one and waited
+  // for the socket's timeout.
+  void testCancelBetweenTheStepsOfReadExactlyEndsIt() {
+    TlsPair pair = tlsPair(clientContext(), serverContext());
+    runPair(
+        Where::OnThread, [&] { pair.client.handshake("localhost"); }, [&] { pair.server.handshake({}); });
+    auto& clientSocket = static_cast<TcpSocket&>(pair.client.lowerLayer());
+    clientSocket.setTimeout(2s);  // a lost cancel() ends the round by this
+    // One byte through first, so that the client has also read the
+    // session tickets a TLS 1.3 server sends after the handshake.
+    pair.server.writeAll("w", 1);
+    char first = 0;
+    pair.client.readExactly(&first, 1);
+    CPPUNIT_ASSERT_EQUAL('w', first);
+    const evchan::test::UnreadBytes unread(clientSocket);
+    CPPUNIT_ASSERT_EQUAL(0L, unread.count());
+    // What the race reads from and cancels: the TLS stream, cancelled
+    // through the socket beneath it.
+    struct CancellableTls {
+      TlsStream& tls;
+      TcpSocket& socket;
+      std::size_t readExactly(void* buffer, std::size_t size, std::error_code& ec) {
+        return tls.readExactly(buffer, size, ec);
+      }
+      void cancel() { socket.cancel(); }
+    } reader{pair.client, clientSocket};
+    std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(1);
+    evchan::test::CancelBetweenSteps race(evchan::test::slowdown() > 1 ? 50 : 200);
+    TaskHandle readerTask = channel->spawn([&] { race.read(reader); });
+    race.writeAndCancel(
+        pair.server, reader, [&] { return evchan::test::allWorkersIdle(*channel); },
+        [&] { return unread.count() == 0; });
+    race.stopped = true;  // a reader left waiting after an early stop ends
+    evchan::test::eventually([&] {
+      reader.cancel();
+      return readerTask.done();
+    });
+    evchan::test::joinWithin(readerTask);
+    CPPUNIT_ASSERT_MESSAGE(race.wrong, race.wrong.empty());
+    CPPUNIT_ASSERT_EQUAL(race.rounds, race.finished.load());
   }
 };
 
