@@ -126,6 +126,7 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testBadNames);
   CPPUNIT_TEST(testLongestNames);
   CPPUNIT_TEST(testConnectErrors);
+  CPPUNIT_TEST(testConnectRetriesWhileTheBacklogIsFull);
   CPPUNIT_TEST(testStalePathReused);
   CPPUNIT_TEST(testLivePathRefused);
   CPPUNIT_TEST(testNonSocketFileKept);
@@ -307,6 +308,43 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
     ASSERT_ERROR(std::errc::connection_refused, ec);
   }
 
+  // A listener that accepts nobody, its backlog full: connect() retries
+  // until its timeout (then timed_out, having waited), and a connect
+  // with time to spare gets in once the listener accepts one.
+  void testConnectRetriesWhileTheBacklogIsFull() {
+    UnixListener listener = UnixListener::listen(abstractNameOrPath(), 0);
+    listener.setTimeout(kPatience);
+    std::vector<UnixSocket> queued;
+    std::error_code ec;
+    evchan::test::Clock::duration waited{};
+    for (int i = 0; i < 16 && !ec; ++i) {
+      waited = evchan::test::timed([&] { queued.push_back(UnixSocket::connect(listener.name(), 100ms, ec)); });
+    }
+    ASSERT_ERROR(std::errc::timed_out, ec);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::elapsedText(waited), waited >= 90ms);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::elapsedText(waited), waited < evchan::test::generous(5s));
+    std::error_code late;
+    UnixSocket lateSocket;
+    std::atomic<bool> connected{false};
+    std::thread connector([&] {
+      lateSocket = UnixSocket::connect(listener.name(), kPatience, late);
+      connected = true;
+    });
+    std::this_thread::sleep_for(100ms);
+    const bool waitedForRoom = !connected.load();
+    UnixSocket first = listener.accept();  // room for one more
+    connector.join();
+    CPPUNIT_ASSERT_MESSAGE("connect() did not wait for room in the backlog", waitedForRoom);
+    ASSERT_NO_ERROR(late);
+    CPPUNIT_ASSERT(lateSocket.isOpen());
+    // The first queued connection is the one accepted: its bytes arrive.
+    first.setTimeout(kPatience);
+    queued.front().writeAll("q", 1);
+    char byte = 0;
+    first.readExactly(&byte, 1);
+    CPPUNIT_ASSERT_EQUAL('q', byte);
+  }
+
   void testStalePathReused() {
     TempDirectory directory;
     leaveStaleSocketFile(directory.file("s"));
@@ -345,6 +383,14 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(0, lstat(path.c_str(), &status));
     CPPUNIT_ASSERT(S_ISREG(status.st_mode));
     CPPUNIT_ASSERT_EQUAL(off_t{4}, status.st_size);
+    // A directory there is no socket either, and stays.
+    const std::string dirPath = directory.file("t");
+    CPPUNIT_ASSERT_EQUAL(0, mkdir(dirPath.c_str(), 0700));
+    UnixListener::listen(dirPath, 16, ec);
+    ASSERT_ERROR(std::errc::file_exists, ec);
+    CPPUNIT_ASSERT_EQUAL(0, lstat(dirPath.c_str(), &status));
+    CPPUNIT_ASSERT(S_ISDIR(status.st_mode));
+    CPPUNIT_ASSERT_EQUAL(0, rmdir(dirPath.c_str()));
   }
 
   void testCloseRemovesOwnFileOnly() {
@@ -672,19 +718,27 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
     UnixListener listener = UnixListener::listen(directory.file("s"));
     std::error_code first, second;
     std::atomic<int> phase{0};
+    std::atomic<bool> closing{false};
     evchan::TaskHandle task = channel->spawn([&] {
       listener.accept(first);
       phase = 1;
-      listener.accept(second);
+      // The test's thread cancels until it sees phase 1, so a cancel()
+      // may also end this accept: only close() ends the loop.
+      do listener.accept(second);
+      while (second == std::errc::operation_canceled && !closing.load());
       phase = 2;
     });
+    // cancel() until the accept ends (it is repeated, since one that
+    // lands before the accept waits may be absorbed).
     CPPUNIT_ASSERT(evchan::test::eventually([&] {
       listener.cancel();
-      return phase.load() == 1;
+      return phase.load() >= 1;
     }));
     ASSERT_ERROR(std::errc::operation_canceled, first);
     CPPUNIT_ASSERT(listener.isOpen());
     std::this_thread::sleep_for(20ms);
+    CPPUNIT_ASSERT_EQUAL(1, phase.load());
+    closing = true;
     listener.close();
     evchan::test::joinWithin(task);
     CPPUNIT_ASSERT(second == std::errc::operation_canceled || second == Errc::not_open);
