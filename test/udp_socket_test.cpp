@@ -170,6 +170,7 @@ class UdpSocketTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testTruncationIsReportedWithTheBytesThatFit);
   CPPUNIT_TEST(testPortUnreachableIsConnectionRefused);
   CPPUNIT_TEST(testIPv6Loopback);
+  CPPUNIT_TEST(testIPv4MappedSenderReadsAsIPv4);
   CPPUNIT_TEST(testBindToEndpoint);
   CPPUNIT_TEST(testReceiveTimesOut);
   CPPUNIT_TEST(testCancelFromAnotherThread);
@@ -364,6 +365,28 @@ class UdpSocketTest : public evchan::test::LeakCheckedFixture {
     // way a clear answer, never a crash.
     a.sendTo("x", 1, Address::fromNumeric("127.0.0.1", b.localAddress().port(), AddressFamily::IPv4), ec);
     std::printf("IPv4 destination on an IPv6 socket: %s\n", ec ? ec.message().c_str() : "sent");
+  }
+
+  // docs/udp.md: "IPv4-mapped senders read as IPv4".  An IPv6 socket on
+  // "::" that also takes IPv4 (a dual-stack host) reports an IPv4 sender
+  // as 127.0.0.1, to which it can answer.
+  void testIPv4MappedSenderReadsAsIPv4() {
+    std::error_code ec;
+    UdpSocket dual = UdpSocket::open(AddressFamily::IPv6, ec);
+    if (!ec) dual.bind(Address::fromNumeric("::", 0, AddressFamily::IPv6), ec);
+    if (ec) EVCHAN_SKIP("no IPv6: " + ec.message());
+    UdpSocket v4 = boundSocket();
+    const Address target = Address::fromNumeric("127.0.0.1", dual.localAddress().port(), AddressFamily::IPv4);
+    v4.sendTo("mapped", 6, target);
+    dual.setTimeout(500ms);
+    char buffer[8];
+    Address from;
+    const std::size_t n = dual.receiveFrom(buffer, sizeof buffer, from, ec);
+    if (ec == std::errc::timed_out) EVCHAN_SKIP("this host's IPv6 sockets take no IPv4 (IPV6_V6ONLY)");
+    ASSERT_NO_ERROR(ec);
+    CPPUNIT_ASSERT_EQUAL(std::string("mapped"), std::string(buffer, n));
+    CPPUNIT_ASSERT(from.family() == AddressFamily::IPv4);
+    CPPUNIT_ASSERT_EQUAL(v4.localAddress().toString(), from.toString());
   }
 
   void testBindToEndpoint() {
