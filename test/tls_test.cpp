@@ -339,6 +339,7 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testGarbageRecordAfterHandshake);
   CPPUNIT_TEST(testCancelAndCloseEndAReadOnThread);
   CPPUNIT_TEST(testCancelAndCloseEndAReadInTask);
+  CPPUNIT_TEST(testCancelledHandshakeGoesOnWhenCalledAgain);
   CPPUNIT_TEST(testCloseNotifyIsEndOfStream);
   CPPUNIT_TEST(testStalledHandshakeTimesOutInTask);
   CPPUNIT_TEST(testStalledHandshakeTimesOutOnThread);
@@ -753,6 +754,50 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
     pair.client.writeSome("x", 1, ec);
     CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(ec), ec == Errc::not_open);
   }
+  // A client's handshake waiting for a server that has not started: the
+  // lower stream's cancel() ends it with operation_canceled, nothing
+  // lost; once the server runs, handshake() again completes and data
+  // flows both ways.
+  void testCancelledHandshakeGoesOnWhenCalledAgain() {
+    TlsPair pair = tlsPair(clientContext(), serverContext());
+    auto& lower = static_cast<TcpSocket&>(pair.client.lowerLayer());
+    std::error_code first;
+    std::atomic<bool> ended{false};
+    std::thread client([&] {
+      pair.client.handshake("localhost", first);
+      ended = true;
+    });
+    std::this_thread::sleep_for(50ms);
+    const bool waited = !ended.load();
+    // Repeated: a cancel() that lands before the handshake waits may be
+    // absorbed; nothing else runs on the client meanwhile.
+    const bool endedByCancel = evchan::test::eventually([&] {
+      lower.cancel();
+      return ended.load();
+    });
+    client.join();
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(first), waited);
+    CPPUNIT_ASSERT(endedByCancel);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(first), first == std::errc::operation_canceled);
+    CPPUNIT_ASSERT(!pair.client.isHandshaken());
+    std::string echoed(4, '\0');
+    runPair(
+        Where::OnThread,
+        [&] {
+          pair.client.handshake("localhost");
+          pair.client.writeAll("ping", 4);
+          pair.client.readExactly(&echoed[0], 4);
+        },
+        [&] {
+          pair.server.handshake();
+          char buffer[4];
+          pair.server.readExactly(buffer, 4);
+          pair.server.writeAll(buffer, 4);
+        });
+    CPPUNIT_ASSERT(pair.client.isHandshaken());
+    CPPUNIT_ASSERT_EQUAL(std::string("ping"), echoed);
+  }
+
   void testCancelAndCloseEndAReadOnThread() { cancelAndClose(Where::OnThread); }
   void testCancelAndCloseEndAReadInTask() { cancelAndClose(Where::InTask); }
 
