@@ -20,6 +20,7 @@
 #include "support/leak_checked_fixture.h"
 #include "support/named_suite.h"
 #include "support/reclaim_on_exit.h"
+#include "support/skip.h"
 #include "support/waiting.h"
 
 namespace {
@@ -57,6 +58,7 @@ class DatagramEventTest : public evchan::test::LeakCheckedFixture {
   EVCHAN_TEST_SUITE_NAMED(DatagramEventTest, suiteName());
   CPPUNIT_TEST(testReceiveEventGetsTheDatagramAndItsSender);
   CPPUNIT_TEST(testSendEventToADestinationAndToTheConnectedPeer);
+  CPPUNIT_TEST(testIPv6PeerAndBytes);
   CPPUNIT_TEST(testEmptyDatagrams);
   CPPUNIT_TEST(testTruncatedReceiveIsReported);
   CPPUNIT_TEST(testZeroSizeReceiveBuffer);
@@ -131,6 +133,32 @@ class DatagramEventTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(std::size_t(4), connected.bytesTransferred());
     CPPUNIT_ASSERT_EQUAL(std::size_t(4), receiver.receive(buffer, sizeof buffer));
     CPPUNIT_ASSERT_EQUAL(std::string("peer"), std::string(buffer, 4));
+  }
+
+  // Over IPv6 the sender's address is longer than an IPv4 one: the event's
+  // peer() (io_uring: the name the kernel wrote into the event's scratch)
+  // is the whole of it, port included.
+  void testIPv6PeerAndBytes() {
+    std::error_code ec;
+    UdpSocket receiver = UdpSocket::open(AddressFamily::IPv6, ec);
+    if (!ec) receiver.bind(Address::fromNumeric("::1", 0, AddressFamily::IPv6), ec);
+    if (ec) EVCHAN_SKIP("no IPv6 loopback: " + ec.message());
+    UdpSocket sender = UdpSocket::open(AddressFamily::IPv6);
+    sender.bind(Address::fromNumeric("::1", 0, AddressFamily::IPv6));
+    char buffer[16] = {};
+    DatagramReceiveEvent receive(receiver, buffer, sizeof buffer);
+    DatagramSendEvent send(sender, "over six", 8, receiver.localAddress());
+    ReclaimOnExit reclaim(*channel_);
+    channel_->post(receive);
+    channel_->post(send);
+    for (int i = 0; i < 2; ++i) {
+      Event& event = nextEvent(*channel_);
+      ASSERT_NO_ERROR(event.error());
+    }
+    CPPUNIT_ASSERT_EQUAL(std::size_t(8), send.bytesTransferred());
+    CPPUNIT_ASSERT_EQUAL(std::string("over six"), std::string(buffer, receive.bytesTransferred()));
+    CPPUNIT_ASSERT(receive.peer().family() == AddressFamily::IPv6);
+    CPPUNIT_ASSERT_EQUAL(sender.localAddress().toString(), receive.peer().toString());
   }
 
   void testEmptyDatagrams() {
