@@ -241,11 +241,11 @@ class DatagramEventTest : public evchan::test::LeakCheckedFixture {
     for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<unsigned char>(i * 131 + 7);
     DatagramReceiveEvent receive(receiver, in.data(), in.size());
     DatagramSendEvent tooBig(sender, out.data(), out.size(), receiver.localAddress());
+    DatagramSendEvent largest(sender, out.data(), 65507, receiver.localAddress());
     ReclaimOnExit reclaim(*channel_);
     channel_->post(tooBig);
     CPPUNIT_ASSERT(&nextEvent(*channel_) == &tooBig);
     ASSERT_ERROR(std::errc::message_size, tooBig.error());
-    DatagramSendEvent largest(sender, out.data(), 65507, receiver.localAddress());
     channel_->post(receive);
     channel_->post(largest);
     for (int i = 0; i < 2; ++i) {

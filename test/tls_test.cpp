@@ -828,8 +828,10 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
     server.setMinimumVersion(evchan::TlsVersion::tls1_3);
     // evchan has no way to cap a client at TLS 1.2, so the client that
     // offers only 1.2 is `openssl s_client -tls1_2`.
-    const int port = evchan::test::unusedPort();
-    TcpListener listener = TcpListener::listen(evchan::Endpoint("127.0.0.1", port));
+    // Port 0: a port found free and listened on later may be taken
+    // meanwhile by another suite running at the same time.
+    TcpListener listener = TcpListener::listen(evchan::Endpoint("127.0.0.1", 0));
+    const int port = listener.localAddress().port();
     listener.setTimeout(kSocketTimeout);
     OpensslChild child({"s_client", "-connect", "127.0.0.1:" + std::to_string(port), "-tls1_2", "-quiet"});
     TcpSocket accepted = listener.accept();
@@ -888,8 +890,10 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
   void testSessionResumption() {
     TlsContext client = clientContext();
     TlsContext server = serverContext();
-    const int port = evchan::test::unusedPort();
-    TcpListener listener = TcpListener::listen(evchan::Endpoint("127.0.0.1", port));
+    // Port 0: a port found free and listened on later may be taken
+    // meanwhile by another suite running at the same time.
+    TcpListener listener = TcpListener::listen(evchan::Endpoint("127.0.0.1", 0));
+    const int port = listener.localAddress().port();
     listener.setTimeout(kSocketTimeout);
     bool reused[2] = {true, false};
     for (int round = 0; round < 2; ++round) {
