@@ -236,6 +236,21 @@ class UdpSocketTest : public evchan::test::LeakCheckedFixture {
     client.setTimeout(100ms);
     client.receive(buffer, sizeof buffer, ec);
     ASSERT_ERROR(std::errc::timed_out, ec);
+    // connect() again changes the peer: sends go to the new one, and only
+    // its datagrams arrive.
+    UdpSocket second = boundSocket();
+    second.setTimeout(5s);
+    client.connect(second.localAddress());
+    CPPUNIT_ASSERT_EQUAL(second.localAddress().toString(), client.peerAddress().toString());
+    client.send("new", 3);
+    CPPUNIT_ASSERT_EQUAL(std::size_t(3), second.receiveFrom(buffer, sizeof buffer, from));
+    CPPUNIT_ASSERT_EQUAL(std::string("new"), std::string(buffer, 3));
+    CPPUNIT_ASSERT_EQUAL(client.localAddress().toString(), from.toString());
+    server.sendTo("old", 3, client.localAddress());
+    second.sendTo("two", 3, client.localAddress());
+    client.setTimeout(5s);
+    CPPUNIT_ASSERT_EQUAL(std::size_t(3), client.receive(buffer, sizeof buffer));
+    CPPUNIT_ASSERT_EQUAL(std::string("two"), std::string(buffer, 3));
   }
 
   void testEmptyDatagram() {
@@ -525,6 +540,11 @@ class UdpSocketTest : public evchan::test::LeakCheckedFixture {
     closed.joinGroup(Address::fromNumeric("239.1.2.3", 0, AddressFamily::IPv4), Address(), ec);
     ASSERT_ERROR(Errc::not_open, ec);
     CPPUNIT_ASSERT_THROW(closed.send("x", 1), SystemError);
+    closed.setTimeout(1s, ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    CPPUNIT_ASSERT(closed.timeout() == evchan::kInfiniteTimeout);
+    closed.peerAddress(ec);
+    ASSERT_ERROR(Errc::not_open, ec);
     closed.cancel();
     closed.close();
 
