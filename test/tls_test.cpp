@@ -495,9 +495,26 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
     TlsContext client(TlsContext::Role::client);
     client.insecureSkipVerification();
     TlsPair pair = tlsPair(client, serverContext("untrusted"));
+    std::string echoed(6, '\0');
     runPair(
-        Where::OnThread, [&] { pair.client.handshake(); }, [&] { pair.server.handshake(); });
+        Where::OnThread,
+        [&] {
+          pair.client.handshake();
+          pair.client.writeAll("secret", 6);
+          pair.client.readExactly(&echoed[0], 6);
+        },
+        [&] {
+          pair.server.handshake();
+          char buffer[6];
+          pair.server.readExactly(buffer, sizeof buffer);
+          pair.server.writeAll(buffer, sizeof buffer);
+        });
     CPPUNIT_ASSERT(pair.client.isHandshaken());
+    // A real TLS session with the untrusted server, not a skipped one.
+    CPPUNIT_ASSERT_EQUAL(std::string("secret"), echoed);
+    CPPUNIT_ASSERT_EQUAL(std::string("TLSv1.3"), pair.client.protocolVersion());
+    CPPUNIT_ASSERT_MESSAGE(pair.client.peerCertificateSubject(),
+                           contains(pair.client.peerCertificateSubject(), "O=evchan untrusted"));
   }
 
   TlsContext verifyingServer() {
