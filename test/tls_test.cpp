@@ -350,6 +350,7 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testAlpnWithoutCommonProtocol);
   CPPUNIT_TEST(testSessionResumption);
   CPPUNIT_TEST(testReadBeforeHandshakeAndConcurrentReaders);
+  CPPUNIT_TEST(testSecondHandshakeWhileOneWaitsIsRefused);
   CPPUNIT_TEST(testBadConfigurationReported);
   CPPUNIT_TEST(testManyConnectionsOnTwoWorkers);
   CPPUNIT_TEST(testClientAgainstOpensslServer);
@@ -1000,6 +1001,44 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
     pair.client.close();
     pair.client.writeSome("x", 1, ec);
     CPPUNIT_ASSERT(ec == Errc::not_open);
+  }
+
+  // What tls_stream.h promises while a handshake waits for its peer: a
+  // second handshake() is socket_busy, a read or write not_handshaken.
+  void testSecondHandshakeWhileOneWaitsIsRefused() {
+    TlsPair pair = tlsPair(clientContext(), serverContext());
+    struct Attempt {
+      std::error_code error;
+      std::atomic<bool> done{false};
+    } attempts[2];
+    std::thread threads[2];
+    for (Attempt& attempt : attempts) {
+      threads[&attempt - attempts] = std::thread([&] {
+        pair.client.handshake("localhost", attempt.error);
+        attempt.done = true;
+      });
+    }
+    // The server has not answered, so one of the two waits; whichever came
+    // second is refused at once.
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return attempts[0].done || attempts[1].done; }));
+    Attempt& refused = attempts[0].done ? attempts[0] : attempts[1];
+    Attempt& waiting = attempts[0].done ? attempts[1] : attempts[0];
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(refused.error), refused.error == Errc::socket_busy);
+    CPPUNIT_ASSERT(!waiting.done);
+    std::error_code ec;
+    char byte;
+    pair.client.readSome(&byte, 1, ec);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(ec), ec == TlsErrc::not_handshaken);
+    pair.client.writeSome("x", 1, ec);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(ec), ec == TlsErrc::not_handshaken);
+    pair.server.handshake();
+    for (std::thread& thread : threads) thread.join();
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(waiting.error), !waiting.error);
+    CPPUNIT_ASSERT(pair.client.isHandshaken());
+    // And the connection works.
+    pair.client.writeAll("k", 1);
+    pair.server.readExactly(&byte, 1);
+    CPPUNIT_ASSERT_EQUAL('k', byte);
   }
 
   void testBadConfigurationReported() {

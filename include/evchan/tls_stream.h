@@ -40,8 +40,11 @@ struct TlsSession;
 ///
 /// Thread safety: one reader and one writer may run at once (one task or
 /// thread in readSome(), another in writeSome()); a second concurrent
-/// reader, or writer, fails with Errc::socket_busy, as does any call while
-/// handshake() or shutdown() runs.  One SSL object carries both
+/// reader, or writer, fails with Errc::socket_busy.  While handshake()
+/// runs, a read or write fails with TlsErrc::not_handshaken and a second
+/// handshake() with socket_busy; shutdown() takes the writer's turn (a
+/// write meanwhile is socket_busy), and a read may go on during it to see
+/// the peer's close_notify.  One SSL object carries both
 /// directions, so the calls take turns on it under a short lock that is
 /// never held while waiting; the bytes each direction sends go out in
 /// order under a task-aware Mutex.  close() may be called from any thread
