@@ -4,7 +4,7 @@
 //
 //   echo_bench [--connections 1,100,1000] [--stream-connections 1,16]
 //              [--workloads ping-pong,stream] [--duration SECONDS] [--rounds N]
-//              [--warmup SECONDS] [--servers WORD,WORD...] [--list]
+//              [--warmup SECONDS] [--servers WORD,WORD...] [--csv FILE] [--list]
 //
 // For each connection count, every server is started in this process (its
 // own threads, 127.0.0.1, a kernel-picked port) and driven by one load
@@ -433,6 +433,7 @@ struct Options {
   int rounds = 4;
   std::vector<std::string> servers;  // empty: all
   bool baseline = true;              // run the hand-written loop even when not picked
+  std::string csv;                   // also write the tables here (empty: no)
   bool list = false;
 };
 
@@ -440,13 +441,15 @@ struct Options {
   std::fprintf(status == 0 ? stdout : stderr,
                "usage: %s [--connections 1,100,1000] [--stream-connections 1,16] [--workloads ping-pong,stream]\n"
                "          [--duration SECONDS] [--rounds N] [--warmup SECONDS]\n"
-               "          [--servers WORD,WORD...] [--no-baseline] [--list]\n"
+               "          [--servers WORD,WORD...] [--no-baseline] [--csv FILE] [--list]\n"
                "  --workloads   ping-pong: 64-byte messages; stream: 64 KiB messages, each echoed in full\n"
                "                before the next (--stream-connections connections)\n"
                "  --duration  measured time per server and connection count, split over N interleaved\n"
                "              rounds (default 2 s, 4 rounds); each run is preceded by a warm-up (0.2 s)\n"
                "  --servers   only the servers whose name contains one of the words (=NAME: is exactly\n"
-               "              NAME), and the hand-written loop unless --no-baseline\n",
+               "              NAME), and the hand-written loop unless --no-baseline\n"
+               "  --csv       also write every table's rows to FILE (one row per server and cell;\n"
+               "              bench/plot-echo-bench draws them)\n",
                argv0);
   std::exit(status);
 }
@@ -490,6 +493,8 @@ Options parse(int argc, char** argv) {
         options.warmup = std::stod(value());
       } else if (arg == "--servers") {
         options.servers = splitCommas(value());
+      } else if (arg == "--csv") {
+        options.csv = value();
       } else if (arg == "--no-baseline") {
         options.baseline = false;
       } else if (arg == "--help" || arg == "-h") {
@@ -557,6 +562,43 @@ void printTable(const Workload& workload, int connections, const std::vector<Ser
   std::fflush(stdout);
 }
 
+// The header of the CSV file (--csv): one row per table row.  Rates in
+// round trips per second; cpu_us is the server's CPU per round trip; the
+// two vs_loop columns are the throughput ratio (higher is better) and the
+// CPU ratio (lower is better) to the hand-written loop, empty without it;
+// status is "ok" or why the cell has no figures.
+constexpr const char* kCsvHeader =
+    "workload,message_bytes,connections,server,round_trips_per_s,min,max,vs_loop,cpu_us,cpu_vs_loop,"
+    "load_gen_busy,status\n";
+
+// A field as CSV wants it: quoted when it holds a comma, quote or newline.
+std::string csvField(const std::string& text) {
+  if (text.find_first_of(",\"\n") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return quoted + "\"";
+}
+
+void writeCsvRows(std::FILE* out, const Workload& workload, int connections, const std::vector<ServerEntry>& servers,
+                  std::map<std::string, Cell>& cells) {
+  const Cell& base = cells[kBaseline];
+  for (const ServerEntry& entry : servers) {
+    const Cell& cell = cells[entry.name];
+    std::fprintf(out, "%s,%zu,%d,%s,", workload.name.c_str(), workload.messageSize, connections,
+                 csvField(entry.name).c_str());
+    if (!cell.ok) {
+      std::fprintf(out, ",,,,,,,%s\n", csvField(cell.text.empty() ? "not run" : cell.text).c_str());
+      continue;
+    }
+    std::fprintf(out, "%.0f,%.0f,%.0f,", cell.rate, cell.rateMin, cell.rateMax);
+    if (base.ok) std::fprintf(out, "%.4f", cell.rate / base.rate);
+    std::fprintf(out, ",%.3f,", cell.serverCpuPerTrip * 1e6);
+    if (base.ok && base.serverCpuPerTrip > 0) std::fprintf(out, "%.4f", cell.serverCpuPerTrip / base.serverCpuPerTrip);
+    std::fprintf(out, ",%.3f,ok\n", cell.clientBusy);
+  }
+  std::fflush(out);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -577,6 +619,15 @@ int main(int argc, char** argv) {
     if (name == "stream") workloads.push_back({name, kStreamSize, options.streamConnections});
   }
 
+  std::FILE* csv = nullptr;
+  if (!options.csv.empty()) {
+    csv = std::fopen(options.csv.c_str(), "w");
+    if (csv == nullptr) {
+      std::fprintf(stderr, "echo_bench: cannot write %s: %s\n", options.csv.c_str(), std::strerror(errno));
+      return 2;
+    }
+    std::fputs(kCsvHeader, csv);
+  }
   utsname host{};
   ::uname(&host);
   const double slice = options.duration / options.rounds;
@@ -610,6 +661,7 @@ int main(int argc, char** argv) {
         if (named.second.text.rfind("FAILED", 0) == 0) failed = true;
       }
       printTable(workload, connections, servers, cells, legend);
+      if (csv != nullptr) writeCsvRows(csv, workload, connections, servers, cells);
       legend = false;
     }
   }
@@ -662,6 +714,10 @@ int main(int argc, char** argv) {
                   ratio(workload.name, connections, "evchan epoll", "evchan epoll (1 worker)", false).c_str(),
                   ratio(workload.name, connections, "evchan io_uring", "evchan io_uring (1 worker)", false).c_str());
     }
+  }
+  if (csv != nullptr && std::fclose(csv) != 0) {
+    std::fprintf(stderr, "echo_bench: writing %s failed\n", options.csv.c_str());
+    failed = true;
   }
   return failed ? 1 : 0;
 }

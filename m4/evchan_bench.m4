@@ -12,7 +12,8 @@
 # (precious: set it for a Boost outside the default include path),
 # and defines the conditionals EVCHAN_BENCH_LIBUV, EVCHAN_BENCH_LIBEVENT,
 # EVCHAN_BENCH_ASIO.  --disable-bench-peers skips the look-up (the
-# benchmark then runs the hand-written loop and evchan only).
+# benchmark then runs the hand-written loop and evchan only).  PYTHON3 (the
+# python3 command, empty when absent) draws the chart of "make bench".
 AC_DEFUN([EVCHAN_CHECK_BENCH_PEERS], [
   AC_REQUIRE([PKG_PROG_PKG_CONFIG])
   AC_ARG_ENABLE([bench-peers],
@@ -34,6 +35,8 @@ AC_DEFUN([EVCHAN_CHECK_BENCH_PEERS], [
     CPPFLAGS=$evchan_save_CPPFLAGS
     AC_LANG_POP([C++])
   ])
+  AC_PATH_PROG([PYTHON3], [python3])
+  AC_ARG_VAR([PYTHON3], [the python3 command that draws the chart of "make bench" (optional)])
   AC_ARG_VAR([BOOST_CPPFLAGS], [preprocessor flags for Boost.Asio (make bench), e.g. -I/opt/boost/include])
   AM_CONDITIONAL([EVCHAN_BENCH_LIBUV], [test "x$evchan_bench_libuv" = xyes])
   AM_CONDITIONAL([EVCHAN_BENCH_LIBEVENT], [test "x$evchan_bench_libevent" = xyes])
