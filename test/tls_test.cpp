@@ -355,6 +355,7 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testManyConnectionsOnTwoWorkers);
   CPPUNIT_TEST(testClientAgainstOpensslServer);
   CPPUNIT_TEST(testServerAgainstOpensslClient);
+  CPPUNIT_TEST(testRenegotiationIsRefused);
   CPPUNIT_TEST(testCancelBetweenTheStepsOfReadExactlyEndsIt);
   CPPUNIT_TEST_SUITE_END();
 
@@ -1194,6 +1195,46 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(std::string("hello from s_client"), line);
     const std::string printed = child.readAll();
     CPPUNIT_ASSERT_MESSAGE(printed, contains(printed, "hello from evchan"));
+    child.wait();
+  }
+
+  // A TLS 1.2 client that asks to renegotiate (s_client's "R" command) is
+  // refused (docs/tls.md): the server answers no_renegotiation, the client
+  // gives the connection up, and the server's read ends with a TLS error
+  // at once.  Were renegotiation let through, the session would go on and
+  // the read would wait for data until the socket's timeout.
+  void testRenegotiationIsRefused() {
+    const Certificates& c = certificates();
+    TcpListener listener = TcpListener::listen(evchan::Endpoint("127.0.0.1", 0));
+    listener.setTimeout(kSocketTimeout);
+    const int port = listener.localAddress().port();
+    OpensslChild child({"s_client", "-connect", "127.0.0.1:" + std::to_string(port), "-CAfile", c.path("ca.pem"),
+                        "-servername", "localhost", "-tls1_2"});
+    child.write("before\n");
+    TcpSocket accepted = listener.accept();
+    accepted.setTimeout(kSocketTimeout);
+    TlsStream stream(serverContext(), std::make_unique<TcpSocket>(std::move(accepted)));
+    std::string line;
+    std::error_code ec;
+    evchan::Duration waited{};
+    runPair(
+        Where::InTask,
+        [&] {
+          stream.handshake();
+          evchan::BufferedReader reader(stream);
+          line = reader.readLine(1024);
+          child.write("R\n");  // a line of its own: s_client reads it as the command
+          const auto start = std::chrono::steady_clock::now();
+          char byte;
+          while (!ec) reader.readSome(&byte, 1, ec);
+          waited = std::chrono::steady_clock::now() - start;
+        },
+        [] {});
+    CPPUNIT_ASSERT_EQUAL(std::string("before"), line);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(ec), ec.category() == evchan::tls_category());
+    CPPUNIT_ASSERT_MESSAGE("the refusal took the socket's timeout", waited < kSocketTimeout);
+    CPPUNIT_ASSERT_EQUAL(std::string("TLSv1.2"), stream.protocolVersion());
+    std::printf("renegotiation refused: %s\n", evchan::test::describe(ec).c_str());
     child.wait();
   }
 
