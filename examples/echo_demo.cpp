@@ -11,7 +11,12 @@
 // event callbacks (ReadEvent -> WriteEvent -> ReadEvent) and each client is
 // a thread.
 //
-// Exits 0 when every byte came back intact, 1 on a mismatch or error.
+// SIGINT (Ctrl+C) or SIGTERM stops it early and cleanly: each client
+// finishes the chunk under way, closes its side, and the figures cover what
+// was echoed until then.
+//
+// Exits 0 when every byte came back intact (stopped early or not), 1 on a
+// mismatch or error.
 #include <evchan/evchan.h>
 
 #include <algorithm>
@@ -19,6 +24,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <csignal>
 #include <cstring>
 #include <list>
 #include <mutex>
@@ -83,14 +89,22 @@ class EchoConnection {
   std::size_t written_ = 0;
 };
 
-// One client: sends `total` bytes in chunks and checks each echoed chunk.
-bool runClient(int port, std::size_t index, std::uint64_t total) {
+// What the clients share: the stop request (a caught signal) and the bytes
+// echoed so far.
+struct ClientRun {
+  std::atomic<bool> stopping{false};
+  std::atomic<std::uint64_t> echoed{0};
+};
+
+// One client: sends `total` bytes in chunks and checks each echoed chunk;
+// stops after the chunk under way once `run.stopping` is set.
+bool runClient(int port, std::size_t index, std::uint64_t total, ClientRun& run) {
   try {
     evchan::TcpSocket socket = evchan::TcpSocket::connect({"127.0.0.1", port}, std::chrono::seconds(5));
     socket.setNoDelay(true);
     socket.setTimeout(std::chrono::seconds(10));
     std::vector<unsigned char> out(kChunk), in(kChunk);
-    for (std::uint64_t sent = 0; sent < total;) {
+    for (std::uint64_t sent = 0; sent < total && !run.stopping.load(std::memory_order_relaxed);) {
       const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, total - sent));
       for (std::size_t i = 0; i < n; ++i) out[i] = patternByte(index, sent + i);
       socket.writeAll(out.data(), n);
@@ -101,6 +115,7 @@ bool runClient(int port, std::size_t index, std::uint64_t total) {
         return false;
       }
       sent += n;
+      run.echoed.fetch_add(n, std::memory_order_relaxed);
     }
     socket.shutdownWrite();
     return true;
@@ -157,13 +172,14 @@ int usage(const char* program) {
 }
 
 // Runs `count` clients (tasks or threads) and returns how many failed.
-int runClients(evchan::EventChannel& channel, bool tasks, int port, long count, std::uint64_t perConnection) {
+int runClients(evchan::EventChannel& channel, bool tasks, int port, long count, std::uint64_t perConnection,
+               ClientRun& run) {
   std::atomic<int> failures{0};
   if (tasks) {
     std::vector<evchan::TaskHandle> clients;
     for (long i = 0; i < count; ++i) {
       clients.push_back(channel.spawn([&, i] {
-        if (!runClient(port, static_cast<std::size_t>(i), perConnection)) ++failures;
+        if (!runClient(port, static_cast<std::size_t>(i), perConnection, run)) ++failures;
       }));
     }
     for (evchan::TaskHandle& client : clients) client.join();
@@ -171,7 +187,7 @@ int runClients(evchan::EventChannel& channel, bool tasks, int port, long count, 
     std::vector<std::thread> clients;
     for (long i = 0; i < count; ++i) {
       clients.emplace_back([&, i] {
-        if (!runClient(port, static_cast<std::size_t>(i), perConnection)) ++failures;
+        if (!runClient(port, static_cast<std::size_t>(i), perConnection, run)) ++failures;
       });
     }
     for (std::thread& client : clients) client.join();
@@ -202,6 +218,9 @@ int main(int argc, char** argv) {
   }
 
   try {
+    // First, before any thread exists: from here on SIGINT and SIGTERM are
+    // caught (a task below waits for them) instead of ending the process.
+    evchan::SignalSet stop({SIGINT, SIGTERM});
     std::unique_ptr<evchan::EventChannel> channel = evchan::EventChannel::create(options);
     evchan::TcpListener listener = evchan::TcpListener::listen({"127.0.0.1", 0});
     std::printf("echo server on %s, EventChannel backend %s, %s\n", listener.localAddress().toString().c_str(),
@@ -247,16 +266,31 @@ int main(int argc, char** argv) {
       channel->post(accept);
     }
 
+    // A signal asks the clients to stop; the wait is cancelled once they
+    // are done by themselves.
+    ClientRun run;
+    int stoppedBy = 0;
+    evchan::TaskHandle watcher = channel->spawn([&] {
+      std::error_code ec;
+      const int signal = stop.wait(ec);
+      if (ec) return;  // cancelled: the run ended first
+      stoppedBy = signal;
+      run.stopping = true;
+    });
+
     const std::uint64_t perConnection = static_cast<std::uint64_t>(megabytes) << 20;
     const auto started = std::chrono::steady_clock::now();
-    const int failures = runClients(*channel, tasks, listener.port(), connections, perConnection);
+    const int failures = runClients(*channel, tasks, listener.port(), connections, perConnection, run);
     const double seconds = std::chrono::duration<double, std::chrono::seconds::period>(
                                std::chrono::steady_clock::now() - started).count();
+    watcher.cancel();
+    watcher.join();
     if (tasks) acceptor.join();
     const evchan::ThreadPoolStats pool = channel->poolStats();
     channel->shutdown();  // completes what is still pending before the connections go
 
-    const double megabytesMoved = 2.0 * static_cast<double>(perConnection * connections) / (1 << 20);
+    if (stoppedBy != 0) std::printf("stopped early by signal %d\n", stoppedBy);
+    const double megabytesMoved = 2.0 * static_cast<double>(run.echoed.load()) / (1 << 20);
     std::printf("%ld connections, %.0f MiB echoed (sent and received), %.3f s, %.1f MiB/s, %s\n", connections,
                 megabytesMoved, seconds, megabytesMoved / seconds,
                 failures == 0 ? "every byte verified" : "MISMATCH");
