@@ -50,6 +50,18 @@ class Claim {
   bool held_;
 };
 
+// The checks a read or a write makes before it claims its direction, in
+// the order the header documents their errors: an open stream, a buffer
+// (unless there is nothing to move), a finished handshake.
+std::error_code transferError(bool open, const TlsSession* session, const void* buffer, std::size_t size) noexcept {
+  if (!open) return Errc::not_open;
+  if (buffer == nullptr && size != 0) return Errc::null_buffer;
+  if (size != 0 && !session->handshaken.load(std::memory_order_acquire)) {
+    return makeTlsError(TlsErrc::not_handshaken);
+  }
+  return {};
+}
+
 // What one TlsStream call does on the lower stream: its reads and writes,
 // each step under the mark the call began with, so that a cancel() of the
 // lower stream after that reaches every step.  The steps are Stream's
@@ -319,21 +331,8 @@ std::size_t TlsStream::readSome(void* buffer, std::size_t size, std::error_code&
 }
 
 std::size_t TlsStream::readSomeSince(CancelMark mark, void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  ec.clear();
-  if (!isOpen()) {
-    ec = Errc::not_open;
-    return 0;
-  }
-  if (buffer == nullptr && size != 0) {
-    ec = Errc::null_buffer;
-    return 0;
-  }
-  if (size == 0) return 0;
+  if ((ec = transferError(isOpen(), session_.get(), buffer, size)) || size == 0) return 0;
   TlsSession& s = *session_;
-  if (!s.handshaken.load(std::memory_order_acquire)) {
-    ec = makeTlsError(TlsErrc::not_handshaken);
-    return 0;
-  }
   Claim reading(s.reading);
   if (!reading.held()) {
     ec = Errc::socket_busy;
@@ -394,21 +393,8 @@ std::size_t TlsStream::writeSomeSince(CancelMark mark, const ConstBuffer* buffer
 }
 
 std::size_t TlsStream::writeBuffer(CancelMark mark, const void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  ec.clear();
-  if (!isOpen()) {
-    ec = Errc::not_open;
-    return 0;
-  }
-  if (buffer == nullptr && size != 0) {
-    ec = Errc::null_buffer;
-    return 0;
-  }
-  if (size == 0) return 0;
+  if ((ec = transferError(isOpen(), session_.get(), buffer, size)) || size == 0) return 0;
   TlsSession& s = *session_;
-  if (!s.handshaken.load(std::memory_order_acquire)) {
-    ec = makeTlsError(TlsErrc::not_handshaken);
-    return 0;
-  }
   Claim writing(s.writing);
   if (!writing.held()) {
     ec = Errc::socket_busy;
