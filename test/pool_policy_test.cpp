@@ -172,6 +172,7 @@ class PoolPolicyTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST_SUITE(PoolPolicyTest);
   CPPUNIT_TEST(testNoisyNeighbourDoesNotGrowThePool);
   CPPUNIT_TEST(testLongComputationGetsNoSpareThread);
+  CPPUNIT_TEST(testReaderBlockedOnABusyCpuStillGetsASpare);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -250,7 +251,7 @@ class PoolPolicyTest : public evchan::test::LeakCheckedFixture {
         clients.emplace_back([&] { echoClient(port, stopClients, roundTrips, clientFailures); });
       }
       const Clock::time_point start = Clock::now();
-      const Clock::time_point giveUp = start + generous(30s);
+      const Clock::time_point giveUp = start + generous(10s);
       do {
         std::this_thread::sleep_for(500ms);
         loaded = channel->poolStats();
@@ -324,6 +325,74 @@ class PoolPolicyTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_MESSAGE(describe(s), s.runnablePastGrace >= 1);
     CPPUNIT_ASSERT_MESSAGE(describe(s), s.started == 1 && s.peak == 1 && s.startedForPresumedStuck == 0);
     CPPUNIT_ASSERT_EQUAL_MESSAGE(describe(s), 0, s.blocked);
+  }
+
+  // (3) The other side on the same busy CPU: the one worker stuck in a
+  // real blocking read() on a pipe (not wrapped in evchan::blocking()),
+  // two threads burning the CPU.  The worker is asleep in the kernel, not
+  // runnable, so the monitor presumes it blocked and starts a spare thread
+  // that runs the tasks queued behind it (blocking_test checks the same
+  // with two workers and no neighbours).
+  void testReaderBlockedOnABusyCpuStillGetsASpare() {
+    constexpr int kOthers = 10;
+    PinnedToOneCpu pin;
+    if (!pin.pinned()) EVCHAN_SKIP("cannot restrict the process to one CPU: " + pin.reason());
+    int fds[2];
+    CPPUNIT_ASSERT_EQUAL(0, ::pipe(fds));
+    struct Closed {
+      int* fds;
+      ~Closed() {
+        if (fds[1] >= 0) ::close(fds[1]);
+        ::close(fds[0]);
+      }
+    } closed{fds};
+    std::atomic<int> othersDone{0};
+    std::atomic<bool> reading{false};
+    std::atomic<ssize_t> got{-2};
+    ThreadPoolStats during;
+    {
+      EventChannel::Options options;
+      options.stuckWorkerGrace = 1ms;
+      std::unique_ptr<EventChannel> channel = evchan::test::createOrSkip(options);
+      CPPUNIT_ASSERT_EQUAL(1, channel->poolStats().initial);
+      // Destroyed before the channel: a failing assertion gives the reader
+      // its end of file, and the channel's destructor does not wait forever.
+      struct WriteEndClosedOnExit {
+        int& fd;
+        ~WriteEndClosedOnExit() {
+          if (fd >= 0) ::close(fd);
+          fd = -1;
+        }
+      } unblock{fds[1]};
+      CpuBurners burners(2);
+      TaskHandle reader = channel->spawn([&] {
+        reading = true;
+        char c;
+        got = ::read(fds[0], &c, 1);  // unwrapped: the worker blocks
+      });
+      CPPUNIT_ASSERT(evchan::test::eventually([&] { return reading.load(); }));
+      std::vector<TaskHandle> others;
+      for (int i = 0; i < kOthers; ++i) {
+        others.push_back(channel->spawn([&] {
+          this_task::yield();
+          ++othersDone;
+        }));
+      }
+      const bool progressed = evchan::test::eventually([&] { return othersDone.load() == kOthers; });
+      during = channel->poolStats();
+      const bool readerStillBlocked = got.load() == -2;
+      CPPUNIT_ASSERT_EQUAL(ssize_t{1}, ::write(fds[1], "x", 1));  // release the reader whatever happened
+      joinWithin(reader);
+      for (TaskHandle& other : others) joinWithin(other);
+      CPPUNIT_ASSERT_MESSAGE("tasks stalled behind the blocked reader: " + std::to_string(othersDone.load()) +
+                                 " of " + std::to_string(kOthers) + "; " + describe(during),
+                             progressed);
+      CPPUNIT_ASSERT_MESSAGE("the reader returned before it was released", readerStillBlocked);
+    }
+    std::printf("pool_policy_test: blocked reader on a busy CPU: %s\n", describe(during).c_str());
+    CPPUNIT_ASSERT_EQUAL(ssize_t{1}, got.load());
+    CPPUNIT_ASSERT_MESSAGE(describe(during), during.startedForPresumedStuck >= 1 && during.peak >= 2);
+    CPPUNIT_ASSERT_MESSAGE(describe(during), during.startedForBlockingCalls == 0);
   }
 };
 
