@@ -42,7 +42,10 @@ std::string describe(const ThreadPoolStats& s) {
   return "current " + std::to_string(s.current) + ", peak " + std::to_string(s.peak) + ", idle " +
          std::to_string(s.idle) + ", blocked " + std::to_string(s.blocked) + ", initial " +
          std::to_string(s.initial) + ", max " + std::to_string(s.maxThreads) + ", started " +
-         std::to_string(s.started) + ", exited " + std::to_string(s.exited);
+         std::to_string(s.started) + " (initial " + std::to_string(s.startedInitial) + ", blocking calls " +
+         std::to_string(s.startedForBlockingCalls) + ", presumed stuck " + std::to_string(s.startedForPresumedStuck) +
+         ", growth " + std::to_string(s.startedForGrowth) + "), exited " + std::to_string(s.exited) +
+         ", runnable past grace " + std::to_string(s.runnablePastGrace);
 }
 
 std::unique_ptr<EventChannel> makeChannel(int initialThreads, int maxThreads, Duration grace) {
@@ -287,6 +290,16 @@ class BlockingTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_MESSAGE(describe(stuck), wrapped ? stuck.blocked == kReaders
                                                     : stuck.blocked >= 1 && stuck.blocked <= kReaders);
     CPPUNIT_ASSERT_MESSAGE(describe(stuck), stuck.peak > kReaders);
+    // Why the spares started: the wrapper told the pool at once; unwrapped,
+    // the monitor found the readers asleep in the kernel (on Linux from
+    // their /proc state; elsewhere from the grace period alone).
+    CPPUNIT_ASSERT_MESSAGE(describe(stuck), stuck.startedInitial == kReaders);
+    CPPUNIT_ASSERT_MESSAGE(describe(stuck), wrapped ? stuck.startedForBlockingCalls >= 1 &&
+                                                          stuck.startedForPresumedStuck == 0
+                                                    : stuck.startedForPresumedStuck >= 1 &&
+                                                          stuck.startedForBlockingCalls == 0);
+    CPPUNIT_ASSERT_MESSAGE(describe(stuck), stuck.started == stuck.startedInitial + stuck.startedForBlockingCalls +
+                                                                 stuck.startedForPresumedStuck + stuck.startedForGrowth);
 
     pipes.writeAll("hello");
     for (TaskHandle& task : readers.tasks) joinWithin(task);

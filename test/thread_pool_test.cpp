@@ -145,6 +145,9 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
     const ThreadPoolStats s = channel->poolStats();
     CPPUNIT_ASSERT_MESSAGE(describe(s), s.current == 3 && s.initial == 3 && s.peak == 3);
     CPPUNIT_ASSERT_MESSAGE(describe(s), s.started == 3 && s.exited == 0 && s.blocked == 0);
+    CPPUNIT_ASSERT_MESSAGE(describe(s), s.startedInitial == 3 && s.startedForBlockingCalls == 0 &&
+                                            s.startedForPresumedStuck == 0 && s.startedForGrowth == 0 &&
+                                            s.runnablePastGrace == 0);
     CPPUNIT_ASSERT(s.cpuParallelism >= 1);
     CPPUNIT_ASSERT_EQUAL(64, s.maxThreads);  // max(64, 16 x initial)
     // Once settled, every worker waits for work (one of them in the poller).
@@ -194,6 +197,7 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT(done.wait(kPatience));
     CPPUNIT_ASSERT_MESSAGE("the worker's getEvent() did not get the timer", got == &timer);
     CPPUNIT_ASSERT_MESSAGE(describe(channel->poolStats()), channel->poolStats().peak >= 2);
+    CPPUNIT_ASSERT_MESSAGE(describe(channel->poolStats()), channel->poolStats().startedForBlockingCalls >= 1);
   }
 
   // What a callback completes on its own worker waits in that worker's

@@ -85,12 +85,18 @@ struct EVCHAN_API EventChannelOptions {
   std::size_t taskStackSize = 64 * 1024;
   /// A worker that runs one item (a callback, or a task between two
   /// suspensions) for longer than this while work is queued, or while
-  /// nobody is left to poll, is presumed blocked (a blocking call not
-  /// wrapped in evchan::blocking(), or long computation): it counts in
-  /// ThreadPoolStats::blocked until the item ends, and the pool starts a
-  /// spare thread for the waiting work, within maxThreads.  A monitor
-  /// thread checks every grace period while some worker is busy and sleeps
-  /// while the channel is idle.  Zero turns the monitor off.
+  /// nobody is left to poll, and that is asleep in the kernel (a blocking
+  /// call not wrapped in evchan::blocking()) is presumed blocked: it
+  /// counts in ThreadPoolStats::blocked until the item ends, and the pool
+  /// starts a spare thread for the waiting work, within maxThreads.  A
+  /// worker that is runnable instead (computing, or preempted) is not:
+  /// another thread would compete for the same CPUs; it is counted in
+  /// ThreadPoolStats::runnablePastGrace.  On Linux the monitor reads the
+  /// worker's state from /proc (asleep: seen "S" or "D" at two checks in a
+  /// row within the item); where no such probe exists every worker past
+  /// the grace period is presumed blocked.  A monitor thread checks every
+  /// grace period while some worker is busy and sleeps while the channel
+  /// is idle.  Zero turns the monitor off.
   Duration stuckWorkerGrace = std::chrono::milliseconds(5);
   /// Where an exception goes that escaped a task's function and that no
   /// join() rethrew: called once, when the task has ended with it and no
@@ -124,6 +130,27 @@ struct EVCHAN_API ThreadPoolStats {
   std::uint64_t started = 0;  ///< threads started over the channel's life
   std::uint64_t exited = 0;   ///< threads that exited (idle timeout or shutdown)
   int inGetEvent = 0;         ///< threads (of the pool or not) inside getEvent()
+  /// Of `started`: the initialThreads started by create().
+  std::uint64_t startedInitial = 0;
+  /// Of `started`: spares started when a worker entered a blocking call the
+  /// pool is told about (evchan::blocking(), a BlockingScope, or the
+  /// channel's own waits: getEvent() or NotifyEvent::wait() on a worker, a
+  /// file operation, TaskHandle::join() from a worker thread).
+  std::uint64_t startedForBlockingCalls = 0;
+  /// Of `started`: spares started by the stuck-worker monitor for a worker
+  /// it presumed blocked (see EventChannelOptions::stuckWorkerGrace).
+  std::uint64_t startedForPresumedStuck = 0;
+  /// Of `started`: the rest, started when work was queued or nobody polled
+  /// while blocked workers left fewer than initialThreads free (a spare
+  /// started later than the blocking that made room for it).
+  std::uint64_t startedForGrowth = 0;
+  /// Items (a callback, a task slice) the stuck-worker monitor found past
+  /// stuckWorkerGrace while work waited, with their worker runnable
+  /// (computing, or preempted), each counted once: no thread was started
+  /// for them; the waiting work waited.  A count that grows says that
+  /// items compute too long between suspensions, or that the process gets
+  /// less CPU than it has workers.
+  std::uint64_t runnablePastGrace = 0;
 };
 
 /// The event channel: post() takes asynchronous requests (Events); each

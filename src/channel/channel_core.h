@@ -246,6 +246,12 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   std::vector<std::thread::id> exitedIds_;
   std::vector<WorkerActivity*> activities_;  // one per live worker
   const bool monitored_;                     // stuckWorkerGrace > 0
+  // Threads started per reason (ThreadPoolStats); startReason_ is the
+  // reason for a start now, set around the calls that may start one.
+  std::uint64_t startedFor_[kStartReasons] = {};
+  StartReason startReason_ = StartReason::growth;
+  std::uint64_t runnablePastGrace_ = 0;
+  std::vector<StuckCandidate> stuckCandidates_;  // the monitor thread's own
   StuckWorkerMonitor monitor_;
 
   // NotifyEvents that workers wait on, released at shutdown.

@@ -42,7 +42,9 @@ std::shared_ptr<ChannelCore> ChannelCore::create(const EventChannelOptions& opti
   int started = 0;
   {
     std::lock_guard<std::mutex> lock(core->mutex_);
+    core->startReason_ = StartReason::initial;
     for (int i = 0; i < core->initial_ && core->threads_ == i; ++i) core->startWorkerLocked();
+    core->startReason_ = StartReason::growth;
     started = core->threads_;
   }
   if (threadsStarted != nullptr) *threadsStarted = started;

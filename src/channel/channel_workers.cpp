@@ -59,6 +59,7 @@ void ChannelCore::startWorkerLocked() noexcept {
   }
   ++threads_;
   ++started_;
+  ++startedFor_[static_cast<int>(startReason_)];
   peak_ = std::max(peak_, threads_);
 }
 
@@ -129,20 +130,50 @@ void ChannelCore::endItem(WorkerActivity& activity) noexcept {
 bool ChannelCore::markStuckWorkers() noexcept {
   const std::uint64_t now = WorkerActivity::stamp();
   const std::uint64_t grace = WorkerActivity::span(options_.stuckWorkerGrace);
-  std::lock_guard<std::mutex> lock(mutex_);
-  // Work waits for a worker: queued, or sockets and timers nobody polls.
-  const bool waiting = !runQueue_.empty() || !polling_;
   bool anyBusy = false;
-  for (WorkerActivity* activity : activities_) {
-    std::uint64_t busy = activity->busy.load(std::memory_order_seq_cst);
-    if (busy == 0) continue;
-    anyBusy = true;
-    if (!waiting || (busy & WorkerActivity::kPresumedBlocked) || now < busy || now - busy < grace) continue;
+  stuckCandidates_.clear();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // Work waits for a worker: queued, or sockets and timers nobody polls.
+    const bool waiting = !runQueue_.empty() || !polling_;
+    for (WorkerActivity* activity : activities_) {
+      const std::uint64_t busy = activity->busy.load(std::memory_order_seq_cst);
+      if (busy == 0) continue;
+      anyBusy = true;
+      if (!waiting || (busy & WorkerActivity::kPresumedBlocked) || now < busy || now - busy < grace) continue;
+      try {
+        stuckCandidates_.push_back({activity, busy, activity->kernelId, KernelThreadState::unknown});
+      } catch (...) {
+        break;  // no memory: the others wait for the next tick
+      }
+    }
+  }
+  if (stuckCandidates_.empty()) return anyBusy;
+  // Without mutex_: a worker waiting for it would look asleep.
+  for (StuckCandidate& candidate : stuckCandidates_) candidate.state = kernelThreadState(candidate.kernelId);
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (runQueue_.empty() && polling_) return anyBusy;  // nothing waits any more
+  for (const StuckCandidate& candidate : stuckCandidates_) {
+    // Only a live worker's activity may be touched: it may have exited.
+    if (std::find(activities_.begin(), activities_.end(), candidate.activity) == activities_.end()) continue;
+    switch (candidate.activity->judge(candidate.stamp, candidate.state)) {
+      case WorkerActivity::Verdict::runnableFirst:
+        ++runnablePastGrace_;
+        continue;
+      case WorkerActivity::Verdict::runnable:
+      case WorkerActivity::Verdict::notYet:
+        continue;
+      case WorkerActivity::Verdict::stuck:
+        break;
+    }
+    std::uint64_t busy = candidate.stamp;
     // Fails when the item ended meanwhile (or a blocking call took over).
-    if (activity->busy.compare_exchange_strong(busy, busy | WorkerActivity::kPresumedBlocked,
-                                               std::memory_order_seq_cst)) {
+    if (candidate.activity->busy.compare_exchange_strong(busy, busy | WorkerActivity::kPresumedBlocked,
+                                                         std::memory_order_seq_cst)) {
       ++blocked_;
+      startReason_ = StartReason::presumedStuck;
       dispatchWorkLocked();  // one spare thread per stuck worker, within the cap
+      startReason_ = StartReason::growth;
     }
   }
   return anyBusy;
@@ -269,7 +300,9 @@ void ChannelCore::enterBlocking() noexcept {
   if (LocalBatch* batch = localBatchSlot(); batch != nullptr && batch->core == core) {
     while (Event* event = batch->queue.pop()) core->runQueue_.push(*event);
   }
+  core->startReason_ = StartReason::blockingCall;
   core->dispatchWorkLocked();
+  core->startReason_ = StartReason::growth;
 }
 
 void ChannelCore::leaveBlocking() noexcept {
@@ -300,6 +333,11 @@ ThreadPoolStats ChannelCore::stats() const {
   stats.cpuParallelism = cpus_;
   stats.started = started_;
   stats.exited = exited_;
+  stats.startedInitial = startedFor_[static_cast<int>(StartReason::initial)];
+  stats.startedForBlockingCalls = startedFor_[static_cast<int>(StartReason::blockingCall)];
+  stats.startedForPresumedStuck = startedFor_[static_cast<int>(StartReason::presumedStuck)];
+  stats.startedForGrowth = startedFor_[static_cast<int>(StartReason::growth)];
+  stats.runnablePastGrace = runnablePastGrace_;
   stats.inGetEvent = ready_.waiting();
   return stats;
 }

@@ -19,6 +19,23 @@ std::uint64_t WorkerActivity::span(Duration duration) noexcept {
   return static_cast<std::uint64_t>(std::max<Duration::rep>(duration.count(), 0)) << 1;
 }
 
+WorkerActivity::Verdict WorkerActivity::judge(std::uint64_t stamp, KernelThreadState state) noexcept {
+  switch (state) {
+    case KernelThreadState::runnable:
+      seenWaiting = 0;
+      if (seenRunnable == stamp) return Verdict::runnable;
+      seenRunnable = stamp;
+      return Verdict::runnableFirst;
+    case KernelThreadState::waiting:
+      if (seenWaiting == stamp) return Verdict::stuck;
+      seenWaiting = stamp;
+      return Verdict::notYet;
+    case KernelThreadState::unknown:
+      break;
+  }
+  return Verdict::stuck;
+}
+
 StuckWorkerMonitor::StuckWorkerMonitor(Duration grace, std::function<bool()> scan)
     : grace_(std::min<Duration>(grace, std::chrono::hours(24))), scan_(std::move(scan)) {}
 

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Internal: spotting workers stuck in one item (a blocking call nobody
-// wrapped in evchan::blocking()), so that the pool compensates for them.
+// wrapped in evchan::blocking()), so that the pool compensates for them,
+// and telling them from workers that compute or wait for a CPU, for which
+// it does not (a thread more cannot make a CPU-bound pool faster).
 #ifndef EVCHAN_SRC_CHANNEL_STUCK_WORKER_MONITOR_H
 #define EVCHAN_SRC_CHANNEL_STUCK_WORKER_MONITOR_H
 
@@ -12,6 +14,8 @@
 #include <thread>
 
 #include <evchan/duration.h>
+
+#include "apr/thread_state.h"
 
 namespace evchan::detail {
 
@@ -28,11 +32,50 @@ struct WorkerActivity {
   // The owning thread's own: inside an item; inside blocking calls.
   bool inItem = false;
   int blockingDepth = 0;
+  // The owning thread's id for kernelThreadState(), taken once where the
+  // worker constructs its activity (on its own thread), before the monitor
+  // can see it; 0 without a probe.
+  const std::int64_t kernelId = currentKernelThreadId();
+  // The monitor's own (read and written under the channel's lock by the
+  // monitor thread only): the `busy` stamp of the item it last saw asleep
+  // in the kernel, and of the item it last counted as running past the
+  // grace period.
+  std::uint64_t seenWaiting = 0;
+  std::uint64_t seenRunnable = 0;
+
+  /// The monitor's verdict on this worker, busy with item `stamp` past the
+  /// grace period while work waits, and found in `state` (sampled without
+  /// the channel's lock: a worker waiting for that lock would look asleep).
+  enum class Verdict {
+    stuck,           ///< presume it blocked: start a spare thread
+    notYet,          ///< asleep in the kernel for the first time in this item: look again next tick
+    runnable,        ///< computing or preempted, already counted for this item
+    runnableFirst,   ///< the same, first seen in this item: count it
+  };
+  /// The rule (docs/event-channel.md, Thread pool): stuck only when seen
+  /// asleep in the kernel at two ticks in a row within the same item (a
+  /// blocking call, not a lock that happened to be contended at one tick);
+  /// runnable is never stuck; unknown (no probe) is stuck, as before there
+  /// was one.  Needs the channel's lock.
+  Verdict judge(std::uint64_t stamp, KernelThreadState state) noexcept;
 
   /// Now, as a `busy` value: monotonic nanoseconds, shifted past the flag.
   static std::uint64_t stamp() noexcept;
   /// `duration` in stamp units.
   static std::uint64_t span(Duration duration) noexcept;
+};
+
+/// Why a worker thread was started, for ThreadPoolStats.
+enum class StartReason { initial, blockingCall, presumedStuck, growth };
+constexpr int kStartReasons = 4;
+
+/// A worker the monitor samples: found under the channel's lock, its
+/// kernel state read outside it, judged under it again.
+struct StuckCandidate {
+  WorkerActivity* activity = nullptr;
+  std::uint64_t stamp = 0;
+  std::int64_t kernelId = 0;
+  KernelThreadState state = KernelThreadState::unknown;
 };
 
 /// One thread per channel that calls `scan` every `grace` while some worker
