@@ -41,9 +41,14 @@ enum FileMode : unsigned {
 /// Outside a task they block the calling thread.
 ///
 /// Thread safety: readAt(), writeAt() and the other calls may run from
-/// several threads or tasks at once; close(), the destructor and a move
-/// must not race with them (close() frees the handle they use).  File has
-/// no cancel(), unlike the sockets: a File is a regular file or a block
+/// several threads or tasks at once, and close() may be called from any
+/// of them meanwhile: it refuses new calls (Errc::not_open), lets the ones
+/// under way finish the read or write they began (one moving a buffer in
+/// several steps stops before its next, with not_open and the bytes moved
+/// so far), and closes the handle once they have left, so no call ever
+/// touches a closed (or reused) descriptor.  The destructor and a move
+/// must not race with other calls.  File has no cancel(), unlike the
+/// sockets: a File is a regular file or a block
 /// device, whose calls never wait for a peer, only for the disk, and a
 /// disk read or write under way cannot be interrupted portably (pread on
 /// POSIX, an aio request the kernel may have started); each call ends
@@ -97,12 +102,16 @@ class EVCHAN_API File {
   void sync(std::error_code& ec) noexcept;
   ///@}
 
-  /// Closes the file; idempotent.  No FileReadEvent or FileWriteEvent on it
-  /// may be in flight then (unlike a socket's, a file's events are not
-  /// cancelled by closing it).
+  /// Closes the file; idempotent, and safe while other threads or tasks
+  /// are in calls on it: those finish the IO they began (close() waits for
+  /// them; a task waiting yields its worker), later calls fail with
+  /// Errc::not_open.  No FileReadEvent or FileWriteEvent posted by the
+  /// caller may be in flight then (unlike a socket's, a file's events are
+  /// not cancelled by closing it); those a task's readAt()/writeAt() posts
+  /// are part of its call and are waited for.
   void close() noexcept;
   /// False after close(), for a default-constructed or a moved-from File.
-  bool isOpen() const noexcept { return state_ != nullptr; }
+  bool isOpen() const noexcept;
   /// The path it was opened with; empty when closed.
   const std::string& path() const noexcept;
 

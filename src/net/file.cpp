@@ -10,6 +10,7 @@
 #include <evchan/system_error.h>
 
 #include "apr/file_state.h"
+#include "net/close_wait.h"
 #include "task/await.h"
 
 namespace evchan {
@@ -23,6 +24,34 @@ std::error_code checkBuffer(const FileState* state, const void* buffer, std::siz
   return {};
 }
 
+// One call on a File, counted against a close() on another thread: get()
+// is null when the file is closed or closing (FileState says how the two
+// pair up).
+class FileCall {
+ public:
+  explicit FileCall(FileState* state) noexcept : state_(state) {
+    if (state_ == nullptr) return;
+    state_->calls.fetch_add(1, std::memory_order_seq_cst);
+    if (state_->closed.load(std::memory_order_seq_cst)) leave();
+  }
+  ~FileCall() { leave(); }
+  FileCall(const FileCall&) = delete;
+  FileCall& operator=(const FileCall&) = delete;
+
+  FileState* get() const noexcept { return state_; }
+
+ private:
+  void leave() noexcept {
+    if (state_ != nullptr) state_->calls.fetch_sub(1, std::memory_order_release);
+    state_ = nullptr;
+  }
+
+  FileState* state_;
+};
+
+// A close() began: the call stops before its next step.
+bool closing(const FileState& file) noexcept { return file.closed.load(std::memory_order_acquire); }
+
 const std::string kNoPath;
 
 // Reads until `size` bytes or the end of the file.
@@ -30,6 +59,10 @@ std::size_t readLoop(const FileState& file, std::uint64_t offset, char* buffer, 
                      std::error_code& ec) noexcept {
   std::size_t done = 0;
   while (done < size) {
+    if (done != 0 && closing(file)) {
+      ec = Errc::not_open;
+      break;
+    }
     std::size_t n = 0;
     if ((ec = detail::readOnce(file, offset + done, buffer + done, size - done, n)) || n == 0) break;
     done += n;
@@ -41,6 +74,10 @@ std::size_t writeLoop(const FileState& file, std::uint64_t offset, const char* b
                       std::error_code& ec) noexcept {
   std::size_t done = 0;
   while (done < size) {
+    if (done != 0 && closing(file)) {
+      ec = Errc::not_open;
+      break;
+    }
     std::size_t n = 0;
     if ((ec = detail::writeOnce(file, offset + done, buffer + done, size - done, n))) break;
     done += n;
@@ -103,7 +140,8 @@ File File::open(const std::string& path, unsigned mode) {
 }
 
 std::size_t File::readAt(std::uint64_t offset, void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  if ((ec = checkBuffer(state_.get(), buffer, size)) || size == 0) return 0;
+  const FileCall call(state_.get());
+  if ((ec = checkBuffer(call.get(), buffer, size)) || size == 0) return 0;
   auto* bytes = static_cast<char*>(buffer);
   if (inTask()) {
     // The channel completes it (aio), or a worker lent by the pool does.
@@ -115,9 +153,9 @@ std::size_t File::readAt(std::uint64_t offset, void* buffer, std::size_t size, s
       read.set(offset + done, bytes + done, size - done);
     }
     if (done == size) return done;
-    return done + blocking([&] { return readLoop(*state_, offset + done, bytes + done, size - done, ec); });
+    return done + blocking([&] { return readLoop(*call.get(), offset + done, bytes + done, size - done, ec); });
   }
-  return readLoop(*state_, offset, bytes, size, ec);
+  return readLoop(*call.get(), offset, bytes, size, ec);
 }
 
 std::size_t File::readAt(std::uint64_t offset, void* buffer, std::size_t size) {
@@ -128,7 +166,8 @@ std::size_t File::readAt(std::uint64_t offset, void* buffer, std::size_t size) {
 }
 
 std::size_t File::writeAt(std::uint64_t offset, const void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  if ((ec = checkBuffer(state_.get(), buffer, size)) || size == 0) return 0;
+  const FileCall call(state_.get());
+  if ((ec = checkBuffer(call.get(), buffer, size)) || size == 0) return 0;
   const auto* bytes = static_cast<const char*>(buffer);
   if (inTask()) {
     FileWriteEvent write(*this, offset, buffer, size);
@@ -139,9 +178,9 @@ std::size_t File::writeAt(std::uint64_t offset, const void* buffer, std::size_t 
       write.set(offset + done, bytes + done, size - done);
     }
     if (done == size) return done;
-    return done + blocking([&] { return writeLoop(*state_, offset + done, bytes + done, size - done, ec); });
+    return done + blocking([&] { return writeLoop(*call.get(), offset + done, bytes + done, size - done, ec); });
   }
-  return writeLoop(*state_, offset, bytes, size, ec);
+  return writeLoop(*call.get(), offset, bytes, size, ec);
 }
 
 std::size_t File::writeAt(std::uint64_t offset, const void* buffer, std::size_t size) {
@@ -152,12 +191,13 @@ std::size_t File::writeAt(std::uint64_t offset, const void* buffer, std::size_t 
 }
 
 std::uint64_t File::size(std::error_code& ec) const noexcept {
-  if (state_ == nullptr) {
+  const FileCall call(state_.get());
+  if (call.get() == nullptr) {
     ec = Errc::not_open;
     return 0;
   }
   apr_finfo_t info;
-  if (apr_status_t status = apr_file_info_get(&info, APR_FINFO_SIZE, state_->file); status != APR_SUCCESS) {
+  if (apr_status_t status = apr_file_info_get(&info, APR_FINFO_SIZE, call.get()->file); status != APR_SUCCESS) {
     ec = makeAprError(status);
     return 0;
   }
@@ -173,11 +213,12 @@ std::uint64_t File::size() const {
 }
 
 void File::sync(std::error_code& ec) noexcept {
-  if (state_ == nullptr) {
+  const FileCall call(state_.get());
+  if (call.get() == nullptr) {
     ec = Errc::not_open;
     return;
   }
-  const apr_status_t status = blocking([&] { return apr_file_datasync(state_->file); });
+  const apr_status_t status = blocking([&] { return apr_file_datasync(call.get()->file); });
   ec = status == APR_SUCCESS ? std::error_code() : makeAprError(status);
 }
 
@@ -187,8 +228,21 @@ void File::sync() {
   throwIfError(ec, "sync", path());
 }
 
-void File::close() noexcept { state_.reset(); }
+void File::close() noexcept {
+  FileState* state = state_.get();
+  if (state == nullptr) return;
+  if (state->closed.exchange(true, std::memory_order_seq_cst)) {
+    // Another close() came first: done once it has closed the handle.
+    detail::waitUntil([state] { return state->handleClosed.load(std::memory_order_acquire); });
+    return;
+  }
+  detail::waitUntil([state] { return state->calls.load(std::memory_order_acquire) == 0; });
+  state->pool.reset();  // closes the handle
+  state->handleClosed.store(true, std::memory_order_release);
+}
 
-const std::string& File::path() const noexcept { return state_ ? state_->path : kNoPath; }
+bool File::isOpen() const noexcept { return detail::FileAccess::state(*this) != nullptr; }
+
+const std::string& File::path() const noexcept { return isOpen() ? state_->path : kNoPath; }
 
 }  // namespace evchan
