@@ -53,6 +53,8 @@ class StackPool {
   /// `stackSize` is rounded up to whole pages, at least 16 KiB.  Without
   /// `guardPages` every stack gets a canary instead (cheaper in mappings).
   explicit StackPool(std::size_t stackSize, std::size_t maxCached = 256, bool guardPages = true);
+  /// Unmaps every chunk, with the stacks still handed out (the task
+  /// layer's pools are never destroyed).
   ~StackPool();
   StackPool(const StackPool&) = delete;
   StackPool& operator=(const StackPool&) = delete;
