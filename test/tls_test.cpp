@@ -34,6 +34,9 @@
 #include <evchan/evchan.h>
 #include <evchan/tls.h>
 
+#include "support/cancel_race.h"
+#include "support/diagnostics.h"
+#include "support/host_socket.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
 #include "support/skip.h"
@@ -333,17 +336,25 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testClientCertificateMissing);
   CPPUNIT_TEST(testGarbageInsteadOfClientHello);
   CPPUNIT_TEST(testPeerClosesWithoutCloseNotifyIsTruncation);
+  CPPUNIT_TEST(testPeerClosesMidRecordIsTruncation);
+  CPPUNIT_TEST(testPeerClosesMidHandshakeIsTruncation);
+  CPPUNIT_TEST(testGarbageRecordAfterHandshake);
+  CPPUNIT_TEST(testCancelAndCloseEndAReadOnThread);
+  CPPUNIT_TEST(testCancelAndCloseEndAReadInTask);
+  CPPUNIT_TEST(testCancelledHandshakeGoesOnWhenCalledAgain);
   CPPUNIT_TEST(testCloseNotifyIsEndOfStream);
   CPPUNIT_TEST(testStalledHandshakeTimesOutInTask);
   CPPUNIT_TEST(testStalledHandshakeTimesOutOnThread);
   CPPUNIT_TEST(testMinimumVersionRefusesOlderPeer);
   CPPUNIT_TEST(testAlpnNegotiated);
+  CPPUNIT_TEST(testAlpnWithoutCommonProtocol);
   CPPUNIT_TEST(testSessionResumption);
   CPPUNIT_TEST(testReadBeforeHandshakeAndConcurrentReaders);
   CPPUNIT_TEST(testBadConfigurationReported);
   CPPUNIT_TEST(testManyConnectionsOnTwoWorkers);
   CPPUNIT_TEST(testClientAgainstOpensslServer);
   CPPUNIT_TEST(testServerAgainstOpensslClient);
+  CPPUNIT_TEST(testCancelBetweenTheStepsOfReadExactlyEndsIt);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -487,9 +498,26 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
     TlsContext client(TlsContext::Role::client);
     client.insecureSkipVerification();
     TlsPair pair = tlsPair(client, serverContext("untrusted"));
+    std::string echoed(6, '\0');
     runPair(
-        Where::OnThread, [&] { pair.client.handshake(); }, [&] { pair.server.handshake(); });
+        Where::OnThread,
+        [&] {
+          pair.client.handshake();
+          pair.client.writeAll("secret", 6);
+          pair.client.readExactly(&echoed[0], 6);
+        },
+        [&] {
+          pair.server.handshake();
+          char buffer[6];
+          pair.server.readExactly(buffer, sizeof buffer);
+          pair.server.writeAll(buffer, sizeof buffer);
+        });
     CPPUNIT_ASSERT(pair.client.isHandshaken());
+    // A real TLS session with the untrusted server, not a skipped one.
+    CPPUNIT_ASSERT_EQUAL(std::string("secret"), echoed);
+    CPPUNIT_ASSERT_EQUAL(std::string("TLSv1.3"), pair.client.protocolVersion());
+    CPPUNIT_ASSERT_MESSAGE(pair.client.peerCertificateSubject(),
+                           contains(pair.client.peerCertificateSubject(), "O=evchan untrusted"));
   }
 
   TlsContext verifyingServer() {
@@ -559,7 +587,8 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
     evchan::test::fillPattern(noise.data(), noise.size(), 12345);
     tcp2.client.writeAll(noise.data(), noise.size());
     server2.handshake({}, ec);
-    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(ec), ec == TlsErrc::handshake_failed);
+    CPPUNIT_ASSERT(!server2.isHandshaken());
   }
 
   void testPeerClosesWithoutCloseNotifyIsTruncation() {
@@ -603,6 +632,195 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == Errc::end_of_stream);
   }
 
+  // A record cut off by the peer's close: the client has the header and
+  // part of the body when the connection ends, which is truncation, not
+  // the end of the stream and not a wait.
+  void testPeerClosesMidRecordIsTruncation() {
+    TlsPair pair = tlsPair(clientContext(), serverContext());
+    runPair(
+        Where::OnThread, [&] { pair.client.handshake("localhost"); }, [&] { pair.server.handshake(); });
+    // An application-data record header announcing 64 bytes, then 10.
+    const unsigned char partial[15] = {0x17, 0x03, 0x03, 0x00, 0x40, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    pair.server.lowerLayer().writeAll(partial, sizeof partial);
+    pair.server.close();
+    std::error_code ec;
+    char byte;
+    const auto waited = evchan::test::timed([&] { pair.client.readSome(&byte, 1, ec); });
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(ec), ec == TlsErrc::truncated);
+    CPPUNIT_ASSERT(waited < 10s);  // far below the 20 s timeout
+    // And it stays so.
+    pair.client.readSome(&byte, 1, ec);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(ec), ec == TlsErrc::truncated);
+  }
+
+  // The server reads the ClientHello and hangs up: the client's
+  // handshake is truncated (tls_stream.h), not a timeout.
+  void testPeerClosesMidHandshakeIsTruncation() {
+    ConnectedPair tcp = connectPair();
+    tcp.client.setTimeout(kSocketTimeout);
+    tcp.server.setTimeout(kSocketTimeout);
+    TlsStream client(clientContext(), std::make_unique<TcpSocket>(std::move(tcp.client)));
+    std::error_code ec;
+    runPair(
+        Where::OnThread, [&] { client.handshake("localhost", ec); },
+        [&] {
+          // The whole record (so that closing sends a FIN, not a reset).
+          unsigned char header[5];
+          tcp.server.readExactly(header, sizeof header);
+          CPPUNIT_ASSERT_EQUAL(0x16, static_cast<int>(header[0]));
+          std::vector<unsigned char> body(static_cast<std::size_t>(header[3]) << 8 | header[4]);
+          tcp.server.readExactly(body.data(), body.size());
+          tcp.server.close();
+        });
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(ec), ec == TlsErrc::truncated);
+    CPPUNIT_ASSERT(!client.isHandshaken());
+  }
+
+  // Bytes that are not a record after the handshake: the read fails with a
+  // TLS error (not the end of the stream, not data), and so does the next.
+  void testGarbageRecordAfterHandshake() {
+    TlsPair pair = tlsPair(clientContext(), serverContext());
+    runPair(
+        Where::OnThread, [&] { pair.client.handshake("localhost"); }, [&] { pair.server.handshake(); });
+    const std::string garbage = "HTTP/1.1 400 Bad Request\r\n\r\n";
+    pair.server.lowerLayer().writeAll(garbage.data(), garbage.size());
+    std::error_code ec;
+    char buffer[64];
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.client.readSome(buffer, sizeof buffer, ec));
+    std::printf("garbage record after the handshake: %s\n", evchan::test::describe(ec).c_str());
+    CPPUNIT_ASSERT_EQUAL(std::string("tls"), std::string(ec.category().name()));
+    CPPUNIT_ASSERT(ec != Errc::end_of_stream && ec != TlsErrc::truncated);
+    CPPUNIT_ASSERT(!ec.message().empty());
+    std::error_code again;
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.client.readSome(buffer, sizeof buffer, again));
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(again), again);
+  }
+
+  // A reader waiting on the lower stream: its cancel() ends the read with
+  // operation_canceled and the stream goes on (the next record arrives
+  // whole); close() ends the next read too, and later calls are not_open.
+  void cancelAndClose(Where where) {
+    TlsPair pair = tlsPair(clientContext(), serverContext());
+    runPair(
+        where, [&] { pair.client.handshake("localhost"); }, [&] { pair.server.handshake(); });
+    auto& lower = static_cast<TcpSocket&>(pair.client.lowerLayer());
+    std::atomic<int> phase{0};
+    std::error_code cancelled, afterError, closed;
+    std::string after(5, '\0');
+    auto reader = [&] {
+      char byte;
+      phase = 1;
+      pair.client.readSome(&byte, 1, cancelled);
+      phase = 2;
+      // The test's thread may cancel once more after the first read
+      // ended: a cancelled read is retried, and no byte may be lost.
+      for (std::size_t got = 0; got < after.size();) {
+        std::error_code ec;
+        got += pair.client.readSome(&after[got], after.size() - got, ec);
+        if (ec && ec != std::errc::operation_canceled) {
+          afterError = ec;
+          break;
+        }
+      }
+      phase = 3;
+      pair.client.readSome(&byte, 1, closed);
+      phase = 4;
+    };
+    std::unique_ptr<EventChannel> channel;
+    TaskHandle task;
+    std::thread thread;
+    if (where == Where::InTask) {
+      channel = evchan::test::makeChannel(1);
+      task = channel->spawn(reader);
+    } else {
+      thread = std::thread(reader);
+    }
+    auto finish = [&] {
+      if (where == Where::InTask) {
+        evchan::test::joinWithin(task);
+      } else {
+        thread.join();
+      }
+    };
+    // Every step is judged once the reader has ended (close() ends it
+    // whatever went wrong), so that a failure never leaves it running.
+    const bool started = evchan::test::eventually([&] { return phase.load() == 1; });
+    std::this_thread::sleep_for(50ms);
+    const bool waitedForCancel = started && phase.load() == 1;
+    // cancel() until the read ends (one that lands before the read waits
+    // may be absorbed).
+    const bool endedByCancel = waitedForCancel && evchan::test::eventually([&] {
+                                 lower.cancel();
+                                 return phase.load() >= 2;
+                               });
+    if (endedByCancel) pair.server.writeAll("after", 5);
+    const bool readAfter = endedByCancel && evchan::test::eventually([&] { return phase.load() >= 3; });
+    std::this_thread::sleep_for(50ms);
+    const int phaseBeforeClose = phase.load();
+    pair.client.close();
+    finish();
+    CPPUNIT_ASSERT_MESSAGE("the reader did not start", started);
+    CPPUNIT_ASSERT_MESSAGE("the read ended before cancel(): " + evchan::test::describe(cancelled), waitedForCancel);
+    CPPUNIT_ASSERT_MESSAGE("cancel() did not end the read", endedByCancel);
+    CPPUNIT_ASSERT_MESSAGE("the record after the cancel did not arrive: " + evchan::test::describe(afterError),
+                           readAfter);
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("the last read did not wait for close()", 3, phaseBeforeClose);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(cancelled), cancelled == std::errc::operation_canceled);
+    ASSERT_NO_ERROR(afterError);
+    CPPUNIT_ASSERT_EQUAL(std::string("after"), after);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(closed),
+                           closed == std::errc::operation_canceled || closed == Errc::not_open);
+    std::error_code ec;
+    pair.client.writeSome("x", 1, ec);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(ec), ec == Errc::not_open);
+  }
+  // A client's handshake waiting for a server that has not started: the
+  // lower stream's cancel() ends it with operation_canceled, nothing
+  // lost; once the server runs, handshake() again completes and data
+  // flows both ways.
+  void testCancelledHandshakeGoesOnWhenCalledAgain() {
+    TlsPair pair = tlsPair(clientContext(), serverContext());
+    auto& lower = static_cast<TcpSocket&>(pair.client.lowerLayer());
+    std::error_code first;
+    std::atomic<bool> ended{false};
+    std::thread client([&] {
+      pair.client.handshake("localhost", first);
+      ended = true;
+    });
+    std::this_thread::sleep_for(50ms);
+    const bool waited = !ended.load();
+    // Repeated: a cancel() that lands before the handshake waits may be
+    // absorbed; nothing else runs on the client meanwhile.
+    const bool endedByCancel = evchan::test::eventually([&] {
+      lower.cancel();
+      return ended.load();
+    });
+    client.join();
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(first), waited);
+    CPPUNIT_ASSERT(endedByCancel);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(first), first == std::errc::operation_canceled);
+    CPPUNIT_ASSERT(!pair.client.isHandshaken());
+    std::string echoed(4, '\0');
+    runPair(
+        Where::OnThread,
+        [&] {
+          pair.client.handshake("localhost");
+          pair.client.writeAll("ping", 4);
+          pair.client.readExactly(&echoed[0], 4);
+        },
+        [&] {
+          pair.server.handshake();
+          char buffer[4];
+          pair.server.readExactly(buffer, 4);
+          pair.server.writeAll(buffer, 4);
+        });
+    CPPUNIT_ASSERT(pair.client.isHandshaken());
+    CPPUNIT_ASSERT_EQUAL(std::string("ping"), echoed);
+  }
+
+  void testCancelAndCloseEndAReadOnThread() { cancelAndClose(Where::OnThread); }
+  void testCancelAndCloseEndAReadInTask() { cancelAndClose(Where::InTask); }
+
   // A server that accepts and then says nothing: the client's handshake
   // ends by the lower stream's timeout.
   void stalledHandshake(Where where) {
@@ -614,7 +832,9 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
     runPair(
         where, [&] { client.handshake("localhost", ec); }, [] {});
     CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == std::errc::timed_out);
-    CPPUNIT_ASSERT(std::chrono::steady_clock::now() - started < 10s * evchan::test::slowdown());
+    const auto waited = std::chrono::steady_clock::now() - started;
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::elapsedText(waited), waited >= 290ms);  // the timeout, not another end
+    CPPUNIT_ASSERT(waited < 10s * evchan::test::slowdown());
     // The server never answered, but it got the ClientHello.
     char first;
     CPPUNIT_ASSERT_EQUAL(std::size_t{1}, tcp.server.readSome(&first, 1));
@@ -628,8 +848,10 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
     server.setMinimumVersion(evchan::TlsVersion::tls1_3);
     // evchan has no way to cap a client at TLS 1.2, so the client that
     // offers only 1.2 is `openssl s_client -tls1_2`.
-    const int port = evchan::test::unusedPort();
-    TcpListener listener = TcpListener::listen(evchan::Endpoint("127.0.0.1", port));
+    // Port 0: a port found free and listened on later may be taken
+    // meanwhile by another suite running at the same time.
+    TcpListener listener = TcpListener::listen(evchan::Endpoint("127.0.0.1", 0));
+    const int port = listener.localAddress().port();
     listener.setTimeout(kSocketTimeout);
     OpensslChild child({"s_client", "-connect", "127.0.0.1:" + std::to_string(port), "-tls1_2", "-quiet"});
     TcpSocket accepted = listener.accept();
@@ -655,14 +877,43 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT(ec == std::errc::invalid_argument);
   }
 
+  // No protocol in common: the server chooses none and the handshake goes
+  // on (docs/tls.md); both sides then report none.
+  void testAlpnWithoutCommonProtocol() {
+    TlsContext client = clientContext();
+    client.setAlpnProtocols({"h2"});
+    TlsContext server = serverContext();
+    server.setAlpnProtocols({"http/1.1"});
+    TlsPair pair = tlsPair(client, server);
+    std::string echoed(2, '\0');
+    runPair(
+        Where::OnThread,
+        [&] {
+          pair.client.handshake("localhost");
+          pair.client.writeAll("ok", 2);
+          pair.client.readExactly(&echoed[0], 2);
+        },
+        [&] {
+          pair.server.handshake();
+          char buffer[2];
+          pair.server.readExactly(buffer, 2);
+          pair.server.writeAll(buffer, 2);
+        });
+    CPPUNIT_ASSERT_EQUAL(std::string("ok"), echoed);
+    CPPUNIT_ASSERT_EQUAL(std::string(), pair.client.alpnProtocol());
+    CPPUNIT_ASSERT_EQUAL(std::string(), pair.server.alpnProtocol());
+  }
+
   // The second connection through the same client context resumes the
   // session the first one got (TLS 1.3 tickets come after the handshake,
   // so the first connection reads once).
   void testSessionResumption() {
     TlsContext client = clientContext();
     TlsContext server = serverContext();
-    const int port = evchan::test::unusedPort();
-    TcpListener listener = TcpListener::listen(evchan::Endpoint("127.0.0.1", port));
+    // Port 0: a port found free and listened on later may be taken
+    // meanwhile by another suite running at the same time.
+    TcpListener listener = TcpListener::listen(evchan::Endpoint("127.0.0.1", 0));
+    const int port = listener.localAddress().port();
     listener.setTimeout(kSocketTimeout);
     bool reused[2] = {true, false};
     for (int round = 0; round < 2; ++round) {
@@ -709,25 +960,37 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
     runPair(
         Where::OnThread, [&] { pair.client.handshake("localhost"); }, [&] { pair.server.handshake(); });
     // One reader waits; a second concurrent reader is refused, not let in.
-    std::error_code firstError, secondError;
-    std::atomic<bool> firstDone{false};
-    std::thread first([&] {
-      char b;
-      pair.client.readSome(&b, 1, firstError);
-      firstDone = true;
-    });
-    std::this_thread::sleep_for(200ms);
-    char b;
-    pair.client.readSome(&b, 1, secondError);
-    CPPUNIT_ASSERT_MESSAGE(secondError.message(), secondError == Errc::socket_busy);
-    CPPUNIT_ASSERT(!firstDone);
-    // A writer meanwhile is fine, and wakes the reader through the echo.
-    pair.server.writeAll("y", 1);
+    // Two threads read at once: whichever comes second is refused at once
+    // (no sleep decides which one waits).
+    struct Reader {
+      std::error_code error;
+      char byte = 0;
+      std::atomic<bool> done{false};
+    } readers[2];
+    std::thread threads[2];
+    for (Reader& reader : readers) {
+      threads[&reader - readers] = std::thread([&] {
+        pair.client.readSome(&reader.byte, 1, reader.error);
+        reader.done = true;
+      });
+    }
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return readers[0].done || readers[1].done; }));
+    Reader& refused = readers[0].done ? readers[0] : readers[1];
+    Reader& waiting = readers[0].done ? readers[1] : readers[0];
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(refused.error), refused.error == Errc::socket_busy);
+    std::this_thread::sleep_for(20ms);
+    CPPUNIT_ASSERT(!waiting.done);
+    // A writer while the reader waits is fine; then the server's byte
+    // wakes the reader.
     pair.client.writeAll("z", 1);
-    first.join();
-    CPPUNIT_ASSERT_MESSAGE(firstError.message(), !firstError);
+    char b;
     pair.server.readExactly(&b, 1);
     CPPUNIT_ASSERT_EQUAL('z', b);
+    CPPUNIT_ASSERT(!waiting.done);
+    pair.server.writeAll("y", 1);
+    for (std::thread& thread : threads) thread.join();
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(waiting.error), !waiting.error);
+    CPPUNIT_ASSERT_EQUAL('y', waiting.byte);
     // A closed or empty stream.
     TlsStream empty;
     empty.readSome(&b, 1, ec);
@@ -744,15 +1007,18 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
     std::error_code ec;
     context.loadCertificateChainFile(certificates().path("no-such-file.pem"), ec);
     CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == std::errc::no_such_file_or_directory);
+    // Text that is not PEM and a key that is not the certificate's are
+    // OpenSSL's reasons (docs/tls.md): codes of the "tls" category.
     context.usePrivateKeyPem("not a key", ec);
-    CPPUNIT_ASSERT(ec);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(ec), ec && std::string(ec.category().name()) == "tls");
     CPPUNIT_ASSERT_MESSAGE(ec.message(), !ec.message().empty());
     context.addCaPem("", ec);
-    CPPUNIT_ASSERT(ec);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(ec), ec && std::string(ec.category().name()) == "tls");
     // A key that is not the certificate's.
     context.loadCertificateChainFile(certificates().path("server.pem"));
     context.loadPrivateKeyFile(certificates().path("client.key"), ec);
-    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(ec), ec && std::string(ec.category().name()) == "tls");
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), contains(ec.message(), "mismatch"));
     CPPUNIT_ASSERT_THROW(context.loadCaFile(certificates().path("missing-ca.pem")), SystemError);
   }
 
@@ -890,6 +1156,51 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
     const std::string printed = child.readAll();
     CPPUNIT_ASSERT_MESSAGE(printed, contains(printed, "hello from evchan"));
     child.wait();
+  }
+
+  // readExactly() of two bytes when one TLS record of one byte came: the
+  // lower socket's cancel() that lands between its two reads of the socket
+  // must end it, as it ends one on the socket itself; before TlsStream
+  // carried the mark down, the second read took a fresh one and waited
+  // for the socket's timeout.
+  void testCancelBetweenTheStepsOfReadExactlyEndsIt() {
+    TlsPair pair = tlsPair(clientContext(), serverContext());
+    runPair(
+        Where::OnThread, [&] { pair.client.handshake("localhost"); }, [&] { pair.server.handshake({}); });
+    auto& clientSocket = static_cast<TcpSocket&>(pair.client.lowerLayer());
+    clientSocket.setTimeout(2s);  // a lost cancel() ends the round by this
+    // One byte through first, so that the client has also read the
+    // session tickets a TLS 1.3 server sends after the handshake.
+    pair.server.writeAll("w", 1);
+    char first = 0;
+    pair.client.readExactly(&first, 1);
+    CPPUNIT_ASSERT_EQUAL('w', first);
+    const evchan::test::UnreadBytes unread(clientSocket);
+    CPPUNIT_ASSERT_EQUAL(0L, unread.count());
+    // What the race reads from and cancels: the TLS stream, cancelled
+    // through the socket beneath it.
+    struct CancellableTls {
+      TlsStream& tls;
+      TcpSocket& socket;
+      std::size_t readExactly(void* buffer, std::size_t size, std::error_code& ec) {
+        return tls.readExactly(buffer, size, ec);
+      }
+      void cancel() { socket.cancel(); }
+    } reader{pair.client, clientSocket};
+    std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(1);
+    evchan::test::CancelBetweenSteps race(evchan::test::slowdown() > 1 ? 50 : 200);
+    TaskHandle readerTask = channel->spawn([&] { race.read(reader); });
+    race.writeAndCancel(
+        pair.server, reader, [&] { return evchan::test::allWorkersIdle(*channel); },
+        [&] { return unread.count() == 0; });
+    race.stopped = true;  // a reader left waiting after an early stop ends
+    evchan::test::eventually([&] {
+      reader.cancel();
+      return readerTask.done();
+    });
+    evchan::test::joinWithin(readerTask);
+    CPPUNIT_ASSERT_MESSAGE(race.wrong, race.wrong.empty());
+    CPPUNIT_ASSERT_EQUAL(race.rounds, race.finished.load());
   }
 };
 

@@ -124,7 +124,9 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testEchoInTasks);
   CPPUNIT_TEST(testAbstractName);
   CPPUNIT_TEST(testBadNames);
+  CPPUNIT_TEST(testLongestNames);
   CPPUNIT_TEST(testConnectErrors);
+  CPPUNIT_TEST(testConnectRetriesWhileTheBacklogIsFull);
   CPPUNIT_TEST(testStalePathReused);
   CPPUNIT_TEST(testLivePathRefused);
   CPPUNIT_TEST(testNonSocketFileKept);
@@ -134,9 +136,12 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testPassPipeInTasks);
   CPPUNIT_TEST(testTooManyDescriptorsClosed);
   CPPUNIT_TEST(testDescriptorArgumentErrors);
+  CPPUNIT_TEST(testDescriptorsWithALargeMessage);
+  CPPUNIT_TEST(testReceiveDescriptorsAtTheEnd);
   CPPUNIT_TEST(testCancelFromAnotherThread);
   CPPUNIT_TEST(testCloseFromAnotherThread);
   CPPUNIT_TEST(testCancelAndCloseAcceptInTask);
+  CPPUNIT_TEST(testCloseEndsReceiveDescriptorsInTask);
   CPPUNIT_TEST(testCancelRacingCompletingReadsOnThread);
   CPPUNIT_TEST(testCancelRacingCompletingReadsInTask);
   CPPUNIT_TEST(testTimeouts);
@@ -251,6 +256,48 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
     }
   }
 
+  // The longest names sockaddr_un takes (107 bytes on Linux: a path and
+  // its terminator fill sun_path's 108) work; one byte more is
+  // filename_too_long.
+  void testLongestNames() {
+    const std::size_t longest = sizeof(sockaddr_un::sun_path) - 1;
+    TempDirectory directory;
+    const std::string prefix = directory.file("");
+    CPPUNIT_ASSERT(prefix.size() < longest);
+    const std::string path = prefix + std::string(longest - prefix.size(), 'p');
+    CPPUNIT_ASSERT_EQUAL(longest, path.size());
+    std::error_code ec;
+    {
+      UnixListener listener = UnixListener::listen(path, 16, ec);
+      ASSERT_NO_ERROR(ec);
+      CPPUNIT_ASSERT_EQUAL(path, listener.name());
+      Connected pair = connectPair(listener);
+      pair.client.writeAll("L", 1);
+      char byte = 0;
+      pair.server.readExactly(&byte, 1);
+      CPPUNIT_ASSERT_EQUAL('L', byte);
+      listener.close();
+      CPPUNIT_ASSERT(!exists(path));
+    }
+    UnixListener::listen(path + "q", 16, ec);
+    ASSERT_ERROR(std::errc::filename_too_long, ec);
+    CPPUNIT_ASSERT(!exists(path + "q") && !exists(path));
+    UnixSocket::connect(path + "q", 1s, ec);
+    ASSERT_ERROR(std::errc::filename_too_long, ec);
+#ifdef __linux__
+    std::string abstract = abstractName("longest");
+    abstract += std::string(longest - abstract.size(), 'a');
+    {
+      UnixListener listener = UnixListener::listen(abstract, 16, ec);
+      ASSERT_NO_ERROR(ec);
+      Connected pair = connectPair(listener);
+      CPPUNIT_ASSERT(pair.server.isOpen());
+    }
+    UnixListener::listen(abstract + "a", 16, ec);
+    ASSERT_ERROR(std::errc::filename_too_long, ec);
+#endif
+  }
+
   void testConnectErrors() {
     TempDirectory directory;
     std::error_code ec;
@@ -259,6 +306,43 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
     leaveStaleSocketFile(directory.file("s"));
     UnixSocket::connect(directory.file("s"), 1s, ec);
     ASSERT_ERROR(std::errc::connection_refused, ec);
+  }
+
+  // A listener that accepts nobody, its backlog full: connect() retries
+  // until its timeout (then timed_out, having waited), and a connect
+  // with time to spare gets in once the listener accepts one.
+  void testConnectRetriesWhileTheBacklogIsFull() {
+    UnixListener listener = UnixListener::listen(abstractNameOrPath(), 0);
+    listener.setTimeout(kPatience);
+    std::vector<UnixSocket> queued;
+    std::error_code ec;
+    evchan::test::Clock::duration waited{};
+    for (int i = 0; i < 16 && !ec; ++i) {
+      waited = evchan::test::timed([&] { queued.push_back(UnixSocket::connect(listener.name(), 100ms, ec)); });
+    }
+    ASSERT_ERROR(std::errc::timed_out, ec);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::elapsedText(waited), waited >= 90ms);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::elapsedText(waited), waited < evchan::test::generous(5s));
+    std::error_code late;
+    UnixSocket lateSocket;
+    std::atomic<bool> connected{false};
+    std::thread connector([&] {
+      lateSocket = UnixSocket::connect(listener.name(), kPatience, late);
+      connected = true;
+    });
+    std::this_thread::sleep_for(100ms);
+    const bool waitedForRoom = !connected.load();
+    UnixSocket first = listener.accept();  // room for one more
+    connector.join();
+    CPPUNIT_ASSERT_MESSAGE("connect() did not wait for room in the backlog", waitedForRoom);
+    ASSERT_NO_ERROR(late);
+    CPPUNIT_ASSERT(lateSocket.isOpen());
+    // The first queued connection is the one accepted: its bytes arrive.
+    first.setTimeout(kPatience);
+    queued.front().writeAll("q", 1);
+    char byte = 0;
+    first.readExactly(&byte, 1);
+    CPPUNIT_ASSERT_EQUAL('q', byte);
   }
 
   void testStalePathReused() {
@@ -299,6 +383,14 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(0, lstat(path.c_str(), &status));
     CPPUNIT_ASSERT(S_ISREG(status.st_mode));
     CPPUNIT_ASSERT_EQUAL(off_t{4}, status.st_size);
+    // A directory there is no socket either, and stays.
+    const std::string dirPath = directory.file("t");
+    CPPUNIT_ASSERT_EQUAL(0, mkdir(dirPath.c_str(), 0700));
+    UnixListener::listen(dirPath, 16, ec);
+    ASSERT_ERROR(std::errc::file_exists, ec);
+    CPPUNIT_ASSERT_EQUAL(0, lstat(dirPath.c_str(), &status));
+    CPPUNIT_ASSERT(S_ISDIR(status.st_mode));
+    CPPUNIT_ASSERT_EQUAL(0, rmdir(dirPath.c_str()));
   }
 
   void testCloseRemovesOwnFileOnly() {
@@ -395,7 +487,8 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
       int fd = -1;
       std::size_t received = 0;
       char byte;
-      accepted.receiveDescriptors(&byte, 1, &fd, 1, received);
+      CPPUNIT_ASSERT_EQUAL(std::size_t{1}, accepted.receiveDescriptors(&byte, 1, &fd, 1, received));
+      CPPUNIT_ASSERT_EQUAL('x', byte);
       CPPUNIT_ASSERT_EQUAL(std::size_t{1}, received);
       CPPUNIT_ASSERT_EQUAL(ssize_t{2}, write(fd, "ok", 2));
       close(fd);
@@ -405,13 +498,14 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
     evchan::TaskHandle sender = channel->spawn([&] {
       UnixSocket socket = UnixSocket::connect(name, kPatience);
       evchan::this_task::sleepFor(50ms);
-      socket.sendDescriptors("x", 1, &pipeEnds[1], 1);
+      CPPUNIT_ASSERT_EQUAL(std::size_t{1}, socket.sendDescriptors("x", 1, &pipeEnds[1], 1));
     });
     evchan::test::joinWithin(sender);
     evchan::test::joinWithin(receiver);
     close(pipeEnds[1]);
     char piped[4];
     CPPUNIT_ASSERT_EQUAL(ssize_t{2}, read(pipeEnds[0], piped, sizeof piped));
+    CPPUNIT_ASSERT_EQUAL(std::string("ok"), std::string(piped, 2));
     close(pipeEnds[0]);
   }
 
@@ -453,6 +547,12 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
     std::size_t received = 0;
     pair.server.receiveDescriptors(nullptr, 1, nullptr, 0, received, ec);
     ASSERT_ERROR(Errc::null_buffer, ec);
+    char spare[4];
+    int fds[2];
+    pair.server.receiveDescriptors(spare, 0, fds, 2, received, ec);
+    ASSERT_ERROR(std::errc::invalid_argument, ec);  // zero size
+    pair.server.receiveDescriptors(spare, sizeof spare, nullptr, 2, received, ec);
+    ASSERT_ERROR(std::errc::invalid_argument, ec);  // null fds, non-zero capacity
     // Nothing went: a plain write and read still line up.
     pair.client.writeAll("z", 1);
     char byte = 0;
@@ -462,16 +562,107 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(std::size_t{0}, received);
   }
 
+  // Descriptors on the first bytes of a 1 MiB message, far more than the
+  // socket buffers: sendDescriptors() sends what fits (at least one byte,
+  // with the descriptor), writeAll() the rest; the receiver gets the
+  // descriptor with its bytes, never past them, and every byte in order.
+  void testDescriptorsWithALargeMessage() {
+    UnixListener listener = UnixListener::listen(abstractNameOrPath());
+    Connected pair = connectPair(listener);
+    constexpr std::size_t kSize = 1 << 20;
+    std::vector<unsigned char> out(kSize), in(kSize);
+    for (std::size_t i = 0; i < kSize; ++i) out[i] = static_cast<unsigned char>(i * 2654435761u >> 13);
+    int pipeEnds[2];
+    CPPUNIT_ASSERT_EQUAL(0, pipe2(pipeEnds, O_CLOEXEC));
+    std::size_t sentWithDescriptor = 0;
+    std::error_code sendError;
+    std::thread sender([&] {
+      sentWithDescriptor = pair.client.sendDescriptors(out.data(), kSize, &pipeEnds[1], 1, sendError);
+      if (!sendError) pair.client.writeAll(out.data() + sentWithDescriptor, kSize - sentWithDescriptor, sendError);
+    });
+    int fd = -1;
+    std::size_t received = 0;
+    std::size_t first = 0;
+    std::error_code ec;
+    first = pair.server.receiveDescriptors(in.data(), kSize, &fd, 1, received, ec);
+    if (!ec) pair.server.readExactly(in.data() + first, kSize - first, ec);
+    sender.join();
+    close(pipeEnds[1]);
+    ASSERT_NO_ERROR(sendError);
+    ASSERT_NO_ERROR(ec);
+    CPPUNIT_ASSERT(sentWithDescriptor >= 1 && sentWithDescriptor <= kSize);
+    CPPUNIT_ASSERT(first >= 1 && first <= sentWithDescriptor);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{1}, received);
+    CPPUNIT_ASSERT(in == out);
+    CPPUNIT_ASSERT_EQUAL(ssize_t{1}, write(fd, "!", 1));
+    close(fd);
+    char piped[2];
+    CPPUNIT_ASSERT_EQUAL(ssize_t{1}, read(pipeEnds[0], piped, sizeof piped));
+    CPPUNIT_ASSERT_EQUAL('!', piped[0]);
+    close(pipeEnds[0]);
+  }
+
+  // The peer gone: receiveDescriptors() is end_of_stream, not a wait or 0
+  // bytes without an error.
+  void testReceiveDescriptorsAtTheEnd() {
+    UnixListener listener = UnixListener::listen(abstractNameOrPath());
+    Connected pair = connectPair(listener);
+    pair.client.writeAll("e", 1);
+    pair.client.close();
+    char byte = 0;
+    int fd = -1;
+    std::size_t received = 7;
+    std::error_code ec;
+    CPPUNIT_ASSERT_EQUAL(std::size_t{1}, pair.server.receiveDescriptors(&byte, 1, &fd, 1, received, ec));
+    ASSERT_NO_ERROR(ec);
+    CPPUNIT_ASSERT_EQUAL('e', byte);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, received);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.server.receiveDescriptors(&byte, 1, &fd, 1, received, ec));
+    ASSERT_ERROR(Errc::end_of_stream, ec);
+  }
+
+  // A task waiting in receiveDescriptors() (under blocking()) is ended
+  // by close() from this thread; the worker comes back.
+  void testCloseEndsReceiveDescriptorsInTask() {
+    auto channel = evchan::test::makeChannel(1);
+    UnixListener listener = UnixListener::listen(abstractNameOrPath());
+    Connected pair = connectPair(listener);
+    std::error_code ec;
+    std::atomic<bool> started{false};
+    evchan::TaskHandle task = channel->spawn([&] {
+      char byte;
+      int fd = -1;
+      std::size_t received = 0;
+      started = true;
+      pair.server.receiveDescriptors(&byte, 1, &fd, 1, received, ec);
+    });
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return started.load(); }));
+    std::this_thread::sleep_for(50ms);
+    CPPUNIT_ASSERT(!task.done());
+    pair.server.close();
+    evchan::test::joinWithin(task);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(ec), ec == std::errc::operation_canceled || ec == Errc::not_open);
+    // The channel's worker is free again: a new task runs.
+    std::atomic<bool> ran{false};
+    evchan::TaskHandle after = channel->spawn([&] { ran = true; });
+    evchan::test::joinWithin(after);
+    CPPUNIT_ASSERT(ran.load());
+  }
+
   void testCancelFromAnotherThread() {
     UnixListener listener = UnixListener::listen(abstractNameOrPath());
     std::error_code acceptError;
-    std::thread acceptor([&] { listener.accept(acceptError); });
-    std::this_thread::sleep_for(50ms);
+    std::atomic<bool> acceptDone{false};  // acceptError is the acceptor's until then
+    std::thread acceptor([&] {
+      listener.accept(acceptError);
+      acceptDone = true;
+    });
     CPPUNIT_ASSERT(evchan::test::eventually([&] {
       listener.cancel();
-      return acceptError == std::errc::operation_canceled;
+      return acceptDone.load();
     }));
     acceptor.join();
+    ASSERT_ERROR(std::errc::operation_canceled, acceptError);
     CPPUNIT_ASSERT(listener.isOpen());
 
     Connected pair = connectPair(listener);
@@ -527,19 +718,27 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
     UnixListener listener = UnixListener::listen(directory.file("s"));
     std::error_code first, second;
     std::atomic<int> phase{0};
+    std::atomic<bool> closing{false};
     evchan::TaskHandle task = channel->spawn([&] {
       listener.accept(first);
       phase = 1;
-      listener.accept(second);
+      // The test's thread cancels until it sees phase 1, so a cancel()
+      // may also end this accept: only close() ends the loop.
+      do listener.accept(second);
+      while (second == std::errc::operation_canceled && !closing.load());
       phase = 2;
     });
+    // cancel() until the accept ends (it is repeated, since one that
+    // lands before the accept waits may be absorbed).
     CPPUNIT_ASSERT(evchan::test::eventually([&] {
       listener.cancel();
-      return phase.load() == 1;
+      return phase.load() >= 1;
     }));
     ASSERT_ERROR(std::errc::operation_canceled, first);
     CPPUNIT_ASSERT(listener.isOpen());
     std::this_thread::sleep_for(20ms);
+    CPPUNIT_ASSERT_EQUAL(1, phase.load());
+    closing = true;
     listener.close();
     evchan::test::joinWithin(task);
     CPPUNIT_ASSERT(second == std::errc::operation_canceled || second == Errc::not_open);
@@ -583,12 +782,14 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
     Connected pair = connectPair(listener);
     pair.server.setTimeout(50ms);
     char byte;
-    pair.server.readSome(&byte, 1, ec);
+    auto waited = evchan::test::timed([&] { pair.server.readSome(&byte, 1, ec); });
     ASSERT_ERROR(std::errc::timed_out, ec);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::elapsedText(waited), waited >= 40ms);
     std::size_t received = 0;
     int fd;
-    pair.server.receiveDescriptors(&byte, 1, &fd, 1, received, ec);
+    waited = evchan::test::timed([&] { pair.server.receiveDescriptors(&byte, 1, &fd, 1, received, ec); });
     ASSERT_ERROR(std::errc::timed_out, ec);
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::elapsedText(waited), waited >= 40ms);
     pair.server.setTimeout(-1ms, ec);
     ASSERT_ERROR(Errc::negative_timeout, ec);
     // In a task too.
@@ -596,8 +797,9 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
     evchan::TaskHandle task = channel->spawn([&] {
       std::error_code inTask;
       char b;
-      pair.server.readSome(&b, 1, inTask);
+      const auto waitedInTask = evchan::test::timed([&] { pair.server.readSome(&b, 1, inTask); });
       ASSERT_ERROR(std::errc::timed_out, inTask);
+      CPPUNIT_ASSERT_MESSAGE(evchan::test::elapsedText(waitedInTask), waitedInTask >= 40ms);
     });
     evchan::test::joinWithin(task);
   }

@@ -61,6 +61,7 @@ namespace evchan {
 
 namespace detail {
 struct ShmConnection;
+class ShmGate;
 struct ShmListenerState;
 }  // namespace detail
 
@@ -82,10 +83,14 @@ struct ShmListenerState;
 /// a read or a write: it ends the calls under way that wait (sleeping for
 /// the peer, or about to) with std::errc::operation_canceled, as
 /// TcpSocket::cancel() does, and leaves the stream open; a call that
-/// starts after it is not affected.  close() (and the destructor, a move,
-/// setTimeout()) must not race with any other call on the stream: unlike
-/// TcpSocket's, it frees the rings a call in progress reads; to stop a
-/// reader from another thread, cancel() it and close() once it returned.
+/// starts after it is not affected.  close() may be called from any thread
+/// or task too: it ends the calls under way as cancel() does, makes later
+/// ones fail with Errc::not_open, waits until the calls it ended have left
+/// (a task yields meanwhile) and only then unmaps the rings.
+/// shutdownWrite(), setTimeout() and the getters are safe at any time.
+/// The destructor and the moves are not: nothing else may use the object
+/// while it is destroyed or moved (close() from another thread first, then
+/// destroy it once every user has returned).
 /// As a TcpSocket, a stream may wait in tasks of one channel and later of
 /// another.
 class EVCHAN_API ShmStream : public Stream {
@@ -142,10 +147,12 @@ class EVCHAN_API ShmStream : public Stream {
   /// Ends, with std::errc::operation_canceled, every read or write of this
   /// stream waiting in another thread or task (and every one under way
   /// that is about to wait), without closing the stream.  Harmless when
-  /// nothing waits.  Must not race with close() (see "Thread safety").
+  /// nothing waits, or when the stream is closed.
   void cancel() noexcept;
   /// Closes the stream (the peer reads end_of_stream after the data
-  /// written, and its writes fail with broken_pipe).  Idempotent.
+  /// written, and its writes fail with broken_pipe), first ending the calls
+  /// under way on other threads and tasks (see "Thread safety").
+  /// Idempotent.
   void close() noexcept override;
   /// True until close() (or a move from this object).
   bool isOpen() const noexcept override;
@@ -178,10 +185,9 @@ class EVCHAN_API ShmStream : public Stream {
  private:
   friend class ShmListener;
   explicit ShmStream(std::unique_ptr<detail::ShmConnection> state) noexcept;
-  // writeSome() of one buffer, ended by a cancel() after `mark`.
-  std::size_t writeBuffer(CancelMark mark, const void* buffer, std::size_t size, std::error_code& ec) noexcept;
-
-  std::unique_ptr<detail::ShmConnection> state_;
+  // The connection and the calls holding it (null: closed before it was
+  // opened, or moved from).
+  std::unique_ptr<detail::ShmGate> gate_;
 };
 
 /// How a ShmListener listens, and whom it lets in (see ShmListener).

@@ -153,6 +153,19 @@ class EVCHAN_API Stream {
                                      std::error_code& ec) noexcept;
   ///@}
 
+  ///@{
+  /// For a stream layered on another (TlsStream on a socket), which carries
+  /// its caller's mark down to every step it takes on the lower stream:
+  /// the lower stream's cancelMark() and readSomeSince(), and writeAll()
+  /// made of writeSomeSince() steps under `mark`.  (Protected access does
+  /// not reach those through a Stream&.)
+  static CancelMark cancelMarkOf(const Stream& lower, bool writing) noexcept;
+  static std::size_t readSomeSinceOf(Stream& lower, CancelMark mark, void* buffer, std::size_t size,
+                                     std::error_code& ec) noexcept;
+  static std::size_t writeAllSinceOf(Stream& lower, CancelMark mark, const void* buffer, std::size_t size,
+                                     std::error_code& ec) noexcept;
+  ///@}
+
   Stream() = default;
   /// Copying is for implementations' own copy operations; Stream holds no
   /// state of its own.

@@ -128,7 +128,21 @@ class EVCHAN_API TlsStream : public Stream {
   /// True when the handshake resumed a cached session (no full handshake).
   bool sessionReused() const noexcept;
 
+ protected:
+  ///@{
+  /// The lower stream's cancel() reaches every step of readExactly() and
+  /// writeAll() on this stream, TLS records apart (see
+  /// Stream::cancelMark()).
+  CancelMark cancelMark(bool writing) const noexcept override;
+  std::size_t readSomeSince(CancelMark mark, void* buffer, std::size_t size, std::error_code& ec) noexcept override;
+  std::size_t writeSomeSince(CancelMark mark, const ConstBuffer* buffers, std::size_t count,
+                             std::error_code& ec) noexcept override;
+  ///@}
+
  private:
+  // writeSome() of one buffer under the lower stream's write mark `mark`.
+  std::size_t writeBuffer(CancelMark mark, const void* buffer, std::size_t size, std::error_code& ec) noexcept;
+
   std::unique_ptr<Stream> lower_;
   std::unique_ptr<detail::TlsSession> session_;
 };

@@ -3,6 +3,7 @@
 #ifndef EVCHAN_SRC_LINUX_SHM_CONNECTION_H
 #define EVCHAN_SRC_LINUX_SHM_CONNECTION_H
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -58,14 +59,14 @@ struct ShmConnection {
   int spaceBellFd = -1;
   TcpSocket dataBell;
   TcpSocket spaceBell;
-  Duration timeout = kInfiniteTimeout;
+  std::atomic<Duration> timeout{kInfiniteTimeout};  // set while calls read it
   std::string peer;
   // Each is touched by its own direction only (one reader, one writer).
   std::error_code readFailure;   // sticky: the peer broke the protocol
   std::error_code writeFailure;
   bool readPeerGone = false;     // dataBell read end of file
   bool writePeerGone = false;    // spaceBell read end of file
-  bool writeShut = false;
+  std::atomic<bool> writeShut{false};  // set by shutdownWrite() from any thread
   AdaptiveSpin readSpin;
   AdaptiveSpin writeSpin;
   // The accepting side's space doorbell, by socket inode, while claimed

@@ -22,6 +22,7 @@
 #include "linux/unix_peer.h"
 #include "posix/unix_socket.h"
 #include "net/pieces.h"
+#include "net/shm_gate.h"
 #include "net/socket_call.h"
 #include "posix/adopted_socket.h"
 #include "task/await.h"
@@ -30,6 +31,7 @@ namespace evchan {
 
 using detail::Deadline;
 using detail::ShmConnection;
+using detail::ShmLane;
 
 namespace detail {
 
@@ -201,15 +203,123 @@ std::error_code checkBuffer(const ShmConnection* state, const void* buffer, std:
   return {};
 }
 
-const std::string& peerOf(const ShmConnection* state) {
-  static const std::string none;
-  return state ? state->peer : none;
+// A read of the connection `c`, ended by a cancel() after `startedAt`.
+std::size_t readFrom(ShmConnection& c, Stream::CancelMark startedAt, void* buffer, std::size_t size,
+                     std::error_code& ec) noexcept {
+  if ((ec = c.readFailure)) return 0;
+  detail::RingIndices& ring = c.in.indices();
+  bool spun = false;
+  Deadline deadline{};
+  for (;;) {
+    // The flag first: data written before it was set is then visible below.
+    const bool closed = (ring.producerFlags.load(std::memory_order_seq_cst) & detail::kSideClosed) != 0;
+    const std::size_t n = c.in.read(buffer, size, ec);
+    if (ec) {
+      c.readFailure = ec;
+      return 0;
+    }
+    if (n > 0) {
+      wakeIfWaiting(ring.producerWaiting, c.spaceBellFd);
+      return n;
+    }
+    if (closed) {
+      ec = Errc::end_of_stream;
+      return 0;
+    }
+    if (c.readPeerGone) {
+      ec = std::make_error_code(std::errc::connection_reset);
+      return 0;
+    }
+    const Duration timeout = c.timeout.load(std::memory_order_relaxed);
+    if (timeout == Duration::zero()) {
+      ec = std::make_error_code(std::errc::timed_out);
+      return 0;
+    }
+    if (!spun) {
+      spun = true;
+      deadline = detail::deadlineAfter(timeout);
+      std::error_code ignored;  // a bad index is reported by read() above
+      if (spinUntil(c.readSpin, [&] {
+            return c.in.available(ignored) != 0 || ignored ||
+                   (ring.producerFlags.load(std::memory_order_relaxed) & detail::kSideClosed) != 0;
+          }))
+        continue;
+    }
+    ring.consumerWaiting.store(1, std::memory_order_seq_cst);
+    std::error_code look;
+    if (c.in.available(look) != 0 || look ||
+        (ring.producerFlags.load(std::memory_order_seq_cst) & detail::kSideClosed) != 0) {
+      ring.consumerWaiting.store(0, std::memory_order_relaxed);
+      continue;
+    }
+    if ((ec = sleepOnBell(c.dataBell, c.dataBellFd, deadline, startedAt, ring.consumerWaiting, c.readPeerGone))) return 0;
+  }
+}
+
+// A write of one buffer to the connection `c`, ended by a cancel() after
+// `startedAt`.
+std::size_t writeTo(ShmConnection& c, Stream::CancelMark startedAt, const void* buffer, std::size_t size,
+                    std::error_code& ec) noexcept {
+  if ((ec = c.writeFailure)) return 0;
+  detail::RingIndices& ring = c.out.indices();
+  bool spun = false;
+  Deadline deadline{};
+  auto readerGone = [&] { return (ring.consumerFlags.load(std::memory_order_seq_cst) & detail::kSideClosed) != 0; };
+  for (;;) {
+    if (c.writeShut.load(std::memory_order_relaxed) || readerGone()) {
+      ec = std::make_error_code(std::errc::broken_pipe);
+      return 0;
+    }
+    const std::size_t n = c.out.write(buffer, size, ec);
+    if (ec) {
+      c.writeFailure = ec;
+      return 0;
+    }
+    if (n > 0) {
+      wakeIfWaiting(ring.consumerWaiting, c.dataBellFd);
+      return n;
+    }
+    if (c.writePeerGone) {
+      ec = std::make_error_code(std::errc::connection_reset);
+      return 0;
+    }
+    const Duration timeout = c.timeout.load(std::memory_order_relaxed);
+    if (timeout == Duration::zero()) {
+      ec = std::make_error_code(std::errc::timed_out);
+      return 0;
+    }
+    if (!spun) {
+      spun = true;
+      deadline = detail::deadlineAfter(timeout);
+      std::error_code ignored;
+      if (spinUntil(c.writeSpin, [&] { return c.out.room(ignored) != 0 || ignored || readerGone(); })) continue;
+    }
+    ring.producerWaiting.store(1, std::memory_order_seq_cst);
+    std::error_code look;
+    if (c.out.room(look) != 0 || look || readerGone()) {
+      ring.producerWaiting.store(0, std::memory_order_relaxed);
+      continue;
+    }
+    if ((ec = sleepOnBell(c.spaceBell, c.spaceBellFd, deadline, startedAt, ring.producerWaiting, c.writePeerGone))) return 0;
+  }
+}
+
+// The cancel generation of the doorbell a reader (or a writer) of the
+// pinned connection sleeps on; not_open when a close() began meanwhile.
+Stream::CancelMark markOf(const detail::ShmPin& pin, bool writing, std::error_code& ec) noexcept {
+  const ShmConnection& c = *pin.get();
+  // A load, not a count: the fast path stays free of further atomic writes.
+  const Stream::CancelMark mark =
+      detail::cancelGeneration(detail::SocketAccess::slot(writing ? c.spaceBell : c.dataBell));
+  if (pin.closing()) ec = Errc::not_open;  // the mark may postdate close()'s cancel
+  return mark;
 }
 
 }  // namespace
 
 ShmStream::ShmStream() noexcept = default;
-ShmStream::ShmStream(std::unique_ptr<ShmConnection> state) noexcept : state_(std::move(state)) {}
+ShmStream::ShmStream(std::unique_ptr<ShmConnection> state) noexcept
+    : gate_(state ? std::make_unique<detail::ShmGate>(std::move(state)) : nullptr) {}
 ShmStream::~ShmStream() = default;
 ShmStream::ShmStream(ShmStream&& other) noexcept = default;
 ShmStream& ShmStream::operator=(ShmStream&& other) noexcept = default;
@@ -260,141 +370,62 @@ ShmStream ShmStream::connect(const std::string& name, Duration timeout) {
 }
 
 Stream::CancelMark ShmStream::cancelMark(bool writing) const noexcept {
-  if (!state_) return 0;
-  // A load, not a count: the fast path stays free of atomic writes.
-  return detail::cancelGeneration(detail::SocketAccess::slot(writing ? state_->spaceBell : state_->dataBell));
+  // Read too late to be cancelled by a close(), the mark is still safe:
+  // the call that uses it pins the stream afresh and finds it closed.
+  const detail::ShmPin pin(gate_.get(), writing ? ShmLane::Write : ShmLane::Read);
+  std::error_code ignored;
+  return pin.get() != nullptr ? markOf(pin, writing, ignored) : 0;
 }
 
 std::size_t ShmStream::readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  return readSomeSince(cancelMark(false), buffer, size, ec);
+  const detail::ShmPin pin(gate_.get(), ShmLane::Read);
+  if ((ec = checkBuffer(pin.get(), buffer, size)) || size == 0) return 0;
+  const CancelMark mark = markOf(pin, false, ec);
+  return ec ? 0 : readFrom(*pin.get(), mark, buffer, size, ec);
 }
 
 std::size_t ShmStream::readSomeSince(CancelMark startedAt, void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  if ((ec = checkBuffer(state_.get(), buffer, size)) || size == 0) return 0;
-  ShmConnection& c = *state_;
-  if ((ec = c.readFailure)) return 0;
-  detail::RingIndices& ring = c.in.indices();
-  bool spun = false;
-  Deadline deadline{};
-  for (;;) {
-    // The flag first: data written before it was set is then visible below.
-    const bool closed = (ring.producerFlags.load(std::memory_order_seq_cst) & detail::kSideClosed) != 0;
-    const std::size_t n = c.in.read(buffer, size, ec);
-    if (ec) {
-      c.readFailure = ec;
-      return 0;
-    }
-    if (n > 0) {
-      wakeIfWaiting(ring.producerWaiting, c.spaceBellFd);
-      return n;
-    }
-    if (closed) {
-      ec = Errc::end_of_stream;
-      return 0;
-    }
-    if (c.readPeerGone) {
-      ec = std::make_error_code(std::errc::connection_reset);
-      return 0;
-    }
-    if (c.timeout == Duration::zero()) {
-      ec = std::make_error_code(std::errc::timed_out);
-      return 0;
-    }
-    if (!spun) {
-      spun = true;
-      deadline = detail::deadlineAfter(c.timeout);
-      std::error_code ignored;  // a bad index is reported by read() above
-      if (spinUntil(c.readSpin, [&] {
-            return c.in.available(ignored) != 0 || ignored ||
-                   (ring.producerFlags.load(std::memory_order_relaxed) & detail::kSideClosed) != 0;
-          }))
-        continue;
-    }
-    ring.consumerWaiting.store(1, std::memory_order_seq_cst);
-    std::error_code look;
-    if (c.in.available(look) != 0 || look ||
-        (ring.producerFlags.load(std::memory_order_seq_cst) & detail::kSideClosed) != 0) {
-      ring.consumerWaiting.store(0, std::memory_order_relaxed);
-      continue;
-    }
-    if ((ec = sleepOnBell(c.dataBell, c.dataBellFd, deadline, startedAt, ring.consumerWaiting, c.readPeerGone))) return 0;
-  }
+  const detail::ShmPin pin(gate_.get(), ShmLane::Read);
+  if ((ec = checkBuffer(pin.get(), buffer, size)) || size == 0) return 0;
+  return readFrom(*pin.get(), startedAt, buffer, size, ec);
 }
 
-std::string ShmStream::peerName() const { return peerOf(state_.get()); }
+std::string ShmStream::peerName() const {
+  const detail::ShmPin pin(gate_.get(), ShmLane::Other);
+  return pin.get() != nullptr ? pin.get()->peer : std::string();
+}
 
 std::size_t ShmStream::writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  return writeBuffer(cancelMark(true), buffer, size, ec);
+  const detail::ShmPin pin(gate_.get(), ShmLane::Write);
+  if ((ec = checkBuffer(pin.get(), buffer, size)) || size == 0) return 0;
+  const CancelMark mark = markOf(pin, true, ec);
+  return ec ? 0 : writeTo(*pin.get(), mark, buffer, size, ec);
 }
 
 std::size_t ShmStream::writeSomeSince(CancelMark mark, const ConstBuffer* buffers, std::size_t count,
                                       std::error_code& ec) noexcept {
-  // As Stream's gather writeSome(): the first non-empty piece.
-  if (!state_) {
+  const detail::ShmPin pin(gate_.get(), ShmLane::Write);
+  if (pin.get() == nullptr) {
     ec = Errc::not_open;
     return 0;
   }
   if ((ec = detail::checkPieces(buffers, count))) return 0;
+  // As Stream's gather writeSome(): the first non-empty piece.
   for (std::size_t i = 0; i < count; ++i) {
-    if (buffers[i].size != 0) return writeBuffer(mark, buffers[i].data, buffers[i].size, ec);
+    if (buffers[i].size != 0) return writeTo(*pin.get(), mark, buffers[i].data, buffers[i].size, ec);
   }
   return 0;
 }
 
-std::size_t ShmStream::writeBuffer(CancelMark startedAt, const void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  if ((ec = checkBuffer(state_.get(), buffer, size)) || size == 0) return 0;
-  ShmConnection& c = *state_;
-  if ((ec = c.writeFailure)) return 0;
-  detail::RingIndices& ring = c.out.indices();
-  bool spun = false;
-  Deadline deadline{};
-  auto readerGone = [&] { return (ring.consumerFlags.load(std::memory_order_seq_cst) & detail::kSideClosed) != 0; };
-  for (;;) {
-    if (c.writeShut || readerGone()) {
-      ec = std::make_error_code(std::errc::broken_pipe);
-      return 0;
-    }
-    const std::size_t n = c.out.write(buffer, size, ec);
-    if (ec) {
-      c.writeFailure = ec;
-      return 0;
-    }
-    if (n > 0) {
-      wakeIfWaiting(ring.consumerWaiting, c.dataBellFd);
-      return n;
-    }
-    if (c.writePeerGone) {
-      ec = std::make_error_code(std::errc::connection_reset);
-      return 0;
-    }
-    if (c.timeout == Duration::zero()) {
-      ec = std::make_error_code(std::errc::timed_out);
-      return 0;
-    }
-    if (!spun) {
-      spun = true;
-      deadline = detail::deadlineAfter(c.timeout);
-      std::error_code ignored;
-      if (spinUntil(c.writeSpin, [&] { return c.out.room(ignored) != 0 || ignored || readerGone(); })) continue;
-    }
-    ring.producerWaiting.store(1, std::memory_order_seq_cst);
-    std::error_code look;
-    if (c.out.room(look) != 0 || look || readerGone()) {
-      ring.producerWaiting.store(0, std::memory_order_relaxed);
-      continue;
-    }
-    if ((ec = sleepOnBell(c.spaceBell, c.spaceBellFd, deadline, startedAt, ring.producerWaiting, c.writePeerGone))) return 0;
-  }
-}
-
 void ShmStream::shutdownWrite(std::error_code& ec) noexcept {
-  if (!state_) {
+  const detail::ShmPin pin(gate_.get(), ShmLane::Other);
+  if (pin.get() == nullptr) {
     ec = Errc::not_open;
     return;
   }
   ec.clear();
-  ShmConnection& c = *state_;
-  c.writeShut = true;
+  ShmConnection& c = *pin.get();
+  c.writeShut.store(true, std::memory_order_relaxed);
   detail::RingIndices& ring = c.out.indices();
   ring.producerFlags.fetch_or(detail::kSideClosed, std::memory_order_seq_cst);
   wakeIfWaiting(ring.consumerWaiting, c.dataBellFd);
@@ -403,40 +434,49 @@ void ShmStream::shutdownWrite(std::error_code& ec) noexcept {
 void ShmStream::shutdownWrite() {
   std::error_code ec;
   shutdownWrite(ec);
-  throwIfError(ec, "shutdown", peerOf(state_.get()));
+  throwIfError(ec, "shutdown", peerName());
 }
 
 void ShmStream::cancel() noexcept {
-  // Unpinned: close() must not race with this (see the header).
-  if (ShmConnection* c = state_.get()) {
+  const detail::ShmPin pin(gate_.get(), ShmLane::Other);
+  if (ShmConnection* c = pin.get()) {
     c->dataBell.cancel();
     c->spaceBell.cancel();
   }
 }
 
-void ShmStream::close() noexcept { state_.reset(); }
+void ShmStream::close() noexcept {
+  if (gate_) gate_->close();
+}
 
-bool ShmStream::isOpen() const noexcept { return state_ != nullptr; }
+bool ShmStream::isOpen() const noexcept { return gate_ && gate_->open(); }
 
 void ShmStream::setTimeout(Duration timeout, std::error_code& ec) noexcept {
-  if (!state_) {
+  const detail::ShmPin pin(gate_.get(), ShmLane::Other);
+  if (pin.get() == nullptr) {
     ec = Errc::not_open;
   } else if (timeout < Duration::zero()) {
     ec = Errc::negative_timeout;
   } else {
     ec.clear();
-    state_->timeout = timeout;
+    pin.get()->timeout.store(timeout, std::memory_order_relaxed);
   }
 }
 
 void ShmStream::setTimeout(Duration timeout) {
   std::error_code ec;
   setTimeout(timeout, ec);
-  throwIfError(ec, "set timeout", peerOf(state_.get()));
+  throwIfError(ec, "set timeout", peerName());
 }
 
-Duration ShmStream::timeout() const noexcept { return state_ ? state_->timeout : kInfiniteTimeout; }
+Duration ShmStream::timeout() const noexcept {
+  const detail::ShmPin pin(gate_.get(), ShmLane::Other);
+  return pin.get() != nullptr ? pin.get()->timeout.load(std::memory_order_relaxed) : kInfiniteTimeout;
+}
 
-std::size_t ShmStream::ringSize() const noexcept { return state_ ? state_->segment.ringSize : 0; }
+std::size_t ShmStream::ringSize() const noexcept {
+  const detail::ShmPin pin(gate_.get(), ShmLane::Other);
+  return pin.get() != nullptr ? pin.get()->segment.ringSize : 0;
+}
 
 }  // namespace evchan

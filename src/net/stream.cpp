@@ -103,11 +103,24 @@ std::size_t Stream::readExactly(void* buffer, std::size_t size) {
 }
 
 std::size_t Stream::writeAll(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  const CancelMark mark = cancelMark(true);
-  return untilDone(*this, static_cast<const char*>(buffer), size, ec,
-                   [this, mark](const char* at, std::size_t left, std::error_code& e) {
+  return writeAllSinceOf(*this, cancelMark(true), buffer, size, ec);
+}
+
+Stream::CancelMark Stream::cancelMarkOf(const Stream& lower, bool writing) noexcept {
+  return lower.cancelMark(writing);
+}
+
+std::size_t Stream::readSomeSinceOf(Stream& lower, CancelMark mark, void* buffer, std::size_t size,
+                                    std::error_code& ec) noexcept {
+  return lower.readSomeSince(mark, buffer, size, ec);
+}
+
+std::size_t Stream::writeAllSinceOf(Stream& lower, CancelMark mark, const void* buffer, std::size_t size,
+                                    std::error_code& ec) noexcept {
+  return untilDone(lower, static_cast<const char*>(buffer), size, ec,
+                   [&lower, mark](const char* at, std::size_t left, std::error_code& e) {
                      const ConstBuffer piece{at, left};
-                     return writeSomeSince(mark, &piece, 1, e);
+                     return lower.writeSomeSince(mark, &piece, 1, e);
                    });
 }
 

@@ -112,6 +112,21 @@ std::unique_ptr<BIO, decltype(&BIO_free)> memoryBio(const std::string& text) {
   return {BIO_new_mem_buf(text.data(), static_cast<int>(text.size())), &BIO_free};
 }
 
+// Runs `configure` on the context's state, OpenSSL's error queue emptied
+// first; `ec` is what it returns, or not_open when the constructor failed.
+template <class Configure>
+void configureContext(TlsContextState* state, std::error_code& ec, Configure configure) noexcept {
+  if (state == nullptr) {
+    ec = Errc::not_open;
+    return;
+  }
+  ERR_clear_error();
+  ec = configure(*state);
+}
+
+// OpenSSL's answer as an error code: its queued error unless `ok`.
+std::error_code checked(bool ok) { return ok ? std::error_code() : queueError(); }
+
 template <class Call>
 void orThrow(const char* operation, Call call) {
   std::error_code ec;
@@ -169,13 +184,9 @@ void TlsContext::loadCaFile(const std::string& path) {
 }
 
 void TlsContext::loadCaFile(const std::string& path, std::error_code& ec) noexcept {
-  ec.clear();
-  if (!state_) {
-    ec = Errc::not_open;  // the constructor failed
-    return;
-  }
-  ERR_clear_error();
-  if (givenCaStore(*state_) == nullptr || SSL_CTX_load_verify_file(state_->ctx, path.c_str()) != 1) ec = queueError();
+  configureContext(state_.get(), ec, [&](TlsContextState& state) {
+    return checked(givenCaStore(state) != nullptr && SSL_CTX_load_verify_file(state.ctx, path.c_str()) == 1);
+  });
 }
 
 void TlsContext::loadCaDirectory(const std::string& path) {
@@ -183,13 +194,9 @@ void TlsContext::loadCaDirectory(const std::string& path) {
 }
 
 void TlsContext::loadCaDirectory(const std::string& path, std::error_code& ec) noexcept {
-  ec.clear();
-  if (!state_) {
-    ec = Errc::not_open;  // the constructor failed
-    return;
-  }
-  ERR_clear_error();
-  if (givenCaStore(*state_) == nullptr || SSL_CTX_load_verify_dir(state_->ctx, path.c_str()) != 1) ec = queueError();
+  configureContext(state_.get(), ec, [&](TlsContextState& state) {
+    return checked(givenCaStore(state) != nullptr && SSL_CTX_load_verify_dir(state.ctx, path.c_str()) == 1);
+  });
 }
 
 void TlsContext::addCaPem(const std::string& pem) {
@@ -197,35 +204,23 @@ void TlsContext::addCaPem(const std::string& pem) {
 }
 
 void TlsContext::addCaPem(const std::string& pem, std::error_code& ec) noexcept {
-  ec.clear();
-  if (!state_) {
-    ec = Errc::not_open;  // the constructor failed
-    return;
-  }
-  ERR_clear_error();
-  X509_STORE* store = givenCaStore(*state_);
-  auto bio = memoryBio(pem);
-  if (store == nullptr || !bio) {
-    ec = queueError();
-    return;
-  }
-  int added = 0;
-  while (X509* certificate = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
-    const int ok = X509_STORE_add_cert(store, certificate);
-    X509_free(certificate);
-    if (ok != 1) {
-      ec = queueError();
-      return;
+  configureContext(state_.get(), ec, [&](TlsContextState& state) {
+    X509_STORE* store = givenCaStore(state);
+    auto bio = memoryBio(pem);
+    if (store == nullptr || !bio) return queueError();
+    int added = 0;
+    while (X509* certificate = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+      const int ok = X509_STORE_add_cert(store, certificate);
+      X509_free(certificate);
+      if (ok != 1) return queueError();
+      ++added;
     }
-    ++added;
-  }
-  // The loop ends on "no start line" after the last block: an error only
-  // when there was no block at all.
-  if (added == 0) {
-    ec = queueError();
-    return;
-  }
-  ERR_clear_error();
+    // The loop ends on "no start line" after the last block: an error only
+    // when there was no block at all.
+    if (added == 0) return queueError();
+    ERR_clear_error();
+    return std::error_code();
+  });
 }
 
 void TlsContext::loadCertificateChainFile(const std::string& path) {
@@ -233,13 +228,9 @@ void TlsContext::loadCertificateChainFile(const std::string& path) {
 }
 
 void TlsContext::loadCertificateChainFile(const std::string& path, std::error_code& ec) noexcept {
-  ec.clear();
-  if (!state_) {
-    ec = Errc::not_open;  // the constructor failed
-    return;
-  }
-  ERR_clear_error();
-  if (SSL_CTX_use_certificate_chain_file(state_->ctx, path.c_str()) != 1) ec = queueError();
+  configureContext(state_.get(), ec, [&](TlsContextState& state) {
+    return checked(SSL_CTX_use_certificate_chain_file(state.ctx, path.c_str()) == 1);
+  });
 }
 
 void TlsContext::useCertificateChainPem(const std::string& pem) {
@@ -247,32 +238,22 @@ void TlsContext::useCertificateChainPem(const std::string& pem) {
 }
 
 void TlsContext::useCertificateChainPem(const std::string& pem, std::error_code& ec) noexcept {
-  ec.clear();
-  if (!state_) {
-    ec = Errc::not_open;  // the constructor failed
-    return;
-  }
-  ERR_clear_error();
-  auto bio = memoryBio(pem);
-  X509* leaf = bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr;
-  if (leaf == nullptr) {
-    ec = queueError();
-    return;
-  }
-  const int ok = SSL_CTX_use_certificate(state_->ctx, leaf);
-  X509_free(leaf);
-  if (ok != 1 || SSL_CTX_clear_chain_certs(state_->ctx) != 1) {
-    ec = queueError();
-    return;
-  }
-  while (X509* intermediate = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
-    if (SSL_CTX_add0_chain_cert(state_->ctx, intermediate) != 1) {
-      X509_free(intermediate);
-      ec = queueError();
-      return;
+  configureContext(state_.get(), ec, [&](TlsContextState& state) {
+    auto bio = memoryBio(pem);
+    X509* leaf = bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr;
+    if (leaf == nullptr) return queueError();
+    const int ok = SSL_CTX_use_certificate(state.ctx, leaf);
+    X509_free(leaf);
+    if (ok != 1 || SSL_CTX_clear_chain_certs(state.ctx) != 1) return queueError();
+    while (X509* intermediate = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+      if (SSL_CTX_add0_chain_cert(state.ctx, intermediate) != 1) {
+        X509_free(intermediate);
+        return queueError();
+      }
     }
-  }
-  ERR_clear_error();  // the "no start line" that ends the loop
+    ERR_clear_error();  // the "no start line" that ends the loop
+    return std::error_code();
+  });
 }
 
 void TlsContext::loadPrivateKeyFile(const std::string& path) {
@@ -280,13 +261,9 @@ void TlsContext::loadPrivateKeyFile(const std::string& path) {
 }
 
 void TlsContext::loadPrivateKeyFile(const std::string& path, std::error_code& ec) noexcept {
-  ec.clear();
-  if (!state_) {
-    ec = Errc::not_open;  // the constructor failed
-    return;
-  }
-  ERR_clear_error();
-  if (SSL_CTX_use_PrivateKey_file(state_->ctx, path.c_str(), SSL_FILETYPE_PEM) != 1) ec = queueError();
+  configureContext(state_.get(), ec, [&](TlsContextState& state) {
+    return checked(SSL_CTX_use_PrivateKey_file(state.ctx, path.c_str(), SSL_FILETYPE_PEM) == 1);
+  });
 }
 
 void TlsContext::usePrivateKeyPem(const std::string& pem) {
@@ -294,21 +271,14 @@ void TlsContext::usePrivateKeyPem(const std::string& pem) {
 }
 
 void TlsContext::usePrivateKeyPem(const std::string& pem, std::error_code& ec) noexcept {
-  ec.clear();
-  if (!state_) {
-    ec = Errc::not_open;  // the constructor failed
-    return;
-  }
-  ERR_clear_error();
-  auto bio = memoryBio(pem);
-  EVP_PKEY* key = bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr;
-  if (key == nullptr) {
-    ec = queueError();
-    return;
-  }
-  const int ok = SSL_CTX_use_PrivateKey(state_->ctx, key);
-  EVP_PKEY_free(key);
-  if (ok != 1) ec = queueError();
+  configureContext(state_.get(), ec, [&](TlsContextState& state) {
+    auto bio = memoryBio(pem);
+    EVP_PKEY* key = bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr;
+    if (key == nullptr) return queueError();
+    const int ok = SSL_CTX_use_PrivateKey(state.ctx, key);
+    EVP_PKEY_free(key);
+    return checked(ok == 1);
+  });
 }
 
 void TlsContext::setMinimumVersion(TlsVersion version) {
@@ -316,14 +286,10 @@ void TlsContext::setMinimumVersion(TlsVersion version) {
 }
 
 void TlsContext::setMinimumVersion(TlsVersion version, std::error_code& ec) noexcept {
-  ec.clear();
-  if (!state_) {
-    ec = Errc::not_open;  // the constructor failed
-    return;
-  }
-  ERR_clear_error();
-  const int wire = version == TlsVersion::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
-  if (SSL_CTX_set_min_proto_version(state_->ctx, wire) != 1) ec = queueError();
+  configureContext(state_.get(), ec, [&](TlsContextState& state) {
+    const int wire = version == TlsVersion::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
+    return checked(SSL_CTX_set_min_proto_version(state.ctx, wire) == 1);
+  });
 }
 
 void TlsContext::setAlpnProtocols(const std::vector<std::string>& protocols) {
@@ -331,34 +297,24 @@ void TlsContext::setAlpnProtocols(const std::vector<std::string>& protocols) {
 }
 
 void TlsContext::setAlpnProtocols(const std::vector<std::string>& protocols, std::error_code& ec) noexcept {
-  ec.clear();
-  if (!state_) {
-    ec = Errc::not_open;  // the constructor failed
-    return;
-  }
-  std::vector<unsigned char> wire;
-  try {
-    for (const std::string& name : protocols) {
-      if (name.empty() || name.size() > 255) {
-        ec = std::make_error_code(std::errc::invalid_argument);
-        return;
+  configureContext(state_.get(), ec, [&](TlsContextState& state) {
+    std::vector<unsigned char> wire;
+    try {
+      for (const std::string& name : protocols) {
+        if (name.empty() || name.size() > 255) return std::make_error_code(std::errc::invalid_argument);
+        wire.push_back(static_cast<unsigned char>(name.size()));
+        wire.insert(wire.end(), name.begin(), name.end());
       }
-      wire.push_back(static_cast<unsigned char>(name.size()));
-      wire.insert(wire.end(), name.begin(), name.end());
+    } catch (const std::bad_alloc&) {
+      return std::make_error_code(std::errc::not_enough_memory);
     }
-  } catch (const std::bad_alloc&) {
-    ec = std::make_error_code(std::errc::not_enough_memory);
-    return;
-  }
-  if (state_->role == Role::client) {
-    ERR_clear_error();
+    if (state.role == Role::server) {
+      state.alpnWire = std::move(wire);
+      return std::error_code();
+    }
     // SSL_CTX_set_alpn_protos returns 0 on success.
-    if (SSL_CTX_set_alpn_protos(state_->ctx, wire.data(), static_cast<unsigned int>(wire.size())) != 0) {
-      ec = queueError();
-    }
-  } else {
-    state_->alpnWire = std::move(wire);
-  }
+    return checked(SSL_CTX_set_alpn_protos(state.ctx, wire.data(), static_cast<unsigned int>(wire.size())) == 0);
+  });
 }
 
 void TlsContext::requireClientCertificate(bool on) noexcept {

@@ -19,6 +19,7 @@
 #include <evchan/system_error.h>
 #include <evchan/tls_stream.h>
 
+#include "net/pieces.h"
 #include "net/tls_state.h"
 
 namespace evchan {
@@ -49,9 +50,31 @@ class Claim {
   bool held_;
 };
 
+// What one TlsStream call does on the lower stream: its reads and writes,
+// each step under the mark the call began with, so that a cancel() of the
+// lower stream after that reaches every step.  The steps are Stream's
+// protected helpers, which a TlsStream member hands over.
+struct LowerCalls {
+  using ReadSince = std::size_t (*)(Stream&, Stream::CancelMark, void*, std::size_t, std::error_code&) noexcept;
+  using WriteAllSince = std::size_t (*)(Stream&, Stream::CancelMark, const void*, std::size_t,
+                                        std::error_code&) noexcept;
+  Stream& stream;
+  Stream::CancelMark readMark;
+  Stream::CancelMark writeMark;
+  ReadSince readSince;
+  WriteAllSince writeAllSince;
+
+  std::size_t readSome(void* buffer, std::size_t size, std::error_code& ec) const noexcept {
+    return readSince(stream, readMark, buffer, size, ec);
+  }
+  void writeAll(const void* buffer, std::size_t size, std::error_code& ec) const noexcept {
+    writeAllSince(stream, writeMark, buffer, size, ec);
+  }
+};
+
 // Reads what the lower stream has and gives it to OpenSSL.  The lower
 // stream ending here, where TLS wanted more, is truncation.
-bool feed(TlsSession& s, Stream& lower, std::error_code& ec) noexcept {
+bool feed(TlsSession& s, const LowerCalls& lower, std::error_code& ec) noexcept {
   try {
     if (s.inBuffer.empty()) s.inBuffer.resize(kReadChunk);
   } catch (const std::bad_alloc&) {
@@ -85,7 +108,7 @@ bool drainLocked(TlsSession& s) noexcept {
 }
 
 // Writes the drained records to the lower stream; under outputLock.
-void sendDrained(TlsSession& s, Stream& lower, std::error_code& ec) noexcept {
+void sendDrained(TlsSession& s, const LowerCalls& lower, std::error_code& ec) noexcept {
   if (!s.outBuffer.empty()) lower.writeAll(s.outBuffer.data(), s.outBuffer.size(), ec);
 }
 
@@ -104,7 +127,7 @@ void withOutputLock(TlsSession& s, std::error_code& ec, Body body) noexcept {
 
 // Sends what OpenSSL has written (handshake messages, alerts, a reader's
 // replies), in order with the writer's records.
-void flushPending(TlsSession& s, Stream& lower, std::error_code& ec) noexcept {
+void flushPending(TlsSession& s, const LowerCalls& lower, std::error_code& ec) noexcept {
   withOutputLock(s, ec, [&] {
     bool drained;
     {
@@ -247,6 +270,8 @@ void TlsStream::handshake(const std::string& serverName, std::error_code& ec) no
       return;
     }
   }
+  const LowerCalls lower{*lower_, cancelMarkOf(*lower_, false), cancelMarkOf(*lower_, true), &readSomeSinceOf,
+                         &writeAllSinceOf};
   for (;;) {
     int result;
     int error = SSL_ERROR_NONE;
@@ -267,7 +292,7 @@ void TlsStream::handshake(const std::string& serverName, std::error_code& ec) no
     // Our flight, or the alert that tells the peer why we give up.
     if (pending) {
       std::error_code sent;
-      flushPending(s, *lower_, sent);
+      flushPending(s, lower, sent);
       if (sent && !failure) {
         ec = sent;
         return;
@@ -281,11 +306,19 @@ void TlsStream::handshake(const std::string& serverName, std::error_code& ec) no
       s.handshaken.store(true, std::memory_order_release);
       return;
     }
-    if (!feed(s, *lower_, ec)) return;
+    if (!feed(s, lower, ec)) return;
   }
 }
 
+Stream::CancelMark TlsStream::cancelMark(bool writing) const noexcept {
+  return lower_ ? cancelMarkOf(*lower_, writing) : 0;
+}
+
 std::size_t TlsStream::readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  return readSomeSince(cancelMark(false), buffer, size, ec);
+}
+
+std::size_t TlsStream::readSomeSince(CancelMark mark, void* buffer, std::size_t size, std::error_code& ec) noexcept {
   ec.clear();
   if (!isOpen()) {
     ec = Errc::not_open;
@@ -306,6 +339,9 @@ std::size_t TlsStream::readSome(void* buffer, std::size_t size, std::error_code&
     ec = Errc::socket_busy;
     return 0;
   }
+  // A reader's replies (a key update) go out under a mark of their own:
+  // the caller's is for reading.
+  const LowerCalls lower{*lower_, mark, cancelMarkOf(*lower_, true), &readSomeSinceOf, &writeAllSinceOf};
   const int want = static_cast<int>(std::min<std::size_t>(size, INT_MAX));
   for (;;) {
     int result;
@@ -330,7 +366,7 @@ std::size_t TlsStream::readSome(void* buffer, std::size_t size, std::error_code&
     // when data came with it, its failure shows on the next write.
     if (pending) {
       std::error_code sent;
-      flushPending(s, *lower_, sent);
+      flushPending(s, lower, sent);
       if (sent && result <= 0 && !failure) failure = sent;
     }
     if (result > 0) return static_cast<std::size_t>(result);
@@ -338,11 +374,26 @@ std::size_t TlsStream::readSome(void* buffer, std::size_t size, std::error_code&
       ec = failure;
       return 0;
     }
-    if (!feed(s, *lower_, ec)) return 0;
+    if (!feed(s, lower, ec)) return 0;
   }
 }
 
 std::size_t TlsStream::writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
+  return writeBuffer(cancelMark(true), buffer, size, ec);
+}
+
+std::size_t TlsStream::writeSomeSince(CancelMark mark, const ConstBuffer* buffers, std::size_t count,
+                                      std::error_code& ec) noexcept {
+  // As Stream's gather writeSome(): the first non-empty piece.
+  if ((ec = detail::checkPieces(buffers, count))) return 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (buffers[i].size != 0) return writeBuffer(mark, buffers[i].data, buffers[i].size, ec);
+  }
+  ec.clear();
+  return 0;
+}
+
+std::size_t TlsStream::writeBuffer(CancelMark mark, const void* buffer, std::size_t size, std::error_code& ec) noexcept {
   ec.clear();
   if (!isOpen()) {
     ec = Errc::not_open;
@@ -363,6 +414,7 @@ std::size_t TlsStream::writeSome(const void* buffer, std::size_t size, std::erro
     ec = Errc::socket_busy;
     return 0;
   }
+  const LowerCalls lower{*lower_, cancelMarkOf(*lower_, false), mark, &readSomeSinceOf, &writeAllSinceOf};
   const int chunk = static_cast<int>(std::min(size, kMaxWrite));
   int result = 0;
   withOutputLock(s, ec, [&] {
@@ -381,7 +433,7 @@ std::size_t TlsStream::writeSome(const void* buffer, std::size_t size, std::erro
       ec = std::make_error_code(std::errc::not_enough_memory);
       return;
     }
-    sendDrained(s, *lower_, ec);
+    sendDrained(s, lower, ec);
     if (!ec && failure) ec = failure;
   });
   return ec ? 0 : static_cast<std::size_t>(result);
@@ -409,6 +461,8 @@ void TlsStream::shutdown(std::error_code& ec) noexcept {
     ec = Errc::socket_busy;
     return;
   }
+  const LowerCalls lower{*lower_, cancelMarkOf(*lower_, false), cancelMarkOf(*lower_, true), &readSomeSinceOf,
+                         &writeAllSinceOf};
   withOutputLock(s, ec, [&] {
     std::error_code failure;
     bool drained;
@@ -426,7 +480,7 @@ void TlsStream::shutdown(std::error_code& ec) noexcept {
       ec = std::make_error_code(std::errc::not_enough_memory);
       return;
     }
-    sendDrained(s, *lower_, ec);
+    sendDrained(s, lower, ec);
     if (!ec && failure) ec = failure;
   });
 }

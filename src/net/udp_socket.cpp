@@ -180,10 +180,13 @@ void UdpSocket::connect(const Address& peer) {
   throwIfError(ec, "connect", peer.toString());
 }
 
-std::size_t UdpSocket::sendTo(const void* buffer, std::size_t size, const Address& to, std::error_code& ec) noexcept {
-  detail::SocketCall call(state_);
+namespace {
+
+// One datagram to `to`, or to the connected peer when `to` is empty: the
+// body of sendTo() and send(), which check `to` each their own way.
+std::size_t sendOne(UdpSocket& socket, detail::SocketCall& call, const void* buffer, std::size_t size,
+                    const Address& to, std::error_code& ec) noexcept {
   SocketState* state = call.state();
-  if ((ec = checkBuffer(state, buffer, size))) return 0;
   apr_sockaddr_t target{};
   const bool addressed = !to.empty();
   if (addressed && (ec = detail::datagramTarget(to, target))) return 0;
@@ -194,11 +197,24 @@ std::size_t UdpSocket::sendTo(const void* buffer, std::size_t size, const Addres
     if (inTask()) {
       // The send buffer is full: the task waits for the event (which sends
       // when there is room) instead of blocking its worker.
-      DatagramSendEvent send(*this, buffer, size, to);
+      DatagramSendEvent send(socket, buffer, size, to);
       if (call.awaitInTask(send, ec)) return ec ? 0 : send.bytesTransferred();
     }
     if ((ec = call.waitOnThread(true, detail::deadlineAfter(state->timeout)))) return 0;
   }
+}
+
+}  // namespace
+
+std::size_t UdpSocket::sendTo(const void* buffer, std::size_t size, const Address& to, std::error_code& ec) noexcept {
+  detail::SocketCall call(state_);
+  if ((ec = checkBuffer(call.state(), buffer, size))) return 0;
+  // Never the connected peer in disguise: an empty `to` is a mistake.
+  if (to.empty()) {
+    ec = Errc::no_address;
+    return 0;
+  }
+  return sendOne(*this, call, buffer, size, to, ec);
 }
 
 std::size_t UdpSocket::sendTo(const void* buffer, std::size_t size, const Address& to) {
@@ -209,7 +225,13 @@ std::size_t UdpSocket::sendTo(const void* buffer, std::size_t size, const Addres
 }
 
 std::size_t UdpSocket::send(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  return sendTo(buffer, size, Address(), ec);
+  detail::SocketCall call(state_);
+  if ((ec = checkBuffer(call.state(), buffer, size))) return 0;
+  const std::size_t sent = sendOne(*this, call, buffer, size, Address(), ec);
+  // No peer: Linux says EDESTADDRREQ, others ENOTCONN; the header promises
+  // not_connected.
+  if (ec == std::errc::destination_address_required) ec = std::make_error_code(std::errc::not_connected);
+  return sent;
 }
 
 std::size_t UdpSocket::send(const void* buffer, std::size_t size) {

@@ -1,0 +1,281 @@
+// SPDX-License-Identifier: Apache-2.0
+// ShmStream::close() while other threads and tasks are inside calls on the
+// same stream: their calls end (operation_canceled, or not_open for one
+// that had not begun), promptly, the peer reads the end of the stream, and
+// nothing touches the rings close() unmapped.  Run under ASan and TSan.
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+#include <evchan/evchan.h>
+#include <evchan/shm_stream.h>
+
+#include "support/diagnostics.h"
+#include "support/leak_checked_fixture.h"
+#include "support/waiting.h"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+using evchan::Errc;
+using evchan::EventChannel;
+using evchan::ShmListener;
+using evchan::ShmStream;
+using evchan::TaskHandle;
+using evchan::test::describe;
+using evchan::test::elapsedText;
+using evchan::test::generous;
+using evchan::test::joinWithin;
+
+constexpr evchan::Duration kPatience = 10s;  // a failing test ends, it never hangs
+constexpr std::size_t kSmallRing = 4096;
+
+std::string uniqueName(const char* what) {
+  static std::atomic<int> counter{0};
+  return "@evchan-shm-close-test-" + std::to_string(getpid()) + "-" + what + "-" + std::to_string(++counter);
+}
+
+struct Pair {
+  ShmStream client;
+  ShmStream server;
+};
+
+Pair connectPair(ShmListener& listener) {
+  Pair pair;
+  std::error_code ec;
+  pair.client = ShmStream::connect(listener.name(), kPatience, kSmallRing, ec);
+  ASSERT_NO_ERROR(ec);
+  listener.setTimeout(kPatience);
+  pair.server = listener.accept(ec);
+  ASSERT_NO_ERROR(ec);
+  pair.client.setTimeout(kPatience);
+  pair.server.setTimeout(kPatience);
+  return pair;
+}
+
+// How a call that close() ended may fail: cancelled while inside, or
+// refused when it began after close() had started.
+bool endedByClose(const std::error_code& ec) { return ec == std::errc::operation_canceled || ec == Errc::not_open; }
+
+// The peer of a closed stream reads what was written, then the end.
+void checkPeerSeesTheEnd(ShmStream& peer) {
+  char byte;
+  std::error_code ec;
+  peer.readSome(&byte, 1, ec);
+  ASSERT_ERROR(Errc::end_of_stream, ec);
+}
+
+}  // namespace
+
+class ShmCloseTest : public evchan::test::LeakCheckedFixture {
+  CPPUNIT_TEST_SUITE(ShmCloseTest);
+  CPPUNIT_TEST(closeEndsAReadWaitingOnAThread);
+  CPPUNIT_TEST(closeEndsAWriteWaitingOnAFullRing);
+  CPPUNIT_TEST(closeEndsReadAndWriteAtOnce);
+  CPPUNIT_TEST(closeFromATaskEndsAReadInATaskOnTheSameWorker);
+  CPPUNIT_TEST(callsAfterCloseFromAnotherThreadAreRefused);
+  CPPUNIT_TEST(closeRacingCompletingReads);
+  CPPUNIT_TEST(readerDestroysTheStreamWhileAnotherThreadClosesIt);
+  CPPUNIT_TEST(cancelAndTimeoutRacingClose);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  void closeEndsAReadWaitingOnAThread() {
+    ShmListener listener = ShmListener::listen(uniqueName("read"));
+    Pair pair = connectPair(listener);
+    std::atomic<bool> done{false};
+    std::error_code ec;
+    std::thread reader([&] {
+      char byte;
+      pair.server.readSome(&byte, 1, ec);
+      done = true;
+    });
+    std::this_thread::sleep_for(20ms);  // asleep on the doorbell by now
+    const auto elapsed = evchan::test::timed([&] {
+      pair.server.close();
+      CPPUNIT_ASSERT(evchan::test::eventually([&] { return done.load(); }));
+    });
+    reader.join();
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), endedByClose(ec));
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed < generous(3s));
+    CPPUNIT_ASSERT(!pair.server.isOpen());
+    checkPeerSeesTheEnd(pair.client);
+  }
+
+  void closeEndsAWriteWaitingOnAFullRing() {
+    ShmListener listener = ShmListener::listen(uniqueName("write"));
+    Pair pair = connectPair(listener);
+    const std::vector<char> ringful(kSmallRing, 'w');
+    pair.client.writeAll(ringful.data(), ringful.size());
+    std::error_code ec;
+    std::thread writer([&] { pair.client.writeSome("x", 1, ec); });
+    std::this_thread::sleep_for(20ms);
+    pair.client.close();
+    writer.join();
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), endedByClose(ec));
+    // The peer still gets the ringful written before the close, then the end.
+    std::vector<char> got(kSmallRing);
+    pair.server.readExactly(got.data(), got.size());
+    CPPUNIT_ASSERT(got == ringful);
+    checkPeerSeesTheEnd(pair.server);
+  }
+
+  void closeEndsReadAndWriteAtOnce() {
+    ShmListener listener = ShmListener::listen(uniqueName("both"));
+    Pair pair = connectPair(listener);
+    const std::vector<char> ringful(kSmallRing, 'b');
+    pair.server.writeAll(ringful.data(), ringful.size());
+    std::error_code readError, writeError;
+    std::thread reader([&] {
+      char byte;
+      pair.server.readSome(&byte, 1, readError);
+    });
+    std::thread writer([&] { pair.server.writeSome("x", 1, writeError); });
+    std::this_thread::sleep_for(20ms);
+    pair.server.close();
+    reader.join();
+    writer.join();
+    CPPUNIT_ASSERT_MESSAGE(describe(readError), endedByClose(readError));
+    CPPUNIT_ASSERT_MESSAGE(describe(writeError), endedByClose(writeError));
+  }
+
+  // One worker: the closing task must let the reader task leave its call
+  // (by yielding), or the two would wait for each other forever.
+  void closeFromATaskEndsAReadInATaskOnTheSameWorker() {
+    ShmListener listener = ShmListener::listen(uniqueName("task"));
+    Pair pair = connectPair(listener);
+    std::unique_ptr<EventChannel> channel = evchan::test::makeChannelWithoutMonitor(1);
+    std::atomic<bool> readerIn{false};
+    std::error_code ec;
+    TaskHandle reader = channel->spawn([&] {
+      readerIn = true;
+      char byte;
+      pair.server.readSome(&byte, 1, ec);
+    });
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return readerIn.load(); }));
+    TaskHandle closer = channel->spawn([&] {
+      evchan::this_task::sleepFor(20ms);  // the reader sleeps on its doorbell
+      pair.server.close();
+    });
+    joinWithin(closer);
+    joinWithin(reader);
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), endedByClose(ec));
+    checkPeerSeesTheEnd(pair.client);
+  }
+
+  void callsAfterCloseFromAnotherThreadAreRefused() {
+    ShmListener listener = ShmListener::listen(uniqueName("after"));
+    Pair pair = connectPair(listener);
+    std::thread([&] { pair.server.close(); }).join();
+    std::error_code ec;
+    char byte;
+    pair.server.readSome(&byte, 1, ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    pair.server.writeSome("x", 1, ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    pair.server.shutdownWrite(ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    pair.server.setTimeout(1s, ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    pair.server.cancel();
+    pair.server.close();
+    CPPUNIT_ASSERT(!pair.server.isOpen());
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.server.ringSize());
+    CPPUNIT_ASSERT(pair.server.timeout() == evchan::kInfiniteTimeout);
+    CPPUNIT_ASSERT(pair.server.peerName().empty());
+  }
+
+  // close() racing a read that is completing: the read returns the byte or
+  // ends as close() ends calls, never anything else, never a crash.
+  void closeRacingCompletingReads() {
+    ShmListener listener = ShmListener::listen(uniqueName("race"));
+    constexpr int kRounds = 300;
+    int got = 0;
+    for (int round = 0; round < kRounds; ++round) {
+      Pair pair = connectPair(listener);
+      char byte = 0;
+      std::error_code ec;
+      std::thread reader([&] { pair.client.readSome(&byte, 1, ec); });
+      if (round % 3 != 0) std::this_thread::sleep_for(std::chrono::microseconds(round % 50));
+      pair.server.writeAll("z", 1);
+      pair.client.close();
+      reader.join();
+      if (!ec) {
+        CPPUNIT_ASSERT_EQUAL('z', byte);
+        ++got;
+      } else {
+        CPPUNIT_ASSERT_MESSAGE("round " + std::to_string(round) + ": " + describe(ec), endedByClose(ec));
+      }
+    }
+    CPPUNIT_ASSERT(got <= kRounds);
+  }
+
+  // A connection's owner deletes its stream as soon as its read ends, while
+  // the thread whose close() ended that read may still be inside close():
+  // the destructor's own close() must wait for that one to finish.
+  void readerDestroysTheStreamWhileAnotherThreadClosesIt() {
+    ShmListener listener = ShmListener::listen(uniqueName("owner"));
+    for (int round = 0; round < 200; ++round) {
+      Pair pair = connectPair(listener);
+      auto* stream = new ShmStream(std::move(pair.server));
+      std::atomic<bool> reading{false};
+      std::error_code ended;
+      std::thread owner([&] {
+        reading = true;
+        char byte;
+        stream->readSome(&byte, 1, ended);
+        delete stream;
+      });
+      while (!reading.load()) std::this_thread::yield();
+      stream->close();  // the owner may be deleting it as this returns
+      owner.join();
+      CPPUNIT_ASSERT_MESSAGE("round " + std::to_string(round) + ": " + describe(ended), endedByClose(ended));
+    }
+  }
+
+  // cancel(), setTimeout() and the getters from other threads while close()
+  // runs: each sees the stream open or closed, never half.
+  void cancelAndTimeoutRacingClose() {
+    ShmListener listener = ShmListener::listen(uniqueName("others"));
+    for (int round = 0; round < 100; ++round) {
+      Pair pair = connectPair(listener);
+      std::atomic<bool> go{false};
+      std::atomic<bool> halfClosed{false};
+      std::error_code readError;
+      std::thread reader([&] {
+        char byte;
+        while (!go.load()) std::this_thread::yield();
+        pair.server.readSome(&byte, 1, readError);
+      });
+      std::thread meddler([&] {
+        while (!go.load()) std::this_thread::yield();
+        for (int i = 0; i < 50; ++i) {
+          std::error_code ec;
+          pair.server.setTimeout(kPatience, ec);
+          const std::size_t ring = pair.server.ringSize();
+          if ((ec && ec != Errc::not_open) || (ring != kSmallRing && ring != 0)) halfClosed = true;
+          (void)pair.server.timeout();
+          (void)pair.server.peerName();
+          if (i % 10 == 0) pair.server.cancel();
+        }
+      });
+      go = true;
+      std::this_thread::sleep_for(std::chrono::microseconds(round * 10));
+      pair.server.close();
+      meddler.join();
+      reader.join();
+      CPPUNIT_ASSERT(!halfClosed.load());
+      CPPUNIT_ASSERT_MESSAGE(describe(readError), endedByClose(readError));
+    }
+  }
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(ShmCloseTest);
