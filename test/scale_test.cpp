@@ -62,7 +62,9 @@ constexpr bool kMemoryBoundsMeaningful = true;
 #endif
 
 constexpr long kParkedTasks = 100000;
-constexpr double kParkedTaskBoundKiB = 16.0;
+// Issue 17: one stack page and the heap a task needs, with room to spare,
+// but not a second page (6 KiB with 4 KiB pages).
+double parkedTaskBoundKiB() { return 2.0 + double(sysconf(_SC_PAGESIZE)) / 1024.0; }
 constexpr long kConnections = 5000;
 constexpr double kConnectionBoundKiB = 32.0;
 // Every wait of the test is bounded by this; the child gives up after it too.
@@ -250,6 +252,11 @@ class ScaleTest : public evchan::test::LeakCheckedFixture {
   // descriptor each.  The shutdown cancels the timers, which wakes them all
   // early; every one ends and joins.
   void testHundredThousandParkedTasks() {
+#if defined(__SANITIZE_THREAD__)
+    // Every task is a ThreadSanitizer fiber, and it dies at 8,128 threads
+    // and fibers alive at once ("Thread limit (8128 threads) exceeded").
+    EVCHAN_SKIP("ThreadSanitizer allows 8,128 threads and fibers at once, not " + count(kParkedTasks) + " tasks");
+#endif
     std::atomic<long> parked{0}, woken{0}, early{0};
     std::vector<TaskHandle> tasks(kParkedTasks);  // touched before the baseline
     EventChannel::Options options;
@@ -285,8 +292,8 @@ class ScaleTest : public evchan::test::LeakCheckedFixture {
                 perTask);
     if (kMemoryBoundsMeaningful) {
       CPPUNIT_ASSERT_MESSAGE("resident memory per parked task " + std::to_string(perTask) + " KiB, bound " +
-                                 std::to_string(kParkedTaskBoundKiB) + " KiB",
-                             perTask < kParkedTaskBoundKiB);
+                                 std::to_string(parkedTaskBoundKiB()) + " KiB",
+                             perTask < parkedTaskBoundKiB());
       // Something was measured: at least the one stack page each task touched.
       CPPUNIT_ASSERT_MESSAGE("implausibly small: " + std::to_string(perTask) + " KiB per task", perTask >= 2.0);
     }

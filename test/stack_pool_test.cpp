@@ -2,6 +2,7 @@
 // Tests of task stacks: guard pages, canaries, reuse, overflow reports.
 #include <cppunit/extensions/HelperMacros.h>
 
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "support/leak_checked_fixture.h"
 #include "task/context/fiber_context.h"
@@ -69,6 +71,20 @@ struct Overflowing {
   static void run(void*) { recurseDeep(0); }
 };
 
+// Whether the page holding `address` is resident; -1 when it is not mapped.
+int resident(const void* address) {
+  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  void* start = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(address) / page * page);
+  unsigned char state = 0;
+  if (mincore(start, page, &state) != 0) return -1;
+  return state & 1;
+}
+
+// The top page of `stack`, where a fiber starts (and so a used stack has a page).
+volatile char* topByte(const Stack& stack) {
+  return static_cast<volatile char*>(stack.usable.base) + stack.usable.size - 1;
+}
+
 std::size_t maxMapCount() {
   std::ifstream file("/proc/sys/vm/max_map_count");
   std::size_t count = 0;
@@ -88,6 +104,9 @@ class StackPoolTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testCanaryInsteadOfGuard);
   CPPUNIT_TEST(testGuardBudgetFollowsMaxMapCount);
   CPPUNIT_TEST(testSizeIsRoundedToPages);
+  CPPUNIT_TEST(testStacksAreCarvedFromOneReservation);
+  CPPUNIT_TEST(testStacksPastTheCacheGoBackToTheKernel);
+  CPPUNIT_TEST(testGuardedStacksAreCarvedAndPurgedToo);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -206,6 +225,103 @@ class StackPoolTest : public evchan::test::LeakCheckedFixture {
     const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
     CPPUNIT_ASSERT_EQUAL(std::size_t(16384), StackPool(1).stackSize());
     CPPUNIT_ASSERT_EQUAL((20000 + page - 1) / page * page, StackPool(20000).stackSize());
+  }
+
+  // Neighbouring stacks of one chunk: slot after slot, one mapping.
+  void testStacksAreCarvedFromOneReservation() {
+    StackPool pool(64 * 1024, 0, /*guardPages=*/false);
+    Stack stacks[8];
+    for (Stack& stack : stacks) CPPUNIT_ASSERT(!pool.acquire(stack));
+    for (std::size_t i = 1; i < 8; ++i) {
+      CPPUNIT_ASSERT(stacks[i].chunk == stacks[0].chunk);
+      const std::ptrdiff_t step = static_cast<char*>(stacks[i].mapping) - static_cast<char*>(stacks[i - 1].mapping);
+      CPPUNIT_ASSERT_EQUAL(std::ptrdiff_t(64 * 1024), step < 0 ? -step : step);
+    }
+    for (Stack& stack : stacks) pool.release(stack);
+  }
+
+  // Without a cache, every kPurgeBatch released stacks are given back: the
+  // pages of a chunk that still has a stack in use are dropped (they read
+  // as zero again, the canary intact), a chunk with none is unmapped.
+  void testStacksPastTheCacheGoBackToTheKernel() {
+    StackPool pool(64 * 1024, 0, /*guardPages=*/false);
+    constexpr std::size_t kChunk = 64;  // 64 KiB stacks: 64 to a chunk
+    std::vector<Stack> stacks(2 * kChunk);
+    for (Stack& stack : stacks) {
+      CPPUNIT_ASSERT(!pool.acquire(stack));
+      *topByte(stack) = 1;
+      CPPUNIT_ASSERT_EQUAL(1, resident(const_cast<char*>(topByte(stack))));
+    }
+    CPPUNIT_ASSERT(stacks[0].chunk != stacks[kChunk].chunk);
+    for (std::size_t i = 0; i < kChunk; ++i) CPPUNIT_ASSERT(stacks[i].chunk == stacks[0].chunk);
+    // The first chunk whole, but for its last stack, and one of the second:
+    // one batch.
+    std::vector<Stack> released(stacks.begin(), stacks.begin() + kChunk - 1);
+    released.push_back(stacks[kChunk]);
+    for (Stack& stack : released) {
+      Stack copy = stack;
+      pool.release(copy);
+      CPPUNIT_ASSERT(copy.mapping == nullptr);
+    }
+    for (const Stack& stack : released) {
+      CPPUNIT_ASSERT_EQUAL(0, resident(const_cast<char*>(topByte(stack))));  // mapped, but the page is gone
+      CPPUNIT_ASSERT_EQUAL(0, int(*topByte(stack)));  // (maps the shared zero page, which mincore counts)
+      CPPUNIT_ASSERT(StackPool::canaryIntact(stack));
+    }
+    // The first chunk's last stack: now none of it is in use, but it has
+    // to wait for a batch to be unmapped.
+    char* const firstChunkTop = const_cast<char*>(topByte(stacks[0]));
+    pool.release(stacks[kChunk - 1]);
+    CPPUNIT_ASSERT(resident(firstChunkTop) >= 0);
+    // The second chunk's others: the batch's end.
+    for (std::size_t i = kChunk + 1; i < 2 * kChunk; ++i) pool.release(stacks[i]);
+    CPPUNIT_ASSERT_EQUAL(-1, resident(firstChunkTop));  // unmapped with its chunk
+    // A purged stack is handed out again, zero-filled.
+    Stack again;
+    CPPUNIT_ASSERT(!pool.acquire(again));
+    CPPUNIT_ASSERT(StackPool::canaryIntact(again));
+    CPPUNIT_ASSERT_EQUAL(0, int(*topByte(again)));
+    pool.release(again);
+  }
+
+  // A guarded chunk's stacks, past the cache, lose their pages like the
+  // others (the madvise runs over their reserves too, which keep faulting).
+  void testGuardedStacksAreCarvedAndPurgedToo() {
+    const std::size_t guardsBefore = StackPool::guardedStacks();
+    {
+      StackPool pool(32 * 1024, 0);
+      std::vector<Stack> stacks(StackPool::kPurgeBatch + 1);
+      for (Stack& stack : stacks) {
+        CPPUNIT_ASSERT(!pool.acquire(stack));
+        if (!stack.guarded) {
+          for (Stack& other : stacks) pool.release(other);
+          return;  // the budget is spent (EVCHAN_GUARDED_STACKS), nothing to check here
+        }
+        CPPUNIT_ASSERT_EQUAL(std::size_t(64 * 1024),
+                             std::size_t(static_cast<char*>(stack.usable.base) - static_cast<char*>(stack.mapping)));
+        std::memset(stack.usable.base, 0xab, stack.usable.size);
+      }
+      CPPUNIT_ASSERT(StackPool::guardedStacks() > guardsBefore);
+      // One stack kept in use, so that its chunk stays mapped through the batch.
+      Stack kept = stacks[StackPool::kPurgeBatch - 1];
+      stacks.erase(stacks.begin() + (StackPool::kPurgeBatch - 1));
+      for (Stack& stack : stacks) {
+        Stack copy = stack;
+        pool.release(copy);
+      }
+      if (kept.chunk == stacks[0].chunk) {
+        CPPUNIT_ASSERT_EQUAL(0, resident(const_cast<char*>(topByte(stacks[0]))));
+        CPPUNIT_ASSERT_EQUAL(0, int(*topByte(stacks[0])));
+        const ChildResult result = runInChild([&] {
+          std::signal(SIGSEGV, SIG_DFL);
+          static_cast<volatile char*>(stacks[0].usable.base)[-1] = 1;  // its reserve, still PROT_NONE
+          _exit(4);
+        });
+        CPPUNIT_ASSERT(WIFSIGNALED(result.status) && WTERMSIG(result.status) == SIGSEGV);
+      }
+      pool.release(kept);
+    }
+    CPPUNIT_ASSERT_EQUAL(guardsBefore, StackPool::guardedStacks());  // the pool's end unmapped its chunks
   }
 };
 

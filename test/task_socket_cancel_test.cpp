@@ -107,16 +107,25 @@ class TaskSocketCancelTest : public evchan::test::LeakCheckedFixture {
     std::atomic<bool> firstDone{false};
     std::error_code first, second;
     char byte = 0;
+    std::atomic<int> ticksAtRead{-1};
     int ticksWhileWaiting = 0;
     TaskHandle reader = channel->spawn([&] {
       char ignored;
-      const int before = ticker.ticks.load();
+      // Nothing else runs on the one worker until the read suspends.
+      ticksAtRead = ticker.ticks.load();
       pair.client.readSome(&ignored, 1, first);
-      ticksWhileWaiting = ticker.ticks.load() - before;
+      ticksWhileWaiting = ticker.ticks.load() - ticksAtRead.load();
       firstDone = true;
       pair.client.readSome(&byte, 1, second);  // waits normally again
     });
-    std::this_thread::sleep_for(50ms);
+    // Cancels once the ticker has ticked more than 5 times since the read
+    // began, not after a fixed time: under load the reader may start late
+    // and a 1 ms sleep take far longer (a fixed 50 ms saw 2 ticks then).
+    const bool ticked = eventually([&] {
+      const int atRead = ticksAtRead.load();
+      return atRead >= 0 && ticker.ticks.load() > atRead + 5;
+    }, kSocketTimeout);
+    CPPUNIT_ASSERT_MESSAGE("the ticker stopped while the task waited in readSome", ticked);
     CPPUNIT_ASSERT(cancelUntil(firstDone, [&] { pair.client.cancel(); }));
     pair.server.writeAll("d", 1);
     joinWithin(reader);

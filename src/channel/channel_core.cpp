@@ -272,7 +272,7 @@ std::error_code ChannelCore::postTimer(TimerEvent& event) noexcept {
   if (stopping_) return Errc::channel_shut_down;
   timers_.addLocked(event, deadline);
   if (polling_ && deadline < pollDeadline_) {
-    poller_->wakeup();  // the poller sleeps past this timer
+    wakePollerLocked();  // the poller sleeps past this timer
   } else if (!polling_) {
     wakeIdleLocked();  // it becomes the poller, with this deadline
   }

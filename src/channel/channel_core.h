@@ -95,6 +95,9 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   /// Queues `event` at the tail of the shared run queue, never on the local
   /// batch: behind every event ready now (a yielding task).
   void scheduleShared(Event& event) noexcept;
+  /// Queues every event of `batch` at the shared run queue's tail under one
+  /// lock, with one wake-up (shutdown's cancelled events); `batch` ends empty.
+  void scheduleBatch(EventQueue& batch) noexcept;
 
   /// Registers a socket with the poller (WatchHandle calls these).
   Watch* addWatch(apr_socket_t* socket, std::error_code& ec);
@@ -199,8 +202,13 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   /// for longer than the grace period while work waits for a worker, and
   /// compensates for them.  True while some worker is busy.
   bool markStuckWorkers() noexcept;
-  void dispatchWorkLocked() noexcept;
-  bool wakeIdleLocked() noexcept;
+  /// With `notifyLater`, an idle worker to wake is not notified but
+  /// counted there: the caller notifies after unlocking mutex_, so that the
+  /// woken worker does not find the lock still held.
+  void dispatchWorkLocked(int* notifyLater = nullptr) noexcept;
+  bool wakeIdleLocked(int* notifyLater = nullptr) noexcept;
+  /// Makes the poll under way return, once per poll (mutex_ held).
+  void wakePollerLocked() noexcept;
   void reapExitedLocked() noexcept;
 
   // Shutdown (channel_lifecycle.cpp).
@@ -228,6 +236,7 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   EventQueue runQueue_;
   TimerSet timers_;  // its members need mutex_
   bool polling_ = false;
+  bool pollWoken_ = false;  // the poller was woken during this poll: once is enough
   Deadline pollDeadline_ = kNoDeadline;
   // Run-queue items run since the backend was last polled; at
   // kRunsBetweenPolls a worker polls (without waiting) before the next.

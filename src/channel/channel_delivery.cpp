@@ -32,7 +32,33 @@ void ChannelCore::scheduleShared(Event& event) noexcept {
     runCompletion(event);
     return;
   }
-  enqueueLocked(event);
+  runQueue_.push(event);
+  // The worker to wake is notified once the lock is released (a worker
+  // that idles on workAvailable_ was counted in idle_ under the lock, so
+  // it is waiting and the notification finds it; if it timed out
+  // meanwhile, it is running and sees the queue anyway).
+  int notify = 0;
+  dispatchWorkLocked(&notify);
+  lock.unlock();
+  while (notify-- > 0) workAvailable_.notify_one();
+}
+
+void ChannelCore::scheduleBatch(EventQueue& batch) noexcept {
+  if (batch.empty()) return;
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (stopping_ && threads_ == 0) {
+    lock.unlock();
+    while (Event* event = batch.pop()) runCompletion(*event);
+    return;
+  }
+  runQueue_.append(batch);
+  int notify = 0;
+  dispatchWorkLocked(&notify);
+  // More than one: every idle worker takes a share.
+  while (wakeIdleLocked(&notify)) {
+  }
+  lock.unlock();
+  while (notify-- > 0) workAvailable_.notify_one();
 }
 
 void ChannelCore::deliver(Event& event) noexcept { ready_.push(event); }

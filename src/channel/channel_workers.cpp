@@ -219,6 +219,7 @@ void ChannelCore::workerMain() noexcept {
       localBatchSlot() = nullptr;
       lock.lock();
       polling_ = false;
+      pollWoken_ = false;
       pollDeadline_ = kNoDeadline;
       // One lock for everything the poll completed; this worker runs it.
       // With more than one completion an idle worker takes a share or the
@@ -261,25 +262,38 @@ void ChannelCore::enqueueLocked(Event& event) noexcept {
 // Wakes an idle worker that nobody has woken yet.  Counting the pending
 // wake-ups matters: a worker notified but not yet running still counts in
 // idle_, and taking it for available would leave queued work to nobody.
-bool ChannelCore::wakeIdleLocked() noexcept {
+bool ChannelCore::wakeIdleLocked(int* notifyLater) noexcept {
   if (idle_ <= wakeups_) return false;
   ++wakeups_;
-  workAvailable_.notify_one();
+  if (notifyLater != nullptr) {
+    ++*notifyLater;
+  } else {
+    workAvailable_.notify_one();
+  }
   return true;
+}
+
+// One eventfd write (or its like) per poll: the poll returns at the first,
+// and the poller takes mutex_ before it looks at the run queue again, so
+// what is queued meanwhile is seen without another.
+void ChannelCore::wakePollerLocked() noexcept {
+  if (pollWoken_) return;
+  pollWoken_ = true;
+  poller_->wakeup();
 }
 
 // Makes sure that queued work will be run and that someone polls: an idle
 // worker, else the poller (woken to come back), else a new thread when
 // fewer than `initial_` workers are unblocked.  Workers busy running
 // callbacks are not starved: that is the pool at capacity, and work waits.
-void ChannelCore::dispatchWorkLocked() noexcept {
+void ChannelCore::dispatchWorkLocked(int* notifyLater) noexcept {
   const bool queued = !runQueue_.empty();
-  if (queued && wakeIdleLocked()) return;
+  if (queued && wakeIdleLocked(notifyLater)) return;
   if (polling_) {
-    if (queued) poller_->wakeup();  // the poller comes back and runs it
+    if (queued) wakePollerLocked();  // the poller comes back and runs it
     return;
   }
-  if (wakeIdleLocked()) return;  // it becomes the poller
+  if (wakeIdleLocked(notifyLater)) return;  // it becomes the poller
   if (!stopping_ && threads_ - blocked_ < initial_ && threads_ < max_) startWorkerLocked();
 }
 

@@ -63,6 +63,13 @@ class EventQueue {
     if (tail_ != nullptr) EventAccess::next(*tail_) = &e; else head_ = &e;
     tail_ = &e;
   }
+  /// Moves every event of `other`, in order, to the tail; `other` ends empty.
+  void append(EventQueue& other) noexcept {
+    if (other.head_ == nullptr) return;
+    if (tail_ != nullptr) EventAccess::next(*tail_) = other.head_; else head_ = other.head_;
+    tail_ = other.tail_;
+    other.head_ = other.tail_ = nullptr;
+  }
   Event* pop() noexcept {
     Event* e = head_;
     if (e != nullptr) {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// StackPool on mmap: lazily committed (MAP_NORESERVE), guard reserve below.
+// StackPool on mmap: chunks lazily committed (MAP_NORESERVE) and carved into
+// stacks, a guard reserve below each while the budget lasts.
 #include "posix/stack_pool.h"
 
 #include <sys/mman.h>
@@ -11,6 +12,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
+#include <new>
 
 #include <evchan/error.h>
 
@@ -77,19 +80,60 @@ bool budgetFromEnvironment(std::size_t& budget) {
   return true;
 }
 
-void unmap(Stack& stack) {
-  if (stack.guarded) liveGuards.fetch_sub(1, std::memory_order_relaxed);
-  munmap(stack.mapping, stack.mappingSize);
-  stack = Stack();
+// A chunk: up to kSlotsPerChunk stacks in one reservation, at most
+// kChunkBytes of address space (unless one stack is larger).
+constexpr std::size_t kSlotsPerChunk = 64;
+constexpr std::size_t kChunkBytes = 8u << 20;
+
+std::size_t slotsPerChunk(std::size_t slotSize) {
+  return std::max<std::size_t>(1, std::min(kSlotsPerChunk, kChunkBytes / slotSize));
+}
+
+// Takes up to `wanted` guarded slots from the budget; how many it got.
+std::size_t reserveGuards(std::size_t wanted) {
+  const std::size_t budget = StackPool::guardBudget();
+  std::size_t live = liveGuards.load(std::memory_order_relaxed);
+  std::size_t got = 0;
+  do {
+    got = live >= budget ? 0 : std::min(wanted, budget - live);
+    if (got == 0) return 0;
+  } while (!liveGuards.compare_exchange_weak(live, live + got, std::memory_order_relaxed));
+  return got;
 }
 
 }  // namespace
+
+struct StackChunk {
+  char* base = nullptr;
+  std::size_t size = 0;      // bytes mapped
+  std::size_t slotSize = 0;  // guard + stack
+  std::size_t guard = 0;     // the reserve below each stack; 0: canaried
+  std::size_t slots = 0;
+  std::size_t outstanding = 0;       // slots not in `free`: in use, cached or being purged
+  std::vector<std::uint32_t> free;   // zero-filled slots (never used, or purged); capacity `slots`
+  std::size_t openIndex = kNotOpen;  // the chunk's place in StackPool::open_
+  StackChunk* prev = nullptr;
+  StackChunk* next = nullptr;
+  static constexpr std::size_t kNotOpen = ~std::size_t(0);
+
+  ~StackChunk() {
+    munmap(base, size);
+    if (guard != 0) liveGuards.fetch_sub(slots, std::memory_order_relaxed);
+  }
+  std::uint32_t indexOf(const Stack& stack) const noexcept {
+    return static_cast<std::uint32_t>((static_cast<char*>(stack.mapping) - base) / slotSize);
+  }
+};
 
 StackPool::StackPool(std::size_t stackSize, std::size_t maxCached, bool guardPages)
     : stackSize_(roundUpToPages(stackSize < 16384 ? 16384 : stackSize)), maxCached_(maxCached), guardPages_(guardPages) {}
 
 StackPool::~StackPool() {
-  for (Stack& stack : cache_) unmap(stack);
+  cache_.clear();
+  while (StackChunk* chunk = chunks_) {
+    chunks_ = chunk->next;
+    delete chunk;
+  }
 }
 
 std::size_t StackPool::guardBudget() noexcept {
@@ -113,6 +157,25 @@ bool StackPool::canaryIntact(const Stack& stack) noexcept {
   return bits == 0;
 }
 
+Stack StackPool::slotOf(StackChunk& chunk, std::size_t index) const noexcept {
+  Stack stack;
+  stack.mapping = chunk.base + index * chunk.slotSize;
+  stack.mappingSize = chunk.slotSize;
+  stack.chunk = &chunk;
+  stack.usable = StackSpan{static_cast<char*>(stack.mapping) + chunk.guard, stackSize_};
+  stack.guarded = chunk.guard != 0;
+  return stack;
+}
+
+void StackPool::closeLocked(StackChunk& chunk) noexcept {
+  if (chunk.openIndex == StackChunk::kNotOpen) return;
+  StackChunk* last = open_.back();
+  open_[chunk.openIndex] = last;
+  last->openIndex = chunk.openIndex;
+  open_.pop_back();
+  chunk.openIndex = StackChunk::kNotOpen;
+}
+
 std::error_code StackPool::acquire(Stack& stack) noexcept {
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -121,32 +184,73 @@ std::error_code StackPool::acquire(Stack& stack) noexcept {
       cache_.pop_back();
       return {};
     }
+    if (!open_.empty()) {
+      StackChunk& chunk = *open_.back();
+      const std::uint32_t index = chunk.free.back();
+      chunk.free.pop_back();
+      ++chunk.outstanding;
+      if (chunk.free.empty()) closeLocked(chunk);
+      stack = slotOf(chunk, index);
+      return {};
+    }
   }
-  // Reserve a guard slot first so that concurrent acquires cannot overshoot.
-  bool guarded = false;
-  if (guardPages_) {
-    guarded = liveGuards.fetch_add(1, std::memory_order_relaxed) < guardBudget();
-    if (!guarded) liveGuards.fetch_sub(1, std::memory_order_relaxed);
-  }
-  const std::size_t guard = guarded ? guardReserve() : 0;
-  const std::size_t size = stackSize_ + guard;
+  return carveChunk(stack);
+}
+
+std::error_code StackPool::carveChunk(Stack& stack) noexcept {
+  // Guard slots are reserved first so that concurrent carvings cannot
+  // overshoot the budget; a chunk is all guarded or all canaried.
+  const std::size_t guarded = guardPages_ ? reserveGuards(slotsPerChunk(stackSize_ + guardReserve())) : 0;
+  const std::size_t guard = guarded != 0 ? guardReserve() : 0;
+  const std::size_t slotSize = stackSize_ + guard;
+  const std::size_t slots = guarded != 0 ? guarded : slotsPerChunk(slotSize);
+  const std::size_t size = slots * slotSize;
   void* mapping = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
                        -1, 0);
   if (mapping == MAP_FAILED) {
     const int error = errno;
-    if (guarded) liveGuards.fetch_sub(1, std::memory_order_relaxed);
+    if (guarded != 0) liveGuards.fetch_sub(guarded, std::memory_order_relaxed);
     return makeAprError(error);
   }
-  if (guarded && mprotect(mapping, guard, PROT_NONE) != 0) {
-    const int error = errno;
-    liveGuards.fetch_sub(1, std::memory_order_relaxed);
-    munmap(mapping, size);
+  StackChunk* chunk = new (std::nothrow) StackChunk;
+  if (chunk != nullptr) {
+    chunk->base = static_cast<char*>(mapping);
+    chunk->size = size;
+    chunk->slotSize = slotSize;
+    chunk->guard = guard;
+    chunk->slots = slots;
+    chunk->outstanding = 1;
+  }
+  int error = chunk != nullptr ? 0 : ENOMEM;
+  for (std::size_t i = 0; error == 0 && guard != 0 && i < slots; ++i) {
+    if (mprotect(chunk->base + i * slotSize, guard, PROT_NONE) != 0) error = errno;
+  }
+  if (error == 0) {
+    try {
+      chunk->free.reserve(slots);
+      for (std::size_t i = slots; i-- > 1;) chunk->free.push_back(static_cast<std::uint32_t>(i));
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!chunk->free.empty()) {
+        open_.push_back(chunk);
+        chunk->openIndex = open_.size() - 1;
+      }
+      chunk->next = chunks_;
+      if (chunks_ != nullptr) chunks_->prev = chunk;
+      chunks_ = chunk;
+    } catch (const std::bad_alloc&) {
+      error = ENOMEM;
+    }
+  }
+  if (error != 0) {
+    if (chunk != nullptr) {
+      delete chunk;  // unmaps, gives the guard slots back
+    } else {
+      munmap(mapping, size);
+      if (guarded != 0) liveGuards.fetch_sub(guarded, std::memory_order_relaxed);
+    }
     return makeAprError(error);
   }
-  stack.mapping = mapping;
-  stack.mappingSize = size;
-  stack.usable = StackSpan{static_cast<char*>(mapping) + guard, stackSize_};
-  stack.guarded = guarded;
+  stack = slotOf(*chunk, 0);
   return {};
 }
 
@@ -156,18 +260,102 @@ void StackPool::release(Stack& stack) noexcept {
   // A fiber that ended left the redzones of the frames it was in poisoned
   // (it never returned from them): the next fiber on this memory would
   // trip over them (ASan reports, or CHECK-fails in __asan_handle_no_return
-  // at a throw).  Unmapped memory keeps its shadow too.
+  // at a throw).  Purged memory keeps its shadow too.
   __asan_unpoison_memory_region(stack.usable.base, stack.usable.size);
 #endif
-  {
+  Stack batch[kPurgeBatch];
+  std::size_t batched = 0;
+  if (canaryIntact(stack)) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (cache_.size() < maxCached_ && canaryIntact(stack)) {
+    try {
       cache_.push_back(stack);
       stack = Stack();
-      return;
+    } catch (const std::bad_alloc&) {
+      // No room in the cache: purged on its own below.
+    }
+    if (cache_.size() >= maxCached_ + kPurgeBatch) {
+      // The coldest ones, those released first.
+      std::copy(cache_.begin(), cache_.begin() + kPurgeBatch, batch);
+      cache_.erase(cache_.begin(), cache_.begin() + kPurgeBatch);
+      batched = kPurgeBatch;
     }
   }
-  unmap(stack);
+  if (stack.mapping != nullptr) {
+    // Not cached: an overwritten canary (purging zeroes it again), or no memory.
+    batch[batched++] = stack;
+    stack = Stack();
+  }
+  if (batched != 0) purge(batch, batched);
+}
+
+void StackPool::purge(Stack* batch, std::size_t count) noexcept {
+  std::sort(batch, batch + count,
+            [](const Stack& a, const Stack& b) { return std::less<void*>()(a.mapping, b.mapping); });
+  StackChunk* dead = nullptr;  // chunks with no slot in use left, unmapped whole
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (std::size_t i = 0; i < count;) {
+      StackChunk& chunk = *batch[i].chunk;
+      std::size_t end = i;
+      while (end < count && batch[end].chunk == &chunk) ++end;
+      if (chunk.outstanding == end - i) {
+        closeLocked(chunk);
+        if (chunk.prev != nullptr) chunk.prev->next = chunk.next; else chunks_ = chunk.next;
+        if (chunk.next != nullptr) chunk.next->prev = chunk.prev;
+        chunk.next = dead;
+        dead = &chunk;
+        for (std::size_t j = i; j < end; ++j) batch[j] = Stack();
+      }
+      i = end;
+    }
+  }
+  while (StackChunk* chunk = dead) {
+    dead = chunk->next;
+    delete chunk;
+  }
+  // One madvise per run of neighbouring slots (their guard reserves
+  // between them hold no pages, and stay PROT_NONE).
+  for (std::size_t i = 0; i < count;) {
+    if (batch[i].mapping == nullptr) {
+      ++i;
+      continue;
+    }
+    char* const begin = static_cast<char*>(batch[i].mapping);
+    char* end = begin + batch[i].mappingSize;
+    std::size_t next = i + 1;
+    while (next < count && batch[next].mapping == end) end += batch[next++].mappingSize;
+    madvise(begin, static_cast<std::size_t>(end - begin), MADV_DONTNEED);
+    i = next;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (std::size_t i = 0; i < count; ++i) {
+      if (batch[i].mapping == nullptr) continue;
+      StackChunk& chunk = *batch[i].chunk;
+      chunk.free.push_back(chunk.indexOf(batch[i]));  // within its capacity: never allocates
+      --chunk.outstanding;
+      if (chunk.openIndex == StackChunk::kNotOpen) {
+        try {
+          open_.push_back(&chunk);
+          chunk.openIndex = open_.size() - 1;
+        } catch (const std::bad_alloc&) {
+          // Stays closed: its free slots wait for the chunk to empty.
+        }
+      }
+      if (chunk.outstanding == 0) {
+        // Every other slot came back meanwhile: purged already, unmap it.
+        closeLocked(chunk);
+        if (chunk.prev != nullptr) chunk.prev->next = chunk.next; else chunks_ = chunk.next;
+        if (chunk.next != nullptr) chunk.next->prev = chunk.prev;
+        chunk.next = dead;
+        dead = &chunk;
+      }
+    }
+  }
+  while (StackChunk* chunk = dead) {
+    dead = chunk->next;
+    delete chunk;
+  }
 }
 
 }  // namespace evchan::detail

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Internal: task stacks, mmap'ed and lazily committed, with a guard reserve
-// while the process's mapping budget lasts and a canary beyond it.
+// Internal: task stacks, carved from larger lazily committed reservations,
+// with a guard reserve while the process's mapping budget lasts and a
+// canary beyond it.
 #ifndef EVCHAN_SRC_POSIX_STACK_POOL_H
 #define EVCHAN_SRC_POSIX_STACK_POOL_H
 
@@ -13,9 +14,12 @@
 
 namespace evchan::detail {
 
+struct StackChunk;
+
 struct Stack {
-  void* mapping = nullptr;
-  std::size_t mappingSize = 0;
+  void* mapping = nullptr;      ///< the stack's slot: its guard reserve (if any), then `usable`
+  std::size_t mappingSize = 0;  ///< the slot's size
+  StackChunk* chunk = nullptr;  ///< the reservation the slot was carved from
   StackSpan usable;      ///< what the fiber runs on, above the guard reserve
   bool guarded = false;  ///< a PROT_NONE reserve lies below `usable`; otherwise a canary at its base (its lowest 64 bytes stay zero)
 };
@@ -33,18 +37,31 @@ struct Stack {
 /// and only an overflow writes, which the scheduler checks at every
 /// switch: it catches an overflow that wrote those bytes by the task's
 /// next suspension, not one that went further first (it writes into
-/// whatever lies below, typically another task's stack).  Thread-safe.
+/// whatever lies below, typically another task's stack).
+///
+/// Stacks are slots carved from chunks, one mmap each for up to 64 stacks
+/// (8 MiB of address space at most), all guarded or all canaried: a
+/// guarded chunk costs one mprotect per stack (its reserves and stacks
+/// alternate, two mappings a stack as before), a canaried one a single
+/// mapping.  Released stacks stay resident in a cache of `maxCached`; past
+/// it they are given back to the kernel in batches: sorted, neighbours
+/// coalesced, one madvise(MADV_DONTNEED) per run of adjacent stacks, and a
+/// chunk with no stack in use any more unmapped whole.  A purged slot reads
+/// as zero again, its canary restored.  Thread-safe.
 class StackPool {
  public:
   /// `stackSize` is rounded up to whole pages, at least 16 KiB.  Without
   /// `guardPages` every stack gets a canary instead (cheaper in mappings).
   explicit StackPool(std::size_t stackSize, std::size_t maxCached = 256, bool guardPages = true);
+  /// Unmaps every chunk, with the stacks still handed out (the task
+  /// layer's pools are never destroyed).
   ~StackPool();
   StackPool(const StackPool&) = delete;
   StackPool& operator=(const StackPool&) = delete;
 
   std::error_code acquire(Stack& stack) noexcept;
-  /// Returns a stack to the cache (or unmaps it when the cache is full).
+  /// Returns a stack to the cache; past the cache, to a batch given back
+  /// to the kernel once full.  Clears `stack`.
   void release(Stack& stack) noexcept;
 
   std::size_t stackSize() const noexcept { return stackSize_; }
@@ -53,15 +70,28 @@ class StackPool {
   static bool canaryIntact(const Stack& stack) noexcept;
   /// How many guarded stacks the process may have at once.
   static std::size_t guardBudget() noexcept;
-  /// Guarded stacks alive in the process now.
+  /// Guarded stacks alive in the process now: their slots, in use,
+  /// cached or free in a chunk still mapped.
   static std::size_t guardedStacks() noexcept;
+  /// Stacks released past the cache that wait to be given back together.
+  static constexpr std::size_t kPurgeBatch = 64;
 
  private:
+  /// A new chunk's first slot, the rest made free; mutex_ not held.
+  std::error_code carveChunk(Stack& stack) noexcept;
+  /// Gives `count` released stacks back to the kernel; mutex_ not held.
+  void purge(Stack* batch, std::size_t count) noexcept;
+  Stack slotOf(StackChunk& chunk, std::size_t index) const noexcept;
+  /// Takes `chunk` out of open_ (mutex_ held).
+  void closeLocked(StackChunk& chunk) noexcept;
+
   const std::size_t stackSize_;
   const std::size_t maxCached_;
   const bool guardPages_;
   std::mutex mutex_;
-  std::vector<Stack> cache_;
+  std::vector<Stack> cache_;       // released, resident, reused first (newest first)
+  std::vector<StackChunk*> open_;  // chunks with free (purged or never used) slots
+  StackChunk* chunks_ = nullptr;   // every chunk, for the destructor
 };
 
 }  // namespace evchan::detail

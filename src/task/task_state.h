@@ -64,6 +64,9 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
   ~TaskState();
 
   TaskId id() const noexcept { return id_; }
+  /// The stack the task runs on (bench/parked_tasks_bench counts the pages
+  /// a parked task's stack keeps resident).
+  const Stack& stack() const noexcept { return stack_; }
   ChannelCore& core() const noexcept { return *core_; }
   ChannelFront& front() const noexcept { return *front_; }
 
