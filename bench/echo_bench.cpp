@@ -573,7 +573,7 @@ constexpr const char* kCsvHeader =
 
 // A field as CSV wants it: quoted when it holds a comma, quote or newline.
 std::string csvField(const std::string& text) {
-  if (text.find_first_of(",\"\n") == std::string::npos) return text;
+  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
   std::string quoted = "\"";
   for (char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
   return quoted + "\"";
@@ -591,7 +591,7 @@ void writeCsvRows(std::FILE* out, const Workload& workload, int connections, con
       continue;
     }
     std::fprintf(out, "%.0f,%.0f,%.0f,", cell.rate, cell.rateMin, cell.rateMax);
-    if (base.ok) std::fprintf(out, "%.4f", cell.rate / base.rate);
+    if (base.ok && base.rate > 0) std::fprintf(out, "%.4f", cell.rate / base.rate);
     std::fprintf(out, ",%.3f,", cell.serverCpuPerTrip * 1e6);
     if (base.ok && base.serverCpuPerTrip > 0) std::fprintf(out, "%.4f", cell.serverCpuPerTrip / base.serverCpuPerTrip);
     std::fprintf(out, ",%.3f,ok\n", cell.clientBusy);

@@ -28,6 +28,7 @@
 #include <cstring>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -219,12 +220,14 @@ int main(int argc, char** argv) {
 
   try {
     // First, before any thread exists: from here on SIGINT and SIGTERM are
-    // caught (a task below waits for them) instead of ending the process.
-    evchan::SignalSet stop({SIGINT, SIGTERM});
+    // caught (a thread below waits for them) instead of ending the process.
+    std::optional<evchan::SignalSet> stop;
+    stop.emplace(std::initializer_list<int>{SIGINT, SIGTERM});
     std::unique_ptr<evchan::EventChannel> channel = evchan::EventChannel::create(options);
     evchan::TcpListener listener = evchan::TcpListener::listen({"127.0.0.1", 0});
     std::printf("echo server on %s, EventChannel backend %s, %s\n", listener.localAddress().toString().c_str(),
                 channel->backendName(), tasks ? "one task per connection on both sides" : "event callbacks, client threads");
+    std::fflush(stdout);
 
     // The server side: tasks, or an AcceptEvent whose callback starts a
     // callback-driven connection and accepts again.
@@ -266,16 +269,23 @@ int main(int argc, char** argv) {
       channel->post(accept);
     }
 
-    // A signal asks the clients to stop; the wait is cancelled once they
-    // are done by themselves.
+    // A signal asks the clients to stop.  The watcher is a thread, so that
+    // it works in both models and in builds without tasks; it looks for
+    // the end of the run between waits.
     ClientRun run;
+    std::atomic<bool> finished{false};
     int stoppedBy = 0;
-    evchan::TaskHandle watcher = channel->spawn([&] {
-      std::error_code ec;
-      const int signal = stop.wait(ec);
-      if (ec) return;  // cancelled: the run ended first
-      stoppedBy = signal;
-      run.stopping = true;
+    std::thread watcher([&] {
+      while (!finished.load()) {
+        std::error_code ec;
+        const int signal = stop->waitFor(std::chrono::milliseconds(50), ec);
+        if (ec) return;
+        if (signal != 0) {
+          stoppedBy = signal;
+          run.stopping = true;
+          return;
+        }
+      }
     });
 
     const std::uint64_t perConnection = static_cast<std::uint64_t>(megabytes) << 20;
@@ -283,8 +293,11 @@ int main(int argc, char** argv) {
     const int failures = runClients(*channel, tasks, listener.port(), connections, perConnection, run);
     const double seconds = std::chrono::duration<double, std::chrono::seconds::period>(
                                std::chrono::steady_clock::now() - started).count();
-    watcher.cancel();
+    finished = true;
     watcher.join();
+    // From here on SIGINT and SIGTERM take their default action again: a
+    // Ctrl+C during a shutdown that hangs still ends the demo.
+    stop.reset();
     if (tasks) acceptor.join();
     const evchan::ThreadPoolStats pool = channel->poolStats();
     channel->shutdown();  // completes what is still pending before the connections go

@@ -12,8 +12,10 @@
 // connect, request, headers and body together.
 //
 // --tls speaks HTTPS: a TlsStream over the TcpSocket, the server's
-// certificate verified against the system's CA store (or the PEM CAs in
-// FILE) and against HOST.  A failed verification is final, not retried.
+// certificate verified against the system's CA store (or, with --ca, the
+// PEM CAs in FILE) and against HOST.  A failed verification is final, not
+// retried; a connection cut without TLS's close_notify (TlsErrc::truncated:
+// the body may be incomplete) is retried like any other broken attempt.
 #include <evchan/evchan.h>
 
 #include <algorithm>
@@ -186,7 +188,11 @@ int main(int argc, char** argv) {
     }
   }
   try {
-    if (tls || !caFile.empty()) {
+    if (!caFile.empty() && !tls) {
+      std::fprintf(stderr, "http_client: --ca needs --tls\n%s", usage);
+      return 2;
+    }
+    if (tls) {
 #if EVCHAN_HAVE_TLS
       target.tls = std::make_unique<evchan::TlsContext>(evchan::TlsContext::Role::client);
       if (!caFile.empty()) target.tls->loadCaFile(caFile);

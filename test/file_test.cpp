@@ -123,6 +123,7 @@ class FileTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testOpenErrors);
   CPPUNIT_TEST(testCallsOnAClosedFile);
   CPPUNIT_TEST(testCloseWhileThreadsAndTasksReadAndWrite);
+  CPPUNIT_TEST(testCloseFromACancelledTaskOnTheReadersWorker);
   CPPUNIT_TEST(testShutdownWithFileEventsInFlight);
   CPPUNIT_TEST(testPostRacingShutdown);
   CPPUNIT_TEST(testManyChannelsAtOnce);
@@ -406,6 +407,56 @@ class FileTest : public evchan::test::LeakCheckedFixture {
       }
       file.close();  // again: nothing left to do
     }
+  }
+
+  // close() from a task on a one-worker channel while another task on
+  // that worker is in readAt(): close() must let the worker run the reader
+  // (and poll for its completion on aio/io_uring) while it waits, and a
+  // cancel() of the closing task must not cut the wait short (it would
+  // leave the descriptor open under the reader, or spin the only worker).
+  void testCloseFromACancelledTaskOnTheReadersWorker() {
+    std::unique_ptr<EventChannel> channel = createChannel(1, /*monitor=*/false);
+    TempPath path;
+    File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+    constexpr std::size_t kBlock = 256 * 1024;
+    const std::vector<char> data = pattern(kBlock, 0);
+    file.writeAt(0, data.data(), data.size());
+    std::atomic<int> reads{0}, wrong{0};
+    std::error_code readerEnd;
+    std::error_code ec;
+    TaskHandle reader = channel->spawn([&] {
+      std::vector<char> back(kBlock);
+      std::error_code error;
+      for (;;) {
+        const std::size_t n = file.readAt(0, back.data(), kBlock, error);
+        if (error) break;
+        if (n != kBlock || back != data) ++wrong;
+        ++reads;
+      }
+      readerEnd = error;
+    }, evchan::TaskOptions(), ec);
+    if (ec == std::errc::function_not_supported) EVCHAN_SKIP("this build has no tasks");
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), !ec);
+    std::atomic<bool> closed{false};
+    TaskHandle closer = channel->spawn([&] {
+      while (reads < 5) evchan::this_task::yield();
+      file.close();
+      closed = true;
+    });
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return reads >= 5; }));
+    closer.cancel();  // before, during or after its close(): the close completes
+    try {
+      evchan::test::joinWithin(closer);
+    } catch (const SystemError& e) {
+      // Cancelled in its yield loop, before close() began: close here.
+      CPPUNIT_ASSERT_MESSAGE(e.what(), e.code() == std::errc::operation_canceled);
+      CPPUNIT_ASSERT(!closed);
+      file.close();
+    }
+    evchan::test::joinWithin(reader);
+    CPPUNIT_ASSERT(!file.isOpen());
+    CPPUNIT_ASSERT_MESSAGE(describe(readerEnd), readerEnd == Errc::not_open);
+    CPPUNIT_ASSERT_EQUAL(0, wrong.load());
   }
 
   // A shutdown with 200 file events in flight: every one comes back, done

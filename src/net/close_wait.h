@@ -24,6 +24,10 @@ template <class Done>
 void waitUntil(Done done) noexcept {
   if (done()) return;  // the usual close(): nothing to wait for
   if (inTask()) {
+    // The close must finish: neither the task's cancel() nor its deadline
+    // ends this wait (they would leave it spinning as a thread on a worker
+    // that the calls it waits for may need).
+    const this_task::CancellationShield shield;
     try {
       for (int round = 0; !done(); ++round) {
         if (round < 16) {
@@ -34,7 +38,7 @@ void waitUntil(Done done) noexcept {
       }
       return;
     } catch (...) {
-      // The task was cancelled or its channel shut down: wait as a thread.
+      // The task's channel shut down: wait as a thread.
     }
   }
   ChannelCore::enterBlocking();

@@ -236,7 +236,8 @@ void File::close() noexcept {
     detail::waitUntil([state] { return state->handleClosed.load(std::memory_order_acquire); });
     return;
   }
-  detail::waitUntil([state] { return state->calls.load(std::memory_order_acquire) == 0; });
+  // seq_cst, as FileCall's load of `closed`: one of the two sees the other.
+  detail::waitUntil([state] { return state->calls.load(std::memory_order_seq_cst) == 0; });
   state->pool.reset();  // closes the handle
   state->handleClosed.store(true, std::memory_order_release);
 }

@@ -229,9 +229,12 @@ std::size_t UdpSocket::send(const void* buffer, std::size_t size, std::error_cod
   if ((ec = checkBuffer(call.state(), buffer, size))) return 0;
   const std::size_t sent = sendOne(*this, call, buffer, size, Address(), ec);
   // No peer: Linux says EDESTADDRREQ, Windows WSAEINVAL for a socket not
-  // yet bound, others ENOTCONN; the header promises not_connected.  Asked
-  // only after a failure, so a working send() pays nothing for it.
-  if (ec && ec != std::errc::not_connected && ec != std::errc::operation_canceled) {
+  // yet bound, others ENOTCONN; the header promises not_connected.  For an
+  // error that may not mean it, the peer is looked up: only after a
+  // failure, so a working send() pays nothing for it.
+  if (ec == std::errc::destination_address_required) {
+    ec = std::make_error_code(std::errc::not_connected);
+  } else if (ec && ec != std::errc::not_connected && ec != std::errc::operation_canceled) {
     std::error_code peerError;
     detail::socketAddress(call.state(), APR_REMOTE, peerError);
     if (peerError == std::errc::not_connected) ec = std::make_error_code(std::errc::not_connected);
