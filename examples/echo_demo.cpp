@@ -136,25 +136,27 @@ void reportOutOfDescriptors(const std::error_code& error, evchan::Duration delay
                static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(delay).count()));
 }
 
-// The task-model server: an acceptor task, then a task per connection.
-// acceptWithBackoff() suspends the acceptor task (not its worker) while
-// the process is out of descriptors.
-void serveWithTasks(evchan::EventChannel& channel, evchan::TcpListener& listener, long connections) {
+// One connection of the task-model server: it owns its socket (moved into
+// the task) and echoes until the client is done.
+void echoInTask(evchan::TcpSocket socket) {
+  std::vector<char> buffer(kChunk);
+  std::error_code ec;
+  for (;;) {
+    const std::size_t n = socket.readSome(buffer.data(), buffer.size(), ec);
+    if (ec) return;  // end_of_stream once the client is done
+    socket.writeAll(buffer.data(), n, ec);
+    if (ec) return;
+  }
+}
+
+// The task-model server: an acceptor task, then a task per connection in
+// `connections` (a TaskGroup, which the caller joins).  acceptWithBackoff()
+// suspends the acceptor task (not its worker) while the process is out of
+// descriptors.
+void serveWithTasks(evchan::TaskGroup& connections, evchan::TcpListener& listener, long count) {
   evchan::AcceptBackoff backoff;
   backoff.onWait = reportOutOfDescriptors;
-  for (long i = 0; i < connections; ++i) {
-    auto socket = std::make_shared<evchan::TcpSocket>(listener.acceptWithBackoff(backoff));
-    channel.spawn([socket] {
-      std::vector<char> buffer(kChunk);
-      std::error_code ec;
-      for (;;) {
-        const std::size_t n = socket->readSome(buffer.data(), buffer.size(), ec);
-        if (ec) return;  // end_of_stream once the client is done
-        socket->writeAll(buffer.data(), n, ec);
-        if (ec) return;
-      }
-    });
-  }
+  for (long i = 0; i < count; ++i) connections.spawn(echoInTask, listener.acceptWithBackoff(backoff));
 }
 
 bool parsePositive(const char* text, long& value) {
@@ -243,8 +245,10 @@ int main(int argc, char** argv) {
       if (!acceptRetry.error()) channel->post(accept);
     });
     evchan::TaskHandle acceptor;
+    std::optional<evchan::TaskGroup> connectionTasks;
     if (tasks) {
-      acceptor = channel->spawn([&] { serveWithTasks(*channel, listener, connections); });
+      connectionTasks.emplace(*channel);
+      acceptor = channel->spawn([&] { serveWithTasks(*connectionTasks, listener, connections); });
     } else {
       accept.setCallback([&](evchan::Event&) {
         if (accept.error() == std::errc::too_many_files_open ||
@@ -298,7 +302,10 @@ int main(int argc, char** argv) {
     // From here on SIGINT and SIGTERM take their default action again: a
     // Ctrl+C during a shutdown that hangs still ends the demo.
     stop.reset();
-    if (tasks) acceptor.join();
+    if (tasks) {
+      acceptor.join();
+      connectionTasks->join();  // each ends at its client's end of stream
+    }
     const evchan::ThreadPoolStats pool = channel->poolStats();
     channel->shutdown();  // completes what is still pending before the connections go
 
