@@ -19,6 +19,7 @@
 
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
+#include "support/posix/shm_pair.h"
 #include "support/waiting.h"
 
 using namespace std::chrono_literals;
@@ -43,23 +44,9 @@ std::string uniqueName(const char* what) {
   return "@evchan-shm-close-test-" + std::to_string(getpid()) + "-" + what + "-" + std::to_string(++counter);
 }
 
-struct Pair {
-  ShmStream client;
-  ShmStream server;
-};
+using Pair = evchan::test::ShmPair;
 
-Pair connectPair(ShmListener& listener) {
-  Pair pair;
-  std::error_code ec;
-  pair.client = ShmStream::connect(listener.name(), kPatience, kSmallRing, ec);
-  ASSERT_NO_ERROR(ec);
-  listener.setTimeout(kPatience);
-  pair.server = listener.accept(ec);
-  ASSERT_NO_ERROR(ec);
-  pair.client.setTimeout(kPatience);
-  pair.server.setTimeout(kPatience);
-  return pair;
-}
+Pair connectPair(ShmListener& listener) { return evchan::test::connectShmPair(listener, kSmallRing, kPatience); }
 
 // How a call that close() ended may fail: cancelled while inside, or
 // refused when it began after close() had started.

@@ -36,6 +36,7 @@
 #include "support/cancel_race.h"
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
+#include "support/posix/shm_pair.h"
 #include "support/skip.h"
 #include "support/stream_suite.h"
 #include "support/waiting.h"
@@ -348,22 +349,10 @@ int makeMemfd(std::size_t size, std::uint64_t ringSize, bool seal = true, std::u
   return fd;
 }
 
-struct Pair {
-  ShmStream client;
-  ShmStream server;
-};
+using Pair = evchan::test::ShmPair;
 
 Pair connectPair(ShmListener& listener, std::size_t ringSize = ShmStream::kDefaultRingSize) {
-  Pair pair;
-  std::error_code ec;
-  pair.client = ShmStream::connect(listener.name(), kPatience, ringSize, ec);
-  ASSERT_NO_ERROR(ec);
-  listener.setTimeout(kPatience);
-  pair.server = listener.accept(ec);
-  ASSERT_NO_ERROR(ec);
-  pair.client.setTimeout(kPatience);
-  pair.server.setTimeout(kPatience);
-  return pair;
+  return evchan::test::connectShmPair(listener, ringSize, kPatience);
 }
 
 }  // namespace

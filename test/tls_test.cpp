@@ -217,6 +217,27 @@ TlsPair tlsPair(const TlsContext& clientSide, const TlsContext& serverSide) {
           TlsStream(serverSide, std::make_unique<TcpSocket>(std::move(pair.server)))};
 }
 
+/// Handshakes both ends (the client naming `host`; empty: no name), sends
+/// `text` from the client, lets the server echo it, and returns what came
+/// back to the client.
+std::string handshakeAndEcho(TlsPair& pair, const std::string& host, const std::string& text) {
+  std::string echoed(text.size(), '\0');
+  runPair(
+      Where::OnThread,
+      [&] {
+        pair.client.handshake(host);
+        pair.client.writeAll(text.data(), text.size());
+        pair.client.readExactly(&echoed[0], echoed.size());
+      },
+      [&] {
+        pair.server.handshake();
+        std::string buffer(text.size(), '\0');
+        pair.server.readExactly(&buffer[0], buffer.size());
+        pair.server.writeAll(buffer.data(), buffer.size());
+      });
+  return echoed;
+}
+
 /// The client's handshake error against a server presenting `serverName`'s
 /// certificate (the server's own error is ignored: it sees the alert).
 std::error_code clientHandshakeError(const std::string& serverName, const std::string& host = "localhost") {
@@ -500,20 +521,7 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
     TlsContext client(TlsContext::Role::client);
     client.insecureSkipVerification();
     TlsPair pair = tlsPair(client, serverContext("untrusted"));
-    std::string echoed(6, '\0');
-    runPair(
-        Where::OnThread,
-        [&] {
-          pair.client.handshake();
-          pair.client.writeAll("secret", 6);
-          pair.client.readExactly(&echoed[0], 6);
-        },
-        [&] {
-          pair.server.handshake();
-          char buffer[6];
-          pair.server.readExactly(buffer, sizeof buffer);
-          pair.server.writeAll(buffer, sizeof buffer);
-        });
+    const std::string echoed = handshakeAndEcho(pair, {}, "secret");
     CPPUNIT_ASSERT(pair.client.isHandshaken());
     // A real TLS session with the untrusted server, not a skipped one.
     CPPUNIT_ASSERT_EQUAL(std::string("secret"), echoed);
@@ -802,20 +810,7 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT(endedByCancel);
     CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(first), first == std::errc::operation_canceled);
     CPPUNIT_ASSERT(!pair.client.isHandshaken());
-    std::string echoed(4, '\0');
-    runPair(
-        Where::OnThread,
-        [&] {
-          pair.client.handshake("localhost");
-          pair.client.writeAll("ping", 4);
-          pair.client.readExactly(&echoed[0], 4);
-        },
-        [&] {
-          pair.server.handshake();
-          char buffer[4];
-          pair.server.readExactly(buffer, 4);
-          pair.server.writeAll(buffer, 4);
-        });
+    const std::string echoed = handshakeAndEcho(pair, "localhost", "ping");
     CPPUNIT_ASSERT(pair.client.isHandshaken());
     CPPUNIT_ASSERT_EQUAL(std::string("ping"), echoed);
   }
@@ -887,21 +882,7 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
     TlsContext server = serverContext();
     server.setAlpnProtocols({"http/1.1"});
     TlsPair pair = tlsPair(client, server);
-    std::string echoed(2, '\0');
-    runPair(
-        Where::OnThread,
-        [&] {
-          pair.client.handshake("localhost");
-          pair.client.writeAll("ok", 2);
-          pair.client.readExactly(&echoed[0], 2);
-        },
-        [&] {
-          pair.server.handshake();
-          char buffer[2];
-          pair.server.readExactly(buffer, 2);
-          pair.server.writeAll(buffer, 2);
-        });
-    CPPUNIT_ASSERT_EQUAL(std::string("ok"), echoed);
+    CPPUNIT_ASSERT_EQUAL(std::string("ok"), handshakeAndEcho(pair, "localhost", "ok"));
     CPPUNIT_ASSERT_EQUAL(std::string(), pair.client.alpnProtocol());
     CPPUNIT_ASSERT_EQUAL(std::string(), pair.server.alpnProtocol());
   }
