@@ -191,7 +191,19 @@ class PoolPolicyTest : public evchan::test::LeakCheckedFixture {
   // preempted while it holds the channel's lock keeps the worker asleep
   // on that lock, and the rule would rightly see a waiting worker if that
   // lasted two ticks.
+  //
+  // Not under ThreadSanitizer: there every thread, the burners included,
+  // takes mutexes inside the TSan runtime (found: the presumed-stuck
+  // worker asleep in __sanitizer::FutexWait on a mutex in __tsan::ctx),
+  // and a thread preempted while it holds one keeps the worker asleep in
+  // the kernel for a whole time slice of the busy CPU.  That is a real
+  // wait, which the rule rightly answers with a spare thread, so the
+  // property this case checks does not hold there (5 runs in 130 failed
+  // beside a parallel TSan make check).  The other builds run it.
   void testNoisyNeighbourDoesNotGrowThePool() {
+#if defined(EVCHAN_TEST_TSAN)
+    EVCHAN_SKIP("under ThreadSanitizer the worker waits for the runtime's own locks, held by preempted threads");
+#endif
     constexpr int kClients = 4;
     constexpr int kBurners = 2;
     constexpr std::uint64_t kPreemptions = 20;
