@@ -7,6 +7,7 @@
 
 #include <evchan/evchan.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -62,6 +63,7 @@ class EventCancelTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testCancelledAcceptLeavesTheListenerUsable);
   CPPUNIT_TEST(testCancelledTimerMayBePostedAgain);
   CPPUNIT_TEST(testCancelledTimerRunsItsCallbackOnce);
+  CPPUNIT_TEST(testTimersWithoutDeadlineCancelInAnyOrder);
   CPPUNIT_TEST(testEventsNotWaitingAreLeftAlone);
   CPPUNIT_TEST(testCancelFromAnotherChannelIsRefused);
   CPPUNIT_TEST(testCancelFromTheEventsOwnCallbackIsRefused);
@@ -149,6 +151,47 @@ class EventCancelTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(kCancelled, seen);
     CPPUNIT_ASSERT(!channel_->cancel(timer));
     CPPUNIT_ASSERT(!evchan::test::eventually([&] { return calls.load() > 1; }, 20ms));
+  }
+
+  // Timers that never expire are kept apart from those that do (a join
+  // parks on one): cancelled in any order, each exactly once, posted
+  // again, and the rest swept by shutdown, beside a timer that expires.
+  void testTimersWithoutDeadlineCancelInAnyOrder() {
+    constexpr int kTimers = 6;
+    std::vector<std::unique_ptr<TimerEvent>> timers;
+    for (int i = 0; i < kTimers; ++i) timers.push_back(std::make_unique<TimerEvent>(evchan::kInfiniteTimeout));
+    TimerEvent expiring(5ms);
+    ReclaimOnExit reclaim(*channel_);
+    for (auto& timer : timers) channel_->post(*timer);
+    channel_->post(expiring);
+    // The middle, the first, the last, then the middle again: each cancel
+    // finds its own timer wherever the earlier ones left it.
+    for (int index : {2, 0, kTimers - 1}) {
+      CPPUNIT_ASSERT_MESSAGE("timer " + std::to_string(index), channel_->cancel(*timers[index]));
+      CPPUNIT_ASSERT(!channel_->cancel(*timers[index]));
+    }
+    std::vector<Event*> back;
+    for (int i = 0; i < 4; ++i) back.push_back(&nextEvent(*channel_));
+    for (int index : {2, 0, kTimers - 1}) {
+      CPPUNIT_ASSERT(std::count(back.begin(), back.end(), timers[index].get()) == 1);
+      CPPUNIT_ASSERT_EQUAL(kCancelled, timers[index]->error());
+    }
+    CPPUNIT_ASSERT(std::count(back.begin(), back.end(), &expiring) == 1);
+    ASSERT_NO_ERROR(expiring.error());
+    channel_->post(*timers[2]);  // again, into the hole its neighbours left
+    CPPUNIT_ASSERT(channel_->cancel(*timers[3]));
+    CPPUNIT_ASSERT(&nextEvent(*channel_) == timers[3].get());
+    CPPUNIT_ASSERT(channel_->cancel(*timers[2]));
+    CPPUNIT_ASSERT(&nextEvent(*channel_) == timers[2].get());
+    assertNothingMore(*channel_);
+    // Still waiting: 1 and 4.  Shutdown hands both back, cancelled.
+    channel_->shutdown();
+    std::vector<Event*> swept{&nextEvent(*channel_), &nextEvent(*channel_)};
+    CPPUNIT_ASSERT(channel_->getEvent(Duration::zero()) == nullptr);
+    for (int index : {1, 4}) {
+      CPPUNIT_ASSERT(std::count(swept.begin(), swept.end(), timers[index].get()) == 1);
+      CPPUNIT_ASSERT_EQUAL(kCancelled, timers[index]->error());
+    }
   }
 
   void testEventsNotWaitingAreLeftAlone() {

@@ -6,12 +6,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/leak_checked_fixture.h"
@@ -98,6 +100,7 @@ class StackPoolTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST_SUITE(StackPoolTest);
   CPPUNIT_TEST(testStackIsUsableAndGuarded);
   CPPUNIT_TEST(testReleasedStacksAreReused);
+  CPPUNIT_TEST(testThreadKeepsItsStacksAndGivesThemBackAtExit);
   CPPUNIT_TEST(testGuardPageFaults);
   CPPUNIT_TEST(testGuardReserveFaultsAtItsBottom);
   CPPUNIT_TEST(testOverflowIsReportedAsTaskStackOverflow);
@@ -137,6 +140,48 @@ class StackPoolTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(mapping, second.mapping);
     CPPUNIT_ASSERT_EQUAL(guardsBefore, StackPool::guardedStacks());
     pool.release(second);
+  }
+
+  // acquireOnThread()/releaseOnThread(): a thread reuses the stacks it
+  // released itself, newest first, without the pool seeing them; those it
+  // holds past kThreadStacks, or still holds when it exits, go back to
+  // the pool (which then hands them out again before carving new ones).
+  void testThreadKeepsItsStacksAndGivesThemBackAtExit() {
+    StackPool pool(32 * 1024);
+    std::vector<void*> keptByThread;
+    void* pastTheThreadsShare = nullptr;
+    bool reusedOwn = false;
+    bool acquired = true;  // no assertion on the thread: a failure there would terminate
+    std::thread([&] {
+      std::vector<Stack> stacks(StackPool::kThreadStacks + 1);
+      for (Stack& stack : stacks) acquired = !pool.acquireOnThread(stack) && acquired;
+      for (Stack& stack : stacks) {
+        void* mapping = stack.mapping;
+        pool.releaseOnThread(stack);
+        if (keptByThread.size() < StackPool::kThreadStacks) keptByThread.push_back(mapping);
+        else pastTheThreadsShare = mapping;
+      }
+      Stack again;
+      acquired = !pool.acquireOnThread(again) && acquired;
+      reusedOwn = again.mapping == keptByThread.back();
+      pool.releaseOnThread(again);
+    }).join();
+    CPPUNIT_ASSERT(acquired);
+    CPPUNIT_ASSERT_MESSAGE("the thread did not reuse the stack it released last", reusedOwn);
+    // The pool now holds all of them: the one past the thread's share
+    // first released, then the thread's own at its exit.
+    std::vector<Stack> fromPool(StackPool::kThreadStacks + 1);
+    std::vector<void*> got;
+    for (Stack& stack : fromPool) {
+      CPPUNIT_ASSERT(!pool.acquire(stack));
+      got.push_back(stack.mapping);
+    }
+    for (Stack& stack : fromPool) pool.release(stack);
+    std::vector<void*> expected = keptByThread;
+    expected.push_back(pastTheThreadsShare);
+    std::sort(expected.begin(), expected.end());
+    std::sort(got.begin(), got.end());
+    CPPUNIT_ASSERT_MESSAGE("the exiting thread's stacks did not go back to the pool", expected == got);
   }
 
   void testGuardPageFaults() {

@@ -271,6 +271,7 @@ std::error_code ChannelCore::postTimer(TimerEvent& event) noexcept {
   std::lock_guard<std::mutex> lock(mutex_);
   if (stopping_) return Errc::channel_shut_down;
   timers_.addLocked(event, deadline);
+  if (deadline == kNoDeadline) return {};  // never due: nobody need poll for it (a join parks on one)
   if (polling_ && deadline < pollDeadline_) {
     wakePollerLocked();  // the poller sleeps past this timer
   } else if (!polling_) {

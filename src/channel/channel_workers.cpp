@@ -112,7 +112,7 @@ void ChannelCore::runWithLocalBatch(Event& first, WorkerActivity& activity) noex
 void ChannelCore::beginItem(WorkerActivity& activity) noexcept {
   activity.inItem = true;
   if (!monitored_) return;
-  activity.busy.store(WorkerActivity::stamp(), std::memory_order_seq_cst);
+  activity.busy.store(WorkerActivity::stamp(monitor_.tick()), std::memory_order_seq_cst);
   monitor_.noteBusy();
 }
 
@@ -128,8 +128,7 @@ void ChannelCore::endItem(WorkerActivity& activity) noexcept {
 }
 
 bool ChannelCore::markStuckWorkers() noexcept {
-  const std::uint64_t now = WorkerActivity::stamp();
-  const std::uint64_t grace = WorkerActivity::span(options_.stuckWorkerGrace);
+  const std::uint64_t now = monitor_.tick();
   bool anyBusy = false;
   stuckCandidates_.clear();
   {
@@ -140,7 +139,9 @@ bool ChannelCore::markStuckWorkers() noexcept {
       const std::uint64_t busy = activity->busy.load(std::memory_order_seq_cst);
       if (busy == 0) continue;
       anyBusy = true;
-      if (!waiting || (busy & WorkerActivity::kPresumedBlocked) || now < busy || now - busy < grace) continue;
+      // Past the grace period: stamped two ticks ago or earlier (see
+      // StuckWorkerMonitor::tick()).
+      if (!waiting || (busy & WorkerActivity::kPresumedBlocked) || WorkerActivity::tickOf(busy) + 2 > now) continue;
       try {
         stuckCandidates_.push_back({activity, busy, activity->kernelId, KernelThreadState::unknown});
       } catch (...) {
@@ -330,7 +331,7 @@ void ChannelCore::leaveBlocking() noexcept {
   WorkerActivity* activity = workerActivitySlot();
   if (activity != nullptr && activity->blockingDepth > 0 && --activity->blockingDepth == 0 && activity->inItem &&
       core->monitored_) {
-    activity->busy.store(WorkerActivity::stamp(), std::memory_order_seq_cst);
+    activity->busy.store(WorkerActivity::stamp(core->monitor_.tick()), std::memory_order_seq_cst);
     core->monitor_.noteBusy();
   }
 }

@@ -9,16 +9,6 @@
 
 namespace evchan::detail {
 
-std::uint64_t WorkerActivity::stamp() noexcept {
-  const auto now = std::chrono::steady_clock::now().time_since_epoch();
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
-  return std::max<std::uint64_t>(static_cast<std::uint64_t>(ns), 1) << 1;  // never 0, flag clear
-}
-
-std::uint64_t WorkerActivity::span(Duration duration) noexcept {
-  return static_cast<std::uint64_t>(std::max<Duration::rep>(duration.count(), 0)) << 1;
-}
-
 WorkerActivity::Verdict WorkerActivity::judge(std::uint64_t stamp, KernelThreadState state) noexcept {
   switch (state) {
     case KernelThreadState::runnable:
@@ -76,6 +66,7 @@ void StuckWorkerMonitor::run() noexcept {
     // Busy: look every grace period.
     if (changed_.wait_for(lock, grace_, [&] { return stopping_; })) return;
     lock.unlock();
+    tick_.store(tick_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if (!scan_()) {
       // Nobody busy: disarm, then look once more.  A worker that published
       // its stamp before the disarming is seen by this scan; one that

@@ -20,7 +20,8 @@
 namespace evchan::detail {
 
 /// What one worker publishes about the item (a callback, a task slice) it
-/// runs.  `busy` is 0 between items, else the item's start stamp; the
+/// runs.  `busy` is 0 between items, else the item's start stamp (the
+/// monitor's tick count when it began: no clock is read per item); the
 /// monitor sets kPresumedBlocked in it (a CAS, under the channel's lock,
 /// adding the worker to the blocked count), and the worker takes the bit
 /// back with the exchange that ends the item.  Both sides use seq_cst: the
@@ -59,10 +60,11 @@ struct WorkerActivity {
   /// was one.  Needs the channel's lock.
   Verdict judge(std::uint64_t stamp, KernelThreadState state) noexcept;
 
-  /// Now, as a `busy` value: monotonic nanoseconds, shifted past the flag.
-  static std::uint64_t stamp() noexcept;
-  /// `duration` in stamp units.
-  static std::uint64_t span(Duration duration) noexcept;
+  /// Monitor tick `tick` (StuckWorkerMonitor::tick(), never 0) as a
+  /// `busy` value: shifted past the flag.
+  static std::uint64_t stamp(std::uint64_t tick) noexcept { return tick << 1; }
+  /// The tick a `busy` value was stamped at.
+  static std::uint64_t tickOf(std::uint64_t busy) noexcept { return busy >> 1; }
 };
 
 /// Why a worker thread was started, for ThreadPoolStats.
@@ -98,6 +100,13 @@ class StuckWorkerMonitor {
   }
   /// Stops and joins the thread.  Idempotent, any thread but its own.
   void stop() noexcept;
+  /// How many times the monitor has looked, from 1: it adds one before
+  /// each scan, at least a grace period after the previous one.  An item
+  /// stamped at tick `s` and still running at a scan of tick `s + 2` has
+  /// run for a whole tick interval, so past the grace period.  Workers
+  /// read it at every item's start: one relaxed load, where a clock read
+  /// would cost tens of nanoseconds on some hosts.
+  std::uint64_t tick() const noexcept { return tick_.load(std::memory_order_relaxed); }
 
  private:
   void wake() noexcept;
@@ -106,6 +115,7 @@ class StuckWorkerMonitor {
   const Duration grace_;
   const std::function<bool()> scan_;
   std::atomic<bool> armed_{false};  // ticking: some worker may be busy
+  std::atomic<std::uint64_t> tick_{1};  // written by the monitor thread only
   std::mutex mutex_;
   std::condition_variable changed_;
   bool stopping_ = false;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// TimerSet: the pending timers, as a set ordered by (deadline, sequence).
+// TimerSet: the pending timers, as a set ordered by (deadline, sequence),
+// and those without a deadline apart.
 #include "channel/timer_set.h"
 
 #include "poller/event_access.h"
@@ -8,11 +9,27 @@ namespace evchan::detail {
 
 void TimerSet::addLocked(TimerEvent& event, Deadline deadline) {
   EventAccess::deadline(event) = deadline;
+  if (deadline == kNoDeadline) {
+    EventAccess::sequence(event) = unbounded_.size();
+    unbounded_.push_back(&event);
+    return;
+  }
   EventAccess::sequence(event) = sequence_++;
   timers_.insert(Entry{deadline, EventAccess::sequence(event), &event});
 }
 
 bool TimerSet::cancelLocked(TimerEvent& event) {
+  if (EventAccess::deadline(event) == kNoDeadline) {
+    // Pending here only if its slot still holds it: a timer that fired
+    // or was swept keeps a stale index, and another channel's may match.
+    const std::uint64_t index = EventAccess::sequence(event);
+    if (index >= unbounded_.size() || unbounded_[index] != &event) return false;
+    TimerEvent* last = unbounded_.back();
+    unbounded_[index] = last;
+    EventAccess::sequence(*last) = index;
+    unbounded_.pop_back();
+    return true;
+  }
   // The key alone is not enough: another channel's timer (its sequence
   // numbers start at 0 too) may have the same one, kInfiniteTimeout above all.
   const auto found = timers_.find(Entry{EventAccess::deadline(event), EventAccess::sequence(event), &event});
@@ -35,6 +52,8 @@ void TimerSet::takeDueLocked(Deadline now, std::vector<TimerEvent*>& expired) {
 void TimerSet::takeAllLocked(std::vector<Event*>& taken) {
   for (const Entry& entry : timers_) taken.push_back(entry.event);
   timers_.clear();
+  taken.insert(taken.end(), unbounded_.begin(), unbounded_.end());
+  unbounded_.clear();
 }
 
 }  // namespace evchan::detail

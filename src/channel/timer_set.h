@@ -14,7 +14,10 @@
 namespace evchan::detail {
 
 /// The timers posted to a channel and not yet fired or cancelled, ordered
-/// by deadline, first posted first among equal deadlines.  Not
+/// by deadline, first posted first among equal deadlines.  Timers without
+/// a deadline (kInfiniteTimeout: a task's join() parks on one) never come
+/// due, so they are kept apart, in a vector that costs no allocation per
+/// timer and no ordering: cancelled or swept at shutdown, last.  Not
 /// synchronised: ChannelCore guards it with its pool mutex (mutex_), so
 /// every member needs that lock held (see the lock order in
 /// channel/channel_core.h).
@@ -30,7 +33,8 @@ class TimerSet {
   Deadline nextDeadlineLocked() const noexcept;
   /// Moves the timers due at `now` to `expired`, soonest first.
   void takeDueLocked(Deadline now, std::vector<TimerEvent*>& expired);
-  /// Moves every pending timer to `taken`, soonest first (shutdown).
+  /// Moves every pending timer to `taken`, soonest first, those without a
+  /// deadline last (shutdown).
   void takeAllLocked(std::vector<Event*>& taken);
 
  private:
@@ -45,6 +49,9 @@ class TimerSet {
 
   std::set<Entry> timers_;  // ordered by deadline; erasable for cancel
   std::uint64_t sequence_ = 0;
+  // Deadline kNoDeadline: each event's sequence is its index here, and a
+  // cancel moves the last one into the hole.
+  std::vector<TimerEvent*> unbounded_;
 };
 
 }  // namespace evchan::detail

@@ -20,6 +20,7 @@ inline constexpr Deadline kNoDeadline = Deadline::max();
 /// has expired: its deadline is now, never one so far back that the time
 /// left until it overflows.
 inline Deadline deadlineAfter(Duration timeout) {
+  if (timeout == kInfiniteTimeout) return kNoDeadline;  // no clock read: joins and untimed waits are hot
   return saturatingAdd(Clock::now(), timeout < Duration::zero() ? Duration::zero() : timeout);
 }
 

@@ -254,38 +254,109 @@ std::error_code StackPool::carveChunk(Stack& stack) noexcept {
   return {};
 }
 
+namespace {
+
+// A fiber that ended left the redzones of the frames it was in poisoned
+// (it never returned from them): the next fiber on this memory would trip
+// over them (ASan reports, or CHECK-fails in __asan_handle_no_return at a
+// throw).  Purged memory keeps its shadow too.
+void unpoison(const Stack& stack) noexcept {
+#ifdef EVCHAN_STACK_POOL_ASAN
+  __asan_unpoison_memory_region(stack.usable.base, stack.usable.size);
+#else
+  (void)stack;
+#endif
+}
+
+// Set once a thread's ThreadStacks is destroyed (it is exiting): a task
+// that ends later on it (during static destruction, say) uses the pool
+// itself.  Trivially destructible, so readable until the thread is gone.
+thread_local bool threadStacksGone = false;
+
+// One thread's stacks for acquireOnThread()/releaseOnThread().
+struct ThreadStacks {
+  StackPool* pool = nullptr;
+  std::size_t count = 0;
+  Stack stacks[StackPool::kThreadStacks];
+
+  ~ThreadStacks() {
+    giveBack();
+    threadStacksGone = true;
+  }
+  void giveBack() noexcept {
+    while (count != 0) pool->release(stacks[--count]);
+  }
+};
+
+ThreadStacks* threadStacks() noexcept {
+  if (threadStacksGone) return nullptr;
+  static thread_local ThreadStacks stacks;
+  return &stacks;
+}
+
+}  // namespace
+
+std::error_code StackPool::acquireOnThread(Stack& stack) noexcept {
+  ThreadStacks* own = threadStacks();
+  if (own != nullptr && own->pool == this && own->count != 0) {
+    stack = own->stacks[--own->count];
+    return {};
+  }
+  return acquire(stack);
+}
+
+void StackPool::releaseOnThread(Stack& stack) noexcept {
+  if (stack.mapping == nullptr) return;
+  ThreadStacks* own = threadStacks();
+  if (own == nullptr || own->count == kThreadStacks || !canaryIntact(stack)) {
+    release(stack);  // exiting, full, or overflowed (purged there)
+    return;
+  }
+  if (own->pool != this) {
+    own->giveBack();
+    own->pool = this;
+  }
+  unpoison(stack);
+  own->stacks[own->count++] = stack;
+  stack = Stack();
+}
+
 void StackPool::release(Stack& stack) noexcept {
   if (stack.mapping == nullptr) return;
-#ifdef EVCHAN_STACK_POOL_ASAN
-  // A fiber that ended left the redzones of the frames it was in poisoned
-  // (it never returned from them): the next fiber on this memory would
-  // trip over them (ASan reports, or CHECK-fails in __asan_handle_no_return
-  // at a throw).  Purged memory keeps its shadow too.
-  __asan_unpoison_memory_region(stack.usable.base, stack.usable.size);
-#endif
-  Stack batch[kPurgeBatch];
-  std::size_t batched = 0;
+  unpoison(stack);
   if (canaryIntact(stack)) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    try {
-      cache_.push_back(stack);
-      stack = Stack();
-    } catch (const std::bad_alloc&) {
-      // No room in the cache: purged on its own below.
+    bool overflowing = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      try {
+        cache_.push_back(stack);
+        stack = Stack();
+      } catch (const std::bad_alloc&) {
+        // No room in the cache: purged on its own below.
+      }
+      overflowing = cache_.size() >= maxCached_ + kPurgeBatch;
     }
-    if (cache_.size() >= maxCached_ + kPurgeBatch) {
-      // The coldest ones, those released first.
-      std::copy(cache_.begin(), cache_.begin() + kPurgeBatch, batch);
-      cache_.erase(cache_.begin(), cache_.begin() + kPurgeBatch);
-      batched = kPurgeBatch;
-    }
+    if (overflowing) purgeColdest();
   }
   if (stack.mapping != nullptr) {
     // Not cached: an overwritten canary (purging zeroes it again), or no memory.
-    batch[batched++] = stack;
+    Stack alone = stack;
     stack = Stack();
+    purge(&alone, 1);
   }
-  if (batched != 0) purge(batch, batched);
+}
+
+void StackPool::purgeColdest() noexcept {
+  // Off release()'s common path: a batch is 64 stacks to fill.
+  Stack batch[kPurgeBatch];
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (cache_.size() < maxCached_ + kPurgeBatch) return;  // another release took them
+    // The coldest ones, those released first.
+    std::copy(cache_.begin(), cache_.begin() + kPurgeBatch, batch);
+    cache_.erase(cache_.begin(), cache_.begin() + kPurgeBatch);
+  }
+  purge(batch, kPurgeBatch);
 }
 
 void StackPool::purge(Stack* batch, std::size_t count) noexcept {

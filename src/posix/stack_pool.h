@@ -64,6 +64,16 @@ class StackPool {
   /// to the kernel once full.  Clears `stack`.
   void release(Stack& stack) noexcept;
 
+  /// acquire() and release() through the calling thread's own few stacks
+  /// (kThreadStacks, of the pool the thread used last): a task that starts
+  /// and ends on one worker takes and gives back its stack without the
+  /// pool's lock.  A thread's stacks go back to their pool when it switches
+  /// pools or exits, so only for a pool that outlives every thread using
+  /// it (the task layer's, which are never destroyed).
+  std::error_code acquireOnThread(Stack& stack) noexcept;
+  void releaseOnThread(Stack& stack) noexcept;
+  static constexpr std::size_t kThreadStacks = 16;
+
   std::size_t stackSize() const noexcept { return stackSize_; }
 
   /// False once something wrote over the canary of an unguarded stack.
@@ -81,6 +91,9 @@ class StackPool {
   std::error_code carveChunk(Stack& stack) noexcept;
   /// Gives `count` released stacks back to the kernel; mutex_ not held.
   void purge(Stack* batch, std::size_t count) noexcept;
+  /// Takes the kPurgeBatch coldest stacks out of an overflowing cache and
+  /// purges them; mutex_ not held.
+  void purgeColdest() noexcept;
   Stack slotOf(StackChunk& chunk, std::size_t index) const noexcept;
   /// Takes `chunk` out of open_ (mutex_ held).
   void closeLocked(StackChunk& chunk) noexcept;

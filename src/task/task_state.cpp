@@ -40,7 +40,8 @@ std::atomic<TaskId> nextTaskId{1};
 
 // Stacks are pooled per size, process-wide, so that tasks of every channel
 // reuse them; each thread remembers the pool it used last, to skip the
-// lock.  The pools are never destroyed: a channel that static destruction
+// lock, and keeps a few of its stacks (StackPool::acquireOnThread()), to
+// skip the pool's.  The pools are never destroyed: a channel that static destruction
 // tears down (a global or function-static one, built before the pools),
 // or one destroyed in its own task whose workers finish after main()
 // returned, still has tasks giving their stacks back after every static
@@ -78,7 +79,7 @@ TaskState::TaskState(Private, std::shared_ptr<ChannelFront> front, std::unique_p
 
 TaskState::~TaskState() {
   fiber_.reset();
-  if (pool_ != nullptr) pool_->release(stack_);
+  if (pool_ != nullptr) pool_->releaseOnThread(stack_);
 }
 
 std::shared_ptr<TaskState> TaskState::spawn(std::shared_ptr<ChannelFront> front, std::unique_ptr<TaskFunction> function,
@@ -93,7 +94,7 @@ std::shared_ptr<TaskState> TaskState::spawn(std::shared_ptr<ChannelFront> front,
   }
   auto task = std::make_shared<TaskState>(Private{}, std::move(front), std::move(function));
   task->pool_ = &stackPoolFor(stackSize);
-  if ((ec = task->pool_->acquire(task->stack_))) return nullptr;
+  if ((ec = task->pool_->acquireOnThread(task->stack_))) return nullptr;
   task->fiber_ = makeFiberContext(defaultContextKind(), task->stack_.usable, &TaskState::entry, task.get());
   if (!task->fiber_) {
     ec = std::make_error_code(std::errc::not_enough_memory);
@@ -198,7 +199,7 @@ void TaskState::wake() noexcept {
 
 void TaskState::finish() noexcept {
   fiber_.reset();
-  pool_->release(stack_);
+  pool_->releaseOnThread(stack_);
   pool_ = nullptr;
   bool threadJoining = false;
   bool report = false;
