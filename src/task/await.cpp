@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 
 #include <evchan/error.h>
 #include <evchan/timer_event.h>
@@ -20,7 +21,7 @@ namespace {
 struct Await {
   TaskState* task;
   Event* event;
-  TimerEvent timer;
+  std::optional<TimerEvent> timer;  // only for a wait with a deadline: an untimed one (join()) skips its set-up
   bool useTimer;
   std::atomic<int> outstanding;
   std::atomic<bool> timerFired{false};
@@ -42,9 +43,9 @@ struct Await {
     ChannelCore& core = self->task->core();
     // Where TaskHandle::cancel() finds the wait; a shielded one it leaves be.
     if (self->taskCancellable && !self->task->shielded()) self->task->setCurrentWait(self->event);
-    if (self->useTimer && core.post(self->timer)) self->arrive();  // shut down: no timer
+    if (self->useTimer && core.post(*self->timer)) self->arrive();  // shut down: no timer
     if ((self->postError = core.post(*self->event))) {
-      if (self->useTimer) core.cancel(self->timer);
+      if (self->useTimer) core.cancel(*self->timer);
       self->arrive();
       return;
     }
@@ -106,18 +107,21 @@ bool awaitInTask(Event& event, Duration timeout, std::error_code& result, const 
     }
   }
   const bool useTimer = deadlineAfter(wait) != kNoDeadline;
-  Await await{task, &event, TimerEvent(wait), useTimer, {useTimer ? 2 : 1}, {}, cancelled, taskCancellable, {}};
+  Await await{task, &event, std::nullopt, useTimer, {useTimer ? 2 : 1}, {}, cancelled, taskCancellable, {}};
   event.setCallback([&await](Event&) {
-    if (await.useTimer) await.task->core().cancel(await.timer);
+    if (await.useTimer) await.task->core().cancel(*await.timer);
     await.arrive();
   });
-  await.timer.setCallback([&await](Event& timer) {
-    if (!timer.error()) {
-      await.timerFired.store(true);
-      await.task->core().cancel(*await.event);
-    }
-    await.arrive();
-  });
+  if (useTimer) {
+    await.timer.emplace(wait);
+    await.timer->setCallback([&await](Event& timer) {
+      if (!timer.error()) {
+        await.timerFired.store(true);
+        await.task->core().cancel(*await.event);
+      }
+      await.arrive();
+    });
+  }
   task->suspend(&Await::start, &await);
   if (taskCancellable) task->setCurrentWait(nullptr);  // before `event` can go
   event.setCallback(nullptr);
