@@ -264,6 +264,10 @@ void TaskState::setCurrentWait(Event* event) noexcept {
 }
 
 void TaskState::lastHandleGone() noexcept {
+  // Ended without an exception (the usual case, a joined task): nothing to
+  // report and nobody left to tell.  exception_ was set before done_ was
+  // published (release, under joinMutex_).
+  if (done_.load(std::memory_order_acquire) && !exception_) return;
   bool report = false;
   {
     std::lock_guard<std::mutex> lock(joinMutex_);
