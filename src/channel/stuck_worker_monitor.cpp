@@ -63,10 +63,13 @@ void StuckWorkerMonitor::run() noexcept {
     // Idle: sleep until a worker starts an item.
     changed_.wait(lock, [&] { return stopping_ || armed_.load(std::memory_order_seq_cst); });
     if (stopping_) return;
+    // The item that armed the monitor began before this tick: the first
+    // scan, a grace period on, may take it (see tick()).
+    advanceTick();
     // Busy: look every grace period.
     if (changed_.wait_for(lock, grace_, [&] { return stopping_; })) return;
     lock.unlock();
-    tick_.store(tick_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    advanceTick();
     if (!scan_()) {
       // Nobody busy: disarm, then look once more.  A worker that published
       // its stamp before the disarming is seen by this scan; one that

@@ -100,17 +100,20 @@ class StuckWorkerMonitor {
   }
   /// Stops and joins the thread.  Idempotent, any thread but its own.
   void stop() noexcept;
-  /// How many times the monitor has looked, from 1: it adds one before
-  /// each scan, at least a grace period after the previous one.  An item
-  /// stamped at tick `s` and still running at a scan of tick `s + 2` has
-  /// run for a whole tick interval, so past the grace period.  Workers
-  /// read it at every item's start: one relaxed load, where a clock read
-  /// would cost tens of nanoseconds on some hosts.
-  std::uint64_t tick() const noexcept { return tick_.load(std::memory_order_relaxed); }
+  /// How many times the monitor has looked, from 1: it adds one when it
+  /// starts ticking and before each scan, a grace period after the
+  /// previous one.  An item stamped at tick `s` and still running at a
+  /// scan of tick `s + 2` has run for a whole tick interval, so past the
+  /// grace period.  Workers read it at every item's start: one load (a
+  /// plain move on x86), where a clock read costs tens of nanoseconds on
+  /// some hosts.  seq_cst on both sides: a worker's next item, begun after
+  /// the monitor saw its previous one, reads a later tick.
+  std::uint64_t tick() const noexcept { return tick_.load(std::memory_order_seq_cst); }
 
  private:
   void wake() noexcept;
   void run() noexcept;
+  void advanceTick() noexcept { tick_.store(tick_.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst); }
 
   const Duration grace_;
   const std::function<bool()> scan_;

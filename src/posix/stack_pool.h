@@ -69,10 +69,13 @@ class StackPool {
   /// and ends on one worker takes and gives back its stack without the
   /// pool's lock.  A thread's stacks go back to their pool when it switches
   /// pools or exits, so only for a pool that outlives every thread using
-  /// it (the task layer's, which are never destroyed).
+  /// it (the task layer's, which are never destroyed).  Until then they
+  /// are outside the cache's bound and the purge: a worker that only ends
+  /// tasks spawned elsewhere keeps kThreadStacks of them resident, so the
+  /// share stays small (the gain is the LIFO reuse of one or two).
   std::error_code acquireOnThread(Stack& stack) noexcept;
   void releaseOnThread(Stack& stack) noexcept;
-  static constexpr std::size_t kThreadStacks = 16;
+  static constexpr std::size_t kThreadStacks = 4;
 
   std::size_t stackSize() const noexcept { return stackSize_; }
 
