@@ -455,16 +455,24 @@ void printTable(const Workload& workload, const Placement& placement, int connec
   }
   // The evchan pools' sizes (the note is "evchan pool: I initial, P peak
   // worker threads"): the pool policy shows here, pinned or not.
-  std::string pools;
+  std::string pools = "  evchan workers (initial/peak, last round):";
+  std::size_t lineStart = 0;
+  bool any = false;
   for (const ServerEntry& entry : servers) {
     int initial = 0, peak = 0;
     const Cell& cell = cells[entry.name];
     if (cell.ok && std::sscanf(cell.note.c_str(), "evchan pool: %d initial, %d peak", &initial, &peak) == 2) {
-      pools += (pools.empty() ? "" : ", ") + entry.name.substr(entry.name.rfind("evchan ", 0) == 0 ? 7 : 0) + " " +
-               std::to_string(initial) + "/" + std::to_string(peak);
+      const std::string item = entry.name.substr(entry.name.rfind("evchan ", 0) == 0 ? 7 : 0) + " " +
+                               std::to_string(initial) + "/" + std::to_string(peak);
+      if (pools.size() - lineStart + item.size() > 110) {  // wrapped, indented
+        pools += ",\n   ";
+        lineStart = pools.size() - 3;
+      }
+      pools += (any && pools.back() != ' ' ? ", " : " ") + item;
+      any = true;
     }
   }
-  if (!pools.empty()) std::printf("  evchan workers (initial/peak, last round): %s\n", pools.c_str());
+  if (any) std::printf("%s\n", pools.c_str());
   if (legend) {
     std::printf(
         "  round trips/s: median of the rounds, (min-max) over them; vs loop: over the hand-written\n"
