@@ -3,32 +3,44 @@
 // echo servers.
 //
 //   echo_bench [--connections 1,100,1000] [--stream-connections 1,16]
-//              [--workloads ping-pong,stream] [--duration SECONDS] [--rounds N]
-//              [--warmup SECONDS] [--servers WORD,WORD...] [--csv FILE] [--list]
+//              [--workloads ping-pong,ping-pong-4k,stream] [--pin none|auto|SERVER_CPU,CLIENT_CPU]
+//              [--duration SECONDS] [--rounds N] [--warmup SECONDS]
+//              [--servers WORD,WORD...] [--csv FILE] [--list]
 //
 // For each connection count, every server is started in this process (its
 // own threads, 127.0.0.1, a kernel-picked port) and driven by one load
 // generator: a single-threaded, level-triggered epoll loop on the main
 // thread with N connections, each sending a message and waiting for its
 // whole echo before sending the next (a closed loop): 64-byte messages
-// (ping-pong), then 64 KiB messages (stream; the servers echo them with
-// 4 KiB reads, so a message is many reads and writes).  After a
-// warm-up it counts the round trips completed in the measured interval.
-// The load generator is the same code for every server, so the differences
-// between rows are the servers'.  The measured time of a cell is split
-// over a few rounds, and each round runs every server once, so that a
-// burst of other load on a shared machine hits all servers alike; a cell
-// reports the median round.
+// (ping-pong), 4 KiB messages (ping-pong-4k), then 64 KiB messages (stream;
+// the servers echo them with 4 KiB reads, so a message is many reads and
+// writes).  After a warm-up it counts the round trips completed in the
+// measured interval.  The load generator is the same code for every server,
+// so the differences between rows are the servers'.  The measured time of a
+// cell is split over a few rounds, and each round runs every server once,
+// so that a burst of other load on a shared machine hits all servers alike;
+// a cell reports the median round.
 //
-// Output: a table per connection count (round trips per second and its
-// ratio to the hand-written epoll loop; CPU time the server spent per round
-// trip and its ratio), then a summary of evchan's targets.  Exits 1 if a
-// server failed (echoed wrong bytes, dropped a connection, would not
-// start), 2 on a usage error; missing a target is reported, not an error.
+// Pinned (--pin): the main thread moves to the server's CPU before a server
+// starts, so every thread the server creates (and every thread those
+// create) inherits that one CPU, and evchan's default pool sizes itself to
+// it (one worker); the load generator then moves to the other CPU, and the
+// main thread's affinity is restored after the server stopped.  A pinned
+// run then repeats the all-workers servers (evchan's default pool, one
+// worker per CPU) unpinned beside the loop, for the targets that need one
+// worker per CPU.
+//
+// Output: a table per workload, placement and connection count (round
+// trips per second and its ratio to the hand-written epoll loop; CPU time
+// the server spent per round trip and its ratio), then issue 15's targets,
+// each ratio next to its target.  Exits 1 if a server failed (echoed wrong
+// bytes, dropped a connection, would not start), 2 on a usage error;
+// missing a target is reported, not an error.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
@@ -52,12 +64,15 @@
 #include <thread>
 #include <vector>
 
+#include "load_generator.h"
 #include "servers/echo_server.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using bench::LoadGenerator;
+using bench::LoadResult;
 constexpr std::size_t kPingPongSize = 64;
+constexpr std::size_t kPingPong4kSize = 4096;
 constexpr std::size_t kStreamSize = 64 * 1024;
 
 // A workload: the message size each connection sends and waits to get back.
@@ -67,224 +82,33 @@ struct Workload {
   std::vector<int> connections;
 };
 
-// ------------------------------------------------------------ load generator
-
-struct LoadResult {
-  double roundTripsPerSecond = 0;
-  std::uint64_t roundTrips = 0;
-  double serverCpuSeconds = 0;  // CPU time of every thread but the load generator's
-  double clientCpuSeconds = 0;  // the load generator's own
-  double seconds = 0;           // the measured interval
-  std::string error;            // non-empty: the server misbehaved
-};
-
-double cpuSeconds(clockid_t clock) {
-  timespec t{};
-  ::clock_gettime(clock, &t);
-  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
-}
-
-class LoadGenerator {
- public:
-  LoadGenerator(int port, int connections, std::size_t messageSize)
-      : port_(port), connections_(connections), size_(messageSize) {}
-  ~LoadGenerator() {
-    for (Client& c : clients_) {
-      if (c.fd >= 0) ::close(c.fd);
-    }
-    if (epollFd_ >= 0) ::close(epollFd_);
-  }
-
-  LoadResult run(double warmupSeconds, double measureSeconds) {
-    // Named while it drives a server, so that per-thread profiles (perf
-    // stat --per-thread, top -H) tell it from the server's threads, which
-    // started earlier and keep the process's name.
-    char name[16] = {};
-    ::pthread_getname_np(::pthread_self(), name, sizeof name);
-    ::pthread_setname_np(::pthread_self(), "loadgen");
-    LoadResult result;
-    try {
-      connectAll();
-      result = loop(warmupSeconds, measureSeconds);
-    } catch (const std::exception& e) {
-      result.error = e.what();
-    }
-    ::pthread_setname_np(::pthread_self(), name);
-    return result;
-  }
-
- private:
-  struct Client {
-    int fd = -1;
-    std::uint64_t sequence = 0;
-    std::size_t sent = 0;      // of the current message
-    std::size_t received = 0;  // of its echo
-    std::vector<unsigned char> out;
-    std::vector<unsigned char> in;
-  };
-
-  [[noreturn]] static void fail(const std::string& what) { throw std::runtime_error(what); }
-  [[noreturn]] static void failErrno(const std::string& what) {
-    throw std::system_error(errno, std::generic_category(), what);
-  }
-
-  void connectAll() {
-    epollFd_ = ::epoll_create1(EPOLL_CLOEXEC);
-    if (epollFd_ < 0) failErrno("epoll_create1");
-    clients_.resize(static_cast<std::size_t>(connections_));
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<std::uint16_t>(port_));
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    for (std::size_t i = 0; i < clients_.size(); ++i) {
-      Client& c = clients_[i];
-      c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      if (c.fd < 0) failErrno("client socket");
-      // Blocking connect: on loopback it completes as soon as the kernel
-      // queues the connection for accept (the backlog is large enough).
-      if (::connect(c.fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) failErrno("client connect");
-      const int one = 1;
-      ::setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      ::fcntl(c.fd, F_SETFL, ::fcntl(c.fd, F_GETFL) | O_NONBLOCK);
-      c.out.resize(size_);
-      c.in.resize(size_);
-      for (std::size_t b = 0; b < size_; ++b) c.out[b] = static_cast<unsigned char>(i * 31 + b * 7);
-      epoll_event event{};
-      event.events = EPOLLIN;
-      event.data.ptr = &c;
-      if (::epoll_ctl(epollFd_, EPOLL_CTL_ADD, c.fd, &event) != 0) failErrno("epoll_ctl");
-    }
-  }
-
-  // Sends (the rest of) the client's current message.
-  void send(Client& c) {
-    while (c.sent < size_) {
-      const ssize_t n = ::send(c.fd, c.out.data() + c.sent, size_ - c.sent, MSG_NOSIGNAL);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-          watch(c, EPOLLIN | EPOLLOUT);  // rare: finish when there is room
-          return;
-        }
-        failErrno("client send");
-      }
-      c.sent += static_cast<std::size_t>(n);
-    }
-  }
-
-  void watch(Client& c, std::uint32_t events) {
-    epoll_event event{};
-    event.events = events;
-    event.data.ptr = &c;
-    ::epoll_ctl(epollFd_, EPOLL_CTL_MOD, c.fd, &event);
-  }
-
-  void startMessage(Client& c) {
-    ++c.sequence;
-    std::memcpy(c.out.data(), &c.sequence, sizeof c.sequence);  // every message differs
-    c.sent = c.received = 0;
-    send(c);
-  }
-
-  // True when a whole echo arrived (and was checked).
-  bool receive(Client& c) {
-    const ssize_t n = ::recv(c.fd, c.in.data() + c.received, size_ - c.received, 0);
-    if (n == 0) fail("the server closed a connection");
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return false;
-      failErrno("client recv");
-    }
-    c.received += static_cast<std::size_t>(n);
-    if (c.received < size_) return false;
-    if (c.sent < size_ || std::memcmp(c.in.data(), c.out.data(), size_) != 0) fail("the echo differs from the message");
-    return true;
-  }
-
-  LoadResult loop(double warmupSeconds, double measureSeconds) {
-    for (Client& c : clients_) startMessage(c);
-    std::vector<epoll_event> events(1024);
-    const auto toDuration = [](double s) {
-      return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
-    };
-    bool measuring = false;
-    std::uint64_t count = 0;
-    Clock::time_point now = Clock::now();
-    Clock::time_point phaseStart = now;
-    Clock::time_point phaseEnd = now + toDuration(warmupSeconds);
-    Clock::time_point lastProgress = now;
-    double processCpuStart = 0, threadCpuStart = 0;
-    for (;;) {
-      const int ready = ::epoll_wait(epollFd_, events.data(), static_cast<int>(events.size()), 100);
-      if (ready < 0 && errno != EINTR) failErrno("epoll_wait");
-      for (int i = 0; i < ready; ++i) {
-        Client& c = *static_cast<Client*>(events[i].data.ptr);
-        if ((events[i].events & EPOLLOUT) && c.sent < size_) {
-          send(c);
-          if (c.sent == size_) watch(c, EPOLLIN);
-        }
-        if ((events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && receive(c)) {
-          ++count;
-          startMessage(c);
-        }
-      }
-      now = Clock::now();
-      if (ready > 0) {
-        lastProgress = now;
-      } else if (now - lastProgress > std::chrono::seconds(5)) {
-        fail("no echo for 5 s");
-      }
-      if (now < phaseEnd) continue;
-      if (!measuring) {
-        measuring = true;
-        count = 0;
-        phaseStart = now;
-        phaseEnd = now + toDuration(measureSeconds);
-        processCpuStart = cpuSeconds(CLOCK_PROCESS_CPUTIME_ID);
-        threadCpuStart = cpuSeconds(CLOCK_THREAD_CPUTIME_ID);
-        continue;
-      }
-      // The process's CPU time less this thread's is the server's: its
-      // threads are the only others alive (each cell joins its server).
-      const double clientCpu = cpuSeconds(CLOCK_THREAD_CPUTIME_ID) - threadCpuStart;
-      const double processCpu = cpuSeconds(CLOCK_PROCESS_CPUTIME_ID) - processCpuStart;
-      LoadResult result;
-      result.roundTrips = count;
-      result.seconds = std::chrono::duration<double>(now - phaseStart).count();
-      result.roundTripsPerSecond = static_cast<double>(count) / result.seconds;
-      result.clientCpuSeconds = clientCpu;
-      result.serverCpuSeconds = processCpu - clientCpu;
-      return result;
-    }
-  }
-
-  const int port_;
-  const int connections_;
-  const std::size_t size_;
-  int epollFd_ = -1;
-  std::vector<Client> clients_;
-};
-
 // ------------------------------------------------------------ servers
 
 struct ServerEntry {
   std::string name;
   std::function<std::unique_ptr<bench::EchoServer>()> make;  // empty: not built
   std::string missing;                                       // why it is not built
+  bool allWorkers = false;  // evchan's default pool: repeated unpinned after a pinned run
 };
 
 std::vector<ServerEntry> allServers() {
   std::vector<ServerEntry> servers;
   servers.push_back({"epoll loop (hand-written)", bench::makeEpollServer, {}});
   for (const char* backend : {"epoll", "io_uring", "poll", "select", "apr_pollset"}) {
-    servers.push_back({std::string("evchan ") + backend, [backend] { return bench::makeEvchanServer(backend, 0); }, {}});
+    const bool target = std::strcmp(backend, "epoll") == 0 || std::strcmp(backend, "io_uring") == 0;
+    servers.push_back(
+        {std::string("evchan ") + backend, [backend] { return bench::makeEvchanServer(backend, 0); }, {}, target});
   }
-  // Diagnostic rows: one worker thread, i.e. without the leader/follower
-  // hand-offs between workers (and, for io_uring, every submission batched
-  // into the poller's own io_uring_enter), against the default pool.
+  // One worker thread, i.e. without the leader/follower hand-offs between
+  // workers (and, for io_uring, every submission batched into the poller's
+  // own io_uring_enter), against the default pool.
   servers.push_back({"evchan epoll (1 worker)", [] { return bench::makeEvchanServer("epoll", 1); }, {}});
   servers.push_back({"evchan io_uring (1 worker)", [] { return bench::makeEvchanServer("io_uring", 1); }, {}});
-  servers.push_back({"evchan tasks (epoll)", [] { return bench::makeEvchanTaskServer(0, "epoll"); }, {}});
-  servers.push_back({"evchan tasks (io_uring)", [] { return bench::makeEvchanTaskServer(0, "io_uring"); }, {}});
+  servers.push_back({"evchan tasks (epoll)", [] { return bench::makeEvchanTaskServer(0, "epoll"); }, {}, true});
+  servers.push_back({"evchan tasks (io_uring)", [] { return bench::makeEvchanTaskServer(0, "io_uring"); }, {}, true});
+  servers.push_back({"evchan tasks (epoll; 1 worker)", [] { return bench::makeEvchanTaskServer(1, "epoll"); }, {}});
+  servers.push_back(
+      {"evchan tasks (io_uring; 1 worker)", [] { return bench::makeEvchanTaskServer(1, "io_uring"); }, {}});
   // Diagnostic row: what the stuck-worker monitor costs a busy task server.
   servers.push_back(
       {"evchan tasks (epoll, no monitor)", [] { return bench::makeEvchanTaskServer(0, "epoll", false); }, {}});
@@ -308,6 +132,66 @@ std::vector<ServerEntry> allServers() {
 
 const char* kBaseline = "epoll loop (hand-written)";
 
+// ------------------------------------------------------------ placement
+
+// Where a run's threads may run: anywhere the process may (unpinned), or
+// the server's threads on one CPU and the load generator on another.
+struct Placement {
+  bool pinned = false;
+  int serverCpu = -1;
+  int clientCpu = -1;
+
+  std::string describe() const {
+    if (!pinned) return "unpinned";
+    return "pinned: server on CPU " + std::to_string(serverCpu) + ", load generator on CPU " +
+           std::to_string(clientCpu);
+  }
+  // For the CSV: "unpinned" or "pinned S/C" (the server's CPU, the load
+  // generator's).
+  std::string label() const {
+    return pinned ? "pinned " + std::to_string(serverCpu) + "/" + std::to_string(clientCpu) : "unpinned";
+  }
+};
+
+// The CPUs this thread may run on, in increasing order.
+std::vector<int> allowedCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (::pthread_getaffinity_np(::pthread_self(), sizeof set, &set) != 0) return cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+  }
+  return cpus;
+}
+
+// Moves the calling thread to one CPU; restores its former set when
+// destroyed.
+class PinnedThread {
+ public:
+  PinnedThread() {
+    CPU_ZERO(&saved_);
+    saved_ok_ = ::pthread_getaffinity_np(::pthread_self(), sizeof saved_, &saved_) == 0;
+  }
+  ~PinnedThread() {
+    if (saved_ok_) ::pthread_setaffinity_np(::pthread_self(), sizeof saved_, &saved_);
+  }
+  PinnedThread(const PinnedThread&) = delete;
+  PinnedThread& operator=(const PinnedThread&) = delete;
+
+  void moveTo(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    const int error = ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);
+    if (error != 0) throw std::system_error(error, std::generic_category(), "pthread_setaffinity_np");
+  }
+
+ private:
+  cpu_set_t saved_;
+  bool saved_ok_ = false;
+};
+
 // One run of one server at one connection count: a measurement, or why
 // there is none.
 struct Run {
@@ -319,15 +203,20 @@ struct Run {
   std::string note;
 };
 
-Run runOnce(const ServerEntry& entry, int connections, std::size_t messageSize, double warmup, double duration) {
+Run runOnce(const ServerEntry& entry, const Placement& placement, int connections, std::size_t messageSize,
+            double warmup, double duration) {
   Run run;
   if (!entry.make) {
     run.text = "skipped: " + entry.missing;
     return run;
   }
+  // Restores the main thread's CPUs when the run is over (after the
+  // server stopped: its threads keep the server CPU until joined).
+  PinnedThread pin;
   std::unique_ptr<bench::EchoServer> server;
   int port = 0;
   try {
+    if (placement.pinned) pin.moveTo(placement.serverCpu);  // the server's threads inherit it
     server = entry.make();
     const std::string cannot = server->cannotServe(connections);
     if (!cannot.empty()) {
@@ -335,6 +224,7 @@ Run runOnce(const ServerEntry& entry, int connections, std::size_t messageSize, 
       return run;
     }
     port = server->start(0);
+    if (placement.pinned) pin.moveTo(placement.clientCpu);
   } catch (const std::system_error& e) {
     // Not compiled in, or (io_uring) the kernel refuses it.
     const bool unavailable = e.code() == std::errc::function_not_supported ||
@@ -427,7 +317,8 @@ std::string formatRatio(double ratio) {
 struct Options {
   std::vector<int> connections{1, 100, 1000};       // ping-pong
   std::vector<int> streamConnections{1, 16};        // streaming 64 KiB
-  std::vector<std::string> workloads{"ping-pong", "stream"};
+  std::vector<std::string> workloads{"ping-pong", "ping-pong-4k", "stream"};
+  std::string pin = "none";  // "none", "auto" or "SERVER_CPU,CLIENT_CPU"
   double duration = 2.0;  // measured seconds per cell, split over the rounds
   double warmup = 0.2;    // before each run
   int rounds = 4;
@@ -439,11 +330,17 @@ struct Options {
 
 [[noreturn]] void usage(const char* argv0, int status = 2) {
   std::fprintf(status == 0 ? stdout : stderr,
-               "usage: %s [--connections 1,100,1000] [--stream-connections 1,16] [--workloads ping-pong,stream]\n"
+               "usage: %s [--connections 1,100,1000] [--stream-connections 1,16]\n"
+               "          [--workloads ping-pong,ping-pong-4k,stream] [--pin none|auto|SERVER_CPU,CLIENT_CPU]\n"
                "          [--duration SECONDS] [--rounds N] [--warmup SECONDS]\n"
                "          [--servers WORD,WORD...] [--no-baseline] [--csv FILE] [--list]\n"
-               "  --workloads   ping-pong: 64-byte messages; stream: 64 KiB messages, each echoed in full\n"
-               "                before the next (--stream-connections connections)\n"
+               "  --workloads ping-pong: 64-byte messages; ping-pong-4k: 4 KiB messages (both with\n"
+               "              --connections connections); stream: 64 KiB messages, each echoed in full\n"
+               "              before the next (--stream-connections connections)\n"
+               "  --pin       the server's threads on SERVER_CPU, the load generator on CLIENT_CPU (auto:\n"
+               "              the first two CPUs this process may use; none: where the scheduler puts\n"
+               "              them, the default); a pinned run then repeats evchan's all-workers servers\n"
+               "              unpinned beside the loop\n"
                "  --duration  measured time per server and connection count, split over N interleaved\n"
                "              rounds (default 2 s, 4 rounds); each run is preceded by a warm-up (0.2 s)\n"
                "  --servers   only the servers whose name contains one of the words (=NAME: is exactly\n"
@@ -483,7 +380,15 @@ Options parse(int argc, char** argv) {
       } else if (arg == "--workloads") {
         options.workloads = splitCommas(value());
         for (const std::string& w : options.workloads) {
-          if (w != "ping-pong" && w != "stream") usage(argv[0]);
+          if (w != "ping-pong" && w != "ping-pong-4k" && w != "stream") usage(argv[0]);
+        }
+      } else if (arg == "--pin") {
+        options.pin = value();
+        if (options.pin != "none" && options.pin != "auto") {
+          const std::vector<std::string> cpus = splitCommas(options.pin);
+          if (cpus.size() != 2 || std::stoi(cpus[0]) < 0 || std::stoi(cpus[1]) < 0 || cpus[0] == cpus[1]) {
+            usage(argv[0]);
+          }
         }
       } else if (arg == "--duration") {
         options.duration = std::stod(value());
@@ -523,17 +428,17 @@ bool selected(const Options& options, const std::string& name) {
   return false;
 }
 
-void printTable(const Workload& workload, int connections, const std::vector<ServerEntry>& servers,
-                std::map<std::string, Cell>& cells, bool legend) {
-  std::printf("== %s (%zu-byte messages), %d connection%s ==\n", workload.name.c_str(), workload.messageSize,
-              connections, connections == 1 ? "" : "s");
-  std::printf("%-26s %13s %7s %13s %12s %7s %8s %9s\n", "server", "round trips/s", "vs loop", "(min-max)",
+void printTable(const Workload& workload, const Placement& placement, int connections,
+                const std::vector<ServerEntry>& servers, std::map<std::string, Cell>& cells, bool legend) {
+  std::printf("== %s (%zu-byte messages), %d connection%s, %s ==\n", workload.name.c_str(), workload.messageSize,
+              connections, connections == 1 ? "" : "s", placement.describe().c_str());
+  std::printf("%-33s %13s %7s %13s %12s %7s %8s %9s\n", "server", "round trips/s", "vs loop", "(min-max)",
               "server CPU/rt", "vs loop", "load-gen", "MiB/s");
   const Cell& base = cells[kBaseline];
   for (const ServerEntry& entry : servers) {
     const Cell& cell = cells[entry.name];
     if (!cell.ok) {
-      std::printf("%-26s %13s  %s\n", entry.name.c_str(), "-", cell.text.c_str());
+      std::printf("%-33s %13s  %s\n", entry.name.c_str(), "-", cell.text.c_str());
       continue;
     }
     char spread[48], cpu[32], busy[32];
@@ -542,14 +447,32 @@ void printTable(const Workload& workload, int connections, const std::vector<Ser
     std::snprintf(busy, sizeof busy, "%.0f%%", cell.clientBusy * 100);
     char mib[32];
     std::snprintf(mib, sizeof mib, "%.0f", cell.rate * static_cast<double>(workload.messageSize) / (1 << 20));
-    std::printf("%-26s %13s %7s %13s %12s %7s %8s %9s\n", entry.name.c_str(), formatRate(cell.rate).c_str(),
+    std::printf("%-33s %13s %7s %13s %12s %7s %8s %9s\n", entry.name.c_str(), formatRate(cell.rate).c_str(),
                 base.ok ? formatRatio(cell.rate / base.rate).c_str() : "n/a", spread, cpu,
                 base.ok && base.serverCpuPerTrip > 0 ? formatRatio(cell.serverCpuPerTrip / base.serverCpuPerTrip).c_str()
                                                      : "n/a",
                 busy, mib);
   }
-  const Cell& evchan = cells["evchan epoll"];
-  if (!evchan.note.empty()) std::printf("  (evchan epoll: %s)\n", evchan.note.c_str());
+  // The evchan pools' sizes (the note is "evchan pool: I initial, P peak
+  // worker threads"): the pool policy shows here, pinned or not.
+  std::string pools = "  evchan workers (initial/peak, last round):";
+  std::size_t lineStart = 0;
+  bool any = false;
+  for (const ServerEntry& entry : servers) {
+    int initial = 0, peak = 0;
+    const Cell& cell = cells[entry.name];
+    if (cell.ok && std::sscanf(cell.note.c_str(), "evchan pool: %d initial, %d peak", &initial, &peak) == 2) {
+      const std::string item = entry.name.substr(entry.name.rfind("evchan ", 0) == 0 ? 7 : 0) + " " +
+                               std::to_string(initial) + "/" + std::to_string(peak);
+      if (pools.size() - lineStart + item.size() > 110) {  // wrapped, indented
+        pools += ",\n   ";
+        lineStart = pools.size() - 3;
+      }
+      pools += (any && pools.back() != ' ' ? ", " : " ") + item;
+      any = true;
+    }
+  }
+  if (any) std::printf("%s\n", pools.c_str());
   if (legend) {
     std::printf(
         "  round trips/s: median of the rounds, (min-max) over them; vs loop: over the hand-written\n"
@@ -563,12 +486,13 @@ void printTable(const Workload& workload, int connections, const std::vector<Ser
 }
 
 // The header of the CSV file (--csv): one row per table row.  Rates in
-// round trips per second; cpu_us is the server's CPU per round trip; the
+// round trips per second; placement is "unpinned" or "pinned S/C" (the
+// server's CPU, the load generator's); cpu_us is the server's CPU per round trip; the
 // two vs_loop columns are the throughput ratio (higher is better) and the
 // CPU ratio (lower is better) to the hand-written loop, empty without it;
 // status is "ok" or why the cell has no figures.
 constexpr const char* kCsvHeader =
-    "workload,message_bytes,connections,server,round_trips_per_s,min,max,vs_loop,cpu_us,cpu_vs_loop,"
+    "workload,message_bytes,connections,placement,server,round_trips_per_s,min,max,vs_loop,cpu_us,cpu_vs_loop,"
     "load_gen_busy,status\n";
 
 // A field as CSV wants it: quoted when it holds a comma, quote or newline.
@@ -579,13 +503,13 @@ std::string csvField(const std::string& text) {
   return quoted + "\"";
 }
 
-void writeCsvRows(std::FILE* out, const Workload& workload, int connections, const std::vector<ServerEntry>& servers,
-                  std::map<std::string, Cell>& cells) {
+void writeCsvRows(std::FILE* out, const Workload& workload, const Placement& placement, int connections,
+                  const std::vector<ServerEntry>& servers, std::map<std::string, Cell>& cells) {
   const Cell& base = cells[kBaseline];
   for (const ServerEntry& entry : servers) {
     const Cell& cell = cells[entry.name];
-    std::fprintf(out, "%s,%zu,%d,%s,", workload.name.c_str(), workload.messageSize, connections,
-                 csvField(entry.name).c_str());
+    std::fprintf(out, "%s,%zu,%d,%s,%s,", workload.name.c_str(), workload.messageSize, connections,
+                 placement.label().c_str(), csvField(entry.name).c_str());
     if (!cell.ok) {
       std::fprintf(out, ",,,,,,,%s\n", csvField(cell.text.empty() ? "not run" : cell.text).c_str());
       continue;
@@ -599,6 +523,119 @@ void writeCsvRows(std::FILE* out, const Workload& workload, int connections, con
   std::fflush(out);
 }
 
+// A pass: one placement and the servers run in it.
+struct Pass {
+  Placement placement;
+  std::vector<ServerEntry> servers;
+};
+
+// results[workload][connections][server name], of one pass.
+using Results = std::map<std::string, std::map<int, std::map<std::string, Cell>>>;
+
+std::string workloadLabel(const std::string& name) {
+  if (name == "ping-pong") return "ping-pong 64 B";
+  if (name == "ping-pong-4k") return "ping-pong 4 KiB";
+  if (name == "stream") return "stream 64 KiB";
+  return name;
+}
+
+// Issue 15's targets, each ratio next to its target (all ratios higher is
+// better): the one-worker figures from the first pass (pinned when the run
+// is), the all-workers figures from the last (unpinned).
+void printTargets(const Results& first, const Placement& firstPlacement, const Results& last,
+                  const Placement& lastPlacement) {
+  int met = 0, missed = 0, notRun = 0;
+  // a over b: round trips per second, or with `cpu` b's CPU per round
+  // trip over a's (CPU efficiency).
+  const auto line = [&](const std::string& label, const Results& results, const std::string& workload,
+                        int connections, const std::string& a, const std::string& b, bool cpu, double target) {
+    std::string verdict = "not run";
+    const auto table = results.find(workload);
+    const std::map<std::string, Cell>* cells = nullptr;
+    if (table != results.end()) {
+      const auto row = table->second.find(connections);
+      if (row != table->second.end()) cells = &row->second;
+    }
+    const Cell* x = nullptr;
+    const Cell* y = nullptr;
+    if (cells != nullptr) {
+      const auto ax = cells->find(a), by = cells->find(b);
+      if (ax != cells->end()) x = &ax->second;
+      if (by != cells->end()) y = &by->second;
+    }
+    if (x != nullptr && y != nullptr) {
+      if (!x->ok || !y->ok) {
+        const std::string& who = !x->ok ? a : b;
+        const std::string& why = !x->ok ? x->text : y->text;
+        verdict = "not run (" + who + ": " + (why.empty() ? "not run" : why) + ")";
+      } else {
+        const double numerator = cpu ? y->serverCpuPerTrip : x->rate;
+        const double denominator = cpu ? x->serverCpuPerTrip : y->rate;
+        if (denominator > 0) {
+          // Judged on the printed figure, so that "0.95 (target 0.95)" is met.
+          const std::string ratio = formatRatio(numerator / denominator);
+          const bool ok = std::stod(ratio) >= target - 1e-9;
+          verdict = ratio + " (target " + formatRatio(target) + "): " + (ok ? "met" : "missed");
+          ++(ok ? met : missed);
+        }
+      }
+    }
+    if (verdict.rfind("not run", 0) == 0) ++notRun;
+    std::printf("  %-61s %s\n", (label + ", " + workloadLabel(workload) + ", " + std::to_string(connections) +
+                                 (connections == 1 ? " connection" : " connections"))
+                                    .c_str(),
+                verdict.c_str());
+  };
+  const std::vector<std::string> pingPongs{"ping-pong", "ping-pong-4k"};
+  const std::vector<int> counts{1, 100, 1000};
+  const std::string oneWorker = "1 worker";
+  const std::string allWorkers = "all workers";
+  std::printf("== issue 15 targets (ratios, higher is better) ==\n1 worker: %s\nall workers: %s\n",
+              firstPlacement.describe().c_str(), lastPlacement.describe().c_str());
+  std::printf("task server over the hand-written epoll loop, round trips per second:\n");
+  for (const std::string& workload : pingPongs) {
+    for (int connections : counts) {
+      line("tasks (epoll), " + oneWorker, first, workload, connections, "evchan tasks (epoll; 1 worker)", kBaseline,
+           false, 0.95);
+    }
+  }
+  for (const std::string& workload : pingPongs) {
+    for (int connections : counts) {
+      line("tasks (epoll), " + allWorkers, last, workload, connections, "evchan tasks (epoll)", kBaseline, false,
+           0.95);
+    }
+  }
+  std::printf("task server, all workers: CPU efficiency (the loop's server CPU per round trip over evchan's):\n");
+  for (const std::string& workload : pingPongs) {
+    for (int connections : counts) {
+      line("tasks (epoll), " + allWorkers, last, workload, connections, "evchan tasks (epoll)", kBaseline, true, 0.95);
+    }
+  }
+  struct Pair {
+    std::string label, uring, epoll;
+    bool all;
+  };
+  const std::vector<Pair> pairs{
+      {"tasks, " + oneWorker, "evchan tasks (io_uring; 1 worker)", "evchan tasks (epoll; 1 worker)", false},
+      {"tasks, " + allWorkers, "evchan tasks (io_uring)", "evchan tasks (epoll)", true},
+      {"callbacks, " + oneWorker, "evchan io_uring (1 worker)", "evchan epoll (1 worker)", false},
+      {"callbacks, " + allWorkers, "evchan io_uring", "evchan epoll", true},
+  };
+  std::printf("io_uring over epoll, round trips per second:\n");
+  for (const Pair& pair : pairs) {
+    for (const std::string& workload : pingPongs) {
+      for (int connections : counts) {
+        line(pair.label, pair.all ? last : first, workload, connections, pair.uring, pair.epoll, false, 1.0);
+      }
+    }
+  }
+  std::printf("io_uring over epoll, streaming at one connection:\n");
+  for (const Pair& pair : pairs) {
+    line(pair.label, pair.all ? last : first, "stream", 1, pair.uring, pair.epoll, false, 1.0);
+  }
+  std::printf("targets: %d met, %d missed, %d not run\n", met, missed, notRun);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -609,14 +646,49 @@ int main(int argc, char** argv) {
   }
   if (options.list) {
     for (const ServerEntry& entry : servers) {
-      std::printf("%-28s %s\n", entry.name.c_str(), entry.make ? "built" : ("skipped: " + entry.missing).c_str());
+      std::printf("%-34s %s\n", entry.name.c_str(), entry.make ? "built" : ("skipped: " + entry.missing).c_str());
     }
     return 0;
   }
   std::vector<Workload> workloads;
   for (const std::string& name : options.workloads) {
     if (name == "ping-pong") workloads.push_back({name, kPingPongSize, options.connections});
+    if (name == "ping-pong-4k") workloads.push_back({name, kPingPong4kSize, options.connections});
     if (name == "stream") workloads.push_back({name, kStreamSize, options.streamConnections});
+  }
+
+  // Placement: pinned as asked, where this process may use two CPUs.
+  const std::vector<int> allowed = allowedCpus();
+  Placement placement;
+  std::string pinNote;
+  if (options.pin != "none") {
+    if (allowed.size() < 2) {
+      pinNote = "pinning impossible: this process may use only " + std::to_string(allowed.size()) +
+                " CPU; running unpinned";
+    } else if (options.pin == "auto") {
+      placement = {true, allowed[0], allowed[1]};
+    } else {
+      const std::vector<std::string> cpus = splitCommas(options.pin);
+      placement = {true, std::stoi(cpus[0]), std::stoi(cpus[1])};
+      for (int cpu : {placement.serverCpu, placement.clientCpu}) {
+        if (std::find(allowed.begin(), allowed.end(), cpu) == allowed.end()) {
+          std::fprintf(stderr, "echo_bench: --pin: this process may not use CPU %d\n", cpu);
+          return 2;
+        }
+      }
+    }
+  }
+  std::vector<Pass> passes{{placement, servers}};
+  if (placement.pinned) {
+    // evchan's default pool pinned to one CPU is one worker: the
+    // all-workers servers again, unpinned, beside the loop.
+    Pass unpinned;
+    bool any = false;
+    for (const ServerEntry& entry : servers) {
+      if (entry.allWorkers || entry.name == kBaseline) unpinned.servers.push_back(entry);
+      any = any || entry.allWorkers;
+    }
+    if (any) passes.push_back(unpinned);
   }
 
   std::FILE* csv = nullptr;
@@ -635,86 +707,43 @@ int main(int argc, char** argv) {
               "all of its echo); per workload, server and connection count %d interleaved rounds of %.2f s\n"
               "measured after %.2f s warm-up\n",
               options.rounds, slice, options.warmup);
-  std::printf("host: %s %s, %u CPUs; load generator: one epoll thread in this process, sharing the CPUs\n\n",
-              host.sysname, host.release, std::thread::hardware_concurrency());
+  std::printf("host: %s %s, %u CPUs, %zu of them allowed; load generator: one epoll thread in this process\n",
+              host.sysname, host.release, std::thread::hardware_concurrency(), allowed.size());
+  std::printf("placement: %s%s\n\n", placement.describe().c_str(),
+              placement.pinned ? "; then evchan's all-workers servers and the loop again, unpinned"
+                               : pinNote.empty() ? "" : (" (" + pinNote + ")").c_str());
   std::fflush(stdout);
 
-  // results[workload][connections][server name]
-  std::map<std::string, std::map<int, std::map<std::string, Cell>>> results;
+  std::vector<Results> results(passes.size());
   bool failed = false;
   bool legend = true;
-  for (const Workload& workload : workloads) {
-    for (int connections : workload.connections) {
-      std::map<std::string, Cell>& cells = results[workload.name][connections];
-      for (int round = 0; round < options.rounds; ++round) {
-        // Each round starts one server later, so no server always runs
-        // right after another's teardown.
-        for (std::size_t i = 0; i < servers.size(); ++i) {
-          const ServerEntry& entry = servers[(i + static_cast<std::size_t>(round)) % servers.size()];
-          Cell& cell = cells[entry.name];
-          if (cell.done()) continue;
-          cell.runs.push_back(runOnce(entry, connections, workload.messageSize, options.warmup, slice));
+  for (std::size_t p = 0; p < passes.size(); ++p) {
+    const Pass& pass = passes[p];
+    for (const Workload& workload : workloads) {
+      for (int connections : workload.connections) {
+        std::map<std::string, Cell>& cells = results[p][workload.name][connections];
+        for (int round = 0; round < options.rounds; ++round) {
+          // Each round starts one server later, so no server always runs
+          // right after another's teardown.
+          for (std::size_t i = 0; i < pass.servers.size(); ++i) {
+            const ServerEntry& entry = pass.servers[(i + static_cast<std::size_t>(round)) % pass.servers.size()];
+            Cell& cell = cells[entry.name];
+            if (cell.done()) continue;
+            cell.runs.push_back(
+                runOnce(entry, pass.placement, connections, workload.messageSize, options.warmup, slice));
+          }
         }
+        for (auto& named : cells) {
+          named.second.summarize();
+          if (named.second.text.rfind("FAILED", 0) == 0) failed = true;
+        }
+        printTable(workload, pass.placement, connections, pass.servers, cells, legend);
+        if (csv != nullptr) writeCsvRows(csv, workload, pass.placement, connections, pass.servers, cells);
+        legend = false;
       }
-      for (auto& named : cells) {
-        named.second.summarize();
-        if (named.second.text.rfind("FAILED", 0) == 0) failed = true;
-      }
-      printTable(workload, connections, servers, cells, legend);
-      if (csv != nullptr) writeCsvRows(csv, workload, connections, servers, cells);
-      legend = false;
     }
   }
-
-  // Ratios where higher is better: a/b for the rates; with `cpu`, b/a for
-  // the CPU time per round trip (efficiency).
-  const auto ratio = [&](const std::string& workload, int connections, const std::string& a, const std::string& b,
-                         bool cpu) -> std::string {
-    auto table = results.find(workload);
-    if (table == results.end()) return "not run";
-    auto row = table->second.find(connections);
-    if (row == table->second.end()) return "not run";
-    auto x = row->second.find(a), y = row->second.find(b);
-    if (x == row->second.end() || y == row->second.end()) return "not run";
-    for (auto it : {x, y}) {
-      if (!it->second.ok) return "n/a (" + it->first + ": " + (it->second.text.empty() ? "not run" : it->second.text) + ")";
-    }
-    return formatRatio(cpu ? y->second.serverCpuPerTrip / x->second.serverCpuPerTrip : x->second.rate / y->second.rate);
-  };
-  // The targets: evchan's epoll backend and its task server within 0.9x of
-  // the hand-written loop at 100 and 1000 connections, and ahead of libuv;
-  // io_uring not slower than epoll on streaming.
-  std::printf("== targets (throughput ratio; in brackets the same ratio for CPU per round trip) ==\n");
-  for (int connections : {100, 1000}) {
-    std::printf("evchan epoll vs epoll loop at %d: %s (target 0.9) [CPU efficiency %s]\n", connections,
-                ratio("ping-pong", connections, "evchan epoll", kBaseline, false).c_str(),
-                ratio("ping-pong", connections, "evchan epoll", kBaseline, true).c_str());
-  }
-  for (int connections : {100, 1000}) {
-    std::printf("evchan tasks vs epoll loop at %d: %s (target 0.9) [CPU efficiency %s]\n", connections,
-                ratio("ping-pong", connections, "evchan tasks (epoll)", kBaseline, false).c_str(),
-                ratio("ping-pong", connections, "evchan tasks (epoll)", kBaseline, true).c_str());
-  }
-  std::printf("evchan epoll vs libuv at 100/1000: %s / %s (target > 1.0) [CPU efficiency %s / %s]\n",
-              ratio("ping-pong", 100, "evchan epoll", "libuv", false).c_str(),
-              ratio("ping-pong", 1000, "evchan epoll", "libuv", false).c_str(),
-              ratio("ping-pong", 100, "evchan epoll", "libuv", true).c_str(),
-              ratio("ping-pong", 1000, "evchan epoll", "libuv", true).c_str());
-  for (const Workload& workload : workloads) {
-    for (int connections : workload.connections) {
-      const bool stream = workload.name == "stream";
-      std::printf("%s at %d: io_uring vs epoll %s%s [CPU %s]; 1 worker: %s [CPU %s]; "
-                  "2 vs 1 workers: epoll %s, io_uring %s\n",
-                  workload.name.c_str(), connections,
-                  ratio(workload.name, connections, "evchan io_uring", "evchan epoll", false).c_str(),
-                  stream ? " (target >= 1.0)" : "",
-                  ratio(workload.name, connections, "evchan io_uring", "evchan epoll", true).c_str(),
-                  ratio(workload.name, connections, "evchan io_uring (1 worker)", "evchan epoll (1 worker)", false).c_str(),
-                  ratio(workload.name, connections, "evchan io_uring (1 worker)", "evchan epoll (1 worker)", true).c_str(),
-                  ratio(workload.name, connections, "evchan epoll", "evchan epoll (1 worker)", false).c_str(),
-                  ratio(workload.name, connections, "evchan io_uring", "evchan io_uring (1 worker)", false).c_str());
-    }
-  }
+  printTargets(results.front(), passes.front().placement, results.back(), passes.back().placement);
   if (csv != nullptr && std::fclose(csv) != 0) {
     std::fprintf(stderr, "echo_bench: writing %s failed\n", options.csv.c_str());
     failed = true;
