@@ -345,9 +345,11 @@ bool ChannelCore::cancel(Event& event) noexcept {
       EventAccess::error(event) = std::make_error_code(std::errc::operation_canceled);
       // Queued in the same critical section as the erase: a shutdown that
       // did not sweep this timer keeps its workers until they have run it
-      // (a task it resumes must not run on this thread).
+      // (a task it resumes must not run on this thread).  On one of this
+      // channel's workers (a task that ends and wakes its joiner), its own
+      // batch, which it runs next: no poller woken for it.
       if (EventAccess::callback(event)) {
-        enqueueLocked(event);
+        if (!enqueueLocal(event)) enqueueLocked(event);
         return true;
       }
     }
