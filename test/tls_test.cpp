@@ -45,19 +45,6 @@
 
 extern char** environ;
 
-#if defined(EVCHAN_TEST_TSAN)
-// OpenSSL on this machine is not built with ThreadSanitizer: its own
-// locks-free paths (atomic reference counts, double-checked caches of
-// certificate data shared by the connections of one SSL_CTX) are invisible
-// to TSan, which then reports the allocator and memcmp calls libssl and
-// libcrypto make as races.  Those calls are ignored; evchan's own code,
-// and its locks around each SSL object, stay checked.
-extern "C" const char* __tsan_default_suppressions();
-extern "C" const char* __tsan_default_suppressions() {
-  return "called_from_lib:libcrypto.so.3\ncalled_from_lib:libssl.so.3\n";
-}
-#endif
-
 namespace {
 
 using namespace std::chrono_literals;
