@@ -93,8 +93,9 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   /// resumes): on this worker's local batch when there is one.
   void schedule(Event& event) noexcept;
   /// Queues `event` at the tail of the shared run queue, never on the local
-  /// batch: behind every event ready now (a yielding task).
-  void scheduleShared(Event& event) noexcept;
+  /// batch: behind every event ready now (a yielding task).  Without
+  /// `wake`, nobody is woken for it (see spillQuietly()).
+  void scheduleShared(Event& event, bool wake = true) noexcept;
   /// Queues every event of `batch` at the shared run queue's tail under one
   /// lock, with one wake-up (shutdown's cancelled events); `batch` ends empty.
   void scheduleBatch(EventQueue& batch) noexcept;
@@ -191,6 +192,14 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   /// Queues a completion on this worker's local batch when it has one (no
   /// lock: the worker runs it next); false when the caller must enqueue it.
   bool enqueueLocal(Event& event) noexcept;
+  /// After enqueueLocal() refused: true the first time this worker's local
+  /// batch is full.  That event then goes to the shared queue without a
+  /// wake-up: the batch is full, so this worker ends its chain and comes
+  /// back to the shared queue right after the current item, and tasks that
+  /// wake one another (a spawn and its join) stay on its CPU instead of
+  /// moving to the poller, woken through eventfd.  Later refusals wake as
+  /// usual, so a burst of work still spreads over the pool.
+  bool spillQuietly() noexcept;
   /// Moves a local batch to the shared run queue, waking idle workers.
   void publishLocal(EventQueue& batch) noexcept;
   /// Runs `first`, then what its callback completed on this thread.

@@ -21,10 +21,10 @@ void ChannelCore::complete(Event& event, std::error_code result) noexcept {
 
 void ChannelCore::schedule(Event& event) noexcept {
   if (enqueueLocal(event)) return;
-  scheduleShared(event);
+  scheduleShared(event, !spillQuietly());
 }
 
-void ChannelCore::scheduleShared(Event& event) noexcept {
+void ChannelCore::scheduleShared(Event& event, bool wake) noexcept {
   std::unique_lock<std::mutex> lock(mutex_);
   if (stopping_ && threads_ == 0) {
     // The pool is gone (a socket closed after shutdown): run it here.
@@ -33,6 +33,7 @@ void ChannelCore::scheduleShared(Event& event) noexcept {
     return;
   }
   runQueue_.push(event);
+  if (!wake) return;
   // The worker to wake is notified once the lock is released (a worker
   // that idles on workAvailable_ was counted in idle_ under the lock, so
   // it is waiting and the notification finds it; if it timed out

@@ -30,6 +30,7 @@ struct LocalBatch {
   EventQueue queue;
   int size = 0;
   int limit = 64;
+  bool spilled = false;  // spillQuietly() has said true
 };
 
 [[gnu::noinline]] LocalBatch*& localBatchSlot() noexcept {
@@ -83,6 +84,13 @@ bool ChannelCore::enqueueLocal(Event& event) noexcept {
   if (batch == nullptr || batch->core != this || batch->size >= batch->limit) return false;
   batch->queue.push(event);
   ++batch->size;
+  return true;
+}
+
+bool ChannelCore::spillQuietly() noexcept {
+  LocalBatch* batch = localBatchSlot();
+  if (batch == nullptr || batch->core != this || batch->size < batch->limit || batch->spilled) return false;
+  batch->spilled = true;
   return true;
 }
 
