@@ -347,15 +347,9 @@ bool ChannelCore::cancel(Event& event) noexcept {
       // did not sweep this timer keeps its workers until they have run it
       // (a task it resumes must not run on this thread).  On one of this
       // channel's workers (a task that ends and wakes its joiner), its own
-      // batch, which it runs next, or once that is full the shared queue it
-      // comes back to (spillQuietly()): no poller woken for it.
+      // batch, which it runs next: no poller woken for it (scheduleLocked).
       if (EventAccess::callback(event)) {
-        if (enqueueLocal(event)) return true;
-        if (spillQuietly()) {
-          runQueue_.push(event);
-        } else {
-          enqueueLocked(event);
-        }
+        scheduleLocked(event);
         return true;
       }
     }

@@ -92,6 +92,8 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   /// Queues `event` to run on a worker (its callback, or the task it
   /// resumes): on this worker's local batch when there is one.
   void schedule(Event& event) noexcept;
+  /// schedule() with mutex_ held.
+  void scheduleLocked(Event& event) noexcept;
   /// Queues `event` at the tail of the shared run queue, never on the local
   /// batch: behind every event ready now (a yielding task).  Without
   /// `wake`, nobody is woken for it (see spillQuietly()).

@@ -24,6 +24,15 @@ void ChannelCore::schedule(Event& event) noexcept {
   scheduleShared(event, !spillQuietly());
 }
 
+void ChannelCore::scheduleLocked(Event& event) noexcept {
+  if (enqueueLocal(event)) return;
+  if (spillQuietly()) {
+    runQueue_.push(event);
+  } else {
+    enqueueLocked(event);
+  }
+}
+
 void ChannelCore::scheduleShared(Event& event, bool wake) noexcept {
   std::unique_lock<std::mutex> lock(mutex_);
   if (stopping_ && threads_ == 0) {

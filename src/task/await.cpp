@@ -22,7 +22,6 @@ struct Await {
   TaskState* task;
   Event* event;
   std::optional<TimerEvent> timer;  // only for a wait with a deadline: an untimed one (join()) skips its set-up
-  bool useTimer;
   std::atomic<int> outstanding;
   std::atomic<bool> timerFired{false};
   const std::atomic<bool>* cancelled;
@@ -43,16 +42,16 @@ struct Await {
     ChannelCore& core = self->task->core();
     // Where TaskHandle::cancel() finds the wait; a shielded one it leaves be.
     if (self->taskCancellable && !self->task->shielded()) self->task->setCurrentWait(self->event);
-    if (self->useTimer && core.post(*self->timer)) self->arrive();  // shut down: no timer
+    if (self->timer && core.post(*self->timer)) self->arrive();  // shut down: no timer
     if ((self->postError = core.post(*self->event))) {
-      if (self->useTimer) core.cancel(*self->timer);
+      if (self->timer) core.cancel(*self->timer);
       self->arrive();
       return;
     }
     // A timer, or the caller's cancel flag, may have gone off before the
     // event was parked, when cancelling it was not yet possible.
     // So may the task's own cancellation, before setCurrentWait() above.
-    if ((self->useTimer && self->timerFired.load()) || (self->cancelled != nullptr && self->cancelled->load()) ||
+    if ((self->timer && self->timerFired.load()) || (self->cancelled != nullptr && self->cancelled->load()) ||
         (self->taskCancellable && self->task->cancelPending()))
       core.cancel(*self->event);
   }
@@ -107,9 +106,9 @@ bool awaitInTask(Event& event, Duration timeout, std::error_code& result, const 
     }
   }
   const bool useTimer = deadlineAfter(wait) != kNoDeadline;
-  Await await{task, &event, std::nullopt, useTimer, {useTimer ? 2 : 1}, {}, cancelled, taskCancellable, {}};
+  Await await{task, &event, std::nullopt, {useTimer ? 2 : 1}, {}, cancelled, taskCancellable, {}};
   event.setCallback([&await](Event&) {
-    if (await.useTimer) await.task->core().cancel(*await.timer);
+    if (await.timer) await.task->core().cancel(*await.timer);
     await.arrive();
   });
   if (useTimer) {

@@ -41,11 +41,11 @@ std::atomic<TaskId> nextTaskId{1};
 // Stacks are pooled per size, process-wide, so that tasks of every channel
 // reuse them; each thread remembers the pool it used last, to skip the
 // lock, and keeps a few of its stacks (StackPool::acquireOnThread()), to
-// skip the pool's.  The pools are never destroyed: a channel that static destruction
-// tears down (a global or function-static one, built before the pools),
-// or one destroyed in its own task whose workers finish after main()
-// returned, still has tasks giving their stacks back after every static
-// destructor has run.  Their stacks are reclaimed by the exit.
+// skip the pool's.  The pools are never destroyed: a channel that static
+// destruction tears down (a global or function-static one, built before the
+// pools), or one destroyed in its own task whose workers finish after
+// main() returned, still has tasks giving their stacks back after every
+// static destructor has run.  Their stacks are reclaimed by the exit.
 struct StackPools {
   std::mutex mutex;
   std::map<std::size_t, std::unique_ptr<StackPool>> bySize;
