@@ -134,6 +134,7 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testPeerCredentials);
   CPPUNIT_TEST(testPassPipe);
   CPPUNIT_TEST(testPassPipeInTasks);
+  CPPUNIT_TEST(testSendDescriptorsWaitsForRoomInTask);
   CPPUNIT_TEST(testTooManyDescriptorsClosed);
   CPPUNIT_TEST(testDescriptorArgumentErrors);
   CPPUNIT_TEST(testDescriptorsWithALargeMessage);
@@ -474,13 +475,14 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
     passPipe(pair.server, pair.client);
   }
 
+  // The receiver waits first, the sender's task on the same worker must
+  // still run: the receive suspends its task (a DescriptorReceiveEvent),
+  // so the pool never needs a second thread.
   void testPassPipeInTasks() {
-    auto channel = evchan::test::makeChannel(1);
+    auto channel = evchan::test::makeChannelWithoutMonitor(1);
     UnixListener listener = UnixListener::listen(abstractNameOrPath());
     const std::string name = listener.name();
     UnixSocket accepted;
-    // The receiver waits first (under blocking(), on the one worker); the
-    // sender's task must still run.
     evchan::TaskHandle receiver = channel->spawn([&] {
       accepted = listener.accept();
       accepted.setTimeout(kPatience);
@@ -490,6 +492,7 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
       CPPUNIT_ASSERT_EQUAL(std::size_t{1}, accepted.receiveDescriptors(&byte, 1, &fd, 1, received));
       CPPUNIT_ASSERT_EQUAL('x', byte);
       CPPUNIT_ASSERT_EQUAL(std::size_t{1}, received);
+      CPPUNIT_ASSERT((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
       CPPUNIT_ASSERT_EQUAL(ssize_t{2}, write(fd, "ok", 2));
       close(fd);
     });
@@ -507,6 +510,47 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(ssize_t{2}, read(pipeEnds[0], piped, sizeof piped));
     CPPUNIT_ASSERT_EQUAL(std::string("ok"), std::string(piped, 2));
     close(pipeEnds[0]);
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("the waiting receive kept its worker", 1, channel->poolStats().peak);
+  }
+
+  // sendDescriptors() into a full send buffer, in a task: it suspends, and
+  // the task that drains the buffer runs on the same worker.
+  void testSendDescriptorsWaitsForRoomInTask() {
+    auto channel = evchan::test::makeChannelWithoutMonitor(1);
+    UnixListener listener = UnixListener::listen(abstractNameOrPath());
+    Connected pair = connectPair(listener);
+    pair.client.setTimeout(evchan::Duration::zero());
+    std::vector<char> chunk(1 << 16, 'f');
+    std::size_t filled = 0;
+    std::error_code full;
+    while (!full) filled += pair.client.writeSome(chunk.data(), chunk.size(), full);
+    ASSERT_ERROR(std::errc::timed_out, full);
+    pair.client.setTimeout(kPatience);
+    int pipeEnds[2];
+    CPPUNIT_ASSERT_EQUAL(0, pipe2(pipeEnds, O_CLOEXEC));
+    std::atomic<bool> sent{false};
+    evchan::TaskHandle sender = channel->spawn([&] {
+      CPPUNIT_ASSERT_EQUAL(std::size_t{1}, pair.client.sendDescriptors("d", 1, &pipeEnds[1], 1));
+      sent = true;
+    });
+    evchan::TaskHandle drainer = channel->spawn([&] {
+      evchan::this_task::sleepFor(50ms);
+      CPPUNIT_ASSERT_MESSAGE("the send waited for room", !sent.load());
+      std::vector<char> sink(filled);
+      pair.server.readExactly(sink.data(), filled);
+      char byte = 0;
+      int fd = -1;
+      std::size_t received = 0;
+      CPPUNIT_ASSERT_EQUAL(std::size_t{1}, pair.server.receiveDescriptors(&byte, 1, &fd, 1, received));
+      CPPUNIT_ASSERT_EQUAL('d', byte);
+      CPPUNIT_ASSERT_EQUAL(std::size_t{1}, received);
+      close(fd);
+    });
+    evchan::test::joinWithin(sender);
+    evchan::test::joinWithin(drainer);
+    close(pipeEnds[0]);
+    close(pipeEnds[1]);
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("the waiting send kept its worker", 1, channel->poolStats().peak);
   }
 
   void testTooManyDescriptorsClosed() {

@@ -35,10 +35,10 @@ struct EventAccess;
 class EVCHAN_API Event {
  public:
   /// Which subclass an event is (ReadEvent, TimerEvent, FileReadEvent,
-  /// ResolveEvent, DatagramReceiveEvent, ...).
+  /// ResolveEvent, DatagramReceiveEvent, DescriptorSendEvent, ...).
   enum class Kind {
     Read, Write, Accept, Connect, Timer, Notify, Dispatch, FileRead, FileWrite, Resolve,
-    DatagramReceive, DatagramSend
+    DatagramReceive, DatagramSend, DescriptorSend, DescriptorReceive
   };
   /// A completion callback: called on a worker thread with the completed event.
   using Callback = std::function<void(Event&)>;

@@ -91,9 +91,9 @@ class EVCHAN_API UnixSocket : public StreamSocket {
   /// std::errc::invalid_argument (a negative descriptor:
   /// bad_file_descriptor).
   ///
-  /// Inside a task the wait runs under evchan::blocking() (the channel
-  /// has no readiness event to suspend on): the worker thread waits, and
-  /// the pool lends another meanwhile.  cancel() and close() end it.
+  /// Inside a task the wait suspends the task (a DescriptorSendEvent on
+  /// the task's channel); its worker runs other tasks meanwhile.  cancel()
+  /// and close() end it.
   std::size_t sendDescriptors(const void* data, std::size_t size, const int* fds, std::size_t count);
   std::size_t sendDescriptors(const void* data, std::size_t size, const int* fds, std::size_t count,
                               std::error_code& ec) noexcept;
@@ -115,8 +115,8 @@ class EVCHAN_API UnixSocket : public StreamSocket {
   /// Bytes that carried descriptors, read by readSome() or a ReadEvent
   /// instead, lose them: the kernel closes them.
   ///
-  /// Inside a task the wait runs under evchan::blocking(), as for
-  /// sendDescriptors().
+  /// Inside a task the wait suspends the task (a DescriptorReceiveEvent),
+  /// as for sendDescriptors().
   std::size_t receiveDescriptors(void* data, std::size_t size, int* fds, std::size_t capacity,
                                  std::size_t& received);
   std::size_t receiveDescriptors(void* data, std::size_t size, int* fds, std::size_t capacity,

@@ -16,6 +16,7 @@
 
 #include "channel/channel_core.h"
 #include "channel/datagram_attempts.h"
+#include "channel/descriptor_attempts.h"
 
 namespace evchan::detail {
 namespace {
@@ -55,6 +56,8 @@ SocketOperation operationFor(Event& event, const Watch& watch) {
     case Event::Kind::Accept: op.kind = SocketOperation::Kind::Accept; break;
     case Event::Kind::DatagramReceive:
     case Event::Kind::DatagramSend: datagramOperation(event, op); break;
+    case Event::Kind::DescriptorSend:
+    case Event::Kind::DescriptorReceive: descriptorOperation(event, op); break;
     default: break;  // connects are built by postConnectToRing()
   }
   return op;
@@ -201,6 +204,8 @@ void ChannelCore::handleCompletion(const Completion& completion) noexcept {
       break;
     case Event::Kind::DatagramReceive:
     case Event::Kind::DatagramSend: ec = finishDatagram(*event, result, *completion_); break;
+    case Event::Kind::DescriptorSend:
+    case Event::Kind::DescriptorReceive: ec = finishDescriptorEvent(*event, result, *completion_); break;
     case Event::Kind::Connect:
       // APR learns the socket's addresses from its own connect, which
       // finds the socket connected (EISCONN) and records them.

@@ -11,6 +11,7 @@
 
 #include "apr/host_lookup.h"
 #include "channel/datagram_attempts.h"
+#include "channel/descriptor_attempts.h"
 #include "channel/io_attempts.h"
 
 namespace evchan::detail {
@@ -27,6 +28,8 @@ const SocketStateSlot* socketSlotOf(Event& event) {
     case Event::Kind::Connect: return &SocketAccess::slot(EventAccess::connected(static_cast<ConnectEvent&>(event)));
     case Event::Kind::DatagramReceive:
     case Event::Kind::DatagramSend: return &datagramSlotOf(event);
+    case Event::Kind::DescriptorSend:
+    case Event::Kind::DescriptorReceive: return &descriptorSlotOf(event);
     default: return nullptr;
   }
 }
@@ -76,6 +79,8 @@ std::error_code validate(Event& event) {
     case Event::Kind::Resolve: return checkLookup(static_cast<ResolveEvent&>(event).endpoint());
     case Event::Kind::DatagramReceive:
     case Event::Kind::DatagramSend: return checkDatagram(event);
+    case Event::Kind::DescriptorSend:
+    case Event::Kind::DescriptorReceive: return checkDescriptorEvent(event);
   }
   return std::make_error_code(std::errc::invalid_argument);
 }
@@ -90,10 +95,16 @@ bool connectSettled(apr_socket_t* socket) {
   return apr_poll(&descriptor, 1, &ready, 0) == APR_SUCCESS && ready > 0;
 }
 
+// Whether a socket event takes its socket's write slot (else the read one).
+bool isWriter(const Event& event) {
+  const Event::Kind kind = event.kind();
+  return kind == Event::Kind::Write || kind == Event::Kind::DatagramSend || kind == Event::Kind::DescriptorSend;
+}
+
 std::size_t requestedBytes(Event& event) {
   if (event.kind() == Event::Kind::Read) return static_cast<ReadEvent&>(event).size();
   if (event.kind() == Event::Kind::Write) return static_cast<WriteEvent&>(event).size();
-  return 1;  // an accept, a connect, a datagram (an empty one is a datagram too)
+  return 1;  // an accept, a connect, a datagram (an empty one is a datagram too), descriptors
 }
 
 // A re-posted event reports this round's bytes only, however it ends
@@ -106,6 +117,8 @@ void clearTransferred(Event& event) noexcept {
     case Event::Kind::FileWrite: EventAccess::transferred(static_cast<FileWriteEvent&>(event)) = 0; break;
     case Event::Kind::DatagramReceive:
     case Event::Kind::DatagramSend: clearDatagram(event); break;
+    case Event::Kind::DescriptorSend:
+    case Event::Kind::DescriptorReceive: clearDescriptorEvent(event); break;
     default: break;
   }
 }
@@ -128,7 +141,9 @@ std::error_code ChannelCore::post(Event& event) noexcept {
     case Event::Kind::Write:
     case Event::Kind::Accept:
     case Event::Kind::DatagramReceive:
-    case Event::Kind::DatagramSend: ec = postSocketEvent(event); break;
+    case Event::Kind::DatagramSend:
+    case Event::Kind::DescriptorSend:
+    case Event::Kind::DescriptorReceive: ec = postSocketEvent(event); break;
     case Event::Kind::Connect: ec = postConnect(static_cast<ConnectEvent&>(event)); break;
     case Event::Kind::Timer: ec = postTimer(static_cast<TimerEvent&>(event)); break;
     case Event::Kind::Notify: postNotify(static_cast<NotifyEvent&>(event)); break;
@@ -174,7 +189,7 @@ AttemptResult ChannelCore::tryOnce(Event& event, std::error_code& ec) noexcept {
   }
   Watch* watch = state->watch.watchIn(*this, state->socket, ec);
   if (ec) return {};
-  const bool isReader = event.kind() != Event::Kind::Write && event.kind() != Event::Kind::DatagramSend;
+  const bool isReader = !isWriter(event);
   std::lock_guard<std::mutex> lock(watch->mutex);
   if ((ec = checkSlotLocked(*watch, isReader))) return {};
   return attemptLocked(event, *watch, isReader);
@@ -190,7 +205,7 @@ std::error_code ChannelCore::postSocketEvent(Event& event) noexcept {
   std::error_code ec;
   Watch* watch = state->watch.watchIn(*this, state->socket, ec);
   if (ec) return ec;
-  const bool isReader = event.kind() != Event::Kind::Write && event.kind() != Event::Kind::DatagramSend;
+  const bool isReader = !isWriter(event);
   AttemptResult attempt;
   {
     std::lock_guard<std::mutex> lock(watch->mutex);

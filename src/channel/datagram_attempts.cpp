@@ -95,7 +95,7 @@ void datagramOperation(Event& event, SocketOperation& op) noexcept {
   op.kind = SocketOperation::Kind::SendMessage;
   op.buffer = const_cast<void*>(send.buffer());
   op.size = send.size();
-  DatagramScratch& scratch = DatagramEventAccess::freshScratch(send);
+  MessageScratch& scratch = DatagramEventAccess::freshScratch(send);
   op.scratch = &scratch;
   apr_sockaddr_t target{};
   // post() checked the destination; a failure here leaves it empty, and
@@ -117,7 +117,7 @@ std::error_code finishDatagram(Event& event, int result, CompletionPoller& polle
     return {};
   }
   auto& receive = static_cast<DatagramReceiveEvent&>(event);
-  DatagramScratch& scratch = DatagramEventAccess::scratch(receive);
+  MessageScratch& scratch = DatagramEventAccess::scratch(receive);
   poller.finishMessage(scratch);
   DatagramEventAccess::transferred(receive) = static_cast<std::size_t>(result);
   apr_sockaddr_t from{};

@@ -6,6 +6,7 @@
 
 #include "apr/socket_io.h"
 #include "channel/datagram_attempts.h"
+#include "channel/descriptor_attempts.h"
 #include "apr/socket_state.h"
 #include "poller/event_access.h"
 
@@ -60,12 +61,14 @@ AttemptResult tryWrite(WriteEvent& event, Watch& watch) {
 
 AttemptResult attemptRead(Event& event, Watch& watch) noexcept {
   if (isDatagram(event)) return attemptDatagram(event, watch);
+  if (isDescriptorEvent(event)) return attemptDescriptorEvent(event, watch);
   if (event.kind() == Event::Kind::Accept) return tryAccept(static_cast<AcceptEvent&>(event), watch);
   return tryRead(static_cast<ReadEvent&>(event), watch);
 }
 
 AttemptResult attemptWrite(Event& event, Watch& watch) noexcept {
   if (isDatagram(event)) return attemptDatagram(event, watch);
+  if (isDescriptorEvent(event)) return attemptDescriptorEvent(event, watch);
   if (event.kind() == Event::Kind::Connect) return finished(pendingConnectResult(watch.socket));
   return tryWrite(static_cast<WriteEvent&>(event), watch);
 }

@@ -143,7 +143,8 @@ class UringPoller final : public Poller, public CompletionPoller {
         io_uring_prep_connect(sqe, op.fd, static_cast<const sockaddr*>(op.address), op.addressLength);
         break;
       case SocketOperation::Kind::ReceiveMessage:
-        io_uring_prep_recvmsg(sqe, op.fd, messageHeader(op, true), 0);
+        // Descriptors received are close-on-exec, as recvmsg(2) makes them.
+        io_uring_prep_recvmsg(sqe, op.fd, messageHeader(op, true), op.scratch->control ? MSG_CMSG_CLOEXEC : 0);
         break;
       case SocketOperation::Kind::SendMessage:
         io_uring_prep_sendmsg(sqe, op.fd, messageHeader(op, false), MSG_NOSIGNAL);
@@ -203,10 +204,12 @@ class UringPoller final : public Poller, public CompletionPoller {
     if (queued_ > 0) enterLocked(lock);
   }
 
-  void finishMessage(DatagramScratch& scratch) noexcept override {
+  void finishMessage(MessageScratch& scratch) noexcept override {
     const msghdr* header = std::launder(reinterpret_cast<const msghdr*>(scratch.header));
     scratch.addressLength = static_cast<unsigned>(header->msg_namelen);
     scratch.truncated = (header->msg_flags & MSG_TRUNC) != 0;
+    scratch.controlLength = header->msg_controllen;
+    scratch.controlTruncated = (header->msg_flags & MSG_CTRUNC) != 0;
   }
 
   bool busy() const noexcept override { return inFlight_.load(std::memory_order_acquire) > 0; }
@@ -256,17 +259,21 @@ class UringPoller final : public Poller, public CompletionPoller {
     io_uring_prep_sendmsg(sqe, op.fd, header, MSG_NOSIGNAL);
   }
 
-  // One datagram's message header, in the event's scratch with its piece
-  // and the peer's address: the kernel reads (and, receiving, fills) them
-  // until the operation completes, and the event stays in flight until then.
+  // One message's header, in the event's scratch with its piece and the
+  // peer's address (a datagram) or the control message (descriptors): the
+  // kernel reads (and, receiving, fills) them until the operation
+  // completes, and the event stays in flight until then.
   static msghdr* messageHeader(const SocketOperation& op, bool receive) noexcept {
-    static_assert(sizeof(msghdr) <= sizeof op.scratch->header, "DatagramScratch::header holds a msghdr");
-    DatagramScratch& scratch = *op.scratch;
+    static_assert(sizeof(msghdr) <= sizeof op.scratch->header, "MessageScratch::header holds a msghdr");
+    MessageScratch& scratch = *op.scratch;
     scratch.piece = ConstBuffer{op.buffer, op.size};
     msghdr* header = new (scratch.header) msghdr{};
     header->msg_iov = reinterpret_cast<iovec*>(&scratch.piece);
     header->msg_iovlen = 1;
-    if (receive) {
+    if (scratch.control != nullptr) {
+      header->msg_control = scratch.control;
+      header->msg_controllen = scratch.controlLength;
+    } else if (receive) {
       header->msg_name = scratch.address;
       header->msg_namelen = sizeof scratch.address;
     } else if (scratch.addressLength > 0) {

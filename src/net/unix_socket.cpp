@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // UnixSocket, UnixListener and UnixAcceptEvent: AF_UNIX descriptors (made
 // by src/posix/unix_socket) adopted as stream sockets, so that reads,
-// writes, accepts, cancel() and close() are the TCP sockets' own.
+// writes, accepts, cancel() and close() are the TCP sockets' own; inside a
+// task, descriptor passing waits for the descriptor events.
 #include <evchan/unix_socket.h>
 
 #include <unistd.h>
 
-#include <evchan/blocking.h>
+#include <evchan/descriptor_events.h>
 #include <evchan/error.h>
 #include <evchan/system_error.h>
 #include <evchan/task.h>
@@ -28,14 +29,6 @@ int descriptorOf(const SocketState* state) {
   apr_os_sock_t fd = -1;
   apr_os_sock_get(&fd, state->socket);
   return fd;
-}
-
-// Waits, within `call`, until the socket is readable or writable.  Inside
-// a task the wait blocks the worker (the channel has no readiness event),
-// counted as blocked so that the pool compensates.
-std::error_code waitForDescriptorIo(detail::SocketCall& call, bool writable, Deadline deadline) {
-  if (inTask()) return blocking([&] { return call.waitOnThread(writable, deadline); });
-  return call.waitOnThread(writable, deadline);
 }
 
 }  // namespace
@@ -99,7 +92,13 @@ std::size_t UnixSocket::sendDescriptors(const void* data, std::size_t size, cons
     std::size_t sent = 0;
     ec = detail::sendDescriptorsOnce(fd, data, size, fds, count, sent);
     if (ec != std::errc::resource_unavailable_try_again) return ec ? 0 : sent;
-    if ((ec = waitForDescriptorIo(call, true, deadline))) return 0;
+    if (inTask()) {
+      // The send buffer is full: the task waits for the event (which sends
+      // when there is room) instead of blocking its worker.
+      DescriptorSendEvent send(*this, data, size, fds, count);
+      if (call.awaitInTask(send, ec)) return ec ? 0 : send.bytesTransferred();
+    }
+    if ((ec = call.waitOnThread(true, deadline))) return 0;
   }
 }
 
@@ -130,7 +129,16 @@ std::size_t UnixSocket::receiveDescriptors(void* data, std::size_t size, int* fd
     std::size_t bytes = 0;
     ec = detail::receiveDescriptorsOnce(fd, data, size, fds, capacity, bytes, received);
     if (ec != std::errc::resource_unavailable_try_again) return ec ? 0 : bytes;
-    if ((ec = waitForDescriptorIo(call, false, deadline))) return 0;
+    if (inTask()) {
+      // Nothing queued: the task waits for the event (which receives when
+      // bytes arrive) instead of blocking its worker.
+      DescriptorReceiveEvent receive(*this, data, size, fds, capacity);
+      if (call.awaitInTask(receive, ec)) {
+        received = receive.descriptorsReceived();
+        return ec ? 0 : receive.bytesTransferred();
+      }
+    }
+    if ((ec = call.waitOnThread(false, deadline))) return 0;
   }
 }
 

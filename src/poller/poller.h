@@ -36,7 +36,7 @@ class CompletionSink {
 };
 
 class CompletionPoller;
-struct DatagramScratch;
+struct MessageScratch;
 
 /// Tells the channel which sockets are ready.  The channel calls wait()
 /// from one thread at a time; every other member may be called from any
@@ -103,10 +103,12 @@ struct SocketOperation {
   /// header in the watch's sendHeader until the completion.
   const ConstBuffer* pieces;
   std::size_t pieceCount;
-  /// ReceiveMessage, SendMessage: one datagram of `size` bytes at `buffer`
-  /// (recvmsg/sendmsg), the header built in the event's scratch; a send's
-  /// destination, if any, is in scratch->address (addressLength bytes).
-  DatagramScratch* scratch;
+  /// ReceiveMessage, SendMessage: one message of `size` bytes at `buffer`
+  /// (recvmsg/sendmsg), the header built in the event's scratch; a
+  /// datagram send's destination, if any, is in scratch->address
+  /// (addressLength bytes); descriptors passed go in scratch->control (a
+  /// receive's then close-on-exec).
+  MessageScratch* scratch;
 };
 
 /// The operation of a watch's reader or writer slot has finished.
@@ -143,9 +145,10 @@ class CompletionPoller {
   virtual bool busy() const noexcept = 0;
   /// Closes a descriptor an accept produced that nobody will own.
   virtual void closeDescriptor(int fd) noexcept = 0;
-  /// After a ReceiveMessage completed: sets the scratch's addressLength
-  /// and truncated from the header the kernel filled.
-  virtual void finishMessage(DatagramScratch& /*scratch*/) noexcept {}
+  /// After a ReceiveMessage completed: sets the scratch's addressLength,
+  /// truncated, controlLength and controlTruncated from the header the
+  /// kernel filled.
+  virtual void finishMessage(MessageScratch& /*scratch*/) noexcept {}
 };
 
 /// Creates the poller for `backend`, resolving Backend::Default (and the

@@ -201,25 +201,69 @@ int acceptUnix(int listener, std::error_code& ec) noexcept {
   }
 }
 
-std::error_code sendDescriptorsOnce(int socket, const void* data, std::size_t size, const int* fds,
-                                    std::size_t count, std::size_t& sent) noexcept {
-  sent = 0;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassedDescriptors)] = {};
+static_assert(CMSG_SPACE(sizeof(int) * kMaxPassedDescriptors) <= kDescriptorControlRoom,
+              "kDescriptorControlRoom holds the largest SCM_RIGHTS message");
+
+std::error_code checkDescriptorsToSend(const void* data, std::size_t size, const int* fds,
+                                       std::size_t count) noexcept {
   if (count == 0 || count > kMaxPassedDescriptors || size == 0 || data == nullptr || fds == nullptr)
     return std::make_error_code(std::errc::invalid_argument);
   for (std::size_t i = 0; i < count; ++i)
     if (fds[i] < 0) return std::make_error_code(std::errc::bad_file_descriptor);
-  iovec part = {const_cast<void*>(data), size};
+  return {};
+}
+
+std::size_t writeDescriptorControl(unsigned char* control, const int* fds, std::size_t count) noexcept {
   msghdr message = {};
-  message.msg_iov = &part;
-  message.msg_iovlen = 1;
   message.msg_control = control;
   message.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+  std::memset(control, 0, message.msg_controllen);
   cmsghdr* header = CMSG_FIRSTHDR(&message);
   header->cmsg_level = SOL_SOCKET;
   header->cmsg_type = SCM_RIGHTS;
   header->cmsg_len = CMSG_LEN(sizeof(int) * count);
   std::memcpy(CMSG_DATA(header), fds, sizeof(int) * count);
+  return message.msg_controllen;
+}
+
+std::error_code takeReceivedDescriptors(unsigned char* control, std::size_t length, bool truncated, int* fds,
+                                        std::size_t capacity, std::size_t& received) noexcept {
+  received = 0;
+  msghdr message = {};
+  message.msg_control = control;
+  message.msg_controllen = length;
+  bool extra = truncated;
+  for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr; header = CMSG_NXTHDR(&message, header)) {
+    if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t n = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < n; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof fd);
+      if (received < capacity && fds != nullptr) {
+        fds[received++] = fd;
+      } else {
+        ::close(fd);
+        extra = true;
+      }
+    }
+  }
+  if (!extra) return {};
+  for (std::size_t i = 0; i < received; ++i) ::close(fds[i]);
+  received = 0;
+  return std::make_error_code(std::errc::message_size);
+}
+
+std::error_code sendDescriptorsOnce(int socket, const void* data, std::size_t size, const int* fds,
+                                    std::size_t count, std::size_t& sent) noexcept {
+  sent = 0;
+  if (std::error_code ec = checkDescriptorsToSend(data, size, fds, count)) return ec;
+  alignas(cmsghdr) unsigned char control[kDescriptorControlRoom];
+  iovec part = {const_cast<void*>(data), size};
+  msghdr message = {};
+  message.msg_iov = &part;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = writeDescriptorControl(control, fds, count);
   for (;;) {
     const ssize_t result = sendmsg(socket, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (result >= 0) {
@@ -236,7 +280,7 @@ std::error_code receiveDescriptorsOnce(int socket, void* data, std::size_t size,
   bytes = received = 0;
   // Room for as many descriptors as a message can carry, so that extra
   // ones arrive (and are closed) instead of being truncated silently.
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassedDescriptors)];
+  alignas(cmsghdr) unsigned char control[kDescriptorControlRoom];
   iovec part = {data, size};
   msghdr message = {};
   message.msg_iov = &part;
@@ -250,30 +294,11 @@ std::error_code receiveDescriptorsOnce(int socket, void* data, std::size_t size,
     if (errno == EINTR) continue;
     return errno == EWOULDBLOCK ? std::make_error_code(std::errc::resource_unavailable_try_again) : lastError();
   }
-  bool extra = (message.msg_flags & MSG_CTRUNC) != 0;
-  for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr; header = CMSG_NXTHDR(&message, header)) {
-    if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
-    const std::size_t n = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (std::size_t i = 0; i < n; ++i) {
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof fd);
-      if (received < capacity && fds != nullptr) {
-        fds[received++] = fd;
-      } else {
-        ::close(fd);
-        extra = true;
-      }
-    }
-  }
-  if (extra) {
-    for (std::size_t i = 0; i < received; ++i) ::close(fds[i]);
-    received = 0;
-    bytes = static_cast<std::size_t>(result);
-    return std::make_error_code(std::errc::message_size);
-  }
-  if (result == 0 && size != 0) return Errc::end_of_stream;
+  const std::error_code ec = takeReceivedDescriptors(control, message.msg_controllen,
+                                                     (message.msg_flags & MSG_CTRUNC) != 0, fds, capacity, received);
+  if (!ec && result == 0 && size != 0) return Errc::end_of_stream;
   bytes = static_cast<std::size_t>(result);
-  return {};
+  return ec;
 }
 
 std::error_code sendWithDescriptors(int socket, const void* data, std::size_t size, const int* fds,

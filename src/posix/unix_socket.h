@@ -53,6 +53,28 @@ int connectUnix(const std::string& name, Deadline deadline, std::error_code& ec)
 /// (resource_unavailable_try_again when none is queued).
 int acceptUnix(int listener, std::error_code& ec) noexcept;
 
+/// The room a control message with kMaxPassedDescriptors descriptors
+/// takes (CMSG_SPACE), rounded up: what a descriptor event keeps for one.
+constexpr std::size_t kDescriptorControlRoom = 1040;
+
+/// What sendDescriptorsOnce() refuses before sending: no bytes, a null
+/// `data` or `fds`, no descriptors or more than kMaxPassedDescriptors
+/// (invalid_argument); a negative descriptor (bad_file_descriptor).
+std::error_code checkDescriptorsToSend(const void* data, std::size_t size, const int* fds,
+                                       std::size_t count) noexcept;
+
+/// Writes the control message (SCM_RIGHTS) carrying `fds[0..count)` (which
+/// checkDescriptorsToSend() accepted) into `control` (kDescriptorControlRoom
+/// bytes, aligned for a cmsghdr); returns its length for msg_controllen.
+std::size_t writeDescriptorControl(unsigned char* control, const int* fds, std::size_t count) noexcept;
+
+/// Takes the descriptors out of the control message a recvmsg() filled
+/// (`length` bytes at `control`; `truncated` when it set MSG_CTRUNC) into
+/// `fds[0..capacity)`, `received` of them.  More than `capacity`, or a
+/// truncated message: closes every one and returns message_size.
+std::error_code takeReceivedDescriptors(unsigned char* control, std::size_t length, bool truncated, int* fds,
+                                        std::size_t capacity, std::size_t& received) noexcept;
+
 /// One sendmsg() without waiting: `size` bytes with `count` descriptors
 /// attached (SCM_RIGHTS).  `sent` says how many bytes went (the
 /// descriptors go with the first); resource_unavailable_try_again when
