@@ -51,9 +51,10 @@ class EVCHAN_API TlsContext {
 
   ///@{
   /// A new context.  A client trusts the system's CA store (OpenSSL's
-  /// default paths) until CAs are given, and verifies the server's
-  /// certificate and host name; a server needs a certificate and key
-  /// before its first handshake.  Fails only when OpenSSL cannot allocate;
+  /// default paths; on Windows those are not the system's certificate
+  /// store, so give the CAs there) until CAs are given, and verifies the
+  /// server's certificate and host name; a server needs a certificate and
+  /// key before its first handshake.  Fails only when OpenSSL cannot allocate;
   /// the settings of a context whose error form failed report
   /// Errc::not_open, and streams over it are closed.
   explicit TlsContext(Role role);

@@ -5,6 +5,7 @@
 #include "channel/descriptor_attempts.h"
 
 #include <cerrno>
+#include <cstddef>
 #include <new>
 
 #include <evchan/descriptor_events.h>
