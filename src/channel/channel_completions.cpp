@@ -63,11 +63,6 @@ SocketOperation operationFor(Event& event, const Watch& watch) {
   return op;
 }
 
-std::error_code kernelError(int result) {
-  if (result == -ECANCELED) return std::make_error_code(std::errc::operation_canceled);
-  return makeAprError(-result);  // an errno value is an APR status on POSIX
-}
-
 }  // namespace
 
 std::error_code ChannelCore::submitLocked(Event& event, Watch& watch, unsigned slot) noexcept {

@@ -3,7 +3,6 @@
 // completion backend performs (recvmsg/sendmsg).
 #include "channel/datagram_attempts.h"
 
-#include <cerrno>
 #include <cstring>
 
 #include <evchan/datagram_events.h>
@@ -108,10 +107,7 @@ void datagramOperation(Event& event, SocketOperation& op) noexcept {
 }
 
 std::error_code finishDatagram(Event& event, int result, CompletionPoller& poller) noexcept {
-  if (result < 0) {
-    if (result == -ECANCELED) return std::make_error_code(std::errc::operation_canceled);
-    return makeAprError(-result);  // an errno value is an APR status on POSIX
-  }
+  if (result < 0) return kernelError(result);
   if (event.kind() == Event::Kind::DatagramSend) {
     DatagramEventAccess::transferred(static_cast<DatagramSendEvent&>(event)) = static_cast<std::size_t>(result);
     return {};

@@ -4,7 +4,6 @@
 // performs.
 #include "channel/descriptor_attempts.h"
 
-#include <cerrno>
 #include <cstddef>
 #include <new>
 
@@ -71,11 +70,6 @@ AttemptResult sendNow(DescriptorSendEvent& event, Watch& watch) noexcept {
   Access::transferred(event) = sent;
   // A short send filled the buffer: the next write can park at once.
   return AttemptResult{true, !ec && sent < event.size(), ec};
-}
-
-std::error_code kernelError(int result) noexcept {
-  if (result == -ECANCELED) return std::make_error_code(std::errc::operation_canceled);
-  return makeAprError(-result);  // an errno value is an APR status on POSIX
 }
 
 }  // namespace

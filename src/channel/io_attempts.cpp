@@ -2,6 +2,8 @@
 // One non-blocking try of a read, write, accept or connect.
 #include "channel/io_attempts.h"
 
+#include <cerrno>
+
 #include <evchan/error.h>
 
 #include "apr/socket_io.h"
@@ -58,6 +60,11 @@ AttemptResult tryWrite(WriteEvent& event, Watch& watch) {
 }
 
 }  // namespace
+
+std::error_code kernelError(int result) noexcept {
+  if (result == -ECANCELED) return std::make_error_code(std::errc::operation_canceled);
+  return makeAprError(-result);  // an errno value is an APR status on POSIX
+}
 
 AttemptResult attemptRead(Event& event, Watch& watch) noexcept {
   if (isDatagram(event)) return attemptDatagram(event, watch);

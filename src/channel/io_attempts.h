@@ -20,6 +20,10 @@ AttemptResult attemptRead(Event& event, Watch& watch) noexcept;
 /// Tries a WriteEvent once, or finishes a ConnectEvent, with watch.mutex held.
 AttemptResult attemptWrite(Event& event, Watch& watch) noexcept;
 
+/// The error of a completion backend's failed operation (`result`: -errno):
+/// operation_canceled for -ECANCELED, else the system error.
+std::error_code kernelError(int result) noexcept;
+
 }  // namespace evchan::detail
 
 #endif  // EVCHAN_SRC_CHANNEL_IO_ATTEMPTS_H
