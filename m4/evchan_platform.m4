@@ -11,6 +11,9 @@
 #   EVCHAN_LINUX  the native layer on Linux adds src/linux/: the epoll
 #                 backend, CPU detection through affinity and cgroups, the
 #                 shared-memory stream.
+#   EVCHAN_TASKS  tasks are built: with the native POSIX layer (Boost.Context
+#                 and ucontext on mmap'ed stacks) or on Windows (Win32
+#                 fibers); APR-only POSIX builds (--disable-posix) have none.
 AC_DEFUN([EVCHAN_CHECK_PLATFORM], [
   AC_REQUIRE([AC_CANONICAL_HOST])
   evchan_win32=no
@@ -52,6 +55,7 @@ AC_DEFUN([EVCHAN_CHECK_PLATFORM], [
   AM_CONDITIONAL([EVCHAN_WIN32], [test "x$evchan_win32" = xyes])
   AM_CONDITIONAL([EVCHAN_POSIX], [test "x$evchan_posix" = xyes])
   AM_CONDITIONAL([EVCHAN_LINUX], [test "x$evchan_linux" = xyes])
+  AM_CONDITIONAL([EVCHAN_TASKS], [test "x$evchan_posix" = xyes || test "x$evchan_win32" = xyes])
 ])
 
 # EVCHAN_CHECK_TESTS

@@ -1,13 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // Tests of evchan::blocking() and of the stuck-worker monitor: tasks stuck
-// in a real blocking read() on a pipe must not stop the others, with the
+// in a real blocking read of a pipe (read(2); Windows: _read) must not stop the others, with the
 // wrapper (compensated at once) or without it (after the grace period);
 // the cap holds; an idle channel does not grow.
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <evchan/evchan.h>
-
-#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -20,6 +18,7 @@
 #include <vector>
 
 #include "support/diagnostics.h"
+#include "support/host_pipe.h"
 #include "support/leak_checked_fixture.h"
 #include "support/waiting.h"
 
@@ -64,24 +63,26 @@ struct Pipes {
   explicit Pipes(int count) : fds(count) {
     for (Fds& pipe : fds) {
       int both[2];
-      CPPUNIT_ASSERT_EQUAL(0, ::pipe(both));
+      CPPUNIT_ASSERT(evchan::test::makeHostPipe(both));
       pipe.read = both[0];
       pipe.write = both[1];
     }
   }
   ~Pipes() {
     closeWriteEnds();
-    for (Fds& pipe : fds) ::close(pipe.read);
+    for (Fds& pipe : fds) evchan::test::closeHostPipe(pipe.read);
   }
   Pipes(const Pipes&) = delete;
   Pipes& operator=(const Pipes&) = delete;
 
   void writeAll(const std::string& text) {
-    for (Fds& pipe : fds) CPPUNIT_ASSERT_EQUAL(static_cast<ssize_t>(text.size()), ::write(pipe.write, text.data(), text.size()));
+    for (Fds& pipe : fds) {
+      CPPUNIT_ASSERT_EQUAL(static_cast<long>(text.size()), evchan::test::writeHostPipe(pipe.write, text.data(), text.size()));
+    }
   }
   void closeWriteEnds() {
     for (Fds& pipe : fds) {
-      if (pipe.write >= 0) ::close(pipe.write);
+      if (pipe.write >= 0) evchan::test::closeHostPipe(pipe.write);
       pipe.write = -1;
     }
   }
@@ -105,7 +106,7 @@ struct Readers {
     for (auto& b : bytes) b = -2;
   }
   std::atomic<int> entered{0};
-  std::vector<std::atomic<ssize_t>> bytes;  // -2: not returned yet
+  std::vector<std::atomic<long>> bytes;  // -2: not returned yet
   std::vector<std::string> text;
   std::vector<TaskHandle> tasks;
 
@@ -114,9 +115,9 @@ struct Readers {
     for (int i = 0; i < static_cast<int>(bytes.size()); ++i) {
       tasks.push_back(channel.spawn([this, &pipes, wrapped, i] {
         char buffer[16];
-        const auto readIt = [&] { return ::read(pipes.readEnd(i), buffer, sizeof buffer); };
+        const auto readIt = [&] { return evchan::test::readHostPipe(pipes.readEnd(i), buffer, sizeof buffer); };
         ++entered;
-        const ssize_t n = wrapped ? evchan::blocking(readIt) : readIt();
+        const long n = wrapped ? evchan::blocking(readIt) : readIt();
         if (n > 0) text[i].assign(buffer, static_cast<std::size_t>(n));
         bytes[i] = n;
       }));
@@ -183,7 +184,7 @@ class BlockingTest : public evchan::test::LeakCheckedFixture {
     pipes.writeAll("data");
     for (TaskHandle& task : readers.tasks) joinWithin(task);
     for (int i = 0; i < kReaders; ++i) {
-      CPPUNIT_ASSERT_EQUAL(ssize_t{4}, readers.bytes[i].load());
+      CPPUNIT_ASSERT_EQUAL(long{4}, readers.bytes[i].load());
       CPPUNIT_ASSERT_EQUAL(std::string("data"), readers.text[i]);
     }
     CPPUNIT_ASSERT_MESSAGE(describe(channel->poolStats()), channel->poolStats().peak <= 3);
@@ -304,7 +305,7 @@ class BlockingTest : public evchan::test::LeakCheckedFixture {
     pipes.writeAll("hello");
     for (TaskHandle& task : readers.tasks) joinWithin(task);
     for (int i = 0; i < kReaders; ++i) {
-      CPPUNIT_ASSERT_EQUAL(ssize_t{5}, readers.bytes[i].load());
+      CPPUNIT_ASSERT_EQUAL(long{5}, readers.bytes[i].load());
       CPPUNIT_ASSERT_EQUAL(std::string("hello"), readers.text[i]);
     }
     CPPUNIT_ASSERT_MESSAGE(describe(channel->poolStats()),

@@ -22,7 +22,7 @@
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
-#include "support/posix/stderr_capture.h"
+#include "support/stderr_capture.h"
 #include "support/waiting.h"
 
 namespace {

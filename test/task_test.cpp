@@ -25,7 +25,7 @@
 #include "support/leak_checked_fixture.h"
 #include "support/waiting.h"
 #include "support/reclaim_on_exit.h"
-#include "support/posix/stderr_capture.h"
+#include "support/stderr_capture.h"
 
 namespace {
 

@@ -272,8 +272,10 @@ class EVCHAN_API EventChannel {
   ///@{
   /// Starts `function` as a task on this channel's workers.  Errors:
   /// Errc::channel_shut_down; std::errc::invalid_argument for a stack size
-  /// above kMaxTaskStackSize; std::errc::function_not_supported in a build
-  /// without the native POSIX layer; the OS refusing a stack.
+  /// above kMaxTaskStackSize; std::errc::function_not_supported in an
+  /// APR-only POSIX build (--disable-posix), which has no tasks; the OS
+  /// refusing a stack (on Windows, where tasks run on Win32 fibers,
+  /// CreateFiberEx failing: std::errc::not_enough_memory).
   TaskHandle spawn(std::function<void()> function, const TaskOptions& options = TaskOptions());
   TaskHandle spawn(std::function<void()> function, const TaskOptions& options, std::error_code& ec) noexcept;
   ///@}

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Tasks: user-level contexts scheduled M:N onto an EventChannel's workers.
+// Built on POSIX with the native layer (Boost.Context or ucontext) and on
+// Windows (Win32 fibers); an APR-only POSIX build (--disable-posix) has
+// none, and EventChannel::spawn() fails there with function_not_supported.
 #ifndef EVCHAN_TASK_H
 #define EVCHAN_TASK_H
 

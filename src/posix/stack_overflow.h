@@ -13,7 +13,9 @@ namespace evchan::detail {
 /// fault in the guard page of the stack the faulting thread runs on, and
 /// gives the calling thread an alternate signal stack (the overflowed stack
 /// has no room left for the handler).  Other faults go to the handler that
-/// was there before, or to the default action.
+/// was there before, or to the default action.  On Windows
+/// (src/win32/stack_overflow.cpp): a vectored exception handler that names
+/// the task on EXCEPTION_STACK_OVERFLOW while a task runs, once per process.
 void prepareStackOverflowReporting() noexcept;
 
 /// Tells the handler which guarded stack this thread runs on now and the

@@ -48,6 +48,10 @@ struct Stack {
 /// coalesced, one madvise(MADV_DONTNEED) per run of adjacent stacks, and a
 /// chunk with no stack in use any more unmapped whole.  A purged slot reads
 /// as zero again, its canary restored.  Thread-safe.
+///
+/// On Windows (src/win32/stack_pool.cpp) a task's fiber allocates its own
+/// stack, so the pool hands out sizes only: a Stack with a null base and
+/// `usable.size` the stack size, guarded by Windows' own guard page.
 class StackPool {
  public:
   /// `stackSize` is rounded up to whole pages, at least 16 KiB.  Without

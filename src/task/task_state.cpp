@@ -27,12 +27,13 @@ std::atomic<TaskId> nextTaskId{1};
   return current;
 }
 
-// The worker thread's own context, to switch into tasks from and back to.
+// The worker thread's own context, to switch into tasks from and back to
+// (owned by the context layer: threadContext()).
 [[gnu::noinline]] FiberContext& workerContext() {
   freshPerThreadRead();
-  static thread_local std::unique_ptr<FiberContext> context;
-  if (!context) {
-    context = makeThreadContext(defaultContextKind());
+  static thread_local FiberContext* context = nullptr;
+  if (context == nullptr) {
+    context = &threadContext();
     prepareStackOverflowReporting();
   }
   return *context;

@@ -1,11 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
-// Choosing a FiberContext implementation.
+// Choosing a FiberContext implementation (the native POSIX layer's two;
+// Windows has src/task/context/win32_fiber_context.cpp instead).
 #include "task/context/fiber_context.h"
 
 namespace evchan::detail {
 
 const char* contextKindName(ContextKind kind) noexcept {
-  return kind == ContextKind::BoostContext ? "boost" : "ucontext";
+  switch (kind) {
+    case ContextKind::BoostContext: return "boost";
+    case ContextKind::Ucontext: return "ucontext";
+    case ContextKind::Win32Fiber: break;
+  }
+  return "win32-fiber";
 }
 
 ContextKind defaultContextKind() noexcept {
@@ -18,6 +24,12 @@ ContextKind defaultContextKind() noexcept {
 
 std::unique_ptr<FiberContext> makeThreadContext(ContextKind kind) {
   return kind == ContextKind::BoostContext ? makeBoostThreadContext() : makeUcontextThreadContext();
+}
+
+FiberContext& threadContext() {
+  static thread_local std::unique_ptr<FiberContext> context;
+  if (!context) context = makeThreadContext(defaultContextKind());
+  return *context;
 }
 
 std::unique_ptr<FiberContext> makeFiberContext(ContextKind kind, const StackSpan& stack, FiberEntry entry,
