@@ -182,6 +182,7 @@ class DescriptorEventTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testSendToAClosedPeerFailsWithoutSigpipe);
   CPPUNIT_TEST(testSendsPostedFromTwoThreads);
   CPPUNIT_TEST(testShutdownEndsReceiveInTask);
+  CPPUNIT_TEST(testTasksPassDescriptorsBothWays);
   CPPUNIT_TEST(testReceiveInTaskTimesOutAndLeavesDescriptorQueued);
   CPPUNIT_TEST(testTaskCancelEndsReceiveInTask);
   CPPUNIT_TEST(testDeadlineScopeEndsReceiveInTask);
@@ -818,6 +819,53 @@ class DescriptorEventTest : public evchan::test::LeakCheckedFixture {
                            ec == std::errc::operation_canceled || ec == Errc::channel_shut_down);
     CPPUNIT_ASSERT_EQUAL(std::size_t{0}, received);
     CPPUNIT_ASSERT_EQUAL(-1, fd);
+  }
+
+  // Four connections, each with a task sending descriptors with bulk
+  // bytes between them (so that sends wait for room) and a task receiving
+  // them, both ways at once, on two workers: every descriptor arrives
+  // with its tag, and none is left open.
+  void testTasksPassDescriptorsBothWays() {
+    constexpr int kPairs = 4, kRounds = 100;
+    constexpr std::size_t kBulk = 300000;  // more than a socket buffer holds
+    channel_.reset();
+    EventChannel::Options options;
+    options.backend = B;
+    options.initialThreads = 2;
+    channel_ = evchan::test::createOnBackendOrSkip(options);
+    Pipe pipe;
+    std::vector<Connected> pairs;
+    for (int i = 0; i < kPairs; ++i) pairs.push_back(connectPair());
+    std::atomic<int> failures{0};
+    std::vector<evchan::TaskHandle> tasks;
+    for (int i = 0; i < kPairs; ++i) {
+      for (int direction = 0; direction < 2; ++direction) {
+        UnixSocket& from = direction == 0 ? pairs[i].client : pairs[i].server;
+        UnixSocket& to = direction == 0 ? pairs[i].server : pairs[i].client;
+        tasks.push_back(channel_->spawn([&, &from = from] {
+          std::vector<char> bulk(kBulk, 'b');
+          for (int round = 0; round < kRounds; ++round) {
+            const char tag = static_cast<char>('a' + round % 26);
+            from.sendDescriptors(&tag, 1, &pipe.ends[1], 1);
+            from.writeAll(bulk.data(), bulk.size());
+          }
+        }));
+        tasks.push_back(channel_->spawn([&, &to = to] {
+          std::vector<char> bulk(kBulk);
+          for (int round = 0; round < kRounds; ++round) {
+            char tag = 0;
+            int fd = -1;
+            std::size_t received = 0;
+            to.receiveDescriptors(&tag, 1, &fd, 1, received);
+            if (received == 1) close(fd);
+            if (received != 1 || tag != static_cast<char>('a' + round % 26)) ++failures;
+            to.readExactly(bulk.data(), bulk.size());
+          }
+        }));
+      }
+    }
+    for (evchan::TaskHandle& task : tasks) evchan::test::joinWithin(task, 60s);
+    CPPUNIT_ASSERT_EQUAL(0, failures.load());
   }
 
   // receiveDescriptors() in a task, past the socket's timeout: timed_out,
