@@ -183,6 +183,7 @@ class DescriptorEventTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testSendsPostedFromTwoThreads);
   CPPUNIT_TEST(testShutdownEndsReceiveInTask);
   CPPUNIT_TEST(testTasksPassDescriptorsBothWays);
+  CPPUNIT_TEST(testSmallestTaskStackWaits);
   CPPUNIT_TEST(testReceiveInTaskTimesOutAndLeavesDescriptorQueued);
   CPPUNIT_TEST(testTaskCancelEndsReceiveInTask);
   CPPUNIT_TEST(testDeadlineScopeEndsReceiveInTask);
@@ -697,8 +698,8 @@ class DescriptorEventTest : public evchan::test::LeakCheckedFixture {
 
   // The process may open one more descriptor (RLIMIT_NOFILE) when three
   // arrive: the kernel installs one and sets MSG_CTRUNC, and the receive
-  // fails with message_size, having closed that one; the limit back, the
-  // next receive works.
+  // fails with message_size, having closed that one (so does the call);
+  // the limit back, the next receive works.
   void testNoDescriptorSlotsLeftIsMessageSize() {
     Connected pair = connectPair();
     Pipe pipe;
@@ -716,6 +717,16 @@ class DescriptorEventTest : public evchan::test::LeakCheckedFixture {
     ASSERT_ERROR(std::errc::message_size, receive.error());
     CPPUNIT_ASSERT_EQUAL('n', byte);
     CPPUNIT_ASSERT_EQUAL(std::size_t{0}, receive.descriptorsReceived());
+    // UnixSocket::receiveDescriptors() on a thread the same way.
+    pair.client.sendDescriptors("c", 1, three, 3);
+    std::size_t received = 9;
+    std::error_code ec;
+    {
+      LimitDescriptors limit(1);
+      pair.server.receiveDescriptors(&byte, 1, fds, 3, received, ec);
+    }
+    ASSERT_ERROR(std::errc::message_size, ec);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, received);
     pair.client.sendDescriptors("y", 1, three, 1);
     channel_->post(receive);
     CPPUNIT_ASSERT(&nextEvent(*channel_) == &receive);
@@ -866,6 +877,32 @@ class DescriptorEventTest : public evchan::test::LeakCheckedFixture {
     }
     for (evchan::TaskHandle& task : tasks) evchan::test::joinWithin(task, 60s);
     CPPUNIT_ASSERT_EQUAL(0, failures.load());
+  }
+
+  // Both calls wait (their events, each with its message room, on the
+  // task's stack) in tasks with the smallest stack a task may have.
+  void testSmallestTaskStackWaits() {
+    Connected pair = connectPair();
+    const std::size_t filled = fillSendBuffer(pair.client);
+    Pipe pipe;
+    evchan::TaskOptions small;
+    small.stackSize = 16 * 1024;
+    std::size_t sent = 0, received = 0;
+    char byte = 0;
+    int fd = -1;
+    evchan::TaskHandle sender = channel_->spawn([&] { sent = pair.client.sendDescriptors("s", 1, &pipe.ends[1], 1); },
+                                                small);
+    evchan::TaskHandle receiver = channel_->spawn([&] {
+      std::vector<char> sink(filled);
+      pair.server.readExactly(sink.data(), filled);
+      pair.server.receiveDescriptors(&byte, 1, &fd, 1, received);
+    }, small);
+    evchan::test::joinWithin(sender);
+    evchan::test::joinWithin(receiver);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{1}, sent);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{1}, received);
+    CPPUNIT_ASSERT_EQUAL('s', byte);
+    close(fd);
   }
 
   // receiveDescriptors() in a task, past the socket's timeout: timed_out,
