@@ -183,6 +183,7 @@ class DescriptorEventTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testSendsPostedFromTwoThreads);
   CPPUNIT_TEST(testShutdownEndsReceiveInTask);
   CPPUNIT_TEST(testTasksPassDescriptorsBothWays);
+  CPPUNIT_TEST(testCancelsHammeringCallbackReceives);
   CPPUNIT_TEST(testSmallestTaskStackWaits);
   CPPUNIT_TEST(testReceiveInTaskTimesOutAndLeavesDescriptorQueued);
   CPPUNIT_TEST(testTaskCancelEndsReceiveInTask);
@@ -877,6 +878,71 @@ class DescriptorEventTest : public evchan::test::LeakCheckedFixture {
     }
     for (evchan::TaskHandle& task : tasks) evchan::test::joinWithin(task, 60s);
     CPPUNIT_ASSERT_EQUAL(0, failures.load());
+  }
+
+  // A thread cancels the receive over and over while its callback, on two
+  // workers, re-posts it and a sender passes 500 descriptors: each arrives
+  // exactly once, in order, and a cancelled completion never holds one.
+  void testCancelsHammeringCallbackReceives() {
+    constexpr int kRounds = 500;
+    channel_.reset();
+    EventChannel::Options options;
+    options.backend = B;
+    options.initialThreads = 2;
+    channel_ = evchan::test::createOnBackendOrSkip(options);
+    Connected pair = connectPair();
+    Pipe pipe;
+    char byte = 0;
+    int fd = -1;
+    std::atomic<int> received{0}, cancelled{0}, failures{0};
+    std::atomic<bool> finished{false};
+    DescriptorReceiveEvent receive(pair.server, &byte, 1, &fd, 1);
+    receive.setCallback([&](Event& event) {
+      auto& done = static_cast<DescriptorReceiveEvent&>(event);
+      if (done.error() == kCancelled) {
+        if (done.descriptorsReceived() != 0 || fd != -1) ++failures;
+        ++cancelled;
+      } else if (done.error() || done.descriptorsReceived() != 1 ||
+                 byte != static_cast<char>('a' + received.load() % 26)) {
+        ++failures;
+        finished = true;
+        return;
+      } else {
+        close(fd);
+        fd = -1;
+        if (++received == kRounds) {
+          finished = true;
+          return;
+        }
+      }
+      std::error_code ec;
+      channel_->post(done, ec);
+      if (ec) {
+        ++failures;
+        finished = true;
+      }
+    });
+    std::thread canceller([&] {
+      while (!finished.load()) {
+        channel_->cancel(receive);
+        std::this_thread::yield();
+      }
+    });
+    channel_->post(receive);
+    for (int i = 0; i < kRounds && !finished.load(); ++i) {
+      const char tag = static_cast<char>('a' + i % 26);
+      pair.client.sendDescriptors(&tag, 1, &pipe.ends[1], 1);
+      // One at a time, so that the receive parks (and is cancelled) each round.
+      while (received.load() <= i && !finished.load()) std::this_thread::yield();
+    }
+    const bool ended = evchan::test::eventually([&] { return finished.load(); });
+    finished = true;
+    canceller.join();
+    CPPUNIT_ASSERT(ended);
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return !receive.inFlight(); }));
+    CPPUNIT_ASSERT_EQUAL(0, failures.load());
+    CPPUNIT_ASSERT_EQUAL(kRounds, received.load());
+    CPPUNIT_ASSERT(cancelled.load() > 0);
   }
 
   // Both calls wait (their events, each with its message room, on the
