@@ -81,10 +81,11 @@ class EVCHAN_API DescriptorSendEvent : public Event {
 /// a read never goes past the end of the bytes that carried descriptors)
 /// and descriptorsReceived() how many descriptors are at `fds` (0 when
 /// these bytes carried none).  Received descriptors are close-on-exec and
-/// the caller's to close.  More descriptors than `capacity` came: all of
-/// them are closed and the event completes with std::errc::message_size
-/// (the bytes are consumed; bytesTransferred() counts them).  The peer
-/// closed: Errc::end_of_stream.
+/// the caller's to close.  More descriptors than `capacity` came, or the
+/// process could not take them all (at its RLIMIT_NOFILE): all of them
+/// are closed and the event completes with std::errc::message_size (the
+/// bytes are consumed; bytesTransferred() counts them).  The peer closed:
+/// Errc::end_of_stream.
 ///
 /// post() refuses a closed socket (Errc::not_open), a null `data`
 /// (Errc::null_buffer), a zero size, and a null `fds` with a non-zero

@@ -106,9 +106,10 @@ class EVCHAN_API UnixSocket : public StreamSocket {
   /// many (0 when these bytes carried none).  Received descriptors are
   /// close-on-exec and the caller's to close.  A read never goes past the
   /// end of the bytes that carried descriptors, so the two sides agree on
-  /// where they are by what they write.  More descriptors than `capacity`:
-  /// all of them are closed and the call fails with
-  /// std::errc::message_size (the bytes are consumed).
+  /// where they are by what they write.  More descriptors than `capacity`,
+  /// or more than the process could take (at its RLIMIT_NOFILE): all of
+  /// them are closed and the call fails with std::errc::message_size (the
+  /// bytes are consumed).
   /// A zero `size`, or a null `fds` with a non-zero `capacity`, is
   /// std::errc::invalid_argument; a null `data` is Errc::null_buffer.
   ///
