@@ -93,7 +93,10 @@ class EVCHAN_API DescriptorSendEvent : public Event {
 /// slot: one receive, ReadEvent or DescriptorReceiveEvent, may be pending
 /// per socket.  Closing the socket cancels it (operation_canceled).  Works
 /// on every POSIX backend (io_uring: IORING_OP_RECVMSG).  `data` and `fds`
-/// must stay valid until the event is handed back.
+/// must stay valid until the event is handed back.  Descriptors a
+/// completed receive delivered are the caller's even when the event comes
+/// back from a shutdown or a destroyed channel instead of getEvent():
+/// close them.
 class EVCHAN_API DescriptorReceiveEvent : public Event {
  public:
   /// A receive of at most `size` bytes into `data` and at most `capacity`

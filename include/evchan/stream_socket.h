@@ -107,7 +107,9 @@ class SocketStateSlot {
 /// included.  Each such event then either completes with
 /// std::errc::operation_canceled or, when its post() comes after the
 /// close, is refused with Errc::not_open; none is lost or left pending.
-/// cancel() ends the blocking calls only, not events the application
+/// On io_uring an operation the kernel finished before the close took
+/// effect completes with its result instead (its bytes, its descriptors),
+/// as EventChannel::cancel() says.  cancel() ends the blocking calls only, not events the application
 /// posted itself (EventChannel::cancel() does that).
 class EVCHAN_API StreamSocket : public Stream {
  public:

@@ -93,7 +93,9 @@ class EVCHAN_API UnixSocket : public StreamSocket {
   ///
   /// Inside a task the wait suspends the task (a DescriptorSendEvent on
   /// the task's channel); its worker runs other tasks meanwhile.  cancel()
-  /// and close() end it.
+  /// and close() end it.  Meanwhile the socket's write slot is taken: a
+  /// write in another task on the same channel gets Errc::socket_busy
+  /// (one reader and one writer per socket, as for every call).
   std::size_t sendDescriptors(const void* data, std::size_t size, const int* fds, std::size_t count);
   std::size_t sendDescriptors(const void* data, std::size_t size, const int* fds, std::size_t count,
                               std::error_code& ec) noexcept;
@@ -117,7 +119,7 @@ class EVCHAN_API UnixSocket : public StreamSocket {
   /// instead, lose them: the kernel closes them.
   ///
   /// Inside a task the wait suspends the task (a DescriptorReceiveEvent),
-  /// as for sendDescriptors().
+  /// as for sendDescriptors(); it holds the read slot meanwhile.
   std::size_t receiveDescriptors(void* data, std::size_t size, int* fds, std::size_t capacity,
                                  std::size_t& received);
   std::size_t receiveDescriptors(void* data, std::size_t size, int* fds, std::size_t capacity,
