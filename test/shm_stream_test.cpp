@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -36,12 +35,11 @@
 #include "support/cancel_race.h"
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
+#include "support/posix/self_process.h"
 #include "support/posix/shm_pair.h"
 #include "support/skip.h"
 #include "support/stream_suite.h"
 #include "support/waiting.h"
-
-extern char** environ;
 
 using namespace std::chrono_literals;
 
@@ -187,46 +185,16 @@ const bool kIsPeer = runPeerIfAsked();
 /// This binary re-executed as a peer process; killed and reaped at the end.
 class PeerProcess {
  public:
-  PeerProcess(const std::string& mode, const std::string& name) {
-    std::vector<std::string> variables;
-    for (char** entry = environ; *entry != nullptr; ++entry) variables.emplace_back(*entry);
-    variables.push_back(std::string(kPeerVariable) + "=" + mode + " " + name);
-    std::vector<char*> envp;
-    for (std::string& variable : variables) envp.push_back(&variable[0]);
-    envp.push_back(nullptr);
-    // A test name nobody has: should the peer mode fail to trigger, the
-    // child runs no tests.
-    char program[] = "/proc/self/exe";
-    char noTest[] = "ShmStreamTest::noSuchTest";
-    char* argv[] = {program, noTest, nullptr};
-    const int error = posix_spawn(&pid_, program, nullptr, nullptr, argv, envp.data());
-    CPPUNIT_ASSERT_EQUAL_MESSAGE("posix_spawn: " + std::string(std::strerror(error)), 0, error);
-  }
-  ~PeerProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  PeerProcess(const PeerProcess&) = delete;
-  PeerProcess& operator=(const PeerProcess&) = delete;
+  PeerProcess(const std::string& mode, const std::string& name)
+      : process_(kPeerVariable, mode + " " + name, "ShmStreamTest::noSuchTest") {}
 
-  void kill9() const { kill(pid_, SIGKILL); }
+  void kill9() const { process_.kill9(); }
 
   /// The exit status once the process has ended (within kPatience).
-  int exitStatus() {
-    int status = 0;
-    const auto deadline = Clock::now() + kPatience;
-    while (waitpid(pid_, &status, WNOHANG) == 0) {
-      CPPUNIT_ASSERT_MESSAGE("the peer process did not end", Clock::now() < deadline);
-      std::this_thread::sleep_for(1ms);
-    }
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
+  int exitStatus() { return process_.exitStatus(std::chrono::duration_cast<std::chrono::milliseconds>(kPatience)); }
 
  private:
-  pid_t pid_ = -1;
+  evchan::test::SelfProcess process_;
 };
 
 // ------------------------------------------------------------ raw clients
