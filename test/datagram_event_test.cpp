@@ -16,8 +16,8 @@
 #include <system_error>
 #include <vector>
 
+#include "support/backend_fixture.h"
 #include "support/diagnostics.h"
-#include "support/leak_checked_fixture.h"
 #include "support/named_suite.h"
 #include "support/reclaim_on_exit.h"
 #include "support/skip.h"
@@ -54,7 +54,7 @@ UdpSocket boundSocket() {
 }
 
 template <Backend B>
-class DatagramEventTest : public evchan::test::LeakCheckedFixture {
+class DatagramEventTest : public evchan::test::BackendChannelFixture<B> {
   EVCHAN_TEST_SUITE_NAMED(DatagramEventTest, suiteName());
   CPPUNIT_TEST(testReceiveEventGetsTheDatagramAndItsSender);
   CPPUNIT_TEST(testSendEventToADestinationAndToTheConnectedPeer);
@@ -72,20 +72,9 @@ class DatagramEventTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST_SUITE_END();
 
  public:
+  using evchan::test::BackendChannelFixture<B>::channel_;
+
   static std::string suiteName() { return std::string("DatagramEventTest<") + evchan::backendName(B) + ">"; }
-
-  void setUp() override {
-    LeakCheckedFixture::setUp();
-    EventChannel::Options options;
-    options.backend = B;
-    options.initialThreads = 1;
-    channel_ = evchan::test::createOnBackendOrSkip(options);
-  }
-
-  void tearDown() override {
-    channel_.reset();
-    LeakCheckedFixture::tearDown();
-  }
 
   void testReceiveEventGetsTheDatagramAndItsSender() {
     UdpSocket receiver = boundSocket();
@@ -451,7 +440,6 @@ class DatagramEventTest : public evchan::test::LeakCheckedFixture {
     return ec;
   }
 
-  std::unique_ptr<EventChannel> channel_;
 };
 
 CPPUNIT_TEST_SUITE_REGISTRATION(DatagramEventTest<Backend::Epoll>);

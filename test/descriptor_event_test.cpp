@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -25,9 +26,9 @@
 #include <evchan/evchan.h>
 #include <evchan/unix_socket.h>
 
+#include "support/backend_fixture.h"
 #include "support/default_sigpipe.h"
 #include "support/diagnostics.h"
-#include "support/leak_checked_fixture.h"
 #include "support/named_suite.h"
 #include "support/reclaim_on_exit.h"
 #include "support/skip.h"
@@ -156,7 +157,7 @@ struct LimitDescriptors {
 };
 
 template <Backend B>
-class DescriptorEventTest : public evchan::test::LeakCheckedFixture {
+class DescriptorEventTest : public evchan::test::BackendChannelFixture<B> {
   EVCHAN_TEST_SUITE_NAMED(DescriptorEventTest, suiteName());
   CPPUNIT_TEST(testReceiveEventGetsBytesAndWorkingDescriptors);
   CPPUNIT_TEST(testSendEventPassesDescriptors);
@@ -192,20 +193,9 @@ class DescriptorEventTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST_SUITE_END();
 
  public:
+  using evchan::test::BackendChannelFixture<B>::channel_;
+
   static std::string suiteName() { return std::string("DescriptorEventTest<") + evchan::backendName(B) + ">"; }
-
-  void setUp() override {
-    LeakCheckedFixture::setUp();
-    EventChannel::Options options;
-    options.backend = B;
-    options.initialThreads = 1;
-    channel_ = evchan::test::createOnBackendOrSkip(options);
-  }
-
-  void tearDown() override {
-    channel_.reset();
-    LeakCheckedFixture::tearDown();
-  }
 
   void testReceiveEventGetsBytesAndWorkingDescriptors() {
     Connected pair = connectPair();
@@ -745,10 +735,7 @@ class DescriptorEventTest : public evchan::test::LeakCheckedFixture {
   void testSendToAClosedPeerFailsWithoutSigpipe() {
     channel_.reset();
     evchan::test::DefaultSigpipe fatal;  // before the workers start: they inherit it
-    EventChannel::Options options;
-    options.backend = B;
-    options.initialThreads = 1;
-    channel_ = evchan::test::createOnBackendOrSkip(options);
+    channel_ = evchan::test::createOnBackendOrSkip(B, 1);
     Connected pair = connectPair();
     pair.server.close();
     Pipe pipe;
@@ -929,13 +916,19 @@ class DescriptorEventTest : public evchan::test::LeakCheckedFixture {
       }
     });
     ReclaimOnExit reclaim(*channel_);
+    // The first cancel comes before anything is sent, so it ends the
+    // receive on every backend (the callback posts it again); how many of
+    // the hammering thread's win their race depends on timing (on
+    // io_uring, often none), so only what they must not break is checked.
+    channel_->post(receive);
+    channel_->cancel(receive);
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return cancelled.load() == 1; }));
     std::thread canceller([&] {
       while (!finished.load()) {
         channel_->cancel(receive);
         std::this_thread::yield();
       }
     });
-    channel_->post(receive);
     for (int i = 0; i < kRounds && !finished.load(); ++i) {
       const char tag = static_cast<char>('a' + i % 26);
       pair.client.sendDescriptors(&tag, 1, &pipe.ends[1], 1);
@@ -949,7 +942,8 @@ class DescriptorEventTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT(evchan::test::eventually([&] { return !receive.inFlight(); }));
     CPPUNIT_ASSERT_EQUAL(0, failures.load());
     CPPUNIT_ASSERT_EQUAL(kRounds, received.load());
-    CPPUNIT_ASSERT(cancelled.load() > 0);
+    std::printf("hammering cancels (%s): %d of them ended a receive in %d rounds\n", evchan::backendName(B),
+                cancelled.load() - 1, kRounds);
   }
 
   // Both calls wait (their events, each with its message room, on the
@@ -1094,7 +1088,6 @@ class DescriptorEventTest : public evchan::test::LeakCheckedFixture {
   }
 
  private:
-  std::unique_ptr<EventChannel> channel_;
 };
 
 }  // namespace

@@ -16,8 +16,8 @@
 #include <system_error>
 #include <vector>
 
+#include "support/backend_fixture.h"
 #include "support/diagnostics.h"
-#include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
 #include "support/named_suite.h"
 #include "support/reclaim_on_exit.h"
@@ -57,7 +57,7 @@ void assertNothingMore(EventChannel& channel) {
 }
 
 template <Backend B>
-class EventCancelTest : public evchan::test::LeakCheckedFixture {
+class EventCancelTest : public evchan::test::BackendChannelFixture<B> {
   EVCHAN_TEST_SUITE_NAMED(EventCancelTest, suiteName());
   CPPUNIT_TEST(testCancelledReadCompletesOnceAndSocketStaysUsable);
   CPPUNIT_TEST(testCancelledAcceptLeavesTheListenerUsable);
@@ -71,17 +71,9 @@ class EventCancelTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST_SUITE_END();
 
  public:
+  using evchan::test::BackendChannelFixture<B>::channel_;
+
   static std::string suiteName() { return std::string("EventCancelTest<") + evchan::backendName(B) + ">"; }
-
-  void setUp() override {
-    LeakCheckedFixture::setUp();
-    channel_ = createChannel();
-  }
-
-  void tearDown() override {
-    channel_.reset();
-    LeakCheckedFixture::tearDown();
-  }
 
   void testCancelledReadCompletesOnceAndSocketStaysUsable() {
     ConnectedPair pair = connectPair();
@@ -339,14 +331,7 @@ class EventCancelTest : public evchan::test::LeakCheckedFixture {
   }
 
  private:
-  std::unique_ptr<EventChannel> createChannel() {
-    EventChannel::Options options;
-    options.backend = B;
-    options.initialThreads = 1;
-    return evchan::test::createOnBackendOrSkip(options);
-  }
-
-  std::unique_ptr<EventChannel> channel_;
+  std::unique_ptr<EventChannel> createChannel() { return evchan::test::createOnBackendOrSkip(B, 1); }
 };
 
 CPPUNIT_TEST_SUITE_REGISTRATION(EventCancelTest<Backend::Epoll>);

@@ -1516,10 +1516,7 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
 
  private:
   std::unique_ptr<EventChannel> createChannel(int initialThreads = 0) {
-    EventChannel::Options options;
-    options.backend = B;
-    options.initialThreads = initialThreads;
-    return evchan::test::createOnBackendOrSkip(options);
+    return evchan::test::createOnBackendOrSkip(B, initialThreads);
   }
 
   /// One round of testRepostFromCallbackRacesClose on a fresh channel.

@@ -46,15 +46,9 @@ namespace {
 
 using Access = DescriptorEventAccess;
 
-int descriptorOf(apr_socket_t* socket) noexcept {
-  apr_os_sock_t fd = -1;
-  apr_os_sock_get(&fd, socket);
-  return fd;
-}
-
 AttemptResult receiveNow(DescriptorReceiveEvent& event, Watch& watch) noexcept {
   std::size_t bytes = 0, received = 0;
-  const std::error_code ec = receiveDescriptorsOnce(descriptorOf(watch.socket), event.data(), event.size(),
+  const std::error_code ec = receiveDescriptorsOnce(watch.fd, event.data(), event.size(),
                                                     event.descriptors(), event.capacity(), bytes, received);
   if (ec == std::errc::resource_unavailable_try_again) return AttemptResult{false, true, {}};
   Access::transferred(event) = bytes;
@@ -64,7 +58,7 @@ AttemptResult receiveNow(DescriptorReceiveEvent& event, Watch& watch) noexcept {
 
 AttemptResult sendNow(DescriptorSendEvent& event, Watch& watch) noexcept {
   std::size_t sent = 0;
-  const std::error_code ec = sendDescriptorsOnce(descriptorOf(watch.socket), event.data(), event.size(),
+  const std::error_code ec = sendDescriptorsOnce(watch.fd, event.data(), event.size(),
                                                  event.descriptors(), event.descriptorCount(), sent);
   if (ec == std::errc::resource_unavailable_try_again) return AttemptResult{false, true, {}};
   Access::transferred(event) = sent;

@@ -97,6 +97,14 @@ inline std::unique_ptr<EventChannel> createOnBackendOrSkip(const EventChannel::O
   return channel;
 }
 
+/// The same for a channel on `backend` with `initialThreads` workers.
+inline std::unique_ptr<EventChannel> createOnBackendOrSkip(Backend backend, int initialThreads) {
+  EventChannel::Options options;
+  options.backend = backend;
+  options.initialThreads = initialThreads;
+  return createOnBackendOrSkip(options);
+}
+
 /// A channel with `initialThreads` workers.
 inline std::unique_ptr<EventChannel> makeChannel(int initialThreads) {
   EventChannel::Options options;

@@ -5,15 +5,6 @@
 
 namespace evchan::detail {
 
-const char* contextKindName(ContextKind kind) noexcept {
-  switch (kind) {
-    case ContextKind::BoostContext: return "boost";
-    case ContextKind::Ucontext: return "ucontext";
-    case ContextKind::Win32Fiber: break;
-  }
-  return "win32-fiber";
-}
-
 ContextKind defaultContextKind() noexcept {
 #ifdef EVCHAN_DEFAULT_CONTEXT_UCONTEXT
   return ContextKind::Ucontext;

@@ -85,15 +85,6 @@ void WINAPI destroyThreadContext(void* context) { delete static_cast<FiberContex
 
 }  // namespace
 
-const char* contextKindName(ContextKind kind) noexcept {
-  switch (kind) {
-    case ContextKind::BoostContext: return "boost";
-    case ContextKind::Ucontext: return "ucontext";
-    case ContextKind::Win32Fiber: break;
-  }
-  return "win32-fiber";
-}
-
 ContextKind defaultContextKind() noexcept { return ContextKind::Win32Fiber; }
 
 std::unique_ptr<FiberContext> makeThreadContext(ContextKind /*kind*/) {
