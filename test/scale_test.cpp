@@ -108,15 +108,16 @@ bool receiveMessage(int fd, Message& m, int seconds) {
 /// The child: connects `connections` sockets to the port the parent sends,
 /// reports how many, waits for 'G', sends one 8-byte word per connection,
 /// checks every echo, reports how many matched, and closes them on 'Q'.
-int clientMain(int fromParent, int toParent, long connections) {
+/// System calls only, never malloc (`sockets` has room for every socket
+/// already): a lock another thread of the parent held at the fork stays
+/// held in the child.
+int clientMain(int fromParent, int toParent, long connections, std::vector<int>& sockets) {
   Message m{};
   if (!receiveMessage(fromParent, m, kChildPatienceSeconds) || m.tag != 'P') return 10;
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(static_cast<std::uint16_t>(m.value));
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::vector<int> sockets;
-  sockets.reserve(static_cast<std::size_t>(connections));
   for (long i = 0; i < connections; ++i) {
     const int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) break;
@@ -169,11 +170,13 @@ class ClientProcess {
       close(down[1]);
       CPPUNIT_FAIL("pipe");
     }
+    std::vector<int> sockets;
+    sockets.reserve(static_cast<std::size_t>(connections));
     pid_ = fork();
     if (pid_ == 0) {
       close(down[1]);
       close(up[0]);
-      _exit(clientMain(down[0], up[1], connections));
+      _exit(clientMain(down[0], up[1], connections, sockets));
     }
     close(down[0]);
     close(up[1]);
