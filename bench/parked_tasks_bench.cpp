@@ -8,7 +8,7 @@
 // (this_task::sleepFor), measures VmRSS before and once all are parked,
 // then shuts the channel down, which cancels the timers and wakes every
 // task, and joins them all.  Reports the resident memory per parked task
-// (target: under 8 KiB), its split between the heap (malloc) and the rest
+// (target: at most 4.5 KiB), its split between the heap (malloc) and the rest
 // (stack pages, page-granular), the spawn and park rates, the time to
 // release and join (each also per task, beside its target: 2 us), and how
 // many stacks got a guard page: the guard budget
@@ -53,7 +53,8 @@ using scale_bench::waitUntil;
 using scale_bench::secondsSince;
 using evchan::detail::StackPool;
 
-constexpr double kTargetKiB = 8.0;
+// Issue 17's memory target: at most 4.5 KiB resident per parked task.
+constexpr double kTargetKiB = 4.5;
 // Issue 17's targets: 100,000 tasks spawned (stacks included) and released
 // in 0.2 s each.
 constexpr double kSpawnTargetMicros = 2.0;
@@ -284,8 +285,8 @@ int main(int argc, char** argv) {
 
   const bool ended = woken.load() == spawned && early.load() == spawned && notDone == 0 && joinFailures == 0;
   if (spawned != tasks) std::printf("  NOTE: measured %ld tasks, not the %ld asked for\n", spawned, tasks);
-  std::printf("resident memory per parked task: %.2f KiB (target < %.0f KiB): %s\n", perTaskKiB, kTargetKiB,
-              perTaskKiB < kTargetKiB ? "met" : "missed");
+  std::printf("resident memory per parked task: %.2f KiB (target <= %.1f KiB): %s\n", perTaskKiB, kTargetKiB,
+              perTaskKiB <= kTargetKiB ? "met" : "missed");
   const double spawnMicros = spawned > 0 ? spawnSeconds * 1e6 / spawned : 0;
   const double releaseMicros = spawned > 0 ? releaseSeconds * 1e6 / spawned : 0;
   std::printf("spawn time per task: %.2f us (target <= %.0f us): %s\n", spawnMicros, kSpawnTargetMicros,
