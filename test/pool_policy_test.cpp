@@ -332,11 +332,17 @@ class PoolPolicyTest : public evchan::test::LeakCheckedFixture {
                 static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(computed).count()),
                 describe(s).c_str());
     CPPUNIT_ASSERT_EQUAL(1, queuedRan.load());
+    CPPUNIT_ASSERT_MESSAGE(describe(s), s.runnablePastGrace >= 1);
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(describe(s), 0, s.blocked);
+#if !defined(EVCHAN_TEST_TSAN)
+    // Not under ThreadSanitizer, for the reason testNoisyNeighbourDoesNotGrowThePool
+    // gives: there the computing worker (which calls poolStats() every
+    // millisecond) may really sleep on a runtime lock a preempted thread
+    // holds, and a spare thread for a sleeping worker is the rule.
     CPPUNIT_ASSERT_EQUAL_MESSAGE("the queued task ran beside the computation: a spare thread started; " + describe(s),
                                  0, queuedRanDuringComputation.load());
-    CPPUNIT_ASSERT_MESSAGE(describe(s), s.runnablePastGrace >= 1);
     CPPUNIT_ASSERT_MESSAGE(describe(s), s.started == 1 && s.peak == 1 && s.startedForPresumedStuck == 0);
-    CPPUNIT_ASSERT_EQUAL_MESSAGE(describe(s), 0, s.blocked);
+#endif
   }
 
   // (3) The other side on the same busy CPU: the one worker stuck in a

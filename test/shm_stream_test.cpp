@@ -1148,13 +1148,24 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
         ++ticks;
       }
     });
+    std::atomic<int> ticksAtRead{-1};
+    int ticksWhileWaiting = 0;
     TaskHandle reader = channel->spawn([&] {
       char ignored;
+      // Nothing else runs on the one worker until the read suspends.
+      ticksAtRead = ticks.load();
       pair.server.readSome(&ignored, 1, first);
+      ticksWhileWaiting = ticks.load() - ticksAtRead.load();
       firstDone = true;
       pair.server.readSome(&byte, 1, second);
     });
-    std::this_thread::sleep_for(30ms);
+    // Cancelled once the ticker has ticked more than 5 times since the read
+    // began, not after a fixed time: under load the reader may start late.
+    const bool ticked = evchan::test::eventually([&] {
+      const int atRead = ticksAtRead.load();
+      return atRead >= 0 && ticks.load() > atRead + 5;
+    });
+    CPPUNIT_ASSERT_MESSAGE("the ticker stopped while the task waited in readSome", ticked);
     CPPUNIT_ASSERT(cancelUntil(firstDone, [&] { pair.server.cancel(); }));
     pair.client.writeAll("t", 1);
     joinWithin(reader);
@@ -1162,7 +1173,8 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
     ASSERT_ERROR(std::errc::operation_canceled, first);
     ASSERT_NO_ERROR(second);
     CPPUNIT_ASSERT_EQUAL('t', byte);
-    CPPUNIT_ASSERT(ticks.load() > 5);  // the worker ran the ticker while the reader waited
+    // The worker ran the ticker while the reader waited.
+    CPPUNIT_ASSERT_MESSAGE("the ticker ran " + std::to_string(ticksWhileWaiting) + " times", ticksWhileWaiting > 5);
   }
 
   void testCancelWithoutWaiterIsHarmless() {

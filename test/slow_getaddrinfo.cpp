@@ -3,7 +3,9 @@
 // test/slow_lookup_child by slow_lookup_test: every name lookup of that
 // process is then slow, so that a lookup blocking a worker shows.  It
 // counts its calls (evchan_slow_lookup_calls), which also tells the child
-// that the preload is in effect, then calls the real getaddrinfo.
+// that the preload is in effect, then calls the real getaddrinfo.  While
+// the child holds them (evchan_slow_lookup_hold), lookups stay inside
+// past their 200 ms until it lets them go.
 #include <dlfcn.h>
 #include <netdb.h>
 #include <time.h>
@@ -14,6 +16,7 @@
 extern "C" {
 __attribute__((visibility("default"))) int evchan_slow_lookup_calls(void);
 __attribute__((visibility("default"))) int evchan_slow_lookup_most_at_once(void);
+__attribute__((visibility("default"))) void evchan_slow_lookup_hold(int held);
 }
 
 namespace {
@@ -21,6 +24,7 @@ namespace {
 std::atomic<int> calls{0};
 std::atomic<int> inside{0};
 std::atomic<int> mostAtOnce{0};
+std::atomic<bool> holding{false};
 
 using GetAddrInfo = int (*)(const char*, const char*, const struct addrinfo*, struct addrinfo**);
 
@@ -30,6 +34,7 @@ extern "C" {
 
 int evchan_slow_lookup_calls(void) { return calls.load(); }
 int evchan_slow_lookup_most_at_once(void) { return mostAtOnce.load(); }
+void evchan_slow_lookup_hold(int held) { holding.store(held != 0); }
 
 __attribute__((visibility("default"))) int getaddrinfo(const char* node, const char* service,
                                                        const struct addrinfo* hints, struct addrinfo** result) {
@@ -40,6 +45,10 @@ __attribute__((visibility("default"))) int getaddrinfo(const char* node, const c
   }
   struct timespec delay = {0, 200 * 1000 * 1000};
   while (nanosleep(&delay, &delay) != 0 && errno == EINTR) {
+  }
+  while (holding.load()) {
+    struct timespec tick = {0, 1000 * 1000};
+    nanosleep(&tick, nullptr);
   }
   inside.fetch_sub(1);
   return real != nullptr ? real(node, service, hints, result) : EAI_SYSTEM;

@@ -227,14 +227,18 @@ int cancel() {
 
   // Lookups cancelled while their threads are stuck in them (as many as
   // the resolver runs at once) must not hold up the next one: it starts
-  // while they are still inside getaddrinfo.  (Before, it waited for one
-  // of them to come back: 4 at most at once.)
+  // while they are still inside getaddrinfo, where the preload holds them
+  // until the next one has started.  (Before, it waited for one of them to
+  // come back: 4 at most at once.)
   using MostAtOnce = int (*)();
+  using Hold = void (*)(int);
   const auto mostAtOnce = reinterpret_cast<MostAtOnce>(dlsym(RTLD_DEFAULT, "evchan_slow_lookup_most_at_once"));
-  check(mostAtOnce != nullptr, "the preload has no evchan_slow_lookup_most_at_once");
+  const auto hold = reinterpret_cast<Hold>(dlsym(RTLD_DEFAULT, "evchan_slow_lookup_hold"));
+  check(mostAtOnce != nullptr && hold != nullptr, "the preload has no evchan_slow_lookup_most_at_once/hold");
   channel = evchan::EventChannel::create();
   std::vector<std::unique_ptr<evchan::ResolveEvent>> stuck;
   const int before = slowLookupCalls();
+  hold(1);
   for (int i = 0; i < 4; ++i) {
     stuck.push_back(std::make_unique<evchan::ResolveEvent>(Endpoint("localhost", 80)));
     channel->post(*stuck.back());
@@ -244,6 +248,13 @@ int cancel() {
   for (int i = 0; i < 4; ++i) check(channel->getEvent(std::chrono::seconds(5)) != nullptr, "a cancelled lookup did not come back");
   evchan::ResolveEvent next(Endpoint("localhost", 80));
   channel->post(next);
+  const auto patience = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (slowLookupCalls() < before + 5 && std::chrono::steady_clock::now() < patience) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const bool nextStarted = slowLookupCalls() >= before + 5;
+  hold(0);
+  check(nextStarted, "the next lookup waited for a cancelled one's thread (it did not start in 10 s)");
   check(channel->getEvent(std::chrono::seconds(5)) == &next, "the next lookup did not come back");
   check(!next.error(), "the next lookup failed: " + next.error().message());
   std::printf("most_at_once=%d\n", mostAtOnce());

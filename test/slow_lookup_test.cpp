@@ -174,16 +174,16 @@ class SlowLookupTest : public CppUnit::TestFixture {
   // One worker, no spare thread: a task that calls getaddrinfo itself
   // stops the ticker for the whole lookup, while resolve(),
   // connect(Endpoint) and listen(Endpoint) let it tick on.  The ticks a 200 ms lookup leaves
-  // room for are ~180 on an idle machine; a loaded one loses timer
-  // wake-ups, so the bound is a quarter of the lookup's milliseconds, far
-  // above the 0 or 1 of a blocked worker.
+  // room for are ~180 on an idle machine; a loaded one (or a sanitizer)
+  // loses many timer wake-ups, so the bound is 10 ticks, far above the 0
+  // or 1 of a blocked worker.
   void aLookupInATaskLeavesTheWorkerFree() {
     const ChildResult result = runPassing("ticker");
     for (const char* call : {"resolve", "connect", "listen"}) {
       const long took = result.value(std::string(call) + "_ms");
       const long ticks = result.value(std::string(call) + "_ticks");
       CPPUNIT_ASSERT_MESSAGE(std::string(call) + " was not slow: " + result.describe(), took >= 190);
-      CPPUNIT_ASSERT_MESSAGE(std::string(call) + " stalled the ticker: " + result.describe(), ticks >= took / 4);
+      CPPUNIT_ASSERT_MESSAGE(std::string(call) + " stalled the ticker: " + result.describe(), ticks >= 10);
     }
     CPPUNIT_ASSERT_MESSAGE("a lookup on the worker did not stall the ticker: " + result.describe(),
                            result.value("blocking_ticks") <= 1);
