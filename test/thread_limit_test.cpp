@@ -45,11 +45,11 @@ int threadsInProcess() {
   return -1;
 }
 
-// Waits (up to 5 s) for this process to have at most `count` threads and
-// returns how many it has: a joined thread leaves the count a little after
-// pthread_join() returns, once the kernel has reaped it.
-int threadsOnceAtMost(int count) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+// Waits (up to `patience`) for this process to have at most `count`
+// threads and returns how many it has: a joined thread leaves the count a
+// little after pthread_join() returns, once the kernel has reaped it.
+int threadsOnceAtMost(int count, std::chrono::milliseconds patience = std::chrono::seconds(5)) {
+  const auto deadline = std::chrono::steady_clock::now() + patience;
   int threads = threadsInProcess();
   while (threads > count && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -72,9 +72,12 @@ int threadsOnceAtMost(int count) {
 [[noreturn]] void createWithTooFewThreads() {
   // A sanitizer's runtime may start a thread of its own with the first
   // thread: count from after one.
+  // (Then the count stays above `initial` for good: no long wait.  Should
+  // the joined thread outlast the short one, threadsBefore counts it, and
+  // the checks below, which ask for no more than that, still hold.)
   const int initial = threadsInProcess();
   std::thread([] {}).join();
-  const int threadsBefore = threadsOnceAtMost(initial);
+  const int threadsBefore = threadsOnceAtMost(initial, std::chrono::milliseconds(200));
   if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) childFails("cannot drop root", 77);
   const rlimit few{8, 8};
   if (setrlimit(RLIMIT_NPROC, &few) != 0) childFails("setrlimit(RLIMIT_NPROC)", 77);
