@@ -24,6 +24,7 @@
 #include "support/diagnostics.h"
 #include "support/default_sigpipe.h"
 #include "support/host_behaviour.h"
+#include "support/host_socket.h"
 #include "support/leak_checked_fixture.h"
 #include "support/waiting.h"
 #include "support/loopback.h"
@@ -514,18 +515,16 @@ class TaskSocketTest : public evchan::test::LeakCheckedFixture {
           CPPUNIT_ASSERT(!none.isOpen());
           CPPUNIT_ASSERT_MESSAGE(whereText(where) + elapsedText(elapsed), elapsed < generous(100ms));
 
-          // Data that has arrived is read, even with a zero timeout: read
-          // with a zero timeout until the byte is there (each try that
-          // comes too early times out at once).  The wait holds the thread
-          // on purpose (in a task too): nothing else looks at the socket.
+          // Data that has arrived is read, even with a zero timeout.  The
+          // wait until the OS has it holds the thread on purpose (in a task
+          // too): nothing else looks at the socket.
           pair.server.writeAll("z", 1);
-          const bool read = evchan::test::eventually([&] {
-            n = pair.client.readSome(buffer, sizeof buffer, ec);
-            return ec != std::errc::timed_out;
-          });
+          const evchan::test::UnreadBytes unread(pair.client);
+          CPPUNIT_ASSERT(evchan::test::eventually([&] { return unread.count() == 1; }));
+          n = pair.client.readSome(buffer, sizeof buffer, ec);
           CPPUNIT_ASSERT_MESSAGE(whereText(where) + "a received byte was not read with a zero timeout: " +
                                      describe(ec),
-                                 read && !ec);
+                                 !ec);
           CPPUNIT_ASSERT_EQUAL(std::size_t{1}, n);
           CPPUNIT_ASSERT_EQUAL('z', buffer[0]);
 

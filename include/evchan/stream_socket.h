@@ -109,8 +109,9 @@ class SocketStateSlot {
 /// close, is refused with Errc::not_open; none is lost or left pending.
 /// On io_uring an operation the kernel finished before the close took
 /// effect completes with its result instead (its bytes, its descriptors),
-/// as EventChannel::cancel() says.  cancel() ends the blocking calls only, not events the application
-/// posted itself (EventChannel::cancel() does that).
+/// as EventChannel::cancel() says.  cancel() ends the blocking calls only,
+/// not events the application posted itself (EventChannel::cancel() does
+/// that).
 class EVCHAN_API StreamSocket : public Stream {
  public:
   /// Closes the socket if open (must not race with other calls on it).
