@@ -233,8 +233,8 @@ int main(int argc, char** argv) {
   std::printf("  spawned %ld in %.2f s (%.0f spawns/s); all parked after %.2f s%s\n", spawned, spawnSeconds,
               spawned / spawnSeconds, parkSeconds, allParked ? "" : " (NOT ALL PARKED within 120 s)");
   std::printf("  VmRSS %ld KiB before, %ld KiB parked: +%ld KiB\n", rssBefore, rssParked, rssParked - rssBefore);
-  std::printf("  per parked task: %.2f KiB resident = %.0f bytes heap (TaskState, fiber, std::function, timer entry)"
-              " + %.2f KiB stack pages and other\n",
+  std::printf("  per parked task: %.2f KiB resident = %.0f bytes heap (TaskState, the handles' count, the function,"
+              " the timer's entry) + %.2f KiB stack pages and other\n",
               perTaskKiB, heapPerTask, perTaskKiB - heapPerTask / 1024.0);
   std::printf("  guarded stacks %zu, canaried %ld\n", guarded,
               spawned - static_cast<long>(guarded));

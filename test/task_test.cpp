@@ -183,6 +183,7 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testExceptionIsRethrownByEveryJoin);
   CPPUNIT_TEST(testJoinInsideATaskSuspendsTheJoiner);
   CPPUNIT_TEST(testJoinInsideATaskRacingWithTheEnd);
+  CPPUNIT_TEST(testJoinFromSeveralThreadsAtOnce);
   CPPUNIT_TEST(testJoinSelfIsADeadlockError);
   CPPUNIT_TEST(testJoinAcrossChannelsResumesOnTheJoinersChannel);
   CPPUNIT_TEST(testJoinEmptyHandleIsInvalidArgument);
@@ -366,6 +367,34 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_MESSAGE("joined " + std::to_string(joined.load()) + " of " + std::to_string(kPairs),
                            eventually([&] { return joined.load() == kPairs; }));
     for (TaskHandle& joiner : joiners) joinWithin(joiner);
+  }
+
+  // Several plain threads joining one task at once: in even rounds they
+  // wait until it ends, in odd ones its end races with their joins.  Each
+  // waits on a condition variable of its own; every one must be woken,
+  // and none before the end (a missed one hangs the case).
+  void testJoinFromSeveralThreadsAtOnce() {
+    constexpr int kRounds = 200;
+    constexpr int kThreads = 3;
+    std::unique_ptr<EventChannel> channel = makeChannel(2);
+    for (int round = 0; round < kRounds; ++round) {
+      std::atomic<bool> release{false};
+      TaskHandle task = channel->spawn([&release, round] {
+        while (round % 2 == 0 && !release.load()) this_task::sleepFor(1ms);
+      });
+      std::atomic<int> sawItDone{0};
+      std::vector<std::thread> joiners;
+      for (int t = 0; t < kThreads; ++t) {
+        joiners.emplace_back([task, &sawItDone]() mutable {
+          task.join();
+          if (task.done()) ++sawItDone;
+        });
+      }
+      if (round % 2 == 0) std::this_thread::sleep_for(2ms);  // most joiners are waiting by now
+      release = true;
+      for (std::thread& joiner : joiners) joiner.join();
+      CPPUNIT_ASSERT_EQUAL_MESSAGE("round " + std::to_string(round), kThreads, sawItDone.load());
+    }
   }
 
   void testJoinSelfIsADeadlockError() {

@@ -50,7 +50,8 @@ namespace evchan::detail {
 ///   resolver_'s lock > mutex_, and > the ReadyQueue's mutex (resolver_threads.h)
 ///   a socket's WaitCancellation mutex > cancel()'s locks (src/apr/wait_cancellation.h:
 ///     cancelling a task's wait cancels its event under it)
-///   a TaskState's cancelMutex_ > cancel()'s locks (TaskHandle::cancel())
+///   a TaskState's mutex_ > cancel()'s locks (TaskHandle::cancel(); a task's end cancels
+///     its joiners' timers)
 /// where cancel()'s locks are watches_.mutex() > Watch::mutex for a socket
 /// event, mutex_ for a timer, resolver_'s lock for a ResolveEvent.
 /// mutex_ and the ReadyQueue's mutex are never held together.  The

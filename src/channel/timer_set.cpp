@@ -15,7 +15,10 @@ void TimerSet::addLocked(TimerEvent& event, Deadline deadline) {
     return;
   }
   EventAccess::sequence(event) = sequence_++;
-  timers_.insert(Entry{deadline, EventAccess::sequence(event), &event});
+  // Most timers come due after every pending one (the same timeout from a
+  // later now): hinted at the end, such an insert takes constant time
+  // instead of a walk down the tree, a cache miss a level with many timers.
+  timers_.emplace_hint(timers_.end(), Entry{deadline, EventAccess::sequence(event), &event});
 }
 
 bool TimerSet::cancelLocked(TimerEvent& event) {

@@ -19,7 +19,7 @@ struct ChannelFront {
   ChannelFront(std::shared_ptr<ChannelCore> channelCore, EventChannel* owner, UnhandledExceptionHandler handler)
       : core(std::move(channelCore)), channel(owner), onUnhandledException(std::move(handler)) {}
 
-  std::shared_ptr<ChannelCore> core;
+  const std::shared_ptr<ChannelCore> core;
   /// The EventChannel object; null once its destructor has shut it down.
   std::atomic<EventChannel*> channel;
   /// EventChannelOptions::onUnhandledException; empty for the default.

@@ -74,12 +74,12 @@ TaskState* TaskState::current() noexcept { return currentTaskSlot(); }
 TaskState::TaskState(Private, std::shared_ptr<ChannelFront> front, std::unique_ptr<TaskFunction> function)
     : id_(nextTaskId.fetch_add(1, std::memory_order_relaxed)),
       front_(std::move(front)),
-      core_(front_->core),
-      function_(std::move(function)),
-      resume_(*this) {}
+      core_(front_->core.get()),
+      function_(std::move(function)) {}
 
 TaskState::~TaskState() {
-  fiber_.reset();
+  // A task that never ran to its end (its spawn failed half-way).
+  if (top_ != nullptr) TaskStackTop::destroy(top_);
   if (pool_ != nullptr) pool_->releaseOnThread(stack_);
 }
 
@@ -96,8 +96,8 @@ std::shared_ptr<TaskState> TaskState::spawn(std::shared_ptr<ChannelFront> front,
   auto task = std::make_shared<TaskState>(Private{}, std::move(front), std::move(function));
   task->pool_ = &stackPoolFor(stackSize);
   if ((ec = task->pool_->acquireOnThread(task->stack_))) return nullptr;
-  task->fiber_ = makeFiberContext(defaultContextKind(), task->stack_.usable, &TaskState::entry, task.get());
-  if (!task->fiber_) {
+  task->top_ = TaskStackTop::make(*task, task->stack_.usable, &TaskState::entry, task.get());
+  if (task->top_ == nullptr) {
     ec = std::make_error_code(std::errc::not_enough_memory);
     return nullptr;
   }
@@ -115,7 +115,7 @@ std::shared_ptr<TaskState> TaskState::spawn(std::shared_ptr<ChannelFront> front,
   return task;
 }
 
-void TaskState::schedule() noexcept { core_->schedule(resume_); }
+void TaskState::schedule() noexcept { core_->schedule(top_->resume()); }
 
 void TaskState::entry(void* argument) {
   auto* task = static_cast<TaskState*>(argument);
@@ -128,7 +128,7 @@ void TaskState::entry(void* argument) {
   }
   task->destroyLocals();
   task->state_.store(kDone, std::memory_order_release);
-  task->fiber_->exitTo(*task->worker_);
+  task->top_->fiber().exitTo(*task->worker_);
 }
 
 void TaskState::runOnWorker() noexcept {
@@ -137,7 +137,7 @@ void TaskState::runOnWorker() noexcept {
   currentTaskSlot() = this;
   setRunningStack(&stack_, id_);
   state_.store(kRunning, std::memory_order_relaxed);
-  worker.switchTo(*fiber_);
+  worker.switchTo(top_->fiber());
   // Back on the worker's own stack.
   setRunningStack(nullptr, 0);
   currentTaskSlot() = nullptr;
@@ -154,7 +154,7 @@ void TaskState::runOnWorker() noexcept {
   if (std::exchange(yielding_, false)) {
     // Nobody else wakes a yielding task: straight back, behind the others.
     state_.store(kReady, std::memory_order_relaxed);
-    core_->scheduleShared(resume_);
+    core_->scheduleShared(top_->resume());
     return;
   }
   if (afterSwitch_ != nullptr) {
@@ -173,7 +173,7 @@ void TaskState::suspend(void (*afterSwitch)(void*), void* argument) noexcept {
   afterSwitch_ = afterSwitch;
   afterSwitchArgument_ = argument;
   state_.store(kSuspending, std::memory_order_release);
-  fiber_->switchTo(*worker_);
+  top_->fiber().switchTo(*worker_);
   // Resumed, perhaps on another worker: runOnWorker() set worker_ again.
 }
 
@@ -199,13 +199,12 @@ void TaskState::wake() noexcept {
 }
 
 void TaskState::finish() noexcept {
-  fiber_.reset();
+  TaskStackTop::destroy(std::exchange(top_, nullptr));
   pool_->releaseOnThread(stack_);
   pool_ = nullptr;
-  bool threadJoining = false;
   bool report = false;
   {
-    std::lock_guard<std::mutex> lock(joinMutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     done_.store(true, std::memory_order_release);
     // Under the lock: a joiner leaves join() (and its TaskJoiner) only
     // after taking it, so each is still there when its timer is cancelled.
@@ -215,10 +214,15 @@ void TaskState::finish() noexcept {
       joiner->core.cancel(joiner->timer);  // not yet posted: join() cancels it once it is
       joiner = next;
     }
-    threadJoining = threadJoining_;
+    // Notified under the lock: each leaves join() only after taking it.
+    for (ThreadJoiner* joiner = std::exchange(threadJoiners_, nullptr); joiner != nullptr;) {
+      ThreadJoiner* next = joiner->next;
+      joiner->done = true;
+      joiner->finished.notify_one();
+      joiner = next;
+    }
     report = handlesGone_ && takeUnreportedException();
   }
-  if (threadJoining) finished_.notify_all();
   if (report) reportUnhandledException(*front_, id_, exception_);
   std::shared_ptr<TaskState> last = std::move(self_);  // may free this task on return
 }
@@ -236,15 +240,20 @@ void TaskState::join() {
     }
   } else {
     ChannelCore::enterBlocking();
-    std::unique_lock<std::mutex> lock(joinMutex_);
-    threadJoining_ = true;
-    finished_.wait(lock, [&] { return done_.load(std::memory_order_relaxed); });
-    lock.unlock();
+    {
+      ThreadJoiner joiner;
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (!done_.load(std::memory_order_relaxed)) {
+        joiner.next = threadJoiners_;
+        threadJoiners_ = &joiner;
+        joiner.finished.wait(lock, [&] { return joiner.done; });
+      }
+    }
     ChannelCore::leaveBlocking();
   }
   if (exception_) {
     {
-      std::lock_guard<std::mutex> lock(joinMutex_);
+      std::lock_guard<std::mutex> lock(mutex_);
       exceptionObserved_ = true;
     }
     std::rethrow_exception(exception_);
@@ -254,24 +263,24 @@ void TaskState::join() {
 bool TaskState::cancel() noexcept {
   if (done()) return false;
   cancelRequested_.store(true);
-  std::lock_guard<std::mutex> lock(cancelMutex_);
+  std::lock_guard<std::mutex> lock(mutex_);
   if (currentWait_ != nullptr) core_->cancel(*currentWait_);
   return true;
 }
 
 void TaskState::setCurrentWait(Event* event) noexcept {
-  std::lock_guard<std::mutex> lock(cancelMutex_);
+  std::lock_guard<std::mutex> lock(mutex_);
   currentWait_ = event;
 }
 
 void TaskState::lastHandleGone() noexcept {
   // Ended without an exception (the usual case, a joined task): nothing to
   // report and nobody left to tell.  exception_ was set before done_ was
-  // published (release, under joinMutex_).
+  // published (release, under mutex_).
   if (done_.load(std::memory_order_acquire) && !exception_) return;
   bool report = false;
   {
-    std::lock_guard<std::mutex> lock(joinMutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     handlesGone_ = true;
     report = done_.load(std::memory_order_relaxed) && takeUnreportedException();
   }
@@ -283,7 +292,7 @@ void leaveRunningTaskExceptionReportToGroup() noexcept {
 }
 
 void TaskState::leaveExceptionReportToGroup() noexcept {
-  std::lock_guard<std::mutex> lock(joinMutex_);
+  std::lock_guard<std::mutex> lock(mutex_);
   exceptionReported_ = true;
 }
 
@@ -296,7 +305,7 @@ bool TaskState::takeUnreportedException() noexcept {
 std::error_code TaskState::joinInTask(TaskState& caller) {
   TaskJoiner joiner(caller.core());
   {
-    std::lock_guard<std::mutex> lock(joinMutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     if (done_.load(std::memory_order_relaxed)) return {};
     joiner.next = joiners_;
     joiners_ = &joiner;
@@ -309,11 +318,11 @@ std::error_code TaskState::joinInTask(TaskState& caller) {
   try {
     awaitInTask(joiner.timer, kInfiniteTimeout, ended, &joiner.finished);
   } catch (...) {
-    std::lock_guard<std::mutex> lock(joinMutex_);  // no memory for the wait: it never started
+    std::lock_guard<std::mutex> lock(mutex_);  // no memory for the wait: it never started
     unlinkJoiner(joiner);
     throw;
   }
-  std::lock_guard<std::mutex> lock(joinMutex_);
+  std::lock_guard<std::mutex> lock(mutex_);
   if (joiner.finished.load()) return {};
   unlinkJoiner(joiner);  // cancelled: off the list before the TaskJoiner goes
   return std::make_error_code(ended == std::errc::timed_out ? std::errc::timed_out : std::errc::operation_canceled);
@@ -329,21 +338,25 @@ void TaskState::unlinkJoiner(TaskJoiner& joiner) noexcept {
 }
 
 void* TaskState::localSlot(std::uint64_t key, void* (*make)(), void (*destroy)(void*)) {
-  for (auto& local : locals_) {
+  if (!locals_) locals_ = std::make_unique<Locals>();
+  for (auto& local : *locals_) {
     if (local.first == key) return local.second.first;
   }
+  locals_->reserve(locals_->size() + 1);  // before make(): nothing to leak if it throws
   void* value = make();
-  locals_.push_back({key, {value, destroy}});
+  locals_->push_back({key, {value, destroy}});
   return value;
 }
 
 void TaskState::destroyLocals() noexcept {
+  if (!locals_) return;
   // Newest first, like automatic variables; a destructor may create more.
-  while (!locals_.empty()) {
-    auto local = locals_.back();
-    locals_.pop_back();
+  while (!locals_->empty()) {
+    auto local = locals_->back();
+    locals_->pop_back();
     local.second.second(local.second.first);
   }
+  locals_.reset();
 }
 
 }  // namespace evchan::detail

@@ -20,6 +20,7 @@
 #include "poller/deadline.h"
 #include "poller/event_access.h"
 #include "task/context/fiber_context.h"
+#include "task/task_stack_top.h"
 #include "posix/stack_pool.h"
 
 namespace evchan::detail {
@@ -27,16 +28,6 @@ namespace evchan::detail {
 class ChannelCore;
 struct ChannelFront;
 class TaskState;
-
-/// How a task travels through the channel's run queue.
-class TaskResumeEvent final : public RunnableEvent {
- public:
-  explicit TaskResumeEvent(TaskState& task) noexcept : task_(task) {}
-  void run() noexcept override;
-
- private:
-  TaskState& task_;
-};
 
 /// A task suspended in join(), on its own stack.  It parks on `timer`,
 /// posted to its own channel: the joined task's end sets `finished` and
@@ -47,15 +38,28 @@ struct TaskJoiner {
   explicit TaskJoiner(ChannelCore& channel) noexcept : core(channel) {}
   ChannelCore& core;
   TimerEvent timer{kInfiniteTimeout};
-  std::atomic<bool> finished{false};  // set under the joined task's joinMutex_
+  std::atomic<bool> finished{false};  // set under the joined task's mutex_
   TaskJoiner* next = nullptr;
+};
+
+/// A plain thread suspended in join(): it waits on a condition variable
+/// of its own, on its stack, so that tasks do not carry one for a kind
+/// of join most of them never see.
+struct ThreadJoiner {
+  std::condition_variable finished;  // notified under the joined task's mutex_
+  bool done = false;
+  ThreadJoiner* next = nullptr;
 };
 
 /// A task.  States: Ready (queued) -> Running -> Suspending (switching out)
 /// -> Suspended -> Ready ..., or Running -> Done.  wake() may come while
 /// the task is still Suspending (its event completed at once): the worker
 /// then puts it straight back in the queue instead of parking it.
-class TaskState : public std::enable_shared_from_this<TaskState> {
+///
+/// A parked task's memory is its stack's top page and this object (see
+/// docs/tasks.md); what it needs only while it has a stack (its run-queue
+/// entry and its fiber context) lives in that page (TaskStackTop).
+class TaskState {
  public:
   /// Starts a task; `handle` receives the one TaskHandle every copy the
   /// user gets derives from (see lastHandleGone()).
@@ -134,51 +138,54 @@ class TaskState : public std::enable_shared_from_this<TaskState> {
   /// caller's wait ended first otherwise (operation_canceled: shutdown or
   /// cancel; timed_out: its deadline).
   std::error_code joinInTask(TaskState& caller);
-  /// Takes `joiner` off joiners_ if it is there; joinMutex_ held.
+  /// Takes `joiner` off joiners_ if it is there; mutex_ held.
   void unlinkJoiner(TaskJoiner& joiner) noexcept;
   /// The TaskHandles' shared count reached zero.
   void lastHandleGone() noexcept;
   /// Whether the task's exception goes to the unhandled-exception handler
-  /// now (it is then marked reported); joinMutex_ held, task done.
+  /// now (it is then marked reported); mutex_ held, task done.
   bool takeUnreportedException() noexcept;
 
   const TaskId id_;
   std::shared_ptr<ChannelFront> front_;
-  std::shared_ptr<ChannelCore> core_;
+  ChannelCore* const core_;  // front_->core, which front_ keeps alive
   std::unique_ptr<TaskFunction> function_;
   StackPool* pool_ = nullptr;
   Stack stack_;
-  std::unique_ptr<FiberContext> fiber_;
+  TaskStackTop* top_ = nullptr;  // the run-queue entry and the fiber, on stack_ until the task ends
   FiberContext* worker_ = nullptr;  // the context to return to, set at each resume
   std::atomic<int> state_{kReady};
-  void (*afterSwitch_)(void*) = nullptr;
-  void* afterSwitchArgument_ = nullptr;
   bool yielding_ = false;  // set by yield(), read by runOnWorker() after the switch
-  std::exception_ptr exception_;
-  TaskResumeEvent resume_;
-  std::shared_ptr<TaskState> self_;  // alive while scheduled or running
 
-  // Nests outside the joiners' channels' locks (finish() cancels their
-  // timers while holding it).
-  mutable std::mutex joinMutex_;
-  std::condition_variable finished_;
-  std::atomic<bool> done_{false};  // set under joinMutex_, read without it
-  bool threadJoining_ = false;   // a plain thread waits on finished_
-  TaskJoiner* joiners_ = nullptr;  // tasks suspended in join()
+  // Under mutex_: the join state.
+  std::atomic<bool> done_{false};   // set under mutex_, read without it
   bool handlesGone_ = false;        // no TaskHandle refers to the task any more
   bool exceptionObserved_ = false;  // a join() rethrew exception_
   bool exceptionReported_ = false;  // exception_ went to the unhandled-exception handler
 
-  std::vector<std::pair<std::uint64_t, std::pair<void*, void (*)(void*)>>> locals_;
-
   // Cancellation.  cancel() sets the flag, then cancels currentWait_ under
-  // cancelMutex_; a wait sets currentWait_ before posting its event and
-  // checks the flag after, so one of the two always catches the other.
+  // mutex_; a wait sets currentWait_ before posting its event and checks
+  // the flag after, so one of the two always catches the other.
   std::atomic<bool> cancelRequested_{false};
-  int shieldDepth_ = 0;
+  int shieldDepth_ = 0;              // task side only
   Deadline deadline_ = kNoDeadline;  // task side only, like shieldDepth_
-  std::mutex cancelMutex_;  // nests outside the channel's lock
   Event* currentWait_ = nullptr;
+
+  void (*afterSwitch_)(void*) = nullptr;
+  void* afterSwitchArgument_ = nullptr;
+  std::exception_ptr exception_;
+  std::shared_ptr<TaskState> self_;  // alive while scheduled or running
+
+  // Guards the join state and currentWait_.  Nests outside every channel's
+  // lock: cancel() cancels the task's wait, finish() its joiners' timers,
+  // while holding it.
+  mutable std::mutex mutex_;
+  TaskJoiner* joiners_ = nullptr;          // tasks suspended in join()
+  ThreadJoiner* threadJoiners_ = nullptr;  // plain threads in join()
+
+  // TaskLocal slots, made by the first one the task uses.
+  using Locals = std::vector<std::pair<std::uint64_t, std::pair<void*, void (*)(void*)>>>;
+  std::unique_ptr<Locals> locals_;
 };
 
 }  // namespace evchan::detail

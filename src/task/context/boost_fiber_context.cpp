@@ -2,6 +2,8 @@
 // FiberContext on Boost.Context's fcontext (make_fcontext/jump_fcontext):
 // construction and the first entry; the switch itself is inline in
 // task/boost_fiber_context.h.
+#include <new>
+
 #include "task/context/fiber_context.h"
 
 namespace evchan::detail {
@@ -24,6 +26,12 @@ std::unique_ptr<FiberContext> makeBoostThreadContext() { return std::make_unique
 std::unique_ptr<FiberContext> makeBoostFiberContext(const StackSpan& stack, FiberEntry entry, void* argument) {
   if (stack.base == nullptr || stack.size < 4096) return nullptr;
   return std::make_unique<BoostFiberContext>(stack, entry, argument);
+}
+
+FiberContext* makeBoostFiberContextOnStack(StackSpan stack, FiberEntry entry, void* argument) noexcept {
+  void* place = carveStackTop(stack, sizeof(BoostFiberContext), alignof(BoostFiberContext), 4096);
+  if (place == nullptr) return nullptr;
+  return new (place) BoostFiberContext(stack, entry, argument);
 }
 
 }  // namespace evchan::detail

@@ -29,4 +29,9 @@ std::unique_ptr<FiberContext> makeFiberContext(ContextKind kind, const StackSpan
                                            : makeUcontextFiberContext(stack, entry, argument);
 }
 
+FiberContext* makeFiberContextOnStack(ContextKind kind, StackSpan stack, FiberEntry entry, void* argument) noexcept {
+  return kind == ContextKind::BoostContext ? makeBoostFiberContextOnStack(stack, entry, argument)
+                                           : makeUcontextFiberContextOnStack(stack, entry, argument);
+}
+
 }  // namespace evchan::detail

@@ -84,14 +84,24 @@ FiberContext& threadContext();
 std::unique_ptr<FiberContext> makeFiberContext(ContextKind kind, const StackSpan& stack, FiberEntry entry,
                                                void* argument);
 
+/// makeFiberContext() without an allocation: the context object is built
+/// at the top of `stack` and the fiber runs below it.  Destroy it with
+/// destroyFiberContextOnStack() before the stack is used again.  Null when
+/// the stack is too small, and where a fiber cannot share its stack (a
+/// Win32 fiber allocates its own: `stack.base` is null there).
+FiberContext* makeFiberContextOnStack(ContextKind kind, StackSpan stack, FiberEntry entry, void* argument) noexcept;
+inline void destroyFiberContextOnStack(FiberContext* context) noexcept { context->~FiberContext(); }
+
 /// The two implementations of the native POSIX layer
 /// (src/task/context/{boost,ucontext}_fiber_context.cpp).  On Windows
 /// makeThreadContext() and makeFiberContext() are defined by
 /// src/task/context/win32_fiber_context.cpp instead.
 std::unique_ptr<FiberContext> makeBoostThreadContext();
 std::unique_ptr<FiberContext> makeBoostFiberContext(const StackSpan& stack, FiberEntry entry, void* argument);
+FiberContext* makeBoostFiberContextOnStack(StackSpan stack, FiberEntry entry, void* argument) noexcept;
 std::unique_ptr<FiberContext> makeUcontextThreadContext();
 std::unique_ptr<FiberContext> makeUcontextFiberContext(const StackSpan& stack, FiberEntry entry, void* argument);
+FiberContext* makeUcontextFiberContextOnStack(StackSpan stack, FiberEntry entry, void* argument) noexcept;
 
 }  // namespace evchan::detail
 

@@ -5,6 +5,7 @@
 #include <ucontext.h>
 
 #include <cstdint>
+#include <new>
 
 #include "task/context/fiber_context.h"
 #include "task/context/switch_annotations.h"
@@ -60,6 +61,15 @@ std::unique_ptr<FiberContext> makeUcontextFiberContext(const StackSpan& stack, F
   auto context = std::make_unique<UcontextFiberContext>(stack, entry, argument);
   if (!context->prepare(stack)) return nullptr;
   return context;
+}
+
+FiberContext* makeUcontextFiberContextOnStack(StackSpan stack, FiberEntry entry, void* argument) noexcept {
+  void* place = carveStackTop(stack, sizeof(UcontextFiberContext), alignof(UcontextFiberContext), 4096);
+  if (place == nullptr) return nullptr;
+  auto* context = new (place) UcontextFiberContext(stack, entry, argument);
+  if (context->prepare(stack)) return context;
+  destroyFiberContextOnStack(context);
+  return nullptr;
 }
 
 }  // namespace evchan::detail

@@ -133,4 +133,10 @@ std::unique_ptr<FiberContext> makeFiberContext(ContextKind /*kind*/, const Stack
   return context;
 }
 
+// CreateFiberEx allocates the fiber's stack: there is no top to build on.
+FiberContext* makeFiberContextOnStack(ContextKind /*kind*/, StackSpan /*stack*/, FiberEntry /*entry*/,
+                                      void* /*argument*/) noexcept {
+  return nullptr;
+}
+
 }  // namespace evchan::detail
