@@ -110,6 +110,44 @@ constexpr const char* kPeerVariable = "EVCHAN_SHM_TEST_PEER";
 constexpr uid_t kOtherUser = 65534;
 constexpr gid_t kOtherGroup = 65534;
 
+// Writes `size` bytes through writeView() and commit(), asking for rooms
+// of varying size (1 byte to 64 KiB) and, in some rounds, committing only
+// half of one (the rest is lent again).
+bool writeAllInPlace(ShmStream& stream, const void* data, std::size_t size, std::error_code& ec) {
+  const auto* bytes = static_cast<const unsigned char*>(data);
+  std::size_t ask = 1;
+  while (size > 0) {
+    const evchan::ShmRoom room = stream.writeView(std::min(size, ask), ec);
+    if (ec) return false;
+    const std::size_t n = room.size > 1 && ask % 3 == 0 ? room.size / 2 : room.size;
+    std::memcpy(room.data, bytes, n);
+    stream.commit(n, ec);
+    if (ec) return false;
+    bytes += n;
+    size -= n;
+    ask = ask * 7 % 65521 + 1;
+  }
+  return true;
+}
+
+// Reads `size` bytes through readView() and consume(), the same way.
+bool readAllInPlace(ShmStream& stream, void* data, std::size_t size, std::error_code& ec) {
+  auto* bytes = static_cast<unsigned char*>(data);
+  std::size_t ask = 5;
+  while (size > 0) {
+    const evchan::ConstBuffer view = stream.readView(std::min(size, ask), ec);
+    if (ec) return false;
+    const std::size_t n = view.size > 1 && ask % 4 == 0 ? view.size / 2 : view.size;
+    std::memcpy(bytes, view.data, n);
+    stream.consume(n, ec);
+    if (ec) return false;
+    bytes += n;
+    size -= n;
+    ask = ask * 11 % 65519 + 1;
+  }
+  return true;
+}
+
 int runPeer(std::string mode, const std::string& name) {
   // "nobody-MODE": MODE as another user (the test runs as root to ask).
   if (mode.compare(0, 7, "nobody-") == 0) {
@@ -147,6 +185,18 @@ int runPeer(std::string mode, const std::string& name) {
     stream.writeAll(&sum, sizeof sum, ec);
     stream.close();
     return ec ? 3 : 0;
+  }
+  if (mode == "send-gib-in-place") {
+    // As send-gib, written in place.
+    std::uint64_t sum = kChecksumSeed;
+    for (std::uint64_t index = 0; index * 8 < kBigTransfer; index += chunk.size()) {
+      fillWords(chunk, index);
+      sum = checksumWords(sum, chunk);
+      if (!writeAllInPlace(stream, chunk.data(), kChunk, ec)) return 3;
+    }
+    if (!writeAllInPlace(stream, &sum, sizeof sum, ec)) return 3;
+    stream.close();
+    return 0;
   }
   if (mode == "sink") {
     while (stream.readSome(chunk.data(), kChunk, ec) > 0) {
@@ -334,7 +384,11 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testReadTimeout);
   CPPUNIT_TEST(testWriteTimeoutWhenRingFull);
   CPPUNIT_TEST(testCloseIsEndOfStreamAndBrokenPipe);
+  CPPUNIT_TEST(testViewsWrapAroundTheRing);
+  CPPUNIT_TEST(testViewsRefuseWhatWasNotLent);
+  CPPUNIT_TEST(testViewsEndAndTimeOutLikeCopies);
   CPPUNIT_TEST(testBigTransferAcrossProcesses);
+  CPPUNIT_TEST(testBigTransferInPlaceAcrossProcesses);
   CPPUNIT_TEST(testEchoAcrossProcesses);
   CPPUNIT_TEST(testWriterKilledMidTransfer);
   CPPUNIT_TEST(testReaderKilledMidTransfer);
@@ -540,6 +594,140 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
     other.server.readExactly(buffer, 5);
   }
 
+  // ---------------------------------------------------------- in place
+  // A 4 KiB ring and 128 KiB through it in views of varying size, partly
+  // consumed and committed: every byte arrives once, in order, across
+  // the ring's end many times; readSome() interleaves with the views.
+  void testViewsWrapAroundTheRing() {
+    ShmListener listener = ShmListener::listen(uniqueName("views"));
+    Pair pair = connectPair(listener, 4096);
+    pair.client.setTimeout(kPatience);
+    pair.server.setTimeout(kPatience);
+    std::vector<std::uint64_t> sent(128 * 1024 / sizeof(std::uint64_t));
+    fillWords(sent, 7);
+    std::thread writer([&] {
+      std::error_code ec;
+      writeAllInPlace(pair.client, sent.data(), sent.size() * 8, ec);
+      if (!ec) pair.client.shutdownWrite(ec);
+      if (ec) std::fprintf(stderr, "writer: %s\n", ec.message().c_str());
+    });
+    std::vector<std::uint64_t> got(sent.size());
+    auto* into = reinterpret_cast<unsigned char*>(got.data());
+    std::size_t received = 0;
+    int shortViews = 0;  // ended before maxSize with more data written: the ring's end (or the writer's pace)
+    for (int round = 0; received < got.size() * 8; ++round) {
+      const std::size_t want = std::min<std::size_t>(got.size() * 8 - received, 3000);
+      if (round % 5 == 4) {
+        received += pair.server.readSome(into + received, want);
+        continue;
+      }
+      const evchan::ConstBuffer view = pair.server.readView(want);
+      CPPUNIT_ASSERT(view.size > 0 && view.size <= want);
+      if (view.size < want) ++shortViews;
+      std::memcpy(into + received, view.data, view.size);
+      received += view.size;
+      pair.server.consume(view.size);
+    }
+    writer.join();
+    CPPUNIT_ASSERT(sent == got);
+    std::error_code ec;
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.server.readView(1, ec).size);
+    ASSERT_ERROR(Errc::end_of_stream, ec);
+    std::printf("views ended before their maxSize: %d\n", shortViews);
+  }
+
+  // consume() and commit() take back at most what was lent, once; a
+  // refused one changes nothing.
+  void testViewsRefuseWhatWasNotLent() {
+    ShmListener listener = ShmListener::listen(uniqueName("views-refused"));
+    Pair pair = connectPair(listener, 4096);
+    std::error_code ec;
+    pair.client.commit(1, ec);  // nothing lent yet
+    ASSERT_ERROR(std::errc::invalid_argument, ec);
+    evchan::ShmRoom room = pair.client.writeView(10);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{10}, room.size);
+    std::memcpy(room.data, "0123456789", 10);
+    pair.client.commit(11, ec);
+    ASSERT_ERROR(std::errc::invalid_argument, ec);
+    pair.server.setTimeout(0ms);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.server.readView(10, ec).size);
+    ASSERT_ERROR(std::errc::timed_out, ec);  // the refused commit sent nothing
+    pair.client.commit(4);
+    pair.client.commit(1, ec);  // each room is committed once
+    ASSERT_ERROR(std::errc::invalid_argument, ec);
+
+    evchan::ConstBuffer view = pair.server.readView(10);
+    CPPUNIT_ASSERT_EQUAL(std::string("0123"), std::string(static_cast<const char*>(view.data), view.size));
+    pair.server.consume(5, ec);
+    ASSERT_ERROR(std::errc::invalid_argument, ec);
+    pair.server.consume(1);
+    pair.server.consume(1, ec);  // each view is consumed once
+    ASSERT_ERROR(std::errc::invalid_argument, ec);
+    view = pair.server.readView(10);
+    CPPUNIT_ASSERT_EQUAL(std::string("123"), std::string(static_cast<const char*>(view.data), view.size));
+    // A copying read takes over from the view, which it ends.
+    char copy[3];
+    CPPUNIT_ASSERT_EQUAL(std::size_t{3}, pair.server.readSome(copy, 3));
+    CPPUNIT_ASSERT_EQUAL(std::string("123"), std::string(copy, 3));
+    pair.server.consume(1, ec);
+    ASSERT_ERROR(std::errc::invalid_argument, ec);
+    // A zero maxSize lends nothing, at once.
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.server.readView(0, ec).size);
+    ASSERT_NO_ERROR(ec);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.client.writeView(0, ec).size);
+    ASSERT_NO_ERROR(ec);
+    // Closed: not_open for every call.
+    pair.client.close();
+    pair.client.writeView(10, ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    pair.client.commit(0, ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    pair.client.readView(10, ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    pair.client.consume(0, ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    CPPUNIT_ASSERT_THROW(pair.client.readView(10), evchan::SystemError);
+  }
+
+  // Views wait, time out and end as copies do: a full ring times the
+  // writer's view out, an empty one the reader's; shutdownWrite() is the
+  // end of the stream after the data, and a room lent before it cannot be
+  // committed after it.
+  void testViewsEndAndTimeOutLikeCopies() {
+    ShmListener listener = ShmListener::listen(uniqueName("views-end"));
+    Pair pair = connectPair(listener, 4096);
+    pair.client.setTimeout(50ms);
+    pair.server.setTimeout(50ms);
+    std::error_code ec;
+    pair.server.readView(10, ec);
+    ASSERT_ERROR(std::errc::timed_out, ec);
+    std::size_t filled = 0;
+    for (;;) {
+      const evchan::ShmRoom room = pair.client.writeView(4096, ec);
+      if (ec) break;
+      std::memset(room.data, 'f', room.size);
+      pair.client.commit(room.size);
+      filled += room.size;
+    }
+    ASSERT_ERROR(std::errc::timed_out, ec);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{4096}, filled);
+    // Room made by a consume() is lent again.
+    const evchan::ConstBuffer view = pair.server.readView(100);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{100}, view.size);
+    pair.server.consume(100);
+    evchan::ShmRoom room = pair.client.writeView(1000);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{100}, room.size);
+    pair.client.shutdownWrite();
+    pair.client.commit(100, ec);
+    ASSERT_ERROR(std::errc::broken_pipe, ec);
+    pair.client.writeView(1, ec);
+    ASSERT_ERROR(std::errc::broken_pipe, ec);
+    std::vector<char> rest(4096);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{3996}, pair.server.readExactly(rest.data(), 3996));
+    pair.server.readView(1, ec);
+    ASSERT_ERROR(Errc::end_of_stream, ec);
+  }
+
   // ---------------------------------------------------------- processes
   void testBigTransferAcrossProcesses() {
     const std::string name = uniqueName("gib");
@@ -560,6 +748,30 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
     std::error_code ec;
     char byte;
     stream.readSome(&byte, 1, ec);
+    ASSERT_ERROR(Errc::end_of_stream, ec);
+    CPPUNIT_ASSERT_EQUAL(0, peer.exitStatus());
+  }
+
+  // A gibibyte written in place by another process and read in place:
+  // views of varying size, partly consumed and committed.
+  void testBigTransferInPlaceAcrossProcesses() {
+    const std::string name = uniqueName("gib-in-place");
+    ShmListener listener = ShmListener::listen(name);
+    listener.setTimeout(kPatience);
+    PeerProcess peer("send-gib-in-place", name);
+    ShmStream stream = listener.accept();
+    stream.setTimeout(kPatience);
+    std::vector<std::uint64_t> chunk(kChunk / sizeof(std::uint64_t));
+    std::uint64_t sum = kChecksumSeed;
+    std::error_code ec;
+    for (std::uint64_t received = 0; received < kBigTransfer; received += kChunk) {
+      CPPUNIT_ASSERT_MESSAGE(ec.message(), readAllInPlace(stream, chunk.data(), kChunk, ec));
+      sum = checksumWords(sum, chunk);
+    }
+    std::uint64_t theirs = 0;
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), readAllInPlace(stream, &theirs, sizeof theirs, ec));
+    CPPUNIT_ASSERT_EQUAL(theirs, sum);
+    stream.readView(1, ec);
     ASSERT_ERROR(Errc::end_of_stream, ec);
     CPPUNIT_ASSERT_EQUAL(0, peer.exitStatus());
   }

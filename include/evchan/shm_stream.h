@@ -65,6 +65,15 @@ class ShmGate;
 struct ShmListenerState;
 }  // namespace detail
 
+/// Free room of a ShmStream's ring, lent by ShmStream::writeView() to fill
+/// and commit().
+struct EVCHAN_API ShmRoom {
+  /// First byte of the room; null when `size` is 0.
+  void* data = nullptr;
+  /// Length of the room in bytes.
+  std::size_t size = 0;
+};
+
 /// One end of a shared-memory connection.  Move-only; the destructor
 /// closes it.
 ///
@@ -92,7 +101,8 @@ struct ShmListenerState;
 /// while it is destroyed or moved (close() from another thread first, then
 /// destroy it once every user has returned).
 /// As a TcpSocket, a stream may wait in tasks of one channel and later of
-/// another.
+/// another.  The views readView() and writeView() lend are the exception:
+/// close() does not wait for them (see there).
 class EVCHAN_API ShmStream : public Stream {
  public:
   /// The ring size per direction that connect() uses by default.
@@ -136,6 +146,52 @@ class EVCHAN_API ShmStream : public Stream {
   /// waits while the ring is full.
   using Stream::writeSome;
   std::size_t writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept override;
+
+  ///@{
+  /// Reads in place, without a copy: waits as readSome() does until at
+  /// least one byte is available, then returns the available bytes where
+  /// they lie in the shared ring, at most `maxSize`, in one piece (up to
+  /// the ring's end when they wrap around it: the next view starts at the
+  /// ring's beginning).  Nothing is consumed until consume(); a later
+  /// readView() or readSome() starts at the same byte again.  Empty, with
+  /// `ec` set, on the errors of readSome(); a zero `maxSize` returns an
+  /// empty view at once.  The view is valid until consume() or the next
+  /// read, and only while the stream stays open: close() from another
+  /// thread unmaps the ring without waiting for views (it waits only for
+  /// calls under way).  The ring is shared with the peer process, which
+  /// could change the bytes while you read them if it broke the protocol:
+  /// copy what you validate before acting on it.
+  ConstBuffer readView(std::size_t maxSize, std::error_code& ec) noexcept;
+  ConstBuffer readView(std::size_t maxSize);
+  ///@}
+  ///@{
+  /// Hands the first `n` bytes of the last readView() back to the writer
+  /// (0: none; the view ends either way).  More than that view, or no view
+  /// since the last read, is std::errc::invalid_argument and consumes
+  /// nothing; Errc::not_open once closed.
+  void consume(std::size_t n, std::error_code& ec) noexcept;
+  void consume(std::size_t n);
+  ///@}
+
+  ///@{
+  /// Writes in place, without a copy: waits as writeSome() does until
+  /// the ring has room, then lends free room of the ring, at most
+  /// `maxSize` bytes, in one piece (up to the ring's end), to fill and
+  /// then commit().  Nothing is sent until then; a later writeView() or
+  /// writeSome() starts at the same place.  Empty, with `ec` set, on the
+  /// errors of writeSome(); a zero `maxSize` returns empty room at once.
+  /// Valid as long as a readView() is (see there).
+  ShmRoom writeView(std::size_t maxSize, std::error_code& ec) noexcept;
+  ShmRoom writeView(std::size_t maxSize);
+  ///@}
+  ///@{
+  /// Sends the first `n` bytes of the last writeView()'s room (0: none;
+  /// the room ends either way).  More than that room, or no room since the
+  /// last write, is std::errc::invalid_argument and sends nothing;
+  /// Errc::not_open once closed.
+  void commit(std::size_t n, std::error_code& ec) noexcept;
+  void commit(std::size_t n);
+  ///@}
 
   ///@{
   /// The peer reads end_of_stream after the data already written; this

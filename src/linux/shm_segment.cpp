@@ -154,8 +154,31 @@ std::size_t RingReader::read(void* buffer, std::size_t size, std::error_code& ec
   std::memcpy(buffer, data_ + start, first);
   std::memcpy(static_cast<unsigned char*>(buffer) + first, data_, n - first);
   tail_ += n;
+  peeked_ = 0;
   indices_->tail.store(tail_, std::memory_order_seq_cst);
   return n;
+}
+
+std::size_t RingReader::peek(const unsigned char** bytes, std::size_t size, std::error_code& ec) noexcept {
+  peeked_ = 0;
+  const std::uint64_t ready = available(ec);
+  if (ec || ready == 0) return 0;
+  const std::size_t start = static_cast<std::size_t>(tail_ & mask_);
+  const std::uint64_t toEnd = mask_ + 1 - start;
+  std::uint64_t n = ready < toEnd ? ready : toEnd;
+  if (n > size) n = size;
+  *bytes = data_ + start;
+  peeked_ = static_cast<std::size_t>(n);
+  return peeked_;
+}
+
+bool RingReader::consume(std::size_t n) noexcept {
+  if (n > peeked_) return false;
+  peeked_ = 0;
+  if (n == 0) return true;
+  tail_ += n;
+  indices_->tail.store(tail_, std::memory_order_seq_cst);
+  return true;
 }
 
 std::uint64_t RingWriter::room(std::error_code& ec) noexcept {
@@ -178,8 +201,31 @@ std::size_t RingWriter::write(const void* buffer, std::size_t size, std::error_c
   std::memcpy(data_ + start, buffer, first);
   std::memcpy(data_, static_cast<const unsigned char*>(buffer) + first, n - first);
   head_ += n;
+  reserved_ = 0;
   indices_->head.store(head_, std::memory_order_seq_cst);
   return n;
+}
+
+std::size_t RingWriter::reserve(unsigned char** bytes, std::size_t size, std::error_code& ec) noexcept {
+  reserved_ = 0;
+  const std::uint64_t free = room(ec);
+  if (ec || free == 0) return 0;
+  const std::size_t start = static_cast<std::size_t>(head_ & mask_);
+  const std::uint64_t toEnd = mask_ + 1 - start;
+  std::uint64_t n = free < toEnd ? free : toEnd;
+  if (n > size) n = size;
+  *bytes = data_ + start;
+  reserved_ = static_cast<std::size_t>(n);
+  return reserved_;
+}
+
+bool RingWriter::commit(std::size_t n) noexcept {
+  if (n > reserved_) return false;
+  reserved_ = 0;
+  if (n == 0) return true;
+  head_ += n;
+  indices_->head.store(head_, std::memory_order_seq_cst);
+  return true;
 }
 
 }  // namespace evchan::detail

@@ -103,6 +103,14 @@ class RingReader {
   std::uint64_t available(std::error_code& ec) noexcept;
   /// Copies up to `size` ready bytes and publishes the new tail.
   std::size_t read(void* buffer, std::size_t size, std::error_code& ec) noexcept;
+  /// The ready bytes from the tail on, where they lie: at most `size`,
+  /// and no further than the ring's end.  Consumes nothing; `*bytes` is
+  /// set when the count is not 0.
+  std::size_t peek(const unsigned char** bytes, std::size_t size, std::error_code& ec) noexcept;
+  /// Consumes the first `n` bytes the last peek() showed and publishes the
+  /// new tail; false, nothing consumed, when `n` is more than it showed.
+  /// Each peek() may be consumed once.
+  bool consume(std::size_t n) noexcept;
   RingIndices& indices() const noexcept { return *indices_; }
 
  private:
@@ -111,6 +119,7 @@ class RingReader {
   std::uint64_t mask_ = 0;
   std::uint64_t tail_ = 0;
   std::uint64_t seenHead_ = 0;
+  std::size_t peeked_ = 0;  // what the last peek() showed, until consumed or read
 };
 
 /// The producing end of a ring: our head is private, the peer's tail is
@@ -125,6 +134,14 @@ class RingWriter {
   std::uint64_t room(std::error_code& ec) noexcept;
   /// Copies up to `size` bytes into free room and publishes the new head.
   std::size_t write(const void* buffer, std::size_t size, std::error_code& ec) noexcept;
+  /// Free room from the head on, where it lies: at most `size`, and no
+  /// further than the ring's end.  Publishes nothing; `*bytes` is set when
+  /// the count is not 0.
+  std::size_t reserve(unsigned char** bytes, std::size_t size, std::error_code& ec) noexcept;
+  /// Publishes the first `n` bytes of the last reserve() as written; false,
+  /// nothing published, when `n` is more than it reserved.  Each reserve()
+  /// may be committed once.
+  bool commit(std::size_t n) noexcept;
   RingIndices& indices() const noexcept { return *indices_; }
 
  private:
@@ -133,6 +150,7 @@ class RingWriter {
   std::uint64_t mask_ = 0;
   std::uint64_t head_ = 0;
   std::uint64_t seenTail_ = 0;
+  std::size_t reserved_ = 0;  // what the last reserve() gave, until committed or written
 };
 
 }  // namespace evchan::detail

@@ -203,9 +203,11 @@ std::error_code checkBuffer(const ShmConnection* state, const void* buffer, std:
   return {};
 }
 
-// A read of the connection `c`, ended by a cancel() after `startedAt`.
-std::size_t readFrom(ShmConnection& c, Stream::CancelMark startedAt, void* buffer, std::size_t size,
-                     std::error_code& ec) noexcept {
+// A read of the connection `c`, ended by a cancel() after `startedAt`:
+// waits until take(ec), which takes what is ready from c.in, takes at
+// least one byte, and returns its count.
+template <typename Take>
+std::size_t readFrom(ShmConnection& c, Stream::CancelMark startedAt, Take&& take, std::error_code& ec) noexcept {
   if ((ec = c.readFailure)) return 0;
   detail::RingIndices& ring = c.in.indices();
   bool spun = false;
@@ -213,15 +215,12 @@ std::size_t readFrom(ShmConnection& c, Stream::CancelMark startedAt, void* buffe
   for (;;) {
     // The flag first: data written before it was set is then visible below.
     const bool closed = (ring.producerFlags.load(std::memory_order_seq_cst) & detail::kSideClosed) != 0;
-    const std::size_t n = c.in.read(buffer, size, ec);
+    const std::size_t n = take(ec);
     if (ec) {
       c.readFailure = ec;
       return 0;
     }
-    if (n > 0) {
-      wakeIfWaiting(ring.producerWaiting, c.spaceBellFd);
-      return n;
-    }
+    if (n > 0) return n;
     if (closed) {
       ec = Errc::end_of_stream;
       return 0;
@@ -256,10 +255,11 @@ std::size_t readFrom(ShmConnection& c, Stream::CancelMark startedAt, void* buffe
   }
 }
 
-// A write of one buffer to the connection `c`, ended by a cancel() after
-// `startedAt`.
-std::size_t writeTo(ShmConnection& c, Stream::CancelMark startedAt, const void* buffer, std::size_t size,
-                    std::error_code& ec) noexcept {
+// A write to the connection `c`, ended by a cancel() after `startedAt`:
+// waits until put(ec), which puts what fits into c.out, puts at least one
+// byte, and returns its count.
+template <typename Put>
+std::size_t writeTo(ShmConnection& c, Stream::CancelMark startedAt, Put&& put, std::error_code& ec) noexcept {
   if ((ec = c.writeFailure)) return 0;
   detail::RingIndices& ring = c.out.indices();
   bool spun = false;
@@ -270,15 +270,12 @@ std::size_t writeTo(ShmConnection& c, Stream::CancelMark startedAt, const void* 
       ec = std::make_error_code(std::errc::broken_pipe);
       return 0;
     }
-    const std::size_t n = c.out.write(buffer, size, ec);
+    const std::size_t n = put(ec);
     if (ec) {
       c.writeFailure = ec;
       return 0;
     }
-    if (n > 0) {
-      wakeIfWaiting(ring.consumerWaiting, c.dataBellFd);
-      return n;
-    }
+    if (n > 0) return n;
     if (c.writePeerGone) {
       ec = std::make_error_code(std::errc::connection_reset);
       return 0;
@@ -302,6 +299,32 @@ std::size_t writeTo(ShmConnection& c, Stream::CancelMark startedAt, const void* 
     }
     if ((ec = sleepOnBell(c.spaceBell, c.spaceBellFd, deadline, startedAt, ring.producerWaiting, c.writePeerGone))) return 0;
   }
+}
+
+// readFrom() copying into `buffer`.
+std::size_t copyFrom(ShmConnection& c, Stream::CancelMark startedAt, void* buffer, std::size_t size,
+                     std::error_code& ec) noexcept {
+  return readFrom(
+      c, startedAt,
+      [&](std::error_code& failed) {
+        const std::size_t n = c.in.read(buffer, size, failed);
+        if (n > 0) wakeIfWaiting(c.in.indices().producerWaiting, c.spaceBellFd);
+        return n;
+      },
+      ec);
+}
+
+// writeTo() copying from `buffer`.
+std::size_t copyTo(ShmConnection& c, Stream::CancelMark startedAt, const void* buffer, std::size_t size,
+                   std::error_code& ec) noexcept {
+  return writeTo(
+      c, startedAt,
+      [&](std::error_code& failed) {
+        const std::size_t n = c.out.write(buffer, size, failed);
+        if (n > 0) wakeIfWaiting(c.out.indices().consumerWaiting, c.dataBellFd);
+        return n;
+      },
+      ec);
 }
 
 // The cancel generation of the doorbell a reader (or a writer) of the
@@ -381,13 +404,13 @@ std::size_t ShmStream::readSome(void* buffer, std::size_t size, std::error_code&
   const detail::ShmPin pin(gate_.get(), ShmLane::Read);
   if ((ec = checkBuffer(pin.get(), buffer, size)) || size == 0) return 0;
   const CancelMark mark = markOf(pin, false, ec);
-  return ec ? 0 : readFrom(*pin.get(), mark, buffer, size, ec);
+  return ec ? 0 : copyFrom(*pin.get(), mark, buffer, size, ec);
 }
 
 std::size_t ShmStream::readSomeSince(CancelMark startedAt, void* buffer, std::size_t size, std::error_code& ec) noexcept {
   const detail::ShmPin pin(gate_.get(), ShmLane::Read);
   if ((ec = checkBuffer(pin.get(), buffer, size)) || size == 0) return 0;
-  return readFrom(*pin.get(), startedAt, buffer, size, ec);
+  return copyFrom(*pin.get(), startedAt, buffer, size, ec);
 }
 
 std::string ShmStream::peerName() const {
@@ -399,7 +422,7 @@ std::size_t ShmStream::writeSome(const void* buffer, std::size_t size, std::erro
   const detail::ShmPin pin(gate_.get(), ShmLane::Write);
   if ((ec = checkBuffer(pin.get(), buffer, size)) || size == 0) return 0;
   const CancelMark mark = markOf(pin, true, ec);
-  return ec ? 0 : writeTo(*pin.get(), mark, buffer, size, ec);
+  return ec ? 0 : copyTo(*pin.get(), mark, buffer, size, ec);
 }
 
 std::size_t ShmStream::writeSomeSince(CancelMark mark, const ConstBuffer* buffers, std::size_t count,
@@ -412,7 +435,7 @@ std::size_t ShmStream::writeSomeSince(CancelMark mark, const ConstBuffer* buffer
   if ((ec = detail::checkPieces(buffers, count))) return 0;
   // As Stream's gather writeSome(): the first non-empty piece.
   for (std::size_t i = 0; i < count; ++i) {
-    if (buffers[i].size != 0) return writeTo(*pin.get(), mark, buffers[i].data, buffers[i].size, ec);
+    if (buffers[i].size != 0) return copyTo(*pin.get(), mark, buffers[i].data, buffers[i].size, ec);
   }
   return 0;
 }
@@ -429,6 +452,105 @@ void ShmStream::shutdownWrite(std::error_code& ec) noexcept {
   detail::RingIndices& ring = c.out.indices();
   ring.producerFlags.fetch_or(detail::kSideClosed, std::memory_order_seq_cst);
   wakeIfWaiting(ring.consumerWaiting, c.dataBellFd);
+}
+
+ConstBuffer ShmStream::readView(std::size_t maxSize, std::error_code& ec) noexcept {
+  const detail::ShmPin pin(gate_.get(), ShmLane::Read);
+  ShmConnection* c = pin.get();
+  if (c == nullptr) {
+    ec = Errc::not_open;
+    return {};
+  }
+  c->in.consume(0);  // a view lent before ends here
+  ec.clear();
+  if (maxSize == 0) return {};
+  const CancelMark mark = markOf(pin, false, ec);
+  if (ec) return {};
+  const unsigned char* bytes = nullptr;
+  const std::size_t n =
+      readFrom(*c, mark, [&](std::error_code& failed) { return c->in.peek(&bytes, maxSize, failed); }, ec);
+  return n > 0 ? ConstBuffer{bytes, n} : ConstBuffer{};
+}
+
+ConstBuffer ShmStream::readView(std::size_t maxSize) {
+  std::error_code ec;
+  const ConstBuffer view = readView(maxSize, ec);
+  throwIfError(ec, "read", peerName());
+  return view;
+}
+
+void ShmStream::consume(std::size_t n, std::error_code& ec) noexcept {
+  const detail::ShmPin pin(gate_.get(), ShmLane::Read);
+  ShmConnection* c = pin.get();
+  if (c == nullptr) {
+    ec = Errc::not_open;
+    return;
+  }
+  if (!c->in.consume(n)) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return;
+  }
+  if (n > 0) wakeIfWaiting(c->in.indices().producerWaiting, c->spaceBellFd);
+  ec.clear();
+}
+
+void ShmStream::consume(std::size_t n) {
+  std::error_code ec;
+  consume(n, ec);
+  throwIfError(ec, "consume", peerName());
+}
+
+ShmRoom ShmStream::writeView(std::size_t maxSize, std::error_code& ec) noexcept {
+  const detail::ShmPin pin(gate_.get(), ShmLane::Write);
+  ShmConnection* c = pin.get();
+  if (c == nullptr) {
+    ec = Errc::not_open;
+    return {};
+  }
+  c->out.commit(0);  // room lent before ends here
+  ec.clear();
+  if (maxSize == 0) return {};
+  const CancelMark mark = markOf(pin, true, ec);
+  if (ec) return {};
+  unsigned char* bytes = nullptr;
+  const std::size_t n =
+      writeTo(*c, mark, [&](std::error_code& failed) { return c->out.reserve(&bytes, maxSize, failed); }, ec);
+  return n > 0 ? ShmRoom{bytes, n} : ShmRoom{};
+}
+
+ShmRoom ShmStream::writeView(std::size_t maxSize) {
+  std::error_code ec;
+  const ShmRoom room = writeView(maxSize, ec);
+  throwIfError(ec, "write", peerName());
+  return room;
+}
+
+void ShmStream::commit(std::size_t n, std::error_code& ec) noexcept {
+  const detail::ShmPin pin(gate_.get(), ShmLane::Write);
+  ShmConnection* c = pin.get();
+  if (c == nullptr) {
+    ec = Errc::not_open;
+    return;
+  }
+  // After shutdownWrite() the reader may have seen the end of the stream
+  // already: nothing may follow it.
+  if (n > 0 && c->writeShut.load(std::memory_order_relaxed)) {
+    c->out.commit(0);
+    ec = std::make_error_code(std::errc::broken_pipe);
+    return;
+  }
+  if (!c->out.commit(n)) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return;
+  }
+  if (n > 0) wakeIfWaiting(c->out.indices().consumerWaiting, c->dataBellFd);
+  ec.clear();
+}
+
+void ShmStream::commit(std::size_t n) {
+  std::error_code ec;
+  commit(n, ec);
+  throwIfError(ec, "commit", peerName());
 }
 
 void ShmStream::shutdownWrite() {
