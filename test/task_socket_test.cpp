@@ -54,12 +54,17 @@ namespace this_task = evchan::this_task;
 
 // Bounded waits everywhere: a task that never ends fails its test after
 // kPatience; every socket gets kSocketTimeout, so no call waits forever.
+// That is a hang's guard, not a speed, so it is stretched by the slowdown
+// factor like the patience: under Wine (factor 3) a client of the
+// many-connections echo was seen waiting up to 12 s at times (WSAPoll and
+// the wineserver catching up with 250 sockets; the build before this
+// change too), and a 5 s timeout failed about 1 run in 10.
 constexpr Duration kPatience = 8s;
 using evchan::test::eventually;
 using evchan::test::joinWithin;
 using evchan::test::makeChannelWithoutMonitor;
 using evchan::test::makeChannel;
-constexpr Duration kSocketTimeout = 5s;
+const Duration kSocketTimeout = generous(10s);
 
 /// Spins a task (yielding) until `condition` holds or kPatience passes.
 bool yieldUntil(const std::function<bool()>& condition) {

@@ -16,6 +16,7 @@
 #include <evchan/error.h>
 
 #include "apr/apr_runtime.h"
+#include "apr/pollset_sleep_bound.h"
 #include "poller/poller.h"
 
 namespace evchan::detail {
@@ -74,6 +75,10 @@ class AprPollsetPoller final : public Poller {
       timeoutUs = std::max<apr_interval_time_t>(
           0, std::chrono::ceil<std::chrono::microseconds>(deadline - Clock::now()).count());
     }
+    // A host that misses wake-ups: a bounded sleep, after which the caller
+    // polls again (a spurious return, as an interrupted poll is).
+    static const apr_interval_time_t boundUs = pollsetSleepBound().count();
+    if (boundUs > 0 && (timeoutUs < 0 || timeoutUs > boundUs)) timeoutUs = boundUs;
     apr_int32_t count = 0;
     const apr_pollfd_t* results = nullptr;
     const apr_status_t status = apr_pollset_poll(set_, timeoutUs, &count, &results);
