@@ -49,14 +49,14 @@ bool pinToCpus = false;
 bool unpinnedOnly = false;
 cpu_set_t startMask;
 
-// When pinning: parent on the first CPU of the affinity mask, child on the second.
+// When pinning: parent on the first CPU of the starting affinity mask,
+// child on the second.  The starting mask, not the current one: a child
+// forked by a parent already pinned would find only the parent's CPU.
 void pinTo(int which) {
   if (!pinToCpus) return;
-  cpu_set_t allowed;
-  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
   int seen = 0;
   for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-    if (!CPU_ISSET(cpu, &allowed) || seen++ != which) continue;
+    if (!CPU_ISSET(cpu, &startMask) || seen++ != which) continue;
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
