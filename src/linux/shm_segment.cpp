@@ -27,6 +27,12 @@ std::error_code badSegment() { return std::make_error_code(std::errc::bad_messag
 
 std::error_code protocolError() { return std::make_error_code(std::errc::protocol_error); }
 
+// Of `n` bytes from ring offset `start` on, those before the ring's end.
+std::size_t pieceUpToEnd(std::size_t start, std::uint64_t mask, std::size_t n) noexcept {
+  const std::uint64_t toEnd = mask + 1 - start;
+  return n < toEnd ? n : static_cast<std::size_t>(toEnd);
+}
+
 void* mapShared(int fd, std::size_t size, std::error_code& ec) {
   void* address = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (address == MAP_FAILED) {
@@ -150,12 +156,11 @@ std::size_t RingReader::read(void* buffer, std::size_t size, std::error_code& ec
   if (ec || ready == 0) return 0;
   const std::size_t n = ready < size ? static_cast<std::size_t>(ready) : size;
   const std::size_t start = static_cast<std::size_t>(tail_ & mask_);
-  const std::size_t first = n < mask_ + 1 - start ? n : static_cast<std::size_t>(mask_ + 1 - start);
+  const std::size_t first = pieceUpToEnd(start, mask_, n);
   std::memcpy(buffer, data_ + start, first);
   std::memcpy(static_cast<unsigned char*>(buffer) + first, data_, n - first);
-  tail_ += n;
-  peeked_ = 0;
-  indices_->tail.store(tail_, std::memory_order_seq_cst);
+  peeked_ = n;
+  consume(n);
   return n;
 }
 
@@ -164,11 +169,8 @@ std::size_t RingReader::peek(const unsigned char** bytes, std::size_t size, std:
   const std::uint64_t ready = available(ec);
   if (ec || ready == 0) return 0;
   const std::size_t start = static_cast<std::size_t>(tail_ & mask_);
-  const std::uint64_t toEnd = mask_ + 1 - start;
-  std::uint64_t n = ready < toEnd ? ready : toEnd;
-  if (n > size) n = size;
   *bytes = data_ + start;
-  peeked_ = static_cast<std::size_t>(n);
+  peeked_ = pieceUpToEnd(start, mask_, ready < size ? static_cast<std::size_t>(ready) : size);
   return peeked_;
 }
 
@@ -197,12 +199,11 @@ std::size_t RingWriter::write(const void* buffer, std::size_t size, std::error_c
   if (ec || free == 0) return 0;
   const std::size_t n = free < size ? static_cast<std::size_t>(free) : size;
   const std::size_t start = static_cast<std::size_t>(head_ & mask_);
-  const std::size_t first = n < mask_ + 1 - start ? n : static_cast<std::size_t>(mask_ + 1 - start);
+  const std::size_t first = pieceUpToEnd(start, mask_, n);
   std::memcpy(data_ + start, buffer, first);
   std::memcpy(data_, static_cast<const unsigned char*>(buffer) + first, n - first);
-  head_ += n;
-  reserved_ = 0;
-  indices_->head.store(head_, std::memory_order_seq_cst);
+  reserved_ = n;
+  commit(n);
   return n;
 }
 
@@ -211,11 +212,8 @@ std::size_t RingWriter::reserve(unsigned char** bytes, std::size_t size, std::er
   const std::uint64_t free = room(ec);
   if (ec || free == 0) return 0;
   const std::size_t start = static_cast<std::size_t>(head_ & mask_);
-  const std::uint64_t toEnd = mask_ + 1 - start;
-  std::uint64_t n = free < toEnd ? free : toEnd;
-  if (n > size) n = size;
   *bytes = data_ + start;
-  reserved_ = static_cast<std::size_t>(n);
+  reserved_ = pieceUpToEnd(start, mask_, free < size ? static_cast<std::size_t>(free) : size);
   return reserved_;
 }
 
