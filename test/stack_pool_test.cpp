@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -112,6 +113,7 @@ class StackPoolTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testSizeIsRoundedToPages);
   CPPUNIT_TEST(testStacksAreCarvedFromOneReservation);
   CPPUNIT_TEST(testStacksPastTheCacheGoBackToTheKernel);
+  CPPUNIT_TEST(testEmptiedChunksAreUnmappedAroundOneInUse);
   CPPUNIT_TEST(testGuardedStacksAreCarvedAndPurgedToo);
   CPPUNIT_TEST_SUITE_END();
 
@@ -290,12 +292,13 @@ class StackPoolTest : public evchan::test::LeakCheckedFixture {
     for (Stack& stack : stacks) pool.release(stack);
   }
 
-  // Without a cache, every kPurgeBatch released stacks are given back: the
-  // pages of a chunk that still has a stack in use are dropped (they read
-  // as zero again, the canary intact), a chunk with none is unmapped.
+  // Without a cache, every purge batch of released stacks is given back
+  // (here a batch of one chunk's count): the pages of a chunk that still
+  // has a stack in use are dropped (they read as zero again, the canary
+  // intact), a chunk with none is unmapped.
   void testStacksPastTheCacheGoBackToTheKernel() {
-    StackPool pool(64 * 1024, 0, /*guardPages=*/false);
     constexpr std::size_t kChunk = 64;  // 64 KiB stacks: 64 to a chunk
+    StackPool pool(64 * 1024, 0, /*guardPages=*/false, /*purgeBatch=*/kChunk);
     std::vector<Stack> stacks(2 * kChunk);
     for (Stack& stack : stacks) {
       CPPUNIT_ASSERT(!pool.acquire(stack));
@@ -334,13 +337,54 @@ class StackPoolTest : public evchan::test::LeakCheckedFixture {
     pool.release(again);
   }
 
+  // Chunks emptied in one batch are unmapped in runs of neighbours; a
+  // chunk between two of them that still has a stack in use stays mapped,
+  // its stack intact.
+  void testEmptiedChunksAreUnmappedAroundOneInUse() {
+    constexpr std::size_t kChunk = 64;  // 64 KiB stacks: 64 to a chunk
+    StackPool pool(64 * 1024, 0, /*guardPages=*/false, /*purgeBatch=*/3 * kChunk - 1);
+    std::vector<Stack> stacks(3 * kChunk);
+    for (Stack& stack : stacks) {
+      CPPUNIT_ASSERT(!pool.acquire(stack));
+      *topByte(stack) = 1;
+    }
+    for (std::size_t c = 0; c < 3; ++c) {
+      for (std::size_t i = 0; i < kChunk; ++i) CPPUNIT_ASSERT(stacks[c * kChunk + i].chunk == stacks[c * kChunk].chunk);
+    }
+    // The middle chunk (by address) keeps one stack in use.
+    std::vector<std::size_t> chunkOrder = {0, kChunk, 2 * kChunk};
+    std::sort(chunkOrder.begin(), chunkOrder.end(), [&](std::size_t a, std::size_t b) {
+      return std::less<void*>()(stacks[a].mapping, stacks[b].mapping);
+    });
+    Stack kept = stacks[chunkOrder[1] + kChunk / 2];
+    stacks.erase(stacks.begin() + static_cast<std::ptrdiff_t>(chunkOrder[1] + kChunk / 2));
+    std::vector<char*> tops;
+    for (const Stack& stack : stacks) tops.push_back(const_cast<char*>(topByte(stack)));
+    for (Stack& stack : stacks) pool.release(stack);  // exactly one batch
+    std::size_t unmapped = 0, zeroed = 0;
+    for (char* top : tops) {
+      const int state = resident(top);
+      if (state == -1) {
+        ++unmapped;
+      } else {
+        CPPUNIT_ASSERT_EQUAL(0, state);  // the middle chunk's other stacks: purged, still mapped
+        ++zeroed;
+      }
+    }
+    CPPUNIT_ASSERT_EQUAL(2 * kChunk, unmapped);
+    CPPUNIT_ASSERT_EQUAL(kChunk - 1, zeroed);
+    CPPUNIT_ASSERT_EQUAL(1, resident(const_cast<char*>(topByte(kept))));
+    CPPUNIT_ASSERT_EQUAL(1, int(*topByte(kept)));
+    pool.release(kept);
+  }
+
   // A guarded chunk's stacks, past the cache, lose their pages like the
   // others (the madvise runs over their reserves too, which keep faulting).
   void testGuardedStacksAreCarvedAndPurgedToo() {
     const std::size_t guardsBefore = StackPool::guardedStacks();
     {
-      StackPool pool(32 * 1024, 0);
-      std::vector<Stack> stacks(StackPool::kPurgeBatch + 1);
+      StackPool pool(32 * 1024, 0, /*guardPages=*/true, /*purgeBatch=*/64);
+      std::vector<Stack> stacks(64 + 1);
       for (Stack& stack : stacks) {
         CPPUNIT_ASSERT(!pool.acquire(stack));
         if (!stack.guarded) {
@@ -353,8 +397,8 @@ class StackPoolTest : public evchan::test::LeakCheckedFixture {
       }
       CPPUNIT_ASSERT(StackPool::guardedStacks() > guardsBefore);
       // One stack kept in use, so that its chunk stays mapped through the batch.
-      Stack kept = stacks[StackPool::kPurgeBatch - 1];
-      stacks.erase(stacks.begin() + (StackPool::kPurgeBatch - 1));
+      Stack kept = stacks[64 - 1];
+      stacks.erase(stacks.begin() + (64 - 1));
       for (Stack& stack : stacks) {
         Stack copy = stack;
         pool.release(copy);

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <new>
 
 #include <evchan/error.h>
@@ -117,7 +118,7 @@ struct StackChunk {
   static constexpr std::size_t kNotOpen = ~std::size_t(0);
 
   ~StackChunk() {
-    munmap(base, size);
+    if (base != nullptr) munmap(base, size);
     if (guard != 0) liveGuards.fetch_sub(slots, std::memory_order_relaxed);
   }
   std::uint32_t indexOf(const Stack& stack) const noexcept {
@@ -125,8 +126,11 @@ struct StackChunk {
   }
 };
 
-StackPool::StackPool(std::size_t stackSize, std::size_t maxCached, bool guardPages)
-    : stackSize_(roundUpToPages(stackSize < 16384 ? 16384 : stackSize)), maxCached_(maxCached), guardPages_(guardPages) {}
+StackPool::StackPool(std::size_t stackSize, std::size_t maxCached, bool guardPages, std::size_t purgeBatch)
+    : stackSize_(roundUpToPages(stackSize < 16384 ? 16384 : stackSize)),
+      maxCached_(maxCached),
+      purgeBatch_(purgeBatch != 0 ? purgeBatch : 1),
+      guardPages_(guardPages) {}
 
 StackPool::~StackPool() {
   cache_.clear();
@@ -334,7 +338,7 @@ void StackPool::release(Stack& stack) noexcept {
       } catch (const std::bad_alloc&) {
         // No room in the cache: purged on its own below.
       }
-      overflowing = cache_.size() >= maxCached_ + kPurgeBatch;
+      overflowing = cache_.size() >= maxCached_ + purgeBatch_;
     }
     if (overflowing) purgeColdest();
   }
@@ -347,22 +351,73 @@ void StackPool::release(Stack& stack) noexcept {
 }
 
 void StackPool::purgeColdest() noexcept {
-  // Off release()'s common path: a batch is 64 stacks to fill.
-  Stack batch[kPurgeBatch];
+  // Off release()'s common path.  The batch is on the heap (release() may
+  // run on a task's small stack); short of memory, a small one here.
+  constexpr std::size_t kFallbackBatch = 16;
+  std::unique_ptr<Stack[]> onHeap(new (std::nothrow) Stack[purgeBatch_]);
+  Stack fallback[kFallbackBatch];
+  Stack* const batch = onHeap ? onHeap.get() : fallback;
+  std::size_t count = onHeap ? purgeBatch_ : kFallbackBatch;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (cache_.size() < maxCached_ + kPurgeBatch) return;  // another release took them
+    if (cache_.size() < maxCached_ + purgeBatch_) return;  // another release took them
     // The coldest ones, those released first.
-    std::copy(cache_.begin(), cache_.begin() + kPurgeBatch, batch);
-    cache_.erase(cache_.begin(), cache_.begin() + kPurgeBatch);
+    count = std::min(count, cache_.size());
+    std::copy(cache_.begin(), cache_.begin() + static_cast<std::ptrdiff_t>(count), batch);
+    cache_.erase(cache_.begin(), cache_.begin() + static_cast<std::ptrdiff_t>(count));
   }
-  purge(batch, kPurgeBatch);
+  purge(batch, count);
+}
+
+namespace {
+
+// Chunks to unmap, in ascending address order.
+struct DeadChunks {
+  StackChunk* head = nullptr;
+  StackChunk** tail = &head;
+  void append(StackChunk& chunk) noexcept {
+    chunk.next = nullptr;
+    *tail = &chunk;
+    tail = &chunk.next;
+  }
+};
+
+// One munmap per run of neighbouring chunks (consecutive reservations
+// usually are): each call makes the kernel flush the TLB of every CPU the
+// process runs on, which costs more than the pages it frees.
+void unmapChunks(DeadChunks& dead) noexcept {
+  StackChunk* chunk = dead.head;
+  while (chunk != nullptr) {
+    char* const begin = chunk->base;
+    char* end = begin + chunk->size;
+    StackChunk* next = chunk->next;
+    while (next != nullptr && next->base == end) {
+      end += next->size;
+      next = next->next;
+    }
+    munmap(begin, static_cast<std::size_t>(end - begin));
+    while (chunk != next) {
+      StackChunk* const following = chunk->next;
+      chunk->base = nullptr;  // unmapped above
+      delete chunk;
+      chunk = following;
+    }
+  }
+  dead = DeadChunks();
+}
+
+}  // namespace
+
+void StackPool::retireLocked(StackChunk& chunk) noexcept {
+  closeLocked(chunk);
+  if (chunk.prev != nullptr) chunk.prev->next = chunk.next; else chunks_ = chunk.next;
+  if (chunk.next != nullptr) chunk.next->prev = chunk.prev;
 }
 
 void StackPool::purge(Stack* batch, std::size_t count) noexcept {
   std::sort(batch, batch + count,
             [](const Stack& a, const Stack& b) { return std::less<void*>()(a.mapping, b.mapping); });
-  StackChunk* dead = nullptr;  // chunks with no slot in use left, unmapped whole
+  DeadChunks dead;  // chunks with no slot in use left, unmapped whole
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (std::size_t i = 0; i < count;) {
@@ -370,20 +425,14 @@ void StackPool::purge(Stack* batch, std::size_t count) noexcept {
       std::size_t end = i;
       while (end < count && batch[end].chunk == &chunk) ++end;
       if (chunk.outstanding == end - i) {
-        closeLocked(chunk);
-        if (chunk.prev != nullptr) chunk.prev->next = chunk.next; else chunks_ = chunk.next;
-        if (chunk.next != nullptr) chunk.next->prev = chunk.prev;
-        chunk.next = dead;
-        dead = &chunk;
+        retireLocked(chunk);
+        dead.append(chunk);
         for (std::size_t j = i; j < end; ++j) batch[j] = Stack();
       }
       i = end;
     }
   }
-  while (StackChunk* chunk = dead) {
-    dead = chunk->next;
-    delete chunk;
-  }
+  unmapChunks(dead);
   // One madvise per run of neighbouring slots (their guard reserves
   // between them hold no pages, and stay PROT_NONE).
   for (std::size_t i = 0; i < count;) {
@@ -405,7 +454,11 @@ void StackPool::purge(Stack* batch, std::size_t count) noexcept {
       StackChunk& chunk = *batch[i].chunk;
       chunk.free.push_back(chunk.indexOf(batch[i]));  // within its capacity: never allocates
       --chunk.outstanding;
-      if (chunk.openIndex == StackChunk::kNotOpen) {
+      if (chunk.outstanding == 0) {
+        // Every other slot came back meanwhile: purged already, unmap it.
+        retireLocked(chunk);
+        dead.append(chunk);
+      } else if (chunk.openIndex == StackChunk::kNotOpen) {
         try {
           open_.push_back(&chunk);
           chunk.openIndex = open_.size() - 1;
@@ -413,20 +466,9 @@ void StackPool::purge(Stack* batch, std::size_t count) noexcept {
           // Stays closed: its free slots wait for the chunk to empty.
         }
       }
-      if (chunk.outstanding == 0) {
-        // Every other slot came back meanwhile: purged already, unmap it.
-        closeLocked(chunk);
-        if (chunk.prev != nullptr) chunk.prev->next = chunk.next; else chunks_ = chunk.next;
-        if (chunk.next != nullptr) chunk.next->prev = chunk.prev;
-        chunk.next = dead;
-        dead = &chunk;
-      }
     }
   }
-  while (StackChunk* chunk = dead) {
-    dead = chunk->next;
-    delete chunk;
-  }
+  unmapChunks(dead);
 }
 
 }  // namespace evchan::detail

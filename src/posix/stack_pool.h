@@ -44,10 +44,14 @@ struct Stack {
 /// guarded chunk costs one mprotect per stack (its reserves and stacks
 /// alternate, two mappings a stack as before), a canaried one a single
 /// mapping.  Released stacks stay resident in a cache of `maxCached`; past
-/// it they are given back to the kernel in batches: sorted, neighbours
-/// coalesced, one madvise(MADV_DONTNEED) per run of adjacent stacks, and a
-/// chunk with no stack in use any more unmapped whole.  A purged slot reads
-/// as zero again, its canary restored.  Thread-safe.
+/// it they are given back to the kernel in batches of `purgeBatch`: sorted,
+/// one madvise(MADV_DONTNEED) per run of adjacent stacks, and chunks with
+/// no stack in use any more unmapped whole, one munmap per run of
+/// adjacent chunks.  Batches are large because each of those calls flushes
+/// the TLB of every CPU the process runs on (an interrupt to each, slow in
+/// a virtual machine) whatever it frees; the price is up to `purgeBatch`
+/// released stacks resident beyond the cache until the batch is full.  A
+/// purged slot reads as zero again, its canary restored.  Thread-safe.
 ///
 /// On Windows (src/win32/stack_pool.cpp) a task's fiber allocates its own
 /// stack, so the pool hands out sizes only: a Stack with a null base and
@@ -56,7 +60,8 @@ class StackPool {
  public:
   /// `stackSize` is rounded up to whole pages, at least 16 KiB.  Without
   /// `guardPages` every stack gets a canary instead (cheaper in mappings).
-  explicit StackPool(std::size_t stackSize, std::size_t maxCached = 256, bool guardPages = true);
+  explicit StackPool(std::size_t stackSize, std::size_t maxCached = 256, bool guardPages = true,
+                     std::size_t purgeBatch = kPurgeBatch);
   /// Unmaps every chunk, with the stacks still handed out (the task
   /// layer's pools are never destroyed).
   ~StackPool();
@@ -90,23 +95,27 @@ class StackPool {
   /// Guarded stacks alive in the process now: their slots, in use,
   /// cached or free in a chunk still mapped.
   static std::size_t guardedStacks() noexcept;
-  /// Stacks released past the cache that wait to be given back together.
-  static constexpr std::size_t kPurgeBatch = 64;
+  /// Stacks released past the cache that wait to be given back together,
+  /// by default: 16 chunks of 64 KiB stacks.
+  static constexpr std::size_t kPurgeBatch = 1024;
 
  private:
   /// A new chunk's first slot, the rest made free; mutex_ not held.
   std::error_code carveChunk(Stack& stack) noexcept;
   /// Gives `count` released stacks back to the kernel; mutex_ not held.
   void purge(Stack* batch, std::size_t count) noexcept;
-  /// Takes the kPurgeBatch coldest stacks out of an overflowing cache and
+  /// Takes the purgeBatch_ coldest stacks out of an overflowing cache and
   /// purges them; mutex_ not held.
   void purgeColdest() noexcept;
   Stack slotOf(StackChunk& chunk, std::size_t index) const noexcept;
   /// Takes `chunk` out of open_ (mutex_ held).
   void closeLocked(StackChunk& chunk) noexcept;
+  /// Takes `chunk` out of open_ and the chunk list, to be unmapped (mutex_ held).
+  void retireLocked(StackChunk& chunk) noexcept;
 
   const std::size_t stackSize_;
   const std::size_t maxCached_;
+  const std::size_t purgeBatch_;
   const bool guardPages_;
   std::mutex mutex_;
   std::vector<Stack> cache_;       // released, resident, reused first (newest first)

@@ -32,8 +32,11 @@ std::size_t roundUpToPages(std::size_t bytes) {
 
 }  // namespace
 
-StackPool::StackPool(std::size_t stackSize, std::size_t maxCached, bool guardPages)
-    : stackSize_(roundUpToPages(stackSize < 16384 ? 16384 : stackSize)), maxCached_(maxCached), guardPages_(guardPages) {}
+StackPool::StackPool(std::size_t stackSize, std::size_t maxCached, bool guardPages, std::size_t purgeBatch)
+    : stackSize_(roundUpToPages(stackSize < 16384 ? 16384 : stackSize)),
+      maxCached_(maxCached),
+      purgeBatch_(purgeBatch),
+      guardPages_(guardPages) {}
 
 StackPool::~StackPool() = default;
 
