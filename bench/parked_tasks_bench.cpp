@@ -166,8 +166,14 @@ int main(int argc, char** argv) {
   std::unique_ptr<EventChannel> channel = EventChannel::create(options);
   std::printf("parked_tasks_bench: %ld tasks parked on a 1 h timer (this_task::sleepFor), backend %s, %d workers\n",
               tasks, channel->backendName(), channel->poolStats().current);
-  std::printf("  stack size %zu bytes (mapped lazily), guard budget %zu stacks (3/8 of vm.max_map_count)\n",
-              options.taskStackSize, StackPool::guardBudget());
+  if (StackPool::guardBudget() == StackPool::kUnlimitedGuards) {
+    std::printf("  stack size %zu bytes (mapped lazily), every stack guarded (guard markers)\n",
+                options.taskStackSize);
+  } else {
+    std::printf("  stack size %zu bytes (mapped lazily), guard budget %zu stacks (%s)\n", options.taskStackSize,
+                StackPool::guardBudget(),
+                StackPool::guardsAreMarkers() ? "EVCHAN_GUARDED_STACKS" : "PROT_NONE reserves: 3/8 of vm.max_map_count");
+  }
 
   std::atomic<long> parked{0}, woken{0}, early{0};
   // Warm up: worker contexts, the stack pool, the timer machinery.

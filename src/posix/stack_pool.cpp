@@ -62,6 +62,34 @@ std::size_t guardReserve() {
   return size;
 }
 
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102  // Linux 6.13's guard regions (uapi asm-generic/mman-common.h)
+#endif
+
+// Whether this kernel installs guard regions: page-table markers that fault
+// on any access, in the stack's own mapping (no split, no extra mapping),
+// kept across MADV_DONTNEED and fork, removed by munmap.  Linux 6.13 on;
+// older kernels (and seccomp filters) refuse the advice with EINVAL.
+bool guardMarkersWork() {
+  static const bool work = [] {
+    const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    void* probe = mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (probe == MAP_FAILED) return false;
+    const bool installed = madvise(probe, page, MADV_GUARD_INSTALL) == 0;
+    munmap(probe, 2 * page);
+    return installed;
+  }();
+  return work;
+}
+
+// Makes `reserve` fault on any access: guard markers where the kernel has
+// them, else PROT_NONE (a mapping of its own).  0 or an errno.
+int installGuard(char* reserve, std::size_t size) {
+  if (guardMarkersWork() && madvise(reserve, size, MADV_GUARD_INSTALL) == 0) return 0;
+  // Refused (a locked mapping under mlockall, say): the mapping way.
+  return mprotect(reserve, size, PROT_NONE) == 0 ? 0 : errno;
+}
+
 std::size_t readMaxMapCount() {
   std::ifstream file("/proc/sys/vm/max_map_count");
   std::size_t count = 0;
@@ -144,6 +172,8 @@ std::size_t StackPool::guardBudget() noexcept {
   static const std::size_t budget = [] {
     std::size_t fromEnvironment = 0;
     if (budgetFromEnvironment(fromEnvironment)) return fromEnvironment;
+    // Guard markers cost no mapping: every stack is guarded.
+    if (guardMarkersWork()) return kUnlimitedGuards;
     // A guarded stack is two mappings (its reserve and itself): 3/8 of
     // the count leaves a quarter of the mappings to the rest of the process.
     return readMaxMapCount() / 8 * 3;
@@ -152,6 +182,8 @@ std::size_t StackPool::guardBudget() noexcept {
 }
 
 std::size_t StackPool::guardedStacks() noexcept { return liveGuards.load(std::memory_order_relaxed); }
+
+bool StackPool::guardsAreMarkers() noexcept { return guardMarkersWork(); }
 
 bool StackPool::canaryIntact(const Stack& stack) noexcept {
   if (stack.guarded) return true;
@@ -198,13 +230,13 @@ std::error_code StackPool::acquire(Stack& stack) noexcept {
       return {};
     }
   }
-  return carveChunk(stack);
+  return carveChunk(stack, guardPages_);
 }
 
-std::error_code StackPool::carveChunk(Stack& stack) noexcept {
+std::error_code StackPool::carveChunk(Stack& stack, bool guards) noexcept {
   // Guard slots are reserved first so that concurrent carvings cannot
   // overshoot the budget; a chunk is all guarded or all canaried.
-  const std::size_t guarded = guardPages_ ? reserveGuards(slotsPerChunk(stackSize_ + guardReserve())) : 0;
+  const std::size_t guarded = guards ? reserveGuards(slotsPerChunk(stackSize_ + guardReserve())) : 0;
   const std::size_t guard = guarded != 0 ? guardReserve() : 0;
   const std::size_t slotSize = stackSize_ + guard;
   const std::size_t slots = guarded != 0 ? guarded : slotsPerChunk(slotSize);
@@ -226,8 +258,12 @@ std::error_code StackPool::carveChunk(Stack& stack) noexcept {
     chunk->outstanding = 1;
   }
   int error = chunk != nullptr ? 0 : ENOMEM;
-  for (std::size_t i = 0; error == 0 && guard != 0 && i < slots; ++i) {
-    if (mprotect(chunk->base + i * slotSize, guard, PROT_NONE) != 0) error = errno;
+  for (std::size_t i = 0; error == 0 && guard != 0 && i < slots; ++i) error = installGuard(chunk->base + i * slotSize, guard);
+  if (error == ENOMEM && guard != 0) {
+    // Out of mappings (vm.max_map_count, with the budget raised past it
+    // or the rest of the process using many): canaried stacks instead.
+    delete chunk;  // unmaps, gives the guard slots back
+    return carveChunk(stack, false);
   }
   if (error == 0) {
     try {

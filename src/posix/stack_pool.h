@@ -21,29 +21,34 @@ struct Stack {
   std::size_t mappingSize = 0;  ///< the slot's size
   StackChunk* chunk = nullptr;  ///< the reservation the slot was carved from
   StackSpan usable;      ///< what the fiber runs on, above the guard reserve
-  bool guarded = false;  ///< a PROT_NONE reserve lies below `usable`; otherwise a canary at its base (its lowest 64 bytes stay zero)
+  bool guarded = false;  ///< a faulting reserve lies below `usable`; otherwise a canary at its base (its lowest 64 bytes stay zero)
 };
 
-/// Stacks of one size, reused.  A guarded stack has a PROT_NONE reserve
-/// of 64 KiB below it (one page on 32-bit systems): any access there, a
-/// deep recursion's or a frame of up to 64 KiB that skips the stack's last
-/// pages, faults and is reported as that task's stack overflow; with
-/// stack-clash probing (-fstack-clash-protection) a frame of any size is.
-/// The reserve splits the stack's mapping in two, and vm.max_map_count
-/// (65,530 by default) caps a process's mappings, so guarded stacks are
-/// limited to 3/8 of that count (guardBudget(); 24,573 by default, the
-/// environment variable EVCHAN_GUARDED_STACKS overrides it).  The others
-/// get a canary, their lowest 64 bytes that a fresh mapping reads as zero
-/// and only an overflow writes, which the scheduler checks at every
-/// switch: it catches an overflow that wrote those bytes by the task's
-/// next suspension, not one that went further first (it writes into
-/// whatever lies below, typically another task's stack).
+/// Stacks of one size, reused.  A guarded stack has a reserve of 64 KiB
+/// below it (one page on 32-bit systems) that faults on any access: a deep
+/// recursion's or a frame of up to 64 KiB that skips the stack's last
+/// pages is reported as that task's stack overflow; with stack-clash
+/// probing (-fstack-clash-protection) a frame of any size is.
+///
+/// Where the kernel has guard markers (MADV_GUARD_INSTALL, Linux 6.13 on)
+/// the reserve is marked in the page tables of the chunk's one mapping: it
+/// costs no mapping and no resident page, so every stack is guarded (unless
+/// the environment variable EVCHAN_GUARDED_STACKS sets a budget).
+/// Elsewhere the reserve is a PROT_NONE mapping of its own, splitting the
+/// stack's mapping in two, and vm.max_map_count (65,530 by default) caps a
+/// process's mappings, so guarded stacks are limited to 3/8 of that count
+/// (guardBudget(); 24,573 by default, EVCHAN_GUARDED_STACKS overrides it).
+/// The others get a canary, their lowest 64 bytes that a fresh mapping
+/// reads as zero and only an overflow writes, which the scheduler checks
+/// at every switch: it catches an overflow that wrote those bytes by the
+/// task's next suspension, not one that went further first (it writes into
+/// whatever lies below, typically another task's stack).  A chunk whose
+/// reserves the kernel refuses for want of mappings is carved canaried.
 ///
 /// Stacks are slots carved from chunks, one mmap each for up to 64 stacks
 /// (8 MiB of address space at most), all guarded or all canaried: a
-/// guarded chunk costs one mprotect per stack (its reserves and stacks
-/// alternate, two mappings a stack as before), a canaried one a single
-/// mapping.  Released stacks stay resident in a cache of `maxCached`; past
+/// guarded chunk costs one madvise (markers) or mprotect per stack, a
+/// canaried one nothing more.  Released stacks stay resident in a cache of `maxCached`; past
 /// it they are given back to the kernel in batches of `purgeBatch`: sorted,
 /// one madvise(MADV_DONTNEED) per run of adjacent stacks, and chunks with
 /// no stack in use any more unmapped whole, one munmap per run of
@@ -90,8 +95,14 @@ class StackPool {
 
   /// False once something wrote over the canary of an unguarded stack.
   static bool canaryIntact(const Stack& stack) noexcept;
-  /// How many guarded stacks the process may have at once.
+  /// How many guarded stacks the process may have at once:
+  /// kUnlimitedGuards when guards are markers (guardsAreMarkers()), unless
+  /// EVCHAN_GUARDED_STACKS sets a count.
   static std::size_t guardBudget() noexcept;
+  static constexpr std::size_t kUnlimitedGuards = ~std::size_t(0);
+  /// Whether guard reserves are the kernel's guard markers
+  /// (MADV_GUARD_INSTALL, Linux 6.13 on) rather than PROT_NONE mappings.
+  static bool guardsAreMarkers() noexcept;
   /// Guarded stacks alive in the process now: their slots, in use,
   /// cached or free in a chunk still mapped.
   static std::size_t guardedStacks() noexcept;
@@ -100,8 +111,9 @@ class StackPool {
   static constexpr std::size_t kPurgeBatch = 1024;
 
  private:
-  /// A new chunk's first slot, the rest made free; mutex_ not held.
-  std::error_code carveChunk(Stack& stack) noexcept;
+  /// A new chunk's first slot, the rest made free, guarded if `guards`
+  /// and the budget allows; mutex_ not held.
+  std::error_code carveChunk(Stack& stack, bool guards) noexcept;
   /// Gives `count` released stacks back to the kernel; mutex_ not held.
   void purge(Stack* batch, std::size_t count) noexcept;
   /// Takes the purgeBatch_ coldest stacks out of an overflowing cache and
