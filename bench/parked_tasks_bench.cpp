@@ -10,9 +10,11 @@
 // task, and joins them all.  Reports the resident memory per parked task
 // (target: at most 4.5 KiB), its split between the heap (malloc) and the rest
 // (stack pages, page-granular), the spawn and park rates, the time to
-// release and join (each also per task, beside its target: 2 us), and how
-// many stacks got a guard page: the guard budget
-// is 3/8 of vm.max_map_count; later stacks get a canary instead.  For a
+// release and join (each also per task, beside its target: 2 us, and
+// beside this machine's floors: a fresh page's first write and a C++ throw,
+// measured alone first), and how many stacks are guarded (every one with
+// the kernel's guard markers; else a budget of 3/8 of vm.max_map_count,
+// later stacks getting a canary instead).  For a
 // sample of the parked tasks it also counts, per kind of stack, the pages
 // of the stack that are resident: mincore() says which pages have a page
 // table entry, /proc/self/pagemap which of those are the task's own
@@ -136,6 +138,50 @@ void printCensus(const char* kind, const PageCensus& census) {
   }
 }
 
+// What no spawn and no release can go below on this machine, measured
+// alone before the tasks: the first write to a fresh page (a spawned
+// task's stack top), and a C++ exception thrown and caught two frames up
+// (a released task's operation_canceled out of this_task::sleepFor).
+volatile bool throwNow = true;
+volatile long floorSink = 0;
+
+[[gnu::noinline]] void throwCancelled() {
+  if (throwNow) throw evchan::SystemError(std::make_error_code(std::errc::operation_canceled), "sleepFor");
+  floorSink = floorSink + 1;
+}
+
+[[gnu::noinline]] void sleepLikeCall() {
+  throwCancelled();
+  floorSink = floorSink + 1;  // keeps this frame: no tail call
+}
+
+double throwAndCatchMicros() {
+  constexpr int kThrows = 20000;
+  const Clock::time_point start = Clock::now();
+  for (int i = 0; i < kThrows; ++i) {
+    try {
+      sleepLikeCall();
+    } catch (const evchan::SystemError& e) {
+      floorSink = floorSink + e.code().value();
+    }
+  }
+  return secondsSince(start) * 1e6 / kThrows;
+}
+
+double freshPageWriteMicros() {
+  constexpr std::size_t kPages = 20000;
+  constexpr std::size_t kStride = 64 * 1024;  // one page touched per 64 KiB, as stacks are
+  void* mapping = mmap(nullptr, kPages * kStride, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (mapping == MAP_FAILED) return 0;
+  auto* bytes = static_cast<volatile char*>(mapping);
+  const Clock::time_point start = Clock::now();
+  for (std::size_t i = 0; i < kPages; ++i) bytes[i * kStride + kStride - 64] = 1;
+  const double micros = secondsSince(start) * 1e6 / kPages;
+  munmap(mapping, kPages * kStride);
+  return micros;
+}
+
 void usage() {
   std::fprintf(stderr, "usage: parked_tasks_bench [--tasks N] [--stack BYTES] [--threads N]\n");
   std::exit(2);
@@ -174,6 +220,12 @@ int main(int argc, char** argv) {
                 StackPool::guardBudget(),
                 StackPool::guardsAreMarkers() ? "EVCHAN_GUARDED_STACKS" : "PROT_NONE reserves: 3/8 of vm.max_map_count");
   }
+
+  const double pageFloor = freshPageWriteMicros();
+  const double throwFloor = throwAndCatchMicros();
+  std::printf("  this machine's floors, measured alone: a fresh page's first write %.2f us (a spawn's stack top), "
+              "a throw caught two frames up %.2f us (a release's operation_canceled)\n",
+              pageFloor, throwFloor);
 
   std::atomic<long> parked{0}, woken{0}, early{0};
   // Warm up: worker contexts, the stack pool, the timer machinery.
@@ -295,10 +347,11 @@ int main(int argc, char** argv) {
               perTaskKiB <= kTargetKiB ? "met" : "missed");
   const double spawnMicros = spawned > 0 ? spawnSeconds * 1e6 / spawned : 0;
   const double releaseMicros = spawned > 0 ? releaseSeconds * 1e6 / spawned : 0;
-  std::printf("spawn time per task: %.2f us (target <= %.0f us): %s\n", spawnMicros, kSpawnTargetMicros,
-              spawnMicros <= kSpawnTargetMicros ? "met" : "missed");
-  std::printf("release-and-join time per task: %.2f us (target <= %.0f us): %s\n", releaseMicros,
-              kReleaseTargetMicros, releaseMicros <= kReleaseTargetMicros ? "met" : "missed");
+  std::printf("spawn time per task: %.2f us (target <= %.0f us; a fresh page alone %.2f us here): %s\n", spawnMicros,
+              kSpawnTargetMicros, pageFloor, spawnMicros <= kSpawnTargetMicros ? "met" : "missed");
+  std::printf("release-and-join time per task: %.2f us (target <= %.0f us; a throw alone %.2f us here): %s\n",
+              releaseMicros, kReleaseTargetMicros, throwFloor,
+              releaseMicros <= kReleaseTargetMicros ? "met" : "missed");
   for (const auto& [kind, census] : {std::pair<const char*, const PageCensus*>{"guarded", &guardedCensus},
                                      std::pair<const char*, const PageCensus*>{"canaried", &canariedCensus}}) {
     if (census->stacks == 0 || !census->pagemapRead) continue;

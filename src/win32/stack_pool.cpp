@@ -59,8 +59,10 @@ void StackPool::releaseOnThread(Stack& stack) noexcept { release(stack); }
 
 bool StackPool::canaryIntact(const Stack& /*stack*/) noexcept { return true; }
 
+bool StackPool::guardsAreMarkers() noexcept { return false; }
+
 // Windows' guard pages cost no mapping budget: every stack has one.
-std::size_t StackPool::guardBudget() noexcept { return ~std::size_t(0); }
+std::size_t StackPool::guardBudget() noexcept { return kUnlimitedGuards; }
 
 std::size_t StackPool::guardedStacks() noexcept { return liveStacks.load(std::memory_order_relaxed); }
 
