@@ -21,6 +21,9 @@
 // (exclusively mapped) rather than the kernel's shared zero page, which a
 // read of a never-written page maps and VmRSS does not count.
 #include <fcntl.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -338,8 +341,15 @@ int main(int argc, char** argv) {
               "join failures %ld\n",
               spawned, releaseSeconds, shutdownSeconds, woken.load(), early.load(), notDone, joinFailures);
   channel.reset();
-  std::printf("  after release: VmRSS %ld KiB, mappings %ld, guarded stacks live %zu\n", scale_bench::residentKiB(),
-              scale_bench::mappingCount(), StackPool::guardedStacks());
+  std::printf("  after release: VmRSS %ld KiB (heap in use %zu KiB), mappings %ld, guarded stacks live %zu\n",
+              scale_bench::residentKiB(), scale_bench::heapInUse() / 1024, scale_bench::mappingCount(),
+              StackPool::guardedStacks());
+#if defined(__GLIBC__)
+  // glibc keeps the freed heap of the tasks' states resident (it returns
+  // only the top of a heap by itself); malloc_trim gives the rest back.
+  malloc_trim(0);
+  std::printf("  after malloc_trim(0): VmRSS %ld KiB\n", scale_bench::residentKiB());
+#endif
 
   const bool ended = woken.load() == spawned && early.load() == spawned && notDone == 0 && joinFailures == 0;
   if (spawned != tasks) std::printf("  NOTE: measured %ld tasks, not the %ld asked for\n", spawned, tasks);
