@@ -259,7 +259,7 @@ std::error_code StackPool::carveChunk(Stack& stack, bool guards) noexcept {
   }
   int error = chunk != nullptr ? 0 : ENOMEM;
   for (std::size_t i = 0; error == 0 && guard != 0 && i < slots; ++i) error = installGuard(chunk->base + i * slotSize, guard);
-  if (error == ENOMEM && guard != 0) {
+  if (error == ENOMEM && guard != 0 && chunk != nullptr) {
     // Out of mappings (vm.max_map_count, with the budget raised past it
     // or the rest of the process using many): canaried stacks instead.
     delete chunk;  // unmaps, gives the guard slots back
@@ -470,7 +470,8 @@ void StackPool::purge(Stack* batch, std::size_t count) noexcept {
   }
   unmapChunks(dead);
   // One madvise per run of neighbouring slots (their guard reserves
-  // between them hold no pages, and stay PROT_NONE).
+  // between them hold no pages, and keep faulting: PROT_NONE stays, and
+  // the kernel keeps guard markers through MADV_DONTNEED).
   for (std::size_t i = 0; i < count;) {
     if (batch[i].mapping == nullptr) {
       ++i;
