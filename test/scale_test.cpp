@@ -67,9 +67,18 @@ constexpr long kParkedTasks = 100000;
 double parkedTaskBoundKiB() { return 2.0 + double(sysconf(_SC_PAGESIZE)) / 1024.0; }
 constexpr long kConnections = 5000;
 constexpr double kConnectionBoundKiB = 32.0;
-// Every wait of the test is bounded by this; the child gives up after it too.
+// Every wait of the test is bounded by this, stretched like every patience
+// (evchan::test::generous); the child gives up after it too.
 constexpr Duration kPatience = 20s;
-constexpr int kChildPatienceSeconds = 20;
+
+// kPatience stretched, in whole seconds: what the client process and the
+// test wait for each other's messages.  The parent's waits between two
+// messages are stretched, so the child's must be too (under ThreadSanitizer
+// parking 5,000 readers can take longer than 20 s, and a child that gave
+// up closed every connection: all the readers ended before any data).
+int childPatienceSeconds() {
+  return static_cast<int>(std::chrono::ceil<std::chrono::seconds>(evchan::test::generous(kPatience)).count());
+}
 
 /// VmRSS of this process, in KiB; -1 where unknown.
 long residentKiB() {
@@ -113,7 +122,7 @@ bool receiveMessage(int fd, Message& m, int seconds) {
 /// held in the child.
 int clientMain(int fromParent, int toParent, long connections, std::vector<int>& sockets) {
   Message m{};
-  if (!receiveMessage(fromParent, m, kChildPatienceSeconds) || m.tag != 'P') return 10;
+  if (!receiveMessage(fromParent, m, childPatienceSeconds()) || m.tag != 'P') return 10;
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(static_cast<std::uint16_t>(m.value));
@@ -133,7 +142,7 @@ int clientMain(int fromParent, int toParent, long connections, std::vector<int>&
     sockets.push_back(fd);
   }
   sendMessage(toParent, 'C', static_cast<std::int64_t>(sockets.size()));
-  if (!receiveMessage(fromParent, m, kChildPatienceSeconds) || m.tag != 'G') return 11;
+  if (!receiveMessage(fromParent, m, childPatienceSeconds()) || m.tag != 'G') return 11;
   for (std::size_t i = 0; i < sockets.size(); ++i) {
     const std::uint64_t word = 0xec40000000000000ull + i;
     if (send(sockets[i], &word, sizeof word, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof word)) break;
@@ -152,7 +161,7 @@ int clientMain(int fromParent, int toParent, long connections, std::vector<int>&
   sendMessage(toParent, 'E', echoed);
   // Closed once the server side has closed (TIME_WAIT stays off the
   // client's ephemeral ports), or when the parent is gone.
-  receiveMessage(fromParent, m, kChildPatienceSeconds);
+  receiveMessage(fromParent, m, childPatienceSeconds());
   for (int fd : sockets) close(fd);
   return echoed == connections ? 0 : 1;
 }
@@ -195,7 +204,7 @@ class ClientProcess {
   bool send(char tag, std::int64_t value = 0) { return sendMessage(toChild_, tag, value); }
   bool receive(char tag, std::int64_t& value) {
     Message m{};
-    if (!receiveMessage(fromChild_, m, kChildPatienceSeconds) || m.tag != tag) return false;
+    if (!receiveMessage(fromChild_, m, childPatienceSeconds()) || m.tag != tag) return false;
     value = m.value;
     return true;
   }
