@@ -2,11 +2,14 @@
 // Tests of task stacks: guard pages, canaries, reuse, overflow reports.
 #include <cppunit/extensions/HelperMacros.h>
 
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
@@ -22,6 +25,8 @@
 #include "task/context/fiber_context.h"
 #include "posix/stack_overflow.h"
 #include "posix/stack_pool.h"
+
+extern char** environ;
 
 namespace {
 
@@ -118,6 +123,82 @@ std::size_t maxMapCount() {
   return count;
 }
 
+// Set in a copy of this program that runSelf() started to run one case's
+// child part (a fresh process: nothing probed, no lock held by a thread
+// of the parent, free to lock its memory or spend its mappings).
+constexpr const char* kChildVariable = "EVCHAN_STACK_POOL_TEST_CHILD";
+
+bool inSelfChild() { return std::getenv(kChildVariable) != nullptr; }
+
+// Runs this program again on `testCase` alone, with kChildVariable set;
+// its exit status and output (stdout and stderr).
+ChildResult runSelf(const std::string& testCase) {
+  std::vector<std::string> environment{std::string(kChildVariable) + "=1"};
+  for (char** variable = environ; *variable != nullptr; ++variable) environment.emplace_back(*variable);
+  std::vector<char*> envp;
+  for (std::string& variable : environment) envp.push_back(variable.data());
+  envp.push_back(nullptr);
+  int pipeFds[2];
+  CPPUNIT_ASSERT(pipe(pipeFds) == 0);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipeFds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, pipeFds[1], STDERR_FILENO);
+  posix_spawn_file_actions_addclose(&actions, pipeFds[0]);
+  posix_spawn_file_actions_addclose(&actions, pipeFds[1]);
+  std::string self = "/proc/self/exe";
+  char* argv[] = {self.data(), const_cast<char*>(testCase.c_str()), nullptr};
+  pid_t pid = -1;
+  const int spawned = posix_spawn(&pid, self.c_str(), &actions, nullptr, argv, envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  close(pipeFds[1]);
+  ChildResult result;
+  if (spawned != 0) {
+    close(pipeFds[0]);
+    CPPUNIT_FAIL(std::string("posix_spawn: ") + std::strerror(spawned));
+  }
+  char buffer[4096];
+  ssize_t n;
+  while ((n = read(pipeFds[0], buffer, sizeof buffer)) > 0 || (n < 0 && errno == EINTR)) {
+    if (n > 0) result.stderrText.append(buffer, static_cast<std::size_t>(n));
+  }
+  close(pipeFds[0]);
+  while (waitpid(pid, &result.status, 0) < 0 && errno == EINTR) {
+  }
+  return result;
+}
+
+// The child's case passed (exit 0) or skipped (77, passed on as a skip).
+void assertSelfChildPassed(const std::string& testCase) {
+  const ChildResult result = runSelf(testCase);
+  if (WIFEXITED(result.status) && WEXITSTATUS(result.status) == 77) EVCHAN_SKIP("child: " + result.stderrText);
+  CPPUNIT_ASSERT_MESSAGE("child of " + testCase + " (status " + std::to_string(result.status) + "):\n" +
+                             result.stderrText,
+                         WIFEXITED(result.status) && WEXITSTATUS(result.status) == 0);
+}
+
+// Whether MADV_GUARD_INSTALL works on a fresh mapping now (mlockall
+// refuses it: EINVAL on a locked mapping).
+bool markersWorkNow() {
+  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  void* probe = mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CPPUNIT_ASSERT(probe != MAP_FAILED);
+  const bool installed = madvise(probe, page, 102) == 0;
+  munmap(probe, 2 * page);
+  return installed;
+}
+
+// Whether a new mapping that cannot merge with a neighbour can still be
+// made (two pages of different protections: two mappings).
+bool roomForTwoMappings() {
+  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  void* probe = mmap(nullptr, 3 * page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (probe == MAP_FAILED) return false;
+  const bool split = mprotect(static_cast<char*>(probe) + page, page, PROT_READ | PROT_WRITE) == 0;
+  munmap(probe, 3 * page);
+  return split;
+}
+
 }  // namespace
 
 class StackPoolTest : public evchan::test::LeakCheckedFixture {
@@ -136,6 +217,9 @@ class StackPoolTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testStacksPastTheCacheGoBackToTheKernel);
   CPPUNIT_TEST(testEmptiedChunksAreUnmappedAroundOneInUse);
   CPPUNIT_TEST(testGuardedStacksAreCarvedAndPurgedToo);
+  CPPUNIT_TEST(testPurgeRacesAcquireAndReleaseOnThreads);
+  CPPUNIT_TEST(testOutOfMappingsStacksAreCanaried);
+  CPPUNIT_TEST(testMarkersRefusedLaterKeepTheMappingBudget);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -493,6 +577,156 @@ class StackPoolTest : public evchan::test::LeakCheckedFixture {
       pool.release(kept);
     }
     CPPUNIT_ASSERT_EQUAL(guardsBefore, StackPool::guardedStacks());  // the pool's end unmapped its chunks
+  }
+
+  // Threads acquire, mark, check and release stacks while a small cache
+  // and batch keep the purge running, chunks emptied and unmapped while
+  // their neighbours' slots are handed out: no stack is handed to two
+  // holders at once (each finds its own marks), none is unmapped while
+  // held (that would fault here), and the guard count comes back with the
+  // pool.  Run with EVCHAN_GUARDED_STACKS small, the pool mixes guarded and
+  // canaried chunks.
+  void testPurgeRacesAcquireAndReleaseOnThreads() {
+    const std::size_t guardsBefore = StackPool::guardedStacks();
+    constexpr unsigned kThreads = 4;
+    std::atomic<std::size_t> overwritten{0}, failed{0}, acquired{0};
+    {
+      StackPool pool(16 * 1024, 4, /*guardPages=*/true, /*purgeBatch=*/16);
+      std::vector<std::thread> threads;
+      for (unsigned t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+          std::vector<std::pair<Stack, std::uint64_t>> held;
+          std::uint32_t random = 2463534242u + t;
+          auto next = [&random] {
+            random ^= random << 13;
+            random ^= random >> 17;
+            random ^= random << 5;
+            return random;
+          };
+          std::uint64_t serial = 0;
+          auto words = [](const Stack& stack) {
+            char* base = static_cast<char*>(stack.usable.base);
+            return std::make_pair(reinterpret_cast<volatile std::uint64_t*>(base + 64),
+                                  reinterpret_cast<volatile std::uint64_t*>(base + stack.usable.size - 8));
+          };
+          auto giveBack = [&](std::pair<Stack, std::uint64_t>& entry) {
+            const auto marks = words(entry.first);
+            if (*marks.first != entry.second || *marks.second != entry.second) ++overwritten;
+            if (entry.second & 1) pool.releaseOnThread(entry.first); else pool.release(entry.first);
+          };
+          for (unsigned round = 0; round < 1500; ++round) {
+            const std::uint32_t pick = next();
+            const std::size_t want = pick % 8 == 0 ? 0 : pick / 8 % 160;
+            while (held.size() < want) {
+              Stack stack;
+              const std::uint64_t mark = (std::uint64_t(t) << 56) | (++serial << 1) | (next() & 1);
+              if ((mark & 1) ? pool.acquireOnThread(stack) : pool.acquire(stack)) {
+                ++failed;
+                break;
+              }
+              ++acquired;
+              const auto marks = words(stack);
+              *marks.first = mark;
+              *marks.second = mark;
+              held.emplace_back(stack, mark);
+            }
+            // Half of them back, from anywhere in the list.
+            while (held.size() > want / 2) {
+              const std::size_t at = next() % held.size();
+              std::swap(held[at], held.back());
+              giveBack(held.back());
+              held.pop_back();
+            }
+          }
+          for (auto& entry : held) giveBack(entry);
+        });
+      }
+      for (std::thread& thread : threads) thread.join();
+    }
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), failed.load());
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), overwritten.load());
+    CPPUNIT_ASSERT(acquired.load() > 1000);
+    CPPUNIT_ASSERT_EQUAL(guardsBefore, StackPool::guardedStacks());
+  }
+
+  // A process out of mappings (vm.max_map_count: everything else it
+  // mapped) with PROT_NONE reserves (mlockall: the kernel refuses guard
+  // markers on locked memory) still gets stacks: canaried ones, from
+  // chunks whose reserves the kernel refused with ENOMEM.
+  void testOutOfMappingsStacksAreCanaried() {
+    if (!inSelfChild()) return assertSelfChildPassed("StackPoolTest::testOutOfMappingsStacksAreCanaried");
+    if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0) EVCHAN_SKIP("mlockall failed");
+    if (markersWorkNow()) EVCHAN_SKIP("the kernel installs guard markers on locked memory");
+    CPPUNIT_ASSERT(!StackPool::guardsAreMarkers());
+    const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    const std::size_t guardsBefore = StackPool::guardedStacks();
+    // Spend the mappings: one page in two made read-only until the kernel refuses.
+    const std::size_t pages = 2 * maxMapCount() + 16;
+    char* spent = static_cast<char*>(mmap(nullptr, pages * page, PROT_READ | PROT_WRITE,
+                                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+    CPPUNIT_ASSERT(spent != MAP_FAILED);
+    std::size_t split = 0;
+    for (std::size_t i = 1; i < pages; i += 2, ++split) {
+      if (mprotect(spent + i * page, page, PROT_READ) != 0) {
+        CPPUNIT_ASSERT_EQUAL(ENOMEM, errno);
+        break;
+      }
+    }
+    CPPUNIT_ASSERT(!roomForTwoMappings());
+    // Room for a few mappings: enough for a chunk, not for its reserves.
+    for (std::size_t i = 0; i < 16; ++i) {
+      CPPUNIT_ASSERT(mprotect(spent + (2 * (split - 1 - i) + 1) * page, page, PROT_READ | PROT_WRITE) == 0);
+    }
+    std::size_t canaried = 0;
+    {
+      StackPool pool(16 * 1024, 0, /*guardPages=*/true);
+      std::vector<Stack> stacks(200);
+      for (Stack& stack : stacks) {
+        const std::error_code error = pool.acquire(stack);
+        CPPUNIT_ASSERT_MESSAGE(error.message(), !error);
+        if (!stack.guarded) ++canaried;
+        *topByte(stack) = 1;
+        CPPUNIT_ASSERT(StackPool::canaryIntact(stack));
+      }
+      CPPUNIT_ASSERT(canaried > 0);
+      for (Stack& stack : stacks) pool.release(stack);
+    }
+    CPPUNIT_ASSERT_EQUAL(guardsBefore, StackPool::guardedStacks());
+    munmap(spent, pages * page);
+  }
+
+  // The kernel has guard markers when the pool first asks, so the budget
+  // is unlimited; later they are refused (mlockall, or a seccomp filter
+  // installed after start-up) and reserves are PROT_NONE mappings again,
+  // two mappings a stack: those may not take more than the 3/8 of
+  // vm.max_map_count in guarded stacks that the mapping way is allowed,
+  // leaving the rest of the process its quarter of the mappings.
+  void testMarkersRefusedLaterKeepTheMappingBudget() {
+    if (!inSelfChild()) return assertSelfChildPassed("StackPoolTest::testMarkersRefusedLaterKeepTheMappingBudget");
+    if (!StackPool::guardsAreMarkers()) EVCHAN_SKIP("the kernel has no guard markers");
+    if (std::getenv("EVCHAN_GUARDED_STACKS") != nullptr) EVCHAN_SKIP("EVCHAN_GUARDED_STACKS sets the budget");
+    if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0) EVCHAN_SKIP("mlockall failed");
+    if (markersWorkNow()) EVCHAN_SKIP("the kernel installs guard markers on locked memory");
+    const std::size_t limit = maxMapCount();
+    const std::size_t mappingsBefore = mappingCount();
+    std::size_t guarded = 0;
+    bool roomLeft = true;
+    std::string trace;
+    {
+      StackPool pool(16 * 1024, 0, /*guardPages=*/true);
+      std::vector<Stack> stacks(limit / 2 + 64);
+      for (Stack& stack : stacks) {
+        const std::error_code error = pool.acquire(stack);
+        CPPUNIT_ASSERT_MESSAGE(error.message(), !error);
+        if (stack.guarded) ++guarded;
+      }
+      roomLeft = roomForTwoMappings();
+      trace = std::to_string(guarded) + " guarded stacks; mappings " + std::to_string(mappingsBefore) + " -> " +
+              std::to_string(mappingCount()) + " of " + std::to_string(limit);
+      for (Stack& stack : stacks) pool.release(stack);
+    }
+    CPPUNIT_ASSERT_MESSAGE(trace, guarded <= limit / 8 * 3);
+    CPPUNIT_ASSERT_MESSAGE(trace, roomLeft);
   }
 };
 
