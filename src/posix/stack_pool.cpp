@@ -407,14 +407,22 @@ void StackPool::purgeColdest() noexcept {
 
 namespace {
 
-// Chunks to unmap, in ascending address order.
+// Chunks to unmap, in ascending address order.  Not copyable: `tail`
+// points into the object itself (a copy's would point into the original).
 struct DeadChunks {
   StackChunk* head = nullptr;
   StackChunk** tail = &head;
+  DeadChunks() = default;
+  DeadChunks(const DeadChunks&) = delete;
+  DeadChunks& operator=(const DeadChunks&) = delete;
   void append(StackChunk& chunk) noexcept {
     chunk.next = nullptr;
     *tail = &chunk;
     tail = &chunk.next;
+  }
+  void clear() noexcept {
+    head = nullptr;
+    tail = &head;
   }
 };
 
@@ -439,7 +447,7 @@ void unmapChunks(DeadChunks& dead) noexcept {
       chunk = following;
     }
   }
-  dead = DeadChunks();
+  dead.clear();
 }
 
 }  // namespace
