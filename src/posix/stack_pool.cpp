@@ -40,6 +40,9 @@ namespace {
 // kernel's shared zero page, which resident memory does not count.
 constexpr std::size_t kCanaryBytes = 64;
 std::atomic<std::size_t> liveGuards{0};
+// Of those, the ones whose reserves are PROT_NONE mappings (two mappings a
+// stack), held to mappingGuardBudget() even where markers set no budget.
+std::atomic<std::size_t> liveMappingGuards{0};
 
 std::size_t pageSize() {
   static const std::size_t size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
@@ -82,14 +85,6 @@ bool guardMarkersWork() {
   return work;
 }
 
-// Makes `reserve` fault on any access: guard markers where the kernel has
-// them, else PROT_NONE (a mapping of its own).  0 or an errno.
-int installGuard(char* reserve, std::size_t size) {
-  if (guardMarkersWork() && madvise(reserve, size, MADV_GUARD_INSTALL) == 0) return 0;
-  // Refused (a locked mapping under mlockall, say): the mapping way.
-  return mprotect(reserve, size, PROT_NONE) == 0 ? 0 : errno;
-}
-
 std::size_t readMaxMapCount() {
   std::ifstream file("/proc/sys/vm/max_map_count");
   std::size_t count = 0;
@@ -118,16 +113,37 @@ std::size_t slotsPerChunk(std::size_t slotSize) {
   return std::max<std::size_t>(1, std::min(kSlotsPerChunk, kChunkBytes / slotSize));
 }
 
-// Takes up to `wanted` guarded slots from the budget; how many it got.
-std::size_t reserveGuards(std::size_t wanted) {
-  const std::size_t budget = StackPool::guardBudget();
-  std::size_t live = liveGuards.load(std::memory_order_relaxed);
+// Takes up to `wanted` slots from `live`, held to `budget`; how many it got.
+std::size_t reserveFrom(std::atomic<std::size_t>& live, std::size_t budget, std::size_t wanted) {
+  std::size_t now = live.load(std::memory_order_relaxed);
   std::size_t got = 0;
   do {
-    got = live >= budget ? 0 : std::min(wanted, budget - live);
+    got = now >= budget ? 0 : std::min(wanted, budget - now);
     if (got == 0) return 0;
-  } while (!liveGuards.compare_exchange_weak(live, live + got, std::memory_order_relaxed));
+  } while (!live.compare_exchange_weak(now, now + got, std::memory_order_relaxed));
   return got;
+}
+
+// Guarded stacks whose reserves may be PROT_NONE mappings at once: a
+// guarded stack is then two mappings (its reserve and itself), so 3/8 of
+// vm.max_map_count leaves a quarter of the mappings to the rest of the
+// process; EVCHAN_GUARDED_STACKS overrides it.
+std::size_t mappingGuardBudget() {
+  static const std::size_t budget = [] {
+    std::size_t fromEnvironment = 0;
+    if (budgetFromEnvironment(fromEnvironment)) return fromEnvironment;
+    return readMaxMapCount() / 8 * 3;
+  }();
+  return budget;
+}
+
+// Takes `wanted` guarded slots with PROT_NONE reserves from their budget,
+// all or none.
+bool reserveMappingGuards(std::size_t wanted) {
+  const std::size_t got = reserveFrom(liveMappingGuards, mappingGuardBudget(), wanted);
+  if (got == wanted) return true;
+  if (got != 0) liveMappingGuards.fetch_sub(got, std::memory_order_relaxed);
+  return false;
 }
 
 }  // namespace
@@ -141,6 +157,7 @@ struct StackChunk {
   std::size_t outstanding = 0;       // slots not in `free`: in use, cached or being purged
   std::vector<std::uint32_t> free;   // zero-filled slots (never used, or purged); capacity `slots`
   std::size_t openIndex = kNotOpen;  // the chunk's place in StackPool::open_
+  bool mappingGuards = false;        // its reserves (some) PROT_NONE mappings: counted in liveMappingGuards
   StackChunk* prev = nullptr;
   StackChunk* next = nullptr;
   static constexpr std::size_t kNotOpen = ~std::size_t(0);
@@ -148,6 +165,7 @@ struct StackChunk {
   ~StackChunk() {
     if (base != nullptr) munmap(base, size);
     if (guard != 0) liveGuards.fetch_sub(slots, std::memory_order_relaxed);
+    if (mappingGuards) liveMappingGuards.fetch_sub(slots, std::memory_order_relaxed);
   }
   std::uint32_t indexOf(const Stack& stack) const noexcept {
     return static_cast<std::uint32_t>((static_cast<char*>(stack.mapping) - base) / slotSize);
@@ -174,9 +192,7 @@ std::size_t StackPool::guardBudget() noexcept {
     if (budgetFromEnvironment(fromEnvironment)) return fromEnvironment;
     // Guard markers cost no mapping: every stack is guarded.
     if (guardMarkersWork()) return kUnlimitedGuards;
-    // A guarded stack is two mappings (its reserve and itself): 3/8 of
-    // the count leaves a quarter of the mappings to the rest of the process.
-    return readMaxMapCount() / 8 * 3;
+    return mappingGuardBudget();
   }();
   return budget;
 }
@@ -236,7 +252,8 @@ std::error_code StackPool::acquire(Stack& stack) noexcept {
 std::error_code StackPool::carveChunk(Stack& stack, bool guards) noexcept {
   // Guard slots are reserved first so that concurrent carvings cannot
   // overshoot the budget; a chunk is all guarded or all canaried.
-  const std::size_t guarded = guards ? reserveGuards(slotsPerChunk(stackSize_ + guardReserve())) : 0;
+  const std::size_t guarded =
+      guards ? reserveFrom(liveGuards, guardBudget(), slotsPerChunk(stackSize_ + guardReserve())) : 0;
   const std::size_t guard = guarded != 0 ? guardReserve() : 0;
   const std::size_t slotSize = stackSize_ + guard;
   const std::size_t slots = guarded != 0 ? guarded : slotsPerChunk(slotSize);
@@ -258,10 +275,27 @@ std::error_code StackPool::carveChunk(Stack& stack, bool guards) noexcept {
     chunk->outstanding = 1;
   }
   int error = chunk != nullptr ? 0 : ENOMEM;
-  for (std::size_t i = 0; error == 0 && guard != 0 && i < slots; ++i) error = installGuard(chunk->base + i * slotSize, guard);
+  bool markers = guardMarkersWork();
+  for (std::size_t i = 0; error == 0 && guard != 0 && i < slots; ++i) {
+    char* const reserve = chunk->base + i * slotSize;
+    if (markers && madvise(reserve, guard, MADV_GUARD_INSTALL) == 0) continue;
+    if (!chunk->mappingGuards) {
+      // No markers, or refused since the probe (memory locked by
+      // mlockall, a seccomp filter): PROT_NONE mappings, within their
+      // budget even where markers set none.
+      markers = false;
+      if (!reserveMappingGuards(slots)) {
+        error = ENOMEM;
+        break;
+      }
+      chunk->mappingGuards = true;
+    }
+    if (mprotect(reserve, guard, PROT_NONE) != 0) error = errno;
+  }
   if (error == ENOMEM && guard != 0 && chunk != nullptr) {
     // Out of mappings (vm.max_map_count, with the budget raised past it
-    // or the rest of the process using many): canaried stacks instead.
+    // or the rest of the process using many) or of their budget: canaried
+    // stacks instead.
     delete chunk;  // unmaps, gives the guard slots back
     return carveChunk(stack, false);
   }

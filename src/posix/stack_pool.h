@@ -37,7 +37,9 @@ struct Stack {
 /// Elsewhere the reserve is a PROT_NONE mapping of its own, splitting the
 /// stack's mapping in two, and vm.max_map_count (65,530 by default) caps a
 /// process's mappings, so guarded stacks are limited to 3/8 of that count
-/// (guardBudget(); 24,573 by default, EVCHAN_GUARDED_STACKS overrides it).
+/// (guardBudget(); 24,573 by default, EVCHAN_GUARDED_STACKS overrides it);
+/// that budget also holds where markers were refused after the probe (a
+/// later mlockall() or seccomp filter), though guardBudget() is unlimited.
 /// The others get a canary, their lowest 64 bytes that a fresh mapping
 /// reads as zero and only an overflow writes, which the scheduler checks
 /// at every switch: it catches an overflow that wrote those bytes by the
