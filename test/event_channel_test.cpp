@@ -1628,5 +1628,6 @@ CPPUNIT_TEST_SUITE_REGISTRATION(EventChannelTest<Backend::Select>);
 CPPUNIT_TEST_SUITE_REGISTRATION(EventChannelTest<Backend::AprPollset>);
 CPPUNIT_TEST_SUITE_REGISTRATION(EventChannelTest<Backend::IoUring>);
 CPPUNIT_TEST_SUITE_REGISTRATION(EventChannelTest<Backend::Aio>);
+CPPUNIT_TEST_SUITE_REGISTRATION(EventChannelTest<Backend::Iocp>);
 
 }  // namespace
