@@ -637,6 +637,7 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
     TcpSocket client = connect.takeSocket();
     CPPUNIT_ASSERT(server.isOpen() && client.isOpen());
     CPPUNIT_ASSERT(client.localAddress() == server.peerAddress());
+    CPPUNIT_ASSERT_EQUAL(server.localAddress().toString(), client.peerAddress().toString());
     assertExchange(client, server);
   }
 

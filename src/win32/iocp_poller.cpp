@@ -402,6 +402,13 @@ class IocpPoller final : public Poller, public CompletionPoller {
     if (record.kind == SocketOperation::Kind::Accept && (code == WSAECONNRESET || code == WSAECONNABORTED)) {
       return -ECONNABORTED;  // reset while queued: the channel accepts the next one
     }
+    const bool datagram = record.kind == SocketOperation::Kind::ReceiveMessage ||
+                          record.kind == SocketOperation::Kind::SendMessage;
+    if (datagram && code == WSAECONNRESET) {
+      // Windows' word for an ICMP port unreachable on a datagram socket;
+      // connection_refused, as apr_pollset and the POSIX hosts report it.
+      return -static_cast<int>(APR_FROM_OS_ERROR(WSAECONNREFUSED));
+    }
     return -static_cast<int>(APR_FROM_OS_ERROR(code));
   }
 
@@ -412,7 +419,7 @@ class IocpPoller final : public Poller, public CompletionPoller {
     switch (error) {
       case ERROR_MORE_DATA: return WSAEMSGSIZE;  // a datagram too long (a receive's is handled before)
       case ERROR_NETNAME_DELETED: return WSAECONNRESET;
-      case ERROR_PORT_UNREACHABLE: return WSAECONNRESET;  // a datagram's ICMP port unreachable
+      case ERROR_PORT_UNREACHABLE: return WSAECONNRESET;  // a datagram's ICMP port unreachable (see finish())
       case ERROR_CONNECTION_REFUSED: return WSAECONNREFUSED;
       case ERROR_CONNECTION_ABORTED: return WSAECONNABORTED;
       case ERROR_REQUEST_ABORTED: return WSAECONNABORTED;
