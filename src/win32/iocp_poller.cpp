@@ -151,9 +151,10 @@ class IocpPoller final : public Poller, public CompletionPoller {
 
   std::error_code open() noexcept {
     hub_ = Hub::instance();
-    if (hub_ == nullptr) return std::error_code(static_cast<int>(GetLastError()), std::system_category());
+    // (Made once: a later channel cannot tell why it failed.)
+    if (hub_ == nullptr) return std::make_error_code(std::errc::resource_unavailable_try_again);
     port_ = CreateIoCompletionPort(INVALID_HANDLE_VALUE, nullptr, 0, 1);
-    if (port_ == nullptr) return std::error_code(static_cast<int>(GetLastError()), std::system_category());
+    if (port_ == nullptr) return makeAprError(APR_FROM_OS_ERROR(GetLastError()));
     return {};
   }
 
