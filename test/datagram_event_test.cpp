@@ -448,5 +448,6 @@ CPPUNIT_TEST_SUITE_REGISTRATION(DatagramEventTest<Backend::Select>);
 CPPUNIT_TEST_SUITE_REGISTRATION(DatagramEventTest<Backend::AprPollset>);
 CPPUNIT_TEST_SUITE_REGISTRATION(DatagramEventTest<Backend::IoUring>);
 CPPUNIT_TEST_SUITE_REGISTRATION(DatagramEventTest<Backend::Aio>);
+CPPUNIT_TEST_SUITE_REGISTRATION(DatagramEventTest<Backend::Iocp>);
 
 }  // namespace

@@ -1098,3 +1098,4 @@ CPPUNIT_TEST_SUITE_REGISTRATION(DescriptorEventTest<Backend::Select>);
 CPPUNIT_TEST_SUITE_REGISTRATION(DescriptorEventTest<Backend::AprPollset>);
 CPPUNIT_TEST_SUITE_REGISTRATION(DescriptorEventTest<Backend::IoUring>);
 CPPUNIT_TEST_SUITE_REGISTRATION(DescriptorEventTest<Backend::Aio>);
+CPPUNIT_TEST_SUITE_REGISTRATION(DescriptorEventTest<Backend::Iocp>);

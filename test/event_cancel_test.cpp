@@ -340,5 +340,6 @@ CPPUNIT_TEST_SUITE_REGISTRATION(EventCancelTest<Backend::Select>);
 CPPUNIT_TEST_SUITE_REGISTRATION(EventCancelTest<Backend::AprPollset>);
 CPPUNIT_TEST_SUITE_REGISTRATION(EventCancelTest<Backend::IoUring>);
 CPPUNIT_TEST_SUITE_REGISTRATION(EventCancelTest<Backend::Aio>);
+CPPUNIT_TEST_SUITE_REGISTRATION(EventCancelTest<Backend::Iocp>);
 
 }  // namespace

@@ -637,6 +637,7 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
     TcpSocket client = connect.takeSocket();
     CPPUNIT_ASSERT(server.isOpen() && client.isOpen());
     CPPUNIT_ASSERT(client.localAddress() == server.peerAddress());
+    CPPUNIT_ASSERT_EQUAL(server.localAddress().toString(), client.peerAddress().toString());
     assertExchange(client, server);
   }
 
@@ -1628,5 +1629,6 @@ CPPUNIT_TEST_SUITE_REGISTRATION(EventChannelTest<Backend::Select>);
 CPPUNIT_TEST_SUITE_REGISTRATION(EventChannelTest<Backend::AprPollset>);
 CPPUNIT_TEST_SUITE_REGISTRATION(EventChannelTest<Backend::IoUring>);
 CPPUNIT_TEST_SUITE_REGISTRATION(EventChannelTest<Backend::Aio>);
+CPPUNIT_TEST_SUITE_REGISTRATION(EventChannelTest<Backend::Iocp>);
 
 }  // namespace

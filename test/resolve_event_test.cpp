@@ -226,5 +226,6 @@ CPPUNIT_TEST_SUITE_REGISTRATION(ResolveEventTest<Backend::Select>);
 CPPUNIT_TEST_SUITE_REGISTRATION(ResolveEventTest<Backend::AprPollset>);
 CPPUNIT_TEST_SUITE_REGISTRATION(ResolveEventTest<Backend::IoUring>);
 CPPUNIT_TEST_SUITE_REGISTRATION(ResolveEventTest<Backend::Aio>);
+CPPUNIT_TEST_SUITE_REGISTRATION(ResolveEventTest<Backend::Iocp>);
 
 }  // namespace

@@ -134,6 +134,7 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testBackendFromName);
   CPPUNIT_TEST(testBackendFromEnvironment);
   CPPUNIT_TEST(testIoUringFromEnvironment);
+  CPPUNIT_TEST(testIocpIsTheWindowsDefault);
   CPPUNIT_TEST(testUnknownBackendInEnvironment);
   CPPUNIT_TEST(testHugeInitialThreadsDefaultMaximumSaturates);
   CPPUNIT_TEST(testExplicitBackendIsStrict);
@@ -346,7 +347,7 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
   // Every backend's name maps back to it; other names leave the value alone.
   void testBackendFromName() {
     for (Backend backend : {Backend::Default, Backend::Epoll, Backend::Poll, Backend::Select, Backend::AprPollset,
-                            Backend::IoUring, Backend::Aio}) {
+                            Backend::IoUring, Backend::Aio, Backend::Iocp}) {
       Backend parsed = backend == Backend::Epoll ? Backend::Poll : Backend::Epoll;
       CPPUNIT_ASSERT(evchan::backendFromName(evchan::backendName(backend), parsed));
       CPPUNIT_ASSERT(parsed == backend);
@@ -387,6 +388,25 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(std::string("io_uring"), std::string(channel->backendName()));
   }
 
+  // I/O completion ports are Windows' default backend, and exist on no
+  // other host (an explicit request there fails as not compiled in).
+  void testIocpIsTheWindowsDefault() {
+    ScopedEnvironment environment("EVCHAN_BACKEND", "");
+    const std::string chosen = EventChannel::create()->backendName();
+    EventChannel::Options iocp;
+    iocp.backend = Backend::Iocp;
+    std::error_code ec;
+    std::unique_ptr<EventChannel> explicitly = EventChannel::create(iocp, ec);
+#ifdef _WIN32
+    CPPUNIT_ASSERT_EQUAL(std::string("iocp"), chosen);
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), explicitly != nullptr);
+#else
+    CPPUNIT_ASSERT(chosen != "iocp");
+    CPPUNIT_ASSERT(explicitly == nullptr);
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == std::errc::function_not_supported);
+#endif
+  }
+
   void testUnknownBackendInEnvironment() {
     ScopedEnvironment environment("EVCHAN_BACKEND", "kqueue");
     const std::error_code ec = creationError(EventChannel::Options());
@@ -409,7 +429,7 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
   void testExplicitBackendIsStrict() {
     int available = 0;
     for (Backend backend :
-         {Backend::Epoll, Backend::Poll, Backend::Select, Backend::AprPollset, Backend::IoUring}) {
+         {Backend::Epoll, Backend::Poll, Backend::Select, Backend::AprPollset, Backend::IoUring, Backend::Iocp}) {
       EventChannel::Options options;
       options.backend = backend;
       std::error_code ec;

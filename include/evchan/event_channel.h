@@ -26,18 +26,21 @@ struct ChannelFront;
 
 /// How the channel drives its sockets.  Readiness backends (epoll, poll,
 /// select, apr_pollset, aio) learn that a socket is ready and the channel
-/// does the IO; the completion backend (io_uring, Linux with liburing) has
-/// the kernel do the IO and report it done.  Default picks the best one
-/// compiled in and supported by the running kernel (or the one named by
-/// the EVCHAN_BACKEND environment variable: epoll, io_uring, poll, select,
-/// apr_pollset, aio); any other value is strict: create() fails with
+/// does the IO; the completion backends (io_uring, Linux with liburing;
+/// iocp, Windows I/O completion ports) have the kernel do the IO and
+/// report it done.  Default picks the best one compiled in and supported
+/// by the running kernel (or the one named by the EVCHAN_BACKEND
+/// environment variable: epoll, io_uring, poll, select, apr_pollset, aio,
+/// iocp); on Windows that is Iocp.  Any other value is strict: create() fails with
 /// std::errc::function_not_supported when it is not compiled in, and with
 /// the kernel's refusal (std::errc::function_not_supported,
 /// operation_not_permitted, ...) when the kernel has no usable io_uring.
 /// Aio performs file events with POSIX aio and watches sockets with
 /// poll(2) (POSIX aio serves sockets badly: see src/posix/aio_poller.cpp);
-/// it is never the default.
-enum class Backend { Default, Epoll, Poll, Select, AprPollset, IoUring, Aio };
+/// it is never the default.  Iocp exists on Windows only (overlapped
+/// WSARecv/WSASend/AcceptEx/ConnectEx on a completion port; file events
+/// still run on a worker).
+enum class Backend { Default, Epoll, Poll, Select, AprPollset, IoUring, Aio, Iocp };
 
 /// The name backendName() reports for `backend` ("epoll", "io_uring", "apr_pollset", ...).
 EVCHAN_API const char* backendName(Backend backend) noexcept;

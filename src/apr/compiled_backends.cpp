@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The backends of an APR-only build (Windows, --disable-posix).
+// The backends of an APR-only POSIX build (--disable-posix); Windows has
+// its own (src/win32/compiled_backends.cpp).
 #include "poller/poller.h"
 
 namespace evchan::detail {

@@ -20,13 +20,14 @@ const char* backendName(Backend backend) noexcept {
     case Backend::AprPollset: return "apr_pollset";
     case Backend::Aio: return "aio";
     case Backend::IoUring: return "io_uring";
+    case Backend::Iocp: return "iocp";
   }
   return "unknown";
 }
 
 bool backendFromName(const std::string& name, Backend& backend) noexcept {
   for (Backend candidate : {Backend::Default, Backend::Epoll, Backend::IoUring, Backend::Poll, Backend::Select,
-                            Backend::AprPollset, Backend::Aio}) {
+                            Backend::AprPollset, Backend::Aio, Backend::Iocp}) {
     if (name == backendName(candidate)) {
       backend = candidate;
       return true;

@@ -203,8 +203,13 @@ void ChannelCore::handleCompletion(const Completion& completion) noexcept {
     case Event::Kind::DescriptorReceive: ec = finishDescriptorEvent(*event, result, *completion_); break;
     case Event::Kind::Connect:
       // APR learns the socket's addresses from its own connect, which
-      // finds the socket connected (EISCONN) and records them.
-      if (result == 0 && target != nullptr) ec = makeAprError(apr_socket_connect(connecting, target));
+      // finds the socket connected (EISCONN) and records them.  Windows'
+      // APR reports that as WSAEISCONN instead (and learns the peer's
+      // address from getpeername() when asked): connected all the same.
+      if (result == 0 && target != nullptr) {
+        ec = makeAprError(apr_socket_connect(connecting, target));
+        if (ec == std::errc::already_connected) ec.clear();
+      }
       if (result < 0) ec = kernelError(result);
       if (ec) EventAccess::connected(static_cast<ConnectEvent&>(*event)).close();
       break;

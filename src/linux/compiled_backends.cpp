@@ -26,7 +26,8 @@ std::unique_ptr<Poller> createCompiledPoller(Backend backend, std::error_code& e
     case Backend::AprPollset: return createAprPollsetPoller(ec);
     case Backend::IoUring: return createIoUringPoller(ec);
     case Backend::Aio: return createAioPoller(ec);
-    case Backend::Default: break;
+    case Backend::Default:
+    case Backend::Iocp: break;  // Windows only
   }
   ec = std::make_error_code(std::errc::function_not_supported);
   return nullptr;

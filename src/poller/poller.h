@@ -115,7 +115,10 @@ struct SocketOperation {
 struct Completion {
   Watch* watch;
   unsigned slot;  ///< kReadable: watch->reader; kWritable: watch->writer
-  int result;     ///< the kernel's: bytes, a descriptor, 0, or -errno
+  /// The kernel's: bytes, a descriptor, 0, or -errno (on Windows, minus
+  /// the APR status of a Winsock error, which kernelError() reads alike;
+  /// -ECANCELED and -ECONNABORTED as everywhere).
+  int result;
 };
 
 /// The completion side of a backend.  One operation at a time per watch
@@ -157,8 +160,8 @@ class CompletionPoller {
 std::unique_ptr<Poller> createPoller(Backend backend, std::error_code& ec);
 
 /// The backends this build compiled, best first, and their constructor.
-/// Defined once per platform (src/linux/, src/posix/, src/apr/
-/// compiled_backends.cpp).
+/// Defined once per platform (src/linux/, src/posix/, src/win32/,
+/// src/apr/ compiled_backends.cpp).
 const std::vector<Backend>& compiledBackends() noexcept;
 std::unique_ptr<Poller> createCompiledPoller(Backend backend, std::error_code& ec);
 
@@ -168,6 +171,8 @@ std::unique_ptr<Poller> createPollPoller(std::error_code& ec);
 std::unique_ptr<Poller> createSelectPoller(std::error_code& ec);
 std::unique_ptr<Poller> createAprPollsetPoller(std::error_code& ec);
 std::unique_ptr<Poller> createAioPoller(std::error_code& ec);
+/// Windows: I/O completion ports (src/win32/iocp_poller.cpp).
+std::unique_ptr<Poller> createIocpPoller(std::error_code& ec);
 /// io_uring: function_not_supported in a build without liburing; otherwise
 /// the kernel's refusal when it has no ring or lacks an operation we need.
 std::unique_ptr<Poller> createIoUringPoller(std::error_code& ec);

@@ -45,6 +45,9 @@ struct Watch {
   /// slot's gather send (io_uring: a struct msghdr), which the kernel may
   /// read until that send completes.  Only the backend looks inside.
   alignas(std::max_align_t) unsigned char sendHeader[kSendHeaderSize];
+  /// Completion backends that keep a record per operation (IOCP): the
+  /// reader's and the writer's, for cancelling it; the backend guards them.
+  void* operations[2] = {nullptr, nullptr};
 
   Watch* prev = nullptr;  ///< the channel's list of live (or retired) watches
   Watch* next = nullptr;

@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: Apache-2.0
+// The backends of a Windows build: I/O completion ports first, then
+// apr_pollset (WSAPoll).
+#include "poller/poller.h"
+
+namespace evchan::detail {
+
+const std::vector<Backend>& compiledBackends() noexcept {
+  static const std::vector<Backend> backends = {Backend::Iocp, Backend::AprPollset};
+  return backends;
+}
+
+std::unique_ptr<Poller> createCompiledPoller(Backend backend, std::error_code& ec) {
+  if (backend == Backend::Iocp) return createIocpPoller(ec);
+  if (backend == Backend::AprPollset) return createAprPollsetPoller(ec);
+  ec = std::make_error_code(std::errc::function_not_supported);
+  return nullptr;
+}
+
+}  // namespace evchan::detail
