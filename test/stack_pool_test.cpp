@@ -98,7 +98,9 @@ volatile char* topByte(const Stack& stack) {
 }
 
 // Whether this kernel installs guard markers (MADV_GUARD_INSTALL, 102 in
-// the kernel's ABI), asked of the kernel here rather than of the pool.
+// the kernel's ABI) on a fresh mapping now, asked of the kernel here
+// rather than of the pool (mlockall makes it refuse: EINVAL on a locked
+// mapping).
 bool kernelHasGuardMarkers() {
   const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
   void* probe = mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -175,17 +177,6 @@ void assertSelfChildPassed(const std::string& testCase) {
   CPPUNIT_ASSERT_MESSAGE("child of " + testCase + " (status " + std::to_string(result.status) + "):\n" +
                              result.stderrText,
                          WIFEXITED(result.status) && WEXITSTATUS(result.status) == 0);
-}
-
-// Whether MADV_GUARD_INSTALL works on a fresh mapping now (mlockall
-// refuses it: EINVAL on a locked mapping).
-bool markersWorkNow() {
-  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-  void* probe = mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  CPPUNIT_ASSERT(probe != MAP_FAILED);
-  const bool installed = madvise(probe, page, 102) == 0;
-  munmap(probe, 2 * page);
-  return installed;
 }
 
 // Whether a new mapping that cannot merge with a neighbour can still be
@@ -666,7 +657,7 @@ class StackPoolTest : public evchan::test::LeakCheckedFixture {
   void testOutOfMappingsStacksAreCanaried() {
     if (!inSelfChild()) return assertSelfChildPassed("StackPoolTest::testOutOfMappingsStacksAreCanaried");
     if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0) EVCHAN_SKIP("mlockall failed");
-    if (markersWorkNow()) EVCHAN_SKIP("memory not locked (sanitizers make mlockall a no-op), or the kernel installs guard markers on it");
+    if (kernelHasGuardMarkers()) EVCHAN_SKIP("memory not locked (sanitizers make mlockall a no-op), or the kernel installs guard markers on it");
     CPPUNIT_ASSERT(!StackPool::guardsAreMarkers());
     const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
     const std::size_t guardsBefore = StackPool::guardedStacks();
@@ -716,7 +707,7 @@ class StackPoolTest : public evchan::test::LeakCheckedFixture {
     if (!StackPool::guardsAreMarkers()) EVCHAN_SKIP("the kernel has no guard markers");
     if (std::getenv("EVCHAN_GUARDED_STACKS") != nullptr) EVCHAN_SKIP("EVCHAN_GUARDED_STACKS sets the budget");
     if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0) EVCHAN_SKIP("mlockall failed");
-    if (markersWorkNow()) EVCHAN_SKIP("memory not locked (sanitizers make mlockall a no-op), or the kernel installs guard markers on it");
+    if (kernelHasGuardMarkers()) EVCHAN_SKIP("memory not locked (sanitizers make mlockall a no-op), or the kernel installs guard markers on it");
     const std::size_t limit = maxMapCount();
     const std::size_t mappingsBefore = mappingCount();
     std::size_t guarded = 0;
