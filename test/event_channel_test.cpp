@@ -350,10 +350,11 @@ class EchoServer {
   int port() const { return listener_.port(); }
   void start() { post(accept_, "accept"); }
 
-  /// Waits until every connection reached its end of stream, or a failure.
+  /// Waits until every connection reached its end of stream, or a failure;
+  /// `patience` is stretched like every hang-detecting wait (generous()).
   bool waitUntilAllClosed(Duration patience) {
     std::unique_lock<std::mutex> lock(mutex_);
-    return changed_.wait_for(lock, patience, [&] { return closed_ == expected_ || !firstError_.empty(); }) &&
+    return changed_.wait_for(lock, generous(patience), [&] { return closed_ == expected_ || !firstError_.empty(); }) &&
            firstError_.empty();
   }
   std::string firstError() {
