@@ -137,6 +137,7 @@ class TaskSocketTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testCallsSuspendTheTaskNotTheThread);
   CPPUNIT_TEST(testEchoThousandConnectionsTasksOnBothSides);
   CPPUNIT_TEST(testEightMiBInOneCallInsideTasks);
+  CPPUNIT_TEST(testReadsOfWaitingBytesDoNotSuspendTheTask);
   CPPUNIT_TEST(testReadTimeoutInTask);
   CPPUNIT_TEST(testReadTimeoutOnThread);
   CPPUNIT_TEST(testAcceptTimeoutInTask);
@@ -489,6 +490,57 @@ class TaskSocketTest : public evchan::test::LeakCheckedFixture {
                                " attempts",
                            elapsed >= 290ms && elapsed < 2300ms);
     channel.reset();
+  }
+
+  // Once a read has found the socket drained, a later read that finds
+  // bytes waiting is done at once: the task is not suspended for it, on
+  // any backend.  (On io_uring a read that filled its buffer used to leave
+  // the socket marked drained, so every later read went through the ring
+  // and suspended the task, the whole stream long.)  With one worker a
+  // task that is never suspended leaves no turn to the counting task.
+  void testReadsOfWaitingBytesDoNotSuspendTheTask() {
+    constexpr std::size_t kPiece = 4096;
+    constexpr int kPieces = 8;
+    ConnectedPair pair = connectPair();
+    setTimeouts(pair);
+    std::unique_ptr<EventChannel> channel = makeChannelWithoutMonitor(1);
+    std::atomic<bool> drainedOnce{false}, allWaiting{false}, readerDone{false};
+    std::atomic<long> otherTurns{0};
+    long turnsDuringReads = -1;
+    std::size_t total = 0;
+    TaskHandle reader = channel->spawn([&] {
+      std::vector<unsigned char> buffer(kPiece);
+      // A short read: the socket is drained, and the channel knows it.
+      total += pair.client.readSome(buffer.data(), buffer.size());
+      drainedOnce = true;
+      CPPUNIT_ASSERT(yieldUntil([&] { return allWaiting.load(); }));
+      // The first read may be suspended (its backend learns of the new
+      // bytes then); none of the others may.
+      total += pair.client.readSome(buffer.data(), buffer.size());
+      const long before = otherTurns.load();
+      for (int i = 1; i < kPieces; ++i) total += pair.client.readSome(buffer.data(), buffer.size());
+      turnsDuringReads = otherTurns.load() - before;
+      readerDone = true;
+    });
+    TaskHandle other = channel->spawn([&] {
+      while (!readerDone.load()) {
+        ++otherTurns;
+        this_task::yield();
+      }
+    });
+    pair.server.writeAll("x", 1);
+    CPPUNIT_ASSERT(eventually([&] { return drainedOnce.load(); }, kPatience));
+    const std::vector<unsigned char> bytes(kPiece * kPieces, 0x5a);
+    pair.server.writeAll(bytes.data(), bytes.size());
+    const evchan::test::UnreadBytes unread(pair.client);
+    CPPUNIT_ASSERT(eventually([&] { return unread.count() == static_cast<long>(bytes.size()); }, kPatience));
+    allWaiting = true;
+    joinWithin(reader);
+    joinWithin(other);
+    CPPUNIT_ASSERT_EQUAL(1 + bytes.size(), total);
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(std::string("turns the other task had while ") + std::to_string(kPieces - 1) +
+                                     " reads found their bytes waiting (" + channel->backendName() + ")",
+                                 0L, turnsDuringReads);
   }
 
   void testZeroTimeoutInTask() { checkZeroTimeout(Where::InTask); }

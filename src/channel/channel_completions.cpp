@@ -10,6 +10,7 @@
 // touches a buffer after its owner got the event back.  A closed socket's
 // watch lives on the retired list until its last completion.
 #include <cerrno>
+#include <cstddef>
 #include <utility>
 
 #include <evchan/error.h>
@@ -177,6 +178,13 @@ void ChannelCore::handleCompletion(const Completion& completion) noexcept {
     if (event->kind() == Event::Kind::Connect) {
       connecting = watch.socket;  // the event owns the socket
       target = std::exchange(watch.connectTarget, nullptr);
+    }
+    // A ring has no readiness edges to say data arrived: a read that
+    // filled its buffer says more may be waiting, so a task's next read
+    // tries the socket (tryInTask) instead of parking; a short one says it
+    // is drained.
+    if (event->kind() == Event::Kind::Read && result > 0) {
+      watch.readHint = static_cast<std::size_t>(result) == static_cast<ReadEvent&>(*event).size();
     }
   }
   switch (event->kind()) {
