@@ -99,6 +99,7 @@ class TaskGroupTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testJoinFromAMemberIsADeadlockError);
   CPPUNIT_TEST(testDestroyedFromItsOwnMember);
   CPPUNIT_TEST(testMoveOnlyMembersAndErrors);
+  CPPUNIT_TEST(testManyEndedMembersBesideRunningOnes);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -130,6 +131,44 @@ class TaskGroupTest : public evchan::test::LeakCheckedFixture {
     });
     joiner.join();
     CPPUNIT_ASSERT_EQUAL(17, ended.load());
+  }
+
+  // A long-lived group (a server's, one member per connection) forgets its
+  // ended members from time to time while it spawns more: through many
+  // such passes it still waits for every running member, and reports each
+  // failure once.
+  void testManyEndedMembersBesideRunningOnes() {
+    constexpr int kParked = 100;
+    constexpr int kShort = 3000;
+    constexpr int kFailEvery = 500;
+    Reports reports;
+    std::atomic<int> parked{0}, unwound{0};
+    {
+      std::unique_ptr<EventChannel> channel = makeReportingChannel(reports);
+      TaskGroup group(*channel);
+      for (int i = 0; i < kParked; ++i) {
+        group.spawn([&] {
+          UnwindWitness witness{unwound};
+          ++parked;
+          this_task::sleepFor(std::chrono::hours(1));
+        });
+      }
+      CPPUNIT_ASSERT(eventually([&] { return parked.load() == kParked; }));
+      for (int i = 1; i <= kShort; ++i) {
+        TaskHandle member = group.spawn([i] {
+          if (i % kFailEvery == 0) throw MemberFailure("failure " + std::to_string(i / kFailEvery));
+        });
+        // Most end before the next spawn, so that ended members pile up.
+        if (i % 10 != 0) CPPUNIT_ASSERT(eventually([&] { return member.done(); }));
+      }
+      CPPUNIT_ASSERT_EQUAL(0, unwound.load());
+      group.cancel();
+      CPPUNIT_ASSERT_EQUAL(std::string("exception: failure 1"), codeOf([&] { group.join(); }));
+      // join() returned only once every parked member had unwound.
+      CPPUNIT_ASSERT_EQUAL(kParked, unwound.load());
+      CPPUNIT_ASSERT_EQUAL(std::size_t(kShort / kFailEvery - 1), reports.count());
+    }
+    CPPUNIT_ASSERT_EQUAL(std::size_t(kShort / kFailEvery - 1), reports.count());
   }
 
   void testFirstFailureRethrownOthersReported() {

@@ -2,6 +2,8 @@
 // TaskGroup: its members, their failures, cancel, join and the destructor.
 #include <evchan/task_group.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <mutex>
 #include <utility>
@@ -55,18 +57,29 @@ class TaskGroupState {
   // Joins the members that have ended, so that a long-lived group does not
   // keep them: their exceptions are recorded (and now observed).
   void pruneLocked() {
-    std::vector<TaskHandle> running;
-    for (TaskHandle& member : members_) {
-      if (!member.done()) {
-        running.push_back(std::move(member));
+    auto kept = members_.begin();
+    for (auto member = members_.begin(); member != members_.end(); ++member) {
+      if (!member->done()) {
+        if (kept != member) *kept = std::move(*member);
+        ++kept;
         continue;
       }
       try {
-        member.join();  // ended: does not wait
+        member->join();  // ended: does not wait
       } catch (...) {
       }
     }
-    members_.swap(running);
+    members_.erase(kept, members_.end());
+  }
+
+  // pruneLocked() once the list has doubled since the last pass: a spawn
+  // then costs O(1) amortized however many members are alive (a server's
+  // group holds one per connection), and ended members never outnumber
+  // the running ones by more than that.
+  void pruneWhenGrownLocked() {
+    if (members_.size() < pruneAt_) return;
+    pruneLocked();
+    pruneAt_ = std::max(kFirstPrune, 2 * members_.size());
   }
 
   // Cancels every member but `except` (the group's destroyer, if a member).
@@ -147,7 +160,9 @@ class TaskGroupState {
   const std::shared_ptr<ChannelFront> front_;
   const TaskGroupOptions options_;
   std::mutex mutex_;
+  static constexpr std::size_t kFirstPrune = 64;
   std::vector<TaskHandle> members_;
+  std::size_t pruneAt_ = kFirstPrune;  // members_.size() that calls for the next pruneLocked()
   std::vector<std::pair<TaskId, std::exception_ptr>> failures_;
   bool cancelled_ = false;
   bool closed_ = false;  // the group object is gone
@@ -205,7 +220,7 @@ TaskHandle TaskGroup::spawnBound(std::unique_ptr<detail::TaskFunction> function,
   // Under the lock: the member is listed before it can fail and make
   // cancelOnFailure cancel the others.
   std::lock_guard<std::mutex> lock(state_->mutex());
-  state_->pruneLocked();
+  state_->pruneWhenGrownLocked();
   TaskHandle task = channel_.spawnBound(std::move(member), options);
   state_->add(task);
   return task;
