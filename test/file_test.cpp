@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Tests of File (positioned reads and writes) and of FileReadEvent /
 // FileWriteEvent, on the backends that perform file IO themselves (aio,
-// io_uring) and on those that hand it to a worker the pool counts as
+// io_uring, iocp) and on those that hand it to a worker the pool counts as
 // blocked (epoll, apr_pollset).
 #include <cppunit/extensions/HelperMacros.h>
 
@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "support/diagnostics.h"
+#include "support/host_behaviour.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
 #include "support/named_suite.h"
@@ -80,6 +81,34 @@ class TempPath {
   std::string path_;
 };
 
+// Keeps a channel's worker busy in a DispatchEvent until release() (or
+// the end of the scope): on a one-thread channel nothing else runs on a
+// worker meanwhile.
+class HeldWorker {
+ public:
+  explicit HeldWorker(EventChannel& channel)
+      : hold_([this] {
+          running_ = true;
+          while (!released_) std::this_thread::yield();
+        }) {
+    hold_.setCallback([this](Event&) { back_ = true; });
+    channel.post(hold_);
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return running_.load(); }));
+  }
+  ~HeldWorker() {
+    release();
+    evchan::test::eventually([&] { return back_.load(); });
+  }
+  HeldWorker(const HeldWorker&) = delete;
+  HeldWorker& operator=(const HeldWorker&) = delete;
+
+  void release() { released_ = true; }
+
+ private:
+  std::atomic<bool> running_{false}, released_{false}, back_{false};
+  evchan::DispatchEvent hold_;
+};
+
 }  // namespace
 
 #ifdef __linux__
@@ -128,6 +157,12 @@ class FileTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testPostRacingShutdown);
   CPPUNIT_TEST(testManyChannelsAtOnce);
   CPPUNIT_TEST(testOnlyRegularFilesOpen);
+  CPPUNIT_TEST(testManyEventsAtDifferentOffsets);
+  CPPUNIT_TEST(testOffsetsBeyond4GiB);
+  CPPUNIT_TEST(testShutdownRacingCompletionsExactlyOnce);
+  CPPUNIT_TEST(testCloseWithEventsInFlight);
+  CPPUNIT_TEST(testKernelReadsWithoutAWorker);
+  CPPUNIT_TEST(testFileTheBackendCannotReopenRunsOnAWorker);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -195,7 +230,9 @@ class FileTest : public evchan::test::LeakCheckedFixture {
     for (TaskHandle& task : tasks) evchan::test::joinWithin(task);
     CPPUNIT_ASSERT_EQUAL(16, good.load());
     CPPUNIT_ASSERT_EQUAL(std::uint64_t(16 * kRegion), file.size());
-    if (B == Backend::Aio || B == Backend::IoUring) CPPUNIT_ASSERT_EQUAL(1, channel->poolStats().peak);
+    if (B == Backend::Aio || B == Backend::IoUring || B == Backend::Iocp) {
+      CPPUNIT_ASSERT_EQUAL(1, channel->poolStats().peak);
+    }
   }
 
   void testFileEventsViaGetEvent() {
@@ -573,8 +610,276 @@ class FileTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT(!device.isOpen());
   }
 
+  // 256 writes of 4 KiB, each at its own offset, all in flight at once on
+  // one file, then 256 reads of them back in another order: every event
+  // moves its own bytes (on iocp, each is an overlapped call with its own
+  // offset on the one handle).
+  void testManyEventsAtDifferentOffsets() {
+    std::unique_ptr<EventChannel> channel = createChannel(2);
+    TempPath path;
+    File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+    constexpr int kBlocks = 256;
+    constexpr std::size_t kBlock = 4096;
+    const std::vector<char> data = pattern(kBlocks * kBlock, 0);
+    std::atomic<int> right{0}, done{0};
+    std::vector<std::unique_ptr<FileWriteEvent>> writes;
+    for (int i = 0; i < kBlocks; ++i) {
+      const int block = (i * 97) % kBlocks;
+      writes.push_back(std::make_unique<FileWriteEvent>(file, block * kBlock, &data[block * kBlock], kBlock));
+      writes.back()->setCallback([&](Event& event) {
+        const auto& write = static_cast<FileWriteEvent&>(event);
+        if (!write.error() && write.bytesTransferred() == kBlock) ++right;
+        ++done;
+      });
+    }
+    for (auto& write : writes) channel->post(*write);
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return done.load() == kBlocks; }));
+    CPPUNIT_ASSERT_EQUAL(kBlocks, right.load());
+    CPPUNIT_ASSERT_EQUAL(std::uint64_t(kBlocks * kBlock), file.size());
+    std::vector<std::vector<char>> buffers(kBlocks, std::vector<char>(kBlock));
+    std::vector<std::unique_ptr<FileReadEvent>> reads;
+    right = 0;
+    done = 0;
+    for (int i = 0; i < kBlocks; ++i) {
+      const int block = (i * 61) % kBlocks;
+      reads.push_back(std::make_unique<FileReadEvent>(file, block * kBlock, buffers[i].data(), kBlock));
+      reads.back()->setCallback([&, block, i](Event& event) {
+        const auto& read = static_cast<FileReadEvent&>(event);
+        if (!read.error() && read.bytesTransferred() == kBlock &&
+            std::equal(buffers[i].begin(), buffers[i].end(), data.begin() + block * kBlock)) {
+          ++right;
+        }
+        ++done;
+      });
+    }
+    for (auto& read : reads) channel->post(*read);
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return done.load() == kBlocks; }));
+    CPPUNIT_ASSERT_EQUAL(kBlocks, right.load());
+  }
+
+  // An offset's high 32 bits reach the kernel (OVERLAPPED::OffsetHigh on
+  // Windows): a read at 4 GiB + 2 of a 10-byte file finds its end, where
+  // one that dropped them would read "23456789"; a byte written at 4 GiB +
+  // 5 makes the file 4 GiB + 6 long and reads back from there.
+  void testOffsetsBeyond4GiB() {
+    std::unique_ptr<EventChannel> channel = createChannel();
+    TempPath path;
+    File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+    file.writeAt(0, "0123456789", 10);
+    constexpr std::uint64_t k4GiB = std::uint64_t(1) << 32;
+    char buffer[16] = {};
+    FileReadEvent read(file, k4GiB + 2, buffer, sizeof buffer);
+    channel->post(read);
+    CPPUNIT_ASSERT(channel->getEvent(patience()) == &read);
+    CPPUNIT_ASSERT_MESSAGE(describe(read.error()), !read.error());
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), read.bytesTransferred());
+    const std::string why = evchan::test::whyWritingFarBeyondTheEndIsCostly();
+    if (!why.empty()) EVCHAN_SKIP(why);
+    FileWriteEvent write(file, k4GiB + 5, "x", 1);
+    channel->post(write);
+    CPPUNIT_ASSERT(channel->getEvent(patience()) == &write);
+    CPPUNIT_ASSERT_MESSAGE(describe(write.error()), !write.error());
+    CPPUNIT_ASSERT_EQUAL(std::size_t(1), write.bytesTransferred());
+    CPPUNIT_ASSERT_EQUAL(k4GiB + 6, file.size());
+    read.set(k4GiB + 4, buffer, sizeof buffer);
+    channel->post(read);
+    CPPUNIT_ASSERT(channel->getEvent(patience()) == &read);
+    CPPUNIT_ASSERT_MESSAGE(describe(read.error()), !read.error());
+    CPPUNIT_ASSERT_EQUAL(std::size_t(2), read.bytesTransferred());
+    CPPUNIT_ASSERT_EQUAL(std::string(1, '\0') + "x", std::string(buffer, 2));
+    char low[5];
+    CPPUNIT_ASSERT_EQUAL(sizeof low, file.readAt(5, low, sizeof low));  // the first bytes stay where they were
+    CPPUNIT_ASSERT_EQUAL(std::string("56789"), std::string(low, sizeof low));
+  }
+
+  // Shutdown right after posting reads and writes, twenty times: the
+  // shutdown's cancellation races their completions (on iocp, CancelIoEx
+  // on each operation Windows still has).  Each event comes back exactly
+  // once, either done in full (a read with its bytes) or cancelled.
+  void testShutdownRacingCompletionsExactlyOnce() {
+    TempPath path;
+    File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+    constexpr int kEvents = 64;
+    constexpr std::size_t kBlock = 16 * 1024;
+    const std::vector<char> data = pattern(2 * kEvents * kBlock, 0);
+    file.writeAt(0, data.data(), data.size());
+    for (int round = 0; round < 20; ++round) {
+      std::unique_ptr<EventChannel> channel = createChannel(2);
+      std::vector<std::vector<char>> buffers(kEvents, std::vector<char>(kBlock));
+      std::vector<std::unique_ptr<Event>> events;
+      std::vector<std::atomic<int>> backs(2 * kEvents);
+      std::atomic<int> wrong{0};
+      for (int i = 0; i < kEvents; ++i) {
+        auto read = std::make_unique<FileReadEvent>(file, i * kBlock, buffers[i].data(), kBlock);
+        read->setCallback([&, i](Event& event) {
+          const auto& r = static_cast<FileReadEvent&>(event);
+          const bool whole = !r.error() && r.bytesTransferred() == kBlock &&
+                             std::equal(buffers[i].begin(), buffers[i].end(), data.begin() + i * kBlock);
+          if (!whole && r.error() != std::errc::operation_canceled) ++wrong;
+          ++backs[i];
+        });
+        events.push_back(std::move(read));
+        // The writes put back what is there: a read never sees other bytes.
+        const std::size_t at = (kEvents + i) * kBlock;
+        auto write = std::make_unique<FileWriteEvent>(file, at, &data[at], kBlock);
+        write->setCallback([&, i](Event& event) {
+          const auto& w = static_cast<FileWriteEvent&>(event);
+          if (w.error() ? w.error() != std::errc::operation_canceled : w.bytesTransferred() != kBlock) ++wrong;
+          ++backs[kEvents + i];
+        });
+        events.push_back(std::move(write));
+      }
+      for (auto& event : events) channel->post(*event);
+      channel->shutdown();
+      for (std::size_t i = 0; i < backs.size(); ++i) {
+        CPPUNIT_ASSERT_EQUAL_MESSAGE("round " + std::to_string(round) + ", event " + std::to_string(i), 1,
+                                     backs[i].load());
+      }
+      CPPUNIT_ASSERT_EQUAL(0, wrong.load());
+      for (auto& event : events) CPPUNIT_ASSERT(!event->inFlight());
+    }
+  }
+
+  // close() with reads posted and not yet handed back (the channel's one
+  // worker is held): it returns once no read can touch its buffer any
+  // more.  Each read the kernel did had its bytes in the buffer when
+  // close() returned; the others end with not_open; and no buffer changes
+  // after close() returned (they are overwritten then, and must stay so).
+  void testCloseWithEventsInFlight() {
+    if (B == Backend::Aio || B == Backend::IoUring)
+      EVCHAN_SKIP("close() does not wait for posted file events on aio and io_uring (file.h)");
+    constexpr int kReads = 64;
+    constexpr std::size_t kBlock = 4096;
+    const std::vector<char> data = pattern(kReads * kBlock, 0);
+    for (int round = 0; round < 10; ++round) {
+      std::unique_ptr<EventChannel> channel = createChannel(1, /*monitor=*/false, /*maxThreads=*/1);
+      TempPath path;
+      File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+      file.writeAt(0, data.data(), data.size());
+      std::vector<std::vector<char>> buffers(kReads, std::vector<char>(kBlock, 0));
+      std::vector<std::unique_ptr<FileReadEvent>> reads;
+      std::atomic<int> back{0};
+      {
+        HeldWorker held(*channel);
+        for (int i = 0; i < kReads; ++i) {
+          reads.push_back(std::make_unique<FileReadEvent>(file, i * kBlock, buffers[i].data(), kBlock));
+          reads.back()->setCallback([&](Event&) { ++back; });
+          channel->post(*reads.back());
+        }
+        file.close();
+        std::vector<bool> filled(kReads);
+        for (int i = 0; i < kReads; ++i) {
+          filled[i] = std::equal(buffers[i].begin(), buffers[i].end(), data.begin() + i * kBlock);
+          const bool untouched = std::all_of(buffers[i].begin(), buffers[i].end(), [](char c) { return c == 0; });
+          CPPUNIT_ASSERT_MESSAGE("read " + std::to_string(i) + " was part-way when close() returned",
+                                 filled[i] || untouched);
+          std::fill(buffers[i].begin(), buffers[i].end(), '\x5a');
+        }
+        held.release();
+        CPPUNIT_ASSERT(evchan::test::eventually([&] { return back.load() == kReads; }));
+        for (int i = 0; i < kReads; ++i) {
+          const std::string which = "round " + std::to_string(round) + ", read " + std::to_string(i);
+          CPPUNIT_ASSERT_MESSAGE(which + " touched its buffer after close()",
+                                 std::all_of(buffers[i].begin(), buffers[i].end(), [](char c) { return c == '\x5a'; }));
+          if (filled[i]) {
+            CPPUNIT_ASSERT_MESSAGE(which + ": " + describe(reads[i]->error()), !reads[i]->error());
+            CPPUNIT_ASSERT_EQUAL(kBlock, reads[i]->bytesTransferred());
+          } else {
+            CPPUNIT_ASSERT_MESSAGE(which + ": " + describe(reads[i]->error()), reads[i]->error() == Errc::not_open);
+          }
+        }
+      }
+      // On iocp every read was the kernel's, done before close() returned.
+      if (B == Backend::Iocp) {
+        for (auto& read : reads) CPPUNIT_ASSERT(!read->error());
+      }
+    }
+  }
+
+  // A backend that performs file IO itself does it with no worker free:
+  // the channel's only worker is held, yet the read's bytes arrive (its
+  // completion waits for the worker).
+  void testKernelReadsWithoutAWorker() {
+    if (B != Backend::Iocp && B != Backend::Aio)
+      EVCHAN_SKIP("file IO here needs a worker (epoll, apr_pollset) or a polling thread to submit it (io_uring)");
+    std::unique_ptr<EventChannel> channel = createChannel(1, /*monitor=*/false, /*maxThreads=*/1);
+    TempPath path;
+    File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+    const std::vector<char> data = pattern(64 * 1024, 0);
+    file.writeAt(0, data.data(), data.size());
+    std::vector<char> buffer(data.size());
+    FileReadEvent read(file, 0, buffer.data(), buffer.size());
+    std::atomic<bool> back{false};
+    read.setCallback([&](Event&) { back = true; });
+    {
+      HeldWorker held(*channel);
+      channel->post(read);
+      CPPUNIT_ASSERT(evchan::test::eventually([&] { return buffer == data; }));
+      CPPUNIT_ASSERT(!back.load());
+    }
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return back.load(); }));
+    CPPUNIT_ASSERT_MESSAGE(describe(read.error()), !read.error());
+    CPPUNIT_ASSERT_EQUAL(data.size(), read.bytesTransferred());
+  }
+
+  // iocp reopens a file for overlapped IO; where Windows refuses (a file
+  // deleted while open) or Wine does (a file renamed: it reopens by name),
+  // the file's events run on a worker instead, and still complete.  With
+  // the only worker held, a read of an ordinary file arrives (the
+  // kernel's) while one of the renamed, deleted file waits (the worker's);
+  // then reads, writes and a task's calls on it all complete.
+  void testFileTheBackendCannotReopenRunsOnAWorker() {
+    if (B != Backend::Iocp) EVCHAN_SKIP("only the iocp backend reopens a file");
+    std::unique_ptr<EventChannel> channel = createChannel(1, /*monitor=*/false, /*maxThreads=*/1);
+    TempPath path, moved, plainPath;
+    const std::vector<char> data = pattern(16 * 1024, 0);
+    File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+    file.writeAt(0, data.data(), data.size());
+    std::filesystem::rename(path.str(), moved.str());
+    std::filesystem::remove(moved.str());
+    File plain = File::open(plainPath.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+    plain.writeAt(0, data.data(), data.size());
+    std::vector<char> buffer(data.size()), plainBuffer(data.size());
+    FileReadEvent read(file, 0, buffer.data(), buffer.size());
+    FileReadEvent plainRead(plain, 0, plainBuffer.data(), plainBuffer.size());
+    std::atomic<int> back{0};
+    read.setCallback([&](Event&) { ++back; });
+    plainRead.setCallback([&](Event&) { ++back; });
+    {
+      HeldWorker held(*channel);
+      channel->post(read);
+      channel->post(plainRead);
+      CPPUNIT_ASSERT(evchan::test::eventually([&] { return plainBuffer == data; }));
+      CPPUNIT_ASSERT_MESSAGE("the unreopenable file was read without a worker",
+                             std::all_of(buffer.begin(), buffer.end(), [](char c) { return c == 0; }));
+    }
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return back.load() == 2; }));
+    CPPUNIT_ASSERT_MESSAGE(describe(read.error()), !read.error());
+    CPPUNIT_ASSERT_EQUAL(data.size(), read.bytesTransferred());
+    CPPUNIT_ASSERT(buffer == data);
+    FileWriteEvent write(file, data.size(), data.data(), 100);
+    channel->post(write);
+    CPPUNIT_ASSERT(channel->getEvent(patience()) == &write);
+    CPPUNIT_ASSERT_MESSAGE(describe(write.error()), !write.error());
+    CPPUNIT_ASSERT_EQUAL(std::size_t(100), write.bytesTransferred());
+    std::error_code ec;
+    std::size_t taskRead = 0;
+    TaskHandle task = channel->spawn([&] {
+      std::vector<char> all(data.size() + 100);
+      taskRead = file.readAt(0, all.data(), all.size());
+      if (!std::equal(data.begin(), data.begin() + 100, all.begin() + data.size())) taskRead = 0;
+    }, evchan::TaskOptions(), ec);
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), !ec);
+    evchan::test::joinWithin(task);
+    CPPUNIT_ASSERT_EQUAL(data.size() + 100, taskRead);
+  }
+
  private:
-  std::unique_ptr<EventChannel> createChannel(int initialThreads = 0, bool monitor = true) {
+  static evchan::Duration patience() {
+    return std::chrono::duration_cast<evchan::Duration>(evchan::test::generous(std::chrono::seconds(8)));
+  }
+
+  std::unique_ptr<EventChannel> createChannel(int initialThreads = 0, bool monitor = true, int maxThreads = 0) {
 #ifdef FILE_TEST_UNDER_TSAN
     // glibc's aio helper threads start further helpers with its internal
     // pthread_create, behind ThreadSanitizer's interceptors: TSan then
@@ -584,6 +889,7 @@ class FileTest : public evchan::test::LeakCheckedFixture {
     EventChannel::Options options;
     options.backend = B;
     options.initialThreads = initialThreads;
+    options.maxThreads = maxThreads;
     if (!monitor) options.stuckWorkerGrace = evchan::Duration::zero();
     return evchan::test::createOnBackendOrSkip(options);
   }

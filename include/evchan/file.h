@@ -34,8 +34,8 @@ enum FileMode : unsigned {
 /// noexcept.  Reads and writes are positioned (they never move a shared
 /// offset), so several tasks or threads may use one File at once.
 ///
-/// Inside a task the calls suspend the task: on the aio backend (and any
-/// backend that completes file operations itself) as FileReadEvent /
+/// Inside a task the calls suspend the task: on the backends that complete
+/// file operations themselves (aio, io_uring, iocp) as FileReadEvent /
 /// FileWriteEvent posted to the task's channel; on the others through
 /// evchan::blocking(), so the pool lends a spare thread meanwhile.
 /// Outside a task they block the calling thread.
@@ -105,10 +105,13 @@ class EVCHAN_API File {
   /// Closes the file; idempotent, and safe while other threads or tasks
   /// are in calls on it: those finish the IO they began (close() waits for
   /// them; a task waiting yields its worker), later calls fail with
-  /// Errc::not_open.  No FileReadEvent or FileWriteEvent posted by the
-  /// caller may be in flight then (unlike a socket's, a file's events are
-  /// not cancelled by closing it); those a task's readAt()/writeAt() posts
-  /// are part of its call and are waited for.
+  /// Errc::not_open.  A FileReadEvent or FileWriteEvent the caller posted
+  /// is not cancelled by closing the file: on iocp and on the backends that
+  /// run file IO on a worker, close() waits until its IO is done (one not
+  /// started yet ends with Errc::not_open), so its buffer is left alone
+  /// once close() returns; on aio and io_uring none may be in flight then.
+  /// Those a task's readAt()/writeAt() posts are part of its call and are
+  /// waited for.  The destructor closes the same way.
   void close() noexcept;
   /// False after close(), for a default-constructed or a moved-from File.
   bool isOpen() const noexcept;

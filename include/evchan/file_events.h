@@ -14,9 +14,11 @@ namespace evchan {
 
 /// Reads up to size() bytes of a file at offset() into the buffer, in one
 /// operation: bytesTransferred() may be short, and is 0 at the end of the
-/// file.  The aio backend hands it to POSIX aio; the other backends run the
-/// read on a worker thread that the pool counts as blocked.  Any number may
-/// be in flight on one file.  An offset of 2^63 or more (beyond off_t) is
+/// file.  The aio, io_uring and iocp backends have the kernel perform it
+/// (POSIX aio, a ring operation, an overlapped ReadFile; iocp runs a file
+/// it cannot reopen for overlapped IO on a worker); the other backends
+/// run the read on a worker thread that the pool counts as blocked.  Any
+/// number may be in flight on one file.  An offset of 2^63 or more (beyond off_t) is
 /// refused by post() with std::errc::invalid_argument on every backend.
 class EVCHAN_API FileReadEvent : public Event {
  public:

@@ -22,10 +22,14 @@ namespace evchan::detail {
 /// APR file, its native handle for positioned IO, and its path for errors.
 /// File::close() keeps the state (only the destructor frees it) and
 /// closes the handle once the calls under way have left: a call counts
-/// itself in `calls`, then reads `closed`; close() sets `closed`, then
-/// waits for `calls` to be zero (both sequentially consistent, so one of
-/// the two sees the other).
+/// itself in `calls`, then reads `closed` (enterFile()); close() sets
+/// `closed`, then waits for `calls` to be zero (both sequentially
+/// consistent, so one of the two sees the other).  A file event a worker
+/// runs, or a backend has in the kernel, counts as a call too, until the
+/// kernel is done with its buffer.
 struct FileState {
+  ~FileState() { closeBackendHandle(*this); }  // before the pool closes the file
+
   PoolPtr pool;
   apr_file_t* file = nullptr;
   apr_os_file_t native{};
@@ -33,7 +37,28 @@ struct FileState {
   std::atomic<unsigned> calls{0};
   std::atomic<bool> closed{false};        // close() began: no new call, no next step
   std::atomic<bool> handleClosed{false};  // close() is done: the pool is gone
+  /// A backend's own handle to the file, made for its first event there
+  /// (IOCP: the file reopened for overlapped IO); 0 until then,
+  /// kNoBackendHandle when it could not be made (the file's events then
+  /// run on a worker).  Closed with the file.
+  std::atomic<std::uintptr_t> backendHandle{0};
+
+  /// Closes backendHandle, if any, once no call is left (src/posix/file_io.cpp:
+  /// nothing to close; src/win32/overlapped_file.cpp).
+  static void closeBackendHandle(FileState& file) noexcept;
 };
+
+constexpr std::uintptr_t kNoBackendHandle = 1;
+
+/// Counts a call (or an operation) on `file` against close(): false,
+/// counting nothing, once close() has begun.
+inline bool enterFile(FileState& file) noexcept {
+  file.calls.fetch_add(1, std::memory_order_seq_cst);
+  if (!file.closed.load(std::memory_order_seq_cst)) return true;
+  file.calls.fetch_sub(1, std::memory_order_release);
+  return false;
+}
+inline void leaveFile(FileState& file) noexcept { file.calls.fetch_sub(1, std::memory_order_release); }
 
 struct FileAccess {
   /// The state of an open file; null once close() began (a FileReadEvent

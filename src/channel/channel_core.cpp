@@ -323,7 +323,9 @@ std::error_code ChannelCore::postFileEvent(Event& event) noexcept {
   if (stopping_) return Errc::channel_shut_down;
   if (completesFiles_) {
     EventAccess::started(event) = true;  // the IO is the backend's: nothing left for a worker to do
-    return poller_->submitFile(event, *this);
+    const std::error_code ec = poller_->submitFile(event, *this);
+    if (ec != std::errc::function_not_supported) return ec;
+    EventAccess::started(event) = false;  // a file the backend cannot take: a worker's after all
   }
   // Run on a worker, which counts as blocked meanwhile (runCompletion).
   enqueueLocked(event);

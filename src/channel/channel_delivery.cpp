@@ -115,22 +115,28 @@ void ChannelCore::runCompletion(Event& event) noexcept {
 }
 
 void ChannelCore::performFileOperation(Event& event) noexcept {
-  const FileState* file = nullptr;
+  const bool read = event.kind() == Event::Kind::FileRead;
+  FileState* file = FileAccess::state(read ? static_cast<FileReadEvent&>(event).file()
+                                           : static_cast<FileWriteEvent&>(event).file());
+  // Counted as a call: a close() meanwhile waits for it to leave the handle.
+  if (file == nullptr || !enterFile(*file)) {
+    EventAccess::error(event) = Errc::not_open;
+    return;
+  }
   std::size_t done = 0;
   std::error_code ec;
   enterBlocking();
-  if (event.kind() == Event::Kind::FileRead) {
-    auto& read = static_cast<FileReadEvent&>(event);
-    file = FileAccess::state(read.file());
-    ec = file != nullptr ? readOnce(*file, read.offset(), read.buffer(), read.size(), done) : Errc::not_open;
-    EventAccess::transferred(read) = done;
+  if (read) {
+    auto& r = static_cast<FileReadEvent&>(event);
+    ec = readOnce(*file, r.offset(), r.buffer(), r.size(), done);
+    EventAccess::transferred(r) = done;
   } else {
-    auto& write = static_cast<FileWriteEvent&>(event);
-    file = FileAccess::state(write.file());
-    ec = file != nullptr ? writeOnce(*file, write.offset(), write.buffer(), write.size(), done) : Errc::not_open;
-    EventAccess::transferred(write) = done;
+    auto& w = static_cast<FileWriteEvent&>(event);
+    ec = writeOnce(*file, w.offset(), w.buffer(), w.size(), done);
+    EventAccess::transferred(w) = done;
   }
   leaveBlocking();
+  leaveFile(*file);
   EventAccess::error(event) = ec;
 }
 

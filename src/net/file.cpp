@@ -29,23 +29,17 @@ std::error_code checkBuffer(const FileState* state, const void* buffer, std::siz
 // pair up).
 class FileCall {
  public:
-  explicit FileCall(FileState* state) noexcept : state_(state) {
-    if (state_ == nullptr) return;
-    state_->calls.fetch_add(1, std::memory_order_seq_cst);
-    if (state_->closed.load(std::memory_order_seq_cst)) leave();
+  explicit FileCall(FileState* state) noexcept
+      : state_(state != nullptr && detail::enterFile(*state) ? state : nullptr) {}
+  ~FileCall() {
+    if (state_ != nullptr) detail::leaveFile(*state_);
   }
-  ~FileCall() { leave(); }
   FileCall(const FileCall&) = delete;
   FileCall& operator=(const FileCall&) = delete;
 
   FileState* get() const noexcept { return state_; }
 
  private:
-  void leave() noexcept {
-    if (state_ != nullptr) state_->calls.fetch_sub(1, std::memory_order_release);
-    state_ = nullptr;
-  }
-
   FileState* state_;
 };
 
@@ -89,9 +83,17 @@ std::size_t writeLoop(const FileState& file, std::uint64_t offset, const char* b
 
 File::File() noexcept = default;
 File::File(std::unique_ptr<FileState> state) noexcept : state_(std::move(state)) {}
-File::~File() = default;
+// Closed the way close() does: a backend's operation still in the kernel
+// keeps the handle open until it is done.
+File::~File() { close(); }
 File::File(File&& other) noexcept = default;
-File& File::operator=(File&& other) noexcept = default;
+File& File::operator=(File&& other) noexcept {
+  if (this != &other) {
+    close();
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
 
 File File::open(const std::string& path, unsigned mode, std::error_code& ec) noexcept {
   const unsigned known = kFileRead | kFileWrite | kFileCreate | kFileTruncate | kFileExclusive;
@@ -238,6 +240,7 @@ void File::close() noexcept {
   }
   // seq_cst, as FileCall's load of `closed`: one of the two sees the other.
   detail::waitUntil([state] { return state->calls.load(std::memory_order_seq_cst) == 0; });
+  FileState::closeBackendHandle(*state);
   state->pool.reset();  // closes the handle
   state->handleClosed.store(true, std::memory_order_release);
 }

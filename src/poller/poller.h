@@ -71,11 +71,16 @@ class Poller {
   virtual bool completesFileOperations() const noexcept { return false; }
   /// Starts a file event (the IO byte counts already zeroed); it comes back
   /// through `sink`, from any thread.  Only when completesFileOperations().
+  /// std::errc::function_not_supported for a file this backend cannot
+  /// take (IOCP: one it cannot reopen for overlapped IO): the channel then
+  /// runs that event on a worker.
   virtual std::error_code submitFile(Event& /*event*/, CompletionSink& /*sink*/) noexcept {
     return std::make_error_code(std::errc::function_not_supported);
   }
   /// At shutdown: cancels what submitFile() started and returns once every
-  /// one has come back through its sink.
+  /// one has come back through its sink; a CompletionPoller may return
+  /// sooner if its file operations count in busy() (the workers poll on
+  /// until they are back).
   virtual void drainFileOperations() noexcept {}
 
   /// A backend whose kernel performs the operations itself (io_uring)

@@ -17,6 +17,8 @@ bool offsetFits(std::uint64_t offset) noexcept { return offset <= static_cast<st
 
 }  // namespace
 
+void FileState::closeBackendHandle(FileState&) noexcept {}  // no backend opens one here
+
 std::error_code readOnce(const FileState& file, std::uint64_t offset, void* buffer, std::size_t size,
                          std::size_t& done) noexcept {
   done = 0;

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// The IOCP backend: Windows performs reads, writes, accepts and connects
-// as overlapped operations and reports each one done on an I/O completion
-// port (a completion backend, driven by channel/channel_completions.cpp
-// like io_uring).
+// The IOCP backend: Windows performs reads, writes, accepts and connects,
+// and file reads and writes at an offset, as overlapped operations and
+// reports each one done on an I/O completion port (a completion backend,
+// driven by channel/channel_completions.cpp like io_uring).
 //
 // Ports:
 //  * A socket can be associated with one completion port, once, for its
@@ -33,8 +33,19 @@
 // reset while it waited to be accepted, which the channel skips), or
 // minus the APR status of the Winsock error (APR_OS_START_SYSERR + code),
 // which kernelError() turns into the same conditions apr_pollset reports.
-// Files are not ours: completesFileOperations() is false and the channel
-// runs file events on a worker.
+// Files:
+//  * A file event is an overlapped ReadFile/WriteFile on the file's second
+//    handle (win32/overlapped_file.cpp), associated with the shared port
+//    like the sockets; it goes back to the channel through its
+//    CompletionSink when its completion is reaped.  A file that handle
+//    cannot be made for: submitFile() says function_not_supported and the
+//    channel runs the event on a worker.
+//  * The operation counts as a call on the file (FileState::calls) from
+//    submitFile() until the hub sees its completion: File::close() waits
+//    for it, so the handle is not closed, nor the File's state freed,
+//    while Windows may still use the buffer.  A shutdown cancels the
+//    channel's file operations (CancelIoEx); each still completes once,
+//    with its result or operation_canceled.
 #ifndef _WIN32_WINNT
 #define _WIN32_WINNT 0x0600  // GetQueuedCompletionStatusEx, CancelIoEx
 #endif
@@ -58,9 +69,13 @@
 #include <utility>
 
 #include <evchan/error.h>
+#include <evchan/file_events.h>
 
+#include "apr/file_state.h"
+#include "poller/event_access.h"
 #include "poller/message_scratch.h"
 #include "poller/poller.h"
+#include "win32/overlapped_file.h"
 
 namespace evchan::detail {
 namespace {
@@ -88,23 +103,40 @@ constexpr DWORD kAcceptAddressRoom = sizeof(sockaddr_storage) + 16;
 
 class IocpPoller;
 
-struct Operation {
+// What every operation's record starts with.
+struct Record {
   OVERLAPPED overlapped{};  // first: the OVERLAPPED* a completion names is the record
   IocpPoller* owner = nullptr;
+  bool isFile = false;  // a FileOperation, else an Operation
+  DWORD failure = 0;    // kFailedKey: the error of the call
+  // The submitter and the completion each hold the record; the last to
+  // let go frees it (the submitter may look at it after its completion
+  // was reaped).
+  std::atomic<int> holders{2};
+};
+
+// A socket operation.
+struct Operation : Record {
   Watch* watch = nullptr;
   unsigned slot = 0;
   SocketOperation::Kind kind = SocketOperation::Kind::Receive;
   SOCKET socket = INVALID_SOCKET;
-  DWORD failure = 0;  // kFailedKey: the Winsock error of the call
-  // submit() and the completion each hold the record; the last to let go
-  // frees it (submit() may look at it after its completion was reaped).
-  std::atomic<int> holders{2};
   WSABUF buffers[kMaxPieces];
   DWORD flags = 0;
   MessageScratch* scratch = nullptr;  // ReceiveMessage
   INT addressLength = 0;              // ReceiveMessage: filled by Windows
   SOCKET accepted = INVALID_SOCKET;   // Accept: the socket AcceptEx connects
   char acceptAddresses[2 * kAcceptAddressRoom];
+};
+
+// A file event's ReadFile or WriteFile.
+struct FileOperation : Record {
+  Event* event = nullptr;
+  CompletionSink* sink = nullptr;
+  FileState* file = nullptr;  // counted in file->calls until the hub has the completion
+  HANDLE handle = nullptr;
+  FileOperation* prev = nullptr;  // the poller's list of those Windows has
+  FileOperation* next = nullptr;
 };
 
 // The process-wide port every socket is associated with, and its thread.
@@ -230,6 +262,82 @@ class IocpPoller final : public Poller, public CompletionPoller {
 
   void flush() noexcept override {}  // operations start in submit()
 
+  bool completesFileOperations() const noexcept override { return true; }
+
+  std::error_code submitFile(Event& event, CompletionSink& sink) noexcept override {
+    const bool read = event.kind() == Event::Kind::FileRead;
+    FileState* file = FileAccess::state(read ? static_cast<FileReadEvent&>(event).file()
+                                             : static_cast<FileWriteEvent&>(event).file());
+    if (file == nullptr || !enterFile(*file)) return Errc::not_open;
+    const HANDLE handle = overlappedHandle(*file, hub_->port());
+    if (handle == nullptr) {
+      leaveFile(*file);
+      return std::make_error_code(std::errc::function_not_supported);  // the channel runs it on a worker
+    }
+    auto* record = new (std::nothrow) FileOperation;
+    if (record == nullptr) {
+      leaveFile(*file);
+      return std::make_error_code(std::errc::not_enough_memory);
+    }
+    record->owner = this;
+    record->isFile = true;
+    record->event = &event;
+    record->sink = &sink;
+    record->file = file;
+    record->handle = handle;
+    const std::uint64_t offset = read ? static_cast<FileReadEvent&>(event).offset()
+                                      : static_cast<FileWriteEvent&>(event).offset();
+    record->overlapped.Offset = static_cast<DWORD>(offset & 0xffffffffu);
+    record->overlapped.OffsetHigh = static_cast<DWORD>(offset >> 32);
+    link(*record);
+    inFlight_.fetch_add(1, std::memory_order_relaxed);
+    record->overlapped.Internal = kNotWritten;
+    // One call moves at most kMaxBytes (the result is an int): a larger
+    // event completes short, as a read(2) would.
+    BOOL ok;
+    if (read) {
+      auto& r = static_cast<FileReadEvent&>(event);
+      ok = ReadFile(handle, r.buffer(), static_cast<DWORD>(std::min(r.size(), kMaxBytes)), nullptr,
+                    &record->overlapped);
+    } else {
+      auto& w = static_cast<FileWriteEvent&>(event);
+      ok = WriteFile(handle, w.buffer(), static_cast<DWORD>(std::min(w.size(), kMaxBytes)), nullptr,
+                     &record->overlapped);
+    }
+    const DWORD error = ok ? 0 : GetLastError();
+    if (error != 0 && error != ERROR_IO_PENDING && !completionQueued(*record)) {
+      // Refused at once (a read at the end of the file may be): Windows
+      // holds nothing of it; complete it ourselves, once.
+      unlink(*record);
+      leaveFile(*file);
+      record->failure = error;
+      if (!PostQueuedCompletionStatus(port_, 0, kFailedKey, &record->overlapped)) {
+        const DWORD postError = GetLastError();
+        delete record;
+        inFlight_.fetch_sub(1, std::memory_order_release);
+        return makeAprError(APR_FROM_OS_ERROR(postError));
+      }
+    }
+    release(*record);
+    return {};
+  }
+
+  // Cancels what Windows still has; the workers reap the completions
+  // (busy() counts them) before they leave.
+  void drainFileOperations() noexcept override {
+    std::lock_guard<std::mutex> lock(filesMutex_);
+    for (FileOperation* record = files_; record != nullptr; record = record->next) {
+      CancelIoEx(record->handle, &record->overlapped);
+    }
+  }
+
+  // The hub has the completion: Windows is done with the buffer and the
+  // handle, which close() may now close.
+  void fileIoDone(FileOperation& record) noexcept {
+    unlink(record);
+    leaveFile(*record.file);
+  }
+
   bool busy() const noexcept override { return inFlight_.load(std::memory_order_acquire) > 0; }
   void closeDescriptor(int fd) noexcept override { closesocket(static_cast<SOCKET>(fd)); }
 
@@ -245,17 +353,34 @@ class IocpPoller final : public Poller, public CompletionPoller {
       return makeAprError(APR_FROM_OS_ERROR(error));
     }
     long operations = 0;
+    FileOperation* filesDone[kReapBatch];
+    ULONG fileCount = 0;
     for (ULONG i = 0; i < count; ++i) {
       if (entries[i].lpCompletionKey == kWakeKey) {
         wakeQueued_.store(false, std::memory_order_release);
         continue;
       }
-      auto* record = reinterpret_cast<Operation*>(entries[i].lpOverlapped);
-      if (record == nullptr) continue;
+      auto* base = reinterpret_cast<Record*>(entries[i].lpOverlapped);
+      if (base == nullptr) continue;
+      ++operations;
+      if (base->isFile) {
+        auto* file = static_cast<FileOperation*>(base);
+        finishFile(*file, entries[i].lpCompletionKey);
+        filesDone[fileCount++] = file;
+        continue;
+      }
+      auto* record = static_cast<Operation*>(base);
       done.push_back(Completion{record->watch, record->slot, finish(*record, entries[i].lpCompletionKey)});
       forget(*record);
       release(*record);
-      ++operations;
+    }
+    // File events go back to the channel here (socket events go back
+    // through `done`); counted out of busy() only after, so no worker
+    // leaves at shutdown before they are queued.
+    for (ULONG i = 0; i < fileCount; ++i) {
+      FileOperation& file = *filesDone[i];
+      file.sink->operationCompleted(*file.event, fileResult(file));
+      release(file);
     }
     inFlight_.fetch_sub(operations, std::memory_order_release);
     return {};
@@ -443,13 +568,56 @@ class IocpPoller final : public Poller, public CompletionPoller {
   // than the buffer, or under Wine one too long to send), which Windows
   // writes into the OVERLAPPED and queues like a success.  Errors leave
   // the OVERLAPPED alone (or STATUS_PENDING in it).
-  static bool completionQueued(const Operation& record) noexcept {
+  static bool completionQueued(const Record& record) noexcept {
     const ULONG_PTR status = record.overlapped.Internal;
     return status != kNotWritten && status != kStatusPending && (status & 0xC0000000u) != 0xC0000000u;
   }
 
-  static void release(Operation& record) noexcept {
-    if (record.holders.fetch_sub(1, std::memory_order_acq_rel) == 1) delete &record;
+  // Sets the event's byte count; the error is kept in `failure` for fileResult().
+  static void finishFile(FileOperation& record, ULONG_PTR key) noexcept {
+    DWORD bytes = 0;
+    DWORD error = 0;
+    if (key == kFailedKey) {
+      error = record.failure;
+    } else if (!GetOverlappedResult(record.handle, &record.overlapped, &bytes, FALSE)) {
+      error = GetLastError();  // read from the OVERLAPPED; the handle may be closed by now
+    }
+    if (error == ERROR_HANDLE_EOF) error = 0, bytes = 0;  // at or beyond the end: 0 bytes, as elsewhere
+    record.failure = error;
+    if (record.event->kind() == Event::Kind::FileRead) {
+      EventAccess::transferred(static_cast<FileReadEvent&>(*record.event)) = error == 0 ? bytes : 0;
+    } else {
+      EventAccess::transferred(static_cast<FileWriteEvent&>(*record.event)) = error == 0 ? bytes : 0;
+    }
+  }
+
+  static std::error_code fileResult(const FileOperation& record) noexcept {
+    if (record.failure == 0) return {};
+    if (record.failure == ERROR_OPERATION_ABORTED) return std::make_error_code(std::errc::operation_canceled);
+    return makeAprError(APR_FROM_OS_ERROR(record.failure));
+  }
+
+  static void release(Record& record) noexcept {
+    if (record.holders.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    if (record.isFile) {
+      delete static_cast<FileOperation*>(&record);
+    } else {
+      delete static_cast<Operation*>(&record);
+    }
+  }
+
+  void link(FileOperation& record) noexcept {
+    std::lock_guard<std::mutex> lock(filesMutex_);
+    record.next = files_;
+    if (files_ != nullptr) files_->prev = &record;
+    files_ = &record;
+  }
+
+  void unlink(FileOperation& record) noexcept {
+    std::lock_guard<std::mutex> lock(filesMutex_);
+    if (record.prev != nullptr) record.prev->next = record.next; else files_ = record.next;
+    if (record.next != nullptr) record.next->prev = record.prev;
+    record.prev = record.next = nullptr;
   }
 
   void forget(Operation& record) noexcept {
@@ -463,6 +631,8 @@ class IocpPoller final : public Poller, public CompletionPoller {
   std::atomic<long> inFlight_{0};  // operations submitted, completion not reaped
   std::atomic<bool> wakeQueued_{false};
   std::mutex operationsMutex_;  // every watch's operations[]
+  std::mutex filesMutex_;
+  FileOperation* files_ = nullptr;  // file operations whose completion the hub has not seen
 };
 
 void Hub::run() noexcept {
@@ -474,8 +644,9 @@ void Hub::run() noexcept {
       continue;
     }
     for (ULONG i = 0; i < count; ++i) {
-      auto* record = reinterpret_cast<Operation*>(entries[i].lpOverlapped);
+      auto* record = reinterpret_cast<Record*>(entries[i].lpOverlapped);
       if (record == nullptr) continue;
+      if (record->isFile) record->owner->fileIoDone(*static_cast<FileOperation*>(record));
       // The status stays in the record's OVERLAPPED for the channel to read.
       while (!PostQueuedCompletionStatus(record->owner->port(), entries[i].dwNumberOfBytesTransferred, kForwardedKey,
                                          &record->overlapped)) {

@@ -23,6 +23,11 @@ std::string whyCloseWithUnreadDataSendsNoReset();
 /// so the test's cost grows with the square of the connections).
 int aprPollsetEchoConnections();
 
+/// Empty where a write far beyond a file's end leaves a hole (the
+/// POSIX file systems the suites run on, Wine over them); otherwise why
+/// a test should not make one (Windows' NTFS writes the gap's zeros).
+std::string whyWritingFarBeyondTheEndIsCostly();
+
 }  // namespace evchan::test
 
 #endif  // EVCHAN_TEST_SUPPORT_HOST_BEHAVIOUR_H

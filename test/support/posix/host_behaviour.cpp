@@ -12,4 +12,6 @@ std::string whyCloseWithUnreadDataSendsNoReset() { return ""; }
 
 int aprPollsetEchoConnections() { return 1000; }
 
+std::string whyWritingFarBeyondTheEndIsCostly() { return ""; }
+
 }  // namespace evchan::test
