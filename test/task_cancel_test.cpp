@@ -85,6 +85,7 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testShieldDefersCancellation);
   CPPUNIT_TEST(testCancelRacingCompletion);
   CPPUNIT_TEST(testCancelRacingANotification);
+  CPPUNIT_TEST(testJoinEndedByTheFirstOfEndCancelAndShutdown);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -606,6 +607,64 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
       CPPUNIT_ASSERT(notification.waitFor(0ms));  // the notification stays set either way
     }
     std::printf("cancel racing notify: %d woke notified, %d cancelled of 2000\n", notified, cancelled);
+  }
+
+  // Tasks joining a task of another channel, while three things race to
+  // end their joins: the joined task's end, TaskHandle::cancel() of some
+  // joiners, and (every other round) the shutdown of the joiners' channel.
+  // Every join ends exactly once: "returned" when the joined task had
+  // ended, else "cancelled"; a joiner nobody cancelled on a channel that
+  // stays up always returns; nothing hangs (a lost wake-up) and nothing is
+  // woken twice (the next wait would end early).
+  void testJoinEndedByTheFirstOfEndCancelAndShutdown() {
+    std::unique_ptr<EventChannel> targets = makeChannel(1);
+    int returned = 0, cancelled = 0;
+    for (int round = 0; round < 300; ++round) {
+      std::unique_ptr<EventChannel> joiners = makeChannel(2);
+      const bool shutDown = round % 2 == 1;
+      std::atomic<int> yields{round % 7};
+      TaskHandle target = targets->spawn([&yields] {
+        while (yields.fetch_sub(1) > 0) evchan::this_task::yield();
+      });
+      constexpr int kJoiners = 4;
+      std::string ends[kJoiners];
+      std::atomic<int> joining{0}, shortSleeps{0};
+      TaskHandle tasks[kJoiners];
+      for (int i = 0; i < kJoiners; ++i) {
+        tasks[i] = joiners->spawn([&, i] {
+          ++joining;
+          ends[i] = endOf(target);
+          if (shutDown) return;
+          // A late second wake-up of the join (the end after a cancel)
+          // would cut the task's next wait short.
+          const auto start = std::chrono::steady_clock::now();
+          evchan::this_task::sleepFor(3ms);
+          if (std::chrono::steady_clock::now() - start < 3ms) ++shortSleeps;
+        });
+      }
+      if (round % 3 == 0) CPPUNIT_ASSERT(eventually([&] { return joining.load() == kJoiners; }));
+      tasks[0].cancel();
+      if (round % 5 == 0) std::this_thread::yield();
+      tasks[1].cancel();
+      if (shutDown) shutdownWithin(*joiners, 20s);
+      for (TaskHandle& task : tasks) endOf(task);  // they catch what join() throws
+      CPPUNIT_ASSERT_EQUAL(std::string("returned"), endOf(target));
+      CPPUNIT_ASSERT_EQUAL_MESSAGE("round " + std::to_string(round), 0, shortSleeps.load());
+      for (int i = 0; i < kJoiners; ++i) {
+        const std::string where = "round " + std::to_string(round) + ", joiner " + std::to_string(i);
+        if (i >= 2 && !shutDown) {
+          CPPUNIT_ASSERT_EQUAL_MESSAGE(where, std::string("returned"), ends[i]);
+        } else if (ends[i] == "returned") {
+          ++returned;
+        } else if (ends[i] == "cancelled") {
+          ++cancelled;
+        } else {
+          CPPUNIT_ASSERT_EQUAL_MESSAGE(where, std::string("cancelled or returned"), ends[i]);
+        }
+      }
+    }
+    std::printf("join racing end, cancel and shutdown: %d returned, %d cancelled\n", returned, cancelled);
+    CPPUNIT_ASSERT(cancelled > 0);
   }
 };
 

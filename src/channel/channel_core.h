@@ -18,6 +18,7 @@
 #include "poller/event_access.h"
 #include "channel/io_attempts.h"
 #include "poller/poller.h"
+#include "channel/parked_tasks.h"
 #include "channel/stuck_worker_monitor.h"
 #include "channel/ready_queue.h"
 #include "channel/resolver_threads.h"
@@ -52,6 +53,8 @@ namespace evchan::detail {
 ///     cancelling a task's wait cancels its event under it)
 ///   a TaskState's mutex_ > cancel()'s locks (TaskHandle::cancel(); a task's end cancels
 ///     its joiners' timers)
+///   a TaskState's mutex_ > parkedTasks()'s lock > mutex_ (a join() lists itself under
+///     the joined task's lock; the shutdown wakes what is listed)
 /// where cancel()'s locks are watches_.mutex() > Watch::mutex for a socket
 /// event, mutex_ for a timer, resolver_'s lock for a ResolveEvent.
 /// mutex_ and the ReadyQueue's mutex are never held together.  The
@@ -122,6 +125,8 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   static void leaveBlocking() noexcept;
   /// Remembers a NotifyEvent a worker waits on, to release it at shutdown.
   void trackWaiter(NotifyEvent* event, bool waiting) noexcept;
+  /// The tasks suspended on no event (join()), which the shutdown wakes.
+  ParkedTasks& parkedTasks() noexcept { return parkedTasks_; }
 
   /// The EventChannel is gone (after its shutdown()): nobody can take the
   /// completed events held for getEvent() any more.  Hands every one back
@@ -278,6 +283,8 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   // NotifyEvents that workers wait on, released at shutdown.
   std::mutex waitersMutex_;
   std::vector<NotifyEvent*> waiters_;
+
+  ParkedTasks parkedTasks_;
 
   // Completed events without callbacks, for getEvent().
   ReadyQueue ready_;

@@ -165,6 +165,7 @@ void ChannelCore::sweepForShutdown() noexcept {
     }
   }
   scheduleBatch(batch);
+  parkedTasks_.releaseAll();
   // File IO the backend performs comes back (cancelled where it had not
   // started) while the workers are still there to deliver it.
   if (poller_) poller_->drainFileOperations();

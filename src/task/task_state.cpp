@@ -210,8 +210,12 @@ void TaskState::finish() noexcept {
     // after taking it, so each is still there when its timer is cancelled.
     for (TaskJoiner* joiner = std::exchange(joiners_, nullptr); joiner != nullptr;) {
       TaskJoiner* next = joiner->next;
-      joiner->finished.store(true);
-      joiner->core.cancel(joiner->timer);  // not yet posted: join() cancels it once it is
+      if (joiner->timer != nullptr) {
+        joiner->finished.store(true);
+        joiner->waiter.core().cancel(*joiner->timer);  // not yet posted: join() cancels it once it is
+      } else {
+        joiner->claim(TaskJoiner::kFinished);
+      }
       joiner = next;
     }
     // Notified under the lock: each leaves join() only after taking it.
@@ -265,12 +269,18 @@ bool TaskState::cancel() noexcept {
   cancelRequested_.store(true);
   std::lock_guard<std::mutex> lock(mutex_);
   if (currentWait_ != nullptr) core_->cancel(*currentWait_);
+  if (currentJoin_ != nullptr) currentJoin_->claim(TaskJoiner::kCancelled);
   return true;
 }
 
 void TaskState::setCurrentWait(Event* event) noexcept {
   std::lock_guard<std::mutex> lock(mutex_);
   currentWait_ = event;
+}
+
+void TaskState::setCurrentJoin(TaskJoiner* joiner) noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  currentJoin_ = joiner;
 }
 
 void TaskState::lastHandleGone() noexcept {
@@ -302,21 +312,87 @@ bool TaskState::takeUnreportedException() noexcept {
   return !isCancellation(exception_);
 }
 
+namespace {
+
+// What parkJoiner() needs, on the joining task's stack.
+struct JoinPark {
+  TaskState* joined;
+  TaskJoiner* joiner;
+  bool cancellable;  // TaskHandle::cancel() of the caller ends the wait (not shielded)
+};
+
+void releaseParkedJoiner(ParkedTask& parked) noexcept {
+  // The shutdown of the joiner's channel.
+  static_cast<TaskJoiner&>(parked).claim(TaskJoiner::kCancelled);
+}
+
+}  // namespace
+
+bool TaskJoiner::claim(Outcome how) noexcept {
+  int expected = kWaiting;
+  if (!outcome.compare_exchange_strong(expected, how, std::memory_order_acq_rel)) return false;
+  waiter.wake();  // nothing may touch this joiner after it: the waiter may be gone
+  return true;
+}
+
 std::error_code TaskState::joinInTask(TaskState& caller) {
-  TaskJoiner joiner(caller.core());
+  if (caller.deadline() != kNoDeadline) return joinInTaskUntil(caller);
+  if (caller.cancelPending()) return std::make_error_code(std::errc::operation_canceled);
+  TaskJoiner joiner(caller);
+  joiner.release = &releaseParkedJoiner;
+  JoinPark park{this, &joiner, !caller.shielded()};
+  caller.suspend(&TaskState::parkJoiner, &park);
+  // Woken by claim(): by this task's end, or the caller's cancel() or shutdown.
+  if (park.cancellable) caller.setCurrentJoin(nullptr);
+  caller.core().parkedTasks().remove(joiner);  // waits out a shutdown's release() of it
+  if (joiner.outcome.load(std::memory_order_acquire) == TaskJoiner::kFinished) return {};
+  std::lock_guard<std::mutex> lock(mutex_);
+  unlinkJoiner(joiner);  // off the list before the TaskJoiner goes (finish() may still hold it)
+  return std::make_error_code(std::errc::operation_canceled);
+}
+
+// On the worker, the caller suspending: a claim() may wake it from here on.
+void TaskState::parkJoiner(void* argument) noexcept {
+  auto& park = *static_cast<JoinPark*>(argument);
+  TaskJoiner& joiner = *park.joiner;
+  TaskState& caller = joiner.waiter;
+  {
+    std::lock_guard<std::mutex> lock(park.joined->mutex_);
+    if (park.joined->done_.load(std::memory_order_relaxed)) {
+      joiner.claim(TaskJoiner::kFinished);
+      return;
+    }
+    if (!caller.core().parkedTasks().add(joiner)) {  // the caller's channel is shut down
+      joiner.claim(TaskJoiner::kCancelled);
+      return;
+    }
+    joiner.next = park.joined->joiners_;
+    park.joined->joiners_ = &joiner;
+  }
+  if (!park.cancellable) return;
+  // cancel() sets its flag before it looks for the wait: one of the two
+  // sees the other.
+  caller.setCurrentJoin(&joiner);
+  if (caller.cancelPending()) joiner.claim(TaskJoiner::kCancelled);
+}
+
+std::error_code TaskState::joinInTaskUntil(TaskState& caller) {
+  TimerEvent timer(kInfiniteTimeout);
+  TaskJoiner joiner(caller);
+  joiner.timer = &timer;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (done_.load(std::memory_order_relaxed)) return {};
     joiner.next = joiners_;
     joiners_ = &joiner;
   }
-  // Parked like any wait in a task, so that a shutdown of the caller's
-  // channel ends it: the timer is then cancelled, or refused at post().
-  // `finished` is checked once the timer is posted: an end that came
-  // before could not cancel it yet.
+  // Parked like any wait in a task, so that the deadline, a cancel() and a
+  // shutdown of the caller's channel end it: the timer is then cancelled,
+  // or refused at post().  `finished` is checked once the timer is posted:
+  // an end that came before could not cancel it yet.
   std::error_code ended;
   try {
-    awaitInTask(joiner.timer, kInfiniteTimeout, ended, &joiner.finished);
+    awaitInTask(timer, kInfiniteTimeout, ended, &joiner.finished);
   } catch (...) {
     std::lock_guard<std::mutex> lock(mutex_);  // no memory for the wait: it never started
     unlinkJoiner(joiner);

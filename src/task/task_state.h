@@ -17,6 +17,7 @@
 #include <evchan/task.h>
 #include <evchan/timer_event.h>
 
+#include "channel/parked_tasks.h"
 #include "poller/deadline.h"
 #include "poller/event_access.h"
 #include "task/context/fiber_context.h"
@@ -29,16 +30,26 @@ class ChannelCore;
 struct ChannelFront;
 class TaskState;
 
-/// A task suspended in join(), on its own stack.  It parks on `timer`,
-/// posted to its own channel: the joined task's end sets `finished` and
-/// cancels the timer; its channel's shutdown cancels it too.  Either way
-/// the joiner resumes on its own channel's workers, whichever channel the
-/// joined task runs on.
-struct TaskJoiner {
-  explicit TaskJoiner(ChannelCore& channel) noexcept : core(channel) {}
-  ChannelCore& core;
-  TimerEvent timer{kInfiniteTimeout};
-  std::atomic<bool> finished{false};  // set under the joined task's mutex_
+/// A task suspended in join(), on its own stack.  Either way it resumes on
+/// its own channel's workers, whichever channel the joined task runs on.
+///
+/// Without a deadline it parks on no event: the joined task's end, the
+/// waiter's TaskHandle::cancel() and its channel's shutdown (through
+/// the ParkedTask base) each try to claim() the wait, and the first one wakes the
+/// waiter.  With a deadline (this_task::DeadlineScope) it parks on
+/// `timer`, posted to its own channel: the joined task's end sets
+/// `finished` and cancels the timer, and so does the shutdown.
+struct TaskJoiner : ParkedTask {
+  enum Outcome : int { kWaiting, kFinished, kCancelled };
+  explicit TaskJoiner(TaskState& task) noexcept : waiter(task) {}
+  /// Ends a wait without a timer as `outcome`, waking the waiter; false
+  /// when another end came first (it woke the waiter).
+  bool claim(Outcome outcome) noexcept;
+
+  TaskState& waiter;
+  std::atomic<int> outcome{kWaiting};
+  TimerEvent* timer = nullptr;        // only for a wait with a deadline
+  std::atomic<bool> finished{false};  // with `timer`: set under the joined task's mutex_
   TaskJoiner* next = nullptr;
 };
 
@@ -117,6 +128,8 @@ class TaskState {
   /// on the worker before it is posted, cleared by the task once resumed);
   /// null while it runs.
   void setCurrentWait(Event* event) noexcept;
+  /// The same for a join() parked on no event, which cancel() claims.
+  void setCurrentJoin(TaskJoiner* joiner) noexcept;
 
   /// The slot of a TaskLocal (by its process-unique key) in this task.
   void* localSlot(std::uint64_t key, void* (*make)(), void (*destroy)(void*));
@@ -138,6 +151,10 @@ class TaskState {
   /// caller's wait ended first otherwise (operation_canceled: shutdown or
   /// cancel; timed_out: its deadline).
   std::error_code joinInTask(TaskState& caller);
+  /// joinInTask() with a deadline: parked on a timer.
+  std::error_code joinInTaskUntil(TaskState& caller);
+  /// joinInTask()'s work on the worker, once the caller is off its stack.
+  static void parkJoiner(void* argument) noexcept;
   /// Takes `joiner` off joiners_ if it is there; mutex_ held.
   void unlinkJoiner(TaskJoiner& joiner) noexcept;
   /// The TaskHandles' shared count reached zero.
@@ -170,6 +187,7 @@ class TaskState {
   int shieldDepth_ = 0;              // task side only
   Deadline deadline_ = kNoDeadline;  // task side only, like shieldDepth_
   Event* currentWait_ = nullptr;
+  TaskJoiner* currentJoin_ = nullptr;
 
   void (*afterSwitch_)(void*) = nullptr;
   void* afterSwitchArgument_ = nullptr;
