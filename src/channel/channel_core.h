@@ -52,7 +52,7 @@ namespace evchan::detail {
 ///   a socket's WaitCancellation mutex > cancel()'s locks (src/apr/wait_cancellation.h:
 ///     cancelling a task's wait cancels its event under it)
 ///   a TaskState's mutex_ > cancel()'s locks (TaskHandle::cancel(); a task's end cancels
-///     its joiners' timers)
+///     the timers of its joiners with a deadline)
 ///   a TaskState's mutex_ > parkedTasks()'s lock > mutex_ (a join() lists itself under
 ///     the joined task's lock; the shutdown wakes what is listed)
 /// where cancel()'s locks are watches_.mutex() > Watch::mutex for a socket

@@ -206,8 +206,9 @@ void TaskState::finish() noexcept {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     done_.store(true, std::memory_order_release);
-    // Under the lock: a joiner leaves join() (and its TaskJoiner) only
-    // after taking it, so each is still there when its timer is cancelled.
+    // Under the lock: a joiner that this end does not wake leaves join()
+    // (and its TaskJoiner) only after taking it.  One that it wakes is not
+    // touched after its claim().
     for (TaskJoiner* joiner = std::exchange(joiners_, nullptr); joiner != nullptr;) {
       TaskJoiner* next = joiner->next;
       if (joiner->timer != nullptr) {

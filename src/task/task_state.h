@@ -30,15 +30,15 @@ class ChannelCore;
 struct ChannelFront;
 class TaskState;
 
-/// A task suspended in join(), on its own stack.  Either way it resumes on
-/// its own channel's workers, whichever channel the joined task runs on.
-///
-/// Without a deadline it parks on no event: the joined task's end, the
-/// waiter's TaskHandle::cancel() and its channel's shutdown (through
-/// the ParkedTask base) each try to claim() the wait, and the first one wakes the
-/// waiter.  With a deadline (this_task::DeadlineScope) it parks on
-/// `timer`, posted to its own channel: the joined task's end sets
-/// `finished` and cancels the timer, and so does the shutdown.
+/// A task suspended in join(), on its own stack.  Without a deadline it
+/// parks on no event: the joined task's end, the waiter's
+/// TaskHandle::cancel() and its channel's shutdown (which finds it as a
+/// ParkedTask) each try to claim() the wait, and the first one wakes the
+/// waiter.  With a deadline (this_task::DeadlineScope) it parks on `timer`,
+/// posted to its own channel: the joined task's end sets `finished` and
+/// cancels the timer, and so do the deadline, a cancel() and the shutdown.
+/// Either way the waiter resumes on its own channel's workers, whichever
+/// channel the joined task runs on.
 struct TaskJoiner : ParkedTask {
   enum Outcome : int { kWaiting, kFinished, kCancelled };
   explicit TaskJoiner(TaskState& task) noexcept : waiter(task) {}
