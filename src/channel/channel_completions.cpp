@@ -155,7 +155,7 @@ void ChannelCore::pollCompletions(Deadline deadline) noexcept {
 
 void ChannelCore::handleCompletion(const Completion& completion) noexcept {
   Watch& watch = *completion.watch;
-  const int result = completion.result;
+  int result = completion.result;
   Event* event;
   std::error_code ec;
   apr_socket_t* connecting = nullptr;
@@ -166,6 +166,11 @@ void ChannelCore::handleCompletion(const Completion& completion) noexcept {
     event = std::exchange(pending, nullptr);
     --watch.ringOps;
     if (event == nullptr) return;  // cannot happen: one operation per slot
+    // The socket was closed with the operation in the kernel: it comes back
+    // cancelled, like every event of a closed socket, whatever the kernel
+    // made of the close (Wine's IOCP, for one, may fail it "not a socket"
+    // when the close overtakes the cancel).
+    if (watch.retired && result < 0) result = -ECANCELED;
     if (event->kind() == Event::Kind::Accept) {
       // A connection reset while it waited in the accept queue is not the
       // caller's error: accept the next one.
