@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include <apr_network_io.h>
+#include <apr_portable.h>
 
 #include <evchan/buffer.h>
 
@@ -26,6 +27,13 @@ std::error_code waitReady(apr_socket_t* socket, Readiness readiness, Deadline de
 std::error_code waitReady(apr_socket_t* socket, Readiness readiness, Deadline deadline, apr_socket_t* wake,
                           bool& woken) noexcept;
 
+/// Receives up to `size` (> 0) bytes once, without waiting, from the
+/// socket whose native descriptor is `fd` (a channel's watch keeps it, so
+/// the hot path reads no apr_socket_t); `received` gets the count.  An
+/// empty socket buffer is the would-block status and the peer's orderly
+/// close Errc::end_of_stream.  Defined per host (src/posix/, src/win32/).
+std::error_code receiveSome(apr_os_sock_t fd, void* data, std::size_t size, std::size_t& received) noexcept;
+
 /// Sends up to `size` bytes once without waiting and without raising
 /// SIGPIPE; `sent` receives the count.  A full send buffer is reported as
 /// the would-block status.  Defined per host (src/posix/, src/win32/).
@@ -44,6 +52,9 @@ std::error_code sendSome(apr_socket_t* socket, const void* data, std::size_t siz
 /// Defined per host (src/posix/, src/win32/).
 std::error_code sendGather(apr_socket_t* socket, const ConstBuffer* buffers, std::size_t count,
                            std::size_t& sent, std::size_t* offered = nullptr) noexcept;
+/// sendGather() on the native descriptor `fd` (a watch's).
+std::error_code sendGather(apr_os_sock_t fd, const ConstBuffer* buffers, std::size_t count, std::size_t& sent,
+                           std::size_t* offered = nullptr) noexcept;
 
 /// After a non-blocking connect has become writable: the connect's result.
 std::error_code pendingConnectResult(apr_socket_t* socket) noexcept;

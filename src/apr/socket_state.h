@@ -31,11 +31,27 @@ namespace evchan::detail {
 struct SocketState {
   PoolPtr pool;
   apr_socket_t* socket = nullptr;
+  /// `socket`'s native descriptor once nativeSocket() has read it.
+  std::atomic<apr_os_sock_t> native{kNoNativeSocket};
   std::atomic<Duration> timeout{kInfiniteTimeout};  // set while calls read it
   std::string peer;
   WatchHandle watch;
   WaitCancellation cancellation;
+
+  static constexpr apr_os_sock_t kNoNativeSocket = static_cast<apr_os_sock_t>(-1);
 };
+
+/// The native descriptor of the state's (set, never replaced) socket, kept
+/// in the state after the first call: a send reads it without fetching the
+/// apr_socket_t, one more cold object per call with many connections.
+inline apr_os_sock_t nativeSocket(SocketState& state) noexcept {
+  apr_os_sock_t fd = state.native.load(std::memory_order_relaxed);
+  if (fd == SocketState::kNoNativeSocket) {
+    (void)apr_os_sock_get(&fd, state.socket);  // cannot fail for a set socket
+    state.native.store(fd, std::memory_order_relaxed);
+  }
+  return fd;
+}
 
 /// The private parts of the stream sockets and listeners (their friend).
 struct SocketAccess {

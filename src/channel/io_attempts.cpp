@@ -19,19 +19,18 @@ AttemptResult finished(std::error_code error) { return AttemptResult{true, false
 AttemptResult wouldBlock() { return AttemptResult{false, true, {}}; }
 
 AttemptResult tryRead(ReadEvent& event, Watch& watch) {
-  apr_size_t length = event.size();
-  const apr_status_t status = apr_socket_recv(watch.socket, static_cast<char*>(event.buffer()), &length);
-  if (length > 0) {
-    EventAccess::transferred(event) = length;
-    // A short read emptied the socket buffer: the next read can park at
-    // once instead of paying for an EAGAIN.  (The channel ignores this
-    // once the peer has hung up: the end of the stream may be queued
-    // behind these bytes with its readiness report already consumed.)
-    return AttemptResult{true, length < event.size(), {}};
-  }
-  if (APR_STATUS_IS_EAGAIN(status)) return wouldBlock();
-  if (APR_STATUS_IS_EOF(status)) return finished(Errc::end_of_stream);
-  return finished(makeAprError(status));
+  std::size_t length = 0;
+  // On the watch's descriptor: with many connections apr_socket_t would be
+  // one more cold object to fetch per read.
+  const std::error_code ec = receiveSome(watch.fd, event.buffer(), event.size(), length);
+  if (ec == std::errc::resource_unavailable_try_again) return wouldBlock();
+  if (ec) return finished(ec);
+  EventAccess::transferred(event) = length;
+  // A short read emptied the socket buffer: the next read can park at
+  // once instead of paying for an EAGAIN.  (The channel ignores this
+  // once the peer has hung up: the end of the stream may be queued
+  // behind these bytes with its readiness report already consumed.)
+  return AttemptResult{true, length < event.size(), {}};
 }
 
 AttemptResult tryAccept(AcceptEvent& event, Watch& watch) {
@@ -49,7 +48,7 @@ AttemptResult tryWrite(WriteEvent& event, Watch& watch) {
   std::size_t sent = 0;
   std::size_t offered = 0;
   // One system call for one buffer or many pieces (sendmsg up to IOV_MAX).
-  const std::error_code ec = sendGather(watch.socket, event.buffers(), event.bufferCount(), sent, &offered);
+  const std::error_code ec = sendGather(watch.fd, event.buffers(), event.bufferCount(), sent, &offered);
   if (ec == std::errc::resource_unavailable_try_again) return wouldBlock();
   if (ec) return finished(ec);
   EventAccess::transferred(event) = sent;

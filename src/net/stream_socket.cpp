@@ -82,7 +82,7 @@ std::size_t writeWithin(StreamSocket& socket, detail::SocketCall& call, const Co
   if (count == 0) return 0;
   for (;;) {
     std::size_t sent = 0;
-    ec = detail::sendGather(state->socket, buffers, count, sent);
+    ec = detail::sendGather(detail::nativeSocket(*state), buffers, count, sent);
     if (sent > 0 || ec != std::errc::resource_unavailable_try_again) return ec ? 0 : sent;
     if (inTask()) {
       // The send buffer is full: the task waits for a WriteEvent (which

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// sendSome(), sendGather(), pendingConnectResult() and setListenAddressOptions() on POSIX hosts.
+// receiveSome(), sendSome(), sendGather(), pendingConnectResult() and setListenAddressOptions() on POSIX hosts.
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -17,11 +17,10 @@
 
 namespace evchan::detail {
 
-std::error_code sendSome(apr_socket_t* socket, const void* data, std::size_t size,
-                         std::size_t& sent) noexcept {
+namespace {
+
+std::error_code sendSomeOn(apr_os_sock_t fd, const void* data, std::size_t size, std::size_t& sent) noexcept {
   sent = 0;
-  apr_os_sock_t fd;
-  if (apr_status_t status = apr_os_sock_get(&fd, socket); status != APR_SUCCESS) return makeAprError(status);
   // apr_socket_send() uses write(2), which raises SIGPIPE on a connection
   // the peer has closed; MSG_NOSIGNAL turns that into EPIPE for this call
   // only, without touching the process's signal dispositions.
@@ -34,6 +33,32 @@ std::error_code sendSome(apr_socket_t* socket, const void* data, std::size_t siz
   return {};
 }
 
+std::error_code nativeOf(apr_socket_t* socket, apr_os_sock_t& fd) noexcept {
+  return makeAprError(apr_os_sock_get(&fd, socket));
+}
+
+}  // namespace
+
+std::error_code receiveSome(apr_os_sock_t fd, void* data, std::size_t size, std::size_t& received) noexcept {
+  received = 0;
+  ssize_t n;
+  do {
+    n = ::recv(fd, data, size, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return makeAprError(errno);
+  if (n == 0) return Errc::end_of_stream;
+  received = static_cast<std::size_t>(n);
+  return {};
+}
+
+std::error_code sendSome(apr_socket_t* socket, const void* data, std::size_t size,
+                         std::size_t& sent) noexcept {
+  sent = 0;
+  apr_os_sock_t fd;
+  if (std::error_code ec = nativeOf(socket, fd)) return ec;
+  return sendSomeOn(fd, data, size, sent);
+}
+
 // A ConstBuffer array is handed to the kernel as the iovec array it is
 // laid out like (the kernel reads it; no C++ code reads it as iovec).
 static_assert(sizeof(ConstBuffer) == sizeof(iovec) && alignof(ConstBuffer) == alignof(iovec) &&
@@ -41,8 +66,8 @@ static_assert(sizeof(ConstBuffer) == sizeof(iovec) && alignof(ConstBuffer) == al
                   offsetof(ConstBuffer, size) == offsetof(iovec, iov_len),
               "ConstBuffer must have the layout of struct iovec");
 
-std::error_code sendGather(apr_socket_t* socket, const ConstBuffer* buffers, std::size_t count,
-                           std::size_t& sent, std::size_t* offered) noexcept {
+std::error_code sendGather(apr_os_sock_t fd, const ConstBuffer* buffers, std::size_t count, std::size_t& sent,
+                           std::size_t* offered) noexcept {
   while (count > 0 && buffers->size == 0) {
     ++buffers;
     --count;
@@ -55,9 +80,7 @@ std::error_code sendGather(apr_socket_t* socket, const ConstBuffer* buffers, std
     for (std::size_t i = 0; i < used; ++i) *offered += buffers[i].size;
   }
   if (count == 0) return {};
-  if (count == 1) return sendSome(socket, buffers->data, buffers->size, sent);  // send(2) is cheaper
-  apr_os_sock_t fd;
-  if (apr_status_t status = apr_os_sock_get(&fd, socket); status != APR_SUCCESS) return makeAprError(status);
+  if (count == 1) return sendSomeOn(fd, buffers->data, buffers->size, sent);  // send(2) is cheaper
   msghdr message{};
   message.msg_iov = const_cast<iovec*>(reinterpret_cast<const iovec*>(buffers));
   message.msg_iovlen = static_cast<decltype(message.msg_iovlen)>(used);
@@ -69,6 +92,15 @@ std::error_code sendGather(apr_socket_t* socket, const ConstBuffer* buffers, std
   if (n < 0) return makeAprError(errno);
   sent = static_cast<std::size_t>(n);
   return {};
+}
+
+std::error_code sendGather(apr_socket_t* socket, const ConstBuffer* buffers, std::size_t count,
+                           std::size_t& sent, std::size_t* offered) noexcept {
+  sent = 0;
+  if (offered != nullptr) *offered = 0;
+  apr_os_sock_t fd;
+  if (std::error_code ec = nativeOf(socket, fd)) return ec;
+  return sendGather(fd, buffers, count, sent, offered);
 }
 
 std::error_code pendingConnectResult(apr_socket_t* socket) noexcept {

@@ -17,16 +17,19 @@
 namespace evchan::detail {
 namespace {
 
-// Lives on the waiting task's stack until both events are back.
+// Lives on the waiting task's stack until both events are back.  What
+// every wait touches comes first, together: with many parked tasks each
+// wake-up finds it cold.
 struct Await {
   TaskState* task;
   Event* event;
-  std::optional<TimerEvent> timer;  // only for a wait with a deadline: an untimed one (join()) skips its set-up
   std::atomic<int> outstanding;
   std::atomic<bool> timerFired{false};
-  const std::atomic<bool>* cancelled;
+  bool timed;  // `timer` is there (read without touching it)
   bool taskCancellable;
+  const std::atomic<bool>* cancelled;
   std::error_code postError;
+  std::optional<TimerEvent> timer;  // only for a wait with a deadline: an untimed one skips its set-up
 
   // The last event back wakes the task; nothing may touch `this` after that.
   void arrive() {
@@ -42,16 +45,16 @@ struct Await {
     ChannelCore& core = self->task->core();
     // Where TaskHandle::cancel() finds the wait; a shielded one it leaves be.
     if (self->taskCancellable && !self->task->shielded()) self->task->setCurrentWait(self->event);
-    if (self->timer && core.post(*self->timer)) self->arrive();  // shut down: no timer
+    if (self->timed && core.post(*self->timer)) self->arrive();  // shut down: no timer
     if ((self->postError = core.post(*self->event))) {
-      if (self->timer) core.cancel(*self->timer);
+      if (self->timed) core.cancel(*self->timer);
       self->arrive();
       return;
     }
     // A timer, or the caller's cancel flag, may have gone off before the
     // event was parked, when cancelling it was not yet possible.
     // So may the task's own cancellation, before setCurrentWait() above.
-    if ((self->timer && self->timerFired.load()) || (self->cancelled != nullptr && self->cancelled->load()) ||
+    if ((self->timed && self->timerFired.load()) || (self->cancelled != nullptr && self->cancelled->load()) ||
         (self->taskCancellable && self->task->cancelPending()))
       core.cancel(*self->event);
   }
@@ -106,9 +109,9 @@ bool awaitInTask(Event& event, Duration timeout, std::error_code& result, const 
     }
   }
   const bool useTimer = deadlineAfter(wait) != kNoDeadline;
-  Await await{task, &event, std::nullopt, {useTimer ? 2 : 1}, {}, cancelled, taskCancellable, {}};
+  Await await{task, &event, {useTimer ? 2 : 1}, {}, useTimer, taskCancellable, cancelled, {}, std::nullopt};
   event.setCallback([&await](Event&) {
-    if (await.timer) await.task->core().cancel(*await.timer);
+    if (await.timed) await.task->core().cancel(*await.timer);
     await.arrive();
   });
   if (useTimer) {

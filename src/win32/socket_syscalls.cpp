@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// sendSome(), sendGather(), pendingConnectResult() and setListenAddressOptions() on Windows hosts.
+// receiveSome(), sendSome(), sendGather(), pendingConnectResult() and setListenAddressOptions() on Windows hosts.
 // APR's headers come first: apr.h includes <windows.h> and the socket
 // headers (<ws2tcpip.h> among them) only when <windows.h> is not in yet.
 #include <apr_portable.h>
@@ -29,6 +29,35 @@ std::error_code sendSome(apr_socket_t* socket, const void* data, std::size_t siz
 // call), into an array on the stack.
 constexpr std::size_t kPiecesPerSend = 64;
 
+std::error_code sendGather(apr_os_sock_t handle, const ConstBuffer* buffers, std::size_t count, std::size_t& sent,
+                           std::size_t* offered) noexcept {
+  while (count > 0 && buffers->size == 0) {
+    ++buffers;
+    --count;
+  }
+  sent = 0;
+  if (offered != nullptr) *offered = 0;
+  if (count == 0) return {};
+  WSABUF pieces[kPiecesPerSend];
+  DWORD used = 0;
+  for (std::size_t i = 0; i < count && used < kPiecesPerSend; ++i) {
+    pieces[used].buf = static_cast<CHAR*>(const_cast<void*>(buffers[i].data));
+    pieces[used].len = static_cast<ULONG>(std::min<std::size_t>(buffers[i].size, ULONG_MAX));
+    ++used;
+    if (buffers[i].size > ULONG_MAX) break;  // the rest of this piece first, in a later call
+  }
+  if (offered != nullptr) {
+    for (DWORD i = 0; i < used; ++i) *offered += pieces[i].len;
+  }
+  // Without an OVERLAPPED, WSASend on APR's non-blocking socket returns at
+  // once; Windows has no SIGPIPE.
+  DWORD bytes = 0;
+  if (::WSASend(handle, pieces, used, &bytes, 0, nullptr, nullptr) != 0)
+    return makeAprError(APR_FROM_OS_ERROR(WSAGetLastError()));
+  sent = bytes;
+  return {};
+}
+
 std::error_code sendGather(apr_socket_t* socket, const ConstBuffer* buffers, std::size_t count,
                            std::size_t& sent, std::size_t* offered) noexcept {
   while (count > 0 && buffers->size == 0) {
@@ -41,24 +70,15 @@ std::error_code sendGather(apr_socket_t* socket, const ConstBuffer* buffers, std
   if (count == 1) return sendSome(socket, buffers->data, buffers->size, sent);
   apr_os_sock_t handle;
   if (apr_status_t status = apr_os_sock_get(&handle, socket); status != APR_SUCCESS) return makeAprError(status);
-  WSABUF pieces[kPiecesPerSend];
-  DWORD used = 0;
-  for (std::size_t i = 0; i < count && used < kPiecesPerSend; ++i) {
-    pieces[used].buf = static_cast<CHAR*>(const_cast<void*>(buffers[i].data));
-    pieces[used].len = static_cast<ULONG>(std::min<std::size_t>(buffers[i].size, ULONG_MAX));
-    ++used;
-    if (buffers[i].size > ULONG_MAX) break;  // the rest of this piece first, in a later call
-  }
-  if (offered != nullptr) {
-    *offered = 0;
-    for (DWORD i = 0; i < used; ++i) *offered += pieces[i].len;
-  }
-  // Without an OVERLAPPED, WSASend on APR's non-blocking socket returns at
-  // once; Windows has no SIGPIPE.
-  DWORD bytes = 0;
-  if (::WSASend(handle, pieces, used, &bytes, 0, nullptr, nullptr) != 0)
-    return makeAprError(APR_FROM_OS_ERROR(WSAGetLastError()));
-  sent = bytes;
+  return sendGather(handle, buffers, count, sent, offered);
+}
+
+std::error_code receiveSome(apr_os_sock_t handle, void* data, std::size_t size, std::size_t& received) noexcept {
+  received = 0;
+  const int n = ::recv(handle, static_cast<char*>(data), static_cast<int>(std::min<std::size_t>(size, INT_MAX)), 0);
+  if (n == SOCKET_ERROR) return makeAprError(APR_FROM_OS_ERROR(WSAGetLastError()));
+  if (n == 0) return Errc::end_of_stream;
+  received = static_cast<std::size_t>(n);
   return {};
 }
 
