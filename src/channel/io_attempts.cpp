@@ -23,8 +23,10 @@ AttemptResult tryRead(ReadEvent& event, Watch& watch) {
   // On the watch's descriptor: with many connections apr_socket_t would be
   // one more cold object to fetch per read.
   const std::error_code ec = receiveSome(watch.fd, event.buffer(), event.size(), length);
-  if (ec == std::errc::resource_unavailable_try_again) return wouldBlock();
-  if (ec) return finished(ec);
+  if (ec) {  // tested first: comparing with an errc costs two virtual calls
+    if (ec == std::errc::resource_unavailable_try_again) return wouldBlock();
+    return finished(ec);
+  }
   EventAccess::transferred(event) = length;
   // A short read emptied the socket buffer: the next read can park at
   // once instead of paying for an EAGAIN.  (The channel ignores this
@@ -49,8 +51,7 @@ AttemptResult tryWrite(WriteEvent& event, Watch& watch) {
   std::size_t offered = 0;
   // One system call for one buffer or many pieces (sendmsg up to IOV_MAX).
   const std::error_code ec = sendGather(watch.fd, event.buffers(), event.bufferCount(), sent, &offered);
-  if (ec == std::errc::resource_unavailable_try_again) return wouldBlock();
-  if (ec) return finished(ec);
+  if (ec) return ec == std::errc::resource_unavailable_try_again ? wouldBlock() : finished(ec);
   EventAccess::transferred(event) = sent;
   // Full only when the send took less than it was offered: a write cut
   // short by the piece limit leaves the socket writable, and an edge-

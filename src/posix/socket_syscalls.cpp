@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -42,8 +43,10 @@ std::error_code nativeOf(apr_socket_t* socket, apr_os_sock_t& fd) noexcept {
 std::error_code receiveSome(apr_os_sock_t fd, void* data, std::size_t size, std::size_t& received) noexcept {
   received = 0;
   ssize_t n;
+  // read(2), which on a socket is recv(2) without flags (as APR reads):
+  // glibc's read wrapper is the shorter of the two.
   do {
-    n = ::recv(fd, data, size, 0);
+    n = ::read(fd, data, size);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return makeAprError(errno);
   if (n == 0) return Errc::end_of_stream;
