@@ -608,7 +608,7 @@ class TaskJoinTest : public evchan::test::LeakCheckedFixture {
   // joiner resumed on its own channel's worker, not on the waking thread.
   void testJoinerWokenAsItsChannelShutsDown() {
     std::unique_ptr<EventChannel> targets = makeChannel(1);
-    const int n = rounds(200);
+    const int n = rounds(100);
     for (int round = 0; round < n; ++round) {
       const bool byCancel = round % 2 == 1;
       std::unique_ptr<EventChannel> joiners = makeChannel(1);
