@@ -54,7 +54,8 @@ namespace evchan::detail {
 ///   a TaskState's mutex_ > cancel()'s locks (TaskHandle::cancel(); a task's end cancels
 ///     the timers of its joiners with a deadline)
 ///   a TaskState's mutex_ > parkedTasks()'s lock > mutex_ (a join() lists itself under
-///     the joined task's lock; the shutdown wakes what is listed)
+///     the joined task's lock; the shutdown wakes what is listed, and the joined task's
+///     end and cancel() wake a listed joiner, under it)
 /// where cancel()'s locks are watches_.mutex() > Watch::mutex for a socket
 /// event, mutex_ for a timer, resolver_'s lock for a ResolveEvent.
 /// mutex_ and the ReadyQueue's mutex are never held together.  The

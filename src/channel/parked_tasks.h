@@ -32,6 +32,12 @@ class ParkedTasks {
   void remove(ParkedTask& task) noexcept;
   /// The shutdown: releases every listed task and refuses later add()s.
   void releaseAll() noexcept;
+  /// Held by any other end of a listed task's wait while it wakes the task.
+  /// releaseAll() runs before the shutdown lets the channel's workers
+  /// leave; under this lock it either ends the wait itself or comes after
+  /// the task was queued for those workers.  Otherwise a wake-up landing
+  /// once they had left would run the task on the waking thread.
+  std::unique_lock<std::mutex> lockForWake() noexcept { return std::unique_lock<std::mutex>(mutex_); }
 
  private:
   void unlinkLocked(ParkedTask& task) noexcept;

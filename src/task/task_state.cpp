@@ -324,12 +324,22 @@ struct JoinPark {
 
 void releaseParkedJoiner(ParkedTask& parked) noexcept {
   // The shutdown of the joiner's channel.
-  static_cast<TaskJoiner&>(parked).claim(TaskJoiner::kCancelled);
+  static_cast<TaskJoiner&>(parked).claimLocked(TaskJoiner::kCancelled);
 }
 
 }  // namespace
 
 bool TaskJoiner::claim(Outcome how) noexcept {
+  // A claim that beat the shutdown's must have queued the waiter before
+  // the shutdown lets the waiter's workers leave: after, the wake-up would
+  // run it here, on another channel's worker or inside cancel() under its
+  // lock.  The waiter leaves join() only after taking this lock (remove()),
+  // so its channel outlives the unlock.
+  std::unique_lock<std::mutex> lock = waiter.core().parkedTasks().lockForWake();
+  return claimLocked(how);
+}
+
+bool TaskJoiner::claimLocked(Outcome how) noexcept {
   int expected = kWaiting;
   if (!outcome.compare_exchange_strong(expected, how, std::memory_order_acq_rel)) return false;
   waiter.wake();  // nothing may touch this joiner after it: the waiter may be gone

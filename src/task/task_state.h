@@ -43,8 +43,11 @@ struct TaskJoiner : ParkedTask {
   enum Outcome : int { kWaiting, kFinished, kCancelled };
   explicit TaskJoiner(TaskState& task) noexcept : waiter(task) {}
   /// Ends a wait without a timer as `outcome`, waking the waiter; false
-  /// when another end came first (it woke the waiter).
+  /// when another end came first (it woke the waiter).  Takes the lock of
+  /// the waiter's channel's ParkedTasks (ParkedTasks::lockForWake()).
   bool claim(Outcome outcome) noexcept;
+  /// claim() for the shutdown's release(), which holds that lock.
+  bool claimLocked(Outcome outcome) noexcept;
 
   TaskState& waiter;
   std::atomic<int> outcome{kWaiting};
