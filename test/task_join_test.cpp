@@ -113,6 +113,22 @@ void stagger(int steps) {
   }
 }
 
+// Runs `onOtherThread` on a thread of its own and, `round % 64` stagger
+// steps after both are released together, `here` on this one: two ends of
+// one wait racing, each first in some rounds.
+template <typename There, typename Here>
+void race(int round, There onOtherThread, Here here) {
+  StartingLine line;
+  std::thread other([&] {
+    line.waitForGo();
+    onOtherThread();
+  });
+  line.go(1);
+  stagger(round % 64);
+  here();
+  other.join();
+}
+
 // A task of `channel` that waits for `release` and then ends as `how`
 // says; cancelled, or unwound by its channel's shutdown, it throws
 // runtime_error("unwound <name>").
@@ -177,19 +193,16 @@ class TaskJoinTest : public evchan::test::LeakCheckedFixture {
         });
       }
       CPPUNIT_ASSERT(eventually([&] { return joining.load() == kTasks + kThreads; }));
-      StartingLine line;
-      std::thread ender([&] {
-        line.waitForGo();
-        if (how == Ending::kCancelled) {
-          target.cancel();
-        } else {
-          release.notify();
-        }
-      });
-      line.go(1);
-      stagger(round % 64);
-      tasks[0].cancel();
-      ender.join();
+      race(
+          round,
+          [&] {
+            if (how == Ending::kCancelled) {
+              target.cancel();
+            } else {
+              release.notify();
+            }
+          },
+          [&] { tasks[0].cancel(); });
       for (std::thread& thread : threads) thread.join();
       for (TaskHandle& task : tasks) CPPUNIT_ASSERT_EQUAL(std::string("returned"), endOf(task));
       const std::string expected = how == Ending::kReturns  ? "returned"
@@ -228,15 +241,7 @@ class TaskJoinTest : public evchan::test::LeakCheckedFixture {
         third = endOf(target);
       });
       CPPUNIT_ASSERT(eventually([&] { return joining.load(); }));
-      StartingLine line;
-      std::thread ender([&] {
-        line.waitForGo();
-        release.notify();
-      });
-      line.go(1);
-      stagger(round % 64);
-      joiner.cancel();
-      ender.join();
+      race(round, [&] { release.notify(); }, [&] { joiner.cancel(); });
       CPPUNIT_ASSERT_EQUAL(std::string("returned"), endOf(joiner));
       const std::string where = "round " + std::to_string(round);
       CPPUNIT_ASSERT_MESSAGE(where + ": " + first, first == "returned" || first == "cancelled");
@@ -317,15 +322,9 @@ class TaskJoinTest : public evchan::test::LeakCheckedFixture {
         second = endOf(target);
       });
       CPPUNIT_ASSERT(eventually([&] { return joining.load(); }));
-      StartingLine line;
-      std::thread ender([&] {
-        line.waitForGo();
-        release.notify();
+      race(round, [&] { release.notify(); }, [&] {
+        if (!shortDeadline) joiner.cancel();
       });
-      line.go(1);
-      stagger(round % 64);
-      if (!shortDeadline) joiner.cancel();
-      ender.join();
       CPPUNIT_ASSERT_EQUAL(std::string("returned"), endOf(joiner));
       const std::string where = "round " + std::to_string(round);
       const std::string interrupted = shortDeadline ? "timed out" : "cancelled";
@@ -537,15 +536,7 @@ class TaskJoinTest : public evchan::test::LeakCheckedFixture {
         }, target);
       }  // the joiner holds the only handle
       CPPUNIT_ASSERT(eventually([&] { return joining.load(); }));
-      StartingLine line;
-      std::thread ender([&] {
-        line.waitForGo();
-        release.notify();
-      });
-      line.go(1);
-      stagger(round % 64);
-      joiner.cancel();
-      ender.join();
+      race(round, [&] { release.notify(); }, [&] { joiner.cancel(); });
       CPPUNIT_ASSERT_EQUAL(std::string("returned"), endOf(joiner));
       const int expected = round + 1;
       if (sawIt) ++seen;
@@ -585,15 +576,7 @@ class TaskJoinTest : public evchan::test::LeakCheckedFixture {
         }
       });
       CPPUNIT_ASSERT(eventually([&] { return joining.load() && running.load() == 4; }));
-      StartingLine line;
-      std::thread ender([&] {
-        line.waitForGo();
-        release.notify();
-      });
-      line.go(1);
-      stagger(round % 64);
-      joiner.cancel();
-      ender.join();
+      race(round, [&] { release.notify(); }, [&] { joiner.cancel(); });
       CPPUNIT_ASSERT_EQUAL(std::string("returned"), endOf(joiner));
       const std::string where = "round " + std::to_string(round);
       CPPUNIT_ASSERT_MESSAGE(where + ": " + end, end == "returned" || end == "cancelled");
