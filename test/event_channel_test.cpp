@@ -24,6 +24,7 @@
 
 #include "support/diagnostics.h"
 #include "support/host_behaviour.h"
+#include "support/host_socket.h"
 #include "support/leak_checked_fixture.h"
 #include "support/named_suite.h"
 #include "support/reclaim_on_exit.h"
@@ -252,12 +253,6 @@ std::uint64_t readAndChecksum(TcpSocket& socket, std::size_t size) noexcept {
 
 evchan::Address loopbackAddress(int port) {
   return evchan::Address::fromNumeric("127.0.0.1", port, evchan::AddressFamily::IPv4);
-}
-
-/// A port nothing listens on: one the kernel just handed out and took back.
-int closedPort() {
-  TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
-  return listener.port();
 }
 
 /// Round-trips a few bytes through the channel on a fresh connection.
@@ -643,7 +638,8 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
   }
 
   void testConnectRefused() {
-    ConnectEvent connect(loopbackAddress(closedPort()));
+    const evchan::test::RefusingPort refusing;
+    ConnectEvent connect(loopbackAddress(refusing.port()));
     ReclaimOnExit reclaim(channel());
     postAndAwait(channel(), connect);
     ASSERT_ERROR(std::errc::connection_refused, connect.error());

@@ -49,7 +49,7 @@ using evchan::test::elapsedText;
 using evchan::test::timed;
 using evchan::test::finishesWithin;
 using evchan::test::DefaultSigpipe;
-using evchan::test::unusedPort;
+using evchan::test::RefusingPort;
 namespace this_task = evchan::this_task;
 
 // Bounded waits everywhere: a task that never ends fails its test after
@@ -611,7 +611,8 @@ class TaskSocketTest : public evchan::test::LeakCheckedFixture {
   void testConnectRefusedOnThread() { checkConnectRefused(Where::OnThread); }
 
   void checkConnectRefused(Where where) {
-    const int port = unusedPort();
+    const RefusingPort refusing;
+    const int port = refusing.port();
     std::unique_ptr<EventChannel> channel = makeChannel(1);
     runBounded(where, channel.get(), [&] {
       std::error_code ec;

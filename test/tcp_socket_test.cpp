@@ -39,7 +39,7 @@ using evchan::test::generous;
 using evchan::test::ConnectedPair;
 using evchan::test::connectPair;
 using evchan::test::DefaultSigpipe;
-using evchan::test::unusedPort;
+using evchan::test::RefusingPort;
 using Clock = evchan::test::Clock;
 using evchan::test::describe;
 using evchan::test::elapsedText;
@@ -302,7 +302,8 @@ class TcpSocketTest : public evchan::test::LeakCheckedFixture {
   }
 
   void testConnectRefused() {
-    const int port = unusedPort();
+    const RefusingPort refusing;
+    const int port = refusing.port();
     std::error_code ec;
     TcpSocket socket = TcpSocket::connect({"127.0.0.1", port}, 5s, ec);
     ASSERT_ERROR(std::errc::connection_refused, ec);
@@ -310,7 +311,8 @@ class TcpSocketTest : public evchan::test::LeakCheckedFixture {
   }
 
   void testConnectRefusedThrowsWithPeer() {
-    const int port = unusedPort();
+    const RefusingPort refusing;
+    const int port = refusing.port();
     const std::string peer = "127.0.0.1:" + std::to_string(port);
     try {
       TcpSocket::connect({"127.0.0.1", port}, 5s);

@@ -37,6 +37,27 @@ class UnreadBytes {
   std::intptr_t handle_;
 };
 
+/// A loopback port that refuses connections for as long as this object
+/// lives: an OS socket bound to 127.0.0.1 port 0 that never listens.  A
+/// port found free and released again does not do: another process may
+/// listen on it meanwhile, and a connect to a free port can be given that
+/// very port as its own and connect to itself (TCP's simultaneous open),
+/// which a bound port rules out.  Throws std::runtime_error when the host
+/// refuses the socket.
+class RefusingPort {
+ public:
+  RefusingPort();
+  ~RefusingPort();
+  RefusingPort(const RefusingPort&) = delete;
+  RefusingPort& operator=(const RefusingPort&) = delete;
+
+  int port() const { return port_; }
+
+ private:
+  std::intptr_t handle_;
+  int port_ = 0;
+};
+
 }  // namespace evchan::test
 
 #endif  // EVCHAN_TEST_SUPPORT_HOST_SOCKET_H

@@ -24,8 +24,10 @@ struct ConnectedPair {
 /// Listens on `host` port 0, connects a client and accepts it.
 ConnectedPair connectPair(const std::string& host = "127.0.0.1");
 
-/// A loopback port nobody listens on: the kernel picks a free one and the
-/// listener is closed again (connecting to it is refused).
+/// A loopback port that was free a moment ago, to listen on: the kernel
+/// picks one and the listener is closed again.  Another process may take
+/// it meanwhile; for a port that must refuse connections, see
+/// RefusingPort (host_socket.h).
 int unusedPort();
 
 /// Fills `size` bytes with a pattern that depends on the stream position

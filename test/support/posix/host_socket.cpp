@@ -3,14 +3,20 @@
 // the socket is found among the descriptors listed in /proc/self/fd.
 #include "support/host_socket.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
 
 #include <evchan/address.h>
 
@@ -71,5 +77,23 @@ long UnreadBytes::count() const {
   if (handle_ < 0 || ioctl(static_cast<int>(handle_), FIONREAD, &bytes) != 0) return -1;
   return bytes;
 }
+
+RefusingPort::RefusingPort() : handle_(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+  if (handle_ < 0) throw std::runtime_error(std::string("RefusingPort: socket: ") + std::strerror(errno));
+  sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  const int fd = static_cast<int>(handle_);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    const int error = errno;
+    close(fd);
+    throw std::runtime_error(std::string("RefusingPort: bind: ") + std::strerror(error));
+  }
+  port_ = ntohs(address.sin_port);
+}
+
+RefusingPort::~RefusingPort() { close(static_cast<int>(handle_)); }
 
 }  // namespace evchan::test

@@ -8,6 +8,9 @@
 #include <winsock2.h>
 #include <ws2tcpip.h>
 
+#include <stdexcept>
+#include <string>
+
 #include <evchan/address.h>
 
 namespace evchan::test {
@@ -66,6 +69,30 @@ long UnreadBytes::count() const {
   if (static_cast<SOCKET>(handle_) == INVALID_SOCKET || ioctlsocket(static_cast<SOCKET>(handle_), FIONREAD, &bytes) != 0)
     return -1;
   return static_cast<long>(bytes);
+}
+
+RefusingPort::RefusingPort() {
+  WSADATA data;
+  if (WSAStartup(MAKEWORD(2, 2), &data) != 0) throw std::runtime_error("RefusingPort: WSAStartup failed");
+  const SOCKET handle = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+  sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int length = sizeof address;
+  if (handle == INVALID_SOCKET || bind(handle, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      getsockname(handle, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    const int error = WSAGetLastError();
+    if (handle != INVALID_SOCKET) closesocket(handle);
+    WSACleanup();
+    throw std::runtime_error("RefusingPort: socket or bind failed, WSA error " + std::to_string(error));
+  }
+  handle_ = static_cast<std::intptr_t>(handle);
+  port_ = ntohs(address.sin_port);
+}
+
+RefusingPort::~RefusingPort() {
+  closesocket(static_cast<SOCKET>(handle_));
+  WSACleanup();
 }
 
 }  // namespace evchan::test
