@@ -364,6 +364,86 @@ std::string raceRound(int round, const Plan& plan, const Sides& sides, EventChan
   return end;
 }
 
+// raceRound() for `count` tasks of A at once, task i parked in
+// `wait(i)`, all woken by one call of `wake` on a plain thread: a waker
+// preempted in any one of its wake-ups lets A's shutdown overtake it.
+// Returns how each wait ended.
+std::vector<std::string> raceMany(int round, const Plan& plan, int count, const std::function<std::string(int)>& wait,
+                                  const std::function<void(std::vector<TaskHandle>&)>& wake) {
+  const std::string where = describePlan(round, plan);
+#if defined(__linux__)
+  std::optional<OneCpu> pinned;
+  if (plan.race == Race::kOneCpu) pinned.emplace();
+#endif
+  std::unique_ptr<EventChannel> channel = quietChannel(1);
+  std::atomic<int> parked{0}, left{0}, ended{0};
+  std::vector<std::thread::id> after(count);
+  std::vector<std::string> ends(count);
+  std::vector<TaskHandle> tasks;
+  for (int i = 0; i < count; ++i) {
+    tasks.push_back(channel->spawn([&, i] {
+      ++parked;
+      ends[i] = wait(i);
+      after[i] = evchan::currentThreadId();
+      ++ended;
+      ++left;
+    }));
+  }
+  CPPUNIT_ASSERT_MESSAGE(where + ": the tasks never parked", eventually([&] { return parked.load() == count; }));
+  CPPUNIT_ASSERT_MESSAGE(where + ": the tasks never parked", allWorkersIdle(*channel));
+  std::thread::id wakerThread;
+  StartingLine line;
+  std::thread waker([&] {
+#if defined(__linux__)
+    if (plan.race == Race::kOneCpu) becomeIdlePriority();
+#endif
+    wakerThread = std::this_thread::get_id();
+    line.waitForGo();
+    wake(tasks);
+  });
+  std::atomic<bool> racing{true};
+  std::vector<std::thread> spinners;
+  if (plan.race == Race::kSpread) {
+    for (int i = 0; i < 3; ++i) {
+      spinners.emplace_back([&racing] {
+        while (racing.load()) {
+        }
+      });
+    }
+  }
+  int leftBeforeReturn = 0;
+  {
+    Watchdog watchdog(where);
+    line.go();
+#if defined(__linux__)
+    if (plan.race == Race::kOneCpu) sleepPrecisely(round / 2 % 64);
+#endif
+    if (plan.race == Race::kSpread) stagger(round % 64);
+    if (plan.destroy) {
+      channel.reset();
+    } else {
+      channel->shutdown();
+    }
+    leftBeforeReturn = left.load();
+    racing = false;
+    for (std::thread& spinner : spinners) spinner.join();
+    if (!eventually([&] { return left.load() == count; })) {
+      std::fprintf(stderr, "%s: a task never ended after its channel's shutdown\n", where.c_str());
+      std::abort();
+    }
+    waker.join();
+  }
+  for (TaskHandle& task : tasks) CPPUNIT_ASSERT_EQUAL_MESSAGE(where, std::string("returned"), endOf([&] { task.join(); }));
+  CPPUNIT_ASSERT_EQUAL_MESSAGE(where + ": a wait ended more than once", count, ended.load());
+  CPPUNIT_ASSERT_EQUAL_MESSAGE(where + ": shutdown() returned before its tasks ended", count, leftBeforeReturn);
+  for (int i = 0; i < count; ++i) {
+    const std::string task = where + ", task " + std::to_string(i);
+    CPPUNIT_ASSERT_MESSAGE(task + ": resumed on the waking thread", after[i] != wakerThread);
+    CPPUNIT_ASSERT_MESSAGE(task + ": resumed on the shutdown's thread", after[i] != std::this_thread::get_id());
+  }
+  return ends;
+}
+
 // Fails unless `end` is one of `allowed`.
 void expectOneOf(const std::string& where, const std::string& end, std::initializer_list<const char*> allowed) {
   for (const char* one : allowed) {
@@ -383,6 +463,7 @@ class TaskLateWakeTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testAcceptEndedAsTheAcceptorsChannelShutsDown);
   CPPUNIT_TEST(testTaskCancelledAsItsChannelShutsDown);
   CPPUNIT_TEST(testGroupCancelledAsItsChannelShutsDown);
+  CPPUNIT_TEST(testManyReadsEndedAsTheirChannelShutsDown);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -697,6 +778,54 @@ class TaskLateWakeTest : public evchan::test::LeakCheckedFixture {
       tally.add(ends[0] + "/" + ends[1] + "/" + ends[2]);
     }
     tally.print("group");
+  }
+
+  // Sixteen tasks of A parked in readSome(), each on its own connection;
+  // one thread ends their reads one after the other (the peers write, the
+  // sockets are cancelled or closed, or the tasks are cancelled) as A shuts
+  // down: sixteen chances per round for the shutdown to overtake a wake-up.
+  void testManyReadsEndedAsTheirChannelShutsDown() {
+    Tally tally;
+    const int n = rounds(200);
+    constexpr int kReaders = 16;
+    for (int round = 0; round < n; ++round) {
+      const Plan plan = planFor(round, false);
+      const int how = round / 4 % 4;
+      std::vector<evchan::test::ConnectedPair> pairs;
+      for (int i = 0; i < kReaders; ++i) pairs.push_back(evchan::test::connectPair());
+      const auto wait = [&](int i) {
+        char byte = 0;
+        std::error_code ec;
+        const std::size_t got = pairs[i].server.readSome(&byte, 1, ec);
+        if (!ec && (got != 1 || byte != 'x')) return std::string("read ") + std::to_string(got) + " bytes";
+        return endOf(ec);
+      };
+      const auto wake = [&](std::vector<TaskHandle>& tasks) {
+        for (int i = 0; i < kReaders; ++i) {
+          if (how == 0) {
+            pairs[i].client.writeAll("x", 1);
+          } else if (how == 1) {
+            pairs[i].server.cancel();
+          } else if (how == 2) {
+            pairs[i].server.close();
+          } else {
+            tasks[i].cancel();
+          }
+        }
+      };
+      const std::vector<std::string> ends = raceMany(round, plan, kReaders, wait, wake);
+      const char* name = how == 0 ? "write/" : how == 1 ? "cancel/" : how == 2 ? "close/" : "task cancel/";
+      for (int i = 0; i < kReaders; ++i) {
+        const std::string where = describePlan(round, plan) + " " + name + " reader " + std::to_string(i);
+        if (how == 0) {
+          expectOneOf(where, ends[i], {"returned", "cancelled"});
+        } else {
+          expectOneOf(where, ends[i], {"cancelled"});
+        }
+        tally.add(name + ends[i]);
+      }
+    }
+    tally.print("reads");
   }
 
  private:
