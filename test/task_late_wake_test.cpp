@@ -464,6 +464,7 @@ class TaskLateWakeTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testTaskCancelledAsItsChannelShutsDown);
   CPPUNIT_TEST(testGroupCancelledAsItsChannelShutsDown);
   CPPUNIT_TEST(testManyReadsEndedAsTheirChannelShutsDown);
+  CPPUNIT_TEST(testManyWaitsEndedAsTheirChannelShutsDown);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -826,6 +827,80 @@ class TaskLateWakeTest : public evchan::test::LeakCheckedFixture {
       }
     }
     tally.print("reads");
+  }
+
+  // Sixteen tasks of A in five kinds of wait (a Notification, a
+  // ConditionVariable, accept(), and a sleep or a Notification that
+  // TaskHandle::cancel() ends), all ended by one thread one after the
+  // other as A shuts down.
+  void testManyWaitsEndedAsTheirChannelShutsDown() {
+    Tally tally;
+    const int n = rounds(200);
+    constexpr int kWaiters = 16, kKinds = 5;
+    for (int round = 0; round < n; ++round) {
+      const Plan plan = planFor(round, false);
+      std::vector<Notification> notifications(kWaiters);
+      std::vector<Mutex> mutexes(kWaiters);
+      std::vector<ConditionVariable> conditions(kWaiters);
+      std::vector<std::atomic<bool>> ready(kWaiters);
+      std::vector<TcpListener> listeners;
+      for (int i = 0; i < kWaiters; ++i) {
+        listeners.push_back(i % kKinds == 2 ? TcpListener::listen(evchan::Endpoint("127.0.0.1", 0)) : TcpListener());
+      }
+      const auto wait = [&](int i) {
+        switch (i % kKinds) {
+          case 0:
+          case 4:
+            return endOf([&] { notifications[i].wait(); });
+          case 1:
+            return endOf([&] {
+              std::unique_lock<Mutex> lock(mutexes[i]);
+              conditions[i].wait(lock, [&] { return ready[i].load(); });
+            });
+          case 2: {
+            std::error_code ec;
+            listeners[i].accept(ec);
+            return endOf(ec);
+          }
+          default:
+            return endOf([] { evchan::this_task::sleepFor(1h); });
+        }
+      };
+      const auto wake = [&](std::vector<TaskHandle>& tasks) {
+        for (int i = 0; i < kWaiters; ++i) {
+          switch (i % kKinds) {
+            case 0:
+              notifications[i].notify();
+              break;
+            case 1:
+              {
+                std::lock_guard<Mutex> lock(mutexes[i]);
+                ready[i] = true;
+              }
+              conditions[i].notifyOne();
+              break;
+            case 2:
+              listeners[i].cancel();
+              break;
+            default:
+              tasks[i].cancel();
+          }
+        }
+      };
+      const std::vector<std::string> ends = raceMany(round, plan, kWaiters, wait, wake);
+      for (int i = 0; i < kWaiters; ++i) {
+        static const char* const kNames[kKinds] = {"notify/", "condition/", "accept cancel/", "sleep cancel/",
+                                                   "notification cancel/"};
+        const std::string where = describePlan(round, plan) + " " + kNames[i % kKinds] + std::to_string(i);
+        if (i % kKinds < 2) {
+          expectOneOf(where, ends[i], {"returned", "cancelled"});
+        } else {
+          expectOneOf(where, ends[i], {"cancelled"});
+        }
+        tally.add(kNames[i % kKinds] + ends[i]);
+      }
+    }
+    tally.print("waits");
   }
 
  private:
