@@ -386,12 +386,28 @@ bool ChannelCore::cancel(Event& event) noexcept {
     Event** slot = watch->reader == &event ? &watch->reader : watch->writer == &event ? &watch->writer : nullptr;
     if (slot == nullptr) return false;
     *slot = nullptr;
+    // Counted under the watch's lock: a shutdown whose sweep comes to this
+    // watch after us no longer finds the event, so its workers must wait
+    // until it is queued.  Otherwise they could all leave meanwhile and
+    // complete() would run the task it resumes here, on the cancelling
+    // thread, inside its locks (a WaitCancellation's or a TaskState's).
+    cancelsUnderWay_.fetch_add(1, std::memory_order_relaxed);
     if (!poller_->edgeTriggered()) poller_->setInterest(*watch, interestOf(*watch));
   }
   pin.release();  // before the close below, which waits for pins
   if (event.kind() == Event::Kind::Connect) EventAccess::connected(static_cast<ConnectEvent&>(event)).close();
   complete(event, std::make_error_code(std::errc::operation_canceled));
+  cancelQueued();
   return true;
+}
+
+void ChannelCore::cancelQueued() noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (cancelsUnderWay_.fetch_sub(1, std::memory_order_relaxed) != 1 || !stopping_) return;
+  // The last one: a shutdown's workers that stayed for it may leave now,
+  // the idle ones and the poller once they look again.
+  workAvailable_.notify_all();
+  if (polling_) wakePollerLocked();
 }
 
 }  // namespace evchan::detail

@@ -193,6 +193,8 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   void handleCompletion(const Completion& completion) noexcept;
   /// Operations are in the kernel: workers keep polling through a shutdown.
   bool ringBusy() const noexcept { return completion_ != nullptr && completion_->busy(); }
+  /// cancel() has queued the event it counted in cancelsUnderWay_.
+  void cancelQueued() noexcept;
 
   // The pool (channel_workers.cpp).  `Locked` functions need mutex_ held.
   void startWorkerLocked() noexcept;
@@ -262,6 +264,9 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   int runsSincePoll_ = 0;
   bool stopping_ = false;
   bool swept_ = false;  // shutdown() has cancelled what was pending: workers may exit
+  // Socket events that cancel() has taken off their watch and not yet
+  // queued: the workers stay for them (see cancel()).
+  std::atomic<int> cancelsUnderWay_{0};
   int threads_ = 0;
   int idle_ = 0;
   int wakeups_ = 0;  // idle workers notified and not yet awake

@@ -211,7 +211,8 @@ void ChannelCore::workerMain() noexcept {
     }
     // A completion backend's operations are cancelled at shutdown but come
     // back only through the ring: keep polling until they have.
-    if (runQueue_.empty() && stopping_ && swept_ && !ringBusy()) break;
+    if (runQueue_.empty() && stopping_ && swept_ && !ringBusy() && cancelsUnderWay_.load(std::memory_order_relaxed) == 0)
+      break;
     if (!polling_) {
       // Leader/follower: one worker at a time polls the backend; it waits
       // only when nothing is queued.
