@@ -249,7 +249,7 @@ class TaskJoinTest : public evchan::test::LeakCheckedFixture {
       CPPUNIT_ASSERT_EQUAL_MESSAGE(where, std::string("returned"), second);
       CPPUNIT_ASSERT_EQUAL_MESSAGE(where, std::string("returned"), third);
     }
-    std::printf("[joins cancelled first: %d of %d] ", cancelledFirst, n);
+    std::printf("[joins cancelled first: %d of %d]\n", cancelledFirst, n);
   }
 
   // A cancelled joiner's request stays: its join of another task not yet
@@ -332,7 +332,7 @@ class TaskJoinTest : public evchan::test::LeakCheckedFixture {
       if (first == "timed out") ++timedOut;
       CPPUNIT_ASSERT_EQUAL_MESSAGE(where, std::string("returned"), second);
     }
-    std::printf("[short deadlines passed first: %d of %d] ", timedOut, n / 2);
+    std::printf("[short deadlines passed first: %d of %d]\n", timedOut, n / 2);
   }
 
   // Tasks of two channels join each other's tasks, in both directions and
@@ -544,7 +544,7 @@ class TaskJoinTest : public evchan::test::LeakCheckedFixture {
       CPPUNIT_ASSERT_MESSAGE(where, eventually([&] { return seen + reported.load() == expected; }));
       CPPUNIT_ASSERT_EQUAL_MESSAGE(where, expected, seen + reported.load());
     }
-    std::printf("[seen by the join: %d, reported: %d] ", seen, reported.load());
+    std::printf("[seen by the join: %d, reported: %d]\n", seen, reported.load());
   }
 
   // TaskGroup::join() in a task of another channel racing the members' end

@@ -259,7 +259,7 @@ class Tally {
   void print(const char* what) const {
     std::printf("[%s:", what);
     for (const auto& [end, count] : counts_) std::printf(" %s %d", end.c_str(), count);
-    std::printf("] ");
+    std::printf("]\n");
   }
 
  private:
