@@ -37,19 +37,8 @@ using evchan::test::describe;
 using evchan::test::eventually;
 using evchan::test::makeChannel;
 
-// Fewer rounds where every switch is ten times slower; EVCHAN_JOIN_ROUNDS
-// multiplies them for a long hunt.
-int rounds(int plain) {
-  double n = plain;
-#if defined(EVCHAN_TEST_TSAN)
-  n /= 4;
-#endif
-  if (const char* text = std::getenv("EVCHAN_JOIN_ROUNDS")) {
-    const double factor = std::strtod(text, nullptr);
-    if (factor > 0) n *= factor;
-  }
-  return n < 1 ? 1 : static_cast<int>(n);
-}
+// EVCHAN_JOIN_ROUNDS multiplies the rounds for a long hunt.
+int rounds(int plain) { return evchan::test::raceRounds(plain, "EVCHAN_JOIN_ROUNDS"); }
 
 // What ended a join: "returned", "cancelled", "timed out", "unwound: <what>"
 // for a std::runtime_error the joined task threw, or another description.

@@ -56,23 +56,15 @@ using evchan::test::allWorkersIdle;
 using evchan::test::describe;
 using evchan::test::eventually;
 
-// Fewer rounds where every switch is ten times slower;
-// EVCHAN_LATE_WAKE_ROUNDS multiplies them for a long hunt.
+// EVCHAN_LATE_WAKE_ROUNDS multiplies the rounds for a long hunt.
 int rounds(int plain) {
-  double n = plain;
-#if defined(EVCHAN_TEST_TSAN)
-  n /= 4;
-#endif
 #if defined(_WIN32)
   // Half: the one-CPU rounds are Linux's, and under Wine the whole count
   // took 90 s, the cross check's longest suite.
-  n /= 2;
+  return evchan::test::raceRounds(plain / 2.0, "EVCHAN_LATE_WAKE_ROUNDS");
+#else
+  return evchan::test::raceRounds(plain, "EVCHAN_LATE_WAKE_ROUNDS");
 #endif
-  if (const char* text = std::getenv("EVCHAN_LATE_WAKE_ROUNDS")) {
-    const double factor = std::strtod(text, nullptr);
-    if (factor > 0) n *= factor;
-  }
-  return n < 1 ? 1 : static_cast<int>(n);
 }
 
 // What ended a throwing wait: "returned", "cancelled", "timed out", or
@@ -266,6 +258,51 @@ class Tally {
   std::map<std::string, int> counts_;
 };
 
+// The shutdown's side of a round, the waker waiting at `line`: releases
+// the waker, lets it get ahead by an amount that varies with `round` (up to
+// `oneCpuSteps` microseconds on one CPU, spinners and a stagger when spread),
+// shuts `channel` down (destroys it for a plan that says so) and returns
+// `left()` as it was when that returned.  Then every one of the round's
+// `all` tasks must leave, or the process aborts: run by the waker under
+// its locks, a task may wait for them forever.  `joinWaker` ends the
+// waker's side; all of it under a Watchdog.
+int shutDownAgainstWaker(const std::string& where, int round, const Plan& plan, int oneCpuSteps, StartingLine& line,
+                         std::unique_ptr<EventChannel>& channel, const std::function<int()>& left, int all,
+                         const std::function<void()>& joinWaker) {
+  std::atomic<bool> racing{true};
+  std::vector<std::thread> spinners;
+  if (plan.race == Race::kSpread) {
+    for (int i = 0; i < 3; ++i) {
+      spinners.emplace_back([&racing] {
+        while (racing.load()) {
+        }
+      });
+    }
+  }
+  Watchdog watchdog(where);
+  line.go();
+#if defined(__linux__)
+  if (plan.race == Race::kOneCpu) sleepPrecisely(round / 2 % oneCpuSteps);
+#else
+  (void)oneCpuSteps;
+#endif
+  if (plan.race == Race::kSpread) stagger(round % 64);
+  if (plan.destroy) {
+    channel.reset();
+  } else {
+    channel->shutdown();
+  }
+  const int leftBeforeReturn = left();
+  racing = false;
+  for (std::thread& spinner : spinners) spinner.join();
+  if (!eventually([&] { return left() == all; })) {
+    std::fprintf(stderr, "%s: a task never ended after its channel's shutdown\n", where.c_str());
+    std::abort();
+  }
+  joinWaker();
+  return leftBeforeReturn;
+}
+
 // Runs one round: a task of a fresh channel A parks in `sides.wait`; a
 // waker (a thread, or a task of `wakers`) calls `sides.wake` while the
 // test shuts A down or destroys it.  Asserts that the wait ended exactly
@@ -321,43 +358,14 @@ std::string raceRound(int round, const Plan& plan, const Sides& sides, EventChan
   CPPUNIT_ASSERT_MESSAGE(where + ": the task never parked", eventually([&] { return parked.load(); }));
   CPPUNIT_ASSERT_MESSAGE(where + ": the task never parked", allWorkersIdle(*channel));
 
-  std::atomic<bool> racing{true};
-  std::vector<std::thread> spinners;
-  if (plan.race == Race::kSpread) {
-    for (int i = 0; i < 3; ++i) {
-      spinners.emplace_back([&racing] {
-        while (racing.load()) {
+  const bool leftBeforeReturn =
+      shutDownAgainstWaker(where, round, plan, 40, line, channel, [&] { return left.load() ? 1 : 0; }, 1, [&] {
+        if (plan.wakerIsTask) {
+          evchan::test::joinWithin(wakerTask);
+        } else {
+          wakerThreadObject.join();
         }
-      });
-    }
-  }
-  bool leftBeforeReturn = false;
-  {
-    Watchdog watchdog(where);
-    line.go();
-#if defined(__linux__)
-    if (plan.race == Race::kOneCpu) sleepPrecisely(round / 2 % 40);
-#endif
-    if (plan.race == Race::kSpread) stagger(round % 64);
-    if (plan.destroy) {
-      channel.reset();
-    } else {
-      channel->shutdown();
-    }
-    leftBeforeReturn = left.load();
-    racing = false;
-    for (std::thread& spinner : spinners) spinner.join();
-    if (!eventually([&] { return left.load(); })) {
-      // Run by the waker under its locks, the task may wait for them forever.
-      std::fprintf(stderr, "%s: the task never ended after its channel's shutdown\n", where.c_str());
-      std::abort();
-    }
-    if (plan.wakerIsTask) {
-      evchan::test::joinWithin(wakerTask);
-    } else {
-      wakerThreadObject.join();
-    }
-  }
+      }) == 1;
   CPPUNIT_ASSERT_EQUAL_MESSAGE(where, std::string("returned"), endOf([&] { task.join(); }));
   CPPUNIT_ASSERT_MESSAGE(where, woke.load());
   CPPUNIT_ASSERT_EQUAL_MESSAGE(where + ": the wait ended more than once", 1, ends.load());
@@ -406,38 +414,8 @@ std::vector<std::string> raceMany(int round, const Plan& plan, int count, const 
     line.waitForGo();
     wake(tasks);
   });
-  std::atomic<bool> racing{true};
-  std::vector<std::thread> spinners;
-  if (plan.race == Race::kSpread) {
-    for (int i = 0; i < 3; ++i) {
-      spinners.emplace_back([&racing] {
-        while (racing.load()) {
-        }
-      });
-    }
-  }
-  int leftBeforeReturn = 0;
-  {
-    Watchdog watchdog(where);
-    line.go();
-#if defined(__linux__)
-    if (plan.race == Race::kOneCpu) sleepPrecisely(round / 2 % 64);
-#endif
-    if (plan.race == Race::kSpread) stagger(round % 64);
-    if (plan.destroy) {
-      channel.reset();
-    } else {
-      channel->shutdown();
-    }
-    leftBeforeReturn = left.load();
-    racing = false;
-    for (std::thread& spinner : spinners) spinner.join();
-    if (!eventually([&] { return left.load() == count; })) {
-      std::fprintf(stderr, "%s: a task never ended after its channel's shutdown\n", where.c_str());
-      std::abort();
-    }
-    waker.join();
-  }
+  const int leftBeforeReturn =
+      shutDownAgainstWaker(where, round, plan, 64, line, channel, [&] { return left.load(); }, count, [&] { waker.join(); });
   for (TaskHandle& task : tasks) CPPUNIT_ASSERT_EQUAL_MESSAGE(where, std::string("returned"), endOf([&] { task.join(); }));
   CPPUNIT_ASSERT_EQUAL_MESSAGE(where + ": a wait ended more than once", count, ended.load());
   CPPUNIT_ASSERT_EQUAL_MESSAGE(where + ": shutdown() returned before its tasks ended", count, leftBeforeReturn);
@@ -740,38 +718,8 @@ class TaskLateWakeTest : public evchan::test::LeakCheckedFixture {
         line.waitForGo();
         group->cancel();
       });
-      std::atomic<bool> racing{true};
-      std::vector<std::thread> spinners;
-      if (plan.race == Race::kSpread) {
-        for (int i = 0; i < 3; ++i) {
-          spinners.emplace_back([&racing] {
-            while (racing.load()) {
-            }
-          });
-        }
-      }
-      int leftBeforeReturn = 0;
-      {
-        Watchdog watchdog(where);
-        line.go();
-#if defined(__linux__)
-        if (plan.race == Race::kOneCpu) sleepPrecisely(round / 2 % 40);
-#endif
-        if (plan.race == Race::kSpread) stagger(round % 64);
-        if (plan.destroy) {
-          channel.reset();
-        } else {
-          channel->shutdown();
-        }
-        leftBeforeReturn = left.load();
-        racing = false;
-        for (std::thread& spinner : spinners) spinner.join();
-        if (!eventually([&] { return left.load() == kMembers; })) {
-          std::fprintf(stderr, "%s: a member never ended after its channel's shutdown\n", where.c_str());
-          std::abort();
-        }
-        waker.join();
-      }
+      const int leftBeforeReturn = shutDownAgainstWaker(where, round, plan, 40, line, channel,
+                                                        [&] { return left.load(); }, kMembers, [&] { waker.join(); });
       CPPUNIT_ASSERT_EQUAL_MESSAGE(where, std::string("returned"), endOf([&] { group->join(); }));
       group.reset();
       CPPUNIT_ASSERT_EQUAL_MESSAGE(where + ": shutdown() returned before its tasks ended", kMembers, leftBeforeReturn);

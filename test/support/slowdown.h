@@ -63,6 +63,21 @@ std::chrono::steady_clock::duration generous(std::chrono::duration<Rep, Period> 
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(bound * slowdown());
 }
 
+/// Rounds of a race test: `plain`, a quarter of it under ThreadSanitizer
+/// (every switch ten times slower), times the number in the environment
+/// variable `factorVariable` when it is set (a long hunt); at least 1.
+inline int raceRounds(double plain, const char* factorVariable) {
+  double n = plain;
+#if defined(EVCHAN_TEST_TSAN)
+  n /= 4;
+#endif
+  if (const char* text = std::getenv(factorVariable)) {
+    const double factor = std::strtod(text, nullptr);
+    if (factor > 0) n *= factor;
+  }
+  return n < 1 ? 1 : static_cast<int>(n);
+}
+
 }  // namespace evchan::test
 
 #endif  // EVCHAN_TEST_SUPPORT_SLOWDOWN_H
