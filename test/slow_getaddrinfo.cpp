@@ -5,17 +5,21 @@
 // counts its calls (evchan_slow_lookup_calls), which also tells the child
 // that the preload is in effect, then calls the real getaddrinfo.  While
 // the child holds them (evchan_slow_lookup_hold), lookups stay inside
-// past their 200 ms until it lets them go.
+// past their 200 ms until it lets them go, asleep (a child may hold
+// hundreds at once); evchan_slow_lookup_inside says how many are inside.
 #include <dlfcn.h>
 #include <netdb.h>
 #include <time.h>
 
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
 
 extern "C" {
 __attribute__((visibility("default"))) int evchan_slow_lookup_calls(void);
 __attribute__((visibility("default"))) int evchan_slow_lookup_most_at_once(void);
+__attribute__((visibility("default"))) int evchan_slow_lookup_inside(void);
 __attribute__((visibility("default"))) void evchan_slow_lookup_hold(int held);
 }
 
@@ -24,7 +28,9 @@ namespace {
 std::atomic<int> calls{0};
 std::atomic<int> inside{0};
 std::atomic<int> mostAtOnce{0};
-std::atomic<bool> holding{false};
+std::mutex holdMutex;
+std::condition_variable released;
+bool holding = false;  // under holdMutex
 
 using GetAddrInfo = int (*)(const char*, const char*, const struct addrinfo*, struct addrinfo**);
 
@@ -34,7 +40,14 @@ extern "C" {
 
 int evchan_slow_lookup_calls(void) { return calls.load(); }
 int evchan_slow_lookup_most_at_once(void) { return mostAtOnce.load(); }
-void evchan_slow_lookup_hold(int held) { holding.store(held != 0); }
+int evchan_slow_lookup_inside(void) { return inside.load(); }
+void evchan_slow_lookup_hold(int held) {
+  {
+    std::lock_guard<std::mutex> lock(holdMutex);
+    holding = held != 0;
+  }
+  if (held == 0) released.notify_all();
+}
 
 __attribute__((visibility("default"))) int getaddrinfo(const char* node, const char* service,
                                                        const struct addrinfo* hints, struct addrinfo** result) {
@@ -46,9 +59,9 @@ __attribute__((visibility("default"))) int getaddrinfo(const char* node, const c
   struct timespec delay = {0, 200 * 1000 * 1000};
   while (nanosleep(&delay, &delay) != 0 && errno == EINTR) {
   }
-  while (holding.load()) {
-    struct timespec tick = {0, 1000 * 1000};
-    nanosleep(&tick, nullptr);
+  {
+    std::unique_lock<std::mutex> lock(holdMutex);
+    released.wait(lock, [] { return !holding; });
   }
   inside.fetch_sub(1);
   return real != nullptr ? real(node, service, hints, result) : EAI_SYSTEM;

@@ -13,19 +13,33 @@
 //   cancel    a ResolveEvent under way is cancelled by the channel's
 //             shutdown and freed; resolve() in a task by shutdown; a
 //             connect(Endpoint) in a task by its timeout
+//   late-cancel  in rounds, a task's resolve() held in the lookup is
+//             cancelled by another thread as its channel shuts down: the
+//             task resumes once, on a worker, before shutdown() returns
 #include <dlfcn.h>
 #include <netdb.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <time.h>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 #include <thread>
 
 #include <evchan/evchan.h>
+
+#include "support/slowdown.h"
 
 namespace {
 
@@ -265,6 +279,175 @@ int cancel() {
   return 0;
 }
 
+// Aborts the process (a hang cannot be reported otherwise; the suite sees
+// the signal) unless disarmed within the patience.
+class Watchdog {
+ public:
+  explicit Watchdog(std::string what) : what_(std::move(what)), thread_([this] { watch(); }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      disarmed_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+
+ private:
+  void watch() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (!wake_.wait_for(lock, evchan::test::generous(std::chrono::seconds(30)), [this] { return disarmed_; })) {
+      std::fprintf(stderr, "slow_lookup_child: %s: still not over (a task woken late deadlocked?)\n", what_.c_str());
+      std::abort();
+    }
+  }
+
+  std::string what_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool disarmed_ = false;
+  std::thread thread_;
+};
+
+// Polls `condition` until it holds or a generous patience runs out.
+bool eventually(const std::function<bool()>& condition) {
+  const auto deadline = Clock::now() + evchan::test::generous(std::chrono::seconds(8));
+  while (!condition()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+// As in task_late_wake_test: the round's threads, the channel's worker
+// among them, share one CPU and the canceller runs at SCHED_IDLE, so that
+// the shutdown preempts it anywhere in its cancel() and runs to its end
+// before the canceller goes on.
+class OneCpu {
+ public:
+  OneCpu() {
+    if (sched_getaffinity(0, sizeof saved_, &saved_) != 0) return;
+    const int cpu = sched_getcpu();
+    if (cpu < 0) return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    pinned_ = sched_setaffinity(0, sizeof one, &one) == 0;
+  }
+  ~OneCpu() {
+    if (pinned_) sched_setaffinity(0, sizeof saved_, &saved_);
+  }
+  OneCpu(const OneCpu&) = delete;
+  OneCpu& operator=(const OneCpu&) = delete;
+
+ private:
+  cpu_set_t saved_;
+  bool pinned_ = false;
+};
+
+// Sleeps about `micros` microseconds with no timer slack.
+void sleepPrecisely(int micros) {
+  (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+  timespec pause{0, static_cast<long>(micros) * 1000L};
+  while (nanosleep(&pause, &pause) != 0) {
+  }
+}
+
+// Spins for about `steps` short steps: each side of the race comes first
+// in some rounds.
+void stagger(int steps) {
+  for (volatile int i = 0; i < steps * 3000; i = i + 1) {
+  }
+}
+
+// A task of a one-worker channel parks in resolve(localhost), whose lookup
+// the preload holds; a plain thread cancels the task (which cancels the
+// ResolveEvent) just as this thread shuts the channel down.  A cancel that
+// took the event from the resolver just before the shutdown's sweep used
+// to complete it after the workers had left: the task then ran on the
+// cancelling thread, inside TaskHandle::cancel().
+int lateCancel() {
+  using Hold = void (*)(int);
+  using Inside = int (*)();
+  const auto hold = reinterpret_cast<Hold>(dlsym(RTLD_DEFAULT, "evchan_slow_lookup_hold"));
+  const auto inside = reinterpret_cast<Inside>(dlsym(RTLD_DEFAULT, "evchan_slow_lookup_inside"));
+  check(hold != nullptr && inside != nullptr, "the preload has no evchan_slow_lookup_hold/inside");
+  const int rounds = evchan::test::raceRounds(200, "EVCHAN_LATE_WAKE_ROUNDS");
+  std::map<std::string, int> tally;
+  hold(1);  // every lookup of these rounds stays inside getaddrinfo until the end
+  for (int round = 0; round < rounds; ++round) {
+    const bool oneCpu = round % 2 == 1;
+    const std::string where = "round " + std::to_string(round) + (oneCpu ? " (one CPU)" : " (spread)");
+    std::optional<OneCpu> pinned;
+    if (oneCpu) pinned.emplace();
+    evchan::EventChannel::Options options;
+    options.initialThreads = 1;
+    std::unique_ptr<evchan::EventChannel> channel = evchan::EventChannel::create(options);
+    std::atomic<bool> parked{false}, left{false}, ready{false}, go{false};
+    std::atomic<int> ends{0};
+    std::thread::id before, after, canceller;
+    std::error_code ec;
+    const int calls = slowLookupCalls();
+    evchan::TaskHandle task = channel->spawn([&] {
+      before = std::this_thread::get_id();
+      parked = true;
+      evchan::resolve(Endpoint("localhost", 80), evchan::AddressFamily::Unspecified, ec);
+      after = std::this_thread::get_id();
+      ++ends;
+      left = true;
+    });
+    std::thread cancelling([&] {
+      if (oneCpu) {
+        sched_param param{};
+        (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &param);
+      }
+      canceller = std::this_thread::get_id();
+      ready = true;
+      while (!go.load()) std::this_thread::yield();
+      task.cancel();
+    });
+    // In getaddrinfo, held there: the ResolveEvent is the resolver's, and
+    // the task waits for it once the worker is idle.
+    check(eventually([&] { return parked.load() && slowLookupCalls() > calls; }), where + ": no lookup started");
+    check(eventually([&] {
+            const evchan::ThreadPoolStats stats = channel->poolStats();
+            return stats.idle == stats.current;
+          }),
+          where + ": the task never parked");
+    bool leftBeforeReturn = false;
+    {
+      Watchdog watchdog(where);
+      while (!ready.load()) std::this_thread::yield();
+      go = true;
+      if (oneCpu) {
+        sleepPrecisely(round / 2 % 40);
+      } else {
+        stagger(round % 64);
+      }
+      channel->shutdown();
+      leftBeforeReturn = left.load();
+      cancelling.join();
+      check(eventually([&] { return task.done(); }), where + ": the task never ended");
+      task.join();
+      channel.reset();
+    }
+    check(ends.load() == 1, where + ": the wait ended " + std::to_string(ends.load()) + " times");
+    check(ec == std::errc::operation_canceled, where + ": resolve() ended with " + ec.message());
+    check(after != canceller, where + ": the task resumed on the cancelling thread");
+    check(after != std::this_thread::get_id(), where + ": the task resumed on the thread that shut its channel down");
+    check(before != canceller, where + ": the task started on the cancelling thread");
+    check(leftBeforeReturn, where + ": shutdown() returned before its task ended");
+    ++tally[oneCpu ? "one CPU" : "spread"];
+  }
+  hold(0);
+  check(eventually([&] { return inside() == 0; }), "held lookups did not come out of getaddrinfo");
+  std::printf("rounds=%d\n", rounds);
+  for (const auto& [race, count] : tally) std::printf("# %s: %d\n", race.c_str(), count);
+  // The released lookups' threads find their events gone and leave.
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -279,6 +462,7 @@ int main(int argc, char** argv) {
     if (scenario == "numeric") return numeric();
     if (scenario == "ticker") return ticker();
     if (scenario == "cancel") return cancel();
+    if (scenario == "late-cancel") return lateCancel();
   } catch (const std::exception& e) {
     fail(scenario + ": " + e.what());
   }

@@ -161,6 +161,7 @@ class SlowLookupTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(numericHostsNeverCallTheResolver);
   CPPUNIT_TEST(aLookupInATaskLeavesTheWorkerFree);
   CPPUNIT_TEST(cancelledLookupsEndAtOnceAndTouchNothingLater);
+  CPPUNIT_TEST(aLookupCancelledAsItsChannelShutsDownResumesItsTaskOnAWorker);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -195,6 +196,15 @@ class SlowLookupTest : public CppUnit::TestFixture {
     const ChildResult result = runPassing("cancel");
     CPPUNIT_ASSERT_MESSAGE(result.describe(), result.value("shutdown_ms") < 150);
     CPPUNIT_ASSERT_MESSAGE(result.describe(), result.value("timeout_ms") < 190);
+  }
+
+  // A task's resolve(), held inside the lookup, cancelled by another
+  // thread (TaskHandle::cancel()) as the task's channel shuts down, in
+  // rounds: the child asserts that the task resumed exactly once, on a
+  // worker, before shutdown() returned, and aborts on a hang.
+  void aLookupCancelledAsItsChannelShutsDownResumesItsTaskOnAWorker() {
+    const ChildResult result = runPassing("late-cancel");
+    CPPUNIT_ASSERT_MESSAGE(result.describe(), result.value("rounds") >= 1);
   }
 };
 

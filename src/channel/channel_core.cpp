@@ -348,8 +348,13 @@ std::error_code ChannelCore::postResolve(ResolveEvent& event) noexcept {
 
 bool ChannelCore::cancel(Event& event) noexcept {
   if (event.kind() == Event::Kind::Resolve) {
-    if (!resolver_.cancel(static_cast<ResolveEvent&>(event))) return false;  // completing already
+    // Counted in cancelsUnderWay_ under the resolver's lock, as a socket
+    // event is below under its watch's: a shutdown's close() that comes
+    // after no longer finds the event, and its workers must stay until it
+    // is queued, or the task it resumes would run here.
+    if (!resolver_.cancel(static_cast<ResolveEvent&>(event), cancelsUnderWay_)) return false;  // completing already
     complete(event, std::make_error_code(std::errc::operation_canceled));
+    cancelQueued();
     return true;
   }
   if (event.kind() == Event::Kind::Timer) {

@@ -264,8 +264,9 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   int runsSincePoll_ = 0;
   bool stopping_ = false;
   bool swept_ = false;  // shutdown() has cancelled what was pending: workers may exit
-  // Socket events that cancel() has taken off their watch and not yet
-  // queued: the workers stay for them (see cancel()).
+  // Socket events that cancel() has taken off their watch, and resolve
+  // events it has taken from the resolver, not yet queued: the workers
+  // stay for them (see cancel()).
   std::atomic<int> cancelsUnderWay_{0};
   int threads_ = 0;
   int idle_ = 0;

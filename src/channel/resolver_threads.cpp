@@ -81,12 +81,14 @@ std::error_code ResolverThreads::submit(ResolveEvent& event) noexcept {
   return {};
 }
 
-bool ResolverThreads::cancel(ResolveEvent& event) noexcept {
+bool ResolverThreads::cancel(ResolveEvent& event, std::atomic<int>& underWay) noexcept {
   Shared& shared = *shared_;
   std::lock_guard<std::mutex> lock(shared.mutex);
-  if (shared.remove(shared.waiting, event)) return true;
-  if (!shared.remove(shared.running, event)) return false;
-  ++shared.abandoned;  // its thread is still in the lookup
+  if (!shared.remove(shared.waiting, event)) {
+    if (!shared.remove(shared.running, event)) return false;
+    ++shared.abandoned;  // its thread is still in the lookup
+  }
+  underWay.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 

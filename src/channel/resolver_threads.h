@@ -4,6 +4,7 @@
 #ifndef EVCHAN_SRC_CHANNEL_RESOLVER_THREADS_H
 #define EVCHAN_SRC_CHANNEL_RESOLVER_THREADS_H
 
+#include <atomic>
 #include <memory>
 #include <system_error>
 #include <vector>
@@ -43,8 +44,11 @@ class ResolverThreads {
   /// resource_unavailable_try_again when no thread can be started at all.
   std::error_code submit(ResolveEvent& event) noexcept;
   /// Takes the event back if its lookup is queued or running (the caller
-  /// completes it); false when it is not here (already completing).
-  bool cancel(ResolveEvent& event) noexcept;
+  /// completes it); false when it is not here (already completing).  An
+  /// event taken is counted in `underWay` under this object's lock, so
+  /// that a close() coming after, which no longer finds it, can be told
+  /// that the caller has yet to complete it (the caller counts it down).
+  bool cancel(ResolveEvent& event, std::atomic<int>& underWay) noexcept;
   /// At shutdown: appends every event still here to `taken` for the caller
   /// to complete, and calls the sink never again.
   void close(std::vector<Event*>& taken) noexcept;
