@@ -37,6 +37,12 @@ struct TlsSession;
 /// close_notify came; a peer that closes without it makes the read fail
 /// with TlsErrc::truncated.  The throwing forms throw SystemError naming the
 /// operation ("tls handshake", "read", ...) and the lower stream's peer.
+/// A write, shutdown() or handshake flight that the lower stream ends
+/// part-way (its timeout, its cancel(), an error) reports that error, and
+/// leaves TLS records half sent that can be neither dropped nor sent
+/// again: from then on every write, shutdown() and handshake() fails with
+/// std::errc::broken_pipe (reads go on); the peer may have received part
+/// of the data.  Close the connection.
 ///
 /// Thread safety: one reader and one writer may run at once (one task or
 /// thread in readSome(), another in writeSome()); a second concurrent
