@@ -15,6 +15,7 @@
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -137,6 +138,29 @@ std::string readToError(evchan::Stream& stream, std::error_code& ec) {
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// A Stream over another that counts the reads made of it: how many times
+// a BufferedReader went to the TLS stream for a line.
+class ReadCountingStream : public evchan::Stream {
+ public:
+  explicit ReadCountingStream(evchan::Stream& inner) : inner_(inner) {}
+  using evchan::Stream::readSome;
+  using evchan::Stream::writeSome;
+  std::size_t readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept override {
+    ++reads;
+    return inner_.readSome(buffer, size, ec);
+  }
+  std::size_t writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept override {
+    return inner_.writeSome(buffer, size, ec);
+  }
+  void close() noexcept override { inner_.close(); }
+  bool isOpen() const noexcept override { return inner_.isOpen(); }
+
+  std::size_t reads = 0;
+
+ private:
+  evchan::Stream& inner_;
+};
 
 // ------------------------------------------------------------ raw OpenSSL peer
 // OpenSSL itself on two memory BIOs, its records moved over a TcpSocket by
@@ -281,11 +305,16 @@ class OpensslProcess {
   void write(const std::string& text) {
     CPPUNIT_ASSERT_EQUAL(static_cast<ssize_t>(text.size()), ::write(stdin_, text.data(), text.size()));
   }
-  /// Reads the child's stdout until `part` has appeared (or it closed).
+  /// Reads the child's stdout until `part` has appeared; false when it
+  /// closed it first, or after the patience.
   bool waitForOutput(const std::string& part) {
+    const auto deadline = std::chrono::steady_clock::now() + evchan::test::generous(kPatience);
     char buffer[4096];
-    ssize_t n;
-    while (!contains(seen_, part) && (n = ::read(stdout_, buffer, sizeof buffer)) > 0) {
+    while (!contains(seen_, part) && std::chrono::steady_clock::now() < deadline) {
+      pollfd ready{stdout_, POLLIN, 0};
+      if (poll(&ready, 1, 100) <= 0) continue;
+      const ssize_t n = ::read(stdout_, buffer, sizeof buffer);
+      if (n <= 0) break;
       seen_.append(buffer, static_cast<std::size_t>(n));
     }
     return contains(seen_, part);
@@ -348,6 +377,7 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testPlainTextAnswerToClientHello);
   CPPUNIT_TEST(testDataAfterCloseNotifyIsNotDelivered);
   CPPUNIT_TEST(testSelfSignedServerRefusedNamingWhy);
+  CPPUNIT_TEST(testServerNameWithNulIsRefused);
   CPPUNIT_TEST(testTls12ServerRefusedByTls13OnlyClient);
   CPPUNIT_TEST(testRenegotiationRequestFromServerIsRefused);
   CPPUNIT_TEST(testHandshakeParkedInTaskEndedByTaskCancel);
@@ -361,6 +391,7 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testDelimiterSplitAcrossRecords);
   CPPUNIT_TEST(testLineLongerThanItsLimit);
   CPPUNIT_TEST(testStreamEndsMidLine);
+  CPPUNIT_TEST(testLongLineReadInFewReads);
   CPPUNIT_TEST(testManyShortLivedConnections);
   CPPUNIT_TEST_SUITE_END();
 
@@ -539,6 +570,19 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_MESSAGE(clientError.message(), contains(clientError.message(), "self") &&
                                                       contains(clientError.message(), "signed"));
     CPPUNIT_ASSERT_MESSAGE(describe(serverError), serverError);
+  }
+
+  // A name with a NUL in it is bad input: it must not be checked (and sent
+  // as SNI) as the part before the NUL, a name the caller did not give.
+  void testServerNameWithNulIsRefused() {
+    TlsPair pair = tlsPair();
+    std::error_code serverError, clientError;
+    std::thread server([&] { pair.server.handshake({}, serverError); });
+    pair.client.handshake(std::string("localhost\0.evil.example", 23), clientError);
+    pair.client.close();
+    server.join();
+    CPPUNIT_ASSERT_MESSAGE("a certificate for localhost passed for a name with a NUL", clientError);
+    CPPUNIT_ASSERT(!pair.client.isHandshaken());
   }
 
   // A TLS 1.3-only client against a server that speaks TLS 1.2 at most:
@@ -862,6 +906,30 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
       }
       CPPUNIT_ASSERT_EQUAL(std::string("part"), std::string(reader.buffered()));
     }
+  }
+
+  // A 256 KiB line, sixteen times the reader's first buffer, within its
+  // limit: the buffer grows to hold it, and each read of the TLS stream
+  // takes what a record has (16 KiB), not a byte.  Before, past its first
+  // size the buffer grew by one byte a read, so every further byte cost a
+  // read of the stream (a system call each on a socket).
+  void testLongLineReadInFewReads() {
+    TlsPair pair = tlsPair();
+    handshakeBoth(pair);
+    const std::string line(256 * 1024, 'y');
+    std::thread writer([&] {
+      pair.server.writeAll(line.data(), line.size());
+      pair.server.writeAll("\n", 1);
+    });
+    ReadCountingStream counted(pair.client);
+    BufferedReader reader(counted);
+    std::error_code ec;
+    const std::string got = reader.readLine(1 << 20, ec);
+    writer.join();
+    ASSERT_NO_ERROR(ec);
+    CPPUNIT_ASSERT(got == line);
+    // 17 records at least; a few more where a read took part of one.
+    CPPUNIT_ASSERT_MESSAGE(std::to_string(counted.reads) + " reads for a 256 KiB line", counted.reads <= 100);
   }
 
   // ---------------------------------------------------------- leaks
