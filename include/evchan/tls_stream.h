@@ -80,7 +80,8 @@ class EVCHAN_API TlsStream : public Stream {
   /// the context skips verification, checks the server's certificate
   /// against it (a host name, or an IP address in the certificate's
   /// subjectAltName); an empty name on a verifying client is
-  /// TlsErrc::missing_server_name.  A server ignores `serverName`.  Errors:
+  /// TlsErrc::missing_server_name, and a name with a NUL in it
+  /// std::errc::invalid_argument.  A server ignores `serverName`.  Errors:
   /// TlsErrc::verification_failed (with the reason: expired, unknown CA,
   /// host name mismatch, ...), handshake_failed, protocol_version,
   /// truncated (the peer closed), the lower stream's (timed_out, reset).

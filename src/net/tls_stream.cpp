@@ -181,6 +181,9 @@ bool isIpAddress(const std::string& name) {
 
 // A client's SNI, name check and offered session, before its first flight.
 std::error_code prepareClient(TlsSession& s, const std::string& serverName, const std::string& peer) {
+  // OpenSSL takes C strings: a NUL would make it check, and send, only the
+  // name before it, which is not the one the caller gave.
+  if (serverName.find('\0') != std::string::npos) return std::make_error_code(std::errc::invalid_argument);
   const bool ip = !serverName.empty() && isIpAddress(serverName);
   if (s.context->verifyPeer) {
     if (serverName.empty()) return makeTlsError(TlsErrc::missing_server_name);
