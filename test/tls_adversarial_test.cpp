@@ -4,10 +4,12 @@
 // short by the lower stream's timeout, an over-long record, a ClientHello
 // and then a close, a plain-text answer to a ClientHello, data after
 // close_notify, a self-signed server, TLS 1.2 against a TLS 1.3-only client,
-// renegotiation asked by `openssl s_server`; handshakes and reads parked in
+// renegotiation asked by `openssl s_server`, a server name with a NUL, key
+// updates in a full-duplex echo; handshakes and reads parked in
 // tasks ended by TaskHandle::cancel(), a deadline, the channel's shutdown
 // and close() from another thread; BufferedReader's delimiters split across
-// records, over-long lines and a stream ending mid-line; many short-lived
+// records, over-long lines, a long line read in few reads and a stream
+// ending mid-line; many short-lived
 // connections with every kind of ending, no descriptor left behind.
 // The misbehaving peers are OpenSSL itself on memory BIOs driven over a
 // real socket, or raw bytes on one; certificates are made in memory, and
@@ -207,18 +209,23 @@ class RawTlsPeer {
 
   SSL* ssl() { return ssl_.get(); }
 
-  /// Sends what OpenSSL wrote to the socket.
-  void flush() {
+  /// Sends what OpenSSL wrote to the socket; false when the socket failed.
+  /// (Never throws: it runs on the test's threads.)
+  bool flush() {
     char buffer[16384];
     int n;
-    while ((n = BIO_read(out_, buffer, sizeof buffer)) > 0) socket_.writeAll(buffer, static_cast<std::size_t>(n));
+    std::error_code ec;
+    while (!ec && (n = BIO_read(out_, buffer, sizeof buffer)) > 0) {
+      socket_.writeAll(buffer, static_cast<std::size_t>(n), ec);
+    }
+    return !ec;
   }
 
   /// Runs the handshake to its end; OpenSSL's result (1 on success).
   int handshake() {
     for (;;) {
       const int result = SSL_do_handshake(ssl_.get());
-      flush();
+      if (!flush()) return -1;
       if (result == 1) return 1;
       if (SSL_get_error(ssl_.get(), result) != SSL_ERROR_WANT_READ) {
         ERR_clear_error();
@@ -228,21 +235,50 @@ class RawTlsPeer {
     }
   }
 
-  /// Sends the first flight only (a client's ClientHello).
-  void firstFlight() {
+  /// Sends the first flight only (a client's ClientHello); false when the
+  /// socket failed.
+  bool firstFlight() {
     SSL_do_handshake(ssl_.get());
-    flush();
+    ERR_clear_error();
+    return flush();
   }
 
-  void write(const std::string& text) {
-    CPPUNIT_ASSERT_EQUAL(static_cast<int>(text.size()), SSL_write(ssl_.get(), text.data(), static_cast<int>(text.size())));
-    flush();
+  /// Sends `text` in records; false when OpenSSL or the socket failed.
+  bool write(const std::string& text) {
+    const int n = SSL_write(ssl_.get(), text.data(), static_cast<int>(text.size()));
+    ERR_clear_error();
+    return n == static_cast<int>(text.size()) && flush();
+  }
+
+  /// Waits for records and returns the data they carry (empty at the
+  /// socket's end or error, in `ec`).
+  std::string readSome(std::error_code& ec) {
+    std::string data;
+    char buffer[16384];
+    while (data.empty()) {
+      int n;
+      while ((n = SSL_read(ssl_.get(), buffer, sizeof buffer)) > 0) data.append(buffer, static_cast<std::size_t>(n));
+      if (SSL_get_error(ssl_.get(), n) != SSL_ERROR_WANT_READ) {
+        ERR_clear_error();
+        if (data.empty()) ec = std::make_error_code(std::errc::protocol_error);
+        return data;
+      }
+      if (!flush()) {
+        ec = std::make_error_code(std::errc::broken_pipe);
+        return data;
+      }
+      if (data.empty() && !feed(ec)) return data;
+    }
+    return data;
   }
 
  private:
   bool feed() {
-    char buffer[16384];
     std::error_code ec;
+    return feed(ec);
+  }
+  bool feed(std::error_code& ec) {
+    char buffer[16384];
     const std::size_t n = socket_.readSome(buffer, sizeof buffer, ec);
     if (ec) return false;
     BIO_write(in_, buffer, static_cast<int>(n));
@@ -393,6 +429,7 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testStreamEndsMidLine);
   CPPUNIT_TEST(testLongLineReadInFewReads);
   CPPUNIT_TEST(testManyShortLivedConnections);
+  CPPUNIT_TEST(testKeyUpdatesDuringFullDuplexEcho);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -495,7 +532,7 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
     ConnectedPair tcp = tcpPair();
     TlsStream server(serverContext(), std::make_unique<TcpSocket>(std::move(tcp.server)));
     RawTlsPeer client(tcp.client, RawTlsPeer::Role::client);
-    client.firstFlight();
+    CPPUNIT_ASSERT(client.firstFlight());
     tcp.client.shutdownWrite();
     std::error_code ec;
     server.handshake({}, ec);
@@ -540,11 +577,11 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
     peer.join();
     ASSERT_NO_ERROR(ec);
     CPPUNIT_ASSERT_EQUAL(1, serverResult);
-    server.write("before");
+    CPPUNIT_ASSERT(server.write("before"));
     CPPUNIT_ASSERT(SSL_shutdown(server.ssl()) >= 0);
-    server.flush();
+    CPPUNIT_ASSERT(server.flush());
     SSL_set_shutdown(server.ssl(), 0);  // OpenSSL would refuse to write after it
-    server.write("after close_notify");
+    CPPUNIT_ASSERT(server.write("after close_notify"));
     std::string before(6, '\0');
     client.readExactly(&before[0], before.size());
     CPPUNIT_ASSERT_EQUAL(std::string("before"), before);
@@ -935,6 +972,57 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT(got == line);
     // 17 records at least; a few more where a read took part of one.
     CPPUNIT_ASSERT_MESSAGE(std::to_string(counted.reads) + " reads for a 256 KiB line", counted.reads <= 100);
+  }
+
+  // ---------------------------------------------------------- key update
+  // One reader and one writer on the client (documented: full-duplex
+  // protocols) against an echo server that asks for a key update (TLS 1.3
+  // KeyUpdate, update_requested) every MiB.  The client's answer and its
+  // records under the new keys must leave in order with the writer's
+  // records, or the server fails to decrypt; the echo must come back whole.
+  void testKeyUpdatesDuringFullDuplexEcho() {
+    ConnectedPair tcp = tcpPair();
+    tcp.client.setTimeout(evchan::test::generous(5s));
+    tcp.server.setTimeout(evchan::test::generous(5s));
+    TlsStream client(clientContext(), std::make_unique<TcpSocket>(std::move(tcp.client)));
+    RawTlsPeer server(tcp.server, RawTlsPeer::Role::server);
+    int serverResult = 0;
+    std::thread handshake([&] { serverResult = server.handshake(); });
+    client.handshake("localhost");
+    handshake.join();
+    CPPUNIT_ASSERT_EQUAL(1, serverResult);
+    constexpr std::size_t kTotal = std::size_t{16} << 20;
+    std::vector<unsigned char> out(kTotal), in(kTotal);
+    evchan::test::fillPattern(out.data(), kTotal, 7);
+    std::error_code serverError;
+    std::size_t echoed = 0;
+    int updates = 0;
+    std::thread echo([&] {
+      std::size_t nextUpdate = 0;
+      while (echoed < kTotal && !serverError) {
+        const std::string data = server.readSome(serverError);
+        if (data.empty()) break;
+        if (echoed >= nextUpdate && SSL_key_update(server.ssl(), SSL_KEY_UPDATE_REQUESTED) == 1) {
+          ++updates;
+          nextUpdate += std::size_t{1} << 20;
+        }
+        if (!server.write(data)) {
+          serverError = std::make_error_code(std::errc::broken_pipe);
+          break;
+        }
+        echoed += data.size();
+      }
+    });
+    std::error_code writeError, readError;
+    std::thread writer([&] { client.writeAll(out.data(), kTotal, writeError); });
+    client.readExactly(in.data(), kTotal, readError);
+    writer.join();
+    echo.join();
+    ASSERT_NO_ERROR(writeError);
+    ASSERT_NO_ERROR(readError);
+    ASSERT_NO_ERROR(serverError);
+    CPPUNIT_ASSERT(in == out);
+    CPPUNIT_ASSERT_MESSAGE(std::to_string(updates) + " key updates", updates >= 8);
   }
 
   // ---------------------------------------------------------- leaks
