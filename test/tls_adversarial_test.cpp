@@ -344,19 +344,35 @@ class OpensslProcess {
   /// Reads the child's stdout until `part` has appeared; false when it
   /// closed it first, or after the patience.
   bool waitForOutput(const std::string& part) {
+    return waitUntil([&] { return contains(seen_, part); });
+  }
+  /// The rest of the line that `marker` begins in the child's stdout
+  /// (waiting for it); empty when it did not come.
+  std::string lineAfter(const std::string& marker) {
+    auto end = [&] {
+      const std::size_t at = seen_.find(marker);
+      return at == std::string::npos ? at : seen_.find('\n', at);
+    };
+    if (!waitUntil([&] { return end() != std::string::npos; })) return {};
+    const std::size_t from = seen_.find(marker) + marker.size();
+    return seen_.substr(from, end() - from);
+  }
+
+ private:
+  template <class Condition>
+  bool waitUntil(Condition condition) {
     const auto deadline = std::chrono::steady_clock::now() + evchan::test::generous(kPatience);
     char buffer[4096];
-    while (!contains(seen_, part) && std::chrono::steady_clock::now() < deadline) {
+    while (!condition() && std::chrono::steady_clock::now() < deadline) {
       pollfd ready{stdout_, POLLIN, 0};
       if (poll(&ready, 1, 100) <= 0) continue;
       const ssize_t n = ::read(stdout_, buffer, sizeof buffer);
       if (n <= 0) break;
       seen_.append(buffer, static_cast<std::size_t>(n));
     }
-    return contains(seen_, part);
+    return condition();
   }
 
- private:
   pid_t pid_ = -1;
   int stdin_ = -1;
   int stdout_ = -1;
@@ -376,23 +392,20 @@ TcpSocket connectWhenListening(int port) {
 }
 
 // ------------------------------------------------------------ a parked task
-// A client handshake (or read, after a handshake with a real server) in a
-// task of a one-worker channel, against a peer that never answers; the
-// test ends the wait its own way and reads the task's error.
+// A TLS call (a handshake, a read) in a task of a one-worker channel,
+// against a peer that never answers; the test ends the wait its own way and
+// reads the task's error.
 struct ParkedTask {
   std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(1);
   std::atomic<bool> started{false};
   std::error_code error;
-  evchan::Duration waited{};
   TaskHandle task;
 
   template <class Call>
   void start(Call call) {
     task = channel->spawn([this, call] {
       started = true;
-      const auto begin = std::chrono::steady_clock::now();
       call(error);
-      waited = std::chrono::steady_clock::now() - begin;
     });
     CPPUNIT_ASSERT(evchan::test::eventually([&] { return started.load(); }));
     // Parked: the only worker is idle once the task has suspended.
@@ -645,7 +658,6 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
   // "r" command): refused (docs/tls.md), the client's read ends with a TLS
   // error at once instead of renegotiating or waiting.
   void testRenegotiationRequestFromServerIsRefused() {
-    const int port = evchan::test::unusedPort();
     const PemIdentity& identity = authority().server;
     char directory[] = "/tmp/evchan-tls-adversarial-XXXXXX";
     CPPUNIT_ASSERT(mkdtemp(directory) != nullptr);
@@ -667,8 +679,12 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
         rmdir(directory.c_str());
       }
     } cleanup{directory, certificate, key};
-    OpensslProcess child({"s_server", "-accept", "127.0.0.1:" + std::to_string(port), "-cert", certificate, "-key",
-                          key, "-tls1_2", "-naccept", "1"});
+    // Port 0: s_server prints the one the system gave ("ACCEPT 127.0.0.1:N").
+    OpensslProcess child({"s_server", "-accept", "127.0.0.1:0", "-cert", certificate, "-key", key, "-tls1_2",
+                          "-naccept", "1"});
+    const std::string printed = child.lineAfter("ACCEPT 127.0.0.1:");
+    const int port = std::atoi(printed.c_str());
+    CPPUNIT_ASSERT_MESSAGE("s_server printed \"" + printed + "\"", port > 0);
     TcpSocket socket = connectWhenListening(port);
     socket.setTimeout(kPatience);
     TlsStream client(clientContext(), std::make_unique<TcpSocket>(std::move(socket)));
