@@ -37,6 +37,12 @@ struct TlsSession;
 /// close_notify came; a peer that closes without it makes the read fail
 /// with TlsErrc::truncated.  The throwing forms throw SystemError naming the
 /// operation ("tls handshake", "read", ...) and the lower stream's peer.
+/// A write, shutdown() or handshake flight that the lower stream ends
+/// part-way (its timeout, its cancel(), an error) reports that error, and
+/// leaves TLS records half sent that can be neither dropped nor sent
+/// again: from then on every write, shutdown() and handshake() fails with
+/// std::errc::broken_pipe (reads go on); the peer may have received part
+/// of the data.  Close the connection.
 ///
 /// Thread safety: one reader and one writer may run at once (one task or
 /// thread in readSome(), another in writeSome()); a second concurrent
@@ -74,7 +80,8 @@ class EVCHAN_API TlsStream : public Stream {
   /// the context skips verification, checks the server's certificate
   /// against it (a host name, or an IP address in the certificate's
   /// subjectAltName); an empty name on a verifying client is
-  /// TlsErrc::missing_server_name.  A server ignores `serverName`.  Errors:
+  /// TlsErrc::missing_server_name, and a name with a NUL in it
+  /// std::errc::invalid_argument.  A server ignores `serverName`.  Errors:
   /// TlsErrc::verification_failed (with the reason: expired, unknown CA,
   /// host name mismatch, ...), handshake_failed, protocol_version,
   /// truncated (the peer closed), the lower stream's (timed_out, reset).

@@ -58,7 +58,9 @@ std::string BufferedReader::readUntil(std::string_view delimiter, std::size_t ma
       return {};
     }
     if (window.size() >= delimiter.size()) from = window.size() - delimiter.size() + 1;
-    if ((ec = fill(std::min(maxBytes, size() + 1)))) return {};
+    // Room for twice what is buffered (never past maxBytes): grown by one
+    // byte instead, each further read of the stream would take one byte.
+    if ((ec = fill(std::min(maxBytes, std::max(size() + 1, 2 * size()))))) return {};
   }
 }
 

@@ -70,6 +70,10 @@ struct TlsSession {
   std::atomic<bool> writing{false};
   std::atomic<bool> handshaken{false};
   std::atomic<bool> closed{false};
+  // Set under outputLock when the lower stream failed part-way through
+  // records OpenSSL had made: they can be neither dropped nor sent again,
+  // so nothing more may go out.
+  std::atomic<bool> outputBroken{false};
   std::vector<unsigned char> inBuffer;   // the reader's (or handshake's)
   std::vector<unsigned char> outBuffer;  // under outputLock
 };

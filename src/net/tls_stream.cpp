@@ -119,16 +119,31 @@ bool drainLocked(TlsSession& s) noexcept {
   return true;
 }
 
-// Writes the drained records to the lower stream; under outputLock.
+// What every output fails with once a send was cut off.
+std::error_code brokenOutput() noexcept { return std::make_error_code(std::errc::broken_pipe); }
+
+// Writes the drained records to the lower stream; under outputLock.  The
+// records are numbered and were made once: when the lower stream ends the
+// write part-way (its timeout, cancel(), an error), the rest can neither
+// be dropped (the next record would land inside a torn one, and the peer
+// would wait for the rest of it, or fail on a bad record) nor be made
+// again, so the connection sends nothing more.
 void sendDrained(TlsSession& s, const LowerCalls& lower, std::error_code& ec) noexcept {
-  if (!s.outBuffer.empty()) lower.writeAll(s.outBuffer.data(), s.outBuffer.size(), ec);
+  if (s.outBuffer.empty()) return;
+  lower.writeAll(s.outBuffer.data(), s.outBuffer.size(), ec);
+  if (ec) s.outputBroken.store(true, std::memory_order_release);
 }
 
-// Runs `body` holding outputLock (a task waiting for it is suspended).
+// Runs `body` holding outputLock (a task waiting for it is suspended),
+// unless an earlier send was cut off.
 template <class Body>
 void withOutputLock(TlsSession& s, std::error_code& ec, Body body) noexcept {
   try {
     std::lock_guard<Mutex> lock(s.outputLock);
+    if (s.outputBroken.load(std::memory_order_acquire)) {
+      ec = brokenOutput();
+      return;
+    }
     body();
   } catch (const SystemError& error) {
     ec = error.code();  // the channel shut down while waiting for the lock
@@ -166,6 +181,9 @@ bool isIpAddress(const std::string& name) {
 
 // A client's SNI, name check and offered session, before its first flight.
 std::error_code prepareClient(TlsSession& s, const std::string& serverName, const std::string& peer) {
+  // OpenSSL takes C strings: a NUL would make it check, and send, only the
+  // name before it, which is not the one the caller gave.
+  if (serverName.find('\0') != std::string::npos) return std::make_error_code(std::errc::invalid_argument);
   const bool ip = !serverName.empty() && isIpAddress(serverName);
   if (s.context->verifyPeer) {
     if (serverName.empty()) return makeTlsError(TlsErrc::missing_server_name);
@@ -273,6 +291,11 @@ void TlsStream::handshake(const std::string& serverName, std::error_code& ec) no
     return;
   }
   if (s.handshaken.load(std::memory_order_acquire)) return;
+  // A flight cut off before: the peer waits for the rest of it.
+  if (s.outputBroken.load(std::memory_order_acquire)) {
+    ec = brokenOutput();
+    return;
+  }
   if (s.context->role == TlsContext::Role::client && SSL_in_before(s.ssl)) {
     std::lock_guard<std::mutex> lock(s.sslLock);
     try {

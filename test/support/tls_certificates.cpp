@@ -119,4 +119,19 @@ PemIdentity makeSignedCertificate(const PemIdentity& ca, const std::string& comm
   return PemIdentity{pemOf(certificate.get()), pemOf(key.get())};
 }
 
+PemIdentity makeSelfSignedCertificate(const std::string& commonName, const std::vector<std::string>& dnsNames) {
+  Owned<EVP_PKEY> key(EVP_EC_gen("P-256"));
+  check(key != nullptr, "EVP_EC_gen");
+  Owned<X509> certificate = newCertificate(key.get(), commonName, -kHour, kDay);
+  check(X509_set_issuer_name(certificate.get(), X509_get_subject_name(certificate.get())) == 1,
+        "X509_set_issuer_name");
+  addExtension(certificate.get(), certificate.get(), NID_basic_constraints, "critical,CA:FALSE");
+  addExtension(certificate.get(), certificate.get(), NID_ext_key_usage, "serverAuth");
+  std::string names;
+  for (const std::string& dns : dnsNames) names += (names.empty() ? "DNS:" : ",DNS:") + dns;
+  if (!names.empty()) addExtension(certificate.get(), certificate.get(), NID_subject_alt_name, names.c_str());
+  check(X509_sign(certificate.get(), key.get(), EVP_sha256()) > 0, "X509_sign");
+  return PemIdentity{pemOf(certificate.get()), pemOf(key.get())};
+}
+
 }  // namespace evchan::test

@@ -28,6 +28,11 @@ PemIdentity makeSignedCertificate(const PemIdentity& ca, const std::string& comm
                                   const std::vector<std::string>& dnsNames,
                                   const std::vector<std::string>& ipAddresses, bool expired = false);
 
+/// A leaf certificate for `commonName` (P-256) signed by its own key, with
+/// `dnsNames` as its subject alternative names: what a server that nobody
+/// vouches for presents.  Valid from an hour ago for a day.
+PemIdentity makeSelfSignedCertificate(const std::string& commonName, const std::vector<std::string>& dnsNames);
+
 }  // namespace evchan::test
 
 #endif  // EVCHAN_TEST_SUPPORT_TLS_CERTIFICATES_H
