@@ -33,6 +33,7 @@ namespace {
 using evchan::detail::ContextKind;
 using evchan::detail::FiberContext;
 using evchan::detail::Stack;
+using evchan::detail::StackChunk;
 using evchan::detail::StackPool;
 
 struct ChildResult {
@@ -190,6 +191,21 @@ bool roomForTwoMappings() {
   return split;
 }
 
+// Whether this kernel populates pages ahead (MADV_POPULATE_WRITE, Linux
+// 5.14 on), what the pool's prefaulting needs.
+bool kernelPopulatesPages() {
+#ifdef __linux__
+  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  void* probe = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (probe == MAP_FAILED) return false;
+  const bool populated = madvise(probe, page, 23 /* MADV_POPULATE_WRITE */) == 0 && resident(probe) == 1;
+  munmap(probe, page);
+  return populated;
+#else
+  return false;
+#endif
+}
+
 // Skips the case when `stack` came unguarded (EVCHAN_GUARDED_STACKS set
 // a budget that is spent), giving it back first.
 void skipIfUnguarded(StackPool& pool, Stack& stack) {
@@ -214,6 +230,7 @@ class StackPoolTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testSizeIsRoundedToPages);
   CPPUNIT_TEST(testStacksAreCarvedFromOneReservation);
   CPPUNIT_TEST(testStacksPastTheCacheGoBackToTheKernel);
+  CPPUNIT_TEST(testLaterChunksComeWithTheirStackTopsResident);
   CPPUNIT_TEST(testEmptiedChunksAreUnmappedAroundOneInUse);
   CPPUNIT_TEST(testGuardedStacksAreCarvedAndPurgedToo);
   CPPUNIT_TEST(testPurgeRacesAcquireAndReleaseOnThreads);
@@ -452,6 +469,44 @@ class StackPoolTest : public evchan::test::LeakCheckedFixture {
       CPPUNIT_ASSERT_EQUAL(std::ptrdiff_t(64 * 1024), step < 0 ? -step : step);
     }
     for (Stack& stack : stacks) pool.release(stack);
+  }
+
+  // A pool's first chunk makes no page resident that its stacks have not
+  // written; from its second chunk on (tasks spawned in bulk) every new
+  // chunk comes with its stacks' top pages resident already, populated
+  // together (the first write of each would otherwise fault), guarded and
+  // canaried alike.
+  void testLaterChunksComeWithTheirStackTopsResident() {
+    if (!kernelPopulatesPages()) EVCHAN_SKIP("this kernel does not populate pages ahead (MADV_POPULATE_WRITE)");
+    for (const bool guarded : {false, true}) {
+      StackPool pool(64 * 1024, 0, guarded);
+      std::vector<Stack> stacks;
+      Stack stack;
+      CPPUNIT_ASSERT(!pool.acquire(stack));
+      StackChunk* const first = stack.chunk;
+      stacks.push_back(stack);
+      std::size_t unpopulated = 0;
+      while (!pool.acquire(stack)) {
+        stacks.push_back(stack);
+        if (stack.chunk != first) break;
+        unpopulated += resident(const_cast<char*>(topByte(stack))) == 0 ? 1 : 0;
+      }
+      CPPUNIT_ASSERT(stacks.back().chunk != first);
+      CPPUNIT_ASSERT_EQUAL(stacks.size() - 2, unpopulated);
+      // The second chunk: each of its stacks resident before it is used.
+      StackChunk* const second = stacks.back().chunk;
+      CPPUNIT_ASSERT_EQUAL(1, resident(const_cast<char*>(topByte(stacks.back()))));
+      for (int i = 0; i < 8; ++i) {
+        CPPUNIT_ASSERT(!pool.acquire(stack));
+        stacks.push_back(stack);
+        CPPUNIT_ASSERT(stack.chunk == second);
+        CPPUNIT_ASSERT_EQUAL(1, resident(const_cast<char*>(topByte(stack))));
+        // Only its top page: the canary's, at the bottom, stays untouched.
+        CPPUNIT_ASSERT(resident(stack.usable.base) != 1);
+        CPPUNIT_ASSERT(StackPool::canaryIntact(stack));
+      }
+      for (Stack& used : stacks) pool.release(used);
+    }
   }
 
   // Without a cache, every purge batch of released stacks is given back

@@ -3,6 +3,8 @@
 // stacks, a guard reserve below each while the budget lasts.
 #include "posix/stack_pool.h"
 
+#include "posix/prefault_pages.h"
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -229,6 +231,7 @@ void StackPool::closeLocked(StackChunk& chunk) noexcept {
 }
 
 std::error_code StackPool::acquire(Stack& stack) noexcept {
+  bool bulk = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!cache_.empty()) {
@@ -245,11 +248,12 @@ std::error_code StackPool::acquire(Stack& stack) noexcept {
       stack = slotOf(chunk, index);
       return {};
     }
+    bulk = chunks_ != nullptr;
   }
-  return carveChunk(stack, guardPages_);
+  return carveChunk(stack, guardPages_, bulk);
 }
 
-std::error_code StackPool::carveChunk(Stack& stack, bool guards) noexcept {
+std::error_code StackPool::carveChunk(Stack& stack, bool guards, bool bulk) noexcept {
   // Guard slots are reserved first so that concurrent carvings cannot
   // overshoot the budget; a chunk is all guarded or all canaried.
   const std::size_t guarded =
@@ -297,8 +301,10 @@ std::error_code StackPool::carveChunk(Stack& stack, bool guards) noexcept {
     // or the rest of the process using many) or of their budget: canaried
     // stacks instead.
     delete chunk;  // unmaps, gives the guard slots back
-    return carveChunk(stack, false);
+    return carveChunk(stack, false, bulk);
   }
+  // Before the chunk is published: no other thread runs on its stacks yet.
+  if (error == 0 && bulk) prefaultStackTops(*chunk);
   if (error == 0) {
     try {
       chunk->free.reserve(slots);
@@ -326,6 +332,16 @@ std::error_code StackPool::carveChunk(Stack& stack, bool guards) noexcept {
   }
   stack = slotOf(*chunk, 0);
   return {};
+}
+
+void StackPool::prefaultStackTops(StackChunk& chunk) const noexcept {
+  void* tops[kPrefaultMaxPages];
+  const std::size_t count = std::min(chunk.slots, kPrefaultMaxPages);
+  for (std::size_t i = 0; i < count; ++i) {
+    const StackSpan usable = slotOf(chunk, i).usable;
+    tops[i] = static_cast<char*>(usable.base) + usable.size - pageSize();
+  }
+  prefaultPages(tops, count);
 }
 
 namespace {

@@ -58,7 +58,12 @@ struct Stack {
 /// the TLB of every CPU the process runs on (an interrupt to each, slow in
 /// a virtual machine) whatever it frees; the price is up to `purgeBatch`
 /// released stacks resident beyond the cache until the batch is full.  A
-/// purged slot reads as zero again, its canary restored.  Thread-safe.
+/// purged slot reads as zero again, its canary restored.  From a pool's
+/// second chunk on, a new chunk's stacks have their top pages (the one page
+/// a parked task touches) made resident together in one system call
+/// (prefaultPages()), which costs less than their first writes faulting
+/// one by one; a pool's first chunk keeps only the pages its stacks write.
+/// Thread-safe.
 ///
 /// On Windows (src/win32/stack_pool.cpp) a task's fiber allocates its own
 /// stack, so the pool hands out sizes only: a Stack with a null base and
@@ -115,7 +120,12 @@ class StackPool {
  private:
   /// A new chunk's first slot, the rest made free, guarded if `guards`
   /// and the budget allows; mutex_ not held.
-  std::error_code carveChunk(Stack& stack, bool guards) noexcept;
+  std::error_code carveChunk(Stack& stack, bool guards, bool bulk) noexcept;
+  /// Makes the top page of every stack of a new chunk resident, the one
+  /// page a task that parks touches, in one system call (prefaultPages()),
+  /// when the pool has carved chunks before (tasks are being spawned in
+  /// bulk): a program with a few tasks keeps no page it does not use.
+  void prefaultStackTops(StackChunk& chunk) const noexcept;
   /// Gives `count` released stacks back to the kernel; mutex_ not held.
   void purge(Stack* batch, std::size_t count) noexcept;
   /// Takes the purgeBatch_ coldest stacks out of an overflowing cache and
