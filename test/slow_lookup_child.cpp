@@ -18,12 +18,6 @@
 //             task resumes once, on a worker, before shutdown() returns
 #include <dlfcn.h>
 #include <netdb.h>
-#include <time.h>
-#if defined(__linux__)
-#include <pthread.h>
-#include <sched.h>
-#include <sys/prctl.h>
-#endif
 
 #include <atomic>
 #include <chrono>
@@ -41,12 +35,20 @@
 
 #include <evchan/evchan.h>
 
+#include "support/race_scheduling.h"
 #include "support/slowdown.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using evchan::Endpoint;
+using evchan::test::stagger;
+using evchan::test::Watchdog;
+#if defined(__linux__)
+using evchan::test::becomeIdlePriority;
+using evchan::test::OneCpu;
+using evchan::test::sleepPrecisely;
+#endif
 
 int (*slowLookupCalls)() = nullptr;
 
@@ -281,36 +283,6 @@ int cancel() {
   return 0;
 }
 
-// Aborts the process (a hang cannot be reported otherwise; the suite sees
-// the signal) unless disarmed within the patience.
-class Watchdog {
- public:
-  explicit Watchdog(std::string what) : what_(std::move(what)), thread_([this] { watch(); }) {}
-  ~Watchdog() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      disarmed_ = true;
-    }
-    wake_.notify_one();
-    thread_.join();
-  }
-
- private:
-  void watch() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    if (!wake_.wait_for(lock, evchan::test::generous(std::chrono::seconds(30)), [this] { return disarmed_; })) {
-      std::fprintf(stderr, "slow_lookup_child: %s: still not over (a task woken late deadlocked?)\n", what_.c_str());
-      std::abort();
-    }
-  }
-
-  std::string what_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool disarmed_ = false;
-  std::thread thread_;
-};
-
 // Polls `condition` until it holds or a generous patience runs out.
 bool eventually(const std::function<bool()>& condition) {
   const auto deadline = Clock::now() + evchan::test::generous(std::chrono::seconds(8));
@@ -319,49 +291,6 @@ bool eventually(const std::function<bool()>& condition) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return true;
-}
-
-#if defined(__linux__)
-// As in task_late_wake_test: the round's threads, the channel's worker
-// among them, share one CPU and the canceller runs at SCHED_IDLE, so that
-// the shutdown preempts it anywhere in its cancel() and runs to its end
-// before the canceller goes on.
-class OneCpu {
- public:
-  OneCpu() {
-    if (sched_getaffinity(0, sizeof saved_, &saved_) != 0) return;
-    const int cpu = sched_getcpu();
-    if (cpu < 0) return;
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    pinned_ = sched_setaffinity(0, sizeof one, &one) == 0;
-  }
-  ~OneCpu() {
-    if (pinned_) sched_setaffinity(0, sizeof saved_, &saved_);
-  }
-  OneCpu(const OneCpu&) = delete;
-  OneCpu& operator=(const OneCpu&) = delete;
-
- private:
-  cpu_set_t saved_;
-  bool pinned_ = false;
-};
-
-// Sleeps about `micros` microseconds with no timer slack.
-void sleepPrecisely(int micros) {
-  (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-  timespec pause{0, static_cast<long>(micros) * 1000L};
-  while (nanosleep(&pause, &pause) != 0) {
-  }
-}
-#endif
-
-// Spins for about `steps` short steps: each side of the race comes first
-// in some rounds.
-void stagger(int steps) {
-  for (volatile int i = 0; i < steps * 3000; i = i + 1) {
-  }
 }
 
 // A task of a one-worker channel parks in resolve(localhost), whose lookup
@@ -419,10 +348,7 @@ int lateCancel() {
     });
     std::thread cancelling([&] {
 #if defined(__linux__)
-      if (oneCpu) {
-        sched_param param{};
-        (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &param);
-      }
+      if (oneCpu) becomeIdlePriority();
 #endif
       canceller = std::this_thread::get_id();
       ready = true;

@@ -27,16 +27,10 @@
 #include <thread>
 #include <vector>
 
-#if defined(__linux__)
-#include <pthread.h>
-#include <sched.h>
-#include <sys/prctl.h>
-#include <time.h>
-#endif
-
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
+#include "support/race_scheduling.h"
 #include "support/slowdown.h"
 #include "support/waiting.h"
 
@@ -52,6 +46,13 @@ using evchan::TaskGroup;
 using evchan::TaskHandle;
 using evchan::TcpListener;
 using evchan::TcpSocket;
+using evchan::test::stagger;
+using evchan::test::Watchdog;
+#if defined(__linux__)
+using evchan::test::becomeIdlePriority;
+using evchan::test::OneCpu;
+using evchan::test::sleepPrecisely;
+#endif
 using evchan::test::allWorkersIdle;
 using evchan::test::describe;
 using evchan::test::eventually;
@@ -118,43 +119,6 @@ class StartingLine {
   std::atomic<bool> go_{false};
 };
 
-// Spins for about `steps` short steps: staggers two racing calls by a
-// varying amount, so that each comes first in some rounds.
-void stagger(int steps) {
-  for (volatile int i = 0; i < steps * 3000; i = i + 1) {
-  }
-}
-
-// Aborts the process (a hang cannot be reported otherwise) unless
-// disarmed within the patience.
-class Watchdog {
- public:
-  explicit Watchdog(std::string what) : what_(std::move(what)), thread_([this] { watch(); }) {}
-  ~Watchdog() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      disarmed_ = true;
-    }
-    wake_.notify_one();
-    thread_.join();
-  }
-
- private:
-  void watch() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    if (!wake_.wait_for(lock, evchan::test::generous(30s), [this] { return disarmed_; })) {
-      std::fprintf(stderr, "%s: still not over (a task woken late deadlocked?)\n", what_.c_str());
-      std::abort();
-    }
-  }
-
-  std::string what_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool disarmed_ = false;
-  std::thread thread_;
-};
-
 // How a round makes its two sides meet.  kSpread: the waker and the
 // shutdown run on any CPU, with more spinning threads than cores so that
 // each is preempted now and then.  kOneCpu (Linux): the round's threads,
@@ -163,47 +127,6 @@ class Watchdog {
 // is in its wake-up, and runs A's shutdown to its end before the waker
 // goes on.
 enum class Race { kSpread, kOneCpu };
-
-#if defined(__linux__)
-// Pins the calling thread to the CPU it runs on while it lives; threads it
-// starts meanwhile (a channel's workers too) inherit the mask.
-class OneCpu {
- public:
-  OneCpu() {
-    if (sched_getaffinity(0, sizeof saved_, &saved_) != 0) return;
-    const int cpu = sched_getcpu();
-    if (cpu < 0) return;
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    pinned_ = sched_setaffinity(0, sizeof one, &one) == 0;
-  }
-  ~OneCpu() {
-    if (pinned_) sched_setaffinity(0, sizeof saved_, &saved_);
-  }
-  OneCpu(const OneCpu&) = delete;
-  OneCpu& operator=(const OneCpu&) = delete;
-
- private:
-  cpu_set_t saved_;
-  bool pinned_ = false;
-};
-
-void becomeIdlePriority() {
-  sched_param param{};
-  (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &param);
-}
-
-// Sleeps about `micros` microseconds, with no timer slack added: the
-// waker (at SCHED_IDLE) runs meanwhile, and is preempted where it is when
-// the sleep ends.
-void sleepPrecisely(int micros) {
-  (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-  timespec pause{0, static_cast<long>(micros) * 1000L};
-  while (nanosleep(&pause, &pause) != 0) {
-  }
-}
-#endif
 
 bool oneCpuAvailable() {
 #if defined(__linux__)
