@@ -16,11 +16,6 @@
 // the one case that needs the `openssl` command is skipped without it.
 #include <cppunit/extensions/HelperMacros.h>
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -46,12 +41,12 @@
 #include "support/host_socket.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
+#include "support/posix/openssl_child.h"
 #include "support/skip.h"
 #include "support/slowdown.h"
 #include "support/tls_certificates.h"
 #include "support/waiting.h"
 
-extern char** environ;
 
 namespace {
 
@@ -65,6 +60,8 @@ using evchan::TlsContext;
 using evchan::TlsErrc;
 using evchan::TlsStream;
 using evchan::test::ConnectedPair;
+using evchan::test::connectWhenListening;
+using evchan::test::OpensslChild;
 using evchan::test::describe;
 using evchan::test::PemIdentity;
 
@@ -297,99 +294,6 @@ class RawTlsPeer {
   BIO* in_ = nullptr;   // owned by ssl_
   BIO* out_ = nullptr;  // owned by ssl_
 };
-
-// ------------------------------------------------------------ openssl child
-// An `openssl` child process, its stdin a pipe the test writes, its stdout
-// a pipe the test reads; killed and reaped by the destructor.
-class OpensslProcess {
- public:
-  explicit OpensslProcess(const std::vector<std::string>& arguments) {
-    if (std::system("command -v openssl >/dev/null 2>&1") != 0) EVCHAN_SKIP("the openssl command is not installed");
-    int input[2], output[2];
-    CPPUNIT_ASSERT_EQUAL(0, pipe2(input, O_CLOEXEC));
-    CPPUNIT_ASSERT_EQUAL(0, pipe2(output, O_CLOEXEC));
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, input[0], 0);
-    posix_spawn_file_actions_adddup2(&actions, output[1], 1);
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-    std::vector<std::string> all{"openssl"};
-    all.insert(all.end(), arguments.begin(), arguments.end());
-    std::vector<char*> argv;
-    for (std::string& a : all) argv.push_back(&a[0]);
-    argv.push_back(nullptr);
-    const int spawned = posix_spawnp(&pid_, "openssl", &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(input[0]);
-    ::close(output[1]);
-    stdin_ = input[1];
-    stdout_ = output[0];
-    if (spawned != 0) pid_ = -1;
-    CPPUNIT_ASSERT_EQUAL_MESSAGE("posix_spawnp openssl", 0, spawned);
-  }
-  ~OpensslProcess() {
-    ::close(stdin_);
-    ::close(stdout_);
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  OpensslProcess(const OpensslProcess&) = delete;
-  OpensslProcess& operator=(const OpensslProcess&) = delete;
-
-  void write(const std::string& text) {
-    CPPUNIT_ASSERT_EQUAL(static_cast<ssize_t>(text.size()), ::write(stdin_, text.data(), text.size()));
-  }
-  /// Reads the child's stdout until `part` has appeared; false when it
-  /// closed it first, or after the patience.
-  bool waitForOutput(const std::string& part) {
-    return waitUntil([&] { return contains(seen_, part); });
-  }
-  /// The rest of the line that `marker` begins in the child's stdout
-  /// (waiting for it); empty when it did not come.
-  std::string lineAfter(const std::string& marker) {
-    auto end = [&] {
-      const std::size_t at = seen_.find(marker);
-      return at == std::string::npos ? at : seen_.find('\n', at);
-    };
-    if (!waitUntil([&] { return end() != std::string::npos; })) return {};
-    const std::size_t from = seen_.find(marker) + marker.size();
-    return seen_.substr(from, end() - from);
-  }
-
- private:
-  template <class Condition>
-  bool waitUntil(Condition condition) {
-    const auto deadline = std::chrono::steady_clock::now() + evchan::test::generous(kPatience);
-    char buffer[4096];
-    while (!condition() && std::chrono::steady_clock::now() < deadline) {
-      pollfd ready{stdout_, POLLIN, 0};
-      if (poll(&ready, 1, 100) <= 0) continue;
-      const ssize_t n = ::read(stdout_, buffer, sizeof buffer);
-      if (n <= 0) break;
-      seen_.append(buffer, static_cast<std::size_t>(n));
-    }
-    return condition();
-  }
-
-  pid_t pid_ = -1;
-  int stdin_ = -1;
-  int stdout_ = -1;
-  std::string seen_;
-};
-
-// Connects to 127.0.0.1:`port` once a child listens there.
-TcpSocket connectWhenListening(int port) {
-  const auto deadline = std::chrono::steady_clock::now() + evchan::test::generous(kPatience);
-  for (;;) {
-    std::error_code ec;
-    TcpSocket socket = TcpSocket::connect(evchan::Endpoint("127.0.0.1", port), 5s, ec);
-    if (!ec) return socket;
-    CPPUNIT_ASSERT_MESSAGE("connect to openssl s_server: " + describe(ec), std::chrono::steady_clock::now() < deadline);
-    std::this_thread::sleep_for(20ms);
-  }
-}
 
 // ------------------------------------------------------------ a parked task
 // A TLS call (a handshake, a read) in a task of a one-worker channel,
@@ -680,7 +584,8 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
       }
     } cleanup{directory, certificate, key};
     // Port 0: s_server prints the one the system gave ("ACCEPT 127.0.0.1:N").
-    OpensslProcess child({"s_server", "-accept", "127.0.0.1:0", "-cert", certificate, "-key", key, "-tls1_2",
+    if (!OpensslChild::installed()) EVCHAN_SKIP("the openssl command is not installed");
+    OpensslChild child({"s_server", "-accept", "127.0.0.1:0", "-cert", certificate, "-key", key, "-tls1_2",
                           "-naccept", "1"});
     const std::string printed = child.lineAfter("ACCEPT 127.0.0.1:");
     const int port = std::atoi(printed.c_str());

@@ -9,11 +9,7 @@
 // temporary directory; without that command every case is skipped.
 #include <cppunit/extensions/HelperMacros.h>
 
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -40,10 +36,10 @@
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
 #include "support/skip.h"
+#include "support/posix/openssl_child.h"
 #include "support/slowdown.h"
 #include "support/waiting.h"
 
-extern char** environ;
 
 namespace {
 
@@ -60,6 +56,8 @@ using evchan::TlsErrc;
 using evchan::TlsStream;
 using evchan::test::ConnectedPair;
 using evchan::test::connectPair;
+using evchan::test::connectWhenListening;
+using evchan::test::OpensslChild;
 
 constexpr evchan::Duration kSocketTimeout = 20s;
 
@@ -234,95 +232,6 @@ std::error_code clientHandshakeError(const std::string& serverName, const std::s
       Where::OnThread, [&] { pair.client.handshake(host, clientError); },
       [&] { pair.server.handshake({}, serverError); });
   return clientError;
-}
-
-// ------------------------------------------------------------ child processes
-/// An `openssl` child process with its stdin and stdout on pipes; killed
-/// and reaped by the destructor.
-class OpensslChild {
- public:
-  explicit OpensslChild(const std::vector<std::string>& arguments) {
-    int input[2], output[2];
-    CPPUNIT_ASSERT_EQUAL(0, pipe2(input, O_CLOEXEC));
-    CPPUNIT_ASSERT_EQUAL(0, pipe2(output, O_CLOEXEC));
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, input[0], 0);
-    posix_spawn_file_actions_adddup2(&actions, output[1], 1);
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);  // its chatter
-    std::vector<std::string> all{"openssl"};
-    all.insert(all.end(), arguments.begin(), arguments.end());
-    std::vector<char*> argv;
-    for (std::string& a : all) argv.push_back(&a[0]);
-    argv.push_back(nullptr);
-    const int spawned = posix_spawnp(&pid_, "openssl", &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(input[0]);
-    ::close(output[1]);
-    stdin_ = input[1];
-    stdout_ = output[0];
-    if (spawned != 0) pid_ = -1;
-    CPPUNIT_ASSERT_EQUAL_MESSAGE("posix_spawnp openssl", 0, spawned);
-  }
-  ~OpensslChild() {
-    closeInput();
-    if (stdout_ >= 0) ::close(stdout_);
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  OpensslChild(const OpensslChild&) = delete;
-  OpensslChild& operator=(const OpensslChild&) = delete;
-
-  void write(const std::string& text) {
-    CPPUNIT_ASSERT_EQUAL(static_cast<ssize_t>(text.size()), ::write(stdin_, text.data(), text.size()));
-  }
-  void closeInput() {
-    if (stdin_ >= 0) ::close(stdin_);
-    stdin_ = -1;
-  }
-  /// Everything the child writes to stdout until it closes it.
-  std::string readAll() {
-    std::string text;
-    char buffer[4096];
-    ssize_t n;
-    while ((n = ::read(stdout_, buffer, sizeof buffer)) > 0) text.append(buffer, static_cast<std::size_t>(n));
-    return text;
-  }
-  /// Waits (10 s at most, then SIGKILL) for the child's exit; its status
-  /// as waitpid gives it.
-  int wait() {
-    int status = 0;
-    const auto deadline = std::chrono::steady_clock::now() + 10s * evchan::test::slowdown();
-    while (waitpid(pid_, &status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    pid_ = -1;
-    return status;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int stdin_ = -1;
-  int stdout_ = -1;
-};
-
-/// Connects to 127.0.0.1:`port`, retrying while the child starts listening.
-TcpSocket connectWhenListening(int port) {
-  const auto deadline = std::chrono::steady_clock::now() + 20s * evchan::test::slowdown();
-  for (;;) {
-    std::error_code ec;
-    TcpSocket socket = TcpSocket::connect(evchan::Endpoint("127.0.0.1", port), 5s, ec);
-    if (!ec) return socket;
-    if (std::chrono::steady_clock::now() > deadline) throw SystemError(ec, "connect to openssl s_server");
-    std::this_thread::sleep_for(50ms);
-  }
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
