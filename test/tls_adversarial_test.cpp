@@ -63,24 +63,15 @@ using evchan::test::ConnectedPair;
 using evchan::test::connectWhenListening;
 using evchan::test::OpensslChild;
 using evchan::test::describe;
+using evchan::test::localhostAuthority;
 using evchan::test::PemIdentity;
 
 // Each lower socket's timeout: far beyond every wait a case expects, so
 // that a wait which should have ended otherwise shows as timed_out.
 constexpr evchan::Duration kPatience = 20s;
 
-// ------------------------------------------------------------ certificates
-struct Authority {
-  PemIdentity ca = evchan::test::makeCertificateAuthority("evchan adversarial test CA");
-  PemIdentity server = evchan::test::makeSignedCertificate(ca, "localhost", {"localhost"}, {"127.0.0.1"});
-};
-
-const Authority& authority() {
-  static const Authority made;
-  return made;
-}
-
-TlsContext serverContext(const PemIdentity& identity = authority().server) {
+// ------------------------------------------------------------ contexts
+TlsContext serverContext(const PemIdentity& identity = localhostAuthority().server) {
   TlsContext context(TlsContext::Role::server);
   context.useCertificateChainPem(identity.certificate);
   context.usePrivateKeyPem(identity.key);
@@ -89,7 +80,7 @@ TlsContext serverContext(const PemIdentity& identity = authority().server) {
 
 TlsContext clientContext() {
   TlsContext context(TlsContext::Role::client);
-  context.addCaPem(authority().ca.certificate);
+  context.addCaPem(localhostAuthority().ca.certificate);
   return context;
 }
 
@@ -174,7 +165,7 @@ class RawTlsPeer {
     CPPUNIT_ASSERT(ctx_);
     if (maxVersion != 0) CPPUNIT_ASSERT(SSL_CTX_set_max_proto_version(ctx_.get(), maxVersion) == 1);
     if (role == Role::server) {
-      const PemIdentity& identity = authority().server;
+      const PemIdentity& identity = localhostAuthority().server;
       std::unique_ptr<BIO, decltype(&BIO_free)> cert(
           BIO_new_mem_buf(identity.certificate.data(), static_cast<int>(identity.certificate.size())), &BIO_free);
       std::unique_ptr<BIO, decltype(&BIO_free)> key(
@@ -562,7 +553,7 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
   // "r" command): refused (docs/tls.md), the client's read ends with a TLS
   // error at once instead of renegotiating or waiting.
   void testRenegotiationRequestFromServerIsRefused() {
-    const PemIdentity& identity = authority().server;
+    const PemIdentity& identity = localhostAuthority().server;
     char directory[] = "/tmp/evchan-tls-adversarial-XXXXXX";
     CPPUNIT_ASSERT(mkdtemp(directory) != nullptr);
     const std::string certificate = std::string(directory) + "/server.pem";

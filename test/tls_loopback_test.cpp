@@ -32,29 +32,19 @@ using evchan::TcpSocket;
 using evchan::TlsContext;
 using evchan::TlsErrc;
 using evchan::TlsStream;
+using evchan::test::localhostAuthority;
 using evchan::test::PemIdentity;
 
 constexpr evchan::Duration kPatience = 20s;
 
-// One CA and a server certificate for "localhost" and 127.0.0.1, made once.
-struct Authority {
-  PemIdentity ca = evchan::test::makeCertificateAuthority("evchan loopback test CA");
-  PemIdentity server = evchan::test::makeSignedCertificate(ca, "localhost", {"localhost"}, {"127.0.0.1"});
-};
-
-const Authority& authority() {
-  static const Authority made;
-  return made;
-}
-
-TlsContext serverContext(const PemIdentity& identity = authority().server) {
+TlsContext serverContext(const PemIdentity& identity = localhostAuthority().server) {
   TlsContext context(TlsContext::Role::server);
   context.useCertificateChainPem(identity.certificate);
   context.usePrivateKeyPem(identity.key);
   return context;
 }
 
-TlsContext clientContext(const std::string& caPem = authority().ca.certificate) {
+TlsContext clientContext(const std::string& caPem = localhostAuthority().ca.certificate) {
   TlsContext context(TlsContext::Role::client);
   context.addCaPem(caPem);
   return context;
@@ -157,7 +147,7 @@ class TlsLoopbackTest : public evchan::test::LeakCheckedFixture {
 
   void testExpiredCertificateIsRefused() {
     const PemIdentity expired =
-        evchan::test::makeSignedCertificate(authority().ca, "localhost", {"localhost"}, {}, true);
+        evchan::test::makeSignedCertificate(localhostAuthority().ca, "localhost", {"localhost"}, {}, true);
     TlsPair pair = tlsPair(clientContext(), serverContext(expired));
     HandshakeErrors errors = handshakeBoth(pair, "localhost");
     ASSERT_ERROR(TlsErrc::verification_failed, errors.client);
@@ -168,7 +158,7 @@ class TlsLoopbackTest : public evchan::test::LeakCheckedFixture {
   // one, and takes one its CA signed.
   void testRequiredClientCertificate() {
     TlsContext server = serverContext();
-    server.addCaPem(authority().ca.certificate);
+    server.addCaPem(localhostAuthority().ca.certificate);
     server.requireClientCertificate();
     {
       TlsPair pair = tlsPair(clientContext(), server);
@@ -183,7 +173,7 @@ class TlsLoopbackTest : public evchan::test::LeakCheckedFixture {
         CPPUNIT_ASSERT_MESSAGE("a client without a certificate was let in", ec);
       }
     }
-    const PemIdentity clientIdentity = evchan::test::makeSignedCertificate(authority().ca, "client one", {}, {});
+    const PemIdentity clientIdentity = evchan::test::makeSignedCertificate(localhostAuthority().ca, "client one", {}, {});
     TlsContext client = clientContext();
     client.useCertificateChainPem(clientIdentity.certificate);
     client.usePrivateKeyPem(clientIdentity.key);

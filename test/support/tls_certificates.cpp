@@ -134,4 +134,14 @@ PemIdentity makeSelfSignedCertificate(const std::string& commonName, const std::
   return PemIdentity{pemOf(certificate.get()), pemOf(key.get())};
 }
 
+const LocalhostAuthority& localhostAuthority() {
+  static const LocalhostAuthority made = [] {
+    LocalhostAuthority authority;
+    authority.ca = makeCertificateAuthority("evchan test CA");
+    authority.server = makeSignedCertificate(authority.ca, "localhost", {"localhost"}, {"127.0.0.1"});
+    return authority;
+  }();
+  return made;
+}
+
 }  // namespace evchan::test

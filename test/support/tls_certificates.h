@@ -33,6 +33,16 @@ PemIdentity makeSignedCertificate(const PemIdentity& ca, const std::string& comm
 /// vouches for presents.  Valid from an hour ago for a day.
 PemIdentity makeSelfSignedCertificate(const std::string& commonName, const std::vector<std::string>& dnsNames);
 
+/// A CA and a server certificate it signed for "localhost" and 127.0.0.1.
+struct LocalhostAuthority {
+  PemIdentity ca;
+  PemIdentity server;
+};
+
+/// The process's one LocalhostAuthority, made at the first call (making
+/// keys takes a few milliseconds).
+const LocalhostAuthority& localhostAuthority();
+
 }  // namespace evchan::test
 
 #endif  // EVCHAN_TEST_SUPPORT_TLS_CERTIFICATES_H
