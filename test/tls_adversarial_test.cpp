@@ -5,7 +5,8 @@
 // and then a close, a plain-text answer to a ClientHello, data after
 // close_notify, a self-signed server, TLS 1.2 against a TLS 1.3-only client,
 // renegotiation asked by `openssl s_server`, a server name with a NUL, key
-// updates in a full-duplex echo; handshakes and reads parked in
+// updates in a full-duplex echo and while both ends write a large message
+// before reading; handshakes and reads parked in
 // tasks ended by TaskHandle::cancel(), a deadline, the channel's shutdown
 // and close() from another thread; BufferedReader's delimiters split across
 // records, over-long lines, a long line read in few reads and a stream
@@ -286,6 +287,17 @@ class RawTlsPeer {
   BIO* out_ = nullptr;  // owned by ssl_
 };
 
+// The client's handshake against `server` on a thread of its own; the
+// client's error, and the server's OpenSSL result in `serverResult`.
+std::error_code handshakeWithRawServer(TlsStream& client, RawTlsPeer& server, int& serverResult) {
+  std::thread peer([&] { serverResult = server.handshake(); });
+  std::error_code ec;
+  client.handshake("localhost", ec);
+  if (ec) client.close();  // a server waiting for the rest of the handshake sees the end
+  peer.join();
+  return ec;
+}
+
 // ------------------------------------------------------------ a parked task
 // A TLS call (a handshake, a read) in a task of a one-worker channel,
 // against a peer that never answers; the test ends the wait its own way and
@@ -338,6 +350,7 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testLongLineReadInFewReads);
   CPPUNIT_TEST(testManyShortLivedConnections);
   CPPUNIT_TEST(testKeyUpdatesDuringFullDuplexEcho);
+  CPPUNIT_TEST(testKeyUpdateAnsweredWhileWriterWaitsForPeer);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -479,10 +492,7 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
     TlsStream client(clientContext(), std::make_unique<TcpSocket>(std::move(tcp.client)));
     RawTlsPeer server(tcp.server, RawTlsPeer::Role::server);
     int serverResult = 0;
-    std::thread peer([&] { serverResult = server.handshake(); });
-    std::error_code ec;
-    client.handshake("localhost", ec);
-    peer.join();
+    std::error_code ec = handshakeWithRawServer(client, server, serverResult);
     ASSERT_NO_ERROR(ec);
     CPPUNIT_ASSERT_EQUAL(1, serverResult);
     CPPUNIT_ASSERT(server.write("before"));
@@ -540,11 +550,7 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
     TlsStream client(context, std::make_unique<TcpSocket>(std::move(tcp.client)));
     RawTlsPeer server(tcp.server, RawTlsPeer::Role::server, TLS1_2_VERSION);
     int serverResult = 0;
-    std::thread peer([&] { serverResult = server.handshake(); });
-    std::error_code ec;
-    client.handshake("localhost", ec);
-    client.close();
-    peer.join();
+    const std::error_code ec = handshakeWithRawServer(client, server, serverResult);
     ASSERT_ERROR(TlsErrc::protocol_version, ec);
     CPPUNIT_ASSERT(serverResult != 1);
   }
@@ -899,9 +905,7 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
     TlsStream client(clientContext(), std::make_unique<TcpSocket>(std::move(tcp.client)));
     RawTlsPeer server(tcp.server, RawTlsPeer::Role::server);
     int serverResult = 0;
-    std::thread handshake([&] { serverResult = server.handshake(); });
-    client.handshake("localhost");
-    handshake.join();
+    ASSERT_NO_ERROR(handshakeWithRawServer(client, server, serverResult));
     CPPUNIT_ASSERT_EQUAL(1, serverResult);
     constexpr std::size_t kTotal = std::size_t{16} << 20;
     std::vector<unsigned char> out(kTotal), in(kTotal);
@@ -935,6 +939,63 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
     ASSERT_NO_ERROR(serverError);
     CPPUNIT_ASSERT(in == out);
     CPPUNIT_ASSERT_MESSAGE(std::to_string(updates) + " key updates", updates >= 8);
+  }
+
+  // Both ends write a message larger than the socket buffers before they
+  // read the other's, and the peer asks for key updates in its message.
+  // evchan's writer waits for the peer to read, which it does only once its
+  // own message is out, which needs evchan's reader to go on taking it.
+  // The reader answers each key update without waiting for the writer: the
+  // answer goes out once the writer's records have.  Before the fix the
+  // reader queued its answer behind the writer and both ends stalled until
+  // the lower stream's timeout (both calls failed with timed_out).
+  void testKeyUpdateAnsweredWhileWriterWaitsForPeer() {
+    ConnectedPair tcp = tcpPair();
+    tcp.client.setTimeout(evchan::test::generous(5s));
+    tcp.server.setTimeout(evchan::test::generous(5s));
+    TlsStream client(clientContext(), std::make_unique<TcpSocket>(std::move(tcp.client)));
+    RawTlsPeer server(tcp.server, RawTlsPeer::Role::server);
+    int serverResult = 0;
+    ASSERT_NO_ERROR(handshakeWithRawServer(client, server, serverResult));
+    CPPUNIT_ASSERT_EQUAL(1, serverResult);
+    constexpr std::size_t kTotal = std::size_t{16} << 20;
+    constexpr std::size_t kChunk = std::size_t{256} << 10;
+    std::vector<unsigned char> clientOut(kTotal), clientIn(kTotal);
+    std::string serverOut(kTotal, '\0'), serverIn;
+    evchan::test::fillPattern(clientOut.data(), kTotal, 3);
+    evchan::test::fillPattern(&serverOut[0], kTotal, 11);
+    std::error_code serverError;
+    int updates = 0;
+    std::thread peer([&] {
+      for (std::size_t sent = 0; sent < kTotal; sent += kChunk) {
+        // A key update every 2 MiB from the first chunk on, each sent
+        // ahead of the next chunk's records.
+        if (sent % (std::size_t{2} << 20) == kChunk && SSL_key_update(server.ssl(), SSL_KEY_UPDATE_REQUESTED) == 1) {
+          ++updates;
+        }
+        if (!server.write(serverOut.substr(sent, kChunk))) {
+          serverError = std::make_error_code(std::errc::broken_pipe);
+          return;
+        }
+      }
+      while (serverIn.size() < kTotal) {
+        const std::string data = server.readSome(serverError);
+        if (data.empty()) return;
+        serverIn += data;
+      }
+    });
+    std::error_code writeError, readError;
+    std::thread writer([&] { client.writeAll(clientOut.data(), kTotal, writeError); });
+    client.readExactly(clientIn.data(), kTotal, readError);
+    writer.join();
+    peer.join();
+    ASSERT_NO_ERROR(writeError);
+    ASSERT_NO_ERROR(readError);
+    ASSERT_NO_ERROR(serverError);
+    CPPUNIT_ASSERT(std::memcmp(clientIn.data(), serverOut.data(), kTotal) == 0);
+    CPPUNIT_ASSERT_EQUAL(kTotal, serverIn.size());
+    CPPUNIT_ASSERT(std::memcmp(serverIn.data(), clientOut.data(), kTotal) == 0);
+    CPPUNIT_ASSERT_EQUAL(8, updates);
   }
 
   // ---------------------------------------------------------- leaks

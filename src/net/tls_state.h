@@ -50,7 +50,10 @@ struct TlsContextState {
 /// A TlsStream's TLS state.  `sslLock` guards the SSL object and its two
 /// memory BIOs and is never held while waiting on the lower stream;
 /// `outputLock` (task-aware: held across the lower stream's writeAll)
-/// keeps the records of both directions in order on the wire.
+/// keeps the records of both directions in order on the wire.  A reader
+/// never waits for `outputLock`: what reading made OpenSSL write (a key
+/// update, an alert) is marked in `outputPending`, and whoever holds the
+/// lock sends it before letting go for good.
 struct TlsSession {
   TlsSession() = default;
   TlsSession(const TlsSession&) = delete;
@@ -74,6 +77,9 @@ struct TlsSession {
   // records OpenSSL had made: they can be neither dropped nor sent again,
   // so nothing more may go out.
   std::atomic<bool> outputBroken{false};
+  // Set under sslLock when a read left records in `out`, cleared under
+  // sslLock when they are taken from it (to be sent under outputLock).
+  std::atomic<bool> outputPending{false};
   std::vector<unsigned char> inBuffer;   // the reader's (or handshake's)
   std::vector<unsigned char> outBuffer;  // under outputLock
 };

@@ -116,6 +116,7 @@ bool drainLocked(TlsSession& s) noexcept {
     return false;
   }
   if (pending > 0) BIO_read(s.out, s.outBuffer.data(), static_cast<int>(pending));
+  s.outputPending.store(false);
   return true;
 }
 
@@ -152,21 +153,45 @@ void withOutputLock(TlsSession& s, std::error_code& ec, Body body) noexcept {
   }
 }
 
-// Sends what OpenSSL has written (handshake messages, alerts, a reader's
-// replies), in order with the writer's records.
+// Drains the output BIO and sends it; under outputLock.
+void drainAndSend(TlsSession& s, const LowerCalls& lower, std::error_code& ec) noexcept {
+  bool drained;
+  {
+    std::lock_guard<std::mutex> lock(s.sslLock);
+    drained = drainLocked(s);
+  }
+  if (!drained) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+    return;
+  }
+  sendDrained(s, lower, ec);
+}
+
+// Sends what OpenSSL has written (the handshake's messages and alerts),
+// in order with the writer's records.
 void flushPending(TlsSession& s, const LowerCalls& lower, std::error_code& ec) noexcept {
-  withOutputLock(s, ec, [&] {
-    bool drained;
-    {
-      std::lock_guard<std::mutex> lock(s.sslLock);
-      drained = drainLocked(s);
-    }
-    if (!drained) {
-      ec = std::make_error_code(std::errc::not_enough_memory);
+  withOutputLock(s, ec, [&] { drainAndSend(s, lower, ec); });
+}
+
+// Sends the records reads left in the output BIO (outputPending), for as
+// long as there are some and outputLock is free.  A reader calls it instead
+// of waiting for the lock: the writer holding it may wait for a peer that
+// itself waits for this reader to take its data (both sides writing a
+// large message before reading), and a reader queued behind that writer
+// would hold up both.  Every holder of the lock calls it after unlocking,
+// which closes the gap: a reader that found the lock taken had set
+// outputPending before it tried (Mutex's internal lock orders the two), so
+// the holder sees it, or a drain since then has taken the records.
+void sendLeftOutput(TlsSession& s, const LowerCalls& lower, std::error_code& ec) noexcept {
+  while (s.outputPending.load() && s.outputLock.try_lock()) {
+    std::lock_guard<Mutex> lock(s.outputLock, std::adopt_lock);
+    if (s.outputBroken.load(std::memory_order_acquire)) {
+      ec = brokenOutput();
       return;
     }
-    sendDrained(s, lower, ec);
-  });
+    drainAndSend(s, lower, ec);
+    if (ec) return;
+  }
 }
 
 bool isIpAddress(const std::string& name) {
@@ -383,12 +408,14 @@ std::size_t TlsStream::readSomeSince(CancelMark mark, void* buffer, std::size_t 
         }
       }
       pending = BIO_ctrl_pending(s.out) > 0;
+      if (pending) s.outputPending.store(true);
     }
-    // What reading made OpenSSL say (a key update, an alert) goes out now;
-    // when data came with it, its failure shows on the next write.
+    // What reading made OpenSSL say (a key update, an alert) goes out now,
+    // or with the records of the call that holds outputLock; when data came
+    // with it, a failure to send shows on the next write.
     if (pending) {
       std::error_code sent;
-      flushPending(s, lower, sent);
+      sendLeftOutput(s, lower, sent);
       if (sent && result <= 0 && !failure) failure = sent;
     }
     if (result > 0) return static_cast<std::size_t>(result);
@@ -445,6 +472,10 @@ std::size_t TlsStream::writeBuffer(CancelMark mark, const void* buffer, std::siz
     sendDrained(s, lower, ec);
     if (!ec && failure) ec = failure;
   });
+  // A reader's records left while this write held the lock: their failure
+  // to go out shows on the next call, not on this write, which was sent.
+  std::error_code ignored;
+  sendLeftOutput(s, lower, ignored);
   return ec ? 0 : static_cast<std::size_t>(result);
 }
 
@@ -492,6 +523,8 @@ void TlsStream::shutdown(std::error_code& ec) noexcept {
     sendDrained(s, lower, ec);
     if (!ec && failure) ec = failure;
   });
+  std::error_code ignored;
+  sendLeftOutput(s, lower, ignored);
 }
 
 bool TlsStream::isHandshaken() const noexcept {
