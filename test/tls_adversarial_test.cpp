@@ -362,6 +362,7 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testManyShortLivedConnections);
   CPPUNIT_TEST(testKeyUpdatesDuringFullDuplexEcho);
   CPPUNIT_TEST(testKeyUpdateAnsweredWhileWriterWaitsForPeer);
+  CPPUNIT_TEST(testKeyUpdateAnsweredWhileWriterTaskWaitsForPeer);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -954,7 +955,13 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
   // answer goes out once the writer's records have.  Before the fix the
   // reader queued its answer behind the writer and both ends stalled until
   // the lower stream's timeout (both calls failed with timed_out).
-  void testKeyUpdateAnsweredWhileWriterWaitsForPeer() {
+  void testKeyUpdateAnsweredWhileWriterWaitsForPeer() { keyUpdatesWhileBothWriteFirst(Callers::threads); }
+  // The same with evchan's reader and writer in two tasks of a one-worker
+  // channel: the writer's task is suspended holding the output lock.
+  void testKeyUpdateAnsweredWhileWriterTaskWaitsForPeer() { keyUpdatesWhileBothWriteFirst(Callers::tasks); }
+
+  enum class Callers { threads, tasks };
+  void keyUpdatesWhileBothWriteFirst(Callers callers) {
     ConnectedPair tcp = tcpPair();
     tcp.client.setTimeout(evchan::test::generous(5s));
     tcp.server.setTimeout(evchan::test::generous(5s));
@@ -990,9 +997,19 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
       }
     });
     std::error_code writeError, readError;
-    std::thread writer([&] { client.writeAll(clientOut.data(), kTotal, writeError); });
-    client.readExactly(clientIn.data(), kTotal, readError);
-    writer.join();
+    auto write = [&] { client.writeAll(clientOut.data(), kTotal, writeError); };
+    auto read = [&] { client.readExactly(clientIn.data(), kTotal, readError); };
+    if (callers == Callers::threads) {
+      std::thread writer(write);
+      read();
+      writer.join();
+    } else {
+      std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(1);
+      TaskHandle writer = channel->spawn(write);
+      TaskHandle reader = channel->spawn(read);
+      evchan::test::joinWithin(writer, evchan::test::generous(60s));
+      evchan::test::joinWithin(reader, evchan::test::generous(60s));
+    }
     peer.join();
     ASSERT_NO_ERROR(writeError);
     ASSERT_NO_ERROR(readError);
