@@ -5,8 +5,9 @@
 // and then a close, a plain-text answer to a ClientHello, data after
 // close_notify, a self-signed server, TLS 1.2 against a TLS 1.3-only client,
 // renegotiation asked by `openssl s_server`, a server name with a NUL, key
-// updates in a full-duplex echo and while both ends write a large message
-// before reading; handshakes and reads parked in
+// updates in a full-duplex echo, while both ends write a large message
+// before reading, while our side cannot send, and a thousand on a
+// connection only read; handshakes and reads parked in
 // tasks ended by TaskHandle::cancel(), a deadline, the channel's shutdown
 // and close() from another thread; BufferedReader's delimiters split across
 // records, over-long lines, a long line read in few reads and a stream
@@ -21,9 +22,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -164,6 +167,56 @@ class ReadCountingStream : public evchan::Stream {
   evchan::Stream& inner_;
 };
 
+// A TcpSocket whose writes the test can hold back, as if its send buffer
+// were full and the peer not reading: while the gate is closed a write
+// waits (and is counted) until it opens.  Counts every write.
+class GatedWriteStream : public evchan::Stream {
+ public:
+  explicit GatedWriteStream(TcpSocket socket) : socket_(std::move(socket)) {}
+  using evchan::Stream::readSome;
+  using evchan::Stream::writeSome;
+  std::size_t readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept override {
+    return socket_.readSome(buffer, size, ec);
+  }
+  std::size_t writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept override {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      ++writes_;
+      if (!open_) ++held_;
+      opened_.wait(lock, [this] { return open_; });
+    }
+    return socket_.writeSome(buffer, size, ec);
+  }
+  void close() noexcept override {
+    setGate(true);
+    socket_.close();
+  }
+  bool isOpen() const noexcept override { return socket_.isOpen(); }
+
+  void setGate(bool open) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    open_ = open;
+    if (open) opened_.notify_all();
+  }
+  /// Writes made so far, and those that found the gate closed.
+  int writes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return writes_;
+  }
+  int held() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return held_;
+  }
+
+ private:
+  TcpSocket socket_;
+  std::mutex mutex_;
+  std::condition_variable opened_;
+  bool open_ = true;
+  int writes_ = 0;
+  int held_ = 0;
+};
+
 // ------------------------------------------------------------ raw OpenSSL peer
 // OpenSSL itself on two memory BIOs, its records moved over a TcpSocket by
 // the test: a peer that can do what TlsStream never does (send data after
@@ -298,6 +351,14 @@ class RawTlsPeer {
   BIO* out_ = nullptr;  // owned by ssl_
 };
 
+// readPastSessionTickets() for a client of a raw server.
+void readPastSessionTickets(TlsStream& client, RawTlsPeer& server) {
+  CPPUNIT_ASSERT(server.write("!"));
+  char byte = 0;
+  client.readExactly(&byte, 1);
+  CPPUNIT_ASSERT_EQUAL('!', byte);
+}
+
 // The client's handshake against `server` on a thread of its own; the
 // client's error, and the server's OpenSSL result in `serverResult`.
 std::error_code handshakeWithRawServer(TlsStream& client, RawTlsPeer& server, int& serverResult) {
@@ -363,6 +424,8 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testKeyUpdatesDuringFullDuplexEcho);
   CPPUNIT_TEST(testKeyUpdateAnsweredWhileWriterWaitsForPeer);
   CPPUNIT_TEST(testKeyUpdateAnsweredWhileWriterTaskWaitsForPeer);
+  CPPUNIT_TEST(testReaderNeverWritesForAKeyUpdate);
+  CPPUNIT_TEST(testKeyUpdateAnswersPilingUpAreSentByTheReader);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -1018,6 +1081,103 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(kTotal, serverIn.size());
     CPPUNIT_ASSERT(std::memcmp(serverIn.data(), clientOut.data(), kTotal) == 0);
     CPPUNIT_ASSERT_EQUAL(8, updates);
+  }
+
+  // A connection only read, and the peer asks for key updates while
+  // evchan's side of the socket cannot take a byte (its send buffer full,
+  // here a gate): the reader must go on reading, because an answer need
+  // only come before our next data (RFC 8446, 4.6.3).  The answers go out
+  // with the next write, ahead of that write's records, and the peer reads
+  // them (its keys agree).  OpenSSL makes the answer to one update when it
+  // reads the next (or at the next write), so the peer asks twice.  Before
+  // the fix the reader wrote that answer itself and waited at the gate,
+  // reading nothing more.
+  void testReaderNeverWritesForAKeyUpdate() {
+    ConnectedPair tcp = tcpPair();
+    tcp.server.setTimeout(evchan::test::generous(10s));
+    auto gated = std::make_unique<GatedWriteStream>(std::move(tcp.client));
+    GatedWriteStream& gate = *gated;
+    TlsStream client(clientContext(), std::move(gated));
+    RawTlsPeer server(tcp.server, RawTlsPeer::Role::server);
+    int serverResult = 0;
+    ASSERT_NO_ERROR(handshakeWithRawServer(client, server, serverResult));
+    CPPUNIT_ASSERT_EQUAL(1, serverResult);
+    readPastSessionTickets(client, server);
+    gate.setGate(false);
+    constexpr std::size_t kPart = std::size_t{1} << 20;
+    std::string sent(3 * kPart, '\0');
+    evchan::test::fillPattern(&sent[0], sent.size(), 5);
+    bool peerWrote = true;
+    std::thread peer([&] {
+      for (std::size_t at = 0; at < sent.size() && peerWrote; at += kPart) {
+        if (at != 0) peerWrote = SSL_key_update(server.ssl(), SSL_KEY_UPDATE_REQUESTED) == 1;
+        peerWrote = peerWrote && server.write(sent.substr(at, kPart));
+      }
+    });
+    std::string got(sent.size(), '\0');
+    std::error_code readError;
+    auto reading = std::async(std::launch::async, [&] { client.readExactly(&got[0], got.size(), readError); });
+    const bool readWhileGated = reading.wait_for(evchan::test::generous(10s)) == std::future_status::ready;
+    const int heldWrites = gate.held();
+    gate.setGate(true);  // a stalled reader's write goes on, and the case ends
+    reading.wait();
+    peer.join();
+    CPPUNIT_ASSERT(peerWrote);
+    CPPUNIT_ASSERT_MESSAGE("the reader waited to write while the peer's data waited to be read", readWhileGated);
+    CPPUNIT_ASSERT_EQUAL(0, heldWrites);
+    ASSERT_NO_ERROR(readError);
+    CPPUNIT_ASSERT(got == sent);
+    // The answer goes out now, ahead of this write's records.
+    const int writesBefore = gate.writes();
+    client.writeAll("after the update", 16);
+    CPPUNIT_ASSERT(gate.writes() > writesBefore);
+    std::error_code peerError;
+    std::string back;
+    while (back.size() < 16 && !peerError) back += server.readSome(peerError);
+    ASSERT_NO_ERROR(peerError);
+    CPPUNIT_ASSERT_EQUAL(std::string("after the update"), back);
+  }
+
+  // A peer asking for a key update after every byte on a connection evchan
+  // only reads: the answers are not kept without bound.  Past 16 KiB of
+  // them the reader sends them itself, in few writes (1,000 answers of 27
+  // bytes: one or two), and the peer reads what evchan writes later.
+  // Before the fix the reader sent each answer on its own (1,000 writes).
+  void testKeyUpdateAnswersPilingUpAreSentByTheReader() {
+    ConnectedPair tcp = tcpPair();
+    tcp.server.setTimeout(evchan::test::generous(10s));
+    tcp.client.setTimeout(evchan::test::generous(10s));
+    auto gated = std::make_unique<GatedWriteStream>(std::move(tcp.client));
+    GatedWriteStream& gate = *gated;
+    TlsStream client(clientContext(), std::move(gated));
+    RawTlsPeer server(tcp.server, RawTlsPeer::Role::server);
+    int serverResult = 0;
+    ASSERT_NO_ERROR(handshakeWithRawServer(client, server, serverResult));
+    CPPUNIT_ASSERT_EQUAL(1, serverResult);
+    readPastSessionTickets(client, server);
+    constexpr int kUpdates = 1000;
+    const int writesBefore = gate.writes();
+    bool peerWrote = true;
+    std::thread peer([&] {
+      for (int i = 0; i < kUpdates && peerWrote; ++i) {
+        peerWrote = SSL_key_update(server.ssl(), SSL_KEY_UPDATE_REQUESTED) == 1 && server.write("u");
+      }
+    });
+    std::string got(kUpdates, '\0');
+    std::error_code readError;
+    client.readExactly(&got[0], got.size(), readError);
+    peer.join();
+    CPPUNIT_ASSERT(peerWrote);
+    ASSERT_NO_ERROR(readError);
+    CPPUNIT_ASSERT(got == std::string(kUpdates, 'u'));
+    const int readerWrites = gate.writes() - writesBefore;
+    CPPUNIT_ASSERT_MESSAGE(std::to_string(readerWrites) + " writes", readerWrites >= 1 && readerWrites <= 2);
+    client.writeAll("still in step", 13);
+    std::error_code peerError;
+    std::string back;
+    while (back.size() < 13 && !peerError) back += server.readSome(peerError);
+    ASSERT_NO_ERROR(peerError);
+    CPPUNIT_ASSERT_EQUAL(std::string("still in step"), back);
   }
 
   // ---------------------------------------------------------- leaks

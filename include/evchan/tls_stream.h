@@ -53,12 +53,13 @@ struct TlsSession;
 /// the peer's close_notify.  One SSL object carries both
 /// directions, so the calls take turns on it under a short lock that is
 /// never held while waiting; the bytes each direction sends go out in
-/// order under a task-aware Mutex.  A reader never waits for a writer: what
-/// reading has to answer (a key update, an alert) goes out as soon as the
-/// writer's records have, so both ends may write a large message before
-/// reading the other's.  (A reader that finds no writer sending writes
-/// its answer itself, and like any TLS over a blocking stream can then
-/// wait for the lower stream to take it.)  close() may be called from any thread
+/// order under a task-aware Mutex.  A reader never waits for a writer, and
+/// on TLS 1.3 a key update the peer asks for is answered ahead of the next
+/// write's data (all RFC 8446 asks), not by the reader, so both ends may
+/// write a large message before reading the other's.  The reader writes
+/// only to send the alert of a read that fails, TLS 1.2's refusal of a
+/// renegotiation, or answers piling up past 16 KiB on a connection only
+/// read (and, when a write is sending, leaves them to it).  close() may be called from any thread
 /// while others wait (it closes the lower stream, whose waits end with
 /// operation_canceled); the destructor and moves must not race with any
 /// other call.  Renegotiation is refused.

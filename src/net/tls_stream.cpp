@@ -32,6 +32,9 @@ constexpr std::size_t kReadChunk = 34 * 1024;
 // One writeSome() encrypts at most this much (the records are held in
 // memory until the lower stream took them).
 constexpr std::size_t kMaxWrite = 256 * 1024;
+// A reader leaves its answers (to key updates) for the next write up to
+// this much, then sends them itself.
+constexpr std::size_t kAnswerBacklog = 16 * 1024;
 
 // One side's claim on the stream (reading or writing): a second one at the
 // same time fails with socket_busy instead of corrupting the SSL object.
@@ -174,14 +177,15 @@ void flushPending(TlsSession& s, const LowerCalls& lower, std::error_code& ec) n
 }
 
 // Sends the records reads left in the output BIO (outputPending), for as
-// long as there are some and outputLock is free.  A reader calls it instead
-// of waiting for the lock: the writer holding it may wait for a peer that
-// itself waits for this reader to take its data (both sides writing a
-// large message before reading), and a reader queued behind that writer
-// would hold up both.  Every holder of the lock calls it after unlocking,
-// which closes the gap: a reader that found the lock taken had set
-// outputPending before it tried (Mutex's internal lock orders the two), so
-// the holder sees it, or a drain since then has taken the records.
+// long as there are some and outputLock is free.  A reader that must send
+// calls it instead of waiting for the lock: the writer holding it may wait
+// for a peer that itself waits for this reader to take its data (both
+// sides writing a large message before reading), and a reader queued
+// behind that writer would hold up both.  Every holder of the lock calls
+// it after unlocking, which closes the gap: a reader that found the lock
+// taken had set outputPending before it tried (Mutex's internal lock
+// orders the two), so the holder sees it, or a drain since then has taken
+// the records.
 void sendLeftOutput(TlsSession& s, const LowerCalls& lower, std::error_code& ec) noexcept {
   while (s.outputPending.load() && s.outputLock.try_lock()) {
     std::lock_guard<Mutex> lock(s.outputLock, std::adopt_lock);
@@ -394,7 +398,8 @@ std::size_t TlsStream::readSomeSince(CancelMark mark, void* buffer, std::size_t 
     int result;
     int error = SSL_ERROR_NONE;
     std::error_code failure;
-    bool pending;
+    std::size_t pending;
+    bool tls13;
     {
       std::lock_guard<std::mutex> lock(s.sslLock);
       ERR_clear_error();
@@ -407,13 +412,22 @@ std::size_t TlsStream::readSomeSince(CancelMark mark, void* buffer, std::size_t 
           failure = detail::tlsErrorFromQueue(s.ssl, false, std::make_error_code(std::errc::protocol_error));
         }
       }
-      pending = BIO_ctrl_pending(s.out) > 0;
-      if (pending) s.outputPending.store(true);
+      pending = BIO_ctrl_pending(s.out);
+      if (pending != 0) s.outputPending.store(true);
+      tls13 = SSL_version(s.ssl) == TLS1_3_VERSION;
     }
-    // What reading made OpenSSL say (a key update, an alert) goes out now,
-    // or with the records of the call that holds outputLock; when data came
-    // with it, a failure to send shows on the next write.
-    if (pending) {
+    // What a TLS 1.3 read made OpenSSL write without failing, the answer
+    // to a key update, waits for the next write, which sends it ahead of
+    // its own records: it need only come before our next data (RFC 8446,
+    // 4.6.3), and a reader that wrote could wait on a lower stream the peer
+    // does not read while the peer waits for this reader.  The reader sends
+    // what it made itself (or leaves it to the call holding outputLock)
+    // when its read failed (the alert saying why: there may be no next
+    // write), on TLS 1.2 (the warning that refuses a renegotiation, which
+    // the peer waits for), and when answers pile up past kAnswerBacklog (a
+    // peer asking for key updates on a connection that is only read).
+    // When data came with it, a failure to send shows on the next write.
+    if (pending != 0 && (failure || !tls13 || pending > kAnswerBacklog)) {
       std::error_code sent;
       sendLeftOutput(s, lower, sent);
       if (sent && result <= 0 && !failure) failure = sent;
