@@ -370,6 +370,49 @@ std::error_code handshakeWithRawServer(TlsStream& client, RawTlsPeer& server, in
   return ec;
 }
 
+// A TLS client over a GatedWriteStream, handshaken with a raw OpenSSL
+// server and past its session tickets.
+struct GatedConnection {
+  GatedConnection()
+      : tcp(timedPair()),
+        client(clientContext(), gatedClientSocket()),
+        server(tcp.server, RawTlsPeer::Role::server) {
+    int serverResult = 0;
+    ASSERT_NO_ERROR(handshakeWithRawServer(client, server, serverResult));
+    CPPUNIT_ASSERT_EQUAL(1, serverResult);
+    readPastSessionTickets(client, server);
+  }
+
+  /// The client writes `text`, and the raw server reads just that (its
+  /// keys agree with the client's).
+  void clientWritesAndServerReads(const std::string& text) {
+    client.writeAll(text.data(), text.size());
+    std::error_code ec;
+    std::string got;
+    while (got.size() < text.size() && !ec) got += server.readSome(ec);
+    ASSERT_NO_ERROR(ec);
+    CPPUNIT_ASSERT_EQUAL(text, got);
+  }
+
+  ConnectedPair tcp;  // the server's socket stays here; the client's moves into `gate`
+  GatedWriteStream* gate = nullptr;
+  TlsStream client;
+  RawTlsPeer server;
+
+ private:
+  static ConnectedPair timedPair() {
+    ConnectedPair pair = tcpPair();
+    pair.client.setTimeout(evchan::test::generous(10s));
+    pair.server.setTimeout(evchan::test::generous(10s));
+    return pair;
+  }
+  std::unique_ptr<evchan::Stream> gatedClientSocket() {
+    auto gated = std::make_unique<GatedWriteStream>(std::move(tcp.client));
+    gate = gated.get();
+    return gated;
+  }
+};
+
 // ------------------------------------------------------------ a parked task
 // A TLS call (a handshake, a read) in a task of a one-worker channel,
 // against a peer that never answers; the test ends the wait its own way and
@@ -1093,16 +1136,10 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
   // the fix the reader wrote that answer itself and waited at the gate,
   // reading nothing more.
   void testReaderNeverWritesForAKeyUpdate() {
-    ConnectedPair tcp = tcpPair();
-    tcp.server.setTimeout(evchan::test::generous(10s));
-    auto gated = std::make_unique<GatedWriteStream>(std::move(tcp.client));
-    GatedWriteStream& gate = *gated;
-    TlsStream client(clientContext(), std::move(gated));
-    RawTlsPeer server(tcp.server, RawTlsPeer::Role::server);
-    int serverResult = 0;
-    ASSERT_NO_ERROR(handshakeWithRawServer(client, server, serverResult));
-    CPPUNIT_ASSERT_EQUAL(1, serverResult);
-    readPastSessionTickets(client, server);
+    GatedConnection connection;
+    GatedWriteStream& gate = *connection.gate;
+    TlsStream& client = connection.client;
+    RawTlsPeer& server = connection.server;
     gate.setGate(false);
     constexpr std::size_t kPart = std::size_t{1} << 20;
     std::string sent(3 * kPart, '\0');
@@ -1127,15 +1164,10 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(0, heldWrites);
     ASSERT_NO_ERROR(readError);
     CPPUNIT_ASSERT(got == sent);
-    // The answer goes out now, ahead of this write's records.
+    // The answers go out now, ahead of this write's records.
     const int writesBefore = gate.writes();
-    client.writeAll("after the update", 16);
+    connection.clientWritesAndServerReads("after the updates");
     CPPUNIT_ASSERT(gate.writes() > writesBefore);
-    std::error_code peerError;
-    std::string back;
-    while (back.size() < 16 && !peerError) back += server.readSome(peerError);
-    ASSERT_NO_ERROR(peerError);
-    CPPUNIT_ASSERT_EQUAL(std::string("after the update"), back);
   }
 
   // A peer asking for a key update after every byte on a connection evchan
@@ -1144,17 +1176,10 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
   // bytes: one or two), and the peer reads what evchan writes later.
   // Before the fix the reader sent each answer on its own (1,000 writes).
   void testKeyUpdateAnswersPilingUpAreSentByTheReader() {
-    ConnectedPair tcp = tcpPair();
-    tcp.server.setTimeout(evchan::test::generous(10s));
-    tcp.client.setTimeout(evchan::test::generous(10s));
-    auto gated = std::make_unique<GatedWriteStream>(std::move(tcp.client));
-    GatedWriteStream& gate = *gated;
-    TlsStream client(clientContext(), std::move(gated));
-    RawTlsPeer server(tcp.server, RawTlsPeer::Role::server);
-    int serverResult = 0;
-    ASSERT_NO_ERROR(handshakeWithRawServer(client, server, serverResult));
-    CPPUNIT_ASSERT_EQUAL(1, serverResult);
-    readPastSessionTickets(client, server);
+    GatedConnection connection;
+    GatedWriteStream& gate = *connection.gate;
+    TlsStream& client = connection.client;
+    RawTlsPeer& server = connection.server;
     constexpr int kUpdates = 1000;
     const int writesBefore = gate.writes();
     bool peerWrote = true;
@@ -1172,12 +1197,7 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT(got == std::string(kUpdates, 'u'));
     const int readerWrites = gate.writes() - writesBefore;
     CPPUNIT_ASSERT_MESSAGE(std::to_string(readerWrites) + " writes", readerWrites >= 1 && readerWrites <= 2);
-    client.writeAll("still in step", 13);
-    std::error_code peerError;
-    std::string back;
-    while (back.size() < 13 && !peerError) back += server.readSome(peerError);
-    ASSERT_NO_ERROR(peerError);
-    CPPUNIT_ASSERT_EQUAL(std::string("still in step"), back);
+    connection.clientWritesAndServerReads("still in step");
   }
 
   // ---------------------------------------------------------- leaks
