@@ -427,6 +427,7 @@ class AdversarialIoTest : public evchan::test::LeakCheckedFixture {
 
   // TCP's urgent byte (MSG_OOB, which telnet's "Synch" sends) ends a read
   // at the urgent mark the same way: the bytes after it must still come.
+  // So does a Unix stream socket's (Linux 5.15 and later).
   void testReadStoppedByUrgentDataIsNotDrained() {
     for (evchan::Backend backend : {evchan::Backend::Epoll, evchan::Backend::Poll, evchan::Backend::IoUring}) {
       EventChannel::Options options;
@@ -466,6 +467,26 @@ class AdversarialIoTest : public evchan::test::LeakCheckedFixture {
       }
       close(raw);
       CPPUNIT_ASSERT_EQUAL(std::string("xxzz"), got);
+      // Unix stream sockets have MSG_OOB too (Linux 5.15 and later).
+      HostilePair pair;
+      evchan::ReadEvent unixRead(pair.socket, buffer, sizeof buffer);
+      CPPUNIT_ASSERT_EQUAL(ssize_t{1}, write(pair.raw, "0", 1));
+      channel->post(unixRead);
+      CPPUNIT_ASSERT(&nextEvent(*channel) == &unixRead);
+      CPPUNIT_ASSERT_EQUAL(ssize_t{2}, send(pair.raw, "uu", 2, 0));
+      if (send(pair.raw, "!", 1, MSG_OOB) != 1) continue;  // no AF_UNIX OOB in this kernel
+      CPPUNIT_ASSERT_EQUAL(ssize_t{2}, send(pair.raw, "vv", 2, 0));
+      got.clear();
+      while (got.size() < 4) {
+        channel->post(unixRead);
+        Event* done = channel->getEvent(generousSeconds(5));
+        if (done == nullptr && channel->cancel(unixRead)) done = channel->getEvent(kPatience);
+        CPPUNIT_ASSERT(done == &unixRead);
+        CPPUNIT_ASSERT_MESSAGE(name + ": the Unix read after the urgent mark never completed (got \"" + got + "\")",
+                               !unixRead.error());
+        got.append(buffer, unixRead.bytesTransferred());
+      }
+      CPPUNIT_ASSERT_EQUAL(std::string("uuvv"), got);
     }
   }
 

@@ -32,8 +32,9 @@ AttemptResult tryRead(ReadEvent& event, Watch& watch) {
   // A short read emptied the socket buffer: the next read can park at
   // once instead of paying for an EAGAIN.  (The channel ignores this
   // once the peer has hung up: the end of the stream may be queued
-  // behind these bytes with its readiness report already consumed.)  A
-  // read the kernel ended early says nothing about what is left.
+  // behind these bytes with its readiness report already consumed; and
+  // once urgent data came, which ends reads at its mark: Watch::alwaysTry.)
+  // A read the kernel ended early says nothing about what is left.
   return AttemptResult{true, length < event.size() && !cutShort, {}};
 }
 

@@ -32,9 +32,11 @@ struct Watch {
   /// (EAGAIN or a short read), so the next operation parks without a syscall.
   bool readHint = true;
   bool writeHint = true;
-  /// The poller reported a hang-up, reset or error: from now on every
-  /// operation tries the socket, since no further edge will come.
-  bool hungUp = false;
+  /// From now on every operation tries the socket: the poller reported a
+  /// hang-up, reset or error (no further edge will come), or urgent data
+  /// (a read stops at its mark with bytes queued behind it, so a short
+  /// read no longer means drained).
+  bool alwaysTry = false;
   bool retired = false;  ///< the socket is closing; nothing may park here
   /// Completion backends: operations of this watch in the kernel whose
   /// completion has not been handled.  The watch outlives them.
