@@ -1182,30 +1182,56 @@ class AdversarialIoTest : public evchan::test::LeakCheckedFixture {
   }
 
   // The channel destroyed (no shutdown() first) while threads wait in
-  // getEvent(): ~EventChannel allows it; each wakes with what is left,
-  // then nullptr, touching nothing freed.
+  // getEvent(): ~EventChannel allows it; each wakes with nullptr, touching
+  // nothing freed.  (The pending timer has a callback: nothing is there
+  // for getEvent() to hand out; see testDestroyWakesConsumersWithNullptr.)
   void testDestroyedWhileConsumersWait() {
     for (int round = 0; round < 20; ++round) {
+      std::atomic<int> called{0};
+      evchan::TimerEvent pending(1h);
+      pending.setCallback([&called](Event&) { ++called; });
       std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(2);
       EventChannel* raw = channel.get();
-      std::atomic<int> inside{0}, nulls{0};
+      std::vector<Event*> got(3, &pending);
       std::vector<std::thread> consumers;
-      for (int c = 0; c < 3; ++c) {
-        consumers.emplace_back([&, raw] {
-          ++inside;
-          while (raw->getEvent() != nullptr) {
-          }
-          ++nulls;
-        });
-      }
+      for (int c = 0; c < 3; ++c) consumers.emplace_back([&, raw, c] { got[c] = raw->getEvent(); });
       CPPUNIT_ASSERT(evchan::test::eventually([&] { return channel->poolStats().inGetEvent == 3; }));
-      evchan::TimerEvent pending(1h);
       channel->post(pending);
       channel.reset();
       for (std::thread& t : consumers) t.join();
-      CPPUNIT_ASSERT_EQUAL(3, nulls.load());
+      for (Event* event : got) CPPUNIT_ASSERT(event == nullptr);
+      CPPUNIT_ASSERT_EQUAL(1, called.load());
       CPPUNIT_ASSERT(!pending.inFlight());
     }
+  }
+
+  // ~EventChannel says threads blocked in getEvent() while it runs "wake
+  // up with nullptr", which makes the usual consumer loop
+  // (while (Event* e = channel->getEvent()) ...) safe against it.  But its
+  // shutdown first completes the pending events, cancelled, into the
+  // queue those threads take from, and a thread may take one: its loop
+  // then calls getEvent() on the destroyed channel (ASan: heap-use-after-
+  // free in EventChannel::getEvent).  Not registered: the fix belongs in
+  // the channel core's lifecycle (see the report).
+  void testDestroyWakesConsumersWithNullptr() {
+    int handedOut = 0;
+    for (int round = 0; round < 20; ++round) {
+      std::vector<std::unique_ptr<evchan::TimerEvent>> timers;
+      for (int i = 0; i < 20; ++i) timers.push_back(std::make_unique<evchan::TimerEvent>(1h));
+      std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(1);
+      EventChannel* raw = channel.get();
+      std::vector<Event*> got(3, nullptr);
+      std::vector<std::thread> consumers;
+      for (int c = 0; c < 3; ++c) consumers.emplace_back([&, raw, c] { got[c] = raw->getEvent(); });
+      CPPUNIT_ASSERT(evchan::test::eventually([&] { return channel->poolStats().inGetEvent == 3; }));
+      for (auto& timer : timers) channel->post(*timer);
+      channel.reset();
+      for (std::thread& t : consumers) t.join();
+      for (Event* event : got)
+        if (event != nullptr) ++handedOut;
+    }
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("getEvent() calls blocked during ~EventChannel that returned an event, not nullptr", 0,
+                                 handedOut);
   }
 
   // The channel destroyed from one of its own callbacks while outside
