@@ -212,6 +212,7 @@ class AdversarialIoTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testDualStackAnswersAnIPv4Sender);
   CPPUNIT_TEST(testRefusedPeerEndsEveryReceive);
   CPPUNIT_TEST(testPostingAnEventInFlightIsRefused);
+  CPPUNIT_TEST(testCancelFromManyThreadsAtOnce);
   CPPUNIT_TEST(testDestroyingAnEventInFlightAborts);
   CPPUNIT_TEST(testShutdownFromTwoThreadsWithConsumers);
   CPPUNIT_TEST(testShutdownFromCallbackAndOutside);
@@ -1000,6 +1001,55 @@ class AdversarialIoTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(std::size_t{1}, read.bytesTransferred());
     CPPUNIT_ASSERT(one->getEvent(0ms) == nullptr);
     CPPUNIT_ASSERT(two->getEvent(0ms) == nullptr);
+  }
+
+  // cancel() of one waiting event from four threads at once, on every
+  // backend: exactly one of them returns true, and the event comes back
+  // exactly once.  Timers and reads alike.
+  void testCancelFromManyThreadsAtOnce() {
+    std::vector<std::string> failures;
+    for (evchan::Backend backend : {evchan::Backend::Epoll, evchan::Backend::Poll, evchan::Backend::Select,
+                                    evchan::Backend::AprPollset, evchan::Backend::IoUring}) {
+      EventChannel::Options options;
+      options.backend = backend;
+      options.initialThreads = 1;
+      std::error_code ec;
+      std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
+      if (!channel) continue;
+      const std::string name = channel->backendName();
+      HostilePair pair;
+      char buffer[4];
+      evchan::ReadEvent read(pair.socket, buffer, sizeof buffer);
+      evchan::TimerEvent timer(1h);
+      for (int round = 0; round < 40; ++round) {
+        Event& event = round % 2 ? static_cast<Event&>(read) : static_cast<Event&>(timer);
+        channel->post(event);
+        std::atomic<int> trues{0};
+        std::atomic<bool> go{false};
+        std::vector<std::thread> cancellers;
+        for (int t = 0; t < 4; ++t) {
+          cancellers.emplace_back([&] {
+            while (!go) std::this_thread::yield();
+            if (channel->cancel(event)) ++trues;
+          });
+        }
+        go = true;
+        for (std::thread& t : cancellers) t.join();
+        // Checked once the event is back: an assertion that threw with the
+        // event in flight would abort the run in ~Event.
+        if (trues == 0) channel->cancel(event);
+        Event* first = channel->getEvent(kPatience);
+        Event* second = channel->getEvent(0ms);
+        if (trues != 1 || first != &event || second != nullptr || event.error() != std::errc::operation_canceled)
+          failures.push_back(name + (round % 2 ? " read" : " timer") + ": " + std::to_string(trues.load()) +
+                             " cancel() calls returned true, " + (first == &event ? "came back" : "did not come back") +
+                             (second != nullptr ? ", and again" : "") + ", " + event.error().message());
+        if (first != &event) break;
+      }
+    }
+    std::string all;
+    for (const std::string& failure : failures) all += failure + "; ";
+    CPPUNIT_ASSERT_MESSAGE(all, failures.empty());
   }
 
   // Destroying an event in flight is the programming error event.h names:

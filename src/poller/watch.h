@@ -41,6 +41,10 @@ struct Watch {
   /// Completion backends: operations of this watch in the kernel whose
   /// completion has not been handled.  The watch outlives them.
   int ringOps = 0;
+  /// Completion backends: the slots (kReadable, kWritable) whose operation
+  /// a cancel() has already asked the kernel to cancel; another cancel()
+  /// of it is false, as for an event already completing.
+  unsigned ringCancels = 0;
   /// Completion backends: where a pending connect goes (in the socket's pool).
   apr_sockaddr_t* connectTarget = nullptr;
   /// Completion backends: room for the message header of the writer
