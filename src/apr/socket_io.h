@@ -31,8 +31,13 @@ std::error_code waitReady(apr_socket_t* socket, Readiness readiness, Deadline de
 /// socket whose native descriptor is `fd` (a channel's watch keeps it, so
 /// the hot path reads no apr_socket_t); `received` gets the count.  An
 /// empty socket buffer is the would-block status and the peer's orderly
-/// close Errc::end_of_stream.  Defined per host (src/posix/, src/win32/).
-std::error_code receiveSome(apr_os_sock_t fd, void* data, std::size_t size, std::size_t& received) noexcept;
+/// close Errc::end_of_stream.  `cutShort` says the host ended the read
+/// early, so that a short one does not mean the buffer is empty: POSIX
+/// ends a stream read after bytes that carried passed descriptors (which
+/// it drops, MSG_CTRUNC) even with more bytes queued behind them.
+/// Defined per host (src/posix/, src/win32/).
+std::error_code receiveSome(apr_os_sock_t fd, void* data, std::size_t size, std::size_t& received,
+                            bool& cutShort) noexcept;
 
 /// Sends up to `size` bytes once without waiting and without raising
 /// SIGPIPE; `sent` receives the count.  A full send buffer is reported as

@@ -117,7 +117,8 @@ std::error_code ChannelCore::postConnectToRing(ConnectEvent& event) noexcept {
 bool ChannelCore::cancelInRing(Event& event, Watch& watch) noexcept {
   std::lock_guard<std::mutex> lock(watch.mutex);
   const unsigned slot = watch.reader == &event ? kReadable : watch.writer == &event ? kWritable : 0u;
-  if (slot == 0) return false;
+  if (slot == 0 || (watch.ringCancels & slot) != 0) return false;  // a cancel() is already under way
+  watch.ringCancels |= slot;
   completion_->cancel(watch, slot);
   return true;
 }
@@ -164,6 +165,7 @@ void ChannelCore::handleCompletion(const Completion& completion) noexcept {
     std::lock_guard<std::mutex> lock(watch.mutex);
     Event*& pending = completion.slot == kWritable ? watch.writer : watch.reader;
     event = std::exchange(pending, nullptr);
+    watch.ringCancels &= ~completion.slot;
     --watch.ringOps;
     if (event == nullptr) return;  // cannot happen: one operation per slot
     // The socket was closed with the operation in the kernel: it comes back

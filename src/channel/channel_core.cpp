@@ -175,7 +175,7 @@ AttemptResult ChannelCore::attemptLocked(Event& event, Watch& watch, bool isRead
   const bool edge = poller_->edgeTriggered();
   if (!edge || hint) {
     attempt = isReader ? attemptRead(event, watch) : attemptWrite(event, watch);
-    if (edge) hint = !attempt.drained || watch.hungUp;
+    if (edge) hint = !attempt.drained || watch.alwaysTry;
   }
   return attempt;
 }

@@ -42,12 +42,12 @@ void ChannelCore::handleReadiness(const Readiness& readiness) noexcept {
     std::lock_guard<std::mutex> lock(watch.mutex);
     if (watch.retired) return;
     const bool edge = poller_->edgeTriggered();
-    if (readiness.flags & kHungUp) watch.hungUp = true;
+    if (readiness.flags & (kHungUp | kUrgent)) watch.alwaysTry = true;
     if (readiness.flags & kReadable) {
       watch.readHint = true;
       if (watch.reader != nullptr) {
         const AttemptResult attempt = attemptRead(*watch.reader, watch);
-        if (edge) watch.readHint = !attempt.drained || watch.hungUp;
+        if (edge) watch.readHint = !attempt.drained || watch.alwaysTry;
         if (attempt.done) {
           done[count] = std::exchange(watch.reader, nullptr);
           results[count++] = attempt.error;
@@ -58,7 +58,7 @@ void ChannelCore::handleReadiness(const Readiness& readiness) noexcept {
       watch.writeHint = true;
       if (watch.writer != nullptr) {
         const AttemptResult attempt = attemptWrite(*watch.writer, watch);
-        if (edge) watch.writeHint = !attempt.drained || watch.hungUp;
+        if (edge) watch.writeHint = !attempt.drained || watch.alwaysTry;
         if (attempt.done) {
           done[count] = std::exchange(watch.writer, nullptr);
           results[count++] = attempt.error;

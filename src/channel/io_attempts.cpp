@@ -20,9 +20,10 @@ AttemptResult wouldBlock() { return AttemptResult{false, true, {}}; }
 
 AttemptResult tryRead(ReadEvent& event, Watch& watch) {
   std::size_t length = 0;
+  bool cutShort = false;
   // On the watch's descriptor: with many connections apr_socket_t would be
   // one more cold object to fetch per read.
-  const std::error_code ec = receiveSome(watch.fd, event.buffer(), event.size(), length);
+  const std::error_code ec = receiveSome(watch.fd, event.buffer(), event.size(), length, cutShort);
   if (ec) {  // tested first: comparing with an errc costs two virtual calls
     if (ec == std::errc::resource_unavailable_try_again) return wouldBlock();
     return finished(ec);
@@ -31,8 +32,10 @@ AttemptResult tryRead(ReadEvent& event, Watch& watch) {
   // A short read emptied the socket buffer: the next read can park at
   // once instead of paying for an EAGAIN.  (The channel ignores this
   // once the peer has hung up: the end of the stream may be queued
-  // behind these bytes with its readiness report already consumed.)
-  return AttemptResult{true, length < event.size(), {}};
+  // behind these bytes with its readiness report already consumed; and
+  // once urgent data came, which ends reads at its mark: Watch::alwaysTry.)
+  // A read the kernel ended early says nothing about what is left.
+  return AttemptResult{true, length < event.size() && !cutShort, {}};
 }
 
 AttemptResult tryAccept(AcceptEvent& event, Watch& watch) {

@@ -43,7 +43,8 @@ class EpollPoller final : public Poller {
 
   std::error_code add(Watch& watch) noexcept override {
     epoll_event event{};
-    event.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    // EPOLLPRI: urgent data ends reads early (see kUrgent).
+    event.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
     event.data.ptr = &watch;
     if (::epoll_ctl(epollFd_, EPOLL_CTL_ADD, watch.fd, &event) != 0) return makeAprError(errno);
     return {};
@@ -76,6 +77,7 @@ class EpollPoller final : public Poller {
       if (failed || (got & (EPOLLIN | EPOLLRDHUP))) flags |= kReadable;
       if (failed || (got & EPOLLOUT)) flags |= kWritable;
       if (failed || (got & EPOLLRDHUP)) flags |= kHungUp;
+      if (got & EPOLLPRI) flags |= kReadable | kUrgent;
       ready.push_back(Readiness{watch, flags});
     }
     return {};

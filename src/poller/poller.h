@@ -16,12 +16,13 @@
 
 namespace evchan::detail {
 
-enum ReadyFlags : unsigned { kReadable = 1, kWritable = 2, kHungUp = 4 };
+enum ReadyFlags : unsigned { kReadable = 1, kWritable = 2, kHungUp = 4, kUrgent = 8 };
 
 struct Readiness {
   Watch* watch;
   /// kReadable | kWritable; errors and hang-ups set both, and edge-triggered
-  /// pollers add kHungUp for a peer that closed or reset.
+  /// pollers add kHungUp for a peer that closed or reset, and kUrgent (with
+  /// kReadable) for urgent data (TCP's MSG_OOB): a read stops at its mark.
   unsigned flags;
 };
 

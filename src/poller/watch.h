@@ -32,13 +32,19 @@ struct Watch {
   /// (EAGAIN or a short read), so the next operation parks without a syscall.
   bool readHint = true;
   bool writeHint = true;
-  /// The poller reported a hang-up, reset or error: from now on every
-  /// operation tries the socket, since no further edge will come.
-  bool hungUp = false;
+  /// From now on every operation tries the socket: the poller reported a
+  /// hang-up, reset or error (no further edge will come), or urgent data
+  /// (a read stops at its mark with bytes queued behind it, so a short
+  /// read no longer means drained).
+  bool alwaysTry = false;
   bool retired = false;  ///< the socket is closing; nothing may park here
   /// Completion backends: operations of this watch in the kernel whose
   /// completion has not been handled.  The watch outlives them.
   int ringOps = 0;
+  /// Completion backends: the slots (kReadable, kWritable) whose operation
+  /// a cancel() has already asked the kernel to cancel; another cancel()
+  /// of it is false, as for an event already completing.
+  unsigned ringCancels = 0;
   /// Completion backends: where a pending connect goes (in the socket's pool).
   apr_sockaddr_t* connectTarget = nullptr;
   /// Completion backends: room for the message header of the writer

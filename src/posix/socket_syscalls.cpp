@@ -3,7 +3,6 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -40,17 +39,24 @@ std::error_code nativeOf(apr_socket_t* socket, apr_os_sock_t& fd) noexcept {
 
 }  // namespace
 
-std::error_code receiveSome(apr_os_sock_t fd, void* data, std::size_t size, std::size_t& received) noexcept {
+std::error_code receiveSome(apr_os_sock_t fd, void* data, std::size_t size, std::size_t& received,
+                            bool& cutShort) noexcept {
   received = 0;
+  cutShort = false;
+  // recvmsg(2) rather than read(2), for its flags: a peer's descriptors
+  // end the read (MSG_CTRUNC) with more bytes possibly queued.
+  iovec piece{data, size};
+  msghdr message{};
+  message.msg_iov = &piece;
+  message.msg_iovlen = 1;
   ssize_t n;
-  // read(2), which on a socket is recv(2) without flags (as APR reads):
-  // glibc's read wrapper is the shorter of the two.
   do {
-    n = ::read(fd, data, size);
+    n = ::recvmsg(fd, &message, 0);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return makeAprError(errno);
   if (n == 0) return Errc::end_of_stream;
   received = static_cast<std::size_t>(n);
+  cutShort = (message.msg_flags & MSG_CTRUNC) != 0;
   return {};
 }
 

@@ -73,8 +73,10 @@ std::error_code sendGather(apr_socket_t* socket, const ConstBuffer* buffers, std
   return sendGather(handle, buffers, count, sent, offered);
 }
 
-std::error_code receiveSome(apr_os_sock_t handle, void* data, std::size_t size, std::size_t& received) noexcept {
+std::error_code receiveSome(apr_os_sock_t handle, void* data, std::size_t size, std::size_t& received,
+                            bool& cutShort) noexcept {
   received = 0;
+  cutShort = false;  // no descriptors are passed here
   const int n = ::recv(handle, static_cast<char*>(data), static_cast<int>(std::min<std::size_t>(size, INT_MAX)), 0);
   if (n == SOCKET_ERROR) return makeAprError(APR_FROM_OS_ERROR(WSAGetLastError()));
   if (n == 0) return Errc::end_of_stream;
