@@ -77,9 +77,14 @@ EventChannel::~EventChannel() {
   // object gone before the shutdown can wake them.
   const bool fromOwnWorker = detail::ChannelCore::currentWorkerChannel() == core_.get();
   if (fromOwnWorker) front_->channel.store(nullptr);
+  // Before the shutdown completes what is pending: the threads waiting in
+  // getEvent() wake with nullptr rather than take one of those events and
+  // come back to this object, and each is handed back to its owner.
+  core_->releaseHeldEvents();
   core_->shutdown();
   front_->channel.store(nullptr);
-  core_->releaseHeldEvents();  // nobody can take them from getEvent() any more
+  // Again, to unlist the queue the shutdown listed (nothing is held).
+  core_->releaseHeldEvents();
 }
 
 std::unique_ptr<EventChannel> EventChannel::create(const Options& options, std::error_code& ec) noexcept {
