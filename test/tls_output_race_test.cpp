@@ -144,14 +144,20 @@ class DuplexPeer {
     std::size_t got = 0;
     while (got < total) {
       int n;
+      bool made;
       {
         std::lock_guard<std::mutex> lock(sslLock_);
         n = SSL_read(peer_.ssl(), buffer.data(), static_cast<int>(std::min(buffer.size(), total - got)));
         if (n <= 0 && SSL_get_error(peer_.ssl(), n) != SSL_ERROR_WANT_READ) {
           return fail("peer SSL_read failed after " + std::to_string(got) + " bytes: " + openSslError());
         }
+        made = BIO_ctrl_pending(SSL_get_wbio(peer_.ssl())) > 0;
       }
-      if (!flush()) return fail("peer flush failed");
+      // Like evchan's reader, this one must not queue behind its writer
+      // (which may wait for evchan to read, while evchan's reader waits for
+      // this one): the writer drains the BIO in the same locked step as it
+      // writes, so anything left here the read made.
+      if (made && !flush()) return fail("peer flush failed");
       if (n > 0) {
         evchan::test::fillPattern(expected.data(), static_cast<std::size_t>(n), seed + got);
         if (std::memcmp(buffer.data(), expected.data(), static_cast<std::size_t>(n)) != 0) {
@@ -172,6 +178,7 @@ class DuplexPeer {
   bool writePattern(std::size_t total, std::uint64_t seed, std::uint32_t randomSeed, int burst) {
     std::mt19937 random(randomSeed);
     std::vector<unsigned char> piece;
+    std::string out;
     int pieces = 0;
     for (std::size_t sent = 0; sent < total; ++pieces) {
       const std::size_t size = std::min<std::size_t>(total - sent, 1 + random() % 70000);
@@ -196,8 +203,9 @@ class DuplexPeer {
         }
         const int n = SSL_write(peer_.ssl(), piece.data(), static_cast<int>(size));
         if (n != static_cast<int>(size)) return fail("peer SSL_write failed: " + openSslError());
+        drainLocked(out);
       }
-      if (!flushLocked()) return fail("peer send failed");
+      if (!sendLocked(out)) return fail("peer send failed");
       sent += size;
     }
     return true;
@@ -206,14 +214,16 @@ class DuplexPeer {
   /// Sends `text`, asking for a key update first when `askUpdate`.
   bool write(const std::string& text, bool askUpdate) {
     std::lock_guard<std::mutex> sending(sendLock_);
+    std::string out;
     {
       std::lock_guard<std::mutex> lock(sslLock_);
       if (askUpdate && SSL_key_update(peer_.ssl(), SSL_KEY_UPDATE_REQUESTED) != 1) return fail("key update");
       if (SSL_write(peer_.ssl(), text.data(), static_cast<int>(text.size())) != static_cast<int>(text.size())) {
         return fail("peer SSL_write failed: " + openSslError());
       }
+      drainLocked(out);
     }
-    return flushLocked();
+    return sendLocked(out);
   }
 
   /// Reads until the peer's close_notify; true when it came (and no data
@@ -273,10 +283,18 @@ class DuplexPeer {
     std::string out;
     {
       std::lock_guard<std::mutex> lock(sslLock_);
-      BIO* bio = SSL_get_wbio(peer_.ssl());
-      out.resize(BIO_ctrl_pending(bio));
-      if (!out.empty()) BIO_read(bio, &out[0], static_cast<int>(out.size()));
+      drainLocked(out);
     }
+    return sendLocked(out);
+  }
+  // Takes what OpenSSL wrote; under sslLock_.
+  void drainLocked(std::string& out) {
+    BIO* bio = SSL_get_wbio(peer_.ssl());
+    out.resize(BIO_ctrl_pending(bio));
+    if (!out.empty()) BIO_read(bio, &out[0], static_cast<int>(out.size()));
+  }
+  // Sends drained records; under sendLock_.
+  bool sendLocked(const std::string& out) {
     std::error_code ec;
     if (!out.empty()) socket_.writeAll(out.data(), out.size(), ec);
     return ec ? fail("peer socket write: " + describe(ec)) : true;
