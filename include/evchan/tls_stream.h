@@ -59,7 +59,10 @@ struct TlsSession;
 /// write a large message before reading the other's.  The reader writes
 /// only to send the alert of a read that fails, TLS 1.2's refusal of a
 /// renegotiation, or answers piling up past 16 KiB on a connection only
-/// read (and, when a write is sending, leaves them to it).  close() may be called from any thread
+/// read (and, when a write is sending, leaves them to it).  Past 1 MiB of
+/// answers held for a write that cannot send (a peer asking for key
+/// updates while it reads nothing), a read fails with
+/// std::errc::no_buffer_space.  close() may be called from any thread
 /// while others wait (it closes the lower stream, whose waits end with
 /// operation_canceled); the destructor and moves must not race with any
 /// other call.  Renegotiation is refused.

@@ -35,6 +35,9 @@ constexpr std::size_t kMaxWrite = 256 * 1024;
 // A reader leaves its answers (to key updates) for the next write up to
 // this much, then sends them itself.
 constexpr std::size_t kAnswerBacklog = 16 * 1024;
+// While a write holds the output and cannot send, a reader keeps at most
+// this much of its answers; past it the read fails (no_buffer_space).
+constexpr std::size_t kAnswerLimit = 1024 * 1024;
 
 // One side's claim on the stream (reading or writing): a second one at the
 // same time fails with socket_busy instead of corrupting the SSL object.
@@ -431,6 +434,13 @@ std::size_t TlsStream::readSomeSince(CancelMark mark, void* buffer, std::size_t 
       std::error_code sent;
       sendLeftOutput(s, lower, sent);
       if (sent && result <= 0 && !failure) failure = sent;
+      // Still not taken (outputPending is cleared by every drain): a write
+      // holds the output and cannot send.  The reader must not wait for it,
+      // but a peer that reads nothing and asks for key updates on and on
+      // may not grow our memory without bound either.
+      if (!failure && pending > kAnswerLimit && s.outputPending.load()) {
+        failure = std::make_error_code(std::errc::no_buffer_space);
+      }
     }
     if (result > 0) return static_cast<std::size_t>(result);
     if (failure) {
