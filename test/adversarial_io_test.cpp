@@ -186,6 +186,22 @@ Event& nextEvent(EventChannel& channel) {
   return *event;
 }
 
+// A one-worker channel on each backend this host has (Epoll, Poll, Select,
+// AprPollset, IoUring; those it cannot create are left out).
+std::vector<std::unique_ptr<EventChannel>> oneWorkerChannelOnEveryBackend() {
+  std::vector<std::unique_ptr<EventChannel>> channels;
+  for (evchan::Backend backend : {evchan::Backend::Epoll, evchan::Backend::Poll, evchan::Backend::Select,
+                                  evchan::Backend::AprPollset, evchan::Backend::IoUring}) {
+    EventChannel::Options options;
+    options.backend = backend;
+    options.initialThreads = 1;
+    std::error_code ec;
+    std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
+    if (channel) channels.push_back(std::move(channel));
+  }
+  return channels;
+}
+
 }  // namespace
 
 class AdversarialIoTest : public evchan::test::LeakCheckedFixture {
@@ -376,14 +392,8 @@ class AdversarialIoTest : public evchan::test::LeakCheckedFixture {
   // and with nothing more coming from the peer it waits forever.
   void testReadStoppedByDescriptorsIsNotDrained() {
     int backends = 0;
-    for (evchan::Backend backend : {evchan::Backend::Epoll, evchan::Backend::Poll, evchan::Backend::Select,
-                                    evchan::Backend::AprPollset, evchan::Backend::IoUring}) {
-      EventChannel::Options options;
-      options.backend = backend;
-      options.initialThreads = 1;
+    for (std::unique_ptr<EventChannel>& channel : oneWorkerChannelOnEveryBackend()) {
       std::error_code ec;
-      std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
-      if (!channel) continue;
       ++backends;
       const std::string name = channel->backendName();
       HostilePair pair;
@@ -546,14 +556,8 @@ class AdversarialIoTest : public evchan::test::LeakCheckedFixture {
   // this host has: message_size, nothing delivered, nothing kept.
   void testReceiveEventTruncatedOnEveryBackend() {
     int backends = 0;
-    for (evchan::Backend backend : {evchan::Backend::Epoll, evchan::Backend::Poll, evchan::Backend::Select,
-                                    evchan::Backend::AprPollset, evchan::Backend::IoUring}) {
-      EventChannel::Options options;
-      options.backend = backend;
-      options.initialThreads = 1;
+    for (std::unique_ptr<EventChannel>& channel : oneWorkerChannelOnEveryBackend()) {
       std::error_code ec;
-      std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
-      if (!channel) continue;
       ++backends;
       HostilePair pair;
       Pipe pipe;
@@ -705,14 +709,7 @@ class AdversarialIoTest : public evchan::test::LeakCheckedFixture {
   // backend this host has: the same answers as on a thread.
   void testZeroSizeReceiveInTask() {
     int backends = 0;
-    for (evchan::Backend backend : {evchan::Backend::Epoll, evchan::Backend::Poll, evchan::Backend::Select,
-                                    evchan::Backend::AprPollset, evchan::Backend::IoUring}) {
-      EventChannel::Options options;
-      options.backend = backend;
-      options.initialThreads = 1;
-      std::error_code createError;
-      std::unique_ptr<EventChannel> channel = EventChannel::create(options, createError);
-      if (!channel) continue;
+    for (std::unique_ptr<EventChannel>& channel : oneWorkerChannelOnEveryBackend()) {
       ++backends;
       const std::string name = channel->backendName();
       UdpSocket a = boundUdp();
@@ -872,13 +869,7 @@ class AdversarialIoTest : public evchan::test::LeakCheckedFixture {
     server.sendTo("a1", 2, from, ec);
     ASSERT_NO_ERROR(ec);
     CPPUNIT_ASSERT_EQUAL(std::size_t{2}, client.receive(buffer, sizeof buffer));
-    for (evchan::Backend backend : {evchan::Backend::Epoll, evchan::Backend::Poll, evchan::Backend::Select,
-                                    evchan::Backend::AprPollset, evchan::Backend::IoUring}) {
-      EventChannel::Options options;
-      options.backend = backend;
-      options.initialThreads = 1;
-      std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
-      if (!channel) continue;
+    for (std::unique_ptr<EventChannel>& channel : oneWorkerChannelOnEveryBackend()) {
       const std::string name = channel->backendName();
       std::error_code inTask;
       evchan::TaskHandle task = channel->spawn([&] {
@@ -922,13 +913,7 @@ class AdversarialIoTest : public evchan::test::LeakCheckedFixture {
     socket.send("x", 1);
     socket.receive(buffer, sizeof buffer, ec);
     CPPUNIT_ASSERT_MESSAGE("thread: " + ec.message(), ec == std::errc::connection_refused);
-    for (evchan::Backend backend : {evchan::Backend::Epoll, evchan::Backend::Poll, evchan::Backend::Select,
-                                    evchan::Backend::AprPollset, evchan::Backend::IoUring}) {
-      EventChannel::Options options;
-      options.backend = backend;
-      options.initialThreads = 1;
-      std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
-      if (!channel) continue;
+    for (std::unique_ptr<EventChannel>& channel : oneWorkerChannelOnEveryBackend()) {
       const std::string name = channel->backendName();
       std::error_code inTask;
       evchan::TaskHandle task = channel->spawn([&] {
@@ -1010,14 +995,8 @@ class AdversarialIoTest : public evchan::test::LeakCheckedFixture {
   // exactly once.  Timers and reads alike.
   void testCancelFromManyThreadsAtOnce() {
     std::vector<std::string> failures;
-    for (evchan::Backend backend : {evchan::Backend::Epoll, evchan::Backend::Poll, evchan::Backend::Select,
-                                    evchan::Backend::AprPollset, evchan::Backend::IoUring}) {
-      EventChannel::Options options;
-      options.backend = backend;
-      options.initialThreads = 1;
+    for (std::unique_ptr<EventChannel>& channel : oneWorkerChannelOnEveryBackend()) {
       std::error_code ec;
-      std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
-      if (!channel) continue;
       const std::string name = channel->backendName();
       HostilePair pair;
       char buffer[4];

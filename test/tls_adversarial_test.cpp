@@ -46,6 +46,7 @@
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
 #include "support/posix/openssl_child.h"
+#include "support/gated_tls_pair.h"
 #include "support/raw_tls_peer.h"
 #include "support/skip.h"
 #include "support/slowdown.h"
@@ -68,6 +69,10 @@ using evchan::test::ConnectedPair;
 using evchan::test::connectWhenListening;
 using evchan::test::OpensslChild;
 using evchan::test::describe;
+using evchan::test::GatedTlsPair;
+using evchan::test::GatedWriteStream;
+using evchan::test::handshakeWithRawServer;
+using evchan::test::readPastSessionTickets;
 using evchan::test::localhostAuthority;
 using evchan::test::PemIdentity;
 using evchan::test::RawTlsPeer;
@@ -167,118 +172,6 @@ class ReadCountingStream : public evchan::Stream {
 
  private:
   evchan::Stream& inner_;
-};
-
-// A TcpSocket whose writes the test can hold back, as if its send buffer
-// were full and the peer not reading: while the gate is closed a write
-// waits (and is counted) until it opens.  Counts every write.
-class GatedWriteStream : public evchan::Stream {
- public:
-  explicit GatedWriteStream(TcpSocket socket) : socket_(std::move(socket)) {}
-  using evchan::Stream::readSome;
-  using evchan::Stream::writeSome;
-  std::size_t readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept override {
-    return socket_.readSome(buffer, size, ec);
-  }
-  std::size_t writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept override {
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      ++writes_;
-      if (!open_) ++held_;
-      opened_.wait(lock, [this] { return open_; });
-    }
-    return socket_.writeSome(buffer, size, ec);
-  }
-  void close() noexcept override {
-    setGate(true);
-    socket_.close();
-  }
-  bool isOpen() const noexcept override { return socket_.isOpen(); }
-
-  void setGate(bool open) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    open_ = open;
-    if (open) opened_.notify_all();
-  }
-  /// Writes made so far, and those that found the gate closed.
-  int writes() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return writes_;
-  }
-  int held() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return held_;
-  }
-
- private:
-  TcpSocket socket_;
-  std::mutex mutex_;
-  std::condition_variable opened_;
-  bool open_ = true;
-  int writes_ = 0;
-  int held_ = 0;
-};
-
-// readPastSessionTickets() for a client of a raw server.
-void readPastSessionTickets(TlsStream& client, RawTlsPeer& server) {
-  CPPUNIT_ASSERT(server.write("!"));
-  char byte = 0;
-  client.readExactly(&byte, 1);
-  CPPUNIT_ASSERT_EQUAL('!', byte);
-}
-
-// The client's handshake against `server` on a thread of its own; the
-// client's error, and the server's OpenSSL result in `serverResult`.
-std::error_code handshakeWithRawServer(TlsStream& client, RawTlsPeer& server, int& serverResult) {
-  std::thread peer([&] { serverResult = server.handshake(); });
-  std::error_code ec;
-  client.handshake("localhost", ec);
-  if (ec) client.close();  // a server waiting for the rest of the handshake sees the end
-  peer.join();
-  return ec;
-}
-
-// A TLS client over a GatedWriteStream, handshaken with a raw OpenSSL
-// server and past its session tickets.
-struct GatedConnection {
-  GatedConnection()
-      : tcp(timedPair()),
-        client(clientContext(), gatedClientSocket()),
-        server(tcp.server, RawTlsPeer::Role::server) {
-    int serverResult = 0;
-    ASSERT_NO_ERROR(handshakeWithRawServer(client, server, serverResult));
-    CPPUNIT_ASSERT_EQUAL(1, serverResult);
-    readPastSessionTickets(client, server);
-  }
-
-  /// The client writes `text`, and the raw server reads just that (its
-  /// keys agree with the client's).
-  void clientWritesAndServerReads(const std::string& text) {
-    client.writeAll(text.data(), text.size());
-    std::error_code ec;
-    std::string got;
-    while (got.size() < text.size() && !ec) got += server.readSome(ec);
-    ASSERT_NO_ERROR(ec);
-    CPPUNIT_ASSERT_EQUAL(text, got);
-  }
-
-  ConnectedPair tcp;  // the server's socket stays here; the client's moves into `gate`
-  GatedWriteStream* gate = nullptr;
-  TlsStream client;
-  RawTlsPeer server;
-
- private:
-  static ConnectedPair timedPair() {
-    ConnectedPair pair = tcpPair();
-    pair.client.setTimeout(evchan::test::generous(10s));
-    pair.server.setTimeout(evchan::test::generous(10s));
-    return pair;
-  }
-  std::unique_ptr<evchan::Stream> gatedClientSocket() {
-    auto gated = std::make_unique<GatedWriteStream>(std::move(tcp.client));
-    gate = gated.get();
-    return gated;
-  }
 };
 
 // ------------------------------------------------------------ a parked task
@@ -1004,7 +897,9 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
   // the fix the reader wrote that answer itself and waited at the gate,
   // reading nothing more.
   void testReaderNeverWritesForAKeyUpdate() {
-    GatedConnection connection;
+    GatedTlsPair connection(clientContext(), evchan::test::generous(10s));
+    handshakeWithRawServer(connection.client, connection.server);
+    readPastSessionTickets(connection.client, connection.server);
     GatedWriteStream& gate = *connection.gate;
     TlsStream& client = connection.client;
     RawTlsPeer& server = connection.server;
@@ -1044,7 +939,9 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
   // bytes: one or two), and the peer reads what evchan writes later.
   // Before the fix the reader sent each answer on its own (1,000 writes).
   void testKeyUpdateAnswersPilingUpAreSentByTheReader() {
-    GatedConnection connection;
+    GatedTlsPair connection(clientContext(), evchan::test::generous(10s));
+    handshakeWithRawServer(connection.client, connection.server);
+    readPastSessionTickets(connection.client, connection.server);
     GatedWriteStream& gate = *connection.gate;
     TlsStream& client = connection.client;
     RawTlsPeer& server = connection.server;

@@ -35,6 +35,7 @@
 #include <evchan/tls.h>
 
 #include "support/diagnostics.h"
+#include "support/gated_tls_pair.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
 #include "support/raw_tls_peer.h"
@@ -52,6 +53,10 @@ using evchan::TlsContext;
 using evchan::TlsStream;
 using evchan::test::ConnectedPair;
 using evchan::test::describe;
+using evchan::test::GatedTlsPair;
+using evchan::test::GatedWriteStream;
+using evchan::test::handshakeWithRawServer;
+using evchan::test::readPastSessionTickets;
 using evchan::test::localhostAuthority;
 using evchan::test::RawTlsPeer;
 
@@ -67,66 +72,6 @@ ConnectedPair timedPair() {
   tcp.server.setTimeout(evchan::test::generous(20s));
   return tcp;
 }
-
-// The client's handshake against a raw server on a thread of its own.
-void handshakeWithRawServer(TlsStream& client, RawTlsPeer& server) {
-  int serverResult = 0;
-  std::thread peer([&] { serverResult = server.handshake(); });
-  std::error_code ec;
-  client.handshake("localhost", ec);
-  if (ec) client.close();
-  peer.join();
-  ASSERT_NO_ERROR(ec);
-  CPPUNIT_ASSERT_EQUAL(1, serverResult);
-}
-
-// A TcpSocket whose writes wait while the test holds a gate (a full send
-// buffer and a peer not reading); counts the writes that found it closed.
-class GatedWriteStream : public evchan::Stream {
- public:
-  explicit GatedWriteStream(TcpSocket socket) : socket_(std::move(socket)) {}
-  using evchan::Stream::readSome;
-  using evchan::Stream::writeSome;
-  std::size_t readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept override {
-    return socket_.readSome(buffer, size, ec);
-  }
-  std::size_t writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept override {
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      if (!open_) ++held_;
-      opened_.notify_all();
-      opened_.wait(lock, [this] { return open_; });
-    }
-    return socket_.writeSome(buffer, size, ec);
-  }
-  void close() noexcept override {
-    setGate(true);
-    socket_.close();
-  }
-  bool isOpen() const noexcept override { return socket_.isOpen(); }
-
-  void setGate(bool open) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    open_ = open;
-    if (open) opened_.notify_all();
-  }
-  /// Waits (generously) until `count` writes have found the gate closed.
-  bool waitHeld(int count) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    return opened_.wait_for(lock, evchan::test::generous(10s), [&] { return held_ >= count; });
-  }
-  int held() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return held_;
-  }
-
- private:
-  TcpSocket socket_;
-  std::mutex mutex_;
-  std::condition_variable opened_;
-  bool open_ = true;
-  int held_ = 0;
-};
 
 // ------------------------------------------------------------ a full-duplex raw peer
 // A RawTlsPeer driven from two threads at once: one reads (and checks)
@@ -450,11 +395,11 @@ class TlsOutputRaceTest : public evchan::test::LeakCheckedFixture {
   // after those records, untorn (OpenSSL makes a refused renegotiation
   // fatal, so the peer's read fails naming it).
   void testRenegotiationRefusedWhileWriterCannotSend() {
-    ConnectedPair tcp = timedPair();
-    auto gated = std::make_unique<GatedWriteStream>(std::move(tcp.client));
-    GatedWriteStream& gate = *gated;
-    TlsStream client(clientContext(), std::move(gated));
-    RawTlsPeer raw(tcp.server, RawTlsPeer::Role::server, TLS1_2_VERSION);
+    GatedTlsPair pair(clientContext(), evchan::test::generous(20s), TLS1_2_VERSION);
+    ConnectedPair& tcp = pair.tcp;
+    GatedWriteStream& gate = *pair.gate;
+    TlsStream& client = pair.client;
+    RawTlsPeer& raw = pair.server;
     handshakeWithRawServer(client, raw);
     CPPUNIT_ASSERT_EQUAL(std::string("TLSv1.2"), client.protocolVersion());
     DuplexPeer peer(raw, tcp.server);
@@ -496,11 +441,11 @@ class TlsOutputRaceTest : public evchan::test::LeakCheckedFixture {
   // forever: the writer fails, and every later read, write and shutdown
   // fails at once.
   void testFailingReadsAlertHandedToWriterThenClosed() {
-    ConnectedPair tcp = timedPair();
-    auto gated = std::make_unique<GatedWriteStream>(std::move(tcp.client));
-    GatedWriteStream& gate = *gated;
-    TlsStream client(clientContext(), std::move(gated));
-    RawTlsPeer raw(tcp.server, RawTlsPeer::Role::server);
+    GatedTlsPair pair(clientContext(), evchan::test::generous(20s));
+    ConnectedPair& tcp = pair.tcp;
+    GatedWriteStream& gate = *pair.gate;
+    TlsStream& client = pair.client;
+    RawTlsPeer& raw = pair.server;
     handshakeWithRawServer(client, raw);
     gate.setGate(false);
     std::vector<unsigned char> out(std::size_t{1} << 20);
@@ -578,15 +523,12 @@ class TlsOutputRaceTest : public evchan::test::LeakCheckedFixture {
   // Before the fix the reader read all of it and returned "end", the
   // answers kept in memory until the gate opened.
   void testAnswersBehindABlockedWriterAreBounded() {
-    ConnectedPair tcp = timedPair();
-    auto gated = std::make_unique<GatedWriteStream>(std::move(tcp.client));
-    GatedWriteStream& gate = *gated;
-    TlsStream client(clientContext(), std::move(gated));
-    RawTlsPeer raw(tcp.server, RawTlsPeer::Role::server);
+    GatedTlsPair pair(clientContext(), evchan::test::generous(20s));
+    GatedWriteStream& gate = *pair.gate;
+    TlsStream& client = pair.client;
+    RawTlsPeer& raw = pair.server;
     handshakeWithRawServer(client, raw);
-    CPPUNIT_ASSERT(raw.write("!"));  // past the session tickets
-    char byte = 0;
-    client.readExactly(&byte, 1);
+    readPastSessionTickets(client, raw);
     gate.setGate(false);
     std::error_code writeError;
     std::thread writer([&] { client.writeAll("w", 1, writeError); });
