@@ -85,6 +85,7 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testShieldDefersCancellation);
   CPPUNIT_TEST(testCancelRacingCompletion);
   CPPUNIT_TEST(testCancelRacingANotification);
+  CPPUNIT_TEST(testTwoCancelsRacingTheWaitsOwnEnd);
   CPPUNIT_TEST(testJoinEndedByTheFirstOfEndCancelAndShutdown);
   CPPUNIT_TEST_SUITE_END();
 
@@ -578,6 +579,52 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(2000, returned + cancelled);
     CPPUNIT_ASSERT_EQUAL(0, reported.load());
     std::printf("cancel racing completion: %d returned, %d cancelled of 2000\n", returned, cancelled);
+  }
+
+  // Two threads cancel the same task while its wait (a timer, or a join
+  // of a task that yields once) ends on its own: the wait's end, which
+  // forgets the event or joiner, races both cancel() calls reading it.
+  // Each task ends once, returned or cancelled, and nothing hangs; run
+  // under TSan and ASan in CI.
+  void testTwoCancelsRacingTheWaitsOwnEnd() {
+    std::unique_ptr<EventChannel> channel = makeChannel(2);
+    constexpr int kRounds = 1000;
+    int returned = 0, cancelled = 0, recorded = 0;
+    for (int round = 0; round < kRounds; ++round) {
+      EventChannel& tasks = *channel;
+      TaskHandle task = channel->spawn([&tasks, round] {
+        if (round % 2 == 0) {
+          evchan::this_task::sleepFor(std::chrono::microseconds(round % 5));
+        } else {
+          tasks.spawn([] { evchan::this_task::yield(); }).join();
+        }
+      });
+      std::atomic<bool> go{false};
+      std::atomic<int> accepted{0};
+      TaskHandle copy = task;
+      std::thread other([&go, &accepted, copy]() mutable {
+        while (!go.load()) std::this_thread::yield();
+        if (copy.cancel()) ++accepted;
+      });
+      go = true;
+      if (round % 3 == 0) std::this_thread::yield();
+      if (task.cancel()) ++accepted;
+      other.join();
+      const std::string end = endOf(task);
+      if (end == "returned") {
+        ++returned;
+      } else {
+        CPPUNIT_ASSERT_EQUAL_MESSAGE("round " + std::to_string(round), std::string("cancelled"), end);
+        // A cancelled end means a cancel() found the task running.
+        CPPUNIT_ASSERT_MESSAGE("round " + std::to_string(round), accepted.load() >= 1);
+        ++cancelled;
+      }
+      recorded += accepted.load();
+      CPPUNIT_ASSERT(!task.cancel());
+    }
+    CPPUNIT_ASSERT_EQUAL(kRounds, returned + cancelled);
+    std::printf("two cancels racing the wait's end: %d returned, %d cancelled of %d (%d cancel() calls took)\n",
+                returned, cancelled, kRounds, recorded);
   }
 
   // cancel() racing notify() of the Notification the task waits on: the

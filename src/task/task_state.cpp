@@ -83,36 +83,43 @@ TaskState::~TaskState() {
   if (pool_ != nullptr) pool_->releaseOnThread(stack_);
 }
 
-std::shared_ptr<TaskState> TaskState::spawn(std::shared_ptr<ChannelFront> front, std::unique_ptr<TaskFunction> function,
-                                            std::size_t stackSize, TaskHandle& handle, std::error_code& ec) {
+void TaskState::spawn(const std::shared_ptr<ChannelFront>& front, std::unique_ptr<TaskFunction> function,
+                      std::size_t stackSize, TaskHandle& handle, std::error_code& ec) {
   if (front->core->isShutDown()) {
     ec = Errc::channel_shut_down;
-    return nullptr;
+    return;
   }
   if (!function) {
     ec = std::make_error_code(std::errc::invalid_argument);
-    return nullptr;
+    return;
   }
-  auto task = std::make_shared<TaskState>(Private{}, std::move(front), std::move(function));
-  task->pool_ = &stackPoolFor(stackSize);
-  if ((ec = task->pool_->acquireOnThread(task->stack_))) return nullptr;
-  task->top_ = TaskStackTop::make(*task, task->stack_.usable, &TaskState::entry, task.get());
-  if (task->top_ == nullptr) {
+  auto task = std::make_shared<TaskState>(Private{}, front, std::move(function));
+  TaskState& state = *task;
+  state.pool_ = &stackPoolFor(stackSize);
+  if ((ec = state.pool_->acquireOnThread(state.stack_))) return;
+  state.top_ = TaskStackTop::make(state, state.stack_.usable, &TaskState::entry, &state);
+  if (state.top_ == nullptr) {
     ec = std::make_error_code(std::errc::not_enough_memory);
-    return nullptr;
+    return;
   }
   // Every handle the user holds is a copy of this one: they share a count
   // of their own, whose end tells the task that nobody can join it any
   // more.  Made before the task runs, so a bad_alloc here leaves no task.
-  std::shared_ptr<TaskState> keep = task;
-  handle = TaskHandle(std::shared_ptr<TaskState>(task.get(), [keep](TaskState*) mutable {
-    keep->lastHandleGone();
-    keep.reset();
-  }));
-  task->self_ = task;
-  task->schedule();
+  // The task's two references, its own (self_) and the handles', are the
+  // spawn's one moved and one copy: each count change is an atomic
+  // read-modify-write, a large part of an empty task's cost.
+  state.self_ = task;
+  try {
+    handle = TaskHandle(std::shared_ptr<TaskState>(&state, [keep = std::move(task)](TaskState*) mutable {
+      keep->lastHandleGone();
+      keep.reset();
+    }));
+  } catch (...) {
+    state.self_.reset();  // no task: the stack goes back to its pool with it
+    throw;
+  }
+  state.schedule();
   ec.clear();
-  return task;
 }
 
 void TaskState::schedule() noexcept { core_->schedule(top_->resume()); }
@@ -267,21 +274,25 @@ void TaskState::join() {
 
 bool TaskState::cancel() noexcept {
   if (done()) return false;
-  cancelRequested_.store(true);
+  cancelRequested_.store(true, std::memory_order_seq_cst);
   std::lock_guard<std::mutex> lock(mutex_);
-  if (currentWait_ != nullptr) core_->cancel(*currentWait_);
-  if (currentJoin_ != nullptr) currentJoin_->claim(TaskJoiner::kCancelled);
+  cancelling_.store(true, std::memory_order_seq_cst);
+  if (Event* wait = currentWait_.load(std::memory_order_seq_cst)) core_->cancel(*wait);
+  if (TaskJoiner* join = currentJoin_.load(std::memory_order_seq_cst)) join->claim(TaskJoiner::kCancelled);
+  cancelling_.store(false, std::memory_order_release);
   return true;
 }
 
 void TaskState::setCurrentWait(Event* event) noexcept {
-  std::lock_guard<std::mutex> lock(mutex_);
-  currentWait_ = event;
+  currentWait_.store(event, std::memory_order_seq_cst);
+  // A cancel() that read the event before this store may still be
+  // cancelling it: its lock is held until it is done.
+  if (event == nullptr && cancelling_.load(std::memory_order_seq_cst)) std::lock_guard<std::mutex> wait(mutex_);
 }
 
 void TaskState::setCurrentJoin(TaskJoiner* joiner) noexcept {
-  std::lock_guard<std::mutex> lock(mutex_);
-  currentJoin_ = joiner;
+  currentJoin_.store(joiner, std::memory_order_seq_cst);
+  if (joiner == nullptr && cancelling_.load(std::memory_order_seq_cst)) std::lock_guard<std::mutex> wait(mutex_);
 }
 
 void TaskState::lastHandleGone() noexcept {

@@ -77,8 +77,8 @@ class TaskState {
  public:
   /// Starts a task; `handle` receives the one TaskHandle every copy the
   /// user gets derives from (see lastHandleGone()).
-  static std::shared_ptr<TaskState> spawn(std::shared_ptr<ChannelFront> front, std::unique_ptr<TaskFunction> function,
-                                          std::size_t stackSize, TaskHandle& handle, std::error_code& ec);
+  static void spawn(const std::shared_ptr<ChannelFront>& front, std::unique_ptr<TaskFunction> function,
+                    std::size_t stackSize, TaskHandle& handle, std::error_code& ec);
   ~TaskState();
 
   TaskId id() const noexcept { return id_; }
@@ -113,7 +113,9 @@ class TaskState {
   bool cancel() noexcept;
   /// Task side: whether the next wait must end in operation_canceled.
   bool cancelPending() const noexcept {
-    return shieldDepth_ == 0 && cancelRequested_.load(std::memory_order_acquire);
+    // Sequentially consistent: read after publishing the current wait
+    // (see cancelling_ below).
+    return shieldDepth_ == 0 && cancelRequested_.load(std::memory_order_seq_cst);
   }
   bool cancelRequested() const noexcept { return cancelRequested_.load(std::memory_order_acquire); }
   /// Task side, while its exception propagates: the task's TaskGroup
@@ -129,7 +131,8 @@ class TaskState {
   bool shielded() const noexcept { return shieldDepth_ != 0; }
   /// The posted event the task is parked on, which cancel() cancels (set
   /// on the worker before it is posted, cleared by the task once resumed);
-  /// null while it runs.
+  /// null while it runs.  Clearing it waits for a cancel() that is using
+  /// the event, so the event may go once it returns.
   void setCurrentWait(Event* event) noexcept;
   /// The same for a join() parked on no event, which cancel() claims.
   void setCurrentJoin(TaskJoiner* joiner) noexcept;
@@ -183,14 +186,20 @@ class TaskState {
   bool exceptionObserved_ = false;  // a join() rethrew exception_
   bool exceptionReported_ = false;  // exception_ went to the unhandled-exception handler
 
-  // Cancellation.  cancel() sets the flag, then cancels currentWait_ under
-  // mutex_; a wait sets currentWait_ before posting its event and checks
-  // the flag after, so one of the two always catches the other.
+  // Cancellation.  cancel() sets the flag, then cancels currentWait_; a
+  // wait sets currentWait_ before posting its event and checks the flag
+  // after, so one of the two always catches the other (both pairs of a
+  // store and a load are sequentially consistent).  The waits publish and
+  // clear the pointers without a lock: cancel() raises `cancelling_`
+  // (under mutex_, which serialises the cancel() calls) before it reads
+  // them, and a clear that then sees it raised takes mutex_ to wait until
+  // cancel() is done with the event or joiner.
   std::atomic<bool> cancelRequested_{false};
   int shieldDepth_ = 0;              // task side only
   Deadline deadline_ = kNoDeadline;  // task side only, like shieldDepth_
-  Event* currentWait_ = nullptr;
-  TaskJoiner* currentJoin_ = nullptr;
+  std::atomic<Event*> currentWait_{nullptr};
+  std::atomic<TaskJoiner*> currentJoin_{nullptr};
+  std::atomic<bool> cancelling_{false};
 
   void (*afterSwitch_)(void*) = nullptr;
   void* afterSwitchArgument_ = nullptr;
