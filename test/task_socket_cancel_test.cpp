@@ -89,6 +89,7 @@ class TaskSocketCancelTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(cancelFromAnotherTaskOnTheSameWorker);
   CPPUNIT_TEST(cancelEndsAWriteInATaskOnAFullSocket);
   CPPUNIT_TEST(cancelEndsAnAcceptInATask);
+  CPPUNIT_TEST(cancelEndsAReadAndAWriteInTwoTasksOnOneSocket);
   CPPUNIT_TEST(closeFromAnotherTaskOnTheSameWorker);
   CPPUNIT_TEST(closeFromThreadEndsAReadInATask);
   CPPUNIT_TEST(listenerCloseFromAnotherTaskStopsTheAcceptor);
@@ -180,6 +181,46 @@ class TaskSocketCancelTest : public evchan::test::LeakCheckedFixture {
     joinWithin(writer);
     ASSERT_ERROR(std::errc::operation_canceled, result);
     CPPUNIT_ASSERT(pair.client.isOpen());
+  }
+
+  // A reading task and a writing task wait on one socket at once (the
+  // socket keeps one task's wait without a lock, a second one in its list):
+  // cancel() ends both, and the socket still works.  Rounds on two
+  // workers, so that the waits begin and end while cancel() runs.
+  void cancelEndsAReadAndAWriteInTwoTasksOnOneSocket() {
+    std::unique_ptr<EventChannel> channel = makeChannel(2);
+    for (int round = 0; round < 20; ++round) {
+      ConnectedPair pair = connectPair();
+      fillSendBuffer(pair.client);
+      std::atomic<int> done{0};
+      std::error_code readResult, writeResult;
+      TaskHandle reader = channel->spawn([&] {
+        char byte;
+        pair.client.readSome(&byte, 1, readResult);
+        ++done;
+      });
+      TaskHandle writer = channel->spawn([&] {
+        std::vector<char> more(std::size_t{32} << 20, 'm');
+        pair.client.writeAll(more.data(), more.size(), writeResult);
+        ++done;
+      });
+      CPPUNIT_ASSERT(eventually([&] {
+        if (done.load() < 2) pair.client.cancel();
+        return done.load() == 2;
+      }, kSocketTimeout));
+      joinWithin(reader);
+      joinWithin(writer);
+      ASSERT_ERROR(std::errc::operation_canceled, readResult);
+      ASSERT_ERROR(std::errc::operation_canceled, writeResult);
+      CPPUNIT_ASSERT(pair.client.isOpen());
+      // Still usable: the peer's byte reaches a new read.
+      const char sent = 'x';
+      pair.server.writeAll(&sent, 1);
+      char got = 0;
+      pair.client.setTimeout(kSocketTimeout);
+      CPPUNIT_ASSERT_EQUAL(std::size_t{1}, pair.client.readSome(&got, 1));
+      CPPUNIT_ASSERT_EQUAL(sent, got);
+    }
   }
 
   void cancelEndsAnAcceptInATask() {

@@ -62,6 +62,16 @@ apr_socket_t* WaitCancellation::wakeSocketLocked() noexcept {
 }
 
 bool WaitCancellation::enterWait(CancellableWait& wait, std::uint64_t startedAt) noexcept {
+  if (wait.cancelTask != nullptr) {
+    CancellableWait* empty = nullptr;
+    if (taskWait_.compare_exchange_strong(empty, &wait, std::memory_order_seq_cst)) {
+      wait.inSlot = true;
+      if (generation_.load(std::memory_order_seq_cst) == startedAt && !closing_.load(std::memory_order_seq_cst))
+        return true;
+      leaveWait(wait);  // a cancel() or close() came since the call began
+      return false;
+    }
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   if (generation_.load(std::memory_order_relaxed) != startedAt || closing_.load(std::memory_order_relaxed))
     return false;
@@ -74,6 +84,12 @@ bool WaitCancellation::enterWait(CancellableWait& wait, std::uint64_t startedAt)
 }
 
 void WaitCancellation::leaveWait(CancellableWait& wait) noexcept {
+  if (wait.inSlot) {
+    wait.inSlot = false;
+    taskWait_.store(nullptr, std::memory_order_seq_cst);
+    if (cancelling_.load(std::memory_order_seq_cst)) std::lock_guard<std::mutex> done(mutex_);
+    return;
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   if (wait.previous != nullptr) wait.previous->next = wait.next; else waits_ = wait.next;
   if (wait.next != nullptr) wait.next->previous = wait.previous;
@@ -85,7 +101,14 @@ void WaitCancellation::leaveWait(CancellableWait& wait) noexcept {
 }
 
 void WaitCancellation::cancelLocked() noexcept {
-  generation_.fetch_add(1, std::memory_order_release);
+  generation_.fetch_add(1, std::memory_order_seq_cst);
+  cancelling_.store(true, std::memory_order_seq_cst);
+  // Under the lock, like the list's: the wait, and the task's event, stay
+  // until leaveWait() (which waits for the lock when it sees cancelling_).
+  if (CancellableWait* wait = taskWait_.load(std::memory_order_seq_cst)) {
+    if (!wait->cancelled.exchange(true)) wait->cancelTask(*wait);
+  }
+  cancelling_.store(false, std::memory_order_release);
   bool wakeThreads = false;
   for (CancellableWait* wait = waits_; wait != nullptr; wait = wait->next) {
     if (wait->cancelled.exchange(true)) continue;  // a second cancel() of the same wait

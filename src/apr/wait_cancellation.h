@@ -30,6 +30,7 @@ struct CancellableWait {
   apr_socket_t* wake = nullptr;
   CancellableWait* next = nullptr;
   CancellableWait* previous = nullptr;
+  bool inSlot = false;  // registered in WaitCancellation's task slot, not its list
 };
 
 /// Lives in a SocketState.  Counts the blocking calls inside the socket
@@ -38,6 +39,11 @@ struct CancellableWait {
 /// their waits, and wakes them on cancel().  A call records the generation
 /// when it starts; a cancel() after that ends its wait, even one it
 /// registers later, but never a call that starts after the cancel().
+///
+/// A task's wait, the usual one, takes a slot of its own without the lock
+/// (a second one at once, say a reader's and a writer's, goes in the list):
+/// it publishes itself, then reads the generation, while cancel() bumps the
+/// generation, then reads the slot, so one of the two sees the other.
 ///
 /// Threads wait in poll on their socket and on a wake socket, made on the
 /// first thread's wait: a UDP socket connected to itself on loopback,
@@ -93,6 +99,11 @@ class WaitCancellation {
   std::atomic<int> calls_{0};
   std::atomic<bool> closing_{false};
   std::atomic<std::uint64_t> generation_{0};  // written under mutex_
+  // The task slot.  cancelLocked() raises `cancelling_` before it reads
+  // the slot; a leaveWait() that then sees it raised takes mutex_, waiting
+  // until the cancellation is done with the wait.
+  std::atomic<CancellableWait*> taskWait_{nullptr};
+  std::atomic<bool> cancelling_{false};  // written under mutex_
   std::mutex mutex_;
   CancellableWait* waits_ = nullptr;
   // Cancelled thread waits not yet gone: the wake byte is there while > 0.
