@@ -67,6 +67,32 @@ StackPool& stackPoolFor(std::size_t size) {
 
 }  // namespace
 
+// Places the control block of the handles' shared_ptr in its task
+// (TaskState::handleCount_).  shared_ptr destroys the block once the last
+// handle (and weak reference) is gone, after its deleter ran, and then
+// deallocates it: the task's end of the handles' reference, which may
+// free the task, block storage included.
+template <class T>
+struct HandleCountAllocator {
+  using value_type = T;
+  explicit HandleCountAllocator(TaskState& owner) noexcept : task(&owner) {}
+  template <class U>
+  HandleCountAllocator(const HandleCountAllocator<U>& other) noexcept : task(other.task) {}
+  T* allocate(std::size_t n) noexcept {
+    static_assert(sizeof(T) <= TaskState::kHandleCountBytes && alignof(T) <= alignof(void*),
+                  "TaskState::handleCount_ holds the handles' control block");
+    (void)n;  // always 1: shared_ptr allocates one control block
+    return reinterpret_cast<T*>(task->handleCount_);
+  }
+  void deallocate(T*, std::size_t) noexcept { task->handleCountGone(); }
+  template <class U>
+  bool operator==(const HandleCountAllocator<U>& other) const noexcept { return task == other.task; }
+  template <class U>
+  bool operator!=(const HandleCountAllocator<U>& other) const noexcept { return task != other.task; }
+
+  TaskState* task;
+};
+
 void TaskResumeEvent::run() noexcept { task_.runOnWorker(); }
 
 TaskState* TaskState::current() noexcept { return currentTaskSlot(); }
@@ -104,20 +130,14 @@ void TaskState::spawn(const std::shared_ptr<ChannelFront>& front, std::unique_pt
   }
   // Every handle the user holds is a copy of this one: they share a count
   // of their own, whose end tells the task that nobody can join it any
-  // more.  Made before the task runs, so a bad_alloc here leaves no task.
-  // The task's two references, its own (self_) and the handles', are the
+  // more.  The count lives in the task (no allocation can fail here), and
+  // the task's two references, its own (self_) and the handles', are the
   // spawn's one moved and one copy: each count change is an atomic
   // read-modify-write, a large part of an empty task's cost.
   state.self_ = task;
-  try {
-    handle = TaskHandle(std::shared_ptr<TaskState>(&state, [keep = std::move(task)](TaskState*) mutable {
-      keep->lastHandleGone();
-      keep.reset();
-    }));
-  } catch (...) {
-    state.self_.reset();  // no task: the stack goes back to its pool with it
-    throw;
-  }
+  state.handlesRef_ = std::move(task);
+  handle = TaskHandle(std::shared_ptr<TaskState>(
+      &state, [](TaskState* ended) { ended->lastHandleGone(); }, HandleCountAllocator<TaskState>(state)));
   state.schedule();
   ec.clear();
 }
@@ -293,6 +313,10 @@ void TaskState::setCurrentWait(Event* event) noexcept {
 void TaskState::setCurrentJoin(TaskJoiner* joiner) noexcept {
   currentJoin_.store(joiner, std::memory_order_seq_cst);
   if (joiner == nullptr && cancelling_.load(std::memory_order_seq_cst)) std::lock_guard<std::mutex> wait(mutex_);
+}
+
+void TaskState::handleCountGone() noexcept {
+  std::shared_ptr<TaskState> last = std::move(handlesRef_);  // may free this task on return
 }
 
 void TaskState::lastHandleGone() noexcept {

@@ -165,6 +165,11 @@ class TaskState {
   void unlinkJoiner(TaskJoiner& joiner) noexcept;
   /// The TaskHandles' shared count reached zero.
   void lastHandleGone() noexcept;
+  /// The handles' count block, in handleCount_ (HandleCountAllocator in
+  /// task_state.cpp), is destroyed: drops the handles' reference.
+  void handleCountGone() noexcept;
+  template <class T>
+  friend struct HandleCountAllocator;
   /// Whether the task's exception goes to the unhandled-exception handler
   /// now (it is then marked reported); mutex_ held, task done.
   bool takeUnreportedException() noexcept;
@@ -205,6 +210,12 @@ class TaskState {
   void* afterSwitchArgument_ = nullptr;
   std::exception_ptr exception_;
   std::shared_ptr<TaskState> self_;  // alive while scheduled or running
+  // The handles' reference, and the storage of the count they share: a
+  // TaskHandle is a shared_ptr whose control block lives here rather than
+  // in an allocation of its own; it drops handlesRef_ once destroyed.
+  std::shared_ptr<TaskState> handlesRef_;
+  static constexpr std::size_t kHandleCountBytes = 32;  // a vtable pointer, two counts, the pointer, the allocator
+  alignas(void*) unsigned char handleCount_[kHandleCountBytes];
 
   // Guards the join state and currentWait_.  Nests outside every channel's
   // lock: cancel() cancels the task's wait, finish() its joiners' timers,
