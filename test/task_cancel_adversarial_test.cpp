@@ -6,11 +6,13 @@
 // loopback), cancel() racing shutdown() and the channel's destruction, the
 // last handle dropped while a copy cancels, spawns from many threads and
 // tasks, tasks cancelling each other, CancellationShield and DeadlineScope
-// under a storm of cancels.  Every case checks that each wait ends exactly
-// once and as documented, that no data is lost or duplicated, that the
-// task's next wait is not cut short (a stray wake-up or a stale cancel), and
-// that nothing is reported twice or hangs; run it under ThreadSanitizer and
-// AddressSanitizer.  EVCHAN_CANCEL_ADVERSARIAL_ROUNDS multiplies the rounds.
+// under a storm of cancels, and a shielded clean-up that waits inside the
+// catch block of the cancellation and rethrows it.  Every case checks that
+// each wait ends exactly once and as documented, that no data is lost or
+// duplicated, that the task's next wait is not cut short (a stray wake-up
+// or a stale cancel), and that nothing is reported twice or hangs; run it
+// under ThreadSanitizer and AddressSanitizer.
+// EVCHAN_CANCEL_ADVERSARIAL_ROUNDS multiplies the rounds.
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <evchan/evchan.h>
@@ -203,6 +205,7 @@ class TaskCancelAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testJoinChainCancelledEverywhere);
   CPPUNIT_TEST(testTaskGroupCancelRacingFailuresAndJoin);
   CPPUNIT_TEST(testShieldsAndDeadlinesUnderACancelStorm);
+  CPPUNIT_TEST(testShieldedCleanUpInACatchBlockThenRethrow);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -925,6 +928,75 @@ class TaskCancelAdversarialTest : public evchan::test::LeakCheckedFixture {
       });
       CPPUNIT_ASSERT_EQUAL(std::string("returned"), endOf(task));
       CPPUNIT_ASSERT_EQUAL_MESSAGE("round " + std::to_string(round), std::string(), wrong);
+    }
+  }
+
+  // CancellationShield's own example: a cancelled task catches the
+  // cancellation, finishes a wait shielded inside the catch block, and
+  // rethrows with `throw;`; and a destructor that waits while the
+  // exception unwinds the task.  Tasks resume on whichever worker is free,
+  // so the catch block (and the unwinding) start on one thread and end on
+  // another: the exception being handled, and the count of those
+  // propagating, must travel with the task.  Each task sees its own
+  // exception in the catch block after the wait, std::uncaught_exceptions()
+  // is 1 in the destructor after its wait, the rethrow reaches join(), and
+  // a task outside any catch block sees no current exception.
+  void testShieldedCleanUpInACatchBlockThenRethrow() {
+    struct WaitingDestructor {
+      int& uncaught;
+      ~WaitingDestructor() {
+        this_task::CancellationShield shield;
+        this_task::sleepFor(20us);
+        uncaught = std::uncaught_exceptions();
+      }
+    };
+    constexpr int kTasks = 8;
+    const int n = rounds(40);
+    for (int round = 0; round < n; ++round) {
+      std::string wrong[kTasks];
+      int uncaught[kTasks];
+      std::atomic<int> parked{0};
+      TaskHandle tasks[kTasks];
+      for (int i = 0; i < kTasks; ++i) {
+        uncaught[i] = -1;
+        tasks[i] = channel_->spawn([&, i] {
+          try {
+            WaitingDestructor waiting{uncaught[i]};
+            ++parked;
+            this_task::sleepFor(1h);
+          } catch (const SystemError&) {
+            const std::exception_ptr mine = std::current_exception();
+            {
+              this_task::CancellationShield shield;
+              this_task::sleepFor(std::chrono::microseconds(10 + i % 3 * 10));
+            }
+            if (std::current_exception() != mine) {
+              wrong[i] = "another exception in the catch block after its wait";
+              return;
+            }
+            throw;
+          }
+        });
+      }
+      CPPUNIT_ASSERT(eventually([&] { return parked.load() == kTasks; }));
+      for (TaskHandle& task : tasks) task.cancel();
+      const std::string where = "round " + std::to_string(round);
+      for (int i = 0; i < kTasks; ++i) {
+        CPPUNIT_ASSERT_MESSAGE(where + ": " + wrong[i], eventually([&] { return tasks[i].done(); }));
+        const std::string end = endOf(tasks[i]);
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(where, std::string(), wrong[i]);
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(where, std::string("cancelled"), end);
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(where + ": std::uncaught_exceptions() in the destructor", 1, uncaught[i]);
+      }
+      // What the workers' threads have left: no exception current outside
+      // a catch block, none propagating.
+      std::string left;
+      for (int i = 0; i < 4; ++i) {
+        channel_->spawn([&left] {
+          if (std::current_exception() != nullptr || std::uncaught_exceptions() != 0) left = "exception state left";
+        }).join();
+      }
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(where, std::string(), left);
     }
   }
 
