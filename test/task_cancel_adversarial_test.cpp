@@ -206,6 +206,8 @@ class TaskCancelAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testTaskGroupCancelRacingFailuresAndJoin);
   CPPUNIT_TEST(testShieldsAndDeadlinesUnderACancelStorm);
   CPPUNIT_TEST(testShieldedCleanUpInACatchBlockThenRethrow);
+  CPPUNIT_TEST(testJoinersOfEveryKindWhileTheJoinedTaskIsCancelled);
+  CPPUNIT_TEST(testChannelDestroyedFromItsOwnTaskWhileThreadsCancel);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -824,6 +826,11 @@ class TaskCancelAdversarialTest : public evchan::test::LeakCheckedFixture {
     struct Tally {
       std::mutex mutex;
       std::vector<std::string> reported;
+      // Every failure thrown, so that none is freed before the test ends:
+      // exception_ptr counts its references inside libstdc++, which
+      // ThreadSanitizer does not see, and it would take a worker's free
+      // of one that a reporter read for a race.
+      std::vector<std::exception_ptr> thrown;
     };
     auto tally = std::make_shared<Tally>();
     EventChannel::Options options;
@@ -849,11 +856,16 @@ class TaskCancelAdversarialTest : public evchan::test::LeakCheckedFixture {
       groupOptions.cancelOnFailure = round % 2 == 0;
       auto group = std::make_unique<TaskGroup>(*channel, groupOptions);
       for (int i = 0; i < 4; ++i) {
-        group->spawn([&failures, round, i] {
+        group->spawn([&failures, tally, round, i] {
           this_task::sleepFor(std::chrono::microseconds((round + i) % 4 * 5));
           if ((round + i) % 3 == 0) {
             ++failures;
-            throw std::runtime_error("member failure");
+            const std::exception_ptr failure = std::make_exception_ptr(std::runtime_error("member failure"));
+            {
+              std::lock_guard<std::mutex> lock(tally->mutex);
+              tally->thrown.push_back(failure);
+            }
+            std::rethrow_exception(failure);
           }
         });
       }
@@ -998,6 +1010,96 @@ class TaskCancelAdversarialTest : public evchan::test::LeakCheckedFixture {
       }
       CPPUNIT_ASSERT_EQUAL_MESSAGE(where, std::string(), left);
     }
+  }
+
+  // A task that sleeps a few microseconds, joined at once by two plain
+  // threads and by tasks of two other channels (one with a deadline), while
+  // two threads cancel it and one of its task joiners: every join ends,
+  // each plain thread's join sees the end join() reports afterwards, and a
+  // task joiner not cancelled sees it too.
+  void testJoinersOfEveryKindWhileTheJoinedTaskIsCancelled() {
+    const int n = rounds(200);
+    Crew crew(4);
+    for (int round = 0; round < n; ++round) {
+      TaskHandle target = channel_->spawn([round] { this_task::sleepFor(std::chrono::microseconds(round % 5 * 5)); });
+      std::string threadEnds[2], taskEnds[2];
+      TaskHandle joiners[2];
+      joiners[0] = other_->spawn([&] { taskEnds[0] = endOf(target); });
+      joiners[1] = other_->spawn([&] {
+        this_task::DeadlineScope deadline(1h);
+        taskEnds[1] = endOf(target);
+      });
+      TaskHandle first = target, second = target, joinerCopy = joiners[0];
+      {
+        evchan::test::Watchdog watchdog("joiners of every kind, round " + std::to_string(round));
+        crew.run(round, {[&] { threadEnds[0] = endOf(first); }, [&] { first.cancel(); },
+                         [&] { threadEnds[1] = endOf(second); }, [&] { joinerCopy.cancel(); }},
+                 [&] { second.cancel(); });
+        for (TaskHandle& joiner : joiners) CPPUNIT_ASSERT_EQUAL(std::string("returned"), endOf(joiner));
+      }
+      const std::string end = endOf(target);
+      const std::string where = "round " + std::to_string(round) + ": the task ended " + end;
+      CPPUNIT_ASSERT_MESSAGE(where, end == "returned" || end == "cancelled");
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(where, end, threadEnds[0]);
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(where, end, threadEnds[1]);
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(where, end, taskEnds[1]);
+      CPPUNIT_ASSERT_MESSAGE(where + ", cancelled joiner: " + taskEnds[0], taskEnds[0] == end || taskEnds[0] == "cancelled");
+    }
+  }
+
+  // A channel destroyed from one of its own tasks (the destructor only
+  // starts the shutdown there) while two threads cancel its other tasks,
+  // parked in a sleep, a join of a task of another channel and a
+  // Notification: every task ends cancelled, and cancel() is refused after.
+  void testChannelDestroyedFromItsOwnTaskWhileThreadsCancel() {
+    const int descriptors = evchan::test::openDescriptorCount();
+    const int n = rounds(60);
+    Crew crew(2);
+    for (int round = 0; round < n; ++round) {
+      auto channel = std::make_shared<std::unique_ptr<EventChannel>>(makeChannel(2));
+      Notification never, release;
+      TaskHandle outside = other_->spawn([&release] { release.wait(); });
+      std::string ends[3];
+      std::atomic<int> parked{0};
+      TaskHandle tasks[3];
+      tasks[0] = (*channel)->spawn([&] {
+        ++parked;
+        ends[0] = endOfCall([] { this_task::sleepFor(1h); });
+      });
+      tasks[1] = (*channel)->spawn([&] {
+        ++parked;
+        ends[1] = endOfCall([&] { outside.join(); });
+      });
+      tasks[2] = (*channel)->spawn([&] {
+        ++parked;
+        ends[2] = endOfCall([&] { never.wait(); });
+      });
+      CPPUNIT_ASSERT(eventually([&] { return parked.load() == 3; }));
+      TaskHandle destroyer = (*channel)->spawn([channel] { channel->reset(); });
+      std::vector<TaskHandle> copies(std::begin(tasks), std::end(tasks));
+      const auto cancelAll = [&copies] {
+        for (TaskHandle& task : copies) task.cancel();
+      };
+      crew.run(round, {cancelAll, cancelAll});
+      std::string wrong;
+      for (TaskHandle& task : tasks) {
+        if (!eventually([&] { return task.done(); })) wrong = "a task did not end";
+      }
+      if (!eventually([&] { return destroyer.done(); })) wrong = "the destroyer did not end";
+      release.notify();
+      const std::string outsideEnd = endOf(outside);
+      const std::string where = "round " + std::to_string(round);
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(where, std::string(), wrong);
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(where, std::string("returned"), outsideEnd);
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(where, std::string("returned"), endOf(destroyer));
+      for (int i = 0; i < 3; ++i) {
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(where + ", task " + std::to_string(i), std::string("cancelled"), ends[i]);
+        CPPUNIT_ASSERT_MESSAGE(where, !tasks[i].cancel());
+      }
+    }
+    // The channels' workers free their resources once their last task is
+    // gone, on their own time: the fixture's count of descriptors waits.
+    CPPUNIT_ASSERT(eventually([&] { return evchan::test::openDescriptorCount() <= descriptors; }));
   }
 
  private:
