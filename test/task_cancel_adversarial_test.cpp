@@ -197,6 +197,7 @@ class TaskCancelAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testCancelsRacingATaskGroupJoin);
   CPPUNIT_TEST(testCancelsRacingASocketReadLoseNoByte);
   CPPUNIT_TEST(testCancelsRacingASocketWriteLoseNoByte);
+  CPPUNIT_TEST(testCancelsRacingADatagramLoseNone);
   CPPUNIT_TEST(testCancelledConditionWaitersPassTheirNotificationOn);
   CPPUNIT_TEST(testCancelRacingShutdownAndDestruction);
   CPPUNIT_TEST(testLastHandleDroppedWhileACopyCancels);
@@ -384,9 +385,9 @@ class TaskCancelAdversarialTest : public evchan::test::LeakCheckedFixture {
     });
   }
 
-  // readSome() of one byte racing the byte's arrival: a cancelled read
-  // leaves the byte to the next round's reader, so every byte is read
-  // once, in order.
+  // readSome() of one byte racing the byte's arrival (and, every other
+  // round, a DeadlineScope's end): a cancelled or timed-out read leaves the
+  // byte to the next round's reader, so every byte is read once, in order.
   void testCancelsRacingASocketReadLoseNoByte() {
     auto pair = std::make_shared<evchan::test::ConnectedPair>(evchan::test::connectPair());
     auto received = std::make_shared<int>(0);  // touched by one reader task at a time
@@ -394,7 +395,11 @@ class TaskCancelAdversarialTest : public evchan::test::LeakCheckedFixture {
     const int n = rounds(250);
     raceWaits("readSome", n, [pair, received, wrong](int round) {
       RaceRound r;
+      r.allowed.push_back("timed out");
       r.wait = [pair, received, wrong, round] {
+        // Every other round under a deadline that ends about then too.
+        std::unique_ptr<this_task::DeadlineScope> deadline;
+        if (round % 2 == 1) deadline = std::make_unique<this_task::DeadlineScope>(std::chrono::microseconds(round % 7 * 10));
         // Up to this round's byte: what earlier cancelled rounds left is
         // there already, this round's byte races the cancels.
         while (*received <= round) {
@@ -426,6 +431,50 @@ class TaskCancelAdversarialTest : public evchan::test::LeakCheckedFixture {
     char extra;
     std::error_code ec;
     CPPUNIT_ASSERT_EQUAL(std::size_t(0), pair->server.readSome(&extra, 1, ec));
+    CPPUNIT_ASSERT(ec == std::errc::timed_out);
+  }
+
+  // UdpSocket::receive() racing the datagram's arrival: a cancelled
+  // receive leaves the datagram queued, so every one is received once, in
+  // order.
+  void testCancelsRacingADatagramLoseNone() {
+    struct Sockets {
+      evchan::UdpSocket receiver = evchan::UdpSocket::open(evchan::AddressFamily::IPv4);
+      evchan::UdpSocket sender = evchan::UdpSocket::open(evchan::AddressFamily::IPv4);
+      evchan::Address to;
+      int received = 0;  // touched by one reader task at a time
+      std::string wrong;
+    };
+    auto sockets = std::make_shared<Sockets>();
+    sockets->receiver.bind(evchan::Address::fromNumeric("127.0.0.1", 0, evchan::AddressFamily::IPv4));
+    sockets->to = sockets->receiver.localAddress();
+    const int n = rounds(250);
+    raceWaits("UdpSocket::receive", n, [sockets](int round) {
+      RaceRound r;
+      r.wait = [sockets, round] {
+        while (sockets->received <= round) {
+          int number = -1;
+          const std::size_t size = sockets->receiver.receive(&number, sizeof number);
+          if (size != sizeof number || number != sockets->received) {
+            sockets->wrong = "datagram " + std::to_string(sockets->received) + ": got " + std::to_string(number);
+          }
+          ++sockets->received;
+        }
+      };
+      r.end = [sockets, round] { sockets->sender.sendTo(&round, sizeof round, sockets->to); };
+      return r;
+    });
+    CPPUNIT_ASSERT_EQUAL(std::string(), sockets->wrong);
+    sockets->receiver.setTimeout(evchan::test::generous(5s));
+    for (; sockets->received < n; ++sockets->received) {
+      int number = -1;
+      CPPUNIT_ASSERT_EQUAL(sizeof number, sockets->receiver.receive(&number, sizeof number));
+      CPPUNIT_ASSERT_EQUAL(sockets->received, number);
+    }
+    sockets->receiver.setTimeout(1ms);
+    int extra;
+    std::error_code ec;
+    sockets->receiver.receive(&extra, sizeof extra, ec);
     CPPUNIT_ASSERT(ec == std::errc::timed_out);
   }
 
