@@ -6,6 +6,7 @@
 
 #include "poller/event_access.h"
 #include "posix/stack_span.h"
+#include "task/context/exception_state.h"
 #include "task/context/fiber_context.h"
 
 namespace evchan::detail {
@@ -44,6 +45,8 @@ class TaskStackTop {
 
   TaskResumeEvent& resume() noexcept { return resume_; }
   FiberContext& fiber() noexcept { return *fiber_; }
+  /// The task's exceptions in flight while it is off its worker.
+  ExceptionState& exceptions() noexcept { return exceptions_; }
 
  private:
   explicit TaskStackTop(TaskState& task) noexcept : resume_(task) {}
@@ -51,6 +54,7 @@ class TaskStackTop {
 
   TaskResumeEvent resume_;
   FiberContext* fiber_ = nullptr;
+  ExceptionState exceptions_;
   bool onHeap_ = false;  // this object and fiber_ were allocated, not built on the stack
 };
 

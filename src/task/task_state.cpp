@@ -164,8 +164,12 @@ void TaskState::runOnWorker() noexcept {
   currentTaskSlot() = this;
   setRunningStack(&stack_, id_);
   state_.store(kRunning, std::memory_order_relaxed);
+  // The task's exceptions in flight (a catch block, an unwinding it
+  // waited in) come with it, and go with it: the worker's are set aside.
+  top_->exceptions().swapWithThread();
   worker.switchTo(top_->fiber());
   // Back on the worker's own stack.
+  top_->exceptions().swapWithThread();
   setRunningStack(nullptr, 0);
   currentTaskSlot() = nullptr;
   if (!StackPool::canaryIntact(stack_)) {
