@@ -744,9 +744,9 @@ class AdversarialIoTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT(backends >= 2);
   }
 
-  // Three threads wait in receive() on one socket (more than the one
-  // reader the header promises, but what a careless server does); close()
-  // from a fourth ends all three, each with operation_canceled or not_open.
+  // Three threads wait in receive() on one socket (as the header allows);
+  // close() from a fourth ends all three, each with operation_canceled or
+  // not_open.
   void testUdpCloseEndsReceiversOnThreads() {
     for (int round = 0; round < 20; ++round) {
       UdpSocket socket = boundUdp();
