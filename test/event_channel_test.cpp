@@ -992,6 +992,7 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
     ConnectedPair pair = connectPair();
     char buffer[16];
     ReadEvent read(pair.server, buffer, sizeof buffer);
+    TimerEvent timer(1h);
     ReclaimOnExit reclaim(channel());
     channel().post(read);  // parks
     std::error_code ec;
@@ -1004,6 +1005,27 @@ class EventChannelTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT(&nextEvent(channel()) == &read);
     ASSERT_NO_ERROR(read.error());
     CPPUNIT_ASSERT(channel().getEvent(100ms) == nullptr);
+    // Its socket closed while it is in flight (cancelled by the close, not
+    // yet handed back): the misuse of the event is what post() reports,
+    // before the closed socket; a fresh event on it is refused not_open.
+    channel().post(read);
+    pair.server.close();
+    channel().post(read, ec);
+    ASSERT_ERROR(Errc::already_in_flight, ec);
+    ReadEvent fresh(pair.server, buffer, sizeof buffer);
+    channel().post(fresh, ec);
+    ASSERT_ERROR(Errc::not_open, ec);
+    CPPUNIT_ASSERT(&nextEvent(channel()) == &read);
+    ASSERT_ERROR(std::errc::operation_canceled, read.error());
+    CPPUNIT_ASSERT(channel().getEvent(100ms) == nullptr);
+    // So too on a channel shut down while the event is in flight.
+    channel().post(timer);
+    channel().shutdown();
+    CPPUNIT_ASSERT(timer.inFlight());
+    channel().post(timer, ec);
+    ASSERT_ERROR(Errc::already_in_flight, ec);
+    CPPUNIT_ASSERT(&nextEvent(channel()) == &timer);
+    ASSERT_ERROR(std::errc::operation_canceled, timer.error());
   }
 
   void testPostRejectsClosedSocket() {

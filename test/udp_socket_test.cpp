@@ -152,6 +152,21 @@ std::string sendBulk(UdpSocket& socket, const Address& to, std::uint32_t count) 
   return {};
 }
 
+// Datagrams allowed unread at once in the shared-socket cases: few enough
+// (16 of at most 1.4 KB) for any host's default receive buffer, so that
+// loopback drops none and every one can be counted.
+constexpr int kShareWindow = 16;
+
+// Takes one of `credits` (the room left under kShareWindow), waiting (a
+// task yields, a thread too) until the receiver gives one back.
+void takeCredit(std::atomic<int>& credits) {
+  for (;;) {
+    int left = credits.load();
+    if (left > 0 && credits.compare_exchange_weak(left, left - 1)) return;
+    evchan::this_task::yield();
+  }
+}
+
 // UdpSocket as the reader and writer of CancelRace (support/cancel_race.h):
 // one-byte datagrams, each to be received once and in order.
 struct DatagramReader {
@@ -191,6 +206,9 @@ class UdpSocketTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testBulkDatagramsBetweenTasks);
   CPPUNIT_TEST(testTaskReceiveCancelledFromAnotherThread);
   CPPUNIT_TEST(testTaskReceiveTimesOutAndSeesTruncation);
+  CPPUNIT_TEST(testThreadsAndTasksSendOnOneSocketAtOnce);
+  CPPUNIT_TEST(testTwoThreadsReceiveOnOneSocketAtOnce);
+  CPPUNIT_TEST(testSecondTaskReceivingOnOneSocketIsBusy);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -651,6 +669,135 @@ class UdpSocketTest : public evchan::test::LeakCheckedFixture {
     evchan::test::joinWithin(sending, 120s);
     evchan::test::joinWithin(receiving, 20s);
     reportBulk("tasks", count, result, sendError);
+  }
+
+  // Two threads and two tasks send on one socket at once, 500 numbered
+  // datagrams each, of every size from 16 bytes to 1.4 KB (at most
+  // kShareWindow unread at a time): every datagram arrives once, whole
+  // and as sent, none lost, none cut or mixed with another.
+  void testThreadsAndTasksSendOnOneSocketAtOnce() {
+    constexpr std::uint32_t kEach = 500, kSenders = 4;
+    std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(2);
+    UdpSocket sender = boundSocket();
+    UdpSocket receiver = boundSocket();
+    sender.setTimeout(evchan::test::generous(10s));
+    receiver.setTimeout(evchan::test::generous(10s));
+    const Address to = receiver.localAddress();
+    std::atomic<int> credits{kShareWindow};
+    std::vector<std::string> sendErrors(kSenders);
+    auto sendAll = [&](std::uint32_t who) {
+      std::vector<unsigned char> buffer(sizeof(DatagramHeader) + kMaxPayload);
+      for (std::uint32_t i = 0; i < kEach; ++i) {
+        takeCredit(credits);
+        const std::size_t size = buildDatagram(who * kEach + i, buffer.data());
+        std::error_code ec;
+        if (sender.sendTo(buffer.data(), size, to, ec) != size || ec) {
+          sendErrors[who] = "sender " + std::to_string(who) + ", datagram " + std::to_string(i) + ": " + ec.message();
+          return;
+        }
+      }
+    };
+    std::error_code spawned;
+    TaskHandle third = channel->spawn([&] { sendAll(2); }, {}, spawned);
+    if (spawned == std::errc::function_not_supported) EVCHAN_SKIP("no tasks in this build");
+    ASSERT_NO_ERROR(spawned);
+    TaskHandle fourth = channel->spawn([&] { sendAll(3); });
+    std::thread first(sendAll, 0), second(sendAll, 1);
+    std::vector<int> seen(kSenders * kEach, 0);
+    std::uint32_t received = 0, damaged = 0;
+    std::string receiveError;
+    std::vector<unsigned char> buffer(sizeof(DatagramHeader) + kMaxPayload + 64);
+    while (received < kSenders * kEach) {
+      std::error_code ec;
+      const std::size_t n = receiver.receive(buffer.data(), buffer.size(), ec);
+      if (ec) {
+        receiveError = "receive after " + std::to_string(received) + ": " + ec.message();
+        break;
+      }
+      ++received;
+      credits.fetch_add(1);
+      DatagramHeader header;
+      if (n < sizeof header) {
+        ++damaged;
+        continue;
+      }
+      std::memcpy(&header, buffer.data(), sizeof header);
+      const unsigned char* payload = buffer.data() + sizeof header;
+      if (header.sequence >= seen.size() || n != sizeof header + header.size ||
+          evchan::test::checksum(evchan::test::kChecksumSeed, payload, header.size) != header.checksum) {
+        ++damaged;
+        continue;
+      }
+      ++seen[header.sequence];
+    }
+    credits.fetch_add(kSenders * kEach);  // senders left waiting (a datagram lost) finish
+    first.join();
+    second.join();
+    evchan::test::joinWithin(third, evchan::test::generous(20s));
+    evchan::test::joinWithin(fourth, evchan::test::generous(20s));
+    for (const std::string& error : sendErrors) CPPUNIT_ASSERT_MESSAGE(error, error.empty());
+    CPPUNIT_ASSERT_MESSAGE(receiveError, receiveError.empty());
+    CPPUNIT_ASSERT_EQUAL(0u, damaged);
+    for (std::uint32_t i = 0; i < seen.size(); ++i) CPPUNIT_ASSERT_EQUAL_MESSAGE(std::to_string(i), 1, seen[i]);
+  }
+
+  // Two threads wait in receive() on one socket at once: two datagrams
+  // sent end both waits, one datagram each, whole.
+  void testTwoThreadsReceiveOnOneSocketAtOnce() {
+    UdpSocket receiver = boundSocket();
+    UdpSocket sender = boundSocket();
+    receiver.setTimeout(evchan::test::generous(10s));
+    std::atomic<int> waiting{0};
+    std::string got[2];
+    std::error_code errors[2];
+    auto receiveOne = [&](int who) {
+      char buffer[64];
+      ++waiting;
+      const std::size_t n = receiver.receive(buffer, sizeof buffer, errors[who]);
+      got[who].assign(buffer, n);
+    };
+    std::thread first(receiveOne, 0), second(receiveOne, 1);
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return waiting.load() == 2; }));
+    const std::string one(40, 'a'), two(40, 'b');
+    sender.sendTo(one.data(), one.size(), receiver.localAddress());
+    sender.sendTo(two.data(), two.size(), receiver.localAddress());
+    first.join();
+    second.join();
+    ASSERT_NO_ERROR(errors[0]);
+    ASSERT_NO_ERROR(errors[1]);
+    CPPUNIT_ASSERT((got[0] == one && got[1] == two) || (got[0] == two && got[1] == one));
+  }
+
+  // In tasks of one channel one receive at a time waits on a socket: of
+  // two tasks receiving at once with nothing to read, one waits and the
+  // other fails at once with Errc::socket_busy (as TcpListener's accept).
+  void testSecondTaskReceivingOnOneSocketIsBusy() {
+    std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(2);
+    UdpSocket receiver = boundSocket();
+    UdpSocket sender = boundSocket();
+    receiver.setTimeout(evchan::test::generous(10s));
+    std::atomic<int> ended{0};
+    std::string got[2];
+    std::error_code errors[2];
+    auto receiveOne = [&](int who) {
+      char buffer[16];
+      const std::size_t n = receiver.receive(buffer, sizeof buffer, errors[who]);
+      got[who].assign(buffer, n);
+      ++ended;
+    };
+    std::error_code spawned;
+    TaskHandle first = channel->spawn([&] { receiveOne(0); }, {}, spawned);
+    if (spawned == std::errc::function_not_supported) EVCHAN_SKIP("no tasks in this build");
+    ASSERT_NO_ERROR(spawned);
+    TaskHandle second = channel->spawn([&] { receiveOne(1); });
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return ended.load() == 1; }));
+    sender.sendTo("x", 1, receiver.localAddress());
+    evchan::test::joinWithin(first, evchan::test::generous(20s));
+    evchan::test::joinWithin(second, evchan::test::generous(20s));
+    const int busy = errors[0] == Errc::socket_busy ? 0 : 1;
+    ASSERT_ERROR(Errc::socket_busy, errors[busy]);
+    ASSERT_NO_ERROR(errors[1 - busy]);
+    CPPUNIT_ASSERT_EQUAL(std::string("x"), got[1 - busy]);
   }
 
   void testTaskReceiveCancelledFromAnotherThread() {

@@ -219,7 +219,10 @@ class EVCHAN_API EventChannel {
   /// Errc::not_open (closed socket), Errc::null_buffer,
   /// Errc::negative_timeout (timer), Errc::socket_busy (a read or write is
   /// already pending on that socket), std::errc::invalid_argument (a file
-  /// event's offset of 2^63 or more, on every backend).
+  /// event's offset of 2^63 or more, on every backend).  already_in_flight
+  /// comes before the others (the event stays in flight from its earlier
+  /// post): an event whose socket was closed, or whose channel was shut
+  /// down, while it was in flight is reported as in flight.
   ///
   /// A socket is not tied to a channel: events on it may be posted to one
   /// channel and later to another (tasks of several channels may take

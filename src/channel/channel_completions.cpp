@@ -165,6 +165,7 @@ void ChannelCore::handleCompletion(const Completion& completion) noexcept {
     std::lock_guard<std::mutex> lock(watch.mutex);
     Event*& pending = completion.slot == kWritable ? watch.writer : watch.reader;
     event = std::exchange(pending, nullptr);
+    const bool cancelling = (watch.ringCancels & completion.slot) != 0;
     watch.ringCancels &= ~completion.slot;
     --watch.ringOps;
     if (event == nullptr) return;  // cannot happen: one operation per slot
@@ -175,7 +176,10 @@ void ChannelCore::handleCompletion(const Completion& completion) noexcept {
     if (watch.retired && result < 0) result = -ECANCELED;
     if (event->kind() == Event::Kind::Accept) {
       // A connection reset while it waited in the accept queue is not the
-      // caller's error: accept the next one.
+      // caller's error: accept the next one.  Not when a cancel() is under
+      // way: it named the operation that just ended, and would miss the
+      // new one, so the event ends cancelled here, as cancel() promised.
+      if (result == -ECONNABORTED && cancelling) result = -ECANCELED;
       if (result == -ECONNABORTED && !watch.retired && !shutDown_.load(std::memory_order_acquire) &&
           !submitLocked(*event, watch, kReadable))
         return;

@@ -126,11 +126,16 @@ void clearTransferred(Event& event) noexcept {
 }  // namespace
 
 std::error_code ChannelCore::post(Event& event) noexcept {
-  if (shutDown_.load(std::memory_order_acquire)) return Errc::channel_shut_down;
-  if (std::error_code ec = validate(event)) return ec;
+  // The event's own misuse first: one in flight says so even when its
+  // socket has been closed (or the channel shut down) meanwhile.
   bool expected = false;
   if (!EventAccess::inFlight(event).compare_exchange_strong(expected, true, std::memory_order_acq_rel))
     return Errc::already_in_flight;
+  std::error_code refused = shutDown_.load(std::memory_order_acquire) ? Errc::channel_shut_down : validate(event);
+  if (refused) {
+    EventAccess::inFlight(event).store(false, std::memory_order_release);
+    return refused;
+  }
   EventAccess::error(event).clear();
   EventAccess::started(event) = false;
   clearTransferred(event);
