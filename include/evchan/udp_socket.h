@@ -38,14 +38,17 @@ struct UdpSocketAccess;
 ///
 /// Thread safety: a datagram is never cut or mixed with another: each send
 /// hands its datagram to the system whole, in one call, and each receive
-/// takes one whole datagram.  So several threads and tasks may send on one
-/// socket at once, and several threads may receive at once (each datagram
-/// goes to one of them), while others send.  In tasks, one task at a time
-/// per channel waits on a socket in each direction: a receive that finds
-/// nothing to read while another task of the same channel waits to receive
-/// there fails at once with Errc::socket_busy, and so does a send that
-/// finds the send buffer full while another task of the channel waits to
-/// send (as TcpListener's accept()).  cancel() and close() may be called
+/// takes one whole datagram.  So several threads, and tasks of different
+/// channels, may send on one socket at once, and several threads may
+/// receive at once (each datagram goes to one of them), while others send.
+/// In tasks, one task at a time per channel waits on a socket in each
+/// direction (as TcpListener's accept()): a receive that finds nothing to
+/// read while another task of the same channel waits to receive there
+/// fails at once with Errc::socket_busy, and so does a send that finds the
+/// send buffer full while another task of the channel waits to send.  How
+/// soon that buffer fills depends on the system (under Wine, four senders
+/// of 1.4 KB datagrams did it): tasks of one channel sharing a socket send
+/// under a Mutex, or from one task.  cancel() and close() may be called
 /// from any thread at any time, with TcpSocket's guarantees (cancel() ends
 /// the calls waiting, with operation_canceled; close() also refuses later
 /// calls with Errc::not_open and waits for the cancelled calls to return
