@@ -52,6 +52,7 @@ using evchan::TaskGroup;
 using evchan::TaskHandle;
 using evchan::TaskId;
 using evchan::test::describe;
+using evchan::test::endOfCall;
 using evchan::test::eventually;
 using evchan::test::makeChannel;
 using evchan::test::stagger;
@@ -59,22 +60,6 @@ namespace this_task = evchan::this_task;
 using Clock = std::chrono::steady_clock;
 
 int rounds(double plain) { return evchan::test::raceRounds(plain, "EVCHAN_CANCEL_ADVERSARIAL_ROUNDS"); }
-
-// What ended a call: "returned", "cancelled", "timed out", or what else.
-std::string endOfCall(const std::function<void()>& call) {
-  try {
-    call();
-    return "returned";
-  } catch (const SystemError& e) {
-    if (e.code() == std::errc::operation_canceled) return "cancelled";
-    if (e.code() == std::errc::timed_out) return "timed out";
-    return "SystemError " + describe(e.code());
-  } catch (const std::exception& e) {
-    return std::string("exception: ") + e.what();
-  } catch (...) {
-    return "unknown exception";
-  }
-}
 
 std::string endOf(TaskHandle& task) {
   return endOfCall([&task] { task.join(); });

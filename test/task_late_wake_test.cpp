@@ -70,22 +70,8 @@ int rounds(int plain) {
 
 // What ended a throwing wait: "returned", "cancelled", "timed out", or
 // another description.
-std::string endOf(const std::function<void()>& wait) {
-  try {
-    wait();
-    return "returned";
-  } catch (const SystemError& e) {
-    if (e.code() == std::errc::operation_canceled) return "cancelled";
-    if (e.code() == std::errc::timed_out) return "timed out";
-    return "SystemError " + describe(e.code());
-  } catch (const std::exception& e) {
-    return std::string("exception: ") + e.what();
-  } catch (...) {
-    return "another exception";
-  }
-}
+std::string endOf(const std::function<void()>& wait) { return evchan::test::endOfCall(wait); }
 
-// The same for a call of the error_code form.
 std::string endOf(const std::error_code& ec) {
   if (!ec) return "returned";
   if (ec == std::errc::operation_canceled) return "cancelled";

@@ -4,8 +4,12 @@
 #define EVCHAN_TEST_SUPPORT_DIAGNOSTICS_H
 
 #include <chrono>
+#include <exception>
+#include <functional>
 #include <string>
 #include <system_error>
+
+#include <evchan/system_error.h>
 
 namespace evchan::test {
 
@@ -15,6 +19,23 @@ using Clock = std::chrono::steady_clock;
 inline std::string describe(const std::error_code& ec) {
   if (!ec) return "no error";
   return std::string(ec.category().name()) + ":" + std::to_string(ec.value()) + " (" + ec.message() + ")";
+}
+
+/// What ended a call that throws when its wait fails: "returned",
+/// "cancelled" (operation_canceled), "timed out", or a description.
+inline std::string endOfCall(const std::function<void()>& call) {
+  try {
+    call();
+    return "returned";
+  } catch (const SystemError& e) {
+    if (e.code() == std::errc::operation_canceled) return "cancelled";
+    if (e.code() == std::errc::timed_out) return "timed out";
+    return "SystemError " + describe(e.code());
+  } catch (const std::exception& e) {
+    return std::string("exception: ") + e.what();
+  } catch (...) {
+    return "another exception";
+  }
 }
 
 /// "elapsed 203 ms", for messages of timing assertions.
