@@ -195,7 +195,8 @@ void ChannelCore::handleCompletion(const Completion& completion) noexcept {
     // tries the socket (tryInTask) instead of parking; a short one says it
     // is drained.
     if (event->kind() == Event::Kind::Read && result > 0) {
-      watch.readHint = static_cast<std::size_t>(result) == static_cast<ReadEvent&>(*event).size();
+      watch.readHint.store(static_cast<std::size_t>(result) == static_cast<ReadEvent&>(*event).size(),
+                           std::memory_order_relaxed);
     }
   }
   switch (event->kind()) {

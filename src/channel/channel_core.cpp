@@ -176,11 +176,11 @@ AttemptResult ChannelCore::attemptLocked(Event& event, Watch& watch, bool isRead
     attempt.done = true;  // zero bytes: done without touching the socket
     return attempt;
   }
-  bool& hint = isReader ? watch.readHint : watch.writeHint;
+  std::atomic<bool>& hint = isReader ? watch.readHint : watch.writeHint;
   const bool edge = poller_->edgeTriggered();
-  if (!edge || hint) {
+  if (!edge || hint.load(std::memory_order_relaxed)) {
     attempt = isReader ? attemptRead(event, watch) : attemptWrite(event, watch);
-    if (edge) hint = !attempt.drained || watch.alwaysTry;
+    if (edge) hint.store(!attempt.drained || watch.alwaysTry, std::memory_order_relaxed);
   }
   return attempt;
 }
@@ -195,6 +195,12 @@ AttemptResult ChannelCore::tryOnce(Event& event, std::error_code& ec) noexcept {
   Watch* watch = state->watch.watchIn(*this, state->socket, ec);
   if (ec) return {};
   const bool isReader = !isWriter(event);
+  // Known to be drained: nothing to try.  Read without the lock (most
+  // reads of a ping-pong end here): the post that follows checks the
+  // slot and tries again under it, should a readiness report have come.
+  if (requestedBytes(event) != 0 && poller_->edgeTriggered() &&
+      !(isReader ? watch->readHint : watch->writeHint).load(std::memory_order_relaxed))
+    return {};
   std::lock_guard<std::mutex> lock(watch->mutex);
   if ((ec = checkSlotLocked(*watch, isReader))) return {};
   return attemptLocked(event, *watch, isReader);

@@ -90,8 +90,9 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   /// One non-blocking try of a read, write or accept event's operation, as
   /// post() makes it, without parking or completing the event: done false
   /// means it would block (post it to wait).  Keeps the readiness hints:
-  /// on a socket known to be drained it makes no syscall at all.  `ec`:
-  /// the socket cannot be used with this channel now (post()'s errors).
+  /// on a socket known to be drained it makes no syscall and takes no
+  /// lock.  `ec`: the socket cannot be used with this channel now (post()'s
+  /// errors; a drained socket leaves them to the post).
   AttemptResult tryOnce(Event& event, std::error_code& ec) noexcept;
 
   /// Queues `event` to run on a worker (its callback, or the task it

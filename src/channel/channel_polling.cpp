@@ -44,10 +44,10 @@ void ChannelCore::handleReadiness(const Readiness& readiness) noexcept {
     const bool edge = poller_->edgeTriggered();
     if (readiness.flags & (kHungUp | kUrgent)) watch.alwaysTry = true;
     if (readiness.flags & kReadable) {
-      watch.readHint = true;
+      watch.readHint.store(true, std::memory_order_relaxed);
       if (watch.reader != nullptr) {
         const AttemptResult attempt = attemptRead(*watch.reader, watch);
-        if (edge) watch.readHint = !attempt.drained || watch.alwaysTry;
+        if (edge) watch.readHint.store(!attempt.drained || watch.alwaysTry, std::memory_order_relaxed);
         if (attempt.done) {
           done[count] = std::exchange(watch.reader, nullptr);
           results[count++] = attempt.error;
@@ -55,10 +55,10 @@ void ChannelCore::handleReadiness(const Readiness& readiness) noexcept {
       }
     }
     if (readiness.flags & kWritable) {
-      watch.writeHint = true;
+      watch.writeHint.store(true, std::memory_order_relaxed);
       if (watch.writer != nullptr) {
         const AttemptResult attempt = attemptWrite(*watch.writer, watch);
-        if (edge) watch.writeHint = !attempt.drained || watch.alwaysTry;
+        if (edge) watch.writeHint.store(!attempt.drained || watch.alwaysTry, std::memory_order_relaxed);
         if (attempt.done) {
           done[count] = std::exchange(watch.writer, nullptr);
           results[count++] = attempt.error;

@@ -3,6 +3,7 @@
 #ifndef EVCHAN_SRC_POLLER_WATCH_H
 #define EVCHAN_SRC_POLLER_WATCH_H
 
+#include <atomic>
 #include <cstddef>
 #include <mutex>
 
@@ -30,8 +31,9 @@ struct Watch {
   Event* writer = nullptr;  ///< pending WriteEvent or ConnectEvent
   /// Edge-triggered pollers: false once the socket is known to be drained
   /// (EAGAIN or a short read), so the next operation parks without a syscall.
-  bool readHint = true;
-  bool writeHint = true;
+  /// Written under `mutex`; ChannelCore::tryOnce() reads them without it.
+  std::atomic<bool> readHint{true};
+  std::atomic<bool> writeHint{true};
   /// From now on every operation tries the socket: the poller reported a
   /// hang-up, reset or error (no further edge will come), or urgent data
   /// (a read stops at its mark with bytes queued behind it, so a short
