@@ -84,6 +84,17 @@ struct Blockers {
   }
 };
 
+/// Computes (spins, never blocking) until `done()`, at most kBlockLimit;
+/// whether done() came true.
+template <class Done>
+bool computeUntil(Done done) {
+  const Clock::time_point until = Clock::now() + kBlockLimit;
+  while (!done()) {
+    if (Clock::now() >= until) return false;
+  }
+  return true;
+}
+
 /// Takes `count` events from getEvent(), each within kPatience.
 int collect(EventChannel& channel, int count) {
   int got = 0;
@@ -125,6 +136,8 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testBlockedWorkersDoNotDeadlockThePool);
   CPPUNIT_TEST(testWorkerBlockedInGetEventIsCompensated);
   CPPUNIT_TEST(testBlockingWorkerSharesItsLocalCompletions);
+  CPPUNIT_TEST(testIdleWorkerPollsWhileAnotherComputes);
+  CPPUNIT_TEST(testBatchWhoseItemRunsLongIsShared);
   CPPUNIT_TEST(testPoolNeverExceedsMaxThreads);
   CPPUNIT_TEST(testIdleThreadsExitAfterIdleTimeout);
   CPPUNIT_TEST(testShutdownReleasesBlockedWorker);
@@ -199,6 +212,56 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_MESSAGE("the worker's getEvent() did not get the timer", got == &timer);
     CPPUNIT_ASSERT_MESSAGE(describe(channel->poolStats()), channel->poolStats().peak >= 2);
     CPPUNIT_ASSERT_MESSAGE(describe(channel->poolStats()), channel->poolStats().startedForBlockingCalls >= 1);
+  }
+
+  // A worker computing in the callback of its poll's only completion
+  // leaves nobody polling: an idle worker must take over, or timers and
+  // sockets wait until the computation ends.  (The computing worker gets
+  // no spare thread, being runnable: pool_policy_test.)
+  void testIdleWorkerPollsWhileAnotherComputes() {
+    std::unique_ptr<EventChannel> channel = EventChannel::create(poolOptions(2));
+    std::atomic<bool> laterFired{false};
+    std::atomic<int> outcome{-1};
+    TimerEvent later(100ms);
+    later.setCallback([&](Event&) { laterFired = true; });
+    TimerEvent first(10ms);
+    first.setCallback([&](Event&) { outcome = computeUntil([&] { return laterFired.load(); }) ? 1 : 0; });
+    ReclaimOnExit reclaim(*channel);
+    channel->post(later);
+    channel->post(first);
+    CPPUNIT_ASSERT(eventually([&] { return outcome.load() != -1; }, kPatience));
+    CPPUNIT_ASSERT_MESSAGE("the later timer waited for the computation to end", outcome.load() == 1);
+  }
+
+  // A poll's completions stay with the worker that polled while they look
+  // short (waking another worker would cost more than running them); one
+  // that turns out long still gets them shared: another worker starts the
+  // batch's next item while its first one runs.
+  void testBatchWhoseItemRunsLongIsShared() {
+    constexpr int kBatch = 4;
+    std::unique_ptr<EventChannel> channel = EventChannel::create(poolOptions(2));
+    std::vector<std::unique_ptr<TimerEvent>> timers;
+    std::atomic<int> fired{0};
+    std::atomic<int> started{0};
+    std::atomic<int> outcome{-1};
+    ReclaimOnExit reclaim(*channel);
+    auto postBatch = [&](Duration due, const std::function<void(Event&)>& callback) {
+      for (int i = 0; i < kBatch; ++i) {
+        timers.push_back(std::make_unique<TimerEvent>(due));
+        timers.back()->setCallback(callback);
+        channel->post(*timers.back());
+      }
+    };
+    // Batches of short items first: the channel learns what its items cost.
+    for (int round = 1; round <= 8; ++round) {
+      postBatch(1ms, [&](Event&) { ++fired; });
+      CPPUNIT_ASSERT(eventually([&] { return fired.load() == round * kBatch; }, kPatience));
+    }
+    postBatch(5ms, [&](Event&) {
+      if (started.fetch_add(1) == 0) outcome = computeUntil([&] { return started.load() >= 2; }) ? 1 : 0;
+    });
+    CPPUNIT_ASSERT(eventually([&] { return outcome.load() != -1; }, kPatience));
+    CPPUNIT_ASSERT_MESSAGE("the batch's other items waited for its first one", outcome.load() == 1);
   }
 
   // What a callback completes on its own worker waits in that worker's

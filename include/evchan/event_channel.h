@@ -99,7 +99,9 @@ struct EVCHAN_API EventChannelOptions {
   /// row within the item); where no such probe exists every worker past
   /// the grace period is presumed blocked.  A monitor thread checks every
   /// grace period while some worker is busy and sleeps while the channel
-  /// is idle.  Zero turns the monitor off.
+  /// is idle; while work waits it also wakes an idle worker for it (a
+  /// worker that polled runs its completions itself while they look short,
+  /// and one long item would hold the rest).  Zero turns the monitor off.
   Duration stuckWorkerGrace = std::chrono::milliseconds(5);
   /// Where an exception goes that escaped a task's function and that no
   /// join() rethrew: called once, when the task has ended with it and no
@@ -150,7 +152,8 @@ struct EVCHAN_API ThreadPoolStats {
   /// Items (a callback, a task slice) the stuck-worker monitor found past
   /// stuckWorkerGrace while work waited, with their worker runnable
   /// (computing, or preempted), each counted once: no thread was started
-  /// for them; the waiting work waited.  A count that grows says that
+  /// for them; the waiting work went to an idle worker, or waited when
+  /// none was idle.  A count that grows says that
   /// items compute too long between suspensions, or that the process gets
   /// less CPU than it has workers.
   std::uint64_t runnablePastGrace = 0;

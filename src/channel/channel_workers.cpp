@@ -143,6 +143,11 @@ bool ChannelCore::markStuckWorkers() noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
     // Work waits for a worker: queued, or sockets and timers nobody polls.
     const bool waiting = !runQueue_.empty() || !polling_;
+    // ... while a worker sleeps idle: the worker that polled is running a
+    // long item of its poll's completions (a batch that looked short, or a
+    // single completion, is not shared at once: see workerMain()).  The
+    // idle one takes the queue or the poller's role.
+    if (waiting && wakeIdleLocked()) backlogSince_ = kNoDeadline;
     for (WorkerActivity* activity : activities_) {
       const std::uint64_t busy = activity->busy.load(std::memory_order_seq_cst);
       if (busy == 0) continue;
@@ -203,6 +208,17 @@ void ChannelCore::workerMain() noexcept {
     if (!pollDue) {
       if (Event* event = runQueue_.pop()) {
         ++runsSincePoll_;
+        if (runQueue_.empty()) {
+          backlogSince_ = kNoDeadline;
+        } else if (backlogSince_ != kNoDeadline && idle_ > wakeups_) {
+          // A batch that looked short, still queued: once it has waited
+          // kHelpAfter (an item ran long) an idle worker takes a share.
+          const Deadline now = Clock::now();
+          if (now - backlogSince_ >= kHelpAfter) {
+            wakeIdleLocked();
+            backlogSince_ = now;  // another one after as long again
+          }
+        }
         lock.unlock();
         runWithLocalBatch(*event, activity);
         lock.lock();
@@ -217,6 +233,12 @@ void ChannelCore::workerMain() noexcept {
       // Leader/follower: one worker at a time polls the backend; it waits
       // only when nothing is queued.
       polling_ = true;
+      if (lastBatchAt_ != kNoDeadline && runsSincePoll_ > 0) {
+        // The items run since the last batch was queued, each on average.
+        const Duration sample = (Clock::now() - lastBatchAt_) / runsSincePoll_;
+        itemCost_ = (itemCost_ * 3 + sample) / 4;
+      }
+      lastBatchAt_ = kNoDeadline;
       runsSincePoll_ = 0;
       pollDeadline_ = runQueue_.empty() ? timers_.nextDeadlineLocked() : Clock::now();
       const Deadline deadline = pollDeadline_;
@@ -232,15 +254,25 @@ void ChannelCore::workerMain() noexcept {
       pollWoken_ = false;
       pollDeadline_ = kNoDeadline;
       // One lock for everything the poll completed; this worker runs it.
-      // With more than one completion an idle worker takes a share or the
-      // poller role; a single one is not worth waking a thread for (a
-      // context switch costs more than the callback usually does).
+      // With more than one completion, and more work in them than a
+      // wake-up costs (by the items measured so far), an idle worker takes
+      // a share or the poller role; a single one is never worth it (a
+      // context switch costs more than the callback usually does), and a
+      // short batch only once it turns out long (above).
       int completed = 0;
       while (Event* event = batch.queue.pop()) {
         runQueue_.push(*event);
         ++completed;
       }
-      if (completed > 1) wakeIdleLocked();
+      if (completed > 1) {
+        lastBatchAt_ = Clock::now();
+        if (itemCost_ * completed >= kHelpAfter) {
+          wakeIdleLocked();
+          backlogSince_ = kNoDeadline;
+        } else if (backlogSince_ == kNoDeadline) {
+          backlogSince_ = lastBatchAt_;
+        }
+      }
       continue;
     }
     ++idle_;
