@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: Apache-2.0
+// Adversarial tests of when the pool shares a poll's completions with an
+// idle worker (commit "a poll's completions are shared with an idle worker
+// only when they outlast a wake-up"): a batch that looks short stays with
+// the worker that polled, and relies on a later check (the next item taken,
+// or the stuck-worker monitor's tick) when its first item runs long.  These
+// cases make that first item long, blocking, a task, or the last one before
+// shutdown, with the monitor on and off, on one worker and on two.
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <evchan/evchan.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/leak_checked_fixture.h"
+#include "support/reclaim_on_exit.h"
+#include "support/waiting.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using evchan::Duration;
+using evchan::Event;
+using evchan::EventChannel;
+using evchan::TaskHandle;
+using evchan::TimerEvent;
+using Clock = std::chrono::steady_clock;
+using evchan::test::eventually;
+using evchan::test::generous;
+using evchan::test::ReclaimOnExit;
+
+// An item that waits for another gives up after kBlockLimit, well before the
+// test stops waiting for it (kPatience): a pool that never shares shows as a
+// failed assertion, never as a hang.
+constexpr Duration kBlockLimit = 3s;
+constexpr Duration kPatience = 8s;
+constexpr int kBatch = 4;
+
+EventChannel::Options poolOptions(int threads, Duration grace) {
+  EventChannel::Options options;
+  options.initialThreads = threads;
+  options.maxThreads = threads;
+  options.stuckWorkerGrace = grace;
+  return options;
+}
+
+/// Spins (never blocking) until `done()`, at most kBlockLimit; whether
+/// done() came true.
+template <class Done>
+bool computeUntil(Done done) {
+  const Clock::time_point until = Clock::now() + generous(kBlockLimit);
+  while (!done()) {
+    if (Clock::now() >= until) return false;
+  }
+  return true;
+}
+
+/// Timers posted together, so that one poll completes them together.
+class TimerBatches {
+ public:
+  explicit TimerBatches(EventChannel& channel) : channel_(channel) {}
+  void post(Duration due, const std::function<void(Event&)>& callback, int count = kBatch) {
+    for (int i = 0; i < count; ++i) {
+      timers_.push_back(std::make_unique<TimerEvent>(due));
+      timers_.back()->setCallback(callback);
+      channel_.post(*timers_.back());
+    }
+  }
+  /// Batches of trivial items: the channel learns that its items are short,
+  /// so that the next batch is not shared at once.
+  void teachShortItems() {
+    std::atomic<int> fired{0};
+    for (int round = 1; round <= 8; ++round) {
+      post(1ms, [&](Event&) { ++fired; });
+      CPPUNIT_ASSERT(eventually([&] { return fired.load() == round * kBatch; }, kPatience));
+    }
+  }
+
+ private:
+  EventChannel& channel_;
+  std::vector<std::unique_ptr<TimerEvent>> timers_;
+};
+
+class PoolSharingAdversarialTest : public evchan::test::LeakCheckedFixture {
+  CPPUNIT_TEST_SUITE(PoolSharingAdversarialTest);
+  CPPUNIT_TEST(testComputingItemSharesItsBatchWithoutMonitor);
+  CPPUNIT_TEST(testTimerFiresWhileBatchItemComputesWithoutMonitor);
+  CPPUNIT_TEST(testUnannouncedBlockSharesItsBatchWithoutMonitor);
+  CPPUNIT_TEST(testUnannouncedBlockSharesItsBatchWithMonitor);
+  CPPUNIT_TEST(testTaskSliceSharesItsBatchWithoutMonitor);
+  CPPUNIT_TEST(testTaskSliceSharesItsBatchWithMonitor);
+  CPPUNIT_TEST(testBlockingCallSharesItsBatch);
+  CPPUNIT_TEST(testOneWorkerRunsEveryBatchItem);
+  CPPUNIT_TEST(testShutdownWithBacklogPending);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  // Stuck-worker monitor off (stuckWorkerGrace 0): the first item of a
+  // short-looking batch computes until another item of the batch has
+  // started.  Only an idle worker can start it.
+  void testComputingItemSharesItsBatchWithoutMonitor() { expectComputingItemShared(0ms); }
+
+  // Monitor off: the first of two completions computes until a timer due
+  // later fires.  Nobody polls unless an idle worker is woken for the batch.
+  void testTimerFiresWhileBatchItemComputesWithoutMonitor() {
+    std::unique_ptr<EventChannel> channel = EventChannel::create(poolOptions(2, 0ms));
+    ReclaimOnExit reclaim(*channel);
+    TimerBatches batches(*channel);
+    batches.teachShortItems();
+    std::atomic<bool> laterFired{false};
+    std::atomic<int> started{0};
+    std::atomic<int> outcome{-1};
+    TimerEvent later(100ms);
+    later.setCallback([&](Event&) { laterFired = true; });
+    channel->post(later);
+    batches.post(10ms, [&](Event&) {
+      if (started.fetch_add(1) == 0) outcome = computeUntil([&] { return laterFired.load(); }) ? 1 : 0;
+    }, 2);
+    CPPUNIT_ASSERT(eventually([&] { return outcome.load() != -1; }, kPatience));
+    CPPUNIT_ASSERT_MESSAGE("a timer waited for a batch item's computation: nobody polled", outcome.load() == 1);
+  }
+
+  // Monitor off: the first item blocks (a std::condition_variable, not
+  // announced to the pool) until another item of its batch has run.
+  void testUnannouncedBlockSharesItsBatchWithoutMonitor() { expectBlockedItemShared(0ms); }
+
+  // The same with the monitor on: its tick must hand the batch to the idle
+  // worker.
+  void testUnannouncedBlockSharesItsBatchWithMonitor() { expectBlockedItemShared(5ms); }
+
+  // Tasks resumed by the same poll (their sleeps end together): the first
+  // one to resume computes until another has resumed.
+  void testTaskSliceSharesItsBatchWithoutMonitor() { expectTaskSliceShared(0ms); }
+  void testTaskSliceSharesItsBatchWithMonitor() { expectTaskSliceShared(5ms); }
+
+  // An item that blocks inside evchan::blocking() shares its batch, monitor
+  // or not (here: off).
+  void testBlockingCallSharesItsBatch() {
+    std::unique_ptr<EventChannel> channel = EventChannel::create(poolOptions(2, 0ms));
+    ReclaimOnExit reclaim(*channel);
+    TimerBatches batches(*channel);
+    batches.teachShortItems();
+    std::mutex mutex;
+    std::condition_variable cv;
+    int othersRun = 0;
+    std::atomic<int> started{0};
+    std::atomic<int> outcome{-1};
+    batches.post(5ms, [&](Event&) {
+      if (started.fetch_add(1) == 0) {
+        const bool shared = evchan::blocking([&] {
+          std::unique_lock<std::mutex> lock(mutex);
+          return cv.wait_for(lock, generous(kBlockLimit), [&] { return othersRun > 0; });
+        });
+        outcome = shared ? 1 : 0;
+      } else {
+        std::lock_guard<std::mutex> lock(mutex);
+        ++othersRun;
+        cv.notify_all();
+      }
+    });
+    CPPUNIT_ASSERT(eventually([&] { return outcome.load() != -1; }, kPatience));
+    CPPUNIT_ASSERT_MESSAGE("the batch waited for an item in evchan::blocking()", outcome.load() == 1);
+  }
+
+  // One worker, monitor on: nobody to share with; every item of batches
+  // whose items compute runs, and a timer due meanwhile fires after them.
+  void testOneWorkerRunsEveryBatchItem() {
+    std::unique_ptr<EventChannel> channel = EventChannel::create(poolOptions(1, 5ms));
+    ReclaimOnExit reclaim(*channel);
+    TimerBatches batches(*channel);
+    batches.teachShortItems();
+    std::atomic<int> ran{0};
+    std::atomic<bool> laterFired{false};
+    TimerEvent later(20ms);
+    later.setCallback([&](Event&) { laterFired = true; });
+    channel->post(later);
+    batches.post(5ms, [&](Event&) {
+      const Clock::time_point until = Clock::now() + 2ms;
+      while (Clock::now() < until) {
+      }
+      ++ran;
+    }, 16);
+    CPPUNIT_ASSERT_MESSAGE("ran " + std::to_string(ran.load()) + " of 16",
+                           eventually([&] { return ran.load() == 16 && laterFired.load(); }, kPatience));
+    CPPUNIT_ASSERT_EQUAL(1, channel->poolStats().current);
+  }
+
+  // shutdown() while a batch that looked short is still queued behind a
+  // long first item: it returns, and every item's callback has run.
+  void testShutdownWithBacklogPending() {
+    for (Duration grace : {Duration(0ms), Duration(5ms)}) {
+      std::unique_ptr<EventChannel> channel = EventChannel::create(poolOptions(2, grace));
+      TimerBatches batches(*channel);
+      batches.teachShortItems();
+      std::atomic<int> ran{0};
+      std::atomic<int> started{0};
+      batches.post(5ms, [&](Event&) {
+        if (started.fetch_add(1) == 0) {
+          const Clock::time_point until = Clock::now() + 50ms;
+          while (Clock::now() < until) {
+          }
+        }
+        ++ran;
+      }, 8);
+      CPPUNIT_ASSERT(eventually([&] { return started.load() > 0; }, kPatience));
+      std::atomic<bool> shutDown{false};
+      std::thread stopper([&] {
+        channel->shutdown();
+        shutDown = true;
+      });
+      const bool returned = eventually([&] { return shutDown.load(); }, kPatience);
+      stopper.join();
+      CPPUNIT_ASSERT_MESSAGE("shutdown() did not return", returned);
+      CPPUNIT_ASSERT_MESSAGE("ran " + std::to_string(ran.load()) + " of 8",
+                             eventually([&] { return ran.load() == 8; }, kPatience));
+      while (channel->getEvent(0s) != nullptr) {
+      }
+    }
+  }
+
+ private:
+  void expectComputingItemShared(Duration grace) {
+    std::unique_ptr<EventChannel> channel = EventChannel::create(poolOptions(2, grace));
+    ReclaimOnExit reclaim(*channel);
+    TimerBatches batches(*channel);
+    batches.teachShortItems();
+    std::atomic<int> started{0};
+    std::atomic<int> outcome{-1};
+    batches.post(5ms, [&](Event&) {
+      if (started.fetch_add(1) == 0) outcome = computeUntil([&] { return started.load() >= 2; }) ? 1 : 0;
+    });
+    CPPUNIT_ASSERT(eventually([&] { return outcome.load() != -1; }, kPatience));
+    CPPUNIT_ASSERT_MESSAGE("the batch's other items waited for its computing first one", outcome.load() == 1);
+  }
+
+  void expectBlockedItemShared(Duration grace) {
+    std::unique_ptr<EventChannel> channel = EventChannel::create(poolOptions(2, grace));
+    ReclaimOnExit reclaim(*channel);
+    TimerBatches batches(*channel);
+    batches.teachShortItems();
+    std::mutex mutex;
+    std::condition_variable cv;
+    int othersRun = 0;
+    std::atomic<int> started{0};
+    std::atomic<int> outcome{-1};
+    batches.post(5ms, [&](Event&) {
+      if (started.fetch_add(1) == 0) {
+        std::unique_lock<std::mutex> lock(mutex);
+        outcome = cv.wait_for(lock, generous(kBlockLimit), [&] { return othersRun > 0; }) ? 1 : 0;
+      } else {
+        std::lock_guard<std::mutex> lock(mutex);
+        ++othersRun;
+        cv.notify_all();
+      }
+    });
+    CPPUNIT_ASSERT(eventually([&] { return outcome.load() != -1; }, kPatience));
+    CPPUNIT_ASSERT_MESSAGE("the batch waited for its blocked first item", outcome.load() == 1);
+  }
+
+  void expectTaskSliceShared(Duration grace) {
+    std::unique_ptr<EventChannel> channel = EventChannel::create(poolOptions(2, grace));
+    ReclaimOnExit reclaim(*channel);
+    // Rounds of tasks whose sleeps end together and that do nothing after.
+    std::atomic<int> resumed{0};
+    for (int round = 1; round <= 8; ++round) {
+      std::vector<TaskHandle> tasks;
+      for (int i = 0; i < kBatch; ++i) {
+        tasks.push_back(channel->spawn([&] {
+          evchan::this_task::sleepFor(2ms);
+          ++resumed;
+        }));
+      }
+      CPPUNIT_ASSERT(eventually([&] { return resumed.load() == round * kBatch; }, kPatience));
+      for (TaskHandle& task : tasks) task.join();
+    }
+    std::atomic<int> started{0};
+    std::atomic<int> outcome{-1};
+    std::vector<TaskHandle> tasks;
+    for (int i = 0; i < kBatch; ++i) {
+      tasks.push_back(channel->spawn([&] {
+        evchan::this_task::sleepFor(5ms);
+        if (started.fetch_add(1) == 0) outcome = computeUntil([&] { return started.load() >= 2; }) ? 1 : 0;
+      }));
+    }
+    CPPUNIT_ASSERT(eventually([&] { return outcome.load() != -1; }, kPatience));
+    for (TaskHandle& task : tasks) evchan::test::joinWithin(task, kPatience);
+    CPPUNIT_ASSERT_MESSAGE("tasks resumed together waited for the first one's slice", outcome.load() == 1);
+  }
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(PoolSharingAdversarialTest);
+
+}  // namespace
