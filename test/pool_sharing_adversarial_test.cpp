@@ -21,7 +21,9 @@
 #include <vector>
 
 #include "support/leak_checked_fixture.h"
+#include "support/loopback.h"
 #include "support/reclaim_on_exit.h"
+#include "support/skip.h"
 #include "support/waiting.h"
 
 namespace {
@@ -135,6 +137,7 @@ class PoolSharingAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testBlockingCallSharesItsBatch);
   CPPUNIT_TEST(testOneWorkerRunsEveryBatchItem);
   CPPUNIT_TEST(testShutdownWithBacklogPending);
+  CPPUNIT_TEST(testShutdownSharesCancelledCompletionsOnIoUring);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -259,6 +262,59 @@ class PoolSharingAdversarialTest : public evchan::test::LeakCheckedFixture {
       while (channel->getEvent(0s) != nullptr) {
       }
     }
+  }
+
+  // io_uring hands the reads that shutdown() cancels back through the
+  // ring, to workers that poll after the stuck-worker monitor has been
+  // stopped.  Two such completions, the first of whose callbacks waits
+  // (unannounced) for the second's: only an idle worker woken for the
+  // batch can run the second, and shutdown() waits for both.
+  void testShutdownSharesCancelledCompletionsOnIoUring() {
+    EventChannel::Options options = poolOptions(2, 5ms);
+    options.backend = evchan::Backend::IoUring;
+    std::error_code ec;
+    std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
+    if (!channel) EVCHAN_SKIP("no io_uring: " + ec.message());
+    bool shared = false;
+    for (int attempt = 0; attempt < kAttempts && !shared; ++attempt) {
+      if (attempt > 0) channel = EventChannel::create(options);
+      evchan::test::ConnectedPair first = evchan::test::connectPair();
+      evchan::test::ConnectedPair second = evchan::test::connectPair();
+      char buffers[2][8];
+      evchan::ReadEvent firstRead(first.server, buffers[0], sizeof buffers[0]);
+      evchan::ReadEvent secondRead(second.server, buffers[1], sizeof buffers[1]);
+      TimerBatches batches(*channel);
+      batches.teachShortItems(kTeachingRounds);
+      auto state = std::make_shared<Attempt>();
+      auto callback = [state](Event&) {
+        if (state->started.fetch_add(1) == 0) {
+          std::unique_lock<std::mutex> lock(state->mutex);
+          state->outcome = state->cv.wait_for(lock, generous(kBlockLimit), [&] { return state->othersRun > 0; }) ? 1 : 0;
+        } else {
+          std::lock_guard<std::mutex> lock(state->mutex);
+          ++state->othersRun;
+          state->cv.notify_all();
+        }
+      };
+      firstRead.setCallback(callback);
+      secondRead.setCallback(callback);
+      channel->post(firstRead);
+      channel->post(secondRead);
+      std::this_thread::sleep_for(20ms);  // both submitted to the ring (not asserted on)
+      std::atomic<bool> shutDown{false};
+      std::thread stopper([&] {
+        channel->shutdown();
+        shutDown = true;
+      });
+      const bool returned = eventually([&] { return shutDown.load(); }, kPatience);
+      stopper.join();
+      CPPUNIT_ASSERT_MESSAGE("shutdown() did not return", returned);
+      CPPUNIT_ASSERT_EQUAL(2, state->started.load());
+      shared = state->outcome.load() == 1;
+      while (channel->getEvent(0s) != nullptr) {
+      }
+    }
+    CPPUNIT_ASSERT_MESSAGE("a cancelled read's callback waited for the other's: nobody ran it", shared);
   }
 
  private:
