@@ -178,6 +178,9 @@ void ChannelCore::sweepForShutdown() noexcept {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     swept_ = true;
+    // The monitor is stopped: from now on a poll's batch (a completion
+    // backend's cancelled operations) is shared at once (see workerMain()).
+    monitorRunning_ = false;
     workAvailable_.notify_all();
   }
   // A worker of this channel waiting in getEvent() (a callback's call)
