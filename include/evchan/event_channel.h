@@ -101,9 +101,12 @@ struct EVCHAN_API EventChannelOptions {
   /// grace period while some worker is busy and sleeps while the channel
   /// is idle; while work waits it also wakes an idle worker for it (a
   /// worker that polled runs its completions itself while they look short,
-  /// and one long item would hold the rest).  Zero turns the monitor off,
-  /// and that wake-up with it: the completions queued behind a long item
-  /// then wait for it to end unless another worker comes for other work.
+  /// and one long item would hold the rest).  Zero turns the monitor off;
+  /// a poll's completions are then shared with an idle worker whenever
+  /// there are two or more, short or not, since nothing would catch one
+  /// that runs long.  A single completion is not shared: while it runs
+  /// long, timers and sockets wait for it to end unless another worker
+  /// comes for other work.
   Duration stuckWorkerGrace = std::chrono::milliseconds(5);
   /// Where an exception goes that escaped a task's function and that no
   /// join() rethrew: called once, when the task has ended with it and no

@@ -296,6 +296,10 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   std::vector<std::thread::id> exitedIds_;
   std::vector<WorkerActivity*> activities_;  // one per live worker
   const bool monitored_;                     // stuckWorkerGrace > 0
+  // The monitor's thread runs (set before the workers start, cleared by
+  // the shutdown's sweep, which stops it): only then may a short-looking
+  // batch wait for its tick (see workerMain()).
+  bool monitorRunning_ = false;
   // Threads started per reason (ThreadPoolStats); startReason_ is the
   // reason for a start now, set around the calls that may start one.
   std::uint64_t startedFor_[kStartReasons] = {};

@@ -36,8 +36,9 @@ std::shared_ptr<ChannelCore> ChannelCore::create(const EventChannelOptions& opti
   core->completesFiles_ = core->poller_->completesFileOperations();
   // Before the workers: they report to it.  Without it the pool still
   // compensates for the blocking calls it is told about.
-  if (core->monitored_ && !core->monitor_.start()) {
-    std::fprintf(stderr, "evchan: no thread for the stuck-worker monitor\n");
+  if (core->monitored_) {
+    core->monitorRunning_ = core->monitor_.start();
+    if (!core->monitorRunning_) std::fprintf(stderr, "evchan: no thread for the stuck-worker monitor\n");
   }
   int started = 0;
   {
@@ -177,6 +178,9 @@ void ChannelCore::sweepForShutdown() noexcept {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     swept_ = true;
+    // The monitor is stopped: from now on a poll's batch (a completion
+    // backend's cancelled operations) is shared at once (see workerMain()).
+    monitorRunning_ = false;
     workAvailable_.notify_all();
   }
   // A worker of this channel waiting in getEvent() (a callback's call)

@@ -258,7 +258,11 @@ void ChannelCore::workerMain() noexcept {
       // wake-up costs (by the items measured so far), an idle worker takes
       // a share or the poller role; a single one is never worth it (a
       // context switch costs more than the callback usually does), and a
-      // short batch only once it turns out long (above).
+      // short batch only once it turns out long (above).  Without the
+      // monitor (stuckWorkerGrace 0, or no thread for it) nothing would
+      // catch a first item that runs long or blocks unannounced: the rest
+      // of the batch, and the polling, would wait for it to end (or
+      // forever, when it waits for them), so any batch is shared at once.
       int completed = 0;
       while (Event* event = batch.queue.pop()) {
         runQueue_.push(*event);
@@ -266,7 +270,7 @@ void ChannelCore::workerMain() noexcept {
       }
       if (completed > 1) {
         lastBatchAt_ = Clock::now();
-        if (itemCost_ * completed >= kHelpAfter) {
+        if (!monitorRunning_ || itemCost_ * completed >= kHelpAfter) {
           wakeIdleLocked();
           backlogSince_ = kNoDeadline;
         } else if (backlogSince_ == kNoDeadline) {
