@@ -263,12 +263,6 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   // kRunsBetweenPolls a worker polls (without waiting) before the next.
   static constexpr int kRunsBetweenPolls = 64;
   int runsSincePoll_ = 0;
-  // Sharing a poll's completions with idle workers (see workerMain()).
-  // backlogSince_: when the run queue last got a batch of completions no
-  // helper has been woken for yet (kNoDeadline: none).  lastBatchAt_:
-  // when the last batch was queued, until the next poll measures from it
-  // what an item costs, itemCost_ (a moving average; it starts high, so
-  // that helpers are woken at once until items are seen to be short).
   // About what waking an idle worker costs before it runs anything (a
   // futex wake and a context switch: tens of microseconds on a virtual
   // machine).  A poll's completions that the polling worker will have run
@@ -276,6 +270,12 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   // and would have taken a CPU from whatever else wanted it.  A backlog
   // that lasts longer is, as soon as that is known.
   static constexpr Duration kHelpAfter = std::chrono::microseconds(50);
+  // Sharing a poll's completions with idle workers (see workerMain()).
+  // backlogSince_: when the run queue last got a batch of completions no
+  // helper has been woken for yet (kNoDeadline: none).  lastBatchAt_:
+  // when the last batch was queued, until the next poll measures from it
+  // what an item costs, itemCost_ (a moving average; it starts high, so
+  // that helpers are woken at once until items are seen to be short).
   Deadline backlogSince_ = kNoDeadline;
   Deadline lastBatchAt_ = kNoDeadline;
   Duration itemCost_ = kHelpAfter;
