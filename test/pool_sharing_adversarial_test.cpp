@@ -65,6 +65,27 @@ struct Attempt {
   std::mutex mutex;
   std::condition_variable cv;
   int othersRun = 0;  // under mutex
+
+  /// The first item: blocks (unannounced, unless `announce` wraps it)
+  /// until another item has run, at most kBlockLimit; sets `outcome`.
+  /// The others: say they ran.
+  template <class Announce>
+  void blockUntilAnotherRuns(Announce announce) {
+    if (started.fetch_add(1) == 0) {
+      const bool others = announce([this] {
+        std::unique_lock<std::mutex> lock(mutex);
+        return cv.wait_for(lock, generous(kBlockLimit), [this] { return othersRun > 0; });
+      });
+      outcome = others ? 1 : 0;
+    } else {
+      std::lock_guard<std::mutex> lock(mutex);
+      ++othersRun;
+      cv.notify_all();
+    }
+  }
+  void blockUntilAnotherRuns() {
+    blockUntilAnotherRuns([](auto wait) { return wait(); });
+  }
 };
 
 /// Runs `teach` (rounds of short items) and `attempt` (which returns the
@@ -190,17 +211,7 @@ class PoolSharingAdversarialTest : public evchan::test::LeakCheckedFixture {
     const bool shared = sharedInOneOf([&](int rounds) { batches.teachShortItems(rounds); }, [&] {
       auto state = std::make_shared<Attempt>();
       batches.post(5ms, [state](Event&) {
-        if (state->started.fetch_add(1) == 0) {
-          const bool others = evchan::blocking([&] {
-            std::unique_lock<std::mutex> lock(state->mutex);
-            return state->cv.wait_for(lock, generous(kBlockLimit), [&] { return state->othersRun > 0; });
-          });
-          state->outcome = others ? 1 : 0;
-        } else {
-          std::lock_guard<std::mutex> lock(state->mutex);
-          ++state->othersRun;
-          state->cv.notify_all();
-        }
+        state->blockUntilAnotherRuns([](auto wait) { return evchan::blocking(wait); });
       });
       return state;
     });
@@ -286,16 +297,7 @@ class PoolSharingAdversarialTest : public evchan::test::LeakCheckedFixture {
       TimerBatches batches(*channel);
       batches.teachShortItems(kTeachingRounds);
       auto state = std::make_shared<Attempt>();
-      auto callback = [state](Event&) {
-        if (state->started.fetch_add(1) == 0) {
-          std::unique_lock<std::mutex> lock(state->mutex);
-          state->outcome = state->cv.wait_for(lock, generous(kBlockLimit), [&] { return state->othersRun > 0; }) ? 1 : 0;
-        } else {
-          std::lock_guard<std::mutex> lock(state->mutex);
-          ++state->othersRun;
-          state->cv.notify_all();
-        }
-      };
+      auto callback = [state](Event&) { state->blockUntilAnotherRuns(); };
       firstRead.setCallback(callback);
       secondRead.setCallback(callback);
       channel->post(firstRead);
@@ -340,16 +342,7 @@ class PoolSharingAdversarialTest : public evchan::test::LeakCheckedFixture {
     ReclaimOnExit reclaim(*channel);
     const bool shared = sharedInOneOf([&](int rounds) { batches.teachShortItems(rounds); }, [&] {
       auto state = std::make_shared<Attempt>();
-      batches.post(5ms, [state](Event&) {
-        if (state->started.fetch_add(1) == 0) {
-          std::unique_lock<std::mutex> lock(state->mutex);
-          state->outcome = state->cv.wait_for(lock, generous(kBlockLimit), [&] { return state->othersRun > 0; }) ? 1 : 0;
-        } else {
-          std::lock_guard<std::mutex> lock(state->mutex);
-          ++state->othersRun;
-          state->cv.notify_all();
-        }
-      });
+      batches.post(5ms, [state](Event&) { state->blockUntilAnotherRuns(); });
       return state;
     });
     CPPUNIT_ASSERT_MESSAGE("the batch waited for its blocked first item", shared);
