@@ -168,6 +168,24 @@ void shieldedSleep(TaskReport& report) {
   if (Clock::now() - start < 300us) report.shortSleep = true;
 }
 
+// Runs `join` (a join of `child`); when a cancel (or a deadline) ends it,
+// the child is left running: joins it shielded, so that the round leaves
+// nothing behind, then rethrows.
+template <class Join>
+void joinLeavingNothingBehind(TaskHandle& child, Join join) {
+  std::exception_ptr ended;
+  try {
+    join();
+  } catch (...) {
+    ended = std::current_exception();
+  }
+  if (ended) {
+    this_task::CancellationShield shield;
+    child.join();
+    std::rethrow_exception(ended);
+  }
+}
+
 }  // namespace
 
 class TaskCancelAdversarialTest : public evchan::test::LeakCheckedFixture {
@@ -241,19 +259,7 @@ class TaskCancelAdversarialTest : public evchan::test::LeakCheckedFixture {
       RaceRound r;
       r.wait = [&other, round] {
         TaskHandle child = other.spawn([round] { this_task::sleepFor(std::chrono::microseconds(round % 5 * 5)); });
-        std::exception_ptr ended;
-        try {
-          child.join();
-        } catch (...) {
-          ended = std::current_exception();
-        }
-        if (ended) {
-          // Cancelled out of the join: the child is left running; wait for
-          // it shielded, so that the round leaves nothing behind.
-          this_task::CancellationShield shield;
-          child.join();
-          std::rethrow_exception(ended);
-        }
+        joinLeavingNothingBehind(child, [&child] { child.join(); });
       };
       return r;
     });
@@ -269,18 +275,10 @@ class TaskCancelAdversarialTest : public evchan::test::LeakCheckedFixture {
       r.allowed.push_back("timed out");
       r.wait = [&other, round] {
         TaskHandle child = other.spawn([round] { this_task::sleepFor(std::chrono::microseconds(round % 5 * 10)); });
-        std::exception_ptr ended;
-        try {
+        joinLeavingNothingBehind(child, [&child, round] {
           this_task::DeadlineScope deadline(std::chrono::microseconds(round % 7 * 8));
           child.join();
-        } catch (...) {
-          ended = std::current_exception();
-        }
-        if (ended) {
-          this_task::CancellationShield shield;
-          child.join();
-          std::rethrow_exception(ended);
-        }
+        });
       };
       return r;
     });
