@@ -70,11 +70,12 @@ class AprPollsetPoller final : public Poller {
       if (changed_) applyChanges();
       waiting_ = true;
     }
+    // In whole milliseconds, rounded up: APR's epoll and poll pollsets
+    // truncate the microseconds to milliseconds, so a wait due in 0.9 ms
+    // returned at once, and the channel spun through the last millisecond
+    // of every wait (and took timers due together one at a time).
     apr_interval_time_t timeoutUs = -1;
-    if (deadline != kNoDeadline) {
-      timeoutUs = std::max<apr_interval_time_t>(
-          0, std::chrono::ceil<std::chrono::microseconds>(deadline - Clock::now()).count());
-    }
+    if (deadline != kNoDeadline) timeoutUs = apr_interval_time_t(timeoutMilliseconds(deadline)) * 1000;
     // A host that misses wake-ups: a bounded sleep, after which the caller
     // polls again (a spurious return, as an interrupted poll is).
     static const apr_interval_time_t boundUs = pollsetSleepBound().count();
