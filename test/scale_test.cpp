@@ -5,6 +5,8 @@
 // limit).  Every task is released and joined; the resident memory each
 // costs is bounded generously (the benchmarks bench/parked_tasks_bench and
 // bench/many_connections_bench measure it against the real targets).
+// And every backend but select waits on more sockets at once than the
+// apr_pollset backend's first set holds.
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <netinet/in.h>
@@ -257,6 +259,7 @@ class ScaleTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST_SUITE(ScaleTest);
   CPPUNIT_TEST(testHundredThousandParkedTasks);
   CPPUNIT_TEST(testFiveThousandConnectionsParkedInReadSome);
+  CPPUNIT_TEST(testEveryBackendWaitsOnMoreSocketsThanAFirstSetHolds);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -331,16 +334,7 @@ class ScaleTest : public evchan::test::LeakCheckedFixture {
   // shutdown releases it).  One echo per connection, then the shutdown
   // cancels the parked reads and the tasks close their sockets.
   void testFiveThousandConnectionsParkedInReadSome() {
-    rlimit limit{};
-    CPPUNIT_ASSERT(getrlimit(RLIMIT_NOFILE, &limit) == 0);
-    if (limit.rlim_cur < limit.rlim_max) {
-      limit.rlim_cur = limit.rlim_max;
-      setrlimit(RLIMIT_NOFILE, &limit);
-      getrlimit(RLIMIT_NOFILE, &limit);
-    }
-    if (limit.rlim_cur < static_cast<rlim_t>(kConnections + 200)) {
-      EVCHAN_SKIP("RLIMIT_NOFILE " + std::to_string(limit.rlim_cur) + " is below " + count(kConnections + 200));
-    }
+    requireDescriptors(kConnections + 200);
 
     // Forked before the channel starts its threads.
     ClientProcess client(kConnections);
@@ -430,6 +424,68 @@ class ScaleTest : public evchan::test::LeakCheckedFixture {
     listener.close();
     CPPUNIT_ASSERT(client.send('Q'));
     CPPUNIT_ASSERT_EQUAL_MESSAGE("the client process's exit status", 0, client.wait(kPatience));
+  }
+
+  // 4,500 reads waiting at once, one per connection, on each backend (not
+  // select: FD_SETSIZE), then a byte for each: every read completes.  The
+  // apr_pollset backend's first set holds 4,096 sockets; it refused the
+  // 4,097th with descriptor_too_large before it learnt to grow.
+  void testEveryBackendWaitsOnMoreSocketsThanAFirstSetHolds() {
+    constexpr int kSockets = 4500;
+    requireDescriptors(2 * kSockets + 200);
+    TcpListener listener = TcpListener::listen({"127.0.0.1", 0}, 512);
+    listener.setTimeout(kPatience);
+    std::vector<TcpSocket> clients(kSockets), servers(kSockets);
+    for (int i = 0; i < kSockets; ++i) {
+      // The kernel completes the handshake from the backlog.
+      clients[i] = TcpSocket::connect({"127.0.0.1", listener.port()}, kPatience);
+      servers[i] = listener.accept();
+    }
+    int backendsTried = 0;
+    for (evchan::Backend backend : {evchan::Backend::Epoll, evchan::Backend::Poll, evchan::Backend::AprPollset,
+                                    evchan::Backend::IoUring, evchan::Backend::Aio}) {
+      std::vector<char> bytes(kSockets, 0);
+      std::vector<std::unique_ptr<evchan::ReadEvent>> reads;  // outlive the channel, which a failure leaves holding them
+      EventChannel::Options options;
+      options.backend = backend;
+      options.initialThreads = 1;
+      std::error_code ec;
+      std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
+      if (!channel) continue;  // not in this build, or refused by the kernel
+      ++backendsTried;
+      const std::string name = channel->backendName();
+      for (int i = 0; i < kSockets; ++i) {
+        reads.push_back(std::make_unique<evchan::ReadEvent>(servers[i], &bytes[i], 1));
+        channel->post(*reads.back(), ec);
+        CPPUNIT_ASSERT_MESSAGE(name + ": read " + std::to_string(i) + ": " + describe(ec), !ec);
+      }
+      for (int i = 0; i < kSockets; ++i) clients[i].writeAll("x", 1);
+      for (int i = 0; i < kSockets; ++i) {
+        evchan::Event* done = channel->getEvent(kPatience);
+        CPPUNIT_ASSERT_MESSAGE(name + ": " + std::to_string(i) + " of " + std::to_string(kSockets) + " reads completed",
+                               done != nullptr);
+        CPPUNIT_ASSERT_MESSAGE(name + ": " + describe(done->error()), !done->error());
+        CPPUNIT_ASSERT_EQUAL(std::size_t(1), static_cast<evchan::ReadEvent*>(done)->bytesTransferred());
+      }
+      for (int i = 0; i < kSockets; ++i) CPPUNIT_ASSERT_EQUAL_MESSAGE(name, 'x', bytes[i]);
+      channel->shutdown();
+    }
+    CPPUNIT_ASSERT_MESSAGE("no backend could be created", backendsTried > 0);
+  }
+
+ private:
+  // Raises the soft descriptor limit to the hard one; skips below `needed`.
+  static void requireDescriptors(long needed) {
+    rlimit limit{};
+    CPPUNIT_ASSERT(getrlimit(RLIMIT_NOFILE, &limit) == 0);
+    if (limit.rlim_cur < limit.rlim_max) {
+      limit.rlim_cur = limit.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &limit);
+      getrlimit(RLIMIT_NOFILE, &limit);
+    }
+    if (limit.rlim_cur < static_cast<rlim_t>(needed)) {
+      EVCHAN_SKIP("RLIMIT_NOFILE " + std::to_string(limit.rlim_cur) + " is below " + count(needed));
+    }
   }
 };
 

@@ -6,12 +6,19 @@
 // the polling thread touches the set, between waits; other threads record
 // what they want and wake it.  A socket being closed waits for the poller
 // to drop it, since the set keeps a pointer to the APR socket.
+//
+// A pollset holds a fixed number of sockets.  When a socket would not fit,
+// the thread asking makes a set twice the size, and the polling thread
+// moves to it between waits (select's set cannot grow past FD_SETSIZE:
+// there the socket is refused).
 #include <apr_poll.h>
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
+#include <utility>
 
 #include <evchan/error.h>
 
@@ -25,11 +32,9 @@ namespace {
 class AprPollsetPoller final : public Poller {
  public:
   std::error_code open() noexcept {
-    std::error_code ec;
-    pool_ = createPool(ec);
-    if (!pool_) return ec;
-    return makeAprError(apr_pollset_create_ex(&set_, kCapacity, pool_.get(), APR_POLLSET_WAKEABLE,
-                                              APR_POLLSET_DEFAULT));
+    if (std::error_code ec = createSet(kInitialCapacity, current_)) return ec;
+    fixedCapacity_ = std::strcmp(apr_pollset_method_name(current_.set), "select") == 0;
+    return {};
   }
 
   Backend kind() const noexcept override { return Backend::AprPollset; }
@@ -40,13 +45,14 @@ class AprPollsetPoller final : public Poller {
     std::lock_guard<std::mutex> lock(mutex_);
     if (interest == 0) {
       desired_.erase(&watch);
-    } else if (desired_.count(&watch) == 0 && desired_.size() >= kCapacity) {
-      return Errc::descriptor_too_large;  // the set's fixed capacity (select-based methods)
     } else {
+      if (desired_.count(&watch) == 0) {
+        if (std::error_code ec = reserveLocked(desired_.size() + 1)) return ec;
+      }
       desired_[&watch] = interest;
     }
     changed_ = true;
-    if (waiting_) apr_pollset_wakeup(set_);
+    if (waiting_) apr_pollset_wakeup(current_.set);
     return {};
   }
 
@@ -59,16 +65,20 @@ class AprPollsetPoller final : public Poller {
       applyChanges();
       return;
     }
-    apr_pollset_wakeup(set_);
+    apr_pollset_wakeup(current_.set);
     applied_.wait(lock, [&] { return active_.count(&watch) == 0; });
   }
 
   std::error_code wait(std::vector<Readiness>& ready, Deadline deadline) noexcept override {
     ready.clear();
+    apr_pollset_t* set = nullptr;
+    bool wakeupLost = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (changed_) applyChanges();
       waiting_ = true;
+      set = current_.set;  // not replaced while waiting_
+      wakeupLost = std::exchange(movedSets_, false);
     }
     // In whole milliseconds, rounded up: APR's epoll and poll pollsets
     // truncate the microseconds to milliseconds, so a wait due in 0.9 ms
@@ -76,13 +86,16 @@ class AprPollsetPoller final : public Poller {
     // of every wait (and took timers due together one at a time).
     apr_interval_time_t timeoutUs = -1;
     if (deadline != kNoDeadline) timeoutUs = apr_interval_time_t(timeoutMilliseconds(deadline)) * 1000;
+    // A wakeup() the old set took after its last wait went with it: this
+    // wait must not sleep through it (returning at once is harmless).
+    if (wakeupLost) timeoutUs = 0;
     // A host that misses wake-ups: a bounded sleep, after which the caller
     // polls again (a spurious return, as an interrupted poll is).
     static const apr_interval_time_t boundUs = pollsetSleepBound().count();
     if (boundUs > 0 && (timeoutUs < 0 || timeoutUs > boundUs)) timeoutUs = boundUs;
     apr_int32_t count = 0;
     const apr_pollfd_t* results = nullptr;
-    const apr_status_t status = apr_pollset_poll(set_, timeoutUs, &count, &results);
+    const apr_status_t status = apr_pollset_poll(set, timeoutUs, &count, &results);
     if (status == APR_SUCCESS) {
       for (apr_int32_t i = 0; i < count; ++i) {
         const apr_int16_t got = results[i].rtnevents;
@@ -101,10 +114,49 @@ class AprPollsetPoller final : public Poller {
     return makeAprError(status);
   }
 
-  void wakeup() noexcept override { apr_pollset_wakeup(set_); }
+  void wakeup() noexcept override {
+    std::lock_guard<std::mutex> lock(mutex_);  // the set may be replaced otherwise
+    apr_pollset_wakeup(current_.set);
+  }
 
  private:
-  static constexpr apr_uint32_t kCapacity = 4096;
+  static constexpr apr_uint32_t kInitialCapacity = 4096;
+
+  /// A pollset and the pool it lives in (destroying the pool destroys it).
+  struct Set {
+    PoolPtr pool;
+    apr_pollset_t* set = nullptr;
+    apr_uint32_t capacity = 0;
+  };
+
+  static std::error_code createSet(apr_uint32_t capacity, Set& made) noexcept {
+    std::error_code ec;
+    PoolPtr pool = createPool(ec);
+    if (!pool) return ec;
+    apr_pollset_t* set = nullptr;
+    if ((ec = makeAprError(
+             apr_pollset_create_ex(&set, capacity, pool.get(), APR_POLLSET_WAKEABLE, APR_POLLSET_DEFAULT)))) {
+      return ec;
+    }
+    made.pool = std::move(pool);
+    made.set = set;
+    made.capacity = capacity;
+    return {};
+  }
+
+  // Makes sure a set for `count` sockets is current or made (next_);
+  // mutex_ held.
+  std::error_code reserveLocked(std::size_t count) noexcept {
+    if (count <= current_.capacity || (next_.set != nullptr && count <= next_.capacity)) return {};
+    if (fixedCapacity_) return Errc::descriptor_too_large;  // select: FD_SETSIZE
+    const std::size_t largest = next_.set != nullptr ? next_.capacity : current_.capacity;
+    const std::size_t wanted = std::max(2 * largest, count);
+    if (wanted > 0x7fffffff) return Errc::descriptor_too_large;
+    Set larger;
+    if (std::error_code ec = createSet(static_cast<apr_uint32_t>(wanted), larger)) return ec;
+    next_ = std::move(larger);
+    return {};
+  }
 
   static apr_pollfd_t descriptor(Watch* watch, unsigned interest) {
     apr_pollfd_t pfd{};
@@ -116,8 +168,15 @@ class AprPollsetPoller final : public Poller {
     return pfd;
   }
 
-  // Brings the pollset in line with desired_; mutex_ held, not waiting.
+  // Brings the pollset in line with desired_, moving to next_ if made;
+  // mutex_ held, not waiting.
   void applyChanges() noexcept {
+    if (next_.set != nullptr) {
+      current_ = std::move(next_);  // destroys the old set: nothing waits on it
+      next_ = Set{};
+      active_.clear();
+      movedSets_ = true;
+    }
     for (auto it = active_.begin(); it != active_.end();) {
       auto wanted = desired_.find(it->first);
       if (wanted != desired_.end() && wanted->second == it->second) {
@@ -125,7 +184,7 @@ class AprPollsetPoller final : public Poller {
         continue;
       }
       apr_pollfd_t pfd = descriptor(it->first, it->second);
-      apr_pollset_remove(set_, &pfd);
+      apr_pollset_remove(current_.set, &pfd);
       it = active_.erase(it);
     }
     for (const auto& [watch, interest] : desired_) {
@@ -133,13 +192,15 @@ class AprPollsetPoller final : public Poller {
       apr_pollfd_t pfd = descriptor(watch, interest);
       // setInterest() keeps desired_ within the capacity, so this succeeds
       // unless the socket is already closed, which the channel then reports.
-      if (apr_pollset_add(set_, &pfd) == APR_SUCCESS) active_[watch] = interest;
+      if (apr_pollset_add(current_.set, &pfd) == APR_SUCCESS) active_[watch] = interest;
     }
     changed_ = false;
   }
 
-  PoolPtr pool_;
-  apr_pollset_t* set_ = nullptr;
+  Set current_;
+  Set next_;
+  bool fixedCapacity_ = false;
+  bool movedSets_ = false;  // since the last wait
   std::mutex mutex_;
   std::condition_variable applied_;
   std::unordered_map<Watch*, unsigned> desired_;
