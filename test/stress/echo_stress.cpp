@@ -19,9 +19,9 @@
 // The clients run in a child process (this program re-executed with
 // --client), so that each side has its own descriptor table.  Both raise
 // RLIMIT_NOFILE to the hard limit and the connection count is scaled down
-// (with a message) when that is too low.  select runs at its FD_SETSIZE
-// limit and apr_pollset at its pollset capacity.  Descriptors open in this
-// process are counted before and after each backend.
+// (with a message) when that is too low; select runs at its FD_SETSIZE
+// limit.  Descriptors open in this process are counted before and after
+// each backend.
 //
 //   echo_stress [--short] [--connections N] [--kib K] [--tasks N] [--backend NAME]...
 //
@@ -62,8 +62,6 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t kChunk = 4096;
 // A patience that only a hang exceeds; nothing is asserted about speed.
 constexpr auto kIoPatience = std::chrono::seconds(120);
-// apr_pollset's set is created with this capacity (src/apr/pollset_poller.cpp).
-constexpr long kAprPollsetCapacity = 4096;
 
 unsigned char patternByte(std::uint64_t connection, std::uint64_t offset) {
   std::uint64_t x = (connection + 1) * 0x9e3779b97f4a7c15ULL ^ (offset >> 3) * 0xbf58476d1ce4e5b9ULL;
@@ -567,10 +565,6 @@ void runBackend(const std::string& name, const Settings& settings, long descript
       limitNote = "FD_SETSIZE";
     }
     socketLimit = std::min(socketLimit, free / 2);
-  } else if (kind == evchan::Backend::AprPollset && connections > kAprPollsetCapacity - 8) {
-    connections = kAprPollsetCapacity - 8;
-    limitNote = "pollset capacity";
-    socketLimit = std::min(socketLimit, (kAprPollsetCapacity - 8) / 2);
   }
   for (const char* phase : {"echo", "half-close", "reset"}) {
     Row row = runPhase(*channel, listener, name, phase, connections, settings.bytes);
