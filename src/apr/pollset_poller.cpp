@@ -27,6 +27,7 @@
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include <evchan/error.h>
@@ -60,6 +61,7 @@ class AprPollsetPoller final : public Poller {
       }
       desired_[&watch] = interest;
     }
+    touched_.insert(&watch);
     changed_ = true;
     if (waiting_) wake(current_);
     return {};
@@ -68,6 +70,7 @@ class AprPollsetPoller final : public Poller {
   void remove(Watch& watch) noexcept override {
     std::unique_lock<std::mutex> lock(mutex_);
     desired_.erase(&watch);
+    touched_.insert(&watch);
     changed_ = true;
     if (active_.count(&watch) == 0) return;
     if (!waiting_) {
@@ -174,17 +177,20 @@ class AprPollsetPoller final : public Poller {
       return ec;
     }
     apr_pollset_t* set = nullptr;
-    // One more place, for the pipe (as APR_POLLSET_WAKEABLE adds).
-    if ((ec = makeAprError(apr_pollset_create_ex(&set, capacity + 1, pool.get(), 0, APR_POLLSET_DEFAULT)))) {
+    // One more place, for the pipe (as APR_POLLSET_WAKEABLE adds).  Not
+    // copied: APR's epoll and kqueue sets then remove a socket without
+    // searching a list of every one (a change cost a pass over them all).
+    if ((ec = makeAprError(
+             apr_pollset_create_ex(&set, capacity + 1, pool.get(), APR_POLLSET_NOCOPY, APR_POLLSET_DEFAULT)))) {
       return ec;
     }
-    apr_pollfd_t pfd{};
-    pfd.p = pool.get();
-    pfd.desc_type = APR_POLL_FILE;
-    pfd.desc.f = wakeRead;
-    pfd.reqevents = APR_POLLIN;
-    pfd.client_data = nullptr;  // every socket's is its Watch
-    if ((ec = makeAprError(apr_pollset_add(set, &pfd)))) return ec;
+    auto* pfd = static_cast<apr_pollfd_t*>(apr_pcalloc(pool.get(), sizeof(apr_pollfd_t)));  // lives with the set
+    pfd->p = pool.get();
+    pfd->desc_type = APR_POLL_FILE;
+    pfd->desc.f = wakeRead;
+    pfd->reqevents = APR_POLLIN;
+    pfd->client_data = nullptr;  // every socket's is its Watch
+    if ((ec = makeAprError(apr_pollset_add(set, pfd)))) return ec;
     made.pool = std::move(pool);
     made.set = set;
     made.capacity = capacity;
@@ -241,26 +247,47 @@ class AprPollsetPoller final : public Poller {
       current_ = std::move(next_);  // destroys the old set: nothing waits on it
       next_ = Set{};
       active_.clear();
+      touched_.clear();
       movedSets_ = true;
-    }
-    for (auto it = active_.begin(); it != active_.end();) {
-      auto wanted = desired_.find(it->first);
-      if (wanted != desired_.end() && wanted->second == it->second) {
-        ++it;
-        continue;
+      for (const auto& [watch, interest] : desired_) {
+        if (!addActive(watch, interest)) touched_.insert(watch);
       }
-      apr_pollfd_t pfd = descriptor(it->first, it->second);
-      apr_pollset_remove(current_.set, &pfd);
-      it = active_.erase(it);
+      changed_ = false;
+      return;
     }
-    for (const auto& [watch, interest] : desired_) {
-      if (active_.count(watch) != 0) continue;
-      apr_pollfd_t pfd = descriptor(watch, interest);
-      // setInterest() keeps desired_ within the capacity, so this succeeds
-      // unless the socket is already closed, which the channel then reports.
-      if (apr_pollset_add(current_.set, &pfd) == APR_SUCCESS) active_[watch] = interest;
+    // Only the sockets whose interest changed, not every one watched: a
+    // set may hold tens of thousands, and this runs after every wait that
+    // anything changed in.  Removals first (a poll set has no room to spare).
+    for (Watch* watch : touched_) {
+      auto active = active_.find(watch);
+      if (active == active_.end()) continue;
+      auto wanted = desired_.find(watch);
+      if (wanted != desired_.end() && wanted->second == active->second.interest) continue;
+      apr_pollset_remove(current_.set, &active->second.pfd);
+      active_.erase(active);
+    }
+    for (auto it = touched_.begin(); it != touched_.end();) {
+      auto wanted = desired_.find(*it);
+      if (wanted == desired_.end() || active_.count(*it) != 0 || addActive(*it, wanted->second)) {
+        it = touched_.erase(it);
+      } else {
+        ++it;  // tried again at the next change, as a full pass would
+      }
     }
     changed_ = false;
+  }
+
+  // Adds `watch` to the current set; false when the set refuses it.
+  // mutex_ held.
+  bool addActive(Watch* watch, unsigned interest) noexcept {
+    // The set keeps a pointer to the descriptor (APR_POLLSET_NOCOPY): it
+    // lives in active_'s node, which no rehash moves, until removed.
+    const auto added = active_.try_emplace(watch, Active{interest, descriptor(watch, interest)}).first;
+    // setInterest() keeps desired_ within the capacity, so this succeeds
+    // unless the socket is already closed, which the channel then reports.
+    if (apr_pollset_add(current_.set, &added->second.pfd) == APR_SUCCESS) return true;
+    active_.erase(added);
+    return false;
   }
 
   Set current_;
@@ -270,7 +297,14 @@ class AprPollsetPoller final : public Poller {
   std::mutex mutex_;
   std::condition_variable applied_;
   std::unordered_map<Watch*, unsigned> desired_;
-  std::unordered_map<Watch*, unsigned> active_;
+  /// A socket in the current set: the directions watched, and the
+  /// descriptor the set points to.
+  struct Active {
+    unsigned interest;
+    apr_pollfd_t pfd;
+  };
+  std::unordered_map<Watch*, Active> active_;
+  std::unordered_set<Watch*> touched_;  ///< whose desired_ entry changed since the last applyChanges()
   bool waiting_ = false;
   bool changed_ = false;
 };
