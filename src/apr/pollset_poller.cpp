@@ -11,6 +11,15 @@
 // the thread asking makes a set twice the size, and the polling thread
 // moves to it between waits (select's set cannot grow past FD_SETSIZE:
 // there the socket is refused).
+//
+// Where files can be polled (POSIX), the set's wake-up pipe is ours, made
+// before the set and added to it like a socket, rather than APR's
+// (APR_POLLSET_WAKEABLE): apr_pollset_create_ex makes APR's pipe after
+// the epoll instance and, when the pipe fails (a process with one or two
+// descriptors left), returns without closing that instance, so each
+// growth tried at the descriptor limit leaked one.  Ours also never
+// blocks its writer (APR's write end does, on a full pipe, under our lock).
+#include <apr_file_io.h>
 #include <apr_poll.h>
 
 #include <algorithm>
@@ -18,6 +27,7 @@
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include <evchan/error.h>
@@ -51,33 +61,37 @@ class AprPollsetPoller final : public Poller {
       }
       desired_[&watch] = interest;
     }
+    touched_.insert(&watch);
     changed_ = true;
-    if (waiting_) apr_pollset_wakeup(current_.set);
+    if (waiting_) wake(current_);
     return {};
   }
 
   void remove(Watch& watch) noexcept override {
     std::unique_lock<std::mutex> lock(mutex_);
     desired_.erase(&watch);
+    touched_.insert(&watch);
     changed_ = true;
     if (active_.count(&watch) == 0) return;
     if (!waiting_) {
       applyChanges();
       return;
     }
-    apr_pollset_wakeup(current_.set);
+    wake(current_);
     applied_.wait(lock, [&] { return active_.count(&watch) == 0; });
   }
 
   std::error_code wait(std::vector<Readiness>& ready, Deadline deadline) noexcept override {
     ready.clear();
     apr_pollset_t* set = nullptr;
+    apr_file_t* wakeRead = nullptr;
     bool wakeupLost = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (changed_) applyChanges();
       waiting_ = true;
       set = current_.set;  // not replaced while waiting_
+      wakeRead = current_.wakeRead;
       wakeupLost = std::exchange(movedSets_, false);
     }
     // In whole milliseconds, rounded up: APR's epoll and poll pollsets
@@ -98,6 +112,10 @@ class AprPollsetPoller final : public Poller {
     const apr_status_t status = apr_pollset_poll(set, timeoutUs, &count, &results);
     if (status == APR_SUCCESS) {
       for (apr_int32_t i = 0; i < count; ++i) {
+        if (results[i].client_data == nullptr) {  // our wake-up pipe
+          if (wakeRead != nullptr) drainWakeups(wakeRead);
+          continue;
+        }
         const apr_int16_t got = results[i].rtnevents;
         const bool failed = (got & (APR_POLLERR | APR_POLLHUP | APR_POLLNVAL)) != 0;
         unsigned flags = 0;
@@ -116,32 +134,86 @@ class AprPollsetPoller final : public Poller {
 
   void wakeup() noexcept override {
     std::lock_guard<std::mutex> lock(mutex_);  // the set may be replaced otherwise
-    apr_pollset_wakeup(current_.set);
+    wake(current_);
   }
 
  private:
   static constexpr apr_uint32_t kInitialCapacity = 4096;
 
-  /// A pollset and the pool it lives in (destroying the pool destroys it).
+  /// Files can be polled: the wake-up pipe is ours (see the top).
+  static constexpr bool kOwnWakePipe = APR_FILES_AS_SOCKETS != 0;
+
+  /// A pollset and the pool it lives in (destroying the pool destroys it,
+  /// and closes the wake-up pipe).
   struct Set {
     PoolPtr pool;
     apr_pollset_t* set = nullptr;
     apr_uint32_t capacity = 0;
+    apr_file_t* wakeRead = nullptr;  ///< our wake-up pipe; null: APR's
+    apr_file_t* wakeWrite = nullptr;
   };
 
   static std::error_code createSet(apr_uint32_t capacity, Set& made) noexcept {
     std::error_code ec;
     PoolPtr pool = createPool(ec);
     if (!pool) return ec;
-    apr_pollset_t* set = nullptr;
-    if ((ec = makeAprError(
-             apr_pollset_create_ex(&set, capacity, pool.get(), APR_POLLSET_WAKEABLE, APR_POLLSET_DEFAULT)))) {
+    // A failure below destroys the pool, which closes what was made.
+    if (!kOwnWakePipe) {
+      apr_pollset_t* set = nullptr;
+      if ((ec = makeAprError(
+               apr_pollset_create_ex(&set, capacity, pool.get(), APR_POLLSET_WAKEABLE, APR_POLLSET_DEFAULT)))) {
+        return ec;
+      }
+      made.pool = std::move(pool);
+      made.set = set;
+      made.capacity = capacity;
+      return {};
+    }
+    apr_file_t* wakeRead = nullptr;
+    apr_file_t* wakeWrite = nullptr;
+    if ((ec = makeAprError(apr_file_pipe_create_ex(&wakeRead, &wakeWrite, APR_FULL_NONBLOCK, pool.get()))) ||
+        (ec = makeAprError(apr_file_inherit_unset(wakeRead))) ||
+        (ec = makeAprError(apr_file_inherit_unset(wakeWrite)))) {
       return ec;
     }
+    apr_pollset_t* set = nullptr;
+    // One more place, for the pipe (as APR_POLLSET_WAKEABLE adds).  Not
+    // copied: APR's epoll and kqueue sets then remove a socket without
+    // searching a list of every one (a change cost a pass over them all).
+    if ((ec = makeAprError(
+             apr_pollset_create_ex(&set, capacity + 1, pool.get(), APR_POLLSET_NOCOPY, APR_POLLSET_DEFAULT)))) {
+      return ec;
+    }
+    auto* pfd = static_cast<apr_pollfd_t*>(apr_pcalloc(pool.get(), sizeof(apr_pollfd_t)));  // lives with the set
+    pfd->p = pool.get();
+    pfd->desc_type = APR_POLL_FILE;
+    pfd->desc.f = wakeRead;
+    pfd->reqevents = APR_POLLIN;
+    pfd->client_data = nullptr;  // every socket's is its Watch
+    if ((ec = makeAprError(apr_pollset_add(set, pfd)))) return ec;
     made.pool = std::move(pool);
     made.set = set;
     made.capacity = capacity;
+    made.wakeRead = wakeRead;
+    made.wakeWrite = wakeWrite;
     return {};
+  }
+
+  // Makes the set's current or next poll return; mutex_ held.
+  static void wake(Set& set) noexcept {
+    if (set.wakeWrite == nullptr) {
+      apr_pollset_wakeup(set.set);
+      return;
+    }
+    // Full (EAGAIN): a wake-up is pending already.
+    apr_file_putc(1, set.wakeWrite);
+  }
+
+  // Empties our wake-up pipe (the polling thread, after a poll reported it).
+  static void drainWakeups(apr_file_t* wakeRead) noexcept {
+    char bytes[256];
+    apr_size_t size = sizeof bytes;
+    while (apr_file_read(wakeRead, bytes, &size) == APR_SUCCESS && size == sizeof bytes) size = sizeof bytes;
   }
 
   // Makes sure a set for `count` sockets is current or made (next_);
@@ -175,26 +247,47 @@ class AprPollsetPoller final : public Poller {
       current_ = std::move(next_);  // destroys the old set: nothing waits on it
       next_ = Set{};
       active_.clear();
+      touched_.clear();
       movedSets_ = true;
-    }
-    for (auto it = active_.begin(); it != active_.end();) {
-      auto wanted = desired_.find(it->first);
-      if (wanted != desired_.end() && wanted->second == it->second) {
-        ++it;
-        continue;
+      for (const auto& [watch, interest] : desired_) {
+        if (!addActive(watch, interest)) touched_.insert(watch);
       }
-      apr_pollfd_t pfd = descriptor(it->first, it->second);
-      apr_pollset_remove(current_.set, &pfd);
-      it = active_.erase(it);
+      changed_ = false;
+      return;
     }
-    for (const auto& [watch, interest] : desired_) {
-      if (active_.count(watch) != 0) continue;
-      apr_pollfd_t pfd = descriptor(watch, interest);
-      // setInterest() keeps desired_ within the capacity, so this succeeds
-      // unless the socket is already closed, which the channel then reports.
-      if (apr_pollset_add(current_.set, &pfd) == APR_SUCCESS) active_[watch] = interest;
+    // Only the sockets whose interest changed, not every one watched: a
+    // set may hold tens of thousands, and this runs after every wait that
+    // anything changed in.  Removals first (a poll set has no room to spare).
+    for (Watch* watch : touched_) {
+      auto active = active_.find(watch);
+      if (active == active_.end()) continue;
+      auto wanted = desired_.find(watch);
+      if (wanted != desired_.end() && wanted->second == active->second.interest) continue;
+      apr_pollset_remove(current_.set, &active->second.pfd);
+      active_.erase(active);
+    }
+    for (auto it = touched_.begin(); it != touched_.end();) {
+      auto wanted = desired_.find(*it);
+      if (wanted == desired_.end() || active_.count(*it) != 0 || addActive(*it, wanted->second)) {
+        it = touched_.erase(it);
+      } else {
+        ++it;  // tried again at the next change, as a full pass would
+      }
     }
     changed_ = false;
+  }
+
+  // Adds `watch` to the current set; false when the set refuses it.
+  // mutex_ held.
+  bool addActive(Watch* watch, unsigned interest) noexcept {
+    // The set keeps a pointer to the descriptor (APR_POLLSET_NOCOPY): it
+    // lives in active_'s node, which no rehash moves, until removed.
+    const auto added = active_.try_emplace(watch, Active{interest, descriptor(watch, interest)}).first;
+    // setInterest() keeps desired_ within the capacity, so this succeeds
+    // unless the socket is already closed, which the channel then reports.
+    if (apr_pollset_add(current_.set, &added->second.pfd) == APR_SUCCESS) return true;
+    active_.erase(added);
+    return false;
   }
 
   Set current_;
@@ -204,7 +297,14 @@ class AprPollsetPoller final : public Poller {
   std::mutex mutex_;
   std::condition_variable applied_;
   std::unordered_map<Watch*, unsigned> desired_;
-  std::unordered_map<Watch*, unsigned> active_;
+  /// A socket in the current set: the directions watched, and the
+  /// descriptor the set points to.
+  struct Active {
+    unsigned interest;
+    apr_pollfd_t pfd;
+  };
+  std::unordered_map<Watch*, Active> active_;
+  std::unordered_set<Watch*> touched_;  ///< whose desired_ entry changed since the last applyChanges()
   bool waiting_ = false;
   bool changed_ = false;
 };
