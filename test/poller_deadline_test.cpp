@@ -10,6 +10,8 @@
 #include <system_error>
 #include <vector>
 
+#include <evchan/event_channel.h>
+
 #include "poller/poller.h"
 
 namespace {
@@ -22,18 +24,6 @@ using evchan::detail::Deadline;
 using evchan::detail::Poller;
 using evchan::detail::Readiness;
 using namespace std::chrono_literals;
-
-std::string nameOf(Backend backend) {
-  switch (backend) {
-    case Backend::Epoll: return "epoll";
-    case Backend::Poll: return "poll";
-    case Backend::Select: return "select";
-    case Backend::AprPollset: return "apr_pollset";
-    case Backend::Aio: return "aio";
-    case Backend::IoUring: return "io_uring";
-    default: return "backend " + std::to_string(static_cast<int>(backend));
-  }
-}
 
 class PollerDeadlineTest : public CppUnit::TestFixture {
   CPPUNIT_TEST_SUITE(PollerDeadlineTest);
@@ -52,7 +42,8 @@ class PollerDeadlineTest : public CppUnit::TestFixture {
       if (!poller) continue;  // refused by this kernel (io_uring in a container)
       ++tried;
       for (auto wait : {300us, 2500us, 7700us}) {
-        const std::string what = nameOf(backend) + ", a wait of " + std::to_string(wait.count()) + " us";
+        const std::string what =
+            std::string(evchan::backendName(backend)) + ", a wait of " + std::to_string(wait.count()) + " us";
         const Deadline deadline = Clock::now() + wait;
         // Waits until the deadline as the channel does: a wait interrupted
         // (EINTR, seen here now and then after an io_uring was closed)

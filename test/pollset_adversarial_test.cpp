@@ -36,6 +36,7 @@
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
+#include "support/posix/descriptor_limit.h"
 #include "support/reclaim_on_exit.h"
 #include "support/skip.h"
 #include "support/slowdown.h"
@@ -57,6 +58,7 @@ using evchan::test::createOnBackendOrSkip;
 using evchan::test::describe;
 using evchan::test::eventually;
 using evchan::test::generous;
+using evchan::test::requireDescriptors;
 using evchan::test::ReclaimOnExit;
 using Clock = std::chrono::steady_clock;
 
@@ -67,19 +69,6 @@ constexpr int kPastFirstSet = 4300;
 // Every wait for an event, a task or a thread detects a hang (stretched).
 constexpr Duration kPatience = 20s;
 
-/// Raises the soft descriptor limit to the hard one; skips below `needed`.
-void requireDescriptors(long needed) {
-  rlimit limit{};
-  CPPUNIT_ASSERT(getrlimit(RLIMIT_NOFILE, &limit) == 0);
-  if (limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &limit);
-    getrlimit(RLIMIT_NOFILE, &limit);
-  }
-  if (limit.rlim_cur < static_cast<rlim_t>(needed)) {
-    EVCHAN_SKIP("RLIMIT_NOFILE " + std::to_string(limit.rlim_cur) + " is below " + std::to_string(needed));
-  }
-}
 
 /// `count` loopback connections to one listener.
 struct Connections {

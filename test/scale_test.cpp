@@ -37,6 +37,7 @@
 
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
+#include "support/posix/descriptor_limit.h"
 #include "support/skip.h"
 #include "support/waiting.h"
 
@@ -53,6 +54,7 @@ using evchan::test::Clock;
 using evchan::test::describe;
 using evchan::test::eventually;
 using evchan::test::allWorkersIdle;
+using evchan::test::requireDescriptors;
 namespace this_task = evchan::this_task;
 
 // Sanitizers add shadow memory and redzones to every allocation: there the
@@ -449,7 +451,8 @@ class ScaleTest : public evchan::test::LeakCheckedFixture {
     for (evchan::Backend backend : {evchan::Backend::Epoll, evchan::Backend::Poll, evchan::Backend::AprPollset,
                                     evchan::Backend::IoUring, evchan::Backend::Aio}) {
       std::vector<char> bytes(kSockets, 0);
-      std::vector<std::unique_ptr<evchan::ReadEvent>> reads;  // outlive the channel, which a failure leaves holding them
+      // The reads outlive the channel, which a failing assertion leaves holding them.
+      std::vector<std::unique_ptr<evchan::ReadEvent>> reads;
       EventChannel::Options options;
       options.backend = backend;
       options.initialThreads = 1;
@@ -475,21 +478,6 @@ class ScaleTest : public evchan::test::LeakCheckedFixture {
       channel->shutdown();
     }
     CPPUNIT_ASSERT_MESSAGE("no backend could be created", backendsTried > 0);
-  }
-
- private:
-  // Raises the soft descriptor limit to the hard one; skips below `needed`.
-  static void requireDescriptors(long needed) {
-    rlimit limit{};
-    CPPUNIT_ASSERT(getrlimit(RLIMIT_NOFILE, &limit) == 0);
-    if (limit.rlim_cur < limit.rlim_max) {
-      limit.rlim_cur = limit.rlim_max;
-      setrlimit(RLIMIT_NOFILE, &limit);
-      getrlimit(RLIMIT_NOFILE, &limit);
-    }
-    if (limit.rlim_cur < static_cast<rlim_t>(needed)) {
-      EVCHAN_SKIP("RLIMIT_NOFILE " + std::to_string(limit.rlim_cur) + " is below " + count(needed));
-    }
   }
 };
 
