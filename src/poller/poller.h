@@ -62,8 +62,10 @@ class Poller {
 
   /// Waits until a watched socket is ready, wakeup() is called or the
   /// deadline passes; appends what is ready to `ready` (which it clears first).
-  /// Never returns before the deadline with nothing to report, except when
-  /// the system call is interrupted (EINTR); the channel then polls again.
+  /// With nothing to report it returns before the deadline only when woken,
+  /// when the system call is interrupted (EINTR) or, on apr_pollset, once
+  /// after a move to a larger set and at its sleep bound under Wine; the
+  /// channel then polls again.
   virtual std::error_code wait(std::vector<Readiness>& ready, Deadline deadline) noexcept = 0;
   /// Makes the current (or next) wait() return promptly.
   virtual void wakeup() noexcept = 0;
