@@ -40,6 +40,7 @@
 #include <evchan/error.h>
 
 #include "apr/file_state.h"
+#include "linux/ring_lifetime_annotations.h"
 #include "poller/datagram_access.h"
 #include "poller/event_access.h"
 #include "poller/poller.h"
@@ -70,7 +71,9 @@ const int kRequiredOps[] = {IORING_OP_RECV,         IORING_OP_SEND, IORING_OP_AC
 class UringPoller final : public Poller, public CompletionPoller {
  public:
   ~UringPoller() override {
-    if (open_) io_uring_queue_exit(&ring_);
+    if (!open_) return;
+    ringUnmapping();
+    io_uring_queue_exit(&ring_);
   }
 
   std::error_code open() noexcept {
@@ -80,6 +83,7 @@ class UringPoller final : public Poller, public CompletionPoller {
     if (int rc = io_uring_queue_init_params(kSubmissionEntries, &ring_, &params); rc < 0) {
       return std::error_code(-rc, std::generic_category());  // ENOSYS, EPERM (seccomp, sysctl), ENOMEM
     }
+    ringMapped();
     open_ = true;
     // Waiting with a timeout and no SQE (EXT_ARG, 5.11) and not losing
     // completions when the CQ is full (NODROP, 5.5) are needed.
