@@ -208,6 +208,17 @@ void writeTags(Connections& connections, std::size_t ends, Failures& failures,
   });
 }
 
+/// Writes the first `ends` ends' bytes (writeTags), then takes a read of
+/// `batch` for each, each with its byte and once; nothing more comes back.
+void writeAndTakeEveryRead(EventChannel& channel, Connections& connections, ReadBatch& batch, std::size_t ends,
+                           Failures& failures, const std::string& what) {
+  writeTags(connections, ends, failures);
+  failures.check(what);
+  std::vector<int> seen;
+  takeReads(channel, batch, seen, ends, expectByte);
+  expectNothingMore(channel);
+}
+
 /// `duration` in milliseconds, for messages.
 std::string millis(Duration duration) {
   return std::to_string(std::chrono::duration<double, std::milli>(duration).count()) + " ms";
@@ -292,11 +303,7 @@ class PollsetAdversarialTest : public evchan::test::LeakCheckedFixture {
     });
     failures.check("posting");
     expectNothingMore(*channel, 20ms);
-    writeTags(connections, batch.size(), failures);
-    failures.check("writing");
-    std::vector<int> seen;
-    takeReads(*channel, batch, seen, batch.size(), expectByte);
-    expectNothingMore(*channel);
+    writeAndTakeEveryRead(*channel, connections, batch, batch.size(), failures, "writing");
   }
 
   // Eight tasks write 24 MiB each and park on full send buffers; while
@@ -377,11 +384,7 @@ class PollsetAdversarialTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(kWriters, readersDone.load());
 
     expectNothingMore(*channel, 20ms);
-    writeTags(connections, batch.size(), failures);
-    failures.check("writing");
-    std::vector<int> seen;
-    takeReads(*channel, batch, seen, batch.size(), expectByte);
-    expectNothingMore(*channel);
+    writeAndTakeEveryRead(*channel, connections, batch, batch.size(), failures, "writing");
   }
 
   // 4,000 reads wait; one thread posts 400 more (the growth) while another
@@ -459,11 +462,7 @@ class PollsetAdversarialTest : public evchan::test::LeakCheckedFixture {
     ReadBatch freshReads(endsOf(fresh, false));
     for (auto& read : freshReads.reads) channel->post(*read);
     expectNothingMore(*channel, 20ms);
-    writeTags(fresh, kNew, failures);
-    failures.check("writing to the new connections");
-    std::vector<int> freshSeen;
-    takeReads(*channel, freshReads, freshSeen, kNew, expectByte);
-    expectNothingMore(*channel);
+    writeAndTakeEveryRead(*channel, fresh, freshReads, kNew, failures, "writing to the new connections");
   }
 
   // One thread posts 4,400 reads in order while another cancels every
@@ -564,11 +563,7 @@ class PollsetAdversarialTest : public evchan::test::LeakCheckedFixture {
     ReclaimOnExit reclaim(*channel);
     for (auto& read : batch.reads) channel->post(*read);
     Failures failures;
-    writeTags(connections, batch.size(), failures);
-    failures.check("writing");
-    std::vector<int> seen;
-    takeReads(*channel, batch, seen, batch.size(), expectByte);
-    expectNothingMore(*channel);
+    writeAndTakeEveryRead(*channel, connections, batch, batch.size(), failures, "writing");
   }
 
   // 4,400 tasks parked in readSome on one channel.  The even connections
@@ -689,11 +684,7 @@ class PollsetAdversarialTest : public evchan::test::LeakCheckedFixture {
     failures.check("posting");
     std::printf("pollset_adversarial_test: %d timers during the growth, the latest %.3f ms late\n", rounds,
                 std::chrono::duration<double, std::milli>(latest).count());
-    writeTags(connections, batch.size(), failures);
-    failures.check("writing");
-    std::vector<int> seen;
-    takeReads(*channel, batch, seen, batch.size(), expectByte);
-    expectNothingMore(*channel);
+    writeAndTakeEveryRead(*channel, connections, batch, batch.size(), failures, "writing");
   }
 
   // Channel A watches the servers and B the clients of 4,300 connections,
@@ -746,11 +737,7 @@ class PollsetAdversarialTest : public evchan::test::LeakCheckedFixture {
     });
     failures.check("posting to C");
     expectNothingMore(*c, 10ms);
-    writeTags(connections, n, failures);
-    failures.check("writing again");
-    std::vector<int> seenAgain;
-    takeReads(*c, again, seenAgain, n, expectByte);
-    expectNothingMore(*c);
+    writeAndTakeEveryRead(*c, connections, again, n, failures, "writing again");
   }
 
   // 4,000 reads wait, then the process has only 0 to 3 descriptors left
@@ -805,11 +792,7 @@ class PollsetAdversarialTest : public evchan::test::LeakCheckedFixture {
         for (int i : refused) channel->post(*batch.reads[i]);
         expectNothingMore(*channel, 20ms);
         Failures failures;
-        writeTags(connections, batch.size(), failures);
-        failures.check(round + "writing");
-        std::vector<int> seen;
-        takeReads(*channel, batch, seen, batch.size(), expectByte);
-        expectNothingMore(*channel);
+        writeAndTakeEveryRead(*channel, connections, batch, batch.size(), failures, round + "writing");
       }
       CPPUNIT_ASSERT_EQUAL_MESSAGE(round + "descriptors open once the channel is gone", descriptorsBefore,
                                    evchan::test::openDescriptorCount());
