@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "support/descriptor_names.h"
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
 #include "support/named_suite.h"
@@ -78,8 +79,12 @@ class ResolveEventTest : public evchan::test::LeakCheckedFixture {
     // (resolv.conf's default: two tries of 5 s each, per query).
     evchan::test::eventually([this] { return evchan::test::openDescriptorCount() <= descriptorsAtStart_; },
                              std::chrono::seconds(30));
-    CPPUNIT_ASSERT_MESSAGE("descriptors open after the test (leak)",
-                           evchan::test::openDescriptorCount() <= descriptorsAtStart_);
+    const int left = evchan::test::openDescriptorCount();
+    if (left > descriptorsAtStart_) {
+      CPPUNIT_FAIL("descriptors open after the test (leak): " + std::to_string(left) + ", " +
+                   std::to_string(descriptorsAtStart_) + " at the start; now open: " +
+                   evchan::test::openDescriptorNames());
+    }
   }
 
   void localhostResolvesToLoopback() {
