@@ -193,7 +193,8 @@ class LineReporter : public CppUnit::TestListener {
     const bool skipped = protector_.takeSkip(reason);
     if (failed_) {
       ++failed;
-      std::printf("FAIL: %s: %s\n", test->getName().c_str(), failureText_.c_str());
+      std::printf("FAIL: %s (%lld ms): %s\n", test->getName().c_str(), static_cast<long long>(ms),
+                  failureText_.c_str());
     } else if (skipped) {
       ++skippedCount;
       std::printf("SKIP: %s: %s\n", test->getName().c_str(), reason.c_str());

@@ -4,8 +4,11 @@
 #include "support/leak_checked_fixture.h"
 
 #include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <string>
@@ -14,16 +17,41 @@
 
 namespace evchan::test {
 
-int openDescriptorCount() {
+namespace {
+
+bool connectedToNameServerPort(int fd) {
+  sockaddr_storage peer{};
+  socklen_t length = sizeof peer;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) != 0) return false;
+  constexpr std::uint16_t kDnsPort = 53;
+  if (peer.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(peer).sin_port) == kDnsPort;
+  if (peer.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(peer).sin6_port) == kDnsPort;
+  return false;
+}
+
+// Open descriptors but the directory stream's own, and but those `skip` is true for.
+template <class Skip>
+int countDescriptors(Skip skip) {
   DIR* dir = opendir("/proc/self/fd");
   if (dir == nullptr) return -1;
+  const int own = dirfd(dir);
   int count = 0;
   while (const dirent* entry = readdir(dir)) {
-    if (entry->d_name[0] != '.') ++count;
+    if (entry->d_name[0] == '.') continue;
+    const int fd = std::atoi(entry->d_name);
+    if (fd != own && !skip(fd)) ++count;
   }
   closedir(dir);
-  return count - 1;  // the directory stream's own descriptor
+  return count;
 }
+
+}  // namespace
+
+int openDescriptorCount() {
+  return countDescriptors([](int) { return false; });
+}
+
+int openDescriptorCountBesidesNameServerSockets() { return countDescriptors(connectedToNameServerPort); }
 
 std::string openDescriptorNames() {
   DIR* dir = opendir("/proc/self/fd");

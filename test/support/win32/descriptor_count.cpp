@@ -14,6 +14,8 @@ namespace evchan::test {
 
 int openDescriptorCount() { return -1; }
 
+int openDescriptorCountBesidesNameServerSockets() { return -1; }
+
 std::string openDescriptorNames() { return {}; }
 
 }  // namespace evchan::test
