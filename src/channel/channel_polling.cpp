@@ -9,6 +9,7 @@
 #include <evchan/error.h>
 
 #include "channel/channel_core.h"
+#include "apr/descriptor_passing.h"
 #include "channel/io_attempts.h"
 
 namespace evchan::detail {
@@ -83,7 +84,7 @@ Watch* ChannelCore::addWatch(apr_socket_t* socket, std::error_code& ec) {
     ec = Errc::channel_shut_down;
     return nullptr;
   }
-  auto watch = std::make_unique<Watch>(socket, fd);
+  auto watch = std::make_unique<Watch>(socket, fd, socketPassesDescriptors(fd));
   if ((ec = poller_->add(*watch))) return nullptr;
   watches_.addLocked(*watch);
   return watch.release();

@@ -22,11 +22,15 @@ constexpr std::size_t kSendHeaderSize = 64;
 /// events and hints; the poller and posting threads both take it, which is
 /// what makes "try, then park" race-free against readiness reports.
 struct Watch {
-  Watch(apr_socket_t* aprSocket, apr_os_sock_t native) noexcept : socket(aprSocket), fd(native) {}
+  Watch(apr_socket_t* aprSocket, apr_os_sock_t native, bool descriptorsPassable) noexcept
+      : socket(aprSocket), fd(native), passesDescriptors(descriptorsPassable) {}
 
   std::mutex mutex;
   apr_socket_t* const socket;
   const apr_os_sock_t fd;
+  /// Descriptors can be passed over it (a Unix-domain socket): reads use
+  /// the costlier call that says when they end early (receiveSome()).
+  const bool passesDescriptors;
   Event* reader = nullptr;  ///< pending ReadEvent or AcceptEvent
   Event* writer = nullptr;  ///< pending WriteEvent or ConnectEvent
   /// Edge-triggered pollers: false once the socket is known to be drained

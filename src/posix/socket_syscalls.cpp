@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// receiveSome(), sendSome(), sendGather(), pendingConnectResult() and setListenAddressOptions() on POSIX hosts.
+// receiveSome(), socketPassesDescriptors(), sendSome(), sendGather(), pendingConnectResult() and setListenAddressOptions() on POSIX hosts.
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -13,6 +13,7 @@
 
 #include <evchan/error.h>
 
+#include "apr/descriptor_passing.h"
 #include "apr/socket_io.h"
 
 namespace evchan::detail {
@@ -39,25 +40,38 @@ std::error_code nativeOf(apr_socket_t* socket, apr_os_sock_t& fd) noexcept {
 
 }  // namespace
 
-std::error_code receiveSome(apr_os_sock_t fd, void* data, std::size_t size, std::size_t& received,
-                            bool& cutShort) noexcept {
+std::error_code receiveSome(apr_os_sock_t fd, bool passesDescriptors, void* data, std::size_t size,
+                            std::size_t& received, bool& cutShort) noexcept {
   received = 0;
   cutShort = false;
-  // recvmsg(2) rather than read(2), for its flags: a peer's descriptors
-  // end the read (MSG_CTRUNC) with more bytes possibly queued.
-  iovec piece{data, size};
-  msghdr message{};
-  message.msg_iov = &piece;
-  message.msg_iovlen = 1;
   ssize_t n;
-  do {
-    n = ::recvmsg(fd, &message, 0);
-  } while (n < 0 && errno == EINTR);
+  if (!passesDescriptors) {
+    do {
+      n = ::recv(fd, data, size, 0);
+    } while (n < 0 && errno == EINTR);
+  } else {
+    // recvmsg(2) for its flags: a peer's descriptors end the read
+    // (MSG_CTRUNC) with more bytes possibly queued.
+    iovec piece{data, size};
+    msghdr message{};
+    message.msg_iov = &piece;
+    message.msg_iovlen = 1;
+    do {
+      n = ::recvmsg(fd, &message, 0);
+    } while (n < 0 && errno == EINTR);
+    cutShort = n > 0 && (message.msg_flags & MSG_CTRUNC) != 0;
+  }
   if (n < 0) return makeAprError(errno);
   if (n == 0) return Errc::end_of_stream;
   received = static_cast<std::size_t>(n);
-  cutShort = (message.msg_flags & MSG_CTRUNC) != 0;
   return {};
+}
+
+bool socketPassesDescriptors(apr_os_sock_t fd) noexcept {
+  sockaddr_storage local{};
+  socklen_t length = sizeof local;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) != 0) return true;
+  return local.ss_family == AF_UNIX;
 }
 
 std::error_code sendSome(apr_socket_t* socket, const void* data, std::size_t size,

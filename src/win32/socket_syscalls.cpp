@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// receiveSome(), sendSome(), sendGather(), pendingConnectResult() and setListenAddressOptions() on Windows hosts.
+// receiveSome(), socketPassesDescriptors(), sendSome(), sendGather(), pendingConnectResult() and setListenAddressOptions() on Windows hosts.
 // APR's headers come first: apr.h includes <windows.h> and the socket
 // headers (<ws2tcpip.h> among them) only when <windows.h> is not in yet.
 #include <apr_portable.h>
@@ -11,6 +11,7 @@
 
 #include <evchan/error.h>
 
+#include "apr/descriptor_passing.h"
 #include "apr/socket_io.h"
 
 namespace evchan::detail {
@@ -73,7 +74,7 @@ std::error_code sendGather(apr_socket_t* socket, const ConstBuffer* buffers, std
   return sendGather(handle, buffers, count, sent, offered);
 }
 
-std::error_code receiveSome(apr_os_sock_t handle, void* data, std::size_t size, std::size_t& received,
+std::error_code receiveSome(apr_os_sock_t handle, bool, void* data, std::size_t size, std::size_t& received,
                             bool& cutShort) noexcept {
   received = 0;
   cutShort = false;  // no descriptors are passed here
@@ -83,6 +84,9 @@ std::error_code receiveSome(apr_os_sock_t handle, void* data, std::size_t size, 
   received = static_cast<std::size_t>(n);
   return {};
 }
+
+// Windows passes no descriptors over sockets (AF_UNIX there has no SCM_RIGHTS).
+bool socketPassesDescriptors(apr_os_sock_t) noexcept { return false; }
 
 std::error_code pendingConnectResult(apr_socket_t* socket) noexcept {
   apr_os_sock_t handle;
