@@ -7,8 +7,8 @@
 
 namespace evchan::detail {
 
-/// Whether descriptors can be passed over the socket (POSIX: a Unix-domain
-/// one; true too when the host cannot tell), which decides how
+/// Whether descriptors can be passed over the socket (POSIX: any but an
+/// IPv4 or IPv6 one, and true when the host cannot tell), which decides how
 /// receiveSome() reads it.  Asked once per socket, when a channel first
 /// watches it.  Defined per host (src/posix/, src/win32/socket_syscalls.cpp).
 bool socketPassesDescriptors(apr_os_sock_t fd) noexcept;

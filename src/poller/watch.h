@@ -28,7 +28,7 @@ struct Watch {
   std::mutex mutex;
   apr_socket_t* const socket;
   const apr_os_sock_t fd;
-  /// Descriptors can be passed over it (a Unix-domain socket): reads use
+  /// Descriptors can be passed over it (any but an IP socket): reads use
   /// the costlier call that says when they end early (receiveSome()).
   const bool passesDescriptors;
   Event* reader = nullptr;  ///< pending ReadEvent or AcceptEvent

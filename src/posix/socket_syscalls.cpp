@@ -68,10 +68,12 @@ std::error_code receiveSome(apr_os_sock_t fd, bool passesDescriptors, void* data
 }
 
 bool socketPassesDescriptors(apr_os_sock_t fd) noexcept {
+  // Only an IP socket is known not to: anything else (AF_UNIX, or a family
+  // an unnamed socket reports as unspecified on some hosts) keeps recvmsg.
   sockaddr_storage local{};
   socklen_t length = sizeof local;
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) != 0) return true;
-  return local.ss_family == AF_UNIX;
+  return local.ss_family != AF_INET && local.ss_family != AF_INET6;
 }
 
 std::error_code sendSome(apr_socket_t* socket, const void* data, std::size_t size,
