@@ -8,8 +8,8 @@
 
 #include <evchan/error.h>
 
-#include "channel/channel_core.h"
 #include "apr/descriptor_passing.h"
+#include "channel/channel_core.h"
 #include "channel/io_attempts.h"
 
 namespace evchan::detail {

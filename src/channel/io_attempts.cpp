@@ -23,7 +23,8 @@ AttemptResult tryRead(ReadEvent& event, Watch& watch) {
   bool cutShort = false;
   // On the watch's descriptor: with many connections apr_socket_t would be
   // one more cold object to fetch per read.
-  const std::error_code ec = receiveSome(watch.fd, watch.passesDescriptors, event.buffer(), event.size(), length, cutShort);
+  const std::error_code ec =
+      receiveSome(watch.fd, watch.passesDescriptors, event.buffer(), event.size(), length, cutShort);
   if (ec) {  // tested first: comparing with an errc costs two virtual calls
     if (ec == std::errc::resource_unavailable_try_again) return wouldBlock();
     return finished(ec);

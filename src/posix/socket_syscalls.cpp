@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// receiveSome(), socketPassesDescriptors(), sendSome(), sendGather(), pendingConnectResult() and setListenAddressOptions() on POSIX hosts.
+// receiveSome(), socketPassesDescriptors(), sendSome(), sendGather(),
+// pendingConnectResult() and setListenAddressOptions() on POSIX hosts.
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// receiveSome(), socketPassesDescriptors(), sendSome(), sendGather(), pendingConnectResult() and setListenAddressOptions() on Windows hosts.
+// receiveSome(), socketPassesDescriptors(), sendSome(), sendGather(),
+// pendingConnectResult() and setListenAddressOptions() on Windows hosts.
 // APR's headers come first: apr.h includes <windows.h> and the socket
 // headers (<ws2tcpip.h> among them) only when <windows.h> is not in yet.
 #include <apr_portable.h>
