@@ -29,45 +29,42 @@ bool connectedToNameServerPort(int fd) {
   return false;
 }
 
-// Open descriptors but the directory stream's own, and but those `skip` is true for.
-template <class Skip>
-int countDescriptors(Skip skip) {
+// Calls visit(fd) for each open descriptor but the directory stream's
+// own; false when the host does not list them.
+template <class Visit>
+bool forEachDescriptor(Visit visit) {
   DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) return -1;
+  if (dir == nullptr) return false;
   const int own = dirfd(dir);
-  int count = 0;
   while (const dirent* entry = readdir(dir)) {
     if (entry->d_name[0] == '.') continue;
     const int fd = std::atoi(entry->d_name);
-    if (fd != own && !skip(fd)) ++count;
+    if (fd != own) visit(fd);
   }
   closedir(dir);
-  return count;
+  return true;
 }
 
 }  // namespace
 
 int openDescriptorCount() {
-  return countDescriptors([](int) { return false; });
+  int count = 0;
+  return forEachDescriptor([&](int) { ++count; }) ? count : -1;
 }
 
-int openDescriptorCountBesidesNameServerSockets() { return countDescriptors(connectedToNameServerPort); }
+int openDescriptorCountBesidesNameServerSockets() {
+  int count = 0;
+  return forEachDescriptor([&](int fd) { count += !connectedToNameServerPort(fd); }) ? count : -1;
+}
 
 std::string openDescriptorNames() {
-  DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) return {};
-  const int own = dirfd(dir);
   std::map<int, std::string> names;
-  while (const dirent* entry = readdir(dir)) {
-    if (entry->d_name[0] == '.') continue;
-    const int fd = std::atoi(entry->d_name);
-    if (fd == own) continue;
+  forEachDescriptor([&](int fd) {
     char target[256];
-    const std::string path = std::string("/proc/self/fd/") + entry->d_name;
+    const std::string path = "/proc/self/fd/" + std::to_string(fd);
     const ssize_t length = readlink(path.c_str(), target, sizeof target - 1);
     names[fd] = length > 0 ? std::string(target, static_cast<std::size_t>(length)) : "?";
-  }
-  closedir(dir);
+  });
   std::string text;
   for (const auto& [fd, name] : names) text += (text.empty() ? "" : ", ") + std::to_string(fd) + " " + name;
   return text;
