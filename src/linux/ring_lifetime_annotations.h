@@ -4,15 +4,9 @@
 #ifndef EVCHAN_SRC_LINUX_RING_LIFETIME_ANNOTATIONS_H
 #define EVCHAN_SRC_LINUX_RING_LIFETIME_ANNOTATIONS_H
 
-#if defined(__SANITIZE_THREAD__)
-#define EVCHAN_RING_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define EVCHAN_RING_TSAN 1
-#endif
-#endif
+#include "posix/sanitizer_build.h"
 
-#ifdef EVCHAN_RING_TSAN
+#ifdef EVCHAN_TSAN
 // Declared here rather than through <sanitizer/tsan_interface.h>, which
 // comes with the compiler's runtime.
 extern "C" void __tsan_acquire(void* address);
@@ -28,7 +22,7 @@ namespace evchan::detail {
 // with the last write of a worker of the old channel.  Every ring's
 // teardown releases, and every ring's setup acquires, one sync object,
 // which orders them as the kernel's munmap and mmap do.
-#ifdef EVCHAN_RING_TSAN
+#ifdef EVCHAN_TSAN
 inline char ringLifetimeSync;
 inline void ringMapped() noexcept { __tsan_acquire(&ringLifetimeSync); }
 inline void ringUnmapping() noexcept { __tsan_release(&ringLifetimeSync); }

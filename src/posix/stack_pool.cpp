@@ -4,6 +4,7 @@
 #include "posix/stack_pool.h"
 
 #include "posix/prefault_pages.h"
+#include "posix/sanitizer_build.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -20,16 +21,9 @@
 
 #include <evchan/error.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define EVCHAN_STACK_POOL_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define EVCHAN_STACK_POOL_ASAN 1
-#endif
-#endif
-#ifdef EVCHAN_STACK_POOL_ASAN
+#ifdef EVCHAN_ASAN
 // Declared here rather than through <sanitizer/asan_interface.h> (see
-// task/switch_annotations.h).
+// task/context/switch_annotations.h).
 extern "C" void __asan_unpoison_memory_region(void const volatile* addr, std::size_t size);
 #endif
 
@@ -351,7 +345,7 @@ namespace {
 // over them (ASan reports, or CHECK-fails in __asan_handle_no_return at a
 // throw).  Purged memory keeps its shadow too.
 void unpoison(const Stack& stack) noexcept {
-#ifdef EVCHAN_STACK_POOL_ASAN
+#ifdef EVCHAN_ASAN
   __asan_unpoison_memory_region(stack.usable.base, stack.usable.size);
 #else
   (void)stack;

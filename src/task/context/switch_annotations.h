@@ -9,22 +9,9 @@
 
 #include <cstddef>
 
+#include "posix/sanitizer_build.h"
 #include "posix/stack_span.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define EVCHAN_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define EVCHAN_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define EVCHAN_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define EVCHAN_TSAN 1
-#endif
-#endif
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
 #define EVCHAN_VALGRIND 1
