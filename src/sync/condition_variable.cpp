@@ -14,9 +14,11 @@ void ConditionVariable::wait(std::unique_lock<Mutex>& lock) {
 bool ConditionVariable::waitFor(std::unique_lock<Mutex>& lock, Duration timeout) {
   detail::Waiter waiter;
   std::unique_lock<std::mutex> guard(guard_);
-  // Queued before the mutex is released: a notify after that finds us.
-  detail::WaitList(head_, tail_).push(waiter);
+  // The mutex released and the waiter queued under guard_: a notify after
+  // the release finds the waiter.  Released first: a lock the caller does
+  // not hold throws here, with nothing queued.
   lock.unlock();
+  detail::WaitList(head_, tail_).push(waiter);
   const detail::ParkResult result = detail::park(waiter, guard, timeout);
   if (result != detail::ParkResult::signalled) detail::WaitList(head_, tail_).remove(waiter);
   guard.unlock();
