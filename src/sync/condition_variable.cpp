@@ -19,9 +19,12 @@ bool ConditionVariable::waitFor(std::unique_lock<Mutex>& lock, Duration timeout)
   // not hold throws here, with nothing queued.
   lock.unlock();
   detail::WaitList(head_, tail_).push(waiter);
-  const detail::ParkResult result = detail::park(waiter, guard, timeout);
+  // Notified, the waiter does not touch *this again: a notifier may destroy
+  // it at once, as std::condition_variable allows.
+  const detail::ParkResult result =
+      detail::park(waiter, guard, timeout, detail::TaskCancel::honoured, detail::Relock::unlessSignalled);
   if (result != detail::ParkResult::signalled) detail::WaitList(head_, tail_).remove(waiter);
-  guard.unlock();
+  if (guard.owns_lock()) guard.unlock();
   lock.lock();
   if (result == detail::ParkResult::cancelled) detail::throwCancelled("ConditionVariable::wait");
   if (result == detail::ParkResult::deadlinePassed) detail::throwDeadlinePassed("ConditionVariable::wait");

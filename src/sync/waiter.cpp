@@ -40,7 +40,8 @@ void WaitList::remove(Waiter& waiter) noexcept {
   }
 }
 
-ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration timeout, TaskCancel taskCancel) {
+ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration timeout, TaskCancel taskCancel,
+                Relock relock) {
   if ((waiter.core = currentTaskChannel()) != nullptr) {
     // The task parks on its timer; signal() sets the flag and cancels the
     // timer, and awaitInTask re-checks the flag once the timer is posted,
@@ -50,6 +51,12 @@ ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration ti
     guard.unlock();
     std::error_code ec;
     awaitInTask(waiter.timer, kInfiniteTimeout, ec, &waiter.signalled, taskCancel);
+    if (relock == Relock::unlessSignalled && waiter.signalled.load()) {
+      // signal() set the flag under `signalling`: once it is ours, signal()
+      // is done with the waiter, and the guard's owner may be gone.
+      std::lock_guard<std::mutex> over(waiter.signalling);
+      return ParkResult::signalled;
+    }
     guard.lock();
     if (waiter.signalled.load()) return ParkResult::signalled;
     if (ec == std::errc::timed_out) return ParkResult::deadlinePassed;
@@ -59,15 +66,24 @@ ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration ti
     const bool shutDown = ec == Errc::channel_shut_down || ec == std::errc::operation_canceled;
     return shutDown ? ParkResult::cancelled : ParkResult::timedOut;
   }
+  // The thread waits on its own mutex, not on `guard`: woken, it need not
+  // take `guard` again (Relock::unlessSignalled).  signal() sets the flag
+  // under `signalling` too, so one that came after the unlock is seen.
   ChannelCore::enterBlocking();
-  const Deadline deadline = deadlineAfter(timeout);
-  const auto signalled = [&] { return waiter.signalled.load(); };
-  if (deadline == kNoDeadline) {
-    waiter.wakeup.wait(guard, signalled);
-  } else {
-    waiter.wakeup.wait_until(guard, deadline, signalled);
+  guard.unlock();
+  {
+    std::unique_lock<std::mutex> own(waiter.signalling);
+    const Deadline deadline = deadlineAfter(timeout);
+    const auto signalled = [&] { return waiter.signalled.load(); };
+    if (deadline == kNoDeadline) {
+      waiter.wakeup.wait(own, signalled);
+    } else {
+      waiter.wakeup.wait_until(own, deadline, signalled);
+    }
   }
   ChannelCore::leaveBlocking();
+  if (relock == Relock::unlessSignalled && waiter.signalled.load()) return ParkResult::signalled;
+  guard.lock();  // a signal() after the timeout ran under it: over, and seen here
   return waiter.signalled.load() ? ParkResult::signalled : ParkResult::timedOut;
 }
 
@@ -80,9 +96,15 @@ void throwDeadlinePassed(const char* operation) {
 }
 
 void signal(Waiter& waiter) noexcept {
+  // Held until signal() no longer touches the waiter: a waiter that saw the
+  // flag without the list's guard waits for it before it goes.
+  std::lock_guard<std::mutex> busy(waiter.signalling);
   waiter.signalled.store(true);
-  if (waiter.core != nullptr) waiter.core->cancel(waiter.timer);
-  waiter.wakeup.notify_one();
+  if (waiter.core != nullptr) {
+    waiter.core->cancel(waiter.timer);
+  } else {
+    waiter.wakeup.notify_one();
+  }
 }
 
 }  // namespace evchan::detail

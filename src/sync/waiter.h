@@ -19,11 +19,14 @@ class ChannelCore;
 
 /// Lives on the waiter's stack while it waits.  A task parks on `timer`
 /// (its delay is the timeout): signal() cancels the timer, which resumes
-/// the task.  A thread waits on `wakeup`.
+/// the task.  A thread waits on `wakeup`, with `signalling`.
 struct Waiter {
   ChannelCore* core = nullptr;  ///< the waiting task's channel; null for a thread
   TimerEvent timer{kInfiniteTimeout};
   std::atomic<bool> signalled{false};
+  /// Held by signal() while it uses the waiter: a waiter that saw
+  /// `signalled` without its owner's guard takes it before it goes.
+  std::mutex signalling;
   std::condition_variable wakeup;
   Waiter* next = nullptr;
 };
@@ -57,13 +60,21 @@ enum class ParkResult {
   deadlinePassed,
 };
 
+/// Whether park() takes its owner's guard again for a signalled waiter.
+/// A ConditionVariable's waiter, once notified, must not touch the
+/// condition variable (std::condition_variable may be destroyed right after
+/// its notify, the woken waiters needing only their mutex):
+/// `unlessSignalled` then returns with `guard` released.
+enum class Relock { always, unlessSignalled };
+
 /// Parks the caller until signal() or `timeout`: a task is suspended (its
 /// worker runs other tasks), a thread blocks (a channel worker counted as
 /// blocked, so the pool compensates).  `guard` is held on entry and on
-/// return.  With TaskCancel::ignored a task's own cancellation does not end
-/// the wait (only its channel's shutdown does).
+/// return (with Relock::unlessSignalled, on a return other than
+/// signalled, and maybe then).  With TaskCancel::ignored a task's own
+/// cancellation does not end the wait (only its channel's shutdown does).
 ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration timeout,
-                TaskCancel taskCancel = TaskCancel::honoured);
+                TaskCancel taskCancel = TaskCancel::honoured, Relock relock = Relock::always);
 
 /// The exception a task's wait (or yield, or sleep) ends with once its
 /// channel is shut down: SystemError(operation_canceled).
@@ -74,6 +85,7 @@ ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration ti
 [[noreturn]] void throwDeadlinePassed(const char* operation);
 
 /// Wakes a waiter taken off its list; call with the list's guard held.
+/// The waiter may be gone once it returns.
 void signal(Waiter& waiter) noexcept;
 
 /// The running task's channel, or null outside a task (or without tasks).
