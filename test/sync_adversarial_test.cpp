@@ -71,6 +71,10 @@ class SyncAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST_SUITE(SyncAdversarialTest);
   CPPUNIT_TEST(testConditionVariableDestroyedRightAfterNotify);
   CPPUNIT_TEST(testWaitWithALockNotHeldLeavesTheConditionVariableWorking);
+  CPPUNIT_TEST(testEveryNotifyOneWakesExactlyOneWaiter);
+  CPPUNIT_TEST(testNotificationTimedWaitsRacingNotify);
+  CPPUNIT_TEST(testMutexUnderTasksThreadsCancelsAndDeadlines);
+  CPPUNIT_TEST(testShutdownUnderParkedWaitersOfEveryKind);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -229,6 +233,388 @@ class SyncAdversarialTest : public evchan::test::LeakCheckedFixture {
       }
       waiter.join();
       CPPUNIT_ASSERT_MESSAGE(where + ": the notification went to the failed wait's stale waiter", woken);
+    }
+  }
+
+  // notifyOne() wakes exactly one waiter, whatever the others are doing:
+  // four waiters that only a notification ends (two tasks, two threads)
+  // keep the queue from running dry, while timed waits (tasks and
+  // threads, timeouts of 0 to 300 us), waits under an expiring
+  // DeadlineScope and tasks cancelled in their wait come and go beside
+  // them.  A waiter whose timeout, deadline or cancel races the
+  // notification either takes it (returns true) or leaves it to the next
+  // waiter; every notification is counted exactly once.
+  void testEveryNotifyOneWakesExactlyOneWaiter() {
+    for (int workers = 1; workers <= 2; ++workers) {
+      auto channel = fixedChannel(workers);
+      const std::string config = std::to_string(workers) + " worker(s)";
+      Mutex mutex;
+      ConditionVariable condition;
+      bool stop = false;
+      int woken = 0;     // returns of a wait that said "notified", before `stop`
+      int parked = 0;    // untimed waiters that have queued once
+      std::atomic<int> oddEnds{0};
+      std::string oddEnd;
+      auto noteOdd = [&](const std::string& end) {
+        if (oddEnds++ == 0) oddEnd = end;
+      };
+      // Untimed: only a notification ends their wait().
+      auto untimed = [&] {
+        std::unique_lock<Mutex> lock(mutex);
+        ++parked;
+        while (!stop) {
+          condition.wait(lock);
+          if (!stop) ++woken;
+        }
+      };
+      auto timed = [&](int seed) {
+        std::unique_lock<Mutex> lock(mutex);
+        for (int i = 0; !stop; ++i) {
+          if (condition.waitFor(lock, std::chrono::microseconds((seed * 37 + i * 11) % 300)) && !stop) ++woken;
+        }
+      };
+      auto underDeadline = [&](int seed) {
+        std::unique_lock<Mutex> lock(mutex);
+        for (int i = 0; !stop; ++i) {
+          const std::string end = endOfCall([&] {
+            this_task::DeadlineScope deadline(std::chrono::microseconds((seed * 53 + i * 7) % 300));
+            condition.wait(lock);
+            if (!stop) ++woken;
+          });
+          if (end != "returned" && end != "timed out") noteOdd("deadline waiter: " + end);
+          if (!lock.owns_lock()) noteOdd("deadline waiter lost the lock");
+        }
+      };
+      std::vector<TaskHandle> tasks;
+      std::vector<std::thread> threads;
+      for (int i = 0; i < 2; ++i) {
+        tasks.push_back(channel->spawn(untimed));
+        threads.emplace_back(untimed);
+        tasks.push_back(channel->spawn(timed, i));
+        threads.emplace_back(timed, i + 2);
+        tasks.push_back(channel->spawn(underDeadline, i));
+      }
+      CPPUNIT_ASSERT_MESSAGE(config, eventually([&] {
+                               std::lock_guard<Mutex> lock(mutex);
+                               return parked == 4;
+                             }));
+      // Tasks that wait once and are cancelled at a varying moment.
+      std::atomic<bool> cancelling{true};
+      std::thread canceller([&] {
+        for (int i = 0; cancelling; ++i) {
+          TaskHandle victim = channel->spawn([&] {
+            const std::string end = endOfCall([&] {
+              std::unique_lock<Mutex> lock(mutex);
+              if (stop) return;
+              condition.wait(lock);
+              if (!stop) ++woken;
+            });
+            if (end != "returned" && end != "cancelled") noteOdd("cancelled waiter: " + end);
+          });
+          stagger(i % 7);
+          victim.cancel();
+          victim.join();
+        }
+      });
+      const int n = rounds(300);
+      for (int k = 1; k <= n; ++k) {
+        auto notify = [&] {
+          std::lock_guard<Mutex> lock(mutex);
+          condition.notifyOne();
+        };
+        if (k % 3 == 0) {
+          channel->spawn(notify).join();
+        } else {
+          notify();
+        }
+        // The untimed waiters are always there: the notification reached
+        // someone, who counts it under the mutex.
+        int seen = 0;
+        const bool counted = eventually([&] {
+          std::lock_guard<Mutex> lock(mutex);
+          seen = woken;
+          return seen >= k;
+        });
+        if (!counted || seen != k) {
+          cancelling = false;
+          canceller.join();
+          {
+            std::lock_guard<Mutex> lock(mutex);
+            stop = true;
+            condition.notifyAll();
+          }
+          for (std::thread& thread : threads) thread.join();
+          for (TaskHandle& task : tasks) task.join();
+          CPPUNIT_FAIL(config + ": after notification " + std::to_string(k) + ", " + std::to_string(seen) +
+                       " wake-ups were counted");
+        }
+      }
+      cancelling = false;
+      canceller.join();
+      {
+        std::lock_guard<Mutex> lock(mutex);
+        stop = true;
+        condition.notifyAll();
+      }
+      for (std::thread& thread : threads) thread.join();
+      for (TaskHandle& task : tasks) task.join();
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(config, n, woken);
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(config + ": " + oddEnd, 0, oddEnds.load());
+    }
+  }
+
+  // Notification::waitFor() with short timeouts (and a DeadlineScope)
+  // racing notify(), from tasks and threads: a wait that starts after
+  // notify() returned returns true at once, a wait that returns true saw
+  // notify() called, the untimed waiters all return, and the
+  // notification, destroyed once every wait is over, leaves nothing behind.
+  void testNotificationTimedWaitsRacingNotify() {
+    auto channel = makeChannel(2);
+    const int n = rounds(200);
+    for (int round = 0; round < n; ++round) {
+      const std::string where = "round " + std::to_string(round);
+      auto notification = std::make_unique<Notification>();
+      std::atomic<bool> notifying{false}, notified{false};
+      std::atomic<int> lateFalse{0}, earlyTrue{0}, odd{0};
+      auto timedWaits = [&](int seed, bool deadline) {
+        for (int i = 0;; ++i) {
+          const bool after = notified.load();
+          const auto timeout = std::chrono::microseconds((seed * 31 + i * 17) % 200);
+          bool result = false;
+          if (deadline) {
+            const std::string end = endOfCall([&] {
+              this_task::DeadlineScope scope(timeout);
+              notification->wait();
+              result = true;
+            });
+            if (end != "returned" && end != "timed out") ++odd;
+          } else {
+            result = notification->waitFor(timeout);
+          }
+          if (result && !notifying.load()) ++earlyTrue;
+          if (!result && after) ++lateFalse;
+          if (result) return;
+        }
+      };
+      std::vector<TaskHandle> tasks;
+      std::vector<std::thread> threads;
+      tasks.push_back(channel->spawn([&] { notification->wait(); }));
+      threads.emplace_back([&] { notification->wait(); });
+      tasks.push_back(channel->spawn(timedWaits, round, false));
+      tasks.push_back(channel->spawn(timedWaits, round + 1, true));
+      threads.emplace_back(timedWaits, round + 2, false);
+      auto notify = [&] {
+        stagger(round % 6);
+        notifying = true;
+        notification->notify();
+        notified = true;
+      };
+      if (round % 2 == 0) {
+        channel->spawn(notify).join();
+      } else {
+        notify();
+      }
+      for (std::thread& thread : threads) thread.join();
+      bool ended = true;
+      for (TaskHandle& task : tasks) ended = eventually([&] { return task.done(); }) && ended;
+      CPPUNIT_ASSERT_MESSAGE(where + ": a waiter hangs", ended);
+      for (TaskHandle& task : tasks) task.join();
+      CPPUNIT_ASSERT_MESSAGE(where, notification->isNotified());
+      notification.reset();
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(where + ": timed out after notify() returned", 0, lateFalse.load());
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(where + ": notified before notify()", 0, earlyTrue.load());
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(where + ": a deadline wait ended otherwise", 0, odd.load());
+    }
+  }
+
+  // One Mutex taken by tasks of a one- and a two-worker channel (which
+  // yield while they hold it), by plain threads, by try_lock() and by
+  // tasks that are cancelled or whose DeadlineScope has passed (neither
+  // ends a lock wait: they must get the lock).  At most one holder at a
+  // time, and no increment lost.
+  void testMutexUnderTasksThreadsCancelsAndDeadlines() {
+    auto one = fixedChannel(1);
+    auto two = fixedChannel(2);
+    Mutex mutex;
+    std::atomic<int> inside{0}, overlaps{0};
+    long counter = 0;
+    std::atomic<long> expected{0};
+    std::atomic<int> odd{0};
+    auto critical = [&](bool yieldInside) {
+      if (inside.fetch_add(1) != 0) ++overlaps;
+      const long seen = counter;
+      if (yieldInside) this_task::yield();
+      counter = seen + 1;
+      inside.fetch_sub(1);
+      ++expected;
+    };
+    const int n = rounds(400);
+    std::vector<TaskHandle> tasks;
+    for (int i = 0; i < 16; ++i) {
+      EventChannel& channel = i % 2 == 0 ? *one : *two;
+      tasks.push_back(channel.spawn([&] {
+        for (int k = 0; k < n; ++k) {
+          std::lock_guard<Mutex> lock(mutex);
+          critical(true);
+        }
+      }));
+    }
+    // Cancelled at once, or while they wait: lock() is no cancellation point.
+    std::vector<TaskHandle> cancelled;
+    for (int i = 0; i < 8; ++i) {
+      EventChannel& channel = i % 2 == 0 ? *one : *two;
+      cancelled.push_back(channel.spawn([&] {
+        for (int k = 0; k < n; ++k) {
+          std::lock_guard<Mutex> lock(mutex);
+          critical(false);
+        }
+        // The request stays for the first cancellation point (unless the
+        // task got here before the cancel() came).
+        const bool requested = this_task::cancellationRequested();
+        try {
+          this_task::yield();
+          if (requested) ++odd;
+        } catch (const SystemError& e) {
+          if (e.code() != std::errc::operation_canceled) ++odd;
+        }
+      }));
+    }
+    for (TaskHandle& task : cancelled) task.cancel();
+    // Deadlines passed already: lock() is not bounded by them either.
+    for (int i = 0; i < 4; ++i) {
+      EventChannel& channel = i % 2 == 0 ? *one : *two;
+      tasks.push_back(channel.spawn([&] {
+        this_task::DeadlineScope deadline(-1ms);
+        for (int k = 0; k < n; ++k) {
+          std::lock_guard<Mutex> lock(mutex);
+          critical(false);
+        }
+      }));
+    }
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 2; ++i) {
+      threads.emplace_back([&] {
+        for (int k = 0; k < 4 * n; ++k) {
+          std::lock_guard<Mutex> lock(mutex);
+          critical(false);
+        }
+      });
+    }
+    threads.emplace_back([&] {
+      for (int k = 0; k < 8 * n; ++k) {
+        if (mutex.try_lock()) {
+          critical(false);
+          mutex.unlock();
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    });
+    for (std::thread& thread : threads) thread.join();
+    for (TaskHandle& task : tasks) task.join();
+    for (TaskHandle& task : cancelled) task.join();
+    CPPUNIT_ASSERT_EQUAL(0, overlaps.load());
+    CPPUNIT_ASSERT_EQUAL(expected.load(), counter);
+    CPPUNIT_ASSERT(expected.load() >= (16L + 8 + 4) * n + 2L * 4 * n);
+    CPPUNIT_ASSERT_EQUAL(0, odd.load());
+    CPPUNIT_ASSERT(mutex.try_lock());
+    mutex.unlock();
+  }
+
+  // A channel shut down (even rounds) or destroyed (odd rounds) while its
+  // tasks are parked in Mutex::lock() (the mutex held by a thread, a
+  // thread queued too), ConditionVariable::wait() and
+  // Notification::wait(), beside plain threads in the same waits.  Every
+  // task wait ends with operation_canceled (the condition's waiters
+  // holding their mutex again, but for those whose re-lock had to wait:
+  // documented), the threads' waits are untouched and end normally
+  // afterwards, and the held mutex goes to the queued thread, then is
+  // free, as is the condition's: no cancelled task keeps either.
+  void testShutdownUnderParkedWaitersOfEveryKind() {
+    const int n = rounds(40);
+    for (int round = 0; round < n; ++round) {
+      const std::string where = "round " + std::to_string(round);
+      auto channel = makeChannel(round % 3 == 0 ? 1 : 2);
+      Mutex held, free;
+      ConditionVariable condition;
+      Notification notification;
+      std::atomic<int> started{0}, threadsWaiting{0};
+      std::atomic<int> cancelledEnds{0}, lockLost{0};
+      std::string oddEnd;
+      std::mutex oddGuard;
+      auto record = [&](const std::string& end) {
+        if (end == "cancelled") {
+          ++cancelledEnds;
+        } else {
+          std::lock_guard<std::mutex> lock(oddGuard);
+          oddEnd = end;
+        }
+      };
+      held.lock();  // this thread's
+      constexpr int kEach = 3;
+      for (int i = 0; i < kEach; ++i) {
+        channel->spawn([&] {
+          ++started;
+          record(endOfCall([&] { std::lock_guard<Mutex> lock(held); }));
+        });
+        channel->spawn([&] {
+          ++started;
+          std::unique_lock<Mutex> lock(free);
+          record(endOfCall([&] { condition.wait(lock); }));
+          if (!lock.owns_lock()) ++lockLost;
+        });
+        channel->spawn([&] {
+          ++started;
+          record(endOfCall([&] { notification.wait(); }));
+        });
+      }
+      bool lockedByThread = false, conditionThread = false, notificationThread = false;
+      std::thread lockThread([&] {
+        ++threadsWaiting;
+        std::lock_guard<Mutex> lock(held);
+        lockedByThread = true;
+      });
+      std::thread conditionWaiter([&] {
+        std::unique_lock<Mutex> lock(free);
+        ++threadsWaiting;
+        conditionThread = condition.waitFor(lock, generous(20s));
+      });
+      std::thread notificationWaiter([&] {
+        ++threadsWaiting;
+        notificationThread = notification.waitFor(generous(20s));
+      });
+      const bool parked =
+          eventually([&] { return started.load() == 3 * kEach && threadsWaiting == 3; }) &&
+          evchan::test::allWorkersIdle(*channel);
+      stagger(round % 5);
+      if (round % 2 == 0) {
+        channel->shutdown();
+      }
+      channel.reset();  // waits for the tasks to end
+      const int cancelledTasks = cancelledEnds.load();
+      // The threads' waits go on, and end as usual.
+      {
+        std::lock_guard<Mutex> lock(free);
+        condition.notifyOne();
+      }
+      notification.notify();
+      held.unlock();
+      lockThread.join();
+      conditionWaiter.join();
+      notificationWaiter.join();
+      CPPUNIT_ASSERT_MESSAGE(where + ": the waiters did not park", parked);
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(where + ": " + oddEnd, 3 * kEach, cancelledTasks);
+      // Documented: a re-lock that had to wait after the shutdown (the
+      // waiters contend among themselves) is cancelled too; the mutex must
+      // not stay with any of them.
+      CPPUNIT_ASSERT_MESSAGE(where, lockLost.load() < kEach);
+      CPPUNIT_ASSERT_MESSAGE(where + ": the condition's mutex stayed locked", free.try_lock());
+      free.unlock();
+      CPPUNIT_ASSERT_MESSAGE(where + ": lock " + std::to_string(lockedByThread) + ", condition " +
+                                 std::to_string(conditionThread) + ", notification " + std::to_string(notificationThread),
+                             lockedByThread && conditionThread && notificationThread);
+      CPPUNIT_ASSERT_MESSAGE(where + ": the mutex stayed locked", held.try_lock());
+      held.unlock();
     }
   }
 };
