@@ -75,6 +75,7 @@ class SyncAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testNotificationTimedWaitsRacingNotify);
   CPPUNIT_TEST(testMutexUnderTasksThreadsCancelsAndDeadlines);
   CPPUNIT_TEST(testShutdownUnderParkedWaitersOfEveryKind);
+  CPPUNIT_TEST(testNotificationResetBeforeTheWokenWaiterRanKeepsItWaiting);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -616,6 +617,51 @@ class SyncAdversarialTest : public evchan::test::LeakCheckedFixture {
       CPPUNIT_ASSERT_MESSAGE(where + ": the mutex stayed locked", held.try_lock());
       held.unlock();
     }
+  }
+
+  // Notification::reset() promises: "A waiter woken by notify() that has
+  // not run yet when reset() comes sees the reset and goes on waiting."
+  // On one worker, a task notifies and resets in one slice, so the waiting
+  // tasks (wait() and waitFor() with a long timeout, under a DeadlineScope
+  // or not) cannot run in between: every one must still be waiting after
+  // it, and return true (notified) at the next notify().
+  void testNotificationResetBeforeTheWokenWaiterRanKeepsItWaiting() {
+    auto channel = fixedChannel(1);
+    Notification notification;
+    std::atomic<int> parked{0};
+    std::atomic<int> returned{0};
+    bool results[3] = {false, false, false};
+    std::vector<TaskHandle> waiters;
+    waiters.push_back(channel->spawn([&] {
+      ++parked;
+      notification.wait();
+      results[0] = true;
+      ++returned;
+    }));
+    waiters.push_back(channel->spawn([&] {
+      ++parked;
+      results[1] = notification.waitFor(generous(60s));
+      ++returned;
+    }));
+    waiters.push_back(channel->spawn([&] {
+      ++parked;
+      this_task::DeadlineScope deadline(generous(60s));
+      results[2] = notification.waitFor(generous(60s));
+      ++returned;
+    }));
+    CPPUNIT_ASSERT(eventually([&] { return parked.load() == 3; }));
+    CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));  // all three parked
+    channel->spawn([&] {
+      notification.notify();
+      notification.reset();
+    }).join();
+    // The waiters ran (they were woken) and saw the reset: parked again.
+    CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
+    const int early = returned.load();
+    notification.notify();
+    for (TaskHandle& waiter : waiters) waiter.join();
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("waits that ended at the reset instead of waiting on", 0, early);
+    CPPUNIT_ASSERT_MESSAGE("waitFor() returned false", results[0] && results[1] && results[2]);
   }
 };
 
