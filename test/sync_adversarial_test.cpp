@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -52,6 +53,16 @@ using evchan::test::makeChannel;
 using evchan::test::stagger;
 namespace this_task = evchan::this_task;
 
+// Counts the TaskLocal instances alive; each remembers what its task set.
+std::atomic<int> localsAlive{0};
+struct Depth {
+  Depth() { ++localsAlive; }
+  ~Depth() { --localsAlive; }
+  Depth(const Depth&) = delete;
+  Depth& operator=(const Depth&) = delete;
+  int value = -1;
+};
+
 int rounds(double plain) { return evchan::test::raceRounds(plain, "EVCHAN_SYNC_ADVERSARIAL_ROUNDS"); }
 
 // A channel of `workers` threads that never grows, so that one- and
@@ -76,6 +87,8 @@ class SyncAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testMutexUnderTasksThreadsCancelsAndDeadlines);
   CPPUNIT_TEST(testShutdownUnderParkedWaitersOfEveryKind);
   CPPUNIT_TEST(testNotificationResetBeforeTheWokenWaiterRanKeepsItWaiting);
+  CPPUNIT_TEST(testHugeFiniteTimeoutsWaitUntilNotified);
+  CPPUNIT_TEST(testTaskGroupSpawningTreeJoinedCancelledAndDestroyed);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -89,7 +102,7 @@ class SyncAdversarialTest : public evchan::test::LeakCheckedFixture {
   void testConditionVariableDestroyedRightAfterNotify() {
     for (int workers = 1; workers <= 2; ++workers) {
       auto channel = fixedChannel(workers);
-      const int n = rounds(150);
+      const int n = rounds(400);
       for (int round = 0; round < n; ++round) {
         const std::string where = std::to_string(workers) + " worker(s), round " + std::to_string(round);
         struct Request {
@@ -317,7 +330,7 @@ class SyncAdversarialTest : public evchan::test::LeakCheckedFixture {
           victim.join();
         }
       });
-      const int n = rounds(300);
+      const int n = rounds(1000);
       for (int k = 1; k <= n; ++k) {
         auto notify = [&] {
           std::lock_guard<Mutex> lock(mutex);
@@ -371,7 +384,7 @@ class SyncAdversarialTest : public evchan::test::LeakCheckedFixture {
   // notification, destroyed once every wait is over, leaves nothing behind.
   void testNotificationTimedWaitsRacingNotify() {
     auto channel = makeChannel(2);
-    const int n = rounds(200);
+    const int n = rounds(500);
     for (int round = 0; round < n; ++round) {
       const std::string where = "round " + std::to_string(round);
       auto notification = std::make_unique<Notification>();
@@ -449,7 +462,7 @@ class SyncAdversarialTest : public evchan::test::LeakCheckedFixture {
       inside.fetch_sub(1);
       ++expected;
     };
-    const int n = rounds(400);
+    const int n = rounds(1500);
     std::vector<TaskHandle> tasks;
     for (int i = 0; i < 16; ++i) {
       EventChannel& channel = i % 2 == 0 ? *one : *two;
@@ -532,7 +545,7 @@ class SyncAdversarialTest : public evchan::test::LeakCheckedFixture {
   // afterwards, and the held mutex goes to the queued thread, then is
   // free, as is the condition's: no cancelled task keeps either.
   void testShutdownUnderParkedWaitersOfEveryKind() {
-    const int n = rounds(40);
+    const int n = rounds(100);
     for (int round = 0; round < n; ++round) {
       const std::string where = "round " + std::to_string(round);
       auto channel = makeChannel(round % 3 == 0 ? 1 : 2);
@@ -662,6 +675,179 @@ class SyncAdversarialTest : public evchan::test::LeakCheckedFixture {
     for (TaskHandle& waiter : waiters) waiter.join();
     CPPUNIT_ASSERT_EQUAL_MESSAGE("waits that ended at the reset instead of waiting on", 0, early);
     CPPUNIT_ASSERT_MESSAGE("waitFor() returned false", results[0] && results[1] && results[2]);
+  }
+
+  // Finite timeouts at the top of the range (one below kInfiniteTimeout,
+  // a century, a DeadlineScope of a century): a task or thread waiting
+  // with one on a ConditionVariable or a Notification must wait until
+  // notified, not overflow into a timeout that has already passed; and one
+  // at the bottom of the range has passed (false, lock held).
+  void testHugeFiniteTimeoutsWaitUntilNotified() {
+    auto channel = makeChannel(2);
+    const Duration huge[] = {evchan::kInfiniteTimeout - Duration(1), std::chrono::hours(24 * 365 * 100),
+                             evchan::kInfiniteTimeout / 2};
+    Mutex mutex;
+    ConditionVariable condition;
+    Notification notification;
+    bool go = false;
+    std::atomic<int> waiting{0}, early{0}, notified{0};
+    auto conditionWait = [&](Duration timeout, bool deadline) {
+      auto body = [&] {
+        std::unique_lock<Mutex> lock(mutex);
+        ++waiting;
+        while (!go) {
+          if (!condition.waitFor(lock, timeout)) {
+            ++early;
+            return;
+          }
+        }
+        if (lock.owns_lock()) ++notified;
+      };
+      if (deadline) {
+        this_task::DeadlineScope scope(timeout);
+        body();
+      } else {
+        body();
+      }
+    };
+    auto notificationWait = [&](Duration timeout) {
+      ++waiting;
+      if (notification.waitFor(timeout)) {
+        ++notified;
+      } else {
+        ++early;
+      }
+    };
+    std::vector<TaskHandle> tasks;
+    std::vector<std::thread> threads;
+    for (Duration timeout : huge) {
+      tasks.push_back(channel->spawn(conditionWait, timeout, false));
+      tasks.push_back(channel->spawn(conditionWait, timeout, true));
+      tasks.push_back(channel->spawn(notificationWait, timeout));
+      threads.emplace_back(conditionWait, timeout, false);
+      threads.emplace_back(notificationWait, timeout);
+    }
+    const int count = static_cast<int>(tasks.size() + threads.size());
+    const bool started = eventually([&] { return waiting.load() == count; });
+    // Give a wrongly expired wait every chance to show: the tasks parked
+    // (or ended), the threads had the time a wait takes to start.
+    const bool idle = evchan::test::allWorkersIdle(*channel);
+    {
+      std::lock_guard<Mutex> lock(mutex);
+      go = true;
+      condition.notifyAll();
+    }
+    notification.notify();
+    for (std::thread& thread : threads) thread.join();
+    for (TaskHandle& task : tasks) task.join();
+    CPPUNIT_ASSERT(started && idle);
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("waits that timed out early", 0, early.load());
+    CPPUNIT_ASSERT_EQUAL(count, notified.load());
+    // The bottom of the range has passed, in a task and on a thread.
+    auto expired = [&] {
+      std::unique_lock<Mutex> lock(mutex);
+      return !condition.waitFor(lock, Duration::min()) && lock.owns_lock() &&
+             !notification.waitFor(Duration::min() + Duration(1));
+    };
+    notification.reset();
+    bool inTask = false;
+    channel->spawn([&] { inTask = expired(); }).join();
+    CPPUNIT_ASSERT(inTask);
+    CPPUNIT_ASSERT(expired());
+  }
+
+  // A TaskGroup whose members spawn members (a tree, each member waiting
+  // on a ConditionVariable, a Mutex and sleeps between its spawns, and
+  // keeping its depth in a TaskLocal it checks after every wait, wherever
+  // it resumed): joined from a thread while the tree grows, one failure
+  // rethrown once and the second reported, not dropped; then cancelled
+  // from another thread while a thread joins and members keep spawning
+  // (members spawned after the cancel start cancelled); then destroyed
+  // while they spawn.  Each time every member has ended (its TaskLocal
+  // destroyed) when join() or the destructor returns, and no member ever
+  // saw another task's TaskLocal value.
+  void testTaskGroupSpawningTreeJoinedCancelledAndDestroyed() {
+    std::atomic<int> reported{0};
+    for (int workers = 1; workers <= 2; ++workers) {
+      const std::string config = std::to_string(workers) + " worker(s)";
+      EventChannel::Options options;
+      options.initialThreads = workers;
+      options.onUnhandledException = [&](TaskId, std::exception_ptr) { ++reported; };
+      auto channel = evchan::test::createOrSkip(options);
+      evchan::TaskLocal<Depth> depth;
+      Mutex mutex;
+      ConditionVariable condition;
+      std::atomic<int> spawned{0}, wrongLocal{0};
+      std::atomic<bool> leavesFail{true};
+      auto owner = std::make_unique<TaskGroup>(*channel);
+      TaskGroup* const group = owner.get();  // members spawn through it while the destructor runs
+      // A member at `level`: checks its TaskLocal across waits, spawns two
+      // children until `levels`; or, when `levels` is 0, a leaf child at
+      // every turn, for ever.
+      std::function<void(int, int)> member = [&](int level, int levels) {
+        depth->value = level;
+        for (int i = 0; levels == 0 || i < 2; ++i) {
+          if (levels == 0 || level + 1 < levels) {
+            ++spawned;
+            group->spawn(member, level + 1, levels == 0 ? level + 2 : levels);
+          }
+          {
+            std::unique_lock<Mutex> lock(mutex);
+            condition.waitFor(lock, std::chrono::microseconds(50 * (i % 3)));
+            condition.notifyOne();
+          }
+          if (depth->value != level) ++wrongLocal;
+          this_task::sleepFor(std::chrono::microseconds(20 * (level % 4)));
+          if (depth->value != level) ++wrongLocal;
+          if (leavesFail && level == levels - 1 && i == 1 && spawned.load() % 7 == 3) {
+            throw std::runtime_error("a leaf failed");
+          }
+        }
+      };
+      // Joined from a thread while the tree grows; two failures: one
+      // rethrown, one reported.
+      const int levels = 6;
+      reported = 0;
+      spawned = 2;
+      group->spawn(member, 0, levels);
+      group->spawn([&] {
+        this_task::sleepFor(100us);
+        throw std::logic_error("first");
+      });
+      group->spawn([&] {
+        this_task::sleepFor(generous(50ms));
+        throw std::logic_error("second");
+      });
+      std::string joined = endOfCall([&] { group->join(); });
+      CPPUNIT_ASSERT_MESSAGE(config + ": " + joined, joined.find("exception: ") == 0);
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(config + ": members alive after join()", 0, localsAlive.load());
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(config, std::size_t(0), group->size());
+      // Rethrown once, every other failure reported once.
+      const int reportedAfterFirst = reported.load();
+      const std::string second = endOfCall([&] { group->join(); });
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(config + ", first join: " + joined + ", reported " + std::to_string(reportedAfterFirst) +
+                                       ", now " + std::to_string(reported.load()) + ", spawned " + std::to_string(spawned.load()),
+                                   std::string("returned"), second);
+      const int failures = 1 + reported.load();
+      CPPUNIT_ASSERT_MESSAGE(config + ": " + std::to_string(failures) + " failures", failures >= 2);
+      // Cancelled while a thread joins and the members spawn for ever.
+      leavesFail = false;
+      for (int i = 0; i < 3; ++i) group->spawn(member, 0, 0);
+      std::string cancelledJoin;
+      std::thread joiner([&] { cancelledJoin = endOfCall([&] { group->join(); }); });
+      CPPUNIT_ASSERT(eventually([&] { return spawned.load() > 40; }));
+      std::thread([&] { group->cancel(); }).join();
+      joiner.join();
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(config, std::string("returned"), cancelledJoin);  // cancellations are no failures
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(config + ": members alive after join()", 0, localsAlive.load());
+      // Usable again, then destroyed while its members spawn.
+      for (int i = 0; i < 3; ++i) group->spawn(member, 0, 0);
+      const int before = spawned.load();
+      CPPUNIT_ASSERT(eventually([&] { return spawned.load() > before + 40; }));
+      owner.reset();
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(config + ": members alive after the destructor", 0, localsAlive.load());
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(config, 0, wrongLocal.load());
+    }
   }
 };
 
