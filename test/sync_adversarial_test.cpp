@@ -283,13 +283,15 @@ class SyncAdversarialTest : public evchan::test::LeakCheckedFixture {
       };
       auto timed = [&](int seed) {
         std::unique_lock<Mutex> lock(mutex);
-        for (int i = 0; !stop; ++i) {
+        for (int i = 0;; ++i) {
+          if (stop) break;
           if (condition.waitFor(lock, std::chrono::microseconds((seed * 37 + i * 11) % 300)) && !stop) ++woken;
         }
       };
       auto underDeadline = [&](int seed) {
         std::unique_lock<Mutex> lock(mutex);
-        for (int i = 0; !stop; ++i) {
+        for (int i = 0;; ++i) {
+          if (stop) break;
           const std::string end = endOfCall([&] {
             this_task::DeadlineScope deadline(std::chrono::microseconds((seed * 53 + i * 7) % 300));
             condition.wait(lock);
