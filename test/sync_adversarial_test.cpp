@@ -81,6 +81,7 @@ std::unique_ptr<EventChannel> fixedChannel(int workers) {
 class SyncAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST_SUITE(SyncAdversarialTest);
   CPPUNIT_TEST(testConditionVariableDestroyedRightAfterNotify);
+  CPPUNIT_TEST(testConditionVariableDestroyedByItsLastWaiter);
   CPPUNIT_TEST(testWaitWithALockNotHeldLeavesTheConditionVariableWorking);
   CPPUNIT_TEST(testEveryNotifyOneWakesExactlyOneWaiter);
   CPPUNIT_TEST(testNotificationTimedWaitsRacingNotify);
@@ -166,6 +167,70 @@ class SyncAdversarialTest : public evchan::test::LeakCheckedFixture {
         for (TaskHandle& task : answerers) task.join();
         for (TaskHandle& task : tasks) task.join();
         CPPUNIT_ASSERT_EQUAL_MESSAGE(where, 0, wrong.load());
+      }
+    }
+  }
+
+  // The other common pattern: the notifier sets the state under the mutex
+  // and notifies after releasing it; the last waiter to return destroys
+  // the condition variable at once.  notifyAll() (or notifyOne(), once
+  // per waiter) must be done with the condition variable before a waiter
+  // it woke can return: task and thread waiters and notifiers, one- and
+  // two-worker channels (AddressSanitizer reports a use after free
+  // otherwise, and a plain build corrupts the heap or hangs).
+  void testConditionVariableDestroyedByItsLastWaiter() {
+    for (int workers = 1; workers <= 2; ++workers) {
+      auto channel = fixedChannel(workers);
+      const int n = rounds(400);
+      for (int round = 0; round < n; ++round) {
+        const std::string where = std::to_string(workers) + " worker(s), round " + std::to_string(round);
+        evchan::test::Watchdog watchdog(where);
+        Mutex mutex;
+        auto* condition = new ConditionVariable;
+        bool done = false;
+        constexpr int kWaiters = 3;
+        int waiting = 0;
+        std::atomic<int> remaining{kWaiters};
+        auto wait = [&] {
+          {
+            std::unique_lock<Mutex> lock(mutex);
+            ++waiting;
+            while (!done) condition->wait(lock);
+          }
+          if (--remaining == 0) delete condition;
+        };
+        std::vector<TaskHandle> tasks;
+        std::vector<std::thread> threads;
+        for (int i = 0; i < kWaiters; ++i) {
+          if ((i + round) % 2 == 0) {
+            tasks.push_back(channel->spawn(wait));
+          } else {
+            threads.emplace_back(wait);
+          }
+        }
+        for (;;) {
+          std::lock_guard<Mutex> lock(mutex);
+          if (waiting == kWaiters) break;  // all queued once the mutex is free
+        }
+        auto notify = [&] {
+          {
+            std::lock_guard<Mutex> lock(mutex);
+            done = true;
+          }
+          if (round % 3 == 2) {
+            for (int i = 0; i < kWaiters; ++i) condition->notifyOne();
+          } else {
+            condition->notifyAll();
+          }
+        };
+        if (round % 2 == 0) {
+          channel->spawn(notify).join();
+        } else {
+          notify();
+        }
+        for (std::thread& thread : threads) thread.join();
+        for (TaskHandle& task : tasks) task.join();
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(where, 0, remaining.load());
       }
     }
   }
