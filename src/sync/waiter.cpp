@@ -29,6 +29,12 @@ Waiter* WaitList::pop() noexcept {
   return waiter;
 }
 
+Waiter* WaitList::takeAll() noexcept {
+  Waiter* first = head_;
+  head_ = tail_ = nullptr;
+  return first;
+}
+
 void WaitList::remove(Waiter& waiter) noexcept {
   Waiter* previous = nullptr;
   for (Waiter* current = head_; current != nullptr; previous = current, current = current->next) {
@@ -51,13 +57,7 @@ ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration ti
     guard.unlock();
     std::error_code ec;
     awaitInTask(waiter.timer, kInfiniteTimeout, ec, &waiter.signalled, taskCancel);
-    if (relock == Relock::unlessSignalled && waiter.signalled.load()) {
-      // signal() set the flag under `signalling`: once it is ours, signal()
-      // is done with the waiter, and the guard's owner may be gone.
-      std::lock_guard<std::mutex> over(waiter.signalling);
-      return ParkResult::signalled;
-    }
-    guard.lock();
+    if (relock == Relock::always) guard.lock();
     if (waiter.signalled.load()) return ParkResult::signalled;
     if (ec == std::errc::timed_out) return ParkResult::deadlinePassed;
     // Unsignalled, the timer either fired (the timeout) or was cancelled by
@@ -67,8 +67,8 @@ ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration ti
     return shutDown ? ParkResult::cancelled : ParkResult::timedOut;
   }
   // The thread waits on its own mutex, not on `guard`: woken, it need not
-  // take `guard` again (Relock::unlessSignalled).  signal() sets the flag
-  // under `signalling` too, so one that came after the unlock is seen.
+  // take `guard` again (Relock::never).  signal() sets the flag under
+  // `signalling` too, so one that came after the unlock is seen.
   ChannelCore::enterBlocking();
   guard.unlock();
   {
@@ -82,9 +82,14 @@ ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration ti
     }
   }
   ChannelCore::leaveBlocking();
-  if (relock == Relock::unlessSignalled && waiter.signalled.load()) return ParkResult::signalled;
-  guard.lock();  // a signal() after the timeout ran under it: over, and seen here
+  if (relock == Relock::always) guard.lock();  // a signal() after the timeout ran under it: seen here
   return waiter.signalled.load() ? ParkResult::signalled : ParkResult::timedOut;
+}
+
+void awaitSignal(Waiter& waiter) noexcept {
+  // signal() holds `signalling` from setting the flag until it is done.
+  std::unique_lock<std::mutex> own(waiter.signalling);
+  waiter.wakeup.wait(own, [&] { return waiter.signalled.load(); });
 }
 
 void throwCancelled(const char* operation) {
@@ -100,11 +105,8 @@ void signal(Waiter& waiter) noexcept {
   // flag without the list's guard waits for it before it goes.
   std::lock_guard<std::mutex> busy(waiter.signalling);
   waiter.signalled.store(true);
-  if (waiter.core != nullptr) {
-    waiter.core->cancel(waiter.timer);
-  } else {
-    waiter.wakeup.notify_one();
-  }
+  if (waiter.core != nullptr) waiter.core->cancel(waiter.timer);
+  waiter.wakeup.notify_one();  // a thread, or a task in awaitSignal()
 }
 
 }  // namespace evchan::detail
