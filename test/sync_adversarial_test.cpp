@@ -3,11 +3,13 @@
 // public API: tasks and plain threads on the same objects at once, on one-
 // and two-worker channels; timed waits, deadlines and cancels racing
 // notifications (every notifyOne() wakes exactly one waiter, none is lost
-// or doubled); a ConditionVariable destroyed right after its notification
-// (std::condition_variable allows it); a wait whose lock the caller does
-// not hold; the channel shut down under parked waiters of every kind; a
-// TaskGroup whose members spawn members while it is joined and destroyed,
-// and TaskLocal values of tasks that migrate.  Run it under
+// or doubled); a ConditionVariable destroyed by its notifier right after
+// the notification, or by its last waiter (std::condition_variable allows
+// both); a wait whose lock the caller does not hold; a Notification reset
+// before its woken waiters ran; timeouts at both ends of the range; the
+// channel shut down under parked waiters of every kind; a TaskGroup whose
+// members spawn members while it is joined, cancelled and destroyed, with
+// TaskLocal values checked after every wait.  Run it under
 // ThreadSanitizer and AddressSanitizer; EVCHAN_SYNC_ADVERSARIAL_ROUNDS
 // multiplies the rounds.
 #include <cppunit/extensions/HelperMacros.h>
