@@ -92,6 +92,7 @@ class SyncAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testNotificationResetBeforeTheWokenWaiterRanKeepsItWaiting);
   CPPUNIT_TEST(testHugeFiniteTimeoutsWaitUntilNotified);
   CPPUNIT_TEST(testTaskGroupSpawningTreeJoinedCancelledAndDestroyed);
+  CPPUNIT_TEST(testFifoWakeUpsAcrossTasksThreadsAndChannels);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -916,6 +917,105 @@ class SyncAdversarialTest : public evchan::test::LeakCheckedFixture {
       owner.reset();
       CPPUNIT_ASSERT_EQUAL_MESSAGE(config + ": members alive after the destructor", 0, localsAlive.load());
       CPPUNIT_ASSERT_EQUAL_MESSAGE(config, 0, wrongLocal.load());
+    }
+  }
+
+  // "Wake-ups are FIFO" (ConditionVariable), with the waiters tasks of two
+  // channels and plain threads queued in a known order, and waiters that
+  // left their wait (a timeout, a cancel) dropping out of the order
+  // without taking a notification; "Waiters get the lock in FIFO order"
+  // (Mutex), with tasks of two channels.
+  void testFifoWakeUpsAcrossTasksThreadsAndChannels() {
+    auto first = makeChannel(1);
+    auto second = makeChannel(2);
+    constexpr int kWaiters = 12;
+    const int n = rounds(20);
+    for (int round = 0; round < n; ++round) {
+      const std::string where = "round " + std::to_string(round);
+      Mutex mutex;
+      ConditionVariable condition;
+      int queued = 0;
+      std::vector<int> woken;        // under `mutex`
+      std::vector<int> locked;       // under `held`
+      Mutex held;
+      std::vector<TaskHandle> tasks(kWaiters);
+      std::vector<std::thread> threads;
+      std::atomic<int> oddEnds{0};
+      // Waiter i: kind i % 3 (task of `first`, task of `second`, thread);
+      // waiters 4 and 9 leave early (4 by a timeout, 9 by a cancel).
+      auto conditionWaiter = [&](int i) {
+        std::unique_lock<Mutex> lock(mutex);
+        ++queued;
+        if (i == 4) {
+          if (condition.waitFor(lock, 1ms)) ++oddEnds;  // nobody notifies that early
+          return;
+        }
+        const std::string end = endOfCall([&] { condition.wait(lock); });
+        if (end == "returned") {
+          woken.push_back(i);
+        } else if (!(i == 9 && end == "cancelled")) {
+          ++oddEnds;
+        }
+      };
+      auto start = [&](int i, const std::function<void(int)>& body) {
+        if (i % 3 == 2) {
+          threads.emplace_back(body, i);
+        } else {
+          tasks[i] = (i % 3 == 0 ? *first : *second).spawn(body, i);
+        }
+      };
+      for (int i = 0; i < kWaiters; ++i) {
+        start(i, conditionWaiter);
+        // Queued once it counted itself and the mutex is free again.
+        CPPUNIT_ASSERT_MESSAGE(where, eventually([&] {
+                                 std::lock_guard<Mutex> lock(mutex);
+                                 return queued == i + 1;
+                               }));
+      }
+      CPPUNIT_ASSERT(eventually([&] { return tasks[4].done(); }));
+      tasks[9].cancel();
+      CPPUNIT_ASSERT(eventually([&] { return tasks[9].done(); }));
+      std::vector<int> expected;
+      for (int i = 0; i < kWaiters; ++i) {
+        if (i != 4 && i != 9) expected.push_back(i);
+      }
+      for (std::size_t k = 1; k <= expected.size(); ++k) {
+        {
+          std::lock_guard<Mutex> lock(mutex);
+          condition.notifyOne();
+        }
+        CPPUNIT_ASSERT_MESSAGE(where, eventually([&] {
+                                 std::lock_guard<Mutex> lock(mutex);
+                                 return woken.size() >= k;
+                               }));
+      }
+      for (std::thread& thread : threads) thread.join();
+      threads.clear();
+      for (TaskHandle& task : tasks) {
+        if (task.valid()) task.join();  // the threads' slots are empty
+      }
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(where, 0, oddEnds.load());
+      CPPUNIT_ASSERT_MESSAGE(where + ": condition wake-ups out of order", woken == expected);
+      // The Mutex: held by this thread while tasks of both channels queue
+      // (a parked task leaves its worker idle: the proof that it queued,
+      // which a blocked thread cannot give).
+      held.lock();
+      std::atomic<int> lockQueued{0};
+      for (int i = 0; i < kWaiters; ++i) {
+        EventChannel& channel = i % 2 == 0 ? *first : *second;
+        tasks[i] = channel.spawn([&, i] {
+          ++lockQueued;
+          std::lock_guard<Mutex> lock(held);
+          locked.push_back(i);
+        });
+        CPPUNIT_ASSERT(eventually([&] { return lockQueued.load() == i + 1; }));
+        CPPUNIT_ASSERT(evchan::test::allWorkersIdle(channel));
+      }
+      held.unlock();
+      for (TaskHandle& task : tasks) task.join();
+      std::vector<int> all;
+      for (int i = 0; i < kWaiters; ++i) all.push_back(i);
+      CPPUNIT_ASSERT_MESSAGE(where + ": lock hand-overs out of order", locked == all);
     }
   }
 };
