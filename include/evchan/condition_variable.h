@@ -20,7 +20,14 @@ namespace evchan {
 /// shutdown): then that wait is cancelled as well and `lock.owns_lock()`
 /// is false.  TaskHandle::cancel() ends a wait the same way, except that
 /// the mutex is always locked again (re-locking is no cancellation point:
-/// see Mutex).
+/// see Mutex).  A notified waiter never touches the condition variable
+/// again, and notifyOne()/notifyAll() are done with it before a waiter they
+/// wake can return; so, as with std::condition_variable, it may be
+/// destroyed as soon as every waiter has been notified (by the notifier:
+/// the waiters then need only the mutex; or by the last waiter to return),
+/// as long as no waiter is ending its wait otherwise at that moment (its
+/// timeout, cancellation or shutdown: such a waiter still takes itself off
+/// the condition variable).
 class EVCHAN_API ConditionVariable {
  public:
   ConditionVariable() = default;

@@ -17,7 +17,9 @@ struct Waiter;
 /// Set once by notify(); every waiter, present or future, then proceeds
 /// until reset().  A waiting task is suspended, a plain thread blocks; a
 /// task still waiting when its channel shuts down gets
-/// SystemError(std::errc::operation_canceled).
+/// SystemError(std::errc::operation_canceled).  A waiter woken by notify()
+/// reads the notification once more before it returns (see reset()):
+/// destroy it only once no wait on it can still be in progress.
 class EVCHAN_API Notification {
  public:
   Notification() = default;

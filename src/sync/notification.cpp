@@ -2,6 +2,8 @@
 // Notification on the waiter list.
 #include <evchan/notification.h>
 
+#include <chrono>
+
 #include "sync/waiter.h"
 
 namespace evchan {
@@ -19,15 +21,25 @@ void Notification::wait() {
 }
 
 bool Notification::waitFor(Duration timeout) {
+  const auto deadline = detail::saturatingAdd(std::chrono::steady_clock::now(), timeout);
   std::unique_lock<std::mutex> guard(guard_);
-  if (notified_) return true;
-  detail::Waiter waiter;
-  detail::WaitList(head_, tail_).push(waiter);
-  const detail::ParkResult result = detail::park(waiter, guard, timeout);
-  if (result != detail::ParkResult::signalled) detail::WaitList(head_, tail_).remove(waiter);
-  if (result == detail::ParkResult::cancelled && !notified_) detail::throwCancelled("Notification::wait");
-  if (result == detail::ParkResult::deadlinePassed && !notified_) detail::throwDeadlinePassed("Notification::wait");
-  return notified_;
+  for (Duration left = timeout;;) {
+    if (notified_) return true;
+    detail::Waiter waiter;
+    detail::WaitList(head_, tail_).push(waiter);
+    const detail::ParkResult result = detail::park(waiter, guard, left);
+    if (result != detail::ParkResult::signalled) detail::WaitList(head_, tail_).remove(waiter);
+    if (notified_) return true;
+    if (result == detail::ParkResult::cancelled) detail::throwCancelled("Notification::wait");
+    if (result == detail::ParkResult::deadlinePassed) detail::throwDeadlinePassed("Notification::wait");
+    if (result == detail::ParkResult::timedOut) return false;
+    // Woken, but reset() came before this waiter ran: it waits on, for
+    // what is left of its timeout.
+    if (timeout == kInfiniteTimeout) continue;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return false;
+    left = deadline - now;
+  }
 }
 
 bool Notification::isNotified() {

@@ -29,6 +29,12 @@ Waiter* WaitList::pop() noexcept {
   return waiter;
 }
 
+Waiter* WaitList::takeAll() noexcept {
+  Waiter* first = head_;
+  head_ = tail_ = nullptr;
+  return first;
+}
+
 void WaitList::remove(Waiter& waiter) noexcept {
   Waiter* previous = nullptr;
   for (Waiter* current = head_; current != nullptr; previous = current, current = current->next) {
@@ -40,7 +46,8 @@ void WaitList::remove(Waiter& waiter) noexcept {
   }
 }
 
-ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration timeout, TaskCancel taskCancel) {
+ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration timeout, TaskCancel taskCancel,
+                Relock relock) {
   if ((waiter.core = currentTaskChannel()) != nullptr) {
     // The task parks on its timer; signal() sets the flag and cancels the
     // timer, and awaitInTask re-checks the flag once the timer is posted,
@@ -50,7 +57,7 @@ ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration ti
     guard.unlock();
     std::error_code ec;
     awaitInTask(waiter.timer, kInfiniteTimeout, ec, &waiter.signalled, taskCancel);
-    guard.lock();
+    if (relock == Relock::always) guard.lock();
     if (waiter.signalled.load()) return ParkResult::signalled;
     if (ec == std::errc::timed_out) return ParkResult::deadlinePassed;
     // Unsignalled, the timer either fired (the timeout) or was cancelled by
@@ -59,16 +66,30 @@ ParkResult park(Waiter& waiter, std::unique_lock<std::mutex>& guard, Duration ti
     const bool shutDown = ec == Errc::channel_shut_down || ec == std::errc::operation_canceled;
     return shutDown ? ParkResult::cancelled : ParkResult::timedOut;
   }
+  // The thread waits on its own mutex, not on `guard`: woken, it need not
+  // take `guard` again (Relock::never).  signal() sets the flag under
+  // `signalling` too, so one that came after the unlock is seen.
   ChannelCore::enterBlocking();
-  const Deadline deadline = deadlineAfter(timeout);
-  const auto signalled = [&] { return waiter.signalled.load(); };
-  if (deadline == kNoDeadline) {
-    waiter.wakeup.wait(guard, signalled);
-  } else {
-    waiter.wakeup.wait_until(guard, deadline, signalled);
+  guard.unlock();
+  {
+    std::unique_lock<std::mutex> own(waiter.signalling);
+    const Deadline deadline = deadlineAfter(timeout);
+    const auto signalled = [&] { return waiter.signalled.load(); };
+    if (deadline == kNoDeadline) {
+      waiter.wakeup.wait(own, signalled);
+    } else {
+      waiter.wakeup.wait_until(own, deadline, signalled);
+    }
   }
   ChannelCore::leaveBlocking();
+  if (relock == Relock::always) guard.lock();  // a signal() after the timeout ran under it: seen here
   return waiter.signalled.load() ? ParkResult::signalled : ParkResult::timedOut;
+}
+
+void awaitSignal(Waiter& waiter) noexcept {
+  // signal() holds `signalling` from setting the flag until it is done.
+  std::unique_lock<std::mutex> own(waiter.signalling);
+  waiter.wakeup.wait(own, [&] { return waiter.signalled.load(); });
 }
 
 void throwCancelled(const char* operation) {
@@ -80,9 +101,12 @@ void throwDeadlinePassed(const char* operation) {
 }
 
 void signal(Waiter& waiter) noexcept {
+  // Held until signal() no longer touches the waiter: a waiter that saw the
+  // flag without the list's guard waits for it before it goes.
+  std::lock_guard<std::mutex> busy(waiter.signalling);
   waiter.signalled.store(true);
   if (waiter.core != nullptr) waiter.core->cancel(waiter.timer);
-  waiter.wakeup.notify_one();
+  waiter.wakeup.notify_one();  // a thread, or a task in awaitSignal()
 }
 
 }  // namespace evchan::detail
