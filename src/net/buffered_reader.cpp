@@ -22,6 +22,9 @@ std::error_code BufferedReader::fill(std::size_t wanted) noexcept {
     begin_ = 0;
   }
   if (buffer_.size() < wanted) {
+    // Past max_size() resize() throws length_error, not bad_alloc (a
+    // peek(SIZE_MAX)); this function is noexcept.
+    if (wanted > buffer_.max_size()) return std::make_error_code(std::errc::not_enough_memory);
     try {
       buffer_.resize(wanted);
     } catch (const std::bad_alloc&) {
