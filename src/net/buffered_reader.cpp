@@ -101,6 +101,9 @@ std::size_t BufferedReader::readSome(void* buffer, std::size_t count, std::error
     return 0;
   }
   ec.clear();
+  // A zero size returns 0 at once, as Stream::readSome() does: no memcpy
+  // to a buffer that may be null (undefined even for no bytes).
+  if (count == 0) return 0;
   const std::size_t n = std::min(count, size());
   std::memcpy(buffer, buffer_.data() + begin_, n);
   consume(n, ec);
