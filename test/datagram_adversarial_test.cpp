@@ -231,7 +231,8 @@ class DatagramAdversarialTest : public evchan::test::LeakCheckedFixture {
         if (ec == kCancelled || ec == Errc::not_open) return false;
         ++badEnds;
         const std::lock_guard<std::mutex> hold(badLock);
-        badEnd = std::string(what) + ": " + (ec ? ec.message() : std::to_string(n) + " bytes");
+        badEnd = std::string(what) + (evchan::inTask() ? " in a task: " : " on a thread: ") +
+                 (ec ? ec.message() : std::to_string(n) + " bytes");
         return false;
       };
       auto receiveLoop = [&] {
