@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // UnixSocket and UnixListener against callers that push on their edges:
 // descriptor receives cancelled over and over, or ended by close() from
-// another thread mid-transfer, on threads and in tasks (no descriptor lost
-// or leaked: the open-descriptor count is checked every round); a
+// another thread mid-transfer, and a descriptor send blocked on a full
+// buffer ended by close(), on threads and in tasks (no descriptor lost or
+// leaked: the open-descriptor count is checked every round); a
 // BufferedReader over a socket whose peer attaches descriptors to its
 // lines; listeners moved and replaced on reused paths.  POSIX only
 // (AF_UNIX).
@@ -132,6 +133,8 @@ class UnixAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testCancelledDescriptorReceivesLoseNoneInTask);
   CPPUNIT_TEST(testCloseMidTransferLeaksNoDescriptorOnThread);
   CPPUNIT_TEST(testCloseMidTransferLeaksNoDescriptorInTask);
+  CPPUNIT_TEST(testCloseEndsABlockedDescriptorSendOnThread);
+  CPPUNIT_TEST(testCloseEndsABlockedDescriptorSendInTask);
   CPPUNIT_TEST(testReaderOverLinesCarryingDescriptorsOnThread);
   CPPUNIT_TEST(testReaderOverLinesCarryingDescriptorsInTask);
   CPPUNIT_TEST(testReaderCancelledMidLineLosesNothing);
@@ -144,6 +147,8 @@ class UnixAdversarialTest : public evchan::test::LeakCheckedFixture {
   void testCancelledDescriptorReceivesLoseNoneInTask() { cancelledReceives(true); }
   void testCloseMidTransferLeaksNoDescriptorOnThread() { closeMidTransfer(false); }
   void testCloseMidTransferLeaksNoDescriptorInTask() { closeMidTransfer(true); }
+  void testCloseEndsABlockedDescriptorSendOnThread() { closeBlockedSend(false); }
+  void testCloseEndsABlockedDescriptorSendInTask() { closeBlockedSend(true); }
   void testReaderOverLinesCarryingDescriptorsOnThread() { readerOverDescriptors(false); }
   void testReaderOverLinesCarryingDescriptorsInTask() { readerOverDescriptors(true); }
 
@@ -417,6 +422,75 @@ class UnixAdversarialTest : public evchan::test::LeakCheckedFixture {
         CPPUNIT_ASSERT_MESSAGE("round " + std::to_string(round) + ": only " + std::to_string(got.load()) +
                                    " receives before the close",
                                flowing);
+      }
+      CPPUNIT_ASSERT_EQUAL_MESSAGE("round " + std::to_string(round) + ": " + evchan::test::openDescriptorNames(),
+                                   before, openDescriptorCount());
+    }
+  }
+
+  // Many rounds: a sender (thread or task) passes descriptors to a peer
+  // that never reads, until the send buffer is full and the sender waits
+  // for room; another thread closes the sending socket.  The sender ends
+  // with operation_canceled or not_open, and once both ends are closed
+  // every descriptor still in flight is gone with them: the count is back
+  // where it was.
+  static void closeBlockedSend(bool inTask) {
+    TempDirectory directory;
+    Pipe pipe;
+    std::unique_ptr<EventChannel> channel;
+    if (inTask) channel = evchan::test::makeChannel(1);
+    const int rounds = evchan::test::slowdown() > 1 ? 10 : 30;
+    for (int round = 0; round < rounds; ++round) {
+      const int before = openDescriptorCount();
+      {
+        UnixListener listener = UnixListener::listen(directory.file("a"));
+        Connected pair = connectPair(listener);
+        std::atomic<std::uint32_t> sent{0};
+        std::error_code end;
+        auto send = [&] {
+          for (;;) {
+            const int fds[2] = {pipe.fds[0], pipe.fds[1]};
+            std::error_code ec;
+            pair.client.sendDescriptors("xyz", 3, fds, 2, ec);
+            if (ec) {
+              end = ec;
+              return;
+            }
+            ++sent;
+          }
+        };
+        std::thread senderThread;
+        TaskHandle senderTask;
+        if (inTask) {
+          senderTask = channel->spawn(send);
+        } else {
+          senderThread = std::thread(send);
+        }
+        // The buffer holds some hundreds of these; then the sender waits.
+        const bool filled = evchan::test::eventually([&] {
+          const std::uint32_t now = sent.load();
+          std::this_thread::sleep_for(5ms);
+          return now > 10 && sent.load() == now;
+        });
+        std::thread closer([&] { pair.client.close(); });
+        closer.join();
+        if (inTask) {
+          evchan::test::joinWithin(senderTask);
+        } else {
+          senderThread.join();
+        }
+        CPPUNIT_ASSERT_MESSAGE("round " + std::to_string(round) + ": the sender never filled the buffer", filled);
+        CPPUNIT_ASSERT_MESSAGE("round " + std::to_string(round) + ": " + end.message(),
+                               end == kCancelled || end == Errc::not_open);
+        // What did go arrives whole, with its descriptors.
+        char data[3];
+        int fds[2] = {-1, -1};
+        std::size_t received = 0;
+        CPPUNIT_ASSERT_EQUAL(std::size_t{3}, pair.server.receiveDescriptors(data, 3, fds, 2, received));
+        CPPUNIT_ASSERT_EQUAL(std::size_t{2}, received);
+        CPPUNIT_ASSERT(isPipe(fds[0]) && isPipe(fds[1]));
+        ::close(fds[0]);
+        ::close(fds[1]);
       }
       CPPUNIT_ASSERT_EQUAL_MESSAGE("round " + std::to_string(round) + ": " + evchan::test::openDescriptorNames(),
                                    before, openDescriptorCount());
