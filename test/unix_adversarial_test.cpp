@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -138,6 +139,7 @@ class UnixAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testReaderOverLinesCarryingDescriptorsOnThread);
   CPPUNIT_TEST(testReaderOverLinesCarryingDescriptorsInTask);
   CPPUNIT_TEST(testReaderCancelledMidLineLosesNothing);
+  CPPUNIT_TEST(testThreadsAndATaskAcceptOnOneListener);
   CPPUNIT_TEST(testListenersMovedAndReplacedOnReusedPaths);
   CPPUNIT_TEST(testNameLengthsAtTheLimitForPathsAndAbstractNames);
   CPPUNIT_TEST_SUITE_END();
@@ -183,6 +185,70 @@ class UnixAdversarialTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(std::string("half a "), std::string(reader.buffered()));
     pair.client.writeAll("line\r\n", 6);
     CPPUNIT_ASSERT_EQUAL(std::string("half a line"), reader.readLine(64));
+  }
+
+  // Two threads and a task accept on one listener (the header allows
+  // several threads; one task per channel) while connections arrive one
+  // after another: each is accepted once, by one of them, whose accept
+  // never fails; close() then ends all three (operation_canceled or
+  // not_open).
+  void testThreadsAndATaskAcceptOnOneListener() {
+    TempDirectory directory;
+    UnixListener listener = UnixListener::listen(directory.file("a"));
+    listener.setTimeout(generous(20s));
+    std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(1);
+    const std::uint32_t count = evchan::test::slowdown() > 1 ? 150 : 600;
+    std::mutex lock;
+    std::vector<std::uint32_t> ids;
+    std::vector<std::string> problems;
+    auto acceptLoop = [&](const char* who) {
+      for (;;) {
+        std::error_code ec;
+        UnixSocket connection = listener.accept(ec);
+        if (ec) {
+          if (ec != kCancelled && ec != Errc::not_open) {
+            const std::lock_guard<std::mutex> hold(lock);
+            problems.push_back(std::string(who) + ": " + ec.message());
+          }
+          return;
+        }
+        std::uint32_t id = 0;
+        connection.setTimeout(generous(10s));
+        connection.readExactly(&id, sizeof id, ec);
+        const std::lock_guard<std::mutex> hold(lock);
+        if (ec) {
+          problems.push_back(std::string(who) + " read: " + ec.message());
+        } else {
+          ids.push_back(id);
+        }
+      }
+    };
+    std::error_code spawned;
+    TaskHandle task = channel->spawn([&] { acceptLoop("task"); }, {}, spawned);
+    if (spawned == std::errc::function_not_supported) EVCHAN_SKIP("no tasks in this build");
+    std::thread first([&] { acceptLoop("thread 1"); });
+    std::thread second([&] { acceptLoop("thread 2"); });
+    std::string connectFailure;
+    for (std::uint32_t i = 0; i < count && connectFailure.empty(); ++i) {
+      std::error_code ec;
+      UnixSocket client = UnixSocket::connect(listener.name(), generous(10s), ec);
+      if (!ec) client.writeAll(&i, sizeof i, ec);
+      if (ec) connectFailure = "connect " + std::to_string(i) + ": " + ec.message();
+    }
+    const bool all = evchan::test::eventually([&] {
+      const std::lock_guard<std::mutex> hold(lock);
+      return ids.size() + problems.size() >= count;
+    });
+    listener.close();
+    first.join();
+    second.join();
+    evchan::test::joinWithin(task);
+    CPPUNIT_ASSERT_MESSAGE(connectFailure, connectFailure.empty());
+    CPPUNIT_ASSERT_MESSAGE(problems.empty() ? "" : problems.front(), problems.empty());
+    CPPUNIT_ASSERT(all);
+    std::sort(ids.begin(), ids.end());
+    CPPUNIT_ASSERT_EQUAL(std::size_t{count}, ids.size());
+    for (std::uint32_t i = 0; i < count; ++i) CPPUNIT_ASSERT_EQUAL(i, ids[i]);
   }
 
   // Listeners on two paths, moved into each other: each socket file lives
