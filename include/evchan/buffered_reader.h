@@ -30,10 +30,12 @@ namespace evchan {
 /// Errc::end_of_stream, with what it did send still buffered.
 ///
 /// Errors are the stream's (timed_out, connection_reset, ...), plus
-/// Errc::message_too_long, and std::errc::invalid_argument for consume()
-/// beyond what is buffered or a zero `maxBytes`.  The throwing forms throw
-/// SystemError.  Thread safety: none; use one reader from one task or
-/// thread at a time.
+/// Errc::message_too_long, std::errc::invalid_argument for consume()
+/// beyond what is buffered or a zero `maxBytes`, and
+/// std::errc::not_enough_memory when the buffer cannot grow as far as
+/// asked (a peek() of more than memory holds; what is buffered stays).
+/// The throwing forms throw SystemError.  Thread safety: none; use one
+/// reader from one task or thread at a time.
 class EVCHAN_API BufferedReader {
  public:
   /// The initial buffer size when none is given: 16 KiB.

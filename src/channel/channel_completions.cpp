@@ -174,6 +174,20 @@ void ChannelCore::handleCompletion(const Completion& completion) noexcept {
     // made of the close (Wine's IOCP, for one, may fail it "not a socket"
     // when the close overtakes the cancel).
     if (watch.retired && result < 0) result = -ECANCELED;
+    // The sockets are O_NONBLOCK (the threads' calls need it), and for such
+    // a socket io_uring may give up waiting and complete the operation with
+    // EAGAIN: when its internal poll has been woken many times with nothing
+    // there (another receiver took each datagram), it retries once without
+    // a poll and returns what the socket says.  Nothing happened: the same
+    // operation goes in again.  Not when a cancel() is under way (it named
+    // this operation, as for the accept below) or the channel shuts down.
+    if (result == -EAGAIN && event->kind() != Event::Kind::Connect) {
+      if (cancelling || shutDown_.load(std::memory_order_acquire)) {
+        result = -ECANCELED;
+      } else if (!submitLocked(*event, watch, completion.slot)) {
+        return;
+      }
+    }
     if (event->kind() == Event::Kind::Accept) {
       // A connection reset while it waited in the accept queue is not the
       // caller's error: accept the next one.  Not when a cancel() is under

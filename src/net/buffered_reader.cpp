@@ -22,6 +22,9 @@ std::error_code BufferedReader::fill(std::size_t wanted) noexcept {
     begin_ = 0;
   }
   if (buffer_.size() < wanted) {
+    // Past max_size() resize() throws length_error, not bad_alloc (a
+    // peek(SIZE_MAX)); this function is noexcept.
+    if (wanted > buffer_.max_size()) return std::make_error_code(std::errc::not_enough_memory);
     try {
       buffer_.resize(wanted);
     } catch (const std::bad_alloc&) {
@@ -98,6 +101,9 @@ std::size_t BufferedReader::readSome(void* buffer, std::size_t count, std::error
     return 0;
   }
   ec.clear();
+  // A zero size returns 0 at once, as Stream::readSome() does: no memcpy
+  // to a buffer that may be null (undefined even for no bytes).
+  if (count == 0) return 0;
   const std::size_t n = std::min(count, size());
   std::memcpy(buffer, buffer_.data() + begin_, n);
   consume(n, ec);

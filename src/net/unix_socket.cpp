@@ -164,6 +164,13 @@ UnixListener UnixListener::listen(const std::string& name, int backlog, std::err
     if (name[0] != '@') ::unlink(name.c_str());
     return listener;
   }
+  // APR learns an adopted socket's local address on the first ask, by
+  // writing it into the socket (getsockname).  Asked now, before any
+  // accept: later asks (a completion backend adopting a connection) only
+  // read it, as threads' accepts do, so accepts on several threads and
+  // channels at once do not race on it.
+  apr_sockaddr_t* local = nullptr;
+  apr_socket_addr_get(&local, APR_LOCAL, state->socket);
   // The pool's cleanups run in reverse order: the file goes first, then
   // the descriptor closes.
   detail::removeSocketFileWithPool(state->pool.get(), name);
