@@ -159,6 +159,14 @@ void UdpSocket::connect(const Address& peer, std::error_code& ec) noexcept {
     ec = Errc::port_out_of_range;
     return;
   }
+  // An IPv4 socket has no IPv6 peer.  Refused here, before any system
+  // call: APR on Windows keeps the address of a connect the system
+  // refused as the socket's remote one, and send() and peerAddress() then
+  // took the socket for connected.
+  if (peer.family() == AddressFamily::IPv6 && familyOf(state) == AddressFamily::IPv4) {
+    ec = std::make_error_code(std::errc::address_family_not_supported);
+    return;
+  }
   // APR keeps the address as the socket's remote one: in the pool.
   apr_sockaddr_t* address = detail::numericSockaddr(peer, state->pool.get());
   if (address == nullptr) {
