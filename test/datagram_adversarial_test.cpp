@@ -64,6 +64,13 @@ TaskHandle spawnOrSkip(EventChannel& channel, std::function<void()> function) {
   return task;
 }
 
+// Skips the test where there are no tasks; for a case that starts threads
+// before its task, which a skip thrown later would leave joinable.
+void skipWithoutTasks() {
+  std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(1);
+  spawnOrSkip(*channel, [] {}).join();
+}
+
 // A datagram of the sharing test: who sent it, its number, and a payload
 // whose length and bytes both follow from those two.
 constexpr std::size_t kTag = 8;
@@ -592,6 +599,7 @@ class DatagramAdversarialTest : public evchan::test::LeakCheckedFixture {
   // The reader retries each operation_canceled: every line arrives whole
   // and in order, so a cancelled read never ate bytes.
   static void cancelledOverAndOver(bool inTask) {
+    if (inTask) skipWithoutTasks();
     evchan::test::ConnectedPair pair = evchan::test::connectPair();
     pair.server.setTimeout(generous(20s));
     const std::uint32_t lines = evchan::test::slowdown() > 1 ? 1500 : 6000;
