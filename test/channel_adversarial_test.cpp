@@ -1,0 +1,609 @@
+// SPDX-License-Identifier: Apache-2.0
+// EventChannel and File attacked through the public API: one event posted
+// from two threads at once; events re-posted from their own callbacks on
+// every backend; cancel() from several threads racing a timer's expiry
+// (exactly one completion, cancel()'s answer matching the result); timer
+// delays and wait timeouts at both ends of the Duration range; a channel
+// destroyed while its callbacks run and its timers wait; pool statistics
+// sampled under load; file reads and writes of zero bytes and at offsets
+// beyond off_t.  EVCHAN_CHANNEL_ADVERSARIAL_ROUNDS multiplies the rounds.
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <evchan/evchan.h>
+
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "support/diagnostics.h"
+#include "support/leak_checked_fixture.h"
+#include "support/race_scheduling.h"
+#include "support/slowdown.h"
+#include "support/waiting.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using evchan::Backend;
+using evchan::DispatchEvent;
+using evchan::Duration;
+using evchan::Errc;
+using evchan::Event;
+using evchan::EventChannel;
+using evchan::File;
+using evchan::FileReadEvent;
+using evchan::FileWriteEvent;
+using evchan::NotifyEvent;
+using evchan::ThreadPoolStats;
+using evchan::TimerEvent;
+using evchan::test::describe;
+using evchan::test::eventually;
+using evchan::test::generous;
+using evchan::test::stagger;
+
+int rounds(double plain) { return evchan::test::raceRounds(plain, "EVCHAN_CHANNEL_ADVERSARIAL_ROUNDS"); }
+
+// A channel with `threads` workers on each backend this host has.
+std::vector<std::unique_ptr<EventChannel>> channelOnEveryBackend(int threads) {
+  std::vector<std::unique_ptr<EventChannel>> channels;
+  for (Backend backend : {Backend::Epoll, Backend::Poll, Backend::Select, Backend::AprPollset, Backend::IoUring,
+                          Backend::Aio, Backend::Iocp}) {
+    EventChannel::Options options;
+    options.backend = backend;
+    options.initialThreads = threads;
+    std::error_code ec;
+    std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
+    if (channel) channels.push_back(std::move(channel));
+  }
+  CPPUNIT_ASSERT(!channels.empty());
+  return channels;
+}
+
+// Two threads released together.
+class StartLine {
+ public:
+  explicit StartLine(int runners) : waiting_(runners) {}
+  void arrive() {
+    waiting_.fetch_sub(1);
+    while (waiting_.load() > 0) {
+    }
+  }
+
+ private:
+  std::atomic<int> waiting_;
+};
+
+class TempPath {
+ public:
+  TempPath() {
+    static std::atomic<int> counter{0};
+    path_ = (std::filesystem::temp_directory_path() / ("evchan-channel-adversarial-" +
+                                                       std::to_string(std::random_device()()) + "-" +
+                                                       std::to_string(counter++)))
+                .string();
+  }
+  ~TempPath() {
+    std::error_code ignored;
+    std::filesystem::remove(path_, ignored);
+  }
+  const std::string& str() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
+
+class ChannelAdversarialTest : public evchan::test::LeakCheckedFixture {
+  CPPUNIT_TEST_SUITE(ChannelAdversarialTest);
+  CPPUNIT_TEST(testOneEventPostedFromTwoThreads);
+  CPPUNIT_TEST(testRepostFromOwnCallbackOnEveryBackend);
+  CPPUNIT_TEST(testCancelsRacingTimerExpiry);
+  CPPUNIT_TEST(testExtremeTimerDelays);
+  CPPUNIT_TEST(testExtremeWaitTimeouts);
+  CPPUNIT_TEST(testDestroyWhileCallbacksRunAndTimersWait);
+  CPPUNIT_TEST(testPoolStatsStayConsistent);
+  CPPUNIT_TEST(testFileZeroSizesAndOffsetsBeyondOffT);
+  CPPUNIT_TEST(testZeroSizeFileEventsOnEveryBackend);
+  CPPUNIT_TEST(testReadsReachingTheEndOfOffTFindTheEnd);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  // Two threads post the same timer at once: exactly one post() succeeds,
+  // the other is already_in_flight, and the timer completes once.  The
+  // same for a DispatchEvent, which may legitimately complete between the
+  // two posts: every successful post() is matched by one completion.
+  void testOneEventPostedFromTwoThreads() {
+    for (std::unique_ptr<EventChannel>& channel : channelOnEveryBackend(2)) {
+      const std::string backend = channel->backendName();
+      const int n = rounds(100);
+      for (int round = 0; round < n; ++round) {
+        std::atomic<int> completions{0};
+        TimerEvent timer(1h);
+        timer.setCallback([&](Event&) { completions.fetch_add(1); });
+        std::error_code results[2];
+        StartLine line(2);
+        std::thread other([&] {
+          line.arrive();
+          stagger(round % 5);
+          channel->post(timer, results[1]);
+        });
+        line.arrive();
+        stagger((round / 5) % 5);
+        channel->post(timer, results[0]);
+        other.join();
+        const int accepted = (!results[0] ? 1 : 0) + (!results[1] ? 1 : 0);
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(backend + ": posts accepted", 1, accepted);
+        const std::error_code& refused = results[0] ? results[0] : results[1];
+        CPPUNIT_ASSERT_MESSAGE(backend + ": " + describe(refused), refused == Errc::already_in_flight);
+        CPPUNIT_ASSERT(channel->cancel(timer));
+        CPPUNIT_ASSERT(eventually([&] { return completions.load() == 1 && !timer.inFlight(); }));
+        CPPUNIT_ASSERT_MESSAGE(describe(timer.error()), timer.error() == std::errc::operation_canceled);
+        CPPUNIT_ASSERT(!channel->cancel(timer));
+      }
+      for (int round = 0; round < n; ++round) {
+        std::atomic<int> completions{0}, accepted{0};
+        DispatchEvent dispatch([] {});
+        dispatch.setCallback([&](Event&) { completions.fetch_add(1); });
+        std::atomic<bool> wrongError{false};
+        auto poster = [&] {
+          std::error_code ec;
+          channel->post(dispatch, ec);
+          if (!ec) accepted.fetch_add(1);
+          else if (ec != Errc::already_in_flight) wrongError = true;
+        };
+        StartLine line(2);
+        std::thread other([&] {
+          line.arrive();
+          poster();
+        });
+        line.arrive();
+        stagger(round % 3);
+        poster();
+        other.join();
+        CPPUNIT_ASSERT(!wrongError.load());
+        CPPUNIT_ASSERT(accepted.load() >= 1);
+        CPPUNIT_ASSERT_MESSAGE(backend, eventually([&] { return completions.load() == accepted.load(); }));
+        CPPUNIT_ASSERT(eventually([&] { return !dispatch.inFlight(); }));
+        CPPUNIT_ASSERT_EQUAL(accepted.load(), completions.load());
+      }
+    }
+  }
+
+  // A zero timer, a DispatchEvent and a NotifyEvent each re-post
+  // themselves from their own callback; each also posts the next kind.
+  // Every post is accepted and every one completes exactly once.
+  void testRepostFromOwnCallbackOnEveryBackend() {
+    constexpr int kTimes = 200;
+    for (std::unique_ptr<EventChannel>& channel : channelOnEveryBackend(2)) {
+      const std::string backend = channel->backendName();
+      TimerEvent timer(0ns);
+      DispatchEvent dispatch([] {});
+      NotifyEvent notify;
+      std::atomic<int> timerRuns{0}, dispatchRuns{0}, notifyRuns{0}, failures{0};
+      auto repost = [&](Event& event, std::atomic<int>& runs) {
+        if (event.error()) failures.fetch_add(1);
+        if (runs.fetch_add(1) + 1 < kTimes) {
+          std::error_code ec;
+          channel->post(event, ec);
+          if (ec) failures.fetch_add(1);
+        }
+      };
+      timer.setCallback([&](Event& event) { repost(event, timerRuns); });
+      dispatch.setCallback([&](Event& event) { repost(event, dispatchRuns); });
+      notify.setCallback([&](Event& event) {
+        static_cast<NotifyEvent&>(event).reset();
+        repost(event, notifyRuns);
+      });
+      channel->post(timer);
+      channel->post(dispatch);
+      channel->post(notify);
+      CPPUNIT_ASSERT_MESSAGE(backend, eventually([&] {
+                               return timerRuns.load() == kTimes && dispatchRuns.load() == kTimes &&
+                                      notifyRuns.load() == kTimes;
+                             }));
+      CPPUNIT_ASSERT(eventually([&] { return !timer.inFlight() && !dispatch.inFlight() && !notify.inFlight(); }));
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(backend, 0, failures.load());
+      // Nothing more comes: a last zero timer drains the queue behind them.
+      TimerEvent last(0ns);
+      std::atomic<bool> lastDone{false};
+      last.setCallback([&](Event&) { lastDone = true; });
+      channel->post(last);
+      CPPUNIT_ASSERT(eventually([&] { return lastDone.load() && !last.inFlight(); }));
+      CPPUNIT_ASSERT_EQUAL(kTimes, timerRuns.load());
+      CPPUNIT_ASSERT_EQUAL(kTimes, dispatchRuns.load());
+      CPPUNIT_ASSERT_EQUAL(kTimes, notifyRuns.load());
+    }
+  }
+
+  // Three threads cancel one timer as it expires; the timer is reused
+  // every round (setDelay between posts).  At most one cancel() answers
+  // true; the timer completes exactly once, cancelled when a cancel()
+  // said true and successfully otherwise.
+  void testCancelsRacingTimerExpiry() {
+    for (std::unique_ptr<EventChannel>& channel : channelOnEveryBackend(2)) {
+      const std::string backend = channel->backendName();
+      const bool completionBackend = backend == "io_uring" || backend == "iocp";
+      TimerEvent timer(0ns);
+      std::atomic<int> completions{0};
+      timer.setCallback([&](Event&) { completions.fetch_add(1); });
+      const int n = rounds(300);
+      for (int round = 0; round < n; ++round) {
+        completions = 0;
+        timer.setDelay(std::chrono::microseconds(round % 7 == 0 ? 0 : (round % 50) * 10));
+        channel->post(timer);
+        std::atomic<int> yes{0};
+        StartLine line(3);
+        std::vector<std::thread> cancellers;
+        for (int i = 0; i < 2; ++i) {
+          cancellers.emplace_back([&, i] {
+            line.arrive();
+            stagger((round + i) % 4);
+            if (channel->cancel(timer)) yes.fetch_add(1);
+          });
+        }
+        line.arrive();
+        stagger(round % 3);
+        if (channel->cancel(timer)) yes.fetch_add(1);
+        for (std::thread& t : cancellers) t.join();
+        CPPUNIT_ASSERT_MESSAGE(backend, yes.load() <= 1);
+        CPPUNIT_ASSERT_MESSAGE(backend, eventually([&] { return completions.load() >= 1 && !timer.inFlight(); }));
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(backend + " round " + std::to_string(round), 1, completions.load());
+        if (yes.load() == 1) {
+          CPPUNIT_ASSERT_MESSAGE(backend + ": cancelled timer ended with " + describe(timer.error()),
+                                 timer.error() == std::errc::operation_canceled ||
+                                     (completionBackend && !timer.error()));
+        } else {
+          CPPUNIT_ASSERT_MESSAGE(backend + ": uncancelled timer ended with " + describe(timer.error()),
+                                 !timer.error());
+        }
+        CPPUNIT_ASSERT(!channel->cancel(timer));
+      }
+      CPPUNIT_ASSERT_EQUAL(1, completions.load());
+    }
+  }
+
+  // Delays at the top of the Duration range must not wrap into the past:
+  // such timers stay pending while a zero timer posted after them
+  // completes; cancel() and shutdown() end them with operation_canceled.
+  // The bottom of the range is refused.
+  void testExtremeTimerDelays() {
+    for (std::unique_ptr<EventChannel>& channel : channelOnEveryBackend(1)) {
+      const std::string backend = channel->backendName();
+      for (Duration bad : {Duration::min(), Duration(-1), Duration::min() + Duration(1)}) {
+        TimerEvent timer(bad);
+        std::error_code ec;
+        channel->post(timer, ec);
+        CPPUNIT_ASSERT_MESSAGE(backend + ": " + describe(ec), ec == Errc::negative_timeout);
+        CPPUNIT_ASSERT(!timer.inFlight());
+      }
+      std::vector<std::unique_ptr<TimerEvent>> huge;
+      for (Duration delay : {Duration::max(), Duration::max() - Duration(1), Duration::max() / 2,
+                             Duration(std::chrono::hours(24 * 365 * 200)), Duration(std::chrono::hours(24 * 365))}) {
+        huge.push_back(std::make_unique<TimerEvent>(delay));
+        channel->post(*huge.back());
+      }
+      TimerEvent zero(0ns);
+      channel->post(zero);
+      Event* first = channel->getEvent(generous(8s));
+      CPPUNIT_ASSERT_MESSAGE(backend + ": nothing came back", first != nullptr);
+      CPPUNIT_ASSERT_MESSAGE(backend + ": a huge timer fired at once", first == &zero);
+      CPPUNIT_ASSERT(!zero.error());
+      for (auto& timer : huge) CPPUNIT_ASSERT_MESSAGE(backend, timer->inFlight());
+      CPPUNIT_ASSERT(channel->cancel(*huge[0]));
+      Event* cancelled = channel->getEvent(generous(8s));
+      CPPUNIT_ASSERT(cancelled == huge[0].get());
+      CPPUNIT_ASSERT(cancelled->error() == std::errc::operation_canceled);
+      // The same timer, re-posted with the largest delay again.
+      channel->post(*huge[0]);
+      CPPUNIT_ASSERT(huge[0]->inFlight());
+      channel->shutdown();
+      int back = 0;
+      while (Event* event = channel->getEvent(0ns)) {
+        CPPUNIT_ASSERT_MESSAGE(backend + ": " + describe(event->error()),
+                               event->error() == std::errc::operation_canceled);
+        ++back;
+      }
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(backend, static_cast<int>(huge.size()), back);
+      for (auto& timer : huge) CPPUNIT_ASSERT(!timer->inFlight());
+    }
+  }
+
+  // getEvent() and NotifyEvent::wait() with timeouts at both ends of the
+  // range: zero and negative ones return at once with nothing; one just
+  // under kInfiniteTimeout waits (it must not overflow into the past).
+  void testExtremeWaitTimeouts() {
+    std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(1);
+    for (Duration timeout : {Duration(0), Duration(-1), Duration::min(), Duration(-std::chrono::hours(1))}) {
+      std::atomic<bool> done{false};
+      Event* got = reinterpret_cast<Event*>(1);
+      bool notified = true;
+      NotifyEvent notify;
+      std::thread waiter([&] {
+        got = channel->getEvent(timeout);
+        notified = notify.wait(timeout);
+        done = true;
+      });
+      const bool finished = eventually([&] { return done.load(); });
+      if (!finished) {
+        // Release it so the test can report rather than hang.
+        channel->post(notify);
+        DispatchEvent unblock([] {});
+        channel->post(unblock);
+        waiter.join();
+        CPPUNIT_FAIL("a wait with timeout " + std::to_string(timeout.count()) + " ns blocked");
+      }
+      waiter.join();
+      CPPUNIT_ASSERT(got == nullptr);
+      CPPUNIT_ASSERT(!notified);
+    }
+    for (Duration timeout : {Duration::max() - Duration(1), Duration::max() / 2, Duration(Duration::max() - 1h)}) {
+      std::atomic<int> stage{0};
+      Event* got = nullptr;
+      bool notified = false;
+      NotifyEvent notify;
+      DispatchEvent dispatch([] {});
+      std::thread waiter([&] {
+        stage = 1;
+        got = channel->getEvent(timeout);
+        stage = 2;
+        notified = notify.wait(timeout);
+        stage = 3;
+      });
+      CPPUNIT_ASSERT(eventually([&] { return stage.load() >= 1; }));
+      CPPUNIT_ASSERT(eventually([&] { return channel->poolStats().inGetEvent >= 1 || stage.load() >= 2; }));
+      channel->post(dispatch);
+      CPPUNIT_ASSERT(eventually([&] { return stage.load() >= 2; }));
+      channel->post(notify);
+      CPPUNIT_ASSERT(eventually([&] { return stage.load() == 3; }));
+      waiter.join();
+      CPPUNIT_ASSERT_MESSAGE("getEvent(" + std::to_string(timeout.count()) + " ns) gave up", got == &dispatch);
+      CPPUNIT_ASSERT_MESSAGE("wait(" + std::to_string(timeout.count()) + " ns) gave up", notified);
+    }
+  }
+
+  // The channel is destroyed from outside while its workers run
+  // callbacks, with events queued behind them, timers of every size
+  // pending and callback-less events completed but not taken.  Every
+  // event is handed back: its callback ran exactly once, or it is out of
+  // flight with operation_canceled.
+  void testDestroyWhileCallbacksRunAndTimersWait() {
+    const int n = rounds(20);
+    for (int round = 0; round < n; ++round) {
+      for (std::unique_ptr<EventChannel>& channel : channelOnEveryBackend(2)) {
+        const std::string backend = channel->backendName();
+        constexpr int kEvents = 24;
+        std::atomic<int> running{0};
+        std::vector<std::unique_ptr<DispatchEvent>> dispatches;
+        std::vector<std::atomic<int>> callbackRuns(kEvents);
+        for (int i = 0; i < kEvents; ++i) {
+          dispatches.push_back(std::make_unique<DispatchEvent>([&running, i] {
+            running.fetch_add(1);
+            stagger(20 + i);
+          }));
+          if (i % 2 == 0) {
+            dispatches.back()->setCallback([&callbackRuns, i](Event&) { callbackRuns[i].fetch_add(1); });
+          }
+        }
+        std::vector<std::unique_ptr<TimerEvent>> timers;
+        for (Duration delay : {Duration(0), Duration(1000), Duration(std::chrono::hours(1)), Duration::max()}) {
+          timers.push_back(std::make_unique<TimerEvent>(delay));
+          if (delay > 1h) timers.back()->setCallback([](Event&) {});
+        }
+        for (auto& timer : timers) channel->post(*timer);
+        for (auto& dispatch : dispatches) channel->post(*dispatch);
+        CPPUNIT_ASSERT(eventually([&] { return running.load() >= 1; }));
+        stagger(round % 10);
+        channel.reset();
+        for (int i = 0; i < kEvents; ++i) {
+          CPPUNIT_ASSERT_MESSAGE(backend, !dispatches[i]->inFlight());
+          if (i % 2 == 0) CPPUNIT_ASSERT_EQUAL_MESSAGE(backend, 1, callbackRuns[i].load());
+        }
+        for (auto& timer : timers) {
+          CPPUNIT_ASSERT_MESSAGE(backend, !timer->inFlight());
+          if (timer->delay() > 1h) {
+            CPPUNIT_ASSERT_MESSAGE(backend + ": " + describe(timer->error()),
+                                   timer->error() == std::errc::operation_canceled);
+          }
+        }
+      }
+    }
+  }
+
+  // poolStats() sampled continuously while workers block in
+  // NotifyEvent::wait() (spares start), threads come and go from
+  // getEvent() and the spares idle out: every snapshot is consistent.
+  void testPoolStatsStayConsistent() {
+    EventChannel::Options options;
+    options.initialThreads = 2;
+    options.maxThreads = 5;
+    options.idleTimeout = 20ms;
+    std::unique_ptr<EventChannel> channel = evchan::test::createOrSkip(options);
+    std::atomic<bool> stop{false};
+    std::atomic<int> bad{0};
+    std::string firstBad;
+    std::mutex firstBadMutex;
+    std::thread sampler([&] {
+      while (!stop.load()) {
+        const ThreadPoolStats s = channel->poolStats();
+        std::string why;
+        if (s.current < 0 || s.idle < 0 || s.blocked < 0 || s.inGetEvent < 0 || s.peak < 0) why = "negative";
+        else if (s.current > s.maxThreads) why = "current above max";
+        else if (s.peak > s.maxThreads) why = "peak above max";
+        else if (s.peak < s.current) why = "peak below current";
+        else if (s.idle > s.current) why = "idle above current";
+        else if (s.blocked > s.current) why = "blocked above current";
+        else if (s.exited > s.started) why = "exited above started";
+        else if (s.initial != 2 || s.maxThreads != 5) why = "settings changed";
+        else if (s.startedInitial + s.startedForBlockingCalls + s.startedForPresumedStuck + s.startedForGrowth !=
+                 s.started)
+          why = "started is not the sum of its parts";
+        else if (static_cast<std::uint64_t>(s.current) != s.started - s.exited)
+          why = "current is not started - exited";
+        if (!why.empty()) {
+          if (bad.fetch_add(1) == 0) {
+            std::lock_guard<std::mutex> lock(firstBadMutex);
+            firstBad = why + ": current " + std::to_string(s.current) + " peak " + std::to_string(s.peak) +
+                       " idle " + std::to_string(s.idle) + " blocked " + std::to_string(s.blocked) + " started " +
+                       std::to_string(s.started) + " exited " + std::to_string(s.exited) + " inGetEvent " +
+                       std::to_string(s.inGetEvent);
+          }
+        }
+      }
+    });
+    const int n = rounds(15);
+    for (int round = 0; round < n; ++round) {
+      NotifyEvent gate;
+      std::vector<std::unique_ptr<DispatchEvent>> blockers;
+      std::atomic<int> waiting{0};
+      for (int i = 0; i < 6; ++i) {
+        blockers.push_back(std::make_unique<DispatchEvent>([&] {
+          waiting.fetch_add(1);
+          gate.wait(generous(10s));
+        }));
+        blockers.back()->setCallback([](Event&) {});
+        channel->post(*blockers.back());
+      }
+      std::vector<std::thread> consumers;
+      for (int i = 0; i < 3; ++i) consumers.emplace_back([&] { channel->getEvent(1ms); });
+      CPPUNIT_ASSERT(eventually([&] { return waiting.load() >= 4; }));
+      channel->post(gate);
+      for (std::thread& t : consumers) t.join();
+      CPPUNIT_ASSERT(eventually([&] {
+        for (auto& b : blockers)
+          if (b->inFlight()) return false;
+        return true;
+      }));
+      CPPUNIT_ASSERT(eventually([&] { return channel->poolStats().current == 2; }));
+    }
+    stop = true;
+    sampler.join();
+    std::lock_guard<std::mutex> lock(firstBadMutex);
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(firstBad, 0, bad.load());
+  }
+
+  // File calls with zero sizes (a null buffer included), reads far past
+  // the end, and offsets beyond off_t, which must fail cleanly and leave
+  // the file as it was.
+  void testFileZeroSizesAndOffsetsBeyondOffT() {
+    TempPath path;
+    File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+    const char data[] = "0123456789";
+    CPPUNIT_ASSERT_EQUAL(std::size_t(10), file.writeAt(0, data, 10));
+    std::error_code ec;
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), file.writeAt(1 << 20, data, 0, ec));
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), !ec);
+    CPPUNIT_ASSERT_EQUAL(std::uint64_t(10), file.size());
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), file.writeAt(0, nullptr, 0, ec));
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), !ec);
+    char buffer[16] = {};
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), file.readAt(0, nullptr, 0, ec));
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), !ec);
+    CPPUNIT_ASSERT_EQUAL(std::size_t(0), file.readAt(std::uint64_t(1) << 62, buffer, sizeof buffer, ec));
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), !ec);
+    for (std::uint64_t offset : {std::uint64_t(1) << 63, ~std::uint64_t(0), (std::uint64_t(1) << 63) + 1}) {
+      ec.clear();
+      const std::size_t read = file.readAt(offset, buffer, sizeof buffer, ec);
+      CPPUNIT_ASSERT_MESSAGE("readAt " + std::to_string(offset) + ": " + describe(ec),
+                             ec == std::errc::invalid_argument);
+      CPPUNIT_ASSERT_EQUAL(std::size_t(0), read);
+      ec.clear();
+      const std::size_t written = file.writeAt(offset, data, 4, ec);
+      CPPUNIT_ASSERT_MESSAGE("writeAt " + std::to_string(offset) + ": " + describe(ec),
+                             ec == std::errc::invalid_argument);
+      CPPUNIT_ASSERT_EQUAL(std::size_t(0), written);
+    }
+    // Just below 2^63: the end of the write would pass off_t.
+    ec.clear();
+    file.writeAt((std::uint64_t(1) << 63) - 2, data, 4, ec);
+    CPPUNIT_ASSERT_MESSAGE("a write across 2^63 succeeded", ec);
+    CPPUNIT_ASSERT_EQUAL(std::uint64_t(10), file.size());
+    CPPUNIT_ASSERT_EQUAL(std::size_t(10), file.readAt(0, buffer, sizeof buffer));
+    CPPUNIT_ASSERT_EQUAL(std::string(data), std::string(buffer, 10));
+  }
+
+  // Zero-byte FileReadEvents and FileWriteEvents (beyond the end too) on
+  // every backend complete without error, move nothing and never extend
+  // the file; an event on a File closed before post() is refused.
+  void testZeroSizeFileEventsOnEveryBackend() {
+    for (std::unique_ptr<EventChannel>& channel : channelOnEveryBackend(1)) {
+      const std::string backend = channel->backendName();
+      TempPath path;
+      File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+      CPPUNIT_ASSERT_EQUAL(std::size_t(3), file.writeAt(0, "abc", 3));
+      char buffer[4] = {'x', 'x', 'x', 'x'};
+      FileReadEvent read(file, 1, buffer, 0);
+      FileReadEvent readBeyond(file, 1 << 30, buffer, sizeof buffer);
+      FileWriteEvent write(file, 1 << 30, "zz", 0);
+      channel->post(read);
+      channel->post(readBeyond);
+      channel->post(write);
+      for (int i = 0; i < 3; ++i) {
+        Event* event = channel->getEvent(generous(8s));
+        CPPUNIT_ASSERT_MESSAGE(backend + ": nothing came back", event != nullptr);
+        CPPUNIT_ASSERT_MESSAGE(backend + ": " + describe(event->error()), !event->error());
+      }
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(backend, std::size_t(0), read.bytesTransferred());
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(backend, std::size_t(0), readBeyond.bytesTransferred());
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(backend, std::size_t(0), write.bytesTransferred());
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(backend, std::uint64_t(3), file.size());
+      CPPUNIT_ASSERT_EQUAL(std::string("xxxx"), std::string(buffer, 4));
+      file.close();
+      std::error_code ec;
+      channel->post(read, ec);
+      CPPUNIT_ASSERT_MESSAGE(backend + ": " + describe(ec), ec == Errc::not_open);
+      CPPUNIT_ASSERT(!read.inFlight());
+    }
+  }
+  // A read whose offset fits off_t but whose end does not (2^63 - 1 and
+  // a few bytes) is a read beyond the end of the file: 0 bytes, no error
+  // (file.h), from File::readAt() on a thread and in a task, and from a
+  // FileReadEvent on every backend.  pread(2) refuses pos + count beyond
+  // off_t with EINVAL.
+  void testReadsReachingTheEndOfOffTFindTheEnd() {
+    TempPath path;
+    File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+    CPPUNIT_ASSERT_EQUAL(std::size_t(3), file.writeAt(0, "abc", 3));
+    const std::uint64_t last = static_cast<std::uint64_t>(INT64_MAX);
+    char buffer[16] = {};
+    for (std::uint64_t offset : {last, last - 1, last - 15, last - 16}) {
+      std::error_code ec;
+      const std::size_t n = file.readAt(offset, buffer, sizeof buffer, ec);
+      CPPUNIT_ASSERT_MESSAGE("readAt " + std::to_string(offset) + ": " + describe(ec), !ec);
+      CPPUNIT_ASSERT_EQUAL(std::size_t(0), n);
+    }
+    for (std::unique_ptr<EventChannel>& channel : channelOnEveryBackend(1)) {
+      const std::string backend = channel->backendName();
+      for (std::uint64_t offset : {last, last - 1, last - 15}) {
+        FileReadEvent read(file, offset, buffer, sizeof buffer);
+        channel->post(read);
+        Event* event = channel->getEvent(generous(8s));
+        CPPUNIT_ASSERT_MESSAGE(backend + ": nothing came back", event == &read);
+        CPPUNIT_ASSERT_MESSAGE(backend + " read at " + std::to_string(offset) + ": " + describe(read.error()),
+                               !read.error());
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(backend, std::size_t(0), read.bytesTransferred());
+      }
+      std::error_code taskError;
+      std::size_t taskRead = 99;
+      std::error_code spawnError;
+      evchan::TaskHandle task = channel->spawn(
+          [&] { taskRead = file.readAt(last - 1, buffer, sizeof buffer, taskError); }, evchan::TaskOptions(),
+          spawnError);
+      if (spawnError == std::errc::function_not_supported) continue;  // a build without tasks
+      CPPUNIT_ASSERT_MESSAGE(describe(spawnError), !spawnError);
+      evchan::test::joinWithin(task);
+      CPPUNIT_ASSERT_MESSAGE(backend + " task: " + describe(taskError), !taskError);
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(backend, std::size_t(0), taskRead);
+    }
+  }
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(ChannelAdversarialTest);
