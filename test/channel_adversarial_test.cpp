@@ -114,6 +114,11 @@ class ChannelAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testFileZeroSizesAndOffsetsBeyondOffT);
   CPPUNIT_TEST(testZeroSizeFileEventsOnEveryBackend);
   CPPUNIT_TEST(testReadsReachingTheEndOfOffTFindTheEnd);
+  CPPUNIT_TEST(testEventSeesItselfInFlightWhileItRuns);
+  CPPUNIT_TEST(testEventsDestroyedInTheirOwnCallbacks);
+  CPPUNIT_TEST(testNotifyPostedFromManyThreads);
+  CPPUNIT_TEST(testCancelStormOverManyTimers);
+  CPPUNIT_TEST(testOneEventPostedToTwoChannelsAtOnce);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -602,6 +607,208 @@ class ChannelAdversarialTest : public evchan::test::LeakCheckedFixture {
       evchan::test::joinWithin(task);
       CPPUNIT_ASSERT_MESSAGE(backend + " task: " + describe(taskError), !taskError);
       CPPUNIT_ASSERT_EQUAL_MESSAGE(backend, std::size_t(0), taskRead);
+    }
+  }
+  // Inside a DispatchEvent's function the event is in flight: post() of
+  // it is already_in_flight, setCallback() throws, cancel() is false here
+  // and on another channel; from its callback, cancel() is false too.
+  void testEventSeesItselfInFlightWhileItRuns() {
+    for (std::unique_ptr<EventChannel>& channel : channelOnEveryBackend(1)) {
+      const std::string backend = channel->backendName();
+      std::unique_ptr<EventChannel> other = evchan::test::makeChannel(1);
+      std::atomic<int> wrong{0}, callbacks{0};
+      DispatchEvent* self = nullptr;
+      DispatchEvent dispatch([&] {
+        std::error_code ec;
+        channel->post(*self, ec);
+        if (ec != Errc::already_in_flight) wrong.fetch_add(1);
+        if (!self->inFlight()) wrong.fetch_add(1);
+        if (channel->cancel(*self) || other->cancel(*self)) wrong.fetch_add(1);
+        try {
+          self->setCallback(nullptr);
+          wrong.fetch_add(1);
+        } catch (const std::system_error& e) {
+          if (e.code() != Errc::already_in_flight) wrong.fetch_add(1);
+        }
+      });
+      self = &dispatch;
+      dispatch.setCallback([&](Event& event) {
+        if (channel->cancel(event) || event.inFlight()) wrong.fetch_add(1);
+        callbacks.fetch_add(1);
+      });
+      channel->post(dispatch);
+      CPPUNIT_ASSERT(eventually([&] { return callbacks.load() == 1 && !dispatch.inFlight(); }));
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(backend, 0, wrong.load());
+      CPPUNIT_ASSERT_MESSAGE(describe(dispatch.error()), !dispatch.error());
+      // A timer posted here is not cancelled by the other channel.
+      TimerEvent timer(1h);
+      channel->post(timer);
+      CPPUNIT_ASSERT(!other->cancel(timer));
+      CPPUNIT_ASSERT(timer.inFlight());
+      CPPUNIT_ASSERT(channel->cancel(timer));
+      CPPUNIT_ASSERT(channel->getEvent(generous(8s)) == &timer);
+    }
+  }
+
+  // The callback owns the event it is given and may destroy it: timers,
+  // dispatch and notify events deleted by their own callbacks (and a
+  // DispatchEvent deleted by the callback of a timer it re-posted) on
+  // every backend, under AddressSanitizer in CI.
+  void testEventsDestroyedInTheirOwnCallbacks() {
+    constexpr int kEach = 50;
+    for (std::unique_ptr<EventChannel>& channel : channelOnEveryBackend(2)) {
+      const std::string backend = channel->backendName();
+      std::atomic<int> destroyed{0};
+      for (int i = 0; i < kEach; ++i) {
+        auto* timer = new TimerEvent(std::chrono::microseconds(i % 5));
+        timer->setCallback([&destroyed](Event& event) {
+          delete &event;
+          destroyed.fetch_add(1);
+        });
+        channel->post(*timer);
+        auto* dispatch = new DispatchEvent([] {});
+        dispatch->setCallback([&destroyed](Event& event) {
+          delete &event;
+          destroyed.fetch_add(1);
+        });
+        channel->post(*dispatch);
+        auto* notify = new NotifyEvent;
+        notify->setCallback([&destroyed](Event& event) {
+          delete &event;
+          destroyed.fetch_add(1);
+        });
+        channel->post(*notify);
+        // A timer cancelled at once, deleted in its callback.
+        auto* cancelled = new TimerEvent(1h);
+        cancelled->setCallback([&destroyed](Event& event) {
+          const bool wasCancelled = event.error() == std::errc::operation_canceled;
+          delete &event;
+          if (wasCancelled) destroyed.fetch_add(1);
+        });
+        channel->post(*cancelled);
+        CPPUNIT_ASSERT(channel->cancel(*cancelled));
+      }
+      CPPUNIT_ASSERT_MESSAGE(backend, eventually([&] { return destroyed.load() == 4 * kEach; }));
+    }
+  }
+
+  // Four threads post one NotifyEvent (with a callback that resets it)
+  // over and over: every accepted post runs the callback once, every
+  // refused one is already_in_flight.
+  void testNotifyPostedFromManyThreads() {
+    for (std::unique_ptr<EventChannel>& channel : channelOnEveryBackend(2)) {
+      const std::string backend = channel->backendName();
+      NotifyEvent notify;
+      std::atomic<int> callbacks{0}, accepted{0}, wrong{0};
+      notify.setCallback([&](Event&) { callbacks.fetch_add(1); });
+      const int n = rounds(2000);
+      StartLine line(4);
+      std::vector<std::thread> posters;
+      for (int t = 0; t < 4; ++t) {
+        posters.emplace_back([&] {
+          line.arrive();
+          for (int i = 0; i < n; ++i) {
+            std::error_code ec;
+            channel->post(notify, ec);
+            if (!ec) accepted.fetch_add(1);
+            else if (ec != Errc::already_in_flight) wrong.fetch_add(1);
+          }
+        });
+      }
+      for (std::thread& t : posters) t.join();
+      CPPUNIT_ASSERT(eventually([&] { return !notify.inFlight() && callbacks.load() == accepted.load(); }));
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(backend, 0, wrong.load());
+      CPPUNIT_ASSERT(accepted.load() >= 1);
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(backend, accepted.load(), callbacks.load());
+      CPPUNIT_ASSERT(notify.isSignalled());
+      CPPUNIT_ASSERT(notify.wait(0ns));
+    }
+  }
+
+  // Many timers with short, different delays; three threads cancel them
+  // in different orders while they expire (the timer set loses entries
+  // from its middle).  Each timer completes exactly once; at most one
+  // cancel() per timer says true, and then it ended cancelled.
+  void testCancelStormOverManyTimers() {
+    for (std::unique_ptr<EventChannel>& channel : channelOnEveryBackend(2)) {
+      const std::string backend = channel->backendName();
+      const bool completionBackend = backend == "io_uring" || backend == "iocp";
+      const int n = rounds(10);
+      for (int round = 0; round < n; ++round) {
+        constexpr int kTimers = 200;
+        std::vector<std::unique_ptr<TimerEvent>> timers;
+        std::vector<std::atomic<int>> completions(kTimers), yes(kTimers);
+        for (int i = 0; i < kTimers; ++i) {
+          timers.push_back(std::make_unique<TimerEvent>(std::chrono::microseconds((i * 37) % 2000)));
+          timers.back()->setCallback([&completions, i](Event&) { completions[i].fetch_add(1); });
+        }
+        for (auto& timer : timers) channel->post(*timer);
+        StartLine line(3);
+        std::vector<std::thread> cancellers;
+        for (int t = 0; t < 3; ++t) {
+          cancellers.emplace_back([&, t] {
+            line.arrive();
+            for (int k = 0; k < kTimers; ++k) {
+              const int i = t == 0 ? k : t == 1 ? kTimers - 1 - k : (k * 7) % kTimers;
+              if (channel->cancel(*timers[i])) yes[i].fetch_add(1);
+            }
+          });
+        }
+        for (std::thread& t : cancellers) t.join();
+        CPPUNIT_ASSERT(eventually([&] {
+          for (int i = 0; i < kTimers; ++i)
+            if (completions[i].load() == 0 || timers[i]->inFlight()) return false;
+          return true;
+        }));
+        for (int i = 0; i < kTimers; ++i) {
+          const std::string what = backend + " timer " + std::to_string(i);
+          CPPUNIT_ASSERT_EQUAL_MESSAGE(what, 1, completions[i].load());
+          CPPUNIT_ASSERT_MESSAGE(what, yes[i].load() <= 1);
+          if (yes[i].load() == 1) {
+            CPPUNIT_ASSERT_MESSAGE(what + ": " + describe(timers[i]->error()),
+                                   timers[i]->error() == std::errc::operation_canceled ||
+                                       (completionBackend && !timers[i]->error()));
+          } else {
+            CPPUNIT_ASSERT_MESSAGE(what + ": " + describe(timers[i]->error()), !timers[i]->error());
+          }
+        }
+      }
+    }
+  }
+  // Two threads post one timer to two different channels at once: one
+  // post() wins, the other is already_in_flight; only the winner's
+  // channel can cancel it, and it comes back from that channel alone.
+  void testOneEventPostedToTwoChannelsAtOnce() {
+    std::vector<std::unique_ptr<EventChannel>> channels = channelOnEveryBackend(1);
+    for (std::size_t c = 0; c < channels.size(); ++c) {
+      EventChannel& a = *channels[c];
+      EventChannel& b = *channels[(c + 1) % channels.size()];
+      if (&a == &b) continue;
+      const std::string backends = std::string(a.backendName()) + "/" + b.backendName();
+      const int n = rounds(40);
+      for (int round = 0; round < n; ++round) {
+        TimerEvent timer(1h);
+        std::error_code results[2];
+        StartLine line(2);
+        std::thread other([&] {
+          line.arrive();
+          stagger(round % 4);
+          b.post(timer, results[1]);
+        });
+        line.arrive();
+        stagger((round / 4) % 4);
+        a.post(timer, results[0]);
+        other.join();
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(backends, 1, (!results[0] ? 1 : 0) + (!results[1] ? 1 : 0));
+        CPPUNIT_ASSERT((results[0] ? results[0] : results[1]) == Errc::already_in_flight);
+        EventChannel& winner = !results[0] ? a : b;
+        EventChannel& loser = !results[0] ? b : a;
+        CPPUNIT_ASSERT_MESSAGE(backends, !loser.cancel(timer));
+        CPPUNIT_ASSERT_MESSAGE(backends, winner.cancel(timer));
+        CPPUNIT_ASSERT_MESSAGE(backends, winner.getEvent(generous(8s)) == &timer);
+        CPPUNIT_ASSERT(loser.getEvent(0ns) == nullptr);
+        CPPUNIT_ASSERT(timer.error() == std::errc::operation_canceled);
+      }
     }
   }
 };
