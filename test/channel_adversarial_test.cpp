@@ -119,6 +119,7 @@ class ChannelAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testNotifyPostedFromManyThreads);
   CPPUNIT_TEST(testCancelStormOverManyTimers);
   CPPUNIT_TEST(testOneEventPostedToTwoChannelsAtOnce);
+  CPPUNIT_TEST(testShutdownReleasesOnlyItsOwnWorkersFromNotifyWait);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -810,6 +811,37 @@ class ChannelAdversarialTest : public evchan::test::LeakCheckedFixture {
         CPPUNIT_ASSERT(timer.error() == std::errc::operation_canceled);
       }
     }
+  }
+  // notify_event.h: a worker of a channel waiting in wait() is released
+  // (false) when that channel shuts down.  Only that worker: a plain
+  // thread waiting on the same NotifyEvent, and a worker of another
+  // channel waiting on it later, still wait for the post, and wait()
+  // then returns true for them.
+  void testShutdownReleasesOnlyItsOwnWorkersFromNotifyWait() {
+    std::unique_ptr<EventChannel> a = evchan::test::makeChannel(2);
+    std::unique_ptr<EventChannel> b = evchan::test::makeChannel(2);
+    NotifyEvent notify;
+    std::atomic<int> workerResult{-1}, threadResult{-1}, otherWorkerResult{-1};
+    DispatchEvent onA([&] { workerResult = notify.wait() ? 1 : 0; });
+    onA.setCallback([](Event&) {});
+    a->post(onA);
+    std::thread plain([&] { threadResult = notify.wait() ? 1 : 0; });
+    CPPUNIT_ASSERT(eventually([&] { return a->poolStats().blocked >= 1; }));
+    a->shutdown();
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("the shutting-down channel's worker", 0, workerResult.load());
+    CPPUNIT_ASSERT(!notify.isSignalled());
+    DispatchEvent onB([&] { otherWorkerResult = notify.wait() ? 1 : 0; });
+    onB.setCallback([](Event&) {});
+    b->post(onB);
+    CPPUNIT_ASSERT(eventually([&] { return b->poolStats().blocked >= 1 || otherWorkerResult.load() != -1; }));
+    const int threadEarly = threadResult.load(), otherEarly = otherWorkerResult.load();
+    b->post(notify);
+    plain.join();
+    CPPUNIT_ASSERT(eventually([&] { return !onB.inFlight(); }));
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("a plain thread returned before the post", -1, threadEarly);
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("another channel's worker returned before the post", -1, otherEarly);
+    CPPUNIT_ASSERT_EQUAL(1, threadResult.load());
+    CPPUNIT_ASSERT_EQUAL(1, otherWorkerResult.load());
   }
 };
 
