@@ -120,6 +120,9 @@ class ChannelAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testCancelStormOverManyTimers);
   CPPUNIT_TEST(testOneEventPostedToTwoChannelsAtOnce);
   CPPUNIT_TEST(testShutdownReleasesOnlyItsOwnWorkersFromNotifyWait);
+  CPPUNIT_TEST(testNotifyWithoutCallbackIsNeverQueued);
+  CPPUNIT_TEST(testPoolStatsAfterShutdownWithoutIdleTimeout);
+  CPPUNIT_TEST(testWritesAcrossTheEndOfOffTFailOnEveryBackend);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -842,6 +845,96 @@ class ChannelAdversarialTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL_MESSAGE("another channel's worker returned before the post", -1, otherEarly);
     CPPUNIT_ASSERT_EQUAL(1, threadResult.load());
     CPPUNIT_ASSERT_EQUAL(1, otherWorkerResult.load());
+  }
+  // A NotifyEvent without a callback completes in post() itself: it is
+  // out of flight when post() returns, never queued for getEvent(), and
+  // may be posted again at once, on every backend.
+  void testNotifyWithoutCallbackIsNeverQueued() {
+    for (std::unique_ptr<EventChannel>& channel : channelOnEveryBackend(1)) {
+      const std::string backend = channel->backendName();
+      NotifyEvent notify;
+      for (int i = 0; i < 100; ++i) {
+        channel->post(notify);
+        CPPUNIT_ASSERT_MESSAGE(backend, !notify.inFlight());
+        CPPUNIT_ASSERT(notify.isSignalled());
+        if (i % 2 == 0) notify.reset();
+      }
+      CPPUNIT_ASSERT_MESSAGE(backend, channel->getEvent(0ns) == nullptr);
+      DispatchEvent marker([] {});
+      channel->post(marker);
+      CPPUNIT_ASSERT_MESSAGE(backend, channel->getEvent(generous(8s)) == &marker);
+      CPPUNIT_ASSERT_MESSAGE(backend, channel->getEvent(0ns) == nullptr);
+    }
+  }
+
+  // With idleTimeout zero the spares exit as soon as they idle; stats stay
+  // consistent throughout, and once shutdown() returned every worker has
+  // exited and nobody counts as idle, blocked or in getEvent().
+  void testPoolStatsAfterShutdownWithoutIdleTimeout() {
+    EventChannel::Options options;
+    options.initialThreads = 1;
+    options.maxThreads = 4;
+    options.idleTimeout = 0ns;
+    std::unique_ptr<EventChannel> channel = evchan::test::createOrSkip(options);
+    const int n = rounds(20);
+    for (int round = 0; round < n; ++round) {
+      NotifyEvent gate;
+      std::atomic<int> waiting{0};
+      std::vector<std::unique_ptr<DispatchEvent>> blockers;
+      for (int i = 0; i < 3; ++i) {
+        blockers.push_back(std::make_unique<DispatchEvent>([&] {
+          waiting.fetch_add(1);
+          gate.wait(generous(10s));
+        }));
+        blockers.back()->setCallback([](Event&) {});
+        channel->post(*blockers.back());
+      }
+      CPPUNIT_ASSERT(eventually([&] { return waiting.load() == 3; }));
+      const ThreadPoolStats busy = channel->poolStats();
+      CPPUNIT_ASSERT(busy.current <= busy.maxThreads && busy.current >= 3);
+      CPPUNIT_ASSERT_EQUAL(static_cast<std::uint64_t>(busy.current), busy.started - busy.exited);
+      channel->post(gate);
+      CPPUNIT_ASSERT(eventually([&] {
+        for (auto& b : blockers)
+          if (b->inFlight()) return false;
+        return channel->poolStats().current == 1;
+      }));
+    }
+    std::thread consumer([&] { channel->getEvent(); });
+    CPPUNIT_ASSERT(eventually([&] { return channel->poolStats().inGetEvent >= 1; }));
+    channel->shutdown();
+    consumer.join();
+    const ThreadPoolStats after = channel->poolStats();
+    CPPUNIT_ASSERT_EQUAL(0, after.current);
+    CPPUNIT_ASSERT_EQUAL(0, after.idle);
+    CPPUNIT_ASSERT_EQUAL(0, after.blocked);
+    CPPUNIT_ASSERT_EQUAL(0, after.inGetEvent);
+    CPPUNIT_ASSERT_EQUAL(after.started, after.exited);
+    CPPUNIT_ASSERT(after.peak >= 3 && after.peak <= 4);
+  }
+
+  // A write that starts below 2^63 but would end beyond it fails on every
+  // backend and leaves the file as it was; a zero-byte read at 2^63 - 1
+  // is the end of the file.
+  void testWritesAcrossTheEndOfOffTFailOnEveryBackend() {
+    TempPath path;
+    File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+    CPPUNIT_ASSERT_EQUAL(std::size_t(3), file.writeAt(0, "abc", 3));
+    const std::uint64_t last = static_cast<std::uint64_t>(INT64_MAX);
+    for (std::unique_ptr<EventChannel>& channel : channelOnEveryBackend(1)) {
+      const std::string backend = channel->backendName();
+      FileWriteEvent write(file, last - 1, "wxyz", 4);
+      channel->post(write);
+      CPPUNIT_ASSERT_MESSAGE(backend, channel->getEvent(generous(8s)) == &write);
+      CPPUNIT_ASSERT_MESSAGE(backend + ": a write across 2^63 succeeded", write.error());
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(backend, std::uint64_t(3), file.size());
+      char byte = 0;
+      FileReadEvent read(file, last, &byte, 0);
+      channel->post(read);
+      CPPUNIT_ASSERT_MESSAGE(backend, channel->getEvent(generous(8s)) == &read);
+      CPPUNIT_ASSERT_MESSAGE(backend + ": " + describe(read.error()), !read.error());
+      CPPUNIT_ASSERT_EQUAL(std::size_t(0), read.bytesTransferred());
+    }
   }
 };
 
