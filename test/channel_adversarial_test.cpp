@@ -123,6 +123,7 @@ class ChannelAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testNotifyWithoutCallbackIsNeverQueued);
   CPPUNIT_TEST(testPoolStatsAfterShutdownWithoutIdleTimeout);
   CPPUNIT_TEST(testWritesAcrossTheEndOfOffTFailOnEveryBackend);
+  CPPUNIT_TEST(testCancelsRacingDestruction);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -934,6 +935,57 @@ class ChannelAdversarialTest : public evchan::test::LeakCheckedFixture {
       CPPUNIT_ASSERT_MESSAGE(backend, channel->getEvent(generous(8s)) == &read);
       CPPUNIT_ASSERT_MESSAGE(backend + ": " + describe(read.error()), !read.error());
       CPPUNIT_ASSERT_EQUAL(std::size_t(0), read.bytesTransferred());
+    }
+  }
+  // Two threads cancel pending timers (half with callbacks, half for
+  // getEvent()) while a third shuts the channel down; then it is
+  // destroyed.  Every timer is out of flight once the destructor
+  // returned, cancelled; each callback ran exactly once, and no two
+  // cancel() calls both said true for a timer.
+  void testCancelsRacingDestruction() {
+    const int n = rounds(10);
+    for (int round = 0; round < n; ++round) {
+      for (std::unique_ptr<EventChannel>& channel : channelOnEveryBackend(2)) {
+        const std::string backend = channel->backendName();
+        constexpr int kTimers = 64;
+        std::vector<std::unique_ptr<TimerEvent>> timers;
+        std::vector<std::atomic<int>> callbacks(kTimers), yes(kTimers);
+        for (int i = 0; i < kTimers; ++i) {
+          timers.push_back(std::make_unique<TimerEvent>(i % 8 == 0 ? Duration(0) : Duration(1h)));
+          if (i % 2 == 0) timers.back()->setCallback([&callbacks, i](Event&) { callbacks[i].fetch_add(1); });
+          channel->post(*timers.back());
+        }
+        EventChannel* raw = channel.get();
+        StartLine line(3);
+        std::vector<std::thread> cancellers;
+        for (int t = 0; t < 2; ++t) {
+          cancellers.emplace_back([&, t] {
+            line.arrive();
+            for (int k = 0; k < kTimers; ++k) {
+              const int i = t == 0 ? k : kTimers - 1 - k;
+              if (raw->cancel(*timers[i])) yes[i].fetch_add(1);
+            }
+          });
+        }
+        line.arrive();
+        stagger(round % 8);
+        // The shutdown races the cancellers; the destructor waits for them
+        // (no call may start once it has begun).
+        std::thread shutter([&] { raw->shutdown(); });
+        for (std::thread& t : cancellers) t.join();
+        shutter.join();
+        channel.reset();
+        for (int i = 0; i < kTimers; ++i) {
+          const std::string what = backend + " timer " + std::to_string(i);
+          CPPUNIT_ASSERT_MESSAGE(what, !timers[i]->inFlight());
+          CPPUNIT_ASSERT_MESSAGE(what, yes[i].load() <= 1);
+          if (i % 2 == 0) CPPUNIT_ASSERT_EQUAL_MESSAGE(what, 1, callbacks[i].load());
+          if (i % 8 != 0) {
+            CPPUNIT_ASSERT_MESSAGE(what + ": " + describe(timers[i]->error()),
+                                   timers[i]->error() == std::errc::operation_canceled);
+          }
+        }
+      }
     }
   }
 };
