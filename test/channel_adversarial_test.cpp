@@ -124,6 +124,7 @@ class ChannelAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testPoolStatsAfterShutdownWithoutIdleTimeout);
   CPPUNIT_TEST(testWritesAcrossTheEndOfOffTFailOnEveryBackend);
   CPPUNIT_TEST(testCancelsRacingDestruction);
+  CPPUNIT_TEST(testCancelsRacingRepostsFromTheCallback);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -985,6 +986,60 @@ class ChannelAdversarialTest : public evchan::test::LeakCheckedFixture {
                                    timers[i]->error() == std::errc::operation_canceled);
           }
         }
+      }
+    }
+  }
+  // A timer re-posts itself from its callback (short delays, up to a
+  // count) while two threads keep cancelling it.  Every accepted post
+  // completes exactly once, and completions with operation_canceled match
+  // the cancel() calls that said true (on io_uring and iocp a true cancel
+  // may still complete with success: header).
+  void testCancelsRacingRepostsFromTheCallback() {
+    for (std::unique_ptr<EventChannel>& channel : channelOnEveryBackend(2)) {
+      const std::string backend = channel->backendName();
+      const bool completionBackend = backend == "io_uring" || backend == "iocp";
+      const int posts = rounds(1500);
+      TimerEvent timer(0ns);
+      std::atomic<int> accepted{0}, completions{0}, cancelledCompletions{0}, wrong{0};
+      std::atomic<bool> finished{false};
+      timer.setCallback([&](Event& event) {
+        const int done = completions.fetch_add(1) + 1;
+        if (event.error() == std::errc::operation_canceled) cancelledCompletions.fetch_add(1);
+        else if (event.error()) wrong.fetch_add(1);
+        if (done >= posts) {
+          finished = true;
+          return;
+        }
+        static_cast<TimerEvent&>(event).setDelay(std::chrono::microseconds(done % 3 == 0 ? 0 : done % 40));
+        std::error_code ec;
+        channel->post(event, ec);
+        if (ec) {
+          wrong.fetch_add(1);
+          finished = true;
+        } else {
+          accepted.fetch_add(1);
+        }
+      });
+      accepted = 1;  // before post(): the callback counts the re-posts at once
+      channel->post(timer);
+      std::atomic<int> yes{0};
+      std::vector<std::thread> cancellers;
+      for (int t = 0; t < 2; ++t) {
+        cancellers.emplace_back([&] {
+          while (!finished.load()) {
+            if (channel->cancel(timer)) yes.fetch_add(1);
+          }
+        });
+      }
+      CPPUNIT_ASSERT_MESSAGE(backend, eventually([&] { return finished.load(); }, 30s));
+      for (std::thread& t : cancellers) t.join();
+      CPPUNIT_ASSERT(eventually([&] { return !timer.inFlight(); }));
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(backend, 0, wrong.load());
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(backend, accepted.load(), completions.load());
+      if (completionBackend) {
+        CPPUNIT_ASSERT_MESSAGE(backend, cancelledCompletions.load() <= yes.load());
+      } else {
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(backend, yes.load(), cancelledCompletions.load());
       }
     }
   }
