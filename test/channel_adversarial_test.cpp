@@ -125,6 +125,7 @@ class ChannelAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testWritesAcrossTheEndOfOffTFailOnEveryBackend);
   CPPUNIT_TEST(testCancelsRacingDestruction);
   CPPUNIT_TEST(testCancelsRacingRepostsFromTheCallback);
+  CPPUNIT_TEST(testDispatchWithoutAFunction);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -1041,6 +1042,35 @@ class ChannelAdversarialTest : public evchan::test::LeakCheckedFixture {
       } else {
         CPPUNIT_ASSERT_EQUAL_MESSAGE(backend, yes.load(), cancelledCompletions.load());
       }
+    }
+  }
+  // A DispatchEvent with an empty function (or one emptied by
+  // setFunction()) must neither crash a worker nor vanish: post() refuses
+  // it with invalid_argument, or it comes back once, successful or with
+  // the error of a throwing function (state_not_recoverable).
+  void testDispatchWithoutAFunction() {
+    for (std::unique_ptr<EventChannel>& channel : channelOnEveryBackend(1)) {
+      const std::string backend = channel->backendName();
+      DispatchEvent empty(nullptr);
+      DispatchEvent emptied([] {});
+      emptied.setFunction(nullptr);
+      for (DispatchEvent* event : {&empty, &emptied}) {
+        std::error_code ec;
+        channel->post(*event, ec);
+        if (ec) {
+          CPPUNIT_ASSERT_MESSAGE(backend + ": " + describe(ec), ec == std::errc::invalid_argument);
+          CPPUNIT_ASSERT(!event->inFlight());
+          continue;
+        }
+        CPPUNIT_ASSERT_MESSAGE(backend, channel->getEvent(generous(8s)) == event);
+        CPPUNIT_ASSERT_MESSAGE(backend + ": " + describe(event->error()),
+                               !event->error() || event->error() == std::errc::state_not_recoverable);
+      }
+      // The worker still runs work.
+      DispatchEvent after([] {});
+      channel->post(after);
+      CPPUNIT_ASSERT_MESSAGE(backend, channel->getEvent(generous(8s)) == &after);
+      CPPUNIT_ASSERT(channel->getEvent(0ns) == nullptr);
     }
   }
 };
