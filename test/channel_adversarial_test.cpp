@@ -126,6 +126,7 @@ class ChannelAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testCancelsRacingDestruction);
   CPPUNIT_TEST(testCancelsRacingRepostsFromTheCallback);
   CPPUNIT_TEST(testDispatchWithoutAFunction);
+  CPPUNIT_TEST(testDestroyReleasesWorkersInNotifyWait);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -1071,6 +1072,53 @@ class ChannelAdversarialTest : public evchan::test::LeakCheckedFixture {
       channel->post(after);
       CPPUNIT_ASSERT_MESSAGE(backend, channel->getEvent(generous(8s)) == &after);
       CPPUNIT_ASSERT(channel->getEvent(0ns) == nullptr);
+    }
+  }
+  // Every worker of a channel blocks in NotifyEvent::wait() (two on one
+  // event, one on another, the same events a plain thread waits on);
+  // destroying the channel from outside releases its workers (false) and
+  // returns, while the plain thread waits on for the post.
+  void testDestroyReleasesWorkersInNotifyWait() {
+    for (std::unique_ptr<EventChannel>& channel : channelOnEveryBackend(3)) {
+      const std::string backend = channel->backendName();
+      NotifyEvent first, second;
+      std::atomic<int> released{0}, posted{0}, plainResult{-1};
+      std::vector<std::unique_ptr<DispatchEvent>> waiters;
+      for (NotifyEvent* notify : {&first, &first, &second}) {
+        waiters.push_back(std::make_unique<DispatchEvent>([&, notify] {
+          (notify->wait() ? posted : released).fetch_add(1);
+        }));
+        waiters.back()->setCallback([](Event&) {});
+        channel->post(*waiters.back());
+      }
+      std::thread plain([&] { plainResult = second.wait() ? 1 : 0; });
+      CPPUNIT_ASSERT_MESSAGE(backend, eventually([&] { return channel->poolStats().blocked >= 3; }));
+      std::atomic<bool> destroyed{false};
+      std::thread destroyer([&] {
+        channel.reset();
+        destroyed = true;
+      });
+      const bool returned = eventually([&] { return destroyed.load(); });
+      if (!returned) {
+        // Release the workers through another channel so that the test
+        // reports instead of hanging.
+        std::unique_ptr<EventChannel> rescue = evchan::test::makeChannel(1);
+        rescue->post(first);
+        rescue->post(second);
+        destroyer.join();
+        plain.join();
+        CPPUNIT_FAIL(backend + ": the destructor did not return");
+      }
+      destroyer.join();
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(backend, 3, released.load());
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(backend, 0, posted.load());
+      for (auto& w : waiters) CPPUNIT_ASSERT(!w->inFlight());
+      const int early = plainResult.load();
+      std::unique_ptr<EventChannel> other = evchan::test::makeChannel(1);
+      other->post(second);
+      plain.join();
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(backend + ": the plain thread left before the post", -1, early);
+      CPPUNIT_ASSERT_EQUAL(1, plainResult.load());
     }
   }
 };
