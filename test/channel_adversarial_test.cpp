@@ -137,7 +137,7 @@ class ChannelAdversarialTest : public evchan::test::LeakCheckedFixture {
   void testOneEventPostedFromTwoThreads() {
     for (std::unique_ptr<EventChannel>& channel : channelOnEveryBackend(2)) {
       const std::string backend = channel->backendName();
-      const int n = rounds(100);
+      const int n = rounds(60);
       for (int round = 0; round < n; ++round) {
         std::atomic<int> completions{0};
         TimerEvent timer(1h);
@@ -248,7 +248,7 @@ class ChannelAdversarialTest : public evchan::test::LeakCheckedFixture {
       TimerEvent timer(0ns);
       std::atomic<int> completions{0};
       timer.setCallback([&](Event&) { completions.fetch_add(1); });
-      const int n = rounds(300);
+      const int n = rounds(200);
       for (int round = 0; round < n; ++round) {
         completions = 0;
         timer.setDelay(std::chrono::microseconds(round % 7 == 0 ? 0 : (round % 50) * 10));
