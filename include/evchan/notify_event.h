@@ -40,7 +40,7 @@ class EVCHAN_API NotifyEvent : public Event {
   mutable std::mutex mutex_;
   std::condition_variable signalled_;
   bool isSet_ = false;
-  bool released_ = false;  // a shutting-down channel released its waiters
+  bool released_ = false;  // unused: kept for the layout (a waiter checks its own channel)
 };
 
 }  // namespace evchan

@@ -69,6 +69,15 @@ struct FileAccess {
   }
 };
 
+/// How much of a read of `size` bytes at `offset` (at most 2^63 - 1) lies
+/// below 2^63: no byte of a file lies beyond, and pread(2), io_uring and
+/// POSIX aio refuse a read reaching past it (EINVAL) where file.h promises
+/// the end of the file, a short or empty read.
+inline std::size_t readableBelowOffTEnd(std::uint64_t offset, std::size_t size) noexcept {
+  const std::uint64_t room = static_cast<std::uint64_t>(INT64_MAX) - offset;
+  return room < size ? static_cast<std::size_t>(room) : size;
+}
+
 /// One positioned read (pread, ReadFile with an offset): `done` bytes, 0
 /// at the end of the file.  Retries EINTR.  src/posix/ and src/win32/.
 std::error_code readOnce(const FileState& file, std::uint64_t offset, void* buffer, std::size_t size,

@@ -59,7 +59,10 @@ bool NotifyEvent::wait(Duration timeout) {
   bool posted;
   {
     std::unique_lock<std::mutex> lock(mutex_);
-    const auto ready = [&] { return isSet_ || released_; };
+    // Released by its own channel's shutdown only (notify_event.h): a
+    // flag on the event would release every other waiter too, and every
+    // later one until reset().
+    const auto ready = [&] { return isSet_ || (channel != nullptr && channel->isShutDown()); };
     const detail::Deadline deadline = detail::deadlineAfter(timeout);
     if (deadline == detail::kNoDeadline) {
       signalled_.wait(lock, ready);

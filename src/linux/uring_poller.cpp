@@ -190,7 +190,8 @@ class UringPoller final : public Poller, public CompletionPoller {
     constexpr std::size_t kMaxBytes = 0x7ffff000;
     if (read) {
       auto& r = static_cast<FileReadEvent&>(event);
-      io_uring_prep_read(sqe, file->native, r.buffer(), static_cast<unsigned>(std::min(r.size(), kMaxBytes)), offset);
+      io_uring_prep_read(sqe, file->native, r.buffer(),
+                         static_cast<unsigned>(std::min(readableBelowOffTEnd(offset, r.size()), kMaxBytes)), offset);
     } else {
       auto& w = static_cast<FileWriteEvent&>(event);
       io_uring_prep_write(sqe, file->native, w.buffer(), static_cast<unsigned>(std::min(w.size(), kMaxBytes)),

@@ -33,14 +33,16 @@ struct EventAccess {
   static std::chrono::steady_clock::time_point& deadline(TimerEvent& e) noexcept { return e.deadline_; }
   static std::uint64_t& sequence(TimerEvent& e) noexcept { return e.sequence_; }
 
-  /// Signals a NotifyEvent (posted) or releases its waiters (shutdown).
+  /// Signals a NotifyEvent (posted) or wakes its waiters (shutdown: the
+  /// workers of the shutting-down channel among them see it and leave;
+  /// the others, plain threads and other channels' workers, wait on).
   /// With `handBack`, also ends the event's flight in the same critical
   /// section, so that no waiter sees the signal while it is still in
   /// flight.  Notifies under the lock: a waiter may destroy the event as
   /// soon as wait() returns.
   static void signal(NotifyEvent& e, bool posted, bool handBack = false) {
     std::lock_guard<std::mutex> lock(e.mutex_);
-    (posted ? e.isSet_ : e.released_) = true;
+    if (posted) e.isSet_ = true;
     if (handBack) e.inFlight_.store(false, std::memory_order_release);
     e.signalled_.notify_all();
   }

@@ -23,6 +23,8 @@ std::error_code readOnce(const FileState& file, std::uint64_t offset, void* buff
                          std::size_t& done) noexcept {
   done = 0;
   if (!offsetFits(offset)) return std::make_error_code(std::errc::invalid_argument);
+  size = readableBelowOffTEnd(offset, size);
+  if (size == 0) return {};  // at 2^63 - 1: beyond any file's end
   ssize_t n;
   do {
     n = ::pread(file.native, buffer, size, static_cast<off_t>(offset));

@@ -297,7 +297,8 @@ class IocpPoller final : public Poller, public CompletionPoller {
     BOOL ok;
     if (read) {
       auto& r = static_cast<FileReadEvent&>(event);
-      ok = ReadFile(handle, r.buffer(), static_cast<DWORD>(std::min(r.size(), kMaxBytes)), nullptr,
+      ok = ReadFile(handle, r.buffer(), static_cast<DWORD>(std::min(readableBelowOffTEnd(offset, r.size()), kMaxBytes)),
+                    nullptr,
                     &record->overlapped);
     } else {
       auto& w = static_cast<FileWriteEvent&>(event);
