@@ -292,14 +292,22 @@ class IocpPoller final : public Poller, public CompletionPoller {
     link(*record);
     inFlight_.fetch_add(1, std::memory_order_relaxed);
     record->overlapped.Internal = kNotWritten;
+    // No file has a byte at 2^63 or beyond, an offset Windows takes for
+    // negative: a read there, or a write reaching there, is refused as on
+    // POSIX (EINVAL) before Windows sees it (Wine never completed such a
+    // write).  A read that only reaches past it is cut below (the end).
+    const std::uint64_t lastOffset = static_cast<std::uint64_t>(INT64_MAX);
+    const bool refused =
+        offset > lastOffset || (!read && static_cast<FileWriteEvent&>(event).size() > lastOffset - offset);
     // One call moves at most kMaxBytes (the result is an int): a larger
     // event completes short, as a read(2) would.
-    BOOL ok;
-    if (read) {
+    BOOL ok = FALSE;
+    if (refused) {
+      SetLastError(ERROR_INVALID_PARAMETER);
+    } else if (read) {
       auto& r = static_cast<FileReadEvent&>(event);
       ok = ReadFile(handle, r.buffer(), static_cast<DWORD>(std::min(readableBelowOffTEnd(offset, r.size()), kMaxBytes)),
-                    nullptr,
-                    &record->overlapped);
+                    nullptr, &record->overlapped);
     } else {
       auto& w = static_cast<FileWriteEvent&>(event);
       ok = WriteFile(handle, w.buffer(), static_cast<DWORD>(std::min(w.size(), kMaxBytes)), nullptr,
