@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tasks and SignalSets pushed on their edges (POSIX: real signals): one
+// throwing task joined from many threads and tasks at once, cancel() from
+// many threads, handles dropped while tasks run with an
+// onUnhandledException handler that itself throws, spawns from threads
+// and tasks racing shutdown(); SignalSets created and destroyed from many
+// threads while signals are raised, and the dispositions they leave
+// behind when two sets share a signal and go in either order.
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <evchan/evchan.h>
+
+#include "support/diagnostics.h"
+#include "support/leak_checked_fixture.h"
+#include "support/stderr_capture.h"
+#include "support/waiting.h"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+using evchan::Errc;
+using evchan::EventChannel;
+using evchan::SignalSet;
+using evchan::SystemError;
+using evchan::TaskHandle;
+using evchan::test::describe;
+using evchan::test::eventually;
+
+// A handler of the test's own, installed before the sets, so that what
+// they put back can be told from the default and from theirs.
+std::atomic<int> ownHandlerCalls{0};
+extern "C" void ownHandler(int) { ownHandlerCalls.fetch_add(1); }
+
+// Installs ownHandler for `signal` for the scope, then puts back what was.
+class OwnDisposition {
+ public:
+  explicit OwnDisposition(int signal) : signal_(signal) {
+    struct sigaction action = {};
+    action.sa_handler = ownHandler;
+    sigemptyset(&action.sa_mask);
+    CPPUNIT_ASSERT_EQUAL(0, sigaction(signal, &action, &saved_));
+  }
+  ~OwnDisposition() { sigaction(signal_, &saved_, nullptr); }
+  OwnDisposition(const OwnDisposition&) = delete;
+  OwnDisposition& operator=(const OwnDisposition&) = delete;
+
+ private:
+  int signal_;
+  struct sigaction saved_;
+};
+
+bool dispositionIsOwn(int signal) {
+  struct sigaction now = {};
+  sigaction(signal, nullptr, &now);
+  return (now.sa_flags & SA_SIGINFO) == 0 && now.sa_handler == ownHandler;
+}
+
+class TaskLifecycleAdversarialTest : public evchan::test::LeakCheckedFixture {
+  CPPUNIT_TEST_SUITE(TaskLifecycleAdversarialTest);
+  CPPUNIT_TEST(joinFromManyThreadsAndTasksRethrowsEveryTime);
+  CPPUNIT_TEST(cancelFromManyThreadsEndsTheWaitOnce);
+  CPPUNIT_TEST(throwingUnhandledHandlerWithDroppedHandles);
+  CPPUNIT_TEST(spawnsFromThreadsAndTasksRacingShutdown);
+  CPPUNIT_TEST(twoSetsOnOneSignalGoInEitherOrder);
+  CPPUNIT_TEST(setsChurnOnManyThreadsWhileSignalsAreRaised);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  // One task throws once it is released; four threads and four tasks
+  // (of another channel) join it at once: every join rethrows the same
+  // exception, and nothing is reported as unhandled.
+  void joinFromManyThreadsAndTasksRethrowsEveryTime() {
+    std::atomic<int> unhandled{0};
+    EventChannel::Options options;
+    options.initialThreads = 2;
+    options.onUnhandledException = [&](evchan::TaskId, std::exception_ptr) { ++unhandled; };
+    std::unique_ptr<EventChannel> channel = evchan::test::createOrSkip(options);
+    std::unique_ptr<EventChannel> joiners = evchan::test::makeChannel(2);
+    std::atomic<bool> release{false};
+    TaskHandle thrower = channel->spawn([&] {
+      while (!release) evchan::this_task::sleepFor(1ms);
+      throw std::runtime_error("thrown once");
+    });
+    std::atomic<int> rethrown{0}, wrong{0}, joining{0};
+    auto join = [&] {
+      TaskHandle copy = thrower;
+      ++joining;
+      try {
+        copy.join();
+        ++wrong;
+      } catch (const std::runtime_error& error) {
+        if (std::string(error.what()) == "thrown once") {
+          ++rethrown;
+        } else {
+          ++wrong;
+        }
+      }
+    };
+    std::vector<std::thread> threads;
+    std::vector<TaskHandle> tasks;
+    for (int i = 0; i < 4; ++i) {
+      threads.emplace_back(join);
+      tasks.push_back(joiners->spawn(join));
+    }
+    CPPUNIT_ASSERT(eventually([&] { return joining.load() == 8; }));
+    release = true;
+    for (std::thread& thread : threads) thread.join();
+    for (TaskHandle& task : tasks) evchan::test::joinWithin(task);
+    CPPUNIT_ASSERT_EQUAL(8, rethrown.load());
+    CPPUNIT_ASSERT_EQUAL(0, wrong.load());
+    // A join after the end rethrows too.
+    CPPUNIT_ASSERT_THROW(thrower.join(), std::runtime_error);
+    thrower = TaskHandle();
+    tasks.clear();
+    channel.reset();
+    CPPUNIT_ASSERT_EQUAL(0, unhandled.load());
+  }
+
+  // Eight threads cancel a task waiting in sleepFor() at once, over and
+  // over: it is woken once, its join throws operation_canceled, cancel()
+  // returns false once it has ended, nothing is reported as unhandled.
+  void cancelFromManyThreadsEndsTheWaitOnce() {
+    std::atomic<int> unhandled{0};
+    EventChannel::Options options;
+    options.initialThreads = 2;
+    options.onUnhandledException = [&](evchan::TaskId, std::exception_ptr) { ++unhandled; };
+    std::unique_ptr<EventChannel> channel = evchan::test::createOrSkip(options);
+    for (int round = 0; round < 30; ++round) {
+      std::atomic<int> woken{0};
+      std::atomic<bool> started{false};
+      TaskHandle task = channel->spawn([&] {
+        started = true;
+        try {
+          evchan::this_task::sleepFor(1h);
+        } catch (const SystemError&) {
+          ++woken;
+          throw;
+        }
+      });
+      CPPUNIT_ASSERT(eventually([&] { return started.load(); }));
+      std::atomic<bool> go{false};
+      std::vector<std::thread> cancellers;
+      for (int i = 0; i < 8; ++i) cancellers.emplace_back([&] {
+          while (!go) std::this_thread::yield();
+          for (int j = 0; j < 20; ++j) task.cancel();
+        });
+      go = true;
+      for (std::thread& canceller : cancellers) canceller.join();
+      CPPUNIT_ASSERT(eventually([&] { return task.done(); }));
+      try {
+        task.join();
+        CPPUNIT_FAIL("join did not throw");
+      } catch (const SystemError& error) {
+        ASSERT_ERROR(std::errc::operation_canceled, error.code());
+      }
+      CPPUNIT_ASSERT_EQUAL(1, woken.load());
+      CPPUNIT_ASSERT(!task.cancel());
+    }
+    channel.reset();
+    CPPUNIT_ASSERT_EQUAL(0, unhandled.load());
+  }
+
+  // Tasks that throw after their every handle was dropped, with an
+  // onUnhandledException that throws in turn: each is reported to the
+  // handler exactly once, the process goes on, the channel still runs
+  // tasks, and shutdown() returns.
+  void throwingUnhandledHandlerWithDroppedHandles() {
+    std::atomic<int> reported{0};
+    EventChannel::Options options;
+    options.initialThreads = 2;
+    options.onUnhandledException = [&](evchan::TaskId, std::exception_ptr) {
+      ++reported;
+      throw std::logic_error("the handler throws too");
+    };
+    evchan::test::StderrCapture capture;
+    std::unique_ptr<EventChannel> channel = evchan::test::createOrSkip(options);
+    constexpr int kTasks = 40;
+    std::atomic<bool> release{false};
+    for (int i = 0; i < kTasks; ++i) {
+      TaskHandle dropped = channel->spawn([&, i] {
+        while (!release) evchan::this_task::sleepFor(1ms);
+        if (i % 2 == 0) throw std::runtime_error("unseen");
+        throw 42;  // not even a std::exception
+      });
+    }
+    release = true;
+    CPPUNIT_ASSERT(eventually([&] { return reported.load() == kTasks; }));
+    std::atomic<bool> ran{false};
+    TaskHandle after = channel->spawn([&] { ran = true; });
+    evchan::test::joinWithin(after);
+    CPPUNIT_ASSERT(ran.load());
+    channel->shutdown();
+    channel.reset();
+    CPPUNIT_ASSERT_EQUAL(kTasks, reported.load());
+    // The handler's own exception is caught and the default line printed.
+    const std::string text = capture.text();
+    int lines = 0;
+    for (std::size_t at = text.find("evchan: task "); at != std::string::npos; at = text.find("evchan: task ", at + 1)) {
+      ++lines;
+    }
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(text, kTasks, lines);
+  }
+
+  // Four threads and four tasks spawn as fast as they can while another
+  // thread shuts the channel down: every spawn either fails with
+  // channel_shut_down or returns a handle whose task ends (run, or
+  // unwound by the shutdown); every task that ran to its end counted
+  // itself once; shutdown() returns.
+  void spawnsFromThreadsAndTasksRacingShutdown() {
+    for (int round = 0; round < 10; ++round) {
+      std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(2);
+      std::mutex handlesMutex;
+      std::vector<TaskHandle> handles;
+      std::atomic<int> bodies{0}, badErrors{0}, spawned{0};
+      std::string firstBad;
+      auto spawner = [&](EventChannel& target) {
+        for (int i = 0; i < 2000; ++i) {
+          std::error_code ec;
+          TaskHandle handle = target.spawn([&] { ++bodies; }, evchan::TaskOptions(), ec);
+          if (ec) {
+            if (ec != Errc::channel_shut_down) {
+              std::lock_guard<std::mutex> lock(handlesMutex);
+              if (badErrors++ == 0) firstBad = describe(ec);
+            }
+            return;
+          }
+          ++spawned;
+          std::lock_guard<std::mutex> lock(handlesMutex);
+          handles.push_back(std::move(handle));
+        }
+      };
+      std::vector<std::thread> threads;
+      std::vector<TaskHandle> spawningTasks;
+      for (int i = 0; i < 4; ++i) {
+        threads.emplace_back([&] { spawner(*channel); });
+        spawningTasks.push_back(channel->spawn([&] { spawner(evchan::this_task::channel()); }));
+      }
+      CPPUNIT_ASSERT(eventually([&] { return spawned.load() > 100; }));
+      channel->shutdown();
+      for (std::thread& thread : threads) thread.join();
+      CPPUNIT_ASSERT_MESSAGE(firstBad, badErrors == 0);
+      for (TaskHandle& handle : spawningTasks) CPPUNIT_ASSERT(handle.done());
+      int ended = 0;
+      for (TaskHandle& handle : handles) {
+        CPPUNIT_ASSERT(handle.done());
+        try {
+          handle.join();
+          ++ended;
+        } catch (const SystemError& error) {
+          CPPUNIT_ASSERT_MESSAGE(describe(error.code()), error.code() == std::errc::operation_canceled ||
+                                                             error.code() == Errc::channel_shut_down);
+        }
+      }
+      CPPUNIT_ASSERT_EQUAL(bodies.load(), ended);
+      CPPUNIT_ASSERT_EQUAL(spawned.load(), int(handles.size()));
+    }
+  }
+
+  // Sets A {USR1} and B {USR1, USR2} over the test's own handlers, then
+  // destroyed in either order: while one lives its signal is caught
+  // (the test's handler does not run), and once the last is gone each
+  // signal's disposition is the test's own again.
+  void twoSetsOnOneSignalGoInEitherOrder() {
+    OwnDisposition own1(SIGUSR1), own2(SIGUSR2);
+    for (int order = 0; order < 2; ++order) {
+      ownHandlerCalls = 0;
+      auto a = std::make_unique<SignalSet>(std::initializer_list<int>{SIGUSR1});
+      auto b = std::make_unique<SignalSet>(std::initializer_list<int>{SIGUSR1, SIGUSR2});
+      if (order == 0) {
+        b.reset();
+        CPPUNIT_ASSERT(dispositionIsOwn(SIGUSR2));
+        CPPUNIT_ASSERT(!dispositionIsOwn(SIGUSR1));
+        CPPUNIT_ASSERT_EQUAL(0, raise(SIGUSR1));
+        CPPUNIT_ASSERT_EQUAL(SIGUSR1, a->waitFor(evchan::test::generous(5s)));
+        a.reset();
+      } else {
+        a.reset();
+        CPPUNIT_ASSERT(!dispositionIsOwn(SIGUSR1));
+        CPPUNIT_ASSERT_EQUAL(0, raise(SIGUSR1));
+        CPPUNIT_ASSERT_EQUAL(SIGUSR1, b->waitFor(evchan::test::generous(5s)));
+        b.reset();
+      }
+      CPPUNIT_ASSERT_EQUAL(0, ownHandlerCalls.load());
+      CPPUNIT_ASSERT(dispositionIsOwn(SIGUSR1));
+      CPPUNIT_ASSERT(dispositionIsOwn(SIGUSR2));
+      CPPUNIT_ASSERT_EQUAL(0, raise(SIGUSR2));
+      CPPUNIT_ASSERT_EQUAL(1, ownHandlerCalls.load());
+    }
+  }
+
+  // Four threads create and destroy sets of USR1 and USR2 over and over
+  // while a fifth raises both at the process, and one long-lived set
+  // holds USR1: the process lives, the long-lived set still gets a USR1
+  // raised after the storm, and once every set is gone both dispositions
+  // are the test's own again (no set left its handler installed behind,
+  // nor put back another set's).
+  void setsChurnOnManyThreadsWhileSignalsAreRaised() {
+    OwnDisposition own1(SIGUSR1), own2(SIGUSR2);
+    auto keeper = std::make_unique<SignalSet>(std::initializer_list<int>{SIGUSR1});
+    std::atomic<bool> stop{false};
+    std::atomic<int> made{0}, failures{0};
+    std::string firstFailure;
+    std::mutex failureMutex;
+    std::vector<std::thread> churners;
+    for (int i = 0; i < 4; ++i) {
+      churners.emplace_back([&, i] {
+        while (!stop) {
+          try {
+            SignalSet set = i % 2 == 0 ? SignalSet({SIGUSR1, SIGUSR2}) : SignalSet({SIGUSR2});
+            ++made;
+            set.waitFor(evchan::Duration::zero());
+          } catch (const std::exception& error) {
+            std::lock_guard<std::mutex> lock(failureMutex);
+            if (failures++ == 0) firstFailure = error.what();
+          }
+        }
+      });
+    }
+    std::thread raiser([&] {
+      while (!stop) {
+        kill(getpid(), SIGUSR1);
+        kill(getpid(), SIGUSR2);
+        std::this_thread::sleep_for(100us);
+      }
+    });
+    CPPUNIT_ASSERT(eventually([&] { return made.load() > 2000; }, 20s));
+    stop = true;
+    raiser.join();
+    for (std::thread& churner : churners) churner.join();
+    CPPUNIT_ASSERT_MESSAGE(firstFailure, failures == 0);
+    // Drain what the keeper caught during the storm, then one more.
+    while (keeper->waitFor(evchan::Duration::zero()) != 0) {
+    }
+    CPPUNIT_ASSERT_EQUAL(0, raise(SIGUSR1));
+    CPPUNIT_ASSERT_EQUAL(SIGUSR1, keeper->waitFor(evchan::test::generous(5s)));
+    CPPUNIT_ASSERT(!dispositionIsOwn(SIGUSR1));
+    CPPUNIT_ASSERT_MESSAGE("SIGUSR2's disposition is not the one from before the sets", dispositionIsOwn(SIGUSR2));
+    keeper.reset();
+    CPPUNIT_ASSERT_MESSAGE("SIGUSR1's disposition is not the one from before the sets", dispositionIsOwn(SIGUSR1));
+  }
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(TaskLifecycleAdversarialTest);
+
+}  // namespace
