@@ -109,6 +109,11 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(shutdownDuringAConnectThatGetsNoAnswer);
   CPPUNIT_TEST(writeAfterShutdownWriteFailsAndReadingGoesOn);
   CPPUNIT_TEST(shutdownWriteWhileAWriteAllWaits);
+  CPPUNIT_TEST(shutdownWriteWhileAWriteAllWaitsInATask);
+  CPPUNIT_TEST(cancelledGatherWriteAllReportsExactlyWhatThePeerGets);
+  CPPUNIT_TEST(cancelledGatherWriteAllInATaskReportsExactlyWhatThePeerGets);
+  CPPUNIT_TEST(timedOutGatherWriteAllReportsExactlyWhatThePeerGets);
+  CPPUNIT_TEST(timedOutGatherWriteAllInATaskReportsExactlyWhatThePeerGets);
   CPPUNIT_TEST(peerResetUnderALargeWriteAll);
   CPPUNIT_TEST(peerResetUnderALargeWriteAllInATask);
   CPPUNIT_TEST(readExactlyMeetsTheEndMidwayInATask);
@@ -310,7 +315,10 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
   // shutdownWrite() from another thread while writeAll() waits on a full
   // socket: the writer ends with an error (not a hang), and the peer
   // reads exactly the count the writer reports, then the end.
-  void shutdownWriteWhileAWriteAllWaits() {
+  void shutdownWriteWhileAWriteAllWaits() { shutdownWriteWhileWriteAll(false); }
+  void shutdownWriteWhileAWriteAllWaitsInATask() { shutdownWriteWhileWriteAll(true); }
+
+  void shutdownWriteWhileWriteAll(bool inTask) {
     ConnectedPair pair = connectPair();
     pair.client.setTimeout(kSocketTimeout);
     pair.server.setTimeout(kSocketTimeout);
@@ -320,20 +328,114 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
     std::atomic<bool> started{false};
     std::size_t written = 0;
     std::error_code ec;
-    std::thread writer([&] {
+    auto write = [&] {
       started = true;
       written = pair.client.writeAll(data.data(), data.size(), ec);
-    });
+    };
+    std::unique_ptr<EventChannel> channel;
+    TaskHandle task;
+    std::thread writer;
+    if (inTask) {
+      channel = evchan::test::makeChannel(2);
+      task = channel->spawn(write);
+    } else {
+      writer = std::thread(write);
+    }
     CPPUNIT_ASSERT(eventually([&] { return started.load(); }));
     std::this_thread::sleep_for(50ms);
     pair.client.shutdownWrite();
     const Received received = readToEnd(pair.server);
-    writer.join();
+    if (inTask) {
+      evchan::test::joinWithin(task, kSocketTimeout);
+    } else {
+      writer.join();
+    }
     ASSERT_ERROR(Errc::end_of_stream, received.ec);
     CPPUNIT_ASSERT_MESSAGE("writeAll ended with " + describe(ec) + " after " + std::to_string(written),
                            ec && written < kSize);
     CPPUNIT_ASSERT_EQUAL(std::uint64_t(written), received.bytes);
     CPPUNIT_ASSERT(received.sum == patternSum(written));
+  }
+
+  // A gather writeAll() of 400 pieces of uneven sizes is cancelled (or
+  // times out) while the socket is full; the writer then writes the rest
+  // from the count it got, the pieces cut where that count falls: the
+  // peer must read the whole pattern once, in order.
+  void cancelledGatherWriteAllReportsExactlyWhatThePeerGets() { interruptedGatherWriteAll(false, false); }
+  void cancelledGatherWriteAllInATaskReportsExactlyWhatThePeerGets() { interruptedGatherWriteAll(true, false); }
+  void timedOutGatherWriteAllReportsExactlyWhatThePeerGets() { interruptedGatherWriteAll(false, true); }
+  void timedOutGatherWriteAllInATaskReportsExactlyWhatThePeerGets() { interruptedGatherWriteAll(true, true); }
+
+  void interruptedGatherWriteAll(bool inTask, bool byTimeout) {
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(byTimeout ? evchan::Duration(100ms) : kSocketTimeout);
+    pair.server.setTimeout(kSocketTimeout);
+    std::vector<evchan::ConstBuffer> pieces;
+    std::size_t total = 0;
+    for (int i = 0; i < 400; ++i) {
+      const std::size_t size = (i % 7 == 3) ? 0 : std::size_t(1 + (i * 7919) % (160 * 1024));
+      pieces.push_back({nullptr, size});
+      total += size;
+    }
+    std::vector<char> data(total);
+    fillPattern(data.data(), data.size(), 0);
+    std::size_t offset = 0;
+    for (evchan::ConstBuffer& piece : pieces) {
+      piece.data = data.data() + offset;
+      offset += piece.size;
+    }
+    std::atomic<bool> started{false};
+    std::size_t firstCount = 0, restCount = 0;
+    std::error_code firstEc, restEc;
+    auto writer = [&] {
+      started = true;
+      firstCount = pair.client.writeAll(pieces.data(), pieces.size(), firstEc);
+      if (byTimeout) pair.client.setTimeout(kSocketTimeout);
+      // The rest: the pieces from where the count falls, the first cut.
+      std::vector<evchan::ConstBuffer> rest;
+      std::size_t at = 0;
+      for (const evchan::ConstBuffer& piece : pieces) {
+        if (at + piece.size > firstCount) {
+          const std::size_t skip = firstCount > at ? firstCount - at : 0;
+          rest.push_back({static_cast<const char*>(piece.data) + skip, piece.size - skip});
+        }
+        at += piece.size;
+      }
+      restCount = pair.client.writeAll(rest.data(), rest.size(), restEc);
+      pair.client.shutdownWrite();
+    };
+    std::unique_ptr<EventChannel> channel;
+    TaskHandle task;
+    std::thread thread;
+    if (inTask) {
+      channel = evchan::test::makeChannel(2);
+      task = channel->spawn(writer);
+    } else {
+      thread = std::thread(writer);
+    }
+    CPPUNIT_ASSERT(eventually([&] { return started.load(); }));
+    Received received;
+    if (byTimeout) {
+      // Read only once the writer has timed out.
+      CPPUNIT_ASSERT(eventually([&] { return firstEc || firstCount == total; }, kSocketTimeout));
+    } else {
+      std::this_thread::sleep_for(50ms);
+      pair.client.cancel();
+    }
+    received = readToEnd(pair.server);
+    if (inTask) {
+      evchan::test::joinWithin(task, kSocketTimeout);
+    } else {
+      thread.join();
+    }
+    ASSERT_ERROR(Errc::end_of_stream, received.ec);
+    if (firstCount < total) {
+      CPPUNIT_ASSERT_MESSAGE(describe(firstEc), firstEc == (byTimeout ? std::errc::timed_out : std::errc::operation_canceled));
+    }
+    ASSERT_NO_ERROR(restEc);
+    CPPUNIT_ASSERT_EQUAL(total, firstCount + restCount);
+    CPPUNIT_ASSERT_EQUAL(std::uint64_t(total), received.bytes);
+    CPPUNIT_ASSERT_MESSAGE("bytes lost, duplicated or reordered", received.sum == patternSum(total));
   }
 
   // The peer reads a little, then closes with data unread (a reset)
