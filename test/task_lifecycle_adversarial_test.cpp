@@ -8,7 +8,9 @@
 // behind when two sets share a signal and go in either order.
 #include <cppunit/extensions/HelperMacros.h>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -25,10 +27,14 @@
 
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
+#include "support/skip.h"
 #include "support/stderr_capture.h"
 #include "support/waiting.h"
 
 using namespace std::chrono_literals;
+
+// UBSan's vptr cache (see test/accept_backoff_test.cpp): null unless linked in.
+extern "C" __attribute__((weak)) const unsigned long __ubsan_vptr_type_cache[];
 
 namespace {
 
@@ -69,12 +75,66 @@ bool dispositionIsOwn(int signal) {
   return (now.sa_flags & SA_SIGINFO) == 0 && now.sa_handler == ownHandler;
 }
 
+// As test/accept_backoff_test.cpp: UBSan's vptr check needs a pipe(),
+// which a full descriptor table refuses.
+void skipUnderUbsanVptrCheck() {
+  const unsigned long* volatile cache = __ubsan_vptr_type_cache;
+  if (cache != nullptr) EVCHAN_SKIP("UBSan's vptr check needs a pipe(), which a full descriptor table refuses");
+}
+
+// Fills the descriptor table: lowers the soft RLIMIT_NOFILE to a few above
+// the highest open descriptor and opens /dev/null until EMFILE.  release()
+// frees one slot; the destructor closes the rest and restores the limit.
+class FullDescriptorTable {
+ public:
+  FullDescriptorTable() {
+    CPPUNIT_ASSERT(getrlimit(RLIMIT_NOFILE, &saved_) == 0);
+    const int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    CPPUNIT_ASSERT(probe >= 0);
+    close(probe);
+    int highest = probe;
+    for (int fd = probe; fd < probe + 4096; ++fd) {
+      if (fcntl(fd, F_GETFD) != -1) highest = fd;
+    }
+    rlimit lowered = saved_;
+    lowered.rlim_cur = static_cast<rlim_t>(highest + 8);
+    CPPUNIT_ASSERT(setrlimit(RLIMIT_NOFILE, &lowered) == 0);
+    for (;;) {
+      const int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        CPPUNIT_ASSERT_EQUAL(EMFILE, errno);
+        break;
+      }
+      fillers_.push_back(fd);
+    }
+    CPPUNIT_ASSERT(!fillers_.empty());
+  }
+  ~FullDescriptorTable() {
+    for (int fd : fillers_) close(fd);
+    setrlimit(RLIMIT_NOFILE, &saved_);
+  }
+  // Frees one slot, for the accepted socket.
+  void release() {
+    close(fillers_.back());
+    fillers_.pop_back();
+  }
+
+ private:
+  rlimit saved_{};
+  std::vector<int> fillers_;
+};
+
 class TaskLifecycleAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST_SUITE(TaskLifecycleAdversarialTest);
   CPPUNIT_TEST(joinFromManyThreadsAndTasksRethrowsEveryTime);
   CPPUNIT_TEST(cancelFromManyThreadsEndsTheWaitOnce);
   CPPUNIT_TEST(throwingUnhandledHandlerWithDroppedHandles);
   CPPUNIT_TEST(spawnsFromThreadsAndTasksRacingShutdown);
+  CPPUNIT_TEST(closeDuringAcceptBackoffOnAThread);
+  CPPUNIT_TEST(cancelDuringAcceptBackoffOnAThread);
+  CPPUNIT_TEST(closeDuringAcceptBackoffInATask);
+  CPPUNIT_TEST(cancelDuringAcceptBackoffInATask);
+  CPPUNIT_TEST(taskCancelDuringALongAcceptBackoff);
   CPPUNIT_TEST(twoSetsOnOneSignalGoInEitherOrder);
   CPPUNIT_TEST(setsChurnOnManyThreadsWhileSignalsAreRaised);
   CPPUNIT_TEST_SUITE_END();
@@ -268,6 +328,112 @@ class TaskLifecycleAdversarialTest : public evchan::test::LeakCheckedFixture {
       CPPUNIT_ASSERT_EQUAL(bodies.load(), ended);
       CPPUNIT_ASSERT_EQUAL(spawned.load(), int(handles.size()));
     }
+  }
+
+  // Out of descriptors, with a connection queued, acceptWithBackoff()
+  // (on a thread, or in a task) is in a 100 ms back-off when another
+  // thread cancels or closes the listener: the accept ends with
+  // operation_canceled once the sleep ends (not by accepting, nor by
+  // retrying on and on), and a close() returns.  If it does not end by
+  // itself, freeing the table lets the accept through so that the test
+  // fails instead of hanging.
+  void closeDuringAcceptBackoffOnAThread() { stopDuringAcceptBackoff(false, true); }
+  void cancelDuringAcceptBackoffOnAThread() { stopDuringAcceptBackoff(false, false); }
+  void closeDuringAcceptBackoffInATask() { stopDuringAcceptBackoff(true, true); }
+  void cancelDuringAcceptBackoffInATask() { stopDuringAcceptBackoff(true, false); }
+
+  void stopDuringAcceptBackoff(bool inTask, bool byClose) {
+    skipUnderUbsanVptrCheck();
+    std::unique_ptr<EventChannel> channel = inTask ? evchan::test::makeChannel(2) : nullptr;
+    evchan::TcpListener listener = evchan::TcpListener::listen({"127.0.0.1", 0});
+    evchan::TcpSocket client = evchan::TcpSocket::connect(listener.localAddress());
+    std::atomic<int> waits{0};
+    evchan::AcceptBackoff backoff;
+    backoff.initialDelay = 100ms;
+    backoff.maxDelay = 100ms;
+    backoff.onWait = [&](const std::error_code&, evchan::Duration) { ++waits; };
+    std::error_code ec;
+    bool accepted = false;
+    std::atomic<bool> returned{false};
+    auto accept = [&] {
+      evchan::TcpSocket socket = listener.acceptWithBackoff(backoff, ec);
+      accepted = socket.isOpen();
+      returned = true;
+    };
+    TaskHandle task;
+    std::thread thread;
+    bool endedByItself = false;
+    int waitsWhenStopped = 0;
+    {
+      auto full = std::make_unique<FullDescriptorTable>();
+      if (inTask) {
+        task = channel->spawn(accept);
+      } else {
+        thread = std::thread(accept);
+      }
+      CPPUNIT_ASSERT(eventually([&] { return waits.load() >= 1; }));
+      waitsWhenStopped = waits.load();
+      std::thread stopper([&] {
+        if (byClose) {
+          listener.close();
+        } else {
+          listener.cancel();
+        }
+      });
+      endedByItself = eventually([&] { return returned.load(); }, 5s);
+      full.reset();  // lets a runaway accept through
+      stopper.join();
+    }
+    if (inTask) {
+      evchan::test::joinWithin(task);
+    } else {
+      thread.join();
+    }
+    CPPUNIT_ASSERT_MESSAGE("acceptWithBackoff went on after " + std::string(byClose ? "close()" : "cancel()") +
+                               ": " + std::to_string(waits.load() - waitsWhenStopped) + " more back-off waits",
+                           endedByItself);
+    ASSERT_ERROR(std::errc::operation_canceled, ec);
+    CPPUNIT_ASSERT(!accepted);
+    CPPUNIT_ASSERT_EQUAL(!byClose, listener.isOpen());
+  }
+
+  // A task waits in a 10-minute back-off (out of descriptors); its
+  // TaskHandle::cancel() ends the wait at once with operation_canceled,
+  // the listener still open and the queued connection still there.
+  void taskCancelDuringALongAcceptBackoff() {
+    skipUnderUbsanVptrCheck();
+    std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(2);
+    evchan::TcpListener listener = evchan::TcpListener::listen({"127.0.0.1", 0});
+    evchan::TcpSocket client = evchan::TcpSocket::connect(listener.localAddress());
+    std::atomic<int> waits{0};
+    evchan::AcceptBackoff backoff;
+    backoff.initialDelay = std::chrono::minutes(10);
+    backoff.maxDelay = std::chrono::minutes(10);
+    backoff.onWait = [&](const std::error_code&, evchan::Duration) { ++waits; };
+    std::error_code ec;
+    TaskHandle task;
+    bool ended = false;
+    {
+      FullDescriptorTable full;
+      task = channel->spawn([&] { listener.acceptWithBackoff(backoff, ec); });
+      CPPUNIT_ASSERT(eventually([&] { return waits.load() >= 1; }));
+      CPPUNIT_ASSERT(task.cancel());
+      ended = eventually([&] { return task.done(); }, 10s);
+    }
+    if (!ended) {
+      listener.cancel();  // so that the task ends when its sleep does not
+      channel->shutdown();
+    }
+    CPPUNIT_ASSERT_MESSAGE("TaskHandle::cancel() did not end the back-off", ended);
+    task.join();
+    ASSERT_ERROR(std::errc::operation_canceled, ec);
+    CPPUNIT_ASSERT_EQUAL(1, waits.load());
+    listener.setTimeout(10s);
+    evchan::TcpSocket accepted = listener.accept();
+    client.writeAll("x", 1);
+    char byte = 0;
+    accepted.readExactly(&byte, 1);
+    CPPUNIT_ASSERT_EQUAL('x', byte);
   }
 
   // Sets A {USR1} and B {USR1, USR2} over the test's own handlers, then
