@@ -137,6 +137,7 @@ class TaskLifecycleAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(taskCancelDuringALongAcceptBackoff);
   CPPUNIT_TEST(twoSetsOnOneSignalGoInEitherOrder);
   CPPUNIT_TEST(setsChurnOnManyThreadsWhileSignalsAreRaised);
+  CPPUNIT_TEST(eightThreadsRaceForTheLastSets);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -465,6 +466,48 @@ class TaskLifecycleAdversarialTest : public evchan::test::LeakCheckedFixture {
       CPPUNIT_ASSERT(dispositionIsOwn(SIGUSR2));
       CPPUNIT_ASSERT_EQUAL(0, raise(SIGUSR2));
       CPPUNIT_ASSERT_EQUAL(1, ownHandlerCalls.load());
+    }
+  }
+
+  // Eight threads create sets until refused, at once: exactly 64 live
+  // (the documented limit), every refusal is too_many_files_open, and
+  // once they are destroyed a set can be made and still catches.
+  void eightThreadsRaceForTheLastSets() {
+    OwnDisposition own(SIGUSR1);
+    for (int round = 0; round < 5; ++round) {
+      std::vector<std::vector<std::unique_ptr<SignalSet>>> held(8);
+      std::atomic<int> bad{0};
+      std::atomic<bool> go{false};
+      std::vector<std::thread> threads;
+      for (int i = 0; i < 8; ++i) {
+        threads.emplace_back([&, i] {
+          while (!go) std::this_thread::yield();
+          for (;;) {
+            try {
+              held[i].push_back(std::make_unique<SignalSet>(std::initializer_list<int>{SIGUSR1}));
+            } catch (const SystemError& error) {
+              if (error.code() != std::errc::too_many_files_open) ++bad;
+              return;
+            }
+          }
+        });
+      }
+      go = true;
+      for (std::thread& thread : threads) thread.join();
+      std::size_t live = 0;
+      for (auto& sets : held) live += sets.size();
+      CPPUNIT_ASSERT_EQUAL(0, bad.load());
+      CPPUNIT_ASSERT_EQUAL(std::size_t(64), live);
+      CPPUNIT_ASSERT_EQUAL(0, raise(SIGUSR1));
+      // Every live set receives the delivery.
+      for (auto& sets : held) {
+        for (auto& set : sets) CPPUNIT_ASSERT_EQUAL(SIGUSR1, set->waitFor(evchan::test::generous(5s)));
+      }
+      held.clear();
+      CPPUNIT_ASSERT(dispositionIsOwn(SIGUSR1));
+      SignalSet again({SIGUSR1});
+      CPPUNIT_ASSERT_EQUAL(0, raise(SIGUSR1));
+      CPPUNIT_ASSERT_EQUAL(SIGUSR1, again.waitFor(evchan::test::generous(5s)));
     }
   }
 
