@@ -130,6 +130,7 @@ class TaskLifecycleAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(cancelFromManyThreadsEndsTheWaitOnce);
   CPPUNIT_TEST(throwingUnhandledHandlerWithDroppedHandles);
   CPPUNIT_TEST(spawnsFromThreadsAndTasksRacingShutdown);
+  CPPUNIT_TEST(shutdownFromTwoThreadsWhileTasksKeepWaiting);
   CPPUNIT_TEST(closeDuringAcceptBackoffOnAThread);
   CPPUNIT_TEST(cancelDuringAcceptBackoffOnAThread);
   CPPUNIT_TEST(closeDuringAcceptBackoffInATask);
@@ -435,6 +436,59 @@ class TaskLifecycleAdversarialTest : public evchan::test::LeakCheckedFixture {
     char byte = 0;
     accepted.readExactly(&byte, 1);
     CPPUNIT_ASSERT_EQUAL('x', byte);
+  }
+
+  // Tasks spin in yield(), sleep for an hour, or catch the cancellation
+  // and wait again (100 times) while two threads call shutdown() at
+  // once: both return, every task ended, each wait after the shutdown
+  // failed at once (the stubborn tasks saw all 100 throws).
+  void shutdownFromTwoThreadsWhileTasksKeepWaiting() {
+    for (int round = 0; round < 10; ++round) {
+      std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(2);
+      std::atomic<int> started{0}, stubbornDone{0}, badEnds{0};
+      std::vector<TaskHandle> tasks;
+      for (int i = 0; i < 12; ++i) {
+        tasks.push_back(channel->spawn([&, i] {
+          ++started;
+          if (i % 3 == 0) {
+            for (;;) evchan::this_task::yield();
+          } else if (i % 3 == 1) {
+            evchan::this_task::sleepFor(1h);
+            ++badEnds;  // a sleep that returned
+          } else {
+            int throws = 0;
+            while (throws < 100) {
+              try {
+                evchan::this_task::sleepFor(1h);
+                ++badEnds;
+                return;
+              } catch (const SystemError& error) {
+                if (error.code() != std::errc::operation_canceled && error.code() != Errc::channel_shut_down) {
+                  ++badEnds;
+                }
+                ++throws;
+              }
+            }
+            ++stubbornDone;
+          }
+        }));
+      }
+      CPPUNIT_ASSERT(eventually([&] { return started.load() == 12; }));
+      std::thread other([&] { channel->shutdown(); });
+      channel->shutdown();
+      other.join();
+      for (TaskHandle& task : tasks) {
+        CPPUNIT_ASSERT(task.done());
+        try {
+          task.join();
+        } catch (const SystemError& error) {
+          CPPUNIT_ASSERT_MESSAGE(describe(error.code()), error.code() == std::errc::operation_canceled ||
+                                                             error.code() == Errc::channel_shut_down);
+        }
+      }
+      CPPUNIT_ASSERT_EQUAL(0, badEnds.load());
+      CPPUNIT_ASSERT_EQUAL(4, stubbornDone.load());
+    }
   }
 
   // Sets A {USR1} and B {USR1, USR2} over the test's own handlers, then
