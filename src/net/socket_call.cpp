@@ -40,6 +40,11 @@ std::uint64_t pinnedCancelGeneration(const SocketStateSlot& slot) noexcept {
   return pin.get() != nullptr ? pin.get()->cancellation.generation() : 0;
 }
 
+bool SocketCall::cancelledSinceStart() const noexcept {
+  return state_ != nullptr &&
+         (state_->cancellation.generation() != startedAt_ || state_->cancellation.closing());
+}
+
 SocketCall::~SocketCall() {
   if (state_ != nullptr) state_->cancellation.endCall();
 }

@@ -34,6 +34,12 @@ class SocketCall {
 
   SocketState* state() const noexcept { return state_; }
 
+  /// True once a cancel() or close() came since the call began: a call
+  /// made of several steps checks it where a step would not wait (an
+  /// accept that fails at once, out of descriptors), so that the cancel
+  /// still ends it.
+  bool cancelledSinceStart() const noexcept;
+
   /// On a thread: waitReady() on the socket (for writing when `writable`,
   /// else for reading) until `deadline`, or until a cancel()
   /// (operation_canceled).  Defined in socket_call.cpp, the rest in

@@ -38,6 +38,13 @@ StreamSocket& StreamSocket::operator=(StreamSocket&& other) noexcept = default;
 
 namespace {
 
+// A task's event posted after a close() that came during the call (the
+// call began on the open socket) is refused with not_open: that close
+// cancelled the call, which ends with operation_canceled as on a thread.
+void closedDuringCall(const detail::SocketCall& call, std::error_code& ec) noexcept {
+  if (ec == Errc::not_open && call.state() != nullptr) ec = std::make_error_code(std::errc::operation_canceled);
+}
+
 // readSome() within `call`.
 std::size_t readWithin(StreamSocket& socket, detail::SocketCall& call, void* buffer, std::size_t size,
                        std::error_code& ec) noexcept {
@@ -49,6 +56,7 @@ std::size_t readWithin(StreamSocket& socket, detail::SocketCall& call, void* buf
     // would block the task waits for it (the worker runs other tasks).
     ReadEvent read(socket, buffer, size);
     if (detail::tryInTask(read, ec) || call.awaitInTask(read, ec)) {
+      closedDuringCall(call, ec);
       return ec ? 0 : read.bytesTransferred();
     }
   }
@@ -88,10 +96,22 @@ std::size_t writeWithin(StreamSocket& socket, detail::SocketCall& call, const Co
       // The send buffer is full: the task waits for a WriteEvent (which
       // writes when there is room) instead of blocking its worker.
       WriteEvent write(socket, buffers, count);
-      if (call.awaitInTask(write, ec)) return ec ? 0 : write.bytesTransferred();
+      if (call.awaitInTask(write, ec)) {
+        closedDuringCall(call, ec);
+        return ec ? 0 : write.bytesTransferred();
+      }
     }
     if ((ec = call.waitOnThread(true, detail::deadlineAfter(state->timeout)))) return 0;
   }
+}
+
+// See StreamSocket::cancelMark().
+std::uint64_t generationOfMark(Stream::CancelMark mark) noexcept { return mark == 0 ? 0 : mark - 1; }
+
+bool closedSinceMark(const detail::SocketCall& call, Stream::CancelMark mark, std::error_code& ec) noexcept {
+  if (call.state() != nullptr || mark == 0) return false;
+  ec = std::make_error_code(std::errc::operation_canceled);
+  return true;
 }
 
 }  // namespace
@@ -103,7 +123,8 @@ std::size_t StreamSocket::readSome(void* buffer, std::size_t size, std::error_co
 
 std::size_t StreamSocket::readSomeSince(CancelMark mark, void* buffer, std::size_t size,
                                         std::error_code& ec) noexcept {
-  detail::SocketCall call(state_, mark);
+  detail::SocketCall call(state_, generationOfMark(mark));
+  if (closedSinceMark(call, mark, ec)) return 0;
   return readWithin(*this, call, buffer, size, ec);
 }
 
@@ -119,11 +140,21 @@ std::size_t StreamSocket::writeSome(const ConstBuffer* buffers, std::size_t coun
 
 std::size_t StreamSocket::writeSomeSince(CancelMark mark, const ConstBuffer* buffers, std::size_t count,
                                          std::error_code& ec) noexcept {
-  detail::SocketCall call(state_, mark);
+  detail::SocketCall call(state_, generationOfMark(mark));
+  if (closedSinceMark(call, mark, ec)) return 0;
   return writeWithin(*this, call, buffers, count, ec);
 }
 
-Stream::CancelMark StreamSocket::cancelMark(bool) const noexcept { return detail::pinnedCancelGeneration(state_); }
+// The mark is the cancel() generation plus one while the socket is open,
+// 0 once it is closed (or closing): a step of readExactly() or writeAll()
+// that finds the socket closed though it was open when the call began
+// was ended by a close() under way, which cancels it (operation_canceled),
+// as it does a single call; not_open is for calls begun after the close.
+Stream::CancelMark StreamSocket::cancelMark(bool) const noexcept {
+  const detail::SocketPin pin(state_);
+  if (pin.get() == nullptr || pin.get()->cancellation.closing()) return 0;
+  return pin.get()->cancellation.generation() + 1;
+}
 
 std::string StreamSocket::peerName() const {
   const detail::SocketPin pin(state_);

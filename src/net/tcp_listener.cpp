@@ -172,6 +172,14 @@ TcpSocket TcpListener::acceptWithBackoff(const AcceptBackoff& backoff, std::erro
       ec = e.code();  // operation_canceled: the task's channel shut down
       return TcpSocket();
     }
+    // A cancel() or close() during the sleep ends the call here: on a
+    // thread the next accept() fails at once (EMFILE) while a connection
+    // is queued, without ever reaching a wait that would notice it, so
+    // the back-off went on and a close() waited for it for ever.
+    if (call.cancelledSinceStart()) {
+      ec = std::make_error_code(std::errc::operation_canceled);
+      return TcpSocket();
+    }
     delay = delay > backoff.maxDelay / 2 ? backoff.maxDelay : delay * 2;
   }
 }
