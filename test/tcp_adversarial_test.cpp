@@ -309,7 +309,11 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
   void shutdownDuringAConnectThatGetsNoAnswer() {
     TcpListener listener = TcpListener::listen({"127.0.0.1", 0}, 0);
     std::vector<TcpSocket> queued;
-    const int descriptorsBefore = evchan::test::openDescriptorCount() - 1 - int(queued.size());
+    // Less the listener, closed before the count is compared; -1 where the
+    // count is unknown (Windows).  The system resolver's own socket to a
+    // name server is not counted (see ResolveEventTest).
+    const int counted = evchan::test::openDescriptorCountBesidesNameServerSockets();
+    const int descriptorsBefore = counted < 0 ? -1 : counted - 1 - int(queued.size());
     if (!fillAcceptQueue(listener, queued)) EVCHAN_SKIP("this host completes connects to a full accept queue");
     std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(2);
     std::atomic<int> started{0};
@@ -338,7 +342,10 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
     b = TaskHandle();
     queued.clear();
     listener.close();
-    CPPUNIT_ASSERT(eventually([&] { return evchan::test::openDescriptorCount() == descriptorsBefore; }));
+    if (descriptorsBefore >= 0) {
+      CPPUNIT_ASSERT(eventually(
+          [&] { return evchan::test::openDescriptorCountBesidesNameServerSockets() == descriptorsBefore; }));
+    }
     CPPUNIT_ASSERT_MESSAGE(describe(ec1), ec1 == std::errc::operation_canceled || ec1 == Errc::channel_shut_down);
     // "localhost" may also be ::1, which nobody listens on: refused.
     CPPUNIT_ASSERT_MESSAGE(describe(ec2), ec2 == std::errc::operation_canceled || ec2 == Errc::channel_shut_down ||
