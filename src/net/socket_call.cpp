@@ -35,11 +35,6 @@ std::uint64_t cancelGeneration(const SocketStateSlot& slot) noexcept {
   return state != nullptr ? state->cancellation.generation() : 0;
 }
 
-std::uint64_t pinnedCancelGeneration(const SocketStateSlot& slot) noexcept {
-  const SocketPin pin(slot);
-  return pin.get() != nullptr ? pin.get()->cancellation.generation() : 0;
-}
-
 bool SocketCall::cancelledSinceStart() const noexcept {
   return state_ != nullptr &&
          (state_->cancellation.generation() != startedAt_ || state_->cancellation.closing());

@@ -69,10 +69,6 @@ void closeSocket(SocketStateSlot& slot) noexcept;
 /// closes meanwhile.
 std::uint64_t cancelGeneration(const SocketStateSlot& slot) noexcept;
 
-/// cancelGeneration() for a socket that another thread may close
-/// meanwhile: the state is pinned while it is read.
-std::uint64_t pinnedCancelGeneration(const SocketStateSlot& slot) noexcept;
-
 /// Open and not closing.
 bool socketOpen(const SocketStateSlot& slot) noexcept;
 
