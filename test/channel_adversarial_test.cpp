@@ -15,9 +15,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdint>
-#include <filesystem>
 #include <memory>
-#include <random>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -27,6 +25,7 @@
 #include "support/leak_checked_fixture.h"
 #include "support/race_scheduling.h"
 #include "support/slowdown.h"
+#include "support/temp_path.h"
 #include "support/waiting.h"
 
 namespace {
@@ -48,6 +47,7 @@ using evchan::test::describe;
 using evchan::test::eventually;
 using evchan::test::generous;
 using evchan::test::stagger;
+using evchan::test::TempPath;
 
 int rounds(double plain) { return evchan::test::raceRounds(plain, "EVCHAN_CHANNEL_ADVERSARIAL_ROUNDS"); }
 
@@ -79,25 +79,6 @@ class StartLine {
 
  private:
   std::atomic<int> waiting_;
-};
-
-class TempPath {
- public:
-  TempPath() {
-    static std::atomic<int> counter{0};
-    path_ = (std::filesystem::temp_directory_path() / ("evchan-channel-adversarial-" +
-                                                       std::to_string(std::random_device()()) + "-" +
-                                                       std::to_string(counter++)))
-                .string();
-  }
-  ~TempPath() {
-    std::error_code ignored;
-    std::filesystem::remove(path_, ignored);
-  }
-  const std::string& str() const { return path_; }
-
- private:
-  std::string path_;
 };
 
 }  // namespace

@@ -17,7 +17,6 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,6 +27,7 @@
 #include "support/loopback.h"
 #include "support/named_suite.h"
 #include "support/skip.h"
+#include "support/temp_path.h"
 #include "support/waiting.h"
 
 #if defined(__SANITIZE_THREAD__)
@@ -54,32 +54,13 @@ using evchan::test::checksum;
 using evchan::test::describe;
 using evchan::test::fillPattern;
 using evchan::test::kChecksumSeed;
+using evchan::test::TempPath;
 
 std::vector<char> pattern(std::size_t size, std::uint64_t offset) {
   std::vector<char> bytes(size);
   fillPattern(bytes.data(), size, offset);
   return bytes;
 }
-
-// A file path of its own under the temporary directory, removed at the end.
-class TempPath {
- public:
-  TempPath() {
-    // Random, not the pid: portable, and parallel suites never collide.
-    static std::atomic<int> counter{0};
-    path_ = (std::filesystem::temp_directory_path() /
-             ("evchan-file-test-" + std::to_string(std::random_device()()) + "-" + std::to_string(counter++)))
-                .string();
-  }
-  ~TempPath() {
-    std::error_code ignored;
-    std::filesystem::remove(path_, ignored);
-  }
-  const std::string& str() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // Keeps a channel's worker busy in a DispatchEvent until release() (or
 // the end of the scope): on a one-thread channel nothing else runs on a

@@ -27,6 +27,7 @@
 
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
+#include "support/posix/descriptor_limit.h"
 #include "support/skip.h"
 #include "support/stderr_capture.h"
 #include "support/waiting.h"
@@ -45,6 +46,8 @@ using evchan::SystemError;
 using evchan::TaskHandle;
 using evchan::test::describe;
 using evchan::test::eventually;
+using evchan::test::FullDescriptorTable;
+using evchan::test::skipUnderUbsanVptrCheck;
 
 // A handler of the test's own, installed before the sets, so that what
 // they put back can be told from the default and from theirs.
@@ -74,55 +77,6 @@ bool dispositionIsOwn(int signal) {
   sigaction(signal, nullptr, &now);
   return (now.sa_flags & SA_SIGINFO) == 0 && now.sa_handler == ownHandler;
 }
-
-// As test/accept_backoff_test.cpp: UBSan's vptr check needs a pipe(),
-// which a full descriptor table refuses.
-void skipUnderUbsanVptrCheck() {
-  const unsigned long* volatile cache = __ubsan_vptr_type_cache;
-  if (cache != nullptr) EVCHAN_SKIP("UBSan's vptr check needs a pipe(), which a full descriptor table refuses");
-}
-
-// Fills the descriptor table: lowers the soft RLIMIT_NOFILE to a few above
-// the highest open descriptor and opens /dev/null until EMFILE.  release()
-// frees one slot; the destructor closes the rest and restores the limit.
-class FullDescriptorTable {
- public:
-  FullDescriptorTable() {
-    CPPUNIT_ASSERT(getrlimit(RLIMIT_NOFILE, &saved_) == 0);
-    const int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    CPPUNIT_ASSERT(probe >= 0);
-    close(probe);
-    int highest = probe;
-    for (int fd = probe; fd < probe + 4096; ++fd) {
-      if (fcntl(fd, F_GETFD) != -1) highest = fd;
-    }
-    rlimit lowered = saved_;
-    lowered.rlim_cur = static_cast<rlim_t>(highest + 8);
-    CPPUNIT_ASSERT(setrlimit(RLIMIT_NOFILE, &lowered) == 0);
-    for (;;) {
-      const int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-      if (fd < 0) {
-        CPPUNIT_ASSERT_EQUAL(EMFILE, errno);
-        break;
-      }
-      fillers_.push_back(fd);
-    }
-    CPPUNIT_ASSERT(!fillers_.empty());
-  }
-  ~FullDescriptorTable() {
-    for (int fd : fillers_) close(fd);
-    setrlimit(RLIMIT_NOFILE, &saved_);
-  }
-  // Frees one slot, for the accepted socket.
-  void release() {
-    close(fillers_.back());
-    fillers_.pop_back();
-  }
-
- private:
-  rlimit saved_{};
-  std::vector<int> fillers_;
-};
 
 class TaskLifecycleAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST_SUITE(TaskLifecycleAdversarialTest);
