@@ -29,6 +29,12 @@ namespace evchan {
 /// close the stream.  A peer that closes in the middle of a line gives
 /// Errc::end_of_stream, with what it did send still buffered.
 ///
+/// Cancellation: readUntil(), readLine() and peek() may read the stream
+/// several times, and each is one call: the stream's cancel() (or close())
+/// ends it even when it lands between two of those reads, with
+/// std::errc::operation_canceled, as it ends a Stream::readExactly().  What
+/// was read before stays buffered.
+///
 /// Errors are the stream's (timed_out, connection_reset, ...), plus
 /// Errc::message_too_long, std::errc::invalid_argument for consume()
 /// beyond what is buffered or a zero `maxBytes`, and
@@ -99,8 +105,9 @@ class EVCHAN_API BufferedReader {
  private:
   std::size_t size() const noexcept { return end_ - begin_; }
   /// Reads the stream once into the free space, making room for at least
-  /// `wanted` buffered bytes in all.
-  std::error_code fill(std::size_t wanted) noexcept;
+  /// `wanted` buffered bytes in all: a step of a call that began at `mark`
+  /// (Stream::cancelMark()), which a cancel() since then ends.
+  std::error_code fill(std::size_t wanted, Stream::CancelMark mark) noexcept;
   std::string take(std::size_t size);
 
   Stream& stream_;

@@ -137,6 +137,9 @@ class EVCHAN_API Stream {
   using CancelMark = std::uint64_t;
 
  protected:
+  /// BufferedReader's readUntil() and peek() carry their mark down too.
+  friend class BufferedReader;
+
   ///@{
   /// Cancellation across the steps of readExactly() and writeAll().  A
   /// stream whose cancel() ends the calls under way overrides all three:

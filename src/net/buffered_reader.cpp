@@ -15,7 +15,7 @@ BufferedReader::BufferedReader(Stream& stream, std::size_t bufferSize)
 
 std::string_view BufferedReader::buffered() const noexcept { return {buffer_.data() + begin_, size()}; }
 
-std::error_code BufferedReader::fill(std::size_t wanted) noexcept {
+std::error_code BufferedReader::fill(std::size_t wanted, Stream::CancelMark mark) noexcept {
   if (buffer_.size() - begin_ < wanted || end_ == buffer_.size()) {
     std::memmove(buffer_.data(), buffer_.data() + begin_, size());
     end_ -= begin_;
@@ -32,7 +32,7 @@ std::error_code BufferedReader::fill(std::size_t wanted) noexcept {
     }
   }
   std::error_code ec;
-  end_ += stream_.readSome(buffer_.data() + end_, buffer_.size() - end_, ec);
+  end_ += stream_.readSomeSince(mark, buffer_.data() + end_, buffer_.size() - end_, ec);
   return ec;
 }
 
@@ -48,6 +48,7 @@ std::string BufferedReader::readUntil(std::string_view delimiter, std::size_t ma
     ec = std::make_error_code(std::errc::invalid_argument);
     return {};
   }
+  const Stream::CancelMark mark = stream_.cancelMark(false);
   std::size_t from = 0;  // where a delimiter may still start
   for (;;) {
     const std::string_view window = buffered().substr(0, maxBytes);
@@ -63,7 +64,7 @@ std::string BufferedReader::readUntil(std::string_view delimiter, std::size_t ma
     if (window.size() >= delimiter.size()) from = window.size() - delimiter.size() + 1;
     // Room for twice what is buffered (never past maxBytes): grown by one
     // byte instead, each further read of the stream would take one byte.
-    if ((ec = fill(std::min(maxBytes, std::max(size() + 1, 2 * size()))))) return {};
+    if ((ec = fill(std::min(maxBytes, std::max(size() + 1, 2 * size())), mark))) return {};
   }
 }
 
@@ -78,8 +79,10 @@ std::string BufferedReader::readLine(std::size_t maxBytes, std::error_code& ec) 
 
 std::string_view BufferedReader::peek(std::size_t atLeast, std::error_code& ec) {
   ec.clear();
+  if (size() >= atLeast) return buffered();
+  const Stream::CancelMark mark = stream_.cancelMark(false);
   while (size() < atLeast) {
-    if ((ec = fill(atLeast))) break;
+    if ((ec = fill(atLeast, mark))) break;
   }
   return buffered();
 }
