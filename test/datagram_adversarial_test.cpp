@@ -30,6 +30,7 @@
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
+#include "support/run_where.h"
 #include "support/skip.h"
 #include "support/slowdown.h"
 #include "support/waiting.h"
@@ -46,6 +47,8 @@ using evchan::TaskHandle;
 using evchan::TcpSocket;
 using evchan::UdpSocket;
 using evchan::test::generous;
+using evchan::test::runWhere;
+using evchan::test::spawnOrSkip;
 
 const std::error_code kCancelled = std::make_error_code(std::errc::operation_canceled);
 
@@ -53,15 +56,6 @@ UdpSocket boundUdp(AddressFamily family = AddressFamily::IPv4) {
   UdpSocket socket = UdpSocket::open(family);
   socket.bind(Address::fromNumeric(family == AddressFamily::IPv4 ? "127.0.0.1" : "::1", 0, family));
   return socket;
-}
-
-// Spawns `function` on `channel`, skipping the test where there are no tasks.
-TaskHandle spawnOrSkip(EventChannel& channel, std::function<void()> function) {
-  std::error_code ec;
-  TaskHandle task = channel.spawn(std::move(function), {}, ec);
-  if (ec == std::errc::function_not_supported) EVCHAN_SKIP("no tasks in this build");
-  CPPUNIT_ASSERT_MESSAGE("spawn: " + ec.message(), !ec);
-  return task;
 }
 
 // Skips the test where there are no tasks; for a case that starts threads
@@ -544,27 +538,6 @@ class DatagramAdversarialTest : public evchan::test::LeakCheckedFixture {
   }
 
  private:
-  // Runs `body` on this thread, or in a task of a one-worker channel.
-  static void runWhere(bool inTask, const std::function<void()>& body) {
-    if (!inTask) {
-      body();
-      return;
-    }
-    std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(1);
-    std::string failure;
-    TaskHandle task = spawnOrSkip(*channel, [&] {
-      try {
-        body();
-      } catch (const CppUnit::Exception& e) {
-        failure = e.what();
-      } catch (const std::exception& e) {
-        failure = e.what();
-      }
-    });
-    evchan::test::joinWithin(task, 60s);
-    CPPUNIT_ASSERT_MESSAGE(failure, failure.empty());
-  }
-
   // A line arrives in three parts, the last part of its "\r\n" split off;
   // the reader's stream times out between them.  Each timeout returns an
   // empty string, takes nothing, keeps the part; the line then reads whole.

@@ -32,6 +32,7 @@
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
 #include "support/race_scheduling.h"
+#include "support/run_where.h"
 #include "support/slowdown.h"
 #include "support/waiting.h"
 
@@ -52,6 +53,7 @@ using evchan::test::endOfCall;
 using evchan::test::eventually;
 using evchan::test::generous;
 using evchan::test::makeChannel;
+using evchan::test::runWhere;
 using evchan::test::stagger;
 namespace this_task = evchan::this_task;
 
@@ -226,11 +228,7 @@ class SyncAdversarialTest : public evchan::test::LeakCheckedFixture {
             condition->notifyAll();
           }
         };
-        if (round % 2 == 0) {
-          channel->spawn(notify).join();
-        } else {
-          notify();
-        }
+        runWhere(round % 2 == 0, *channel, notify);
         for (std::thread& thread : threads) thread.join();
         for (TaskHandle& task : tasks) task.join();
         CPPUNIT_ASSERT_EQUAL_MESSAGE(where, 0, remaining.load());
@@ -400,17 +398,25 @@ class SyncAdversarialTest : public evchan::test::LeakCheckedFixture {
           victim.join();
         }
       });
+      // Ends the canceller, then every waiter.
+      auto stopEveryone = [&] {
+        cancelling = false;
+        canceller.join();
+        {
+          std::lock_guard<Mutex> lock(mutex);
+          stop = true;
+          condition.notifyAll();
+        }
+        for (std::thread& thread : threads) thread.join();
+        for (TaskHandle& task : tasks) task.join();
+      };
       const int n = rounds(1000);
       for (int k = 1; k <= n; ++k) {
         auto notify = [&] {
           std::lock_guard<Mutex> lock(mutex);
           condition.notifyOne();
         };
-        if (k % 3 == 0) {
-          channel->spawn(notify).join();
-        } else {
-          notify();
-        }
+        runWhere(k % 3 == 0, *channel, notify);
         // The untimed waiters are always there: the notification reached
         // someone, who counts it under the mutex.
         int seen = 0;
@@ -420,28 +426,12 @@ class SyncAdversarialTest : public evchan::test::LeakCheckedFixture {
           return seen >= k;
         });
         if (!counted || seen != k) {
-          cancelling = false;
-          canceller.join();
-          {
-            std::lock_guard<Mutex> lock(mutex);
-            stop = true;
-            condition.notifyAll();
-          }
-          for (std::thread& thread : threads) thread.join();
-          for (TaskHandle& task : tasks) task.join();
+          stopEveryone();
           CPPUNIT_FAIL(config + ": after notification " + std::to_string(k) + ", " + std::to_string(seen) +
                        " wake-ups were counted");
         }
       }
-      cancelling = false;
-      canceller.join();
-      {
-        std::lock_guard<Mutex> lock(mutex);
-        stop = true;
-        condition.notifyAll();
-      }
-      for (std::thread& thread : threads) thread.join();
-      for (TaskHandle& task : tasks) task.join();
+      stopEveryone();
       CPPUNIT_ASSERT_EQUAL_MESSAGE(config, n, woken);
       CPPUNIT_ASSERT_EQUAL_MESSAGE(config + ": " + oddEnd, 0, oddEnds.load());
     }
@@ -493,11 +483,7 @@ class SyncAdversarialTest : public evchan::test::LeakCheckedFixture {
         notification->notify();
         notified = true;
       };
-      if (round % 2 == 0) {
-        channel->spawn(notify).join();
-      } else {
-        notify();
-      }
+      runWhere(round % 2 == 0, *channel, notify);
       for (std::thread& thread : threads) thread.join();
       bool ended = true;
       for (TaskHandle& task : tasks) ended = eventually([&] { return task.done(); }) && ended;

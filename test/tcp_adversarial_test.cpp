@@ -25,6 +25,7 @@
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
+#include "support/run_where.h"
 #include "support/skip.h"
 #include "support/waiting.h"
 
@@ -45,6 +46,7 @@ using evchan::test::eventually;
 using evchan::test::fillPattern;
 using evchan::test::generous;
 using evchan::test::kChecksumSeed;
+using evchan::test::ThreadOrTask;
 
 constexpr evchan::Duration kSocketTimeout = 20s;
 
@@ -68,10 +70,24 @@ Received readToEnd(TcpSocket& socket) {
   }
 }
 
-std::uint64_t patternSum(std::uint64_t bytes) {
+// `bytes` bytes of the pattern the writers send.
+std::vector<char> pattern(std::size_t bytes) {
   std::vector<char> data(bytes);
   fillPattern(data.data(), data.size(), 0);
+  return data;
+}
+
+std::uint64_t patternSum(std::uint64_t bytes) {
+  const std::vector<char> data = pattern(bytes);
   return checksum(kChecksumSeed, data.data(), data.size());
+}
+
+// A connected pair whose both ends give up after kSocketTimeout.
+ConnectedPair timedPair() {
+  ConnectedPair pair = connectPair();
+  pair.client.setTimeout(kSocketTimeout);
+  pair.server.setTimeout(kSocketTimeout);
+  return pair;
 }
 
 // A listener whose accept queue is full (backlog 0, never accepted): the
@@ -132,39 +148,24 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
   void cancelledWriteAllInATaskReportsExactlyWhatThePeerGets() { cancelledWriteAll(true); }
 
   void cancelledWriteAll(bool inTask) {
-    ConnectedPair pair = connectPair();
-    pair.client.setTimeout(kSocketTimeout);
-    pair.server.setTimeout(kSocketTimeout);
+    ConnectedPair pair = timedPair();
     constexpr std::size_t kSize = 32 * 1024 * 1024;
-    std::vector<char> data(kSize);
-    fillPattern(data.data(), data.size(), 0);
+    const std::vector<char> data = pattern(kSize);
     std::atomic<bool> started{false};
     std::size_t firstCount = 0;
     std::error_code firstEc, restEc;
-    auto writer = [&] {
+    std::unique_ptr<EventChannel> channel = inTask ? evchan::test::makeChannel(2) : nullptr;
+    ThreadOrTask writer(channel.get(), [&] {
       started = true;
       firstCount = pair.client.writeAll(data.data(), data.size(), firstEc);
       if (firstCount < kSize) pair.client.writeAll(data.data() + firstCount, kSize - firstCount, restEc);
       pair.client.shutdownWrite();
-    };
-    std::unique_ptr<EventChannel> channel;
-    TaskHandle task;
-    std::thread thread;
-    if (inTask) {
-      channel = evchan::test::makeChannel(2);
-      task = channel->spawn(writer);
-    } else {
-      thread = std::thread(writer);
-    }
+    });
     CPPUNIT_ASSERT(eventually([&] { return started.load(); }));
     std::this_thread::sleep_for(50ms);  // most often the writer waits on a full socket by now
     pair.client.cancel();
     const Received received = readToEnd(pair.server);
-    if (inTask) {
-      evchan::test::joinWithin(task, kSocketTimeout);
-    } else {
-      thread.join();
-    }
+    writer.join(kSocketTimeout);
     ASSERT_ERROR(Errc::end_of_stream, received.ec);
     if (firstCount < kSize) ASSERT_ERROR(std::errc::operation_canceled, firstEc);
     ASSERT_NO_ERROR(restEc);
@@ -179,36 +180,21 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
   void closeDuringWriteAllInATaskReportsExactlyWhatThePeerGets() { closeDuringWriteAll(true); }
 
   void closeDuringWriteAll(bool inTask) {
-    ConnectedPair pair = connectPair();
-    pair.client.setTimeout(kSocketTimeout);
-    pair.server.setTimeout(kSocketTimeout);
+    ConnectedPair pair = timedPair();
     constexpr std::size_t kSize = 32 * 1024 * 1024;
-    std::vector<char> data(kSize);
-    fillPattern(data.data(), data.size(), 0);
+    const std::vector<char> data = pattern(kSize);
     std::atomic<bool> started{false};
     std::size_t written = 0;
     std::error_code ec;
-    auto writer = [&] {
+    std::unique_ptr<EventChannel> channel = inTask ? evchan::test::makeChannel(2) : nullptr;
+    ThreadOrTask writer(channel.get(), [&] {
       started = true;
       written = pair.client.writeAll(data.data(), data.size(), ec);
-    };
-    std::unique_ptr<EventChannel> channel;
-    TaskHandle task;
-    std::thread thread;
-    if (inTask) {
-      channel = evchan::test::makeChannel(2);
-      task = channel->spawn(writer);
-    } else {
-      thread = std::thread(writer);
-    }
+    });
     CPPUNIT_ASSERT(eventually([&] { return started.load(); }));
     std::this_thread::sleep_for(50ms);
     pair.client.close();
-    if (inTask) {
-      evchan::test::joinWithin(task, kSocketTimeout);
-    } else {
-      thread.join();
-    }
+    writer.join(kSocketTimeout);
     const Received received = readToEnd(pair.server);
     ASSERT_ERROR(Errc::end_of_stream, received.ec);
     // not_open only for a writeAll() that began after the close (slow
@@ -231,39 +217,25 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
   void closeBetweenSteps(bool inTask) {
     std::unique_ptr<EventChannel> channel = inTask ? evchan::test::makeChannel(2) : nullptr;
     constexpr std::size_t kSize = 8 * 1024 * 1024;
-    std::vector<char> data(kSize);
-    fillPattern(data.data(), data.size(), 0);
+    const std::vector<char> data = pattern(kSize);
     int midway = 0;
     std::string first;
     for (int round = 0; round < 60; ++round) {
-      ConnectedPair pair = connectPair();
-      pair.client.setTimeout(kSocketTimeout);
-      pair.server.setTimeout(kSocketTimeout);
+      ConnectedPair pair = timedPair();
       std::atomic<bool> started{false}, done{false};
       std::size_t written = 0;
       std::error_code ec;
-      auto writer = [&] {
+      ThreadOrTask writer(channel.get(), [&] {
         started = true;
         written = pair.client.writeAll(data.data(), data.size(), ec);
         done = true;
-      };
-      TaskHandle task;
-      std::thread thread;
-      if (inTask) {
-        task = channel->spawn(writer);
-      } else {
-        thread = std::thread(writer);
-      }
+      });
       Received received;
       std::thread reader([&] { received = readToEnd(pair.server); });
       CPPUNIT_ASSERT(eventually([&] { return started.load(); }));
       std::this_thread::sleep_for(std::chrono::microseconds(200 * (round % 10)));
       pair.client.close();
-      if (inTask) {
-        evchan::test::joinWithin(task, kSocketTimeout);
-      } else {
-        thread.join();
-      }
+      writer.join(kSocketTimeout);
       reader.join();
       ASSERT_ERROR(Errc::end_of_stream, received.ec);
       CPPUNIT_ASSERT_EQUAL(std::uint64_t(written), received.bytes);
@@ -357,9 +329,7 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
   // what the peer sends afterwards; a second shutdownWrite() does not
   // close the socket.
   void writeAfterShutdownWriteFailsAndReadingGoesOn() {
-    ConnectedPair pair = connectPair();
-    pair.client.setTimeout(kSocketTimeout);
-    pair.server.setTimeout(kSocketTimeout);
+    ConnectedPair pair = timedPair();
     pair.client.writeAll("hello", 5);
     pair.client.shutdownWrite();
     char buffer[16] = {};
@@ -390,37 +360,22 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
   void shutdownWriteWhileAWriteAllWaitsInATask() { shutdownWriteWhileWriteAll(true); }
 
   void shutdownWriteWhileWriteAll(bool inTask) {
-    ConnectedPair pair = connectPair();
-    pair.client.setTimeout(kSocketTimeout);
-    pair.server.setTimeout(kSocketTimeout);
+    ConnectedPair pair = timedPair();
     constexpr std::size_t kSize = 32 * 1024 * 1024;
-    std::vector<char> data(kSize);
-    fillPattern(data.data(), data.size(), 0);
+    const std::vector<char> data = pattern(kSize);
     std::atomic<bool> started{false};
     std::size_t written = 0;
     std::error_code ec;
-    auto write = [&] {
+    std::unique_ptr<EventChannel> channel = inTask ? evchan::test::makeChannel(2) : nullptr;
+    ThreadOrTask writer(channel.get(), [&] {
       started = true;
       written = pair.client.writeAll(data.data(), data.size(), ec);
-    };
-    std::unique_ptr<EventChannel> channel;
-    TaskHandle task;
-    std::thread writer;
-    if (inTask) {
-      channel = evchan::test::makeChannel(2);
-      task = channel->spawn(write);
-    } else {
-      writer = std::thread(write);
-    }
+    });
     CPPUNIT_ASSERT(eventually([&] { return started.load(); }));
     std::this_thread::sleep_for(50ms);
     pair.client.shutdownWrite();
     const Received received = readToEnd(pair.server);
-    if (inTask) {
-      evchan::test::joinWithin(task, kSocketTimeout);
-    } else {
-      writer.join();
-    }
+    writer.join(kSocketTimeout);
     ASSERT_ERROR(Errc::end_of_stream, received.ec);
     CPPUNIT_ASSERT_MESSAGE("writeAll ended with " + describe(ec) + " after " + std::to_string(written),
                            ec && written < kSize);
@@ -448,8 +403,7 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
       pieces.push_back({nullptr, size});
       total += size;
     }
-    std::vector<char> data(total);
-    fillPattern(data.data(), data.size(), 0);
+    const std::vector<char> data = pattern(total);
     std::size_t offset = 0;
     for (evchan::ConstBuffer& piece : pieces) {
       piece.data = data.data() + offset;
@@ -459,7 +413,8 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
     std::size_t firstCount = 0, restCount = 0;
     std::error_code firstEc, restEc;
     std::atomic<bool> firstDone{false};
-    auto writer = [&] {
+    std::unique_ptr<EventChannel> channel = inTask ? evchan::test::makeChannel(2) : nullptr;
+    ThreadOrTask writer(channel.get(), [&] {
       started = true;
       firstCount = pair.client.writeAll(pieces.data(), pieces.size(), firstEc);
       firstDone = true;
@@ -476,16 +431,7 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
       }
       restCount = pair.client.writeAll(rest.data(), rest.size(), restEc);
       pair.client.shutdownWrite();
-    };
-    std::unique_ptr<EventChannel> channel;
-    TaskHandle task;
-    std::thread thread;
-    if (inTask) {
-      channel = evchan::test::makeChannel(2);
-      task = channel->spawn(writer);
-    } else {
-      thread = std::thread(writer);
-    }
+    });
     CPPUNIT_ASSERT(eventually([&] { return started.load(); }));
     Received received;
     if (byTimeout) {
@@ -496,11 +442,7 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
       pair.client.cancel();
     }
     received = readToEnd(pair.server);
-    if (inTask) {
-      evchan::test::joinWithin(task, kSocketTimeout);
-    } else {
-      thread.join();
-    }
+    writer.join(kSocketTimeout);
     ASSERT_ERROR(Errc::end_of_stream, received.ec);
     if (firstCount < total) {
       CPPUNIT_ASSERT_MESSAGE(describe(firstEc), firstEc == (byTimeout ? std::errc::timed_out : std::errc::operation_canceled));
@@ -519,31 +461,17 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
   void peerResetUnderALargeWriteAllInATask() { peerResetUnderWriteAll(true); }
 
   void peerResetUnderWriteAll(bool inTask) {
-    ConnectedPair pair = connectPair();
-    pair.client.setTimeout(kSocketTimeout);
-    pair.server.setTimeout(kSocketTimeout);
+    ConnectedPair pair = timedPair();
     constexpr std::size_t kSize = 64 * 1024 * 1024;
     std::vector<char> data(kSize, 'r');
     std::size_t written = 0;
     std::error_code ec;
-    auto writer = [&] { written = pair.client.writeAll(data.data(), data.size(), ec); };
-    std::unique_ptr<EventChannel> channel;
-    TaskHandle task;
-    std::thread thread;
-    if (inTask) {
-      channel = evchan::test::makeChannel(2);
-      task = channel->spawn(writer);
-    } else {
-      thread = std::thread(writer);
-    }
+    std::unique_ptr<EventChannel> channel = inTask ? evchan::test::makeChannel(2) : nullptr;
+    ThreadOrTask writer(channel.get(), [&] { written = pair.client.writeAll(data.data(), data.size(), ec); });
     std::vector<char> chunk(64 * 1024);
     std::size_t read = pair.server.readExactly(chunk.data(), chunk.size());
     pair.server.close();  // with data unread: the kernel sends a reset
-    if (inTask) {
-      evchan::test::joinWithin(task, kSocketTimeout);
-    } else {
-      thread.join();
-    }
+    writer.join(kSocketTimeout);
     CPPUNIT_ASSERT_MESSAGE(describe(ec),
                            ec == std::errc::connection_reset || ec == std::errc::broken_pipe ||
                                ec == std::errc::connection_aborted);  // Windows: WSAECONNABORTED
@@ -619,8 +547,7 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
     });
     // The server sends the pattern in small pieces with pauses so that
     // the reader often waits.
-    std::vector<char> data(kTotal);
-    fillPattern(data.data(), data.size(), 0);
+    const std::vector<char> data = pattern(kTotal);
     pair.server.setTimeout(kSocketTimeout);
     for (std::size_t offset = 0; offset < kTotal; offset += 64 * 1024) {
       pair.server.writeAll(data.data() + offset, 64 * 1024);

@@ -32,6 +32,7 @@
 #include "support/descriptor_names.h"
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
+#include "support/run_where.h"
 #include "support/skip.h"
 #include "support/slowdown.h"
 #include "support/waiting.h"
@@ -47,6 +48,7 @@ using evchan::UnixListener;
 using evchan::UnixSocket;
 using evchan::test::generous;
 using evchan::test::openDescriptorCount;
+using evchan::test::runWhere;
 
 const std::error_code kCancelled = std::make_error_code(std::errc::operation_canceled);
 
@@ -101,32 +103,6 @@ struct Pipe {
     ::close(fds[1]);
   }
 };
-
-// Runs `body` on this thread, or in a task of a one-worker channel.
-void runWhere(bool inTask, const std::function<void()>& body) {
-  if (!inTask) {
-    body();
-    return;
-  }
-  std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(1);
-  std::string failure;
-  std::error_code spawned;
-  TaskHandle task = channel->spawn(
-      [&] {
-        try {
-          body();
-        } catch (const CppUnit::Exception& e) {
-          failure = e.what();
-        } catch (const std::exception& e) {
-          failure = e.what();
-        }
-      },
-      {}, spawned);
-  if (spawned == std::errc::function_not_supported) EVCHAN_SKIP("no tasks in this build");
-  CPPUNIT_ASSERT_MESSAGE(spawned.message(), !spawned);
-  evchan::test::joinWithin(task, 120s);
-  CPPUNIT_ASSERT_MESSAGE(failure, failure.empty());
-}
 
 class UnixAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST_SUITE(UnixAdversarialTest);
@@ -403,7 +379,7 @@ class UnixAdversarialTest : public evchan::test::LeakCheckedFixture {
         }
         for (std::size_t k = 0; k < received && k < 2; ++k) ::close(fds[k]);
       }
-    });
+    }, 120s);
     done = true;
     canceller.join();
     if (!failure.empty()) pair.server.close();  // the sender may wait for room
@@ -603,7 +579,7 @@ class UnixAdversarialTest : public evchan::test::LeakCheckedFixture {
         const std::string line = reader.readLine(64);
         if (line != "line " + std::to_string(i)) failure = "line " + std::to_string(i) + " reads \"" + line + "\"";
       }
-    });
+    }, 120s);
     sender.join();
     CPPUNIT_ASSERT_MESSAGE(failure, failure.empty());
   }
