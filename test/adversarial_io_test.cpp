@@ -218,6 +218,7 @@ class AdversarialIoTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testReceiveStopsAtTheEndOfEachMessage);
   CPPUNIT_TEST(testReadStoppedByDescriptorsIsNotDrained);
   CPPUNIT_TEST(testReadStoppedByUrgentDataIsNotDrained);
+  CPPUNIT_TEST(testReadAtTheUrgentMarkSurvivesSignals);
   CPPUNIT_TEST(testTruncatedControlClosesWhatArrived);
   CPPUNIT_TEST(testReceiveEventTruncatedOnEveryBackend);
   CPPUNIT_TEST(testPeerClosesAfterSendingDescriptors);
@@ -505,6 +506,108 @@ class AdversarialIoTest : public evchan::test::LeakCheckedFixture {
       }
       CPPUNIT_ASSERT_EQUAL(std::string("uuvv"), got);
     }
+  }
+
+  // Linux's recv() at the urgent mark with nothing read yet fails with
+  // EAGAIN, the bytes after the mark still queued, when a signal is
+  // pending for the reading thread: any signal with a handler, or an
+  // io_uring completion's notification for a thread that submitted to a
+  // ring.  The readiness report is gone by then, so a read that parked on
+  // that EAGAIN waited for ever (seen once in CI).  Here a signal storm hits
+  // the thread that posts the reads (which makes them itself: the channel
+  // knows urgent data came), round after round of the urgent scenario on
+  // many connections at once; every read must complete.  Each signal lands
+  // in such a recv() rarely, hence the rounds.
+  void testReadAtTheUrgentMarkSurvivesSignals() {
+    struct sigaction ignore = {};
+    ignore.sa_handler = [](int) {};
+    ignore.sa_flags = SA_RESTART;
+    sigemptyset(&ignore.sa_mask);
+    struct sigaction saved = {};
+    CPPUNIT_ASSERT_EQUAL(0, sigaction(SIGUSR2, &ignore, &saved));
+    const pthread_t reader = pthread_self();
+    std::atomic<bool> stop{false};
+    std::atomic<bool> storming{false};  // only while this thread posts the reads at the mark
+    std::thread storm([&] {
+      while (!stop.load()) {
+        if (storming.load()) {
+          pthread_kill(reader, SIGUSR2);
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    });
+    std::string failure;
+    for (evchan::Backend backend : {evchan::Backend::Epoll, evchan::Backend::Poll, evchan::Backend::IoUring}) {
+      if (!failure.empty()) break;
+      EventChannel::Options options;
+      options.backend = backend;
+      options.initialThreads = 1;
+      std::error_code ec;
+      std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
+      if (!channel) continue;
+      const std::string name = channel->backendName();
+      evchan::TcpListener listener = evchan::TcpListener::listen(evchan::Endpoint{"127.0.0.1", 0});
+      constexpr int kConnections = 32;
+      struct Connection {
+        int raw = -1;
+        evchan::TcpSocket socket;
+        char buffer[16] = {};
+        std::unique_ptr<evchan::ReadEvent> read;
+      };
+      std::vector<Connection> connections(kConnections);
+      for (Connection& connection : connections) {
+        connection.raw = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        CPPUNIT_ASSERT(connection.raw >= 0);
+        sockaddr_in address = {};
+        address.sin_family = AF_INET;
+        address.sin_port = htons(static_cast<std::uint16_t>(listener.port()));
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        CPPUNIT_ASSERT_EQUAL(0, connect(connection.raw, reinterpret_cast<sockaddr*>(&address), sizeof address));
+        connection.socket = listener.accept();
+        connection.read =
+            std::make_unique<evchan::ReadEvent>(connection.socket, connection.buffer, sizeof connection.buffer);
+      }
+      // Posts every connection's read, then takes every completion: the
+      // bytes each read, or the failure.
+      auto readAll = [&](const char* what, bool underStorm, const char* expected, int round) {
+        storming = underStorm;
+        for (Connection& connection : connections) channel->post(*connection.read);
+        storming = false;
+        for (int done = 0; done < kConnections; ++done) {
+          Event* event = channel->getEvent(generousSeconds(5));
+          if (event == nullptr) {
+            failure = name + " round " + std::to_string(round) + ": " + what + " never completed on " +
+                      std::to_string(kConnections - done) + " connection(s)";
+            for (Connection& connection : connections) {
+              if (channel->cancel(*connection.read)) channel->getEvent(kPatience);
+            }
+            return;
+          }
+          auto* read = static_cast<evchan::ReadEvent*>(event);
+          const std::string got(static_cast<const char*>(read->buffer()), read->bytesTransferred());
+          if (read->error() || got != expected) {
+            failure = name + " round " + std::to_string(round) + ": " + what + " gave \"" + got + "\", " +
+                      evchan::test::describe(read->error());
+          }
+        }
+      };
+      for (int round = 0; round < 300 && failure.empty(); ++round) {
+        for (Connection& connection : connections) {
+          CPPUNIT_ASSERT_EQUAL(ssize_t{2}, send(connection.raw, "xx", 2, 0));
+          CPPUNIT_ASSERT_EQUAL(ssize_t{1}, send(connection.raw, "!", 1, MSG_OOB));
+          CPPUNIT_ASSERT_EQUAL(ssize_t{2}, send(connection.raw, "zz", 2, 0));
+        }
+        std::this_thread::sleep_for(2ms);  // most often all of it has arrived by now
+        readAll("the read up to the mark", false, "xx", round);
+        if (failure.empty()) readAll("the read after the mark", true, "zz", round);
+      }
+      for (Connection& connection : connections) close(connection.raw);
+    }
+    stop = true;
+    storm.join();
+    sigaction(SIGUSR2, &saved, nullptr);
+    CPPUNIT_ASSERT_MESSAGE(failure, failure.empty());
   }
 
   // Two messages, each with its own descriptors, queued before the

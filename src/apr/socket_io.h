@@ -43,6 +43,26 @@ std::error_code waitReady(apr_socket_t* socket, Readiness readiness, Deadline de
 std::error_code receiveSome(apr_os_sock_t fd, bool passesDescriptors, void* data, std::size_t size,
                             std::size_t& received, bool& cutShort) noexcept;
 
+/// Whether the socket `fd` stands at an urgent mark (TCP's MSG_OOB), where
+/// a read that fails with the would-block status may have failed
+/// spuriously: Linux's TCP recv() at the mark, before it has read
+/// anything, fails with EAGAIN whenever a signal is pending for the
+/// calling thread (any signal with a handler, or an io_uring completion's
+/// notification for a thread that submitted to a ring), though bytes are
+/// queued after the mark; and no readiness report comes for them again.
+/// One ioctl: only for a socket that has had urgent data.  False where the
+/// host has no such behaviour (Windows) or cannot tell.
+/// Defined per host (src/posix/, src/win32/).
+bool atUrgentMark(apr_os_sock_t fd) noexcept;
+
+/// receiveSome() with the calling thread's signals blocked for the call,
+/// so that none can be pending in it (a signal that comes meanwhile is
+/// delivered when it returns): for a read at an urgent mark
+/// (atUrgentMark()).  Three system calls instead of one.
+/// Defined per host (src/posix/, src/win32/).
+std::error_code receiveSomeSignalsBlocked(apr_os_sock_t fd, bool passesDescriptors, void* data, std::size_t size,
+                                          std::size_t& received, bool& cutShort) noexcept;
+
 /// Sends up to `size` bytes once without waiting and without raising
 /// SIGPIPE; `sent` receives the count.  A full send buffer is reported as
 /// the would-block status.  Defined per host (src/posix/, src/win32/).

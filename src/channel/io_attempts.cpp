@@ -18,13 +18,28 @@ namespace {
 AttemptResult finished(std::error_code error) { return AttemptResult{true, false, error}; }
 AttemptResult wouldBlock() { return AttemptResult{false, true, {}}; }
 
+// How many times a read that would block at an urgent mark is made again
+// at once (see tryRead()).
+constexpr int kUrgentMarkRetries = 4;
+
 AttemptResult tryRead(ReadEvent& event, Watch& watch) {
   std::size_t length = 0;
   bool cutShort = false;
   // On the watch's descriptor: with many connections apr_socket_t would be
   // one more cold object to fetch per read.
-  const std::error_code ec =
-      receiveSome(watch.fd, watch.passesDescriptors, event.buffer(), event.size(), length, cutShort);
+  std::error_code ec = receiveSome(watch.fd, watch.passesDescriptors, event.buffer(), event.size(), length, cutShort);
+  // Once urgent data came, a would-block at its mark can be spurious (a
+  // signal was pending: see atUrgentMark()) with no readiness report to
+  // follow, so parking on it would wait for ever: read again, with the
+  // thread's signals blocked.  The bound is for the notifications that
+  // cannot be blocked (io_uring's), and for a mark whose urgent byte has
+  // not come yet: a real would-block, whose end brings a report.
+  for (int retries = 0; ec && watch.alwaysTry && retries < kUrgentMarkRetries &&
+                        ec == std::errc::resource_unavailable_try_again && atUrgentMark(watch.fd);
+       ++retries) {
+    ec = receiveSomeSignalsBlocked(watch.fd, watch.passesDescriptors, event.buffer(), event.size(), length,
+                                   cutShort);
+  }
   if (ec) {  // tested first: comparing with an errc costs two virtual calls
     if (ec == std::errc::resource_unavailable_try_again) return wouldBlock();
     return finished(ec);

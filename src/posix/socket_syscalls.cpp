@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// receiveSome(), socketPassesDescriptors(), sendSome(), sendGather(),
+// receiveSome(), atUrgentMark(), receiveSomeSignalsBlocked(),
+// socketPassesDescriptors(), sendSome(), sendGather(),
 // pendingConnectResult() and setListenAddressOptions() on POSIX hosts.
+#include <pthread.h>
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -66,6 +70,24 @@ std::error_code receiveSome(apr_os_sock_t fd, bool passesDescriptors, void* data
   if (n == 0) return Errc::end_of_stream;
   received = static_cast<std::size_t>(n);
   return {};
+}
+
+bool atUrgentMark(apr_os_sock_t fd) noexcept {
+  int atMark = 0;
+  return ::ioctl(fd, SIOCATMARK, &atMark) == 0 && atMark != 0;
+}
+
+std::error_code receiveSomeSignalsBlocked(apr_os_sock_t fd, bool passesDescriptors, void* data, std::size_t size,
+                                          std::size_t& received, bool& cutShort) noexcept {
+  sigset_t all;
+  sigset_t saved;
+  sigfillset(&all);
+  if (::pthread_sigmask(SIG_BLOCK, &all, &saved) != 0) {
+    return receiveSome(fd, passesDescriptors, data, size, received, cutShort);
+  }
+  const std::error_code ec = receiveSome(fd, passesDescriptors, data, size, received, cutShort);
+  ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  return ec;
 }
 
 bool socketPassesDescriptors(apr_os_sock_t fd) noexcept {

@@ -86,6 +86,15 @@ std::error_code receiveSome(apr_os_sock_t handle, bool, void* data, std::size_t 
   return {};
 }
 
+// Winsock's recv() at an urgent mark does not fail for a pending
+// notification (there are no signals), so a would-block is never spurious.
+bool atUrgentMark(apr_os_sock_t) noexcept { return false; }
+
+std::error_code receiveSomeSignalsBlocked(apr_os_sock_t handle, bool passesDescriptors, void* data, std::size_t size,
+                                          std::size_t& received, bool& cutShort) noexcept {
+  return receiveSome(handle, passesDescriptors, data, size, received, cutShort);
+}
+
 // Windows passes no descriptors over sockets (AF_UNIX there has no SCM_RIGHTS).
 bool socketPassesDescriptors(apr_os_sock_t) noexcept { return false; }
 
