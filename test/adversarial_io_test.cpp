@@ -182,6 +182,28 @@ UdpSocket boundUdp() {
   return socket;
 }
 
+// A one-worker channel on `backend`, or null where this host has none.
+std::unique_ptr<EventChannel> oneWorkerChannel(evchan::Backend backend) {
+  EventChannel::Options options;
+  options.backend = backend;
+  options.initialThreads = 1;
+  std::error_code ec;
+  return EventChannel::create(options, ec);
+}
+
+// A plain client socket connected to `listener` (on 127.0.0.1), for the
+// raw bytes and MSG_OOB a test sends.
+int connectRaw(const evchan::TcpListener& listener) {
+  const int raw = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  CPPUNIT_ASSERT(raw >= 0);
+  sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(listener.port()));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CPPUNIT_ASSERT_EQUAL(0, connect(raw, reinterpret_cast<sockaddr*>(&address), sizeof address));
+  return raw;
+}
+
 // The next event from getEvent(), failing the test rather than hanging.
 Event& nextEvent(EventChannel& channel) {
   Event* event = channel.getEvent(kPatience);
@@ -195,11 +217,7 @@ std::vector<std::unique_ptr<EventChannel>> oneWorkerChannelOnEveryBackend() {
   std::vector<std::unique_ptr<EventChannel>> channels;
   for (evchan::Backend backend : {evchan::Backend::Epoll, evchan::Backend::Poll, evchan::Backend::Select,
                                   evchan::Backend::AprPollset, evchan::Backend::IoUring}) {
-    EventChannel::Options options;
-    options.backend = backend;
-    options.initialThreads = 1;
-    std::error_code ec;
-    std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
+    std::unique_ptr<EventChannel> channel = oneWorkerChannel(backend);
     if (channel) channels.push_back(std::move(channel));
   }
   return channels;
@@ -361,11 +379,7 @@ class AdversarialIoTest : public evchan::test::LeakCheckedFixture {
   // ReadEvent, on the default backend and on io_uring where there is one.
   void testReadSomeInTaskDropsDescriptors() {
     for (evchan::Backend backend : {evchan::Backend::Default, evchan::Backend::IoUring}) {
-      EventChannel::Options options;
-      options.backend = backend;
-      options.initialThreads = 1;
-      std::error_code ec;
-      std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
+      std::unique_ptr<EventChannel> channel = oneWorkerChannel(backend);
       if (!channel) continue;  // no io_uring here
       HostilePair pair;
       Pipe pipe;
@@ -448,21 +462,11 @@ class AdversarialIoTest : public evchan::test::LeakCheckedFixture {
   // So does a Unix stream socket's (Linux 5.15 and later).
   void testReadStoppedByUrgentDataIsNotDrained() {
     for (evchan::Backend backend : {evchan::Backend::Epoll, evchan::Backend::Poll, evchan::Backend::IoUring}) {
-      EventChannel::Options options;
-      options.backend = backend;
-      options.initialThreads = 1;
-      std::error_code ec;
-      std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
+      std::unique_ptr<EventChannel> channel = oneWorkerChannel(backend);
       if (!channel) continue;
       const std::string name = channel->backendName();
       evchan::TcpListener listener = evchan::TcpListener::listen(evchan::Endpoint{"127.0.0.1", 0});
-      const int raw = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      CPPUNIT_ASSERT(raw >= 0);
-      sockaddr_in address = {};
-      address.sin_family = AF_INET;
-      address.sin_port = htons(static_cast<std::uint16_t>(listener.port()));
-      address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      CPPUNIT_ASSERT_EQUAL(0, connect(raw, reinterpret_cast<sockaddr*>(&address), sizeof address));
+      const int raw = connectRaw(listener);
       evchan::TcpSocket socket = listener.accept();
       char buffer[16];
       evchan::ReadEvent read(socket, buffer, sizeof buffer);
@@ -540,11 +544,7 @@ class AdversarialIoTest : public evchan::test::LeakCheckedFixture {
     std::string failure;
     for (evchan::Backend backend : {evchan::Backend::Epoll, evchan::Backend::Poll, evchan::Backend::IoUring}) {
       if (!failure.empty()) break;
-      EventChannel::Options options;
-      options.backend = backend;
-      options.initialThreads = 1;
-      std::error_code ec;
-      std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
+      std::unique_ptr<EventChannel> channel = oneWorkerChannel(backend);
       if (!channel) continue;
       const std::string name = channel->backendName();
       evchan::TcpListener listener = evchan::TcpListener::listen(evchan::Endpoint{"127.0.0.1", 0});
@@ -557,13 +557,7 @@ class AdversarialIoTest : public evchan::test::LeakCheckedFixture {
       };
       std::vector<Connection> connections(kConnections);
       for (Connection& connection : connections) {
-        connection.raw = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        CPPUNIT_ASSERT(connection.raw >= 0);
-        sockaddr_in address = {};
-        address.sin_family = AF_INET;
-        address.sin_port = htons(static_cast<std::uint16_t>(listener.port()));
-        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        CPPUNIT_ASSERT_EQUAL(0, connect(connection.raw, reinterpret_cast<sockaddr*>(&address), sizeof address));
+        connection.raw = connectRaw(listener);
         connection.socket = listener.accept();
         connection.read =
             std::make_unique<evchan::ReadEvent>(connection.socket, connection.buffer, sizeof connection.buffer);
