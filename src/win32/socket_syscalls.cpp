@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// receiveSome(), socketPassesDescriptors(), sendSome(), sendGather(),
+// receiveSome(), atUrgentMark(), receiveSomeSignalsBlocked(),
+// socketPassesDescriptors(), sendSome(), sendGather(),
 // pendingConnectResult() and setListenAddressOptions() on Windows hosts.
 // APR's headers come first: apr.h includes <windows.h> and the socket
 // headers (<ws2tcpip.h> among them) only when <windows.h> is not in yet.
@@ -86,8 +87,8 @@ std::error_code receiveSome(apr_os_sock_t handle, bool, void* data, std::size_t 
   return {};
 }
 
-// Winsock's recv() at an urgent mark does not fail for a pending
-// notification (there are no signals), so a would-block is never spurious.
+// Windows has no signals to fail a recv() at an urgent mark spuriously:
+// a would-block there is a real one.
 bool atUrgentMark(apr_os_sock_t) noexcept { return false; }
 
 std::error_code receiveSomeSignalsBlocked(apr_os_sock_t handle, bool passesDescriptors, void* data, std::size_t size,
