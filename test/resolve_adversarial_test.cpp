@@ -134,8 +134,11 @@ class ResolveAdversarialTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(channelDestroyedUnderHundredsOfLookups);
   CPPUNIT_TEST(hundredsOfResolvesFromThreadsAndTasksWithCancels);
   CPPUNIT_TEST(connectByNameInTasksCancelledMidLookup);
+  CPPUNIT_TEST(listenAndBindByNameInTasksCancelledMidLookup);
   CPPUNIT_TEST(connectByNameAsTheChannelShutsDown);
   CPPUNIT_TEST(connectByNameWithoutTimeLeft);
+  CPPUNIT_TEST(deadlinesRacingLookupsInATask);
+  CPPUNIT_TEST(postRacingShutdown);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -635,6 +638,46 @@ class ResolveAdversarialTest : public CppUnit::TestFixture {
     std::printf("[resolve-adversarial] %d of %d connects cancelled\n", cancelled, kTasks * 3 / 4);
   }
 
+  // TcpListener::listen() and UdpSocket::bind() by name in tasks
+  // cancelled before they run or in the lookup: each ends listening
+  // (bound) on loopback or cancelled, with nothing left open.
+  void listenAndBindByNameInTasksCancelledMidLookup() {
+    constexpr int kTasks = 80;
+    std::vector<std::string> outcomes(kTasks);
+    std::vector<TaskHandle> tasks;
+    for (int i = 0; i < kTasks; ++i) {
+      auto started = std::make_shared<std::atomic<bool>>(false);
+      tasks.push_back(evchan::test::spawnOrSkip(*channel_, [&outcomes, i, started] {
+        started->store(true);
+        std::string& outcome = outcomes[static_cast<std::size_t>(i)];
+        std::error_code ec;
+        if (i % 2 == 0) {
+          TcpListener listener = TcpListener::listen(Endpoint("localhost", 0), 16, ec);
+          if (!ec) outcome = listener.isOpen() && listener.port() > 0 ? "done" : "listening nowhere";
+        } else {
+          UdpSocket socket = UdpSocket::open(AddressFamily::IPv4);
+          socket.bind(Endpoint("localhost", 0), ec);
+          if (!ec) outcome = socket.localAddress().host() == "127.0.0.1" ? "done" : socket.localAddress().toString();
+        }
+        if (ec) outcome = ec == std::errc::operation_canceled ? "cancelled" : describe(ec);
+      }));
+      if (i % 4 != 3) {
+        if (i % 4 != 0) CPPUNIT_ASSERT(eventually([&] { return started->load(); }));
+        evchan::test::stagger(i % 6);
+        tasks.back().cancel();
+      }
+    }
+    for (TaskHandle& task : tasks) evchan::test::joinWithin(task, 120s);
+    int cancelled = 0;
+    for (int i = 0; i < kTasks; ++i) {
+      const std::string& outcome = outcomes[static_cast<std::size_t>(i)];
+      const std::string at = "task " + std::to_string(i) + (i % 2 ? " (bind): " : " (listen): ") + outcome;
+      CPPUNIT_ASSERT_MESSAGE(at, outcome == "done" || (i % 4 != 3 && outcome == "cancelled"));
+      if (outcome == "cancelled") ++cancelled;
+    }
+    std::printf("[resolve-adversarial] %d of %d listens and binds cancelled\n", cancelled, kTasks * 3 / 4);
+  }
+
   // Tasks connecting by name again and again when the channel shuts down:
   // shutdown() returns (every task ends), each task's last connect having
   // succeeded or failed with operation_canceled or channel_shut_down.
@@ -687,6 +730,108 @@ class ResolveAdversarialTest : public CppUnit::TestFixture {
     ASSERT_ERROR(std::errc::timed_out, zero);
     ASSERT_ERROR(Errc::negative_timeout, negative);
     CPPUNIT_ASSERT(!open);
+  }
+
+  // A task's deadline (this_task::withTimeout) ends a lookup under way
+  // (its ResolveEvent lives on the task's stack, which goes on): each
+  // round resolves or times out; a deadline already passed times out a
+  // name and lets a numeric host, which needs no wait, resolve.
+  void deadlinesRacingLookupsInATask() {
+    constexpr int kRounds = 300;
+    std::string wrong;
+    int timedOut = 0;
+    std::error_code passedName;
+    std::error_code passedNumber;
+    TaskHandle task = evchan::test::spawnOrSkip(*channel_, [&] {
+      for (int round = 0; round < kRounds && wrong.empty(); ++round) {
+        const int port = 2000 + round;
+        const Endpoint endpoint(round % 2 ? "localhost" : "127.1", port);
+        std::error_code ec;
+        std::vector<Address> addresses;
+        try {
+          addresses = evchan::this_task::withTimeout(std::chrono::microseconds((round % 25) * 4),
+                                                     [&] { return evchan::resolve(endpoint); });
+        } catch (const evchan::SystemError& e) {
+          ec = e.code();
+        }
+        if (ec == std::errc::timed_out && addresses.empty()) {
+          ++timedOut;
+        } else if (ec || !allLoopback(addresses, port)) {
+          wrong = "round " + std::to_string(round) + ": " + Outcome{ec, addresses}.text();
+        }
+      }
+      evchan::this_task::withTimeout(-1ms, [&] {
+        evchan::resolve(Endpoint("localhost", 1), AddressFamily::Unspecified, passedName);
+        evchan::resolve(Endpoint("127.0.0.1", 1), AddressFamily::Unspecified, passedNumber);
+      });
+    });
+    evchan::test::joinWithin(task, 120s);
+    CPPUNIT_ASSERT_MESSAGE(wrong, wrong.empty());
+    ASSERT_ERROR(std::errc::timed_out, passedName);
+    ASSERT_NO_ERROR(passedNumber);
+    std::printf("[resolve-adversarial] %d of %d lookups timed out\n", timedOut, kRounds);
+  }
+
+  // One thread posts lookups while another shuts the channel down: each
+  // post() is refused (channel_shut_down, not in flight) or accepted, and
+  // an accepted event comes back, once, resolved or cancelled, by the
+  // time the channel is destroyed.
+  void postRacingShutdown() {
+    constexpr int kRounds = 12;
+    constexpr int kEvents = 500;
+    const char* const hosts[] = {"localhost", "127.0.0.1", "127.1"};
+    int accepted = 0;
+    int cancelled = 0;
+    for (int round = 0; round < kRounds; ++round) {
+      std::vector<std::unique_ptr<ResolveEvent>> events;
+      std::vector<std::unique_ptr<std::atomic<int>>> calls;
+      std::vector<std::error_code> posted(kEvents);
+      for (int i = 0; i < kEvents; ++i) {
+        events.push_back(std::make_unique<ResolveEvent>(Endpoint(hosts[i % 3], i)));
+        calls.push_back(std::make_unique<std::atomic<int>>(0));
+        if (i % 2 == 0) {
+          std::atomic<int>* count = calls.back().get();
+          events.back()->setCallback([count](Event&) { count->fetch_add(1); });
+        }
+      }
+      {
+        std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(2);
+        std::atomic<int> progress{0};
+        std::thread poster([&] {
+          for (std::size_t i = 0; i < kEvents; ++i) {
+            channel->post(*events[i], posted[i]);
+            progress.store(static_cast<int>(i) + 1);
+          }
+        });
+        // Some posts in, most to come, and a varying step more.
+        // (A spin: eventually() sleeps a millisecond, time for every post.)
+        const int before = 1 + (round % 10) * 10;
+        while (progress.load() < before) std::this_thread::yield();
+        evchan::test::stagger(round % 4);
+        channel->shutdown();
+        poster.join();
+      }
+      for (int i = 0; i < kEvents; ++i) {
+        const ResolveEvent& event = *events[static_cast<std::size_t>(i)];
+        const std::error_code& post = posted[static_cast<std::size_t>(i)];
+        const int count = calls[static_cast<std::size_t>(i)]->load();
+        const std::string at = "round " + std::to_string(round) + ", event " + std::to_string(i) + ": ";
+        CPPUNIT_ASSERT_MESSAGE(at + "still in flight", !event.inFlight());
+        CPPUNIT_ASSERT_MESSAGE(at + "callback ran " + std::to_string(count) + " times", count <= 1);
+        if (post) {
+          CPPUNIT_ASSERT_MESSAGE(at + "post " + describe(post), post == Errc::channel_shut_down && count == 0);
+          continue;
+        }
+        const Outcome outcome{event.error(), event.addresses()};
+        CPPUNIT_ASSERT_MESSAGE(at + outcome.text(), outcome.ec == std::errc::operation_canceled
+                                                        ? outcome.addresses.empty()
+                                                        : !outcome.ec && allLoopback(outcome.addresses, i));
+        ++accepted;
+        if (outcome.ec) ++cancelled;
+      }
+    }
+    std::printf("[resolve-adversarial] %d of %d posts accepted, %d of them cancelled\n", accepted, kRounds * kEvents,
+                cancelled);
   }
 
  private:
