@@ -60,7 +60,9 @@ class EVCHAN_API Address {
 /// empty host (Errc::empty_host), a port outside 0..65535
 /// (Errc::port_out_of_range), a NUL in the host (Errc::bad_endpoint), a
 /// name the resolver does not know (the APR status, e.g. APR_EAI_NONAME
-/// family), no address of `family` (Errc::no_address); in a task,
+/// family), no address of `family` (Errc::no_address: an IPv4-mapped
+/// IPv6 address, "::ffff:127.0.0.1", is IPv4 here as everywhere in evchan,
+/// so asked for IPv6 it has none); in a task,
 /// std::errc::operation_canceled when the task is cancelled or its
 /// channel shuts down during the lookup.  Thread-safe.
 EVCHAN_API std::vector<Address> resolve(const Endpoint& endpoint,

@@ -136,7 +136,10 @@ std::vector<Address> lookUpHost(const Endpoint& endpoint, AddressFamily family, 
   try {
     for (const apr_sockaddr_t* entry = list; entry != nullptr; entry = entry->next) {
       Address address = toAddress(entry);
-      if (!address.empty() && std::find(addresses.begin(), addresses.end(), address) == addresses.end())
+      // An IPv4-mapped IPv6 answer reads as IPv4 (toAddress): not of the
+      // family asked for.
+      if (address.empty() || (family != AddressFamily::Unspecified && address.family() != family)) continue;
+      if (std::find(addresses.begin(), addresses.end(), address) == addresses.end())
         addresses.push_back(std::move(address));
     }
   } catch (const std::bad_alloc&) {

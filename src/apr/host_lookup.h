@@ -60,8 +60,9 @@ bool resolveNumeric(const Endpoint& endpoint, AddressFamily family, std::vector<
 
 /// The system resolver (apr_sockaddr_info_get) on the calling thread,
 /// which it blocks for as long as the lookup takes.  Addresses in the
-/// resolver's order without duplicates; errors: the APR status,
-/// Errc::no_address.  `endpoint` must have passed checkLookup().
+/// resolver's order without duplicates, only those of `family` (unless
+/// Unspecified; an IPv4-mapped IPv6 answer counts as IPv4); errors: the
+/// APR status, Errc::no_address.  `endpoint` must have passed checkLookup().
 std::vector<Address> lookUpHost(const Endpoint& endpoint, AddressFamily family, std::error_code& ec) noexcept;
 
 }  // namespace evchan::detail
