@@ -860,7 +860,9 @@ class TaskGroupAdversarialTest : public evchan::test::LeakCheckedFixture {
         onTheWayUp.push_back(endOfCall([] { this_task::sleepFor(1ms); }));
       }
     };
-    TaskHandle task = channel->spawn([&] {
+    evchan::TaskOptions options;
+    options.stackSize = std::size_t(8) << 20;  // 100 frames of std::function and endOfCall (sanitizers: 4x)
+    TaskHandle task = channel->spawn(options, [&] {
       nest(0);
       onTheWayUp.push_back(endOfCall([] { this_task::sleepFor(1ms); }));
     });
