@@ -36,7 +36,10 @@ class EVCHAN_API TaskLocalBase {
 /// TaskLocal built where a destroyed one lived (a stack slot or reused
 /// heap) starts with fresh instances.  Destroying a TaskLocal does not
 /// destroy its instances: each lives on, unreachable, until its task ends,
-/// so T's destructor must not refer to the TaskLocal itself.
+/// so T's destructor must not refer to the TaskLocal itself.  It may use
+/// other TaskLocals (one whose instance is gone already gets a fresh one,
+/// destroyed in turn); it must not throw: as for thread_local, an
+/// exception escaping it calls std::terminate.
 template <class T>
 class TaskLocal : private TaskLocalBase {
  public:

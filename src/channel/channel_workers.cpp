@@ -3,6 +3,7 @@
 // workers presumed stuck.
 #include <algorithm>
 #include <climits>
+#include <utility>
 
 #include <evchan/blocking.h>
 
@@ -126,9 +127,13 @@ void ChannelCore::beginItem(WorkerActivity& activity) noexcept {
 
 void ChannelCore::endItem(WorkerActivity& activity) noexcept {
   activity.inItem = false;
-  // A task that suspended inside a blocking call left it on this thread:
-  // the call ends on the thread that resumes it.
-  activity.blockingDepth = 0;
+  // A task that suspended inside a blocking call left it on this thread,
+  // which is free again: the call ends, uncounted, on the thread that
+  // resumes it.
+  if (std::exchange(activity.blockingDepth, 0) > 0) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --blocked_;
+  }
   if (activity.busy.exchange(0, std::memory_order_seq_cst) & WorkerActivity::kPresumedBlocked) {
     std::lock_guard<std::mutex> lock(mutex_);
     --blocked_;  // not stuck after all
@@ -347,11 +352,14 @@ void ChannelCore::enterBlocking() noexcept {
   ChannelCore* core = currentWorkerChannel();
   if (core == nullptr) return;
   WorkerActivity* activity = workerActivitySlot();
+  // Nested (blocking() in blocking(), a wrapped library that wraps its own
+  // calls): the worker is counted once, by the outermost call.
+  if (activity != nullptr && activity->blockingDepth++ > 0) return;
   std::lock_guard<std::mutex> lock(core->mutex_);
   // The monitor leaves a worker in a blocking call alone (no busy stamp);
   // one it presumed blocked already is counted, and stays so.
   bool counted = false;
-  if (activity != nullptr && activity->blockingDepth++ == 0) {
+  if (activity != nullptr) {
     counted = (activity->busy.exchange(0, std::memory_order_seq_cst) & WorkerActivity::kPresumedBlocked) != 0;
   }
   if (!counted) ++core->blocked_;
@@ -368,14 +376,15 @@ void ChannelCore::enterBlocking() noexcept {
 void ChannelCore::leaveBlocking() noexcept {
   ChannelCore* core = currentWorkerChannel();
   if (core == nullptr) return;
+  WorkerActivity* activity = workerActivitySlot();
+  // Entered in an earlier item (see endItem()), or an inner call of nested ones.
+  if (activity != nullptr && (activity->blockingDepth == 0 || --activity->blockingDepth > 0)) return;
   {
     std::lock_guard<std::mutex> lock(core->mutex_);
     --core->blocked_;
   }
   // Back to running the item: its grace period starts over.
-  WorkerActivity* activity = workerActivitySlot();
-  if (activity != nullptr && activity->blockingDepth > 0 && --activity->blockingDepth == 0 && activity->inItem &&
-      core->monitored_) {
+  if (activity != nullptr && activity->inItem && core->monitored_) {
     activity->busy.store(WorkerActivity::stamp(core->monitor_.tick()), std::memory_order_seq_cst);
     core->monitor_.noteBusy();
   }
