@@ -34,6 +34,7 @@
 #include "support/loopback.h"
 #include "support/slowdown.h"
 #include "support/stderr_capture.h"
+#include "support/task_reports.h"
 #include "support/waiting.h"
 
 namespace {
@@ -48,47 +49,13 @@ using evchan::TaskHandle;
 using evchan::TaskId;
 using evchan::TaskLocal;
 using evchan::test::endOfCall;
+using evchan::test::EndWitness;
 using evchan::test::eventually;
+using evchan::test::makeReportingChannel;
+using evchan::test::MemberFailure;
+using evchan::test::Reports;
 using evchan::test::joinWithin;
 namespace this_task = evchan::this_task;
-
-class MemberFailure : public std::runtime_error {
- public:
-  explicit MemberFailure(const std::string& what) : std::runtime_error(what) {}
-};
-
-// Counts the tasks whose stack unwound (or returned) past it.
-struct EndWitness {
-  std::atomic<int>& ended;
-  ~EndWitness() { ++ended; }
-};
-
-// The channel's onUnhandledException reports, by what().
-struct Reports {
-  std::mutex mutex;
-  std::vector<std::string> whats;
-  std::size_t count() {
-    std::lock_guard<std::mutex> lock(mutex);
-    return whats.size();
-  }
-};
-
-std::unique_ptr<EventChannel> makeReportingChannel(Reports& reports, int threads = 2) {
-  EventChannel::Options options;
-  options.initialThreads = threads;
-  options.onUnhandledException = [&reports](TaskId, std::exception_ptr e) {
-    std::string what = "?";
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-      what = x.what();
-    } catch (...) {
-    }
-    std::lock_guard<std::mutex> lock(reports.mutex);
-    reports.whats.push_back(what);
-  };
-  return evchan::test::createOrSkip(options);
-}
 
 std::string deadlockError() {
   return "SystemError " + evchan::test::describe(std::make_error_code(std::errc::resource_deadlock_would_occur));

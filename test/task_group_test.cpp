@@ -23,6 +23,7 @@
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
 #include "support/stderr_capture.h"
+#include "support/task_reports.h"
 #include "support/waiting.h"
 
 namespace {
@@ -34,46 +35,12 @@ using evchan::SystemError;
 using evchan::TaskGroup;
 using evchan::TaskHandle;
 using evchan::TaskId;
+using evchan::test::EndWitness;
 using evchan::test::eventually;
+using evchan::test::makeReportingChannel;
+using evchan::test::MemberFailure;
+using evchan::test::Reports;
 namespace this_task = evchan::this_task;
-
-class MemberFailure : public std::runtime_error {
- public:
-  explicit MemberFailure(const std::string& what) : std::runtime_error(what) {}
-};
-
-// Counts the tasks whose stack unwound past it.
-struct UnwindWitness {
-  std::atomic<int>& unwound;
-  ~UnwindWitness() { ++unwound; }
-};
-
-// The channel's onUnhandledException reports, by what().
-struct Reports {
-  std::mutex mutex;
-  std::vector<std::string> whats;
-  std::size_t count() {
-    std::lock_guard<std::mutex> lock(mutex);
-    return whats.size();
-  }
-};
-
-std::unique_ptr<EventChannel> makeReportingChannel(Reports& reports) {
-  EventChannel::Options options;
-  options.initialThreads = 2;
-  options.onUnhandledException = [&reports](TaskId, std::exception_ptr e) {
-    std::string what = "?";
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-      what = x.what();
-    } catch (...) {
-    }
-    std::lock_guard<std::mutex> lock(reports.mutex);
-    reports.whats.push_back(what);
-  };
-  return evchan::test::createOrSkip(options);
-}
 
 std::string codeOf(const std::function<void()>& call) {
   try {
@@ -148,7 +115,7 @@ class TaskGroupTest : public evchan::test::LeakCheckedFixture {
       TaskGroup group(*channel);
       for (int i = 0; i < kParked; ++i) {
         group.spawn([&] {
-          UnwindWitness witness{unwound};
+          EndWitness witness{unwound};
           ++parked;
           this_task::sleepFor(std::chrono::hours(1));
         });
@@ -210,13 +177,13 @@ class TaskGroupTest : public evchan::test::LeakCheckedFixture {
     evchan::test::ConnectedPair pair = evchan::test::connectPair();
     for (int i = 0; i < 3; ++i) {
       group.spawn([&] {
-        UnwindWitness witness{unwound};
+        EndWitness witness{unwound};
         ++parked;
         this_task::sleepFor(1h);
       });
     }
     group.spawn([&] {
-      UnwindWitness witness{unwound};
+      EndWitness witness{unwound};
       ++parked;
       char byte;
       pair.server.readSome(&byte, 1);
@@ -235,7 +202,7 @@ class TaskGroupTest : public evchan::test::LeakCheckedFixture {
     std::atomic<int> parked{0}, unwound{0};
     for (int i = 0; i < 5; ++i) {
       group.spawn([&] {
-        UnwindWitness witness{unwound};
+        EndWitness witness{unwound};
         ++parked;
         Notification never;
         never.wait();
@@ -246,7 +213,7 @@ class TaskGroupTest : public evchan::test::LeakCheckedFixture {
     group.cancel();  // twice: harmless
     // Spawned after the cancel: starts cancelled.
     group.spawn([&] {
-      UnwindWitness witness{unwound};
+      EndWitness witness{unwound};
       this_task::yield();
     });
     group.join();
@@ -270,7 +237,7 @@ class TaskGroupTest : public evchan::test::LeakCheckedFixture {
       TaskGroup group(*channel);
       for (int i = 0; i < 4; ++i) {
         group.spawn([&] {
-          UnwindWitness witness{unwound};
+          EndWitness witness{unwound};
           ++parked;
           this_task::sleepFor(1h);
         });
@@ -371,7 +338,7 @@ class TaskGroupTest : public evchan::test::LeakCheckedFixture {
       auto group = std::make_shared<std::unique_ptr<TaskGroup>>(std::make_unique<TaskGroup>(*channel));
       for (int i = 0; i < 3; ++i) {
         (*group)->spawn([&] {
-          UnwindWitness witness{unwound};
+          EndWitness witness{unwound};
           ++parked;
           this_task::sleepFor(1h);
         });

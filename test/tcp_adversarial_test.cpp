@@ -90,6 +90,33 @@ ConnectedPair timedPair() {
   return pair;
 }
 
+// A writeAll() of 32 MiB of the pattern on `pair.client`, whose peer does
+// not read yet, begun on a thread or (inTask) in a task of a two-worker
+// channel of its own.  Once constructed the call has begun, and most often
+// waits on the full socket.
+struct WaitingWriteAll {
+  static constexpr std::size_t kSize = 32 * 1024 * 1024;
+
+  WaitingWriteAll(ConnectedPair& pair, bool inTask)
+      : data(pattern(kSize)),
+        channel(inTask ? evchan::test::makeChannel(2) : nullptr),
+        writer(channel.get(), [this, &pair] {
+          started = true;
+          written = pair.client.writeAll(data.data(), data.size(), ec);
+        }) {
+    CPPUNIT_ASSERT(eventually([&] { return started.load(); }));
+    std::this_thread::sleep_for(50ms);  // most often the writer waits on a full socket by now
+  }
+  void join() { writer.join(kSocketTimeout); }
+
+  const std::vector<char> data;
+  std::atomic<bool> started{false};
+  std::size_t written = 0;
+  std::error_code ec;
+  std::unique_ptr<EventChannel> channel;
+  ThreadOrTask writer;  // last: the call ends before what it uses goes
+};
+
 // A listener whose accept queue is full (backlog 0, never accepted): the
 // kernel drops further SYNs, so a connect to it waits.  `queued` keeps
 // the connections the kernel completed.  Returns false where this host
@@ -181,20 +208,11 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
 
   void closeDuringWriteAll(bool inTask) {
     ConnectedPair pair = timedPair();
-    constexpr std::size_t kSize = 32 * 1024 * 1024;
-    const std::vector<char> data = pattern(kSize);
-    std::atomic<bool> started{false};
-    std::size_t written = 0;
-    std::error_code ec;
-    std::unique_ptr<EventChannel> channel = inTask ? evchan::test::makeChannel(2) : nullptr;
-    ThreadOrTask writer(channel.get(), [&] {
-      started = true;
-      written = pair.client.writeAll(data.data(), data.size(), ec);
-    });
-    CPPUNIT_ASSERT(eventually([&] { return started.load(); }));
-    std::this_thread::sleep_for(50ms);
+    WaitingWriteAll writer(pair, inTask);
     pair.client.close();
-    writer.join(kSocketTimeout);
+    writer.join();
+    const std::size_t written = writer.written;
+    const std::error_code ec = writer.ec;
     const Received received = readToEnd(pair.server);
     ASSERT_ERROR(Errc::end_of_stream, received.ec);
     // not_open only for a writeAll() that began after the close (slow
@@ -361,21 +379,13 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
 
   void shutdownWriteWhileWriteAll(bool inTask) {
     ConnectedPair pair = timedPair();
-    constexpr std::size_t kSize = 32 * 1024 * 1024;
-    const std::vector<char> data = pattern(kSize);
-    std::atomic<bool> started{false};
-    std::size_t written = 0;
-    std::error_code ec;
-    std::unique_ptr<EventChannel> channel = inTask ? evchan::test::makeChannel(2) : nullptr;
-    ThreadOrTask writer(channel.get(), [&] {
-      started = true;
-      written = pair.client.writeAll(data.data(), data.size(), ec);
-    });
-    CPPUNIT_ASSERT(eventually([&] { return started.load(); }));
-    std::this_thread::sleep_for(50ms);
+    WaitingWriteAll writer(pair, inTask);
     pair.client.shutdownWrite();
     const Received received = readToEnd(pair.server);
-    writer.join(kSocketTimeout);
+    writer.join();
+    const std::size_t written = writer.written;
+    const std::error_code ec = writer.ec;
+    constexpr std::size_t kSize = WaitingWriteAll::kSize;
     ASSERT_ERROR(Errc::end_of_stream, received.ec);
     CPPUNIT_ASSERT_MESSAGE("writeAll ended with " + describe(ec) + " after " + std::to_string(written),
                            ec && written < kSize);

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: Apache-2.0
+// For the task suites: a member's own exception type, a witness of a
+// task's end, and a channel whose onUnhandledException records what it
+// reports.
+#ifndef EVCHAN_TEST_SUPPORT_TASK_REPORTS_H
+#define EVCHAN_TEST_SUPPORT_TASK_REPORTS_H
+
+#include <atomic>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <evchan/event_channel.h>
+#include <evchan/task.h>
+
+#include "support/waiting.h"
+
+namespace evchan::test {
+
+/// What a failing member throws.
+class MemberFailure : public std::runtime_error {
+ public:
+  explicit MemberFailure(const std::string& what) : std::runtime_error(what) {}
+};
+
+/// Counts the tasks whose stack unwound (or returned) past it.
+struct EndWitness {
+  std::atomic<int>& ended;
+  ~EndWitness() { ++ended; }
+};
+
+/// The channel's onUnhandledException reports, by what() ("?" for an
+/// exception not derived from std::exception).
+struct Reports {
+  std::mutex mutex;
+  std::vector<std::string> whats;
+  std::size_t count() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return whats.size();
+  }
+};
+
+/// A channel of `threads` workers that records its unhandled-exception
+/// reports in `reports` (which must outlive it); skips the test where no
+/// channel can be made.
+inline std::unique_ptr<EventChannel> makeReportingChannel(Reports& reports, int threads = 2) {
+  EventChannel::Options options;
+  options.initialThreads = threads;
+  options.onUnhandledException = [&reports](TaskId, std::exception_ptr e) {
+    std::string what = "?";
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      what = x.what();
+    } catch (...) {
+    }
+    std::lock_guard<std::mutex> lock(reports.mutex);
+    reports.whats.push_back(what);
+  };
+  return createOrSkip(options);
+}
+
+}  // namespace evchan::test
+
+#endif  // EVCHAN_TEST_SUPPORT_TASK_REPORTS_H
