@@ -32,19 +32,23 @@ struct EVCHAN_API AcceptBackoff {
 /// A TCP socket listening for connections.  Move-only; the destructor
 /// closes it.  Error forms as for TcpSocket.
 ///
-/// Thread safety: accept() may be called from several threads at once (in
-/// tasks, one task at a time per channel waits for a listener: a second
-/// gets Errc::socket_busy).  cancel() and close() may be called from any
-/// thread or task while others are inside accept() (or any other call but
-/// the destructor and a move): cancel() ends the waiting accept() calls
-/// with std::errc::operation_canceled and leaves the listener open;
-/// close() ends them the same way, waits until they have returned and
-/// then closes the descriptor; later calls fail with Errc::not_open.  This
-/// is how a server stops accepting.  acceptWithBackoff() ends with
-/// operation_canceled too, a cancel() during one of its back-off sleeps
-/// included (when the sleep ends: close() may wait that long).  cancel(),
-/// close(), the timeout and the rest of the rules are StreamListener's
-/// (see there).
+/// Thread safety: accept() may be called from several threads and tasks at
+/// once.  Tasks of one channel take turns: one at a time waits in the
+/// kernel, the others wait behind it in the order they came, each within
+/// its own timeout, and cancel(), close() and TaskHandle::cancel() end them
+/// wherever they are (an AcceptEvent posted on the channel directly is not
+/// a task's call: tasks that find one waiting fail with Errc::socket_busy,
+/// since nothing would tell them when it is done).  cancel() and close()
+/// may be called from any thread or task while others are inside accept()
+/// (or any other call but the destructor and a move): cancel() ends the
+/// waiting accept() calls with std::errc::operation_canceled and leaves the
+/// listener open; close() ends them the same way, waits until they have
+/// returned and then closes the descriptor; later calls fail with
+/// Errc::not_open.  This is how a server stops accepting.
+/// acceptWithBackoff() ends with operation_canceled too, a cancel() during
+/// one of its back-off sleeps included (when the sleep ends: close() may
+/// wait that long).  cancel(), close(), the timeout and the rest of the
+/// rules are StreamListener's (see there).
 class EVCHAN_API TcpListener : public StreamListener {
  public:
   /// A closed listener; every call on it fails with Errc::not_open.

@@ -38,24 +38,21 @@ struct UdpSocketAccess;
 ///
 /// Thread safety: a datagram is never cut or mixed with another: each send
 /// hands its datagram to the system whole, in one call, and each receive
-/// takes one whole datagram.  So several threads, and tasks of different
-/// channels, may send on one socket at once, and several threads may
-/// receive at once (each datagram goes to one of them), while others send.
-/// In tasks, one task at a time per channel waits on a socket in each
-/// direction (as TcpListener's accept()): a receive that finds nothing to
-/// read while another task of the same channel waits to receive there
-/// fails at once with Errc::socket_busy, and so does a send that finds the
-/// send buffer full while another task of the channel waits to send.  How
-/// soon that buffer fills depends on the system (under Wine, four senders
-/// of 1.4 KB datagrams did it): tasks of one channel sharing a socket send
-/// under a Mutex, or from one task.  cancel() and close() may be called
-/// from any thread at any time, with TcpSocket's guarantees (cancel() ends
-/// the calls waiting, with operation_canceled; close() also refuses later
-/// calls with Errc::not_open and waits for the cancelled calls to return
-/// before the descriptor goes).  The options, addresses and timeout may be
-/// set and read concurrently with each other and with the other calls;
-/// bind() and connect() must not race any call but cancel() and close()
-/// (connect() changes the peer that error messages name).
+/// takes one whole datagram.  So several threads and tasks may send on one
+/// socket at once, and several may receive at once (each datagram goes to
+/// one of them) while others send.  Tasks of one channel take turns in each
+/// direction, as at TcpListener's accept(): a receive that finds nothing to
+/// read while another task of the channel waits to receive waits behind it,
+/// in the order they came, within its own timeout; so does a send that
+/// finds the send buffer full while another task of the channel waits to
+/// send.  cancel() and close() may be called from any thread at any time,
+/// with TcpSocket's guarantees (cancel() ends the calls waiting, with
+/// operation_canceled; close() also refuses later calls with Errc::not_open
+/// and waits for the cancelled calls to return before the descriptor
+/// goes).  The options, addresses and timeout may be set and read
+/// concurrently with each other and with the other calls; bind() and
+/// connect() must not race any call but cancel() and close() (connect()
+/// changes the peer that error messages name).
 class EVCHAN_API UdpSocket {
  public:
   /// A closed socket; every call on it fails with Errc::not_open.

@@ -135,8 +135,8 @@ class EVCHAN_API UnixSocket : public StreamSocket {
 /// A Unix-domain socket listening for connections.  Move-only; the
 /// destructor closes it.  cancel(), close(), the timeout and the
 /// thread-safety rules are StreamListener's (see there); accept() may be
-/// called from several threads at once (in tasks, one task at a time per
-/// channel waits: a second gets Errc::socket_busy).
+/// called from several threads and tasks at once (tasks of one channel
+/// take turns, as TcpListener's).
 ///
 /// The socket file: listen() on a path creates it.  A path where a socket
 /// file is left behind by a listener that is gone (a connect to it is

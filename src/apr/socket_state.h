@@ -16,6 +16,7 @@
 #include <evchan/tcp_socket.h>
 
 #include "apr/apr_runtime.h"
+#include "apr/task_turns.h"
 #include "apr/wait_cancellation.h"
 #include "poller/watch_handle.h"
 
@@ -27,7 +28,8 @@ namespace evchan::detail {
 /// non-blocking mode (APR timeout 0); waiting is done by waitReady() or by
 /// the channel.  Members are destroyed in reverse order: the channel lets
 /// go of the socket before the pool closes the descriptor.  `cancellation`
-/// holds the blocking calls under way (see SocketCall in src/net).
+/// holds the blocking calls under way (see SocketCall in src/net); `turns`
+/// the tasks that wait in turn for the channel's slot.
 struct SocketState {
   PoolPtr pool;
   apr_socket_t* socket = nullptr;
@@ -37,6 +39,7 @@ struct SocketState {
   std::string peer;
   WatchHandle watch;
   WaitCancellation cancellation;
+  TaskTurns turns;
 
   static constexpr apr_os_sock_t kNoNativeSocket = static_cast<apr_os_sock_t>(-1);
 };

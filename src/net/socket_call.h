@@ -48,9 +48,20 @@ class SocketCall {
   /// In a task: awaitInTask() with the socket's timeout, ended by a
   /// cancel() (operation_canceled).  False, doing nothing, where
   /// awaitInTask() would return false (outside a task, a zero timeout).
+  /// An accept, or a datagram receive or send, that finds another task's
+  /// call of the same channel (and direction) on the socket waits for its
+  /// turn, first come first in, within the same timeout, instead of
+  /// failing with socket_busy.
   bool awaitInTask(Event& event, std::error_code& ec) noexcept;
 
  private:
+  void awaitOnce(Event& event, Duration timeout, std::error_code& ec) noexcept;
+  /// Parks `me`, queued behind another call of its channel and direction,
+  /// until that call leaves (true: `me` goes in), or the wait ends
+  /// otherwise: false, with `ec` set (timed_out at `deadline`,
+  /// operation_canceled).
+  bool awaitTurn(TurnTaker& me, Deadline deadline, std::error_code& ec) noexcept;
+
   SocketState* state_ = nullptr;
   std::uint64_t startedAt_ = 0;
 };

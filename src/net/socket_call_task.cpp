@@ -1,6 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-// SocketCall: a task's wait that cancel() ends; cancel() and close().
+// SocketCall: a task's wait that cancel() ends, and the turns the tasks of
+// one channel take at a socket they share; cancel() and close().
 #include "net/socket_call.h"
+
+#include <apr_errno.h>
+
+#include <algorithm>
+
+#include <evchan/error.h>
+#include <evchan/timer_event.h>
 
 #include "channel/channel_core.h"
 #include "net/close_wait.h"
@@ -16,25 +24,139 @@ void cancelPostedEvent(CancellableWait& wait) noexcept {
   static_cast<ChannelCore*>(wait.channel)->cancel(*static_cast<Event*>(wait.event));
 }
 
+// Which calls take turns: those that several tasks of a server make on one
+// socket at once (accepting on a listener, receiving or sending on a
+// datagram socket).  A stream's reads or writes from two tasks would
+// interleave their bytes: those stay socket_busy.
+bool takesTurns(const Event& event) noexcept {
+  switch (event.kind()) {
+    case Event::Kind::Accept:
+    case Event::Kind::DatagramReceive:
+    case Event::Kind::DatagramSend: return true;
+    default: return false;
+  }
+}
+
+// The socket's timeout left until `deadline`; zero once it has passed.
+Duration timeLeft(Deadline deadline) noexcept {
+  if (deadline == kNoDeadline) return kInfiniteTimeout;
+  return std::max(Duration(deadline - Clock::now()), Duration::zero());
+}
+
+bool sharesTurn(const TurnTaker& one, const TurnTaker& other) noexcept {
+  return one.channel == other.channel && one.writer == other.writer;
+}
+
+// Queues `taker`; true when it must wait for its turn: a call of its
+// channel and direction is there already (inside, or waiting itself).
+bool join(TaskTurns& turns, TurnTaker& taker) noexcept {
+  std::lock_guard<std::mutex> lock(turns.mutex);
+  for (const TurnTaker* other = turns.first; other != nullptr && !taker.waiting; other = other->next)
+    taker.waiting = sharesTurn(*other, taker);
+  taker.previous = turns.last;
+  (turns.last != nullptr ? turns.last->next : turns.first) = &taker;
+  turns.last = &taker;
+  return taker.waiting;
+}
+
+// Unqueues `leaving`.  When it was the one inside (its event has left the
+// slot), the first waiting call of its channel and direction goes in.
+void leave(TaskTurns& turns, TurnTaker& leaving) noexcept {
+  std::lock_guard<std::mutex> lock(turns.mutex);
+  (leaving.previous != nullptr ? leaving.previous->next : turns.first) = leaving.next;
+  (leaving.next != nullptr ? leaving.next->previous : turns.last) = leaving.previous;
+  if (leaving.waiting) return;
+  for (TurnTaker* taker = turns.first; taker != nullptr; taker = taker->next) {
+    if (!taker->waiting || !sharesTurn(*taker, leaving)) continue;
+    taker->waiting = false;
+    taker->woken = true;
+    // Parked already: resumed through its wait, which stays until it has
+    // taken the lock; else it sees `woken` before it parks.
+    if (CancellableWait* wait = taker->wait; wait != nullptr && !wait->cancelled.exchange(true))
+      wait->cancelTask(*wait);
+    return;
+  }
+}
+
 }  // namespace
 
-bool SocketCall::awaitInTask(Event& event, std::error_code& ec) noexcept {
-  ChannelCore* core = currentTaskChannel();
-  const Duration timeout = state_->timeout;
-  if (core == nullptr || timeout == Duration::zero()) return false;
+// One post of `event` and the task's wait for it, at most `timeout` (a
+// turn waited for may have used up the socket's timeout: timed_out).
+void SocketCall::awaitOnce(Event& event, Duration timeout, std::error_code& ec) noexcept {
+  if (timeout == Duration::zero()) {
+    ec = makeAprError(APR_TIMEUP);
+    return;
+  }
   CancellableWait wait;
   wait.cancelTask = &cancelPostedEvent;
   wait.event = &event;
-  wait.channel = core;
+  wait.channel = currentTaskChannel();
   if (!state_->cancellation.enterWait(wait, startedAt_)) {
     ec = std::make_error_code(std::errc::operation_canceled);
-    return true;
+    return;
   }
   detail::awaitInTask(event, timeout, ec, &wait.cancelled);
   state_->cancellation.leaveWait(wait);
   // A cancel() racing the timer: the cancel() is what the caller asked for.
   if (wait.cancelled.load() && ec == std::errc::timed_out) ec = std::make_error_code(std::errc::operation_canceled);
+}
+
+bool SocketCall::awaitInTask(Event& event, std::error_code& ec) noexcept {
+  ChannelCore* core = currentTaskChannel();
+  const Duration timeout = state_->timeout;
+  if (core == nullptr || timeout == Duration::zero()) return false;
+  if (!takesTurns(event)) {
+    awaitOnce(event, timeout, ec);
+    return true;
+  }
+  TaskTurns& turns = state_->turns;
+  TurnTaker me;
+  me.channel = core;
+  me.writer = event.kind() == Event::Kind::DatagramSend;
+  const Deadline deadline = deadlineAfter(timeout);
+  // Inside, the call's event finds the slot free unless an event posted on
+  // the channel directly holds it: then it fails with socket_busy, and so,
+  // one after the other, do the calls waiting behind it.
+  if (!join(turns, me) || awaitTurn(me, deadline, ec)) awaitOnce(event, timeLeft(deadline), ec);
+  leave(turns, me);
   return true;
+}
+
+bool SocketCall::awaitTurn(TurnTaker& me, Deadline deadline, std::error_code& ec) noexcept {
+  TaskTurns& turns = state_->turns;
+  TimerEvent turn{kInfiniteTimeout};  // cancelled when the turn comes
+  CancellableWait wait;
+  wait.cancelTask = &cancelPostedEvent;
+  wait.event = &turn;
+  wait.channel = currentTaskChannel();
+  {
+    std::lock_guard<std::mutex> lock(turns.mutex);
+    if (me.woken) return true;
+    me.wait = &wait;
+  }
+  std::error_code waited;
+  const Duration left = timeLeft(deadline);
+  if (left == Duration::zero()) {
+    waited = makeAprError(APR_TIMEUP);
+  } else if (!state_->cancellation.enterWait(wait, startedAt_)) {
+    waited = std::make_error_code(std::errc::operation_canceled);
+  } else {
+    detail::awaitInTask(turn, left, waited, &wait.cancelled);
+    state_->cancellation.leaveWait(wait);
+  }
+  bool woken = false;
+  {
+    std::lock_guard<std::mutex> lock(turns.mutex);
+    woken = me.woken;
+    me.wait = nullptr;
+  }
+  // Its turn came: the call goes in, whatever else ended the wait (a
+  // cancel() since the call began fails its post at once, and so do the
+  // task's cancellation and a deadline that has passed), and passes the
+  // turn on when it leaves.
+  if (woken) return true;
+  ec = wait.cancelled.load() ? std::make_error_code(std::errc::operation_canceled) : waited;
+  return false;
 }
 
 void cancelSocket(const SocketStateSlot& slot) noexcept {

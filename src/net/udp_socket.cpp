@@ -266,9 +266,12 @@ std::size_t UdpSocket::receiveFrom(void* buffer, std::size_t size, Address& from
   if ((ec = checkBuffer(state, buffer, size))) return 0;
   if (inTask()) {
     // Through the task's channel: tried at once unless the socket is known
-    // to be empty, then the task waits for the event.
+    // to be empty, then the task waits for the event (for its turn first,
+    // when another task of the channel waits to receive: the try then
+    // finds the slot taken).
     DatagramReceiveEvent receive(*this, buffer, size);
-    if (detail::tryInTask(receive, ec) || call.awaitInTask(receive, ec)) {
+    const bool tried = detail::tryInTask(receive, ec) && ec != Errc::socket_busy;
+    if (tried || call.awaitInTask(receive, ec)) {
       if (ec && ec != std::errc::message_size) return 0;
       from = receive.peer();
       return receive.bytesTransferred();

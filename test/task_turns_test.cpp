@@ -1,0 +1,464 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tasks of one channel that accept on one listener, or receive on one UDP
+// socket, at the same time: they take turns at the channel's slot for the
+// socket (first come, first in) instead of failing with socket_busy, and
+// cancel(), close(), the socket's timeout and TaskHandle::cancel() end a
+// call waiting for its turn as they end one waiting in the kernel.  On
+// every backend.
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <evchan/evchan.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "support/backend_fixture.h"
+#include "support/diagnostics.h"
+#include "support/named_suite.h"
+#include "support/reclaim_on_exit.h"
+#include "support/run_where.h"
+#include "support/waiting.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using evchan::AcceptEvent;
+using evchan::Address;
+using evchan::AddressFamily;
+using evchan::Backend;
+using evchan::Duration;
+using evchan::Endpoint;
+using evchan::Errc;
+using evchan::EventChannel;
+using evchan::TaskHandle;
+using evchan::TcpListener;
+using evchan::TcpSocket;
+using evchan::UdpSocket;
+using evchan::test::allWorkersIdle;
+using evchan::test::eventually;
+using evchan::test::generous;
+using evchan::test::joinWithin;
+using evchan::test::ReclaimOnExit;
+using evchan::test::spawnOrSkip;
+
+const std::error_code kCancelled = std::make_error_code(std::errc::operation_canceled);
+
+TcpListener loopbackListener() { return TcpListener::listen(Endpoint("127.0.0.1", 0)); }
+
+UdpSocket boundUdpSocket() {
+  UdpSocket socket = UdpSocket::open(AddressFamily::IPv4);
+  socket.bind(Address::fromNumeric("127.0.0.1", 0, AddressFamily::IPv4));
+  return socket;
+}
+
+// Connects a client that sends one byte, `tag`, and stays open.
+TcpSocket connectTagged(const TcpListener& listener, char tag) {
+  TcpSocket client = TcpSocket::connect(listener.localAddress(), generous(10s));
+  client.writeAll(&tag, 1);
+  return client;
+}
+
+// What the acceptor tasks of one test saw: the connections they accepted
+// (the test thread reads their tags: a task cancelled right after its
+// accept still hands its connection over), each task's count and the
+// error its last accept ended with.
+struct AcceptLog {
+  explicit AcceptLog(int tasks) : perTask(tasks), lastError(tasks) {}
+
+  std::mutex mutex;
+  std::vector<TcpSocket> accepted;
+  std::string tags;  // of the connections read so far, in `accepted` order
+  std::vector<int> perTask;
+  std::vector<std::error_code> lastError;
+  std::atomic<int> started{0};
+
+  // The tags of every connection accepted so far, sorted.
+  std::string sortedTags() {
+    std::lock_guard<std::mutex> lock(mutex);
+    while (tags.size() < accepted.size()) {
+      char tag = 0;
+      accepted[tags.size()].setTimeout(generous(10s));
+      accepted[tags.size()].readExactly(&tag, 1);
+      tags += tag;
+    }
+    std::string sorted = tags;
+    std::sort(sorted.begin(), sorted.end());
+    return sorted;
+  }
+
+  int acceptedBy(int who) {
+    std::lock_guard<std::mutex> lock(mutex);
+    return perTask[who];
+  }
+};
+
+// Accepts until an accept fails.
+void acceptUntilError(TcpListener& listener, AcceptLog& log, int who) {
+  ++log.started;
+  for (;;) {
+    std::error_code ec;
+    TcpSocket accepted = listener.accept(ec);
+    std::lock_guard<std::mutex> lock(log.mutex);
+    if (ec) {
+      log.lastError[who] = ec;
+      return;
+    }
+    log.accepted.push_back(std::move(accepted));
+    ++log.perTask[who];
+  }
+}
+
+// Declared after what a test's tasks use: however the test ends (a failed
+// assertion included), closes the socket they wait on, which ends their
+// calls, and joins them before those go.
+template <class Socket>
+class EndTasksOnExit {
+ public:
+  EndTasksOnExit(Socket& socket, std::vector<TaskHandle>& tasks) : socket_(socket), tasks_(tasks) {}
+  ~EndTasksOnExit() {
+    socket_.close();
+    for (TaskHandle& task : tasks_) {
+      try {
+        task.join();
+      } catch (...) {  // a task ended by the close() may throw; what it checked is already reported
+      }
+    }
+  }
+  EndTasksOnExit(const EndTasksOnExit&) = delete;
+  EndTasksOnExit& operator=(const EndTasksOnExit&) = delete;
+
+ private:
+  Socket& socket_;
+  std::vector<TaskHandle>& tasks_;
+};
+
+std::string firstTags(int count) {
+  std::string tags;
+  for (int i = 0; i < count; ++i) tags += static_cast<char>('A' + i);
+  return tags;
+}
+
+template <Backend B>
+class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
+  EVCHAN_TEST_SUITE_NAMED(TaskTurnsTest, suiteName());
+  CPPUNIT_TEST(testAcceptorTasksTakeTurnsOnOneWorker);
+  CPPUNIT_TEST(testAcceptorTasksTakeTurnsOnTwoWorkers);
+  CPPUNIT_TEST(testReceiverTasksTakeTurns);
+  CPPUNIT_TEST(testTurnsComeInArrivalOrder);
+  CPPUNIT_TEST(testCloseEndsEveryWaitingAccept);
+  CPPUNIT_TEST(testCancelEndsEveryWaitingAcceptAndTheListenerStaysOpen);
+  CPPUNIT_TEST(testTheTimeoutCoversTheWaitForTheTurn);
+  CPPUNIT_TEST(testCancellingTheTaskInsidePassesTheTurnOn);
+  CPPUNIT_TEST(testCancellingAWaitingTaskKeepsTheOthersInLine);
+  CPPUNIT_TEST(testTasksOfTwoChannelsDoNotWaitForEachOther);
+  CPPUNIT_TEST(testAnEventPostedDirectlyStillMakesTasksBusy);
+  CPPUNIT_TEST(testAcceptorsCancelledAtRandomLoseNoConnection);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  using evchan::test::BackendChannelFixture<B>::channel_;
+
+  static std::string suiteName() { return std::string("TaskTurnsTest<") + evchan::backendName(B) + ">"; }
+
+  void testAcceptorTasksTakeTurnsOnOneWorker() { acceptorsTakeTurns(*channel_); }
+
+  void testAcceptorTasksTakeTurnsOnTwoWorkers() {
+    std::unique_ptr<EventChannel> channel = evchan::test::createOnBackendOrSkip(B, 2);
+    acceptorsTakeTurns(*channel);
+  }
+
+  // Four tasks receive on one socket; every datagram goes to exactly one
+  // of them, and none fails with socket_busy.
+  void testReceiverTasksTakeTurns() {
+    constexpr int kTasks = 4;
+    constexpr int kDatagrams = 64;
+    UdpSocket receiver = boundUdpSocket();
+    UdpSocket sender = boundUdpSocket();
+    std::mutex mutex;
+    std::vector<int> seen(kDatagrams, 0);
+    std::vector<std::error_code> lastError(kTasks);
+    std::atomic<int> received{0};
+    std::vector<TaskHandle> tasks;
+    const EndTasksOnExit<UdpSocket> end(receiver, tasks);
+    for (int who = 0; who < kTasks; ++who) {
+      tasks.push_back(spawnOrSkip(*channel_, [&, who] {
+        for (;;) {
+          unsigned char number = 0;
+          std::error_code ec;
+          receiver.receive(&number, 1, ec);
+          if (ec) {
+            lastError[who] = ec;
+            return;
+          }
+          std::lock_guard<std::mutex> lock(mutex);
+          if (number < kDatagrams) ++seen[number];
+          ++received;
+        }
+      }));
+    }
+    for (int i = 0; i < kDatagrams; ++i) {
+      const auto number = static_cast<unsigned char>(i);
+      sender.sendTo(&number, 1, receiver.localAddress());
+      if (i % 8 == 7) std::this_thread::sleep_for(1ms);  // let them park again now and then
+    }
+    CPPUNIT_ASSERT_MESSAGE("not every datagram was received",
+                           eventually([&] { return received.load() == kDatagrams; }));
+    receiver.close();
+    for (TaskHandle& task : tasks) joinWithin(task);
+    for (int i = 0; i < kDatagrams; ++i) CPPUNIT_ASSERT_EQUAL_MESSAGE(std::to_string(i), 1, seen[i]);
+    for (const std::error_code& ec : lastError) ASSERT_ERROR(kCancelled, ec);
+  }
+
+  // Tasks that find another task accepting wait in the order they came:
+  // one connection at a time goes to the first of them still waiting.
+  void testTurnsComeInArrivalOrder() {
+    constexpr int kTasks = 4;
+    TcpListener listener = loopbackListener();
+    std::vector<int> order;
+    std::mutex mutex;
+    std::atomic<int> started{0};
+    std::vector<TaskHandle> tasks;
+    const EndTasksOnExit<TcpListener> end(listener, tasks);
+    for (int who = 0; who < kTasks; ++who) {
+      tasks.push_back(spawnOrSkip(*channel_, [&, who] {
+        ++started;
+        TcpSocket accepted = listener.accept();
+        std::lock_guard<std::mutex> lock(mutex);
+        order.push_back(who);
+      }));
+      // Parked: the next one comes after it.
+      CPPUNIT_ASSERT(eventually([&] { return started.load() == who + 1; }));
+      CPPUNIT_ASSERT(allWorkersIdle(*channel_));
+    }
+    std::vector<TcpSocket> clients;
+    for (int i = 0; i < kTasks; ++i) {
+      clients.push_back(TcpSocket::connect(listener.localAddress(), generous(10s)));
+      CPPUNIT_ASSERT(eventually([&] {
+        std::lock_guard<std::mutex> lock(mutex);
+        return static_cast<int>(order.size()) == i + 1;
+      }));
+    }
+    for (TaskHandle& task : tasks) joinWithin(task);
+    CPPUNIT_ASSERT((order == std::vector<int>{0, 1, 2, 3}));
+  }
+
+  void testCloseEndsEveryWaitingAccept() {
+    TcpListener listener = loopbackListener();
+    AcceptLog log(3);
+    std::vector<TaskHandle> tasks;
+    const EndTasksOnExit<TcpListener> end(listener, tasks);
+    spawnAcceptors(listener, log, tasks);
+    listener.close();
+    for (TaskHandle& task : tasks) joinWithin(task);
+    for (const std::error_code& ec : log.lastError) ASSERT_ERROR(kCancelled, ec);
+    CPPUNIT_ASSERT(!listener.isOpen());
+  }
+
+  void testCancelEndsEveryWaitingAcceptAndTheListenerStaysOpen() {
+    TcpListener listener = loopbackListener();
+    AcceptLog log(3);
+    std::vector<TaskHandle> tasks;
+    const EndTasksOnExit<TcpListener> end(listener, tasks);
+    spawnAcceptors(listener, log, tasks);
+    listener.cancel();
+    for (TaskHandle& task : tasks) joinWithin(task);
+    for (const std::error_code& ec : log.lastError) ASSERT_ERROR(kCancelled, ec);
+    // Open still: accepts made after the cancel() work, in turn too.
+    AcceptLog after(2);
+    std::vector<TaskHandle> again;
+    const EndTasksOnExit<TcpListener> endAgain(listener, again);
+    spawnAcceptors(listener, after, again);
+    TcpSocket clientA = connectTagged(listener, 'A');
+    TcpSocket clientB = connectTagged(listener, 'B');
+    CPPUNIT_ASSERT(eventually([&] { return after.sortedTags() == "AB"; }));
+    listener.close();
+    for (TaskHandle& task : again) joinWithin(task);
+    for (const std::error_code& ec : after.lastError) ASSERT_ERROR(kCancelled, ec);
+  }
+
+  // The listener's timeout bounds the whole call, the wait for the turn
+  // included: the tasks waiting behind the first end with timed_out too.
+  void testTheTimeoutCoversTheWaitForTheTurn() {
+    TcpListener listener = loopbackListener();
+    listener.setTimeout(200ms);
+    AcceptLog log(3);
+    std::vector<TaskHandle> tasks;
+    const EndTasksOnExit<TcpListener> end(listener, tasks);
+    for (int who = 0; who < 3; ++who)
+      tasks.push_back(spawnOrSkip(*channel_, [&, who] { acceptUntilError(listener, log, who); }));
+    for (TaskHandle& task : tasks) joinWithin(task);
+    for (const std::error_code& ec : log.lastError) ASSERT_ERROR(std::errc::timed_out, ec);
+  }
+
+  // TaskHandle::cancel() of the task whose accept is inside: the one
+  // waiting behind it goes in and gets the next connection.
+  void testCancellingTheTaskInsidePassesTheTurnOn() {
+    TcpListener listener = loopbackListener();
+    AcceptLog log(2);
+    std::vector<TaskHandle> tasks;
+    const EndTasksOnExit<TcpListener> end(listener, tasks);
+    spawnAcceptors(listener, log, tasks);
+    tasks[0].cancel();
+    CPPUNIT_ASSERT(eventually([&] { return tasks[0].done(); }));
+    ASSERT_ERROR(kCancelled, log.lastError[0]);
+    TcpSocket client = connectTagged(listener, 'A');
+    CPPUNIT_ASSERT(eventually([&] { return log.sortedTags() == "A"; }));
+    CPPUNIT_ASSERT_EQUAL(1, log.acceptedBy(1));
+    listener.close();
+    for (TaskHandle& task : tasks) joinWithin(task);
+    ASSERT_ERROR(kCancelled, log.lastError[1]);
+  }
+
+  // TaskHandle::cancel() of a task waiting for its turn ends only that
+  // task; the one inside and the one behind still accept.
+  void testCancellingAWaitingTaskKeepsTheOthersInLine() {
+    TcpListener listener = loopbackListener();
+    AcceptLog log(3);
+    std::vector<TaskHandle> tasks;
+    const EndTasksOnExit<TcpListener> end(listener, tasks);
+    spawnAcceptors(listener, log, tasks);
+    tasks[1].cancel();
+    CPPUNIT_ASSERT(eventually([&] { return tasks[1].done(); }));
+    ASSERT_ERROR(kCancelled, log.lastError[1]);
+    std::vector<TcpSocket> clients;
+    for (char tag : firstTags(4)) clients.push_back(connectTagged(listener, tag));
+    CPPUNIT_ASSERT(eventually([&] { return log.sortedTags() == "ABCD"; }));
+    CPPUNIT_ASSERT_EQUAL(0, log.acceptedBy(1));
+    listener.close();
+    for (TaskHandle& task : tasks) joinWithin(task);
+    ASSERT_ERROR(kCancelled, log.lastError[0]);
+    ASSERT_ERROR(kCancelled, log.lastError[2]);
+  }
+
+  // Each channel keeps its own slot: a task of another channel accepts
+  // while this channel's task waits in accept.
+  void testTasksOfTwoChannelsDoNotWaitForEachOther() {
+    std::unique_ptr<EventChannel> other = evchan::test::createOnBackendOrSkip(B, 1);
+    TcpListener listener = loopbackListener();
+    AcceptLog log(2);
+    std::vector<TaskHandle> tasks;
+    const EndTasksOnExit<TcpListener> end(listener, tasks);
+    tasks.push_back(spawnOrSkip(*channel_, [&] { acceptUntilError(listener, log, 0); }));
+    tasks.push_back(spawnOrSkip(*other, [&] { acceptUntilError(listener, log, 1); }));
+    CPPUNIT_ASSERT(eventually([&] { return log.started.load() == 2; }));
+    CPPUNIT_ASSERT(allWorkersIdle(*channel_));
+    CPPUNIT_ASSERT(allWorkersIdle(*other));
+    std::vector<TcpSocket> clients;
+    for (char tag : firstTags(8)) clients.push_back(connectTagged(listener, tag));
+    CPPUNIT_ASSERT(eventually([&] { return log.sortedTags() == firstTags(8); }));
+    listener.close();
+    for (TaskHandle& task : tasks) joinWithin(task);
+    ASSERT_ERROR(kCancelled, log.lastError[0]);
+    ASSERT_ERROR(kCancelled, log.lastError[1]);
+  }
+
+  // An AcceptEvent the user posted on the channel is not a task's call:
+  // the tasks cannot know when it leaves the slot, so they fail at once
+  // with socket_busy, as before, rather than wait on it.
+  void testAnEventPostedDirectlyStillMakesTasksBusy() {
+    TcpListener listener = loopbackListener();
+    AcceptEvent posted(listener);
+    ReclaimOnExit reclaim(*channel_);
+    channel_->post(posted);
+    AcceptLog log(2);
+    std::vector<TaskHandle> tasks;
+    const EndTasksOnExit<TcpListener> end(listener, tasks);
+    for (int who = 0; who < 2; ++who)
+      tasks.push_back(spawnOrSkip(*channel_, [&, who] { acceptUntilError(listener, log, who); }));
+    for (TaskHandle& task : tasks) joinWithin(task);
+    ASSERT_ERROR(Errc::socket_busy, log.lastError[0]);
+    ASSERT_ERROR(Errc::socket_busy, log.lastError[1]);
+    TcpSocket client = connectTagged(listener, 'A');
+    CPPUNIT_ASSERT(channel_->getEvent(generous(10s)) == &posted);
+    ASSERT_NO_ERROR(posted.error());
+  }
+
+  // Acceptor tasks that TaskHandle::cancel() ends at random moments, while
+  // new ones start and clients connect: every connection is accepted by
+  // exactly one task, no accept fails but by the cancel, none hangs.
+  void testAcceptorsCancelledAtRandomLoseNoConnection() {
+    std::unique_ptr<EventChannel> channel = evchan::test::createOnBackendOrSkip(B, 2);
+    constexpr int kRounds = 30;
+    constexpr int kTasks = 4;
+    std::mt19937 random(20261205);
+    for (int round = 0; round < kRounds; ++round) {
+      TcpListener listener = loopbackListener();
+      AcceptLog log(kTasks + 1);
+      std::vector<TaskHandle> tasks;
+      const EndTasksOnExit<TcpListener> end(listener, tasks);
+      for (int who = 0; who < kTasks; ++who)
+        tasks.push_back(spawnOrSkip(*channel, [&, who] { acceptUntilError(listener, log, who); }));
+      std::vector<TcpSocket> clients;
+      const std::string tags = firstTags(12);
+      const int victim = static_cast<int>(random() % kTasks);
+      const std::size_t cancelAt = random() % tags.size();
+      for (std::size_t i = 0; i < tags.size(); ++i) {
+        if (i == cancelAt) tasks[victim].cancel();
+        clients.push_back(connectTagged(listener, tags[i]));
+      }
+      // A late acceptor, in case the cancel took the last one inside.
+      tasks.push_back(spawnOrSkip(*channel, [&] { acceptUntilError(listener, log, kTasks); }));
+      const bool all = eventually([&] { return log.sortedTags() == tags; });
+      listener.close();
+      for (TaskHandle& task : tasks) joinWithin(task);
+      CPPUNIT_ASSERT_EQUAL_MESSAGE("round " + std::to_string(round), tags, log.sortedTags());
+      CPPUNIT_ASSERT(all);
+      for (int who = 0; who < kTasks; ++who) ASSERT_ERROR(kCancelled, log.lastError[who]);
+      // The late one may have come after the close().
+      const std::error_code late = log.lastError[kTasks];
+      CPPUNIT_ASSERT_MESSAGE(late.message(), late == kCancelled || late == Errc::not_open);
+    }
+  }
+
+ private:
+  // Spawns one acceptor task per entry of `log` on the fixture's channel,
+  // one after the other, each parked before the next starts (the first is
+  // inside, the others wait in that order).
+  void spawnAcceptors(TcpListener& listener, AcceptLog& log, std::vector<TaskHandle>& tasks) {
+    for (int who = 0; who < static_cast<int>(log.perTask.size()); ++who) {
+      tasks.push_back(spawnOrSkip(*channel_, [&listener, &log, who] { acceptUntilError(listener, log, who); }));
+      CPPUNIT_ASSERT(eventually([&] { return log.started.load() == who + 1; }));
+      CPPUNIT_ASSERT(allWorkersIdle(*channel_));
+    }
+  }
+
+  // Four acceptor tasks share one listener; 24 clients connect one after
+  // another, each sending its tag.  Every connection is accepted once, no
+  // accept fails with socket_busy, and close() ends them all.
+  void acceptorsTakeTurns(EventChannel& channel) {
+    constexpr int kTasks = 4;
+    TcpListener listener = loopbackListener();
+    AcceptLog log(kTasks);
+    std::vector<TaskHandle> tasks;
+    const EndTasksOnExit<TcpListener> end(listener, tasks);
+    for (int who = 0; who < kTasks; ++who)
+      tasks.push_back(spawnOrSkip(channel, [&, who] { acceptUntilError(listener, log, who); }));
+    const std::string tags = firstTags(24);
+    std::vector<TcpSocket> clients;
+    for (char tag : tags) clients.push_back(connectTagged(listener, tag));
+    const bool all = eventually([&] { return log.sortedTags() == tags; });
+    listener.close();
+    for (TaskHandle& task : tasks) joinWithin(task);
+    CPPUNIT_ASSERT_EQUAL(tags, log.sortedTags());
+    CPPUNIT_ASSERT(all);
+    for (const std::error_code& ec : log.lastError) ASSERT_ERROR(kCancelled, ec);
+  }
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(TaskTurnsTest<Backend::Epoll>);
+CPPUNIT_TEST_SUITE_REGISTRATION(TaskTurnsTest<Backend::Poll>);
+CPPUNIT_TEST_SUITE_REGISTRATION(TaskTurnsTest<Backend::Select>);
+CPPUNIT_TEST_SUITE_REGISTRATION(TaskTurnsTest<Backend::AprPollset>);
+CPPUNIT_TEST_SUITE_REGISTRATION(TaskTurnsTest<Backend::IoUring>);
+CPPUNIT_TEST_SUITE_REGISTRATION(TaskTurnsTest<Backend::Aio>);
+CPPUNIT_TEST_SUITE_REGISTRATION(TaskTurnsTest<Backend::Iocp>);
+
+}  // namespace
