@@ -21,6 +21,7 @@
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
+#include "support/task_reports.h"
 #include "support/waiting.h"
 
 namespace {
@@ -32,15 +33,10 @@ using evchan::Mutex;
 using evchan::Notification;
 using evchan::SystemError;
 using evchan::TaskHandle;
+using evchan::test::EndWitness;
 using evchan::test::describe;
 using evchan::test::eventually;
 using evchan::test::makeChannel;
-
-// Counts the tasks whose stack unwound past it.
-struct UnwindWitness {
-  std::atomic<int>& unwound;
-  ~UnwindWitness() { ++unwound; }
-};
 
 // Shuts the channel down from another thread and fails (rather than hang
 // the suite) when that does not finish in time.
@@ -125,7 +121,7 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
     std::vector<TaskHandle> tasks;
     for (const auto& wait : waits) {
       tasks.push_back(channel->spawn([&started, &unwound, &wait] {
-        UnwindWitness witness{unwound};
+        EndWitness witness{unwound};  // counts the stacks unwound past it
         ++started;
         wait.second();
       }));
@@ -195,7 +191,7 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
       std::atomic<int> started{0};
       for (int i = 0; i < 50; ++i) {
         tasks.push_back(channel->spawn([&, i] {
-          UnwindWitness witness{unwound};
+          EndWitness witness{unwound};
           ++started;
           if (i % 2 == 0) neverNotified.wait(); else evchan::this_task::sleepFor(1h);
         }));
@@ -249,7 +245,7 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
     std::string ends[2];
     for (int i = 0; i < 2; ++i) {
       tasks[i] = channel->spawn([&, i] {
-        UnwindWitness witness{unwound};
+        EndWitness witness{unwound};
         handlesSet.wait();
         TaskHandle other = tasks[1 - i];
         ++joining;
@@ -282,7 +278,7 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
     TaskHandle target = targetChannel->spawn([&] { release.wait(); });
     std::string joinEnd = "not yet";
     TaskHandle joiner = joinerChannel->spawn([&] {
-      UnwindWitness witness{unwound};
+      EndWitness witness{unwound};
       joining = true;
       joinEnd = endOf(target);
     });
@@ -360,7 +356,7 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
       std::atomic<bool> started{false};
       std::atomic<int> unwound{0};
       TaskHandle task = channel->spawn([&] {
-        UnwindWitness witness{unwound};
+        EndWitness witness{unwound};
         started = true;
         wait.second();
       });
