@@ -168,6 +168,9 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
   CPPUNIT_TEST(testTasksOfTwoChannelsDoNotWaitForEachOther);
   CPPUNIT_TEST(testAnEventPostedDirectlyStillMakesTasksBusy);
   CPPUNIT_TEST(testAcceptorsCancelledAtRandomLoseNoConnection);
+  CPPUNIT_TEST(testTheTurnPassesWhileTheTaskThatHadItComputes);
+  CPPUNIT_TEST(testANewReceiveDoesNotTakeADatagramAheadOfAWaitingOne);
+  CPPUNIT_TEST(testATinyTimeoutStillAcceptsAQueuedConnection);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -421,6 +424,103 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
       for (int who = 0; who < kTasks; ++who) assertStoppedByClose(log.lastError[who]);
       assertStoppedByClose(log.lastError[kTasks]);
     }
+  }
+
+  // The task that accepted computes on without suspending: the task it
+  // handed the turn to resumes on the other, idle, worker and accepts the
+  // next connection meanwhile (not once the first task waits again).
+  void testTheTurnPassesWhileTheTaskThatHadItComputes() {
+    std::unique_ptr<EventChannel> channel = evchan::test::createOnBackendOrSkip(B, 2);
+    TcpListener listener = loopbackListener();
+    std::atomic<int> started{0};
+    std::atomic<bool> secondAccepted{false};
+    std::atomic<bool> sawItWhileComputing{false};
+    std::vector<TaskHandle> tasks;
+    const EndTasksOnExit<TcpListener> end(listener, tasks);
+    tasks.push_back(spawnOrSkip(*channel, [&] {
+      ++started;
+      TcpSocket accepted = listener.accept();
+      const auto giveUp = std::chrono::steady_clock::now() + generous(5s);
+      while (!secondAccepted.load() && std::chrono::steady_clock::now() < giveUp) {
+      }
+      sawItWhileComputing = secondAccepted.load();
+    }));
+    CPPUNIT_ASSERT(eventually([&] { return started.load() == 1; }));
+    CPPUNIT_ASSERT(allWorkersIdle(*channel));
+    tasks.push_back(spawnOrSkip(*channel, [&] {
+      ++started;
+      TcpSocket accepted = listener.accept();
+      secondAccepted = true;
+    }));
+    CPPUNIT_ASSERT(eventually([&] { return started.load() == 2; }));
+    CPPUNIT_ASSERT(allWorkersIdle(*channel));
+    TcpSocket first = TcpSocket::connect(listener.localAddress(), generous(10s));
+    TcpSocket second = TcpSocket::connect(listener.localAddress(), generous(10s));
+    for (TaskHandle& task : tasks) joinWithin(task);
+    CPPUNIT_ASSERT_MESSAGE("the waiting task accepted only once the first stopped computing",
+                           sawItWhileComputing.load());
+  }
+
+  // One worker: A receives d0 while B waits for its turn, then, before A
+  // suspends, d1 arrives and A receives again.  B came first: d1 is B's,
+  // and A's second receive waits behind it (A gets d2).
+  void testANewReceiveDoesNotTakeADatagramAheadOfAWaitingOne() {
+    UdpSocket receiver = boundUdpSocket();
+    UdpSocket sender = boundUdpSocket();
+    std::atomic<int> started{0};
+    std::atomic<bool> gotFirst{false};
+    std::atomic<bool> secondSent{false};
+    std::mutex mutex;
+    std::string order;
+    auto receiveOne = [&](char who) {
+      char datagram = 0;
+      receiver.receive(&datagram, 1);
+      std::lock_guard<std::mutex> lock(mutex);
+      order += who;
+      order += datagram;
+    };
+    std::vector<TaskHandle> tasks;
+    const EndTasksOnExit<UdpSocket> end(receiver, tasks);
+    tasks.push_back(spawnOrSkip(*channel_, [&] {
+      ++started;
+      receiveOne('A');
+      gotFirst = true;
+      const auto giveUp = std::chrono::steady_clock::now() + generous(5s);
+      while (!secondSent.load() && std::chrono::steady_clock::now() < giveUp) {
+      }
+      receiveOne('A');
+    }));
+    CPPUNIT_ASSERT(eventually([&] { return started.load() == 1; }));
+    CPPUNIT_ASSERT(allWorkersIdle(*channel_));
+    tasks.push_back(spawnOrSkip(*channel_, [&] {
+      ++started;
+      receiveOne('B');
+    }));
+    CPPUNIT_ASSERT(eventually([&] { return started.load() == 2; }));
+    CPPUNIT_ASSERT(allWorkersIdle(*channel_));
+    sender.sendTo("0", 1, receiver.localAddress());
+    CPPUNIT_ASSERT(eventually([&] { return gotFirst.load(); }));
+    sender.sendTo("1", 1, receiver.localAddress());
+    secondSent = true;
+    CPPUNIT_ASSERT(eventually([&] {
+      std::lock_guard<std::mutex> lock(mutex);
+      return order.size() == 4;
+    }));
+    sender.sendTo("2", 1, receiver.localAddress());
+    for (TaskHandle& task : tasks) joinWithin(task);
+    CPPUNIT_ASSERT_EQUAL(std::string("A0B1A2"), order);
+  }
+
+  // A timeout too short for any wait still lets an accept with no other
+  // task in line take a connection already queued, as outside the turns.
+  void testATinyTimeoutStillAcceptsAQueuedConnection() {
+    TcpListener listener = loopbackListener();
+    TcpSocket client = TcpSocket::connect(listener.localAddress(), generous(10s));
+    listener.setTimeout(std::chrono::nanoseconds(1));
+    std::error_code ec;
+    TaskHandle task = spawnOrSkip(*channel_, [&] { TcpSocket accepted = listener.accept(ec); });
+    joinWithin(task);
+    ASSERT_NO_ERROR(ec);
   }
 
  private:

@@ -41,16 +41,16 @@ struct UdpSocketAccess;
 /// takes one whole datagram.  So several threads and tasks may send on one
 /// socket at once, and several may receive at once (each datagram goes to
 /// one of them) while others send.  Tasks of one channel take turns in each
-/// direction, as at TcpListener's accept(): a receive that finds nothing to
-/// read while another task of the channel waits to receive waits behind it,
-/// in the order they came, within its own timeout; so does a send that
-/// finds the send buffer full while another task of the channel waits to
-/// send.  cancel() and close() may be called from any thread at any time,
-/// with TcpSocket's guarantees (cancel() ends the calls waiting, with
-/// operation_canceled; close() also refuses later calls with Errc::not_open
-/// and waits for the cancelled calls to return before the descriptor
-/// goes).  The options, addresses and timeout may be set and read
-/// concurrently with each other and with the other calls; bind() and
+/// direction, as at TcpListener's accept(): a receive while another task of
+/// the channel waits to receive waits behind it, in the order they came,
+/// within its own timeout; so does a send that finds the send buffer full
+/// while another task of the channel waits to send (a send that finds room
+/// goes out at once).  cancel() and close() may be called from any thread
+/// at any time, with TcpSocket's guarantees (cancel() ends the calls
+/// waiting, with operation_canceled; close() also refuses later calls with
+/// Errc::not_open and waits for the cancelled calls to return before the
+/// descriptor goes).  The options, addresses and timeout may be set and
+/// read concurrently with each other and with the other calls; bind() and
 /// connect() must not race any call but cancel() and close() (connect()
 /// changes the peer that error messages name).
 class EVCHAN_API UdpSocket {

@@ -4,6 +4,7 @@
 #ifndef EVCHAN_SRC_APR_TASK_TURNS_H
 #define EVCHAN_SRC_APR_TASK_TURNS_H
 
+#include <atomic>
 #include <mutex>
 
 #include "apr/wait_cancellation.h"
@@ -37,6 +38,10 @@ struct TaskTurns {
   std::mutex mutex;
   TurnTaker* first = nullptr;
   TurnTaker* last = nullptr;
+  /// How many takers are queued (written under `mutex`): a call that would
+  /// try the socket before it queues (a datagram receive) and finds others
+  /// queues at once, so as not to take a datagram ahead of them.
+  std::atomic<int> takers{0};
 };
 
 }  // namespace evchan::detail

@@ -107,6 +107,11 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   /// Queues every event of `batch` at the shared run queue's tail under one
   /// lock, with one wake-up (shutdown's cancelled events); `batch` ends empty.
   void scheduleBatch(EventQueue& batch) noexcept;
+  /// Shares what this worker has queued on its local batch (to run once
+  /// the current item ends) with the idle workers: for a task that has
+  /// just resumed another (handed it a turn) and goes on running.  Does
+  /// nothing on any other thread.
+  void shareLocalBatch() noexcept;
 
   /// Registers a socket with the poller (WatchHandle calls these).
   Watch* addWatch(apr_socket_t* socket, std::error_code& ec);

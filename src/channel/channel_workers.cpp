@@ -101,6 +101,11 @@ void ChannelCore::publishLocal(EventQueue& batch) noexcept {
   while (Event* event = batch.pop()) enqueueLocked(*event);
 }
 
+void ChannelCore::shareLocalBatch() noexcept {
+  LocalBatch* batch = localBatchSlot();
+  if (batch != nullptr && batch->core == this) publishLocal(batch->queue);
+}
+
 void ChannelCore::runWithLocalBatch(Event& first, WorkerActivity& activity) noexcept {
   LocalBatch batch;
   batch.core = this;

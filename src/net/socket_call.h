@@ -53,6 +53,10 @@ class SocketCall {
   /// turn, first come first in, within the same timeout, instead of
   /// failing with socket_busy.
   bool awaitInTask(Event& event, std::error_code& ec) noexcept;
+  /// Whether tasks' calls are queued on the socket (awaitInTask() above):
+  /// a call that first tries the socket directly skips the try then, so
+  /// as not to go ahead of them.
+  bool turnsTaken() const noexcept { return state_->turns.takers.load(std::memory_order_relaxed) != 0; }
 
  private:
   void awaitOnce(Event& event, Duration timeout, std::error_code& ec) noexcept;

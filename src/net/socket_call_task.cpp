@@ -51,6 +51,7 @@ bool sharesTurn(const TurnTaker& one, const TurnTaker& other) noexcept {
 // channel and direction is there already (inside, or waiting itself).
 bool join(TaskTurns& turns, TurnTaker& taker) noexcept {
   std::lock_guard<std::mutex> lock(turns.mutex);
+  turns.takers.fetch_add(1, std::memory_order_relaxed);
   for (const TurnTaker* other = turns.first; other != nullptr && !taker.waiting; other = other->next)
     taker.waiting = sharesTurn(*other, taker);
   taker.previous = turns.last;
@@ -60,12 +61,14 @@ bool join(TaskTurns& turns, TurnTaker& taker) noexcept {
 }
 
 // Unqueues `leaving`.  When it was the one inside (its event has left the
-// slot), the first waiting call of its channel and direction goes in.
-void leave(TaskTurns& turns, TurnTaker& leaving) noexcept {
+// slot), the first waiting call of its channel and direction goes in: true
+// when there was one.
+bool leave(TaskTurns& turns, TurnTaker& leaving) noexcept {
   std::lock_guard<std::mutex> lock(turns.mutex);
+  turns.takers.fetch_sub(1, std::memory_order_relaxed);
   (leaving.previous != nullptr ? leaving.previous->next : turns.first) = leaving.next;
   (leaving.next != nullptr ? leaving.next->previous : turns.last) = leaving.previous;
-  if (leaving.waiting) return;
+  if (leaving.waiting) return false;
   for (TurnTaker* taker = turns.first; taker != nullptr; taker = taker->next) {
     if (!taker->waiting || !sharesTurn(*taker, leaving)) continue;
     taker->waiting = false;
@@ -74,17 +77,20 @@ void leave(TaskTurns& turns, TurnTaker& leaving) noexcept {
     // taken the lock; else it sees `woken` before it parks.
     if (CancellableWait* wait = taker->wait; wait != nullptr && !wait->cancelled.exchange(true))
       wait->cancelTask(*wait);
-    return;
+    return true;
   }
+  return false;
 }
 
 }  // namespace
 
-// One post of `event` and the task's wait for it, at most `timeout` (a
-// turn waited for may have used up the socket's timeout: timed_out).
+// One post of `event` and the task's wait for it, at most `timeout`.  A
+// turn waited for may have used up the socket's timeout: then one try that
+// does not wait, as a call with a zero timeout makes, and timed_out if it
+// would have to.
 void SocketCall::awaitOnce(Event& event, Duration timeout, std::error_code& ec) noexcept {
   if (timeout == Duration::zero()) {
-    ec = makeAprError(APR_TIMEUP);
+    if (!tryInTask(event, ec)) ec = makeAprError(APR_TIMEUP);
     return;
   }
   CancellableWait wait;
@@ -117,8 +123,14 @@ bool SocketCall::awaitInTask(Event& event, std::error_code& ec) noexcept {
   // Inside, the call's event finds the slot free unless an event posted on
   // the channel directly holds it: then it fails with socket_busy, and so,
   // one after the other, do the calls waiting behind it.
-  if (!join(turns, me) || awaitTurn(me, deadline, ec)) awaitOnce(event, timeLeft(deadline), ec);
-  leave(turns, me);
+  if (!join(turns, me)) {
+    awaitOnce(event, timeout, ec);
+  } else if (awaitTurn(me, deadline, ec)) {
+    awaitOnce(event, timeLeft(deadline), ec);
+  }
+  // The call handed the turn on: the task it resumed runs on another
+  // worker if one is idle, not after this task's next wait.
+  if (leave(turns, me)) core->shareLocalBatch();
   return true;
 }
 

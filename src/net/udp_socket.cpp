@@ -266,11 +266,10 @@ std::size_t UdpSocket::receiveFrom(void* buffer, std::size_t size, Address& from
   if ((ec = checkBuffer(state, buffer, size))) return 0;
   if (inTask()) {
     // Through the task's channel: tried at once unless the socket is known
-    // to be empty, then the task waits for the event (for its turn first,
-    // when another task of the channel waits to receive: the try then
-    // finds the slot taken).
+    // to be empty, or other tasks wait for their turn to receive (this one
+    // queues behind them), then the task waits for the event.
     DatagramReceiveEvent receive(*this, buffer, size);
-    const bool tried = detail::tryInTask(receive, ec) && ec != Errc::socket_busy;
+    const bool tried = !call.turnsTaken() && detail::tryInTask(receive, ec) && ec != Errc::socket_busy;
     if (tried || call.awaitInTask(receive, ec)) {
       if (ec && ec != std::errc::message_size) return 0;
       from = receive.peer();
