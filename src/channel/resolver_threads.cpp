@@ -110,7 +110,11 @@ void ResolverThreads::close(std::vector<Event*>& taken) noexcept {
 void ResolverThreads::run(const std::shared_ptr<Shared>& shared) noexcept {
   std::unique_lock<std::mutex> lock(shared->mutex);
   for (;;) {
-    if (shared->waiting.empty() || shared->sink == nullptr) {
+    // `running` holds exactly the live lookups: with kMaxThreads of them
+    // (a thread back from a cancelled lookup finds those started beside
+    // it), the threads running them take what waits.
+    const bool full = shared->running.size() >= static_cast<std::size_t>(kMaxThreads);
+    if (shared->waiting.empty() || shared->sink == nullptr || full) {
       --shared->threads;
       return;
     }

@@ -16,8 +16,9 @@
 namespace evchan::detail {
 
 /// Up to kMaxThreads threads, started when lookups wait and ending when
-/// none does, each running one lookup at a time and handing the event
-/// back through the sink (the channel's complete()).  More lookups queue.
+/// none does (or kMaxThreads others run), each running one lookup at a
+/// time and handing the event back through the sink (the channel's
+/// complete()).  More lookups queue.
 ///
 /// A lookup cannot be interrupted, so the threads are detached and share
 /// their state with this object: cancel() and close() take the event out
