@@ -16,6 +16,8 @@
 //   limit     lookups started while cancelled ones are still inside
 //             getaddrinfo: when those come out, no more than 4 live
 //             lookups run at once
+//   cancel-ahead  a lookup waiting behind 4 under way starts when those
+//             are cancelled, while they are still inside getaddrinfo
 //   late-cancel  in rounds, a task's resolve() held in the lookup is
 //             cancelled by another thread as its channel shuts down: the
 //             task resumes once, on a worker, before shutdown() returns
@@ -366,6 +368,41 @@ int limit() {
   return 0;
 }
 
+// 5 lookups: 4 held inside getaddrinfo, 1 waiting for a thread.  When the
+// 4 are cancelled, their threads stay stuck in getaddrinfo; the waiting one
+// must start beside them, not wait for one of them to come back.  (Before,
+// it waited: it never started while they were held.)
+int cancelAhead() {
+  using Count = int (*)();
+  using Set = void (*)(int);
+  const auto hold = reinterpret_cast<Set>(dlsym(RTLD_DEFAULT, "evchan_slow_lookup_hold"));
+  const auto inside = reinterpret_cast<Count>(dlsym(RTLD_DEFAULT, "evchan_slow_lookup_inside"));
+  check(hold != nullptr && inside != nullptr, "the preload has no evchan_slow_lookup_hold/inside");
+  std::unique_ptr<evchan::EventChannel> channel = evchan::EventChannel::create();
+  const int before = slowLookupCalls();
+  hold(1);
+  std::vector<std::unique_ptr<evchan::ResolveEvent>> events;
+  for (int i = 0; i < 5; ++i) {
+    events.push_back(std::make_unique<evchan::ResolveEvent>(Endpoint("localhost", 80)));
+    channel->post(*events.back());
+  }
+  check(eventually([&] { return inside() == 4; }), "the first 4 lookups did not all start");
+  for (int i = 0; i < 4; ++i) check(channel->cancel(*events[i]), "a lookup under way could not be cancelled");
+  for (int i = 0; i < 4; ++i) {
+    evchan::Event* back = channel->getEvent(evchan::test::generous(std::chrono::seconds(5)));
+    check(back != nullptr && back->error() == std::errc::operation_canceled, "a cancelled lookup did not come back");
+  }
+  const bool started = eventually([&] { return slowLookupCalls() >= before + 5; });
+  std::printf("waiting_one_started=%d\n", started ? 1 : 0);
+  hold(0);
+  check(started, "the waiting lookup did not start while the cancelled ones ahead of it were stuck");
+  check(channel->getEvent(evchan::test::generous(std::chrono::seconds(10))) == events[4].get(),
+        "the waiting lookup did not come back");
+  check(!events[4]->error(), "the waiting lookup failed: " + events[4]->error().message());
+  channel.reset();
+  return 0;
+}
+
 // A task of a one-worker channel parks in resolve(localhost), whose lookup
 // the preload holds; a plain thread cancels the task (which cancels the
 // ResolveEvent) just as this thread shuts the channel down.  A cancel that
@@ -483,6 +520,7 @@ int main(int argc, char** argv) {
     if (scenario == "ticker") return ticker();
     if (scenario == "cancel") return cancel();
     if (scenario == "limit") return limit();
+    if (scenario == "cancel-ahead") return cancelAhead();
     if (scenario == "late-cancel") return lateCancel();
   } catch (const std::exception& e) {
     fail(scenario + ": " + e.what());

@@ -162,6 +162,7 @@ class SlowLookupTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(aLookupInATaskLeavesTheWorkerFree);
   CPPUNIT_TEST(cancelledLookupsEndAtOnceAndTouchNothingLater);
   CPPUNIT_TEST(threadsLeftByCancelledLookupsKeepToFourLiveLookups);
+  CPPUNIT_TEST(aWaitingLookupStartsWhenTheLookupsAheadOfItAreCancelled);
   CPPUNIT_TEST(aLookupCancelledAsItsChannelShutsDownResumesItsTaskOnAWorker);
   CPPUNIT_TEST_SUITE_END();
 
@@ -208,6 +209,14 @@ class SlowLookupTest : public CppUnit::TestFixture {
     const ChildResult result = runPassing("limit");
     CPPUNIT_ASSERT_EQUAL_MESSAGE(result.describe(), 0L, result.value("started_beside_4"));
     CPPUNIT_ASSERT_MESSAGE(result.describe(), result.value("live_at_once") <= 4);
+  }
+
+  // A lookup waiting behind 4 held inside getaddrinfo starts when those
+  // are cancelled, while their threads are still stuck (the child checks;
+  // before the fix it did not start until they were let go).
+  void aWaitingLookupStartsWhenTheLookupsAheadOfItAreCancelled() {
+    const ChildResult result = runPassing("cancel-ahead");
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(result.describe(), 1L, result.value("waiting_one_started"));
   }
 
   // A task's resolve(), held inside the lookup, cancelled by another
