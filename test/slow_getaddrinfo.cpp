@@ -7,6 +7,10 @@
 // the child holds them (evchan_slow_lookup_hold), lookups stay inside
 // past their 200 ms until it lets them go, asleep (a child may hold
 // hundreds at once); evchan_slow_lookup_inside says how many are inside.
+// evchan_slow_lookup_let_go_through(n) lets the lookups numbered up to n
+// (in the order of their calls, from 1) go while the others stay held,
+// and evchan_slow_lookup_restart_most_at_once starts the count of the
+// most at once over from those inside now.
 #include <dlfcn.h>
 #include <netdb.h>
 #include <time.h>
@@ -21,6 +25,8 @@ __attribute__((visibility("default"))) int evchan_slow_lookup_calls(void);
 __attribute__((visibility("default"))) int evchan_slow_lookup_most_at_once(void);
 __attribute__((visibility("default"))) int evchan_slow_lookup_inside(void);
 __attribute__((visibility("default"))) void evchan_slow_lookup_hold(int held);
+__attribute__((visibility("default"))) void evchan_slow_lookup_let_go_through(int call);
+__attribute__((visibility("default"))) void evchan_slow_lookup_restart_most_at_once(void);
 }
 
 namespace {
@@ -31,6 +37,12 @@ std::atomic<int> mostAtOnce{0};
 std::mutex holdMutex;
 std::condition_variable released;
 bool holding = false;  // under holdMutex
+int letGoThrough = 0;  // under holdMutex: lookups with this number or below are not held
+
+void countInside(int now) {
+  for (int most = mostAtOnce.load(); now > most && !mostAtOnce.compare_exchange_weak(most, now);) {
+  }
+}
 
 using GetAddrInfo = int (*)(const char*, const char*, const struct addrinfo*, struct addrinfo**);
 
@@ -48,20 +60,29 @@ void evchan_slow_lookup_hold(int held) {
   }
   if (held == 0) released.notify_all();
 }
+void evchan_slow_lookup_let_go_through(int call) {
+  {
+    std::lock_guard<std::mutex> lock(holdMutex);
+    letGoThrough = call;
+  }
+  released.notify_all();
+}
+void evchan_slow_lookup_restart_most_at_once(void) {
+  mostAtOnce.store(0);
+  countInside(inside.load());
+}
 
 __attribute__((visibility("default"))) int getaddrinfo(const char* node, const char* service,
                                                        const struct addrinfo* hints, struct addrinfo** result) {
   static const GetAddrInfo real = reinterpret_cast<GetAddrInfo>(dlsym(RTLD_NEXT, "getaddrinfo"));
-  calls.fetch_add(1);
-  const int now = inside.fetch_add(1) + 1;
-  for (int most = mostAtOnce.load(); now > most && !mostAtOnce.compare_exchange_weak(most, now);) {
-  }
+  const int call = calls.fetch_add(1) + 1;
+  countInside(inside.fetch_add(1) + 1);
   struct timespec delay = {0, 200 * 1000 * 1000};
   while (nanosleep(&delay, &delay) != 0 && errno == EINTR) {
   }
   {
     std::unique_lock<std::mutex> lock(holdMutex);
-    released.wait(lock, [] { return !holding; });
+    released.wait(lock, [call] { return !holding || call <= letGoThrough; });
   }
   inside.fetch_sub(1);
   return real != nullptr ? real(node, service, hints, result) : EAI_SYSTEM;

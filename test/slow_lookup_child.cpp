@@ -13,6 +13,11 @@
 //   cancel    a ResolveEvent under way is cancelled by the channel's
 //             shutdown and freed; resolve() in a task by shutdown; a
 //             connect(Endpoint) in a task by its timeout
+//   limit     lookups started while cancelled ones are still inside
+//             getaddrinfo: when those come out, no more than 4 live
+//             lookups run at once
+//   cancel-ahead  a lookup waiting behind 4 under way starts when those
+//             are cancelled, while they are still inside getaddrinfo
 //   late-cancel  in rounds, a task's resolve() held in the lookup is
 //             cancelled by another thread as its channel shuts down: the
 //             task resumes once, on a worker, before shutdown() returns
@@ -29,6 +34,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 #include <thread>
@@ -293,6 +299,110 @@ bool eventually(const std::function<bool()>& condition) {
   return true;
 }
 
+// The resolver runs at most 4 lookups at once, not counting the threads
+// stuck in cancelled ones.  4 lookups are held inside getaddrinfo and
+// cancelled; 8 more are posted, of which 4 start (on new threads) and are
+// held too, and 4 wait.  Then only the cancelled 4 are let go: their
+// threads must not take the waiting lookups while the 4 live ones run.
+// (Before, they did: 8 live lookups at once.)
+int limit() {
+  using Count = int (*)();
+  using Set = void (*)(int);
+  using Restart = void (*)();
+  const auto hold = reinterpret_cast<Set>(dlsym(RTLD_DEFAULT, "evchan_slow_lookup_hold"));
+  const auto inside = reinterpret_cast<Count>(dlsym(RTLD_DEFAULT, "evchan_slow_lookup_inside"));
+  const auto mostAtOnce = reinterpret_cast<Count>(dlsym(RTLD_DEFAULT, "evchan_slow_lookup_most_at_once"));
+  const auto letGoThrough = reinterpret_cast<Set>(dlsym(RTLD_DEFAULT, "evchan_slow_lookup_let_go_through"));
+  const auto restartMostAtOnce =
+      reinterpret_cast<Restart>(dlsym(RTLD_DEFAULT, "evchan_slow_lookup_restart_most_at_once"));
+  check(hold != nullptr && inside != nullptr && mostAtOnce != nullptr && letGoThrough != nullptr &&
+            restartMostAtOnce != nullptr,
+        "the preload has no evchan_slow_lookup_hold/inside/most_at_once/let_go_through/restart_most_at_once");
+  std::unique_ptr<evchan::EventChannel> channel = evchan::EventChannel::create();
+  check(inside() == 0, "lookups inside getaddrinfo before the start");
+  const int before = slowLookupCalls();
+  hold(1);
+  std::vector<std::unique_ptr<evchan::ResolveEvent>> cancelled;
+  for (int i = 0; i < 4; ++i) {
+    cancelled.push_back(std::make_unique<evchan::ResolveEvent>(Endpoint("localhost", 80)));
+    channel->post(*cancelled.back());
+  }
+  check(eventually([&] { return inside() == 4; }), "the first 4 lookups did not all start");
+  for (auto& event : cancelled) check(channel->cancel(*event), "a lookup under way could not be cancelled");
+  for (int i = 0; i < 4; ++i) {
+    evchan::Event* back = channel->getEvent(evchan::test::generous(std::chrono::seconds(5)));
+    check(back != nullptr && back->error() == std::errc::operation_canceled, "a cancelled lookup did not come back");
+  }
+  std::vector<std::unique_ptr<evchan::ResolveEvent>> live;
+  for (int i = 0; i < 8; ++i) {
+    live.push_back(std::make_unique<evchan::ResolveEvent>(Endpoint("localhost", 80)));
+    channel->post(*live.back());
+  }
+  check(eventually([&] { return inside() == 8; }), "4 of the next lookups did not start beside the cancelled ones");
+  // Out of getaddrinfo: the lookups that came in and are no longer inside.
+  const auto out = [&] { return slowLookupCalls() - before - inside(); };
+  letGoThrough(before + 4);
+  check(eventually([&] { return out() >= 4; }), "the cancelled lookups did not come out when let go");
+  restartMostAtOnce();
+  // Now only live lookups are inside.  A waiting one that starts while the
+  // first 4 are held is one too many; give the cancelled ones' threads
+  // time to (wrongly) start them all.
+  const auto patience = Clock::now() + evchan::test::generous(std::chrono::milliseconds(500));
+  while (slowLookupCalls() < before + 12 && Clock::now() < patience) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const int startedBeside = slowLookupCalls() - before - 8;
+  hold(0);
+  std::set<evchan::Event*> back;
+  for (int i = 0; i < 8; ++i) {
+    evchan::Event* event = channel->getEvent(evchan::test::generous(std::chrono::seconds(10)));
+    check(event != nullptr, "only " + std::to_string(i) + " of the 8 live lookups came back");
+    check(!event->error(), "a live lookup failed: " + event->error().message());
+    back.insert(event);
+  }
+  check(back.size() == 8, "a live lookup came back twice");
+  std::printf("started_beside_4=%d\nlive_at_once=%d\n", startedBeside, mostAtOnce());
+  check(startedBeside == 0, std::to_string(startedBeside) + " waiting lookups started while 4 ran");
+  check(mostAtOnce() <= 4, std::to_string(mostAtOnce()) + " live lookups ran at once");
+  channel.reset();
+  return 0;
+}
+
+// 5 lookups: 4 held inside getaddrinfo, 1 waiting for a thread.  When the
+// 4 are cancelled, their threads stay stuck in getaddrinfo; the waiting one
+// must start beside them, not wait for one of them to come back.  (Before,
+// it waited: it never started while they were held.)
+int cancelAhead() {
+  using Count = int (*)();
+  using Set = void (*)(int);
+  const auto hold = reinterpret_cast<Set>(dlsym(RTLD_DEFAULT, "evchan_slow_lookup_hold"));
+  const auto inside = reinterpret_cast<Count>(dlsym(RTLD_DEFAULT, "evchan_slow_lookup_inside"));
+  check(hold != nullptr && inside != nullptr, "the preload has no evchan_slow_lookup_hold/inside");
+  std::unique_ptr<evchan::EventChannel> channel = evchan::EventChannel::create();
+  const int before = slowLookupCalls();
+  hold(1);
+  std::vector<std::unique_ptr<evchan::ResolveEvent>> events;
+  for (int i = 0; i < 5; ++i) {
+    events.push_back(std::make_unique<evchan::ResolveEvent>(Endpoint("localhost", 80)));
+    channel->post(*events.back());
+  }
+  check(eventually([&] { return inside() == 4; }), "the first 4 lookups did not all start");
+  for (int i = 0; i < 4; ++i) check(channel->cancel(*events[i]), "a lookup under way could not be cancelled");
+  for (int i = 0; i < 4; ++i) {
+    evchan::Event* back = channel->getEvent(evchan::test::generous(std::chrono::seconds(5)));
+    check(back != nullptr && back->error() == std::errc::operation_canceled, "a cancelled lookup did not come back");
+  }
+  const bool started = eventually([&] { return slowLookupCalls() >= before + 5; });
+  std::printf("waiting_one_started=%d\n", started ? 1 : 0);
+  hold(0);
+  check(started, "the waiting lookup did not start while the cancelled ones ahead of it were stuck");
+  check(channel->getEvent(evchan::test::generous(std::chrono::seconds(10))) == events[4].get(),
+        "the waiting lookup did not come back");
+  check(!events[4]->error(), "the waiting lookup failed: " + events[4]->error().message());
+  channel.reset();
+  return 0;
+}
+
 // A task of a one-worker channel parks in resolve(localhost), whose lookup
 // the preload holds; a plain thread cancels the task (which cancels the
 // ResolveEvent) just as this thread shuts the channel down.  A cancel that
@@ -409,6 +519,8 @@ int main(int argc, char** argv) {
     if (scenario == "numeric") return numeric();
     if (scenario == "ticker") return ticker();
     if (scenario == "cancel") return cancel();
+    if (scenario == "limit") return limit();
+    if (scenario == "cancel-ahead") return cancelAhead();
     if (scenario == "late-cancel") return lateCancel();
   } catch (const std::exception& e) {
     fail(scenario + ": " + e.what());

@@ -161,6 +161,8 @@ class SlowLookupTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(numericHostsNeverCallTheResolver);
   CPPUNIT_TEST(aLookupInATaskLeavesTheWorkerFree);
   CPPUNIT_TEST(cancelledLookupsEndAtOnceAndTouchNothingLater);
+  CPPUNIT_TEST(threadsLeftByCancelledLookupsKeepToFourLiveLookups);
+  CPPUNIT_TEST(aWaitingLookupStartsWhenTheLookupsAheadOfItAreCancelled);
   CPPUNIT_TEST(aLookupCancelledAsItsChannelShutsDownResumesItsTaskOnAWorker);
   CPPUNIT_TEST_SUITE_END();
 
@@ -196,6 +198,25 @@ class SlowLookupTest : public CppUnit::TestFixture {
     const ChildResult result = runPassing("cancel");
     CPPUNIT_ASSERT_MESSAGE(result.describe(), result.value("shutdown_ms") < 150);
     CPPUNIT_ASSERT_MESSAGE(result.describe(), result.value("timeout_ms") < 190);
+  }
+
+  // 4 lookups held inside getaddrinfo are cancelled, 8 more posted (4
+  // start on new threads, 4 wait); when only the cancelled ones are let
+  // go, their threads must not start the waiting ones beside the 4 live
+  // ones.  The child checks the same; before the fix it counted 4 started
+  // beside and 8 live at once.
+  void threadsLeftByCancelledLookupsKeepToFourLiveLookups() {
+    const ChildResult result = runPassing("limit");
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(result.describe(), 0L, result.value("started_beside_4"));
+    CPPUNIT_ASSERT_MESSAGE(result.describe(), result.value("live_at_once") <= 4);
+  }
+
+  // A lookup waiting behind 4 held inside getaddrinfo starts when those
+  // are cancelled, while their threads are still stuck (the child checks;
+  // before the fix it did not start until they were let go).
+  void aWaitingLookupStartsWhenTheLookupsAheadOfItAreCancelled() {
+    const ChildResult result = runPassing("cancel-ahead");
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(result.describe(), 1L, result.value("waiting_one_started"));
   }
 
   // A task's resolve(), held inside the lookup, cancelled by another

@@ -59,26 +59,33 @@ std::error_code ResolverThreads::submit(ResolveEvent& event) noexcept {
   } catch (const std::bad_alloc&) {
     return std::make_error_code(std::errc::not_enough_memory);
   }
-  // A thread for each lookup no thread is free for, up to kMaxThreads
-  // lookups at once; threads stuck in cancelled lookups do not count
-  // against that (they would hold up every new lookup until the resolver
-  // gave up), up to a bound of their own.
-  const int free = shared.threads - shared.busy;
-  const int active = shared.threads - shared.abandoned;
-  if (static_cast<std::size_t>(free) < shared.waiting.size() && active < kMaxThreads &&
-      shared.threads < kMaxThreads + kMaxAbandoned) {
-    try {
-      std::thread([shared = shared_] { run(shared); }).detach();
-      ++shared.threads;
-    } catch (const std::exception&) {
-      // A busy thread takes the lookup when it is done; with none, fail.
-      if (shared.threads == 0) {
-        shared.waiting.pop_back();
-        return std::make_error_code(std::errc::resource_unavailable_try_again);
-      }
-    }
+  if (!startThreadIfWanted() && shared.threads == 0) {
+    // A busy thread would take the lookup when it is done; with none, fail.
+    shared.waiting.pop_back();
+    return std::make_error_code(std::errc::resource_unavailable_try_again);
   }
   return {};
+}
+
+bool ResolverThreads::startThreadIfWanted() noexcept {
+  Shared& shared = *shared_;
+  // A thread for each lookup no thread is free for, up to kMaxThreads
+  // lookups at once; threads stuck in cancelled lookups do not count
+  // against that (they would hold up every lookup after them until the
+  // resolver gave up), up to a bound of their own.
+  const int free = shared.threads - shared.busy;
+  const int active = shared.threads - shared.abandoned;
+  if (static_cast<std::size_t>(free) >= shared.waiting.size() || active >= kMaxThreads ||
+      shared.threads >= kMaxThreads + kMaxAbandoned) {
+    return true;
+  }
+  try {
+    std::thread([shared = shared_] { run(shared); }).detach();
+    ++shared.threads;
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
 }
 
 bool ResolverThreads::cancel(ResolveEvent& event, std::atomic<int>& underWay) noexcept {
@@ -87,6 +94,9 @@ bool ResolverThreads::cancel(ResolveEvent& event, std::atomic<int>& underWay) no
   if (!shared.remove(shared.waiting, event)) {
     if (!shared.remove(shared.running, event)) return false;
     ++shared.abandoned;  // its thread is still in the lookup
+    // A lookup waiting behind this one starts now.  If no thread can be
+    // started, the abandoned one takes it when its lookup returns.
+    startThreadIfWanted();
   }
   underWay.fetch_add(1, std::memory_order_relaxed);
   return true;
@@ -110,7 +120,11 @@ void ResolverThreads::close(std::vector<Event*>& taken) noexcept {
 void ResolverThreads::run(const std::shared_ptr<Shared>& shared) noexcept {
   std::unique_lock<std::mutex> lock(shared->mutex);
   for (;;) {
-    if (shared->waiting.empty() || shared->sink == nullptr) {
+    // `running` holds exactly the live lookups: with kMaxThreads of them
+    // (a thread back from a cancelled lookup finds those started beside
+    // it), the threads running them take what waits.
+    const bool full = shared->running.size() >= static_cast<std::size_t>(kMaxThreads);
+    if (shared->waiting.empty() || shared->sink == nullptr || full) {
       --shared->threads;
       return;
     }

@@ -16,8 +16,9 @@
 namespace evchan::detail {
 
 /// Up to kMaxThreads threads, started when lookups wait and ending when
-/// none does, each running one lookup at a time and handing the event
-/// back through the sink (the channel's complete()).  More lookups queue.
+/// none does (or kMaxThreads others run), each running one lookup at a
+/// time and handing the event back through the sink (the channel's
+/// complete()).  More lookups queue.
 ///
 /// A lookup cannot be interrupted, so the threads are detached and share
 /// their state with this object: cancel() and close() take the event out
@@ -48,6 +49,8 @@ class ResolverThreads {
   /// event taken is counted in `underWay` under this object's lock, so
   /// that a close() coming after, which no longer finds it, can be told
   /// that the caller has yet to complete it (the caller counts it down).
+  /// A running lookup's thread stays in it, so a thread is started for a
+  /// lookup waiting behind it.
   bool cancel(ResolveEvent& event, std::atomic<int>& underWay) noexcept;
   /// At shutdown: appends every event still here to `taken` for the caller
   /// to complete, and calls the sink never again.
@@ -55,6 +58,9 @@ class ResolverThreads {
 
  private:
   struct Shared;
+  /// Under the lock: starts a thread if a waiting lookup has no free one
+  /// and fewer than kMaxThreads live lookups run; false if that failed.
+  bool startThreadIfWanted() noexcept;
   static void run(const std::shared_ptr<Shared>& shared) noexcept;
 
   std::shared_ptr<Shared> shared_;
