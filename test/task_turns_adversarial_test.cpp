@@ -302,6 +302,10 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
   CPPUNIT_TEST(testTwoChannelsOneShutDownMidway);
   CPPUNIT_TEST(testAcceptWithBackoffFromSeveralTasks);
   CPPUNIT_TEST(testTaskAcceptRacingARawAcceptEvent);
+  CPPUNIT_TEST(testAShieldedTaskKeepsItsPlaceInLine);
+  CPPUNIT_TEST(testCloseFromAnAcceptorTaskEndsTheOthers);
+  CPPUNIT_TEST(testAThreadAcceptsBesideAcceptorTasks);
+  CPPUNIT_TEST(testReceiversEndedAtRandomLoseNoDatagram);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -436,6 +440,8 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     connecting = false;
     canceller.join();
     const bool all = eventually([&] { return log.count() >= kClients; });
+    // Every acceptor parked in its call (none between two): close() ends each.
+    CPPUNIT_ASSERT(allWorkersIdle(*channel));
     stop = true;
     listener.close();
     for (TaskHandle& task : tasks) joinWithin(task);
@@ -516,6 +522,8 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
       TcpSocket second = connectTagged(listener, 1);
       const std::string context = "round " + std::to_string(round);
       CPPUNIT_ASSERT_MESSAGE(context, eventually([&] { return log.count() == 2; }));
+      // Every acceptor parked in its call (none between two): close() ends each.
+      CPPUNIT_ASSERT(allWorkersIdle(*channel_));
       listener.close();
       for (TaskHandle& task : tasks) joinWithin(task);
       CPPUNIT_ASSERT_MESSAGE(context, log.sortedTags() == tagsUpTo(2));
@@ -547,6 +555,8 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     TcpSocket client = connectTagged(listener, 7);
     CPPUNIT_ASSERT(eventually([&] { return log.count() == 1; }));
     CPPUNIT_ASSERT(log.sortedTags() == std::vector<std::uint16_t>{7});
+    // Every acceptor parked in its call (none between two): close() ends each.
+    CPPUNIT_ASSERT(allWorkersIdle(*channel_));
     listener.close();
     joinWithin(tasks[0]);
     ASSERT_ERROR(kCancelled, log.lastError[0]);
@@ -577,6 +587,8 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     TcpSocket b = connectTagged(listener, 2);
     CPPUNIT_ASSERT(eventually([&] { return log.count() == 2; }));
     CPPUNIT_ASSERT(log.sortedTags() == (std::vector<std::uint16_t>{1, 2}));
+    // Every acceptor parked in its call (none between two): close() ends each.
+    CPPUNIT_ASSERT(allWorkersIdle(*channel_));
     listener.close();
     for (TaskHandle& task : tasks) joinWithin(task);
     ASSERT_ERROR(kCancelled, log.lastError[1]);
@@ -656,7 +668,7 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     std::vector<TaskHandle> tasks;
     const JoinOnExit end([&] { socket.close(); }, tasks);
     for (int who = 0; who < kReceivers; ++who)
-      tasks.push_back(spawnOrSkip(*channel, [&] { receiveUntilError(socket, log, who % 2 == 0); }));
+      tasks.push_back(spawnOrSkip(*channel, [&, who] { receiveUntilError(socket, log, who % 2 == 0); }));
     std::vector<TaskHandle> senders;
     for (int who = 0; who < kSenders; ++who) {
       senders.push_back(spawnOrSkip(*channel, [&, who] {
@@ -665,6 +677,8 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     }
     for (TaskHandle& sender : senders) joinWithin(sender);
     const bool all = eventually([&] { return log.received.load() >= sent.load(); });
+    // Every receiver parked in its call (none between two): close() ends each.
+    CPPUNIT_ASSERT(allWorkersIdle(*channel));
     socket.close();
     for (TaskHandle& task : tasks) joinWithin(task);
     CPPUNIT_ASSERT_MESSAGE("send errors: " + std::to_string(sendErrors.size()), sendErrors.empty());
@@ -750,7 +764,7 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
         },
         tasks);
     for (int who = 0; who < 4; ++who)
-      tasks.push_back(spawnOrSkip(*channel_, [&] { receiveUntilError(socket, log, who % 2 == 0); }));
+      tasks.push_back(spawnOrSkip(*channel_, [&, who] { receiveUntilError(socket, log, who % 2 == 0); }));
     std::atomic<int> byThread{0};
     std::error_code threadError;
     thread = std::thread([&] {
@@ -771,6 +785,8 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     std::map<std::string, int> sendErrors;
     sendWindowed(sender, socket.localAddress(), 0, kDatagrams, log, sent, 16, sendErrors, sendMutex);
     const bool all = eventually([&] { return log.received.load() >= kDatagrams; });
+    // Every receiver parked in its call (none between two): close() ends each.
+    CPPUNIT_ASSERT(allWorkersIdle(*channel_));
     socket.close();
     thread.join();
     for (TaskHandle& task : tasks) joinWithin(task);
@@ -805,6 +821,8 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     for (int who = kPerChannel; who < 2 * kPerChannel; ++who) joinWithin(tasks[who]);
     for (int i = 16; i < 32; ++i) clients.push_back(connectTagged(listener, static_cast<std::uint16_t>(i)));
     const bool all = eventually([&] { return log.count() == 32; });
+    // Every acceptor parked in its call (none between two): close() ends each.
+    CPPUNIT_ASSERT(allWorkersIdle(*channel_));
     listener.close();
     for (TaskHandle& task : tasks) joinWithin(task);
     CPPUNIT_ASSERT_MESSAGE(log.errorText(), all);
@@ -846,6 +864,8 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     std::vector<TcpSocket> clients;
     for (int i = 0; i < kClients; ++i) clients.push_back(connectTagged(listener, static_cast<std::uint16_t>(i)));
     const bool all = eventually([&] { return log.count() == kClients; });
+    // Every acceptor parked in its call (none between two): close() ends each.
+    CPPUNIT_ASSERT(allWorkersIdle(*channel));
     listener.close();
     for (TaskHandle& task : tasks) joinWithin(task);
     CPPUNIT_ASSERT_MESSAGE(log.errorText(), all);
@@ -923,6 +943,252 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     }
   }
 
+  // A task waiting for its turn under a CancellationShield:
+  // TaskHandle::cancel() leaves its call waiting, in its place (the shield
+  // defers the cancel), and it accepts when its turn comes; the task
+  // behind it is not skipped ahead of it either.
+  void testAShieldedTaskKeepsItsPlaceInLine() {
+    TcpListener listener = loopbackListener();
+    AcceptLog<TcpSocket> log(3);
+    std::vector<int> order;
+    std::vector<TaskHandle> tasks;
+    const JoinOnExit end([&] { listener.close(); }, tasks);
+    for (int who = 0; who < 3; ++who) {
+      tasks.push_back(spawnOrSkip(*channel_, [&, who] {
+        const evchan::this_task::CancellationShield shield;
+        ++log.started;
+        std::error_code ec;
+        TcpSocket accepted = listener.accept(ec);
+        std::lock_guard<std::mutex> lock(log.mutex);
+        log.lastError[who] = ec;
+        if (!ec) {
+          log.accepted.push_back(std::move(accepted));
+          order.push_back(who);
+        }
+      }));
+      CPPUNIT_ASSERT(eventually([&] { return log.started.load() == who + 1; }));
+      CPPUNIT_ASSERT(allWorkersIdle(*channel_));
+    }
+    CPPUNIT_ASSERT(tasks[1].cancel());
+    CPPUNIT_ASSERT(allWorkersIdle(*channel_));
+    CPPUNIT_ASSERT(!tasks[1].done());
+    std::vector<TcpSocket> clients;
+    for (std::uint16_t tag = 0; tag < 3; ++tag) {
+      clients.push_back(connectTagged(listener, tag));
+      CPPUNIT_ASSERT(eventually([&] { return log.count() == tag + 1; }));
+    }
+    for (TaskHandle& task : tasks) joinWithin(task);
+    for (const std::error_code& ec : log.lastError) ASSERT_NO_ERROR(ec);
+    CPPUNIT_ASSERT((order == std::vector<int>{0, 1, 2}));
+    CPPUNIT_ASSERT(log.sortedTags() == tagsUpTo(3));
+  }
+
+  // One of five acceptor tasks on one worker closes the listener while the
+  // others wait (one inside, three for their turn): its close() yields to
+  // them until they have left, every one ends with operation_canceled,
+  // and the close() returns.  Twenty rounds, the closer at a different
+  // place in the line each time.
+  void testCloseFromAnAcceptorTaskEndsTheOthers() {
+    constexpr int kRounds = 20;
+    constexpr int kTasks = 5;
+    for (int round = 0; round < kRounds; ++round) {
+      TcpListener listener = loopbackListener();
+      listener.setTimeout(generous(20s));
+      AcceptLog<TcpSocket> log(kTasks);
+      const int closer = round % kTasks;
+      std::atomic<bool> closed{false};
+      std::vector<TaskHandle> tasks;
+      const JoinOnExit end([&] { listener.close(); }, tasks);
+      for (int who = 0; who < kTasks; ++who) {
+        tasks.push_back(spawnOrSkip(*channel_, [&, who] {
+          if (who != closer) {
+            acceptUntilError(listener, log, who);
+            return;
+          }
+          // Accepts once (the test connects), then closes.
+          ++log.started;
+          std::error_code ec;
+          TcpSocket accepted = listener.accept(ec);
+          log.lastError[who] = ec;
+          if (ec) return;
+          log.record(std::move(accepted));
+          listener.close();
+          closed = true;
+        }));
+        CPPUNIT_ASSERT(eventually([&] { return log.started.load() == who + 1; }));
+        CPPUNIT_ASSERT(allWorkersIdle(*channel_));
+      }
+      // Connections, one at a time, until the closer has had its turn.
+      const Address where = listener.localAddress();
+      std::vector<TcpSocket> clients;
+      std::uint16_t tag = 0;
+      while (!closed.load() && tag < 2 * kTasks) {
+        std::error_code ec;
+        TcpSocket client = TcpSocket::connect(where, generous(10s), ec);
+        if (ec) break;  // closing: refused
+        const std::uint16_t mine = tag++;
+        client.writeAll(&mine, sizeof mine, ec);
+        clients.push_back(std::move(client));
+        eventually([&] { return closed.load() || log.count() == tag; }, 2s);
+      }
+      const std::string context = "round " + std::to_string(round) + ": " + describeAll(log.lastError);
+      CPPUNIT_ASSERT_MESSAGE(context, eventually([&] { return closed.load(); }));
+      for (TaskHandle& task : tasks) joinWithin(task);
+      for (int who = 0; who < kTasks; ++who) {
+        if (who == closer) {
+          ASSERT_NO_ERROR(log.lastError[who]);
+        } else {
+          CPPUNIT_ASSERT_MESSAGE(context, log.lastError[who] == kCancelled);
+        }
+      }
+      CPPUNIT_ASSERT(!listener.isOpen());
+      const std::vector<std::uint16_t> tags = log.sortedTags();
+      CPPUNIT_ASSERT_MESSAGE(context, tags == tagsUpTo(static_cast<int>(tags.size())));
+    }
+  }
+
+  // Four acceptor tasks and a plain thread accept on one listener; 96
+  // clients: each connection is accepted exactly once, and close() ends
+  // the tasks and the thread with operation_canceled.
+  void testAThreadAcceptsBesideAcceptorTasks() {
+    std::unique_ptr<EventChannel> channel = evchan::test::createOnBackendOrSkip(B, 2);
+    constexpr int kClients = 96;
+    TcpListener listener = loopbackListener();
+    AcceptLog<TcpSocket> log(5);
+    std::vector<TaskHandle> tasks;
+    std::thread thread;
+    const JoinOnExit end(
+        [&] {
+          listener.close();
+          if (thread.joinable()) thread.join();
+        },
+        tasks);
+    for (int who = 0; who < 4; ++who)
+      tasks.push_back(spawnOrSkip(*channel, [&, who] { acceptUntilError(listener, log, who); }));
+    thread = std::thread([&] { acceptUntilError(listener, log, 4); });
+    std::vector<TcpSocket> clients;
+    for (int i = 0; i < kClients; ++i) clients.push_back(connectTagged(listener, static_cast<std::uint16_t>(i)));
+    const bool all = eventually([&] { return log.count() >= kClients; });
+    // Every acceptor parked in its call (none between two): close() ends each.
+    CPPUNIT_ASSERT(allWorkersIdle(*channel));
+    listener.close();
+    thread.join();
+    for (TaskHandle& task : tasks) joinWithin(task);
+    CPPUNIT_ASSERT_MESSAGE(log.errorText(), all);
+    CPPUNIT_ASSERT(log.sortedTags() == tagsUpTo(kClients));
+    for (int who = 0; who < 4; ++who) CPPUNIT_ASSERT_MESSAGE(describeAll(log.lastError), log.lastError[who] == kCancelled);
+    // The thread may have been between two calls.
+    CPPUNIT_ASSERT_MESSAGE(describeAll(log.lastError), log.lastError[4] == kCancelled || log.lastError[4] == Errc::not_open);
+  }
+
+  // Eight receiver tasks on two workers, each ended at random: by
+  // TaskHandle::cancel(), by a DeadlineScope of a few milliseconds, by the
+  // socket's cancel(); a new receiver replaces each one that ends, while
+  // a thread sends 300 datagrams.  A call ended so takes no datagram with
+  // it: in the end every datagram is received exactly once, and no call
+  // fails but with operation_canceled or timed_out (or not_open, for one
+  // made after the last close()).
+  void testReceiversEndedAtRandomLoseNoDatagram() {
+    std::unique_ptr<EventChannel> channel = evchan::test::createOnBackendOrSkip(B, 2);
+    constexpr int kReceivers = 8;
+    constexpr int kDatagrams = 300;
+    UdpSocket socket = boundUdpSocket();
+    UdpSocket sender = boundUdpSocket();
+    ReceiveLog log(1, kDatagrams);
+    std::atomic<bool> stop{false};
+    std::mutex tasksMutex;
+    std::vector<TaskHandle> tasks;
+    const JoinOnExit end(
+        [&] {
+          stop = true;
+          socket.close();
+        },
+        tasks);
+    std::atomic<int> spawned{0};
+    std::function<void(int)> spawnReceiver = [&](int who) {
+      const int serial = spawned++;
+      TaskHandle task = spawnOrSkip(*channel, [&, who, serial] {
+        // A third of them under a deadline of 1 to 4 ms.
+        std::unique_ptr<evchan::this_task::DeadlineScope> deadline;
+        if (serial % 3 == 1) deadline = std::make_unique<evchan::this_task::DeadlineScope>(std::chrono::milliseconds(1 + serial % 4));
+        for (;;) {
+          Datagram datagram{};
+          std::error_code ec;
+          socket.receive(&datagram, sizeof datagram, ec);
+          if (ec) {
+            log.recordError(ec);
+            break;
+          }
+          log.record(datagram);
+        }
+      });
+      std::lock_guard<std::mutex> lock(tasksMutex);
+      tasks[who] = std::move(task);
+    };
+    tasks.resize(kReceivers);
+    for (int who = 0; who < kReceivers; ++who) spawnReceiver(who);
+    std::mt19937 random(20261205);
+    std::atomic<int> sent{0};
+    std::mutex sendMutex;
+    std::map<std::string, int> sendErrors;
+    std::thread sending([&] {
+      sendWindowed(sender, socket.localAddress(), 0, kDatagrams, log, sent, 16, sendErrors, sendMutex);
+    });
+    // The storm: until the sender is done, end receivers at random and
+    // replace those that ended.
+    while (sent.load() < kDatagrams) {
+      const int who = static_cast<int>(random() % kReceivers);
+      switch (random() % 4) {
+        case 0: {
+          std::lock_guard<std::mutex> lock(tasksMutex);
+          tasks[who].cancel();
+          break;
+        }
+        case 1: socket.cancel(); break;
+        default: break;
+      }
+      for (int i = 0; i < kReceivers; ++i) {
+        bool ended = false;
+        {
+          std::lock_guard<std::mutex> lock(tasksMutex);
+          ended = tasks[i].done();
+          if (ended) tasks[i].join();
+        }
+        if (ended) spawnReceiver(i);
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200 + random() % 800));
+    }
+    sending.join();
+    // Calm: two receivers that nothing ends take what is left, beside
+    // those of the storm still receiving.
+    std::vector<TaskHandle> calm;
+    for (int who = 0; who < 2; ++who) {
+      calm.push_back(spawnOrSkip(*channel, [&] {
+        for (;;) {
+          Datagram datagram{};
+          std::error_code ec;
+          socket.receive(&datagram, sizeof datagram, ec);
+          if (ec) {
+            log.recordError(ec);
+            return;
+          }
+          log.record(datagram);
+        }
+      }));
+    }
+    const JoinOnExit endCalm([&] { socket.close(); }, calm);
+    const bool all = eventually([&] { return log.received.load() >= kDatagrams; });
+    socket.close();
+    for (TaskHandle& task : calm) joinWithin(task);
+    for (TaskHandle& task : tasks) joinWithin(task);
+    CPPUNIT_ASSERT(sendErrors.empty());
+    CPPUNIT_ASSERT_MESSAGE(log.missingOrTwice() + "; " + log.errorText(), all);
+    CPPUNIT_ASSERT_EQUAL(std::string(), log.missingOrTwice());
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(log.errorText(), 0,
+                                 log.errorsOtherThan({std::errc::operation_canceled, std::errc::timed_out,
+                                                      std::errc::bad_file_descriptor}));
+  }
+
  private:
   void shutdownEndsWaitingAccepts(int workers) {
     constexpr int kRounds = 10;
@@ -997,6 +1263,8 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     for (std::thread& connector : connectors) connector.join();
     for (const std::string& error : connectErrors) CPPUNIT_ASSERT_EQUAL(std::string(), error);
     const bool all = eventually([&] { return log.count() >= clientCount; });
+    // Every acceptor parked in its call (none between two): close() ends each.
+    CPPUNIT_ASSERT(allWorkersIdle(channel));
     listener.close();
     for (TaskHandle& task : tasks) joinWithin(task);
     CPPUNIT_ASSERT_MESSAGE(log.errorText(), all);
