@@ -440,7 +440,9 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     connecting = false;
     canceller.join();
     const bool all = eventually([&] { return log.count() >= kClients; });
-    // Every acceptor parked in its call (none between two): close() ends each.
+    // Every acceptor started (a task just spawned leaves its worker idle too)
+    // and parked in its call, none between two: close() ends each.
+    CPPUNIT_ASSERT(eventually([&] { return log.started.load() >= kTasks; }));
     CPPUNIT_ASSERT(allWorkersIdle(*channel));
     stop = true;
     listener.close();
@@ -522,7 +524,9 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
       TcpSocket second = connectTagged(listener, 1);
       const std::string context = "round " + std::to_string(round);
       CPPUNIT_ASSERT_MESSAGE(context, eventually([&] { return log.count() == 2; }));
-      // Every acceptor parked in its call (none between two): close() ends each.
+      // Every acceptor started (a task just spawned leaves its worker idle too)
+      // and parked in its call, none between two: close() ends each.
+      CPPUNIT_ASSERT(eventually([&] { return log.started.load() >= 3; }));
       CPPUNIT_ASSERT(allWorkersIdle(*channel_));
       listener.close();
       for (TaskHandle& task : tasks) joinWithin(task);
@@ -555,7 +559,9 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     TcpSocket client = connectTagged(listener, 7);
     CPPUNIT_ASSERT(eventually([&] { return log.count() == 1; }));
     CPPUNIT_ASSERT(log.sortedTags() == std::vector<std::uint16_t>{7});
-    // Every acceptor parked in its call (none between two): close() ends each.
+    // Every acceptor started (a task just spawned leaves its worker idle too)
+    // and parked in its call, none between two: close() ends each.
+    CPPUNIT_ASSERT(eventually([&] { return log.started.load() >= 4; }));
     CPPUNIT_ASSERT(allWorkersIdle(*channel_));
     listener.close();
     joinWithin(tasks[0]);
@@ -587,7 +593,9 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     TcpSocket b = connectTagged(listener, 2);
     CPPUNIT_ASSERT(eventually([&] { return log.count() == 2; }));
     CPPUNIT_ASSERT(log.sortedTags() == (std::vector<std::uint16_t>{1, 2}));
-    // Every acceptor parked in its call (none between two): close() ends each.
+    // Every acceptor started (a task just spawned leaves its worker idle too)
+    // and parked in its call, none between two: close() ends each.
+    CPPUNIT_ASSERT(eventually([&] { return log.started.load() >= 3; }));
     CPPUNIT_ASSERT(allWorkersIdle(*channel_));
     listener.close();
     for (TaskHandle& task : tasks) joinWithin(task);
@@ -677,7 +685,9 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     }
     for (TaskHandle& sender : senders) joinWithin(sender);
     const bool all = eventually([&] { return log.received.load() >= sent.load(); });
-    // Every receiver parked in its call (none between two): close() ends each.
+    // Every receiver started (a task just spawned leaves its worker idle too)
+    // and parked in its call, none between two: close() ends each.
+    CPPUNIT_ASSERT(eventually([&] { return log.started.load() >= kReceivers; }));
     CPPUNIT_ASSERT(allWorkersIdle(*channel));
     socket.close();
     for (TaskHandle& task : tasks) joinWithin(task);
@@ -786,7 +796,9 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     std::map<std::string, int> sendErrors;
     sendWindowed(sender, socket.localAddress(), 0, kDatagrams, log, sent, 16, sendErrors, sendMutex);
     const bool all = eventually([&] { return log.received.load() >= kDatagrams; });
-    // Every receiver parked in its call (none between two): close() ends each.
+    // Every receiver started (a task just spawned leaves its worker idle too)
+    // and parked in its call, none between two: close() ends each.
+    CPPUNIT_ASSERT(eventually([&] { return log.started.load() >= 4; }));
     CPPUNIT_ASSERT(allWorkersIdle(*channel_));
     socket.close();
     thread.join();
@@ -822,7 +834,9 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     for (int who = kPerChannel; who < 2 * kPerChannel; ++who) joinWithin(tasks[who]);
     for (int i = 16; i < 32; ++i) clients.push_back(connectTagged(listener, static_cast<std::uint16_t>(i)));
     const bool all = eventually([&] { return log.count() == 32; });
-    // Every acceptor parked in its call (none between two): close() ends each.
+    // Every acceptor started (a task just spawned leaves its worker idle too)
+    // and parked in its call, none between two: close() ends each.
+    CPPUNIT_ASSERT(eventually([&] { return log.started.load() >= 2 * kPerChannel; }));
     CPPUNIT_ASSERT(allWorkersIdle(*channel_));
     listener.close();
     for (TaskHandle& task : tasks) joinWithin(task);
@@ -865,7 +879,9 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     std::vector<TcpSocket> clients;
     for (int i = 0; i < kClients; ++i) clients.push_back(connectTagged(listener, static_cast<std::uint16_t>(i)));
     const bool all = eventually([&] { return log.count() == kClients; });
-    // Every acceptor parked in its call (none between two): close() ends each.
+    // Every acceptor started (a task just spawned leaves its worker idle too)
+    // and parked in its call, none between two: close() ends each.
+    CPPUNIT_ASSERT(eventually([&] { return log.started.load() >= kTasks; }));
     CPPUNIT_ASSERT(allWorkersIdle(*channel));
     listener.close();
     for (TaskHandle& task : tasks) joinWithin(task);
@@ -1071,7 +1087,9 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     std::vector<TcpSocket> clients;
     for (int i = 0; i < kClients; ++i) clients.push_back(connectTagged(listener, static_cast<std::uint16_t>(i)));
     const bool all = eventually([&] { return log.count() >= kClients; });
-    // Every acceptor parked in its call (none between two): close() ends each.
+    // Every acceptor started (a task just spawned leaves its worker idle too)
+    // and parked in its call, none between two: close() ends each.
+    CPPUNIT_ASSERT(eventually([&] { return log.started.load() >= 5; }));
     CPPUNIT_ASSERT(allWorkersIdle(*channel));
     listener.close();
     thread.join();
@@ -1267,7 +1285,9 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     for (std::thread& connector : connectors) connector.join();
     for (const std::string& error : connectErrors) CPPUNIT_ASSERT_EQUAL(std::string(), error);
     const bool all = eventually([&] { return log.count() >= clientCount; });
-    // Every acceptor parked in its call (none between two): close() ends each.
+    // Every acceptor started (a task just spawned leaves its worker idle too)
+    // and parked in its call, none between two: close() ends each.
+    CPPUNIT_ASSERT(eventually([&] { return log.started.load() >= taskCount; }));
     CPPUNIT_ASSERT(allWorkersIdle(channel));
     listener.close();
     for (TaskHandle& task : tasks) joinWithin(task);
