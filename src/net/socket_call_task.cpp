@@ -120,10 +120,12 @@ bool SocketCall::awaitInTask(Event& event, std::error_code& ec) noexcept {
   me.channel = core;
   me.writer = event.kind() == Event::Kind::DatagramSend;
   const Deadline deadline = deadlineAfter(timeout);
+  const bool shutDownBefore = core->isShutDown();
   // Inside, the call's event finds the slot free unless an event posted on
   // the channel directly holds it: then it fails with socket_busy, and so,
   // one after the other, do the calls waiting behind it.
-  if (!join(turns, me)) {
+  const bool queued = join(turns, me);
+  if (!queued) {
     awaitOnce(event, timeout, ec);
   } else if (awaitTurn(me, deadline, ec)) {
     awaitOnce(event, timeLeft(deadline), ec);
@@ -131,6 +133,12 @@ bool SocketCall::awaitInTask(Event& event, std::error_code& ec) noexcept {
   // The call handed the turn on: the task it resumed runs on another
   // worker if one is idle, not after this task's next wait.
   if (leave(turns, me)) core->shareLocalBatch();
+  // A shutdown() that came while the call waited for its turn ended it:
+  // operation_canceled, as for a call waiting in the kernel, even where
+  // the call inside handed it the turn and the channel then refused its
+  // post (channel_shut_down is for calls made after the shutdown).
+  if (queued && !shutDownBefore && ec == Errc::channel_shut_down)
+    ec = std::make_error_code(std::errc::operation_canceled);
   return true;
 }
 
