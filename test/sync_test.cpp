@@ -68,6 +68,7 @@ class SyncTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testNotificationTimeoutAndReset);
   CPPUNIT_TEST(testNegativeTimeoutsInATaskAreExpired);
   CPPUNIT_TEST(testPredicateWaitForWithExtremeTimeouts);
+  CPPUNIT_TEST(testAWakerThatYieldsLetsAnIdleWorkerRunTheWokenTask);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -310,6 +311,35 @@ class SyncTest : public evchan::test::LeakCheckedFixture {
     // Once notified, later waiters pass at once.
     CPPUNIT_ASSERT(notification.waitFor(0ms));
     CPPUNIT_ASSERT_EQUAL(1, channel->poolStats().peak);  // the tasks never blocked the worker
+  }
+
+  // What docs/tasks.md tells a task that wakes another and computes on:
+  // after one yield the woken task runs on the idle worker while the waker
+  // computes.
+  void testAWakerThatYieldsLetsAnIdleWorkerRunTheWokenTask() {
+    Notification notification;
+    std::atomic<bool> waiting{false};
+    std::atomic<bool> wokenRan{false};
+    std::atomic<bool> ranWhileComputing{false};
+    auto channel = evchan::test::makeChannel(2);
+    TaskHandle woken = channel->spawn([&] {
+      waiting = true;
+      notification.wait();
+      wokenRan = true;
+    });
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return waiting.load(); }));
+    CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
+    TaskHandle waker = channel->spawn([&] {
+      notification.notify();
+      evchan::this_task::yield();
+      const auto giveUp = std::chrono::steady_clock::now() + generous(5s);
+      while (!wokenRan.load() && std::chrono::steady_clock::now() < giveUp) {
+      }
+      ranWhileComputing = wokenRan.load();
+    });
+    evchan::test::joinWithin(waker, 10s);
+    evchan::test::joinWithin(woken, 10s);
+    CPPUNIT_ASSERT(ranWhileComputing.load());
   }
 
   void testNotificationTimeoutAndReset() {
