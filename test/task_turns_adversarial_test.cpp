@@ -1048,9 +1048,9 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
         clients.push_back(std::move(client));
         eventually([&] { return closed.load() || log.count() == tag; }, 2s);
       }
-      const std::string context = "round " + std::to_string(round) + ": " + describeAll(log.lastError);
-      CPPUNIT_ASSERT_MESSAGE(context, eventually([&] { return closed.load(); }));
+      CPPUNIT_ASSERT_MESSAGE("round " + std::to_string(round), eventually([&] { return closed.load(); }));
       for (TaskHandle& task : tasks) joinWithin(task);
+      const std::string context = "round " + std::to_string(round) + ": " + describeAll(log.lastError);
       for (int who = 0; who < kTasks; ++who) {
         if (who == closer) {
           ASSERT_NO_ERROR(log.lastError[who]);
