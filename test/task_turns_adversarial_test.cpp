@@ -37,6 +37,7 @@
 #include "support/run_where.h"
 #include "support/skip.h"
 #include "support/temp_path.h"
+#include "support/turn_takers.h"
 #include "support/waiting.h"
 
 namespace {
@@ -45,10 +46,8 @@ using namespace std::chrono_literals;
 using evchan::AcceptBackoff;
 using evchan::AcceptEvent;
 using evchan::Address;
-using evchan::AddressFamily;
 using evchan::Backend;
 using evchan::Duration;
-using evchan::Endpoint;
 using evchan::Errc;
 using evchan::EventChannel;
 using evchan::TaskHandle;
@@ -59,11 +58,18 @@ using evchan::UdpSocket;
 using evchan::UnixListener;
 using evchan::UnixSocket;
 #endif
+using evchan::test::AcceptLog;
+using evchan::test::acceptUntilError;
 using evchan::test::allWorkersIdle;
+using evchan::test::boundUdpSocket;
+using evchan::test::connectTagged;
 using evchan::test::eventually;
 using evchan::test::generous;
+using evchan::test::JoinOnExit;
 using evchan::test::joinWithin;
+using evchan::test::loopbackListener;
 using evchan::test::spawnOrSkip;
+using evchan::test::tagsUpTo;
 
 // Exactly this code, as the header promises for a call that a cancel(), a
 // close() or shutdown() ended while it waited (channel_shut_down compares
@@ -76,128 +82,6 @@ std::string describeAll(const std::vector<std::error_code>& errors) {
   for (const std::error_code& ec : errors) text += "[" + evchan::test::describe(ec) + "] ";
   return text;
 }
-
-TcpListener loopbackListener() { return TcpListener::listen(Endpoint("127.0.0.1", 0)); }
-
-UdpSocket boundUdpSocket() {
-  UdpSocket socket = UdpSocket::open(AddressFamily::IPv4);
-  socket.bind(Address::fromNumeric("127.0.0.1", 0, AddressFamily::IPv4));
-  return socket;
-}
-
-// A client that sends its two-byte tag and stays open.
-TcpSocket connectTagged(const TcpListener& listener, std::uint16_t tag) {
-  TcpSocket client = TcpSocket::connect(listener.localAddress(), generous(10s));
-  client.writeAll(&tag, sizeof tag);
-  return client;
-}
-
-#ifndef _WIN32
-UnixSocket connectTagged(const UnixListener& listener, std::uint16_t tag) {
-  UnixSocket client = UnixSocket::connect(listener.name(), generous(10s));
-  client.writeAll(&tag, sizeof tag);
-  return client;
-}
-#endif
-
-// What the acceptor tasks of a test saw: the connections they accepted
-// (the test thread reads their tags), each task's error at its end and
-// every error an accept returned, by kind.
-template <class Socket>
-struct AcceptLog {
-  explicit AcceptLog(int tasks) : lastError(tasks) {}
-
-  std::mutex mutex;
-  std::vector<Socket> accepted;
-  std::vector<std::uint16_t> tags;  // of the connections read so far, in `accepted` order
-  std::vector<std::error_code> lastError;
-  std::map<std::string, int> errors;  // every accept error, by describe()
-  std::atomic<int> started{0};
-
-  void record(Socket socket) {
-    std::lock_guard<std::mutex> lock(mutex);
-    accepted.push_back(std::move(socket));
-  }
-  void recordError(const std::error_code& ec) {
-    std::lock_guard<std::mutex> lock(mutex);
-    ++errors[evchan::test::describe(ec)];
-  }
-  int count() {
-    std::lock_guard<std::mutex> lock(mutex);
-    return static_cast<int>(accepted.size());
-  }
-  int errorsOf(const std::error_code& ec) {
-    std::lock_guard<std::mutex> lock(mutex);
-    auto found = errors.find(evchan::test::describe(ec));
-    return found == errors.end() ? 0 : found->second;
-  }
-  std::string errorText() {
-    std::lock_guard<std::mutex> lock(mutex);
-    std::string text;
-    for (const auto& [what, count] : errors) text += what + " x" + std::to_string(count) + "; ";
-    return text;
-  }
-
-  // The tags of every connection accepted so far, sorted.
-  std::vector<std::uint16_t> sortedTags() {
-    std::lock_guard<std::mutex> lock(mutex);
-    while (tags.size() < accepted.size()) {
-      std::uint16_t tag = 0;
-      accepted[tags.size()].setTimeout(generous(10s));
-      accepted[tags.size()].readExactly(&tag, sizeof tag);
-      tags.push_back(tag);
-    }
-    std::vector<std::uint16_t> sorted = tags;
-    std::sort(sorted.begin(), sorted.end());
-    return sorted;
-  }
-};
-
-std::vector<std::uint16_t> tagsUpTo(int count, int from = 0) {
-  std::vector<std::uint16_t> tags;
-  for (int i = from; i < count; ++i) tags.push_back(static_cast<std::uint16_t>(i));
-  return tags;
-}
-
-// Accepts until an accept fails; records that error as the task's last.
-template <class Listener, class Socket>
-void acceptUntilError(Listener& listener, AcceptLog<Socket>& log, int who) {
-  ++log.started;
-  for (;;) {
-    std::error_code ec;
-    Socket accepted = listener.accept(ec);
-    if (ec) {
-      log.recordError(ec);
-      std::lock_guard<std::mutex> lock(log.mutex);
-      log.lastError[who] = ec;
-      return;
-    }
-    log.record(std::move(accepted));
-  }
-}
-
-// Declared after what a test's tasks use: however the test ends, runs
-// `release` (which ends their calls) and joins them before those go.
-class JoinOnExit {
- public:
-  JoinOnExit(std::function<void()> release, std::vector<TaskHandle>& tasks)
-      : release_(std::move(release)), tasks_(tasks) {}
-  ~JoinOnExit() {
-    release_();
-    for (TaskHandle& task : tasks_) {
-      try {
-        task.join();
-      } catch (...) {  // what it checked is already reported
-      }
-    }
-  }
-  JoinOnExit(const JoinOnExit&) = delete;
-  JoinOnExit& operator=(const JoinOnExit&) = delete;
-
- private:
-  std::function<void()> release_;
-  std::vector<TaskHandle>& tasks_;
-};
 
 // A datagram's content: who sent it and its number.
 struct Datagram {
@@ -872,7 +756,7 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
             log.lastError[who] = ec;
             return;
           }
-          log.record(std::move(accepted));
+          log.record(std::move(accepted), who);
         }
       }));
     }
@@ -1028,7 +912,7 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
           TcpSocket accepted = listener.accept(ec);
           log.lastError[who] = ec;
           if (ec) return;
-          log.record(std::move(accepted));
+          log.record(std::move(accepted), who);
           listener.close();
           closed = true;
         }));

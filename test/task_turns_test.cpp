@@ -25,29 +25,34 @@
 #include "support/named_suite.h"
 #include "support/reclaim_on_exit.h"
 #include "support/run_where.h"
+#include "support/turn_takers.h"
 #include "support/waiting.h"
 
 namespace {
 
 using namespace std::chrono_literals;
 using evchan::AcceptEvent;
-using evchan::Address;
-using evchan::AddressFamily;
 using evchan::Backend;
 using evchan::Duration;
-using evchan::Endpoint;
 using evchan::Errc;
 using evchan::EventChannel;
 using evchan::TaskHandle;
 using evchan::TcpListener;
 using evchan::TcpSocket;
 using evchan::UdpSocket;
+using evchan::test::AcceptLog;
+using evchan::test::acceptUntilError;
 using evchan::test::allWorkersIdle;
+using evchan::test::boundUdpSocket;
+using evchan::test::connectTagged;
 using evchan::test::eventually;
 using evchan::test::generous;
+using evchan::test::JoinOnExit;
 using evchan::test::joinWithin;
+using evchan::test::loopbackListener;
 using evchan::test::ReclaimOnExit;
 using evchan::test::spawnOrSkip;
+using evchan::test::tagsUpTo;
 
 const std::error_code kCancelled = std::make_error_code(std::errc::operation_canceled);
 
@@ -56,101 +61,6 @@ const std::error_code kCancelled = std::make_error_code(std::errc::operation_can
 // (not_open).  Never socket_busy.
 void assertStoppedByClose(const std::error_code& ec) {
   CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == kCancelled || ec == Errc::not_open);
-}
-
-TcpListener loopbackListener() { return TcpListener::listen(Endpoint("127.0.0.1", 0)); }
-
-UdpSocket boundUdpSocket() {
-  UdpSocket socket = UdpSocket::open(AddressFamily::IPv4);
-  socket.bind(Address::fromNumeric("127.0.0.1", 0, AddressFamily::IPv4));
-  return socket;
-}
-
-// Connects a client that sends one byte, `tag`, and stays open.
-TcpSocket connectTagged(const TcpListener& listener, char tag) {
-  TcpSocket client = TcpSocket::connect(listener.localAddress(), generous(10s));
-  client.writeAll(&tag, 1);
-  return client;
-}
-
-// What the acceptor tasks of one test saw: the connections they accepted
-// (the test thread reads their tags: a task cancelled right after its
-// accept still hands its connection over), each task's count and the
-// error its last accept ended with.
-struct AcceptLog {
-  explicit AcceptLog(int tasks) : perTask(tasks), lastError(tasks) {}
-
-  std::mutex mutex;
-  std::vector<TcpSocket> accepted;
-  std::string tags;  // of the connections read so far, in `accepted` order
-  std::vector<int> perTask;
-  std::vector<std::error_code> lastError;
-  std::atomic<int> started{0};
-
-  // The tags of every connection accepted so far, sorted.
-  std::string sortedTags() {
-    std::lock_guard<std::mutex> lock(mutex);
-    while (tags.size() < accepted.size()) {
-      char tag = 0;
-      accepted[tags.size()].setTimeout(generous(10s));
-      accepted[tags.size()].readExactly(&tag, 1);
-      tags += tag;
-    }
-    std::string sorted = tags;
-    std::sort(sorted.begin(), sorted.end());
-    return sorted;
-  }
-
-  int acceptedBy(int who) {
-    std::lock_guard<std::mutex> lock(mutex);
-    return perTask[who];
-  }
-};
-
-// Accepts until an accept fails.
-void acceptUntilError(TcpListener& listener, AcceptLog& log, int who) {
-  ++log.started;
-  for (;;) {
-    std::error_code ec;
-    TcpSocket accepted = listener.accept(ec);
-    std::lock_guard<std::mutex> lock(log.mutex);
-    if (ec) {
-      log.lastError[who] = ec;
-      return;
-    }
-    log.accepted.push_back(std::move(accepted));
-    ++log.perTask[who];
-  }
-}
-
-// Declared after what a test's tasks use: however the test ends (a failed
-// assertion included), closes the socket they wait on, which ends their
-// calls, and joins them before those go.
-template <class Socket>
-class EndTasksOnExit {
- public:
-  EndTasksOnExit(Socket& socket, std::vector<TaskHandle>& tasks) : socket_(socket), tasks_(tasks) {}
-  ~EndTasksOnExit() {
-    socket_.close();
-    for (TaskHandle& task : tasks_) {
-      try {
-        task.join();
-      } catch (...) {  // a task ended by the close() may throw; what it checked is already reported
-      }
-    }
-  }
-  EndTasksOnExit(const EndTasksOnExit&) = delete;
-  EndTasksOnExit& operator=(const EndTasksOnExit&) = delete;
-
- private:
-  Socket& socket_;
-  std::vector<TaskHandle>& tasks_;
-};
-
-std::string firstTags(int count) {
-  std::string tags;
-  for (int i = 0; i < count; ++i) tags += static_cast<char>('A' + i);
-  return tags;
 }
 
 template <Backend B>
@@ -197,7 +107,7 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
     std::vector<std::error_code> lastError(kTasks);
     std::atomic<int> received{0};
     std::vector<TaskHandle> tasks;
-    const EndTasksOnExit<UdpSocket> end(receiver, tasks);
+    const JoinOnExit end([&] { receiver.close(); }, tasks);
     for (int who = 0; who < kTasks; ++who) {
       tasks.push_back(spawnOrSkip(*channel_, [&, who] {
         for (;;) {
@@ -236,7 +146,7 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
     std::mutex mutex;
     std::atomic<int> started{0};
     std::vector<TaskHandle> tasks;
-    const EndTasksOnExit<TcpListener> end(listener, tasks);
+    const JoinOnExit end([&] { listener.close(); }, tasks);
     for (int who = 0; who < kTasks; ++who) {
       tasks.push_back(spawnOrSkip(*channel_, [&, who] {
         ++started;
@@ -262,9 +172,9 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
 
   void testCloseEndsEveryWaitingAccept() {
     TcpListener listener = loopbackListener();
-    AcceptLog log(3);
+    AcceptLog<TcpSocket> log(3);
     std::vector<TaskHandle> tasks;
-    const EndTasksOnExit<TcpListener> end(listener, tasks);
+    const JoinOnExit end([&] { listener.close(); }, tasks);
     spawnAcceptors(listener, log, tasks);
     listener.close();
     for (TaskHandle& task : tasks) joinWithin(task);
@@ -274,21 +184,21 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
 
   void testCancelEndsEveryWaitingAcceptAndTheListenerStaysOpen() {
     TcpListener listener = loopbackListener();
-    AcceptLog log(3);
+    AcceptLog<TcpSocket> log(3);
     std::vector<TaskHandle> tasks;
-    const EndTasksOnExit<TcpListener> end(listener, tasks);
+    const JoinOnExit end([&] { listener.close(); }, tasks);
     spawnAcceptors(listener, log, tasks);
     listener.cancel();
     for (TaskHandle& task : tasks) joinWithin(task);
     for (const std::error_code& ec : log.lastError) ASSERT_ERROR(kCancelled, ec);
     // Open still: accepts made after the cancel() work, in turn too.
-    AcceptLog after(2);
+    AcceptLog<TcpSocket> after(2);
     std::vector<TaskHandle> again;
-    const EndTasksOnExit<TcpListener> endAgain(listener, again);
+    const JoinOnExit endAgain([&] { listener.close(); }, again);
     spawnAcceptors(listener, after, again);
-    TcpSocket clientA = connectTagged(listener, 'A');
-    TcpSocket clientB = connectTagged(listener, 'B');
-    CPPUNIT_ASSERT(eventually([&] { return after.sortedTags() == "AB"; }));
+    TcpSocket clientA = connectTagged(listener, 0);
+    TcpSocket clientB = connectTagged(listener, 1);
+    CPPUNIT_ASSERT(eventually([&] { return after.sortedTags() == tagsUpTo(2); }));
     listener.close();
     for (TaskHandle& task : again) joinWithin(task);
     for (const std::error_code& ec : after.lastError) assertStoppedByClose(ec);
@@ -299,9 +209,9 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
   void testTheTimeoutCoversTheWaitForTheTurn() {
     TcpListener listener = loopbackListener();
     listener.setTimeout(200ms);
-    AcceptLog log(3);
+    AcceptLog<TcpSocket> log(3);
     std::vector<TaskHandle> tasks;
-    const EndTasksOnExit<TcpListener> end(listener, tasks);
+    const JoinOnExit end([&] { listener.close(); }, tasks);
     for (int who = 0; who < 3; ++who)
       tasks.push_back(spawnOrSkip(*channel_, [&, who] { acceptUntilError(listener, log, who); }));
     for (TaskHandle& task : tasks) joinWithin(task);
@@ -312,15 +222,15 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
   // waiting behind it goes in and gets the next connection.
   void testCancellingTheTaskInsidePassesTheTurnOn() {
     TcpListener listener = loopbackListener();
-    AcceptLog log(2);
+    AcceptLog<TcpSocket> log(2);
     std::vector<TaskHandle> tasks;
-    const EndTasksOnExit<TcpListener> end(listener, tasks);
+    const JoinOnExit end([&] { listener.close(); }, tasks);
     spawnAcceptors(listener, log, tasks);
     tasks[0].cancel();
     CPPUNIT_ASSERT(eventually([&] { return tasks[0].done(); }));
     ASSERT_ERROR(kCancelled, log.lastError[0]);
-    TcpSocket client = connectTagged(listener, 'A');
-    CPPUNIT_ASSERT(eventually([&] { return log.sortedTags() == "A"; }));
+    TcpSocket client = connectTagged(listener, 0);
+    CPPUNIT_ASSERT(eventually([&] { return log.sortedTags() == tagsUpTo(1); }));
     CPPUNIT_ASSERT_EQUAL(1, log.acceptedBy(1));
     listener.close();
     for (TaskHandle& task : tasks) joinWithin(task);
@@ -331,16 +241,16 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
   // task; the one inside and the one behind still accept.
   void testCancellingAWaitingTaskKeepsTheOthersInLine() {
     TcpListener listener = loopbackListener();
-    AcceptLog log(3);
+    AcceptLog<TcpSocket> log(3);
     std::vector<TaskHandle> tasks;
-    const EndTasksOnExit<TcpListener> end(listener, tasks);
+    const JoinOnExit end([&] { listener.close(); }, tasks);
     spawnAcceptors(listener, log, tasks);
     tasks[1].cancel();
     CPPUNIT_ASSERT(eventually([&] { return tasks[1].done(); }));
     ASSERT_ERROR(kCancelled, log.lastError[1]);
     std::vector<TcpSocket> clients;
-    for (char tag : firstTags(4)) clients.push_back(connectTagged(listener, tag));
-    CPPUNIT_ASSERT(eventually([&] { return log.sortedTags() == "ABCD"; }));
+    for (std::uint16_t tag : tagsUpTo(4)) clients.push_back(connectTagged(listener, tag));
+    CPPUNIT_ASSERT(eventually([&] { return log.sortedTags() == tagsUpTo(4); }));
     CPPUNIT_ASSERT_EQUAL(0, log.acceptedBy(1));
     listener.close();
     for (TaskHandle& task : tasks) joinWithin(task);
@@ -353,17 +263,17 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
   void testTasksOfTwoChannelsDoNotWaitForEachOther() {
     std::unique_ptr<EventChannel> other = evchan::test::createOnBackendOrSkip(B, 1);
     TcpListener listener = loopbackListener();
-    AcceptLog log(2);
+    AcceptLog<TcpSocket> log(2);
     std::vector<TaskHandle> tasks;
-    const EndTasksOnExit<TcpListener> end(listener, tasks);
+    const JoinOnExit end([&] { listener.close(); }, tasks);
     tasks.push_back(spawnOrSkip(*channel_, [&] { acceptUntilError(listener, log, 0); }));
     tasks.push_back(spawnOrSkip(*other, [&] { acceptUntilError(listener, log, 1); }));
     CPPUNIT_ASSERT(eventually([&] { return log.started.load() == 2; }));
     CPPUNIT_ASSERT(allWorkersIdle(*channel_));
     CPPUNIT_ASSERT(allWorkersIdle(*other));
     std::vector<TcpSocket> clients;
-    for (char tag : firstTags(8)) clients.push_back(connectTagged(listener, tag));
-    CPPUNIT_ASSERT(eventually([&] { return log.sortedTags() == firstTags(8); }));
+    for (std::uint16_t tag : tagsUpTo(8)) clients.push_back(connectTagged(listener, tag));
+    CPPUNIT_ASSERT(eventually([&] { return log.sortedTags() == tagsUpTo(8); }));
     listener.close();
     for (TaskHandle& task : tasks) joinWithin(task);
     assertStoppedByClose(log.lastError[0]);
@@ -378,15 +288,15 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
     AcceptEvent posted(listener);
     ReclaimOnExit reclaim(*channel_);
     channel_->post(posted);
-    AcceptLog log(2);
+    AcceptLog<TcpSocket> log(2);
     std::vector<TaskHandle> tasks;
-    const EndTasksOnExit<TcpListener> end(listener, tasks);
+    const JoinOnExit end([&] { listener.close(); }, tasks);
     for (int who = 0; who < 2; ++who)
       tasks.push_back(spawnOrSkip(*channel_, [&, who] { acceptUntilError(listener, log, who); }));
     for (TaskHandle& task : tasks) joinWithin(task);
     ASSERT_ERROR(Errc::socket_busy, log.lastError[0]);
     ASSERT_ERROR(Errc::socket_busy, log.lastError[1]);
-    TcpSocket client = connectTagged(listener, 'A');
+    TcpSocket client = connectTagged(listener, 0);
     CPPUNIT_ASSERT(channel_->getEvent(generous(10s)) == &posted);
     ASSERT_NO_ERROR(posted.error());
   }
@@ -401,13 +311,13 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
     std::mt19937 random(20261205);
     for (int round = 0; round < kRounds; ++round) {
       TcpListener listener = loopbackListener();
-      AcceptLog log(kTasks + 1);
+      AcceptLog<TcpSocket> log(kTasks + 1);
       std::vector<TaskHandle> tasks;
-      const EndTasksOnExit<TcpListener> end(listener, tasks);
+      const JoinOnExit end([&] { listener.close(); }, tasks);
       for (int who = 0; who < kTasks; ++who)
         tasks.push_back(spawnOrSkip(*channel, [&, who] { acceptUntilError(listener, log, who); }));
       std::vector<TcpSocket> clients;
-      const std::string tags = firstTags(12);
+      const std::vector<std::uint16_t> tags = tagsUpTo(12);
       const int victim = static_cast<int>(random() % kTasks);
       const std::size_t cancelAt = random() % tags.size();
       for (std::size_t i = 0; i < tags.size(); ++i) {
@@ -419,7 +329,7 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
       const bool all = eventually([&] { return log.sortedTags() == tags; });
       listener.close();
       for (TaskHandle& task : tasks) joinWithin(task);
-      CPPUNIT_ASSERT_EQUAL_MESSAGE("round " + std::to_string(round), tags, log.sortedTags());
+      CPPUNIT_ASSERT_MESSAGE("round " + std::to_string(round), tags == log.sortedTags());
       CPPUNIT_ASSERT(all);
       for (int who = 0; who < kTasks; ++who) assertStoppedByClose(log.lastError[who]);
       assertStoppedByClose(log.lastError[kTasks]);
@@ -436,7 +346,7 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
     std::atomic<bool> secondAccepted{false};
     std::atomic<bool> sawItWhileComputing{false};
     std::vector<TaskHandle> tasks;
-    const EndTasksOnExit<TcpListener> end(listener, tasks);
+    const JoinOnExit end([&] { listener.close(); }, tasks);
     tasks.push_back(spawnOrSkip(*channel, [&] {
       ++started;
       TcpSocket accepted = listener.accept();
@@ -480,7 +390,7 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
       order += datagram;
     };
     std::vector<TaskHandle> tasks;
-    const EndTasksOnExit<UdpSocket> end(receiver, tasks);
+    const JoinOnExit end([&] { receiver.close(); }, tasks);
     tasks.push_back(spawnOrSkip(*channel_, [&] {
       ++started;
       receiveOne('A');
@@ -527,7 +437,7 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
   // Spawns one acceptor task per entry of `log` on the fixture's channel,
   // one after the other, each parked before the next starts (the first is
   // inside, the others wait in that order).
-  void spawnAcceptors(TcpListener& listener, AcceptLog& log, std::vector<TaskHandle>& tasks) {
+  void spawnAcceptors(TcpListener& listener, AcceptLog<TcpSocket>& log, std::vector<TaskHandle>& tasks) {
     for (int who = 0; who < static_cast<int>(log.perTask.size()); ++who) {
       tasks.push_back(spawnOrSkip(*channel_, [&listener, &log, who] { acceptUntilError(listener, log, who); }));
       CPPUNIT_ASSERT(eventually([&] { return log.started.load() == who + 1; }));
@@ -541,18 +451,18 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
   void acceptorsTakeTurns(EventChannel& channel) {
     constexpr int kTasks = 4;
     TcpListener listener = loopbackListener();
-    AcceptLog log(kTasks);
+    AcceptLog<TcpSocket> log(kTasks);
     std::vector<TaskHandle> tasks;
-    const EndTasksOnExit<TcpListener> end(listener, tasks);
+    const JoinOnExit end([&] { listener.close(); }, tasks);
     for (int who = 0; who < kTasks; ++who)
       tasks.push_back(spawnOrSkip(channel, [&, who] { acceptUntilError(listener, log, who); }));
-    const std::string tags = firstTags(24);
+    const std::vector<std::uint16_t> tags = tagsUpTo(24);
     std::vector<TcpSocket> clients;
-    for (char tag : tags) clients.push_back(connectTagged(listener, tag));
+    for (std::uint16_t tag : tags) clients.push_back(connectTagged(listener, tag));
     const bool all = eventually([&] { return log.sortedTags() == tags; });
     listener.close();
     for (TaskHandle& task : tasks) joinWithin(task);
-    CPPUNIT_ASSERT_EQUAL(tags, log.sortedTags());
+    CPPUNIT_ASSERT(tags == log.sortedTags());
     CPPUNIT_ASSERT(all);
     for (const std::error_code& ec : log.lastError) assertStoppedByClose(ec);
   }
