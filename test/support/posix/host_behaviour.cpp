@@ -14,4 +14,6 @@ int aprPollsetEchoConnections() { return 1000; }
 
 std::string whyWritingFarBeyondTheEndIsCostly() { return ""; }
 
+std::string whyAcceptExBesideAPlainAcceptMayFail() { return ""; }  // no AcceptEx here
+
 }  // namespace evchan::test

@@ -38,4 +38,9 @@ std::string whyWritingFarBeyondTheEndIsCostly() {
   return "NTFS fills the gap before a write beyond a file's end with zeros (gigabytes here)";
 }
 
+std::string whyAcceptExBesideAPlainAcceptMayFail() {
+  if (!runningUnderWine()) return "";
+  return "under Wine an AcceptEx racing a plain accept() on one listener sometimes completes with ERROR_NOT_READY";
+}
+
 }  // namespace evchan::test
