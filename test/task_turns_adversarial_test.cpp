@@ -1015,7 +1015,7 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     std::atomic<int> spawned{0};
     std::function<void(int)> spawnReceiver = [&](int who) {
       const int serial = spawned++;
-      TaskHandle task = spawnOrSkip(*channel, [&, who, serial] {
+      TaskHandle task = spawnOrSkip(*channel, [&, serial] {
         // A third of them under a deadline of 1 to 4 ms.
         std::unique_ptr<evchan::this_task::DeadlineScope> deadline;
         if (serial % 3 == 1)
