@@ -128,6 +128,13 @@ void ChannelCore::shutdown() noexcept {
 
 void ChannelCore::sweepForShutdown() noexcept {
   monitor_.stop();  // no spare threads during a shutdown anyway
+  {
+    // Before anything is cancelled: a poll's batch of cancelled operations
+    // is shared at once, since nothing now catches a first item that waits
+    // for the others (see workerMain()).
+    std::lock_guard<std::mutex> lock(mutex_);
+    monitorRunning_ = false;
+  }
   // Cancel what is parked on sockets and timers.
   std::vector<Event*> cancelled;
   {
@@ -178,9 +185,6 @@ void ChannelCore::sweepForShutdown() noexcept {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     swept_ = true;
-    // The monitor is stopped: from now on a poll's batch (a completion
-    // backend's cancelled operations) is shared at once (see workerMain()).
-    monitorRunning_ = false;
     workAvailable_.notify_all();
   }
   // A worker of this channel waiting in getEvent() (a callback's call)

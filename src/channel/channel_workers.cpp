@@ -236,8 +236,12 @@ void ChannelCore::workerMain() noexcept {
       }
     }
     // A completion backend's operations are cancelled at shutdown but come
-    // back only through the ring: keep polling until they have.
-    if (runQueue_.empty() && stopping_ && swept_ && !ringBusy() && cancelsUnderWay_.load(std::memory_order_relaxed) == 0)
+    // back only through the ring: keep polling until they have.  Nor may a
+    // worker leave while another polls: what that poll reaped (the ring no
+    // longer counts it busy) is not queued yet, and the poller may need
+    // help with it (a callback that waits for another's).
+    if (runQueue_.empty() && stopping_ && swept_ && !polling_ && !ringBusy() &&
+        cancelsUnderWay_.load(std::memory_order_relaxed) == 0)
       break;
     if (!polling_) {
       // Leader/follower: one worker at a time polls the backend; it waits
@@ -278,7 +282,13 @@ void ChannelCore::workerMain() noexcept {
         runQueue_.push(*event);
         ++completed;
       }
-      if (completed > 1) {
+      if (completed == 1 && stopping_) {
+        // A completion backend's cancelled operations may come back one
+        // poll at a time, and the monitor is gone: while this one's
+        // callback runs (it may wait for another's), an idle worker polls
+        // for the rest.
+        wakeIdleLocked();
+      } else if (completed > 1) {
         lastBatchAt_ = Clock::now();
         if (!monitorRunning_ || itemCost_ * completed >= kHelpAfter) {
           wakeIdleLocked();
