@@ -69,6 +69,8 @@ class SyncTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testNegativeTimeoutsInATaskAreExpired);
   CPPUNIT_TEST(testPredicateWaitForWithExtremeTimeouts);
   CPPUNIT_TEST(testAWakerThatYieldsLetsAnIdleWorkerRunTheWokenTask);
+  CPPUNIT_TEST(testATaskWokenByANotificationRunsWhileItsWakerComputes);
+  CPPUNIT_TEST(testATaskHandedAMutexRunsWhileItsFormerHolderComputes);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -318,28 +320,43 @@ class SyncTest : public evchan::test::LeakCheckedFixture {
   // computes.
   void testAWakerThatYieldsLetsAnIdleWorkerRunTheWokenTask() {
     Notification notification;
-    std::atomic<bool> waiting{false};
-    std::atomic<bool> wokenRan{false};
-    std::atomic<bool> ranWhileComputing{false};
-    auto channel = evchan::test::makeChannel(2);
-    TaskHandle woken = channel->spawn([&] {
-      waiting = true;
-      notification.wait();
-      wokenRan = true;
-    });
-    CPPUNIT_ASSERT(evchan::test::eventually([&] { return waiting.load(); }));
-    CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
-    TaskHandle waker = channel->spawn([&] {
+    expectWokenTaskRunsWhileItsWakerComputes([&] { notification.wait(); }, [&] {
       notification.notify();
       evchan::this_task::yield();
-      const auto giveUp = std::chrono::steady_clock::now() + generous(5s);
-      while (!wokenRan.load() && std::chrono::steady_clock::now() < giveUp) {
-      }
-      ranWhileComputing = wokenRan.load();
     });
-    evchan::test::joinWithin(waker, 10s);
-    evchan::test::joinWithin(woken, 10s);
-    CPPUNIT_ASSERT(ranWhileComputing.load());
+  }
+
+  // The waker computes on without suspending: what it woke waits in its
+  // worker's local batch until the stuck-worker monitor finds the item
+  // past its grace period and hands the batch to the idle worker.
+  void testATaskWokenByANotificationRunsWhileItsWakerComputes() {
+    Notification notification;
+    expectWokenTaskRunsWhileItsWakerComputes([&] { notification.wait(); }, [&] { notification.notify(); });
+  }
+
+  void testATaskHandedAMutexRunsWhileItsFormerHolderComputes() {
+    Mutex mutex;
+    std::atomic<bool> held{false};
+    auto channel = evchan::test::makeChannel(2);
+    TaskHandle holder = channel->spawn([&] {
+      mutex.lock();
+      held = true;
+      // Waits (suspended) until the other task queues for the lock.
+      while (!waitingForLock_.load()) evchan::this_task::sleepFor(1ms);
+      evchan::this_task::sleepFor(20ms);  // it has parked in lock()
+      mutex.unlock();
+      computeUntilWokenRan();
+    });
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return held.load(); }));
+    TaskHandle waiter = channel->spawn([&] {
+      waitingForLock_ = true;
+      std::lock_guard<Mutex> lock(mutex);
+      wokenRan_ = true;
+    });
+    evchan::test::joinWithin(holder, 10s);
+    evchan::test::joinWithin(waiter, 10s);
+    CPPUNIT_ASSERT_MESSAGE("the task handed the mutex ran only once its former holder stopped computing",
+                           ranWhileComputing_.load());
   }
 
   void testNotificationTimeoutAndReset() {
@@ -412,6 +429,41 @@ class SyncTest : public evchan::test::LeakCheckedFixture {
     joinAll(tasks);
     CPPUNIT_ASSERT_EQUAL(2, woken.load());
   }
+
+ private:
+  // A task waits (`wait`); another wakes it (`wake`) and then computes,
+  // never suspending, until the woken one has run (at most a generous 5 s):
+  // with a second worker idle, the woken task must run meanwhile.
+  template <class Wait, class Wake>
+  void expectWokenTaskRunsWhileItsWakerComputes(Wait wait, Wake wake) {
+    std::atomic<bool> waiting{false};
+    auto channel = evchan::test::makeChannel(2);
+    TaskHandle woken = channel->spawn([&] {
+      waiting = true;
+      wait();
+      wokenRan_ = true;
+    });
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return waiting.load(); }));
+    CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
+    TaskHandle waker = channel->spawn([&] {
+      wake();
+      computeUntilWokenRan();
+    });
+    evchan::test::joinWithin(waker, 10s);
+    evchan::test::joinWithin(woken, 10s);
+    CPPUNIT_ASSERT_MESSAGE("the woken task ran only once its waker stopped computing", ranWhileComputing_.load());
+  }
+
+  void computeUntilWokenRan() {
+    const auto giveUp = std::chrono::steady_clock::now() + generous(5s);
+    while (!wokenRan_.load() && std::chrono::steady_clock::now() < giveUp) {
+    }
+    ranWhileComputing_ = wokenRan_.load();
+  }
+
+  std::atomic<bool> waitingForLock_{false};
+  std::atomic<bool> wokenRan_{false};
+  std::atomic<bool> ranWhileComputing_{false};
 };
 
 CPPUNIT_TEST_SUITE_REGISTRATION(SyncTest);

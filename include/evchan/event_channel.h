@@ -101,7 +101,8 @@ struct EVCHAN_API EventChannelOptions {
   /// grace period while some worker is busy and sleeps while the channel
   /// is idle; while work waits it also wakes an idle worker for it (a
   /// worker that polled runs its completions itself while they look short,
-  /// and one long item would hold the rest).  Zero turns the monitor off;
+  /// and one long item would hold the rest, and what the item woke, such
+  /// as a task it notified).  Zero turns the monitor off;
   /// a poll's completions are then shared with an idle worker whenever
   /// there are two or more, short or not, since nothing would catch one
   /// that runs long.  A single completion is not shared: while it runs

@@ -218,7 +218,7 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   /// usual, so a burst of work still spreads over the pool.
   bool spillQuietly() noexcept;
   /// Moves a local batch to the shared run queue, waking idle workers.
-  void publishLocal(EventQueue& batch) noexcept;
+  void publishLocal(LocalBatchQueue& batch) noexcept;
   /// Runs `first`, then what its callback completed on this thread.
   void runWithLocalBatch(Event& first, WorkerActivity& activity) noexcept;
   /// Brackets one item a worker runs, for the stuck-worker monitor.

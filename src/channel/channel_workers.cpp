@@ -25,10 +25,11 @@ namespace {
 // completed on this thread.  Running them here saves the shared queue's lock
 // and a thread hand-off per event (the chain read -> write -> read of an
 // echo server stays on one core); the batch is bounded so one busy socket
-// cannot monopolise a worker.
+// cannot monopolise a worker.  An item's batch is its worker's
+// WorkerActivity::batch, which the monitor shares when the item runs long.
 struct LocalBatch {
   ChannelCore* core = nullptr;
-  EventQueue queue;
+  LocalBatchQueue* queue = nullptr;
   int size = 0;
   int limit = 64;
   bool spilled = false;  // spillQuietly() has said true
@@ -83,7 +84,7 @@ void ChannelCore::reapExitedLocked() noexcept {
 bool ChannelCore::enqueueLocal(Event& event) noexcept {
   LocalBatch* batch = localBatchSlot();
   if (batch == nullptr || batch->core != this || batch->size >= batch->limit) return false;
-  batch->queue.push(event);
+  batch->queue->push(event);
   ++batch->size;
   return true;
 }
@@ -95,27 +96,30 @@ bool ChannelCore::spillQuietly() noexcept {
   return true;
 }
 
-void ChannelCore::publishLocal(EventQueue& batch) noexcept {
-  if (batch.empty()) return;
+void ChannelCore::publishLocal(LocalBatchQueue& batch) noexcept {
+  EventQueue events;
+  batch.takeAll(events);
+  if (events.empty()) return;
   std::lock_guard<std::mutex> lock(mutex_);
-  while (Event* event = batch.pop()) enqueueLocked(*event);
+  while (Event* event = events.pop()) enqueueLocked(*event);
 }
 
 void ChannelCore::shareLocalBatch() noexcept {
   LocalBatch* batch = localBatchSlot();
-  if (batch != nullptr && batch->core == this) publishLocal(batch->queue);
+  if (batch != nullptr && batch->core == this) publishLocal(*batch->queue);
 }
 
 void ChannelCore::runWithLocalBatch(Event& first, WorkerActivity& activity) noexcept {
   LocalBatch batch;
   batch.core = this;
+  batch.queue = &activity.batch;
   localBatchSlot() = &batch;
   beginItem(activity);
   runCompletion(first);
   endItem(activity);
-  while (Event* next = batch.queue.pop()) {
+  while (Event* next = batch.queue->pop()) {
     // Keep the next one (LIFO slot), share the rest with idle workers.
-    if (!batch.queue.empty()) publishLocal(batch.queue);
+    publishLocal(*batch.queue);
     beginItem(activity);
     runCompletion(*next);
     endItem(activity);
@@ -151,6 +155,15 @@ bool ChannelCore::markStuckWorkers() noexcept {
   stuckCandidates_.clear();
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    // An item past the grace period would hold what it completed or woke
+    // (its worker's local batch) until it ends: an idle worker, or the
+    // poller (woken), takes it.
+    const bool queuedBefore = !runQueue_.empty();
+    for (WorkerActivity* activity : activities_) {
+      const std::uint64_t busy = activity->busy.load(std::memory_order_seq_cst);
+      if (busy != 0 && WorkerActivity::tickOf(busy) + 2 <= now) activity->batch.takeAll(runQueue_);
+    }
+    if (!queuedBefore && !runQueue_.empty()) dispatchWorkLocked();
     // Work waits for a worker: queued, or sockets and timers nobody polls.
     const bool waiting = !runQueue_.empty() || !polling_;
     // ... while a worker sleeps idle: the worker that polled is running a
@@ -257,8 +270,10 @@ void ChannelCore::workerMain() noexcept {
       pollDeadline_ = runQueue_.empty() ? timers_.nextDeadlineLocked() : Clock::now();
       const Deadline deadline = pollDeadline_;
       lock.unlock();
+      LocalBatchQueue completions;
       LocalBatch batch;
       batch.core = this;
+      batch.queue = &completions;
       batch.limit = INT_MAX;  // published right after the poll
       localBatchSlot() = &batch;
       pollOnce(deadline);
@@ -277,8 +292,10 @@ void ChannelCore::workerMain() noexcept {
       // catch a first item that runs long or blocks unannounced: the rest
       // of the batch, and the polling, would wait for it to end (or
       // forever, when it waits for them), so any batch is shared at once.
+      EventQueue polled;
+      completions.takeAll(polled);
       int completed = 0;
-      while (Event* event = batch.queue.pop()) {
+      while (Event* event = polled.pop()) {
         runQueue_.push(*event);
         ++completed;
       }
@@ -381,7 +398,7 @@ void ChannelCore::enterBlocking() noexcept {
   // What this worker completed locally would otherwise wait for it to
   // unblock, and may be what unblocks it: share it before blocking.
   if (LocalBatch* batch = localBatchSlot(); batch != nullptr && batch->core == core) {
-    while (Event* event = batch->queue.pop()) core->runQueue_.push(*event);
+    batch->queue->takeAll(core->runQueue_);
   }
   core->startReason_ = StartReason::blockingCall;
   core->dispatchWorkLocked();

@@ -16,6 +16,7 @@
 #include <evchan/duration.h>
 
 #include "apr/thread_state.h"
+#include "channel/local_batch_queue.h"
 
 namespace evchan::detail {
 
@@ -32,6 +33,9 @@ struct WorkerActivity {
   std::atomic<std::uint64_t> busy{0};
   // The owning thread's own: inside an item; inside blocking calls.
   bool inItem = false;
+  // What the item completed or woke, run by this worker after it unless
+  // the monitor finds the item past the grace period and shares it.
+  LocalBatchQueue batch;
   int blockingDepth = 0;
   // The owning thread's id for kernelThreadState(), taken once where the
   // worker constructs its activity (on its own thread), before the monitor
