@@ -745,20 +745,9 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     const JoinOnExit end([&] { listener.close(); }, tasks);
     for (int who = 0; who < kTasks; ++who) {
       tasks.push_back(spawnOrSkip(*channel, [&, who] {
-        ++log.started;
         AcceptBackoff backoff;
         backoff.onWait = [&](const std::error_code&, Duration) { ++backoffs; };
-        for (;;) {
-          std::error_code ec;
-          TcpSocket accepted = listener.acceptWithBackoff(backoff, ec);
-          if (ec) {
-            log.recordError(ec);
-            std::lock_guard<std::mutex> lock(log.mutex);
-            log.lastError[who] = ec;
-            return;
-          }
-          log.record(std::move(accepted), who);
-        }
+        acceptUntilError(log, who, [&](std::error_code& ec) { return listener.acceptWithBackoff(backoff, ec); });
       }));
     }
     std::vector<TcpSocket> clients;

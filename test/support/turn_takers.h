@@ -119,13 +119,14 @@ struct AcceptLog {
   }
 };
 
-/// Accepts until an accept fails; records that error as task `who`'s last.
-template <class Listener, class Socket>
-void acceptUntilError(Listener& listener, AcceptLog<Socket>& log, int who) {
+/// Accepts with `accept`, called as `Socket accept(std::error_code&)`,
+/// until it fails; records that error as task `who`'s last.
+template <class Socket, class Accept>
+void acceptUntilError(AcceptLog<Socket>& log, int who, Accept accept) {
   ++log.started;
   for (;;) {
     std::error_code ec;
-    Socket accepted = listener.accept(ec);
+    Socket accepted = accept(ec);
     if (ec) {
       log.recordError(ec);
       std::lock_guard<std::mutex> lock(log.mutex);
@@ -134,6 +135,12 @@ void acceptUntilError(Listener& listener, AcceptLog<Socket>& log, int who) {
     }
     log.record(std::move(accepted), who);
   }
+}
+
+/// The same with the listener's accept().
+template <class Listener, class Socket>
+void acceptUntilError(Listener& listener, AcceptLog<Socket>& log, int who) {
+  acceptUntilError(log, who, [&listener](std::error_code& ec) { return listener.accept(ec); });
 }
 
 /// Declared after what a test's tasks use: however the test ends (a failed
