@@ -38,6 +38,7 @@
 #include "support/loopback.h"
 #include "support/race_scheduling.h"
 #include "support/slowdown.h"
+#include "support/task_reports.h"
 #include "support/waiting.h"
 
 namespace {
@@ -55,6 +56,8 @@ using evchan::test::describe;
 using evchan::test::endOfCall;
 using evchan::test::eventually;
 using evchan::test::makeChannel;
+using evchan::test::makeReportingChannel;
+using evchan::test::Reports;
 using evchan::test::stagger;
 namespace this_task = evchan::this_task;
 using Clock = std::chrono::steady_clock;
@@ -855,30 +858,12 @@ class TaskCancelAdversarialTest : public evchan::test::LeakCheckedFixture {
   // cancelled: every failure is rethrown by a join or reported, exactly
   // once, and every member ends.
   void testTaskGroupCancelRacingFailuresAndJoin() {
-    struct Tally {
-      std::mutex mutex;
-      std::vector<std::string> reported;
-      // Every failure thrown, so that none is freed before the test ends:
-      // exception_ptr counts its references inside libstdc++, which
-      // ThreadSanitizer does not see, and it would take a worker's free
-      // of one that a reporter read for a race.
-      std::vector<std::exception_ptr> thrown;
-    };
-    auto tally = std::make_shared<Tally>();
-    EventChannel::Options options;
-    options.initialThreads = 2;
-    options.onUnhandledException = [tally](TaskId, std::exception_ptr e) {
-      std::string what = "?";
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& x) {
-        what = x.what();
-      } catch (...) {
-      }
-      std::lock_guard<std::mutex> lock(tally->mutex);
-      tally->reported.push_back(what);
-    };
-    std::unique_ptr<EventChannel> channel = evchan::test::createOrSkip(options);
+    // Every failure thrown is kept in `reports` too, so that none is freed
+    // before the test ends (see Reports::keep()).  Should an assertion
+    // fail, the group's destructor ends the members, and the channel goes,
+    // before `reports` does.
+    Reports reports;
+    std::unique_ptr<EventChannel> channel = makeReportingChannel(reports);
     const int n = rounds(200);
     Crew crew(2);
     int failed = 0, rethrown = 0;
@@ -888,15 +873,12 @@ class TaskCancelAdversarialTest : public evchan::test::LeakCheckedFixture {
       groupOptions.cancelOnFailure = round % 2 == 0;
       auto group = std::make_unique<TaskGroup>(*channel, groupOptions);
       for (int i = 0; i < 4; ++i) {
-        group->spawn([&failures, tally, round, i] {
+        group->spawn([&failures, &reports, round, i] {
           this_task::sleepFor(std::chrono::microseconds((round + i) % 4 * 5));
           if ((round + i) % 3 == 0) {
             ++failures;
             const std::exception_ptr failure = std::make_exception_ptr(std::runtime_error("member failure"));
-            {
-              std::lock_guard<std::mutex> lock(tally->mutex);
-              tally->thrown.push_back(failure);
-            }
+            reports.keep(failure);
             std::rethrow_exception(failure);
           }
         });
@@ -923,9 +905,9 @@ class TaskCancelAdversarialTest : public evchan::test::LeakCheckedFixture {
     }
     failed = failures.load();
     channel.reset();
-    std::lock_guard<std::mutex> lock(tally->mutex);
-    for (const std::string& what : tally->reported) CPPUNIT_ASSERT_EQUAL(std::string("member failure"), what);
-    CPPUNIT_ASSERT_EQUAL(failed, rethrown + static_cast<int>(tally->reported.size()));
+    std::lock_guard<std::mutex> lock(reports.mutex);
+    for (const std::string& what : reports.whats) CPPUNIT_ASSERT_EQUAL(std::string("member failure"), what);
+    CPPUNIT_ASSERT_EQUAL(failed, rethrown + static_cast<int>(reports.whats.size()));
   }
 
   // A task alternating shielded and unshielded sleeps, some inside a

@@ -69,7 +69,9 @@ using evchan::test::generous;
 using evchan::test::JoinOnExit;
 using evchan::test::joinWithin;
 using evchan::test::loopbackListener;
+using evchan::test::spawnAcceptors;
 using evchan::test::spawnOrSkip;
+using evchan::test::spawnParked;
 using evchan::test::tagsUpTo;
 
 // Exactly this code, as the header promises for a call that a cancel(), a
@@ -391,11 +393,7 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
       AcceptLog<TcpSocket> log(3);
       std::vector<TaskHandle> tasks;
       const JoinOnExit end([&] { listener.close(); }, tasks);
-      for (int who = 0; who < 3; ++who) {
-        tasks.push_back(spawnOrSkip(*channel_, [&, who] { acceptUntilError(listener, log, who); }));
-        CPPUNIT_ASSERT(eventually([&] { return log.started.load() == who + 1; }));
-        CPPUNIT_ASSERT(allWorkersIdle(*channel_));
-      }
+      spawnAcceptors(*channel_, listener, log, tasks);
       std::atomic<bool> go{false};
       std::thread canceller([&] {
         while (!go.load()) std::this_thread::yield();
@@ -429,9 +427,7 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     AcceptLog<TcpSocket> log(4);
     std::vector<TaskHandle> tasks;
     const JoinOnExit end([&] { listener.close(); }, tasks);
-    tasks.push_back(spawnOrSkip(*channel_, [&] { acceptUntilError(listener, log, 0); }));
-    CPPUNIT_ASSERT(eventually([&] { return log.started.load() == 1; }));
-    CPPUNIT_ASSERT(allWorkersIdle(*channel_));
+    spawnParked(*channel_, tasks, 1, log.started, [&](int who) { acceptUntilError(listener, log, who); });
     for (int who = 1; who < 4; ++who) {
       tasks.push_back(spawnOrSkip(*channel_, [&, who] {
         evchan::this_task::DeadlineScope deadline(100ms);
@@ -461,17 +457,11 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     AcceptLog<TcpSocket> log(3);
     std::vector<TaskHandle> tasks;
     const JoinOnExit end([&] { listener.close(); }, tasks);
-    tasks.push_back(spawnOrSkip(*channel_, [&] {
+    spawnParked(*channel_, tasks, 1, log.started, [&](int who) {
       evchan::this_task::DeadlineScope deadline(generous(300ms));
-      acceptUntilError(listener, log, 0);
-    }));
-    CPPUNIT_ASSERT(eventually([&] { return log.started.load() == 1; }));
-    CPPUNIT_ASSERT(allWorkersIdle(*channel_));
-    for (int who = 1; who < 3; ++who) {
-      tasks.push_back(spawnOrSkip(*channel_, [&, who] { acceptUntilError(listener, log, who); }));
-      CPPUNIT_ASSERT(eventually([&] { return log.started.load() == who + 1; }));
-      CPPUNIT_ASSERT(allWorkersIdle(*channel_));
-    }
+      acceptUntilError(listener, log, who);
+    });
+    spawnAcceptors(*channel_, listener, log, tasks);
     joinWithin(tasks[0]);
     ASSERT_ERROR(std::errc::timed_out, log.lastError[0]);
     TcpSocket a = connectTagged(listener, 1);
@@ -498,18 +488,14 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     std::vector<TaskHandle> tasks;
     const JoinOnExit end([&] { listener.close(); }, tasks);
     std::vector<int> acceptedBy(3, 0);
-    for (int who = 0; who < 3; ++who) {
-      tasks.push_back(spawnOrSkip(*channel_, [&, who] {
-        ++log.started;
-        std::error_code ec;
-        TcpSocket accepted = listener.accept(ec);
-        std::lock_guard<std::mutex> lock(log.mutex);
-        log.lastError[who] = ec;
-        if (!ec) log.accepted.push_back(std::move(accepted));
-      }));
-      CPPUNIT_ASSERT(eventually([&] { return log.started.load() == who + 1; }));
-      CPPUNIT_ASSERT(allWorkersIdle(*channel_));
-    }
+    spawnParked(*channel_, tasks, 3, log.started, [&](int who) {
+      ++log.started;
+      std::error_code ec;
+      TcpSocket accepted = listener.accept(ec);
+      std::lock_guard<std::mutex> lock(log.mutex);
+      log.lastError[who] = ec;
+      if (!ec) log.accepted.push_back(std::move(accepted));
+    });
     listener.setTimeout(100ms);
     for (int who = 3; who < 5; ++who)
       tasks.push_back(spawnOrSkip(*channel_, [&, who] { acceptUntilError(listener, log, who); }));
@@ -745,20 +731,9 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     const JoinOnExit end([&] { listener.close(); }, tasks);
     for (int who = 0; who < kTasks; ++who) {
       tasks.push_back(spawnOrSkip(*channel, [&, who] {
-        ++log.started;
         AcceptBackoff backoff;
         backoff.onWait = [&](const std::error_code&, Duration) { ++backoffs; };
-        for (;;) {
-          std::error_code ec;
-          TcpSocket accepted = listener.acceptWithBackoff(backoff, ec);
-          if (ec) {
-            log.recordError(ec);
-            std::lock_guard<std::mutex> lock(log.mutex);
-            log.lastError[who] = ec;
-            return;
-          }
-          log.record(std::move(accepted), who);
-        }
+        acceptUntilError(log, who, [&](std::error_code& ec) { return listener.acceptWithBackoff(backoff, ec); });
       }));
     }
     std::vector<TcpSocket> clients;
@@ -855,22 +830,18 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     std::vector<int> order;
     std::vector<TaskHandle> tasks;
     const JoinOnExit end([&] { listener.close(); }, tasks);
-    for (int who = 0; who < 3; ++who) {
-      tasks.push_back(spawnOrSkip(*channel_, [&, who] {
-        const evchan::this_task::CancellationShield shield;
-        ++log.started;
-        std::error_code ec;
-        TcpSocket accepted = listener.accept(ec);
-        std::lock_guard<std::mutex> lock(log.mutex);
-        log.lastError[who] = ec;
-        if (!ec) {
-          log.accepted.push_back(std::move(accepted));
-          order.push_back(who);
-        }
-      }));
-      CPPUNIT_ASSERT(eventually([&] { return log.started.load() == who + 1; }));
-      CPPUNIT_ASSERT(allWorkersIdle(*channel_));
-    }
+    spawnParked(*channel_, tasks, 3, log.started, [&](int who) {
+      const evchan::this_task::CancellationShield shield;
+      ++log.started;
+      std::error_code ec;
+      TcpSocket accepted = listener.accept(ec);
+      std::lock_guard<std::mutex> lock(log.mutex);
+      log.lastError[who] = ec;
+      if (!ec) {
+        log.accepted.push_back(std::move(accepted));
+        order.push_back(who);
+      }
+    });
     CPPUNIT_ASSERT(tasks[1].cancel());
     CPPUNIT_ASSERT(allWorkersIdle(*channel_));
     CPPUNIT_ASSERT(!tasks[1].done());
@@ -901,25 +872,21 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
       std::atomic<bool> closed{false};
       std::vector<TaskHandle> tasks;
       const JoinOnExit end([&] { listener.close(); }, tasks);
-      for (int who = 0; who < kTasks; ++who) {
-        tasks.push_back(spawnOrSkip(*channel_, [&, who] {
-          if (who != closer) {
-            acceptUntilError(listener, log, who);
-            return;
-          }
-          // Accepts once (the test connects), then closes.
-          ++log.started;
-          std::error_code ec;
-          TcpSocket accepted = listener.accept(ec);
-          log.lastError[who] = ec;
-          if (ec) return;
-          log.record(std::move(accepted), who);
-          listener.close();
-          closed = true;
-        }));
-        CPPUNIT_ASSERT(eventually([&] { return log.started.load() == who + 1; }));
-        CPPUNIT_ASSERT(allWorkersIdle(*channel_));
-      }
+      spawnParked(*channel_, tasks, kTasks, log.started, [&](int who) {
+        if (who != closer) {
+          acceptUntilError(listener, log, who);
+          return;
+        }
+        // Accepts once (the test connects), then closes.
+        ++log.started;
+        std::error_code ec;
+        TcpSocket accepted = listener.accept(ec);
+        log.lastError[who] = ec;
+        if (ec) return;
+        log.record(std::move(accepted), who);
+        listener.close();
+        closed = true;
+      });
       // Connections, one at a time, until the closer has had its turn.
       const Address where = listener.localAddress();
       std::vector<TcpSocket> clients;

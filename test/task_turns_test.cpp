@@ -51,7 +51,9 @@ using evchan::test::JoinOnExit;
 using evchan::test::joinWithin;
 using evchan::test::loopbackListener;
 using evchan::test::ReclaimOnExit;
+using evchan::test::spawnAcceptors;
 using evchan::test::spawnOrSkip;
+using evchan::test::spawnParked;
 using evchan::test::tagsUpTo;
 
 const std::error_code kCancelled = std::make_error_code(std::errc::operation_canceled);
@@ -147,17 +149,12 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
     std::atomic<int> started{0};
     std::vector<TaskHandle> tasks;
     const JoinOnExit end([&] { listener.close(); }, tasks);
-    for (int who = 0; who < kTasks; ++who) {
-      tasks.push_back(spawnOrSkip(*channel_, [&, who] {
-        ++started;
-        TcpSocket accepted = listener.accept();
-        std::lock_guard<std::mutex> lock(mutex);
-        order.push_back(who);
-      }));
-      // Parked: the next one comes after it.
-      CPPUNIT_ASSERT(eventually([&] { return started.load() == who + 1; }));
-      CPPUNIT_ASSERT(allWorkersIdle(*channel_));
-    }
+    spawnParked(*channel_, tasks, kTasks, started, [&](int who) {
+      ++started;
+      TcpSocket accepted = listener.accept();
+      std::lock_guard<std::mutex> lock(mutex);
+      order.push_back(who);
+    });
     std::vector<TcpSocket> clients;
     for (int i = 0; i < kTasks; ++i) {
       clients.push_back(TcpSocket::connect(listener.localAddress(), generous(10s)));
@@ -175,7 +172,7 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
     AcceptLog<TcpSocket> log(3);
     std::vector<TaskHandle> tasks;
     const JoinOnExit end([&] { listener.close(); }, tasks);
-    spawnAcceptors(listener, log, tasks);
+    spawnAcceptors(*channel_, listener, log, tasks);
     listener.close();
     for (TaskHandle& task : tasks) joinWithin(task);
     for (const std::error_code& ec : log.lastError) ASSERT_ERROR(kCancelled, ec);
@@ -187,7 +184,7 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
     AcceptLog<TcpSocket> log(3);
     std::vector<TaskHandle> tasks;
     const JoinOnExit end([&] { listener.close(); }, tasks);
-    spawnAcceptors(listener, log, tasks);
+    spawnAcceptors(*channel_, listener, log, tasks);
     listener.cancel();
     for (TaskHandle& task : tasks) joinWithin(task);
     for (const std::error_code& ec : log.lastError) ASSERT_ERROR(kCancelled, ec);
@@ -195,7 +192,7 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
     AcceptLog<TcpSocket> after(2);
     std::vector<TaskHandle> again;
     const JoinOnExit endAgain([&] { listener.close(); }, again);
-    spawnAcceptors(listener, after, again);
+    spawnAcceptors(*channel_, listener, after, again);
     TcpSocket clientA = connectTagged(listener, 0);
     TcpSocket clientB = connectTagged(listener, 1);
     CPPUNIT_ASSERT(eventually([&] { return after.sortedTags() == tagsUpTo(2); }));
@@ -225,7 +222,7 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
     AcceptLog<TcpSocket> log(2);
     std::vector<TaskHandle> tasks;
     const JoinOnExit end([&] { listener.close(); }, tasks);
-    spawnAcceptors(listener, log, tasks);
+    spawnAcceptors(*channel_, listener, log, tasks);
     tasks[0].cancel();
     CPPUNIT_ASSERT(eventually([&] { return tasks[0].done(); }));
     ASSERT_ERROR(kCancelled, log.lastError[0]);
@@ -244,7 +241,7 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
     AcceptLog<TcpSocket> log(3);
     std::vector<TaskHandle> tasks;
     const JoinOnExit end([&] { listener.close(); }, tasks);
-    spawnAcceptors(listener, log, tasks);
+    spawnAcceptors(*channel_, listener, log, tasks);
     tasks[1].cancel();
     CPPUNIT_ASSERT(eventually([&] { return tasks[1].done(); }));
     ASSERT_ERROR(kCancelled, log.lastError[1]);
@@ -434,17 +431,6 @@ class TaskTurnsTest : public evchan::test::BackendChannelFixture<B> {
   }
 
  private:
-  // Spawns one acceptor task per entry of `log` on the fixture's channel,
-  // one after the other, each parked before the next starts (the first is
-  // inside, the others wait in that order).
-  void spawnAcceptors(TcpListener& listener, AcceptLog<TcpSocket>& log, std::vector<TaskHandle>& tasks) {
-    for (int who = 0; who < static_cast<int>(log.perTask.size()); ++who) {
-      tasks.push_back(spawnOrSkip(*channel_, [&listener, &log, who] { acceptUntilError(listener, log, who); }));
-      CPPUNIT_ASSERT(eventually([&] { return log.started.load() == who + 1; }));
-      CPPUNIT_ASSERT(allWorkersIdle(*channel_));
-    }
-  }
-
   // Four acceptor tasks share one listener; 24 clients connect one after
   // another, each sending its tag.  Every connection is accepted once, no
   // accept fails with socket_busy, and close() ends them all.

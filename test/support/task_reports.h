@@ -11,6 +11,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <evchan/event_channel.h>
@@ -33,13 +34,23 @@ struct EndWitness {
 };
 
 /// The channel's onUnhandledException reports, by what() ("?" for an
-/// exception not derived from std::exception).
+/// exception not derived from std::exception), and the exceptions a test
+/// keeps alive beside them.
 struct Reports {
   std::mutex mutex;
   std::vector<std::string> whats;
+  std::vector<std::exception_ptr> kept;  // by keep(); not reports
   std::size_t count() {
     std::lock_guard<std::mutex> lock(mutex);
     return whats.size();
+  }
+  /// Holds `e` as long as this lives, so that no worker frees an exception
+  /// that a report reads: exception_ptr counts its references inside
+  /// libstdc++, where ThreadSanitizer does not see it, and would take that
+  /// free for a race.  Thread-safe.
+  void keep(std::exception_ptr e) {
+    std::lock_guard<std::mutex> lock(mutex);
+    kept.push_back(std::move(e));
   }
 };
 

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // What the suites of tasks taking turns at a shared listener or UDP socket
 // share (task_turns_test, task_turns_adversarial_test): tagged clients, a
-// log of what acceptor tasks accepted, and a guard that ends and joins the
-// tasks however a test ends.
+// log of what acceptor tasks accepted, tasks spawned to wait in line, and
+// a guard that ends and joins the tasks however a test ends.
 #ifndef EVCHAN_TEST_SUPPORT_TURN_TAKERS_H
 #define EVCHAN_TEST_SUPPORT_TURN_TAKERS_H
+
+#include <cppunit/extensions/HelperMacros.h>
 
 #include <algorithm>
 #include <atomic>
@@ -24,7 +26,9 @@
 #endif
 
 #include "support/diagnostics.h"
+#include "support/run_where.h"
 #include "support/slowdown.h"
+#include "support/waiting.h"
 
 namespace evchan::test {
 
@@ -119,13 +123,14 @@ struct AcceptLog {
   }
 };
 
-/// Accepts until an accept fails; records that error as task `who`'s last.
-template <class Listener, class Socket>
-void acceptUntilError(Listener& listener, AcceptLog<Socket>& log, int who) {
+/// Accepts with `accept`, called as `Socket accept(std::error_code&)`,
+/// until it fails; records that error as task `who`'s last.
+template <class Socket, class Accept>
+void acceptUntilError(AcceptLog<Socket>& log, int who, Accept accept) {
   ++log.started;
   for (;;) {
     std::error_code ec;
-    Socket accepted = listener.accept(ec);
+    Socket accepted = accept(ec);
     if (ec) {
       log.recordError(ec);
       std::lock_guard<std::mutex> lock(log.mutex);
@@ -134,6 +139,39 @@ void acceptUntilError(Listener& listener, AcceptLog<Socket>& log, int who) {
     }
     log.record(std::move(accepted), who);
   }
+}
+
+/// The same with the listener's accept().
+template <class Listener, class Socket>
+void acceptUntilError(Listener& listener, AcceptLog<Socket>& log, int who) {
+  acceptUntilError(log, who, [&listener](std::error_code& ec) { return listener.accept(ec); });
+}
+
+/// Spawns `count` tasks on `channel`, appended to `tasks`, one at a time:
+/// task `who` (its index in `tasks`) runs `body(who)`, which adds one to
+/// `started` before its call waits, and the next is spawned only once
+/// `started` is who + 1 and every worker is idle, that is once task `who`
+/// has parked in its call.  So they wait in the order spawned (the first
+/// of an empty `tasks` inside).  Fails the test where one does not park.
+template <class Body>
+void spawnParked(EventChannel& channel, std::vector<TaskHandle>& tasks, int count, const std::atomic<int>& started,
+                 Body body) {
+  for (int i = 0; i < count; ++i) {
+    const int who = static_cast<int>(tasks.size());
+    tasks.push_back(spawnOrSkip(channel, [body, who] { body(who); }));
+    CPPUNIT_ASSERT_MESSAGE("task " + std::to_string(who) + " did not start",
+                           eventually([&] { return started.load() == who + 1; }));
+    CPPUNIT_ASSERT_MESSAGE("task " + std::to_string(who) + " did not park", allWorkersIdle(channel));
+  }
+}
+
+/// Spawns, as spawnParked() does, an acceptor task (acceptUntilError() on
+/// `listener`) for each entry of `log` from tasks.size() on.
+template <class Listener, class Socket>
+void spawnAcceptors(EventChannel& channel, Listener& listener, AcceptLog<Socket>& log,
+                    std::vector<TaskHandle>& tasks) {
+  const int count = static_cast<int>(log.perTask.size()) - static_cast<int>(tasks.size());
+  spawnParked(channel, tasks, count, log.started, [&listener, &log](int who) { acceptUntilError(listener, log, who); });
 }
 
 /// Declared after what a test's tasks use: however the test ends (a failed
