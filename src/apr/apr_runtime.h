@@ -18,8 +18,9 @@ struct PoolDeleter {
 using PoolPtr = std::unique_ptr<apr_pool_t, PoolDeleter>;
 
 /// Initialises APR once per process (thread-safe) and creates an
-/// unmanaged pool with its own allocator, so that pools of different
-/// sockets never contend on a shared lock.  Empty with `ec` set on failure.
+/// unmanaged pool on the process's shared allocator, which recycles the
+/// blocks of destroyed pools (see apr_runtime.cpp).  Empty with `ec` set
+/// on failure.
 PoolPtr createPool(std::error_code& ec) noexcept;
 
 }  // namespace evchan::detail

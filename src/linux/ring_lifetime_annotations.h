@@ -4,7 +4,7 @@
 #ifndef EVCHAN_SRC_LINUX_RING_LIFETIME_ANNOTATIONS_H
 #define EVCHAN_SRC_LINUX_RING_LIFETIME_ANNOTATIONS_H
 
-#include "posix/sanitizer_build.h"
+#include "apr/sanitizer_build.h"
 
 #ifdef EVCHAN_TSAN
 // Declared here rather than through <sanitizer/tsan_interface.h>, which

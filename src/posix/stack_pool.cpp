@@ -4,7 +4,7 @@
 #include "posix/stack_pool.h"
 
 #include "posix/prefault_pages.h"
-#include "posix/sanitizer_build.h"
+#include "apr/sanitizer_build.h"
 
 #include <sys/mman.h>
 #include <unistd.h>

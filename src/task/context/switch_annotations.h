@@ -9,7 +9,7 @@
 
 #include <cstddef>
 
-#include "posix/sanitizer_build.h"
+#include "apr/sanitizer_build.h"
 #include "posix/stack_span.h"
 
 #if __has_include(<valgrind/valgrind.h>)

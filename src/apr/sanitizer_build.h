@@ -4,8 +4,8 @@
 // under AddressSanitizer and EVCHAN_TSAN under ThreadSanitizer; code that
 // must tell a sanitizer what it cannot see (context switches, memory it
 // maps with raw system calls, stacks it reuses) tests these.
-#ifndef EVCHAN_SRC_POSIX_SANITIZER_BUILD_H
-#define EVCHAN_SRC_POSIX_SANITIZER_BUILD_H
+#ifndef EVCHAN_SRC_APR_SANITIZER_BUILD_H
+#define EVCHAN_SRC_APR_SANITIZER_BUILD_H
 
 #if defined(__SANITIZE_ADDRESS__)
 #define EVCHAN_ASAN 1
@@ -23,4 +23,4 @@
 #endif
 #endif
 
-#endif  // EVCHAN_SRC_POSIX_SANITIZER_BUILD_H
+#endif  // EVCHAN_SRC_APR_SANITIZER_BUILD_H
