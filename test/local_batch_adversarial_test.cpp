@@ -170,6 +170,8 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testEveryTaskOfAManyWakerRunsWhileItComputes);
   CPPUNIT_TEST(testWakeCountsAroundTheBatchLimitAllRunWhileTheWakerComputes);
   CPPUNIT_TEST(testTasksWokenOneByOneWhileTheWakerComputesAllRunOnce);
+  CPPUNIT_TEST(testOneNotifyPastTheGracePeriodWakesTasksThatEndAtOnce);
+  CPPUNIT_TEST(testAChainOfComputingWakersOverlaps);
   CPPUNIT_TEST(testOneWorkerDoesNotGrowForAComputingWaker);
   CPPUNIT_TEST(testOneWorkerWakerThatBlocksUnannouncedAfterComputingIsRescued);
   CPPUNIT_TEST(testOneWorkerWakerThatBlocksUnannouncedAtOnceIsRescued);
@@ -190,8 +192,8 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   // go to the shared queue), then the waker computes: every one runs on
   // the other worker meanwhile, and none twice.
   void testEveryTaskOfAManyWakerRunsWhileItComputes() {
-    auto channel = channelWithGrace(2, 1ms);
     Sleepers sleepers(150);
+    auto channel = channelWithGrace(2, 1ms);
     sleepers.spawn(*channel);
     CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
     std::atomic<bool> allRanWhileComputing{false};
@@ -212,11 +214,11 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   // the backend: every count must run on it while the waker computes.
   void testWakeCountsAroundTheBatchLimitAllRunWhileTheWakerComputes() {
     for (int count = 60; count <= 70; ++count) {
-      auto channel = channelWithGrace(2, 1ms);
       Sleepers sleepers(count);
+      std::string failure;
+      auto channel = channelWithGrace(2, 1ms);
       sleepers.spawn(*channel);
       CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
-      std::string failure;
       TaskHandle waker = channel->spawn([&] {
         for (int i = 0; i < sleepers.size(); ++i) sleepers.notify(i);
         if (computeUntil([&] { return sleepers.ran() == sleepers.size(); })) return;
@@ -233,8 +235,8 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   // every 100 us over several grace periods of 1 ms, rounds of it.
   void testTasksWokenOneByOneWhileTheWakerComputesAllRunOnce() {
     for (int round = 0, n = rounds(6); round < n; ++round) {
-      auto channel = channelWithGrace(2, 1ms);
       Sleepers sleepers(80);
+      auto channel = channelWithGrace(2, 1ms);
       sleepers.spawn(*channel);
       CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
       std::atomic<bool> allRanWhileComputing{false};
@@ -253,13 +255,80 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
     }
   }
 
+  // One notify() of a Notification 200 tasks wait on, from a slice
+  // already past its grace period: the monitor may take the batch while
+  // notify() is still signalling, and the woken tasks end at once (their
+  // waits' records gone) while it goes on.  Rounds of it.
+  void testOneNotifyPastTheGracePeriodWakesTasksThatEndAtOnce() {
+    constexpr int kTasks = 200;
+    for (int round = 0, n = rounds(20); round < n; ++round) {
+      Notification notification;
+      std::atomic<int> started{0};
+      std::atomic<int> ended{0};
+      std::vector<TaskHandle> tasks;
+      std::string failure;
+      auto channel = channelWithGrace(2, 1ms);
+      for (int i = 0; i < kTasks; ++i) {
+        tasks.push_back(channel->spawn([&] {
+          ++started;
+          notification.wait();
+          ++ended;
+        }));
+      }
+      CPPUNIT_ASSERT(eventually([&] { return started.load() == kTasks; }));
+      CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
+      TaskHandle waker = channel->spawn([&] {
+        computeFor(std::chrono::microseconds(1500 + 100 * (round % 10)));
+        notification.notify();
+        if (computeUntil([&] { return ended.load() == kTasks; })) return;
+        failure = std::to_string(ended.load()) + " of 200 ended while their waker computed; " +
+                  describePool(channel->poolStats());
+      });
+      joinWithin(waker, 10s);
+      for (TaskHandle& task : tasks) joinWithin(task);
+      CPPUNIT_ASSERT_MESSAGE("round " + std::to_string(round) + ": " + failure, failure.empty());
+      CPPUNIT_ASSERT_EQUAL(kTasks, ended.load());
+    }
+  }
+
+  // Tasks in a chain: each, woken by the one before, wakes the next and
+  // computes until the next has started.  Each link's wake-up sits in the
+  // batch of a slice that computes; the slices overlap across two
+  // workers, the next link running on the worker the previous one left.
+  void testAChainOfComputingWakersOverlaps() {
+    constexpr int kLinks = 30;
+    std::vector<Notification> links(kLinks);
+    std::vector<std::atomic<int>> started(kLinks);
+    for (auto& count : started) count = 0;
+    std::atomic<int> entered{0};
+    std::atomic<int> overlapped{0};
+    std::vector<TaskHandle> tasks;
+    auto channel = channelWithGrace(2, 1ms);
+    for (int i = 0; i < kLinks; ++i) {
+      tasks.push_back(channel->spawn([&, i] {
+        ++entered;
+        links[i].wait();
+        started[i].fetch_add(1);
+        if (i + 1 == kLinks) return;
+        links[i + 1].notify();
+        if (computeUntil([&] { return started[i + 1].load() > 0; })) ++overlapped;
+      }));
+    }
+    CPPUNIT_ASSERT(eventually([&] { return entered.load() == kLinks; }));
+    CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
+    links[0].notify();
+    for (TaskHandle& task : tasks) joinWithin(task, 20s);
+    for (int i = 0; i < kLinks; ++i) CPPUNIT_ASSERT_EQUAL(1, started[i].load());
+    CPPUNIT_ASSERT_EQUAL(kLinks - 1, overlapped.load());
+  }
+
   // One worker: the monitor moves the batch to the run queue, but no
   // thread is started for an item that only computes (it is runnable, not
   // stuck); the woken task runs after its waker's slice, on the same
   // worker.
   void testOneWorkerDoesNotGrowForAComputingWaker() {
-    auto channel = channelWithGrace(1, 1ms);
     Sleepers sleepers(10);
+    auto channel = channelWithGrace(1, 1ms);
     sleepers.spawn(*channel);
     CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
     std::atomic<bool> wakerEnded{false};
@@ -288,11 +357,11 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   // until the woken task has run.  The monitor finds it stuck and starts
   // a spare thread, which must find the woken task in the run queue.
   void testOneWorkerWakerThatBlocksUnannouncedAfterComputingIsRescued() {
-    auto channel = channelWithGrace(1, 1ms);
     Flag wokenRan;
     std::atomic<bool> sawIt{false};
     Notification notification;
     std::atomic<bool> waiting{false};
+    auto channel = channelWithGrace(1, 1ms);
     TaskHandle woken = channel->spawn([&] {
       waiting = true;
       notification.wait();
@@ -315,11 +384,11 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   // monitor finds the item stuck.
   void testOneWorkerWakerThatBlocksUnannouncedAtOnceIsRescued() {
     for (int round = 0, n = rounds(4); round < n; ++round) {
-      auto channel = channelWithGrace(1, 1ms);
       Flag wokenRan;
       std::atomic<bool> sawIt{false};
       Notification notification;
       std::atomic<bool> waiting{false};
+      auto channel = channelWithGrace(1, 1ms);
       TaskHandle woken = channel->spawn([&] {
         waiting = true;
         notification.wait();
@@ -343,8 +412,8 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   // then announces a blocking call that waits for the woken tasks: they
   // run on the thread started for the call.
   void testAWakerThatCallsBlockingAfterComputingLetsTheWokenRun() {
-    auto channel = channelWithGrace(1, 1ms);
     Sleepers sleepers(20);
+    auto channel = channelWithGrace(1, 1ms);
     sleepers.spawn(*channel);
     CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
     std::atomic<bool> sawThem{false};
@@ -365,7 +434,6 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   // ran.
   void testACallbackThatPostsEventsAndComputesSharesThem() {
     constexpr int kEach = 40;
-    auto channel = channelWithGrace(2, 1ms);
     std::vector<std::atomic<int>> notified(kEach);
     std::vector<std::atomic<int>> dispatched(kEach);
     for (int i = 0; i < kEach; ++i) notified[i] = dispatched[i] = 0;
@@ -383,14 +451,17 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
     }
     std::atomic<bool> allRanWhileComputing{false};
     std::atomic<bool> longOneDone{false};
+    EventChannel* target = nullptr;  // the channel, created last: destroyed first
     DispatchEvent longOne([&] {
       for (int i = 0; i < kEach; ++i) {
-        channel->post(*notifies[i]);
-        channel->post(*dispatches[i]);
+        target->post(*notifies[i]);
+        target->post(*dispatches[i]);
       }
       allRanWhileComputing = computeUntil([&] { return total.load() == 2 * kEach; });
     });
     longOne.setCallback([&](Event&) { longOneDone = true; });
+    auto channel = channelWithGrace(2, 1ms);
+    target = channel.get();
     channel->post(longOne);
     CPPUNIT_ASSERT(eventually([&] { return longOneDone.load(); }));
     CPPUNIT_ASSERT_MESSAGE(std::to_string(total.load()) + " of 80 callbacks ran while the posting callback computed",
@@ -411,7 +482,6 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   // with its bytes, while the posting callback computes.
   void testReadsPostedByALongCallbackRunWhileItComputes() {
     constexpr int kPairs = 8;
-    auto channel = channelWithGrace(2, 1ms);
     std::vector<evchan::test::ConnectedPair> pairs;
     std::vector<std::unique_ptr<evchan::ReadEvent>> reads;
     std::vector<std::array<char, 16>> buffers(kPairs);
@@ -434,11 +504,14 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
     }
     std::atomic<bool> allRanWhileComputing{false};
     std::atomic<bool> longOneDone{false};
+    EventChannel* target = nullptr;  // the channel, created last: destroyed first
     DispatchEvent longOne([&] {
-      for (int i = 0; i < kPairs; ++i) channel->post(*reads[i]);
+      for (int i = 0; i < kPairs; ++i) target->post(*reads[i]);
       allRanWhileComputing = computeUntil([&] { return total.load() == kPairs; });
     });
     longOne.setCallback([&](Event&) { longOneDone = true; });
+    auto channel = channelWithGrace(2, 1ms);
+    target = channel.get();
     channel->post(longOne);
     CPPUNIT_ASSERT(eventually([&] { return longOneDone.load(); }));
     CPPUNIT_ASSERT_MESSAGE(std::to_string(total.load()) + " of 8 reads ran while the posting callback computed",
@@ -459,13 +532,13 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   // holder computes.
   void testMutexHandOffsKeepFifoOrderWhenShared() {
     constexpr int kWaiters = 6;
-    auto channel = channelWithGrace(3, 1ms);
     Mutex mutex;
     Notification go;
     std::atomic<bool> held{false};
     std::vector<int> order;  // under mutex
     std::atomic<int> done{0};
     std::atomic<bool> drainedWhileComputing{false};
+    auto channel = channelWithGrace(3, 1ms);
     TaskHandle holder = channel->spawn([&] {
       mutex.lock();
       held = true;
@@ -502,13 +575,13 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   // (re-taking the mutex one after another) on the other worker.
   void testConditionVariableNotifyAllThenCompute() {
     constexpr int kWaiters = 30;
-    auto channel = channelWithGrace(2, 1ms);
     Mutex mutex;
     ConditionVariable condition;
     bool released = false;  // under mutex
     std::atomic<int> started{0};
     std::atomic<int> woken{0};
     std::vector<TaskHandle> waiters;
+    auto channel = channelWithGrace(2, 1ms);
     for (int i = 0; i < kWaiters; ++i) {
       waiters.push_back(channel->spawn([&] {
         std::unique_lock<Mutex> lock(mutex);
@@ -543,13 +616,13 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   void testWokenTasksCancelledWhileTheirWakerComputes() {
     constexpr int kTasks = 24;
     for (int round = 0, n = rounds(12); round < n; ++round) {
-      auto channel = channelWithGrace(2, 1ms);
       std::vector<Notification> notifications(kTasks);
       std::atomic<int> entered{0};
       std::atomic<int> passed{0};
       std::atomic<int> cancelled{0};
       std::atomic<int> other{0};
       std::vector<TaskHandle> tasks;
+      auto channel = channelWithGrace(2, 1ms);
       for (int i = 0; i < kTasks; ++i) {
         tasks.push_back(channel->spawn([&, i] {
           ++entered;
@@ -659,20 +732,25 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
       std::vector<bool> posted(kEvents, false);
       std::atomic<bool> computing{false};
       std::atomic<int> longOneCalls{0};
-      auto channel = channelWithGrace(2, 1ms);
+      EventChannel* target = nullptr;  // the channel, created last: destroyed first
       DispatchEvent longOne([&] {
         for (int i = 0; i < kEvents; ++i) {
           std::error_code ec;
-          channel->post(*events[i], ec);
+          target->post(*events[i], ec);
           posted[i] = !ec;
           if (i == kEvents / 2) computing = true;
         }
         computeFor(3ms);
       });
       longOne.setCallback([&](Event&) { ++longOneCalls; });
+      auto channel = channelWithGrace(2, 1ms);
+      target = channel.get();
       channel->post(longOne);
       CPPUNIT_ASSERT(eventually([&] { return computing.load(); }));
       computeFor(std::chrono::microseconds(300 * (round % 12)));
+      // The posting callback races the shutdown (a post may be refused);
+      // the destruction comes once the pool has gone, as the API requires.
+      channel->shutdown();
       channel.reset();
       const std::string where = "round " + std::to_string(round);
       CPPUNIT_ASSERT_EQUAL_MESSAGE(where, 1, longOneCalls.load());
@@ -686,8 +764,8 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   // over and over: its batch is taken while it computes and it is itself
   // requeued by each yield.  Every sleeper runs once; the yielder finishes.
   void testATaskThatYieldsRepeatedlyWhileItsBatchIsTaken() {
-    auto channel = channelWithGrace(2, 1ms);
     Sleepers sleepers(40);
+    auto channel = channelWithGrace(2, 1ms);
     sleepers.spawn(*channel);
     CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
     std::atomic<int> iterations{0};
@@ -712,9 +790,11 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   // in one tick while both workers push.  Rounds of it.
   void testWakersOnEveryWorkerRaceTheMonitor() {
     for (int round = 0, n = rounds(6); round < n; ++round) {
-      auto channel = channelWithGrace(3, 1ms);
       Sleepers first(40);
       Sleepers second(40);
+      std::string firstFailure;
+      std::string secondFailure;
+      auto channel = channelWithGrace(3, 1ms);
       first.spawn(*channel);
       second.spawn(*channel);
       CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
@@ -728,8 +808,6 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
         failure = std::to_string(sleepers.ran()) + " of 40 ran while their waker computed; " +
                   describePool(channel->poolStats());
       };
-      std::string firstFailure;
-      std::string secondFailure;
       TaskHandle a = channel->spawn([&] { wakeAll(first, firstFailure); });
       TaskHandle b = channel->spawn([&] { wakeAll(second, secondFailure); });
       joinWithin(a, 10s);
