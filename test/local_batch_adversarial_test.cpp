@@ -185,6 +185,7 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testChannelDestroyedWhileACallbacksBatchIsShared);
   CPPUNIT_TEST(testATaskThatYieldsRepeatedlyWhileItsBatchIsTaken);
   CPPUNIT_TEST(testWakersOnEveryWorkerRaceTheMonitor);
+  CPPUNIT_TEST(testTasksOfAnotherChannelWokenByAComputingTaskRunAtOnce);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -664,11 +665,12 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   }
 
   // shutdown() and the channel's destruction while the woken tasks sit in
-  // a long item's batch, or are being moved from it: every task ends, once,
-  // either woken or cancelled by the shutdown.
+  // a long item's batch, or are being moved from it (to the run queue of
+  // a pool with nobody else to run them, every other round): every task
+  // ends, once, either woken or cancelled by the shutdown.
   void testShutdownWhileWokenTasksSitInALongItemsBatch() {
     constexpr int kTasks = 20;
-    for (int round = 0, n = rounds(15); round < n; ++round) {
+    for (int round = 0, n = rounds(16); round < n; ++round) {
       std::vector<Notification> notifications(kTasks);  // outlive every wait
       std::atomic<int> entered{0};
       std::atomic<int> passed{0};
@@ -676,7 +678,7 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
       std::atomic<int> other{0};
       std::atomic<bool> computing{false};
       std::vector<TaskHandle> tasks;
-      auto channel = channelWithGrace(2, 1ms);
+      auto channel = channelWithGrace(round % 2 == 0 ? 2 : 1, 1ms);
       for (int i = 0; i < kTasks; ++i) {
         tasks.push_back(channel->spawn([&, i] {
           ++entered;
@@ -700,7 +702,7 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
         computeFor(4ms);
       });
       CPPUNIT_ASSERT(eventually([&] { return computing.load(); }));
-      computeFor(std::chrono::microseconds(250 * (round % 12)));  // before, at and after the grace period
+      computeFor(std::chrono::microseconds(250 * (round / 2 % 12)));  // before, at and after the grace period
       channel->shutdown();
       channel.reset();
       const std::string where = "round " + std::to_string(round);
@@ -818,6 +820,27 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
       first.assertEachRanOnce();
       second.assertEachRanOnce();
     }
+  }
+
+  // A task of a one-worker channel wakes 100 tasks of another one-worker
+  // channel, then computes: they belong to the other channel's pool, never
+  // to the waker's batch, and run there at once.
+  void testTasksOfAnotherChannelWokenByAComputingTaskRunAtOnce() {
+    Sleepers sleepers(100);
+    std::string failure;
+    auto theirs = channelWithGrace(1, 1ms);
+    auto wakers = channelWithGrace(1, 1ms);
+    sleepers.spawn(*theirs);
+    CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*theirs));
+    TaskHandle waker = wakers->spawn([&] {
+      for (int i = 0; i < sleepers.size(); ++i) sleepers.notify(i);
+      if (computeUntil([&] { return sleepers.ran() == sleepers.size(); })) return;
+      failure = std::to_string(sleepers.ran()) + " of 100 ran while the other channel's task computed; theirs: " +
+                describePool(theirs->poolStats()) + "; the waker's: " + describePool(wakers->poolStats());
+    });
+    joinWithin(waker, 10s);
+    CPPUNIT_ASSERT_MESSAGE(failure, failure.empty());
+    sleepers.assertEachRanOnce();
   }
 };
 
