@@ -177,6 +177,7 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testOneWorkerWakerThatBlocksUnannouncedAtOnceIsRescued);
   CPPUNIT_TEST(testAWakerThatCallsBlockingAfterComputingLetsTheWokenRun);
   CPPUNIT_TEST(testACallbackThatPostsEventsAndComputesSharesThem);
+  CPPUNIT_TEST(testACallbackPostingAroundTheBatchLimitSharesThem);
   CPPUNIT_TEST(testReadsPostedByALongCallbackRunWhileItComputes);
   CPPUNIT_TEST(testMutexHandOffsKeepFifoOrderWhenShared);
   CPPUNIT_TEST(testConditionVariableNotifyAllThenCompute);
@@ -475,6 +476,55 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
     }
     channel.reset();
     CPPUNIT_ASSERT_EQUAL(2 * kEach, total.load());  // nothing ran twice at the end
+  }
+
+  // The same with NotifyEvents alone, their number around a local batch's
+  // bound (see testWakeCountsAroundTheBatchLimitAllRunWhileTheWakerComputes),
+  // the posting callback itself posted from the main thread or from a task
+  // (then it runs after the task's slice, on its worker).
+  void testACallbackPostingAroundTheBatchLimitSharesThem() {
+    for (int variant = 0; variant < 14; ++variant) {
+      const int count = 62 + variant / 2;
+      const bool fromTask = variant % 2 == 1;
+      std::vector<std::unique_ptr<NotifyEvent>> events;
+      std::vector<std::atomic<int>> calls(count);
+      std::atomic<int> total{0};
+      for (int i = 0; i < count; ++i) {
+        calls[i] = 0;
+        events.push_back(std::make_unique<NotifyEvent>());
+        events.back()->setCallback([&, i](Event&) {
+          calls[i].fetch_add(1);
+          total.fetch_add(1);
+        });
+      }
+      std::string failure;
+      std::atomic<bool> longOneDone{false};
+      EventChannel* target = nullptr;  // the channel, created last: destroyed first
+      DispatchEvent longOne([&] {
+        for (int i = 0; i < count; ++i) target->post(*events[i]);
+        if (computeUntil([&] { return total.load() == count; })) return;
+        failure = std::to_string(total.load()) + " of " + std::to_string(count) +
+                  " callbacks ran while the posting callback computed; " + describePool(target->poolStats());
+      });
+      longOne.setCallback([&](Event&) { longOneDone = true; });
+      auto channel = channelWithGrace(2, 1ms);
+      target = channel.get();
+      // A first item, then rest: one worker polls (asleep in the backend),
+      // the other idles, and takes the posting callback.
+      channel->spawn([] {}).join();
+      CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
+      if (fromTask) {
+        channel->spawn([&] { target->post(longOne); }).join();
+      } else {
+        channel->post(longOne);
+      }
+      CPPUNIT_ASSERT(eventually([&] { return longOneDone.load(); }));
+      CPPUNIT_ASSERT_MESSAGE(std::to_string(count) + " posted, from " + (fromTask ? "a task" : "the main thread") +
+                                 ": " + failure,
+                             failure.empty());
+      channel.reset();
+      for (int i = 0; i < count; ++i) CPPUNIT_ASSERT_EQUAL(1, calls[i].load());
+    }
   }
 
   // Socket reads whose data is already there, posted by a callback that
