@@ -156,14 +156,15 @@ bool ChannelCore::markStuckWorkers() noexcept {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     // An item past the grace period would hold what it completed or woke
-    // (its worker's local batch) until it ends: an idle worker, or the
-    // poller (woken), takes it.
-    const bool queuedBefore = !runQueue_.empty();
+    // (its worker's local batch) until it ends: it goes to the run queue.
     for (WorkerActivity* activity : activities_) {
       const std::uint64_t busy = activity->busy.load(std::memory_order_seq_cst);
       if (busy != 0 && WorkerActivity::tickOf(busy) + 2 <= now) activity->batch.takeAll(runQueue_);
     }
-    if (!queuedBefore && !runQueue_.empty()) dispatchWorkLocked();
+    // What is queued goes to an idle worker, or to the poller, woken: a
+    // queue that was not empty before need not have woken anyone (a batch
+    // spilled quietly, a worker woken for one item that took only that).
+    if (!runQueue_.empty()) dispatchWorkLocked();
     // Work waits for a worker: queued, or sockets and timers nobody polls.
     const bool waiting = !runQueue_.empty() || !polling_;
     // ... while a worker sleeps idle: the worker that polled is running a
