@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/host_behaviour.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
 #include "support/slowdown.h"
@@ -329,6 +330,7 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   // stuck); the woken task runs after its waker's slice, on the same
   // worker.
   void testOneWorkerDoesNotGrowForAComputingWaker() {
+    if (const std::string why = evchan::test::whyAComputingWorkerMayBePresumedBlocked(); !why.empty()) EVCHAN_SKIP(why);
     Sleepers sleepers(10);
     auto channel = channelWithGrace(1, 1ms);
     sleepers.spawn(*channel);

@@ -32,6 +32,12 @@ std::string whyWritingFarBeyondTheEndIsCostly();
 /// test should not race them: under Wine the AcceptEx then sometimes
 /// completes with ERROR_NOT_READY (1 run of 10 of such a test).
 std::string whyAcceptExBesideAPlainAcceptMayFail();
+/// Empty where the stuck-worker monitor reads a worker's kernel state
+/// (Linux's /proc) and so tells a computing worker from a blocked one;
+/// otherwise why a test cannot expect a computing item to be counted in
+/// runnablePastGrace rather than get a spare thread (every worker past
+/// the grace period is then presumed blocked).
+std::string whyAComputingWorkerMayBePresumedBlocked();
 
 }  // namespace evchan::test
 

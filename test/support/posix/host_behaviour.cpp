@@ -16,4 +16,12 @@ std::string whyWritingFarBeyondTheEndIsCostly() { return ""; }
 
 std::string whyAcceptExBesideAPlainAcceptMayFail() { return ""; }  // no AcceptEx here
 
+std::string whyAComputingWorkerMayBePresumedBlocked() {
+#ifdef __linux__
+  return "";
+#else
+  return "no probe of a worker's kernel state on this host: a worker past the grace period is presumed blocked";
+#endif
+}
+
 }  // namespace evchan::test

@@ -43,4 +43,8 @@ std::string whyAcceptExBesideAPlainAcceptMayFail() {
   return "under Wine an AcceptEx racing a plain accept() on one listener sometimes completes with ERROR_NOT_READY";
 }
 
+std::string whyAComputingWorkerMayBePresumedBlocked() {
+  return "no probe of a worker's kernel state on Windows: a worker past the grace period is presumed blocked";
+}
+
 }  // namespace evchan::test
