@@ -166,6 +166,39 @@ struct Flag {
 
 }  // namespace
 
+/// Tasks that each wait on their own Notification and count how the wait
+/// ended: passed (woken), cancelled, or any other error.
+struct Waiters {
+  std::atomic<int> entered{0};
+  std::atomic<int> passed{0};
+  std::atomic<int> cancelled{0};
+  std::atomic<int> other{0};
+
+  /// One task per notification, each in its wait once this returns;
+  /// `yieldAfter`: a yield (a cancellation point) after the wake-up.
+  std::vector<TaskHandle> spawn(EventChannel& channel, std::vector<Notification>& notifications, bool yieldAfter) {
+    std::vector<TaskHandle> tasks;
+    for (std::size_t i = 0; i < notifications.size(); ++i) {
+      tasks.push_back(channel.spawn([this, &notifications, i, yieldAfter] {
+        ++entered;
+        try {
+          notifications[i].wait();
+          if (yieldAfter) evchan::this_task::yield();
+          ++passed;
+        } catch (const evchan::SystemError& e) {
+          if (e.code() == std::errc::operation_canceled) {
+            ++cancelled;
+          } else {
+            ++other;
+          }
+        }
+      }));
+    }
+    CPPUNIT_ASSERT(eventually([&] { return entered.load() == static_cast<int>(notifications.size()); }));
+    return tasks;
+  }
+};
+
 class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST_SUITE(LocalBatchAdversarialTest);
   CPPUNIT_TEST(testEveryTaskOfAManyWakerRunsWhileItComputes);
@@ -361,55 +394,14 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   // until the woken task has run.  The monitor finds it stuck and starts
   // a spare thread, which must find the woken task in the run queue.
   void testOneWorkerWakerThatBlocksUnannouncedAfterComputingIsRescued() {
-    Flag wokenRan;
-    std::atomic<bool> sawIt{false};
-    Notification notification;
-    std::atomic<bool> waiting{false};
-    auto channel = channelWithGrace(1, 1ms);
-    TaskHandle woken = channel->spawn([&] {
-      waiting = true;
-      notification.wait();
-      wokenRan.raise();
-    });
-    CPPUNIT_ASSERT(eventually([&] { return waiting.load(); }));
-    CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
-    TaskHandle waker = channel->spawn([&] {
-      notification.notify();
-      computeUntil([&] { return channel->poolStats().runnablePastGrace > 0; });
-      sawIt = wokenRan.waitFor(kComputeLimit);
-    });
-    joinWithin(waker, 10s);
-    joinWithin(woken, 10s);
-    CPPUNIT_ASSERT_MESSAGE("the woken task did not run while its one-worker waker blocked", sawIt.load());
+    std::unique_ptr<EventChannel> channel = expectOneWorkerWakerThatBlocksRescued(true, 0);
     CPPUNIT_ASSERT(channel->poolStats().startedForPresumedStuck >= 1);
   }
 
   // The same, blocking at once: the batch is still the worker's when the
   // monitor finds the item stuck.
   void testOneWorkerWakerThatBlocksUnannouncedAtOnceIsRescued() {
-    for (int round = 0, n = rounds(4); round < n; ++round) {
-      Flag wokenRan;
-      std::atomic<bool> sawIt{false};
-      Notification notification;
-      std::atomic<bool> waiting{false};
-      auto channel = channelWithGrace(1, 1ms);
-      TaskHandle woken = channel->spawn([&] {
-        waiting = true;
-        notification.wait();
-        wokenRan.raise();
-      });
-      CPPUNIT_ASSERT(eventually([&] { return waiting.load(); }));
-      CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
-      TaskHandle waker = channel->spawn([&] {
-        notification.notify();
-        sawIt = wokenRan.waitFor(kComputeLimit);
-      });
-      joinWithin(waker, 10s);
-      joinWithin(woken, 10s);
-      CPPUNIT_ASSERT_MESSAGE("round " + std::to_string(round) +
-                                 ": the woken task did not run while its one-worker waker blocked",
-                             sawIt.load());
-    }
+    for (int round = 0, n = rounds(4); round < n; ++round) expectOneWorkerWakerThatBlocksRescued(false, round);
   }
 
   // A waker computes past its grace (its batch moved to the run queue),
@@ -670,29 +662,13 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
     constexpr int kTasks = 24;
     for (int round = 0, n = rounds(12); round < n; ++round) {
       std::vector<Notification> notifications(kTasks);
-      std::atomic<int> entered{0};
-      std::atomic<int> passed{0};
-      std::atomic<int> cancelled{0};
-      std::atomic<int> other{0};
-      std::vector<TaskHandle> tasks;
+      Waiters waiters;
       auto channel = channelWithGrace(2, 1ms);
-      for (int i = 0; i < kTasks; ++i) {
-        tasks.push_back(channel->spawn([&, i] {
-          ++entered;
-          try {
-            notifications[i].wait();
-            evchan::this_task::yield();  // a cancellation point after the wake-up
-            ++passed;
-          } catch (const evchan::SystemError& e) {
-            if (e.code() == std::errc::operation_canceled) {
-              ++cancelled;
-            } else {
-              ++other;
-            }
-          }
-        }));
-      }
-      CPPUNIT_ASSERT(eventually([&] { return entered.load() == kTasks; }));
+      // A yield after the wake-up: a cancellation point.
+      std::vector<TaskHandle> tasks = waiters.spawn(*channel, notifications, true);
+      std::atomic<int>& passed = waiters.passed;
+      std::atomic<int>& cancelled = waiters.cancelled;
+      std::atomic<int>& other = waiters.other;
       CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
       std::atomic<int> cancelRefused{0};
       TaskHandle waker = channel->spawn([&] {
@@ -724,29 +700,13 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
     constexpr int kTasks = 20;
     for (int round = 0, n = rounds(16); round < n; ++round) {
       std::vector<Notification> notifications(kTasks);  // outlive every wait
-      std::atomic<int> entered{0};
-      std::atomic<int> passed{0};
-      std::atomic<int> cancelled{0};
-      std::atomic<int> other{0};
+      Waiters waiters;
       std::atomic<bool> computing{false};
-      std::vector<TaskHandle> tasks;
       auto channel = channelWithGrace(round % 2 == 0 ? 2 : 1, 1ms);
-      for (int i = 0; i < kTasks; ++i) {
-        tasks.push_back(channel->spawn([&, i] {
-          ++entered;
-          try {
-            notifications[i].wait();
-            ++passed;
-          } catch (const evchan::SystemError& e) {
-            if (e.code() == std::errc::operation_canceled) {
-              ++cancelled;
-            } else {
-              ++other;
-            }
-          }
-        }));
-      }
-      CPPUNIT_ASSERT(eventually([&] { return entered.load() == kTasks; }));
+      std::vector<TaskHandle> tasks = waiters.spawn(*channel, notifications, false);
+      std::atomic<int>& passed = waiters.passed;
+      std::atomic<int>& cancelled = waiters.cancelled;
+      std::atomic<int>& other = waiters.other;
       CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
       TaskHandle waker = channel->spawn([&] {
         for (int i = 0; i < kTasks; ++i) notifications[i].notify();
@@ -893,6 +853,38 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
     joinWithin(waker, 10s);
     CPPUNIT_ASSERT_MESSAGE(failure, failure.empty());
     sleepers.assertEachRanOnce();
+  }
+
+ private:
+  // A one-worker channel: a task waits on a Notification; another notifies
+  // it, computes past its grace period first when `computeFirst`, then
+  // blocks unannounced until the woken task has run, which must happen.
+  // The channel is returned for its statistics.
+  std::unique_ptr<EventChannel> expectOneWorkerWakerThatBlocksRescued(bool computeFirst, int round) {
+    Flag wokenRan;
+    std::atomic<bool> sawIt{false};
+    Notification notification;
+    std::atomic<bool> waiting{false};
+    auto channel = channelWithGrace(1, 1ms);
+    TaskHandle woken = channel->spawn([&] {
+      waiting = true;
+      notification.wait();
+      wokenRan.raise();
+    });
+    CPPUNIT_ASSERT(eventually([&] { return waiting.load(); }));
+    CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
+    EventChannel* ch = channel.get();
+    TaskHandle waker = channel->spawn([&] {
+      notification.notify();
+      if (computeFirst) computeUntil([&] { return ch->poolStats().runnablePastGrace > 0; });
+      sawIt = wokenRan.waitFor(kComputeLimit);
+    });
+    joinWithin(waker, 10s);
+    joinWithin(woken, 10s);
+    CPPUNIT_ASSERT_MESSAGE("round " + std::to_string(round) +
+                               ": the woken task did not run while its one-worker waker blocked",
+                           sawIt.load());
+    return channel;
   }
 };
 
