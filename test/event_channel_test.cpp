@@ -25,6 +25,7 @@
 #include "support/diagnostics.h"
 #include "support/host_behaviour.h"
 #include "support/host_socket.h"
+#include "support/latch.h"
 #include "support/leak_checked_fixture.h"
 #include "support/named_suite.h"
 #include "support/reclaim_on_exit.h"
@@ -34,6 +35,8 @@
 #include "support/waiting.h"
 
 namespace {
+
+using evchan::test::Latch;
 
 using namespace std::chrono_literals;
 using evchan::AcceptEvent;
@@ -99,26 +102,6 @@ class BusyThreads {
  private:
   std::atomic<bool> stop_{false};
   std::vector<std::thread> threads_;
-};
-
-/// A one-shot flag that a callback opens and the test waits for.  Notifies
-/// under the lock, so the waiter may destroy it as soon as waitFor() returns.
-class Latch {
- public:
-  void open() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    open_ = true;
-    opened_.notify_all();
-  }
-  bool waitFor(Duration patience) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    return opened_.wait_for(lock, patience, [&] { return open_; });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable opened_;
-  bool open_ = false;
 };
 
 std::size_t transferredBy(const Event& event) {

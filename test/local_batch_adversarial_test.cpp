@@ -24,13 +24,18 @@
 #include <thread>
 #include <vector>
 
+#include "support/computing.h"
 #include "support/host_behaviour.h"
+#include "support/latch.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
 #include "support/slowdown.h"
 #include "support/waiting.h"
 
 namespace {
+
+using evchan::test::computeFor;
+using evchan::test::Latch;
 
 using namespace std::chrono_literals;
 using evchan::ConditionVariable;
@@ -45,7 +50,6 @@ using evchan::TaskHandle;
 using evchan::test::eventually;
 using evchan::test::generous;
 using evchan::test::joinWithin;
-using Clock = std::chrono::steady_clock;
 
 // How long an item computes at most while it waits for what it woke: far
 // beyond any grace period, so that a batch never shared shows as a failed
@@ -63,15 +67,11 @@ std::unique_ptr<EventChannel> channelWithGrace(int threads, Duration grace, int 
   return evchan::test::createOrSkip(options);
 }
 
-/// Spins (never suspending, never blocking) until `done()`, at most
-/// kComputeLimit (stretched); whether done() came true.
+/// Spins until `done()`, at most kComputeLimit (stretched); whether done()
+/// came true.
 template <class Done>
 bool computeUntil(Done done) {
-  const Clock::time_point until = Clock::now() + generous(kComputeLimit);
-  while (!done()) {
-    if (Clock::now() >= until) return false;
-  }
-  return true;
+  return evchan::test::computeUntil(generous(kComputeLimit), done);
 }
 
 /// The pool's state, for a failure message.
@@ -81,13 +81,6 @@ std::string describePool(const evchan::ThreadPoolStats& stats) {
          std::to_string(stats.started) + " (presumed stuck " + std::to_string(stats.startedForPresumedStuck) +
          ", growth " + std::to_string(stats.startedForGrowth) + "), runnable past grace " +
          std::to_string(stats.runnablePastGrace);
-}
-
-/// Spins for `duration`.
-void computeFor(Duration duration) {
-  const Clock::time_point until = Clock::now() + duration;
-  while (Clock::now() < until) {
-  }
 }
 
 /// Tasks that each wait on their own Notification and count how often the
@@ -147,22 +140,6 @@ class Sleepers {
   std::atomic<int> other_{0};
 };
 
-/// A flag a plain (unannounced) blocking wait can wait for.
-struct Flag {
-  std::mutex mutex;
-  std::condition_variable cv;
-  bool set = false;
-
-  void raise() {
-    std::lock_guard<std::mutex> lock(mutex);
-    set = true;
-    cv.notify_all();
-  }
-  bool waitFor(Duration timeout) {
-    std::unique_lock<std::mutex> lock(mutex);
-    return cv.wait_for(lock, generous(timeout), [&] { return set; });
-  }
-};
 
 }  // namespace
 
@@ -861,7 +838,7 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   // blocks unannounced until the woken task has run, which must happen.
   // The channel is returned for its statistics.
   std::unique_ptr<EventChannel> expectOneWorkerWakerThatBlocksRescued(bool computeFirst, int round) {
-    Flag wokenRan;
+    Latch wokenRan;
     std::atomic<bool> sawIt{false};
     Notification notification;
     std::atomic<bool> waiting{false};
@@ -869,7 +846,7 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
     TaskHandle woken = channel->spawn([&] {
       waiting = true;
       notification.wait();
-      wokenRan.raise();
+      wokenRan.open();
     });
     CPPUNIT_ASSERT(eventually([&] { return waiting.load(); }));
     CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
@@ -877,7 +854,7 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
     TaskHandle waker = channel->spawn([&] {
       notification.notify();
       if (computeFirst) computeUntil([&] { return ch->poolStats().runnablePastGrace > 0; });
-      sawIt = wokenRan.waitFor(kComputeLimit);
+      sawIt = wokenRan.waitFor(generous(kComputeLimit));
     });
     joinWithin(waker, 10s);
     joinWithin(woken, 10s);

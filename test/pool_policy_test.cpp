@@ -25,12 +25,15 @@
 #include <thread>
 #include <vector>
 
+#include "support/computing.h"
 #include "support/leak_checked_fixture.h"
 #include "support/skip.h"
 #include "support/slowdown.h"
 #include "support/waiting.h"
 
 namespace {
+
+using evchan::test::computeFor;
 
 using namespace std::chrono_literals;
 using evchan::Duration;
@@ -117,13 +120,6 @@ class CpuBurners {
   std::atomic<std::uint64_t> sink_{0};
   std::vector<std::thread> threads_;
 };
-
-/// Spins for `span` of wall time without yielding.
-void compute(Duration span) {
-  const Clock::time_point end = Clock::now() + span;
-  while (Clock::now() < end) {
-  }
-}
 
 /// One client on a plain blocking socket: sends 64 bytes, waits for their
 /// echo, until `stop`.  Counts round trips; errors end it and are counted.
@@ -239,7 +235,7 @@ class PoolPolicyTest : public evchan::test::LeakCheckedFixture {
               if (ec != evchan::Errc::end_of_stream) ++serverErrors;
               break;
             }
-            compute(20us);  // the request's work
+            computeFor(20us);  // the request's work
             socket->writeAll(buffer, n, ec);
             if (ec) {
               ++serverErrors;
@@ -320,7 +316,7 @@ class PoolPolicyTest : public evchan::test::LeakCheckedFixture {
       const Clock::time_point start = Clock::now();
       const Clock::time_point giveUp = start + generous(4s);
       do {
-        compute(1ms);
+        computeFor(1ms);
       } while ((Clock::now() - start < 50ms || ch->poolStats().runnablePastGrace == 0) && Clock::now() < giveUp);
       computed = Clock::now() - start;
       computing = false;

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/computing.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
 #include "support/reclaim_on_exit.h"
@@ -115,11 +116,7 @@ EventChannel::Options poolOptions(int threads, Duration grace) {
 /// done() came true.
 template <class Done>
 bool computeUntil(Done done) {
-  const Clock::time_point until = Clock::now() + generous(kBlockLimit);
-  while (!done()) {
-    if (Clock::now() >= until) return false;
-  }
-  return true;
+  return evchan::test::computeUntil(generous(kBlockLimit), done);
 }
 
 /// Timers posted together, so that one poll completes them together.

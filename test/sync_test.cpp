@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "support/diagnostics.h"
+#include "support/computing.h"
 #include "support/leak_checked_fixture.h"
 #include "support/slowdown.h"
 #include "support/waiting.h"
@@ -455,10 +456,7 @@ class SyncTest : public evchan::test::LeakCheckedFixture {
   }
 
   void computeUntilWokenRan() {
-    const auto giveUp = std::chrono::steady_clock::now() + generous(5s);
-    while (!wokenRan_.load() && std::chrono::steady_clock::now() < giveUp) {
-    }
-    ranWhileComputing_ = wokenRan_.load();
+    ranWhileComputing_ = evchan::test::computeUntil(generous(5s), [&] { return wokenRan_.load(); });
   }
 
   std::atomic<bool> waitingForLock_{false};

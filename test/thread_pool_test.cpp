@@ -21,6 +21,7 @@
 
 #include "support/diagnostics.h"
 #include "support/environment.h"
+#include "support/computing.h"
 #include "support/leak_checked_fixture.h"
 #include "support/skip.h"
 #include "support/waiting.h"
@@ -88,11 +89,7 @@ struct Blockers {
 /// whether done() came true.
 template <class Done>
 bool computeUntil(Done done) {
-  const Clock::time_point until = Clock::now() + kBlockLimit;
-  while (!done()) {
-    if (Clock::now() >= until) return false;
-  }
-  return true;
+  return evchan::test::computeUntil(kBlockLimit, done);
 }
 
 /// Takes `count` events from getEvent(), each within kPatience.
