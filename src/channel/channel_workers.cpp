@@ -159,7 +159,7 @@ bool ChannelCore::markStuckWorkers() noexcept {
     // (its worker's local batch) until it ends: it goes to the run queue.
     for (WorkerActivity* activity : activities_) {
       const std::uint64_t busy = activity->busy.load(std::memory_order_seq_cst);
-      if (busy != 0 && WorkerActivity::tickOf(busy) + 2 <= now) activity->batch.takeAll(runQueue_);
+      if (busy != 0 && WorkerActivity::pastGrace(busy, now)) activity->batch.takeAll(runQueue_);
     }
     // What is queued goes to an idle worker, or to the poller, woken: a
     // queue that was not empty before need not have woken anyone (a batch
@@ -176,9 +176,7 @@ bool ChannelCore::markStuckWorkers() noexcept {
       const std::uint64_t busy = activity->busy.load(std::memory_order_seq_cst);
       if (busy == 0) continue;
       anyBusy = true;
-      // Past the grace period: stamped two ticks ago or earlier (see
-      // StuckWorkerMonitor::tick()).
-      if (!waiting || (busy & WorkerActivity::kPresumedBlocked) || WorkerActivity::tickOf(busy) + 2 > now) continue;
+      if (!waiting || (busy & WorkerActivity::kPresumedBlocked) || !WorkerActivity::pastGrace(busy, now)) continue;
       try {
         stuckCandidates_.push_back({activity, busy, activity->kernelId, KernelThreadState::unknown});
       } catch (...) {

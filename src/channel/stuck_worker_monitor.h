@@ -69,6 +69,10 @@ struct WorkerActivity {
   static std::uint64_t stamp(std::uint64_t tick) noexcept { return tick << 1; }
   /// The tick a `busy` value was stamped at.
   static std::uint64_t tickOf(std::uint64_t busy) noexcept { return busy >> 1; }
+  /// Whether an item stamped `busy` (not 0) has run past the grace period
+  /// at tick `now`: stamped two ticks ago or earlier (see
+  /// StuckWorkerMonitor::tick()).
+  static bool pastGrace(std::uint64_t busy, std::uint64_t now) noexcept { return tickOf(busy) + 2 <= now; }
 };
 
 /// Why a worker thread was started, for ThreadPoolStats.
