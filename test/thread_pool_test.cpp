@@ -135,6 +135,7 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testBlockingWorkerSharesItsLocalCompletions);
   CPPUNIT_TEST(testIdleWorkerPollsWhileAnotherComputes);
   CPPUNIT_TEST(testBatchWhoseItemRunsLongIsShared);
+  CPPUNIT_TEST(testFullPollsDoNotStarveQueuedWork);
   CPPUNIT_TEST(testPoolNeverExceedsMaxThreads);
   CPPUNIT_TEST(testIdleThreadsExitAfterIdleTimeout);
   CPPUNIT_TEST(testShutdownReleasesBlockedWorker);
@@ -259,6 +260,43 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
     });
     CPPUNIT_ASSERT(eventually([&] { return outcome.load() != -1; }, kPatience));
     CPPUNIT_ASSERT_MESSAGE("the batch's other items waited for its first one", outcome.load() == 1);
+  }
+
+  // Polls that keep finding a full batch must not keep the run queue
+  // waiting: 200 timers that post themselves again (each poll finds them
+  // due) and, once they run, a dispatch posted from this thread.
+  void testFullPollsDoNotStarveQueuedWork() {
+    constexpr int kTimers = 200;
+    std::unique_ptr<EventChannel> channel = EventChannel::create(poolOptions(1));
+    std::atomic<bool> stop{false};
+    std::atomic<long> fired{0};
+    std::atomic<int> running{kTimers};
+    std::vector<std::unique_ptr<TimerEvent>> timers;
+    for (int i = 0; i < kTimers; ++i) {
+      timers.push_back(std::make_unique<TimerEvent>(1us));
+      TimerEvent& timer = *timers.back();
+      timer.setCallback([&](Event&) {
+        ++fired;
+        if (stop.load()) {
+          --running;
+        } else {
+          channel->post(timer);
+        }
+      });
+    }
+    ReclaimOnExit reclaim(*channel);
+    for (auto& timer : timers) channel->post(*timer);
+    CPPUNIT_ASSERT(eventually([&] { return fired.load() >= 10 * kTimers; }, kPatience));
+    std::atomic<bool> dispatched{false};
+    DispatchEvent probe([] {});
+    probe.setCallback([&](Event&) { dispatched = true; });
+    channel->post(probe);
+    const bool ran = eventually([&] { return dispatched.load(); }, kPatience);
+    const long firedMeanwhile = fired.load();
+    stop = true;
+    CPPUNIT_ASSERT(eventually([&] { return running.load() == 0; }, kPatience));
+    CPPUNIT_ASSERT_MESSAGE("the dispatch waited while the timers fired " + std::to_string(firedMeanwhile) + " times",
+                           ran);
   }
 
   // What a callback completes on its own worker waits in that worker's
