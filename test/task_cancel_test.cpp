@@ -584,7 +584,7 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
   // under TSan and ASan in CI.
   void testTwoCancelsRacingTheWaitsOwnEnd() {
     std::unique_ptr<EventChannel> channel = makeChannel(2);
-    constexpr int kRounds = 1000;
+    const int kRounds = evchan::test::raceRounds(1000, "EVCHAN_RACE_FACTOR");
     int returned = 0, cancelled = 0, recorded = 0;
     for (int round = 0; round < kRounds; ++round) {
       EventChannel& tasks = *channel;
@@ -629,7 +629,8 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
   void testCancelRacingANotification() {
     std::unique_ptr<EventChannel> channel = makeChannel(2);
     int notified = 0, cancelled = 0;
-    for (int round = 0; round < 2000; ++round) {
+    const int rounds = evchan::test::raceRounds(2000, "EVCHAN_RACE_FACTOR");
+    for (int round = 0; round < rounds; ++round) {
       Notification notification;
       std::atomic<bool> waiting{false};
       TaskHandle task = channel->spawn([&] {
@@ -649,7 +650,7 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
       }
       CPPUNIT_ASSERT(notification.waitFor(0ms));  // the notification stays set either way
     }
-    std::printf("cancel racing notify: %d woke notified, %d cancelled of 2000\n", notified, cancelled);
+    std::printf("cancel racing notify: %d woke notified, %d cancelled of %d\n", notified, cancelled, rounds);
   }
 
   // Tasks joining a task of another channel, while three things race to
@@ -665,7 +666,8 @@ class TaskCancelTest : public evchan::test::LeakCheckedFixture {
   void testJoinEndedByTheFirstOfEndCancelAndShutdown() {
     std::unique_ptr<EventChannel> targets = makeChannel(1);
     enum When { kBefore, kAfter, kMeanwhile };
-    for (int round = 0; round < 300; ++round) {
+    const int rounds = evchan::test::raceRounds(300, "EVCHAN_RACE_FACTOR");
+    for (int round = 0; round < rounds; ++round) {
       std::unique_ptr<EventChannel> joiners = makeChannel(2);
       const bool shutDown = round % 2 == 1;
       const When end = static_cast<When>(round / 2 % 3);

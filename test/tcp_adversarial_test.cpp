@@ -238,7 +238,8 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
     const std::vector<char> data = pattern(kSize);
     int midway = 0;
     std::string first;
-    for (int round = 0; round < 60; ++round) {
+    const int rounds = evchan::test::raceRounds(60, "EVCHAN_RACE_FACTOR");
+    for (int round = 0; round < rounds; ++round) {
       ConnectedPair pair = timedPair();
       std::atomic<bool> started{false}, done{false};
       std::size_t written = 0;
@@ -264,7 +265,8 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
         CPPUNIT_ASSERT_MESSAGE(describe(ec), !ec || ec == std::errc::operation_canceled || ec == Errc::not_open);
       }
     }
-    CPPUNIT_ASSERT_MESSAGE(std::to_string(midway) + " of 60 writeAll() calls ended with not_open mid-way (" + first + ")",
+    CPPUNIT_ASSERT_MESSAGE(std::to_string(midway) + " of " + std::to_string(rounds) +
+                               " writeAll() calls ended with not_open mid-way (" + first + ")",
                            midway == 0);
   }
 
@@ -636,7 +638,8 @@ class TcpAdversarialTest : public evchan::test::LeakCheckedFixture {
   // after), and the socket reports not_open afterwards.
   void closeFromManyThreadsAndTasksAtOnce() {
     std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(2);
-    for (int round = 0; round < 50; ++round) {
+    const int rounds = evchan::test::raceRounds(50, "EVCHAN_RACE_FACTOR");
+    for (int round = 0; round < rounds; ++round) {
       ConnectedPair pair = connectPair();
       pair.client.setTimeout(kSocketTimeout);
       std::error_code readEc, writeEc;
