@@ -39,6 +39,12 @@ std::string whyAcceptExBesideAPlainAcceptMayFail();
 /// the grace period is then presumed blocked).
 std::string whyAComputingWorkerMayBePresumedBlocked();
 
+#if defined(_WIN32)
+/// Whether the suite runs under Wine (CI's Windows host) rather than on
+/// Windows: Wine's ntdll exports its version.
+bool runningUnderWine();
+#endif
+
 }  // namespace evchan::test
 
 #endif  // EVCHAN_TEST_SUPPORT_HOST_BEHAVIOUR_H

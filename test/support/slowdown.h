@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "support/host_behaviour.h"
+
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -64,12 +66,18 @@ std::chrono::steady_clock::duration generous(std::chrono::duration<Rep, Period> 
 }
 
 /// Rounds of a race test: `plain`, a quarter of it under ThreadSanitizer
-/// (every switch ten times slower), times the number in the environment
-/// variable `factorVariable` when it is set (a long hunt); at least 1.
+/// (every switch ten times slower, every task's fiber costs milliseconds)
+/// and under Wine (every thread switch goes through the wineserver: the
+/// race suites took 8 to 30 times as long as on Linux), times the number
+/// in the environment variable `factorVariable` when it is set (a long
+/// hunt); at least 1.
 inline int raceRounds(double plain, const char* factorVariable) {
   double n = plain;
 #if defined(EVCHAN_TEST_TSAN)
   n /= 4;
+#endif
+#if defined(_WIN32)
+  if (runningUnderWine()) n /= 4;
 #endif
   if (const char* text = std::getenv(factorVariable)) {
     const double factor = std::strtod(text, nullptr);

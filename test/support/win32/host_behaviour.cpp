@@ -6,15 +6,14 @@
 #include <winsock2.h>
 
 namespace evchan::test {
-namespace {
 
-// Wine's ntdll exports its version; Windows' does not.
 bool runningUnderWine() {
-  const HMODULE ntdll = GetModuleHandleA("ntdll.dll");
-  return ntdll != nullptr && GetProcAddress(ntdll, "wine_get_version") != nullptr;
+  static const bool wine = [] {
+    const HMODULE ntdll = GetModuleHandleA("ntdll.dll");
+    return ntdll != nullptr && GetProcAddress(ntdll, "wine_get_version") != nullptr;
+  }();
+  return wine;
 }
-
-}  // namespace
 
 int addressInUseOsError() { return WSAEADDRINUSE; }
 
