@@ -701,6 +701,10 @@ class TaskTurnsAdversarialTest : public evchan::test::BackendChannelFixture<B> {
     std::vector<TcpSocket> clients;
     for (int i = 0; i < 16; ++i) clients.push_back(connectTagged(listener, static_cast<std::uint16_t>(i)));
     CPPUNIT_ASSERT(eventually([&] { return log.count() == 16; }));
+    // The second channel's acceptors all parked in their calls, none
+    // between two: the shutdown ends each call (operation_canceled), and
+    // none makes a call after it (channel_shut_down).
+    CPPUNIT_ASSERT(allWorkersIdle(*other));
     other->shutdown();
     for (int who = kPerChannel; who < 2 * kPerChannel; ++who) joinWithin(tasks[who]);
     for (int i = 16; i < 32; ++i) clients.push_back(connectTagged(listener, static_cast<std::uint16_t>(i)));
