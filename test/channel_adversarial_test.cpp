@@ -994,16 +994,19 @@ class ChannelAdversarialTest : public evchan::test::LeakCheckedFixture {
           return;
         }
         static_cast<TimerEvent&>(event).setDelay(std::chrono::microseconds(done % 3 == 0 ? 0 : done % 40));
+        // Counted before post(): once it returns, the re-posted timer may
+        // already have completed on the other worker, ended the test and
+        // taken these counters out of scope.
+        accepted.fetch_add(1);
         std::error_code ec;
         channel->post(event, ec);
         if (ec) {
+          accepted.fetch_sub(1);
           wrong.fetch_add(1);
           finished = true;
-        } else {
-          accepted.fetch_add(1);
         }
       });
-      accepted = 1;  // before post(): the callback counts the re-posts at once
+      accepted = 1;
       channel->post(timer);
       std::atomic<int> yes{0};
       std::vector<std::thread> cancellers;
