@@ -37,7 +37,9 @@ struct ChannelFront;
 /// operation_not_permitted, ...) when the kernel has no usable io_uring.
 /// Aio performs file events with POSIX aio and watches sockets with
 /// poll(2) (POSIX aio serves sockets badly: see src/posix/aio_poller.cpp);
-/// it is never the default.  Iocp exists on Windows only (overlapped
+/// it is never the default, and a process forked from one that has had an
+/// aio channel is refused one (function_not_supported: the C library's
+/// aio state comes without its helper threads).  Iocp exists on Windows only (overlapped
 /// WSARecv/WSASend/AcceptEx/ConnectEx on a completion port; file events
 /// still run on a worker).
 enum class Backend { Default, Epoll, Poll, Select, AprPollset, IoUring, Aio, Iocp };

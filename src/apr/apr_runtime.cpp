@@ -8,6 +8,7 @@
 
 #include <evchan/error.h>
 
+#include "apr/fork_hooks.h"
 #include "apr/sanitizer_build.h"
 
 namespace evchan::detail {
@@ -21,6 +22,16 @@ apr_status_t initializeAprOnce() noexcept {
   static const apr_status_t status = apr_initialize();
   return status;
 }
+
+#ifndef EVCHAN_ASAN
+// The shared allocator's lock (below), held across a fork() so that a
+// child never finds it held by a thread that stayed in the parent: the
+// child's first socket would wait for it for ever.  Set once, before the
+// handlers that use it are registered.
+apr_thread_mutex_t* sharedAllocatorMutex = nullptr;
+void lockSharedAllocator() { apr_thread_mutex_lock(sharedAllocatorMutex); }
+void unlockSharedAllocator() { apr_thread_mutex_unlock(sharedAllocatorMutex); }
+#endif
 
 // One allocator for every pool: a pool destroyed (a socket closed) gives
 // its blocks back to the allocator's free list, and the next pool (the
@@ -54,6 +65,8 @@ apr_allocator_t* sharedAllocator() noexcept {
     // What it keeps of the blocks pools give back, for the next pools to
     // take: the first 8 KiB block of a thousand sockets.
     apr_allocator_max_free_set(allocator, 8 * 1024 * 1024);
+    sharedAllocatorMutex = mutex;
+    holdAcrossFork(&lockSharedAllocator, &unlockSharedAllocator);
     return allocator;
   }();
   return shared;

@@ -34,6 +34,7 @@
 #include <evchan/error.h>
 
 #include "apr/file_state.h"
+#include "apr/fork_hooks.h"
 #include "poller/event_access.h"
 #include "poller/poller.h"
 
@@ -49,17 +50,52 @@ struct Operation {
   const void* owner = nullptr;
 };
 
+class AioReaper;
+
+// The process's reaper while an aio channel holds it, and the process that
+// started the first one.  The lock is free across a fork (holdAcrossFork()).
+//
+// A child made by fork() from a process that has used aio gets no aio
+// channel (function_not_supported): it inherits the C library's aio state
+// but not the helper threads that serve the requests, which stayed in the
+// parent.  glibc counts those that idle after serving one as ready for the
+// next, so the child's first request would wait for ever for a thread
+// that does not exist.  Its other backends are unaffected.
+struct CurrentReaper {
+  std::mutex mutex;
+  std::weak_ptr<AioReaper> reaper;
+  pid_t process = 0;
+};
+
+CurrentReaper& currentReaper();
+void lockCurrentReaper() { currentReaper().mutex.lock(); }
+void unlockCurrentReaper() { currentReaper().mutex.unlock(); }
+
+CurrentReaper& currentReaper() {
+  static CurrentReaper* const current = [] {
+    auto* created = new CurrentReaper;  // immortal: a channel may outlive static destruction
+    holdAcrossFork(&lockCurrentReaper, &unlockCurrentReaper);
+    return created;
+  }();
+  return *current;
+}
+
 class AioReaper {
  public:
-  // The process's reaper, started if no channel holds it.
+  // The process's reaper, started if no channel of this process holds it.
   static std::shared_ptr<AioReaper> acquire(std::error_code& ec) {
-    static std::mutex mutex;
-    static std::weak_ptr<AioReaper> current;
-    std::lock_guard<std::mutex> lock(mutex);
-    if (std::shared_ptr<AioReaper> reaper = current.lock()) return reaper;
+    CurrentReaper& current = currentReaper();
+    std::lock_guard<std::mutex> lock(current.mutex);
+    const pid_t self = ::getpid();
+    if (current.process != 0 && current.process != self) {
+      ec = std::make_error_code(std::errc::function_not_supported);  // forked after aio was used
+      return nullptr;
+    }
+    if (std::shared_ptr<AioReaper> reaper = current.reaper.lock()) return reaper;
     auto reaper = std::make_shared<AioReaper>();
     if ((ec = reaper->open())) return nullptr;
-    current = reaper;
+    current.reaper = reaper;
+    current.process = self;
     return reaper;
   }
 

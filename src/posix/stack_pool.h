@@ -100,6 +100,12 @@ class StackPool {
 
   std::size_t stackSize() const noexcept { return stackSize_; }
 
+  /// Take and release the pool's lock around a fork(), for a pool that
+  /// outlives every fork (the task layer's): a child then never finds it
+  /// held by a thread that stayed in the parent.
+  void lockForFork() noexcept { mutex_.lock(); }
+  void unlockAfterFork() noexcept { mutex_.unlock(); }
+
   /// False once something wrote over the canary of an unguarded stack.
   static bool canaryIntact(const Stack& stack) noexcept;
   /// How many guarded stacks the process may have at once:

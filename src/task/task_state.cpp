@@ -9,6 +9,7 @@
 #include <evchan/error.h>
 #include <evchan/system_error.h>
 
+#include "apr/fork_hooks.h"
 #include "channel/channel_core.h"
 #include "channel/per_thread_access.h"
 #include "posix/stack_overflow.h"
@@ -47,16 +48,44 @@ std::atomic<TaskId> nextTaskId{1};
 // pools), or one destroyed in its own task whose workers finish after
 // main() returned, still has tasks giving their stacks back after every
 // static destructor has run.  Their stacks are reclaimed by the exit.
+//
+// A fork() finds every lock of theirs free: the forking thread takes them
+// all just before, and releases them in both processes just after, so
+// that a child's first task never waits for a lock that a thread left in
+// the parent held.
 struct StackPools {
   std::mutex mutex;
   std::map<std::size_t, std::unique_ptr<StackPool>> bySize;
 };
 
+StackPools& stackPools();
+
+void lockStackPoolsForFork() {
+  StackPools& pools = stackPools();
+  pools.mutex.lock();
+  for (auto& entry : pools.bySize) entry.second->lockForFork();
+}
+
+void unlockStackPoolsAfterFork() {
+  StackPools& pools = stackPools();
+  for (auto& entry : pools.bySize) entry.second->unlockAfterFork();
+  pools.mutex.unlock();
+}
+
+StackPools& stackPools() {
+  static StackPools* const pools = [] {
+    auto* created = new StackPools;  // immortal, on purpose
+    holdAcrossFork(&lockStackPoolsForFork, &unlockStackPoolsAfterFork);
+    return created;
+  }();
+  return *pools;
+}
+
 StackPool& stackPoolFor(std::size_t size) {
   static thread_local StackPool* lastPool = nullptr;
   static thread_local std::size_t lastSize = 0;
   if (lastPool != nullptr && lastSize == size) return *lastPool;
-  static StackPools* const pools = new StackPools;  // immortal, on purpose
+  StackPools* const pools = &stackPools();
   std::lock_guard<std::mutex> lock(pools->mutex);
   std::unique_ptr<StackPool>& slot = pools->bySize[size];
   if (!slot) slot = std::make_unique<StackPool>(size);

@@ -1,0 +1,22 @@
+// SPDX-License-Identifier: Apache-2.0
+// Internal: keeping the locks of process-wide state free across fork().
+#ifndef EVCHAN_SRC_APR_FORK_HOOKS_H
+#define EVCHAN_SRC_APR_FORK_HOOKS_H
+
+namespace evchan::detail {
+
+/// Registers `prepare`, run by the thread that calls fork() just before
+/// the fork, and `resume`, run by that thread right after it, in the parent
+/// and in the child.  For a lock of process-wide state that any thread may
+/// hold for a moment: `prepare` takes it and `resume` releases it, so that
+/// a child forked while another thread held it does not find it held for
+/// ever (that thread does not exist in the child).  Handlers registered
+/// later run first before the fork and last after it.  False when they
+/// could not be registered (out of memory): a child may then find the lock
+/// held.  Defined per host: src/posix/fork_hooks.cpp (pthread_atfork),
+/// src/win32/fork_hooks.cpp (no fork(): nothing to do).
+bool holdAcrossFork(void (*prepare)(), void (*resume)()) noexcept;
+
+}  // namespace evchan::detail
+
+#endif  // EVCHAN_SRC_APR_FORK_HOOKS_H

@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: Apache-2.0
+// A child made by fork() while the parent's evchan threads are busy: the
+// child can use evchan afresh (sockets, a new channel, tasks), whatever
+// lock a parent thread held at the moment of the fork.  The parent's
+// threads keep taking the process-wide locks (the sockets' shared pool
+// allocator, the task stack pools) while the test forks over and over;
+// each child does its own evchan work and exits 0, or is killed by its
+// own alarm when it hangs.
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <evchan/evchan.h>
+
+#include "support/leak_checked_fixture.h"
+#include "support/skip.h"
+#include "support/slowdown.h"
+#include "support/temp_path.h"
+
+using namespace std::chrono_literals;
+using evchan::EventChannel;
+using evchan::TaskHandle;
+using evchan::TaskOptions;
+using evchan::TcpListener;
+using evchan::TcpSocket;
+
+namespace {
+
+// What a child does, in a process whose only thread is the one that
+// forked: a listener, a connection to it and one byte each way (sockets
+// and their pools), then a channel of its own whose tasks take stacks
+// from the pools (more at once than a thread keeps for itself).  0 when
+// all of it worked.
+int childWork() {
+  std::error_code ec;
+  TcpListener listener = TcpListener::listen({"127.0.0.1", 0}, 16, ec);
+  if (ec) return 2;
+  TcpSocket client = TcpSocket::connect(evchan::Endpoint{"127.0.0.1", listener.port()}, evchan::kInfiniteTimeout, ec);
+  if (ec) return 3;
+  TcpSocket server = listener.accept(ec);
+  if (ec) return 4;
+  char byte = 'x';
+  client.writeAll(&byte, 1, ec);
+  if (ec || server.readSome(&byte, 1, ec) != 1 || byte != 'x') return 5;
+  EventChannel::Options options;
+  options.initialThreads = 1;
+  std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
+  if (ec) return 6;
+  std::atomic<int> ran{0};
+  std::vector<TaskHandle> tasks;
+  for (int i = 0; i < 40; ++i) {
+    TaskOptions stack;
+    stack.stackSize = i % 2 == 0 ? 0 : 96 * 1024;
+    tasks.push_back(channel->spawn(
+        [&ran] {
+          evchan::this_task::yield();
+          ran.fetch_add(1);
+        },
+        stack, ec));
+    if (ec) return 7;
+  }
+  for (TaskHandle& task : tasks) task.join();
+  return ran.load() == 40 ? 0 : 8;
+}
+
+// A pre-forked server's child: a channel of its own whose task accepts on
+// the listener the parent made and echoes one message a connection, until
+// the parent closes the pipe's other end.  The connections it served, or
+// 200 and more when something failed.
+int preforkedChild(TcpListener& listener, int stopReading) {
+  EventChannel::Options options;
+  options.initialThreads = 1;
+  std::error_code ec;
+  std::unique_ptr<EventChannel> channel = EventChannel::create(options, ec);
+  if (ec) return 200;
+  std::atomic<int> served{0}, failed{0};
+  TaskHandle acceptor = channel->spawn([&] {
+    for (;;) {
+      std::error_code acceptEc;
+      TcpSocket peer = listener.accept(acceptEc);
+      if (acceptEc) return;  // the listener closed: the parent is done
+      char message[32];
+      std::error_code ioEc;
+      const std::size_t n = peer.readSome(message, sizeof message, ioEc);
+      if (!ioEc) peer.writeAll(message, n, ioEc);
+      (ioEc ? failed : served).fetch_add(1);
+    }
+  });
+  char byte;
+  while (read(stopReading, &byte, 1) < 0 && errno == EINTR) {
+  }
+  listener.close();
+  acceptor.join();
+  return failed.load() != 0 ? 201 : served.load();
+}
+
+std::string describeStatus(int status) {
+  if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const int signal = WTERMSIG(status);
+    return signal == SIGALRM ? std::string("hung (its alarm killed it)")
+                             : "killed by signal " + std::to_string(signal) + " (" + strsignal(signal) + ")";
+  }
+  return "status " + std::to_string(status);
+}
+
+// Waits for `pid`, at most `patience` (then kills it): its status.
+int reap(pid_t pid, std::chrono::steady_clock::duration patience) {
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  int status = 0;
+  for (;;) {
+    const pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid) return status;
+    if (done < 0 && errno != EINTR) return -1;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      kill(pid, SIGKILL);
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      return status;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
+}  // namespace
+
+class ForkTest : public evchan::test::LeakCheckedFixture {
+  CPPUNIT_TEST_SUITE(ForkTest);
+  CPPUNIT_TEST(testChildForkedDuringSocketAndTaskChurnUsesEvchan);
+  CPPUNIT_TEST(testChildOfAProcessThatUsedAioIsRefusedAnAioChannel);
+  CPPUNIT_TEST(testPreforkedChildrenServeTheParentsListener);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  // Two parent threads open and close listeners (each a pool from the
+  // shared allocator), and a parent channel spawns and joins batches of
+  // tasks of two stack sizes (the stack pools' locks), while the test's
+  // thread forks children.  Every child's evchan work succeeds, and none
+  // hangs on a lock that a parent thread held when it forked.
+  void testChildForkedDuringSocketAndTaskChurnUsesEvchan() {
+#if defined(EVCHAN_TEST_TSAN)
+    // ThreadSanitizer does not support threads started in a child forked
+    // from a process with threads (its die_after_fork ends such a child).
+    EVCHAN_SKIP("ThreadSanitizer: threads in a child forked from a threaded process");
+#elif defined(EVCHAN_TEST_ASAN)
+    // GCC 12's AddressSanitizer runtime does not hold its allocator's lock
+    // across a fork: a child finds it held by a parent thread that was
+    // allocating (seen: every run of this case had children hang there).
+    EVCHAN_SKIP("AddressSanitizer: its allocator's lock is not kept free across fork()");
+#endif
+    std::atomic<bool> stop{false};
+    std::atomic<long> churned{0};
+    std::vector<std::thread> churners;
+    for (int t = 0; t < 2; ++t) {
+      churners.emplace_back([&] {
+        while (!stop.load(std::memory_order_relaxed)) {
+          std::error_code ec;
+          TcpListener listener = TcpListener::listen({"127.0.0.1", 0}, 1, ec);
+          churned.fetch_add(1, std::memory_order_relaxed);
+        }
+      });
+    }
+    EventChannel::Options options;
+    options.initialThreads = 2;
+    std::unique_ptr<EventChannel> channel = EventChannel::create(options);
+    TaskHandle spawner = channel->spawn([&] {
+      while (!stop.load(std::memory_order_relaxed)) {
+        std::vector<TaskHandle> batch;
+        for (int i = 0; i < 32; ++i) {
+          TaskOptions stack;
+          stack.stackSize = i % 2 == 0 ? 0 : 96 * 1024;
+          batch.push_back(channel->spawn([] { evchan::this_task::yield(); }, stack));
+        }
+        for (TaskHandle& task : batch) task.join();
+        churned.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+    while (churned.load() < 100) std::this_thread::yield();
+
+    const int children = evchan::test::raceRounds(200, "EVCHAN_FORK_ROUNDS");
+    const auto patience = evchan::test::generous(20s);
+    const unsigned alarmSeconds = static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(patience).count());
+    std::string failures;
+    int failed = 0;
+    for (int i = 0; i < children && failed < 3; ++i) {
+      const pid_t pid = fork();
+      CPPUNIT_ASSERT_MESSAGE(std::string("fork: ") + std::strerror(errno), pid >= 0);
+      if (pid == 0) {
+        alarm(alarmSeconds);
+        _exit(childWork());
+      }
+      const int status = reap(pid, patience + 5s);
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        ++failed;
+        failures += "\n  child " + std::to_string(i) + ": " + describeStatus(status);
+      }
+    }
+    stop = true;
+    for (std::thread& t : churners) t.join();
+    spawner.join();
+    channel.reset();
+    CPPUNIT_ASSERT_MESSAGE(std::to_string(failed) + " of the children failed:" + failures, failed == 0);
+  }
+
+  // A child forked from a process that has used the aio backend gets a
+  // clear refusal for an aio channel of its own (function_not_supported)
+  // instead of one whose requests never complete: the C library's aio
+  // helper threads stayed in the parent, and glibc takes the idle ones for
+  // ready.  The child's other channels work: a file read through its
+  // default backend, and a channel on poll (which the aio backend wraps).
+  void testChildOfAProcessThatUsedAioIsRefusedAnAioChannel() {
+#if defined(EVCHAN_TEST_TSAN)
+    EVCHAN_SKIP("ThreadSanitizer: threads in a child forked from a threaded process");
+#endif
+    EventChannel::Options aio;
+    aio.backend = evchan::Backend::Aio;
+    aio.initialThreads = 1;
+    std::error_code ec;
+    std::unique_ptr<EventChannel> parentChannel = EventChannel::create(aio, ec);
+    if (ec) EVCHAN_SKIP("no aio backend: " + ec.message());
+    evchan::test::TempPath path;
+    evchan::File file = evchan::File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+    CPPUNIT_ASSERT_EQUAL(std::size_t(3), file.writeAt(0, "abc", 3));
+    // A read of the parent's first: the C library's aio helper threads
+    // have served a request and idle when the fork comes.
+    char parentBuffer[3] = {};
+    evchan::FileReadEvent parentRead(file, 0, parentBuffer, sizeof parentBuffer);
+    parentChannel->post(parentRead);
+    CPPUNIT_ASSERT(parentChannel->getEvent(evchan::test::generous(10s)) == &parentRead);
+    CPPUNIT_ASSERT_MESSAGE(parentRead.error().message(), !parentRead.error());
+    const auto patience = evchan::test::generous(20s);
+    const unsigned alarmSeconds = static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(patience).count());
+    const pid_t pid = fork();
+    CPPUNIT_ASSERT_MESSAGE(std::string("fork: ") + std::strerror(errno), pid >= 0);
+    if (pid == 0) {
+      alarm(alarmSeconds);
+      std::error_code childEc;
+      std::unique_ptr<EventChannel> refused = EventChannel::create(aio, childEc);
+      if (refused || childEc != std::errc::function_not_supported) _exit(2);
+      for (evchan::Backend backend : {evchan::Backend::Default, evchan::Backend::Poll}) {
+        EventChannel::Options options;
+        options.backend = backend;
+        options.initialThreads = 1;
+        std::unique_ptr<EventChannel> channel = EventChannel::create(options, childEc);
+        if (childEc) _exit(3);
+        char buffer[3] = {};
+        evchan::FileReadEvent read(file, 0, buffer, sizeof buffer);
+        channel->post(read, childEc);
+        if (childEc) _exit(4);
+        evchan::Event* done = channel->getEvent();
+        if (done != &read || read.error() || read.bytesTransferred() != 3 || std::memcmp(buffer, "abc", 3) != 0)
+          _exit(5);
+      }
+      _exit(0);
+    }
+    const int status = reap(pid, patience + 5s);
+    CPPUNIT_ASSERT_MESSAGE("the child: " + describeStatus(status), WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    // The parent's own aio channels are unaffected.
+    std::unique_ptr<EventChannel> another = EventChannel::create(aio, ec);
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), another != nullptr);
+  }
+
+  // The pre-forked server: the parent listens, forks two children, and
+  // each serves the listener on a channel of its own.  Every connection
+  // the parent then makes is echoed by one of them, and together they
+  // served them all.
+  void testPreforkedChildrenServeTheParentsListener() {
+#if defined(EVCHAN_TEST_TSAN)
+    EVCHAN_SKIP("ThreadSanitizer: threads in a child forked from a threaded process");
+#endif
+    TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
+    int stop[2];
+    CPPUNIT_ASSERT_EQUAL(0, pipe(stop));
+    const auto patience = evchan::test::generous(30s);
+    const unsigned alarmSeconds = static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(patience).count());
+    std::vector<pid_t> children;
+    for (int i = 0; i < 2; ++i) {
+      const pid_t pid = fork();
+      if (pid == 0) {
+        alarm(alarmSeconds);
+        close(stop[1]);
+        _exit(preforkedChild(listener, stop[0]));
+      }
+      if (pid > 0) children.push_back(pid);
+    }
+    close(stop[0]);
+    constexpr int kConnections = 20;
+    std::string failures;
+    if (children.size() == 2) {
+      for (int i = 0; i < kConnections; ++i) {
+        const std::string message = "hello " + std::to_string(i);
+        std::error_code ec;
+        TcpSocket client = TcpSocket::connect(evchan::Endpoint{"127.0.0.1", listener.port()}, patience, ec);
+        char echo[32] = {};
+        if (!ec) client.writeAll(message.data(), message.size(), ec);
+        client.setTimeout(std::chrono::duration_cast<evchan::Duration>(patience));
+        if (!ec) client.readExactly(echo, message.size(), ec);
+        if (ec || std::string(echo, message.size()) != message)
+          failures += "\n  connection " + std::to_string(i) + ": " + (ec ? ec.message() : std::string(echo));
+      }
+    }
+    close(stop[1]);
+    int served = 0;
+    for (pid_t pid : children) {
+      const int status = reap(pid, patience + 5s);
+      if (WIFEXITED(status) && WEXITSTATUS(status) < 200) {
+        served += WEXITSTATUS(status);
+      } else {
+        failures += "\n  a child: " + describeStatus(status);
+      }
+    }
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("fork", std::size_t(2), children.size());
+    CPPUNIT_ASSERT_MESSAGE(failures, failures.empty());
+    CPPUNIT_ASSERT_EQUAL(kConnections, served);
+  }
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(ForkTest);
