@@ -776,10 +776,14 @@ class DescriptorEventTest : public evchan::test::BackendChannelFixture<B> {
         if (ec || !evchan::test::eventually([&] { return done.load(); }) || send.error()) {
           wrong[which] = "post: " + evchan::test::describe(ec) + ", send: " + evchan::test::describe(send.error());
           channel_->cancel(send);
-          while (send.inFlight()) std::this_thread::yield();  // back before it goes
+          // Back, and its callback, which sets `done` as its last step,
+          // has run, before both go.
+          if (!ec) {
+            while (!done.load()) std::this_thread::yield();
+          }
           return;
         }
-        while (send.inFlight()) std::this_thread::yield();  // the callback has returned
+        while (send.inFlight()) std::this_thread::yield();  // handed back: it may be posted again
         ++i;
       }
     };
