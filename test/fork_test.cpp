@@ -5,7 +5,7 @@
 // threads keep taking the process-wide locks (the sockets' shared pool
 // allocator, the task stack pools) while the test forks over and over;
 // each child does its own evchan work and exits 0, or is killed by its
-// own alarm when it hangs.
+// own alarm when it hangs.  EVCHAN_FORK_ROUNDS multiplies the children.
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <signal.h>
@@ -139,13 +139,14 @@ class ForkTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testChildForkedDuringSocketAndTaskChurnUsesEvchan);
   CPPUNIT_TEST(testChildOfAProcessThatUsedAioIsRefusedAnAioChannel);
   CPPUNIT_TEST(testPreforkedChildrenServeTheParentsListener);
+  CPPUNIT_TEST(testChildsSignalsReachItsOwnSetNotTheParents);
   CPPUNIT_TEST_SUITE_END();
 
  public:
   // Two parent threads open and close listeners (each a pool from the
-  // shared allocator), and a parent channel spawns and joins batches of
-  // tasks of two stack sizes (the stack pools' locks), while the test's
-  // thread forks children.  Every child's evchan work succeeds, and none
+  // shared allocator), a third makes and destroys channels, and a parent
+  // channel spawns and joins batches of tasks of two stack sizes (the
+  // stack pools' locks), while the test's thread forks children.  Every child's evchan work succeeds, and none
   // hangs on a lock that a parent thread held when it forked.
   void testChildForkedDuringSocketAndTaskChurnUsesEvchan() {
 #if defined(EVCHAN_TEST_TSAN)
@@ -170,6 +171,17 @@ class ForkTest : public evchan::test::LeakCheckedFixture {
         }
       });
     }
+    // Channels made and destroyed (shutdown() and the destructor take the
+    // process's list of shut-down channels).
+    churners.emplace_back([&] {
+      EventChannel::Options one;
+      one.initialThreads = 1;
+      while (!stop.load(std::memory_order_relaxed)) {
+        std::error_code ec;
+        std::unique_ptr<EventChannel> channel = EventChannel::create(one, ec);
+        churned.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
     EventChannel::Options options;
     options.initialThreads = 2;
     std::unique_ptr<EventChannel> channel = EventChannel::create(options);
@@ -194,7 +206,11 @@ class ForkTest : public evchan::test::LeakCheckedFixture {
     int failed = 0;
     for (int i = 0; i < children && failed < 3; ++i) {
       const pid_t pid = fork();
-      CPPUNIT_ASSERT_MESSAGE(std::string("fork: ") + std::strerror(errno), pid >= 0);
+      if (pid < 0) {  // the churn stops before the case fails
+        ++failed;
+        failures += std::string("\n  fork: ") + std::strerror(errno);
+        break;
+      }
       if (pid == 0) {
         alarm(alarmSeconds);
         _exit(childWork());
@@ -322,6 +338,32 @@ class ForkTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL_MESSAGE("fork", std::size_t(2), children.size());
     CPPUNIT_ASSERT_MESSAGE(failures, failures.empty());
     CPPUNIT_ASSERT_EQUAL(kConnections, served);
+  }
+
+  // The parent catches SIGUSR1 in a SignalSet and forks.  The child finds
+  // SIGUSR1's default disposition back, makes a set of its own and raises
+  // SIGUSR1: its set receives it, and the parent's set (whose socket pair
+  // the two processes share) receives nothing.
+  void testChildsSignalsReachItsOwnSetNotTheParents() {
+    evchan::SignalSet parentSet({SIGUSR1});
+    const auto patience = evchan::test::generous(20s);
+    const unsigned alarmSeconds = static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(patience).count());
+    const pid_t pid = fork();
+    CPPUNIT_ASSERT_MESSAGE(std::string("fork: ") + std::strerror(errno), pid >= 0);
+    if (pid == 0) {
+      alarm(alarmSeconds);
+      struct sigaction found = {};
+      if (sigaction(SIGUSR1, nullptr, &found) != 0 || found.sa_handler != SIG_DFL) _exit(2);
+      std::error_code ec;
+      evchan::SignalSet childSet({SIGUSR1});
+      raise(SIGUSR1);
+      if (childSet.waitFor(std::chrono::seconds(alarmSeconds), ec) != SIGUSR1) _exit(3);
+      _exit(0);
+    }
+    const int status = reap(pid, patience + 5s);
+    CPPUNIT_ASSERT_MESSAGE("the child: " + describeStatus(status), WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("the parent's set received the child's signal", 0,
+                                 parentSet.waitFor(evchan::Duration::zero()));
   }
 };
 

@@ -28,7 +28,9 @@ class SignalSource;
 /// catches never takes its default action (ending the process) while the
 /// set lives.  The destructor puts back the dispositions it found (the
 /// last set catching a signal does).  Several sets may catch the same
-/// signal: each receives every delivery.  On Windows the set catches the
+/// signal: each receives every delivery.  A child made by fork() starts
+/// with the dispositions the sets found: the parent's sets catch nothing
+/// there, and a set the child makes catches the child's signals.  On Windows the set catches the
 /// console's control events (SetConsoleCtrlHandler): Ctrl+C is SIGINT;
 /// Ctrl+Break, closing the console, logoff and system shutdown are
 /// SIGTERM; only these two numbers are accepted there.

@@ -16,6 +16,9 @@ namespace evchan::detail {
 /// held.  Defined per host: src/posix/fork_hooks.cpp (pthread_atfork),
 /// src/win32/fork_hooks.cpp (no fork(): nothing to do).
 bool holdAcrossFork(void (*prepare)(), void (*resume)()) noexcept;
+/// As above, with `resumeInChild` run in the child instead of `resume`:
+/// it resets what the child must not inherit, then releases the lock.
+bool holdAcrossFork(void (*prepare)(), void (*resume)(), void (*resumeInChild)()) noexcept;
 
 }  // namespace evchan::detail
 

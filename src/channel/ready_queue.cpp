@@ -6,19 +6,30 @@
 #include <algorithm>
 #include <vector>
 
+#include "apr/fork_hooks.h"
+
 namespace evchan::detail {
 namespace {
 
 // The queues of channels shut down and not yet destroyed, where ~Event
 // looks for an event still held for getEvent().  Immortal, like the stack
 // pools: a channel that static destruction tears down must still find it.
+// Its lock is free across a fork(): a child destroys channels of its own.
 struct ShutDownQueues {
   std::mutex mutex;
   std::vector<ReadyQueue*> queues;
 };
 
+ShutDownQueues& shutDownQueues();
+void lockShutDownQueues() { shutDownQueues().mutex.lock(); }
+void unlockShutDownQueues() { shutDownQueues().mutex.unlock(); }
+
 ShutDownQueues& shutDownQueues() {
-  static ShutDownQueues* const registry = new ShutDownQueues;  // immortal, on purpose
+  static ShutDownQueues* const registry = [] {
+    auto* created = new ShutDownQueues;  // immortal, on purpose
+    holdAcrossFork(&lockShutDownQueues, &unlockShutDownQueues);
+    return created;
+  }();
   return *registry;
 }
 

@@ -21,6 +21,7 @@
 #include <evchan/system_error.h>
 #include <evchan/task.h>
 
+#include "apr/fork_hooks.h"
 #include "poller/deadline.h"
 #include "linux/shm_connection.h"
 #include "linux/unix_peer.h"
@@ -60,14 +61,22 @@ namespace {
 
 // The space doorbells that this process's accepted connections hold, by
 // socket inode.  Never destroyed: a stream may close during static
-// destruction.
+// destruction.  Its lock is free across a fork().
 struct HeldDoorbells {
   std::mutex mutex;
   std::unordered_set<std::uint64_t> inodes;
 };
 
+HeldDoorbells& heldDoorbells();
+void lockHeldDoorbells() { heldDoorbells().mutex.lock(); }
+void unlockHeldDoorbells() { heldDoorbells().mutex.unlock(); }
+
 HeldDoorbells& heldDoorbells() {
-  static HeldDoorbells* held = new HeldDoorbells;
+  static HeldDoorbells* const held = [] {
+    auto* created = new HeldDoorbells;
+    holdAcrossFork(&lockHeldDoorbells, &unlockHeldDoorbells);
+    return created;
+  }();
   return *held;
 }
 

@@ -10,4 +10,8 @@ bool holdAcrossFork(void (*prepare)(), void (*resume)()) noexcept {
   return pthread_atfork(prepare, resume, resume) == 0;
 }
 
+bool holdAcrossFork(void (*prepare)(), void (*resume)(), void (*resumeInChild)()) noexcept {
+  return pthread_atfork(prepare, resume, resumeInChild) == 0;
+}
+
 }  // namespace evchan::detail

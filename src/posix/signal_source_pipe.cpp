@@ -24,6 +24,7 @@
 #include <evchan/tcp_socket.h>
 
 #include "apr/apr_runtime.h"
+#include "apr/fork_hooks.h"
 #include "posix/adopted_socket.h"
 
 namespace evchan::detail {
@@ -48,6 +49,25 @@ static_assert(std::atomic<int>::is_always_lock_free && std::atomic<std::uint64_t
 std::mutex registryLock;
 int catchers[kSignalLimit];                 // live sources catching each signal
 struct sigaction previous[kSignalLimit];    // the disposition found by the first
+
+// The registry lock is free across a fork().  In the child the parent's
+// sets stay the parent's: their slots keep their descriptors (the child's
+// copies of those sets still close them) but catch nothing, the
+// dispositions they installed are put back, and a set the child makes
+// starts afresh.  Otherwise a signal sent to the child would be written
+// to the parent's set, a socket pair the two processes share.
+void lockRegistry() { registryLock.lock(); }
+void unlockRegistry() { registryLock.unlock(); }
+void resetRegistryInChild() {
+  for (Slot& slot : slots) slot.signals.store(0);
+  for (int signal = 1; signal < kSignalLimit; ++signal) {
+    if (catchers[signal] == 0) continue;
+    ::sigaction(signal, &previous[signal], nullptr);
+    catchers[signal] = 0;
+  }
+  handlersRunning.store(0);  // a handler running in a parent thread at the fork
+  registryLock.unlock();
+}
 
 extern "C" void forwardSignal(int signal) {
   const int savedErrno = errno;
@@ -118,6 +138,8 @@ class PipeSignalSource final : public SignalSource {
 
   // Registers the source; false with `ec` set if it cannot be.
   bool startCatching(std::uint64_t signals, std::error_code& ec) {
+    static const bool forkHandled = holdAcrossFork(&lockRegistry, &unlockRegistry, &resetRegistryInChild);
+    (void)forkHandled;
     std::lock_guard<std::mutex> lock(registryLock);
     for (int i = 0; i < kMaxSources && slot_ == nullptr; ++i) {
       if (slots[i].fd.load() == -1) slot_ = &slots[i];

@@ -6,4 +6,6 @@ namespace evchan::detail {
 
 bool holdAcrossFork(void (*)(), void (*)()) noexcept { return true; }
 
+bool holdAcrossFork(void (*)(), void (*)(), void (*)()) noexcept { return true; }
+
 }  // namespace evchan::detail
