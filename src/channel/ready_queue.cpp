@@ -15,6 +15,8 @@ namespace {
 // looks for an event still held for getEvent().  Immortal, like the stack
 // pools: a channel that static destruction tears down must still find it.
 // Its lock is free across a fork(): a child destroys channels of its own.
+// The child forgets the parent's queues, whose locks a parent thread may
+// have held: its own events never are in them.
 struct ShutDownQueues {
   std::mutex mutex;
   std::vector<ReadyQueue*> queues;
@@ -23,11 +25,15 @@ struct ShutDownQueues {
 ShutDownQueues& shutDownQueues();
 void lockShutDownQueues() { shutDownQueues().mutex.lock(); }
 void unlockShutDownQueues() { shutDownQueues().mutex.unlock(); }
+void forgetShutDownQueuesInChild() {
+  shutDownQueues().queues.clear();  // keeps the capacity: no allocation
+  unlockShutDownQueues();
+}
 
 ShutDownQueues& shutDownQueues() {
   static ShutDownQueues* const registry = [] {
     auto* created = new ShutDownQueues;  // immortal, on purpose
-    holdAcrossFork(&lockShutDownQueues, &unlockShutDownQueues);
+    holdAcrossFork(&lockShutDownQueues, &unlockShutDownQueues, &forgetShutDownQueuesInChild);
     return created;
   }();
   return *registry;

@@ -92,8 +92,8 @@ class AioReaper {
       return nullptr;
     }
     if (std::shared_ptr<AioReaper> reaper = current.reaper.lock()) return reaper;
-    // Before open(): its first aio request, even if open() then fails,
-    // makes the C library's aio state one that a child cannot use.
+    // Before open(), which makes the first aio request: even if open()
+    // fails after that, the C library's aio state is one a child cannot use.
     current.process = self;
     auto reaper = std::make_shared<AioReaper>();
     if ((ec = reaper->open())) return nullptr;

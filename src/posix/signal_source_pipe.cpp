@@ -55,9 +55,21 @@ struct sigaction previous[kSignalLimit];    // the disposition found by the firs
 // copies of those sets still close them) but catch nothing, the
 // dispositions they installed are put back, and a set the child makes
 // starts afresh.  Otherwise a signal sent to the child would be written
-// to the parent's set, a socket pair the two processes share.
-void lockRegistry() { registryLock.lock(); }
-void unlockRegistry() { registryLock.unlock(); }
+// to the parent's set, a socket pair the two processes share.  The forking
+// thread blocks every signal from before the fork until the child's reset
+// is done: a signal sent to the child at once waits, and then meets the
+// disposition put back, rather than the parent's handler.
+sigset_t maskBeforeFork;  // the forking thread's, under the registry lock
+void lockRegistry() {
+  registryLock.lock();
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &maskBeforeFork);
+}
+void unlockRegistry() {
+  pthread_sigmask(SIG_SETMASK, &maskBeforeFork, nullptr);
+  registryLock.unlock();
+}
 void resetRegistryInChild() {
   for (Slot& slot : slots) slot.signals.store(0);
   for (int signal = 1; signal < kSignalLimit; ++signal) {
@@ -66,7 +78,7 @@ void resetRegistryInChild() {
     catchers[signal] = 0;
   }
   handlersRunning.store(0);  // a handler running in a parent thread at the fork
-  registryLock.unlock();
+  unlockRegistry();
 }
 
 extern "C" void forwardSignal(int signal) {
