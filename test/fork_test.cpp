@@ -114,6 +114,17 @@ std::string describeStatus(int status) {
   return "status " + std::to_string(status);
 }
 
+// How long a child may take: it dies of its own alarm (SIGALRM) then.
+std::chrono::steady_clock::duration childPatience() { return evchan::test::generous(30s); }
+
+// fork(); the child first arms its alarm at childPatience().  As fork():
+// the child's pid in the parent, 0 in the child, -1 with errno set.
+pid_t forkWithAlarm() {
+  const pid_t pid = fork();
+  if (pid == 0) alarm(static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(childPatience()).count()));
+  return pid;
+}
+
 // Waits for `pid`, at most `patience` (then kills it): its status.
 int reap(pid_t pid, std::chrono::steady_clock::duration patience) {
   const auto deadline = std::chrono::steady_clock::now() + patience;
@@ -200,19 +211,17 @@ class ForkTest : public evchan::test::LeakCheckedFixture {
     while (churned.load() < 100) std::this_thread::yield();
 
     const int children = evchan::test::raceRounds(200, "EVCHAN_FORK_ROUNDS");
-    const auto patience = evchan::test::generous(20s);
-    const unsigned alarmSeconds = static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(patience).count());
+    const auto patience = childPatience();
     std::string failures;
     int failed = 0;
     for (int i = 0; i < children && failed < 3; ++i) {
-      const pid_t pid = fork();
+      const pid_t pid = forkWithAlarm();
       if (pid < 0) {  // the churn stops before the case fails
         ++failed;
         failures += std::string("\n  fork: ") + std::strerror(errno);
         break;
       }
       if (pid == 0) {
-        alarm(alarmSeconds);
         _exit(childWork());
       }
       const int status = reap(pid, patience + 5s);
@@ -254,12 +263,10 @@ class ForkTest : public evchan::test::LeakCheckedFixture {
     parentChannel->post(parentRead);
     CPPUNIT_ASSERT(parentChannel->getEvent(evchan::test::generous(10s)) == &parentRead);
     CPPUNIT_ASSERT_MESSAGE(parentRead.error().message(), !parentRead.error());
-    const auto patience = evchan::test::generous(20s);
-    const unsigned alarmSeconds = static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(patience).count());
-    const pid_t pid = fork();
+    const auto patience = childPatience();
+    const pid_t pid = forkWithAlarm();
     CPPUNIT_ASSERT_MESSAGE(std::string("fork: ") + std::strerror(errno), pid >= 0);
     if (pid == 0) {
-      alarm(alarmSeconds);
       std::error_code childEc;
       std::unique_ptr<EventChannel> refused = EventChannel::create(aio, childEc);
       if (refused || childEc != std::errc::function_not_supported) _exit(2);
@@ -297,13 +304,11 @@ class ForkTest : public evchan::test::LeakCheckedFixture {
     TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
     int stop[2];
     CPPUNIT_ASSERT_EQUAL(0, pipe(stop));
-    const auto patience = evchan::test::generous(30s);
-    const unsigned alarmSeconds = static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(patience).count());
+    const auto patience = childPatience();
     std::vector<pid_t> children;
     for (int i = 0; i < 2; ++i) {
-      const pid_t pid = fork();
+      const pid_t pid = forkWithAlarm();
       if (pid == 0) {
-        alarm(alarmSeconds);
         close(stop[1]);
         _exit(preforkedChild(listener, stop[0]));
       }
@@ -346,18 +351,16 @@ class ForkTest : public evchan::test::LeakCheckedFixture {
   // the two processes share) receives nothing.
   void testChildsSignalsReachItsOwnSetNotTheParents() {
     evchan::SignalSet parentSet({SIGUSR1});
-    const auto patience = evchan::test::generous(20s);
-    const unsigned alarmSeconds = static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(patience).count());
-    const pid_t pid = fork();
+    const auto patience = childPatience();
+    const pid_t pid = forkWithAlarm();
     CPPUNIT_ASSERT_MESSAGE(std::string("fork: ") + std::strerror(errno), pid >= 0);
     if (pid == 0) {
-      alarm(alarmSeconds);
       struct sigaction found = {};
       if (sigaction(SIGUSR1, nullptr, &found) != 0 || found.sa_handler != SIG_DFL) _exit(2);
       std::error_code ec;
       evchan::SignalSet childSet({SIGUSR1});
       raise(SIGUSR1);
-      if (childSet.waitFor(std::chrono::seconds(alarmSeconds), ec) != SIGUSR1) _exit(3);
+      if (childSet.waitFor(std::chrono::duration_cast<evchan::Duration>(patience), ec) != SIGUSR1) _exit(3);
       _exit(0);
     }
     const int status = reap(pid, patience + 5s);
