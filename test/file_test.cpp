@@ -30,14 +30,6 @@
 #include "support/temp_path.h"
 #include "support/waiting.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define FILE_TEST_UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define FILE_TEST_UNDER_TSAN 1
-#endif
-#endif
-
 namespace {
 
 using namespace std::chrono_literals;
@@ -861,12 +853,7 @@ class FileTest : public evchan::test::LeakCheckedFixture {
   }
 
   std::unique_ptr<EventChannel> createChannel(int initialThreads = 0, bool monitor = true, int maxThreads = 0) {
-#ifdef FILE_TEST_UNDER_TSAN
-    // glibc's aio helper threads start further helpers with its internal
-    // pthread_create, behind ThreadSanitizer's interceptors: TSan then
-    // crashes inside its own allocator in those threads (seen here).
-    if (B == Backend::Aio) EVCHAN_SKIP("aio under ThreadSanitizer: glibc creates its aio threads unseen by TSan");
-#endif
+    if (const char* why = evchan::test::fileEventsUntestable(B)) EVCHAN_SKIP(why);
     EventChannel::Options options;
     options.backend = B;
     options.initialThreads = initialThreads;
