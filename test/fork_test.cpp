@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// A child made by fork() while the parent's evchan threads are busy: the
-// child can use evchan afresh (sockets, a new channel, tasks), whatever
-// lock a parent thread held at the moment of the fork.  The parent's
-// threads keep taking the process-wide locks (the sockets' shared pool
-// allocator, the task stack pools) while the test forks over and over;
-// each child does its own evchan work and exits 0, or is killed by its
-// own alarm when it hangs.  EVCHAN_FORK_ROUNDS multiplies the children.
+// Children made by fork() use evchan afresh: forked over and over while
+// the parent's threads take evchan's process-wide locks (sockets, channels,
+// task stacks); forked from a process that used the aio backend (refused
+// an aio channel, served by the others); as a pre-forked server's workers
+// on the parent's listener; and with signal sets of their own, the
+// parent's receiving none of their signals.  Each child exits 0 when its
+// part worked, or is killed by its own alarm when it hangs.
+// EVCHAN_FORK_ROUNDS multiplies the children of the first case.
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <signal.h>
@@ -14,8 +15,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <cstring>
-#include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -157,8 +159,9 @@ class ForkTest : public evchan::test::LeakCheckedFixture {
   // Two parent threads open and close listeners (each a pool from the
   // shared allocator), a third makes and destroys channels, and a parent
   // channel spawns and joins batches of tasks of two stack sizes (the
-  // stack pools' locks), while the test's thread forks children.  Every child's evchan work succeeds, and none
-  // hangs on a lock that a parent thread held when it forked.
+  // stack pools' locks), while the test's thread forks children.  Every
+  // child's evchan work succeeds, and none hangs on a lock that a parent
+  // thread held when it forked.
   void testChildForkedDuringSocketAndTaskChurnUsesEvchan() {
 #if defined(EVCHAN_TEST_TSAN)
     // ThreadSanitizer does not support threads started in a child forked
@@ -332,8 +335,8 @@ class ForkTest : public evchan::test::LeakCheckedFixture {
         std::error_code ec;
         TcpSocket client = TcpSocket::connect(evchan::Endpoint{"127.0.0.1", listener.port()}, patience, ec);
         char echo[32] = {};
+        if (!ec) client.setTimeout(std::chrono::duration_cast<evchan::Duration>(patience), ec);
         if (!ec) client.writeAll(message.data(), message.size(), ec);
-        client.setTimeout(std::chrono::duration_cast<evchan::Duration>(patience));
         if (!ec) client.readExactly(echo, message.size(), ec);
         if (ec || std::string(echo, message.size()) != message)
           failures += "\n  connection " + std::to_string(i) + ": " + (ec ? ec.message() : std::string(echo));

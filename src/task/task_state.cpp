@@ -85,9 +85,9 @@ StackPool& stackPoolFor(std::size_t size) {
   static thread_local StackPool* lastPool = nullptr;
   static thread_local std::size_t lastSize = 0;
   if (lastPool != nullptr && lastSize == size) return *lastPool;
-  StackPools* const pools = &stackPools();
-  std::lock_guard<std::mutex> lock(pools->mutex);
-  std::unique_ptr<StackPool>& slot = pools->bySize[size];
+  StackPools& pools = stackPools();
+  std::lock_guard<std::mutex> lock(pools.mutex);
+  std::unique_ptr<StackPool>& slot = pools.bySize[size];
   if (!slot) slot = std::make_unique<StackPool>(size);
   lastPool = slot.get();
   lastSize = size;
