@@ -209,6 +209,8 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   /// Queues a completion on this worker's local batch when it has one (no
   /// lock: the worker runs it next); false when the caller must enqueue it.
   bool enqueueLocal(Event& event) noexcept;
+  /// Whether enqueueLocal() would take one more event now.
+  bool localBatchHasRoom() noexcept;
   /// After enqueueLocal() refused: true the first time this worker's local
   /// batch is full.  That event then goes to the shared queue without a
   /// wake-up: the batch is full, so this worker ends its chain and comes

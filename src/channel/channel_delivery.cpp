@@ -16,6 +16,16 @@ void ChannelCore::complete(Event& event, std::error_code result) noexcept {
     deliver(event);
     return;
   }
+  // A task's wait: on one of this channel's workers, with room in its
+  // batch for the task, waking it here queues the task where the event
+  // would have gone, and saves a trip of the event through the queue.
+  // The callback takes no lock (the room means enqueueLocal() succeeds),
+  // and nothing touches the event after it: the task may already run.
+  if (EventAccess::wakesTask(event) && localBatchHasRoom()) {
+    EventAccess::inFlight(event).store(false, std::memory_order_release);
+    EventAccess::callback(event)(event);
+    return;
+  }
   schedule(event);
 }
 

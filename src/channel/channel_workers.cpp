@@ -89,6 +89,11 @@ bool ChannelCore::enqueueLocal(Event& event) noexcept {
   return true;
 }
 
+bool ChannelCore::localBatchHasRoom() noexcept {
+  const LocalBatch* batch = localBatchSlot();
+  return batch != nullptr && batch->core == this && batch->size < batch->limit;
+}
+
 bool ChannelCore::spillQuietly() noexcept {
   LocalBatch* batch = localBatchSlot();
   if (batch == nullptr || batch->core != this || batch->size < batch->limit || batch->spilled) return false;

@@ -114,6 +114,9 @@ bool awaitInTask(Event& event, Duration timeout, std::error_code& result, const 
     if (await.timed) await.task->core().cancel(*await.timer);
     await.arrive();
   });
+  // Without a timer the callback only wakes the task: the channel may run
+  // it where the event completes (EventAccess::wakesTask()).
+  EventAccess::wakesTask(event) = !useTimer;
   if (useTimer) {
     await.timer.emplace(wait);
     await.timer->setCallback([&await](Event& timer) {
@@ -127,6 +130,7 @@ bool awaitInTask(Event& event, Duration timeout, std::error_code& result, const 
   task->suspend(&Await::start, &await);
   if (taskCancellable) task->setCurrentWait(nullptr);  // before `event` can go
   event.setCallback(nullptr);
+  EventAccess::wakesTask(event) = false;
   if (await.postError) {
     result = await.postError;
   } else if (await.timerFired.load() && event.error() == std::errc::operation_canceled) {
