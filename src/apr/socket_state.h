@@ -29,17 +29,21 @@ namespace evchan::detail {
 /// the channel.  Members are destroyed in reverse order: the channel lets
 /// go of the socket before the pool closes the descriptor.  `cancellation`
 /// holds the blocking calls under way (see SocketCall in src/net); `turns`
-/// the tasks that wait in turn for the channel's slot.
-struct SocketState {
+/// the tasks that wait in turn for the channel's slot.  What every call
+/// reads comes first, line-aligned: the socket, the timeout and the hot
+/// atomics of `cancellation` in the first line, the channel's watch
+/// (WatchHandle's head) right after `cancellation`'s lock; with many
+/// connections each is a cold fetch per call.
+struct alignas(64) SocketState {
   PoolPtr pool;
   apr_socket_t* socket = nullptr;
   /// `socket`'s native descriptor once nativeSocket() has read it.
   std::atomic<apr_os_sock_t> native{kNoNativeSocket};
   std::atomic<Duration> timeout{kInfiniteTimeout};  // set while calls read it
-  std::string peer;
-  WatchHandle watch;
   WaitCancellation cancellation;
+  WatchHandle watch;
   TaskTurns turns;
+  std::string peer;
 
   static constexpr apr_os_sock_t kNoNativeSocket = static_cast<apr_os_sock_t>(-1);
 };

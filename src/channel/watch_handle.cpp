@@ -11,7 +11,7 @@ WatchHandle::~WatchHandle() {
   while (registration != nullptr) {
     Registration* next = registration->next;
     registration->core->retireWatch(registration->watch);
-    delete registration;
+    if (registration != &first_) delete registration;
     registration = next;
   }
 }
@@ -38,13 +38,16 @@ Watch* WatchHandle::watchIn(ChannelCore& core, apr_socket_t* socket, std::error_
   // an event still pending there completes there, and nothing that may
   // hold its Watch (a post racing this one, a poll reporting it) can see
   // it freed before the socket closes.
-  auto registration = std::make_unique<Registration>();
+  Registration* head = registrations_.load(std::memory_order_relaxed);
+  std::unique_ptr<Registration> more;
+  if (head != nullptr) more = std::make_unique<Registration>();  // before addWatch(): nothing to undo
   Watch* watch = core.addWatch(socket, ec);
   if (watch == nullptr) return nullptr;
+  Registration* registration = head == nullptr ? &first_ : more.release();
   registration->core = core.shared_from_this();
   registration->watch = watch;
-  registration->next = registrations_.load(std::memory_order_relaxed);
-  registrations_.store(registration.release(), std::memory_order_release);
+  registration->next = head;
+  registrations_.store(registration, std::memory_order_release);
   return watch;
 }
 

@@ -42,8 +42,12 @@ class WatchHandle {
     Registration* next;
   };
 
-  std::mutex mutex_;  // serialises registrations
+  // What every post reads first, together: the list's head and, in
+  // place, the first registration, which is the only one for a socket
+  // used on one channel (no allocation, no separate line to fetch).
   std::atomic<Registration*> registrations_{nullptr};  // newest first
+  Registration first_{nullptr, nullptr, nullptr};
+  std::mutex mutex_;  // serialises registrations
 };
 
 }  // namespace evchan::detail
