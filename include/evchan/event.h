@@ -75,7 +75,7 @@ class EVCHAN_API Event {
   Event* next_ = nullptr;  // the channel's intrusive queue link while in flight
   bool started_ = false;   // a DispatchEvent whose function already ran
   bool runnable_ = false;  // the channel's own detail::RunnableEvent (a task to resume)
-  bool wakesTask_ = false;  // the channel's own: the callback only wakes the task waiting for it
+  bool wakesTask_ = false;  // written by every post: the callback only wakes the task waiting for it
 };
 
 }  // namespace evchan

@@ -125,12 +125,13 @@ void clearTransferred(Event& event) noexcept {
 
 }  // namespace
 
-std::error_code ChannelCore::post(Event& event) noexcept {
+std::error_code ChannelCore::post(Event& event, bool wakesTask) noexcept {
   // The event's own misuse first: one in flight says so even when its
   // socket has been closed (or the channel shut down) meanwhile.
   bool expected = false;
   if (!EventAccess::inFlight(event).compare_exchange_strong(expected, true, std::memory_order_acq_rel))
     return Errc::already_in_flight;
+  EventAccess::wakesTask(event) = wakesTask;
   std::error_code refused = shutDown_.load(std::memory_order_acquire) ? Errc::channel_shut_down : validate(event);
   if (refused) {
     EventAccess::inFlight(event).store(false, std::memory_order_release);

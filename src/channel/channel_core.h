@@ -70,7 +70,12 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
                                              int* threadsStarted = nullptr);
   ~ChannelCore();
 
-  std::error_code post(Event& event) noexcept;
+  /// `wakesTask`: the event's callback only wakes the task waiting for
+  /// it (awaitInTask()); complete() may then run it at once.  Recorded
+  /// in the event here, on every post, so an event never carries the mark
+  /// from elsewhere (code built against headers without the field leaves
+  /// its byte unset).
+  std::error_code post(Event& event, bool wakesTask = false) noexcept;
   Event* getEvent(Duration timeout);
   void shutdown() noexcept;
   bool isShutDown() const noexcept;

@@ -21,9 +21,10 @@ struct EventAccess {
   static Event::Callback& callback(Event& e) noexcept { return e.callback_; }
   static bool& started(Event& e) noexcept { return e.started_; }
   static bool& runnable(Event& e) noexcept { return e.runnable_; }
-  /// Set by a task's wait (awaitInTask()) whose callback does nothing but
-  /// wake the task, lock-free: complete() on a worker of the channel runs
-  /// it at once instead of queuing it, so the task is queued in its place.
+  /// Set by every post (ChannelCore::post()'s `wakesTask`), true for a
+  /// task's wait (awaitInTask()) whose callback does nothing but wake the
+  /// task, lock-free: complete() on a worker of the channel runs it at
+  /// once instead of queuing it, so the task is queued in its place.
   static bool& wakesTask(Event& e) noexcept { return e.wakesTask_; }
 
   static std::size_t& transferred(ReadEvent& e) noexcept { return e.transferred_; }

@@ -46,7 +46,9 @@ struct Await {
     // Where TaskHandle::cancel() finds the wait; a shielded one it leaves be.
     if (self->taskCancellable && !self->task->shielded()) self->task->setCurrentWait(self->event);
     if (self->timed && core.post(*self->timer)) self->arrive();  // shut down: no timer
-    if ((self->postError = core.post(*self->event))) {
+    // Without a timer the callback only wakes the task: the channel may
+    // run it where the event completes (EventAccess::wakesTask()).
+    if ((self->postError = core.post(*self->event, !self->timed))) {
       if (self->timed) core.cancel(*self->timer);
       self->arrive();
       return;
@@ -114,9 +116,6 @@ bool awaitInTask(Event& event, Duration timeout, std::error_code& result, const 
     if (await.timed) await.task->core().cancel(*await.timer);
     await.arrive();
   });
-  // Without a timer the callback only wakes the task: the channel may run
-  // it where the event completes (EventAccess::wakesTask()).
-  EventAccess::wakesTask(event) = !useTimer;
   if (useTimer) {
     await.timer.emplace(wait);
     await.timer->setCallback([&await](Event& timer) {
@@ -130,7 +129,6 @@ bool awaitInTask(Event& event, Duration timeout, std::error_code& result, const 
   task->suspend(&Await::start, &await);
   if (taskCancellable) task->setCurrentWait(nullptr);  // before `event` can go
   event.setCallback(nullptr);
-  EventAccess::wakesTask(event) = false;
   if (await.postError) {
     result = await.postError;
   } else if (await.timerFired.load() && event.error() == std::errc::operation_canceled) {
