@@ -17,6 +17,8 @@
 
 namespace evchan::detail {
 
+class ChannelCore;
+
 /// Brackets one blocking call, from its start to its return.  While it
 /// lasts the socket's state stays (close() waits for the call to leave
 /// before it closes the descriptor), and its waits end with
@@ -59,7 +61,11 @@ class SocketCall {
   bool turnsTaken() const noexcept { return state_->turns.takers.load(std::memory_order_relaxed) != 0; }
 
  private:
-  void awaitOnce(Event& event, Duration timeout, std::error_code& ec) noexcept;
+  /// One post of `event` and the task's wait for it; true (the call
+  /// waited), so that awaitInTask() can end with it as a tail call.
+  bool awaitOnce(Event& event, Duration timeout, std::error_code& ec) noexcept;
+  /// awaitInTask() for the calls that take turns.
+  bool awaitWithTurns(ChannelCore& core, Event& event, Duration timeout, std::error_code& ec) noexcept;
   /// Parks `me`, queued behind another call of its channel and direction,
   /// until that call leaves (true: `me` goes in), or the wait ends
   /// otherwise: false, with `ec` set (timed_out at `deadline`,

@@ -88,10 +88,10 @@ bool leave(TaskTurns& turns, TurnTaker& leaving) noexcept {
 // turn waited for may have used up the socket's timeout: then one try that
 // does not wait, as a call with a zero timeout makes, and timed_out if it
 // would have to.
-void SocketCall::awaitOnce(Event& event, Duration timeout, std::error_code& ec) noexcept {
+bool SocketCall::awaitOnce(Event& event, Duration timeout, std::error_code& ec) noexcept {
   if (timeout == Duration::zero()) {
     if (!tryInTask(event, ec)) ec = makeAprError(APR_TIMEUP);
-    return;
+    return true;
   }
   CancellableWait wait;
   wait.cancelTask = &cancelPostedEvent;
@@ -99,28 +99,33 @@ void SocketCall::awaitOnce(Event& event, Duration timeout, std::error_code& ec) 
   wait.channel = currentTaskChannel();
   if (!state_->cancellation.enterWait(wait, startedAt_)) {
     ec = std::make_error_code(std::errc::operation_canceled);
-    return;
+    return true;
   }
   detail::awaitInTask(event, timeout, ec, &wait.cancelled);
   state_->cancellation.leaveWait(wait);
   // A cancel() racing the timer: the cancel() is what the caller asked for.
   if (wait.cancelled.load() && ec == std::errc::timed_out) ec = std::make_error_code(std::errc::operation_canceled);
+  return true;
 }
 
 bool SocketCall::awaitInTask(Event& event, std::error_code& ec) noexcept {
   ChannelCore* core = currentTaskChannel();
   const Duration timeout = state_->timeout;
   if (core == nullptr || timeout == Duration::zero()) return false;
-  if (!takesTurns(event)) {
-    awaitOnce(event, timeout, ec);
-    return true;
-  }
+  // A tail call: while the task is parked, this frame is no longer on its
+  // stack (each frame there is a cache line or two that its wake-up finds
+  // cold).
+  if (!takesTurns(event)) return awaitOnce(event, timeout, ec);
+  return awaitWithTurns(*core, event, timeout, ec);
+}
+
+bool SocketCall::awaitWithTurns(ChannelCore& core, Event& event, Duration timeout, std::error_code& ec) noexcept {
   TaskTurns& turns = state_->turns;
   TurnTaker me;
-  me.channel = core;
+  me.channel = &core;
   me.writer = event.kind() == Event::Kind::DatagramSend;
   const Deadline deadline = deadlineAfter(timeout);
-  const bool shutDownBefore = core->isShutDown();
+  const bool shutDownBefore = core.isShutDown();
   // Inside, the call's event finds the slot free unless an event posted on
   // the channel directly holds it: then it fails with socket_busy, and so,
   // one after the other, do the calls waiting behind it.
@@ -132,7 +137,7 @@ bool SocketCall::awaitInTask(Event& event, std::error_code& ec) noexcept {
   }
   // The call handed the turn on: the task it resumed runs on another
   // worker if one is idle, not after this task's next wait.
-  if (leave(turns, me)) core->shareLocalBatch();
+  if (leave(turns, me)) core.shareLocalBatch();
   // A shutdown() that came while the call waited for its turn ended it:
   // operation_canceled, as for a call waiting in the kernel, even where
   // the call inside handed it the turn and the channel then refused its

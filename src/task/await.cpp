@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <optional>
 
 #include <evchan/error.h>
 #include <evchan/timer_event.h>
@@ -19,17 +18,17 @@ namespace {
 
 // Lives on the waiting task's stack until both events are back.  What
 // every wait touches comes first, together: with many parked tasks each
-// wake-up finds it cold.
+// wake-up finds it cold.  The timer, when there is one, lives in the frame
+// of awaitWithTimer(): an untimed wait, the usual one, spends no stack on it.
 struct Await {
   TaskState* task;
   Event* event;
   std::atomic<int> outstanding;
   std::atomic<bool> timerFired{false};
-  bool timed;  // `timer` is there (read without touching it)
   bool taskCancellable;
   const std::atomic<bool>* cancelled;
+  TimerEvent* timer;  // null for an untimed wait
   std::error_code postError;
-  std::optional<TimerEvent> timer;  // only for a wait with a deadline: an untimed one skips its set-up
 
   // The last event back wakes the task; nothing may touch `this` after that.
   void arrive() {
@@ -45,22 +44,54 @@ struct Await {
     ChannelCore& core = self->task->core();
     // Where TaskHandle::cancel() finds the wait; a shielded one it leaves be.
     if (self->taskCancellable && !self->task->shielded()) self->task->setCurrentWait(self->event);
-    if (self->timed && core.post(*self->timer)) self->arrive();  // shut down: no timer
+    if (self->timer != nullptr && core.post(*self->timer)) self->arrive();  // shut down: no timer
     // Without a timer the callback only wakes the task: the channel may
     // run it where the event completes (EventAccess::wakesTask()).
-    if ((self->postError = core.post(*self->event, !self->timed))) {
-      if (self->timed) core.cancel(*self->timer);
+    if ((self->postError = core.post(*self->event, self->timer == nullptr))) {
+      if (self->timer != nullptr) core.cancel(*self->timer);
       self->arrive();
       return;
     }
     // A timer, or the caller's cancel flag, may have gone off before the
     // event was parked, when cancelling it was not yet possible.
     // So may the task's own cancellation, before setCurrentWait() above.
-    if ((self->timed && self->timerFired.load()) || (self->cancelled != nullptr && self->cancelled->load()) ||
+    if ((self->timer != nullptr && self->timerFired.load()) ||
+        (self->cancelled != nullptr && self->cancelled->load()) ||
         (self->taskCancellable && self->task->cancelPending()))
       core.cancel(*self->event);
   }
+
+  // Suspends the task until the event (and the timer) are back; the wait's
+  // result.
+  [[gnu::always_inline]] std::error_code suspendUntilBack() {
+    task->suspend(&Await::start, this);
+    if (taskCancellable) task->setCurrentWait(nullptr);  // before `event` can go
+    event->setCallback(nullptr);
+    if (postError) return postError;
+    if (timerFired.load() && event->error() == std::errc::operation_canceled) return makeAprError(APR_TIMEUP);
+    return event->error();
+  }
 };
+
+// A wait of at most `wait`, which is finite: the timer races the event.
+// Kept out of awaitInTask() so that an untimed wait's frame stays small.
+[[gnu::noinline]] std::error_code awaitWithTimer(TaskState* task, Event& event, Duration wait,
+                                                 const std::atomic<bool>* cancelled, bool taskCancellable) {
+  TimerEvent timer(wait);
+  Await await{task, &event, {2}, {}, taskCancellable, cancelled, &timer, {}};
+  event.setCallback([&await](Event&) {
+    await.task->core().cancel(*await.timer);
+    await.arrive();
+  });
+  timer.setCallback([&await](Event& fired) {
+    if (!fired.error()) {
+      await.timerFired.store(true);
+      await.task->core().cancel(*await.event);
+    }
+    await.arrive();
+  });
+  return await.suspendUntilBack();
+}
 
 }  // namespace
 
@@ -110,32 +141,13 @@ bool awaitInTask(Event& event, Duration timeout, std::error_code& result, const 
       wait = std::min(wait, Duration(taskDeadline - now));
     }
   }
-  const bool useTimer = deadlineAfter(wait) != kNoDeadline;
-  Await await{task, &event, {useTimer ? 2 : 1}, {}, useTimer, taskCancellable, cancelled, {}, std::nullopt};
-  event.setCallback([&await](Event&) {
-    if (await.timed) await.task->core().cancel(*await.timer);
-    await.arrive();
-  });
-  if (useTimer) {
-    await.timer.emplace(wait);
-    await.timer->setCallback([&await](Event& timer) {
-      if (!timer.error()) {
-        await.timerFired.store(true);
-        await.task->core().cancel(*await.event);
-      }
-      await.arrive();
-    });
+  if (deadlineAfter(wait) != kNoDeadline) {
+    result = awaitWithTimer(task, event, wait, cancelled, taskCancellable);
+    return true;
   }
-  task->suspend(&Await::start, &await);
-  if (taskCancellable) task->setCurrentWait(nullptr);  // before `event` can go
-  event.setCallback(nullptr);
-  if (await.postError) {
-    result = await.postError;
-  } else if (await.timerFired.load() && event.error() == std::errc::operation_canceled) {
-    result = makeAprError(APR_TIMEUP);
-  } else {
-    result = event.error();
-  }
+  Await await{task, &event, {1}, {}, taskCancellable, cancelled, nullptr, {}};
+  event.setCallback([&await](Event&) { await.arrive(); });
+  result = await.suspendUntilBack();
   return true;
 }
 
