@@ -33,12 +33,21 @@ struct LocalBatch {
   int size = 0;
   int limit = 64;
   bool spilled = false;  // spillQuietly() has said true
+
+  bool full() const noexcept { return size >= limit; }
 };
 
 [[gnu::noinline]] LocalBatch*& localBatchSlot() noexcept {
   freshPerThreadRead();
   static thread_local LocalBatch* batch = nullptr;
   return batch;
+}
+
+// This thread's local batch if it is one of `core`'s workers running an
+// item (or polling), else null.
+LocalBatch* localBatchOf(const ChannelCore* core) noexcept {
+  LocalBatch* batch = localBatchSlot();
+  return batch != nullptr && batch->core == core ? batch : nullptr;
 }
 
 // The worker's report to the stuck-worker monitor (on its stack in workerMain).
@@ -82,21 +91,21 @@ void ChannelCore::reapExitedLocked() noexcept {
 }
 
 bool ChannelCore::enqueueLocal(Event& event) noexcept {
-  LocalBatch* batch = localBatchSlot();
-  if (batch == nullptr || batch->core != this || batch->size >= batch->limit) return false;
+  LocalBatch* batch = localBatchOf(this);
+  if (batch == nullptr || batch->full()) return false;
   batch->queue->push(event);
   ++batch->size;
   return true;
 }
 
 bool ChannelCore::localBatchHasRoom() noexcept {
-  const LocalBatch* batch = localBatchSlot();
-  return batch != nullptr && batch->core == this && batch->size < batch->limit;
+  const LocalBatch* batch = localBatchOf(this);
+  return batch != nullptr && !batch->full();
 }
 
 bool ChannelCore::spillQuietly() noexcept {
-  LocalBatch* batch = localBatchSlot();
-  if (batch == nullptr || batch->core != this || batch->size < batch->limit || batch->spilled) return false;
+  LocalBatch* batch = localBatchOf(this);
+  if (batch == nullptr || !batch->full() || batch->spilled) return false;
   batch->spilled = true;
   return true;
 }
@@ -110,8 +119,7 @@ void ChannelCore::publishLocal(LocalBatchQueue& batch) noexcept {
 }
 
 void ChannelCore::shareLocalBatch() noexcept {
-  LocalBatch* batch = localBatchSlot();
-  if (batch != nullptr && batch->core == this) publishLocal(*batch->queue);
+  if (LocalBatch* batch = localBatchOf(this)) publishLocal(*batch->queue);
 }
 
 void ChannelCore::runWithLocalBatch(Event& first, WorkerActivity& activity) noexcept {
@@ -401,9 +409,7 @@ void ChannelCore::enterBlocking() noexcept {
   if (!counted) ++core->blocked_;
   // What this worker completed locally would otherwise wait for it to
   // unblock, and may be what unblocks it: share it before blocking.
-  if (LocalBatch* batch = localBatchSlot(); batch != nullptr && batch->core == core) {
-    batch->queue->takeAll(core->runQueue_);
-  }
+  if (LocalBatch* batch = localBatchOf(core)) batch->queue->takeAll(core->runQueue_);
   core->startReason_ = StartReason::blockingCall;
   core->dispatchWorkLocked();
   core->startReason_ = StartReason::growth;
