@@ -3,6 +3,7 @@
 #include "channel/channel_core.h"
 
 #include <cstdint>
+#include <optional>
 #include <utility>
 
 #include <apr_poll.h>
@@ -35,9 +36,10 @@ const SocketStateSlot* socketSlotOf(Event& event) {
 }
 
 // A read or write event's target must be open and its buffer real.
+// `checkOpen` false: the caller keeps the target open (a SocketCall).
 template <class IoEvent, class Target>
-std::error_code checkTransfer(const IoEvent& event, const Target& target) {
-  if (!target.isOpen()) return Errc::not_open;
+std::error_code checkTransfer(const IoEvent& event, const Target& target, bool checkOpen = true) {
+  if (checkOpen && !target.isOpen()) return Errc::not_open;
   if (event.buffer() == nullptr && event.size() != 0) return Errc::null_buffer;
   return {};
 }
@@ -51,16 +53,19 @@ std::error_code checkFileTransfer(const FileEvent& event) {
   return {};
 }
 
-// Checks what post() can check before the event goes in flight.
-std::error_code validate(Event& event) {
+// Checks what post() can check before the event goes in flight.  A
+// stream's socket that the caller keeps alive is not checked open here
+// (SocketKeeper).
+std::error_code validate(Event& event, SocketKeeper keeper) {
+  const bool checkOpen = keeper == SocketKeeper::post;
   switch (event.kind()) {
     case Event::Kind::Read: {
       auto& read = static_cast<ReadEvent&>(event);
-      return checkTransfer(read, read.socket());
+      return checkTransfer(read, read.socket(), checkOpen);
     }
     case Event::Kind::Write: {
       auto& write = static_cast<WriteEvent&>(event);
-      return checkTransfer(write, write.socket());
+      return checkTransfer(write, write.socket(), checkOpen);
     }
     case Event::Kind::FileRead: return checkFileTransfer(static_cast<FileReadEvent&>(event));
     case Event::Kind::FileWrite: return checkFileTransfer(static_cast<FileWriteEvent&>(event));
@@ -125,14 +130,14 @@ void clearTransferred(Event& event) noexcept {
 
 }  // namespace
 
-std::error_code ChannelCore::post(Event& event, bool wakesTask) noexcept {
+std::error_code ChannelCore::post(Event& event, bool wakesTask, SocketKeeper keeper) noexcept {
   // The event's own misuse first: one in flight says so even when its
   // socket has been closed (or the channel shut down) meanwhile.
   bool expected = false;
   if (!EventAccess::inFlight(event).compare_exchange_strong(expected, true, std::memory_order_acq_rel))
     return Errc::already_in_flight;
   EventAccess::wakesTask(event) = wakesTask;
-  std::error_code refused = shutDown_.load(std::memory_order_acquire) ? Errc::channel_shut_down : validate(event);
+  std::error_code refused = shutDown_.load(std::memory_order_acquire) ? Errc::channel_shut_down : validate(event, keeper);
   if (refused) {
     EventAccess::inFlight(event).store(false, std::memory_order_release);
     return refused;
@@ -149,7 +154,7 @@ std::error_code ChannelCore::post(Event& event, bool wakesTask) noexcept {
     case Event::Kind::DatagramReceive:
     case Event::Kind::DatagramSend:
     case Event::Kind::DescriptorSend:
-    case Event::Kind::DescriptorReceive: ec = postSocketEvent(event); break;
+    case Event::Kind::DescriptorReceive: ec = postSocketEvent(event, keeper); break;
     case Event::Kind::Connect: ec = postConnect(static_cast<ConnectEvent&>(event)); break;
     case Event::Kind::Timer: ec = postTimer(static_cast<TimerEvent&>(event)); break;
     case Event::Kind::Notify: postNotify(static_cast<NotifyEvent&>(event)); break;
@@ -187,8 +192,7 @@ AttemptResult ChannelCore::attemptLocked(Event& event, Watch& watch, bool isRead
 }
 
 AttemptResult ChannelCore::tryOnce(Event& event, std::error_code& ec) noexcept {
-  const SocketPin pin(*socketSlotOf(event));
-  SocketState* state = pin.get();
+  SocketState* state = socketSlotOf(event)->get();  // kept by the caller's SocketCall
   if (state == nullptr) {
     ec = Errc::not_open;
     return {};
@@ -207,12 +211,16 @@ AttemptResult ChannelCore::tryOnce(Event& event, std::error_code& ec) noexcept {
   return attemptLocked(event, *watch, isReader);
 }
 
-std::error_code ChannelCore::postSocketEvent(Event& event) noexcept {
+std::error_code ChannelCore::postSocketEvent(Event& event, SocketKeeper keeper) noexcept {
   // Pinned until the event is parked or done: a close() on another thread
   // meanwhile waits, then cancels what was parked; one before the pin
   // leaves nothing to pin (validate() saw the socket open a moment ago).
-  SocketPin pin(*socketSlotOf(event));
-  SocketState* state = pin.get();
+  // A caller's SocketCall keeps the socket without a pin: its close()
+  // waits for the call, whose wait it cancels.
+  const SocketStateSlot& socket = *socketSlotOf(event);
+  std::optional<SocketPin> pin;
+  if (keeper == SocketKeeper::post) pin.emplace(socket);
+  SocketState* state = pin ? pin->get() : socket.get();
   if (state == nullptr) return Errc::not_open;
   std::error_code ec;
   Watch* watch = state->watch.watchIn(*this, state->socket, ec);
@@ -239,7 +247,7 @@ std::error_code ChannelCore::postSocketEvent(Event& event) noexcept {
     }
   }
   // A callback that complete() runs here (the pool gone) may close the socket.
-  pin.release();
+  pin.reset();
   complete(event, attempt.error);
   return {};
 }

@@ -22,6 +22,7 @@
 #include "channel/stuck_worker_monitor.h"
 #include "channel/ready_queue.h"
 #include "channel/resolver_threads.h"
+#include "channel/socket_keeper.h"
 #include "channel/timer_set.h"
 #include "channel/watch_table.h"
 
@@ -75,7 +76,8 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   /// in the event here, on every post, so an event never carries the mark
   /// from elsewhere (code built against headers without the field leaves
   /// its byte unset).
-  std::error_code post(Event& event, bool wakesTask = false) noexcept;
+  /// `keeper`: see SocketKeeper.
+  std::error_code post(Event& event, bool wakesTask = false, SocketKeeper keeper = SocketKeeper::post) noexcept;
   Event* getEvent(Duration timeout);
   void shutdown() noexcept;
   bool isShutDown() const noexcept;
@@ -97,7 +99,9 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   /// means it would block (post it to wait).  Keeps the readiness hints:
   /// on a socket known to be drained it makes no syscall and takes no
   /// lock.  `ec`: the socket cannot be used with this channel now (post()'s
-  /// errors; a drained socket leaves them to the post).
+  /// errors; a drained socket leaves them to the post).  Made inside a
+  /// SocketCall on the event's socket, which keeps the socket alive
+  /// (SocketKeeper::caller): nothing is pinned here.
   AttemptResult tryOnce(Event& event, std::error_code& ec) noexcept;
 
   /// Queues `event` to run on a worker (its callback, or the task it
@@ -160,7 +164,7 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   static unsigned interestOf(const Watch& watch) noexcept {
     return (watch.reader != nullptr ? kReadable : 0u) | (watch.writer != nullptr ? kWritable : 0u);
   }
-  std::error_code postSocketEvent(Event& event) noexcept;
+  std::error_code postSocketEvent(Event& event, SocketKeeper keeper) noexcept;
   /// Why a socket event cannot use `watch` now (closing, shut down, busy).
   std::error_code checkSlotLocked(Watch& watch, bool isReader) const noexcept;
   /// One try of the event's operation, with watch.mutex held, skipping the

@@ -101,7 +101,7 @@ bool SocketCall::awaitOnce(Event& event, Duration timeout, std::error_code& ec) 
     ec = std::make_error_code(std::errc::operation_canceled);
     return true;
   }
-  detail::awaitInTask(event, timeout, ec, &wait.cancelled);
+  detail::awaitInTask(event, timeout, ec, &wait.cancelled, TaskCancel::honoured, SocketKeeper::caller);
   state_->cancellation.leaveWait(wait);
   // A cancel() racing the timer: the cancel() is what the caller asked for.
   if (wait.cancelled.load() && ec == std::errc::timed_out) ec = std::make_error_code(std::errc::operation_canceled);

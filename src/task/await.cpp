@@ -11,11 +11,16 @@
 #include <evchan/timer_event.h>
 
 #include "channel/channel_core.h"
+#include "poller/event_access.h"
 #include "task/task_state.h"
 
 namespace evchan::detail {
 namespace {
 
+// The events a wait posts are its caller's own, never in flight before
+// it: their callbacks are set directly (EventAccess), without
+// Event::setCallback()'s check.
+//
 // Lives on the waiting task's stack until both events are back.  What
 // every wait touches comes first, together: with many parked tasks each
 // wake-up finds it cold.  The timer, when there is one, lives in the frame
@@ -26,6 +31,7 @@ struct Await {
   std::atomic<int> outstanding;
   std::atomic<bool> timerFired{false};
   bool taskCancellable;
+  SocketKeeper keeper;  // of the event's socket, for its post
   const std::atomic<bool>* cancelled;
   TimerEvent* timer;  // null for an untimed wait
   std::error_code postError;
@@ -47,7 +53,7 @@ struct Await {
     if (self->timer != nullptr && core.post(*self->timer)) self->arrive();  // shut down: no timer
     // Without a timer the callback only wakes the task: the channel may
     // run it where the event completes (EventAccess::wakesTask()).
-    if ((self->postError = core.post(*self->event, self->timer == nullptr))) {
+    if ((self->postError = core.post(*self->event, self->timer == nullptr, self->keeper))) {
       if (self->timer != nullptr) core.cancel(*self->timer);
       self->arrive();
       return;
@@ -66,7 +72,7 @@ struct Await {
   [[gnu::always_inline]] std::error_code suspendUntilBack() {
     task->suspend(&Await::start, this);
     if (taskCancellable) task->setCurrentWait(nullptr);  // before `event` can go
-    event->setCallback(nullptr);
+    EventAccess::callback(*event) = nullptr;
     if (postError) return postError;
     if (timerFired.load() && event->error() == std::errc::operation_canceled) return makeAprError(APR_TIMEUP);
     return event->error();
@@ -76,20 +82,21 @@ struct Await {
 // A wait of at most `wait`, which is finite: the timer races the event.
 // Kept out of awaitInTask() so that an untimed wait's frame stays small.
 [[gnu::noinline]] std::error_code awaitWithTimer(TaskState* task, Event& event, Duration wait,
-                                                 const std::atomic<bool>* cancelled, bool taskCancellable) {
+                                                 const std::atomic<bool>* cancelled, bool taskCancellable,
+                                                 SocketKeeper keeper) {
   TimerEvent timer(wait);
-  Await await{task, &event, {2}, {}, taskCancellable, cancelled, &timer, {}};
-  event.setCallback([&await](Event&) {
+  Await await{task, &event, {2}, {}, taskCancellable, keeper, cancelled, &timer, {}};
+  EventAccess::callback(event) = [&await](Event&) {
     await.task->core().cancel(*await.timer);
     await.arrive();
-  });
-  timer.setCallback([&await](Event& fired) {
+  };
+  EventAccess::callback(timer) = [&await](Event& fired) {
     if (!fired.error()) {
       await.timerFired.store(true);
       await.task->core().cancel(*await.event);
     }
     await.arrive();
-  });
+  };
   return await.suspendUntilBack();
 }
 
@@ -116,7 +123,7 @@ bool tryInTask(Event& event, std::error_code& result) {
 }
 
 bool awaitInTask(Event& event, Duration timeout, std::error_code& result, const std::atomic<bool>* cancelled,
-                 TaskCancel taskCancel) {
+                 TaskCancel taskCancel, SocketKeeper keeper) {
   TaskState* task = TaskState::current();
   // A zero timeout is one attempt that never waits: the thread's own path
   // makes it.  Posted, the event would skip the attempt when an edge-
@@ -142,11 +149,11 @@ bool awaitInTask(Event& event, Duration timeout, std::error_code& result, const 
     }
   }
   if (deadlineAfter(wait) != kNoDeadline) {
-    result = awaitWithTimer(task, event, wait, cancelled, taskCancellable);
+    result = awaitWithTimer(task, event, wait, cancelled, taskCancellable, keeper);
     return true;
   }
-  Await await{task, &event, {1}, {}, taskCancellable, cancelled, nullptr, {}};
-  event.setCallback([&await](Event&) { await.arrive(); });
+  Await await{task, &event, {1}, {}, taskCancellable, keeper, cancelled, nullptr, {}};
+  EventAccess::callback(event) = [&await](Event&) { await.arrive(); };
   result = await.suspendUntilBack();
   return true;
 }

@@ -9,6 +9,8 @@
 #include <evchan/duration.h>
 #include <evchan/event.h>
 
+#include "channel/socket_keeper.h"
+
 namespace evchan::detail {
 
 /// Inside a task: posts `event` to the task's channel and suspends the task
@@ -31,9 +33,14 @@ namespace evchan::detail {
 /// the cancellation unwinds the task) pass TaskCancel::ignored: only the
 /// channel's shutdown ends them, and the task's cancellation stays pending
 /// for its next cancellable wait.
+///
+/// `keeper`: SocketKeeper::caller when the wait is made inside a SocketCall
+/// on the socket of `event` (a socket event), which keeps the socket alive
+/// for the post.
 enum class TaskCancel { honoured, ignored };
 bool awaitInTask(Event& event, Duration timeout, std::error_code& result,
-                 const std::atomic<bool>* cancelled = nullptr, TaskCancel taskCancel = TaskCancel::honoured);
+                 const std::atomic<bool>* cancelled = nullptr, TaskCancel taskCancel = TaskCancel::honoured,
+                 SocketKeeper keeper = SocketKeeper::post);
 
 /// Inside a task whose channel completes file operations itself (the aio
 /// backend): posts the FileReadEvent or FileWriteEvent and suspends the
@@ -47,7 +54,8 @@ bool awaitFileInTask(Event& event, std::error_code& result);
 /// hints when the socket is drained and then makes no syscall.  True when
 /// the operation finished (`result` is its error, or why the channel could
 /// not take the socket); false when it would block (awaitInTask() next),
-/// and outside a task.
+/// and outside a task.  Made inside a SocketCall on the event's socket,
+/// which keeps the socket alive (SocketKeeper::caller).
 bool tryInTask(Event& event, std::error_code& result);
 
 }  // namespace evchan::detail

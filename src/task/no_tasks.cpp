@@ -61,7 +61,9 @@ TaskHandle spawnTask(const std::shared_ptr<ChannelFront>&, std::unique_ptr<TaskF
 
 namespace evchan::detail {
 
-bool awaitInTask(Event&, Duration, std::error_code&, const std::atomic<bool>*, TaskCancel) { return false; }
+bool awaitInTask(Event&, Duration, std::error_code&, const std::atomic<bool>*, TaskCancel, SocketKeeper) {
+  return false;
+}
 bool tryInTask(Event&, std::error_code&) { return false; }
 bool awaitFileInTask(Event&, std::error_code&) { return false; }
 
