@@ -8,8 +8,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -38,6 +40,7 @@ using evchan::test::eventually;
 using evchan::test::generous;
 using evchan::test::joinWithin;
 using evchan::test::makeChannel;
+using evchan::test::makeChannelWithoutMonitor;
 using Clock = evchan::test::Clock;
 namespace this_task = evchan::this_task;
 
@@ -97,6 +100,8 @@ class TaskSocketCancelTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(cancelRacingCompletingReadsInATask);
   CPPUNIT_TEST(cancelBetweenTheStepsOfReadExactlyEndsIt);
   CPPUNIT_TEST(closeRacingCompletingReadsInATask);
+  CPPUNIT_TEST(closeInATaskDuringShutdownLetsTheQueuedReaderRun);
+  CPPUNIT_TEST(closeInTheShutdownHandlerOfAnotherTask);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -424,6 +429,72 @@ class TaskSocketCancelTest : public evchan::test::LeakCheckedFixture {
         CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(result),
                                result == std::errc::operation_canceled || result == Errc::not_open);
       }
+    }
+  }
+
+  // A task closes a socket that another task of its one-worker channel is
+  // reading, once the channel's shutdown has begun.  close() waits for the
+  // read to leave, and the reader's task, its wait ended by the shutdown,
+  // is queued on that same worker: the close must let it run.  Before, it
+  // waited as a thread on the only worker, and shutdown() never returned
+  // (the case watchdog ends a hang).  No monitor: no spare worker either.
+  void closeInATaskDuringShutdownLetsTheQueuedReaderRun() {
+    std::unique_ptr<EventChannel> channel = makeChannelWithoutMonitor(1);
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(kSocketTimeout);
+    std::atomic<bool> reading{false};
+    std::error_code readResult;
+    TaskHandle reader = channel->spawn([&] {
+      char byte = 0;
+      reading = true;
+      pair.client.readSome(&byte, 1, readResult);
+    });
+    CPPUNIT_ASSERT(eventually([&] { return reading.load(); }));
+    std::this_thread::sleep_for(20ms);  // parked in its read
+    EventChannel& shared = *channel;
+    std::atomic<bool> holding{false};
+    TaskHandle closer = channel->spawn([&] {
+      holding = true;
+      // Keeps the only worker until the shutdown has begun.
+      while (!shared.isShutDown()) std::this_thread::yield();
+      pair.client.close();
+    });
+    CPPUNIT_ASSERT(eventually([&] { return holding.load(); }));
+    channel->shutdown();
+    CPPUNIT_ASSERT(!pair.client.isOpen());
+    CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(readResult), readResult == std::errc::operation_canceled);
+  }
+
+  // The usual shape of it: a task whose sleep the shutdown ends closes the
+  // socket in its handler, spawned before or after the reader (on
+  // io_uring, the closer first hung).
+  void closeInTheShutdownHandlerOfAnotherTask() {
+    for (const bool closerFirst : {false, true}) {
+      std::unique_ptr<EventChannel> channel = makeChannelWithoutMonitor(1);
+      ConnectedPair pair = connectPair();
+      pair.client.setTimeout(kSocketTimeout);
+      std::atomic<int> started{0};
+      std::error_code readResult;
+      std::function<void()> read = [&] {
+        char byte = 0;
+        ++started;
+        pair.client.readSome(&byte, 1, readResult);
+      };
+      std::function<void()> closeOnShutdown = [&] {
+        ++started;
+        try {
+          this_task::sleepFor(1h);
+        } catch (const std::system_error&) {
+          pair.client.close();
+        }
+      };
+      TaskHandle first = channel->spawn(closerFirst ? closeOnShutdown : read);
+      TaskHandle second = channel->spawn(closerFirst ? read : closeOnShutdown);
+      CPPUNIT_ASSERT(eventually([&] { return started.load() == 2; }));
+      std::this_thread::sleep_for(20ms);  // both parked
+      channel->shutdown();
+      CPPUNIT_ASSERT(!pair.client.isOpen());
+      CPPUNIT_ASSERT_MESSAGE(evchan::test::describe(readResult), readResult == std::errc::operation_canceled);
     }
   }
 };

@@ -9,6 +9,7 @@
 #include <evchan/task.h>
 
 #include "channel/channel_core.h"
+#include "task/await.h"
 
 namespace evchan::detail {
 
@@ -38,8 +39,19 @@ void waitUntil(Done done) noexcept {
       }
       return;
     } catch (...) {
-      // The task's channel shut down: wait as a thread.
+      // The task's channel is shutting down: its calls no longer suspend.
     }
+    // The calls this waits for may be tasks queued on this very worker (the
+    // shutdown cancelled their waits), with no other worker left to run
+    // them: a wait as a thread here would never end, and the shutdown
+    // with it.  So the task still yields (the shutdown runs what is
+    // queued until the queue is empty), napping between yields once the
+    // wait is not brief.
+    for (int round = 0; !done(); ++round) {
+      if (!yieldThroughShutdown()) break;
+      if (round >= 64) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    if (done()) return;
   }
   ChannelCore::enterBlocking();
   for (int round = 0; !done(); ++round) {

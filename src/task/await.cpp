@@ -108,6 +108,13 @@ bool awaitFileInTask(Event& event, std::error_code& result) {
   return awaitInTask(event, kInfiniteTimeout, result);
 }
 
+bool yieldThroughShutdown() noexcept {
+  TaskState* task = TaskState::current();
+  if (task == nullptr || ChannelCore::currentWorkerChannel() != &task->core()) return false;
+  task->yield();
+  return true;
+}
+
 bool tryInTask(Event& event, std::error_code& result) {
   TaskState* task = TaskState::current();
   if (task == nullptr) return false;

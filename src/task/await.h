@@ -58,6 +58,15 @@ bool awaitFileInTask(Event& event, std::error_code& result);
 /// which keeps the socket alive (SocketKeeper::caller).
 bool tryInTask(Event& event, std::error_code& result);
 
+/// Inside a task on a worker of its own channel: re-queues the task behind
+/// the ready ones, as this_task::yield() does, and does so also while the
+/// channel shuts down, when this_task::yield() throws.  For a wait that
+/// the shutdown itself must see end: a close() waiting for calls whose
+/// tasks are queued on this same worker.  False, doing nothing, elsewhere
+/// (a task resumed on another thread once the pool has gone: a yield
+/// there would resume it on that same thread, inside this call).
+bool yieldThroughShutdown() noexcept;
+
 }  // namespace evchan::detail
 
 #endif  // EVCHAN_SRC_TASK_AWAIT_H

@@ -66,6 +66,7 @@ bool awaitInTask(Event&, Duration, std::error_code&, const std::atomic<bool>*, T
 }
 bool tryInTask(Event&, std::error_code&) { return false; }
 bool awaitFileInTask(Event&, std::error_code&) { return false; }
+bool yieldThroughShutdown() noexcept { return false; }
 
 ChannelCore* currentTaskChannel() noexcept { return nullptr; }
 
