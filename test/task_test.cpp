@@ -25,6 +25,7 @@
 #include "support/leak_checked_fixture.h"
 #include "support/waiting.h"
 #include "support/reclaim_on_exit.h"
+#include "support/skip.h"
 #include "support/stderr_capture.h"
 
 namespace {
@@ -195,6 +196,7 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testTaskLocalAtTheAddressOfADestroyedOneIsNew);
   CPPUNIT_TEST(testManySleepingTasks);
   CPPUNIT_TEST(testStackSizeOption);
+  CPPUNIT_TEST(testParkedTasksFramesSitAtDifferentPageOffsets);
   CPPUNIT_TEST(testSpawnAfterShutdown);
   CPPUNIT_TEST(testSpawnEmptyFunction);
   CPPUNIT_TEST(testThisTaskOutsideATaskActsOnTheThread);
@@ -731,6 +733,43 @@ class TaskTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT(lowest < top);
     const std::uintptr_t used = top - lowest;
     CPPUNIT_ASSERT_MESSAGE("recursion used only " + std::to_string(used) + " bytes", used >= 140 * 1024);
+  }
+
+  // The same frame of tasks parked at once sits at different offsets in
+  // its page (stack colouring), so that a level-1 or level-2 cache, whose
+  // sets the offset picks, does not hold it for only a few of them.
+  void testParkedTasksFramesSitAtDifferentPageOffsets() {
+#ifdef _WIN32
+    EVCHAN_SKIP("Windows allocates a fiber's stack itself: no colouring");
+#else
+    constexpr int kTasks = 64;
+    std::vector<std::uintptr_t> markers(kTasks, 0);
+    std::atomic<int> parked{0};
+    std::atomic<bool> release{false};
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    std::vector<TaskHandle> tasks;
+    for (int i = 0; i < kTasks; ++i) {
+      tasks.push_back(channel->spawn([&, i] {
+        // The frame itself: a sanitizer may move locals to a stack of its own.
+        markers[i] = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+        ++parked;
+        while (!release.load()) evchan::this_task::sleepFor(1ms);
+      }));
+    }
+    const bool allParked = eventually([&] { return parked.load() == kTasks; });
+    release = true;
+    for (TaskHandle& task : tasks) joinWithin(task);
+    CPPUNIT_ASSERT(allParked);
+    std::set<std::uintptr_t> offsets;
+    for (const std::uintptr_t marker : markers) {
+      // The same frame, moved by whole cache lines.
+      CPPUNIT_ASSERT_EQUAL(markers[0] % 64, marker % 64);
+      offsets.insert(marker % 4096);
+    }
+    CPPUNIT_ASSERT_MESSAGE(std::to_string(offsets.size()) + " offsets in the page for " + std::to_string(kTasks) +
+                               " tasks",
+                           offsets.size() >= 16);
+#endif
   }
 
   void testSpawnAfterShutdown() {

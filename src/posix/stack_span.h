@@ -30,6 +30,29 @@ inline void* carveStackTop(StackSpan& stack, std::size_t bytes, std::size_t alig
   return reinterpret_cast<void*>(place);
 }
 
+/// Lowers the top of `stack` by a multiple of 64 bytes, from 0 to 1,984,
+/// picked by the stack's address: its colour.  Stacks are page-aligned
+/// slots a power of two apart, so without it the same frame of every
+/// parked task (a read's event, its wait, its saved context) sits at the
+/// same offset in its page.  Cache sets are picked by address bits that
+/// include the offset in the page (all of them for a level 1; six of them
+/// for a physically indexed level 2), so those frames would compete for a
+/// sixty-fourth of each cache, and with hundreds of tasks parked a
+/// wake-up would find its task's frames evicted by the others'.
+/// Coloured, they spread over most of the sets.  The colour stays under
+/// half a page, so that a parked task's frames still fit in the one page
+/// its stack top touches.
+inline void colourStackTop(StackSpan& stack) noexcept {
+  constexpr std::size_t kLine = 64;
+  constexpr std::size_t kColours = 32;
+  if (stack.base == nullptr || stack.size < 4 * kColours * kLine) return;
+  // Fibonacci hashing of the page number: neighbouring slots get
+  // colours far apart.
+  const std::uint64_t page = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(stack.base)) >> 12;
+  const std::size_t colour = static_cast<std::size_t>((page * 0x9E3779B97F4A7C15ULL) >> 59);
+  stack.size -= colour * kLine;
+}
+
 }  // namespace evchan::detail
 
 #endif  // EVCHAN_SRC_POSIX_STACK_SPAN_H

@@ -11,6 +11,7 @@ namespace evchan::detail {
 TaskStackTop* TaskStackTop::make(TaskState& task, const StackSpan& stack, FiberEntry entry, void* argument) noexcept {
   if (stack.base != nullptr) {
     StackSpan below = stack;
+    colourStackTop(below);
     void* place = carveStackTop(below, sizeof(TaskStackTop), alignof(TaskStackTop), 0);
     if (place == nullptr) return nullptr;
     auto* top = new (place) TaskStackTop(task);
