@@ -426,6 +426,10 @@ bool ChannelCore::cancel(Event& event) noexcept {
   return true;
 }
 
+void ChannelCore::cancelWaitedEvent(CancellableWait& wait) noexcept {
+  static_cast<ChannelCore*>(wait.channel)->cancel(*static_cast<Event*>(wait.event));
+}
+
 void ChannelCore::cancelQueued() noexcept {
   std::lock_guard<std::mutex> lock(mutex_);
   if (cancelsUnderWay_.fetch_sub(1, std::memory_order_relaxed) != 1 || !stopping_) return;

@@ -93,6 +93,11 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   /// std::errc::operation_canceled; true then.  False when the event is
   /// not waiting (already completing, or a kind that never waits).
   bool cancel(Event& event) noexcept;
+  /// CancellableWait::cancelTask of a task's wait for an event: cancel()
+  /// of `wait.event` (an Event) on `wait.channel` (a ChannelCore).  The
+  /// wait checks its flag once the event is posted, so that a cancel that
+  /// comes before still ends it.
+  static void cancelWaitedEvent(CancellableWait& wait) noexcept;
 
   /// One non-blocking try of a read, write or accept event's operation, as
   /// post() makes it, without parking or completing the event: done false

@@ -18,12 +18,6 @@
 namespace evchan::detail {
 namespace {
 
-// cancel() of a task's wait: its event, parked on the socket or about to
-// be (awaitInTask() checks the flag once it has posted it).
-void cancelPostedEvent(CancellableWait& wait) noexcept {
-  static_cast<ChannelCore*>(wait.channel)->cancel(*static_cast<Event*>(wait.event));
-}
-
 // Which calls take turns: those that several tasks of a server make on one
 // socket at once (accepting on a listener, receiving or sending on a
 // datagram socket).  A stream's reads or writes from two tasks would
@@ -93,19 +87,9 @@ bool SocketCall::awaitOnce(Event& event, Duration timeout, std::error_code& ec) 
     if (!tryInTask(event, ec)) ec = makeAprError(APR_TIMEUP);
     return true;
   }
-  CancellableWait wait;
-  wait.cancelTask = &cancelPostedEvent;
-  wait.event = &event;
-  wait.channel = currentTaskChannel();
-  if (!state_->cancellation.enterWait(wait, startedAt_)) {
-    ec = std::make_error_code(std::errc::operation_canceled);
-    return true;
-  }
-  detail::awaitInTask(event, timeout, ec, &wait.cancelled, TaskCancel::honoured, SocketKeeper::caller);
-  state_->cancellation.leaveWait(wait);
-  // A cancel() racing the timer: the cancel() is what the caller asked for.
-  if (wait.cancelled.load() && ec == std::errc::timed_out) ec = std::make_error_code(std::errc::operation_canceled);
-  return true;
+  // A tail call, as awaitInTask()'s: the registration and the wait are
+  // one frame there.
+  return awaitSocketInTask(event, timeout, ec, state_->cancellation, startedAt_);
 }
 
 bool SocketCall::awaitInTask(Event& event, std::error_code& ec) noexcept {
@@ -151,7 +135,7 @@ bool SocketCall::awaitTurn(TurnTaker& me, Deadline deadline, std::error_code& ec
   TaskTurns& turns = state_->turns;
   TimerEvent turn{kInfiniteTimeout};  // cancelled when the turn comes
   CancellableWait wait;
-  wait.cancelTask = &cancelPostedEvent;
+  wait.cancelTask = &ChannelCore::cancelWaitedEvent;
   wait.event = &turn;
   wait.channel = currentTaskChannel();
   {

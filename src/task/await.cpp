@@ -10,6 +10,7 @@
 #include <evchan/error.h>
 #include <evchan/timer_event.h>
 
+#include "apr/wait_cancellation.h"
 #include "channel/channel_core.h"
 #include "poller/event_access.h"
 #include "task/task_state.h"
@@ -100,6 +101,39 @@ struct Await {
   return await.suspendUntilBack();
 }
 
+// awaitInTask() for `task`, the current one, and a timeout that is not
+// zero: inlined into each caller, so that a socket call's registration
+// and its wait share one frame.
+[[gnu::always_inline]] inline void awaitInTaskFrame(TaskState* task, Event& event, Duration timeout,
+                                                    std::error_code& result, const std::atomic<bool>* cancelled,
+                                                    TaskCancel taskCancel, SocketKeeper keeper) {
+  const bool taskCancellable = taskCancel == TaskCancel::honoured;
+  if (taskCancellable && task->cancelPending()) {  // TaskHandle::cancel(): no more waits
+    result = std::make_error_code(std::errc::operation_canceled);
+    return;
+  }
+  // A this_task::DeadlineScope shortens the wait to its deadline, and a
+  // wait that starts after it has passed fails at once: timed_out either way.
+  Duration wait = timeout;
+  if (taskCancellable) {
+    if (const Deadline taskDeadline = task->deadline(); taskDeadline != kNoDeadline) {
+      const Deadline now = Clock::now();
+      if (now >= taskDeadline) {
+        result = makeAprError(APR_TIMEUP);
+        return;
+      }
+      wait = std::min(wait, Duration(taskDeadline - now));
+    }
+  }
+  if (deadlineAfter(wait) != kNoDeadline) {
+    result = awaitWithTimer(task, event, wait, cancelled, taskCancellable, keeper);
+    return;
+  }
+  Await await{task, &event, {1}, {}, taskCancellable, keeper, cancelled, nullptr, {}};
+  EventAccess::callback(event) = [&await](Event&) { await.arrive(); };
+  result = await.suspendUntilBack();
+}
+
 }  // namespace
 
 bool awaitFileInTask(Event& event, std::error_code& result) {
@@ -137,31 +171,27 @@ bool awaitInTask(Event& event, Duration timeout, std::error_code& result, const 
   // triggered poller has not yet reported data that has already arrived,
   // and the zero timer would cancel it: timed_out with data to read.
   if (task == nullptr || timeout == Duration::zero()) return false;
-  const bool taskCancellable = taskCancel == TaskCancel::honoured;
-  if (taskCancellable && task->cancelPending()) {  // TaskHandle::cancel(): no more waits
+  awaitInTaskFrame(task, event, timeout, result, cancelled, taskCancel, keeper);
+  return true;
+}
+
+bool awaitSocketInTask(Event& event, Duration timeout, std::error_code& result, WaitCancellation& cancellation,
+                       std::uint64_t startedAt) noexcept {
+  TaskState* task = TaskState::current();
+  if (task == nullptr || timeout == Duration::zero()) return false;
+  CancellableWait wait;
+  wait.cancelTask = &ChannelCore::cancelWaitedEvent;
+  wait.event = &event;
+  wait.channel = &task->core();
+  if (!cancellation.enterWait(wait, startedAt)) {
     result = std::make_error_code(std::errc::operation_canceled);
     return true;
   }
-  // A this_task::DeadlineScope shortens the wait to its deadline, and a
-  // wait that starts after it has passed fails at once: timed_out either way.
-  Duration wait = timeout;
-  if (taskCancellable) {
-    if (const Deadline taskDeadline = task->deadline(); taskDeadline != kNoDeadline) {
-      const Deadline now = Clock::now();
-      if (now >= taskDeadline) {
-        result = makeAprError(APR_TIMEUP);
-        return true;
-      }
-      wait = std::min(wait, Duration(taskDeadline - now));
-    }
-  }
-  if (deadlineAfter(wait) != kNoDeadline) {
-    result = awaitWithTimer(task, event, wait, cancelled, taskCancellable, keeper);
-    return true;
-  }
-  Await await{task, &event, {1}, {}, taskCancellable, keeper, cancelled, nullptr, {}};
-  EventAccess::callback(event) = [&await](Event&) { await.arrive(); };
-  result = await.suspendUntilBack();
+  awaitInTaskFrame(task, event, timeout, result, &wait.cancelled, TaskCancel::honoured, SocketKeeper::caller);
+  cancellation.leaveWait(wait);
+  // A cancel() racing the timer: the cancel() is what the caller asked for.
+  if (wait.cancelled.load() && result == std::errc::timed_out)
+    result = std::make_error_code(std::errc::operation_canceled);
   return true;
 }
 

@@ -4,6 +4,7 @@
 #define EVCHAN_SRC_TASK_AWAIT_H
 
 #include <atomic>
+#include <cstdint>
 #include <system_error>
 
 #include <evchan/duration.h>
@@ -41,6 +42,19 @@ enum class TaskCancel { honoured, ignored };
 bool awaitInTask(Event& event, Duration timeout, std::error_code& result,
                  const std::atomic<bool>* cancelled = nullptr, TaskCancel taskCancel = TaskCancel::honoured,
                  SocketKeeper keeper = SocketKeeper::post);
+
+class WaitCancellation;
+
+/// awaitInTask() for a socket call, made inside its SocketCall on the
+/// socket of `event` (SocketKeeper::caller): for as long as it waits, the
+/// wait is registered with the socket's `cancellation`, so that a cancel()
+/// or close() made since the call began (generation `startedAt`) ends it
+/// with operation_canceled, also where it raced the timeout.  False,
+/// doing nothing, where awaitInTask() would return false.  The
+/// registration and the wait share one frame: a parked task's deepest
+/// frames are what its wake-up finds cold.
+bool awaitSocketInTask(Event& event, Duration timeout, std::error_code& result, WaitCancellation& cancellation,
+                       std::uint64_t startedAt) noexcept;
 
 /// Inside a task whose channel completes file operations itself (the aio
 /// backend): posts the FileReadEvent or FileWriteEvent and suspends the

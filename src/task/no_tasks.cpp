@@ -64,6 +64,9 @@ namespace evchan::detail {
 bool awaitInTask(Event&, Duration, std::error_code&, const std::atomic<bool>*, TaskCancel, SocketKeeper) {
   return false;
 }
+bool awaitSocketInTask(Event&, Duration, std::error_code&, WaitCancellation&, std::uint64_t) noexcept {
+  return false;
+}
 bool tryInTask(Event&, std::error_code&) { return false; }
 bool awaitFileInTask(Event&, std::error_code&) { return false; }
 bool yieldThroughShutdown() noexcept { return false; }
