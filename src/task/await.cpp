@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// awaitInTask(): an event and, with a timeout, a timer racing it.
+// awaitInTask() and awaitSocketInTask(): a task waits for an event and,
+// with a timeout, a timer racing it.
 #include "task/await.h"
 
 #include <apr_errno.h>
