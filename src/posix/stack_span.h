@@ -38,10 +38,10 @@ inline void* carveStackTop(StackSpan& stack, std::size_t bytes, std::size_t alig
 /// include the offset in the page (all of them for a level 1; six of them
 /// for a physically indexed level 2), so those frames would compete for a
 /// sixty-fourth of each cache, and with hundreds of tasks parked a
-/// wake-up would find its task's frames evicted by the others'.
+/// wake-up could find its task's frames evicted by the others'.
 /// Coloured, they spread over most of the sets.  The colour stays under
-/// half a page, so that a parked task's frames still fit in the one page
-/// its stack top touches.
+/// half a page, so that the frames of a task parked in a sleep or a read
+/// still fit in the one page its stack top touches.
 inline void colourStackTop(StackSpan& stack) noexcept {
   constexpr std::size_t kLine = 64;
   constexpr std::size_t kColours = 32;
