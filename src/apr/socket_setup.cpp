@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Starting a connect and accepting once: shared by the blocking calls and
 // the event channel.
+#include <atomic>
+
 #include <evchan/error.h>
 
 #include "apr/host_lookup.h"
@@ -53,18 +55,44 @@ std::unique_ptr<SocketState> startConnect(const Address& address, bool& inProgre
   return state;
 }
 
+namespace {
+
+// The pool of an accept that found no connection, for the next attempt.
+// apr_socket_accept() takes nothing from its pool until it has accepted
+// one, so the pool is as good as new, and every burst of accepts ends with
+// such an attempt.  One for the process: taken and given back with one
+// atomic exchange each, where making a pool takes the shared allocator's
+// lock twice (made, destroyed).
+std::atomic<apr_pool_t*> spareAcceptPool{nullptr};
+
+PoolPtr takeAcceptPool(std::error_code& ec) noexcept {
+  if (apr_pool_t* spare = spareAcceptPool.exchange(nullptr, std::memory_order_acquire)) return PoolPtr(spare);
+  return createPool(ec);
+}
+
+void giveBackAcceptPool(PoolPtr pool) noexcept {
+  apr_pool_t* expected = nullptr;
+  if (spareAcceptPool.compare_exchange_strong(expected, pool.get(), std::memory_order_release)) pool.release();
+}
+
+}  // namespace
+
 std::unique_ptr<SocketState> acceptOnce(apr_socket_t* listener, std::error_code& ec) {
-  auto accepted = std::make_unique<SocketState>();
-  accepted->pool = createPool(ec);
-  if (!accepted->pool) return nullptr;
+  PoolPtr pool = takeAcceptPool(ec);
+  if (!pool) return nullptr;
+  apr_socket_t* socket = nullptr;
   for (;;) {
-    const apr_status_t status = apr_socket_accept(&accepted->socket, listener, accepted->pool.get());
+    const apr_status_t status = apr_socket_accept(&socket, listener, pool.get());
     if (status == APR_SUCCESS) break;
     // A connection reset while it waited in the queue is not our caller's error.
     if (APR_STATUS_IS_ECONNABORTED(status) || APR_STATUS_IS_EINTR(status)) continue;
     ec = makeAprError(status);
+    giveBackAcceptPool(std::move(pool));
     return nullptr;
   }
+  auto accepted = std::make_unique<SocketState>();
+  accepted->pool = std::move(pool);
+  accepted->socket = socket;
   if ((ec = makeAprError(apr_socket_timeout_set(accepted->socket, 0)))) return nullptr;
   accepted->peer = socketAddress(accepted.get(), APR_REMOTE, ec).toString();
   ec.clear();  // the peer text is only for error messages
