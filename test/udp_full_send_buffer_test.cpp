@@ -186,6 +186,53 @@ void checkAllArrivedOnce(const Received& result) {
   }
 }
 
+// A sender whose send buffer holds a few datagrams, a receiver, and a
+// thread that takes `count` numbered datagrams on the receiver.
+struct NumberedTransfer {
+  explicit NumberedTransfer(std::uint32_t count) : sender(boundSocket(true)), receiver(boundSocket(false)) {
+    sender.setTimeout(evchan::test::generous(20s));
+    receiver.setTimeout(evchan::test::generous(20s));
+    to = receiver.localAddress();
+    receiving = std::thread([this, count] { receiveAll(receiver, count, result); });
+  }
+  ~NumberedTransfer() {
+    if (!receiving.joinable()) return;
+    receiver.close();  // a case that ended early: the receive ends
+    receiving.join();
+  }
+
+  // Sends datagrams who * each to who * each + each - 1, counting itself
+  // in `insideSend` (when given) during each sendTo().  Empty, or what
+  // went wrong.
+  std::string sendNumbered(std::uint32_t who, std::uint32_t each, std::atomic<int>* insideSend = nullptr) {
+    std::vector<unsigned char> datagram(kDatagramSize);
+    for (std::uint32_t i = 0; i < each; ++i) {
+      fillDatagram(who * each + i, datagram.data());
+      std::error_code ec;
+      if (insideSend != nullptr) ++*insideSend;
+      const std::size_t sent = sender.sendTo(datagram.data(), datagram.size(), to, ec);
+      if (insideSend != nullptr) --*insideSend;
+      if (ec || sent != datagram.size()) {
+        return "sender " + std::to_string(who) + ", datagram " + std::to_string(i) + ": sent " +
+               std::to_string(sent) + ", " + ec.message();
+      }
+    }
+    return {};
+  }
+
+  // Waits for the receiver to take them all, and checks each.
+  void checkReceived() {
+    receiving.join();
+    checkAllArrivedOnce(result);
+  }
+
+  UdpSocket sender;
+  UdpSocket receiver;
+  Address to;
+  Received result;
+  std::thread receiving;
+};
+
 class UdpFullSendBufferTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST_SUITE(UdpFullSendBufferTest);
   CPPUNIT_TEST(testTasksOfOneChannelTakeTurnsWhileTheWorkerRunsOthers);
@@ -211,13 +258,7 @@ class UdpFullSendBufferTest : public evchan::test::LeakCheckedFixture {
   void testTasksOfOneChannelTakeTurnsWhileTheWorkerRunsOthers() {
     constexpr std::uint32_t kSenders = 4, kEach = 30;
     std::unique_ptr<EventChannel> channel = evchan::test::makeChannelWithoutMonitor(1);
-    UdpSocket sender = boundSocket(true);
-    UdpSocket receiver = boundSocket(false);
-    sender.setTimeout(evchan::test::generous(20s));
-    receiver.setTimeout(evchan::test::generous(20s));
-    const Address to = receiver.localAddress();
-    Received result;
-    std::thread receiving([&] { receiveAll(receiver, kSenders * kEach, result); });
+    NumberedTransfer transfer(kSenders * kEach);
     std::atomic<bool> sending{true};
     std::atomic<int> insideSend{0};  // senders inside sendTo()
     std::atomic<int> ticks{0}, ticksDuringASend{0};
@@ -231,37 +272,18 @@ class UdpFullSendBufferTest : public evchan::test::LeakCheckedFixture {
           }
         },
         {}, spawned);
-    if (spawned == std::errc::function_not_supported) {
-      receiver.close();
-      receiving.join();
-      EVCHAN_SKIP("no tasks in this build");
-    }
+    if (spawned == std::errc::function_not_supported) EVCHAN_SKIP("no tasks in this build");
     ASSERT_NO_ERROR(spawned);
     std::vector<std::string> errors(kSenders);
     std::vector<TaskHandle> senders;
     for (std::uint32_t who = 0; who < kSenders; ++who) {
-      senders.push_back(channel->spawn([&, who] {
-        std::vector<unsigned char> datagram(kDatagramSize);
-        for (std::uint32_t i = 0; i < kEach; ++i) {
-          fillDatagram(who * kEach + i, datagram.data());
-          std::error_code ec;
-          ++insideSend;
-          const std::size_t sent = sender.sendTo(datagram.data(), datagram.size(), to, ec);
-          --insideSend;
-          if (ec || sent != datagram.size()) {
-            errors[who] = "sender " + std::to_string(who) + ", datagram " + std::to_string(i) + ": sent " +
-                          std::to_string(sent) + ", " + ec.message();
-            return;
-          }
-        }
-      }));
+      senders.push_back(channel->spawn([&, who] { errors[who] = transfer.sendNumbered(who, kEach, &insideSend); }));
     }
     for (TaskHandle& task : senders) evchan::test::joinWithin(task, evchan::test::generous(30s));
     sending = false;
     evchan::test::joinWithin(ticker, evchan::test::generous(10s));
-    receiving.join();
     for (const std::string& error : errors) CPPUNIT_ASSERT_MESSAGE(error, error.empty());
-    checkAllArrivedOnce(result);
+    transfer.checkReceived();
     // 120 KB at 1 Mbit/s take about a second, most of it with a send
     // waiting: a tick each millisecond, hundreds of them during sends.  A
     // send that held the worker would have left none.
@@ -277,36 +299,17 @@ class UdpFullSendBufferTest : public evchan::test::LeakCheckedFixture {
   void testThreadsAndTasksSendIntoAFullBufferAtOnce() {
     constexpr std::uint32_t kSenders = 4, kEach = 40;
     std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(2);
-    UdpSocket sender = boundSocket(true);
-    UdpSocket receiver = boundSocket(false);
-    sender.setTimeout(evchan::test::generous(20s));
-    receiver.setTimeout(evchan::test::generous(20s));
-    const Address to = receiver.localAddress();
-    Received result;
-    std::thread receiving([&] { receiveAll(receiver, kSenders * kEach, result); });
+    NumberedTransfer transfer(kSenders * kEach);
     std::vector<std::string> errors(kSenders);
-    auto sendAll = [&](std::uint32_t who) {
-      std::vector<unsigned char> datagram(kDatagramSize);
-      for (std::uint32_t i = 0; i < kEach; ++i) {
-        fillDatagram(who * kEach + i, datagram.data());
-        std::error_code ec;
-        const std::size_t sent = sender.sendTo(datagram.data(), datagram.size(), to, ec);
-        if (ec || sent != datagram.size()) {
-          errors[who] = "sender " + std::to_string(who) + ", datagram " + std::to_string(i) + ": sent " +
-                        std::to_string(sent) + ", " + ec.message();
-          return;
-        }
-      }
-    };
+    auto sendAll = [&](std::uint32_t who) { errors[who] = transfer.sendNumbered(who, kEach); };
     std::vector<std::thread> threads;
     std::vector<TaskHandle> tasks;
     startSenders(*channel, {[&] { sendAll(0); }, [&] { sendAll(1); }}, {[&] { sendAll(2); }, [&] { sendAll(3); }},
                  threads, tasks);
     for (std::thread& thread : threads) thread.join();
     for (TaskHandle& task : tasks) evchan::test::joinWithin(task, evchan::test::generous(30s));
-    receiving.join();
     for (const std::string& error : errors) CPPUNIT_ASSERT_MESSAGE(error, error.empty());
-    checkAllArrivedOnce(result);
+    transfer.checkReceived();
   }
 
   // Two tasks and two threads send on one socket until a call fails; the
