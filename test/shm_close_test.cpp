@@ -2,7 +2,9 @@
 // ShmStream::close() while other threads and tasks are inside calls on the
 // same stream: their calls end (operation_canceled, or not_open for one
 // that had not begun), promptly, the peer reads the end of the stream, and
-// nothing touches the rings close() unmapped.  Run under ASan and TSan.
+// nothing touches the rings close() unmapped.  And shutdownWrite() while
+// another thread or task writes: the write ends with broken_pipe, and the
+// peer reads nothing after the end of the stream.  Run under ASan and TSan.
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <atomic>
@@ -72,6 +74,9 @@ class ShmCloseTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(closeRacingCompletingReads);
   CPPUNIT_TEST(readerDestroysTheStreamWhileAnotherThreadClosesIt);
   CPPUNIT_TEST(cancelAndTimeoutRacingClose);
+  CPPUNIT_TEST(shutdownWriteEndsAWriteWaitingOnAFullRing);
+  CPPUNIT_TEST(shutdownWriteEndsAWriteWaitingInATask);
+  CPPUNIT_TEST(shutdownWriteRacingWritesLeavesNothingAfterTheEnd);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -262,6 +267,114 @@ class ShmCloseTest : public evchan::test::LeakCheckedFixture {
       CPPUNIT_ASSERT(!halfClosed.load());
       CPPUNIT_ASSERT_MESSAGE(describe(readError), endedByClose(readError));
     }
+  }
+
+  // shutdownWrite() ends a write of the same stream asleep on a full ring
+  // with broken_pipe, as a TCP socket's shutdown does, instead of leaving
+  // it asleep until the peer reads or its timeout; the peer reads what
+  // was written before, then the end.
+  void shutdownWriteEndsAWriteWaitingOnAFullRing() {
+    ShmListener listener = ShmListener::listen(uniqueName("shut-thread"));
+    Pair pair = connectPair(listener);
+    const std::vector<char> ringful(kSmallRing, 's');
+    pair.client.writeAll(ringful.data(), ringful.size());
+    std::atomic<bool> done{false};
+    std::error_code ec;
+    std::thread writer([&] {
+      pair.client.writeSome("x", 1, ec);
+      done = true;
+    });
+    std::this_thread::sleep_for(20ms);  // asleep on the doorbell by now
+    bool ended = false;
+    const auto elapsed = evchan::test::timed([&] {
+      pair.client.shutdownWrite();
+      ended = evchan::test::eventually([&] { return done.load(); }, 3s);
+    });
+    writer.join();  // at the latest when its timeout (kPatience) ends it
+    CPPUNIT_ASSERT_MESSAGE(describe(ec) + " after " + elapsedText(elapsed), ended);
+    ASSERT_ERROR(std::errc::broken_pipe, ec);
+    checkPeerReadsThenTheEnd(pair.server, ringful);
+  }
+
+  // The same with the write in a task, its wait in the channel.
+  void shutdownWriteEndsAWriteWaitingInATask() {
+    ShmListener listener = ShmListener::listen(uniqueName("shut-task"));
+    Pair pair = connectPair(listener);
+    std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(1);
+    const std::vector<char> ringful(kSmallRing, 't');
+    pair.client.writeAll(ringful.data(), ringful.size());
+    std::atomic<bool> writerIn{false}, done{false};
+    std::error_code ec;
+    TaskHandle writer = channel->spawn([&] {
+      writerIn = true;
+      pair.client.writeSome("x", 1, ec);
+      done = true;
+    });
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return writerIn.load(); }));
+    std::this_thread::sleep_for(20ms);  // asleep on the doorbell by now
+    pair.client.shutdownWrite();
+    const bool ended = evchan::test::eventually([&] { return done.load(); }, 3s);
+    joinWithin(writer);  // at the latest when its timeout (kPatience) ends it
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), ended);
+    ASSERT_ERROR(std::errc::broken_pipe, ec);
+    checkPeerReadsThenTheEnd(pair.server, ringful);
+  }
+
+  // A thread writes one byte at a time (by copy, or in place through
+  // writeView() and commit(), alternately by round) while another calls
+  // shutdownWrite() at a varying moment and the peer reads all along.
+  // The peer reads every byte the writer was told went out, then the end
+  // of the stream, and nothing after it.  Before the write side held a
+  // gate against shutdownWrite(), a write that had passed its check could
+  // publish its byte after the end: the peer read end_of_stream, then the
+  // byte (TSan: about 1 round in 4).
+  void shutdownWriteRacingWritesLeavesNothingAfterTheEnd() {
+    ShmListener listener = ShmListener::listen(uniqueName("shut-race"));
+    const int rounds = evchan::test::raceRounds(200, "EVCHAN_SHM_SHUTDOWN_ROUNDS");
+    for (int round = 0; round < rounds; ++round) {
+      Pair pair = connectPair(listener);
+      std::atomic<bool> go{false};
+      std::size_t wrote = 0, readBeforeTheEnd = 0;
+      std::error_code writeError, readError;
+      std::thread writer([&] {
+        while (!go.load()) std::this_thread::yield();
+        const char byte = 'r';
+        for (;;) {
+          if (round % 2 == 0) {
+            pair.client.writeSome(&byte, 1, writeError);
+          } else {
+            const evchan::ShmRoom room = pair.client.writeView(1, writeError);
+            if (!writeError) {
+              *static_cast<char*>(room.data) = byte;
+              pair.client.commit(1, writeError);
+            }
+          }
+          if (writeError) break;
+          ++wrote;
+        }
+      });
+      std::thread reader([&] {
+        char buffer[256];
+        while (!readError) readBeforeTheEnd += pair.server.readSome(buffer, sizeof buffer, readError);
+      });
+      go = true;
+      for (int i = 0; i < round % 50; ++i) std::this_thread::yield();
+      pair.client.shutdownWrite();
+      writer.join();
+      reader.join();
+      ASSERT_ERROR(std::errc::broken_pipe, writeError);
+      ASSERT_ERROR(Errc::end_of_stream, readError);
+      CPPUNIT_ASSERT_EQUAL_MESSAGE("round " + std::to_string(round), wrote, readBeforeTheEnd);
+      checkPeerSeesTheEnd(pair.server);  // and nothing after it
+    }
+  }
+
+ private:
+  static void checkPeerReadsThenTheEnd(ShmStream& peer, const std::vector<char>& written) {
+    std::vector<char> got(written.size());
+    peer.readExactly(got.data(), got.size());
+    CPPUNIT_ASSERT(got == written);
+    checkPeerSeesTheEnd(peer);
   }
 };
 

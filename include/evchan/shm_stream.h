@@ -195,7 +195,10 @@ class EVCHAN_API ShmStream : public Stream {
 
   ///@{
   /// The peer reads end_of_stream after the data already written; this
-  /// side can still read.  Later writes fail with broken_pipe.
+  /// side can still read.  Later writes fail with broken_pipe, and so does
+  /// a write of this stream under way on another thread or task (one
+  /// waiting for room in the ring ends at once); the end goes out after
+  /// that write's bytes, never before them.
   void shutdownWrite();
   void shutdownWrite(std::error_code& ec) noexcept;
   ///@}

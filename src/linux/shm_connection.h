@@ -66,7 +66,10 @@ struct ShmConnection {
   std::error_code writeFailure;
   bool readPeerGone = false;     // dataBell read end of file
   bool writePeerGone = false;    // spaceBell read end of file
-  std::atomic<bool> writeShut{false};  // set by shutdownWrite() from any thread
+  /// shutdownWrite() against the writes under way (any thread): the
+  /// writes inside a put in the low bits, kWriteShut once shut.
+  std::atomic<std::uint32_t> writeGate{0};
+  static constexpr std::uint32_t kWriteShut = 1u << 31;
   AdaptiveSpin readSpin;
   AdaptiveSpin writeSpin;
   // The accepting side's space doorbell, by socket inode, while claimed

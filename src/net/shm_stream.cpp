@@ -197,6 +197,34 @@ void wakeIfWaiting(std::atomic<std::uint32_t>& waiting, int bell) {
     detail::ringBell(bell);
 }
 
+// The end of our data, for the peer's reader: it reads end_of_stream
+// once the ring is empty.
+void publishWriteEnd(ShmConnection& c) {
+  detail::RingIndices& ring = c.out.indices();
+  ring.producerFlags.fetch_or(detail::kSideClosed, std::memory_order_seq_cst);
+  wakeIfWaiting(ring.consumerWaiting, c.dataBellFd);
+}
+
+// Leaves the write gate (below); the last write to leave after
+// shutdownWrite() publishes the end.
+void leaveWrite(ShmConnection& c) {
+  if (c.writeGate.fetch_sub(1, std::memory_order_acq_rel) == (ShmConnection::kWriteShut | 1)) publishWriteEnd(c);
+}
+
+// A write holds the gate while it may publish, so that shutdownWrite()'s
+// end of the data goes out after the write's last byte, never between
+// its check and its publication: the reader would read end_of_stream,
+// and then data.  False (nothing held) once the write side is shut.
+bool enterWrite(ShmConnection& c) {
+  if ((c.writeGate.fetch_add(1, std::memory_order_acq_rel) & ShmConnection::kWriteShut) == 0) return true;
+  leaveWrite(c);
+  return false;
+}
+
+bool writeShut(const ShmConnection& c) {
+  return (c.writeGate.load(std::memory_order_relaxed) & ShmConnection::kWriteShut) != 0;
+}
+
 std::error_code checkBuffer(const ShmConnection* state, const void* buffer, std::size_t size) {
   if (state == nullptr) return Errc::not_open;
   if (buffer == nullptr && size != 0) return Errc::null_buffer;
@@ -255,18 +283,15 @@ std::size_t readFrom(ShmConnection& c, Stream::CancelMark startedAt, Take&& take
   }
 }
 
-// A write to the connection `c`, ended by a cancel() after `startedAt`:
-// waits until put(ec), which puts what fits into c.out, puts at least one
-// byte, and returns its count.
+// writeTo() inside the write gate.
 template <typename Put>
-std::size_t writeTo(ShmConnection& c, Stream::CancelMark startedAt, Put&& put, std::error_code& ec) noexcept {
-  if ((ec = c.writeFailure)) return 0;
+std::size_t writeHoldingGate(ShmConnection& c, Stream::CancelMark startedAt, Put&& put, std::error_code& ec) noexcept {
   detail::RingIndices& ring = c.out.indices();
   bool spun = false;
   Deadline deadline{};
   auto readerGone = [&] { return (ring.consumerFlags.load(std::memory_order_seq_cst) & detail::kSideClosed) != 0; };
   for (;;) {
-    if (c.writeShut.load(std::memory_order_relaxed) || readerGone()) {
+    if (writeShut(c) || readerGone()) {
       ec = std::make_error_code(std::errc::broken_pipe);
       return 0;
     }
@@ -289,7 +314,8 @@ std::size_t writeTo(ShmConnection& c, Stream::CancelMark startedAt, Put&& put, s
       spun = true;
       deadline = detail::deadlineAfter(timeout);
       std::error_code ignored;
-      if (spinUntil(c.writeSpin, [&] { return c.out.room(ignored) != 0 || ignored || readerGone(); })) continue;
+      if (spinUntil(c.writeSpin, [&] { return c.out.room(ignored) != 0 || ignored || readerGone() || writeShut(c); }))
+        continue;
     }
     ring.producerWaiting.store(1, std::memory_order_seq_cst);
     std::error_code look;
@@ -297,8 +323,28 @@ std::size_t writeTo(ShmConnection& c, Stream::CancelMark startedAt, Put&& put, s
       ring.producerWaiting.store(0, std::memory_order_relaxed);
       continue;
     }
-    if ((ec = sleepOnBell(c.spaceBell, c.spaceBellFd, deadline, startedAt, ring.producerWaiting, c.writePeerGone))) return 0;
+    if ((ec = sleepOnBell(c.spaceBell, c.spaceBellFd, deadline, startedAt, ring.producerWaiting, c.writePeerGone))) {
+      // shutdownWrite() ends a write asleep on a full ring as a TCP
+      // socket's shutdown does: the write side is gone.
+      if (ec == std::errc::operation_canceled && writeShut(c)) ec = std::make_error_code(std::errc::broken_pipe);
+      return 0;
+    }
   }
+}
+
+// A write to the connection `c`, ended by a cancel() after `startedAt`
+// or a shutdownWrite(): waits until put(ec), which puts what fits into
+// c.out, puts at least one byte, and returns its count.
+template <typename Put>
+std::size_t writeTo(ShmConnection& c, Stream::CancelMark startedAt, Put&& put, std::error_code& ec) noexcept {
+  if ((ec = c.writeFailure)) return 0;
+  if (!enterWrite(c)) {
+    ec = std::make_error_code(std::errc::broken_pipe);
+    return 0;
+  }
+  const std::size_t n = writeHoldingGate(c, startedAt, put, ec);
+  leaveWrite(c);
+  return n;
 }
 
 // readFrom() copying into `buffer`.
@@ -448,10 +494,15 @@ void ShmStream::shutdownWrite(std::error_code& ec) noexcept {
   }
   ec.clear();
   ShmConnection& c = *pin.get();
-  c.writeShut.store(true, std::memory_order_relaxed);
-  detail::RingIndices& ring = c.out.indices();
-  ring.producerFlags.fetch_or(detail::kSideClosed, std::memory_order_seq_cst);
-  wakeIfWaiting(ring.consumerWaiting, c.dataBellFd);
+  const std::uint32_t before = c.writeGate.fetch_or(ShmConnection::kWriteShut, std::memory_order_acq_rel);
+  if ((before & ShmConnection::kWriteShut) != 0) return;  // shut already
+  if (before == 0) {
+    publishWriteEnd(c);
+    return;
+  }
+  // A write under way publishes the end as it leaves; one asleep on a
+  // full ring is woken to leave now.
+  c.spaceBell.cancel();
 }
 
 ConstBuffer ShmStream::readView(std::size_t maxSize, std::error_code& ec) noexcept {
@@ -532,19 +583,22 @@ void ShmStream::commit(std::size_t n, std::error_code& ec) noexcept {
     ec = Errc::not_open;
     return;
   }
+  if (n == 0) {
+    c->out.commit(0);  // ends the view, publishes nothing
+    ec.clear();
+    return;
+  }
   // After shutdownWrite() the reader may have seen the end of the stream
   // already: nothing may follow it.
-  if (n > 0 && c->writeShut.load(std::memory_order_relaxed)) {
+  if (!enterWrite(*c)) {
     c->out.commit(0);
     ec = std::make_error_code(std::errc::broken_pipe);
     return;
   }
-  if (!c->out.commit(n)) {
-    ec = std::make_error_code(std::errc::invalid_argument);
-    return;
-  }
-  if (n > 0) wakeIfWaiting(c->out.indices().consumerWaiting, c->dataBellFd);
-  ec.clear();
+  const bool committed = c->out.commit(n);
+  if (committed) wakeIfWaiting(c->out.indices().consumerWaiting, c->dataBellFd);
+  leaveWrite(*c);
+  ec = committed ? std::error_code() : std::make_error_code(std::errc::invalid_argument);
 }
 
 void ShmStream::commit(std::size_t n) {
