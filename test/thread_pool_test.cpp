@@ -440,6 +440,24 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
     evchan::TaskHandle task = channel->spawn([] {}, taskOptions, ec);
     CPPUNIT_ASSERT(!task.valid());
     CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == std::errc::invalid_argument);
+    // The throwing form says what was wrong: the stack size with its
+    // limit, or an empty function.
+    try {
+      channel->spawn([] {}, taskOptions);
+      CPPUNIT_FAIL("spawn() with a stack above kMaxTaskStackSize did not throw");
+    } catch (const evchan::SystemError& e) {
+      const std::string what = e.what();
+      CPPUNIT_ASSERT(e.code() == std::errc::invalid_argument);
+      CPPUNIT_ASSERT_MESSAGE(what, what.find("stackSize") != std::string::npos && what.find("1 GiB") != std::string::npos);
+    }
+    try {
+      channel->spawn(std::function<void()>());
+      CPPUNIT_FAIL("spawn() of an empty function did not throw");
+    } catch (const evchan::SystemError& e) {
+      const std::string what = e.what();
+      CPPUNIT_ASSERT(e.code() == std::errc::invalid_argument);
+      CPPUNIT_ASSERT_MESSAGE(what, what.find("empty") != std::string::npos);
+    }
   }
 
   // Every backend's name maps back to it; other names leave the value alone.
@@ -505,10 +523,21 @@ class ThreadPoolTest : public evchan::test::LeakCheckedFixture {
 #endif
   }
 
+  // Refused, and the message names the variable, its value and the
+  // names it takes (not "backend default", which the caller asked for).
   void testUnknownBackendInEnvironment() {
     ScopedEnvironment environment("EVCHAN_BACKEND", "kqueue");
     const std::error_code ec = creationError(EventChannel::Options());
     CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == std::errc::invalid_argument);
+    try {
+      EventChannel::create();
+      CPPUNIT_FAIL("create() with EVCHAN_BACKEND=kqueue did not throw");
+    } catch (const evchan::SystemError& e) {
+      const std::string what = e.what();
+      CPPUNIT_ASSERT(e.code() == std::errc::invalid_argument);
+      CPPUNIT_ASSERT_MESSAGE(what, what.find("EVCHAN_BACKEND=\"kqueue\"") != std::string::npos);
+      CPPUNIT_ASSERT_MESSAGE(what, what.find("apr_pollset") != std::string::npos);
+    }
   }
 
   // The default maximum, 16 times initialThreads, saturates instead of

@@ -3,6 +3,7 @@
 #include <evchan/event_channel.h>
 #include <evchan/system_error.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "channel/channel_core.h"
@@ -29,6 +30,30 @@ const char* invalidOption(const EventChannelOptions& options) noexcept {
   return nullptr;
 }
 
+// The backend create()'s message names: the option's, or for Default the
+// EVCHAN_BACKEND value that overrides it.
+std::string backendText(const EventChannelOptions& options) {
+  const char* fromEnvironment = options.backend == Backend::Default ? std::getenv("EVCHAN_BACKEND") : nullptr;
+  if (fromEnvironment == nullptr || *fromEnvironment == '\0') {
+    return std::string("backend ") + evchan::backendName(options.backend);
+  }
+  return std::string("EVCHAN_BACKEND=\"") + fromEnvironment + "\"";
+}
+
+// Whether EVCHAN_BACKEND is set to something that names no backend.
+bool environmentNamesNoBackend() {
+  std::error_code ec;
+  detail::backendFromEnvironment(ec);
+  return static_cast<bool>(ec);
+}
+
+// Why spawn() refuses a task with invalid_argument; null when it does not.
+const char* invalidSpawn(const detail::TaskFunction* function, std::size_t stackSize) noexcept {
+  if (function == nullptr) return "the function is empty";
+  if (stackSize > kMaxTaskStackSize) return "TaskOptions::stackSize must be at most kMaxTaskStackSize (1 GiB)";
+  return nullptr;
+}
+
 std::shared_ptr<detail::ChannelCore> createCore(const EventChannelOptions& options, std::error_code& ec,
                                                 std::string& why) {
   if (const char* invalid = invalidOption(options)) {
@@ -40,7 +65,9 @@ std::shared_ptr<detail::ChannelCore> createCore(const EventChannelOptions& optio
     int threadsStarted = 0;
     std::shared_ptr<detail::ChannelCore> core = detail::ChannelCore::create(options, ec, &threadsStarted);
     if (core) return core;
-    if (ec == std::errc::resource_unavailable_try_again) {
+    if (options.backend == Backend::Default && environmentNamesNoBackend()) {
+      why = "not a backend name; EVCHAN_BACKEND takes epoll, io_uring, poll, select, apr_pollset, aio or iocp";
+    } else if (ec == std::errc::resource_unavailable_try_again) {
       why = "the OS started only " + std::to_string(threadsStarted) + " of " +
             (options.initialThreads > 0 ? std::to_string(options.initialThreads) : std::string("the")) +
             " initial worker threads";
@@ -103,7 +130,7 @@ std::unique_ptr<EventChannel> EventChannel::create(const Options& options) {
   std::string why;
   std::shared_ptr<detail::ChannelCore> core = createCore(options, ec, why);
   if (!core) {
-    std::string what = std::string("create event channel (backend ") + evchan::backendName(options.backend) + ")";
+    std::string what = "create event channel (" + backendText(options) + ")";
     if (!why.empty()) what += ": " + why;
     throw SystemError(ec, what);
   }
@@ -128,7 +155,7 @@ TaskHandle EventChannel::spawnBound(std::unique_ptr<detail::TaskFunction> functi
                                     std::error_code& ec) noexcept {
   try {
     const std::size_t stackSize = options.stackSize != 0 ? options.stackSize : core_->taskStackSize();
-    if (stackSize > kMaxTaskStackSize) {
+    if (invalidSpawn(function.get(), stackSize) != nullptr) {
       ec = std::make_error_code(std::errc::invalid_argument);
       return TaskHandle();
     }
@@ -140,6 +167,10 @@ TaskHandle EventChannel::spawnBound(std::unique_ptr<detail::TaskFunction> functi
 }
 
 TaskHandle EventChannel::spawnBound(std::unique_ptr<detail::TaskFunction> function, const TaskOptions& options) {
+  const std::size_t stackSize = options.stackSize != 0 ? options.stackSize : core_->taskStackSize();
+  if (const char* invalid = invalidSpawn(function.get(), stackSize)) {
+    throw SystemError(std::make_error_code(std::errc::invalid_argument), std::string("spawn task: ") + invalid);
+  }
   std::error_code ec;
   TaskHandle task = spawnBound(std::move(function), options, ec);
   throwIfError(ec, "spawn task");
