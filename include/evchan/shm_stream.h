@@ -95,7 +95,9 @@ struct EVCHAN_API ShmRoom {
 /// starts after it is not affected.  close() may be called from any thread
 /// or task too: it ends the calls under way as cancel() does, makes later
 /// ones fail with Errc::not_open, waits until the calls it ended have left
-/// (a task yields meanwhile) and only then unmaps the rings.
+/// (a task yields meanwhile) and only then unmaps the rings; from an event
+/// callback it blocks the worker meanwhile, with TcpSocket's limit (see
+/// StreamSocket: a pool at maxThreads, a task of the channel inside a call).
 /// shutdownWrite(), setTimeout() and the getters are safe at any time.
 /// The destructor and the moves are not: nothing else may use the object
 /// while it is destroyed or moved (close() from another thread first, then

@@ -97,7 +97,11 @@ class SocketStateSlot {
 ///    Errc::not_open, waits until the cancelled calls have returned (a
 ///    task calling it yields meanwhile; a thread blocks), then closes the
 ///    descriptor: a cancelled call never touches a descriptor the system
-///    has since reused.  A close() that races another returns once the
+///    has since reused.  An event callback that calls it blocks its
+///    worker, counted as blocked, while a task of that channel inside a
+///    call on the socket returns on another worker: on a channel whose
+///    pool is at Options::maxThreads (1, say) that never happens, and the
+///    channel hangs.  Close such a socket from a task or another thread.  A close() that races another returns once the
 ///    other has finished, so the thread whose call a close() ended may
 ///    destroy the socket at once (its destructor closes, and waits).
 ///  - The other calls (options, addresses, timeout) may run concurrently
