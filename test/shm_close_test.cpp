@@ -4,7 +4,9 @@
 // that had not begun), promptly, the peer reads the end of the stream, and
 // nothing touches the rings close() unmapped.  And shutdownWrite() while
 // another thread or task writes: the write ends with broken_pipe, and the
-// peer reads nothing after the end of the stream.  Run under ASan and TSan.
+// peer reads nothing after the end of the stream.  Also
+// ShmListener::accept() in a task, which TaskHandle::cancel() and the
+// channel's shutdown end as they end TcpListener's.  Run under ASan and TSan.
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <atomic>
@@ -54,6 +56,26 @@ Pair connectPair(ShmListener& listener) { return evchan::test::connectShmPair(li
 // refused when it began after close() had started.
 bool endedByClose(const std::error_code& ec) { return ec == std::errc::operation_canceled || ec == Errc::not_open; }
 
+// A client that connects and goes at once: it ends an accept() that
+// nothing else would, so that a test that fails does not hang the suite.
+void releaseAccept(const std::string& name) {
+  std::error_code ec;
+  ShmStream client = ShmStream::connect(name, kPatience, kSmallRing, ec);
+}
+
+// A task of a one-worker channel waiting in accept() on `listener`, whose
+// timeout is infinite; `ec` gets what accept() returned.
+TaskHandle spawnAcceptor(EventChannel& channel, ShmListener& listener, std::error_code& ec) {
+  std::atomic<bool> started{false};
+  TaskHandle acceptor = channel.spawn([&listener, &ec, &started] {
+    started = true;
+    ShmStream stream = listener.accept(ec);
+  });
+  CPPUNIT_ASSERT(evchan::test::eventually([&] { return started.load(); }));
+  std::this_thread::sleep_for(50ms);  // inside its wait by now
+  return acceptor;
+}
+
 // The peer of a closed stream reads what was written, then the end.
 void checkPeerSeesTheEnd(ShmStream& peer) {
   char byte;
@@ -77,6 +99,9 @@ class ShmCloseTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(shutdownWriteEndsAWriteWaitingOnAFullRing);
   CPPUNIT_TEST(shutdownWriteEndsAWriteWaitingInATask);
   CPPUNIT_TEST(shutdownWriteRacingWritesLeavesNothingAfterTheEnd);
+  CPPUNIT_TEST(taskCancelEndsAnAcceptInATask);
+  CPPUNIT_TEST(taskCancelledBeforeAcceptEndsItAtOnce);
+  CPPUNIT_TEST(shutdownEndsAnAcceptInATask);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -367,6 +392,67 @@ class ShmCloseTest : public evchan::test::LeakCheckedFixture {
       CPPUNIT_ASSERT_EQUAL_MESSAGE("round " + std::to_string(round), wrote, readBeforeTheEnd);
       checkPeerSeesTheEnd(pair.server);  // and nothing after it
     }
+  }
+
+  // TaskHandle::cancel() ends a task's accept() that would wait forever,
+  // with operation_canceled, as it ends TcpListener::accept()'s.
+  void taskCancelEndsAnAcceptInATask() {
+    ShmListener listener = ShmListener::listen(uniqueName("accept-cancel"));
+    const std::string name = listener.name();
+    std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(1);
+    std::error_code ec;
+    TaskHandle acceptor = spawnAcceptor(*channel, listener, ec);
+    bool ended = false;
+    const auto elapsed = evchan::test::timed([&] {
+      acceptor.cancel();
+      ended = evchan::test::eventually([&] { return acceptor.done(); }, 3s);
+    });
+    if (!ended) releaseAccept(name);
+    joinWithin(acceptor);
+    CPPUNIT_ASSERT_MESSAGE("accept() still waited " + elapsedText(elapsed) + " after cancel()", ended);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed < generous(1s));
+    ASSERT_ERROR(std::errc::operation_canceled, ec);
+  }
+
+  // A cancel() that came before the task's accept() began ends it at once.
+  void taskCancelledBeforeAcceptEndsItAtOnce() {
+    ShmListener listener = ShmListener::listen(uniqueName("accept-cancelled"));
+    const std::string name = listener.name();
+    std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(1);
+    std::atomic<bool> started{false};
+    std::atomic<bool> cancelled{false};
+    std::error_code ec;
+    TaskHandle acceptor = channel->spawn([&] {
+      started = true;
+      while (!cancelled.load()) std::this_thread::yield();
+      ShmStream stream = listener.accept(ec);
+    });
+    CPPUNIT_ASSERT(evchan::test::eventually([&] { return started.load(); }));
+    acceptor.cancel();
+    cancelled = true;
+    const bool ended = evchan::test::eventually([&] { return acceptor.done(); }, 3s);
+    if (!ended) releaseAccept(name);
+    joinWithin(acceptor);
+    CPPUNIT_ASSERT(ended);
+    ASSERT_ERROR(std::errc::operation_canceled, ec);
+  }
+
+  // shutdown() returns promptly with a task waiting in accept(), which
+  // ends with operation_canceled, as TcpListener::accept() does.
+  void shutdownEndsAnAcceptInATask() {
+    ShmListener listener = ShmListener::listen(uniqueName("accept-shutdown"));
+    const std::string name = listener.name();
+    std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(1);
+    std::error_code ec;
+    TaskHandle acceptor = spawnAcceptor(*channel, listener, ec);
+    bool returned = false;
+    const auto elapsed = evchan::test::timed([&] {
+      returned = evchan::test::finishesWithin(3s, [&] { channel->shutdown(); }, [&] { releaseAccept(name); });
+    });
+    CPPUNIT_ASSERT_MESSAGE("shutdown() returned only once a client came, after " + elapsedText(elapsed), returned);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed < generous(1s));
+    CPPUNIT_ASSERT(acceptor.done());
+    ASSERT_ERROR(std::errc::operation_canceled, ec);
   }
 
  private:

@@ -331,7 +331,12 @@ class EVCHAN_API ShmListener {
   /// long as that one lives: the kernel cannot tell the two apart.
   ///
   /// Inside a task the wait runs under evchan::blocking(): it holds its
-  /// worker, and the pool starts a spare thread meanwhile.
+  /// worker, and the pool starts a spare thread meanwhile.  It is a
+  /// cancellation point all the same, as TcpListener::accept() is: the
+  /// task's TaskHandle::cancel() and its channel's shutdown end it with
+  /// std::errc::operation_canceled (Errc::channel_shut_down when called
+  /// after the shutdown), and a this_task::DeadlineScope bounds it
+  /// (std::errc::timed_out).
   ShmStream accept();
   ShmStream accept(std::error_code& ec) noexcept;
   ///@}

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,6 +27,7 @@
 #include "linux/shm_connection.h"
 #include "linux/unix_peer.h"
 #include "posix/unix_socket.h"
+#include "task/await.h"
 
 namespace evchan {
 
@@ -43,6 +45,7 @@ struct PendingHandshake {
 struct ShmListenerState {
   ~ShmListenerState() {
     for (const PendingHandshake& pending : handshakes) ::close(pending.control);
+    if (wakeFd >= 0) ::close(wakeFd);
     ::close(fd);
     // A path name leaves a socket file behind; an abstract name does not.
     if (name[0] != '@') unlink(name.c_str());
@@ -55,6 +58,7 @@ struct ShmListenerState {
   std::optional<gid_t> allowedGid;
   bool allowAnyUser = false;
   std::vector<PendingHandshake> handshakes;  // oldest first
+  int wakeFd = -1;  // the eventfd that ends a task's wait (pollInTask()), made by its first
 };
 
 namespace {
@@ -240,21 +244,61 @@ bool finishPending(detail::ShmListenerState& state, Connection& connection, std:
   return false;
 }
 
+// A task's wait in accept(), which its cancel() and its channel's shutdown
+// end by writing to the listener's eventfd.
+struct AcceptInterrupt : detail::InterruptibleWait {
+  int wakeFd = -1;
+};
+
+void wakeAccept(detail::InterruptibleWait& wait) noexcept {
+  const std::uint64_t one = 1;
+  // Fails only when the count would overflow, and it is readable then.
+  (void)!::write(static_cast<AcceptInterrupt&>(wait).wakeFd, &one, sizeof one);
+}
+
+// waitForAny()'s poll inside a task.  It holds the worker, under
+// blocking() (the pool covers for it): a listening socket and the pending
+// clients cannot be one event to suspend the task on.  Yet it ends as the
+// task's other waits do: on its TaskHandle::cancel() and its channel's
+// shutdown (operation_canceled, as TcpListener::accept()), which make the
+// eventfd in the last of `entries` readable, and at its DeadlineScope's
+// deadline, which shortens `deadline` (timed_out).
+std::error_code pollInTask(detail::ShmListenerState& state, std::vector<pollfd>& entries, Deadline& deadline,
+                           Deadline& wake) {
+  if (state.wakeFd < 0) {
+    state.wakeFd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (state.wakeFd < 0) return std::error_code(errno, std::generic_category());
+  }
+  AcceptInterrupt wait;
+  wait.interrupt = &wakeAccept;
+  wait.wakeFd = state.wakeFd;
+  if (std::error_code ec = detail::enterInterruptibleWait(wait)) return ec;
+  deadline = std::min(deadline, wait.taskDeadline);
+  wake = std::min(wake, deadline);
+  entries.back() = {state.wakeFd, POLLIN, 0};
+  std::error_code ec = blocking([&] { return detail::pollAnyUntil(entries.data(), entries.size(), wake); });
+  detail::leaveInterruptibleWait(wait);
+  if (!wait.interrupted.load(std::memory_order_acquire)) return ec;
+  // Ended once, so written once: drained, the next wait starts clean.
+  std::uint64_t count;
+  (void)!::read(state.wakeFd, &count, sizeof count);
+  return std::make_error_code(std::errc::operation_canceled);
+}
+
 // Waits until a connection is queued, a pending client sends something or
 // hangs up, the first pending handshake runs out of patience, or
-// `deadline` passes (timed_out).  Inside a task as a declared blocking
-// call, so the pool covers for the worker it holds (a listening socket
-// cannot be read, so there is no ReadEvent to suspend the task on).
+// `deadline` passes (timed_out).  A thread polls; a task, see pollInTask().
 std::error_code waitForAny(detail::ShmListenerState& state, Deadline deadline) {
-  std::vector<pollfd> entries(state.handshakes.size() + 1);
+  std::vector<pollfd> entries(state.handshakes.size() + 2);
   entries[0] = {state.fd, POLLIN, 0};
+  entries.back() = {-1, 0, 0};  // a task's eventfd; poll() skips a negative descriptor
   Deadline wake = deadline;
   for (std::size_t i = 0; i < state.handshakes.size(); ++i) {
     entries[i + 1] = {state.handshakes[i].control, POLLIN, 0};
     wake = std::min(wake, state.handshakes[i].deadline);
   }
-  auto poll = [&] { return detail::pollAnyUntil(entries.data(), entries.size(), wake); };
-  std::error_code ec = inTask() ? blocking(poll) : poll();
+  std::error_code ec = inTask() ? pollInTask(state, entries, deadline, wake)
+                                : detail::pollAnyUntil(entries.data(), entries.size(), wake);
   for (std::size_t i = 0; i < state.handshakes.size(); ++i)
     state.handshakes[i].readable = entries[i + 1].revents != 0;
   // A handshake's patience ending is no timeout of this accept().

@@ -143,6 +143,34 @@ bool awaitFileInTask(Event& event, std::error_code& result) {
   return awaitInTask(event, kInfiniteTimeout, result);
 }
 
+namespace {
+
+// The shutdown of the channel ends an interruptible wait listed there.
+void releaseInterruptibleWait(ParkedTask& parked) noexcept { static_cast<InterruptibleWait&>(parked).end(); }
+
+}  // namespace
+
+std::error_code enterInterruptibleWait(InterruptibleWait& wait) noexcept {
+  TaskState& task = *TaskState::current();
+  if (task.cancelPending()) return std::make_error_code(std::errc::operation_canceled);
+  wait.taskDeadline = task.deadline();
+  wait.release = &releaseInterruptibleWait;
+  if (!task.core().parkedTasks().add(wait)) return Errc::channel_shut_down;
+  if (!task.shielded()) {
+    task.setCurrentBlocking(&wait);
+    // cancel() sets its flag before it looks for the wait: one of the two
+    // sees the other.
+    if (task.cancelPending()) wait.end();
+  }
+  return {};
+}
+
+void leaveInterruptibleWait(InterruptibleWait& wait) noexcept {
+  TaskState& task = *TaskState::current();
+  task.setCurrentBlocking(nullptr);          // waits out a cancel() ending it
+  task.core().parkedTasks().remove(wait);  // waits out a shutdown's release() of it
+}
+
 bool yieldThroughShutdown() noexcept {
   TaskState* task = TaskState::current();
   if (task == nullptr || ChannelCore::currentWorkerChannel() != &task->core()) return false;

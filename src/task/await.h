@@ -10,7 +10,9 @@
 #include <evchan/duration.h>
 #include <evchan/event.h>
 
+#include "channel/parked_tasks.h"
 #include "channel/socket_keeper.h"
+#include "poller/deadline.h"
 
 namespace evchan::detail {
 
@@ -71,6 +73,40 @@ bool awaitFileInTask(Event& event, std::error_code& result);
 /// and outside a task.  Made inside a SocketCall on the event's socket,
 /// which keeps the socket alive (SocketKeeper::caller).
 bool tryInTask(Event& event, std::error_code& result);
+
+/// A task's wait that holds its worker (under evchan::blocking()) because
+/// it cannot be one event to suspend on (ShmListener::accept() polls its
+/// listening socket and its pending clients together), and yet ends as a
+/// suspended wait does: on the task's TaskHandle::cancel() (unless
+/// shielded) and on its channel's shutdown.  Each calls end(), from its own
+/// thread under its own lock, whose `interrupt` must make the blocked call
+/// return without blocking or taking a lock (make readable a descriptor it
+/// polls, say).  Lives on the task's stack from enterInterruptibleWait()
+/// to leaveInterruptibleWait().
+struct InterruptibleWait : ParkedTask {
+  /// Ends the wait: `interrupted` is set, and `interrupt` called, once.
+  void end() noexcept {
+    if (!interrupted.exchange(true, std::memory_order_acq_rel)) interrupt(*this);
+  }
+
+  void (*interrupt)(InterruptibleWait& wait) noexcept = nullptr;
+  /// Set by end(): the wait is to end with operation_canceled.
+  std::atomic<bool> interrupted{false};
+  /// The task's this_task::DeadlineScope (kNoDeadline: none), where the
+  /// wait ends with timed_out as the task's other waits do.
+  Deadline taskDeadline = kNoDeadline;
+};
+
+/// Inside a task: registers `wait` (its `interrupt` set) with the task and
+/// its channel, and fills in its taskDeadline.  Empty when the wait may
+/// begin; operation_canceled when the task's cancellation is pending, and
+/// Errc::channel_shut_down when its channel has shut down (as a post after
+/// the shutdown is): nothing is registered then.  A cancel() that comes
+/// between the two checks ends the wait at once (end()).
+std::error_code enterInterruptibleWait(InterruptibleWait& wait) noexcept;
+/// Unregisters the `wait` that enterInterruptibleWait() admitted; once it
+/// returns, nothing calls end() on it, and no call is still inside.
+void leaveInterruptibleWait(InterruptibleWait& wait) noexcept;
 
 /// Inside a task on a worker of its own channel: re-queues the task behind
 /// the ready ones, as this_task::yield() does, and does so also while the

@@ -332,6 +332,7 @@ bool TaskState::cancel() noexcept {
   cancelling_.store(true, std::memory_order_seq_cst);
   if (Event* wait = currentWait_.load(std::memory_order_seq_cst)) core_->cancel(*wait);
   if (TaskJoiner* join = currentJoin_.load(std::memory_order_seq_cst)) join->claim(TaskJoiner::kCancelled);
+  if (InterruptibleWait* blocked = currentBlocking_.load(std::memory_order_seq_cst)) blocked->end();
   cancelling_.store(false, std::memory_order_release);
   return true;
 }
@@ -346,6 +347,11 @@ void TaskState::setCurrentWait(Event* event) noexcept {
 void TaskState::setCurrentJoin(TaskJoiner* joiner) noexcept {
   currentJoin_.store(joiner, std::memory_order_seq_cst);
   if (joiner == nullptr && cancelling_.load(std::memory_order_seq_cst)) std::lock_guard<std::mutex> wait(mutex_);
+}
+
+void TaskState::setCurrentBlocking(InterruptibleWait* wait) noexcept {
+  currentBlocking_.store(wait, std::memory_order_seq_cst);
+  if (wait == nullptr && cancelling_.load(std::memory_order_seq_cst)) std::lock_guard<std::mutex> lock(mutex_);
 }
 
 void TaskState::handleCountGone() noexcept {

@@ -28,6 +28,7 @@ namespace evchan::detail {
 
 class ChannelCore;
 struct ChannelFront;
+struct InterruptibleWait;
 class TaskState;
 
 /// A task suspended in join(), on its own stack.  Without a deadline it
@@ -136,6 +137,9 @@ class TaskState {
   void setCurrentWait(Event* event) noexcept;
   /// The same for a join() parked on no event, which cancel() claims.
   void setCurrentJoin(TaskJoiner* joiner) noexcept;
+  /// The same for a wait that holds the worker (task/await.h), which
+  /// cancel() ends.
+  void setCurrentBlocking(InterruptibleWait* wait) noexcept;
 
   /// The slot of a TaskLocal (by its process-unique key) in this task.
   void* localSlot(std::uint64_t key, void* (*make)(), void (*destroy)(void*));
@@ -191,19 +195,21 @@ class TaskState {
   bool exceptionObserved_ = false;  // a join() rethrew exception_
   bool exceptionReported_ = false;  // exception_ went to the unhandled-exception handler
 
-  // Cancellation.  cancel() sets the flag, then cancels currentWait_; a
-  // wait sets currentWait_ before posting its event and checks the flag
-  // after, so one of the two always catches the other (both pairs of a
-  // store and a load are sequentially consistent).  The waits publish and
-  // clear the pointers without a lock: cancel() raises `cancelling_`
-  // (under mutex_, which serialises the cancel() calls) before it reads
-  // them, and a clear that then sees it raised takes mutex_ to wait until
-  // cancel() is done with the event or joiner.
+  // Cancellation.  cancel() sets the flag, then cancels currentWait_ (or
+  // claims currentJoin_, or ends currentBlocking_); a wait sets its pointer
+  // before posting its event (or blocking) and checks the flag after, so
+  // one of the two always catches the other (both pairs of a store and a
+  // load are sequentially consistent).  The waits publish and clear the
+  // pointers without a lock: cancel() raises `cancelling_` (under mutex_,
+  // which serialises the cancel() calls) before it reads them, and a clear
+  // that then sees it raised takes mutex_ to wait until cancel() is done
+  // with the event, joiner or blocking wait.
   std::atomic<bool> cancelRequested_{false};
   int shieldDepth_ = 0;              // task side only
   Deadline deadline_ = kNoDeadline;  // task side only, like shieldDepth_
   std::atomic<Event*> currentWait_{nullptr};
   std::atomic<TaskJoiner*> currentJoin_{nullptr};
+  std::atomic<InterruptibleWait*> currentBlocking_{nullptr};
   std::atomic<bool> cancelling_{false};
 
   void (*afterSwitch_)(void*) = nullptr;
