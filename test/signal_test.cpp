@@ -2,7 +2,9 @@
 // Tests of SignalSet and waitForSignal() with real signals (kill, raise):
 // on a thread, in a task on a one-worker channel that keeps running other
 // tasks, several sets at once, coalescing and order, dispositions put
-// back, a process full of threads that a signal does not end, bad input.
+// back, a process full of threads that a signal does not end, thousands
+// of deliveries nobody waited for yet, several threads taking turns at one
+// set, bad input.
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <pthread.h>
@@ -70,6 +72,9 @@ class SignalTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(waitForTimesOutWithZero);
   CPPUNIT_TEST(distinctSignalsComeInOrder);
   CPPUNIT_TEST(pendingRepeatsCoalesce);
+  CPPUNIT_TEST(thousandsOfUnwaitedDeliveriesAreKept);
+  CPPUNIT_TEST(thousandsOfUnwaitedDeliveriesAreKeptForATask);
+  CPPUNIT_TEST(threadsTakingTurnsGetEveryDelivery);
   CPPUNIT_TEST(taskWaitLeavesTheWorkerRunning);
   CPPUNIT_TEST(taskWaitIsCancelled);
   CPPUNIT_TEST(taskWaitEndsAtShutdown);
@@ -139,6 +144,95 @@ class SignalTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(0, pthread_sigmask(SIG_SETMASK, &old, nullptr));
     CPPUNIT_ASSERT_EQUAL(SIGUSR1, set.waitFor(0s));
     CPPUNIT_ASSERT_EQUAL(0, set.waitFor(0s));
+  }
+
+  // Far more deliveries than the set's socket pair holds bytes (an
+  // adversarial tester found it kept 278 of them and dropped the rest
+  // silently).  raise() returns once the handler has run on this thread,
+  // so each successful raise() is one delivery, none coalesced.
+  static constexpr int kManyDeliveries = 5000;
+
+  static int raiseMany(int signal) {
+    int delivered = 0;
+    for (int i = 0; i < kManyDeliveries; ++i) delivered += raise(signal) == 0 ? 1 : 0;
+    return delivered;
+  }
+
+  // Waits out what `set` holds; the timeout only ends the count.
+  static int takeAll(SignalSet& set, int signal, std::error_code& ec) {
+    int taken = 0;
+    while (set.waitFor(0s, ec) == signal) ++taken;
+    return taken;
+  }
+
+  void thousandsOfUnwaitedDeliveriesAreKept() {
+    SignalSet set({SIGUSR1, SIGUSR2});
+    const int delivered = raiseMany(SIGUSR1);
+    CPPUNIT_ASSERT_EQUAL(kManyDeliveries, delivered);
+    std::error_code ec;
+    CPPUNIT_ASSERT_EQUAL(delivered, takeAll(set, SIGUSR1, ec));
+    ASSERT_NO_ERROR(ec);
+    // Still one delivery, one wait, in order, after the flood.
+    raise(SIGUSR2);
+    raise(SIGUSR1);
+    CPPUNIT_ASSERT_EQUAL(SIGUSR2, set.waitFor(0s));
+    CPPUNIT_ASSERT_EQUAL(SIGUSR1, set.waitFor(0s));
+    CPPUNIT_ASSERT_EQUAL(0, set.waitFor(0s));
+  }
+
+  // The same, waited out in a task: its waits go through the channel's
+  // backend (EVCHAN_BACKEND; test/io_uring/signal_test runs io_uring).
+  void thousandsOfUnwaitedDeliveriesAreKeptForATask() {
+    SignalSet set({SIGUSR1});
+    EventChannel::Options options;
+    options.initialThreads = 1;
+    auto channel = evchan::test::createOrSkip(options);
+    const int delivered = raiseMany(SIGUSR1);
+    CPPUNIT_ASSERT_EQUAL(kManyDeliveries, delivered);
+    int taken = 0;
+    std::error_code ec;
+    TaskHandle taker = channel->spawn([&] { taken = takeAll(set, SIGUSR1, ec); });
+    evchan::test::joinWithin(taker);
+    ASSERT_NO_ERROR(ec);
+    CPPUNIT_ASSERT_EQUAL(delivered, taken);
+  }
+
+  // One wait at a time per set: threads that meet a busy set try again.
+  // Between them they take each delivery exactly once, the ones that
+  // piled up while all of them were between waits included.
+  void threadsTakingTurnsGetEveryDelivery() {
+    SignalSet set({SIGUSR1});
+    constexpr int kRounds = 2000;
+    std::atomic<int> taken{0};
+    std::atomic<bool> stop{false};
+    std::atomic<int> failures{0};
+    std::vector<std::thread> takers;
+    for (int i = 0; i < 4; ++i) {
+      takers.emplace_back([&, i] {
+        while (!stop.load()) {
+          std::error_code ec;
+          const int signal = set.waitFor(std::chrono::microseconds(200 + 100 * i), ec);
+          if (ec == std::errc::device_or_resource_busy) {
+            std::this_thread::yield();
+          } else if (ec || (signal != 0 && signal != SIGUSR1)) {
+            ++failures;
+          } else if (signal == SIGUSR1) {
+            ++taken;
+          }
+        }
+      });
+    }
+    int delivered = 0;
+    for (int i = 0; i < kRounds; ++i) delivered += raise(SIGUSR1) == 0 ? 1 : 0;
+    eventually([&] { return taken.load() >= delivered; });
+    stop = true;
+    for (std::thread& taker : takers) taker.join();
+    std::error_code ec;
+    const int left = takeAll(set, SIGUSR1, ec);
+    ASSERT_NO_ERROR(ec);
+    CPPUNIT_ASSERT_EQUAL(0, failures.load());
+    CPPUNIT_ASSERT_EQUAL(kRounds, delivered);
+    CPPUNIT_ASSERT_EQUAL(delivered, taken.load() + left);
   }
 
   // One worker, no spare threads: a task waiting for the signal must not

@@ -45,7 +45,11 @@ class SignalSource;
 /// Coalescing: the kernel keeps one pending instance of a standard signal,
 /// so the same signal sent several times before the handler ran is one
 /// delivery; distinct deliveries are each handed out, in order.  Signals
-/// caught and not yet waited for stay queued in the set.
+/// caught and not yet waited for stay queued in the set, however many:
+/// past the few hundred bytes the socket pair holds, the set counts each
+/// signal's further deliveries instead and hands them out once the bytes
+/// before them are read; the order between different signals is then not
+/// kept for those.
 ///
 /// Thread safety: one wait at a time per set (a second concurrent wait
 /// fails with std::errc::device_or_resource_busy: which waiter would get

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // SignalSource on POSIX hosts: a sigaction handler writes each signal's
 // number into a socket pair (the self-pipe trick), read as a TcpSocket.
+// A delivery that finds the socket pair full is counted instead (below).
 //
 // Why a handler and not signalfd: a signalfd sees only signals blocked in
 // every thread, and a worker thread started before the mask was set would
@@ -13,6 +14,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,9 +38,18 @@ constexpr int kMaxSources = 64;
 
 // What the handler reads: lock-free atomics only (async-signal-safe).
 // A live source's slot holds its write end and the bits of its signals.
+//
+// The socket pair holds far fewer bytes than its buffer size suggests:
+// Linux charges each 1-byte write a whole socket buffer (an skb, some
+// 768 bytes), so about 278 deliveries fill a 208 KiB send buffer.  A
+// delivery whose write fails is counted in `unwritten` rather than lost;
+// the buffer is full then, so the reader is awake and comes to the
+// counts once it has read the bytes.  The counts are 64-bit: no run of
+// signals overflows one.
 struct Slot {
   std::atomic<int> fd{-1};
   std::atomic<std::uint64_t> signals{0};
+  std::atomic<std::uint64_t> unwritten[kSignalLimit] = {};
 };
 Slot slots[kMaxSources];
 std::atomic<int> handlersRunning{0};
@@ -88,9 +99,9 @@ extern "C" void forwardSignal(int signal) {
   for (Slot& slot : slots) {
     if ((slot.signals.load() & bit) == 0) continue;
     const unsigned char number = static_cast<unsigned char>(signal);
-    // Non-blocking: a full socket drops the delivery (some 100 KiB of
-    // signals nobody waited for).
-    [[maybe_unused]] const ssize_t written = ::write(slot.fd.load(), &number, 1);
+    // Non-blocking, so a full socket pair fails the write (EAGAIN, the
+    // only failure a live slot's descriptor has) and the count keeps it.
+    if (::write(slot.fd.load(), &number, 1) != 1) slot.unwritten[signal].fetch_add(1);
   }
   handlersRunning.fetch_sub(1);
   errno = savedErrno;
@@ -142,7 +153,8 @@ bool makeSocketPair(int ends[2], std::error_code& ec) {
 
 class PipeSignalSource final : public SignalSource {
  public:
-  PipeSignalSource(TcpSocket reader, int writer) noexcept : reader_(std::move(reader)), writer_(writer) {}
+  PipeSignalSource(TcpSocket reader, int readerFd, int writer) noexcept
+      : reader_(std::move(reader)), readerFd_(readerFd), writer_(writer) {}
   ~PipeSignalSource() override {
     stopCatching();
     ::close(writer_);
@@ -161,6 +173,7 @@ class PipeSignalSource final : public SignalSource {
       return false;
     }
     slot_->fd.store(writer_);
+    for (auto& count : slot_->unwritten) count.store(0);  // a previous source's
     slot_->signals.store(signals);  // from here the handler writes to us
     for (int signal = 1; signal < kSignalLimit; ++signal) {
       if ((signals & (std::uint64_t(1) << signal)) == 0 || catchers[signal]++ > 0) continue;
@@ -180,6 +193,11 @@ class PipeSignalSource final : public SignalSource {
   }
 
   int next(Duration timeout, std::error_code& ec) noexcept override {
+    // The bytes first: they are in the order of arrival, and a count
+    // grows only while bytes are waiting.  So the counted deliveries come
+    // after those earlier (among different signals, maybe after some
+    // later ones too: their order is lost with their bytes).
+    if (const int signal = takeUnwritten()) return signal;
     reader_.setTimeout(timeout, ec);
     if (ec) return 0;
     unsigned char signal = 0;
@@ -189,6 +207,21 @@ class PipeSignalSource final : public SignalSource {
   }
 
  private:
+  // A counted delivery once no byte is left to read, else 0.  A count
+  // that grows after the look below finds the buffer full: the read
+  // that follows does not wait.
+  int takeUnwritten() noexcept {
+    for (int signal = 1; signal < kSignalLimit; ++signal) {
+      std::atomic<std::uint64_t>& count = slot_->unwritten[signal];
+      if (count.load() == 0) continue;
+      int queued = 0;
+      if (::ioctl(readerFd_, FIONREAD, &queued) != 0 || queued > 0) return 0;
+      count.fetch_sub(1);  // only this wait takes; handlers only add
+      return signal;
+    }
+    return 0;
+  }
+
   void stopCatching() {
     if (slot_ == nullptr) return;
     std::lock_guard<std::mutex> lock(registryLock);
@@ -212,6 +245,7 @@ class PipeSignalSource final : public SignalSource {
   }
 
   TcpSocket reader_;
+  const int readerFd_;  // reader_'s, to ask how many bytes wait
   const int writer_;
   Slot* slot_ = nullptr;
 };
@@ -240,7 +274,7 @@ std::unique_ptr<SignalSource> openSignalSource(const int* signals, std::size_t c
   }
   std::unique_ptr<PipeSignalSource> source;
   try {
-    source = std::make_unique<PipeSignalSource>(std::move(reader), ends[1]);
+    source = std::make_unique<PipeSignalSource>(std::move(reader), ends[0], ends[1]);
   } catch (const std::bad_alloc&) {
     ::close(ends[1]);
     ec = std::make_error_code(std::errc::not_enough_memory);
