@@ -204,13 +204,15 @@ class TaskState {
   // which serialises the cancel() calls) before it reads them, and a clear
   // that then sees it raised takes mutex_ to wait until cancel() is done
   // with the event, joiner or blocking wait.
+  // (The two flags beside the join state's: the task's size stays
+  // within the malloc bin that keeps a parked task at 4.5 KiB.)
   std::atomic<bool> cancelRequested_{false};
+  std::atomic<bool> cancelling_{false};
   int shieldDepth_ = 0;              // task side only
   Deadline deadline_ = kNoDeadline;  // task side only, like shieldDepth_
   std::atomic<Event*> currentWait_{nullptr};
   std::atomic<TaskJoiner*> currentJoin_{nullptr};
   std::atomic<InterruptibleWait*> currentBlocking_{nullptr};
-  std::atomic<bool> cancelling_{false};
 
   void (*afterSwitch_)(void*) = nullptr;
   void* afterSwitchArgument_ = nullptr;
