@@ -184,9 +184,7 @@ class SignalTest : public evchan::test::LeakCheckedFixture {
   // backend (EVCHAN_BACKEND; test/io_uring/signal_test runs io_uring).
   void thousandsOfUnwaitedDeliveriesAreKeptForATask() {
     SignalSet set({SIGUSR1});
-    EventChannel::Options options;
-    options.initialThreads = 1;
-    auto channel = evchan::test::createOrSkip(options);
+    auto channel = evchan::test::makeChannel(1);
     const int delivered = raiseMany(SIGUSR1);
     CPPUNIT_ASSERT_EQUAL(kManyDeliveries, delivered);
     int taken = 0;

@@ -239,6 +239,8 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
     ASSERT_ERROR(Errc::bad_endpoint, ec);
     UnixListener::listen("@", 16, ec);
     ASSERT_ERROR(Errc::bad_endpoint, ec);
+    // Its message says what a local socket's name is, not only host:port.
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec.message().find("@name") != std::string::npos);
     UnixSocket::connect(std::string("/tmp/a\0b", 8), 1s, ec);
     ASSERT_ERROR(Errc::bad_endpoint, ec);
     UnixSocket::connect("/tmp/x", -1s, ec);

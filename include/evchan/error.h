@@ -30,7 +30,7 @@ enum class Errc {
   null_buffer,        ///< a null buffer with a non-zero length
   port_out_of_range,  ///< a port outside 0..65535
   empty_host,         ///< an empty host name
-  bad_endpoint,       ///< an endpoint string that is not host:port or tcp://host:port
+  bad_endpoint,       ///< not host:port or tcp://host:port; for a local socket, an empty name, "@" or a NUL
   negative_timeout,   ///< a timeout below zero
   no_address,         ///< a name resolved to no address of the wanted family
   already_in_flight,  ///< the event was posted and has not come back yet

@@ -16,7 +16,9 @@ class EvchanCategory final : public std::error_category {
       case Errc::null_buffer: return "null buffer with a non-zero length";
       case Errc::port_out_of_range: return "port out of range (0..65535)";
       case Errc::empty_host: return "empty host name";
-      case Errc::bad_endpoint: return "bad endpoint: expected host:port, [v6]:port or tcp://host:port";
+      case Errc::bad_endpoint:
+        return "bad endpoint: expected host:port, [v6]:port or tcp://host:port, or for a local socket a path or "
+               "@name";
       case Errc::negative_timeout: return "negative timeout";
       case Errc::no_address: return "the name has no address of the requested family";
       case Errc::already_in_flight: return "the event is already in flight (posted and not yet returned)";
