@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -122,6 +123,7 @@ class FileTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testFileEventsViaCallbacks);
   CPPUNIT_TEST(testPostRejectsBadFileEvents);
   CPPUNIT_TEST(testPostRefusesOffsetsBeyondOffT);
+  CPPUNIT_TEST(testCallsRefuseOffsetsBeyondOffTAsPostDoes);
   CPPUNIT_TEST(testOpenErrors);
   CPPUNIT_TEST(testCallsOnAClosedFile);
   CPPUNIT_TEST(testCloseWhileThreadsAndTasksReadAndWrite);
@@ -303,6 +305,46 @@ class FileTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT(channel->getEvent(patience) == &largest);
     CPPUNIT_ASSERT_MESSAGE(describe(largest.error()), !largest.error());
     CPPUNIT_ASSERT_EQUAL(std::size_t(0), largest.bytesTransferred());
+  }
+
+  // readAt() and writeAt() refuse the offsets post() refuses, on a thread
+  // and in a task, whatever the size: a 0-byte call at 2^64 - 1 used to
+  // return ok where the same event's post() was std::errc::invalid_argument.
+  void testCallsRefuseOffsetsBeyondOffTAsPostDoes() {
+    std::unique_ptr<EventChannel> channel = createChannel(1);
+    TempPath path;
+    File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
+    auto check = [&file](const std::string& where) {
+      char byte = 'x';
+      for (std::uint64_t offset : {std::uint64_t(1) << 63, ~std::uint64_t(0)}) {
+        for (std::size_t size : {std::size_t(0), std::size_t(1)}) {
+          const std::string what = where + " at " + std::to_string(offset) + ", " + std::to_string(size) + " bytes";
+          std::error_code ec;
+          CPPUNIT_ASSERT_EQUAL(std::size_t(0), file.readAt(offset, &byte, size, ec));
+          CPPUNIT_ASSERT_MESSAGE("read " + what + ": " + describe(ec), ec == std::errc::invalid_argument);
+          CPPUNIT_ASSERT_EQUAL(std::size_t(0), file.writeAt(offset, &byte, size, ec));
+          CPPUNIT_ASSERT_MESSAGE("write " + what + ": " + describe(ec), ec == std::errc::invalid_argument);
+          CPPUNIT_ASSERT_THROW(file.readAt(offset, &byte, size), SystemError);
+        }
+      }
+      std::error_code ec;
+      CPPUNIT_ASSERT_EQUAL(std::size_t(0), file.readAt(INT64_MAX, &byte, 0, ec));  // the last offset that fits
+      CPPUNIT_ASSERT_MESSAGE(where + ": " + describe(ec), !ec);
+      CPPUNIT_ASSERT_EQUAL(std::size_t(0), file.readAt(INT64_MAX, &byte, 1, ec));
+      CPPUNIT_ASSERT_MESSAGE(where + ": " + describe(ec), !ec);
+    };
+    check("on a thread");
+    std::string failure;
+    evchan::TaskHandle task = channel->spawn([&] {
+      try {
+        check("in a task");
+      } catch (const CppUnit::Exception& e) {
+        failure = e.what();
+      }
+    });
+    task.join();
+    CPPUNIT_ASSERT_MESSAGE(failure, failure.empty());
+    CPPUNIT_ASSERT_EQUAL(std::uint64_t(0), file.size());
   }
 
   void testOpenErrors() {

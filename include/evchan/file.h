@@ -78,7 +78,9 @@ class EVCHAN_API File {
 
   ///@{
   /// Reads up to `size` bytes at `offset`: fewer only at the end of the
-  /// file (0 at or beyond it, which is not an error).
+  /// file (0 at or beyond it, which is not an error).  An offset of 2^63
+  /// or above is std::errc::invalid_argument here and in writeAt(), even
+  /// for 0 bytes, as post() refuses a file event with one.
   std::size_t readAt(std::uint64_t offset, void* buffer, std::size_t size);
   std::size_t readAt(std::uint64_t offset, void* buffer, std::size_t size, std::error_code& ec) noexcept;
   ///@}

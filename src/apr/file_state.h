@@ -69,6 +69,11 @@ struct FileAccess {
   }
 };
 
+/// Whether `offset` fits off_t (and Windows' signed offsets): 2^63 and
+/// above are std::errc::invalid_argument for a File's calls and for a
+/// posted file event alike, whatever the size, on every backend.
+inline bool fileOffsetFits(std::uint64_t offset) noexcept { return offset <= static_cast<std::uint64_t>(INT64_MAX); }
+
 /// How much of a read of `size` bytes at `offset` (at most 2^63 - 1) lies
 /// below 2^63: no byte of a file lies beyond, and pread(2), io_uring and
 /// POSIX aio refuse a read reaching past it (EINVAL) where file.h promises

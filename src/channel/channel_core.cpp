@@ -10,6 +10,7 @@
 
 #include <evchan/error.h>
 
+#include "apr/file_state.h"
 #include "apr/host_lookup.h"
 #include "channel/datagram_attempts.h"
 #include "channel/descriptor_attempts.h"
@@ -49,7 +50,7 @@ std::error_code checkTransfer(const IoEvent& event, const Target& target, bool c
 template <class FileEvent>
 std::error_code checkFileTransfer(const FileEvent& event) {
   if (std::error_code ec = checkTransfer(event, event.file())) return ec;
-  if (event.offset() > static_cast<std::uint64_t>(INT64_MAX)) return std::make_error_code(std::errc::invalid_argument);
+  if (!fileOffsetFits(event.offset())) return std::make_error_code(std::errc::invalid_argument);
   return {};
 }
 

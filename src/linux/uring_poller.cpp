@@ -182,7 +182,7 @@ class UringPoller final : public Poller, public CompletionPoller {
     const std::uint64_t offset = read ? static_cast<FileReadEvent&>(event).offset()
                                       : static_cast<FileWriteEvent&>(event).offset();
     if (file == nullptr) return Errc::not_open;
-    if (offset > static_cast<std::uint64_t>(INT64_MAX)) return std::make_error_code(std::errc::invalid_argument);
+    if (!fileOffsetFits(offset)) return std::make_error_code(std::errc::invalid_argument);
     std::unique_lock<std::mutex> lock(sqMutex_);
     io_uring_sqe* sqe = sqeLocked();
     if (sqe == nullptr) return std::make_error_code(std::errc::resource_unavailable_try_again);

@@ -18,9 +18,12 @@ namespace {
 
 using detail::FileState;
 
-std::error_code checkBuffer(const FileState* state, const void* buffer, std::size_t size) {
+// What a posted FileReadEvent or FileWriteEvent is refused for, checked
+// the same way: an empty transfer too.
+std::error_code checkTransfer(const FileState* state, std::uint64_t offset, const void* buffer, std::size_t size) {
   if (state == nullptr) return Errc::not_open;
   if (buffer == nullptr && size != 0) return Errc::null_buffer;
+  if (!detail::fileOffsetFits(offset)) return std::make_error_code(std::errc::invalid_argument);
   return {};
 }
 
@@ -143,7 +146,7 @@ File File::open(const std::string& path, unsigned mode) {
 
 std::size_t File::readAt(std::uint64_t offset, void* buffer, std::size_t size, std::error_code& ec) noexcept {
   const FileCall call(state_.get());
-  if ((ec = checkBuffer(call.get(), buffer, size)) || size == 0) return 0;
+  if ((ec = checkTransfer(call.get(), offset, buffer, size)) || size == 0) return 0;
   auto* bytes = static_cast<char*>(buffer);
   if (inTask()) {
     // The channel completes it (aio), or a worker lent by the pool does.
@@ -169,7 +172,7 @@ std::size_t File::readAt(std::uint64_t offset, void* buffer, std::size_t size) {
 
 std::size_t File::writeAt(std::uint64_t offset, const void* buffer, std::size_t size, std::error_code& ec) noexcept {
   const FileCall call(state_.get());
-  if ((ec = checkBuffer(call.get(), buffer, size)) || size == 0) return 0;
+  if ((ec = checkTransfer(call.get(), offset, buffer, size)) || size == 0) return 0;
   const auto* bytes = static_cast<const char*>(buffer);
   if (inTask()) {
     FileWriteEvent write(*this, offset, buffer, size);

@@ -142,7 +142,7 @@ class AioReaper {
       control.aio_nbytes = w.size();
     }
     if (file == nullptr) return Errc::not_open;
-    if (offset > static_cast<std::uint64_t>(INT64_MAX)) return std::make_error_code(std::errc::invalid_argument);
+    if (!fileOffsetFits(offset)) return std::make_error_code(std::errc::invalid_argument);
     if (read) control.aio_nbytes = readableBelowOffTEnd(offset, control.aio_nbytes);
     control.aio_fildes = file->native;
     control.aio_offset = static_cast<off_t>(offset);

@@ -3,26 +3,19 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <climits>
 
 #include <evchan/error.h>
 
 #include "apr/file_state.h"
 
 namespace evchan::detail {
-namespace {
-
-// Offsets beyond off_t's range fail like the kernel would, not wrap.
-bool offsetFits(std::uint64_t offset) noexcept { return offset <= static_cast<std::uint64_t>(LLONG_MAX); }
-
-}  // namespace
 
 void FileState::closeBackendHandle(FileState&) noexcept {}  // no backend opens one here
 
 std::error_code readOnce(const FileState& file, std::uint64_t offset, void* buffer, std::size_t size,
                          std::size_t& done) noexcept {
   done = 0;
-  if (!offsetFits(offset)) return std::make_error_code(std::errc::invalid_argument);
+  if (!fileOffsetFits(offset)) return std::make_error_code(std::errc::invalid_argument);
   size = readableBelowOffTEnd(offset, size);
   if (size == 0) return {};  // at 2^63 - 1: beyond any file's end
   ssize_t n;
@@ -37,7 +30,7 @@ std::error_code readOnce(const FileState& file, std::uint64_t offset, void* buff
 std::error_code writeOnce(const FileState& file, std::uint64_t offset, const void* buffer, std::size_t size,
                           std::size_t& done) noexcept {
   done = 0;
-  if (!offsetFits(offset)) return std::make_error_code(std::errc::invalid_argument);
+  if (!fileOffsetFits(offset)) return std::make_error_code(std::errc::invalid_argument);
   ssize_t n;
   do {
     n = ::pwrite(file.native, buffer, size, static_cast<off_t>(offset));

@@ -21,9 +21,6 @@ OVERLAPPED at(std::uint64_t offset) noexcept {
   return overlapped;
 }
 
-// Offsets from 2^63 on are negative to Windows: refused as on POSIX.
-bool offsetFits(std::uint64_t offset) noexcept { return offset <= static_cast<std::uint64_t>(INT64_MAX); }
-
 // One call moves at most a DWORD's worth.
 DWORD chunk(std::size_t size) noexcept { return static_cast<DWORD>(std::min<std::size_t>(size, 0x7fffffffu)); }
 
@@ -32,7 +29,7 @@ DWORD chunk(std::size_t size) noexcept { return static_cast<DWORD>(std::min<std:
 std::error_code readOnce(const FileState& file, std::uint64_t offset, void* buffer, std::size_t size,
                          std::size_t& done) noexcept {
   done = 0;
-  if (!offsetFits(offset)) return std::make_error_code(std::errc::invalid_argument);
+  if (!fileOffsetFits(offset)) return std::make_error_code(std::errc::invalid_argument);
   size = readableBelowOffTEnd(offset, size);
   if (size == 0) return {};  // at 2^63 - 1: beyond any file's end
   OVERLAPPED overlapped = at(offset);
@@ -49,7 +46,7 @@ std::error_code readOnce(const FileState& file, std::uint64_t offset, void* buff
 std::error_code writeOnce(const FileState& file, std::uint64_t offset, const void* buffer, std::size_t size,
                           std::size_t& done) noexcept {
   done = 0;
-  if (!offsetFits(offset)) return std::make_error_code(std::errc::invalid_argument);
+  if (!fileOffsetFits(offset)) return std::make_error_code(std::errc::invalid_argument);
   OVERLAPPED overlapped = at(offset);
   DWORD n = 0;
   if (!WriteFile(file.native, buffer, chunk(size), &n, &overlapped)) {
