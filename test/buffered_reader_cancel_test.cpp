@@ -12,6 +12,7 @@
 #include <evchan/evchan.h>
 
 #include "support/diagnostics.h"
+#include "support/interrupted_stream.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
 #include "support/slowdown.h"
@@ -27,53 +28,8 @@ using evchan::TcpSocket;
 using evchan::test::ConnectedPair;
 using evchan::test::connectPair;
 using evchan::test::describe;
+using evchan::test::InterruptedAfterFirstRead;
 using evchan::test::Where;
-
-// What lands between two reads.
-enum class Interruption { Cancel, Close };
-
-// A TcpSocket seen through a Stream of its own that, right after its first
-// read returns, cancels or closes the socket: as another thread's cancel()
-// or close() would, landing after that read and before the reader's next.
-// Everything else is the socket's, cancellation across steps included.
-class InterruptedAfterFirstRead : public Stream {
- public:
-  InterruptedAfterFirstRead(TcpSocket& socket, Interruption interruption)
-      : socket_(socket), interruption_(interruption) {}
-
-  std::size_t readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept override {
-    return afterRead(socket_.readSome(buffer, size, ec));
-  }
-  std::size_t writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept override {
-    return socket_.writeSome(buffer, size, ec);
-  }
-  void close() noexcept override { socket_.close(); }
-  bool isOpen() const noexcept override { return socket_.isOpen(); }
-
-  int reads() const { return reads_; }
-
- protected:
-  CancelMark cancelMark(bool writing) const noexcept override { return cancelMarkOf(socket_, writing); }
-  std::size_t readSomeSince(CancelMark mark, void* buffer, std::size_t size, std::error_code& ec) noexcept override {
-    return afterRead(readSomeSinceOf(socket_, mark, buffer, size, ec));
-  }
-
- private:
-  std::size_t afterRead(std::size_t bytes) {
-    if (++reads_ == 1) {
-      if (interruption_ == Interruption::Cancel) {
-        socket_.cancel();
-      } else {
-        socket_.close();
-      }
-    }
-    return bytes;
-  }
-
-  TcpSocket& socket_;
-  Interruption interruption_;
-  int reads_ = 0;
-};
 
 // A lost cancel() or close() shows as this timeout, not as a hang.
 constexpr evchan::Duration kSocketTimeout = 2s;
@@ -97,7 +53,7 @@ class BufferedReaderCancelTest : public evchan::test::LeakCheckedFixture {
   void cancelBetweenTheReadsOfReadLineEndsIt() {
     ConnectedPair pair = connectPair();
     pair.client.setTimeout(kSocketTimeout);
-    InterruptedAfterFirstRead stream(pair.client, Interruption::Cancel);
+    InterruptedAfterFirstRead stream(pair.client, [&pair] { pair.client.cancel(); });
     BufferedReader reader(stream);
     pair.server.writeAll("half a li", 9);
     std::error_code ec;
@@ -143,7 +99,7 @@ class BufferedReaderCancelTest : public evchan::test::LeakCheckedFixture {
     ConnectedPair pair = connectPair();
     pair.client.setTimeout(kSocketTimeout);
     evchan::test::runOn(where, [&pair] {
-      InterruptedAfterFirstRead stream(pair.client, Interruption::Cancel);
+      InterruptedAfterFirstRead stream(pair.client, [&pair] { pair.client.cancel(); });
       BufferedReader reader(stream, 4);
       pair.server.writeAll("abc", 3);
       std::error_code ec;
@@ -161,7 +117,7 @@ class BufferedReaderCancelTest : public evchan::test::LeakCheckedFixture {
     ConnectedPair pair = connectPair();
     pair.client.setTimeout(kSocketTimeout);
     evchan::test::runOn(where, [&pair] {
-      InterruptedAfterFirstRead stream(pair.client, Interruption::Cancel);
+      InterruptedAfterFirstRead stream(pair.client, [&pair] { pair.client.cancel(); });
       BufferedReader reader(stream);
       pair.server.writeAll("12", 2);
       std::error_code ec;
@@ -180,7 +136,7 @@ class BufferedReaderCancelTest : public evchan::test::LeakCheckedFixture {
     ConnectedPair pair = connectPair();
     pair.client.setTimeout(kSocketTimeout);
     evchan::test::runOn(where, [&pair] {
-      InterruptedAfterFirstRead stream(pair.client, Interruption::Close);
+      InterruptedAfterFirstRead stream(pair.client, [&pair] { pair.client.close(); });
       BufferedReader reader(stream);
       pair.server.writeAll("abc", 3);
       std::error_code ec;

@@ -33,6 +33,7 @@
 #include "support/cancel_race.h"
 #include "support/diagnostics.h"
 #include "support/host_socket.h"
+#include "support/interrupted_stream.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
 #include "support/skip.h"
@@ -274,6 +275,8 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testServerAgainstOpensslClient);
   CPPUNIT_TEST(testRenegotiationIsRefused);
   CPPUNIT_TEST(testCancelBetweenTheStepsOfReadExactlyEndsIt);
+  CPPUNIT_TEST(testCloseBetweenTheReadsOfACallCancelsItOnThread);
+  CPPUNIT_TEST(testCloseBetweenTheReadsOfACallCancelsItInTask);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -1158,6 +1161,43 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
     evchan::test::joinWithin(readerTask);
     CPPUNIT_ASSERT_MESSAGE(race.wrong, race.wrong.empty());
     CPPUNIT_ASSERT_EQUAL(race.rounds, race.finished.load());
+  }
+
+  // A close() of the TlsStream that lands between two reads of one call
+  // (readExactly(), a BufferedReader's readUntil() and peek()), as another
+  // thread's would, ends the call with operation_canceled, as it does on
+  // the socket beneath; not_open is for calls begun after it.  It said
+  // not_open before.
+  void testCloseBetweenTheReadsOfACallCancelsItOnThread() { closeBetweenReads(Where::OnThread); }
+  void testCloseBetweenTheReadsOfACallCancelsItInTask() { closeBetweenReads(Where::InTask); }
+
+ private:
+  void closeBetweenReads(Where where) {
+    for (const std::string call : {"readUntil", "peek", "readExactly"}) {
+      TlsPair pair = tlsPair(clientContext(), serverContext());
+      runPair(
+          Where::OnThread, [&] { pair.client.handshake("localhost"); }, [&] { pair.server.handshake({}); });
+      runPair(
+          where,
+          [&] {
+            evchan::test::InterruptedAfterFirstRead stream(pair.client, [&pair] { pair.client.close(); });
+            evchan::BufferedReader reader(stream);
+            std::error_code ec;
+            char buffer[8];
+            if (call == "readUntil") {
+              reader.readUntil("\n", 100, ec);
+            } else if (call == "peek") {
+              reader.peek(sizeof buffer, ec);
+            } else {
+              stream.readExactly(buffer, sizeof buffer, ec);
+            }
+            CPPUNIT_ASSERT_MESSAGE(call + ": " + evchan::test::describe(ec), ec == std::errc::operation_canceled);
+            CPPUNIT_ASSERT_EQUAL(2, stream.reads());
+            stream.readExactly(buffer, 1, ec);
+            CPPUNIT_ASSERT_MESSAGE(call + ", then readExactly: " + evchan::test::describe(ec), ec == Errc::not_open);
+          },
+          [&] { pair.server.writeAll("abc", 3); });
+    }
   }
 };
 

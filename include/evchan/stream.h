@@ -29,8 +29,12 @@ namespace evchan {
 /// Errors: Errc::not_open on a closed stream, Errc::null_buffer for a null
 /// buffer with a non-zero size, Errc::end_of_stream once the peer closed
 /// its side and everything it sent was read, and what the transport
-/// reports (timed_out, connection_reset, broken_pipe, ...).  The throwing
-/// forms throw SystemError naming the operation and the peer.
+/// reports (timed_out, connection_reset, broken_pipe, ...).  A close()
+/// while a readExactly() or writeAll() (or a BufferedReader call) is under
+/// way ends it with std::errc::operation_canceled wherever it lands, in a
+/// step or between two, on every stream evchan offers: Errc::not_open is
+/// for calls begun after the close.  The throwing forms throw SystemError
+/// naming the operation and the peer.
 ///
 /// Thread safety: as the implementation documents; for TcpSocket and
 /// ShmStream one thread (or task) may read while another writes.

@@ -235,7 +235,7 @@ class EVCHAN_API CancellationShield {
 /// @code
 ///   this_task::DeadlineScope deadline(std::chrono::seconds(2));
 ///   socket.writeAll(request.data(), request.size());
-///   reader.readLine(line);   // SystemError(timed_out) 2 s after the start
+///   std::string line = reader.readLine(8192);  // SystemError(timed_out) 2 s after the start
 /// @endcode
 class EVCHAN_API DeadlineScope {
  public:

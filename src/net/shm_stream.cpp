@@ -438,13 +438,36 @@ ShmStream ShmStream::connect(const std::string& name, Duration timeout) {
   return stream;
 }
 
+// A mark is the doorbell's cancel generation plus one while the stream is
+// open, 0 once it is closed or closing (as StreamSocket's): a step of
+// readExactly(), writeAll() or a BufferedReader call that finds the
+// stream closed though it was open when the call began was ended by a
+// close(), which cancels it (operation_canceled), as it does a single
+// call; not_open is for calls begun after the close.
 Stream::CancelMark ShmStream::cancelMark(bool writing) const noexcept {
-  // Read too late to be cancelled by a close(), the mark is still safe:
-  // the call that uses it pins the stream afresh and finds it closed.
   const detail::ShmPin pin(gate_.get(), writing ? ShmLane::Write : ShmLane::Read);
-  std::error_code ignored;
-  return pin.get() != nullptr ? markOf(pin, writing, ignored) : 0;
+  if (pin.get() == nullptr) return 0;
+  std::error_code closing;
+  const CancelMark generation = markOf(pin, writing, closing);
+  return closing ? 0 : generation + 1;
 }
+
+namespace {
+
+// What a step under `mark` fails with when it finds the stream closed.
+std::error_code closedSince(Stream::CancelMark mark) noexcept {
+  return mark != 0 ? std::make_error_code(std::errc::operation_canceled) : std::error_code(Errc::not_open);
+}
+
+// The generation a step under `mark` sleeps from: the mark's, or for a
+// mark taken while the stream was closed (it was opened since, by a move
+// into it), the current one, as a call of its own.
+Stream::CancelMark generationSince(const detail::ShmPin& pin, Stream::CancelMark mark, bool writing,
+                                   std::error_code& ec) noexcept {
+  return mark != 0 ? mark - 1 : markOf(pin, writing, ec);
+}
+
+}  // namespace
 
 std::size_t ShmStream::readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept {
   const detail::ShmPin pin(gate_.get(), ShmLane::Read);
@@ -453,10 +476,15 @@ std::size_t ShmStream::readSome(void* buffer, std::size_t size, std::error_code&
   return ec ? 0 : copyFrom(*pin.get(), mark, buffer, size, ec);
 }
 
-std::size_t ShmStream::readSomeSince(CancelMark startedAt, void* buffer, std::size_t size, std::error_code& ec) noexcept {
+std::size_t ShmStream::readSomeSince(CancelMark mark, void* buffer, std::size_t size, std::error_code& ec) noexcept {
   const detail::ShmPin pin(gate_.get(), ShmLane::Read);
+  if (pin.get() == nullptr) {
+    ec = closedSince(mark);
+    return 0;
+  }
   if ((ec = checkBuffer(pin.get(), buffer, size)) || size == 0) return 0;
-  return copyFrom(*pin.get(), startedAt, buffer, size, ec);
+  const CancelMark startedAt = generationSince(pin, mark, false, ec);
+  return ec ? 0 : copyFrom(*pin.get(), startedAt, buffer, size, ec);
 }
 
 std::string ShmStream::peerName() const {
@@ -475,13 +503,15 @@ std::size_t ShmStream::writeSomeSince(CancelMark mark, const ConstBuffer* buffer
                                       std::error_code& ec) noexcept {
   const detail::ShmPin pin(gate_.get(), ShmLane::Write);
   if (pin.get() == nullptr) {
-    ec = Errc::not_open;
+    ec = closedSince(mark);
     return 0;
   }
   if ((ec = detail::checkPieces(buffers, count))) return 0;
   // As Stream's gather writeSome(): the first non-empty piece.
   for (std::size_t i = 0; i < count; ++i) {
-    if (buffers[i].size != 0) return copyTo(*pin.get(), mark, buffers[i].data, buffers[i].size, ec);
+    if (buffers[i].size == 0) continue;
+    const CancelMark startedAt = generationSince(pin, mark, true, ec);
+    return ec ? 0 : copyTo(*pin.get(), startedAt, buffers[i].data, buffers[i].size, ec);
   }
   return 0;
 }

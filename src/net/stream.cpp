@@ -13,8 +13,15 @@ namespace {
 
 // The checks readExactly/writeAll make before their first call, so that an
 // empty request on a closed stream still reports not_open.
-std::error_code checkRequest(const Stream& stream, const void* buffer, std::size_t size) {
-  if (!stream.isOpen()) return Errc::not_open;
+// What a call under `mark` checks before its first step.  A stream found
+// closed though it was open when the mark was taken (a close() since, or a
+// layered stream's step on the lower one, which its close() closed) was
+// closed during the call, and that cancels it: operation_canceled, as the
+// steps themselves say; not_open is for calls begun after the close.
+std::error_code checkRequest(const Stream& stream, Stream::CancelMark mark, const void* buffer, std::size_t size) {
+  if (!stream.isOpen()) {
+    return mark != 0 ? std::make_error_code(std::errc::operation_canceled) : std::error_code(Errc::not_open);
+  }
   if (buffer == nullptr && size != 0) return Errc::null_buffer;
   return {};
 }
@@ -48,8 +55,9 @@ constexpr std::size_t kResumeWindow = 16;
 // Repeats `some(at, left, ec)` (a readSome or writeSome) until `size`
 // bytes are done or it fails; returns the bytes done either way.
 template <class Byte, class Some>
-std::size_t untilDone(const Stream& stream, Byte* buffer, std::size_t size, std::error_code& ec, Some some) {
-  if ((ec = checkRequest(stream, buffer, size))) return 0;
+std::size_t untilDone(const Stream& stream, Stream::CancelMark mark, Byte* buffer, std::size_t size, std::error_code& ec,
+                      Some some) {
+  if ((ec = checkRequest(stream, mark, buffer, size))) return 0;
   std::size_t done = 0;
   while (done < size) {
     done += some(buffer + done, size - done, ec);
@@ -93,7 +101,7 @@ std::size_t Stream::writeSomeSince(CancelMark, const ConstBuffer* buffers, std::
 
 std::size_t Stream::readExactly(void* buffer, std::size_t size, std::error_code& ec) noexcept {
   const CancelMark mark = cancelMark(false);
-  return untilDone(*this, static_cast<char*>(buffer), size, ec, [this, mark](char* at, std::size_t left, std::error_code& e) {
+  return untilDone(*this, mark, static_cast<char*>(buffer), size, ec, [this, mark](char* at, std::size_t left, std::error_code& e) {
     return readSomeSince(mark, at, left, e);
   });
 }
@@ -117,7 +125,7 @@ std::size_t Stream::readSomeSinceOf(Stream& lower, CancelMark mark, void* buffer
 
 std::size_t Stream::writeAllSinceOf(Stream& lower, CancelMark mark, const void* buffer, std::size_t size,
                                     std::error_code& ec) noexcept {
-  return untilDone(lower, static_cast<const char*>(buffer), size, ec,
+  return untilDone(lower, mark, static_cast<const char*>(buffer), size, ec,
                    [&lower, mark](const char* at, std::size_t left, std::error_code& e) {
                      const ConstBuffer piece{at, left};
                      return lower.writeSomeSince(mark, &piece, 1, e);

@@ -58,9 +58,14 @@ class Claim {
 
 // The checks a read or a write makes before it claims its direction, in
 // the order the header documents their errors: an open stream, a buffer
-// (unless there is nothing to move), a finished handshake.
-std::error_code transferError(bool open, const TlsSession* session, const void* buffer, std::size_t size) noexcept {
-  if (!open) return Errc::not_open;
+// (unless there is nothing to move), a finished handshake.  A step of a
+// call that began under `mark` (the lower stream's, 0 once it is closed)
+// and finds the stream closed was ended by a close(), which cancels it
+// (operation_canceled), as the lower stream's own steps say; not_open is
+// for calls begun after the close.
+std::error_code transferError(bool open, Stream::CancelMark mark, const TlsSession* session, const void* buffer,
+                              std::size_t size) noexcept {
+  if (!open) return mark != 0 ? std::make_error_code(std::errc::operation_canceled) : std::error_code(Errc::not_open);
   if (buffer == nullptr && size != 0) return Errc::null_buffer;
   if (size != 0 && !session->handshaken.load(std::memory_order_acquire)) {
     return makeTlsError(TlsErrc::not_handshaken);
@@ -386,7 +391,7 @@ std::size_t TlsStream::readSome(void* buffer, std::size_t size, std::error_code&
 }
 
 std::size_t TlsStream::readSomeSince(CancelMark mark, void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  if ((ec = transferError(isOpen(), session_.get(), buffer, size)) || size == 0) return 0;
+  if ((ec = transferError(isOpen(), mark, session_.get(), buffer, size)) || size == 0) return 0;
   TlsSession& s = *session_;
   Claim reading(s.reading);
   if (!reading.held()) {
@@ -467,7 +472,7 @@ std::size_t TlsStream::writeSomeSince(CancelMark mark, const ConstBuffer* buffer
 }
 
 std::size_t TlsStream::writeBuffer(CancelMark mark, const void* buffer, std::size_t size, std::error_code& ec) noexcept {
-  if ((ec = transferError(isOpen(), session_.get(), buffer, size)) || size == 0) return 0;
+  if ((ec = transferError(isOpen(), mark, session_.get(), buffer, size)) || size == 0) return 0;
   TlsSession& s = *session_;
   Claim writing(s.writing);
   if (!writing.held()) {

@@ -25,6 +25,7 @@
 #include <evchan/task.h>
 
 #include "support/diagnostics.h"
+#include "support/interrupted_stream.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
 #include "support/named_suite.h"
@@ -199,6 +200,9 @@ class StreamSuite : public LeakCheckedFixture {
   CPPUNIT_TEST(testPartialGatherResumesMidPieceOnThreads);
   CPPUNIT_TEST(testPartialGatherResumesMidPieceInTasks);
   CPPUNIT_TEST(testGatherOfMorePiecesThanIovMax);
+  CPPUNIT_TEST(testCloseBetweenTheReadsOfACallCancelsItOnThreads);
+  CPPUNIT_TEST(testCloseBetweenTheReadsOfACallCancelsItInTasks);
+  CPPUNIT_TEST(testCloseAsACallBeginsCancelsIt);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -247,6 +251,27 @@ class StreamSuite : public LeakCheckedFixture {
       CPPUNIT_FAIL("writeAll on a closed stream did not throw");
     } catch (const SystemError& e) {
       CPPUNIT_ASSERT(e.code() == Errc::not_open);
+    }
+  }
+
+  void testCloseBetweenTheReadsOfACallCancelsItOnThreads() { closeBetweenReads(Where::OnThread); }
+  void testCloseBetweenTheReadsOfACallCancelsItInTasks() { closeBetweenReads(Where::InTask); }
+
+  // A close() right after readExactly() or writeAll() took its mark,
+  // before its first step, also came during the call: operation_canceled.
+  void testCloseAsACallBeginsCancelsIt() {
+    for (const char* call : {"readExactly", "writeAll"}) {
+      StreamPair pair = Factory::make();
+      ClosedWhenMarked stream(*pair.client);
+      char buffer[4] = {};
+      std::error_code ec;
+      if (std::string(call) == "readExactly") {
+        stream.readExactly(buffer, sizeof buffer, ec);
+      } else {
+        stream.writeAll(buffer, sizeof buffer, ec);
+      }
+      CPPUNIT_ASSERT_MESSAGE(std::string(call) + ": " + describe(ec), ec == std::errc::operation_canceled);
+      CPPUNIT_ASSERT(!pair.client->isOpen());
     }
   }
 
@@ -485,6 +510,34 @@ class StreamSuite : public LeakCheckedFixture {
         [&] { received = readAndChecksum(*pair.server, total); });
     CPPUNIT_ASSERT_EQUAL(total - first, wrote);
     CPPUNIT_ASSERT_EQUAL(checksum(kChecksumSeed, bytes.data(), total), received);
+  }
+
+  // A close() that lands between two reads of one call (readUntil(),
+  // peek(), readExactly()), as another thread's would, ends the call with
+  // operation_canceled, as it ends a single read under way; not_open is
+  // for calls begun after the close.  ShmStream said not_open before.
+  void closeBetweenReads(Where where) {
+    for (const char* call : {"readUntil", "peek", "readExactly"}) {
+      StreamPair pair = Factory::make();
+      runOn(where, [&pair, call] {
+        InterruptedAfterFirstRead stream(*pair.client, [&pair] { pair.client->close(); });
+        pair.server->writeAll("abc", 3);
+        std::error_code ec;
+        BufferedReader reader(stream);
+        char buffer[8];
+        if (std::string(call) == "readUntil") {
+          reader.readUntil("\n", 100, ec);
+        } else if (std::string(call) == "peek") {
+          reader.peek(sizeof buffer, ec);
+        } else {
+          stream.readExactly(buffer, sizeof buffer, ec);
+        }
+        CPPUNIT_ASSERT_MESSAGE(std::string(call) + ": " + describe(ec), ec == std::errc::operation_canceled);
+        CPPUNIT_ASSERT_EQUAL(2, stream.reads());
+        stream.readExactly(buffer, 1, ec);
+        CPPUNIT_ASSERT_MESSAGE(std::string(call) + ", then readExactly: " + describe(ec), ec == Errc::not_open);
+      });
+    }
   }
 
   // Each side writes a seeded sequence of records while reading the other
