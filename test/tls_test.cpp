@@ -277,6 +277,7 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testCancelBetweenTheStepsOfReadExactlyEndsIt);
   CPPUNIT_TEST(testCloseBetweenTheReadsOfACallCancelsItOnThread);
   CPPUNIT_TEST(testCloseBetweenTheReadsOfACallCancelsItInTask);
+  CPPUNIT_TEST(testTcpLowerLayerGetsNoDelay);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -1170,6 +1171,22 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
   // not_open before.
   void testCloseBetweenTheReadsOfACallCancelsItOnThread() { closeBetweenReads(Where::OnThread); }
   void testCloseBetweenTheReadsOfACallCancelsItInTask() { closeBetweenReads(Where::InTask); }
+
+  // Records go out whole: a TcpSocket under TLS gets TCP_NODELAY, so that
+  // a server's first message after a TLS 1.3 handshake is not held back
+  // until the client acknowledges the session tickets (by its delayed ACK:
+  // 40 ms on Linux, before).  lowerLayer() can turn it off again.
+  void testTcpLowerLayerGetsNoDelay() {
+    using evchan::test::HostSocketOption;
+    using evchan::test::readHostSocketOption;
+    ConnectedPair pair = connectPair();
+    CPPUNIT_ASSERT_EQUAL(0, readHostSocketOption(pair.server, HostSocketOption::noDelay));
+    TlsStream server(serverContext(), std::make_unique<TcpSocket>(std::move(pair.server)));
+    auto& socket = static_cast<TcpSocket&>(server.lowerLayer());
+    CPPUNIT_ASSERT_EQUAL(1, readHostSocketOption(socket, HostSocketOption::noDelay));
+    socket.setNoDelay(false);
+    CPPUNIT_ASSERT_EQUAL(0, readHostSocketOption(socket, HostSocketOption::noDelay));
+  }
 
  private:
   void closeBetweenReads(Where where) {

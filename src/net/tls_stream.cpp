@@ -17,6 +17,7 @@
 
 #include <evchan/error.h>
 #include <evchan/system_error.h>
+#include <evchan/tcp_socket.h>
 #include <evchan/tls_stream.h>
 
 #include "net/pieces.h"
@@ -250,6 +251,15 @@ TlsStream::TlsStream() noexcept = default;
 
 TlsStream::TlsStream(const TlsContext& context, std::unique_ptr<Stream> lower) noexcept : lower_(std::move(lower)) {
   if (!lower_ || !context.state_) return;
+  // Each record goes out whole, in one writeAll(): Nagle's algorithm only
+  // holds a small one back until what went before is acknowledged.  After
+  // a TLS 1.3 handshake that is the server's session tickets, which a
+  // client acknowledges only when it sends or its delayed-ACK timer fires:
+  // a server speaking first waited 40 ms (Linux) for its first message.
+  if (auto* tcp = dynamic_cast<TcpSocket*>(lower_.get())) {
+    std::error_code ignored;  // a socket closed already fails every call later
+    tcp->setNoDelay(true, ignored);
+  }
   try {
     session_ = std::make_unique<TlsSession>();
   } catch (const std::bad_alloc&) {
