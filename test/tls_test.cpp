@@ -33,12 +33,12 @@
 #include "support/cancel_race.h"
 #include "support/diagnostics.h"
 #include "support/host_socket.h"
-#include "support/interrupted_stream.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
 #include "support/skip.h"
 #include "support/posix/openssl_child.h"
 #include "support/slowdown.h"
+#include "support/stream_suite.h"
 #include "support/waiting.h"
 
 
@@ -1195,25 +1195,7 @@ class TlsTest : public evchan::test::LeakCheckedFixture {
       runPair(
           Where::OnThread, [&] { pair.client.handshake("localhost"); }, [&] { pair.server.handshake({}); });
       runPair(
-          where,
-          [&] {
-            evchan::test::InterruptedAfterFirstRead stream(pair.client, [&pair] { pair.client.close(); });
-            evchan::BufferedReader reader(stream);
-            std::error_code ec;
-            char buffer[8];
-            if (call == "readUntil") {
-              reader.readUntil("\n", 100, ec);
-            } else if (call == "peek") {
-              reader.peek(sizeof buffer, ec);
-            } else {
-              stream.readExactly(buffer, sizeof buffer, ec);
-            }
-            CPPUNIT_ASSERT_MESSAGE(call + ": " + evchan::test::describe(ec), ec == std::errc::operation_canceled);
-            CPPUNIT_ASSERT_EQUAL(2, stream.reads());
-            stream.readExactly(buffer, 1, ec);
-            CPPUNIT_ASSERT_MESSAGE(call + ", then readExactly: " + evchan::test::describe(ec), ec == Errc::not_open);
-          },
-          [&] { pair.server.writeAll("abc", 3); });
+          where, [&] { evchan::test::checkCloseBetweenReadsCancels(pair.client, pair.server, call); }, [] {});
     }
   }
 };

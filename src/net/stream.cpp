@@ -11,13 +11,13 @@
 namespace evchan {
 namespace {
 
-// The checks readExactly/writeAll make before their first call, so that an
-// empty request on a closed stream still reports not_open.
-// What a call under `mark` checks before its first step.  A stream found
-// closed though it was open when the mark was taken (a close() since, or a
-// layered stream's step on the lower one, which its close() closed) was
-// closed during the call, and that cancels it: operation_canceled, as the
-// steps themselves say; not_open is for calls begun after the close.
+// The checks readExactly/writeAll make before their first step, so that an
+// empty request on a closed stream still reports not_open.  A stream found
+// closed though it was open when the call took its `mark` (a close() since,
+// or, for a layered stream's writeAll() on the lower one, the close() that
+// closed both) was closed during the call, and that cancels it:
+// operation_canceled, as the steps themselves say; not_open is for calls
+// begun after the close.
 std::error_code checkRequest(const Stream& stream, Stream::CancelMark mark, const void* buffer, std::size_t size) {
   if (!stream.isOpen()) {
     return mark != 0 ? std::make_error_code(std::errc::operation_canceled) : std::error_code(Errc::not_open);

@@ -71,6 +71,30 @@ inline void runOn(Where where, const std::function<void()>& scenario) {
   joinWithin(task, std::chrono::seconds(60));
 }
 
+/// A close() that lands between two reads of one call on `client`
+/// (`call`: "readUntil", "peek" or "readExactly"), as another thread's
+/// would, after `server` sent the first part of a message: the call ends
+/// with operation_canceled, as a close() ends a single read under way, and
+/// a call begun after the close with not_open.
+inline void checkCloseBetweenReadsCancels(Stream& client, Stream& server, const std::string& call) {
+  InterruptedAfterFirstRead stream(client, [&client] { client.close(); });
+  server.writeAll("abc", 3);
+  std::error_code ec;
+  BufferedReader reader(stream);
+  char buffer[8];
+  if (call == "readUntil") {
+    reader.readUntil("\n", 100, ec);
+  } else if (call == "peek") {
+    reader.peek(sizeof buffer, ec);
+  } else {
+    stream.readExactly(buffer, sizeof buffer, ec);
+  }
+  CPPUNIT_ASSERT_MESSAGE(call + ": " + describe(ec), ec == std::errc::operation_canceled);
+  CPPUNIT_ASSERT_EQUAL(2, stream.reads());
+  stream.readExactly(buffer, 1, ec);
+  CPPUNIT_ASSERT_MESSAGE(call + ", then readExactly: " + describe(ec), ec == Errc::not_open);
+}
+
 /// Runs `first` and `second` at once: on two plain threads, or as two
 /// tasks of a channel with ONE worker and no stuck-worker monitor, so
 /// that a wait which blocked the worker instead of suspending its task
@@ -512,31 +536,11 @@ class StreamSuite : public LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(checksum(kChecksumSeed, bytes.data(), total), received);
   }
 
-  // A close() that lands between two reads of one call (readUntil(),
-  // peek(), readExactly()), as another thread's would, ends the call with
-  // operation_canceled, as it ends a single read under way; not_open is
-  // for calls begun after the close.  ShmStream said not_open before.
+  // ShmStream said not_open before (see checkCloseBetweenReadsCancels()).
   void closeBetweenReads(Where where) {
     for (const char* call : {"readUntil", "peek", "readExactly"}) {
       StreamPair pair = Factory::make();
-      runOn(where, [&pair, call] {
-        InterruptedAfterFirstRead stream(*pair.client, [&pair] { pair.client->close(); });
-        pair.server->writeAll("abc", 3);
-        std::error_code ec;
-        BufferedReader reader(stream);
-        char buffer[8];
-        if (std::string(call) == "readUntil") {
-          reader.readUntil("\n", 100, ec);
-        } else if (std::string(call) == "peek") {
-          reader.peek(sizeof buffer, ec);
-        } else {
-          stream.readExactly(buffer, sizeof buffer, ec);
-        }
-        CPPUNIT_ASSERT_MESSAGE(std::string(call) + ": " + describe(ec), ec == std::errc::operation_canceled);
-        CPPUNIT_ASSERT_EQUAL(2, stream.reads());
-        stream.readExactly(buffer, 1, ec);
-        CPPUNIT_ASSERT_MESSAGE(std::string(call) + ", then readExactly: " + describe(ec), ec == Errc::not_open);
-      });
+      runOn(where, [&pair, call] { checkCloseBetweenReadsCancels(*pair.client, *pair.server, call); });
     }
   }
 
