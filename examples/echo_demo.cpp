@@ -2,8 +2,9 @@
 // echo_demo: an echo server on an EventChannel on a free loopback port, and
 // clients that push a known byte stream through it and verify every byte.
 //
-//   echo_demo [--model tasks|events] [--backend epoll|io_uring|poll|select|apr_pollset|aio]
-//             [--connections N] [--megabytes M]
+//   echo_demo [--model tasks|events]
+//             [--backend default|epoll|io_uring|poll|select|apr_pollset|aio]
+//             [--connections N] [--megabytes M-per-connection]
 //
 // --model tasks (the default): one task per connection on both sides,
 // written with plain blocking-looking calls (accept, readSome, writeAll),
@@ -16,7 +17,7 @@
 // was echoed until then.
 //
 // Exits 0 when every byte came back intact (stopped early or not), 1 on a
-// mismatch or error.
+// mismatch or error, 2 on a bad option (with the usage line).
 #include <evchan/evchan.h>
 
 #include <algorithm>

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// The whole public API of evchan in one include.
+// The whole portable public API of evchan in one include: the same on every
+// platform.  The platform-only headers are included on their own:
+// <evchan/unix_socket.h> and <evchan/descriptor_events.h> (POSIX),
+// <evchan/shm_stream.h> (Linux).
 #ifndef EVCHAN_EVCHAN_H
 #define EVCHAN_EVCHAN_H
 

@@ -323,7 +323,8 @@ class EVCHAN_API EventChannel {
                       options);
   }
 
-  /// The backend in use: "epoll", "io_uring", "poll", "select" or "apr_pollset".
+  /// The backend in use: "epoll", "io_uring", "poll", "select", "apr_pollset",
+  /// "aio" or "iocp".
   const char* backendName() const noexcept;
   /// A snapshot of the thread pool's counters; they may change as soon
   /// as it returns.
