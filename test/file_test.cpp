@@ -330,18 +330,23 @@ class FileTest : public evchan::test::LeakCheckedFixture {
       std::error_code ec;
       CPPUNIT_ASSERT_EQUAL(std::size_t(0), file.readAt(INT64_MAX, &byte, 0, ec));  // the last offset that fits
       CPPUNIT_ASSERT_MESSAGE(where + ": " + describe(ec), !ec);
-      CPPUNIT_ASSERT_EQUAL(std::size_t(0), file.readAt(INT64_MAX, &byte, 1, ec));
+      CPPUNIT_ASSERT_EQUAL(std::size_t(0), file.readAt(std::uint64_t(1) << 62, &byte, 1, ec));  // far beyond the end
       CPPUNIT_ASSERT_MESSAGE(where + ": " + describe(ec), !ec);
     };
     check("on a thread");
     std::string failure;
-    evchan::TaskHandle task = channel->spawn([&] {
-      try {
-        check("in a task");
-      } catch (const CppUnit::Exception& e) {
-        failure = e.what();
-      }
-    });
+    std::error_code ec;
+    evchan::TaskHandle task = channel->spawn(
+        [&] {
+          try {
+            check("in a task");
+          } catch (const CppUnit::Exception& e) {
+            failure = e.what();
+          }
+        },
+        evchan::TaskOptions(), ec);
+    if (ec == std::errc::function_not_supported) EVCHAN_SKIP("on a thread: passed; in a task: this build has no tasks");
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), !ec);
     task.join();
     CPPUNIT_ASSERT_MESSAGE(failure, failure.empty());
     CPPUNIT_ASSERT_EQUAL(std::uint64_t(0), file.size());
