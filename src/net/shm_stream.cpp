@@ -21,6 +21,7 @@
 #include "linux/shm_connection.h"
 #include "linux/unix_peer.h"
 #include "posix/unix_socket.h"
+#include "net/closed_under_mark.h"
 #include "net/pieces.h"
 #include "net/shm_gate.h"
 #include "net/socket_call.h"
@@ -454,11 +455,6 @@ Stream::CancelMark ShmStream::cancelMark(bool writing) const noexcept {
 
 namespace {
 
-// What a step under `mark` fails with when it finds the stream closed.
-std::error_code closedSince(Stream::CancelMark mark) noexcept {
-  return mark != 0 ? std::make_error_code(std::errc::operation_canceled) : std::error_code(Errc::not_open);
-}
-
 // The generation a step under `mark` sleeps from: the mark's, or for a
 // mark taken while the stream was closed (it was opened since, by a move
 // into it), the current one, as a call of its own.
@@ -479,7 +475,7 @@ std::size_t ShmStream::readSome(void* buffer, std::size_t size, std::error_code&
 std::size_t ShmStream::readSomeSince(CancelMark mark, void* buffer, std::size_t size, std::error_code& ec) noexcept {
   const detail::ShmPin pin(gate_.get(), ShmLane::Read);
   if (pin.get() == nullptr) {
-    ec = closedSince(mark);
+    ec = detail::closedUnderMark(mark);
     return 0;
   }
   if ((ec = checkBuffer(pin.get(), buffer, size)) || size == 0) return 0;
@@ -503,7 +499,7 @@ std::size_t ShmStream::writeSomeSince(CancelMark mark, const ConstBuffer* buffer
                                       std::error_code& ec) noexcept {
   const detail::ShmPin pin(gate_.get(), ShmLane::Write);
   if (pin.get() == nullptr) {
-    ec = closedSince(mark);
+    ec = detail::closedUnderMark(mark);
     return 0;
   }
   if ((ec = detail::checkPieces(buffers, count))) return 0;

@@ -6,22 +6,18 @@
 #include <evchan/stream.h>
 #include <evchan/system_error.h>
 
+#include "net/closed_under_mark.h"
 #include "net/pieces.h"
 
 namespace evchan {
 namespace {
 
 // The checks readExactly/writeAll make before their first step, so that an
-// empty request on a closed stream still reports not_open.  A stream found
-// closed though it was open when the call took its `mark` (a close() since,
-// or, for a layered stream's writeAll() on the lower one, the close() that
-// closed both) was closed during the call, and that cancels it:
-// operation_canceled, as the steps themselves say; not_open is for calls
-// begun after the close.
+// empty request on a closed stream still reports not_open.  A close() since
+// the call took its `mark` (or, for a layered stream's writeAll() on the
+// lower one, the close() that closed both) came during the call.
 std::error_code checkRequest(const Stream& stream, Stream::CancelMark mark, const void* buffer, std::size_t size) {
-  if (!stream.isOpen()) {
-    return mark != 0 ? std::make_error_code(std::errc::operation_canceled) : std::error_code(Errc::not_open);
-  }
+  if (!stream.isOpen()) return detail::closedUnderMark(mark);
   if (buffer == nullptr && size != 0) return Errc::null_buffer;
   return {};
 }

@@ -10,6 +10,7 @@
 
 #include "apr/socket_io.h"
 #include "apr/socket_state.h"
+#include "net/closed_under_mark.h"
 #include "net/pieces.h"
 #include "net/socket_call.h"
 #include "poller/event_access.h"
@@ -110,7 +111,7 @@ std::uint64_t generationOfMark(Stream::CancelMark mark) noexcept { return mark =
 
 bool closedSinceMark(const detail::SocketCall& call, Stream::CancelMark mark, std::error_code& ec) noexcept {
   if (call.state() != nullptr || mark == 0) return false;
-  ec = std::make_error_code(std::errc::operation_canceled);
+  ec = detail::closedUnderMark(mark);
   return true;
 }
 

@@ -20,6 +20,7 @@
 #include <evchan/tcp_socket.h>
 #include <evchan/tls_stream.h>
 
+#include "net/closed_under_mark.h"
 #include "net/pieces.h"
 #include "net/tls_state.h"
 
@@ -59,14 +60,11 @@ class Claim {
 
 // The checks a read or a write makes before it claims its direction, in
 // the order the header documents their errors: an open stream, a buffer
-// (unless there is nothing to move), a finished handshake.  A step of a
-// call that began under `mark` (the lower stream's, 0 once it is closed)
-// and finds the stream closed was ended by a close(), which cancels it
-// (operation_canceled), as the lower stream's own steps say; not_open is
-// for calls begun after the close.
+// (unless there is nothing to move), a finished handshake.  `mark` is the
+// lower stream's, taken when the call began.
 std::error_code transferError(bool open, Stream::CancelMark mark, const TlsSession* session, const void* buffer,
                               std::size_t size) noexcept {
-  if (!open) return mark != 0 ? std::make_error_code(std::errc::operation_canceled) : std::error_code(Errc::not_open);
+  if (!open) return detail::closedUnderMark(mark);
   if (buffer == nullptr && size != 0) return Errc::null_buffer;
   if (size != 0 && !session->handshaken.load(std::memory_order_acquire)) {
     return makeTlsError(TlsErrc::not_handshaken);
