@@ -12,7 +12,9 @@
 // and close() from another thread; BufferedReader's delimiters split across
 // records, over-long lines, a long line read in few reads and a stream
 // ending mid-line; many short-lived
-// connections with every kind of ending, no descriptor left behind.
+// connections with every kind of ending, no descriptor left behind; every
+// call made with an error that other code left in the thread's OpenSSL
+// error queue.
 // The misbehaving peers are OpenSSL itself on memory BIOs driven over a
 // real socket, or raw bytes on one; certificates are made in memory, and
 // the one case that needs the `openssl` command is skipped without it.
@@ -230,6 +232,7 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testKeyUpdateAnsweredWhileWriterTaskWaitsForPeer);
   CPPUNIT_TEST(testReaderNeverWritesForAKeyUpdate);
   CPPUNIT_TEST(testKeyUpdateAnswersPilingUpAreSentByTheReader);
+  CPPUNIT_TEST(testErrorsLeftInTheThreadsQueueDoNotFailCalls);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -963,6 +966,58 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
     const int readerWrites = gate.writes() - writesBefore;
     CPPUNIT_ASSERT_MESSAGE(std::to_string(readerWrites) + " writes", readerWrites >= 1 && readerWrites <= 2);
     connection.clientWritesAndServerReads("still in step");
+  }
+
+  // ---------------------------------------------------------- error queue
+  // OpenSSL tells what a call did through its thread's error queue, which
+  // the program's own OpenSSL calls share: an error they left there must
+  // not turn a handshake, a read that waits, a write or a shutdown into a
+  // failure (SSL_get_error() would report SSL_ERROR_SSL for a read that
+  // only has to wait).  Each call here runs with such an error queued.
+  void testErrorsLeftInTheThreadsQueueDoNotFailCalls() {
+    auto leaveAnError = [] {
+      ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);
+      return ERR_peek_error() != 0;
+    };
+    TlsPair pair = tlsPair();
+    std::error_code serverError;
+    std::string echoed;
+    bool serverQueued = true;
+    std::thread server([&] {
+      char buffer[5];
+      serverQueued = leaveAnError();
+      pair.server.handshake({}, serverError);
+      if (serverError) return;
+      serverQueued = serverQueued && leaveAnError();
+      pair.server.readExactly(buffer, sizeof buffer, serverError);  // waits for the client
+      if (serverError) return;
+      serverQueued = serverQueued && leaveAnError();
+      pair.server.writeAll(buffer, sizeof buffer, serverError);
+    });
+    std::error_code ec;
+    CPPUNIT_ASSERT(leaveAnError());
+    pair.client.handshake("localhost", ec);
+    ASSERT_NO_ERROR(ec);
+    std::this_thread::sleep_for(20ms);  // the server's read waits for data first
+    CPPUNIT_ASSERT(leaveAnError());
+    pair.client.writeAll("hello", 5, ec);
+    ASSERT_NO_ERROR(ec);
+    echoed.resize(5);
+    CPPUNIT_ASSERT(leaveAnError());
+    pair.client.readExactly(&echoed[0], echoed.size(), ec);
+    server.join();
+    ASSERT_NO_ERROR(ec);
+    ASSERT_NO_ERROR(serverError);
+    CPPUNIT_ASSERT(serverQueued);
+    CPPUNIT_ASSERT_EQUAL(std::string("hello"), echoed);
+    CPPUNIT_ASSERT(leaveAnError());
+    pair.client.shutdown(ec);
+    ASSERT_NO_ERROR(ec);
+    char rest;
+    CPPUNIT_ASSERT(leaveAnError());
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.server.readSome(&rest, 1, ec));
+    ASSERT_ERROR(Errc::end_of_stream, ec);
+    CPPUNIT_ASSERT_EQUAL(0UL, ERR_peek_error());
   }
 
   // ---------------------------------------------------------- leaks

@@ -37,6 +37,9 @@ struct TlsSession;
 /// close_notify came; a peer that closes without it makes the read fail
 /// with TlsErrc::truncated.  The throwing forms throw SystemError naming the
 /// operation ("tls handshake", "read", ...) and the lower stream's peer.
+/// OpenSSL reports what a call did through the calling thread's error
+/// queue: each call first empties it of what other code left there, so
+/// that an error left over cannot turn the call into a failure.
 /// A write, shutdown() or handshake flight that the lower stream ends
 /// part-way (its timeout, its cancel(), an error) reports that error, and
 /// leaves TLS records half sent that can be neither dropped nor sent

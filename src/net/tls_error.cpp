@@ -107,10 +107,14 @@ std::error_code makeTlsError(TlsErrc e) noexcept { return {static_cast<int>(e), 
 
 namespace detail {
 
+void clearTlsErrorQueue() noexcept {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 std::error_code tlsErrorFromQueue(const SSL* ssl, bool duringHandshake, std::error_code fallback) {
   const unsigned long error = ERR_peek_error();
-  ERR_clear_error();
   if (error == 0) return fallback;
+  ERR_clear_error();
   if (ERR_SYSTEM_ERROR(error)) return {static_cast<int>(ERR_GET_REASON(error)), std::generic_category()};
   const int library = ERR_GET_LIB(error);
   const int reason = ERR_GET_REASON(error);

@@ -208,7 +208,7 @@ void sendLeftOutput(TlsSession& s, const LowerCalls& lower, std::error_code& ec)
 bool isIpAddress(const std::string& name) {
   ASN1_OCTET_STRING* ip = a2i_IPADDRESS(name.c_str());
   if (ip == nullptr) {
-    ERR_clear_error();
+    detail::clearTlsErrorQueue();
     return false;
   }
   ASN1_OCTET_STRING_free(ip);
@@ -265,7 +265,7 @@ TlsStream::TlsStream(const TlsContext& context, std::unique_ptr<Stream> lower) n
   }
   TlsSession& s = *session_;
   s.context = context.state_;
-  ERR_clear_error();
+  detail::clearTlsErrorQueue();
   s.ssl = SSL_new(s.context->ctx);
   s.in = BIO_new(BIO_s_mem());
   s.out = BIO_new(BIO_s_mem());
@@ -359,7 +359,7 @@ void TlsStream::handshake(const std::string& serverName, std::error_code& ec) no
     bool pending;
     {
       std::lock_guard<std::mutex> lock(s.sslLock);
-      ERR_clear_error();
+      detail::clearTlsErrorQueue();
       result = SSL_do_handshake(s.ssl);
       if (result != 1) {
         error = SSL_get_error(s.ssl, result);
@@ -418,7 +418,7 @@ std::size_t TlsStream::readSomeSince(CancelMark mark, void* buffer, std::size_t 
     bool tls13;
     {
       std::lock_guard<std::mutex> lock(s.sslLock);
-      ERR_clear_error();
+      detail::clearTlsErrorQueue();
       result = SSL_read(s.ssl, buffer, want);
       if (result <= 0) {
         error = SSL_get_error(s.ssl, result);
@@ -495,7 +495,7 @@ std::size_t TlsStream::writeBuffer(CancelMark mark, const void* buffer, std::siz
     bool drained;
     {
       std::lock_guard<std::mutex> lock(s.sslLock);
-      ERR_clear_error();
+      detail::clearTlsErrorQueue();
       result = SSL_write(s.ssl, buffer, chunk);
       if (result <= 0) {
         failure = detail::tlsErrorFromQueue(s.ssl, false, std::make_error_code(std::errc::protocol_error));
@@ -545,7 +545,7 @@ void TlsStream::shutdown(std::error_code& ec) noexcept {
     bool drained;
     {
       std::lock_guard<std::mutex> lock(s.sslLock);
-      ERR_clear_error();
+      detail::clearTlsErrorQueue();
       // 0: close_notify sent, the peer's not yet seen; 1: both; <0: error.
       // Sent once: a second call has nothing to send.
       if ((SSL_get_shutdown(s.ssl) & SSL_SENT_SHUTDOWN) == 0 && SSL_shutdown(s.ssl) < 0) {
@@ -594,7 +594,7 @@ std::string TlsStream::peerCertificateSubject() const {
   std::unique_ptr<X509, decltype(&X509_free)> owned(certificate, &X509_free);
   std::unique_ptr<BIO, decltype(&BIO_free)> text(BIO_new(BIO_s_mem()), &BIO_free);
   if (!text || X509_NAME_print_ex(text.get(), X509_get_subject_name(certificate), 0, XN_FLAG_RFC2253) < 0) {
-    ERR_clear_error();
+    detail::clearTlsErrorQueue();
     return {};
   }
   char* data = nullptr;
