@@ -18,6 +18,8 @@
 #include <evchan/mutex.h>
 #include <evchan/tls_context.h>
 
+#include "net/tls_bio.h"
+
 namespace evchan::detail {
 
 /// A TlsContext's shared state: the SSL_CTX and the session cache.
@@ -47,8 +49,9 @@ struct TlsContextState {
   std::unordered_map<std::string, std::vector<unsigned char>> sessions;  // i2d_SSL_SESSION form
 };
 
-/// A TlsStream's TLS state.  `sslLock` guards the SSL object and its two
-/// memory BIOs and is never held while waiting on the lower stream;
+/// A TlsStream's TLS state.  `sslLock` guards the SSL object and the
+/// bytes its two BIOs read and write (`received`, `made`), and is never
+/// held while waiting on the lower stream;
 /// `outputLock` (task-aware: held across the lower stream's writeAll)
 /// keeps the records of both directions in order on the wire.  A reader
 /// never waits for `outputLock`: what reading made OpenSSL write (a key
@@ -62,8 +65,8 @@ struct TlsSession {
 
   std::shared_ptr<TlsContextState> context;
   SSL* ssl = nullptr;
-  BIO* in = nullptr;   // records read from the lower stream, owned by ssl
-  BIO* out = nullptr;  // records to write to the lower stream, owned by ssl
+  BIO* in = nullptr;   // reads `received`, owned by ssl
+  BIO* out = nullptr;  // writes to `made`, owned by ssl
   std::error_code setupError;
   std::string sessionKey;  // the client's session cache key
 
@@ -77,11 +80,13 @@ struct TlsSession {
   // records OpenSSL had made: they can be neither dropped nor sent again,
   // so nothing more may go out.
   std::atomic<bool> outputBroken{false};
-  // Set under sslLock when a read left records in `out`, cleared under
+  // Set under sslLock when a read left records in `made`, cleared under
   // sslLock when they are taken from it (to be sent under outputLock).
   std::atomic<bool> outputPending{false};
-  std::vector<unsigned char> inBuffer;   // the reader's (or handshake's)
-  std::vector<unsigned char> outBuffer;  // under outputLock
+  TlsBytes readChunk;  // the reader's (or handshake's), read from the lower stream
+  TlsBytes received;   // under sslLock: records read, not yet taken by OpenSSL
+  TlsBytes made;       // under sslLock: records OpenSSL wrote, not yet drained
+  TlsBytes outBuffer;  // under outputLock: records drained, being sent
 };
 
 /// Empties this thread's OpenSSL error queue before a call whose outcome

@@ -95,39 +95,36 @@ struct LowerCalls {
 };
 
 // Reads what the lower stream has and gives it to OpenSSL.  The lower
-// stream ending here, where TLS wanted more, is truncation.
+// stream ending here, where TLS wanted more, is truncation.  OpenSSL has
+// usually taken everything before it asks for more: then the block read
+// into becomes what it reads, without a copy.
 bool feed(TlsSession& s, const LowerCalls& lower, std::error_code& ec) noexcept {
-  try {
-    if (s.inBuffer.empty()) s.inBuffer.resize(kReadChunk);
-  } catch (const std::bad_alloc&) {
+  if (!s.readChunk.reserveEmpty(kReadChunk)) {
     ec = std::make_error_code(std::errc::not_enough_memory);
     return false;
   }
-  const std::size_t n = lower.readSome(s.inBuffer.data(), s.inBuffer.size(), ec);
+  const std::size_t n = lower.readSome(s.readChunk.data.get(), kReadChunk, ec);
   if (ec) {
     if (ec == Errc::end_of_stream) ec = makeTlsError(TlsErrc::truncated);
     return false;
   }
   std::lock_guard<std::mutex> lock(s.sslLock);
-  if (BIO_write(s.in, s.inBuffer.data(), static_cast<int>(n)) != static_cast<int>(n)) {
+  if (s.received.empty()) {
+    s.readChunk.end = n;
+    std::swap(s.received, s.readChunk);
+  } else if (!s.received.append(s.readChunk.data.get(), n)) {
     ec = std::make_error_code(std::errc::not_enough_memory);
     return false;
   }
   return true;
 }
 
-// Takes what OpenSSL wrote out of the output BIO; under outputLock, and
-// sslLock held by the caller.
-bool drainLocked(TlsSession& s) noexcept {
-  const std::size_t pending = BIO_ctrl_pending(s.out);
-  try {
-    s.outBuffer.resize(pending);
-  } catch (const std::bad_alloc&) {
-    return false;
-  }
-  if (pending > 0) BIO_read(s.out, s.outBuffer.data(), static_cast<int>(pending));
+// Takes the records OpenSSL wrote, to be sent; under outputLock, and
+// sslLock held by the caller.  The blocks change hands, nothing is copied.
+void drainLocked(TlsSession& s) noexcept {
+  s.outBuffer.clear();
+  std::swap(s.outBuffer, s.made);
   s.outputPending.store(false);
-  return true;
 }
 
 // What every output fails with once a send was cut off.
@@ -141,7 +138,7 @@ std::error_code brokenOutput() noexcept { return std::make_error_code(std::errc:
 // again, so the connection sends nothing more.
 void sendDrained(TlsSession& s, const LowerCalls& lower, std::error_code& ec) noexcept {
   if (s.outBuffer.empty()) return;
-  lower.writeAll(s.outBuffer.data(), s.outBuffer.size(), ec);
+  lower.writeAll(s.outBuffer.front(), s.outBuffer.size(), ec);
   if (ec) s.outputBroken.store(true, std::memory_order_release);
 }
 
@@ -165,14 +162,9 @@ void withOutputLock(TlsSession& s, std::error_code& ec, Body body) noexcept {
 
 // Drains the output BIO and sends it; under outputLock.
 void drainAndSend(TlsSession& s, const LowerCalls& lower, std::error_code& ec) noexcept {
-  bool drained;
   {
     std::lock_guard<std::mutex> lock(s.sslLock);
-    drained = drainLocked(s);
-  }
-  if (!drained) {
-    ec = std::make_error_code(std::errc::not_enough_memory);
-    return;
+    drainLocked(s);
   }
   sendDrained(s, lower, ec);
 }
@@ -267,8 +259,8 @@ TlsStream::TlsStream(const TlsContext& context, std::unique_ptr<Stream> lower) n
   s.context = context.state_;
   detail::clearTlsErrorQueue();
   s.ssl = SSL_new(s.context->ctx);
-  s.in = BIO_new(BIO_s_mem());
-  s.out = BIO_new(BIO_s_mem());
+  s.in = detail::newTlsInputBio(s.received);
+  s.out = detail::newTlsOutputBio(s.made);
   if (s.ssl == nullptr || s.in == nullptr || s.out == nullptr) {
     s.setupError = detail::tlsErrorFromQueue(nullptr, false, std::make_error_code(std::errc::not_enough_memory));
     BIO_free(s.in);
@@ -276,9 +268,6 @@ TlsStream::TlsStream(const TlsContext& context, std::unique_ptr<Stream> lower) n
     s.in = s.out = nullptr;
     return;
   }
-  // An empty memory BIO means "wait for more", not end of file.
-  BIO_set_mem_eof_return(s.in, -1);
-  BIO_set_mem_eof_return(s.out, -1);
   SSL_set_bio(s.ssl, s.in, s.out);
   SSL_set_app_data(s.ssl, &s);
   if (s.context->role == TlsContext::Role::client) {
@@ -367,7 +356,7 @@ void TlsStream::handshake(const std::string& serverName, std::error_code& ec) no
           failure = detail::tlsErrorFromQueue(s.ssl, true, makeTlsError(TlsErrc::handshake_failed));
         }
       }
-      pending = BIO_ctrl_pending(s.out) > 0;
+      pending = !s.made.empty();
     }
     // Our flight, or the alert that tells the peer why we give up.
     if (pending) {
@@ -428,7 +417,7 @@ std::size_t TlsStream::readSomeSince(CancelMark mark, void* buffer, std::size_t 
           failure = detail::tlsErrorFromQueue(s.ssl, false, std::make_error_code(std::errc::protocol_error));
         }
       }
-      pending = BIO_ctrl_pending(s.out);
+      pending = s.made.size();
       if (pending != 0) s.outputPending.store(true);
       tls13 = SSL_version(s.ssl) == TLS1_3_VERSION;
     }
@@ -492,7 +481,6 @@ std::size_t TlsStream::writeBuffer(CancelMark mark, const void* buffer, std::siz
   int result = 0;
   withOutputLock(s, ec, [&] {
     std::error_code failure;
-    bool drained;
     {
       std::lock_guard<std::mutex> lock(s.sslLock);
       detail::clearTlsErrorQueue();
@@ -500,11 +488,7 @@ std::size_t TlsStream::writeBuffer(CancelMark mark, const void* buffer, std::siz
       if (result <= 0) {
         failure = detail::tlsErrorFromQueue(s.ssl, false, std::make_error_code(std::errc::protocol_error));
       }
-      drained = drainLocked(s);
-    }
-    if (!drained) {
-      ec = std::make_error_code(std::errc::not_enough_memory);
-      return;
+      drainLocked(s);
     }
     sendDrained(s, lower, ec);
     if (!ec && failure) ec = failure;
@@ -542,7 +526,6 @@ void TlsStream::shutdown(std::error_code& ec) noexcept {
                          &writeAllSinceOf};
   withOutputLock(s, ec, [&] {
     std::error_code failure;
-    bool drained;
     {
       std::lock_guard<std::mutex> lock(s.sslLock);
       detail::clearTlsErrorQueue();
@@ -551,11 +534,7 @@ void TlsStream::shutdown(std::error_code& ec) noexcept {
       if ((SSL_get_shutdown(s.ssl) & SSL_SENT_SHUTDOWN) == 0 && SSL_shutdown(s.ssl) < 0) {
         failure = detail::tlsErrorFromQueue(s.ssl, false, std::make_error_code(std::errc::protocol_error));
       }
-      drained = drainLocked(s);
-    }
-    if (!drained) {
-      ec = std::make_error_code(std::errc::not_enough_memory);
-      return;
+      drainLocked(s);
     }
     sendDrained(s, lower, ec);
     if (!ec && failure) ec = failure;
