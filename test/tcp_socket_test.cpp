@@ -125,6 +125,8 @@ class TcpSocketTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testReadSomeTimeoutThrows);
   CPPUNIT_TEST(testZeroTimeoutFailsAtOnce);
   CPPUNIT_TEST(testSocketUsableAfterTimeout);
+  CPPUNIT_TEST(testUrgentDataDoesNotKeepABlockedWriteFromTimingOut);
+  CPPUNIT_TEST(testShortTimeoutsSleepRatherThanSpin);
   CPPUNIT_TEST(testConnectTimesOutWhenBacklogIsFull);
   CPPUNIT_TEST(testConnectRefused);
   CPPUNIT_TEST(testConnectRefusedThrowsWithPeer);
@@ -220,6 +222,52 @@ class TcpSocketTest : public evchan::test::LeakCheckedFixture {
     ASSERT_ERROR(std::errc::timed_out, ec);
     CPPUNIT_ASSERT_EQUAL(std::size_t{0}, n);
     CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed >= 190ms && elapsed < generous(2200ms));
+  }
+
+  // Urgent data from the peer, unread, must not keep a write that waits
+  // for room from timing out.  The portable layer used to wait for POLLPRI
+  // as well as POLLOUT, and urgent data keeps POLLPRI set until it is
+  // read: every wait returned at once, each pass started the timeout
+  // again, and the write spun at full CPU until the socket was closed.
+  void testUrgentDataDoesNotKeepABlockedWriteFromTimingOut() {
+    ConnectedPair pair = connectPair();
+    CPPUNIT_ASSERT(evchan::test::setHostSocketBuffers(pair.client, 65536, 65536));
+    CPPUNIT_ASSERT(evchan::test::setHostSocketBuffers(pair.server, 65536, 65536));
+    CPPUNIT_ASSERT(evchan::test::sendHostUrgentByte(pair.client));
+    pair.server.setTimeout(300ms);
+    const std::vector<char> data(16 * 1024 * 1024, 'x');
+    std::error_code ec;
+    Clock::duration elapsed{};
+    const bool finished = finishesWithin(generous(5s), [&] {
+      elapsed = timed([&] { pair.server.writeAll(data.data(), data.size(), ec); });
+    }, [&] { pair.server.close(); });
+    CPPUNIT_ASSERT_MESSAGE("writeAll waited on after its timeout", finished);
+    ASSERT_ERROR(std::errc::timed_out, ec);
+    CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed < generous(3s));
+  }
+
+  // A timeout shorter than a millisecond (what is left of a longer one,
+  // too) is waited for asleep.  The portable layer handed apr_poll() the
+  // microseconds, which it cut down to whole milliseconds: 0, a poll that
+  // returned at once, again and again until the deadline.
+  void testShortTimeoutsSleepRatherThanSpin() {
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(900us);
+    char byte;
+    const double cpuBefore = evchan::test::threadCpuSeconds();
+    const auto begin = Clock::now();
+    for (int i = 0; i < 100; ++i) {
+      std::error_code ec;
+      pair.client.readSome(&byte, 1, ec);
+      ASSERT_ERROR(std::errc::timed_out, ec);
+    }
+    const double wall = std::chrono::duration<double>(Clock::now() - begin).count();
+    const double cpu = evchan::test::threadCpuSeconds() - cpuBefore;
+    if (cpu < 0) return;  // no per-thread CPU clock here
+    // Asleep, about 35 us of CPU a wait here; spinning, up to the 900 us.
+    CPPUNIT_ASSERT_MESSAGE("100 timed-out reads took " + std::to_string(cpu * 1e3) + " ms of CPU in " +
+                               std::to_string(wall * 1e3) + " ms",
+                           cpu < 0.030);
   }
 
   void testReadSomeTimeoutThrows() {

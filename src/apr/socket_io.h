@@ -15,7 +15,11 @@
 
 namespace evchan::detail {
 
-enum class Readiness { Readable, Writable };
+/// What a wait waits for: data (or the end) to read, room to write, or
+/// the end of a connect in progress (which Windows' select() reports as an
+/// exception when it failed; elsewhere, and for writes, an exception would
+/// be urgent data, which leaves the socket "ready" until it is read).
+enum class Readiness { Readable, Writable, Connected };
 
 /// Waits until `socket` is readable or writable (an error or hang-up
 /// counts as ready: the next call reports it), or fails with timed_out at

@@ -14,8 +14,12 @@ std::error_code waitReady(apr_socket_t* socket, Readiness readiness, Deadline de
   apr_pollfd_t entries[2] = {};
   entries[0].desc_type = APR_POLL_SOCKET;
   entries[0].desc.s = socket;
-  // POLLPRI too: Windows' select() reports a failed connect as an exception.
-  entries[0].reqevents = readiness == Readiness::Readable ? APR_POLLIN : (APR_POLLOUT | APR_POLLPRI);
+  // POLLPRI for a connect only: Windows' select() reports a failed one as
+  // an exception.  For a write it would be urgent data from the peer, there
+  // until read, and every poll would return at once.
+  entries[0].reqevents = readiness == Readiness::Readable    ? APR_POLLIN
+                         : readiness == Readiness::Connected ? (APR_POLLOUT | APR_POLLPRI)
+                                                             : APR_POLLOUT;
   apr_int32_t count = 1;
   if (wake != nullptr) {
     entries[1].desc_type = APR_POLL_SOCKET;
@@ -26,10 +30,11 @@ std::error_code waitReady(apr_socket_t* socket, Readiness readiness, Deadline de
   for (;;) {
     const Deadline now = Clock::now();
     if (now >= deadline) return makeAprError(APR_TIMEUP);
-    apr_interval_time_t timeoutUs = -1;
-    if (deadline != kNoDeadline) {
-      timeoutUs = std::chrono::ceil<std::chrono::microseconds>(deadline - now).count();
-    }
+    // Whole milliseconds, rounded up and at most INT_MAX of them: that is
+    // what apr_poll() hands poll(), truncating (a wait shorter than 1 ms
+    // would poll without sleeping until the deadline) and overflowing.
+    const int timeoutMs = timeoutMilliseconds(deadline, now);
+    const apr_interval_time_t timeoutUs = timeoutMs < 0 ? -1 : apr_interval_time_t{timeoutMs} * 1000;
     entries[0].rtnevents = entries[1].rtnevents = 0;
     apr_int32_t signalled = 0;
     const apr_status_t status = apr_poll(entries, count, &signalled, timeoutUs);

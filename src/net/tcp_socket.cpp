@@ -44,7 +44,7 @@ std::unique_ptr<SocketState> connectTo(const Address& address, Deadline deadline
   bool inProgress = false;
   std::unique_ptr<SocketState> state = detail::startConnect(address, inProgress, ec);
   if (state && inProgress) {
-    ec = detail::waitReady(state->socket, Readiness::Writable, deadline);
+    ec = detail::waitReady(state->socket, Readiness::Connected, deadline);
     if (!ec) ec = detail::pendingConnectResult(state->socket);
     if (ec) state.reset();  // the pool's cleanup closes the half-made socket
   }

@@ -19,7 +19,7 @@ std::error_code waitReady(apr_socket_t* socket, Readiness readiness, Deadline de
   struct pollfd entries[2] = {};
   if (apr_status_t status = apr_os_sock_get(&entries[0].fd, socket); status != APR_SUCCESS)
     return makeAprError(status);
-  entries[0].events = readiness == Readiness::Readable ? POLLIN : POLLOUT;
+  entries[0].events = readiness == Readiness::Readable ? POLLIN : POLLOUT;  // a connect ends in POLLOUT here
   nfds_t count = 1;
   if (wake != nullptr) {
     if (apr_status_t status = apr_os_sock_get(&entries[1].fd, wake); status != APR_SUCCESS)

@@ -39,6 +39,11 @@ std::string whyAcceptExBesideAPlainAcceptMayFail();
 /// the grace period is then presumed blocked).
 std::string whyAComputingWorkerMayBePresumedBlocked();
 
+/// Seconds of CPU time, user and kernel, that the calling thread has used:
+/// a wait that sleeps uses next to none, one that spins as much as the
+/// wall clock.  Negative where the host cannot tell.
+double threadCpuSeconds();
+
 #if defined(_WIN32)
 /// Whether the suite runs under Wine (CI's Windows host) rather than on
 /// Windows: Wine's ntdll exports its version.

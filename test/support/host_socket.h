@@ -24,6 +24,11 @@ int readHostSocketOption(const TcpSocket& socket, HostSocketOption option);
 /// found or the host refused.
 bool setHostSocketBuffers(const TcpSocket& socket, int receiveBytes, int sendBytes);
 
+/// Sends one byte of urgent (out-of-band) data on the OS socket behind
+/// `socket`, found as above: evchan has no call for it, and a peer may.
+/// False when the socket was not found or the host refused.
+bool sendHostUrgentByte(const TcpSocket& socket);
+
 /// The bytes received and not yet read on the OS socket behind a
 /// TcpSocket (found once, as above): a test sees a reader take its data.
 class UnreadBytes {

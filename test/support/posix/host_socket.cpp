@@ -70,6 +70,15 @@ bool setHostSocketBuffers(const TcpSocket& socket, int receiveBytes, int sendByt
          setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sendBytes, sizeof sendBytes) == 0;
 }
 
+bool sendHostUrgentByte(const TcpSocket& socket) {
+  const int fd = descriptorOf(socket);
+  int flags = MSG_OOB;
+#ifdef MSG_NOSIGNAL
+  flags |= MSG_NOSIGNAL;
+#endif
+  return fd >= 0 && send(fd, "!", 1, flags) == 1;
+}
+
 UnreadBytes::UnreadBytes(const TcpSocket& socket) : handle_(descriptorOf(socket)) {}
 
 long UnreadBytes::count() const {

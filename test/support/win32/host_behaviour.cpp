@@ -46,4 +46,13 @@ std::string whyAComputingWorkerMayBePresumedBlocked() {
   return "no probe of a worker's kernel state on Windows: a worker past the grace period is presumed blocked";
 }
 
+double threadCpuSeconds() {
+  FILETIME created, exited, kernel, user;
+  if (!GetThreadTimes(GetCurrentThread(), &created, &exited, &kernel, &user)) return -1;
+  auto seconds = [](const FILETIME& time) {
+    return (static_cast<double>(time.dwHighDateTime) * 4294967296.0 + static_cast<double>(time.dwLowDateTime)) / 1e7;
+  };
+  return seconds(kernel) + seconds(user);
+}
+
 }  // namespace evchan::test

@@ -61,6 +61,11 @@ bool setHostSocketBuffers(const TcpSocket& socket, int receiveBytes, int sendByt
          setsockopt(handle, SOL_SOCKET, SO_SNDBUF, reinterpret_cast<const char*>(&sendBytes), sizeof sendBytes) == 0;
 }
 
+bool sendHostUrgentByte(const TcpSocket& socket) {
+  const SOCKET handle = handleOf(socket);
+  return handle != INVALID_SOCKET && send(handle, "!", 1, MSG_OOB) == 1;
+}
+
 UnreadBytes::UnreadBytes(const TcpSocket& socket)
     : handle_(static_cast<std::intptr_t>(handleOf(socket))) {}
 
