@@ -9,6 +9,11 @@
 #include <pthread.h>
 #include <sched.h>
 #endif
+#if !defined(_WIN32)
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
 
 #include <evchan/evchan.h>
 
@@ -48,6 +53,16 @@ using evchan::test::describe;
 using evchan::test::fillPattern;
 using evchan::test::kChecksumSeed;
 using evchan::test::TempPath;
+
+#if !defined(_WIN32)
+// Opens the other end of the named pipe at `path`, which an open() of it
+// for `mode` (one direction) waits for, and closes it again: that open()
+// returns.
+void openOtherEnd(const std::string& path, unsigned mode) {
+  const int fd = ::open(path.c_str(), ((mode & evchan::kFileWrite) != 0 ? O_RDONLY : O_WRONLY) | O_NONBLOCK | O_CLOEXEC);
+  if (fd >= 0) ::close(fd);
+}
+#endif
 
 std::vector<char> pattern(std::size_t size, std::uint64_t offset) {
   std::vector<char> bytes(size);
@@ -132,6 +147,7 @@ class FileTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testPostRacingShutdown);
   CPPUNIT_TEST(testManyChannelsAtOnce);
   CPPUNIT_TEST(testOnlyRegularFilesOpen);
+  CPPUNIT_TEST(testPathWithANulIsRefused);
   CPPUNIT_TEST(testManyEventsAtDifferentOffsets);
   CPPUNIT_TEST(testOffsetsBeyond4GiB);
   CPPUNIT_TEST(testShutdownRacingCompletionsExactlyOnce);
@@ -621,13 +637,44 @@ class FileTest : public evchan::test::LeakCheckedFixture {
     }
   }
 
-  // Reads of a pipe or a terminal may wait forever: they are refused.
+  // Reads of a pipe or a terminal may wait forever: they are refused.  A
+  // named pipe is refused before it is opened: open() itself would wait
+  // for the other end when only one direction is asked for.  Before, an
+  // open for reading only waited until the test's own writer came, after
+  // its limit, and only then failed.
   void testOnlyRegularFilesOpen() {
+#if !defined(_WIN32)
+    TempPath fifo;
+    CPPUNIT_ASSERT_EQUAL(0, ::mkfifo(fifo.str().c_str(), 0600));
+    for (const unsigned mode : {unsigned{evchan::kFileRead}, unsigned{evchan::kFileWrite},
+                                unsigned{evchan::kFileRead | evchan::kFileWrite}}) {
+      std::error_code ec;
+      File pipe;
+      const bool returned = evchan::test::finishesWithin(3s, [&] { pipe = File::open(fifo.str(), mode, ec); },
+                                                         [&] { openOtherEnd(fifo.str(), mode); });
+      CPPUNIT_ASSERT_MESSAGE("File::open() of a named pipe waited for its other end (mode " + std::to_string(mode) + ")",
+                             returned);
+      CPPUNIT_ASSERT_MESSAGE(describe(ec), ec == std::errc::invalid_argument);
+      CPPUNIT_ASSERT(!pipe.isOpen());
+    }
+#endif
     if (!std::filesystem::exists("/dev/null")) EVCHAN_SKIP("no /dev/null on this host");
     std::error_code ec;
     File device = File::open("/dev/null", evchan::kFileRead, ec);
     CPPUNIT_ASSERT_MESSAGE(describe(ec), ec == std::errc::invalid_argument);
     CPPUNIT_ASSERT(!device.isOpen());
+  }
+
+  // A NUL ends the path for the OS: the file opened (made) would be the one
+  // the part before it names.  Refused instead; before, it made that file.
+  void testPathWithANulIsRefused() {
+    TempPath path;
+    const std::string withNul = path.str() + std::string("\0.other", 7);
+    std::error_code ec;
+    File file = File::open(withNul, evchan::kFileWrite | evchan::kFileCreate, ec);
+    CPPUNIT_ASSERT_MESSAGE(describe(ec), ec == std::errc::invalid_argument);
+    CPPUNIT_ASSERT(!file.isOpen());
+    CPPUNIT_ASSERT_MESSAGE("a file was made at the part before the NUL", !std::filesystem::exists(path.str()));
   }
 
   // 256 writes of 4 KiB, each at its own offset, all in flight at once on

@@ -70,8 +70,10 @@ class EVCHAN_API File {
   /// Opens `path` with `mode` (FileMode flags; at least one of kFileRead
   /// and kFileWrite, else std::errc::invalid_argument).  Regular files and
   /// block devices only: a directory is std::errc::is_a_directory, a pipe,
-  /// socket or character device std::errc::invalid_argument (their reads
-  /// may wait forever, which no shutdown could cancel).
+  /// socket or character device std::errc::invalid_argument, found before
+  /// anything is opened (opening a pipe waits for its other end, and their
+  /// reads may wait forever, which no shutdown could cancel).  A path with
+  /// a NUL in it is std::errc::invalid_argument.
   static File open(const std::string& path, unsigned mode);
   static File open(const std::string& path, unsigned mode, std::error_code& ec) noexcept;
   ///@}

@@ -100,13 +100,25 @@ File& File::operator=(File&& other) noexcept {
 
 File File::open(const std::string& path, unsigned mode, std::error_code& ec) noexcept {
   const unsigned known = kFileRead | kFileWrite | kFileCreate | kFileTruncate | kFileExclusive;
-  if ((mode & (kFileRead | kFileWrite)) == 0 || (mode & ~known) != 0 || path.empty()) {
+  // A NUL would end the path early: the file opened would be another.
+  if ((mode & (kFileRead | kFileWrite)) == 0 || (mode & ~known) != 0 || path.empty() ||
+      path.find('\0') != std::string::npos) {
     ec = std::make_error_code(std::errc::invalid_argument);
     return File();
   }
   auto state = std::make_unique<FileState>();
   state->pool = detail::createPool(ec);
   if (ec) return File();
+  // What is refused is refused before it is opened: opening a pipe waits
+  // for its other end (for ever, if none comes), a terminal's open may
+  // wait too.  Checked again once open, since the path may change between.
+  apr_finfo_t named;
+  const apr_status_t found = apr_stat(&named, path.c_str(), APR_FINFO_TYPE, state->pool.get());
+  if ((found == APR_SUCCESS || found == APR_INCOMPLETE) && (named.valid & APR_FINFO_TYPE) != 0 &&
+      named.filetype != APR_REG && named.filetype != APR_BLK && named.filetype != APR_DIR) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return File();
+  }
   apr_int32_t flags = APR_FOPEN_BINARY;
   if (mode & kFileRead) flags |= APR_FOPEN_READ;
   if (mode & kFileWrite) flags |= APR_FOPEN_WRITE;
