@@ -31,11 +31,12 @@ struct EVCHAN_API Endpoint {
   Endpoint(std::string hostName, int portNumber) : host(std::move(hostName)), port(portNumber) {}
 
   /// Parses "host:port", "[v6-literal]:port" or "tcp://host:port" (also with
-  /// a bracketed IPv6 literal) with APR-util's URI parser.  A host is a name
+  /// a bracketed IPv6 literal, and with a "/" after the port, which adds
+  /// nothing) with APR-util's URI parser.  A host is a name
   /// or IPv4 address (letters, digits, '-', '.', '_'), or in brackets an
   /// IPv6 literal (hex digits, colons, dots, an optional "%zone"); whatever
   /// parse() accepts, toString() prints back as text that parses to the
-  /// same endpoint.  Anything else (another scheme, a path, other
+  /// same endpoint.  Anything else (another scheme, a path past that "/", other
   /// characters in the host, a missing or non-numeric port, a port above
   /// 65535) is Errc::bad_endpoint or Errc::port_out_of_range.
   static Endpoint parse(std::string_view text);

@@ -139,7 +139,10 @@ struct EVCHAN_API ThreadPoolStats {
   int blocked = 0;         ///< in a blocking call the pool compensates for, or presumed stuck
   int initial = 0;         ///< the size the pool keeps (initialThreads)
   int maxThreads = 0;      ///< the cap
-  int cpuParallelism = 0;  ///< CPUs detected: affinity mask, cgroup quota, hardware
+  /// CPUs detected: on Linux the affinity mask capped by a cgroup v2
+  /// quota; elsewhere (and in --disable-posix builds) the machine's count,
+  /// std::thread::hardware_concurrency().
+  int cpuParallelism = 0;
   std::uint64_t started = 0;  ///< threads started over the channel's life
   std::uint64_t exited = 0;   ///< threads that exited (idle timeout or shutdown)
   int inGetEvent = 0;         ///< threads (of the pool or not) inside getEvent()

@@ -5,9 +5,11 @@
 
 namespace evchan::detail {
 
-/// The CPUs this process can run on at once, at least 1: the affinity mask,
-/// capped by a cgroup v2 cpu.max quota where one is set (Linux), otherwise
-/// std::thread::hardware_concurrency().  Defined per platform.
+/// The CPUs this process can run on at once, at least 1: on Linux with the
+/// native layer the affinity mask, capped by a cgroup v2 cpu.max quota
+/// where one is set; elsewhere, and in --disable-posix builds,
+/// std::thread::hardware_concurrency(), the machine's count.  Defined per
+/// platform.
 int detectCpuParallelism() noexcept;
 
 }  // namespace evchan::detail
