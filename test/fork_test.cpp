@@ -3,7 +3,8 @@
 // the parent's threads take evchan's process-wide locks (sockets, channels,
 // task stacks); forked from a process that used the aio backend (refused
 // an aio channel, served by the others); as a pre-forked server's workers
-// on the parent's listener; and with signal sets of their own, the
+// on the parent's listener, each closing it under a thread of its own
+// that waits in accept(); and with signal sets of their own, the
 // parent's receiving none of their signals.  Each child exits 0 when its
 // part worked, or is killed by its own alarm when it hangs.
 // EVCHAN_FORK_ROUNDS multiplies the children of the first case.
@@ -106,6 +107,33 @@ int preforkedChild(TcpListener& listener, int stopReading) {
   return failed.load() != 0 ? 201 : served.load();
 }
 
+// A pre-forked child's part in the case below: a thread waits in accept()
+// on the parent's listener, then at `go` the child closes the listener,
+// which must end that wait (operation_canceled) and return within `limit`.
+// 0 when it did; 9 when close() was still waiting; 8 for another ending.
+int closeUnderAWaitingThread(TcpListener& listener, std::chrono::steady_clock::time_point go,
+                             std::chrono::steady_clock::duration limit) {
+  std::error_code accepted;
+  std::atomic<bool> waiting{false};
+  std::thread acceptor([&] {
+    waiting = true;
+    listener.accept(accepted);
+  });
+  while (!waiting) std::this_thread::yield();
+  std::this_thread::sleep_until(go);
+  std::atomic<bool> closed{false};
+  std::thread closer([&] {
+    listener.close();
+    closed = true;
+  });
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!closed && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  if (!closed) _exit(9);
+  closer.join();
+  acceptor.join();
+  return accepted == std::errc::operation_canceled ? 0 : 8;
+}
+
 std::string describeStatus(int status) {
   if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
   if (WIFSIGNALED(status)) {
@@ -152,6 +180,7 @@ class ForkTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testChildForkedDuringSocketAndTaskChurnUsesEvchan);
   CPPUNIT_TEST(testChildOfAProcessThatUsedAioIsRefusedAnAioChannel);
   CPPUNIT_TEST(testPreforkedChildrenServeTheParentsListener);
+  CPPUNIT_TEST(testPreforkedChildrenEachEndTheirOwnWaits);
   CPPUNIT_TEST(testChildsSignalsReachItsOwnSetNotTheParents);
   CPPUNIT_TEST_SUITE_END();
 
@@ -355,6 +384,46 @@ class ForkTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL_MESSAGE("fork", std::size_t(2), children.size());
     CPPUNIT_ASSERT_MESSAGE(failures, failures.empty());
     CPPUNIT_ASSERT_EQUAL(kConnections, served);
+  }
+
+  // Pre-forked children that each close the parent's listener, at the same
+  // moment, while a thread of their own waits in accept() on it, after the
+  // parent itself waited on it on a thread (which made the socket a thread's
+  // wait is woken through).  Each close() must end its own child's wait.
+  // Before, the children shared the parent's wake socket: the first child
+  // to be woken drained the byte a sibling's close() had sent it, and that
+  // sibling's accept() and close() waited for ever (15 children of 40).
+  void testPreforkedChildrenEachEndTheirOwnWaits() {
+#if defined(EVCHAN_TEST_TSAN)
+    EVCHAN_SKIP("ThreadSanitizer: threads in a child forked from a threaded process");
+#endif
+    std::string failures;
+    for (int round = 0; round < 5; ++round) {
+      TcpListener listener = TcpListener::listen({"127.0.0.1", 0});
+      std::thread([&] {
+        std::error_code ec;
+        listener.setTimeout(5ms, ec);
+        listener.accept(ec);  // times out, after its wait made the wake socket
+        listener.setTimeout(evchan::kInfiniteTimeout, ec);
+      }).join();
+      const auto go = std::chrono::steady_clock::now() + evchan::test::generous(300ms);
+      std::vector<pid_t> children;
+      for (int i = 0; i < 4; ++i) {
+        const pid_t pid = forkWithAlarm();
+        if (pid == 0) _exit(closeUnderAWaitingThread(listener, go, evchan::test::generous(3s)));
+        if (pid > 0) children.push_back(pid);
+      }
+      for (pid_t pid : children) {
+        const int status = reap(pid, childPatience() + 5s);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+          failures += "\n  round " + std::to_string(round) + ": a child's " +
+                      (WIFEXITED(status) && WEXITSTATUS(status) == 9 ? std::string("close() was still waiting after 3 s")
+                                                                     : describeStatus(status));
+        }
+      }
+      CPPUNIT_ASSERT_EQUAL_MESSAGE("fork", std::size_t(4), children.size());
+    }
+    CPPUNIT_ASSERT_MESSAGE(failures, failures.empty());
   }
 
   // The parent catches SIGUSR1 in a SignalSet and forks.  The child finds

@@ -3,6 +3,8 @@
 #ifndef EVCHAN_SRC_APR_FORK_HOOKS_H
 #define EVCHAN_SRC_APR_FORK_HOOKS_H
 
+#include <cstdint>
+
 namespace evchan::detail {
 
 /// Registers `prepare`, run by the thread that calls fork() just before
@@ -19,6 +21,15 @@ bool holdAcrossFork(void (*prepare)(), void (*resume)()) noexcept;
 /// As above, with `resumeInChild` run in the child instead of `resume`:
 /// it resets what the child must not inherit, then releases the lock.
 bool holdAcrossFork(void (*prepare)(), void (*resume)(), void (*resumeInChild)()) noexcept;
+
+/// Which process this is, as the number of fork()s that led to it since
+/// the first call: one more in each child (counted by a fork hook that the
+/// first call registers, so it counts the forks after that call).  For
+/// state a process must not share with its parent or its siblings, such
+/// as a socket only one process may drain: it records the generation it
+/// was made in and is made again when that differs.  Always 0 where there
+/// is no fork(), and where the hook could not be registered.
+std::uint64_t forkGeneration() noexcept;
 
 }  // namespace evchan::detail
 

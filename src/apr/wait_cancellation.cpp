@@ -2,6 +2,8 @@
 // WaitCancellation: ending the blocking calls on one socket from elsewhere.
 #include "apr/wait_cancellation.h"
 
+#include "apr/fork_hooks.h"
+
 namespace evchan::detail {
 namespace {
 
@@ -52,8 +54,19 @@ void WaitCancellation::endCall() noexcept {
 }
 
 apr_socket_t* WaitCancellation::wakeSocketLocked() noexcept {
+  const std::uint64_t generation = forkGeneration();
+  if (wakeTried_ && wakeGeneration_ != generation) {
+    // Made before a fork: the parent and the siblings have it too.  No
+    // wait of this process uses it (a fork leaves only the forking thread,
+    // which was not waiting); this copy of it is closed.
+    wake_ = nullptr;
+    wakePool_.reset();
+    wokenThreads_ = 0;
+    wakeTried_ = false;
+  }
   if (!wakeTried_) {
     wakeTried_ = true;
+    wakeGeneration_ = generation;
     std::error_code ec;
     wakePool_ = createPool(ec);
     if (wakePool_) wake_ = openSelfConnectedSocket(wakePool_.get());
@@ -119,7 +132,9 @@ void WaitCancellation::cancelLocked() noexcept {
       wakeThreads = true;
     }
   }
-  if (wakeThreads && wake_ != nullptr) {
+  // Only this process's own: a parent's, made before a fork, would wake
+  // the parent's waits (this process has none on it, see above).
+  if (wakeThreads && wake_ != nullptr && wakeGeneration_ == forkGeneration()) {
     char byte = 0;
     apr_size_t length = 1;
     (void)apr_socket_send(wake_, &byte, &length);  // a full buffer has a byte already

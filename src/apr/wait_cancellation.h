@@ -52,7 +52,9 @@ struct CancellableWait {
 /// only, so an eventfd or a pipe would not do there); where loopback is
 /// missing the waits poll in short slices instead.  The byte stays until
 /// every wait it cancelled has gone, so that none misses it; a newer wait
-/// woken by it meanwhile yields and polls again.
+/// woken by it meanwhile yields and polls again.  A process forked after
+/// it was made makes its own at its first wait: the parent's (shared with
+/// every sibling) would let one process's drain take another's byte.
 class WaitCancellation {
  public:
   WaitCancellation() = default;
@@ -109,6 +111,7 @@ class WaitCancellation {
   // Cancelled thread waits not yet gone: the wake byte is there while > 0.
   int wokenThreads_ = 0;
   bool wakeTried_ = false;
+  std::uint64_t wakeGeneration_ = 0;  // the forkGeneration() it was made in
   PoolPtr wakePool_;
   apr_socket_t* wake_ = nullptr;
 };
