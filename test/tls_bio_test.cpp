@@ -181,24 +181,20 @@ class TlsBioTest : public evchan::test::LeakCheckedFixture {
     SSL_set_accept_state(server.ssl);
     // The handshake: each side goes as far as its input lets it, then the
     // bytes move on, a piece at a time.
+    // One step of `end`'s handshake, unless it is `done`.
+    auto handshakeStep = [](End& end, bool& done) {
+      if (done) return;
+      const int result = SSL_do_handshake(end.ssl);
+      if (result == 1) {
+        done = true;
+      } else {
+        expectWaitingForInput(end.ssl, result);
+      }
+    };
     bool clientDone = false, serverDone = false;
     for (int step = 0; step < 1000000 && !(clientDone && serverDone); ++step) {
-      if (!clientDone) {
-        const int result = SSL_do_handshake(client.ssl);
-        if (result == 1) {
-          clientDone = true;
-        } else {
-          expectWaitingForInput(client.ssl, result);
-        }
-      }
-      if (!serverDone) {
-        const int result = SSL_do_handshake(server.ssl);
-        if (result == 1) {
-          serverDone = true;
-        } else {
-          expectWaitingForInput(server.ssl, result);
-        }
-      }
+      handshakeStep(client, clientDone);
+      handshakeStep(server, serverDone);
       carry(client, server, piece);
       carry(server, client, piece);
     }
