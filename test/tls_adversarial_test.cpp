@@ -233,6 +233,7 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testReaderNeverWritesForAKeyUpdate);
   CPPUNIT_TEST(testKeyUpdateAnswersPilingUpAreSentByTheReader);
   CPPUNIT_TEST(testErrorsLeftInTheThreadsQueueDoNotFailCalls);
+  CPPUNIT_TEST(testEntryOfCodeZeroLeftInTheQueueKeepsTheReason);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -1017,6 +1018,32 @@ class TlsAdversarialTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT(leaveAnError());
     CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.server.readSome(&rest, 1, ec));
     ASSERT_ERROR(Errc::end_of_stream, ec);
+    CPPUNIT_ASSERT_EQUAL(0UL, ERR_peek_error());
+  }
+
+  // An entry with code 0 (ERR_new() alone, which other code may leave in
+  // the queue) hides from ERR_peek_error().  Left in place, a read failing
+  // for a TLS reason (here a record whose MAC is wrong) came back as a
+  // generic protocol_error: SSL_get_error() saw no error either and said
+  // SSL_ERROR_SYSCALL.  The reason must be the one a clean queue gives.
+  void testEntryOfCodeZeroLeftInTheQueueKeepsTheReason() {
+    auto readForgedRecord = [](bool leaveCodeZero) {
+      TlsPair pair = tlsPair();
+      handshakeBoth(pair);
+      readPastSessionTickets(pair);  // storing a ticket empties the queue
+      // An application-data record of 32 bytes that nobody encrypted.
+      const unsigned char forged[5 + 32] = {0x17, 0x03, 0x03, 0x00, 0x20, 1, 2, 3, 4, 5, 6, 7, 8};
+      lowerSocket(pair.server).writeAll(forged, sizeof forged);
+      if (leaveCodeZero) ERR_new();
+      char byte;
+      std::error_code ec;
+      CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.client.readSome(&byte, 1, ec));
+      return ec;
+    };
+    const std::error_code clean = readForgedRecord(false);
+    CPPUNIT_ASSERT_MESSAGE(describe(clean), clean.category() == evchan::tls_category());
+    const std::error_code afterCodeZero = readForgedRecord(true);
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(describe(clean) + " / " + describe(afterCodeZero), clean, afterCodeZero);
     CPPUNIT_ASSERT_EQUAL(0UL, ERR_peek_error());
   }
 

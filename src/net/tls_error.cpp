@@ -108,13 +108,17 @@ std::error_code makeTlsError(TlsErrc e) noexcept { return {static_cast<int>(e), 
 namespace detail {
 
 void clearTlsErrorQueue() noexcept {
-  if (ERR_peek_error() != 0) ERR_clear_error();
+  // An entry's file is set (to "" at least) whatever its code: an entry
+  // with code 0 (ERR_new() alone) hides from ERR_peek_error(), and would
+  // make SSL_get_error() report SSL_ERROR_SYSCALL for a TLS failure.
+  const char* file = nullptr;
+  if (ERR_peek_error_all(&file, nullptr, nullptr, nullptr, nullptr) != 0 || file != nullptr) ERR_clear_error();
 }
 
 std::error_code tlsErrorFromQueue(const SSL* ssl, bool duringHandshake, std::error_code fallback) {
   const unsigned long error = ERR_peek_error();
-  if (error == 0) return fallback;
   ERR_clear_error();
+  if (error == 0) return fallback;
   if (ERR_SYSTEM_ERROR(error)) return {static_cast<int>(ERR_GET_REASON(error)), std::generic_category()};
   const int library = ERR_GET_LIB(error);
   const int reason = ERR_GET_REASON(error);

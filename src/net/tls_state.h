@@ -90,10 +90,11 @@ struct TlsSession {
 };
 
 /// Empties this thread's OpenSSL error queue before a call whose outcome
-/// SSL_get_error() reads from it.  Only a queue that holds something is
-/// cleared: ERR_clear_error() resets every slot of the queue whether used
-/// or not, some 800 instructions with OpenSSL 3.0, and a TLS round trip
-/// makes three or four such calls; looking costs about a tenth of that.
+/// SSL_get_error() reads from it.  Only a queue that holds an entry (of
+/// any code, 0 too) is cleared: ERR_clear_error() resets every slot of the
+/// queue whether used or not, some 800 instructions with OpenSSL 3.0, and
+/// a TLS round trip makes three or four such calls; looking costs about a
+/// tenth of that.
 void clearTlsErrorQueue() noexcept;
 
 /// The error at the front of this thread's OpenSSL error queue, as a
