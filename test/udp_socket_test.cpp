@@ -209,6 +209,7 @@ class UdpSocketTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testThreadsAndTasksSendOnOneSocketAtOnce);
   CPPUNIT_TEST(testTwoThreadsReceiveOnOneSocketAtOnce);
   CPPUNIT_TEST(testTwoTasksReceivingOnOneSocketTakeTurns);
+  CPPUNIT_TEST(testAddressesAskedFromManyThreadsAtOnce);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -774,6 +775,40 @@ class UdpSocketTest : public evchan::test::LeakCheckedFixture {
   // Tasks of one channel that receive on one socket at once take turns
   // (task_turns_test has the rest): both get a datagram, neither fails
   // with Errc::socket_busy.
+  // Threads asking a fresh socket for its addresses at the same moment,
+  // as senders to it do (sendTo(..., receiver.localAddress())).  APR fills
+  // in the address it keeps in the socket the first time it is asked: the
+  // threads wrote it together while reading it, a data race ThreadSanitizer
+  // reported in adversarial_io_test (in a CI run).  Every answer must be
+  // the socket's address; under TSan, no report.
+  void testAddressesAskedFromManyThreadsAtOnce() {
+    constexpr int kThreads = 4;
+    for (int round = 0; round < 50; ++round) {
+      UdpSocket socket = boundSocket();
+      UdpSocket peer = boundSocket();
+      const Address peerAddress = peer.localAddress();
+      socket.connect(peerAddress);
+      std::atomic<int> ready{0};
+      std::atomic<int> wrong{0};
+      std::vector<Address> locals(kThreads);
+      std::vector<std::thread> threads;
+      for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+          ++ready;
+          while (ready.load() < kThreads) std::this_thread::yield();
+          locals[t] = socket.localAddress();
+          if (!(socket.peerAddress() == peerAddress)) ++wrong;
+        });
+      }
+      for (std::thread& thread : threads) thread.join();
+      CPPUNIT_ASSERT_EQUAL(0, wrong.load());
+      for (const Address& local : locals) {
+        CPPUNIT_ASSERT_MESSAGE(local.toString() + " / " + locals[0].toString(), local == locals[0]);
+        CPPUNIT_ASSERT(local.port() != 0);
+      }
+    }
+  }
+
   void testTwoTasksReceivingOnOneSocketTakeTurns() {
     std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(2);
     UdpSocket receiver = boundSocket();

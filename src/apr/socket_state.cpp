@@ -2,6 +2,7 @@
 // Helpers shared by TcpSocket and TcpListener.
 #include "apr/socket_state.h"
 
+#include <mutex>
 #include <string_view>
 #include <thread>
 
@@ -69,11 +70,25 @@ Address toAddress(const apr_sockaddr_t* sockaddr) {
   return Address::fromNumeric(host, sockaddr->port, ipv6 ? AddressFamily::IPv6 : AddressFamily::IPv4);
 }
 
+namespace {
+
+// apr_socket_addr_get() fills in the address it keeps in the socket the
+// first time it is asked (getsockname() or getpeername() into it), so two
+// threads asking at once both wrote it while each read it.  The calls are
+// rare (an address asked for, an error's text): one lock serves them all.
+std::mutex& socketAddressLock() {
+  static std::mutex lock;
+  return lock;
+}
+
+}  // namespace
+
 Address socketAddress(const SocketState* state, apr_interface_e which, std::error_code& ec) noexcept {
   if (state == nullptr) {
     ec = Errc::not_open;
     return Address();
   }
+  std::lock_guard<std::mutex> lock(socketAddressLock());
   apr_sockaddr_t* sockaddr = nullptr;
   if (apr_status_t status = apr_socket_addr_get(&sockaddr, which, state->socket); status != APR_SUCCESS) {
     ec = makeAprError(status);
@@ -81,6 +96,13 @@ Address socketAddress(const SocketState* state, apr_interface_e which, std::erro
   }
   ec.clear();
   return toAddress(sockaddr);
+}
+
+int socketFamily(const SocketState* state) noexcept {
+  std::lock_guard<std::mutex> lock(socketAddressLock());
+  apr_sockaddr_t* local = nullptr;
+  if (apr_socket_addr_get(&local, APR_LOCAL, state->socket) != APR_SUCCESS) return APR_UNSPEC;
+  return local->family;
 }
 
 std::error_code setTimeout(SocketState* state, Duration timeout) noexcept {

@@ -94,8 +94,13 @@ class SocketPin {
 };
 
 /// The address `which` (APR_LOCAL or APR_REMOTE) of the socket;
-/// Errc::not_open when `state` is null.
+/// Errc::not_open when `state` is null.  Safe from several threads at once
+/// (APR fills in the address it keeps the first time it is asked).
 Address socketAddress(const SocketState* state, apr_interface_e which, std::error_code& ec) noexcept;
+/// The APR family (APR_INET, APR_INET6) of `state`'s local address, or
+/// APR_UNSPEC when it cannot be had.  Safe from several threads at once,
+/// as socketAddress() is.
+int socketFamily(const SocketState* state) noexcept;
 
 /// Sets the per-step timeout: Errc::not_open when `state` is null,
 /// Errc::negative_timeout below zero.

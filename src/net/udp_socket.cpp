@@ -39,10 +39,10 @@ std::string describe(const SocketState* state) {
 }
 
 AddressFamily familyOf(const SocketState* state) {
-  apr_sockaddr_t* local = nullptr;
-  if (apr_socket_addr_get(&local, APR_LOCAL, state->socket) != APR_SUCCESS) return AddressFamily::Unspecified;
+  const int family = detail::socketFamily(state);
+  if (family == APR_UNSPEC) return AddressFamily::Unspecified;
 #if APR_HAVE_IPV6
-  if (local->family == APR_INET6) return AddressFamily::IPv6;
+  if (family == APR_INET6) return AddressFamily::IPv6;
 #endif
   return AddressFamily::IPv4;
 }
