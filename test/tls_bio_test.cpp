@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // The BIOs between OpenSSL and TlsStream's buffers (src/net/tls_bio.h), on
 // their own: TlsBytes keeping its bytes in order as it grows and moves
-// them, what an empty input says, and two real OpenSSL connections (a
-// client and a server SSL object) that talk only through them, the bytes
-// carried from one side to the other in pieces of every size from one
-// byte to all of them: the handshake, 256 KiB each way, and close_notify.
+// them, and leaving nothing behind when it is moved; what an empty input
+// says; and two real OpenSSL connections (a client and a server SSL
+// object) that talk only through them, the bytes carried from one side to
+// the other in pieces of every size from one byte to all of them: the
+// handshake, 256 KiB each way, and close_notify.
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <openssl/bio.h>
@@ -88,6 +89,7 @@ class TlsBioTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST_SUITE(TlsBioTest);
   CPPUNIT_TEST(testBytesKeepTheirOrderAsTheyGrowAndMove);
   CPPUNIT_TEST(testReserveEmptyKeepsALargeEnoughBlock);
+  CPPUNIT_TEST(testMoveLeavesNothingBehind);
   CPPUNIT_TEST(testEmptyInputAsksForARetryAndNeverEnds);
   CPPUNIT_TEST(testConnectionThroughTheBiosInPiecesOfEverySize);
   CPPUNIT_TEST_SUITE_END();
@@ -115,6 +117,21 @@ class TlsBioTest : public evchan::test::LeakCheckedFixture {
     }
     CPPUNIT_ASSERT(bytes.append("", 0));
     CPPUNIT_ASSERT_EQUAL(expected, textOf(bytes));
+  }
+
+  // A move takes the block and leaves an empty one behind, so that
+  // nothing is read or written through a block that went elsewhere.
+  void testMoveLeavesNothingBehind() {
+    TlsBytes bytes;
+    CPPUNIT_ASSERT(bytes.append("abc", 3));
+    TlsBytes taken(std::move(bytes));
+    CPPUNIT_ASSERT_EQUAL(std::string("abc"), textOf(taken));
+    CPPUNIT_ASSERT(bytes.empty() && bytes.capacity == 0 && bytes.data == nullptr);
+    CPPUNIT_ASSERT(bytes.append("de", 2));  // usable again
+    CPPUNIT_ASSERT_EQUAL(std::string("de"), textOf(bytes));
+    bytes = std::move(taken);
+    CPPUNIT_ASSERT_EQUAL(std::string("abc"), textOf(bytes));
+    CPPUNIT_ASSERT(taken.empty() && taken.capacity == 0 && taken.data == nullptr);
   }
 
   void testReserveEmptyKeepsALargeEnoughBlock() {

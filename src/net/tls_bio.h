@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <utility>
 
 #include <openssl/bio.h>
 
@@ -16,6 +17,16 @@ namespace evchan::detail {
 /// The bytes [begin, end) of a block of `capacity` bytes, which nothing
 /// zeroes.  Moves leave the source empty.
 struct TlsBytes {
+  TlsBytes() = default;
+  TlsBytes(TlsBytes&& other) noexcept { *this = std::move(other); }
+  TlsBytes& operator=(TlsBytes&& other) noexcept {
+    data = std::move(other.data);
+    capacity = std::exchange(other.capacity, 0);
+    begin = std::exchange(other.begin, 0);
+    end = std::exchange(other.end, 0);
+    return *this;
+  }
+
   std::unique_ptr<unsigned char[]> data;
   std::size_t capacity = 0;
   std::size_t begin = 0;
