@@ -8,6 +8,8 @@
 
 #include <evchan/error.h>
 
+#include "apr/fork_hooks.h"
+
 namespace evchan::detail {
 
 // The pins and the slot pair their atomics like Dekker's algorithm: a pin
@@ -76,9 +78,17 @@ namespace {
 // first time it is asked (getsockname() or getpeername() into it), so two
 // threads asking at once both wrote it while each read it.  The calls are
 // rare (an address asked for, an error's text): one lock serves them all.
+// Any thread may hold it for a moment, so it is kept free across fork()
+// (a child found it held by a parent thread making a listener, and its
+// own listen() waited for ever).
+std::mutex addressLock;
+void lockAddresses() { addressLock.lock(); }
+void unlockAddresses() { addressLock.unlock(); }
+
 std::mutex& socketAddressLock() {
-  static std::mutex lock;
-  return lock;
+  static const bool heldAcrossFork = holdAcrossFork(&lockAddresses, &unlockAddresses);
+  (void)heldAcrossFork;
+  return addressLock;
 }
 
 }  // namespace
