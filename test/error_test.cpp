@@ -17,6 +17,7 @@ class ErrorTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(testAprMessageComesFromAprStrerror);
   CPPUNIT_TEST(testAprStatusesMatchPortableConditions);
   CPPUNIT_TEST(testAprErrnoFallsBackToGenericConditions);
+  CPPUNIT_TEST(testOutOfSocketsIsTooManyFilesOpen);
   CPPUNIT_TEST(testAprOwnStatusKeepsItsCategory);
   CPPUNIT_TEST(testEvchanErrorsHaveMessagesAndConditions);
   CPPUNIT_TEST(testSystemErrorNamesOperationAndPeer);
@@ -60,6 +61,14 @@ class ErrorTest : public CppUnit::TestFixture {
     CPPUNIT_ASSERT(ec == std::errc::address_in_use);
     char text[256];
     CPPUNIT_ASSERT_EQUAL(std::string(apr_strerror(status, text, sizeof text)), ec.message());
+  }
+
+  // acceptWithBackoff() waits on too_many_files_open: Windows' "out of
+  // sockets" (WSAEMFILE) must say so too.  Before, it compared equal to
+  // no condition there, and the back-off gave up at once.
+  void testOutOfSocketsIsTooManyFilesOpen() {
+    const std::error_code ec = evchan::makeAprError(APR_FROM_OS_ERROR(evchan::test::outOfSocketsOsError()));
+    CPPUNIT_ASSERT_MESSAGE(ec.message(), ec == std::errc::too_many_files_open);
   }
 
   void testAprOwnStatusKeepsItsCategory() {

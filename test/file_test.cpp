@@ -657,12 +657,19 @@ class FileTest : public evchan::test::LeakCheckedFixture {
       CPPUNIT_ASSERT_MESSAGE(describe(ec), ec == std::errc::invalid_argument);
       CPPUNIT_ASSERT(!pipe.isOpen());
     }
-#endif
     if (!std::filesystem::exists("/dev/null")) EVCHAN_SKIP("no /dev/null on this host");
-    std::error_code ec;
-    File device = File::open("/dev/null", evchan::kFileRead, ec);
-    CPPUNIT_ASSERT_MESSAGE(describe(ec), ec == std::errc::invalid_argument);
-    CPPUNIT_ASSERT(!device.isOpen());
+    const char* const devices[] = {"/dev/null"};
+#else
+    // Windows' device names, which exist in every directory: before,
+    // each opened (a read of a serial port then waited for ever).
+    const char* const devices[] = {"NUL", "nul", "NUL:", "\\\\.\\NUL"};
+#endif
+    for (const char* name : devices) {
+      std::error_code ec;
+      File device = File::open(name, evchan::kFileRead, ec);
+      CPPUNIT_ASSERT_MESSAGE(std::string(name) + ": " + describe(ec), ec == std::errc::invalid_argument);
+      CPPUNIT_ASSERT(!device.isOpen());
+    }
   }
 
   // A NUL ends the path for the OS: the file opened (made) would be the one

@@ -72,8 +72,10 @@ class EVCHAN_API File {
   /// block devices only: a directory is std::errc::is_a_directory, a pipe,
   /// socket or character device std::errc::invalid_argument, found before
   /// anything is opened (opening a pipe waits for its other end, and their
-  /// reads may wait forever, which no shutdown could cancel).  A path with
-  /// a NUL in it is std::errc::invalid_argument.
+  /// reads may wait forever, which no shutdown could cancel).  On Windows
+  /// a device name (`NUL`, `COM1`, `\\.\NUL`) is opened and then refused,
+  /// as is any file whose type cannot be read.  A path with a NUL in it is
+  /// std::errc::invalid_argument.
   static File open(const std::string& path, unsigned mode);
   static File open(const std::string& path, unsigned mode, std::error_code& ec) noexcept;
   ///@}

@@ -138,10 +138,15 @@ File File::open(const std::string& path, unsigned mode, std::error_code& ec) noe
     ec = makeAprError(status);
     return File();
   }
-  apr_finfo_t info;
-  if (apr_file_info_get(&info, APR_FINFO_TYPE, state->file) == APR_SUCCESS && info.filetype != APR_REG &&
-      info.filetype != APR_BLK) {
-    ec = std::make_error_code(info.filetype == APR_DIR ? std::errc::is_a_directory : std::errc::invalid_argument);
+  // A file whose type cannot be read is refused too: on Windows, where a
+  // device name (NUL, COM1, CON) has no type before it is opened, reading
+  // an open device's type fails, and a read of it may never return.
+  apr_finfo_t info{};
+  const apr_status_t typed = apr_file_info_get(&info, APR_FINFO_TYPE, state->file);
+  const bool typeKnown = (typed == APR_SUCCESS || typed == APR_INCOMPLETE) && (info.valid & APR_FINFO_TYPE) != 0;
+  if (!typeKnown || (info.filetype != APR_REG && info.filetype != APR_BLK)) {
+    const bool directory = typeKnown && info.filetype == APR_DIR;
+    ec = std::make_error_code(directory ? std::errc::is_a_directory : std::errc::invalid_argument);
     return File();
   }
   state->path = path;

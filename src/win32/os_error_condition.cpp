@@ -34,6 +34,11 @@ constexpr OsErrorMapping kMappings[] = {
     {WSAENETDOWN, std::errc::network_down},
     {WSAENETRESET, std::errc::network_reset},
     {WSAEFAULT, std::errc::bad_address},
+    // Out of sockets: what socket() and accept() say where POSIX says
+    // EMFILE (APR_STATUS_IS_EMFILE knows only ERROR_TOO_MANY_OPEN_FILES).
+    {WSAEMFILE, std::errc::too_many_files_open},
+    // A send after shutdown(SD_SEND): EPIPE on POSIX.
+    {WSAESHUTDOWN, std::errc::broken_pipe},
 };
 
 }  // namespace

@@ -10,6 +10,9 @@ namespace evchan::test {
 /// The host's own code for "address already in use", as APR_FROM_OS_ERROR
 /// takes it: errno EADDRINUSE on POSIX, WSAEADDRINUSE on Windows.
 int addressInUseOsError();
+/// The host's own code for "no descriptor left for a new socket", as
+/// APR_FROM_OS_ERROR takes it: errno EMFILE on POSIX, WSAEMFILE on Windows.
+int outOfSocketsOsError();
 
 /// Empty where closing a socket that still has unread data resets the
 /// connection (the peer's next read fails with connection_reset);

@@ -9,6 +9,7 @@
 namespace evchan::test {
 
 int addressInUseOsError() { return EADDRINUSE; }
+int outOfSocketsOsError() { return EMFILE; }
 
 std::string whyCloseWithUnreadDataSendsNoReset() { return ""; }
 

@@ -16,6 +16,7 @@ bool runningUnderWine() {
 }
 
 int addressInUseOsError() { return WSAEADDRINUSE; }
+int outOfSocketsOsError() { return WSAEMFILE; }
 
 std::string whyCloseWithUnreadDataSendsNoReset() {
   if (runningUnderWine())
