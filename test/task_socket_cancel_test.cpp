@@ -76,6 +76,59 @@ void fillSendBuffer(TcpSocket& socket) {
   socket.setTimeout(kSocketTimeout);
 }
 
+// A plain thread that keeps one end of a connection busy until stopped:
+// it writes 64 KiB at a time as fast as the peer reads (feeding), or reads
+// whatever the peer writes (draining), so that a task at the other end
+// finds data, or room, at every call and never has to wait.
+class BusyPeer {
+ public:
+  BusyPeer(TcpSocket& socket, bool feeding) : socket_(socket) {
+    socket_.setTimeout(20ms);  // so that the loop sees `stop_` when the task has gone
+    thread_ = std::thread([this, feeding] {
+      std::vector<char> chunk(64 * 1024, 'b');
+      while (!stop_.load()) {
+        std::error_code ec;
+        if (feeding) socket_.writeSome(chunk.data(), chunk.size(), ec);
+        else socket_.readSome(chunk.data(), chunk.size(), ec);
+        if (ec && ec != std::errc::timed_out) return;  // the task's end closed it
+      }
+    });
+  }
+  ~BusyPeer() { stop(); }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  TcpSocket& socket_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// A task that reads one byte at a time from a peer that always has sent
+// more (so that, should the peer stall, megabytes are still there to
+// read), or writes 64 bytes at a time to one that always reads, until its
+// first error, which it returns; `calls` counts its calls, and
+// `callsAfterMark` those begun once `mark` (if any) holds.
+std::error_code busyLoop(TcpSocket& socket, bool reading, std::atomic<long>& calls,
+                         const std::function<bool()>& mark = {}, long* callsAfterMark = nullptr) {
+  char buffer[64] = {};
+  std::error_code ec;
+  while (!ec) {
+    if (mark && mark()) ++*callsAfterMark;
+    if (reading) socket.readSome(buffer, 1, ec);
+    else socket.writeSome(buffer, sizeof buffer, ec);
+    ++calls;
+  }
+  return ec;
+}
+
+// How many calls a task may make, at most, once something that ends its
+// waits has happened: those before its next yield (one every 64 calls
+// that do not wait), and the one under way.
+constexpr long kCallsBeforeItTells = 64 + 1;
+
 // Calls cancel() every 10 ms from this thread until `done`: a cancel()
 // ends only calls that have begun.
 template <class Cancel>
@@ -102,9 +155,114 @@ class TaskSocketCancelTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(closeRacingCompletingReadsInATask);
   CPPUNIT_TEST(closeInATaskDuringShutdownLetsTheQueuedReaderRun);
   CPPUNIT_TEST(closeInTheShutdownHandlerOfAnotherTask);
+  CPPUNIT_TEST(busyReaderLetsTheOtherTasksOfItsWorkerRun);
+  CPPUNIT_TEST(busyWriterLetsTheOtherTasksOfItsWorkerRun);
+  CPPUNIT_TEST(taskCancelEndsABusyReader);
+  CPPUNIT_TEST(shutdownEndsABusyReader);
+  CPPUNIT_TEST(deadlineEndsABusyReader);
   CPPUNIT_TEST_SUITE_END();
 
  public:
+  // A task whose every read finds data waiting never had to suspend: on a
+  // one-worker channel nothing else ran (a 1 ms ticker: 0 ticks in 1 s)
+  // until the peer stopped sending.  Now it yields every 64 calls.
+  void busyReaderLetsTheOtherTasksOfItsWorkerRun() { checkOtherTasksRunBesideABusyTask(/*reading=*/true); }
+  void busyWriterLetsTheOtherTasksOfItsWorkerRun() { checkOtherTasksRunBesideABusyTask(/*reading=*/false); }
+
+  void checkOtherTasksRunBesideABusyTask(bool reading) {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(kSocketTimeout);
+    BusyPeer peer(pair.server, /*feeding=*/reading);
+    std::atomic<long> calls{0};
+    std::atomic<int> ticksAtStart{-1};
+    Ticker ticker(*channel);
+    TaskHandle busy = channel->spawn([&] {
+      ticksAtStart = ticker.ticks.load();
+      busyLoop(pair.client, reading, calls);
+    });
+    const bool ticked = eventually([&] {
+      const int atStart = ticksAtStart.load();
+      return atStart >= 0 && ticker.ticks.load() > atStart + 20;
+    }, kSocketTimeout);
+    const long callsMade = calls.load();
+    pair.client.close();  // ends the busy loop
+    peer.stop();
+    joinWithin(busy);
+    ticker.end();
+    CPPUNIT_ASSERT_MESSAGE("the ticker stood still beside a busy task (" + std::to_string(callsMade) + " calls)",
+                           ticked);
+    CPPUNIT_ASSERT(callsMade > 64);  // the busy task did not simply wait
+  }
+
+  // TaskHandle::cancel() ends the waits of a task: a task that never waits
+  // went on until its peer stopped (or stalled long enough for it to read
+  // everything).  Its calls yield every 64, and that yield ends it.
+  void taskCancelEndsABusyReader() {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(kSocketTimeout);
+    BusyPeer peer(pair.server, /*feeding=*/true);
+    std::atomic<long> calls{0};
+    std::error_code ended;
+    TaskHandle busy = channel->spawn([&] { ended = busyLoop(pair.client, true, calls); });
+    CPPUNIT_ASSERT(eventually([&] { return calls.load() > 1000; }));
+    busy.cancel();
+    const long callsAtCancel = calls.load();  // read after: at least the count when cancel() was recorded
+    const bool stopped = eventually([&] { return busy.done(); }, 2s);
+    if (!stopped) pair.client.close();
+    peer.stop();
+    CPPUNIT_ASSERT_MESSAGE("cancel() did not end a task whose reads never wait", stopped);
+    joinWithin(busy);
+    ASSERT_ERROR(std::errc::operation_canceled, ended);
+    const long callsAfter = calls.load() - callsAtCancel;
+    CPPUNIT_ASSERT_MESSAGE(std::to_string(callsAfter) + " calls after cancel()", callsAfter <= kCallsBeforeItTells);
+  }
+
+  // shutdown() waits for the tasks to end: one whose reads never wait
+  // must notice it all the same (its reads found the channel shut down
+  // before the yields came in too; this keeps it so).
+  void shutdownEndsABusyReader() {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(kSocketTimeout);
+    BusyPeer peer(pair.server, /*feeding=*/true);
+    std::atomic<long> calls{0};
+    std::error_code ended;
+    TaskHandle busy = channel->spawn([&] { ended = busyLoop(pair.client, true, calls); });
+    CPPUNIT_ASSERT(eventually([&] { return calls.load() > 1000; }));
+    const bool finished = evchan::test::finishesWithin(2s, [&] { channel->shutdown(); }, [&] { pair.client.close(); });
+    peer.stop();
+    CPPUNIT_ASSERT_MESSAGE("shutdown() waited for a task whose reads never wait", finished);
+    joinWithin(busy);
+    ASSERT_ERROR(std::errc::operation_canceled, ended);
+  }
+
+  // A this_task::DeadlineScope bounds everything the task does: its reads
+  // that never waited ran on past it.
+  void deadlineEndsABusyReader() {
+    std::unique_ptr<EventChannel> channel = makeChannel(1);
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(kSocketTimeout);
+    BusyPeer peer(pair.server, /*feeding=*/true);
+    std::atomic<long> calls{0};
+    std::error_code ended;
+    long callsAfterDeadline = 0;
+    TaskHandle busy = channel->spawn([&] {
+      evchan::this_task::DeadlineScope deadline(100ms);
+      const Clock::time_point passed = Clock::now() + 100ms;  // no earlier than the scope's deadline
+      ended = busyLoop(pair.client, true, calls, [&] { return Clock::now() >= passed; }, &callsAfterDeadline);
+    });
+    const bool stopped = eventually([&] { return busy.done(); }, 2s);
+    if (!stopped) pair.client.close();
+    peer.stop();
+    CPPUNIT_ASSERT_MESSAGE("a DeadlineScope of 100 ms did not end a task whose reads never wait", stopped);
+    joinWithin(busy);
+    ASSERT_ERROR(std::errc::timed_out, ended);
+    CPPUNIT_ASSERT_MESSAGE(std::to_string(callsAfterDeadline) + " calls after the deadline",
+                           callsAfterDeadline <= kCallsBeforeItTells);
+  }
+
   void cancelFromThreadEndsAReadInATask() {
     std::unique_ptr<EventChannel> channel = makeChannel(1);
     ConnectedPair pair = connectPair();

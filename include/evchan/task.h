@@ -116,16 +116,18 @@ class EVCHAN_API TaskHandle {
   /// by its own channel's shutdown ends the join with its exception.
   void join();
   /// Cancels the task: its wait in progress, or the next one it starts
-  /// (every suspension point listed under this_task below: yield(),
-  /// sleepFor(), join(), contended Mutex::lock(), the waits of
-  /// ConditionVariable and Notification, socket and file calls that would
-  /// wait), ends with std::errc::operation_canceled, exactly as shutdown()
-  /// ends them: the calls that throw throw SystemError(operation_canceled),
-  /// the std::error_code forms return it.  The request stays: every later
+  /// (the suspension points listed under this_task below: yield(),
+  /// sleepFor(), join(), the waits of ConditionVariable and Notification,
+  /// socket and file calls that would wait, and the yield of a socket call
+  /// every 64 that did not wait; not Mutex::lock(), see Mutex), ends with
+  /// std::errc::operation_canceled, as shutdown() ends them: the calls
+  /// that throw throw SystemError(operation_canceled), the
+  /// std::error_code forms return it.  The request stays: every later
   /// wait fails the same way, so a task that catches the exception and
   /// waits again is cancelled again; work that never waits (computation,
-  /// an uncontended lock, a read whose data is already there) is not
-  /// interrupted.  A this_task::CancellationShield defers it.  A task that
+  /// an uncontended lock) is not interrupted, and a socket call whose data
+  /// or room is already there completes, up to that yield.  A
+  /// this_task::CancellationShield defers it.  A task that
   /// ends with the exception is not reported as unhandled (see
   /// EventChannelOptions::onUnhandledException).
   ///
@@ -165,7 +167,18 @@ EVCHAN_API bool inTask() noexcept;
 /// The exception unwinds the task, and join() rethrows it.  shutdown()
 /// waits for the tasks to end, so a task that catches the exception and
 /// keeps waiting keeps the shutdown waiting.  TaskHandle::cancel() and
-/// TaskGroup::cancel() end the same waits of one task the same way.
+/// TaskGroup::cancel() end the same waits of one task the same way, but
+/// for Mutex::lock().
+///
+/// Fairness: a socket call (TCP, Unix, UDP, ShmStream reads and writes)
+/// whose data or room is already there completes without suspending.
+/// After 64 such calls in a row the next one yields first, as yield()
+/// does, so that a peer that always has more to send cannot keep the
+/// other tasks of the worker, or the channel's polling, waiting.  That
+/// yield is a suspension point: after a shutdown or a cancel() the call
+/// fails with operation_canceled, and past a DeadlineScope's deadline with
+/// timed_out.  Computation between the calls is not counted: a task that
+/// computes long yields itself.
 namespace this_task {
 /// Lets other ready tasks run; this one continues later, on any worker.
 EVCHAN_API void yield();

@@ -237,7 +237,7 @@ std::error_code checkBuffer(const ShmConnection* state, const void* buffer, std:
 // least one byte, and returns its count.
 template <typename Take>
 std::size_t readFrom(ShmConnection& c, Stream::CancelMark startedAt, Take&& take, std::error_code& ec) noexcept {
-  if ((ec = c.readFailure)) return 0;
+  if ((ec = c.readFailure) || detail::fairnessYield(ec)) return 0;
   detail::RingIndices& ring = c.in.indices();
   bool spun = false;
   Deadline deadline{};
@@ -338,7 +338,7 @@ std::size_t writeHoldingGate(ShmConnection& c, Stream::CancelMark startedAt, Put
 // c.out, puts at least one byte, and returns its count.
 template <typename Put>
 std::size_t writeTo(ShmConnection& c, Stream::CancelMark startedAt, Put&& put, std::error_code& ec) noexcept {
-  if ((ec = c.writeFailure)) return 0;
+  if ((ec = c.writeFailure) || detail::fairnessYield(ec)) return 0;
   if (!enterWrite(c)) {
     ec = std::make_error_code(std::errc::broken_pipe);
     return 0;

@@ -52,6 +52,7 @@ std::size_t readWithin(StreamSocket& socket, detail::SocketCall& call, void* buf
   SocketState* state = call.state();
   if ((ec = checkBuffer(state, buffer, size)) || size == 0) return 0;
   if (inTask()) {
+    if (detail::fairnessYield(ec)) return 0;
     // Through the task's channel: the socket is tried unless it is known
     // to be drained (a round trip then costs no EAGAIN), and if the read
     // would block the task waits for it (the worker runs other tasks).
@@ -88,7 +89,7 @@ std::size_t writeWithin(StreamSocket& socket, detail::SocketCall& call, const Co
   }
   if ((ec = detail::checkPieces(buffers, count))) return 0;
   detail::skipEmptyPieces(buffers, count);
-  if (count == 0) return 0;
+  if (count == 0 || detail::fairnessYield(ec)) return 0;
   for (;;) {
     std::size_t sent = 0;
     ec = detail::sendGather(detail::nativeSocket(*state), buffers, count, sent);

@@ -197,7 +197,7 @@ std::size_t sendOne(UdpSocket& socket, detail::SocketCall& call, const void* buf
   SocketState* state = call.state();
   apr_sockaddr_t target{};
   const bool addressed = !to.empty();
-  if (addressed && (ec = detail::datagramTarget(to, target))) return 0;
+  if ((addressed && (ec = detail::datagramTarget(to, target))) || detail::fairnessYield(ec)) return 0;
   for (;;) {
     std::size_t sent = 0;
     ec = detail::sendDatagram(state->socket, buffer, size, addressed ? &target : nullptr, sent);
@@ -265,6 +265,7 @@ std::size_t UdpSocket::receiveFrom(void* buffer, std::size_t size, Address& from
   SocketState* state = call.state();
   if ((ec = checkBuffer(state, buffer, size))) return 0;
   if (inTask()) {
+    if (detail::fairnessYield(ec)) return 0;
     // Through the task's channel: tried at once unless the socket is known
     // to be empty, or other tasks wait for their turn to receive (this one
     // queues behind them), then the task waits for the event.

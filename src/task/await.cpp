@@ -192,6 +192,21 @@ bool tryInTask(Event& event, std::error_code& result) {
   return true;
 }
 
+bool fairnessYield(std::error_code& result) noexcept {
+  TaskState* task = TaskState::current();
+  if (task == nullptr || !task->countCallWithoutSuspending()) return false;
+  if (task->core().isShutDown() || task->cancelPending()) {
+    result = std::make_error_code(std::errc::operation_canceled);
+    return true;
+  }
+  if (const Deadline deadline = task->deadline(); deadline != kNoDeadline && Clock::now() >= deadline) {
+    result = makeAprError(APR_TIMEUP);
+    return true;
+  }
+  task->yield();
+  return false;
+}
+
 bool awaitInTask(Event& event, Duration timeout, std::error_code& result, const std::atomic<bool>* cancelled,
                  TaskCancel taskCancel, SocketKeeper keeper) {
   TaskState* task = TaskState::current();

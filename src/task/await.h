@@ -74,6 +74,18 @@ bool awaitFileInTask(Event& event, std::error_code& result);
 /// which keeps the socket alive (SocketKeeper::caller).
 bool tryInTask(Event& event, std::error_code& result);
 
+/// Inside a task, at the start of a socket call that may complete without
+/// suspending (its data, or room, already there): after
+/// TaskState::kCallsBeforeYield such calls in a row, the task yields first,
+/// so that a peer that always has more to send cannot keep the other
+/// tasks of its worker, the channel's polling, and the task's own
+/// cancellation waiting.  That yield is a suspension point like
+/// this_task::yield(): true, with `result` operation_canceled, when the
+/// channel is shut down or TaskHandle::cancel() was called (unshielded),
+/// and timed_out when the task's DeadlineScope has passed: the call ends
+/// with `result`.  False, doing nothing, outside a task.
+bool fairnessYield(std::error_code& result) noexcept;
+
 /// A task's wait that holds its worker (under evchan::blocking()) because
 /// it cannot be one event to suspend on (ShmListener::accept() polls its
 /// listening socket and its pending clients together), and yet ends as a

@@ -68,6 +68,7 @@ bool awaitSocketInTask(Event&, Duration, std::error_code&, WaitCancellation&, st
   return false;
 }
 bool tryInTask(Event&, std::error_code&) { return false; }
+bool fairnessYield(std::error_code&) noexcept { return false; }
 bool awaitFileInTask(Event&, std::error_code&) { return false; }
 bool yieldThroughShutdown() noexcept { return false; }
 

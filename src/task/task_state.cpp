@@ -230,6 +230,7 @@ void TaskState::runOnWorker() noexcept {
 }
 
 void TaskState::suspend(void (*afterSwitch)(void*), void* argument) noexcept {
+  callsWithoutSuspending_ = 0;
   afterSwitch_ = afterSwitch;
   afterSwitchArgument_ = argument;
   state_.store(kSuspending, std::memory_order_release);

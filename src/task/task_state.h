@@ -102,6 +102,16 @@ class TaskState {
   /// Task side: suspends and is re-queued at once, behind the tasks that
   /// are ready (the shared run queue's tail, not this worker's local batch).
   void yield() noexcept;
+  /// Task side: counts a call that may complete without suspending (a
+  /// socket read or write); true when kCallsBeforeYield such calls in a
+  /// row have run since the task last suspended: this one is to yield
+  /// first (see fairnessYield()).  Every suspension starts the count
+  /// again; until then it stays past the limit (each call is to yield).
+  bool countCallWithoutSuspending() noexcept {
+    if (callsWithoutSuspending_ <= kCallsBeforeYield) ++callsWithoutSuspending_;
+    return callsWithoutSuspending_ > kCallsBeforeYield;
+  }
+  static constexpr int kCallsBeforeYield = 64;
   /// Makes a suspended (or suspending) task ready.  Once per suspension.
   void wake() noexcept;
 
@@ -188,6 +198,9 @@ class TaskState {
   FiberContext* worker_ = nullptr;  // the context to return to, set at each resume
   std::atomic<int> state_{kReady};
   bool yielding_ = false;  // set by yield(), read by runOnWorker() after the switch
+  // Task side: the calls counted by countCallWithoutSuspending() since the
+  // task last suspended.
+  std::uint8_t callsWithoutSuspending_ = 0;
 
   // Under mutex_: the join state.
   std::atomic<bool> done_{false};   // set under mutex_, read without it
