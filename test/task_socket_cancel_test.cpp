@@ -125,9 +125,10 @@ std::error_code busyLoop(TcpSocket& socket, bool reading, std::atomic<long>& cal
 }
 
 // How many calls a task may make, at most, once something that ends its
-// waits has happened: those before its next yield (one every 64 calls
-// that do not wait), and the one under way.
-constexpr long kCallsBeforeItTells = 64 + 1;
+// waits has happened: the one under way, the 64 that pass before the next
+// yield (one every 64 calls that do not wait), and the one that yields
+// and fails.
+constexpr long kCallsBeforeItTells = 1 + 64 + 1;
 
 // Calls cancel() every 10 ms from this thread until `done`: a cancel()
 // ends only calls that have begun.
