@@ -130,6 +130,42 @@ std::error_code busyLoop(TcpSocket& socket, bool reading, std::atomic<long>& cal
 // and fails.
 constexpr long kCallsBeforeItTells = 1 + 64 + 1;
 
+// A one-worker channel, a connection whose peer thread keeps it busy, and
+// the task at the other end, which never has to wait: its calls, and the
+// error that ended them.
+struct BusyConnection {
+  std::unique_ptr<EventChannel> channel = makeChannel(1);
+  ConnectedPair pair = connectPair();
+  BusyPeer peer;
+  std::atomic<long> calls{0};
+  std::error_code ended;
+  TaskHandle task;
+
+  // `reading`: the task reads what the peer keeps sending; else it writes
+  // what the peer keeps reading.
+  explicit BusyConnection(bool reading) : peer(pair.server, /*feeding=*/reading) {
+    pair.client.setTimeout(kSocketTimeout);
+  }
+  // Spawns the task, which runs `body` (a busyLoop() on pair.client) and
+  // keeps the error that ended it.
+  void spawn(const std::function<std::error_code()>& body) {
+    task = channel->spawn([this, body] { ended = body(); });
+  }
+  // A busy reader that has made its first thousand calls.
+  void startReader() {
+    spawn([this] { return busyLoop(pair.client, true, calls); });
+    CPPUNIT_ASSERT(eventually([&] { return calls.load() > 1000; }));
+  }
+  // Waits up to `patience` for the task to end by itself; if it has not,
+  // closes its socket so that it does.  Stops the peer either way.
+  bool endsWithin(Duration patience) {
+    const bool stopped = eventually([&] { return task.done(); }, patience);
+    if (!stopped) pair.client.close();
+    peer.stop();
+    return stopped;
+  }
+};
+
 // Calls cancel() every 10 ms from this thread until `done`: a cancel()
 // ends only calls that have begun.
 template <class Cancel>
@@ -171,25 +207,21 @@ class TaskSocketCancelTest : public evchan::test::LeakCheckedFixture {
   void busyWriterLetsTheOtherTasksOfItsWorkerRun() { checkOtherTasksRunBesideABusyTask(/*reading=*/false); }
 
   void checkOtherTasksRunBesideABusyTask(bool reading) {
-    std::unique_ptr<EventChannel> channel = makeChannel(1);
-    ConnectedPair pair = connectPair();
-    pair.client.setTimeout(kSocketTimeout);
-    BusyPeer peer(pair.server, /*feeding=*/reading);
-    std::atomic<long> calls{0};
+    BusyConnection busy(reading);
     std::atomic<int> ticksAtStart{-1};
-    Ticker ticker(*channel);
-    TaskHandle busy = channel->spawn([&] {
+    Ticker ticker(*busy.channel);
+    busy.spawn([&] {
       ticksAtStart = ticker.ticks.load();
-      busyLoop(pair.client, reading, calls);
+      return busyLoop(busy.pair.client, reading, busy.calls);
     });
     const bool ticked = eventually([&] {
       const int atStart = ticksAtStart.load();
       return atStart >= 0 && ticker.ticks.load() > atStart + 20;
     }, kSocketTimeout);
-    const long callsMade = calls.load();
-    pair.client.close();  // ends the busy loop
-    peer.stop();
-    joinWithin(busy);
+    const long callsMade = busy.calls.load();
+    busy.pair.client.close();  // ends the busy loop
+    busy.peer.stop();
+    joinWithin(busy.task);
     ticker.end();
     CPPUNIT_ASSERT_MESSAGE("the ticker stood still beside a busy task (" + std::to_string(callsMade) + " calls)",
                            ticked);
@@ -200,23 +232,14 @@ class TaskSocketCancelTest : public evchan::test::LeakCheckedFixture {
   // went on until its peer stopped (or stalled long enough for it to read
   // everything).  Its calls yield every 64, and that yield ends it.
   void taskCancelEndsABusyReader() {
-    std::unique_ptr<EventChannel> channel = makeChannel(1);
-    ConnectedPair pair = connectPair();
-    pair.client.setTimeout(kSocketTimeout);
-    BusyPeer peer(pair.server, /*feeding=*/true);
-    std::atomic<long> calls{0};
-    std::error_code ended;
-    TaskHandle busy = channel->spawn([&] { ended = busyLoop(pair.client, true, calls); });
-    CPPUNIT_ASSERT(eventually([&] { return calls.load() > 1000; }));
-    busy.cancel();
-    const long callsAtCancel = calls.load();  // read after: at least the count when cancel() was recorded
-    const bool stopped = eventually([&] { return busy.done(); }, 2s);
-    if (!stopped) pair.client.close();
-    peer.stop();
-    CPPUNIT_ASSERT_MESSAGE("cancel() did not end a task whose reads never wait", stopped);
-    joinWithin(busy);
-    ASSERT_ERROR(std::errc::operation_canceled, ended);
-    const long callsAfter = calls.load() - callsAtCancel;
+    BusyConnection busy(/*reading=*/true);
+    busy.startReader();
+    busy.task.cancel();
+    const long callsAtCancel = busy.calls.load();  // read after: at least the count when cancel() was recorded
+    CPPUNIT_ASSERT_MESSAGE("cancel() did not end a task whose reads never wait", busy.endsWithin(2s));
+    joinWithin(busy.task);
+    ASSERT_ERROR(std::errc::operation_canceled, busy.ended);
+    const long callsAfter = busy.calls.load() - callsAtCancel;
     CPPUNIT_ASSERT_MESSAGE(std::to_string(callsAfter) + " calls after cancel()", callsAfter <= kCallsBeforeItTells);
   }
 
@@ -224,42 +247,31 @@ class TaskSocketCancelTest : public evchan::test::LeakCheckedFixture {
   // must notice it all the same (its reads found the channel shut down
   // before the yields came in too; this keeps it so).
   void shutdownEndsABusyReader() {
-    std::unique_ptr<EventChannel> channel = makeChannel(1);
-    ConnectedPair pair = connectPair();
-    pair.client.setTimeout(kSocketTimeout);
-    BusyPeer peer(pair.server, /*feeding=*/true);
-    std::atomic<long> calls{0};
-    std::error_code ended;
-    TaskHandle busy = channel->spawn([&] { ended = busyLoop(pair.client, true, calls); });
-    CPPUNIT_ASSERT(eventually([&] { return calls.load() > 1000; }));
-    const bool finished = evchan::test::finishesWithin(2s, [&] { channel->shutdown(); }, [&] { pair.client.close(); });
-    peer.stop();
+    BusyConnection busy(/*reading=*/true);
+    busy.startReader();
+    const bool finished = evchan::test::finishesWithin(2s, [&] { busy.channel->shutdown(); },
+                                                       [&] { busy.pair.client.close(); });
+    busy.peer.stop();
     CPPUNIT_ASSERT_MESSAGE("shutdown() waited for a task whose reads never wait", finished);
-    joinWithin(busy);
-    ASSERT_ERROR(std::errc::operation_canceled, ended);
+    joinWithin(busy.task);
+    ASSERT_ERROR(std::errc::operation_canceled, busy.ended);
   }
 
   // A this_task::DeadlineScope bounds everything the task does: its reads
   // that never waited ran on past it.
   void deadlineEndsABusyReader() {
-    std::unique_ptr<EventChannel> channel = makeChannel(1);
-    ConnectedPair pair = connectPair();
-    pair.client.setTimeout(kSocketTimeout);
-    BusyPeer peer(pair.server, /*feeding=*/true);
-    std::atomic<long> calls{0};
-    std::error_code ended;
+    BusyConnection busy(/*reading=*/true);
     long callsAfterDeadline = 0;
-    TaskHandle busy = channel->spawn([&] {
+    busy.spawn([&] {
       evchan::this_task::DeadlineScope deadline(100ms);
       const Clock::time_point passed = Clock::now() + 100ms;  // no earlier than the scope's deadline
-      ended = busyLoop(pair.client, true, calls, [&] { return Clock::now() >= passed; }, &callsAfterDeadline);
+      return busyLoop(busy.pair.client, true, busy.calls, [&] { return Clock::now() >= passed; },
+                      &callsAfterDeadline);
     });
-    const bool stopped = eventually([&] { return busy.done(); }, 2s);
-    if (!stopped) pair.client.close();
-    peer.stop();
-    CPPUNIT_ASSERT_MESSAGE("a DeadlineScope of 100 ms did not end a task whose reads never wait", stopped);
-    joinWithin(busy);
-    ASSERT_ERROR(std::errc::timed_out, ended);
+    CPPUNIT_ASSERT_MESSAGE("a DeadlineScope of 100 ms did not end a task whose reads never wait",
+                           busy.endsWithin(2s));
+    joinWithin(busy.task);
+    ASSERT_ERROR(std::errc::timed_out, busy.ended);
     CPPUNIT_ASSERT_MESSAGE(std::to_string(callsAfterDeadline) + " calls after the deadline",
                            callsAfterDeadline <= kCallsBeforeItTells);
   }
