@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -155,6 +156,7 @@ class PoolSharingAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testTaskSliceSharesItsBatchWithMonitor);
   CPPUNIT_TEST(testBlockingCallSharesItsBatch);
   CPPUNIT_TEST(testOneWorkerRunsEveryBatchItem);
+  CPPUNIT_TEST(testOneWorkersBatchIsRescuedFromItsBlockedFirstItem);
   CPPUNIT_TEST(testShutdownWithBacklogPending);
   CPPUNIT_TEST(testShutdownSharesCancelledCompletionsOnIoUring);
   CPPUNIT_TEST_SUITE_END();
@@ -242,6 +244,27 @@ class PoolSharingAdversarialTest : public evchan::test::LeakCheckedFixture {
 
   // shutdown() while a batch that looked short is still queued behind a
   // long first item: it returns, and every item's callback has run.
+  // One worker runs what its poll completed as its own batch, never
+  // queued where another thread could take it: when the first item blocks
+  // unannounced, the monitor must move the rest to the run queue and
+  // start a spare worker for it.
+  void testOneWorkersBatchIsRescuedFromItsBlockedFirstItem() {
+    EventChannel::Options options = poolOptions(1, 5ms);
+    options.maxThreads = 2;
+    std::unique_ptr<EventChannel> channel = EventChannel::create(options);
+    TimerBatches batches(*channel);
+    ReclaimOnExit reclaim(*channel);
+    // One attempt: a second would find the spare started for the first
+    // (were it still there), no longer a worker alone.  Should the poll
+    // split the batch, the spare polls for the rest and runs it: shared.
+    batches.teachShortItems();
+    auto state = std::make_shared<Attempt>();
+    batches.post(5ms, [state](Event&) { state->blockUntilAnotherRuns(); });
+    CPPUNIT_ASSERT_MESSAGE("the first item did not end", eventually([&] { return state->outcome.load() != -1; }, kPatience));
+    CPPUNIT_ASSERT_MESSAGE("the only worker's batch waited for its blocked first item", state->outcome.load() == 1);
+    CPPUNIT_ASSERT_EQUAL(std::uint64_t{1}, channel->poolStats().startedForPresumedStuck);
+  }
+
   void testShutdownWithBacklogPending() {
     for (Duration grace : {Duration(0ms), Duration(5ms)}) {
       std::unique_ptr<EventChannel> channel = EventChannel::create(poolOptions(2, grace));

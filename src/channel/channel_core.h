@@ -235,8 +235,11 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   bool spillQuietly() noexcept;
   /// Moves a local batch to the shared run queue, waking idle workers.
   void publishLocal(LocalBatchQueue& batch) noexcept;
-  /// Runs `first`, then what its callback completed on this thread.
-  void runWithLocalBatch(Event& first, WorkerActivity& activity) noexcept;
+  /// Runs `first`, then what its callback completed on this thread.  With
+  /// `alone` (the pool's only worker), the rest of the batch is never
+  /// shared: nobody could take it, and publishing it would cost a lock of
+  /// mutex_ per item.
+  void runWithLocalBatch(Event& first, WorkerActivity& activity, bool alone) noexcept;
   /// Brackets one item a worker runs, for the stuck-worker monitor.
   void beginItem(WorkerActivity& activity) noexcept;
   void endItem(WorkerActivity& activity) noexcept;

@@ -122,7 +122,7 @@ void ChannelCore::shareLocalBatch() noexcept {
   if (LocalBatch* batch = localBatchOf(this)) publishLocal(*batch->queue);
 }
 
-void ChannelCore::runWithLocalBatch(Event& first, WorkerActivity& activity) noexcept {
+void ChannelCore::runWithLocalBatch(Event& first, WorkerActivity& activity, bool alone) noexcept {
   LocalBatch batch;
   batch.core = this;
   batch.queue = &activity.batch;
@@ -132,7 +132,9 @@ void ChannelCore::runWithLocalBatch(Event& first, WorkerActivity& activity) noex
   endItem(activity);
   while (Event* next = batch.queue->pop()) {
     // Keep the next one (LIFO slot), share the rest with idle workers.
-    publishLocal(*batch.queue);
+    // A worker alone keeps them: should an item block or run long, the
+    // monitor moves them to the run queue (and starts a spare worker).
+    if (!alone) publishLocal(*batch.queue);
     beginItem(activity);
     runCompletion(*next);
     endItem(activity);
@@ -254,8 +256,9 @@ void ChannelCore::workerMain() noexcept {
             backlogSince_ = now;  // another one after as long again
           }
         }
+        const bool alone = threads_ == 1;
         lock.unlock();
-        runWithLocalBatch(*event, activity);
+        runWithLocalBatch(*event, activity, alone);
         lock.lock();
         continue;
       }
@@ -306,6 +309,17 @@ void ChannelCore::workerMain() noexcept {
       // forever, when it waits for them), so any batch is shared at once.
       EventQueue polled;
       completions.takeAll(polled);
+      if (threads_ == 1 && monitorRunning_ && !stopping_ && !polled.empty()) {
+        // The pool's only worker runs what it polled as its local batch:
+        // no lock of mutex_ per item.  What is queued already waits until
+        // the batch is done, as it would behind the batch in the queue.
+        Event* first = polled.pop();
+        activity.batch.append(polled);
+        lock.unlock();
+        runWithLocalBatch(*first, activity, true);
+        lock.lock();
+        continue;
+      }
       int completed = 0;
       while (Event* event = polled.pop()) {
         runQueue_.push(*event);

@@ -27,6 +27,11 @@ class LocalBatchQueue {
     Guard guard(*this);
     return queue_.pop();
   }
+  /// Moves every event of `from`, in order, to the tail of this queue.
+  void append(EventQueue& from) noexcept {
+    Guard guard(*this);
+    queue_.append(from);
+  }
   /// Moves every event, in order, to the tail of `into`.
   void takeAll(EventQueue& into) noexcept {
     Guard guard(*this);
