@@ -38,7 +38,9 @@
 #include "support/posix/self_process.h"
 #include "support/posix/shm_pair.h"
 #include "support/skip.h"
+#include "support/stream_feeder.h"
 #include "support/stream_suite.h"
+#include "support/ticker.h"
 #include "support/waiting.h"
 
 using namespace std::chrono_literals;
@@ -406,6 +408,7 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testTaskReaderSuspends);
   CPPUNIT_TEST(testBothEndsInTasksOnOneWorker);
   CPPUNIT_TEST(testReadTimeoutInTask);
+  CPPUNIT_TEST(testBusyReaderInATaskLetsTheOtherTasksRun);
   CPPUNIT_TEST(testTaskReaderSeesPeerKilled);
   CPPUNIT_TEST(testCancelEndsABlockedReadOnThread);
   CPPUNIT_TEST(testCancelEndsAWriteOnAFullRing);
@@ -1287,6 +1290,41 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
     joinWithin(reader);
     ASSERT_ERROR(std::errc::timed_out, ec);
     CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed >= 90ms && elapsed < generous(3s));
+  }
+
+  // A task whose every read finds bytes in the ring never has to suspend:
+  // its reads yield every 64, so that the other tasks of its one worker
+  // (a 1 ms ticker) still run while a thread keeps the ring full.
+  void testBusyReaderInATaskLetsTheOtherTasksRun() {
+    ShmListener listener = ShmListener::listen(uniqueName("busy"));
+    Pair pair = connectPair(listener);
+    evchan::test::StreamFeeder feeder(pair.client);
+    std::atomic<bool> stop{false};
+    std::unique_ptr<EventChannel> channel = makeChannelWithoutMonitor(1);
+    evchan::test::Ticker ticker(*channel);
+    std::atomic<int> ticksAtStart{-1};
+    std::atomic<long> calls{0};
+    std::error_code readError;
+    TaskHandle reader = channel->spawn([&] {
+      ticksAtStart = ticker.ticks.load();
+      // A byte a call: what the ring holds lasts the reader a long while,
+      // should the feeder get no CPU for it on a loaded machine.
+      char byte;
+      while (!stop.load() && !readError) {
+        pair.server.readSome(&byte, 1, readError);
+        ++calls;
+      }
+    });
+    const bool ticked = evchan::test::ticksBeside(ticker, ticksAtStart, 20, kPatience);
+    stop = true;
+    joinWithin(reader);
+    pair.server.close();  // a write waiting for room fails
+    feeder.stop();
+    ticker.end();
+    ASSERT_NO_ERROR(readError);
+    CPPUNIT_ASSERT_MESSAGE("the ticker stood still beside a busy reader (" + std::to_string(calls.load()) + " reads)",
+                           ticked);
+    CPPUNIT_ASSERT(calls.load() > 64);  // the reader did not simply wait
   }
 
   // ---------------------------------------------------------- cancel()

@@ -22,6 +22,7 @@
 #include "support/host_socket.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
+#include "support/ticker.h"
 #include "support/waiting.h"
 
 using namespace std::chrono_literals;
@@ -41,31 +42,11 @@ using evchan::test::generous;
 using evchan::test::joinWithin;
 using evchan::test::makeChannel;
 using evchan::test::makeChannelWithoutMonitor;
+using evchan::test::Ticker;
 using Clock = evchan::test::Clock;
 namespace this_task = evchan::this_task;
 
 constexpr Duration kSocketTimeout = 10s;
-
-// Keeps a task ticking every millisecond until stopped: proof that the
-// one worker is free while another task waits.
-struct Ticker {
-  std::atomic<int> ticks{0};
-  std::atomic<bool> stop{false};
-  TaskHandle task;
-
-  explicit Ticker(EventChannel& channel) {
-    task = channel.spawn([this] {
-      while (!stop.load()) {
-        this_task::sleepFor(1ms);
-        ++ticks;
-      }
-    });
-  }
-  void end() {
-    stop = true;
-    joinWithin(task);
-  }
-};
 
 // Fills the send buffer of `socket` (its peer does not read).
 void fillSendBuffer(TcpSocket& socket) {
@@ -214,10 +195,7 @@ class TaskSocketCancelTest : public evchan::test::LeakCheckedFixture {
       ticksAtStart = ticker.ticks.load();
       return busyLoop(busy.pair.client, reading, busy.calls);
     });
-    const bool ticked = eventually([&] {
-      const int atStart = ticksAtStart.load();
-      return atStart >= 0 && ticker.ticks.load() > atStart + 20;
-    }, kSocketTimeout);
+    const bool ticked = evchan::test::ticksBeside(ticker, ticksAtStart, 20, kSocketTimeout);
     const long callsMade = busy.calls.load();
     busy.pair.client.close();  // ends the busy loop
     busy.peer.stop();

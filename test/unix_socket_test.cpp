@@ -26,7 +26,9 @@
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
 #include "support/skip.h"
+#include "support/stream_feeder.h"
 #include "support/stream_suite.h"
+#include "support/ticker.h"
 #include "support/waiting.h"
 
 using namespace std::chrono_literals;
@@ -135,6 +137,7 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testPassPipe);
   CPPUNIT_TEST(testPassPipeInTasks);
   CPPUNIT_TEST(testSendDescriptorsWaitsForRoomInTask);
+  CPPUNIT_TEST(testBusyDescriptorReceiverLetsTheOtherTasksRun);
   CPPUNIT_TEST(testTooManyDescriptorsClosed);
   CPPUNIT_TEST(testDescriptorArgumentErrors);
   CPPUNIT_TEST(testDescriptorsWithALargeMessage);
@@ -513,6 +516,43 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(std::string("ok"), std::string(piped, 2));
     close(pipeEnds[0]);
     CPPUNIT_ASSERT_EQUAL_MESSAGE("the waiting receive kept its worker", 1, channel->poolStats().peak);
+  }
+
+  // A task whose every receiveDescriptors() finds bytes waiting never has
+  // to suspend: those calls yield every 64 too, as reads do, so that the
+  // other tasks of its one worker (a 1 ms ticker) still run.
+  void testBusyDescriptorReceiverLetsTheOtherTasksRun() {
+    UnixListener listener = UnixListener::listen(abstractNameOrPath());
+    Connected pair = connectPair(listener);
+    evchan::test::StreamFeeder feeder(pair.client);
+    std::atomic<bool> stop{false};
+    auto channel = evchan::test::makeChannelWithoutMonitor(1);
+    evchan::test::Ticker ticker(*channel);
+    std::atomic<int> ticksAtStart{-1};
+    std::atomic<long> calls{0};
+    std::error_code receiveError;
+    evchan::TaskHandle receiver = channel->spawn([&] {
+      ticksAtStart = ticker.ticks.load();
+      // A byte a call: what the socket buffers lasts the reader a long
+      // while, should the feeder get no CPU for it on a loaded machine.
+      char byte;
+      std::size_t received = 0;
+      while (!stop.load() && !receiveError) {
+        pair.server.receiveDescriptors(&byte, 1, nullptr, 0, received, receiveError);
+        ++calls;
+      }
+    });
+    const bool ticked = evchan::test::ticksBeside(ticker, ticksAtStart, 20, 10s);
+    stop = true;
+    evchan::test::joinWithin(receiver);
+    pair.server.close();  // a write waiting for room fails
+    feeder.stop();
+    ticker.end();
+    ASSERT_NO_ERROR(receiveError);
+    CPPUNIT_ASSERT_MESSAGE("the ticker stood still beside a busy receiver (" + std::to_string(calls.load()) +
+                               " calls)",
+                           ticked);
+    CPPUNIT_ASSERT(calls.load() > 64);  // the receiver did not simply wait
   }
 
   // sendDescriptors() into a full send buffer, in a task: it suspends, and

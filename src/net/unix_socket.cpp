@@ -17,6 +17,7 @@
 #include "poller/event_access.h"
 #include "posix/adopted_socket.h"
 #include "posix/unix_socket.h"
+#include "task/await.h"
 
 namespace evchan {
 
@@ -86,6 +87,7 @@ std::size_t UnixSocket::sendDescriptors(const void* data, std::size_t size, cons
     ec = Errc::not_open;
     return 0;
   }
+  if (detail::fairnessYield(ec)) return 0;  // in a task: every 64 calls that did not wait
   const int fd = descriptorOf(state);
   const Deadline deadline = detail::deadlineAfter(state->timeout);
   for (;;) {
@@ -123,6 +125,7 @@ std::size_t UnixSocket::receiveDescriptors(void* data, std::size_t size, int* fd
                                       : std::make_error_code(std::errc::invalid_argument);
     return 0;
   }
+  if (detail::fairnessYield(ec)) return 0;  // in a task: every 64 calls that did not wait
   const int fd = descriptorOf(state);
   const Deadline deadline = detail::deadlineAfter(state->timeout);
   for (;;) {
