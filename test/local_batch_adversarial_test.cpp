@@ -187,6 +187,7 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testOneWorkerWakerThatBlocksUnannouncedAfterComputingIsRescued);
   CPPUNIT_TEST(testOneWorkerWakerThatBlocksUnannouncedAtOnceIsRescued);
   CPPUNIT_TEST(testAWakerThatCallsBlockingAfterComputingLetsTheWokenRun);
+  CPPUNIT_TEST(testABatchKeptAloneIsSharedOnceBlockingStartsASecondWorker);
   CPPUNIT_TEST(testACallbackThatPostsEventsAndComputesSharesThem);
   CPPUNIT_TEST(testACallbackPostingAroundTheBatchLimitSharesThem);
   CPPUNIT_TEST(testReadsPostedByALongCallbackRunWhileItComputes);
@@ -399,6 +400,49 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_MESSAGE(std::to_string(sleepers.ran()) + " of 20 ran while their waker was in blocking()",
                            sawThem.load());
     sleepers.assertEachRanOnce();
+  }
+
+  // The pool's only worker keeps its local batch to itself.  A blocking()
+  // call in one of its items starts a second worker; from the next item
+  // on, the rest of the batch is shared again (a batch that went on
+  // unshared: the second task waited out the first one's 3 s).  Here the first task woken
+  // waits (unannounced, on a std::condition_variable) for the second one,
+  // which then can only run on the new worker; the monitor's grace is far
+  // longer than the test waits, so it does not step in.
+  void testABatchKeptAloneIsSharedOnceBlockingStartsASecondWorker() {
+    auto channel = channelWithGrace(1, 60s, 2);
+    evchan::Notification wakeFirst, wakeSecond;
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool secondRan = false;  // under mutex
+    std::atomic<int> outcome{-1};
+    TaskHandle first = channel->spawn([&] {
+      wakeFirst.wait();
+      std::unique_lock<std::mutex> lock(mutex);
+      outcome = cv.wait_for(lock, evchan::test::generous(3s), [&] { return secondRan; }) ? 1 : 0;
+    });
+    TaskHandle second = channel->spawn([&] {
+      wakeSecond.wait();
+      std::lock_guard<std::mutex> lock(mutex);
+      secondRan = true;
+      cv.notify_all();
+    });
+    CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
+    // A callback, not a task: a task would resume from blocking() in a
+    // new item, its batch begun with two workers already.
+    std::atomic<bool> wakerDone{false};
+    DispatchEvent waker([&] {
+      evchan::blocking([] { std::this_thread::sleep_for(50ms); });
+      wakeFirst.notify();  // both go to this worker's local batch, in order
+      wakeSecond.notify();
+    });
+    waker.setCallback([&](Event&) { wakerDone = true; });
+    channel->post(waker);
+    CPPUNIT_ASSERT(eventually([&] { return wakerDone.load(); }, 10s));
+    joinWithin(first, 10s);
+    joinWithin(second, 10s);
+    CPPUNIT_ASSERT_EQUAL(2, channel->poolStats().peak);
+    CPPUNIT_ASSERT_MESSAGE("the second task waited in the batch of a worker blocked by the first", outcome.load() == 1);
   }
 
   // A callback, not a task: a DispatchEvent's function posts NotifyEvents

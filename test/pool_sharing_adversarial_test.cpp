@@ -242,8 +242,6 @@ class PoolSharingAdversarialTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(1, channel->poolStats().current);
   }
 
-  // shutdown() while a batch that looked short is still queued behind a
-  // long first item: it returns, and every item's callback has run.
   // One worker runs what its poll completed as its own batch, never
   // queued where another thread could take it: when the first item blocks
   // unannounced, the monitor must move the rest to the run queue and
@@ -265,6 +263,8 @@ class PoolSharingAdversarialTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_EQUAL(std::uint64_t{1}, channel->poolStats().startedForPresumedStuck);
   }
 
+  // shutdown() while a batch that looked short is still queued behind a
+  // long first item: it returns, and every item's callback has run.
   void testShutdownWithBacklogPending() {
     for (Duration grace : {Duration(0ms), Duration(5ms)}) {
       std::unique_ptr<EventChannel> channel = EventChannel::create(poolOptions(2, grace));

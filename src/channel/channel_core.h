@@ -235,11 +235,17 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   bool spillQuietly() noexcept;
   /// Moves a local batch to the shared run queue, waking idle workers.
   void publishLocal(LocalBatchQueue& batch) noexcept;
-  /// Runs `first`, then what its callback completed on this thread.  With
-  /// `alone` (the pool's only worker), the rest of the batch is never
-  /// shared: nobody could take it, and publishing it would cost a lock of
-  /// mutex_ per item.
-  void runWithLocalBatch(Event& first, WorkerActivity& activity, bool alone) noexcept;
+  /// Runs `first`, then what its callback completed on this thread (the
+  /// local batch, with what a poll completed when the caller put it
+  /// there); returns how many items ran.  While runsBatchAlone(), the
+  /// rest of the batch is never shared: nobody could take it, and
+  /// publishing it would cost a lock of mutex_ per item.
+  int runWithLocalBatch(Event& first, WorkerActivity& activity) noexcept;
+  /// The pool's only worker, watched by the monitor, not shutting down:
+  /// it keeps its local batch (see batchesAlone_).  Any thread, any time.
+  bool runsBatchAlone() const noexcept { return batchesAlone_.load(std::memory_order_relaxed); }
+  /// Sets batchesAlone_ after a change of what it depends on; mutex_ held.
+  void noteBatchesAloneLocked() noexcept;
   /// Brackets one item a worker runs, for the stuck-worker monitor.
   void beginItem(WorkerActivity& activity) noexcept;
   void endItem(WorkerActivity& activity) noexcept;
@@ -283,8 +289,10 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   bool polling_ = false;
   bool pollWoken_ = false;  // the poller was woken during this poll: once is enough
   Deadline pollDeadline_ = kNoDeadline;
-  // Run-queue items run since the backend was last polled; at
-  // kRunsBetweenPolls a worker polls (without waiting) before the next.
+  // Items run since the backend was last polled (from the run queue, and
+  // what they completed or woke for their worker to run next, but not a
+  // poll's own batch); at kRunsBetweenPolls a worker polls (without
+  // waiting) before the next.
   static constexpr int kRunsBetweenPolls = 64;
   int runsSincePoll_ = 0;
   // About what waking an idle worker costs before it runs anything (a
@@ -310,6 +318,12 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   // stay for them (see cancel()).
   std::atomic<int> cancelsUnderWay_{0};
   int threads_ = 0;
+  // threads_ == 1 && monitorRunning_ && !stopping_, kept so (under mutex_)
+  // by noteBatchesAloneLocked() for a worker that checks it between the
+  // items of its batch without the lock.  Nobody could take a share of
+  // such a worker's batch; should an item block, the monitor moves the
+  // rest to the run queue and starts a spare worker.
+  std::atomic<bool> batchesAlone_{false};
   int idle_ = 0;
   int wakeups_ = 0;  // idle workers notified and not yet awake
   int blocked_ = 0;

@@ -85,6 +85,7 @@ void ChannelCore::shutdown() noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!stopping_) {
       stopping_ = true;
+      noteBatchesAloneLocked();
       shutDown_.store(true, std::memory_order_release);
       first = true;
     }
@@ -134,6 +135,7 @@ void ChannelCore::sweepForShutdown() noexcept {
     // for the others (see workerMain()).
     std::lock_guard<std::mutex> lock(mutex_);
     monitorRunning_ = false;
+    noteBatchesAloneLocked();
   }
   // Cancel what is parked on sockets and timers.
   std::vector<Event*> cancelled;

@@ -70,6 +70,7 @@ void ChannelCore::startWorkerLocked() noexcept {
     return;  // the OS refused a thread: the pool stays as it is
   }
   ++threads_;
+  noteBatchesAloneLocked();
   ++started_;
   ++startedFor_[static_cast<int>(startReason_)];
   peak_ = std::max(peak_, threads_);
@@ -119,10 +120,11 @@ void ChannelCore::publishLocal(LocalBatchQueue& batch) noexcept {
 }
 
 void ChannelCore::shareLocalBatch() noexcept {
+  if (runsBatchAlone()) return;  // nobody to share it with
   if (LocalBatch* batch = localBatchOf(this)) publishLocal(*batch->queue);
 }
 
-void ChannelCore::runWithLocalBatch(Event& first, WorkerActivity& activity, bool alone) noexcept {
+int ChannelCore::runWithLocalBatch(Event& first, WorkerActivity& activity) noexcept {
   LocalBatch batch;
   batch.core = this;
   batch.queue = &activity.batch;
@@ -130,16 +132,23 @@ void ChannelCore::runWithLocalBatch(Event& first, WorkerActivity& activity, bool
   beginItem(activity);
   runCompletion(first);
   endItem(activity);
+  int ran = 1;
   while (Event* next = batch.queue->pop()) {
-    // Keep the next one (LIFO slot), share the rest with idle workers.
-    // A worker alone keeps them: should an item block or run long, the
-    // monitor moves them to the run queue (and starts a spare worker).
-    if (!alone) publishLocal(*batch.queue);
+    // Keep the next one (LIFO slot), share the rest with idle workers,
+    // unless there is nobody to share it with.  Checked at every item: a
+    // blocking() call in one may have started a second worker.
+    if (!runsBatchAlone()) publishLocal(*batch.queue);
     beginItem(activity);
     runCompletion(*next);
     endItem(activity);
+    ++ran;
   }
   localBatchSlot() = nullptr;
+  return ran;
+}
+
+void ChannelCore::noteBatchesAloneLocked() noexcept {
+  batchesAlone_.store(threads_ == 1 && monitorRunning_ && !stopping_, std::memory_order_relaxed);
 }
 
 void ChannelCore::beginItem(WorkerActivity& activity) noexcept {
@@ -256,10 +265,13 @@ void ChannelCore::workerMain() noexcept {
             backlogSince_ = now;  // another one after as long again
           }
         }
-        const bool alone = threads_ == 1;
         lock.unlock();
-        runWithLocalBatch(*event, activity, alone);
+        const int ran = runWithLocalBatch(*event, activity);
         lock.lock();
+        // What the item completed or woke, which this worker ran itself,
+        // counts too: the backend is polled as often however the work
+        // came.
+        runsSincePoll_ += ran - 1;
         continue;
       }
     }
@@ -309,15 +321,25 @@ void ChannelCore::workerMain() noexcept {
       // forever, when it waits for them), so any batch is shared at once.
       EventQueue polled;
       completions.takeAll(polled);
-      if (threads_ == 1 && monitorRunning_ && !stopping_ && !polled.empty()) {
+      if (runsBatchAlone() && !polled.empty()) {
         // The pool's only worker runs what it polled as its local batch:
-        // no lock of mutex_ per item.  What is queued already waits until
-        // the batch is done, as it would behind the batch in the queue.
+        // no lock of mutex_ per item.  What was queued before (posted from
+        // other threads) runs after it: a poll's batch is bounded by what
+        // one poll reports.  What the batch's items completed or woke
+        // counts toward the next poll, as in the queue.
         Event* first = polled.pop();
-        activity.batch.append(polled);
+        int count = 1;
+        EventQueue rest;
+        while (Event* event = polled.pop()) {
+          rest.push(*event);
+          ++count;
+        }
+        activity.batch.append(rest);
         lock.unlock();
-        runWithLocalBatch(*first, activity, true);
+        const int ran = runWithLocalBatch(*first, activity);
         lock.lock();
+        // Fewer when the monitor moved part of the batch to the queue.
+        runsSincePoll_ += std::max(0, ran - count);
         continue;
       }
       int completed = 0;
@@ -352,6 +374,7 @@ void ChannelCore::workerMain() noexcept {
   }
   activities_.erase(std::find(activities_.begin(), activities_.end(), &activity));
   --threads_;
+  noteBatchesAloneLocked();
   ++exited_;
   exitedIds_.push_back(std::this_thread::get_id());
   if (!polling_ || !runQueue_.empty()) wakeIdleLocked();  // someone must poll and run what is queued
