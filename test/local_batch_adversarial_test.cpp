@@ -188,6 +188,7 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testOneWorkerWakerThatBlocksUnannouncedAtOnceIsRescued);
   CPPUNIT_TEST(testAWakerThatCallsBlockingAfterComputingLetsTheWokenRun);
   CPPUNIT_TEST(testABatchKeptAloneIsSharedOnceBlockingStartsASecondWorker);
+  CPPUNIT_TEST(testQueuedWorkRunsBesideAPingPongThatWakesMany);
   CPPUNIT_TEST(testACallbackThatPostsEventsAndComputesSharesThem);
   CPPUNIT_TEST(testACallbackPostingAroundTheBatchLimitSharesThem);
   CPPUNIT_TEST(testReadsPostedByALongCallbackRunWhileItComputes);
@@ -443,6 +444,66 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
     joinWithin(second, 10s);
     CPPUNIT_ASSERT_EQUAL(2, channel->poolStats().peak);
     CPPUNIT_ASSERT_MESSAGE("the second task waited in the batch of a worker blocked by the first", outcome.load() == 1);
+  }
+
+  // A worker alone runs a poll's batch as its own only while nothing is
+  // queued for it.  Two tasks ping-pong a byte over a connection and each
+  // one, at every byte, wakes 300 tasks (far more than a local batch
+  // holds: the rest are queued, and enough of them wait again each time),
+  // so that every poll finds a completion and every batch makes the next
+  // poll due at once.  A DispatchEvent posted from this thread
+  // must still run: had each poll's batch gone ahead of the queue, it
+  // would have waited as long as the ping-pong went on.
+  void testQueuedWorkRunsBesideAPingPongThatWakesMany() {
+    auto channel = channelWithGrace(1, 5ms);
+    constexpr int kWoken = 300;
+    std::vector<Notification> wakes(kWoken);
+    std::atomic<bool> stop{false};
+    std::vector<TaskHandle> woken;
+    for (int i = 0; i < kWoken; ++i) {
+      woken.push_back(channel->spawn([&, i] {
+        while (!stop.load()) {
+          wakes[i].wait();
+          wakes[i].reset();
+        }
+      }));
+    }
+    evchan::test::ConnectedPair pair = evchan::test::connectPair();
+    std::atomic<long> exchanges{0};
+    TaskHandle pinger = channel->spawn([&] {
+      char byte = 'p';
+      std::error_code ec;
+      while (!stop.load() && !ec) {
+        if (!pair.client.writeAll(&byte, 1, ec)) break;
+        if (!pair.client.readExactly(&byte, 1, ec)) break;
+        for (Notification& wake : wakes) wake.notify();
+        ++exchanges;
+      }
+    });
+    TaskHandle ponger = channel->spawn([&] {
+      char byte;
+      std::error_code ec;
+      while (pair.server.readExactly(&byte, 1, ec) == 1 && pair.server.writeAll(&byte, 1, ec) == 1) {
+        for (Notification& wake : wakes) wake.notify();
+      }
+    });
+    CPPUNIT_ASSERT(eventually([&] { return exchanges.load() > 100; }));
+    std::atomic<bool> dispatched{false};
+    DispatchEvent queued([] {});
+    queued.setCallback([&](Event&) { dispatched = true; });
+    channel->post(queued);
+    const bool ranBeside = eventually([&] { return dispatched.load(); }, 3s);
+    const long exchangesMeanwhile = exchanges.load();
+    stop = true;
+    for (Notification& wake : wakes) wake.notify();
+    joinWithin(pinger);
+    pair.client.close();  // the ponger reads the end of the stream
+    joinWithin(ponger);
+    for (TaskHandle& task : woken) joinWithin(task);
+    CPPUNIT_ASSERT(eventually([&] { return dispatched.load(); }));  // not destroyed in flight
+    CPPUNIT_ASSERT_MESSAGE("a posted event waited behind a ping-pong (" + std::to_string(exchangesMeanwhile) +
+                               " exchanges)",
+                           ranBeside);
   }
 
   // A callback, not a task: a DispatchEvent's function posts NotifyEvents

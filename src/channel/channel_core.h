@@ -237,9 +237,9 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   void publishLocal(LocalBatchQueue& batch) noexcept;
   /// Runs `first`, then what its callback completed on this thread (the
   /// local batch, with what a poll completed when the caller put it
-  /// there); returns how many items ran.  While runsBatchAlone(), the
-  /// rest of the batch is never shared: nobody could take it, and
-  /// publishing it would cost a lock of mutex_ per item.
+  /// there).  While runsBatchAlone(), the rest of the batch is never
+  /// shared: nobody could take it, and publishing it would cost a lock of
+  /// mutex_ per item.  Returns how many items after `first` it ran so.
   int runWithLocalBatch(Event& first, WorkerActivity& activity) noexcept;
   /// The pool's only worker, watched by the monitor, not shutting down:
   /// it keeps its local batch (see batchesAlone_).  Any thread, any time.
@@ -289,10 +289,10 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   bool polling_ = false;
   bool pollWoken_ = false;  // the poller was woken during this poll: once is enough
   Deadline pollDeadline_ = kNoDeadline;
-  // Items run since the backend was last polled (from the run queue, and
-  // what they completed or woke for their worker to run next, but not a
-  // poll's own batch); at kRunsBetweenPolls a worker polls (without
-  // waiting) before the next.
+  // Items run since the backend was last polled: from the run queue, and
+  // what a worker alone kept instead of queueing (see runsBatchAlone(),
+  // but not a poll's own batch); at kRunsBetweenPolls a worker polls
+  // (without waiting) before the next.
   static constexpr int kRunsBetweenPolls = 64;
   int runsSincePoll_ = 0;
   // About what waking an idle worker costs before it runs anything (a

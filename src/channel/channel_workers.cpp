@@ -132,19 +132,22 @@ int ChannelCore::runWithLocalBatch(Event& first, WorkerActivity& activity) noexc
   beginItem(activity);
   runCompletion(first);
   endItem(activity);
-  int ran = 1;
+  int keptAlone = 0;
   while (Event* next = batch.queue->pop()) {
     // Keep the next one (LIFO slot), share the rest with idle workers,
     // unless there is nobody to share it with.  Checked at every item: a
     // blocking() call in one may have started a second worker.
-    if (!runsBatchAlone()) publishLocal(*batch.queue);
+    if (runsBatchAlone()) {
+      ++keptAlone;
+    } else {
+      publishLocal(*batch.queue);
+    }
     beginItem(activity);
     runCompletion(*next);
     endItem(activity);
-    ++ran;
   }
   localBatchSlot() = nullptr;
-  return ran;
+  return keptAlone;
 }
 
 void ChannelCore::noteBatchesAloneLocked() noexcept {
@@ -266,12 +269,12 @@ void ChannelCore::workerMain() noexcept {
           }
         }
         lock.unlock();
-        const int ran = runWithLocalBatch(*event, activity);
+        const int keptAlone = runWithLocalBatch(*event, activity);
         lock.lock();
-        // What the item completed or woke, which this worker ran itself,
-        // counts too: the backend is polled as often however the work
-        // came.
-        runsSincePoll_ += ran - 1;
+        // What the item completed or woke and a worker alone kept, rather
+        // than queued, counts as run from the queue: the backend is polled
+        // as often.
+        runsSincePoll_ += keptAlone;
         continue;
       }
     }
@@ -321,12 +324,14 @@ void ChannelCore::workerMain() noexcept {
       // forever, when it waits for them), so any batch is shared at once.
       EventQueue polled;
       completions.takeAll(polled);
-      if (runsBatchAlone() && !polled.empty()) {
+      if (runsBatchAlone() && runQueue_.empty() && !polled.empty()) {
         // The pool's only worker runs what it polled as its local batch:
-        // no lock of mutex_ per item.  What was queued before (posted from
-        // other threads) runs after it: a poll's batch is bounded by what
-        // one poll reports.  What the batch's items completed or woke
-        // counts toward the next poll, as in the queue.
+        // no lock of mutex_ per item.  Only with nothing queued: queued
+        // work (posted from other threads, spilled from a full batch)
+        // goes first, the poll's batch behind it in the queue, so that
+        // polls that keep finding work cannot starve it.  What the batch's
+        // items completed or woke counts toward the next poll, as in the
+        // queue.
         Event* first = polled.pop();
         int count = 1;
         EventQueue rest;
@@ -336,10 +341,10 @@ void ChannelCore::workerMain() noexcept {
         }
         activity.batch.append(rest);
         lock.unlock();
-        const int ran = runWithLocalBatch(*first, activity);
+        const int keptAlone = runWithLocalBatch(*first, activity);
         lock.lock();
         // Fewer when the monitor moved part of the batch to the queue.
-        runsSincePoll_ += std::max(0, ran - count);
+        runsSincePoll_ += std::max(0, keptAlone - (count - 1));
         continue;
       }
       int completed = 0;
