@@ -411,12 +411,23 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   // which then can only run on the new worker; the monitor's grace is far
   // longer than the test waits, so it does not step in.
   void testABatchKeptAloneIsSharedOnceBlockingStartsASecondWorker() {
-    auto channel = channelWithGrace(1, 60s, 2);
+    // What the tasks and the callback use comes before the channel: a
+    // failed assertion destroys the channel first, which ends them.
     evchan::Notification wakeFirst, wakeSecond;
     std::mutex mutex;
     std::condition_variable cv;
     bool secondRan = false;  // under mutex
     std::atomic<int> outcome{-1};
+    std::atomic<bool> wakerDone{false};
+    // A callback, not a task: a task would resume from blocking() in a
+    // new item, its batch begun with two workers already.
+    DispatchEvent waker([&] {
+      evchan::blocking([] { std::this_thread::sleep_for(50ms); });
+      wakeFirst.notify();  // both go to this worker's local batch, in order
+      wakeSecond.notify();
+    });
+    waker.setCallback([&](Event&) { wakerDone = true; });
+    auto channel = channelWithGrace(1, 60s, 2);
     TaskHandle first = channel->spawn([&] {
       wakeFirst.wait();
       std::unique_lock<std::mutex> lock(mutex);
@@ -429,15 +440,6 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
       cv.notify_all();
     });
     CPPUNIT_ASSERT(evchan::test::allWorkersIdle(*channel));
-    // A callback, not a task: a task would resume from blocking() in a
-    // new item, its batch begun with two workers already.
-    std::atomic<bool> wakerDone{false};
-    DispatchEvent waker([&] {
-      evchan::blocking([] { std::this_thread::sleep_for(50ms); });
-      wakeFirst.notify();  // both go to this worker's local batch, in order
-      wakeSecond.notify();
-    });
-    waker.setCallback([&](Event&) { wakerDone = true; });
     channel->post(waker);
     CPPUNIT_ASSERT(eventually([&] { return wakerDone.load(); }, 10s));
     joinWithin(first, 10s);
@@ -455,10 +457,17 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
   // must still run: had each poll's batch gone ahead of the queue, it
   // would have waited as long as the ping-pong went on.
   void testQueuedWorkRunsBesideAPingPongThatWakesMany() {
-    auto channel = channelWithGrace(1, 5ms);
+    // What the tasks use comes before the channel: a failed assertion
+    // destroys the channel first, which ends them.
     constexpr int kWoken = 300;
     std::vector<Notification> wakes(kWoken);
     std::atomic<bool> stop{false};
+    evchan::test::ConnectedPair pair = evchan::test::connectPair();
+    std::atomic<long> exchanges{0};
+    std::atomic<bool> dispatched{false};
+    DispatchEvent queued([] {});
+    queued.setCallback([&](Event&) { dispatched = true; });
+    auto channel = channelWithGrace(1, 5ms);
     std::vector<TaskHandle> woken;
     for (int i = 0; i < kWoken; ++i) {
       woken.push_back(channel->spawn([&, i] {
@@ -468,8 +477,6 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
         }
       }));
     }
-    evchan::test::ConnectedPair pair = evchan::test::connectPair();
-    std::atomic<long> exchanges{0};
     TaskHandle pinger = channel->spawn([&] {
       char byte = 'p';
       std::error_code ec;
@@ -488,9 +495,6 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
       }
     });
     CPPUNIT_ASSERT(eventually([&] { return exchanges.load() > 100; }));
-    std::atomic<bool> dispatched{false};
-    DispatchEvent queued([] {});
-    queued.setCallback([&](Event&) { dispatched = true; });
     channel->post(queued);
     const bool ranBeside = eventually([&] { return dispatched.load(); }, 3s);
     const long exchangesMeanwhile = exchanges.load();
@@ -500,7 +504,7 @@ class LocalBatchAdversarialTest : public evchan::test::LeakCheckedFixture {
     pair.client.close();  // the ponger reads the end of the stream
     joinWithin(ponger);
     for (TaskHandle& task : woken) joinWithin(task);
-    CPPUNIT_ASSERT(eventually([&] { return dispatched.load(); }));  // not destroyed in flight
+    CPPUNIT_ASSERT(eventually([&] { return dispatched.load(); }));  // once the ping-pong stopped, at the latest
     CPPUNIT_ASSERT_MESSAGE("a posted event waited behind a ping-pong (" + std::to_string(exchangesMeanwhile) +
                                " exchanges)",
                            ranBeside);

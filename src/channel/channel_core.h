@@ -124,7 +124,8 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   /// Shares what this worker has queued on its local batch (to run once
   /// the current item ends) with the idle workers: for a task that has
   /// just resumed another (handed it a turn) and goes on running.  Does
-  /// nothing on any other thread.
+  /// nothing on any other thread, nor while runsBatchAlone() (nobody
+  /// could take it).
   void shareLocalBatch() noexcept;
 
   /// Registers a socket with the poller (WatchHandle calls these).
@@ -322,7 +323,7 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   // by noteBatchesAloneLocked() for a worker that checks it between the
   // items of its batch without the lock.  Nobody could take a share of
   // such a worker's batch; should an item block, the monitor moves the
-  // rest to the run queue and starts a spare worker.
+  // rest to the run queue and starts a spare worker (within maxThreads).
   std::atomic<bool> batchesAlone_{false};
   int idle_ = 0;
   int wakeups_ = 0;  // idle workers notified and not yet awake

@@ -134,9 +134,11 @@ int ChannelCore::runWithLocalBatch(Event& first, WorkerActivity& activity) noexc
   endItem(activity);
   int keptAlone = 0;
   while (Event* next = batch.queue->pop()) {
-    // Keep the next one (LIFO slot), share the rest with idle workers,
+    // Run the batch's next item here, share the rest with idle workers,
     // unless there is nobody to share it with.  Checked at every item: a
-    // blocking() call in one may have started a second worker.
+    // blocking() call in one may have started a second worker.  (What an
+    // item completes or wakes joins the batch at its tail: after a poll's
+    // batch kept alone, behind the rest of it.)
     if (runsBatchAlone()) {
       ++keptAlone;
     } else {
@@ -312,16 +314,6 @@ void ChannelCore::workerMain() noexcept {
       polling_ = false;
       pollWoken_ = false;
       pollDeadline_ = kNoDeadline;
-      // One lock for everything the poll completed; this worker runs it.
-      // With more than one completion, and more work in them than a
-      // wake-up costs (by the items measured so far), an idle worker takes
-      // a share or the poller role; a single one is never worth it (a
-      // context switch costs more than the callback usually does), and a
-      // short batch only once it turns out long (above).  Without the
-      // monitor (stuckWorkerGrace 0, or no thread for it) nothing would
-      // catch a first item that runs long or blocks unannounced: the rest
-      // of the batch, and the polling, would wait for it to end (or
-      // forever, when it waits for them), so any batch is shared at once.
       EventQueue polled;
       completions.takeAll(polled);
       if (runsBatchAlone() && runQueue_.empty() && !polled.empty()) {
@@ -343,10 +335,21 @@ void ChannelCore::workerMain() noexcept {
         lock.unlock();
         const int keptAlone = runWithLocalBatch(*first, activity);
         lock.lock();
-        // Fewer when the monitor moved part of the batch to the queue.
+        // Fewer when part of the batch went to the queue (the monitor
+        // moved it, or a second worker started): counted as it is popped.
         runsSincePoll_ += std::max(0, keptAlone - (count - 1));
         continue;
       }
+      // One lock for everything the poll completed; this worker runs it.
+      // With more than one completion, and more work in them than a
+      // wake-up costs (by the items measured so far), an idle worker takes
+      // a share or the poller role; a single one is never worth it (a
+      // context switch costs more than the callback usually does), and a
+      // short batch only once it turns out long (above).  Without the
+      // monitor (stuckWorkerGrace 0, or no thread for it) nothing would
+      // catch a first item that runs long or blocks unannounced: the rest
+      // of the batch, and the polling, would wait for it to end (or
+      // forever, when it waits for them), so any batch is shared at once.
       int completed = 0;
       while (Event* event = polled.pop()) {
         runQueue_.push(*event);
