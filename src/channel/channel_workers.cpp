@@ -324,14 +324,10 @@ void ChannelCore::workerMain() noexcept {
         // polls that keep finding work cannot starve it.  What the batch's
         // items completed or woke counts toward the next poll, as in the
         // queue.
+        // batch.size: every completion the poll queued went through it.
+        const int count = batch.size;
         Event* first = polled.pop();
-        int count = 1;
-        EventQueue rest;
-        while (Event* event = polled.pop()) {
-          rest.push(*event);
-          ++count;
-        }
-        activity.batch.append(rest);
+        activity.batch.append(polled);
         lock.unlock();
         const int keptAlone = runWithLocalBatch(*first, activity);
         lock.lock();
