@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "support/computing.h"
+#include "support/cpu_burners.h"
 #include "support/leak_checked_fixture.h"
 #include "support/skip.h"
 #include "support/slowdown.h"
@@ -34,6 +35,7 @@
 namespace {
 
 using evchan::test::computeFor;
+using evchan::test::CpuBurners;
 
 using namespace std::chrono_literals;
 using evchan::Duration;
@@ -94,31 +96,6 @@ class PinnedToOneCpu {
   cpu_set_t saved_;
   bool pinned_ = false;
   std::string reason_;
-};
-
-/// Threads that burn CPU until destroyed: the noisy neighbours.
-class CpuBurners {
- public:
-  explicit CpuBurners(int count) {
-    for (int i = 0; i < count; ++i) {
-      threads_.emplace_back([this] {
-        std::uint64_t spins = 0;
-        while (!stop_.load(std::memory_order_relaxed)) ++spins;
-        sink_.fetch_add(spins, std::memory_order_relaxed);
-      });
-    }
-  }
-  ~CpuBurners() {
-    stop_.store(true);
-    for (std::thread& thread : threads_) thread.join();
-  }
-  CpuBurners(const CpuBurners&) = delete;
-  CpuBurners& operator=(const CpuBurners&) = delete;
-
- private:
-  std::atomic<bool> stop_{false};
-  std::atomic<std::uint64_t> sink_{0};
-  std::vector<std::thread> threads_;
 };
 
 /// One client on a plain blocking socket: sends 64 bytes, waits for their

@@ -5,6 +5,7 @@
 // whose other tasks keep running meanwhile.
 #include <cppunit/extensions/HelperMacros.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -18,6 +19,7 @@
 #include <evchan/evchan.h>
 
 #include "support/cancel_race.h"
+#include "support/cpu_burners.h"
 #include "support/diagnostics.h"
 #include "support/host_socket.h"
 #include "support/leak_checked_fixture.h"
@@ -170,6 +172,7 @@ class TaskSocketCancelTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(cancelWithoutWaiterInATaskIsHarmless);
   CPPUNIT_TEST(cancelRacingCompletingReadsInATask);
   CPPUNIT_TEST(cancelBetweenTheStepsOfReadExactlyEndsIt);
+  CPPUNIT_TEST(cancelEndsNoCallThatStartsAfterItWithTheCpusOversubscribed);
   CPPUNIT_TEST(closeRacingCompletingReadsInATask);
   CPPUNIT_TEST(closeInATaskDuringShutdownLetsTheQueuedReaderRun);
   CPPUNIT_TEST(closeInTheShutdownHandlerOfAnotherTask);
@@ -531,13 +534,27 @@ class TaskSocketCancelTest : public evchan::test::LeakCheckedFixture {
 
   // readExactly() is one call: a cancel() after its first step returned
   // and before its second began ends it too.
-  void cancelBetweenTheStepsOfReadExactlyEndsIt() {
+  void cancelBetweenTheStepsOfReadExactlyEndsIt() { cancelBetweenTheSteps(300); }
+
+  // ... and only it: the second step saw the cancel() and the reader's
+  // next call began while the cancel() was still under way, and must
+  // wait for its byte.  With the CPUs oversubscribed the cancelling
+  // thread is preempted inside cancel() now and then (a cancel() that
+  // took the next call's wait too failed about one run in 250 of the
+  // case above beside two CPU-burning processes).
+  void cancelEndsNoCallThatStartsAfterItWithTheCpusOversubscribed() {
+    const int cpus = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+    const evchan::test::CpuBurners burners(2 * cpus);
+    cancelBetweenTheSteps(evchan::test::slowdown() > 1 ? 300 : 2000);
+  }
+
+  void cancelBetweenTheSteps(int rounds) {
     std::unique_ptr<EventChannel> channel = makeChannel(1);
     ConnectedPair pair = connectPair();
     pair.client.setTimeout(2s);  // a lost cancel() ends the round by this
     const evchan::test::UnreadBytes unread(pair.client);
     CPPUNIT_ASSERT_EQUAL(0L, unread.count());
-    evchan::test::CancelBetweenSteps race(300);
+    evchan::test::CancelBetweenSteps race(rounds);
     TaskHandle reader = channel->spawn([&] { race.read(pair.client); });
     race.writeAndCancel(
         pair.server, pair.client, [&] { return evchan::test::allWorkersIdle(*channel); },

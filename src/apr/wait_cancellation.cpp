@@ -75,6 +75,7 @@ apr_socket_t* WaitCancellation::wakeSocketLocked() noexcept {
 }
 
 bool WaitCancellation::enterWait(CancellableWait& wait, std::uint64_t startedAt) noexcept {
+  wait.startedAt = startedAt;  // before the wait is published: cancelLocked() reads it
   if (wait.cancelTask != nullptr) {
     CancellableWait* empty = nullptr;
     if (taskWait_.compare_exchange_strong(empty, &wait, std::memory_order_seq_cst)) {
@@ -114,12 +115,15 @@ void WaitCancellation::leaveWait(CancellableWait& wait) noexcept {
 }
 
 void WaitCancellation::cancelLocked() noexcept {
-  generation_.fetch_add(1, std::memory_order_seq_cst);
+  const std::uint64_t generation = generation_.fetch_add(1, std::memory_order_seq_cst) + 1;
   cancelling_.store(true, std::memory_order_seq_cst);
   // Under the lock, like the list's: the wait, and the task's event, stay
   // until leaveWait() (which waits for the lock when it sees cancelling_).
+  // Only a wait whose call started before the bump: between the bump and
+  // this read, a call that saw it may have ended (its enterWait() failed)
+  // and the task's next call, started after this cancel(), taken the slot.
   if (CancellableWait* wait = taskWait_.load(std::memory_order_seq_cst)) {
-    if (!wait->cancelled.exchange(true)) wait->cancelTask(*wait);
+    if (wait->startedAt != generation && !wait->cancelled.exchange(true)) wait->cancelTask(*wait);
   }
   cancelling_.store(false, std::memory_order_release);
   bool wakeThreads = false;

@@ -31,6 +31,8 @@ struct CancellableWait {
   CancellableWait* next = nullptr;
   CancellableWait* previous = nullptr;
   bool inSlot = false;  // registered in WaitCancellation's task slot, not its list
+  /// The generation its call started at (see enterWait()).
+  std::uint64_t startedAt = 0;
 };
 
 /// Lives in a SocketState.  Counts the blocking calls inside the socket
@@ -43,7 +45,10 @@ struct CancellableWait {
 /// A task's wait, the usual one, takes a slot of its own without the lock
 /// (a second one at once, say a reader's and a writer's, goes in the list):
 /// it publishes itself, then reads the generation, while cancel() bumps the
-/// generation, then reads the slot, so one of the two sees the other.
+/// generation, then reads the slot, so one of the two sees the other.  The
+/// wait found there may belong to a call that began after the bump (the
+/// task's previous call saw it and ended meanwhile): its generation tells,
+/// and cancel() leaves it be.
 ///
 /// Threads wait in poll on their socket and on a wake socket, made on the
 /// first thread's wait: a UDP socket connected to itself on loopback,

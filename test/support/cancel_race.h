@@ -100,7 +100,9 @@ struct CancelBetweenSteps {
       }
       writer.writeAll("x", 1);
       const auto giveUp = std::chrono::steady_clock::now() + generous(std::chrono::seconds(10));
-      while (!taken() && std::chrono::steady_clock::now() < giveUp) {
+      // Stopped: the reader's call ended without the byte (a wrong
+      // result, or an early stop) and will not take it.
+      while (!taken() && !stopped.load() && std::chrono::steady_clock::now() < giveUp) {
       }
       reader.cancel();
       if (!eventually([&] { return finished.load() > round || stopped.load(); })) break;
