@@ -5,33 +5,55 @@
 #ifndef EVCHAN_TEST_SUPPORT_CPU_BURNERS_H
 #define EVCHAN_TEST_SUPPORT_CPU_BURNERS_H
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <thread>
 #include <vector>
 
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
 namespace evchan::test {
+
+/// The CPUs this process may run on: its affinity mask where the host
+/// has one (a container's, a taskset's), else every CPU of the host.
+inline int usableCpuCount() {
+#if defined(__linux__)
+  cpu_set_t mine;
+  if (sched_getaffinity(0, sizeof mine, &mine) == 0 && CPU_COUNT(&mine) > 0) return CPU_COUNT(&mine);
+#endif
+  return static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+}
 
 /// Threads that burn CPU until destroyed.
 class CpuBurners {
  public:
   explicit CpuBurners(int count) {
-    for (int i = 0; i < count; ++i) {
-      threads_.emplace_back([this] {
-        std::uint64_t spins = 0;
-        while (!stop_.load(std::memory_order_relaxed)) ++spins;
-        sink_.fetch_add(spins, std::memory_order_relaxed);
-      });
+    try {
+      for (int i = 0; i < count; ++i) {
+        threads_.emplace_back([this] {
+          std::uint64_t spins = 0;
+          while (!stop_.load(std::memory_order_relaxed)) ++spins;
+          sink_.fetch_add(spins, std::memory_order_relaxed);
+        });
+      }
+    } catch (...) {
+      stopAll();  // the ones started, before the failure goes on
+      throw;
     }
   }
-  ~CpuBurners() {
-    stop_.store(true);
-    for (std::thread& thread : threads_) thread.join();
-  }
+  ~CpuBurners() { stopAll(); }
   CpuBurners(const CpuBurners&) = delete;
   CpuBurners& operator=(const CpuBurners&) = delete;
 
  private:
+  void stopAll() {
+    stop_.store(true);
+    for (std::thread& thread : threads_) thread.join();
+  }
+
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> sink_{0};
   std::vector<std::thread> threads_;
