@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/cpu_burners.h"
 #include "support/diagnostics.h"
 #include "support/host_behaviour.h"
 #include "support/leak_checked_fixture.h"
@@ -100,33 +101,6 @@ class HeldWorker {
 
 }  // namespace
 
-#ifdef __linux__
-/// Pins the calling thread (and the threads it starts meanwhile) to one
-/// CPU of its affinity mask; restores the mask when it goes.
-class OneCpu {
- public:
-  OneCpu() {
-    if (sched_getaffinity(0, sizeof saved_, &saved_) != 0) return;
-    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-      if (!CPU_ISSET(cpu, &saved_)) continue;
-      cpu_set_t one;
-      CPU_ZERO(&one);
-      CPU_SET(cpu, &one);
-      pinned_ = sched_setaffinity(0, sizeof one, &one) == 0;
-      return;
-    }
-  }
-  ~OneCpu() {
-    if (pinned_) sched_setaffinity(0, sizeof saved_, &saved_);
-  }
-  OneCpu(const OneCpu&) = delete;
-  OneCpu& operator=(const OneCpu&) = delete;
-
- private:
-  cpu_set_t saved_{};
-  bool pinned_ = false;
-};
-#endif
 
 template <Backend B>
 class FileTest : public evchan::test::LeakCheckedFixture {
@@ -572,7 +546,7 @@ class FileTest : public evchan::test::LeakCheckedFixture {
     TempPath path;
     File file = File::open(path.str(), evchan::kFileRead | evchan::kFileWrite | evchan::kFileCreate);
     file.writeAt(0, "0123456789", 10);
-    OneCpu oneCpu;  // the channel's workers and the poster inherit it
+    evchan::test::OneCpu oneCpu;  // the channel's workers and the poster inherit it
     // Bounded in time too: on a loaded machine an idle-class thread barely
     // runs, and the rounds get slow (never a failure).
     const auto budgetEnd = std::chrono::steady_clock::now() + std::chrono::seconds(10);

@@ -43,10 +43,7 @@ using evchan::test::joinWithin;
 constexpr evchan::Duration kPatience = 10s;  // a failing test ends, it never hangs
 constexpr std::size_t kSmallRing = 4096;
 
-std::string uniqueName(const char* what) {
-  static std::atomic<int> counter{0};
-  return "@evchan-shm-close-test-" + std::to_string(getpid()) + "-" + what + "-" + std::to_string(++counter);
-}
+std::string uniqueName(const char* what) { return evchan::test::uniqueShmName("shm-close-test", what); }
 
 using Pair = evchan::test::ShmPair;
 

@@ -98,10 +98,7 @@ std::uint64_t checksumWords(std::uint64_t state, const std::vector<std::uint64_t
 constexpr std::uint64_t kChecksumSeed = 0xcbf29ce484222325ull;
 
 // A name no other test (or run) uses.
-std::string uniqueName(const char* what) {
-  static std::atomic<int> counter{0};
-  return "@evchan-shm-test-" + std::to_string(getpid()) + "-" + what + "-" + std::to_string(++counter);
-}
+std::string uniqueName(const char* what) { return evchan::test::uniqueShmName("shm-test", what); }
 
 // ------------------------------------------------------------ peer mode
 // The test binary started with EVCHAN_SHM_TEST_PEER="mode name" runs that

@@ -71,8 +71,8 @@ class WaitCancellation {
   /// not_open).  `startedAt` receives the generation.
   bool beginCall(std::uint64_t& startedAt) noexcept;
   /// The generation now: a call that must count as started earlier than
-  /// its beginCall() (a ShmStream call, which sleeps on a bell socket only
-  /// after its own checks) records it and uses it in place of beginCall()'s.
+  /// its beginCall() (a step of readExactly(), begun with the call's first
+  /// step) records it and uses it in place of beginCall()'s.
   std::uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
   /// The call that beginCall() admitted ends.
   void endCall() noexcept;

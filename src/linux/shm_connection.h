@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <system_error>
 
@@ -52,6 +53,10 @@ struct ShmConnection {
                                              const std::string& peer, std::error_code& ec) noexcept;
   ~ShmConnection();
 
+  /// Ends the calls under way, reads and writes, with operation_canceled
+  /// (cancel(), and close() before it waits for them).
+  void cancelCalls() noexcept;
+
   Segment segment;  // unmapped last, after the bells are closed
   RingReader in;
   RingWriter out;
@@ -59,6 +64,13 @@ struct ShmConnection {
   int spaceBellFd = -1;
   TcpSocket dataBell;
   TcpSocket spaceBell;
+  /// How many times cancelCalls() ran: a call's cancel mark.  A call about
+  /// to sleep compares its mark and begins its call on the bell under
+  /// `cancelLock`, which cancelCalls() holds from its count to its second
+  /// bell: reads and writes sleep on different bells, yet one cancel() is
+  /// one moment for both, and never ends a call begun after it.
+  std::atomic<std::uint64_t> cancels{0};
+  std::mutex cancelLock;
   std::atomic<Duration> timeout{kInfiniteTimeout};  // set while calls read it
   std::string peer;
   // Each is touched by its own direction only (one reader, one writer).

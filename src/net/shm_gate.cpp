@@ -18,8 +18,7 @@ void ShmGate::close() noexcept {
     waitUntil([&] { return closers_.load(std::memory_order_acquire) == 0; });
     return;
   }
-  connection->dataBell.cancel();
-  connection->spaceBell.cancel();
+  connection->cancelCalls();
   waitUntil([&] {
     for (const Count& pins : pins_) {
       if (pins.value.load(std::memory_order_seq_cst) != 0) return false;

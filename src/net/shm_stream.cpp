@@ -77,6 +77,13 @@ ShmConnection::~ShmConnection() {
   unmapSegment(segment);
 }
 
+void ShmConnection::cancelCalls() noexcept {
+  const std::lock_guard<std::mutex> lock(cancelLock);
+  cancels.fetch_add(1, std::memory_order_release);
+  dataBell.cancel();
+  spaceBell.cancel();
+}
+
 }  // namespace detail
 
 namespace {
@@ -146,17 +153,34 @@ Duration remaining(Deadline deadline) {
   return left > Duration::zero() ? std::chrono::duration_cast<Duration>(left) : Duration::zero();
 }
 
-// Sleeps on `bell` until the peer rings it, `deadline` passes, the
-// peer is gone (its end of file sets `peerGone`), or a cancel() of the
-// stream (it cancels the bells) comes after the caller's call began, at
-// the bell's cancel generation `startedAt`.  `waiting` is the flag the
-// caller set; it is cleared here whatever woke us.
-std::error_code sleepOnBell(TcpSocket& bell, int bellFd, Deadline deadline, std::uint64_t startedAt,
-                            std::atomic<std::uint32_t>& waiting, bool& peerGone) {
+bool writeShut(const ShmConnection& c) {
+  return (c.writeGate.load(std::memory_order_relaxed) & ShmConnection::kWriteShut) != 0;
+}
+
+// Sleeps on the reader's bell of `c` (the writer's when `writing`) until
+// the peer rings it, `deadline` passes, the peer is gone (its end of file
+// sets the direction's peerGone flag), a cancel() or close() comes after
+// the caller's call began, at the cancel mark `startedAt`, or, for a
+// write, shutdownWrite() comes.  Clears the direction's waiting flag,
+// which the caller set, whatever woke us.
+std::error_code sleepOnBell(ShmConnection& c, bool writing, Deadline deadline, std::uint64_t startedAt) {
+  TcpSocket& bell = writing ? c.spaceBell : c.dataBell;
+  const int bellFd = writing ? c.spaceBellFd : c.dataBellFd;
+  std::atomic<std::uint32_t>& waiting =
+      writing ? c.out.indices().producerWaiting : c.in.indices().consumerWaiting;
+  bool& peerGone = writing ? c.writePeerGone : c.readPeerGone;
   char wakeUps[64];  // drains several stale rings at once
   std::error_code ec;
-  detail::SocketCall call(detail::SocketAccess::slot(bell), startedAt);
-  if (call.state() == nullptr) {
+  // The call on the bell begins at the bell's cancel generation now, and
+  // a cancel() after the mark ends ours, under the lock that makes both
+  // one moment (see ShmConnection::cancels).
+  std::unique_lock<std::mutex> lock(c.cancelLock);
+  const bool ended = c.cancels.load(std::memory_order_relaxed) != startedAt || (writing && writeShut(c));
+  detail::SocketCall call(detail::SocketAccess::slot(bell));
+  lock.unlock();
+  if (ended) {
+    ec = std::make_error_code(std::errc::operation_canceled);
+  } else if (call.state() == nullptr) {
     ec = Errc::not_open;
   } else if (inTask()) {
     // A ReadEvent on the bell: the task is suspended, its worker runs others.
@@ -222,10 +246,6 @@ bool enterWrite(ShmConnection& c) {
   return false;
 }
 
-bool writeShut(const ShmConnection& c) {
-  return (c.writeGate.load(std::memory_order_relaxed) & ShmConnection::kWriteShut) != 0;
-}
-
 std::error_code checkBuffer(const ShmConnection* state, const void* buffer, std::size_t size) {
   if (state == nullptr) return Errc::not_open;
   if (buffer == nullptr && size != 0) return Errc::null_buffer;
@@ -280,7 +300,7 @@ std::size_t readFrom(ShmConnection& c, Stream::CancelMark startedAt, Take&& take
       ring.consumerWaiting.store(0, std::memory_order_relaxed);
       continue;
     }
-    if ((ec = sleepOnBell(c.dataBell, c.dataBellFd, deadline, startedAt, ring.consumerWaiting, c.readPeerGone))) return 0;
+    if ((ec = sleepOnBell(c, /*writing=*/false, deadline, startedAt))) return 0;
   }
 }
 
@@ -324,7 +344,7 @@ std::size_t writeHoldingGate(ShmConnection& c, Stream::CancelMark startedAt, Put
       ring.producerWaiting.store(0, std::memory_order_relaxed);
       continue;
     }
-    if ((ec = sleepOnBell(c.spaceBell, c.spaceBellFd, deadline, startedAt, ring.producerWaiting, c.writePeerGone))) {
+    if ((ec = sleepOnBell(c, /*writing=*/true, deadline, startedAt))) {
       // shutdownWrite() ends a write asleep on a full ring as a TCP
       // socket's shutdown does: the write side is gone.
       if (ec == std::errc::operation_canceled && writeShut(c)) ec = std::make_error_code(std::errc::broken_pipe);
@@ -374,13 +394,11 @@ std::size_t copyTo(ShmConnection& c, Stream::CancelMark startedAt, const void* b
       ec);
 }
 
-// The cancel generation of the doorbell a reader (or a writer) of the
-// pinned connection sleeps on; not_open when a close() began meanwhile.
-Stream::CancelMark markOf(const detail::ShmPin& pin, bool writing, std::error_code& ec) noexcept {
-  const ShmConnection& c = *pin.get();
+// The cancel mark of a call on the pinned connection (see
+// ShmConnection::cancels); not_open when a close() began meanwhile.
+Stream::CancelMark markOf(const detail::ShmPin& pin, std::error_code& ec) noexcept {
   // A load, not a count: the fast path stays free of further atomic writes.
-  const Stream::CancelMark mark =
-      detail::cancelGeneration(detail::SocketAccess::slot(writing ? c.spaceBell : c.dataBell));
+  const Stream::CancelMark mark = pin.get()->cancels.load(std::memory_order_acquire);
   if (pin.closing()) ec = Errc::not_open;  // the mark may postdate close()'s cancel
   return mark;
 }
@@ -439,8 +457,9 @@ ShmStream ShmStream::connect(const std::string& name, Duration timeout) {
   return stream;
 }
 
-// A mark is the doorbell's cancel generation plus one while the stream is
-// open, 0 once it is closed or closing (as StreamSocket's): a step of
+// A mark is the count of cancel()s (ShmConnection::cancels) plus one
+// while the stream is open, 0 once it is closed or closing (as
+// StreamSocket's): a step of
 // readExactly(), writeAll() or a BufferedReader call that finds the
 // stream closed though it was open when the call began was ended by a
 // close(), which cancels it (operation_canceled), as it does a single
@@ -449,18 +468,17 @@ Stream::CancelMark ShmStream::cancelMark(bool writing) const noexcept {
   const detail::ShmPin pin(gate_.get(), writing ? ShmLane::Write : ShmLane::Read);
   if (pin.get() == nullptr) return 0;
   std::error_code closing;
-  const CancelMark generation = markOf(pin, writing, closing);
+  const CancelMark generation = markOf(pin, closing);
   return closing ? 0 : generation + 1;
 }
 
 namespace {
 
-// The generation a step under `mark` sleeps from: the mark's, or for a
+// The count a step under `mark` sleeps from: the mark's, or for a
 // mark taken while the stream was closed (it was opened since, by a move
 // into it), the current one, as a call of its own.
-Stream::CancelMark generationSince(const detail::ShmPin& pin, Stream::CancelMark mark, bool writing,
-                                   std::error_code& ec) noexcept {
-  return mark != 0 ? mark - 1 : markOf(pin, writing, ec);
+Stream::CancelMark cancelsSince(const detail::ShmPin& pin, Stream::CancelMark mark, std::error_code& ec) noexcept {
+  return mark != 0 ? mark - 1 : markOf(pin, ec);
 }
 
 }  // namespace
@@ -468,7 +486,7 @@ Stream::CancelMark generationSince(const detail::ShmPin& pin, Stream::CancelMark
 std::size_t ShmStream::readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept {
   const detail::ShmPin pin(gate_.get(), ShmLane::Read);
   if ((ec = checkBuffer(pin.get(), buffer, size)) || size == 0) return 0;
-  const CancelMark mark = markOf(pin, false, ec);
+  const CancelMark mark = markOf(pin, ec);
   return ec ? 0 : copyFrom(*pin.get(), mark, buffer, size, ec);
 }
 
@@ -479,7 +497,7 @@ std::size_t ShmStream::readSomeSince(CancelMark mark, void* buffer, std::size_t 
     return 0;
   }
   if ((ec = checkBuffer(pin.get(), buffer, size)) || size == 0) return 0;
-  const CancelMark startedAt = generationSince(pin, mark, false, ec);
+  const CancelMark startedAt = cancelsSince(pin, mark, ec);
   return ec ? 0 : copyFrom(*pin.get(), startedAt, buffer, size, ec);
 }
 
@@ -491,7 +509,7 @@ std::string ShmStream::peerName() const {
 std::size_t ShmStream::writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
   const detail::ShmPin pin(gate_.get(), ShmLane::Write);
   if ((ec = checkBuffer(pin.get(), buffer, size)) || size == 0) return 0;
-  const CancelMark mark = markOf(pin, true, ec);
+  const CancelMark mark = markOf(pin, ec);
   return ec ? 0 : copyTo(*pin.get(), mark, buffer, size, ec);
 }
 
@@ -506,7 +524,7 @@ std::size_t ShmStream::writeSomeSince(CancelMark mark, const ConstBuffer* buffer
   // As Stream's gather writeSome(): the first non-empty piece.
   for (std::size_t i = 0; i < count; ++i) {
     if (buffers[i].size == 0) continue;
-    const CancelMark startedAt = generationSince(pin, mark, true, ec);
+    const CancelMark startedAt = cancelsSince(pin, mark, ec);
     return ec ? 0 : copyTo(*pin.get(), startedAt, buffers[i].data, buffers[i].size, ec);
   }
   return 0;
@@ -527,7 +545,9 @@ void ShmStream::shutdownWrite(std::error_code& ec) noexcept {
     return;
   }
   // A write under way publishes the end as it leaves; one asleep on a
-  // full ring is woken to leave now.
+  // full ring is woken to leave now, one about to sleep sees the flag
+  // (sleepOnBell()).
+  const std::lock_guard<std::mutex> lock(c.cancelLock);
   c.spaceBell.cancel();
 }
 
@@ -541,7 +561,7 @@ ConstBuffer ShmStream::readView(std::size_t maxSize, std::error_code& ec) noexce
   c->in.consume(0);  // a view lent before ends here
   ec.clear();
   if (maxSize == 0) return {};
-  const CancelMark mark = markOf(pin, false, ec);
+  const CancelMark mark = markOf(pin, ec);
   if (ec) return {};
   const unsigned char* bytes = nullptr;
   const std::size_t n =
@@ -587,7 +607,7 @@ ShmRoom ShmStream::writeView(std::size_t maxSize, std::error_code& ec) noexcept 
   c->out.commit(0);  // room lent before ends here
   ec.clear();
   if (maxSize == 0) return {};
-  const CancelMark mark = markOf(pin, true, ec);
+  const CancelMark mark = markOf(pin, ec);
   if (ec) return {};
   unsigned char* bytes = nullptr;
   const std::size_t n =
@@ -641,10 +661,7 @@ void ShmStream::shutdownWrite() {
 
 void ShmStream::cancel() noexcept {
   const detail::ShmPin pin(gate_.get(), ShmLane::Other);
-  if (ShmConnection* c = pin.get()) {
-    c->dataBell.cancel();
-    c->spaceBell.cancel();
-  }
+  if (ShmConnection* c = pin.get()) c->cancelCalls();
 }
 
 void ShmStream::close() noexcept {

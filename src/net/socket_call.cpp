@@ -30,11 +30,6 @@ SocketCall::SocketCall(const SocketStateSlot& slot, std::uint64_t startedAt) noe
   if (state_ != nullptr) startedAt_ = startedAt;
 }
 
-std::uint64_t cancelGeneration(const SocketStateSlot& slot) noexcept {
-  const SocketState* state = slot.get();
-  return state != nullptr ? state->cancellation.generation() : 0;
-}
-
 bool SocketCall::cancelledSinceStart() const noexcept {
   return state_ != nullptr &&
          (state_->cancellation.generation() != startedAt_ || state_->cancellation.closing());

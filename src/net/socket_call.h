@@ -85,11 +85,6 @@ void cancelSocket(const SocketStateSlot& slot) noexcept;
 /// closes the socket.  A close() racing another returns at once.
 void closeSocket(SocketStateSlot& slot) noexcept;
 
-/// The socket's cancel() generation (0 when closed), for the SocketCall
-/// constructor that takes one.  Unpinned: only for a socket that nothing
-/// closes meanwhile.
-std::uint64_t cancelGeneration(const SocketStateSlot& slot) noexcept;
-
 /// Open and not closing.
 bool socketOpen(const SocketStateSlot& slot) noexcept;
 

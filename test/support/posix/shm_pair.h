@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-// Test support (Linux): both ends of one ShmStream connection.
+// Test support (Linux): both ends of one ShmStream connection, and names
+// for the listeners of a test.
 #ifndef EVCHAN_TEST_SUPPORT_POSIX_SHM_PAIR_H
 #define EVCHAN_TEST_SUPPORT_POSIX_SHM_PAIR_H
 
+#include <unistd.h>
+
+#include <atomic>
 #include <cstddef>
+#include <string>
 #include <system_error>
 
 #include <evchan/shm_stream.h>
@@ -11,6 +16,14 @@
 #include "support/diagnostics.h"
 
 namespace evchan::test {
+
+/// A listener name (abstract namespace) of this process that no other
+/// test, suite or process uses: `suite`, the pid, `what` and a count.
+inline std::string uniqueShmName(const char* suite, const char* what) {
+  static std::atomic<int> counter{0};
+  return std::string("@evchan-") + suite + "-" + std::to_string(getpid()) + "-" + what + "-" +
+         std::to_string(++counter);
+}
 
 struct ShmPair {
   ShmStream client;
