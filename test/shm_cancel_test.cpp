@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -94,23 +96,31 @@ struct ReadThenWrite {
     }
   }
 
-  // The test's side: `parked` tells when the caller sleeps in its call.
+  // The test's side: `parked` tells when the caller sleeps in its call
+  // (or has stopped).
   template <class Parked>
   void cancelEachRead(ShmStream& stream, ShmStream& peer, Parked parked) {
     for (int round = 0; round < rounds && !stopped.load(); ++round) {
-      if (!eventually([&] { return started.load() > round || stopped.load(); }) || stopped.load()) return;
-      if (!parked()) return fail("round " + std::to_string(round) + ": the read did not sleep");
+      const std::string at = "round " + std::to_string(round) + ": ";
+      if (!eventually([&] { return started.load() > round || stopped.load(); })) {
+        return fail(at + "the caller did not begin its read");
+      }
+      if (!parked()) return fail(at + "the read did not sleep");
+      if (stopped.load()) return;
       stream.cancel();
-      if (!eventually([&] { return readEnded.load() > round || stopped.load(); }) || stopped.load()) return;
-      // Asleep in the write (or ended): only then is there room, so that
-      // the write had to sleep, where a cancel() would end it.
-      parked();
+      if (!eventually([&] { return readEnded.load() > round || stopped.load(); })) {
+        return fail(at + "cancel() did not end the read");
+      }
+      // Asleep in the write: only then is there room, so that the write
+      // had to sleep, where a cancel() would end it.
+      if (!parked()) return fail(at + "the write did not sleep");
+      if (stopped.load()) return;
       char byte;
       std::error_code ec;
       peer.readSome(&byte, 1, ec);
-      if (ec) return fail("round " + std::to_string(round) + ": the peer's read: " + describe(ec));
+      if (ec) return fail(at + "the peer's read: " + describe(ec));
       if (!eventually([&] { return finished.load() > round || stopped.load(); })) {
-        return fail("round " + std::to_string(round) + ": the write did not end");
+        return fail(at + "the write did not end");
       }
     }
   }
@@ -129,20 +139,24 @@ struct ReadThenWrite {
   std::string wrong;  // written once, by the first fail(); read once ended
 };
 
-// Whether the thread `tid` of this process sleeps in the kernel (state S).
-bool sleepsInTheKernel(pid_t tid) {
-  std::ifstream file("/proc/self/task/" + std::to_string(tid) + "/stat");
-  std::string stat;
-  std::getline(file, stat);
-  const std::size_t end = stat.rfind(')');
-  return end != std::string::npos && end + 2 < stat.size() && stat[end + 2] == 'S';
+// Whether the thread `tid` of this process waits in poll(2), as a
+// thread's call on a ShmStream does.
+bool waitsInPoll(pid_t tid) {
+  std::ifstream file("/proc/self/task/" + std::to_string(tid) + "/syscall");
+  long number = -1;
+  return (file >> number) && (number == SYS_poll || number == SYS_ppoll);
 }
 
 // Cancels until the caller's run() has ended: what a stopped race left
-// waiting ends.
-void endCaller(ReadThenWrite& race, ShmStream& stream) {
+// waiting ends.  False if it did not end within the patience.
+bool endCaller(ReadThenWrite& race, ShmStream& stream) {
   race.stopped = true;
-  while (!eventually([&] { return race.ended.load(); }, 10ms)) stream.cancel();
+  const auto giveUp = std::chrono::steady_clock::now() + evchan::test::generous(kPatience);
+  while (!eventually([&] { return race.ended.load(); }, 10ms)) {
+    if (std::chrono::steady_clock::now() > giveUp) return false;
+    stream.cancel();
+  }
+  return true;
 }
 
 }  // namespace
@@ -167,7 +181,7 @@ class ShmCancelTest : public evchan::test::LeakCheckedFixture {
     ReadThenWrite race(evchan::test::raceRounds(400, "EVCHAN_CANCEL_RACE_ROUNDS"));
     TaskHandle caller = channel->spawn([&] { race.run(pair.client); });
     race.cancelEachRead(pair.client, pair.server, [&] { return evchan::test::allWorkersIdle(*channel); });
-    endCaller(race, pair.client);
+    CPPUNIT_ASSERT_MESSAGE("the caller did not end", endCaller(race, pair.client));
     joinWithin(caller);
     CPPUNIT_ASSERT_MESSAGE(race.wrong, race.wrong.empty());
     CPPUNIT_ASSERT_EQUAL(race.rounds, race.finished.load());
@@ -181,9 +195,13 @@ class ShmCancelTest : public evchan::test::LeakCheckedFixture {
     fillRing(pair.client);
     ReadThenWrite race(evchan::test::raceRounds(400, "EVCHAN_CANCEL_RACE_ROUNDS"));
     std::thread caller([&] { race.run(pair.client); });
-    race.cancelEachRead(pair.client, pair.server,
-                        [&] { return eventually([&] { return sleepsInTheKernel(race.tid.load()); }); });
-    endCaller(race, pair.client);
+    race.cancelEachRead(pair.client, pair.server, [&] {
+      return eventually([&] { return race.stopped.load() || waitsInPoll(race.tid.load()); });
+    });
+    if (!endCaller(race, pair.client)) {
+      std::fputs("the caller's thread did not end: it cannot be joined\n", stderr);
+      std::abort();
+    }
     caller.join();
     CPPUNIT_ASSERT_MESSAGE(race.wrong, race.wrong.empty());
     CPPUNIT_ASSERT_EQUAL(race.rounds, race.finished.load());

@@ -50,6 +50,8 @@ namespace evchan::detail {
 ///   the ReadyQueue's process-wide list of shut-down queues > a ReadyQueue's mutex
 ///   waitersMutex_ > a NotifyEvent's mutex
 ///   resolver_'s lock > mutex_, and > the ReadyQueue's mutex (resolver_threads.h)
+///   a ShmConnection's cancelLock > a socket's WaitCancellation mutex (a ShmStream's
+///     cancel() cancels its two doorbell sockets under it)
 ///   a socket's WaitCancellation mutex > cancel()'s locks (src/apr/wait_cancellation.h:
 ///     cancelling a task's wait cancels its event under it)
 ///   a TaskState's mutex_ > cancel()'s locks (TaskHandle::cancel(); a task's end cancels

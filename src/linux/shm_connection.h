@@ -69,6 +69,9 @@ struct ShmConnection {
   /// `cancelLock`, which cancelCalls() holds from its count to its second
   /// bell: reads and writes sleep on different bells, yet one cancel() is
   /// one moment for both, and never ends a call begun after it.
+  /// shutdownWrite() cancels spaceBell under it too, after setting its
+  /// flag, which a write about to sleep checks there.  Lock order:
+  /// cancelLock > the bells' WaitCancellation mutexes.
   std::atomic<std::uint64_t> cancels{0};
   std::mutex cancelLock;
   std::atomic<Duration> timeout{kInfiniteTimeout};  // set while calls read it
