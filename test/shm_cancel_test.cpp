@@ -48,17 +48,6 @@ constexpr std::size_t kSmallRing = 4096;
 
 std::string uniqueName(const char* what) { return evchan::test::uniqueShmName("shm-cancel-test", what); }
 
-// Fills `stream`'s outgoing ring: the next write sleeps until the peer
-// reads.
-void fillRing(ShmStream& stream) {
-  stream.setTimeout(evchan::Duration::zero());
-  char chunk[512] = {};
-  std::error_code ec;
-  while (!ec) stream.writeSome(chunk, sizeof chunk, ec);
-  ASSERT_ERROR(std::errc::timed_out, ec);
-  stream.setTimeout(kPatience);
-}
-
 // Each round the caller (a thread or a task) reads from `stream`, whose
 // incoming ring stays empty, until the test's cancel() ends the read;
 // then at once writes one byte into its full outgoing ring.  That write
@@ -176,7 +165,7 @@ class ShmCancelTest : public evchan::test::LeakCheckedFixture {
     const evchan::test::CpuBurners burners(1);
     ShmListener listener = ShmListener::listen(uniqueName("task"));
     evchan::test::ShmPair pair = evchan::test::connectShmPair(listener, kSmallRing, kPatience);
-    fillRing(pair.client);
+    evchan::test::fillRing(pair.client, kPatience);
     std::unique_ptr<EventChannel> channel = evchan::test::makeChannelWithoutMonitor(1);
     ReadThenWrite race(evchan::test::raceRounds(400, "EVCHAN_CANCEL_RACE_ROUNDS"));
     TaskHandle caller = channel->spawn([&] { race.run(pair.client); });
@@ -192,7 +181,7 @@ class ShmCancelTest : public evchan::test::LeakCheckedFixture {
     const evchan::test::CpuBurners burners(1);
     ShmListener listener = ShmListener::listen(uniqueName("thread"));
     evchan::test::ShmPair pair = evchan::test::connectShmPair(listener, kSmallRing, kPatience);
-    fillRing(pair.client);
+    evchan::test::fillRing(pair.client, kPatience);
     ReadThenWrite race(evchan::test::raceRounds(400, "EVCHAN_CANCEL_RACE_ROUNDS"));
     std::thread caller([&] { race.run(pair.client); });
     race.cancelEachRead(pair.client, pair.server, [&] {

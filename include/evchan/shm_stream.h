@@ -88,6 +88,12 @@ struct EVCHAN_API ShmRoom {
 /// header is std::errc::protocol_error, after which every call fails.
 ///
 /// Thread safety: one thread (or task) may read while another writes.
+/// Two reads at once, or two writes, are refused: the call that finds
+/// another of its direction inside (readSome(), readView(), consume(),
+/// the loops over them; writeSome(), writeView(), commit(), writeAll())
+/// fails with Errc::socket_busy, since each direction is a ring with one
+/// reader and one writer.  Calls made one after the other from different
+/// threads are fine.
 /// cancel() may be called from any thread or task while others are inside
 /// a read or a write: it ends the calls under way that wait (sleeping for
 /// the peer, or about to) with std::errc::operation_canceled, as

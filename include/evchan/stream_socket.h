@@ -81,6 +81,11 @@ class SocketStateSlot {
 /// readExactly(), writeAll() and the throwing forms come from Stream.
 ///
 /// Thread safety: one thread (or task) may read while another writes.
+/// Two reads at once, or two writes, are not supported: in tasks of one
+/// channel the second fails with Errc::socket_busy (the channel keeps one
+/// read and one write pending per socket); on plain threads both go to
+/// the kernel, which is safe, but how the bytes split between two readers,
+/// or interleave between two writers, is not defined.  Serialise them.
 /// cancel() and close() may be called from any thread or task at any time
 /// while others are inside any call on the socket (except the destructor
 /// and a move, which the caller serialises with every other use):

@@ -33,7 +33,7 @@ ShmPin::ShmPin(const ShmGate* gate, ShmLane lane) noexcept {
   if (gate == nullptr) return;
   gate_ = gate;
   count_ = &gate->pins_[static_cast<int>(lane)].value;
-  count_->fetch_add(1, std::memory_order_seq_cst);
+  laneShared_ = count_->fetch_add(1, std::memory_order_seq_cst) != 0;
   connection_ = gate->connection_.load(std::memory_order_seq_cst);
   if (connection_ == nullptr) {
     count_->fetch_sub(1, std::memory_order_release);

@@ -62,6 +62,9 @@ class ShmPin {
   ShmPin& operator=(const ShmPin&) = delete;
 
   ShmConnection* get() const noexcept { return connection_; }
+  /// Another pin of the same lane was held when this one was taken: for
+  /// the Read and Write lanes, two reads (or two writes) at once.
+  bool laneShared() const noexcept { return laneShared_; }
 
   /// A close() began since the pin was taken.  A call reads its cancel
   /// mark, then asks this: close() unhooks the connection before it
@@ -73,6 +76,7 @@ class ShmPin {
   const ShmGate* gate_ = nullptr;
   std::atomic<unsigned>* count_ = nullptr;
   ShmConnection* connection_ = nullptr;
+  bool laneShared_ = false;
 };
 
 }  // namespace evchan::detail

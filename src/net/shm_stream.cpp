@@ -246,8 +246,17 @@ bool enterWrite(ShmConnection& c) {
   return false;
 }
 
-std::error_code checkBuffer(const ShmConnection* state, const void* buffer, std::size_t size) {
-  if (state == nullptr) return Errc::not_open;
+// Each direction is a ring with one reader and one writer, which two
+// reads (or two writes) at once would corrupt: the one that finds the
+// other inside is refused, as a second task's read of a TcpSocket is.
+std::error_code checkLane(const detail::ShmPin& pin) {
+  if (pin.get() == nullptr) return Errc::not_open;
+  if (pin.laneShared()) return Errc::socket_busy;
+  return {};
+}
+
+std::error_code checkBuffer(const detail::ShmPin& pin, const void* buffer, std::size_t size) {
+  if (const std::error_code ec = checkLane(pin)) return ec;
   if (buffer == nullptr && size != 0) return Errc::null_buffer;
   return {};
 }
@@ -485,7 +494,7 @@ Stream::CancelMark cancelsSince(const detail::ShmPin& pin, Stream::CancelMark ma
 
 std::size_t ShmStream::readSome(void* buffer, std::size_t size, std::error_code& ec) noexcept {
   const detail::ShmPin pin(gate_.get(), ShmLane::Read);
-  if ((ec = checkBuffer(pin.get(), buffer, size)) || size == 0) return 0;
+  if ((ec = checkBuffer(pin, buffer, size)) || size == 0) return 0;
   const CancelMark mark = markOf(pin, ec);
   return ec ? 0 : copyFrom(*pin.get(), mark, buffer, size, ec);
 }
@@ -496,7 +505,7 @@ std::size_t ShmStream::readSomeSince(CancelMark mark, void* buffer, std::size_t 
     ec = detail::closedUnderMark(mark);
     return 0;
   }
-  if ((ec = checkBuffer(pin.get(), buffer, size)) || size == 0) return 0;
+  if ((ec = checkBuffer(pin, buffer, size)) || size == 0) return 0;
   const CancelMark startedAt = cancelsSince(pin, mark, ec);
   return ec ? 0 : copyFrom(*pin.get(), startedAt, buffer, size, ec);
 }
@@ -508,7 +517,7 @@ std::string ShmStream::peerName() const {
 
 std::size_t ShmStream::writeSome(const void* buffer, std::size_t size, std::error_code& ec) noexcept {
   const detail::ShmPin pin(gate_.get(), ShmLane::Write);
-  if ((ec = checkBuffer(pin.get(), buffer, size)) || size == 0) return 0;
+  if ((ec = checkBuffer(pin, buffer, size)) || size == 0) return 0;
   const CancelMark mark = markOf(pin, ec);
   return ec ? 0 : copyTo(*pin.get(), mark, buffer, size, ec);
 }
@@ -520,7 +529,7 @@ std::size_t ShmStream::writeSomeSince(CancelMark mark, const ConstBuffer* buffer
     ec = detail::closedUnderMark(mark);
     return 0;
   }
-  if ((ec = detail::checkPieces(buffers, count))) return 0;
+  if ((ec = checkLane(pin)) || (ec = detail::checkPieces(buffers, count))) return 0;
   // As Stream's gather writeSome(): the first non-empty piece.
   for (std::size_t i = 0; i < count; ++i) {
     if (buffers[i].size == 0) continue;
@@ -554,10 +563,7 @@ void ShmStream::shutdownWrite(std::error_code& ec) noexcept {
 ConstBuffer ShmStream::readView(std::size_t maxSize, std::error_code& ec) noexcept {
   const detail::ShmPin pin(gate_.get(), ShmLane::Read);
   ShmConnection* c = pin.get();
-  if (c == nullptr) {
-    ec = Errc::not_open;
-    return {};
-  }
+  if ((ec = checkLane(pin))) return {};
   c->in.consume(0);  // a view lent before ends here
   ec.clear();
   if (maxSize == 0) return {};
@@ -579,10 +585,7 @@ ConstBuffer ShmStream::readView(std::size_t maxSize) {
 void ShmStream::consume(std::size_t n, std::error_code& ec) noexcept {
   const detail::ShmPin pin(gate_.get(), ShmLane::Read);
   ShmConnection* c = pin.get();
-  if (c == nullptr) {
-    ec = Errc::not_open;
-    return;
-  }
+  if ((ec = checkLane(pin))) return;
   if (!c->in.consume(n)) {
     ec = std::make_error_code(std::errc::invalid_argument);
     return;
@@ -600,10 +603,7 @@ void ShmStream::consume(std::size_t n) {
 ShmRoom ShmStream::writeView(std::size_t maxSize, std::error_code& ec) noexcept {
   const detail::ShmPin pin(gate_.get(), ShmLane::Write);
   ShmConnection* c = pin.get();
-  if (c == nullptr) {
-    ec = Errc::not_open;
-    return {};
-  }
+  if ((ec = checkLane(pin))) return {};
   c->out.commit(0);  // room lent before ends here
   ec.clear();
   if (maxSize == 0) return {};
@@ -625,10 +625,7 @@ ShmRoom ShmStream::writeView(std::size_t maxSize) {
 void ShmStream::commit(std::size_t n, std::error_code& ec) noexcept {
   const detail::ShmPin pin(gate_.get(), ShmLane::Write);
   ShmConnection* c = pin.get();
-  if (c == nullptr) {
-    ec = Errc::not_open;
-    return;
-  }
+  if ((ec = checkLane(pin))) return;
   if (n == 0) {
     c->out.commit(0);  // ends the view, publishes nothing
     ec.clear();

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Test support (Linux): both ends of one ShmStream connection, and names
-// for the listeners of a test.
+// Test support (Linux): both ends of one ShmStream connection, names for
+// the listeners of a test, and a full ring.
 #ifndef EVCHAN_TEST_SUPPORT_POSIX_SHM_PAIR_H
 #define EVCHAN_TEST_SUPPORT_POSIX_SHM_PAIR_H
 
@@ -43,6 +43,17 @@ inline ShmPair connectShmPair(ShmListener& listener, std::size_t ringSize, Durat
   pair.client.setTimeout(patience);
   pair.server.setTimeout(patience);
   return pair;
+}
+
+/// Fills `stream`'s outgoing ring, so that its next write waits for the
+/// peer; its timeout is `patience` again after.
+inline void fillRing(ShmStream& stream, Duration patience) {
+  stream.setTimeout(Duration::zero());
+  char chunk[512] = {};
+  std::error_code ec;
+  while (!ec) stream.writeSome(chunk, sizeof chunk, ec);
+  ASSERT_ERROR(std::errc::timed_out, ec);
+  stream.setTimeout(patience);
 }
 
 }  // namespace evchan::test
