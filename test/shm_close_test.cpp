@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <evchan/evchan.h>
@@ -88,6 +90,7 @@ class ShmCloseTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(closeEndsAReadWaitingOnAThread);
   CPPUNIT_TEST(closeEndsAWriteWaitingOnAFullRing);
   CPPUNIT_TEST(closeEndsReadAndWriteAtOnce);
+  CPPUNIT_TEST(closeWakesThePeerWhileAForkedChildHoldsTheDescriptors);
   CPPUNIT_TEST(closeFromATaskEndsAReadInATaskOnTheSameWorker);
   CPPUNIT_TEST(callsAfterCloseFromAnotherThreadAreRefused);
   CPPUNIT_TEST(closeRacingCompletingReads);
@@ -159,6 +162,44 @@ class ShmCloseTest : public evchan::test::LeakCheckedFixture {
     writer.join();
     CPPUNIT_ASSERT_MESSAGE(describe(readError), endedByClose(readError));
     CPPUNIT_ASSERT_MESSAGE(describe(writeError), endedByClose(writeError));
+  }
+
+  // The peer's calls asleep on the bells end at a close(), though a child
+  // forked meanwhile (a pre-forked worker, say) holds copies of every
+  // descriptor, so that the bells never read end of file: the close rings
+  // them.  Before, both calls slept until their timeout.
+  void closeWakesThePeerWhileAForkedChildHoldsTheDescriptors() {
+    ShmListener listener = ShmListener::listen(uniqueName("forked"));
+    Pair pair = connectPair(listener);
+    const std::vector<char> ringful(kSmallRing, 'f');
+    pair.client.writeAll(ringful.data(), ringful.size());  // the server does not read it
+    std::error_code readError, writeError;
+    std::atomic<int> ended{0};
+    std::thread reader([&] {
+      char byte;
+      pair.client.readSome(&byte, 1, readError);
+      ++ended;
+    });
+    std::thread writer([&] {
+      pair.client.writeSome("x", 1, writeError);
+      ++ended;
+    });
+    const pid_t child = fork();
+    if (child == 0) {
+      pause();  // holds the descriptors until killed
+      _exit(0);
+    }
+    CPPUNIT_ASSERT(child > 0);
+    std::this_thread::sleep_for(20ms);  // both asleep by now
+    pair.server.close();
+    const bool endedInTime = evchan::test::eventually([&] { return ended.load() == 2; }, generous(3s));
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+    reader.join();  // the child is gone: each call ends by now, if not before
+    writer.join();
+    CPPUNIT_ASSERT_MESSAGE("the peer's calls slept on after the close", endedInTime);
+    ASSERT_ERROR(Errc::end_of_stream, readError);
+    ASSERT_ERROR(std::errc::broken_pipe, writeError);
   }
 
   // One worker: the closing task must let the reader task leave its call

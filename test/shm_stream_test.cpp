@@ -392,6 +392,9 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testWriterKilledMidTransfer);
   CPPUNIT_TEST(testReaderKilledMidTransfer);
   CPPUNIT_TEST(testPeerDiesMidMessage);
+  CPPUNIT_TEST(testReaderPollingWithoutTimeoutSeesPeerKilled);
+  CPPUNIT_TEST(testReaderWithATinyTimeoutSeesPeerKilled);
+  CPPUNIT_TEST(testWriterPollingWithoutTimeoutSeesPeerKilled);
   CPPUNIT_TEST(testHeadBeyondRing);
   CPPUNIT_TEST(testHeadGoingBackwards);
   CPPUNIT_TEST(testTailAheadOfHead);
@@ -833,6 +836,63 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
     });
     ASSERT_ERROR(std::errc::connection_reset, ec);
     CPPUNIT_ASSERT_MESSAGE(elapsedText(elapsed), elapsed < generous(5s));
+  }
+
+  // A caller that polls (a zero timeout, or one that runs out before its
+  // call would sleep) learns of the peer's death as a sleeping one does.
+  // Only a sleep read the bell where the death shows: such a caller got
+  // timed_out for ever.
+  void testReaderPollingWithoutTimeoutSeesPeerKilled() { checkReaderSeesPeerKilled(evchan::Duration::zero()); }
+  void testReaderWithATinyTimeoutSeesPeerKilled() { checkReaderSeesPeerKilled(std::chrono::nanoseconds(1)); }
+
+  void checkReaderSeesPeerKilled(evchan::Duration timeout) {
+    const std::string name = uniqueName("poll-reader-killed");
+    ShmListener listener = ShmListener::listen(name);
+    listener.setTimeout(kPatience);
+    PeerProcess peer("send-forever", name);
+    ShmStream stream = listener.accept();
+    stream.setTimeout(kPatience);
+    std::vector<char> buffer(kChunk);
+    std::size_t received = 0;
+    while (received < (std::size_t{1} << 20)) received += stream.readSome(buffer.data(), buffer.size());
+    peer.kill9();
+    stream.setTimeout(timeout);
+    const std::error_code ec = pollUntilNotTimedOut([&](std::error_code& failed) {
+      stream.readSome(buffer.data(), buffer.size(), failed);
+    });
+    ASSERT_ERROR(std::errc::connection_reset, ec);
+  }
+
+  void testWriterPollingWithoutTimeoutSeesPeerKilled() {
+    const std::string name = uniqueName("poll-writer-killed");
+    ShmListener listener = ShmListener::listen(name);
+    listener.setTimeout(kPatience);
+    PeerProcess peer("sink", name);
+    ShmStream stream = listener.accept();
+    stream.setTimeout(kPatience);
+    std::vector<char> buffer(kChunk, 'p');
+    stream.writeAll(buffer.data(), buffer.size());
+    peer.kill9();
+    stream.setTimeout(evchan::Duration::zero());
+    const std::error_code ec = pollUntilNotTimedOut([&](std::error_code& failed) {
+      stream.writeSome(buffer.data(), buffer.size(), failed);
+    });
+    ASSERT_ERROR(std::errc::connection_reset, ec);
+  }
+
+  // Calls `call` until it fails with something else than timed_out (and
+  // returns that), or for 5 s (returns timed_out).
+  template <class Call>
+  static std::error_code pollUntilNotTimedOut(Call call) {
+    const auto giveUp = std::chrono::steady_clock::now() + generous(5s);
+    std::error_code ec;
+    while (std::chrono::steady_clock::now() < giveUp) {
+      ec.clear();
+      call(ec);
+      if (ec && ec != std::errc::timed_out) return ec;
+      std::this_thread::sleep_for(1ms);
+    }
+    return ec;
   }
 
   void testPeerDiesMidMessage() {

@@ -34,6 +34,20 @@ using detail::Deadline;
 using detail::ShmConnection;
 using detail::ShmLane;
 
+namespace {
+
+// After publishing data (or room, or the closed flag): rings the peer's
+// bell if it sleeps.  All of these are sequentially consistent, as are the
+// sleeper's store of its flag and its second look at the ring: in their
+// single total order either our look at the flag comes after its store
+// (we ring) or our publication comes before its look (it does not sleep).
+void wakeIfWaiting(std::atomic<std::uint32_t>& waiting, int bell) {
+  if (waiting.load(std::memory_order_seq_cst) != 0 && waiting.exchange(0, std::memory_order_seq_cst) != 0)
+    detail::ringBell(bell);
+}
+
+}  // namespace
+
 namespace detail {
 
 std::unique_ptr<ShmConnection> ShmConnection::make(Segment segment, ShmRole role, int dataBellFd, int spaceBellFd,
@@ -70,6 +84,11 @@ ShmConnection::~ShmConnection() {
     // reads them and reports end_of_stream or broken_pipe, not a reset.
     out.indices().producerFlags.fetch_or(kSideClosed, std::memory_order_seq_cst);
     in.indices().consumerFlags.fetch_or(kSideClosed, std::memory_order_seq_cst);
+    // And a ring for a peer's call asleep on either bell: their end of
+    // file comes only once no process holds our ends, and a child forked
+    // since (a pre-forked worker, a helper) holds copies until it exits.
+    wakeIfWaiting(out.indices().consumerWaiting, dataBellFd);
+    wakeIfWaiting(in.indices().producerWaiting, spaceBellFd);
   }
   dataBell.close();
   spaceBell.close();
@@ -212,16 +231,6 @@ std::error_code sleepOnBell(ShmConnection& c, bool writing, Deadline deadline, s
   return ec;
 }
 
-// After publishing data (or room, or the closed flag): rings the peer's
-// bell if it sleeps.  All of these are sequentially consistent, as are the
-// sleeper's store of its flag and its second look at the ring: in their
-// single total order either our look at the flag comes after its store
-// (we ring) or our publication comes before its look (it does not sleep).
-void wakeIfWaiting(std::atomic<std::uint32_t>& waiting, int bell) {
-  if (waiting.load(std::memory_order_seq_cst) != 0 && waiting.exchange(0, std::memory_order_seq_cst) != 0)
-    detail::ringBell(bell);
-}
-
 // The end of our data, for the peer's reader: it reads end_of_stream
 // once the ring is empty.
 void publishWriteEnd(ShmConnection& c) {
@@ -261,6 +270,18 @@ std::error_code checkBuffer(const detail::ShmPin& pin, const void* buffer, std::
   return {};
 }
 
+// A call about to fail with timed_out looks at its bell once more: only
+// a sleep reads it, so a caller polling with a zero timeout (or one so
+// short that it passes before the sleep) would never learn that the peer
+// is gone (its end of file there).  True, with `peerGone` set, if it is.
+bool peerGoneFromBell(int bellFd, bool& peerGone) {
+  if (peerGone) return false;  // reported already
+  char wakeUps[64];              // stale rings: nobody waits for them now
+  const ssize_t n = recv(bellFd, wakeUps, sizeof wakeUps, MSG_DONTWAIT);
+  peerGone = n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE));
+  return peerGone;
+}
+
 // A read of the connection `c`, ended by a cancel() after `startedAt`:
 // waits until take(ec), which takes what is ready from c.in, takes at
 // least one byte, and returns its count.
@@ -289,6 +310,7 @@ std::size_t readFrom(ShmConnection& c, Stream::CancelMark startedAt, Take&& take
     }
     const Duration timeout = c.timeout.load(std::memory_order_relaxed);
     if (timeout == Duration::zero()) {
+      if (peerGoneFromBell(c.dataBellFd, c.readPeerGone)) continue;
       ec = std::make_error_code(std::errc::timed_out);
       return 0;
     }
@@ -309,7 +331,13 @@ std::size_t readFrom(ShmConnection& c, Stream::CancelMark startedAt, Take&& take
       ring.consumerWaiting.store(0, std::memory_order_relaxed);
       continue;
     }
-    if ((ec = sleepOnBell(c, /*writing=*/false, deadline, startedAt))) return 0;
+    if ((ec = sleepOnBell(c, /*writing=*/false, deadline, startedAt))) {
+      if (ec == std::errc::timed_out && peerGoneFromBell(c.dataBellFd, c.readPeerGone)) {
+        ec.clear();  // take() reports into it: a stale error would read as its own
+        continue;
+      }
+      return 0;
+    }
   }
 }
 
@@ -337,6 +365,7 @@ std::size_t writeHoldingGate(ShmConnection& c, Stream::CancelMark startedAt, Put
     }
     const Duration timeout = c.timeout.load(std::memory_order_relaxed);
     if (timeout == Duration::zero()) {
+      if (peerGoneFromBell(c.spaceBellFd, c.writePeerGone)) continue;
       ec = std::make_error_code(std::errc::timed_out);
       return 0;
     }
@@ -354,6 +383,10 @@ std::size_t writeHoldingGate(ShmConnection& c, Stream::CancelMark startedAt, Put
       continue;
     }
     if ((ec = sleepOnBell(c, /*writing=*/true, deadline, startedAt))) {
+      if (ec == std::errc::timed_out && peerGoneFromBell(c.spaceBellFd, c.writePeerGone)) {
+        ec.clear();  // put() reports into it: a stale error would read as its own
+        continue;
+      }
       // shutdownWrite() ends a write asleep on a full ring as a TCP
       // socket's shutdown does: the write side is gone.
       if (ec == std::errc::operation_canceled && writeShut(c)) ec = std::make_error_code(std::errc::broken_pipe);
