@@ -71,8 +71,12 @@ class EVCHAN_API File {
   /// and kFileWrite, else std::errc::invalid_argument).  Regular files and
   /// block devices only: a directory is std::errc::is_a_directory, a pipe,
   /// socket or character device std::errc::invalid_argument, found before
-  /// anything is opened (opening a pipe waits for its other end, and their
-  /// reads may wait forever, which no shutdown could cancel).  On Windows
+  /// anything is opened (their reads may wait forever, which no shutdown
+  /// could cancel).  The open itself never waits: on POSIX one put at the
+  /// path after that check (a pipe, whose open would wait for its other
+  /// end) is opened non-blocking and then refused the same way, or, for
+  /// writing only with no reader, may fail with
+  /// std::errc::no_such_device_or_address.  On Windows
   /// a device name (`NUL`, `COM1`, `\\.\NUL`) is opened and then refused,
   /// as is any file whose type cannot be read.  A path with a NUL in it is
   /// std::errc::invalid_argument.

@@ -83,6 +83,15 @@ inline std::size_t readableBelowOffTEnd(std::uint64_t offset, std::size_t size) 
   return room < size ? static_cast<std::size_t>(room) : size;
 }
 
+/// The APR flags with which File::open() opens so that the open itself
+/// never waits: O_NONBLOCK on POSIX, where a named pipe put at the path
+/// after open()'s type check would wait in open(2) for its other end;
+/// none on Windows.  src/posix/ and src/win32/.
+apr_int32_t openFlagsThatNeverWait() noexcept;
+/// Undoes openFlagsThatNeverWait() on a file found to be one File keeps,
+/// so that its reads and writes wait for the disk as they always have.
+std::error_code restoreBlockingIo(const FileState& file) noexcept;
+
 /// One positioned read (pread, ReadFile with an offset): `done` bytes, 0
 /// at the end of the file.  Retries EINTR.  src/posix/ and src/win32/.
 std::error_code readOnce(const FileState& file, std::uint64_t offset, void* buffer, std::size_t size,

@@ -3,6 +3,8 @@
 // positioned IO (src/posix/file_io.cpp, src/win32/file_io.cpp).
 #include <evchan/file.h>
 
+#include <optional>
+
 #include <evchan/blocking.h>
 #include <evchan/error.h>
 #include <evchan/file_events.h>
@@ -50,6 +52,28 @@ class FileCall {
 bool closing(const FileState& file) noexcept { return file.closed.load(std::memory_order_acquire); }
 
 const std::string kNoPath;
+
+// The types File keeps (file.h): what read and write wait only for a disk.
+bool keptType(apr_filetype_e type) noexcept { return type == APR_REG || type == APR_BLK; }
+
+// The type of what `path` names now; none when it cannot be read.
+std::optional<apr_filetype_e> typeAt(const std::string& path, apr_pool_t* pool) noexcept {
+  apr_finfo_t info;
+  const apr_status_t found = apr_stat(&info, path.c_str(), APR_FINFO_TYPE, pool);
+  if ((found != APR_SUCCESS && found != APR_INCOMPLETE) || (info.valid & APR_FINFO_TYPE) == 0) return std::nullopt;
+  return info.filetype;
+}
+
+// Why an open failed, in file.h's terms when the path names what File
+// refuses: Windows refuses to open a directory with "access denied", and
+// an open for writing only of a named pipe put at the path after the
+// check fails (ENXIO: no reader) instead of waiting for one.
+std::error_code openFailure(const std::string& path, apr_status_t status, apr_pool_t* pool) {
+  const std::optional<apr_filetype_e> type = typeAt(path, pool);
+  if (type == APR_DIR) return std::make_error_code(std::errc::is_a_directory);
+  if (type && !keptType(*type)) return std::make_error_code(std::errc::invalid_argument);
+  return makeAprError(status);
+}
 
 // Reads until `size` bytes or the end of the file.
 std::size_t readLoop(const FileState& file, std::uint64_t offset, char* buffer, std::size_t size,
@@ -109,17 +133,16 @@ File File::open(const std::string& path, unsigned mode, std::error_code& ec) noe
   auto state = std::make_unique<FileState>();
   state->pool = detail::createPool(ec);
   if (ec) return File();
-  // What is refused is refused before it is opened: opening a pipe waits
-  // for its other end (for ever, if none comes), a terminal's open may
-  // wait too.  Checked again once open, since the path may change between.
-  apr_finfo_t named;
-  const apr_status_t found = apr_stat(&named, path.c_str(), APR_FINFO_TYPE, state->pool.get());
-  if ((found == APR_SUCCESS || found == APR_INCOMPLETE) && (named.valid & APR_FINFO_TYPE) != 0 &&
-      named.filetype != APR_REG && named.filetype != APR_BLK && named.filetype != APR_DIR) {
+  // What is refused is refused before it is opened: opening a device may
+  // have effects of its own.  The path may change before the open, so the
+  // open never waits (a pipe's waits for its other end, for ever if none
+  // comes) and the type is checked again on the open file.
+  const std::optional<apr_filetype_e> named = typeAt(path, state->pool.get());
+  if (named && *named != APR_DIR && !keptType(*named)) {
     ec = std::make_error_code(std::errc::invalid_argument);
     return File();
   }
-  apr_int32_t flags = APR_FOPEN_BINARY;
+  apr_int32_t flags = APR_FOPEN_BINARY | detail::openFlagsThatNeverWait();
   if (mode & kFileRead) flags |= APR_FOPEN_READ;
   if (mode & kFileWrite) flags |= APR_FOPEN_WRITE;
   if (mode & kFileCreate) flags |= APR_FOPEN_CREATE;
@@ -127,11 +150,7 @@ File File::open(const std::string& path, unsigned mode, std::error_code& ec) noe
   if (mode & kFileExclusive) flags |= APR_FOPEN_EXCL;
   if (apr_status_t status = apr_file_open(&state->file, path.c_str(), flags, APR_FPROT_OS_DEFAULT, state->pool.get());
       status != APR_SUCCESS) {
-    // Windows refuses to open a directory with "access denied": say what it is.
-    apr_finfo_t info;
-    const bool directory = apr_stat(&info, path.c_str(), APR_FINFO_TYPE, state->pool.get()) == APR_SUCCESS &&
-                           info.filetype == APR_DIR;
-    ec = directory ? std::make_error_code(std::errc::is_a_directory) : makeAprError(status);
+    ec = openFailure(path, status, state->pool.get());
     return File();
   }
   if (apr_status_t status = apr_os_file_get(&state->native, state->file); status != APR_SUCCESS) {
@@ -144,11 +163,12 @@ File File::open(const std::string& path, unsigned mode, std::error_code& ec) noe
   apr_finfo_t info{};
   const apr_status_t typed = apr_file_info_get(&info, APR_FINFO_TYPE, state->file);
   const bool typeKnown = (typed == APR_SUCCESS || typed == APR_INCOMPLETE) && (info.valid & APR_FINFO_TYPE) != 0;
-  if (!typeKnown || (info.filetype != APR_REG && info.filetype != APR_BLK)) {
+  if (!typeKnown || !keptType(info.filetype)) {
     const bool directory = typeKnown && info.filetype == APR_DIR;
     ec = std::make_error_code(directory ? std::errc::is_a_directory : std::errc::invalid_argument);
     return File();
   }
+  if ((ec = detail::restoreBlockingIo(*state))) return File();
   state->path = path;
   ec.clear();
   return File(std::move(state));

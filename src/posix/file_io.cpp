@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Positioned file IO on POSIX hosts: pread(2) and pwrite(2).
+// Positioned file IO on POSIX hosts: pread(2) and pwrite(2); opening
+// without waiting.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +13,14 @@
 namespace evchan::detail {
 
 void FileState::closeBackendHandle(FileState&) noexcept {}  // no backend opens one here
+
+apr_int32_t openFlagsThatNeverWait() noexcept { return APR_FOPEN_NONBLOCK; }
+
+std::error_code restoreBlockingIo(const FileState& file) noexcept {
+  const int flags = ::fcntl(file.native, F_GETFL);
+  if (flags < 0 || ::fcntl(file.native, F_SETFL, flags & ~O_NONBLOCK) < 0) return makeAprError(errno);
+  return {};
+}
 
 std::error_code readOnce(const FileState& file, std::uint64_t offset, void* buffer, std::size_t size,
                          std::size_t& done) noexcept {

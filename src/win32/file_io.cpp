@@ -26,6 +26,11 @@ DWORD chunk(std::size_t size) noexcept { return static_cast<DWORD>(std::min<std:
 
 }  // namespace
 
+// No open of a file waits here for another party: Windows has no named
+// pipes in a directory, and device names are refused once open.
+apr_int32_t openFlagsThatNeverWait() noexcept { return 0; }
+std::error_code restoreBlockingIo(const FileState&) noexcept { return {}; }
+
 std::error_code readOnce(const FileState& file, std::uint64_t offset, void* buffer, std::size_t size,
                          std::size_t& done) noexcept {
   done = 0;
