@@ -101,7 +101,7 @@ class EVCHAN_API File {
   ///@}
 
   ///@{
-  /// The file's size in bytes.
+  /// The file's size in bytes; a block device's is the device's size.
   std::uint64_t size() const;
   std::uint64_t size(std::error_code& ec) const noexcept;
   ///@}

@@ -92,6 +92,10 @@ apr_int32_t openFlagsThatNeverWait() noexcept;
 /// so that its reads and writes wait for the disk as they always have.
 std::error_code restoreBlockingIo(const FileState& file) noexcept;
 
+/// The file's size in `size`: a block device's is the device's, where
+/// fstat(2) says 0.  src/posix/ and src/win32/.
+std::error_code fileSize(const FileState& file, std::uint64_t& size) noexcept;
+
 /// One positioned read (pread, ReadFile with an offset): `done` bytes, 0
 /// at the end of the file.  Retries EINTR.  src/posix/ and src/win32/.
 std::error_code readOnce(const FileState& file, std::uint64_t offset, void* buffer, std::size_t size,

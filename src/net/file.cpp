@@ -238,13 +238,9 @@ std::uint64_t File::size(std::error_code& ec) const noexcept {
     ec = Errc::not_open;
     return 0;
   }
-  apr_finfo_t info;
-  if (apr_status_t status = apr_file_info_get(&info, APR_FINFO_SIZE, call.get()->file); status != APR_SUCCESS) {
-    ec = makeAprError(status);
-    return 0;
-  }
-  ec.clear();
-  return static_cast<std::uint64_t>(info.size);
+  std::uint64_t size = 0;
+  ec = detail::fileSize(*call.get(), size);
+  return size;
 }
 
 std::uint64_t File::size() const {

@@ -31,6 +31,16 @@ DWORD chunk(std::size_t size) noexcept { return static_cast<DWORD>(std::min<std:
 apr_int32_t openFlagsThatNeverWait() noexcept { return 0; }
 std::error_code restoreBlockingIo(const FileState&) noexcept { return {}; }
 
+std::error_code fileSize(const FileState& file, std::uint64_t& size) noexcept {
+  size = 0;
+  apr_finfo_t info;
+  if (apr_status_t status = apr_file_info_get(&info, APR_FINFO_SIZE, file.file); status != APR_SUCCESS) {
+    return makeAprError(status);
+  }
+  size = static_cast<std::uint64_t>(info.size);
+  return {};
+}
+
 std::error_code readOnce(const FileState& file, std::uint64_t offset, void* buffer, std::size_t size,
                          std::size_t& done) noexcept {
   done = 0;
