@@ -277,6 +277,12 @@ struct EVCHAN_API ShmListenerOptions {
 /// closes it (and removes the socket file of a path name it created).
 /// Thread safety: calls on one listener must be serialised.
 ///
+/// The socket file: listen() on a path creates it.  close() (and the
+/// destructor) removes the file it created, if the path still names that
+/// file (the same device and inode); a file put there since, such as the
+/// socket of a listener started after this one's file was removed, is
+/// left alone, as UnixListener leaves it.  An abstract name has no file.
+///
 /// Access rule: the kernel records the user and group of every connecting
 /// process (SO_PEERCRED), and accept() lets a client in only when its
 /// effective uid is ShmListenerOptions::allowedUid (by default the
@@ -303,8 +309,12 @@ class EVCHAN_API ShmListener {
 
   ///@{
   /// Listens on `name`: a filesystem path, or "@name" for the abstract
-  /// namespace.  A name in use is std::errc::address_in_use; an empty one
-  /// is Errc::bad_endpoint; one too long for a Unix socket address is
+  /// namespace.  A name in use is std::errc::address_in_use, and so is a
+  /// path where any file is, even the socket file of a listener that is
+  /// gone: unlike UnixListener's, this listen() does not probe and replace
+  /// it (the probe would reach a live listener's accept() as a bad
+  /// handshake); remove it first.  An empty name is Errc::bad_endpoint;
+  /// one too long for a Unix socket address is
   /// std::errc::filename_too_long.
   /// The options say whom it lets in (by default, its own user only).
   static ShmListener listen(const std::string& name, int backlog = 128);
@@ -358,7 +368,8 @@ class EVCHAN_API ShmListener {
   /// The name given to listen(); empty when closed.
   const std::string& name() const noexcept;
 
-  /// Stops listening.  Idempotent.
+  /// Stops listening, and removes the socket file it created (see above).
+  /// Idempotent.
   void close() noexcept;
   /// False after close(), for a default-constructed or a moved-from listener.
   bool isOpen() const noexcept;

@@ -47,12 +47,14 @@ struct ShmListenerState {
     for (const PendingHandshake& pending : handshakes) ::close(pending.control);
     if (wakeFd >= 0) ::close(wakeFd);
     ::close(fd);
-    // A path name leaves a socket file behind; an abstract name does not.
-    if (name[0] != '@') unlink(name.c_str());
+    if (socketFile) removeSocketFileIfSame(name.c_str(), *socketFile);
   }
 
   int fd = -1;
   std::string name;
+  // A path name's socket file as listen() created it; another put at the
+  // path since is not ours to remove.  None for an abstract name.
+  std::optional<SocketFileId> socketFile;
   Duration timeout = kInfiniteTimeout;
   uid_t allowedUid = 0;
   std::optional<gid_t> allowedGid;
@@ -327,6 +329,8 @@ ShmListener ShmListener::listen(const std::string& name, const ShmListenerOption
   detail::ShmListenerState& state = *listener.state_;
   state.fd = fd;
   state.name = name;
+  detail::SocketFileId file;
+  if (detail::identifySocketFile(name, file)) state.socketFile = file;
   state.allowedUid = options.allowedUid ? static_cast<uid_t>(*options.allowedUid) : geteuid();
   if (options.allowedGid) state.allowedGid = static_cast<gid_t>(*options.allowedGid);
   state.allowAnyUser = options.allowAnyUser;

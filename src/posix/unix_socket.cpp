@@ -108,18 +108,14 @@ int bindAndListen(int fd, const std::string& name, const sockaddr_un& address, s
   return fd;
 }
 
-struct SocketFileId {
-  dev_t device;
-  ino_t inode;
+struct PooledSocketFile {
+  SocketFileId id;
   char path[1];  // allocated longer, with the terminator
 };
 
-apr_status_t removeSocketFile(void* data) {
-  const auto* file = static_cast<const SocketFileId*>(data);
-  struct stat status;
-  if (lstat(file->path, &status) == 0 && S_ISSOCK(status.st_mode) && status.st_dev == file->device &&
-      status.st_ino == file->inode)
-    unlink(file->path);
+apr_status_t removePooledSocketFile(void* data) {
+  const auto* file = static_cast<const PooledSocketFile*>(data);
+  removeSocketFileIfSame(file->path, file->id);
   return APR_SUCCESS;
 }
 
@@ -143,14 +139,28 @@ int listenUnix(const std::string& name, int backlog, std::error_code& ec, TakenP
   return fd;
 }
 
-void removeSocketFileWithPool(apr_pool_t* pool, const std::string& name) noexcept {
+bool identifySocketFile(const std::string& name, SocketFileId& id) noexcept {
   struct stat status;
-  if (name.empty() || name[0] == '@' || lstat(name.c_str(), &status) != 0) return;
-  auto* file = static_cast<SocketFileId*>(apr_palloc(pool, sizeof(SocketFileId) + name.size()));
-  file->device = status.st_dev;
-  file->inode = status.st_ino;
+  if (name.empty() || name[0] == '@' || lstat(name.c_str(), &status) != 0) return false;
+  id.device = status.st_dev;
+  id.inode = status.st_ino;
+  return true;
+}
+
+void removeSocketFileIfSame(const char* path, const SocketFileId& id) noexcept {
+  struct stat status;
+  if (lstat(path, &status) == 0 && S_ISSOCK(status.st_mode) && status.st_dev == id.device &&
+      status.st_ino == id.inode)
+    unlink(path);
+}
+
+void removeSocketFileWithPool(apr_pool_t* pool, const std::string& name) noexcept {
+  SocketFileId id;
+  if (!identifySocketFile(name, id)) return;
+  auto* file = static_cast<PooledSocketFile*>(apr_palloc(pool, sizeof(PooledSocketFile) + name.size()));
+  file->id = id;
   std::memcpy(file->path, name.c_str(), name.size() + 1);
-  apr_pool_cleanup_register(pool, file, removeSocketFile, apr_pool_cleanup_null);
+  apr_pool_cleanup_register(pool, file, removePooledSocketFile, apr_pool_cleanup_null);
 }
 
 int connectUnix(const std::string& name, Deadline deadline, std::error_code& ec) noexcept {

@@ -40,9 +40,24 @@ enum class TakenPath {
 int listenUnix(const std::string& name, int backlog, std::error_code& ec,
                TakenPath taken = TakenPath::refuse) noexcept;
 
+/// A socket file a listener created, known by device and inode: the path
+/// alone may name another file by the time the listener closes.
+struct SocketFileId {
+  dev_t device = 0;
+  ino_t inode = 0;
+};
+
+/// Records in `id` the socket file at `name` (bound a moment ago); false
+/// for an abstract name (no file), or when nothing is there any more.
+bool identifySocketFile(const std::string& name, SocketFileId& id) noexcept;
+
+/// Removes the file at `path` if it is still the socket file `id`: a file
+/// another listener (or anybody) put there since is left alone.
+void removeSocketFileIfSame(const char* path, const SocketFileId& id) noexcept;
+
 /// Registers a cleanup on `pool` that removes the socket file at `name`
-/// (bound a moment ago) when the pool goes, if it is still that file (not
-/// one another listener put there since).  Nothing for an abstract name.
+/// (bound a moment ago) when the pool goes, as removeSocketFileIfSame()
+/// does.  Nothing for an abstract name.
 void removeSocketFileWithPool(apr_pool_t* pool, const std::string& name) noexcept;
 
 /// A non-blocking AF_UNIX stream socket connected to `name`; waits (a
