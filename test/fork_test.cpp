@@ -5,7 +5,8 @@
 // an aio channel, served by the others); as a pre-forked server's workers
 // on the parent's listener, each closing it under a thread of its own
 // that waits in accept(); and with signal sets of their own, the
-// parent's receiving none of their signals.  Each child exits 0 when its
+// parent's receiving none of their signals, while a wait on an inherited
+// set fails rather than take the parent's.  Each child exits 0 when its
 // part worked, or is killed by its own alarm when it hangs.
 // EVCHAN_FORK_ROUNDS multiplies the children of the first case.
 #include <cppunit/extensions/HelperMacros.h>
@@ -182,6 +183,7 @@ class ForkTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testPreforkedChildrenServeTheParentsListener);
   CPPUNIT_TEST(testPreforkedChildrenEachEndTheirOwnWaits);
   CPPUNIT_TEST(testChildsSignalsReachItsOwnSetNotTheParents);
+  CPPUNIT_TEST(testChildsWaitOnTheParentsSetFailsAndStealsNothing);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -448,6 +450,43 @@ class ForkTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT_MESSAGE("the child: " + describeStatus(status), WIFEXITED(status) && WEXITSTATUS(status) == 0);
     CPPUNIT_ASSERT_EQUAL_MESSAGE("the parent's set received the child's signal", 0,
                                  parentSet.waitFor(evchan::Duration::zero()));
+  }
+
+  // The child waits on the parent's set, which it inherited, while the
+  // parent raises SIGUSR1.  The two share the set's socket pair, so a
+  // wait in the child would read the parent's signal: it fails with
+  // Errc::not_open instead, and the parent's set receives its signal.
+  // Child exits: 0 not_open from both waits, 1 it took a signal, 2 its
+  // waitFor() had another error or none, 3 its wait() did.
+  void testChildsWaitOnTheParentsSetFailsAndStealsNothing() {
+    evchan::SignalSet parentSet({SIGUSR1});
+    int ready[2];
+    CPPUNIT_ASSERT_EQUAL(0, pipe(ready));
+    const auto patience = childPatience();
+    const pid_t pid = forkWithAlarm();
+    CPPUNIT_ASSERT_MESSAGE(std::string("fork: ") + std::strerror(errno), pid >= 0);
+    if (pid == 0) {
+      const char byte = 1;
+      if (write(ready[1], &byte, 1) != 1) _exit(4);
+      std::error_code ec;
+      if (parentSet.waitFor(std::chrono::duration_cast<evchan::Duration>(patience), ec) != 0) _exit(1);
+      if (ec != evchan::Errc::not_open) _exit(2);
+      if (parentSet.wait(ec) != 0) _exit(1);
+      _exit(ec == evchan::Errc::not_open ? 0 : 3);
+    }
+    close(ready[1]);
+    char byte = 0;
+    const bool childStarted = read(ready[0], &byte, 1) == 1;
+    close(ready[0]);
+    // Time for the child to be inside its wait, where it would read the
+    // signal before the parent does.
+    std::this_thread::sleep_for(100ms);
+    raise(SIGUSR1);  // its byte is in the socket pair before raise() returns
+    const int status = reap(pid, patience + 5s);
+    CPPUNIT_ASSERT(childStarted);
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("the parent's set lost its signal to the child", SIGUSR1,
+                                 parentSet.waitFor(evchan::Duration::zero()));
+    CPPUNIT_ASSERT_MESSAGE("the child: " + describeStatus(status), WIFEXITED(status) && WEXITSTATUS(status) == 0);
   }
 };
 

@@ -30,10 +30,13 @@ class SignalSource;
 /// last set catching a signal does).  Several sets may catch the same
 /// signal: each receives every delivery.  A child made by fork() starts
 /// with the dispositions the sets found: the parent's sets catch nothing
-/// there, and a set the child makes catches the child's signals.  On Windows the set catches the
-/// console's control events (SetConsoleCtrlHandler): Ctrl+C is SIGINT;
-/// Ctrl+Break, closing the console, logoff and system shutdown are
-/// SIGTERM; only these two numbers are accepted there.
+/// there, and a set the child makes catches the child's signals.  The
+/// child's waits on a parent's set fail with Errc::not_open: the set's
+/// socket pair is the parent's too, and a wait would take the parent's
+/// signals.  On Windows the set catches the console's control events
+/// (SetConsoleCtrlHandler): Ctrl+C is SIGINT; Ctrl+Break, closing the
+/// console, logoff and system shutdown are SIGTERM; only these two
+/// numbers are accepted there.
 ///
 /// The masking rule: do not block the set's signals in every thread (a
 /// signal blocked everywhere stays pending and is never delivered), and
@@ -93,8 +96,9 @@ class EVCHAN_API SignalSet {
   /// end it with std::errc::operation_canceled.  On a thread it blocks
   /// the thread.  The throwing form throws SystemError; the other returns
   /// 0 with `ec` set (operation_canceled, Errc::not_open for a moved-from
-  /// set, std::errc::device_or_resource_busy when another wait on the set
-  /// is in progress).
+  /// set or in a child forked since the set was made,
+  /// std::errc::device_or_resource_busy when another wait on the set is
+  /// in progress).
   int wait();
   int wait(std::error_code& ec) noexcept;
   ///@}

@@ -5,10 +5,13 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <system_error>
 
 #include <evchan/duration.h>
+
+#include "apr/fork_hooks.h"
 
 namespace evchan::detail {
 
@@ -26,6 +29,13 @@ class SignalSource {
 
   /// Set by the one wait in progress (SignalSet's rule: one at a time).
   std::atomic<bool> waiting{false};
+
+  /// True in a child forked since the source was made: its socket pair
+  /// is the parent's too, so a wait there would take the parent's signals.
+  bool inheritedByFork() const noexcept { return madeInGeneration_ != forkGeneration(); }
+
+ private:
+  const std::uint64_t madeInGeneration_ = forkGeneration();
 };
 
 /// Starts catching `signals[0..count)`: null with `ec` set for a signal

@@ -52,7 +52,9 @@ int SignalSet::wait() {
 
 int SignalSet::waitFor(Duration timeout, std::error_code& ec) noexcept {
   ec.clear();
-  if (!source_) {
+  // A set inherited across fork() is the parent's: refused, rather than
+  // let the child read (and the parent lose) the parent's signals.
+  if (!source_ || source_->inheritedByFork()) {
     ec = Errc::not_open;
     return 0;
   }
