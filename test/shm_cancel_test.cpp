@@ -11,14 +11,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <system_error>
 #include <thread>
 
 #include <sched.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <evchan/evchan.h>
@@ -28,6 +26,7 @@
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
 #include "support/posix/shm_pair.h"
+#include "support/posix/thread_in_poll.h"
 #include "support/slowdown.h"
 #include "support/waiting.h"
 
@@ -59,7 +58,7 @@ struct ReadThenWrite {
   explicit ReadThenWrite(int roundCount) : rounds(roundCount) {}
 
   void run(ShmStream& stream) {
-    tid = static_cast<pid_t>(syscall(SYS_gettid));
+    tid = evchan::test::currentThreadId();
     runRounds(stream);
     ended = true;
   }
@@ -128,14 +127,6 @@ struct ReadThenWrite {
   std::string wrong;  // written once, by the first fail(); read once ended
 };
 
-// Whether the thread `tid` of this process waits in poll(2), as a
-// thread's call on a ShmStream does.
-bool waitsInPoll(pid_t tid) {
-  std::ifstream file("/proc/self/task/" + std::to_string(tid) + "/syscall");
-  long number = -1;
-  return (file >> number) && (number == SYS_poll || number == SYS_ppoll);
-}
-
 // Cancels until the caller's run() has ended: what a stopped race left
 // waiting ends.  False if it did not end within the patience.
 bool endCaller(ReadThenWrite& race, ShmStream& stream) {
@@ -185,7 +176,7 @@ class ShmCancelTest : public evchan::test::LeakCheckedFixture {
     ReadThenWrite race(evchan::test::raceRounds(400, "EVCHAN_CANCEL_RACE_ROUNDS"));
     std::thread caller([&] { race.run(pair.client); });
     race.cancelEachRead(pair.client, pair.server, [&] {
-      return eventually([&] { return race.stopped.load() || waitsInPoll(race.tid.load()); });
+      return eventually([&] { return race.stopped.load() || evchan::test::waitsInPoll(race.tid.load()); });
     });
     if (!endCaller(race, pair.client)) {
       std::fputs("the caller's thread did not end: it cannot be joined\n", stderr);

@@ -173,6 +173,12 @@ class ShmCloseTest : public evchan::test::LeakCheckedFixture {
     Pair pair = connectPair(listener);
     const std::vector<char> ringful(kSmallRing, 'f');
     pair.client.writeAll(ringful.data(), ringful.size());  // the server does not read it
+    const pid_t child = fork();  // before the threads: a failed fork leaves none behind
+    if (child == 0) {
+      pause();  // holds the descriptors until killed
+      _exit(0);
+    }
+    CPPUNIT_ASSERT(child > 0);
     std::error_code readError, writeError;
     std::atomic<int> ended{0};
     std::thread reader([&] {
@@ -184,12 +190,6 @@ class ShmCloseTest : public evchan::test::LeakCheckedFixture {
       pair.client.writeSome("x", 1, writeError);
       ++ended;
     });
-    const pid_t child = fork();
-    if (child == 0) {
-      pause();  // holds the descriptors until killed
-      _exit(0);
-    }
-    CPPUNIT_ASSERT(child > 0);
     std::this_thread::sleep_for(20ms);  // both asleep by now
     pair.server.close();
     const bool endedInTime = evchan::test::eventually([&] { return ended.load() == 2; }, generous(3s));

@@ -8,6 +8,7 @@
 // and TSan.
 #include <cppunit/extensions/HelperMacros.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -15,6 +16,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <vector>
 
 #include <evchan/evchan.h>
 #include <evchan/shm_stream.h>
@@ -22,6 +24,7 @@
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
 #include "support/posix/shm_pair.h"
+#include "support/posix/thread_in_poll.h"
 #include "support/waiting.h"
 
 using namespace std::chrono_literals;
@@ -53,7 +56,7 @@ struct JoinOnExit {
 struct SleepingReader {
   explicit SleepingReader(ShmStream& stream)
       : thread([this, &stream] {
-          started = true;
+          tid = evchan::test::currentThreadId();
           n = stream.readSome(bytes, sizeof bytes, ec);
           done = true;
         }) {}
@@ -64,10 +67,22 @@ struct SleepingReader {
   char bytes[8] = {};
   std::size_t n = 0;
   std::error_code ec;
-  std::atomic<bool> started{false};
+  std::atomic<pid_t> tid{0};
   std::atomic<bool> done{false};
   std::thread thread;
 };
+
+// A stream that wraps another (TlsStream, or a user's) takes the lower
+// stream's cancel marks on its own callers' threads: its writer takes the
+// mark of its reads while its reader is inside a read.
+struct WrappingStream : evchan::Stream {
+  static CancelMark markOf(const evchan::Stream& lower, bool writing) { return cancelMarkOf(lower, writing); }
+};
+
+// Waits until the thread `tid` (0: not known yet) sleeps in poll(2).
+bool asleepInPoll(const std::atomic<pid_t>& tid) {
+  return eventually([&] { return tid.load() != 0 && evchan::test::waitsInPoll(tid.load()); });
+}
 
 }  // namespace
 
@@ -78,6 +93,7 @@ class ShmTwoCallersTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(secondReadInATaskIsRefused);
   CPPUNIT_TEST(aWriteBesideASleepingReadIsFine);
   CPPUNIT_TEST(callsOneAfterTheOtherAreFine);
+  CPPUNIT_TEST(marksTakenBesideCallsRefuseNothing);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -85,8 +101,7 @@ class ShmTwoCallersTest : public evchan::test::LeakCheckedFixture {
     ShmListener listener = ShmListener::listen(uniqueName("read"));
     evchan::test::ShmPair pair = evchan::test::connectShmPair(listener, kSmallRing, kPatience);
     SleepingReader first(pair.server);
-    CPPUNIT_ASSERT(eventually([&] { return first.started.load(); }));
-    std::this_thread::sleep_for(50ms);  // inside its read by now (the ring is empty)
+    CPPUNIT_ASSERT(asleepInPoll(first.tid));  // inside its read (the ring is empty)
     // Each form of read is refused while the first is inside.
     char byte;
     std::error_code ec;
@@ -112,16 +127,16 @@ class ShmTwoCallersTest : public evchan::test::LeakCheckedFixture {
     ShmListener listener = ShmListener::listen(uniqueName("write"));
     evchan::test::ShmPair pair = evchan::test::connectShmPair(listener, kSmallRing, kPatience);
     evchan::test::fillRing(pair.client, kPatience);
-    std::atomic<bool> started{false}, done{false};
+    std::atomic<pid_t> firstTid{0};
+    std::atomic<bool> done{false};
     std::error_code firstEc;
     std::thread first([&] {
-      started = true;
+      firstTid = evchan::test::currentThreadId();
       pair.client.writeAll("tail", 4, firstEc);
       done = true;
     });
     const JoinOnExit joinFirst(first);  // a failed assertion waits for its timeout
-    CPPUNIT_ASSERT(eventually([&] { return started.load(); }));
-    std::this_thread::sleep_for(50ms);  // asleep on the full ring by now
+    CPPUNIT_ASSERT(asleepInPoll(firstTid));  // on the full ring
     std::error_code ec;
     CPPUNIT_ASSERT_EQUAL(std::size_t{0}, pair.client.writeSome("x", 1, ec));
     ASSERT_ERROR(Errc::socket_busy, ec);
@@ -177,8 +192,7 @@ class ShmTwoCallersTest : public evchan::test::LeakCheckedFixture {
     ShmListener listener = ShmListener::listen(uniqueName("both"));
     evchan::test::ShmPair pair = evchan::test::connectShmPair(listener, kSmallRing, kPatience);
     SleepingReader reader(pair.server);
-    CPPUNIT_ASSERT(eventually([&] { return reader.started.load(); }));
-    std::this_thread::sleep_for(50ms);
+    CPPUNIT_ASSERT(asleepInPoll(reader.tid));
     pair.server.writeAll("back", 4);
     char back[4];
     pair.client.readExactly(back, sizeof back);
@@ -200,6 +214,46 @@ class ShmTwoCallersTest : public evchan::test::LeakCheckedFixture {
     std::thread([&] { pair.server.readExactly(&b, 1); }).join();
     CPPUNIT_ASSERT_EQUAL('a', a);
     CPPUNIT_ASSERT_EQUAL('b', b);
+  }
+
+  // Taking a mark is no read and no write: a thread that takes marks of
+  // both directions while a reader and a writer stream 4 MiB refuses
+  // neither.  Before, the mark pinned its direction's lane, and TlsStream
+  // over a ShmStream, a reader and a writer, saw socket_busy (then
+  // broken_pipe).
+  void marksTakenBesideCallsRefuseNothing() {
+    ShmListener listener = ShmListener::listen(uniqueName("marks"));
+    evchan::test::ShmPair pair = evchan::test::connectShmPair(listener, kSmallRing, kPatience);
+    constexpr std::size_t kTotal = std::size_t{4} << 20;
+    std::atomic<bool> stop{false};
+    std::atomic<long> marks{0};
+    std::thread marker([&] {
+      while (!stop.load()) {
+        WrappingStream::markOf(pair.server, false);
+        WrappingStream::markOf(pair.client, true);
+        ++marks;
+      }
+    });
+    const JoinOnExit joinMarker(marker);
+    std::error_code writeEc;
+    std::thread writer([&] {
+      std::vector<char> chunk(1000, 'm');
+      for (std::size_t sent = 0; sent < kTotal && !writeEc; sent += chunk.size()) {
+        pair.client.writeAll(chunk.data(), std::min(chunk.size(), kTotal - sent), writeEc);
+      }
+    });
+    const JoinOnExit joinWriter(writer);
+    std::error_code readEc;
+    std::size_t received = 0;
+    char buffer[700];
+    while (received < kTotal && !readEc) received += pair.server.readSome(buffer, sizeof buffer, readEc);
+    stop = true;
+    writer.join();
+    marker.join();
+    ASSERT_NO_ERROR(readEc);
+    ASSERT_NO_ERROR(writeEc);
+    CPPUNIT_ASSERT_EQUAL(kTotal, received);
+    CPPUNIT_ASSERT(marks.load() > 0);
   }
 };
 

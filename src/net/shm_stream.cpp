@@ -66,15 +66,17 @@ std::unique_ptr<ShmConnection> ShmConnection::make(Segment segment, ShmRole role
     connection->in = RingReader(&indices[0], ring0, ring);
     connection->out = RingWriter(&indices[1], ring1, ring);
   }
-  connection->dataBellFd = dataBellFd;
-  connection->spaceBellFd = spaceBellFd;
+  // Each descriptor is recorded once its bell owns it: a failed adoption
+  // closed it, and the destructor must not ring a number since reused.
   connection->dataBell = adoptSocketDescriptor(dataBellFd, peer, ec);
   if (ec) {
     ::close(spaceBellFd);
     return nullptr;  // the destructor unmaps the segment
   }
+  connection->dataBellFd = dataBellFd;
   connection->spaceBell = adoptSocketDescriptor(spaceBellFd, peer, ec);
   if (ec) return nullptr;
+  connection->spaceBellFd = spaceBellFd;
   return connection;
 }
 
@@ -87,8 +89,8 @@ ShmConnection::~ShmConnection() {
     // And a ring for a peer's call asleep on either bell: their end of
     // file comes only once no process holds our ends, and a child forked
     // since (a pre-forked worker, a helper) holds copies until it exits.
-    wakeIfWaiting(out.indices().consumerWaiting, dataBellFd);
-    wakeIfWaiting(in.indices().producerWaiting, spaceBellFd);
+    if (dataBellFd >= 0) wakeIfWaiting(out.indices().consumerWaiting, dataBellFd);
+    if (spaceBellFd >= 0) wakeIfWaiting(in.indices().producerWaiting, spaceBellFd);
   }
   dataBell.close();
   spaceBell.close();
@@ -501,13 +503,15 @@ ShmStream ShmStream::connect(const std::string& name, Duration timeout) {
 
 // A mark is the count of cancel()s (ShmConnection::cancels) plus one
 // while the stream is open, 0 once it is closed or closing (as
-// StreamSocket's): a step of
-// readExactly(), writeAll() or a BufferedReader call that finds the
-// stream closed though it was open when the call began was ended by a
-// close(), which cancels it (operation_canceled), as it does a single
-// call; not_open is for calls begun after the close.
-Stream::CancelMark ShmStream::cancelMark(bool writing) const noexcept {
-  const detail::ShmPin pin(gate_.get(), writing ? ShmLane::Write : ShmLane::Read);
+// StreamSocket's): a step of readExactly(), writeAll() or a BufferedReader
+// call that finds the stream closed though it was open when the call
+// began was ended by a close(), which cancels it (operation_canceled), as
+// it does a single call; not_open is for calls begun after the close.
+// Taking a mark is no read or write: another thread may take one while a
+// call of that direction is inside (TlsStream's writer takes its reads'
+// mark), so it pins the Other lane, which refuses nobody.
+Stream::CancelMark ShmStream::cancelMark(bool) const noexcept {
+  const detail::ShmPin pin(gate_.get(), ShmLane::Other);
   if (pin.get() == nullptr) return 0;
   std::error_code closing;
   const CancelMark generation = markOf(pin, closing);
