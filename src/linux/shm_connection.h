@@ -4,6 +4,7 @@
 #define EVCHAN_SRC_LINUX_SHM_CONNECTION_H
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -81,6 +82,11 @@ struct ShmConnection {
   std::error_code writeFailure;
   bool readPeerGone = false;     // dataBell read end of file
   bool writePeerGone = false;    // spaceBell read end of file
+  // When a call that was about to time out last read its bell for the
+  // peer's end (a poll with a zero timeout does, at most once a
+  // millisecond: see peerGoneFromBell in shm_stream.cpp).
+  std::chrono::steady_clock::time_point readBellLookedAt{};
+  std::chrono::steady_clock::time_point writeBellLookedAt{};
   /// shutdownWrite() against the writes under way (any thread): the
   /// writes inside a put in the low bits, kWriteShut once shut.
   std::atomic<std::uint32_t> writeGate{0};

@@ -275,10 +275,15 @@ std::error_code checkBuffer(const detail::ShmPin& pin, const void* buffer, std::
 // A call about to fail with timed_out looks at its bell once more: only
 // a sleep reads it, so a caller polling with a zero timeout (or one so
 // short that it passes before the sleep) would never learn that the peer
-// is gone (its end of file there).  True, with `peerGone` set, if it is.
-bool peerGoneFromBell(int bellFd, bool& peerGone) {
+// is gone (its end of file there).  At most once a millisecond per
+// direction (`lookedAt`), so that a busy poller does not pay a system
+// call per empty poll.  True, with `peerGone` set, if it is gone.
+bool peerGoneFromBell(int bellFd, bool& peerGone, std::chrono::steady_clock::time_point& lookedAt) {
   if (peerGone) return false;  // reported already
-  char wakeUps[64];              // stale rings: nobody waits for them now
+  const auto now = std::chrono::steady_clock::now();
+  if (now - lookedAt < std::chrono::milliseconds(1)) return false;
+  lookedAt = now;
+  char wakeUps[64];  // stale rings: nobody waits for them now
   const ssize_t n = recv(bellFd, wakeUps, sizeof wakeUps, MSG_DONTWAIT);
   peerGone = n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE));
   return peerGone;
@@ -312,7 +317,7 @@ std::size_t readFrom(ShmConnection& c, Stream::CancelMark startedAt, Take&& take
     }
     const Duration timeout = c.timeout.load(std::memory_order_relaxed);
     if (timeout == Duration::zero()) {
-      if (peerGoneFromBell(c.dataBellFd, c.readPeerGone)) continue;
+      if (peerGoneFromBell(c.dataBellFd, c.readPeerGone, c.readBellLookedAt)) continue;
       ec = std::make_error_code(std::errc::timed_out);
       return 0;
     }
@@ -334,7 +339,7 @@ std::size_t readFrom(ShmConnection& c, Stream::CancelMark startedAt, Take&& take
       continue;
     }
     if ((ec = sleepOnBell(c, /*writing=*/false, deadline, startedAt))) {
-      if (ec == std::errc::timed_out && peerGoneFromBell(c.dataBellFd, c.readPeerGone)) {
+      if (ec == std::errc::timed_out && peerGoneFromBell(c.dataBellFd, c.readPeerGone, c.readBellLookedAt)) {
         ec.clear();  // take() reports into it: a stale error would read as its own
         continue;
       }
@@ -367,7 +372,7 @@ std::size_t writeHoldingGate(ShmConnection& c, Stream::CancelMark startedAt, Put
     }
     const Duration timeout = c.timeout.load(std::memory_order_relaxed);
     if (timeout == Duration::zero()) {
-      if (peerGoneFromBell(c.spaceBellFd, c.writePeerGone)) continue;
+      if (peerGoneFromBell(c.spaceBellFd, c.writePeerGone, c.writeBellLookedAt)) continue;
       ec = std::make_error_code(std::errc::timed_out);
       return 0;
     }
@@ -385,7 +390,7 @@ std::size_t writeHoldingGate(ShmConnection& c, Stream::CancelMark startedAt, Put
       continue;
     }
     if ((ec = sleepOnBell(c, /*writing=*/true, deadline, startedAt))) {
-      if (ec == std::errc::timed_out && peerGoneFromBell(c.spaceBellFd, c.writePeerGone)) {
+      if (ec == std::errc::timed_out && peerGoneFromBell(c.spaceBellFd, c.writePeerGone, c.writeBellLookedAt)) {
         ec.clear();  // put() reports into it: a stale error would read as its own
         continue;
       }
