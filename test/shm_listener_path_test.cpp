@@ -8,9 +8,7 @@
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <fcntl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -25,6 +23,7 @@
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
 #include "support/posix/shm_pair.h"
+#include "support/posix/stale_socket_file.h"
 #include "support/temp_path.h"
 
 using namespace std::chrono_literals;
@@ -53,19 +52,6 @@ void putRegularFile(const std::string& path) {
   CPPUNIT_ASSERT(fd >= 0);
   CPPUNIT_ASSERT_EQUAL(ssize_t{8}, write(fd, "precious", 8));
   close(fd);
-}
-
-// A socket file whose listener is gone: bound, listened on, closed.
-void leaveStaleSocketFile(const std::string& path) {
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  CPPUNIT_ASSERT(fd >= 0);
-  sockaddr_un address = {};
-  address.sun_family = AF_UNIX;
-  std::strcpy(address.sun_path, path.c_str());
-  CPPUNIT_ASSERT_EQUAL(0, bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address));
-  CPPUNIT_ASSERT_EQUAL(0, listen(fd, 1));
-  close(fd);
-  CPPUNIT_ASSERT(isSocketFile(path));
 }
 
 // `listener` takes a client: a ping written by one end is read by the other.
@@ -149,7 +135,7 @@ class ShmListenerPathTest : public evchan::test::LeakCheckedFixture {
   // file stays for whoever left it to remove.
   void testStaleSocketFileIsAddressInUse() {
     TempPath path("evchan-shm-listener-");
-    leaveStaleSocketFile(path.str());
+    evchan::test::leaveStaleSocketFile(path.str());
     std::error_code ec;
     ShmListener listener = ShmListener::listen(path.str(), 16, ec);
     ASSERT_ERROR(std::errc::address_in_use, ec);

@@ -25,6 +25,7 @@
 #include "support/cancel_race.h"
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
+#include "support/posix/stale_socket_file.h"
 #include "support/skip.h"
 #include "support/stream_feeder.h"
 #include "support/stream_suite.h"
@@ -66,19 +67,6 @@ bool exists(const std::string& path) {
 std::string abstractName(const char* what) {
   static std::atomic<int> counter{0};
   return "@evchan-unix-test-" + std::to_string(getpid()) + "-" + what + "-" + std::to_string(++counter);
-}
-
-// A socket file whose listener is gone: bound, listened on, closed.
-void leaveStaleSocketFile(const std::string& path) {
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  CPPUNIT_ASSERT(fd >= 0);
-  sockaddr_un address = {};
-  address.sun_family = AF_UNIX;
-  std::strcpy(address.sun_path, path.c_str());
-  CPPUNIT_ASSERT_EQUAL(0, bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address));
-  CPPUNIT_ASSERT_EQUAL(0, listen(fd, 1));
-  close(fd);
-  CPPUNIT_ASSERT(exists(path));
 }
 
 struct Connected {
@@ -309,7 +297,7 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
     std::error_code ec;
     UnixSocket::connect(directory.file("s"), 1s, ec);
     ASSERT_ERROR(std::errc::no_such_file_or_directory, ec);
-    leaveStaleSocketFile(directory.file("s"));
+    evchan::test::leaveStaleSocketFile(directory.file("s"));
     UnixSocket::connect(directory.file("s"), 1s, ec);
     ASSERT_ERROR(std::errc::connection_refused, ec);
   }
@@ -353,7 +341,7 @@ class UnixSocketTest : public evchan::test::LeakCheckedFixture {
 
   void testStalePathReused() {
     TempDirectory directory;
-    leaveStaleSocketFile(directory.file("s"));
+    evchan::test::leaveStaleSocketFile(directory.file("s"));
     UnixListener listener = UnixListener::listen(directory.file("s"));
     Connected pair = connectPair(listener);
     pair.client.writeAll("ping", 4);
