@@ -3,8 +3,11 @@
 // file the listener created, and only that file.  A file put at the path
 // since (another listener's socket, a regular file) is left alone, as
 // UnixListener leaves it: before, close() unlinked whatever was there, so
-// closing an old listener cut a new one off from its clients.  And a
-// listener's stale socket file is address_in_use, never replaced.
+// closing an old listener cut a new one off from its clients.  A path is
+// taken as UnixListener takes it: a gone listener's socket file is
+// replaced (it was address_in_use, so a crashed server could not restart),
+// a live one's is address_in_use, and the probe that finds it live does
+// not fail that listener's accept() (it was bad_message).
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <fcntl.h>
@@ -19,6 +22,7 @@
 
 #include <evchan/evchan.h>
 #include <evchan/shm_stream.h>
+#include <evchan/unix_socket.h>
 
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
@@ -31,6 +35,7 @@ using namespace std::chrono_literals;
 namespace {
 
 using evchan::ShmListener;
+using evchan::ShmStream;
 using evchan::test::TempPath;
 
 constexpr evchan::Duration kPatience = 10s;  // a failing test ends, it never hangs
@@ -72,7 +77,10 @@ class ShmListenerPathTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testDestructorLeavesTheNextListenersFile);
   CPPUNIT_TEST(testCloseLeavesARegularFilePutThereSince);
   CPPUNIT_TEST(testAbstractNameHasNoFile);
-  CPPUNIT_TEST(testStaleSocketFileIsAddressInUse);
+  CPPUNIT_TEST(testStaleSocketFileIsReplaced);
+  CPPUNIT_TEST(testLiveListenersPathIsAddressInUse);
+  CPPUNIT_TEST(testProbesDoNotFailTheLiveListenersAccept);
+  CPPUNIT_TEST(testRegularFileIsFileExistsAndKept);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -131,16 +139,63 @@ class ShmListenerPathTest : public evchan::test::LeakCheckedFixture {
     CPPUNIT_ASSERT(again.isOpen());
   }
 
-  // As documented: no probe, no replacement (unlike UnixListener); the
-  // file stays for whoever left it to remove.
-  void testStaleSocketFileIsAddressInUse() {
+  // A server killed without closing its listener restarts on its path.
+  void testStaleSocketFileIsReplaced() {
     TempPath path("evchan-shm-listener-");
     evchan::test::leaveStaleSocketFile(path.str());
     std::error_code ec;
     ShmListener listener = ShmListener::listen(path.str(), 16, ec);
-    ASSERT_ERROR(std::errc::address_in_use, ec);
-    CPPUNIT_ASSERT(!listener.isOpen());
+    ASSERT_NO_ERROR(ec);
     CPPUNIT_ASSERT(isSocketFile(path.str()));
+    checkServes(listener);
+    listener.close();
+    CPPUNIT_ASSERT_MESSAGE("the new socket file outlived its listener", !exists(path.str()));
+  }
+
+  void testLiveListenersPathIsAddressInUse() {
+    TempPath path("evchan-shm-listener-");
+    ShmListener live = ShmListener::listen(path.str());
+    std::error_code ec;
+    ShmListener second = ShmListener::listen(path.str(), 16, ec);
+    ASSERT_ERROR(std::errc::address_in_use, ec);
+    CPPUNIT_ASSERT(!second.isOpen());
+    evchan::UnixListener unix = evchan::UnixListener::listen(path.str(), 16, ec);
+    ASSERT_ERROR(std::errc::address_in_use, ec);
+    CPPUNIT_ASSERT(!unix.isOpen());
+    CPPUNIT_ASSERT(isSocketFile(path.str()));
+    checkServes(live);
+  }
+
+  // The probes of the two listen()s above, and a health check's connect
+  // and close, each reach the live listener as a connection that hangs up
+  // before a byte: accept() drops them and serves the client after them.
+  void testProbesDoNotFailTheLiveListenersAccept() {
+    TempPath path("evchan-shm-listener-");
+    ShmListener live = ShmListener::listen(path.str());
+    std::error_code ec;
+    ShmListener::listen(path.str(), 16, ec);
+    ASSERT_ERROR(std::errc::address_in_use, ec);
+    evchan::UnixListener::listen(path.str(), 16, ec);
+    ASSERT_ERROR(std::errc::address_in_use, ec);
+    evchan::test::connectAndHangUp(path.str());
+    // Nothing else came: the wait runs to its timeout, no bad_message.
+    live.setTimeout(100ms);
+    ShmStream none = live.accept(ec);
+    ASSERT_ERROR(std::errc::timed_out, ec);
+    CPPUNIT_ASSERT(!none.isOpen());
+    // And a hang-up behind which a client waits: that client is served.
+    evchan::test::connectAndHangUp(path.str());
+    checkServes(live);
+  }
+
+  void testRegularFileIsFileExistsAndKept() {
+    TempPath path("evchan-shm-listener-");
+    putRegularFile(path.str());
+    std::error_code ec;
+    ShmListener listener = ShmListener::listen(path.str(), 16, ec);
+    ASSERT_ERROR(std::errc::file_exists, ec);
+    CPPUNIT_ASSERT(!listener.isOpen());
+    CPPUNIT_ASSERT_MESSAGE("listen() removed a regular file", exists(path.str()) && !isSocketFile(path.str()));
   }
 };
 

@@ -1026,10 +1026,23 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
       const char garbage[16] = "garbage garbage";
       CPPUNIT_ASSERT_EQUAL(ssize_t{16}, send(c.control, garbage, sizeof garbage, MSG_NOSIGNAL));
     });
-    refused("hung up before the hello", [&](RawClient& c) {
+    refused("hung up partway through the hello", [&](RawClient& c) {
+      CPPUNIT_ASSERT_EQUAL(ssize_t{4}, send(c.control, "hell", 4, MSG_NOSIGNAL));
       close(c.control);
       c.control = -1;
     });
+    // One that hangs up before a byte began no handshake (a probe): no
+    // error, the wait goes on to its timeout.
+    {
+      RawClient c;
+      c.connectTo(name);
+      close(c.control);
+      c.control = -1;
+      std::error_code ec;
+      listener.setTimeout(100ms);
+      ShmStream stream = listener.accept(ec);
+      CPPUNIT_ASSERT_MESSAGE("hung up before a byte: " + describe(ec), ec == std::errc::timed_out && !stream.isOpen());
+    }
     // The listener still serves well-behaved clients.
     Pair pair = connectPair(listener);
     pair.client.writeAll("ok", 2);

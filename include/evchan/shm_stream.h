@@ -309,11 +309,14 @@ class EVCHAN_API ShmListener {
 
   ///@{
   /// Listens on `name`: a filesystem path, or "@name" for the abstract
-  /// namespace.  A name in use is std::errc::address_in_use, and so is a
-  /// path where any file is, even the socket file of a listener that is
-  /// gone: unlike UnixListener's, this listen() does not probe and replace
-  /// it (the probe would reach a live listener's accept() as a bad
-  /// handshake); remove it first.  An empty name is Errc::bad_endpoint;
+  /// namespace.  A path name is taken as UnixListener::listen() takes it:
+  /// the socket file of a listener that is gone (a connect to it is
+  /// refused) is removed and the path listened on again; a path where a
+  /// socket is listening is std::errc::address_in_use (that listener's
+  /// accept() sees the probe as a connection that hangs up at once, and
+  /// drops it without an error); a file that is not a socket is
+  /// std::errc::file_exists and is never removed.  An abstract name in
+  /// use is address_in_use.  An empty name is Errc::bad_endpoint;
   /// one too long for a Unix socket address is
   /// std::errc::filename_too_long.
   /// The options say whom it lets in (by default, its own user only).
@@ -333,11 +336,14 @@ class EVCHAN_API ShmListener {
   /// client has 2 seconds after accept() first sees it to send its hello;
   /// those pending when accept() returns are kept for the next call.
   ///
+  /// A connection that hangs up before sending a byte never began a
+  /// handshake (a listen() probing whether this name is in use, a health
+  /// check): it is dropped without an error, and accept() goes on waiting.
   /// Errors that end one client's handshake (that connection is dropped;
   /// the listener stays usable, and a loop simply calls accept() again):
   /// std::errc::permission_denied for a client the access rule refuses;
-  /// std::errc::bad_message for one that sent a bad hello or segment, no
-  /// hello within its 2 seconds, or a space doorbell that is not the far
+  /// std::errc::bad_message for one that sent a bad or partial hello or
+  /// segment, no hello within its 2 seconds, or a space doorbell that is not the far
   /// end of an AF_UNIX stream socketpair made by the client's own process
   /// (so that its death reads end of file here: a listening, unconnected,
   /// named or foreign socket is refused, and so, where the kernel can name

@@ -172,32 +172,47 @@ Connection completeHandshake(int control, const detail::ShmHello& hello, int mem
   return connection;
 }
 
-// Takes the client's hello if it has come, without waiting: false while it
-// has not (`control` stays the caller's); true once the handshake ended,
-// with the connection or `ec` saying why not (`control` taken).
-bool tryHandshake(int control, const std::string& name, Connection& connection, std::error_code& ec) {
+// What tryHandshake() made of a connection.
+enum class Handshake {
+  pending,  // no hello yet: the caller keeps `control`
+  ended,    // served, or refused with the reason in `ec`; `control` taken
+  dropped,  // hung up before sending a byte: no client, no error; `control` closed
+};
+
+// Takes the client's hello if it has come, without waiting.  A connection
+// closed before it sent anything never began a handshake: a probe (a
+// UnixListener or ShmListener finding out whether this name is still
+// listened on, a health check) is dropped without an error, so that it
+// cannot fail the accept() of the live listener it reached.
+Handshake tryHandshake(int control, const std::string& name, Connection& connection, std::error_code& ec) {
   detail::ShmHello hello = {};
   int fds[2];
   // A deadline already past: one look, timed_out when nothing is there.
   ec = detail::receiveWithDescriptors(control, &hello, sizeof hello, fds, 2, Deadline{});
   if (ec == std::errc::timed_out) {
     ec.clear();
-    return false;
+    return Handshake::pending;
+  }
+  if (ec == Errc::end_of_stream) {
+    ::close(control);
+    ec.clear();
+    return Handshake::dropped;
   }
   if (ec) {
-    // A client that hung up before its hello, or sent a bad one.
+    // A client that sent a bad hello, or failed while sending it.
     ::close(control);
     ec = badMessage();
-    return true;
+    return Handshake::ended;
   }
   connection = completeHandshake(control, hello, fds[0], fds[1], name, ec);
-  return true;
+  return Handshake::ended;
 }
 
 // Accepts what the kernel has queued: a client not allowed in is refused
-// at once (permission_denied), one whose hello is there is served, the
-// others wait among the pending handshakes.  True once some handshake
-// ended (as tryHandshake), false when the queue is empty.
+// at once (permission_denied), one whose hello is there is served, one
+// gone without a word is dropped, the others wait among the pending
+// handshakes.  True once some handshake ended (as tryHandshake), false
+// when the queue is empty.
 bool acceptQueued(detail::ShmListenerState& state, Connection& connection, std::error_code& ec) {
   for (;;) {
     const int control = detail::acceptUnix(state.fd, ec);
@@ -211,7 +226,9 @@ bool acceptQueued(detail::ShmListenerState& state, Connection& connection, std::
       ec = std::make_error_code(std::errc::permission_denied);
       return true;
     }
-    if (tryHandshake(control, state.name, connection, ec)) return true;
+    const Handshake handshake = tryHandshake(control, state.name, connection, ec);
+    if (handshake == Handshake::ended) return true;
+    if (handshake == Handshake::dropped) continue;
     state.handshakes.push_back({control, detail::deadlineAfter(kHelloPatience), false});
     if (state.handshakes.size() > kMaxPendingHandshakes) {
       // A flood of silent clients: the oldest gives way.
@@ -224,16 +241,21 @@ bool acceptQueued(detail::ShmListenerState& state, Connection& connection, std::
 }
 
 // Ends one pending handshake that can end: one whose hello came, or whose
-// patience ran out (bad_message).  False if none can.
+// patience ran out (bad_message); drops those gone without a word.  False
+// if none ended.
 bool finishPending(detail::ShmListenerState& state, Connection& connection, std::error_code& ec) {
   const Deadline now = detail::Clock::now();
-  for (auto pending = state.handshakes.begin(); pending != state.handshakes.end(); ++pending) {
+  for (auto pending = state.handshakes.begin(); pending != state.handshakes.end();) {
     if (pending->readable) {
       pending->readable = false;
-      const int control = pending->control;
-      if (tryHandshake(control, state.name, connection, ec)) {
+      const Handshake handshake = tryHandshake(pending->control, state.name, connection, ec);
+      if (handshake == Handshake::ended) {
         state.handshakes.erase(pending);
         return true;
+      }
+      if (handshake == Handshake::dropped) {
+        pending = state.handshakes.erase(pending);
+        continue;
       }
     }
     if (now >= pending->deadline) {
@@ -242,6 +264,7 @@ bool finishPending(detail::ShmListenerState& state, Connection& connection, std:
       ec = badMessage();
       return true;
     }
+    ++pending;
   }
   return false;
 }
@@ -323,7 +346,7 @@ ShmListener& ShmListener::operator=(ShmListener&& other) noexcept = default;
 ShmListener ShmListener::listen(const std::string& name, const ShmListenerOptions& options,
                                 std::error_code& ec) noexcept {
   ShmListener listener;
-  const int fd = detail::listenUnix(name, options.backlog, ec);
+  const int fd = detail::listenUnix(name, options.backlog, ec, detail::TakenPath::replaceStale);
   if (fd < 0) return listener;
   listener.state_ = std::make_unique<detail::ShmListenerState>();
   detail::ShmListenerState& state = *listener.state_;
