@@ -246,6 +246,26 @@ class PeerProcess {
   evchan::test::SelfProcess process_;
 };
 
+/// A listener, a peer process of `mode` that connects to it, and the
+/// stream accepted from it; each waits at most kPatience.
+struct PeerConnection {
+  PeerConnection(const std::string& mode, const char* tag)
+      : name(uniqueName(tag)), listener(listenWithPatience(name)), peer(mode, name), stream(listener.accept()) {
+    stream.setTimeout(kPatience);
+  }
+
+  static ShmListener listenWithPatience(const std::string& name) {
+    ShmListener listener = ShmListener::listen(name);
+    listener.setTimeout(kPatience);
+    return listener;
+  }
+
+  const std::string name;
+  ShmListener listener;
+  PeerProcess peer;
+  ShmStream stream;
+};
+
 // ------------------------------------------------------------ raw clients
 // A client that does the handshake by hand, to send what ShmStream never
 // would.  Owns its descriptors.
@@ -733,12 +753,9 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
 
   // ---------------------------------------------------------- processes
   void testBigTransferAcrossProcesses() {
-    const std::string name = uniqueName("gib");
-    ShmListener listener = ShmListener::listen(name);
-    listener.setTimeout(kPatience);
-    PeerProcess peer("send-gib", name);
-    ShmStream stream = listener.accept();
-    stream.setTimeout(kPatience);
+    PeerConnection connection("send-gib", "gib");
+    ShmStream& stream = connection.stream;
+    PeerProcess& peer = connection.peer;
     std::vector<std::uint64_t> chunk(kChunk / sizeof(std::uint64_t));
     std::uint64_t sum = kChecksumSeed;
     for (std::uint64_t received = 0; received < kBigTransfer; received += kChunk) {
@@ -758,12 +775,9 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
   // A gibibyte written in place by another process and read in place:
   // views of varying size, partly consumed and committed.
   void testBigTransferInPlaceAcrossProcesses() {
-    const std::string name = uniqueName("gib-in-place");
-    ShmListener listener = ShmListener::listen(name);
-    listener.setTimeout(kPatience);
-    PeerProcess peer("send-gib-in-place", name);
-    ShmStream stream = listener.accept();
-    stream.setTimeout(kPatience);
+    PeerConnection connection("send-gib-in-place", "gib-in-place");
+    ShmStream& stream = connection.stream;
+    PeerProcess& peer = connection.peer;
     std::vector<std::uint64_t> chunk(kChunk / sizeof(std::uint64_t));
     std::uint64_t sum = kChecksumSeed;
     std::error_code ec;
@@ -780,12 +794,9 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
   }
 
   void testEchoAcrossProcesses() {
-    const std::string name = uniqueName("echo-process");
-    ShmListener listener = ShmListener::listen(name);
-    listener.setTimeout(kPatience);
-    PeerProcess peer("echo", name);
-    ShmStream stream = listener.accept();
-    stream.setTimeout(kPatience);
+    PeerConnection connection("echo", "echo-process");
+    ShmStream& stream = connection.stream;
+    PeerProcess& peer = connection.peer;
     std::vector<std::uint64_t> out(1000), in(1000);
     for (int round = 0; round < 200; ++round) {
       fillWords(out, static_cast<std::uint64_t>(round) * out.size());
@@ -799,12 +810,9 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
   }
 
   void testWriterKilledMidTransfer() {
-    const std::string name = uniqueName("writer-killed");
-    ShmListener listener = ShmListener::listen(name);
-    listener.setTimeout(kPatience);
-    PeerProcess peer("send-forever", name);
-    ShmStream stream = listener.accept();
-    stream.setTimeout(kPatience);
+    PeerConnection connection("send-forever", "writer-killed");
+    ShmStream& stream = connection.stream;
+    PeerProcess& peer = connection.peer;
     std::vector<char> buffer(kChunk);
     std::size_t received = 0;
     while (received < (std::size_t{8} << 20)) received += stream.readSome(buffer.data(), buffer.size());
@@ -821,12 +829,9 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
   }
 
   void testReaderKilledMidTransfer() {
-    const std::string name = uniqueName("reader-killed");
-    ShmListener listener = ShmListener::listen(name);
-    listener.setTimeout(kPatience);
-    PeerProcess peer("sink", name);
-    ShmStream stream = listener.accept();
-    stream.setTimeout(kPatience);
+    PeerConnection connection("sink", "reader-killed");
+    ShmStream& stream = connection.stream;
+    PeerProcess& peer = connection.peer;
     std::vector<char> buffer(kChunk, 'k');
     for (int i = 0; i < 32; ++i) stream.writeAll(buffer.data(), buffer.size());
     peer.kill9();
@@ -846,12 +851,9 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
   void testReaderWithATinyTimeoutSeesPeerKilled() { checkReaderSeesPeerKilled(std::chrono::nanoseconds(1)); }
 
   void checkReaderSeesPeerKilled(evchan::Duration timeout) {
-    const std::string name = uniqueName("poll-reader-killed");
-    ShmListener listener = ShmListener::listen(name);
-    listener.setTimeout(kPatience);
-    PeerProcess peer("send-forever", name);
-    ShmStream stream = listener.accept();
-    stream.setTimeout(kPatience);
+    PeerConnection connection("send-forever", "poll-reader-killed");
+    ShmStream& stream = connection.stream;
+    PeerProcess& peer = connection.peer;
     std::vector<char> buffer(kChunk);
     std::size_t received = 0;
     while (received < (std::size_t{1} << 20)) received += stream.readSome(buffer.data(), buffer.size());
@@ -864,12 +866,9 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
   }
 
   void testWriterPollingWithoutTimeoutSeesPeerKilled() {
-    const std::string name = uniqueName("poll-writer-killed");
-    ShmListener listener = ShmListener::listen(name);
-    listener.setTimeout(kPatience);
-    PeerProcess peer("sink", name);
-    ShmStream stream = listener.accept();
-    stream.setTimeout(kPatience);
+    PeerConnection connection("sink", "poll-writer-killed");
+    ShmStream& stream = connection.stream;
+    PeerProcess& peer = connection.peer;
     std::vector<char> buffer(kChunk, 'p');
     stream.writeAll(buffer.data(), buffer.size());
     peer.kill9();
@@ -896,12 +895,9 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
   }
 
   void testPeerDiesMidMessage() {
-    const std::string name = uniqueName("half");
-    ShmListener listener = ShmListener::listen(name);
-    listener.setTimeout(kPatience);
-    PeerProcess peer("half-message", name);
-    ShmStream stream = listener.accept();
-    stream.setTimeout(kPatience);
+    PeerConnection connection("half-message", "half");
+    ShmStream& stream = connection.stream;
+    PeerProcess& peer = connection.peer;
     char message[200];
     std::error_code ec;
     const std::size_t got = stream.readExactly(message, sizeof message, ec);
@@ -1525,12 +1521,9 @@ class ShmStreamTest : public evchan::test::LeakCheckedFixture {
 
   // The peer process dies while a task is suspended on the doorbell.
   void testTaskReaderSeesPeerKilled() {
-    const std::string name = uniqueName("task-killed");
-    ShmListener listener = ShmListener::listen(name);
-    listener.setTimeout(kPatience);
-    PeerProcess peer("send-forever", name);
-    ShmStream stream = listener.accept();
-    stream.setTimeout(kPatience);
+    PeerConnection connection("send-forever", "task-killed");
+    ShmStream& stream = connection.stream;
+    PeerProcess& peer = connection.peer;
     std::unique_ptr<EventChannel> channel = makeChannelWithoutMonitor(1);
     std::atomic<std::size_t> received{0};
     std::error_code ec;
