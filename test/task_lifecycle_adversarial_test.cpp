@@ -29,6 +29,7 @@
 #include "support/leak_checked_fixture.h"
 #include "support/posix/descriptor_limit.h"
 #include "support/skip.h"
+#include "support/slowdown.h"
 #include "support/stderr_capture.h"
 #include "support/waiting.h"
 
@@ -48,6 +49,14 @@ using evchan::test::describe;
 using evchan::test::eventually;
 using evchan::test::FullDescriptorTable;
 using evchan::test::skipUnderUbsanVptrCheck;
+
+// Rounds of a spawn racing the pool's end: enough to fail every run
+// before the fix (a few hundred of them raced the end).
+#if defined(EVCHAN_TEST_TSAN)
+constexpr int kPoolLeavesRounds = 300;
+#else
+constexpr int kPoolLeavesRounds = 1500;
+#endif
 
 // A handler of the test's own, installed before the sets, so that what
 // they put back can be told from the default and from theirs.
@@ -84,6 +93,9 @@ class TaskLifecycleAdversarialTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(cancelFromManyThreadsEndsTheWaitOnce);
   CPPUNIT_TEST(throwingUnhandledHandlerWithDroppedHandles);
   CPPUNIT_TEST(spawnsFromThreadsAndTasksRacingShutdown);
+  CPPUNIT_TEST(threadsSpawnAsThePoolLeavesNeverRunsTheTaskItself);
+  CPPUNIT_TEST(taskOfAnotherChannelSpawnsAsThePoolLeaves);
+  CPPUNIT_TEST(groupMemberThatThrowsSpawnedAsThePoolLeaves);
   CPPUNIT_TEST(shutdownFromTwoThreadsWhileTasksKeepWaiting);
   CPPUNIT_TEST(closeDuringAcceptBackoffOnAThread);
   CPPUNIT_TEST(cancelDuringAcceptBackoffOnAThread);
@@ -283,6 +295,100 @@ class TaskLifecycleAdversarialTest : public evchan::test::LeakCheckedFixture {
       }
       CPPUNIT_ASSERT_EQUAL(bodies.load(), ended);
       CPPUNIT_ASSERT_EQUAL(spawned.load(), int(handles.size()));
+    }
+  }
+
+  // A spawn() that passed its look for a shutdown while shutdown() then
+  // ran to its end (every worker gone) scheduled the task on a channel
+  // with no pool, which ran it at once, on the spawning thread, inside
+  // spawn().  Now such a spawn fails with channel_shut_down and the task
+  // never runs.  Before: 288-1,308 of 3,000 rounds ran a task on the
+  // spawning thread; from a task of another channel the nested run lost
+  // the spawning task's identity and crashed (10 of 10 runs); from
+  // TaskGroup::spawn() the member's exception came back to the group's
+  // lock, held by the same thread: a deadlock (3 of 3 runs).
+  void threadsSpawnAsThePoolLeavesNeverRunsTheTaskItself() {
+    int onSpawner = 0, spawned = 0;
+    for (int round = 0; round < kPoolLeavesRounds; ++round) {
+      std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(1);
+      std::atomic<bool> go{false};
+      std::thread stopper([&] {
+        while (!go.load()) std::this_thread::yield();
+        channel->shutdown();
+      });
+      const std::thread::id me = std::this_thread::get_id();
+      go = true;
+      for (;;) {
+        std::atomic<bool> ranHere{false};
+        std::error_code ec;
+        TaskHandle task = channel->spawn([&] { ranHere = std::this_thread::get_id() == me; }, evchan::TaskOptions(), ec);
+        if (ec) {
+          ASSERT_ERROR(Errc::channel_shut_down, ec);
+          CPPUNIT_ASSERT(!task.valid());
+          break;
+        }
+        ++spawned;
+        if (ranHere.load()) ++onSpawner;
+      }
+      stopper.join();
+    }
+    CPPUNIT_ASSERT_MESSAGE(std::to_string(onSpawner) + " of " + std::to_string(spawned) +
+                               " tasks ran on the spawning thread, inside spawn()",
+                           onSpawner == 0);
+  }
+
+  void taskOfAnotherChannelSpawnsAsThePoolLeaves() {
+    std::unique_ptr<EventChannel> spawnerChannel = evchan::test::makeChannel(1);
+    std::string wrong;
+    for (int round = 0; round < kPoolLeavesRounds && wrong.empty(); ++round) {
+      std::unique_ptr<EventChannel> target = evchan::test::makeChannel(1);
+      std::atomic<bool> go{false};
+      TaskHandle spawner = spawnerChannel->spawn([&] {
+        const evchan::TaskId mine = evchan::this_task::id();
+        go = true;
+        for (;;) {
+          std::error_code ec;
+          target->spawn([] {}, evchan::TaskOptions(), ec);
+          if (evchan::this_task::id() != mine) {
+            wrong = "round " + std::to_string(round) + ": the spawning task is no longer itself";
+            return;
+          }
+          if (ec) {
+            if (ec != Errc::channel_shut_down) wrong = "round " + std::to_string(round) + ": " + describe(ec);
+            return;
+          }
+        }
+      });
+      while (!go.load()) std::this_thread::yield();
+      target->shutdown();
+      spawner.join();
+    }
+    CPPUNIT_ASSERT_MESSAGE(wrong, wrong.empty());
+  }
+
+  void groupMemberThatThrowsSpawnedAsThePoolLeaves() {
+    for (int round = 0; round < kPoolLeavesRounds; ++round) {
+      std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(1);
+      evchan::TaskGroup group(*channel);
+      std::atomic<bool> go{false};
+      std::thread stopper([&] {
+        while (!go.load()) std::this_thread::yield();
+        channel->shutdown();
+      });
+      go = true;
+      for (;;) {
+        try {
+          group.spawn([] { throw std::runtime_error("member failed"); });
+        } catch (const SystemError& error) {
+          ASSERT_ERROR(Errc::channel_shut_down, error.code());
+          break;
+        }
+      }
+      stopper.join();
+      try {
+        group.join();
+      } catch (const std::runtime_error&) {  // the members' own failure
+      }
     }
   }
 

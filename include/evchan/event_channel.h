@@ -290,8 +290,10 @@ class EVCHAN_API EventChannel {
   bool isShutDown() const noexcept;
 
   ///@{
-  /// Starts `function` as a task on this channel's workers.  Errors:
-  /// Errc::channel_shut_down; std::errc::invalid_argument for a stack size
+  /// Starts `function` as a task on this channel's workers, never on the
+  /// calling thread.  Errors: Errc::channel_shut_down once shutdown() has
+  /// begun (a spawn racing it either starts its task on a worker or fails
+  /// so, the task never run); std::errc::invalid_argument for a stack size
   /// above kMaxTaskStackSize; std::errc::function_not_supported in an
   /// APR-only POSIX build (--disable-posix), which has no tasks; the OS
   /// refusing a stack (on Windows, where tasks run on Win32 fibers,

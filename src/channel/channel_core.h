@@ -114,6 +114,13 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   /// Queues `event` to run on a worker (its callback, or the task it
   /// resumes): on this worker's local batch when there is one.
   void schedule(Event& event) noexcept;
+  /// schedule() for a new task's first run, unless shutdown() has begun:
+  /// false then, and `event` is not queued.  Checked under mutex_, so a
+  /// task spawned as the pool leaves is refused, never run by the thread
+  /// that spawned it (which scheduleShared() would do once the pool is
+  /// gone).  A worker of this channel queues it on its local batch, which
+  /// it runs before it leaves.
+  bool scheduleSpawned(Event& event) noexcept;
   /// schedule() with mutex_ held.
   void scheduleLocked(Event& event) noexcept;
   /// Queues `event` at the tail of the shared run queue, never on the local
@@ -123,6 +130,9 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   /// Queues every event of `batch` at the shared run queue's tail under one
   /// lock, with one wake-up (shutdown's cancelled events); `batch` ends empty.
   void scheduleBatch(EventQueue& batch) noexcept;
+  /// scheduleShared()'s queueing and wake-up, with `lock` (on mutex_)
+  /// held; returns with it released.
+  void queueSharedLocked(Event& event, bool wake, std::unique_lock<std::mutex>& lock) noexcept;
   /// Shares what this worker has queued on its local batch (to run once
   /// the current item ends) with the idle workers: for a task that has
   /// just resumed another (handed it a turn) and goes on running.  Does

@@ -34,6 +34,15 @@ void ChannelCore::schedule(Event& event) noexcept {
   scheduleShared(event, !spillQuietly());
 }
 
+bool ChannelCore::scheduleSpawned(Event& event) noexcept {
+  if (enqueueLocal(event)) return true;
+  const bool wake = !spillQuietly();
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (stopping_) return false;
+  queueSharedLocked(event, wake, lock);
+  return true;
+}
+
 void ChannelCore::scheduleLocked(Event& event) noexcept {
   if (enqueueLocal(event)) return;
   if (spillQuietly()) {
@@ -51,8 +60,15 @@ void ChannelCore::scheduleShared(Event& event, bool wake) noexcept {
     runCompletion(event);
     return;
   }
+  queueSharedLocked(event, wake, lock);
+}
+
+void ChannelCore::queueSharedLocked(Event& event, bool wake, std::unique_lock<std::mutex>& lock) noexcept {
   runQueue_.push(event);
-  if (!wake) return;
+  if (!wake) {
+    lock.unlock();
+    return;
+  }
   // The worker to wake is notified once the lock is released (a worker
   // that idles on workAvailable_ was counted in idle_ under the lock, so
   // it is waiting and the notification finds it; if it timed out

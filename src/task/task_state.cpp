@@ -167,7 +167,16 @@ void TaskState::spawn(const std::shared_ptr<ChannelFront>& front, std::unique_pt
   state.handlesRef_ = std::move(task);
   handle = TaskHandle(std::shared_ptr<TaskState>(
       &state, [](TaskState* ended) { ended->lastHandleGone(); }, HandleCountAllocator<TaskState>(state)));
-  state.schedule();
+  if (!state.core_->scheduleSpawned(state.top_->resume())) {
+    // shutdown() began since the look above: the task never runs.  Its
+    // references go, and with the last one the task, its function and
+    // its stack, here.
+    handle = TaskHandle();
+    std::shared_ptr<TaskState> last = std::move(state.self_);
+    last.reset();
+    ec = Errc::channel_shut_down;
+    return;
+  }
   ec.clear();
 }
 
