@@ -11,6 +11,9 @@
 #   EVCHAN_LINUX  the native layer on Linux adds src/linux/: the epoll
 #                 backend, CPU detection through affinity and cgroups, the
 #                 shared-memory stream.
+#   EVCHAN_LINUX_HOST  the host is Linux, with or without the native layer:
+#                 the host calls only Linux has, which the portable layer
+#                 uses too (src/linux/file_lease_open.cpp).
 #   EVCHAN_TASKS  tasks are built: with the native POSIX layer (Boost.Context
 #                 and ucontext on mmap'ed stacks) or on Windows (Win32
 #                 fibers); APR-only POSIX builds (--disable-posix) have none.
@@ -51,10 +54,12 @@ AC_DEFUN([EVCHAN_CHECK_PLATFORM], [
     AC_CHECK_FUNCS([memfd_create], [],
       [AC_MSG_ERROR([the Linux layer needs memfd_create (glibc 2.27 or later)])])
   ], [evchan_linux=no])
+  AS_CASE(["$host_os"], [linux*], [evchan_linux_host=yes], [evchan_linux_host=no])
 
   AM_CONDITIONAL([EVCHAN_WIN32], [test "x$evchan_win32" = xyes])
   AM_CONDITIONAL([EVCHAN_POSIX], [test "x$evchan_posix" = xyes])
   AM_CONDITIONAL([EVCHAN_LINUX], [test "x$evchan_linux" = xyes])
+  AM_CONDITIONAL([EVCHAN_LINUX_HOST], [test "x$evchan_linux_host" = xyes])
   AM_CONDITIONAL([EVCHAN_TASKS], [test "x$evchan_posix" = xyes || test "x$evchan_win32" = xyes])
 ])
 

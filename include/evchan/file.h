@@ -72,11 +72,18 @@ class EVCHAN_API File {
   /// block devices only: a directory is std::errc::is_a_directory, a pipe,
   /// socket or character device std::errc::invalid_argument, found before
   /// anything is opened (their reads may wait forever, which no shutdown
-  /// could cancel).  The open itself never waits: on POSIX one put at the
-  /// path after that check (a pipe, whose open would wait for its other
-  /// end) is opened non-blocking and then refused the same way, or, for
-  /// writing only with no reader, may fail with
-  /// std::errc::no_such_device_or_address.  On Windows
+  /// could cancel).  The open itself never waits for a pipe: on POSIX one
+  /// put at the path after that check (whose open would wait for its
+  /// other end) is opened non-blocking and then refused the same way, or,
+  /// for writing only with no reader, may fail with
+  /// std::errc::no_such_device_or_address.  It waits only as open(2)
+  /// does for a regular file another process holds a lease on (Linux,
+  /// fcntl F_SETLEASE, as Samba and NFS servers take): until the holder
+  /// releases the lease or the kernel breaks it
+  /// (/proc/sys/fs/lease-break-time, 45 s by default); inside a task as a
+  /// blocking call (evchan::blocking()), the worker replaced meanwhile.
+  /// Where /proc is not mounted that open fails instead, with
+  /// std::errc::resource_unavailable_try_again.  On Windows
   /// a device name (`NUL`, `COM1`, `\\.\NUL`) is opened and then refused,
   /// as is any file whose type cannot be read.  A path with a NUL in it is
   /// std::errc::invalid_argument.

@@ -91,6 +91,20 @@ apr_int32_t openFlagsThatNeverWait() noexcept;
 /// Undoes openFlagsThatNeverWait() on a file found to be one File keeps,
 /// so that its reads and writes wait for the disk as they always have.
 std::error_code restoreBlockingIo(const FileState& file) noexcept;
+/// After the open with openFlagsThatNeverWait() failed with `refused`
+/// (EAGAIN): where that is a lease another process holds on a regular
+/// file (Linux, F_SETLEASE), opens the file again with `flags` (which lack
+/// openFlagsThatNeverWait(), APR_FOPEN_CREATE and APR_FOPEN_EXCL) as
+/// open(2) would, waiting for the lease break (up to
+/// /proc/sys/fs/lease-break-time), yet never for a named pipe put at the
+/// path meanwhile: what the path names is found without opening it and
+/// opened only if it is a regular file.  Returns that open's status, or
+/// `refused` where this cannot be done (another host, no /proc, not a
+/// regular file).  Blocks: call it inside evchan::blocking().
+/// src/linux/file_lease_open.cpp, src/posix/file_lease_open_none.cpp,
+/// src/win32/file_io.cpp.
+apr_status_t openAfterLeaseBreak(apr_file_t** file, const std::string& path, apr_int32_t flags,
+                                 apr_status_t refused, apr_pool_t* pool) noexcept;
 
 /// The file's size in `size`: a block device's is the device's, where
 /// fstat(2) says 0.  src/posix/ and src/win32/.

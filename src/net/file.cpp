@@ -142,15 +142,27 @@ File File::open(const std::string& path, unsigned mode, std::error_code& ec) noe
     ec = std::make_error_code(std::errc::invalid_argument);
     return File();
   }
-  apr_int32_t flags = APR_FOPEN_BINARY | detail::openFlagsThatNeverWait();
+  apr_int32_t flags = APR_FOPEN_BINARY;
   if (mode & kFileRead) flags |= APR_FOPEN_READ;
   if (mode & kFileWrite) flags |= APR_FOPEN_WRITE;
-  if (mode & kFileCreate) flags |= APR_FOPEN_CREATE;
   if (mode & kFileTruncate) flags |= APR_FOPEN_TRUNCATE;
-  if (mode & kFileExclusive) flags |= APR_FOPEN_EXCL;
-  if (apr_status_t status = apr_file_open(&state->file, path.c_str(), flags, APR_FPROT_OS_DEFAULT, state->pool.get());
-      status != APR_SUCCESS) {
-    ec = openFailure(path, status, state->pool.get());
+  const apr_int32_t creation =
+      (mode & kFileCreate ? APR_FOPEN_CREATE : 0) | (mode & kFileExclusive ? APR_FOPEN_EXCL : 0);
+  apr_status_t opened = apr_file_open(&state->file, path.c_str(), flags | creation | detail::openFlagsThatNeverWait(),
+                                      APR_FPROT_OS_DEFAULT, state->pool.get());
+  // A file another process holds a lease on (Linux) refuses an open that
+  // never waits, where open(2) would wait for the lease break (up to the
+  // kernel's lease-break-time, 45 s by default).  This open waits then
+  // too, for what the path names if it is a regular file (never for a
+  // pipe), as a blocking call: a task's worker is replaced meanwhile.  A
+  // file that an exclusive open created has no lease.
+  if (APR_STATUS_IS_EAGAIN(opened) && (mode & kFileExclusive) == 0) {
+    const apr_status_t refused = opened;
+    apr_pool_t* pool = state->pool.get();
+    opened = blocking([&] { return detail::openAfterLeaseBreak(&state->file, path, flags, refused, pool); });
+  }
+  if (opened != APR_SUCCESS) {
+    ec = openFailure(path, opened, state->pool.get());
     return File();
   }
   if (apr_status_t status = apr_os_file_get(&state->native, state->file); status != APR_SUCCESS) {

@@ -30,6 +30,11 @@ DWORD chunk(std::size_t size) noexcept { return static_cast<DWORD>(std::min<std:
 // pipes in a directory, and device names are refused once open.
 apr_int32_t openFlagsThatNeverWait() noexcept { return 0; }
 std::error_code restoreBlockingIo(const FileState&) noexcept { return {}; }
+// Windows has no leases that make an open fail to wait.
+apr_status_t openAfterLeaseBreak(apr_file_t**, const std::string&, apr_int32_t, apr_status_t refused,
+                                 apr_pool_t*) noexcept {
+  return refused;
+}
 
 std::error_code fileSize(const FileState& file, std::uint64_t& size) noexcept {
   size = 0;
