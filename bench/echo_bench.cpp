@@ -109,6 +109,11 @@ std::vector<ServerEntry> allServers() {
   servers.push_back({"evchan tasks (epoll; 1 worker)", [] { return bench::makeEvchanTaskServer(1, "epoll"); }, {}});
   servers.push_back(
       {"evchan tasks (io_uring; 1 worker)", [] { return bench::makeEvchanTaskServer(1, "io_uring"); }, {}});
+  // Sharded: a one-worker channel per CPU, the connections dealt out to
+  // them (what a poller per worker would give).
+  servers.push_back({"evchan tasks (epoll; sharded)", [] { return bench::makeEvchanShardedTaskServer("epoll"); }, {}, true});
+  servers.push_back(
+      {"evchan tasks (io_uring; sharded)", [] { return bench::makeEvchanShardedTaskServer("io_uring"); }, {}, true});
   // Diagnostic row: what the stuck-worker monitor costs a busy task server.
   servers.push_back(
       {"evchan tasks (epoll, no monitor)", [] { return bench::makeEvchanTaskServer(0, "epoll", false); }, {}});

@@ -57,6 +57,9 @@ std::unique_ptr<EchoServer> makeEvchanServer(const std::string& backend, int thr
 /// turns the stuck-worker monitor off, to measure what it costs.
 std::unique_ptr<EchoServer> makeEvchanTaskServer(int threads, const std::string& backend = "default",
                                                  bool monitor = true);
+/// The task server sharded: a one-worker channel per CPU this thread may
+/// use, the connections dealt out to them in turn.
+std::unique_ptr<EchoServer> makeEvchanShardedTaskServer(const std::string& backend = "default");
 std::unique_ptr<EchoServer> makeLibuvServer();
 std::unique_ptr<EchoServer> makeLibeventServer();
 std::unique_ptr<EchoServer> makeAsioServer();

@@ -4,38 +4,61 @@
 // every wait suspends the task, not the worker thread.  It stops as the
 // canonical server does (docs/servers.md): the acceptor cancelled, then
 // the connections, a TaskGroup, cancelled and joined, then shutdown().
+//
+// Sharded, it runs a one-worker channel per CPU it may use, and the
+// acceptor deals the connections out to them in turn: each connection's
+// task, its socket's readiness and its wake-ups stay on one worker, as
+// they would with a poller per worker.
 #include <evchan/evchan.h>
 
+#include <sched.h>
+
 #include <memory>
+#include <vector>
 
 #include "servers/echo_server.h"
 
 namespace bench {
 namespace {
 
+// The CPUs this thread may run on (its workers inherit the affinity).
+int cpusAllowed() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
+}
+
 class EvchanTaskServer final : public EchoServer {
  public:
-  EvchanTaskServer(int threads, evchan::Backend backend, bool monitor)
-      : threads_(threads), backend_(backend), monitor_(monitor) {}
+  EvchanTaskServer(int threads, evchan::Backend backend, bool monitor, bool sharded)
+      : threads_(threads), backend_(backend), monitor_(monitor), sharded_(sharded) {}
   ~EvchanTaskServer() override { stop(); }
 
   int start(int port) override {
     evchan::EventChannel::Options options;
-    options.initialThreads = threads_;
+    options.initialThreads = sharded_ ? 1 : threads_;
     options.backend = backend_;
     if (!monitor_) options.stuckWorkerGrace = evchan::Duration::zero();
-    channel_ = evchan::EventChannel::create(options);
+    const int shards = sharded_ ? cpusAllowed() : 1;
+    for (int i = 0; i < shards; ++i) {
+      shards_.push_back({evchan::EventChannel::create(options), nullptr});
+      shards_.back().connections = std::make_unique<evchan::TaskGroup>(*shards_.back().channel);
+    }
     listener_ = evchan::TcpListener::listen({"127.0.0.1", port}, kListenBacklog);
-    connections_ = std::make_unique<evchan::TaskGroup>(*channel_);
-    acceptor_ = channel_->spawn([this] { acceptLoop(); });
+    acceptor_ = shards_.front().channel->spawn([this] { acceptLoop(); });
     return listener_.port();
   }
 
   void stop() override {
-    if (!channel_) return;
-    const evchan::ThreadPoolStats stats = channel_->poolStats();
-    note_ = "evchan pool: " + std::to_string(stats.initial) + " initial, " + std::to_string(stats.peak) +
-            " peak worker threads";
+    if (shards_.empty()) return;
+    int initial = 0, peak = 0;
+    for (const Shard& shard : shards_) {
+      const evchan::ThreadPoolStats stats = shard.channel->poolStats();
+      initial += stats.initial;
+      peak += stats.peak;
+    }
+    // Sharded, the sums over the channels.
+    note_ = "evchan pool: " + std::to_string(initial) + " initial, " + std::to_string(peak) + " peak worker threads";
     // Stop accepting, then end every connection (the load generator is
     // done with them: no grace period), then shut down: nothing is left.
     acceptor_.cancel();
@@ -44,22 +67,31 @@ class EvchanTaskServer final : public EchoServer {
     } catch (const evchan::SystemError&) {  // its operation_canceled
     }
     listener_.close();
-    connections_->cancel();
-    connections_->join();
-    connections_.reset();
-    channel_->shutdown();
-    channel_.reset();
+    for (Shard& shard : shards_) shard.connections->cancel();
+    for (Shard& shard : shards_) {
+      shard.connections->join();
+      shard.connections.reset();
+      shard.channel->shutdown();
+    }
+    shards_.clear();
   }
 
   std::string note() const override { return note_; }
 
  private:
+  struct Shard {
+    std::unique_ptr<evchan::EventChannel> channel;
+    std::unique_ptr<evchan::TaskGroup> connections;  // before the channel goes
+  };
+
   void acceptLoop() {
+    std::size_t next = 0;
     for (;;) {
       std::error_code ec;
       evchan::TcpSocket connection = listener_.accept(ec);
       if (ec) return;  // cancelled
-      connections_->spawn(serve, std::move(connection));
+      shards_[next].connections->spawn(serve, std::move(connection));
+      next = (next + 1) % shards_.size();
     }
   }
 
@@ -80,8 +112,8 @@ class EvchanTaskServer final : public EchoServer {
   const int threads_;
   const evchan::Backend backend_;
   const bool monitor_;  // the stuck-worker monitor (EventChannelOptions::stuckWorkerGrace)
-  std::unique_ptr<evchan::EventChannel> channel_;
-  std::unique_ptr<evchan::TaskGroup> connections_;  // before the channel goes
+  const bool sharded_;  // a one-worker channel per CPU
+  std::vector<Shard> shards_;
   evchan::TaskHandle acceptor_;
   evchan::TcpListener listener_;
   std::string note_;
@@ -89,10 +121,22 @@ class EvchanTaskServer final : public EchoServer {
 
 }  // namespace
 
-std::unique_ptr<EchoServer> makeEvchanTaskServer(int threads, const std::string& backendName, bool monitor) {
+namespace {
+
+evchan::Backend backendNamed(const std::string& name) {
   evchan::Backend backend = evchan::Backend::Default;
-  evchan::backendFromName(backendName, backend);
-  return std::make_unique<EvchanTaskServer>(threads, backend, monitor);
+  evchan::backendFromName(name, backend);
+  return backend;
+}
+
+}  // namespace
+
+std::unique_ptr<EchoServer> makeEvchanTaskServer(int threads, const std::string& backendName, bool monitor) {
+  return std::make_unique<EvchanTaskServer>(threads, backendNamed(backendName), monitor, false);
+}
+
+std::unique_ptr<EchoServer> makeEvchanShardedTaskServer(const std::string& backendName) {
+  return std::make_unique<EvchanTaskServer>(1, backendNamed(backendName), true, true);
 }
 
 }  // namespace bench
