@@ -111,6 +111,29 @@ AC_DEFUN([EVCHAN_CHECK_STACK_CLASH], [
   AC_SUBST([EVCHAN_STACK_CLASH_CXXFLAGS])
 ])
 
+# EVCHAN_CHECK_ASAN_PROGRAM
+# -------------------------
+# Whether $CXX, with the flags given, also links a program built with
+# -fsanitize=address (not beside -fsanitize=thread, not without the
+# runtime): then test/asan_program_test links this build of evchan into
+# such a program, as a user who builds only their own code with ASan does.
+AC_DEFUN([EVCHAN_CHECK_ASAN_PROGRAM], [
+  AC_CACHE_CHECK([whether $CXX links a program built with -fsanitize=address],
+    [evchan_cv_asan_program], [
+    AC_LANG_PUSH([C++])
+    evchan_save_CXXFLAGS=$CXXFLAGS
+    evchan_save_LDFLAGS=$LDFLAGS
+    CXXFLAGS="$CXXFLAGS -fsanitize=address"
+    LDFLAGS="$LDFLAGS -fsanitize=address"
+    AC_LINK_IFELSE([AC_LANG_PROGRAM([[#include <stdexcept>]], [[throw std::runtime_error("x");]])],
+      [evchan_cv_asan_program=yes], [evchan_cv_asan_program=no])
+    CXXFLAGS=$evchan_save_CXXFLAGS
+    LDFLAGS=$evchan_save_LDFLAGS
+    AC_LANG_POP([C++])
+  ])
+  AM_CONDITIONAL([EVCHAN_ASAN_PROGRAM], [test "x$evchan_cv_asan_program" = xyes])
+])
+
 # EVCHAN_CHECK_CONTEXT
 # --------------------
 # Tasks switch contexts through Boost.Context's fcontext (fast) or POSIX

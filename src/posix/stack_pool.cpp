@@ -28,11 +28,6 @@
 #endif
 #endif
 
-#ifdef EVCHAN_ASAN
-// Declared here rather than through <sanitizer/asan_interface.h> (see
-// task/context/switch_annotations.h).
-extern "C" void __asan_unpoison_memory_region(void const volatile* addr, std::size_t size);
-#endif
 
 namespace evchan::detail {
 namespace {
@@ -369,8 +364,8 @@ namespace {
 // over them (ASan reports, or CHECK-fails in __asan_handle_no_return at a
 // throw).  Purged memory keeps its shadow too.
 void unpoison(const Stack& stack) noexcept {
-#ifdef EVCHAN_ASAN
-  __asan_unpoison_memory_region(stack.usable.base, stack.usable.size);
+#if defined(EVCHAN_ASAN) || defined(EVCHAN_ASAN_IF_LINKED)
+  if (asanRuns()) __asan_unpoison_memory_region(stack.usable.base, stack.usable.size);
 #else
   (void)stack;
 #endif

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Internal: telling ASan, TSan and valgrind about context switches, so the
-// task suites run clean under them.  Inline, and empty per switch in a
-// build without sanitizers: the switch path stays a few nanoseconds.
+// task suites run clean under them.  Inline; in a build without sanitizers
+// a switch only asks whether the program brought ASan's runtime (see
+// asanRuns()): the switch path stays a few nanoseconds.
 #ifndef EVCHAN_SRC_TASK_CONTEXT_SWITCH_ANNOTATIONS_H
 #define EVCHAN_SRC_TASK_CONTEXT_SWITCH_ANNOTATIONS_H
 
@@ -18,12 +19,9 @@
 #endif
 
 // Declared here rather than through <sanitizer/*.h>: those headers come
-// with the compiler's runtime, which a plain build need not have.
+// with the compiler's runtime, which a plain build need not have.  ASan's
+// are in apr/sanitizer_build.h (see asanRuns()).
 extern "C" {
-#ifdef EVCHAN_ASAN
-void __sanitizer_start_switch_fiber(void** fake_stack_save, const void* bottom, std::size_t size);
-void __sanitizer_finish_switch_fiber(void* fake_stack_save, const void** bottom_old, std::size_t* size_old);
-#endif
 #ifdef EVCHAN_TSAN
 void* __tsan_get_current_fiber(void);
 void* __tsan_create_fiber(unsigned flags);
@@ -41,9 +39,9 @@ class SwitchAnnotations {
  public:
   /// For a thread's own context: its stack is found from the thread.
   SwitchAnnotations() noexcept {
-#ifdef EVCHAN_ASAN
+#if defined(EVCHAN_ASAN) || defined(EVCHAN_ASAN_IF_LINKED)
     pthread_attr_t attributes;
-    if (pthread_getattr_np(pthread_self(), &attributes) == 0) {
+    if (asanRuns() && pthread_getattr_np(pthread_self(), &attributes) == 0) {
       void* bottom = nullptr;
       std::size_t size = 0;
       if (pthread_attr_getstack(&attributes, &bottom, &size) == 0) {
@@ -85,9 +83,10 @@ class SwitchAnnotations {
   /// Before leaving this context for `target`; `finishing`: this context
   /// will never run again.
   void beforeSwitch([[maybe_unused]] SwitchAnnotations& target, [[maybe_unused]] bool finishing) noexcept {
-#ifdef EVCHAN_ASAN
+#if defined(EVCHAN_ASAN) || defined(EVCHAN_ASAN_IF_LINKED)
     // A null save slot tells ASan this stack is done and its fake frames can go.
-    __sanitizer_start_switch_fiber(finishing ? nullptr : &fakeStack_, target.stackBottom_, target.stackSize_);
+    if (asanRuns())
+      __sanitizer_start_switch_fiber(finishing ? nullptr : &fakeStack_, target.stackBottom_, target.stackSize_);
 #endif
 #ifdef EVCHAN_TSAN
     __tsan_switch_to_fiber(target.tsanFiber_, 0);
@@ -96,8 +95,8 @@ class SwitchAnnotations {
 
   /// First thing after this context has been resumed.
   void afterSwitch() noexcept {
-#ifdef EVCHAN_ASAN
-    __sanitizer_finish_switch_fiber(fakeStack_, nullptr, nullptr);
+#if defined(EVCHAN_ASAN) || defined(EVCHAN_ASAN_IF_LINKED)
+    if (asanRuns()) __sanitizer_finish_switch_fiber(fakeStack_, nullptr, nullptr);
 #endif
   }
 
