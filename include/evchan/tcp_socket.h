@@ -68,6 +68,17 @@ class EVCHAN_API TcpSocket : public StreamSocket {
   void setKeepAlive(bool on, std::error_code& ec) noexcept;
   ///@}
 
+  /// Closes the connection abortively: what is not sent yet is dropped,
+  /// and the peer gets a reset (RST) instead of the orderly end of the
+  /// stream, so that its next read or write fails with
+  /// std::errc::connection_reset (and this side keeps no connection in
+  /// FIN_WAIT or TIME_WAIT).  For a peer that stopped reading, or broke
+  /// the protocol: close() would leave the kernel sending it what is
+  /// queued.  Otherwise as close(): the calls under way end with
+  /// operation_canceled, it may come from any thread, and on a closed
+  /// socket it does nothing.
+  void closeWithReset() noexcept;
+
   ///@{
   /// The local and remote addresses of the connection.
   /// Errc::not_open on a closed socket; the error form then returns an

@@ -99,6 +99,10 @@ std::error_code pendingConnectResult(apr_socket_t* socket) noexcept;
 /// the second socket take the port, so it is SO_EXCLUSIVEADDRUSE there.
 apr_status_t setListenAddressOptions(apr_socket_t* socket) noexcept;
 
+/// SO_LINGER on with a zero time: closing the socket then drops what is
+/// unsent and sends the peer a reset (RST) instead of the orderly end.
+apr_status_t setResetOnClose(apr_socket_t* socket) noexcept;
+
 }  // namespace evchan::detail
 
 #endif  // EVCHAN_SRC_APR_SOCKET_IO_H

@@ -130,6 +130,15 @@ void TcpSocket::setKeepAlive(bool on) {
   throwIfError(ec, "set SO_KEEPALIVE", peerName());
 }
 
+void TcpSocket::closeWithReset() noexcept {
+  {
+    const detail::SocketPin pin(state_);
+    // Failing, the close is an orderly one: nothing is lost but the reset.
+    if (pin.get() != nullptr) (void)detail::setResetOnClose(pin.get()->socket);
+  }
+  close();
+}
+
 Address TcpSocket::localAddress(std::error_code& ec) const noexcept {
   const detail::SocketPin pin(state_);
   return detail::socketAddress(pin.get(), APR_LOCAL, ec);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // receiveSome(), atUrgentMark(), receiveSomeSignalsBlocked(),
 // socketPassesDescriptors(), sendSome(), sendGather(),
-// pendingConnectResult() and setListenAddressOptions() on POSIX hosts.
+// pendingConnectResult(), setListenAddressOptions() and setResetOnClose()
+// on POSIX hosts.
 #include <pthread.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -163,6 +164,14 @@ std::error_code pendingConnectResult(apr_socket_t* socket) noexcept {
 // TIME_WAIT connections do not block a new bind; a live listener does.
 apr_status_t setListenAddressOptions(apr_socket_t* socket) noexcept {
   return apr_socket_opt_set(socket, APR_SO_REUSEADDR, 1);
+}
+
+apr_status_t setResetOnClose(apr_socket_t* socket) noexcept {
+  apr_os_sock_t fd;
+  if (apr_status_t status = apr_os_sock_get(&fd, socket); status != APR_SUCCESS) return status;
+  const linger abortive = {1, 0};
+  if (::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof abortive) != 0) return APR_FROM_OS_ERROR(errno);
+  return APR_SUCCESS;
 }
 
 }  // namespace evchan::detail

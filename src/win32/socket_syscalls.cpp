@@ -121,4 +121,13 @@ apr_status_t setListenAddressOptions(apr_socket_t* socket) noexcept {
   return APR_SUCCESS;
 }
 
+apr_status_t setResetOnClose(apr_socket_t* socket) noexcept {
+  apr_os_sock_t handle;
+  if (apr_status_t status = apr_os_sock_get(&handle, socket); status != APR_SUCCESS) return status;
+  const LINGER abortive = {1, 0};
+  if (::setsockopt(handle, SOL_SOCKET, SO_LINGER, reinterpret_cast<const char*>(&abortive), sizeof abortive) != 0)
+    return APR_FROM_OS_ERROR(WSAGetLastError());
+  return APR_SUCCESS;
+}
+
 }  // namespace evchan::detail
