@@ -205,7 +205,9 @@ EVCHAN_API bool cancellationRequested() noexcept;
 /// that a clean-up section can finish a write or say goodbye.  When the
 /// last shield of the task goes, the next wait throws operation_canceled.
 /// Shields nest.  Shutdown of the channel is not deferred (the channel is
-/// going away: its waits fail regardless).  Outside a task it does
+/// going away: its waits fail regardless).  A DeadlineScope does not bound
+/// the waits under a shield either: bound a goodbye with the socket's own
+/// timeout, or a peer that never reads holds it for ever.  Outside a task it does
 /// nothing.  Create and destroy it in the same task (a local variable).
 /// @par Example
 /// @code
