@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -62,6 +63,11 @@ class TcpCloseWithResetTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(unsentBytesNeverReachThePeer);
   CPPUNIT_TEST(aReadUnderWayEndsAsCloseEndsIt);
   CPPUNIT_TEST(closedSocketIsLeftAlone);
+  CPPUNIT_TEST(resetWhileAWriteEventWaitsOnEpoll);
+  CPPUNIT_TEST(resetWhileAWriteEventWaitsOnIoUring);
+  CPPUNIT_TEST(resetWhileAWriteEventWaitsOnPoll);
+  CPPUNIT_TEST(resetWhileAWriteEventWaitsOnSelect);
+  CPPUNIT_TEST(resetWhileAWriteEventWaitsOnAprPollset);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -147,6 +153,60 @@ class TcpCloseWithResetTest : public evchan::test::LeakCheckedFixture {
     std::error_code ec;
     readUntilFailure(pair.client, ec);
     ASSERT_ERROR(Errc::end_of_stream, ec);
+  }
+
+  // A WriteEvent posted to a channel waits for room on the socket when
+  // closeWithReset() comes.  The poll and select backends' poller, asleep
+  // in poll(2) on the socket, held it open: the close sent nothing, and the
+  // peer read every byte queued (4 MiB) before the reset, or nothing at
+  // all while it did not read.  The poller is woken now when a socket
+  // leaves its set.
+  void resetWhileAWriteEventWaitsOnEpoll() { checkResetWhileAWriteEventWaits(evchan::Backend::Epoll); }
+  void resetWhileAWriteEventWaitsOnIoUring() { checkResetWhileAWriteEventWaits(evchan::Backend::IoUring); }
+  void resetWhileAWriteEventWaitsOnPoll() { checkResetWhileAWriteEventWaits(evchan::Backend::Poll); }
+  void resetWhileAWriteEventWaitsOnSelect() { checkResetWhileAWriteEventWaits(evchan::Backend::Select); }
+  void resetWhileAWriteEventWaitsOnAprPollset() { checkResetWhileAWriteEventWaits(evchan::Backend::AprPollset); }
+
+  void checkResetWhileAWriteEventWaits(evchan::Backend backend) {
+    std::unique_ptr<evchan::EventChannel> channel = evchan::test::createOnBackendOrSkip(backend, 2);
+    ConnectedPair pair = connectPair();
+    pair.client.setTimeout(kPatience);
+    std::size_t written = fillTheWay(pair.server);
+    // Writes posted until one waits (comes back not within 100 ms): its
+    // poller is then asleep on the socket.
+    const std::vector<char> more(64 * 1024, 'm');
+    evchan::WriteEvent write(pair.server, more.data(), more.size());
+    for (int posted = 0;; ++posted) {
+      CPPUNIT_ASSERT_MESSAGE("the socket never filled", posted < 1000);
+      channel->post(write);
+      if (channel->getEvent(100ms) == nullptr) break;
+      ASSERT_NO_ERROR(write.error());
+      written += write.bytesTransferred();
+    }
+    pair.server.closeWithReset();
+    CPPUNIT_ASSERT(channel->getEvent(kPatience) == &write);
+    ASSERT_ERROR(std::errc::operation_canceled, write.error());
+    // Read only once the reset is there: a prompt reader would otherwise
+    // drain the queue in the moment the poller takes to wake.
+    CPPUNIT_ASSERT_MESSAGE("no reset within 2 s", resetArrives(pair.client));
+    std::error_code ec;
+    const std::size_t received = readUntilFailure(pair.client, ec);
+    CPPUNIT_ASSERT_MESSAGE(std::to_string(received) + " of " + std::to_string(written) + " bytes, then " + describe(ec),
+                           received < written);
+  }
+
+  // Whether `client` learns of its peer's reset within 2 s (stretched on a
+  // slow build) without reading: a write of its own fails then, with the
+  // reset's error, where before it the closed socket took every byte.
+  static bool resetArrives(TcpSocket& client) {
+    const auto giveUp = std::chrono::steady_clock::now() + evchan::test::generous(2s);
+    while (std::chrono::steady_clock::now() < giveUp) {
+      std::error_code ec;
+      client.writeAll("p", 1, ec);
+      if (ec) return ec == std::errc::connection_reset || ec == std::errc::broken_pipe;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
   }
 };
 

@@ -29,9 +29,14 @@ std::error_code InterestSetPoller::setInterest(Watch& watch, unsigned interest) 
 
 void InterestSetPoller::remove(Watch& watch) noexcept {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (interest_.erase(&watch) != 0) changed_ = true;
-  // A wait in progress may still report the stale descriptor; the channel
-  // ignores reports for retired watches, and the next wait drops it.
+  if (interest_.erase(&watch) == 0) return;
+  changed_ = true;
+  // A wait in progress may still report the stale descriptor (the channel
+  // ignores reports for retired watches), and it holds the socket: on
+  // Linux a poll(2) or select(2) keeps a reference to each file it waits
+  // on, so the close that follows would end the connection (its FIN, or
+  // closeWithReset()'s RST) only once that wait ended by itself.
+  if (waiting_) wakeup();
 }
 
 std::error_code InterestSetPoller::wait(std::vector<Readiness>& ready, Deadline deadline) noexcept {
