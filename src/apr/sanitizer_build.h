@@ -27,7 +27,8 @@
 // The AddressSanitizer entry points evchan calls.  Declared here rather
 // than through <sanitizer/*.h>: those headers come with the compiler's
 // runtime, which a plain build need not have.  In an ASan build they are
-// the runtime's own.  In a plain build on ELF they are weak: a program
+// the runtime's own.  In a plain build with glibc (ELF, and the thread
+// stack from pthread_getattr_np) they are weak: a program
 // built with -fsanitize=address and linked with a plain evchan brings the
 // runtime, and evchan tells it about the task stacks as an ASan build
 // does (else ASan takes a task's stack for a thread's, warns that it
@@ -41,7 +42,7 @@ extern "C" {
 void __sanitizer_start_switch_fiber(void** fake_stack_save, const void* bottom, std::size_t size);
 void __sanitizer_finish_switch_fiber(void* fake_stack_save, const void** bottom_old, std::size_t* size_old);
 void __asan_unpoison_memory_region(void const volatile* addr, std::size_t size);
-#elif defined(__ELF__) && !defined(EVCHAN_TSAN)
+#elif defined(__ELF__) && defined(__GLIBC__) && !defined(EVCHAN_TSAN)
 #define EVCHAN_ASAN_IF_LINKED 1
 [[gnu::weak]] void __sanitizer_start_switch_fiber(void** fake_stack_save, const void* bottom, std::size_t size);
 [[gnu::weak]] void __sanitizer_finish_switch_fiber(void* fake_stack_save, const void** bottom_old,

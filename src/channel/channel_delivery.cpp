@@ -36,10 +36,9 @@ void ChannelCore::schedule(Event& event) noexcept {
 
 bool ChannelCore::scheduleSpawned(Event& event) noexcept {
   if (enqueueLocal(event)) return true;
-  const bool wake = !spillQuietly();
   std::unique_lock<std::mutex> lock(mutex_);
   if (stopping_) return false;
-  queueSharedLocked(event, wake, lock);
+  queueSharedLocked(event, !spillQuietly(), lock);
   return true;
 }
 
