@@ -299,10 +299,7 @@ std::error_code ChannelCore::postConnect(ConnectEvent& event) noexcept {
 }
 
 std::error_code ChannelCore::postTimer(TimerEvent& event) noexcept {
-  if (event.delay() == Duration::zero()) {
-    complete(event, {});
-    return {};
-  }
+  if (event.delay() == Duration::zero()) return completeAtPost(event, {});
   const Deadline deadline = deadlineAfter(event.delay());
   std::lock_guard<std::mutex> lock(mutex_);
   if (stopping_) return Errc::channel_shut_down;
@@ -360,10 +357,7 @@ std::error_code ChannelCore::postResolve(ResolveEvent& event) noexcept {
   addresses.clear();
   std::error_code result;
   // A numeric host never leaves the posting thread.
-  if (resolveNumeric(event.endpoint(), event.family(), addresses, result)) {
-    complete(event, result);
-    return {};
-  }
+  if (resolveNumeric(event.endpoint(), event.family(), addresses, result)) return completeAtPost(event, result);
   return resolver_.submit(event);
 }
 

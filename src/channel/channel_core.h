@@ -114,13 +114,19 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   /// Queues `event` to run on a worker (its callback, or the task it
   /// resumes): on this worker's local batch when there is one.
   void schedule(Event& event) noexcept;
-  /// schedule() for a new task's first run, unless shutdown() has begun:
-  /// false then, and `event` is not queued.  Checked under mutex_, so a
-  /// task spawned as the pool leaves is refused, never run by the thread
-  /// that spawned it (which scheduleShared() would do once the pool is
-  /// gone).  A worker of this channel queues it on its local batch, which
-  /// it runs before it leaves.
-  bool scheduleSpawned(Event& event) noexcept;
+  /// schedule() for what a caller starts, not a completion the channel
+  /// owes (a new task's first run, an event post() completes at once),
+  /// unless shutdown() has begun: false then, and `event` is not queued.
+  /// Checked under mutex_, so what is started as the pool leaves is
+  /// refused, never run by the calling thread (which scheduleShared()
+  /// would do once the pool is gone).  A worker of this channel queues it
+  /// on its local batch, which it runs before it leaves.
+  bool scheduleUnlessShutDown(Event& event) noexcept;
+  /// complete() for an event post() completes at once (a zero-delay
+  /// timer, a numeric lookup), through scheduleUnlessShutDown():
+  /// Errc::channel_shut_down, the event not completed, once shutdown()
+  /// has begun.
+  std::error_code completeAtPost(Event& event, std::error_code result) noexcept;
   /// schedule() with mutex_ held.
   void scheduleLocked(Event& event) noexcept;
   /// Queues `event` at the tail of the shared run queue, never on the local

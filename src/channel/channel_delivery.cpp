@@ -29,12 +29,26 @@ void ChannelCore::complete(Event& event, std::error_code result) noexcept {
   schedule(event);
 }
 
+std::error_code ChannelCore::completeAtPost(Event& event, std::error_code result) noexcept {
+  EventAccess::error(event) = result;
+  if (!EventAccess::callback(event)) {
+    deliver(event);
+    return {};
+  }
+  if (EventAccess::wakesTask(event) && localBatchHasRoom()) {  // as complete()
+    EventAccess::inFlight(event).store(false, std::memory_order_release);
+    EventAccess::callback(event)(event);
+    return {};
+  }
+  return scheduleUnlessShutDown(event) ? std::error_code() : Errc::channel_shut_down;
+}
+
 void ChannelCore::schedule(Event& event) noexcept {
   if (enqueueLocal(event)) return;
   scheduleShared(event, !spillQuietly());
 }
 
-bool ChannelCore::scheduleSpawned(Event& event) noexcept {
+bool ChannelCore::scheduleUnlessShutDown(Event& event) noexcept {
   if (enqueueLocal(event)) return true;
   std::unique_lock<std::mutex> lock(mutex_);
   if (stopping_) return false;

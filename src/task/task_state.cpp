@@ -167,7 +167,7 @@ void TaskState::spawn(const std::shared_ptr<ChannelFront>& front, std::unique_pt
   state.handlesRef_ = std::move(task);
   handle = TaskHandle(std::shared_ptr<TaskState>(
       &state, [](TaskState* ended) { ended->lastHandleGone(); }, HandleCountAllocator<TaskState>(state)));
-  if (!state.core_->scheduleSpawned(state.top_->resume())) {
+  if (!state.core_->scheduleUnlessShutDown(state.top_->resume())) {
     // shutdown() began since the look above: the task never runs.  Its
     // references go, and with the last one the task, its function and
     // its stack, here.

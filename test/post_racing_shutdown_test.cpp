@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: Apache-2.0
+// A post() that completes its event at once (a zero-delay TimerEvent, a
+// ResolveEvent of a numeric host) racing shutdown(): the callback runs on
+// a worker, or post() fails with channel_shut_down; never on the posting
+// thread, inside post().  post() looked for a shutdown without the
+// channel's lock, and when the whole shutdown ran in between (every
+// worker gone), the completion found no pool and ran the callback there.
+//
+// Linux: the race is made to happen, not waited for.  Every thread is on
+// one CPU and the poster runs under SCHED_IDLE, so any other thread that
+// wakes preempts it wherever it is: the thread that calls shutdown() wakes
+// from a sleep with the poster somewhere inside post(), and the poster runs
+// again only once shutdown() has returned.  The one worker is held in a
+// callback meanwhile, so that a post() only queues its event and the
+// poster's time is spent in post().  A round fails when the sleep ended
+// between post()'s look and its lock: before the fix 7-19 rounds of 400
+// for the timer, about 190 of 400 for the lookup.
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <thread>
+
+#include <evchan/evchan.h>
+
+#include "support/cpu_burners.h"
+#include "support/diagnostics.h"
+#include "support/leak_checked_fixture.h"
+#include "support/skip.h"
+#include "support/slowdown.h"
+#include "support/waiting.h"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+using evchan::Errc;
+using evchan::EventChannel;
+using evchan::test::describe;
+
+// Rounds: enough that both cases failed every run before (the timer's
+// window is the narrower: 7-19 of 400 rounds hit it).
+#if defined(EVCHAN_TEST_TSAN)
+constexpr int kRounds = 150;
+#else
+constexpr int kRounds = 400;
+#endif
+
+// Lowers the calling thread to SCHED_IDLE; false where that is refused.
+bool runOnlyWhenIdle() {
+  sched_param none = {};
+  return pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) == 0;
+}
+
+}  // namespace
+
+class PostRacingShutdownTest : public evchan::test::LeakCheckedFixture {
+  CPPUNIT_TEST_SUITE(PostRacingShutdownTest);
+  CPPUNIT_TEST(zeroDelayTimerCallbackNeverRunsOnThePoster);
+  CPPUNIT_TEST(numericLookupCallbackNeverRunsOnThePoster);
+  CPPUNIT_TEST_SUITE_END();
+
+ public:
+  void zeroDelayTimerCallbackNeverRunsOnThePoster() {
+    check([](evchan::Event::Callback callback) {
+      auto timer = std::make_unique<evchan::TimerEvent>(evchan::Duration::zero());
+      timer->setCallback(std::move(callback));
+      return std::unique_ptr<evchan::Event>(std::move(timer));
+    });
+  }
+
+  void numericLookupCallbackNeverRunsOnThePoster() {
+    check([](evchan::Event::Callback callback) {
+      auto lookup = std::make_unique<evchan::ResolveEvent>(evchan::Endpoint{"127.0.0.1", 80});
+      lookup->setCallback(std::move(callback));
+      return std::unique_ptr<evchan::Event>(std::move(lookup));
+    });
+  }
+
+ private:
+  // One posted event, and where its callback ran.
+  struct Posted {
+    std::unique_ptr<evchan::Event> event;
+    std::atomic<bool> ran{false}, ranOnPoster{false};
+  };
+
+  // Rounds of a poster posting events made by `make` until post() fails,
+  // while this thread shuts the channel down.  The one worker is held in a
+  // callback meanwhile, so that a post() only queues its event (no wake-up,
+  // no system call) and the poster spends its time in post().
+  template <class Make>
+  void check(Make make) {
+    evchan::test::OneCpu oneCpu;  // the channel's worker inherits it
+    int onPoster = 0, posted = 0;
+    std::string wrong;
+    for (int round = 0; round < kRounds && wrong.empty(); ++round) {
+      std::unique_ptr<EventChannel> channel = evchan::test::makeChannelWithoutMonitor(1);
+      std::mutex holdMutex;
+      std::condition_variable holdChanged;
+      bool held = false, release = false;
+      evchan::DispatchEvent hold([&] {
+        std::unique_lock<std::mutex> lock(holdMutex);
+        held = true;
+        holdChanged.notify_all();
+        holdChanged.wait(lock, [&] { return release; });
+      });
+      channel->post(hold);
+      {
+        std::unique_lock<std::mutex> lock(holdMutex);
+        CPPUNIT_ASSERT(holdChanged.wait_for(lock, 10s, [&] { return held; }));
+      }
+      std::deque<Posted> events;
+      std::atomic<bool> started{false}, idle{true};
+      std::thread poster([&] {
+        idle = runOnlyWhenIdle();
+        const std::thread::id me = std::this_thread::get_id();
+        started = true;
+        for (;;) {
+          Posted& next = events.emplace_back();
+          next.event = make([&next, me](evchan::Event&) {
+            next.ranOnPoster = std::this_thread::get_id() == me;
+            next.ran = true;
+          });
+          std::error_code ec;
+          channel->post(*next.event, ec);
+          if (ec) {
+            // Not posted: nothing calls it.
+            events.pop_back();
+            if (ec != Errc::channel_shut_down) wrong = "round " + std::to_string(round) + ": " + describe(ec);
+            return;
+          }
+        }
+      });
+      while (!started) std::this_thread::yield();
+      if (!idle) {
+        {
+          std::lock_guard<std::mutex> lock(holdMutex);
+          release = true;
+        }
+        holdChanged.notify_all();
+        channel->shutdown();
+        poster.join();
+        EVCHAN_SKIP("SCHED_IDLE refused: the race cannot be made to happen");
+      }
+      // The poster runs only while this thread sleeps: it is somewhere in
+      // its loop when the sleep ends, and stays there until shutdown()
+      // has returned.
+      std::this_thread::sleep_for(1ms);
+      {
+        std::lock_guard<std::mutex> lock(holdMutex);
+        release = true;
+      }
+      holdChanged.notify_all();
+      channel->shutdown();
+      poster.join();
+      CPPUNIT_ASSERT(channel->getEvent(evchan::Duration::zero()) == &hold);
+      // Every posted event's callback ran: on the worker (a shutdown runs
+      // what is queued before the workers leave), or here.
+      for (const Posted& event : events) {
+        ++posted;
+        if (!event.ran) wrong = "round " + std::to_string(round) + ": a posted event's callback never ran";
+        if (event.ranOnPoster) ++onPoster;
+      }
+    }
+    CPPUNIT_ASSERT_MESSAGE(wrong, wrong.empty());
+    CPPUNIT_ASSERT_MESSAGE(std::to_string(onPoster) + " callbacks of " + std::to_string(posted) +
+                               " posts ran on the posting thread, inside post()",
+                           onPoster == 0);
+  }
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(PostRacingShutdownTest);
