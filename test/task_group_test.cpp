@@ -67,6 +67,7 @@ class TaskGroupTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testDestroyedFromItsOwnMember);
   CPPUNIT_TEST(testMoveOnlyMembersAndErrors);
   CPPUNIT_TEST(testManyEndedMembersBesideRunningOnes);
+  CPPUNIT_TEST(testRefusedMembersCapturesMayUseTheGroup);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -381,6 +382,45 @@ class TaskGroupTest : public evchan::test::LeakCheckedFixture {
     channel->shutdown();
     CPPUNIT_ASSERT_EQUAL(evchan::test::describe(evchan::Errc::channel_shut_down),
                          codeOf([&] { group.spawn([] {}); }));
+  }
+
+  // A refused spawn destroys the member's function; a capture whose
+  // destructor uses the group (here size() and cancel(), which take its
+  // lock) must find the group's lock free.  It deadlocked before (the
+  // function was destroyed inside spawn(), under that lock).
+  void testRefusedMembersCapturesMayUseTheGroup() {
+    struct UsesGroupWhenDestroyed {
+      TaskGroup* group;
+      std::size_t* sizeSeen;
+      UsesGroupWhenDestroyed(TaskGroup* g, std::size_t* seen) : group(g), sizeSeen(seen) {}
+      UsesGroupWhenDestroyed(UsesGroupWhenDestroyed&& other) noexcept
+          : group(std::exchange(other.group, nullptr)), sizeSeen(other.sizeSeen) {}
+      UsesGroupWhenDestroyed(const UsesGroupWhenDestroyed&) = delete;
+      UsesGroupWhenDestroyed& operator=(const UsesGroupWhenDestroyed&) = delete;
+      UsesGroupWhenDestroyed& operator=(UsesGroupWhenDestroyed&&) = delete;
+      ~UsesGroupWhenDestroyed() {
+        if (group == nullptr) return;  // moved from
+        *sizeSeen = group->size();
+        group->cancel();
+      }
+    };
+    std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(1);
+    TaskGroup group(*channel);
+    channel->shutdown();
+    std::size_t sizeSeen = 99;
+    CPPUNIT_ASSERT_EQUAL(evchan::test::describe(evchan::Errc::channel_shut_down), codeOf([&] {
+                           group.spawn([held = UsesGroupWhenDestroyed(&group, &sizeSeen)] { (void)held; });
+                         }));
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, sizeSeen);
+    // An invalid stack size is refused by the same path, before the channel.
+    sizeSeen = 99;
+    evchan::TaskOptions tooLarge;
+    tooLarge.stackSize = evchan::kMaxTaskStackSize + 1;
+    CPPUNIT_ASSERT_EQUAL(evchan::test::describe(std::make_error_code(std::errc::invalid_argument)), codeOf([&] {
+                           group.spawn(tooLarge, [held = UsesGroupWhenDestroyed(&group, &sizeSeen)] { (void)held; });
+                         }));
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, sizeSeen);
+    group.join();
   }
 };
 

@@ -11,6 +11,7 @@
 
 #include <evchan/system_error.h>
 
+#include "channel/per_thread_access.h"
 #include "task/channel_front.h"
 #include "task/unhandled_exception.h"
 
@@ -170,12 +171,50 @@ class TaskGroupState {
 
 namespace {
 
+// The user's function of a member whose spawn was refused.  The refusal
+// destroys the member inside the channel's spawn, while TaskGroup::spawn()
+// holds the group's lock; the function (whose captures' destructors may
+// use the group) is moved here instead, and destroyed after the unlock.
+struct RefusedMember {
+  const TaskGroupState* group;
+  std::unique_ptr<TaskFunction> function;
+};
+
+// Set on the spawning thread for the duration of the channel's spawn: a
+// member destroyed on this thread meanwhile is the refused one (a spawn
+// never runs a task, or destroys another, on the spawning thread).  Not
+// inlined, as every per-thread slot a task may read (per_thread_access.h).
+[[gnu::noinline]] RefusedMember*& refusedMemberSlot() noexcept {
+  freshPerThreadRead();
+  static thread_local RefusedMember* slot = nullptr;
+  return slot;
+}
+
+class RefusedMemberScope {
+ public:
+  explicit RefusedMemberScope(RefusedMember& slot) noexcept : previous_(refusedMemberSlot()) {
+    refusedMemberSlot() = &slot;
+  }
+  ~RefusedMemberScope() { refusedMemberSlot() = previous_; }
+  RefusedMemberScope(const RefusedMemberScope&) = delete;
+  RefusedMemberScope& operator=(const RefusedMemberScope&) = delete;
+
+ private:
+  RefusedMember* previous_;
+};
+
 // A member's function: records its failure with the group, then lets the
 // exception end the task as usual (its own TaskHandle rethrows it).
 class GroupMemberFunction final : public TaskFunction {
  public:
   GroupMemberFunction(std::shared_ptr<TaskGroupState> group, std::unique_ptr<TaskFunction> function) noexcept
       : group_(std::move(group)), function_(std::move(function)) {}
+  ~GroupMemberFunction() override {
+    RefusedMember* refused = refusedMemberSlot();
+    if (refused != nullptr && refused->group == group_.get()) refused->function = std::move(function_);
+  }
+  GroupMemberFunction(const GroupMemberFunction&) = delete;
+  GroupMemberFunction& operator=(const GroupMemberFunction&) = delete;
   void run() override {
     try {
       function_->run();
@@ -217,11 +256,16 @@ TaskGroup::~TaskGroup() {
 TaskHandle TaskGroup::spawnBound(std::unique_ptr<detail::TaskFunction> function, const TaskOptions& options) {
   if (!function) throw SystemError(std::make_error_code(std::errc::invalid_argument), "TaskGroup::spawn");
   auto member = std::make_unique<detail::GroupMemberFunction>(state_, std::move(function));
+  detail::RefusedMember refused{state_.get(), nullptr};  // outlives the lock
   // Under the lock: the member is listed before it can fail and make
   // cancelOnFailure cancel the others.
   std::lock_guard<std::mutex> lock(state_->mutex());
   state_->pruneWhenGrownLocked();
-  TaskHandle task = channel_.spawnBound(std::move(member), options);
+  TaskHandle task;
+  {
+    detail::RefusedMemberScope scope(refused);
+    task = channel_.spawnBound(std::move(member), options);
+  }
   state_->add(task);
   return task;
 }
