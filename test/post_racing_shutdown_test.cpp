@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// A post() that completes its event at once (a zero-delay TimerEvent, a
-// ResolveEvent of a numeric host) racing shutdown(): the callback runs on
-// a worker, or post() fails with channel_shut_down; never on the posting
-// thread, inside post().  post() looked for a shutdown without the
-// channel's lock, and when the whole shutdown ran in between (every
-// worker gone), the completion found no pool and ran the callback there.
+// A post() that completes its event at once racing shutdown(): the
+// callback runs on a worker, or post() fails with channel_shut_down; never
+// on the posting thread, inside post().  The events: a zero-delay
+// TimerEvent, a ResolveEvent of a numeric host, a NotifyEvent with a
+// callback, a ReadEvent whose data is there (epoll: read inside post()),
+// and a ConnectEvent to a refusing port (epoll: refused by the time post()
+// registers the socket).  post() looked for a shutdown before the event
+// was queued, and when the whole shutdown ran in between (every worker
+// gone), the completion found no pool and ran the callback there.
 //
 // Linux: the race is made to happen, not waited for.  Every thread is on
 // one CPU and the poster runs under SCHED_IDLE, so any other thread that
@@ -13,8 +16,9 @@
 // again only once shutdown() has returned.  The one worker is held in a
 // callback meanwhile, so that a post() only queues its event and the
 // poster's time is spent in post().  A round fails when the sleep ended
-// between post()'s look and its lock: before the fix 7-19 rounds of 400
-// for the timer, about 190 of 400 for the lookup.
+// between post()'s look and its queueing: before the fixes 7-19 rounds of
+// 400 for the timer, about 190 of 400 for the lookup (the other three
+// cases: see the commit that added them).
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <pthread.h>
@@ -24,6 +28,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <memory>
 #include <string>
@@ -34,7 +39,9 @@
 
 #include "support/cpu_burners.h"
 #include "support/diagnostics.h"
+#include "support/host_socket.h"
 #include "support/leak_checked_fixture.h"
+#include "support/loopback.h"
 #include "support/skip.h"
 #include "support/slowdown.h"
 #include "support/waiting.h"
@@ -55,6 +62,14 @@ constexpr int kRounds = 150;
 constexpr int kRounds = 400;
 #endif
 
+using MakeEvent = std::function<std::unique_ptr<evchan::Event>(evchan::Event::Callback)>;
+
+// A one-byte read into a buffer of its own.
+struct OneByteRead : evchan::ReadEvent {
+  explicit OneByteRead(evchan::StreamSocket& socket) : evchan::ReadEvent(socket, &byte, 1) {}
+  char byte = 0;
+};
+
 // Lowers the calling thread to SCHED_IDLE; false where that is refused.
 bool runOnlyWhenIdle() {
   sched_param none = {};
@@ -67,22 +82,69 @@ class PostRacingShutdownTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST_SUITE(PostRacingShutdownTest);
   CPPUNIT_TEST(zeroDelayTimerCallbackNeverRunsOnThePoster);
   CPPUNIT_TEST(numericLookupCallbackNeverRunsOnThePoster);
+  CPPUNIT_TEST(notifyCallbackNeverRunsOnThePoster);
+  CPPUNIT_TEST(readDoneInsidePostNeverRunsItsCallbackOnThePoster);
+  CPPUNIT_TEST(connectRefusedInsidePostNeverRunsItsCallbackOnThePoster);
   CPPUNIT_TEST_SUITE_END();
 
  public:
   void zeroDelayTimerCallbackNeverRunsOnThePoster() {
-    check([](evchan::Event::Callback callback) {
-      auto timer = std::make_unique<evchan::TimerEvent>(evchan::Duration::zero());
-      timer->setCallback(std::move(callback));
-      return std::unique_ptr<evchan::Event>(std::move(timer));
+    check(evchan::Backend::Default, [] {
+      return [](evchan::Event::Callback callback) {
+        auto timer = std::make_unique<evchan::TimerEvent>(evchan::Duration::zero());
+        timer->setCallback(std::move(callback));
+        return std::unique_ptr<evchan::Event>(std::move(timer));
+      };
     });
   }
 
   void numericLookupCallbackNeverRunsOnThePoster() {
-    check([](evchan::Event::Callback callback) {
-      auto lookup = std::make_unique<evchan::ResolveEvent>(evchan::Endpoint{"127.0.0.1", 80});
-      lookup->setCallback(std::move(callback));
-      return std::unique_ptr<evchan::Event>(std::move(lookup));
+    check(evchan::Backend::Default, [] {
+      return [](evchan::Event::Callback callback) {
+        auto lookup = std::make_unique<evchan::ResolveEvent>(evchan::Endpoint{"127.0.0.1", 80});
+        lookup->setCallback(std::move(callback));
+        return std::unique_ptr<evchan::Event>(std::move(lookup));
+      };
+    });
+  }
+
+  // Refused, a NotifyEvent is not signalled either.
+  void notifyCallbackNeverRunsOnThePoster() {
+    check(evchan::Backend::Default, [] {
+      return [](evchan::Event::Callback callback) {
+        auto notify = std::make_unique<evchan::NotifyEvent>();
+        notify->setCallback(std::move(callback));
+        return std::unique_ptr<evchan::Event>(std::move(notify));
+      };
+    });
+  }
+
+  // The bytes are there: post() reads one and the event is done before it
+  // returns (epoll tries the socket first), its byte taken.
+  void readDoneInsidePostNeverRunsItsCallbackOnThePoster() {
+    check(evchan::Backend::Epoll, [] {
+      auto pair = std::make_shared<evchan::test::ConnectedPair>(evchan::test::connectPair());
+      const std::string waiting(64 * 1024, 'x');  // more than a round reads
+      pair->client.writeAll(waiting.data(), waiting.size());
+      return [pair](evchan::Event::Callback callback) {
+        auto read = std::make_unique<OneByteRead>(pair->server);
+        read->setCallback(std::move(callback));
+        return std::unique_ptr<evchan::Event>(std::move(read));
+      };
+    });
+  }
+
+  // Over loopback the refusal has come by the time post() registers the
+  // socket (epoll reports it at once): the event is done inside post().
+  void connectRefusedInsidePostNeverRunsItsCallbackOnThePoster() {
+    check(evchan::Backend::Epoll, [] {
+      auto refusing = std::make_shared<evchan::test::RefusingPort>();
+      return [refusing](evchan::Event::Callback callback) {
+        auto connect = std::make_unique<evchan::ConnectEvent>(
+            evchan::Address::fromNumeric("127.0.0.1", refusing->port(), evchan::AddressFamily::IPv4));
+        connect->setCallback(std::move(callback));
+        return std::unique_ptr<evchan::Event>(std::move(connect));
+      };
     });
   }
 
@@ -97,13 +159,19 @@ class PostRacingShutdownTest : public evchan::test::LeakCheckedFixture {
   // while this thread shuts the channel down.  The one worker is held in a
   // callback meanwhile, so that a post() only queues its event (no wake-up,
   // no system call) and the poster spends its time in post().
-  template <class Make>
-  void check(Make make) {
+  // `newRound` makes each round's event maker (and what its events use).
+  template <class NewRound>
+  void check(evchan::Backend backend, NewRound newRound) {
     evchan::test::OneCpu oneCpu;  // the channel's worker inherits it
     int onPoster = 0, posted = 0;
     std::string wrong;
     for (int round = 0; round < kRounds && wrong.empty(); ++round) {
-      std::unique_ptr<EventChannel> channel = evchan::test::makeChannelWithoutMonitor(1);
+      EventChannel::Options options;
+      options.backend = backend;
+      options.initialThreads = 1;
+      options.stuckWorkerGrace = evchan::Duration::zero();
+      std::unique_ptr<EventChannel> channel = evchan::test::createOrSkip(options);
+      const MakeEvent make = newRound();
       std::mutex holdMutex;
       std::condition_variable holdChanged;
       bool held = false, release = false;
@@ -133,9 +201,11 @@ class PostRacingShutdownTest : public evchan::test::LeakCheckedFixture {
           std::error_code ec;
           channel->post(*next.event, ec);
           if (ec) {
-            // Not posted: nothing calls it.
-            events.pop_back();
+            // Not posted: nothing calls it, nor signals it.
             if (ec != Errc::channel_shut_down) wrong = "round " + std::to_string(round) + ": " + describe(ec);
+            auto* notify = dynamic_cast<evchan::NotifyEvent*>(next.event.get());
+            if (notify != nullptr && notify->isSignalled()) wrong = "a refused NotifyEvent was signalled";
+            events.pop_back();
             return;
           }
         }

@@ -89,10 +89,9 @@ std::error_code ChannelCore::postConnectToRing(ConnectEvent& event) noexcept {
   std::error_code ec;
   apr_sockaddr_t* target = nullptr;
   std::unique_ptr<SocketState> state = openForConnect(event.address(), target, ec);
-  if (!state) {
-    complete(event, ec);  // e.g. no socket: the event fails, the post succeeded
-    return {};
-  }
+  // e.g. no socket: the event fails, the post succeeds (unless the channel
+  // has shut down meanwhile: nothing is run then).
+  if (!state) return completeAtPost(event, ec);
   apr_socket_t* socket = state->socket;
   SocketState* raw = state.get();
   TcpSocket& connected = EventAccess::connected(event);

@@ -158,7 +158,7 @@ std::error_code ChannelCore::post(Event& event, bool wakesTask, SocketKeeper kee
     case Event::Kind::DescriptorReceive: ec = postSocketEvent(event, keeper); break;
     case Event::Kind::Connect: ec = postConnect(static_cast<ConnectEvent&>(event)); break;
     case Event::Kind::Timer: ec = postTimer(static_cast<TimerEvent&>(event)); break;
-    case Event::Kind::Notify: postNotify(static_cast<NotifyEvent&>(event)); break;
+    case Event::Kind::Notify: ec = postNotify(static_cast<NotifyEvent&>(event)); break;
     case Event::Kind::Dispatch: ec = postDispatch(static_cast<DispatchEvent&>(event)); break;
     case Event::Kind::FileRead:
     case Event::Kind::FileWrite: ec = postFileEvent(event); break;
@@ -228,6 +228,7 @@ std::error_code ChannelCore::postSocketEvent(Event& event, SocketKeeper keeper) 
   if (ec) return ec;
   const bool isReader = !isWriter(event);
   AttemptResult attempt;
+  bool counted = false;
   {
     std::lock_guard<std::mutex> lock(watch->mutex);
     if ((ec = checkSlotLocked(*watch, isReader))) return ec;
@@ -246,11 +247,25 @@ std::error_code ChannelCore::postSocketEvent(Event& event, SocketKeeper keeper) 
       }
       return {};
     }
+    counted = countCompletionAtPostLocked(event);
   }
-  // A callback that complete() runs here (the pool gone) may close the socket.
   pin.reset();
   complete(event, attempt.error);
+  if (counted) completionQueued();
   return {};
+}
+
+bool ChannelCore::countCompletionAtPostLocked(Event& event) noexcept {
+  // Done inside post(), its data taken: too late to refuse.  A callback
+  // must still run on a worker.  Off this channel's workers it is counted
+  // under the watch's lock (checkSlotLocked() saw no shutdown), as
+  // cancel() counts: a shutdown whose sweep comes to this watch after us
+  // keeps its workers until complete() has queued the event, which with
+  // the pool gone would run the callback here.  On one of the workers,
+  // the pool is there: this one.
+  if (!EventAccess::callback(event) || currentWorkerChannel() == this) return false;
+  completionsUnderWay_.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 std::error_code ChannelCore::postConnect(ConnectEvent& event) noexcept {
@@ -258,20 +273,21 @@ std::error_code ChannelCore::postConnect(ConnectEvent& event) noexcept {
   bool inProgress = false;
   std::error_code ec;
   std::unique_ptr<SocketState> state = startConnect(event.address(), inProgress, ec);
-  if (!state) {
-    complete(event, ec);  // e.g. refused at once: the event fails, the post succeeded
-    return {};
-  }
+  // e.g. refused at once: the event fails, the post succeeds (unless the
+  // channel has shut down meanwhile: nothing is run then).
+  if (!state) return completeAtPost(event, ec);
   apr_socket_t* socket = state->socket;
   SocketState* raw = state.get();
   TcpSocket& connected = EventAccess::connected(event);
   connected = SocketAccess::adopt(std::move(state));
   if (!inProgress) {
-    complete(event, {});
-    return {};
+    const std::error_code refused = completeAtPost(event, {});
+    if (refused) connected.close();
+    return refused;
   }
   Watch* watch = raw->watch.watchIn(*this, socket, ec);
   bool settled = false;
+  bool counted = false;
   std::error_code result;
   if (!ec) {
     std::lock_guard<std::mutex> lock(watch->mutex);
@@ -284,6 +300,7 @@ std::error_code ChannelCore::postConnect(ConnectEvent& event) noexcept {
       // has passed.
       settled = true;
       result = attemptWrite(event, *watch).error;
+      counted = countCompletionAtPostLocked(event);
     } else {
       // Never try a connect before the poller says writable: SO_ERROR
       // reads 0 while it is still under way.
@@ -295,6 +312,7 @@ std::error_code ChannelCore::postConnect(ConnectEvent& event) noexcept {
   }
   if (ec || (settled && result)) connected.close();
   if (settled) complete(event, result);
+  if (counted) completionQueued();
   return ec;
 }
 
@@ -313,16 +331,22 @@ std::error_code ChannelCore::postTimer(TimerEvent& event) noexcept {
   return {};
 }
 
-void ChannelCore::postNotify(NotifyEvent& event) noexcept {
+std::error_code ChannelCore::postNotify(NotifyEvent& event) noexcept {
   // Its waiters are its consumers; only a callback makes it a completion.
-  if (EventAccess::callback(event)) {
-    EventAccess::signal(event, true);
-    complete(event, {});
-  } else {
+  if (!EventAccess::callback(event)) {
     // Handed back before any waiter can wake: a waiter may destroy the
     // event as soon as wait() returns.
     EventAccess::signal(event, true, true);
+    return {};
   }
+  // The callback runs on a worker: off them, the pool is kept until the
+  // event is queued, or, shutdown() begun, it is neither signalled nor run.
+  const bool counted = currentWorkerChannel() != this;
+  if (counted && !keepPoolForCompletion()) return Errc::channel_shut_down;
+  EventAccess::signal(event, true);
+  complete(event, {});
+  if (counted) completionQueued();
+  return {};
 }
 
 std::error_code ChannelCore::postDispatch(DispatchEvent& event) noexcept {
@@ -363,13 +387,13 @@ std::error_code ChannelCore::postResolve(ResolveEvent& event) noexcept {
 
 bool ChannelCore::cancel(Event& event) noexcept {
   if (event.kind() == Event::Kind::Resolve) {
-    // Counted in cancelsUnderWay_ under the resolver's lock, as a socket
+    // Counted in completionsUnderWay_ under the resolver's lock, as a socket
     // event is below under its watch's: a shutdown's close() that comes
     // after no longer finds the event, and its workers must stay until it
     // is queued, or the task it resumes would run here.
-    if (!resolver_.cancel(static_cast<ResolveEvent&>(event), cancelsUnderWay_)) return false;  // completing already
+    if (!resolver_.cancel(static_cast<ResolveEvent&>(event), completionsUnderWay_)) return false;  // completing already
     complete(event, std::make_error_code(std::errc::operation_canceled));
-    cancelQueued();
+    completionQueued();
     return true;
   }
   if (event.kind() == Event::Kind::Timer) {
@@ -411,13 +435,13 @@ bool ChannelCore::cancel(Event& event) noexcept {
     // until it is queued.  Otherwise they could all leave meanwhile and
     // complete() would run the task it resumes here, on the cancelling
     // thread, inside its locks (a WaitCancellation's or a TaskState's).
-    cancelsUnderWay_.fetch_add(1, std::memory_order_relaxed);
+    completionsUnderWay_.fetch_add(1, std::memory_order_relaxed);
     if (!poller_->edgeTriggered()) poller_->setInterest(*watch, interestOf(*watch));
   }
   pin.release();  // before the close below, which waits for pins
   if (event.kind() == Event::Kind::Connect) EventAccess::connected(static_cast<ConnectEvent&>(event)).close();
   complete(event, std::make_error_code(std::errc::operation_canceled));
-  cancelQueued();
+  completionQueued();
   return true;
 }
 
@@ -425,9 +449,9 @@ void ChannelCore::cancelWaitedEvent(CancellableWait& wait) noexcept {
   static_cast<ChannelCore*>(wait.channel)->cancel(*static_cast<Event*>(wait.event));
 }
 
-void ChannelCore::cancelQueued() noexcept {
+void ChannelCore::completionQueued() noexcept {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (cancelsUnderWay_.fetch_sub(1, std::memory_order_relaxed) != 1 || !stopping_) return;
+  if (completionsUnderWay_.fetch_sub(1, std::memory_order_relaxed) != 1 || !stopping_) return;
   // The last one: a shutdown's workers that stayed for it may leave now,
   // the idle ones and the poller once they look again.
   workAvailable_.notify_all();

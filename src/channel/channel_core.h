@@ -196,7 +196,7 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   AttemptResult attemptLocked(Event& event, Watch& watch, bool isReader) noexcept;
   std::error_code postConnect(ConnectEvent& event) noexcept;
   std::error_code postTimer(TimerEvent& event) noexcept;
-  void postNotify(NotifyEvent& event) noexcept;
+  std::error_code postNotify(NotifyEvent& event) noexcept;
   std::error_code postDispatch(DispatchEvent& event) noexcept;
   std::error_code postFileEvent(Event& event) noexcept;
   std::error_code postResolve(ResolveEvent& event) noexcept;
@@ -232,8 +232,18 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   void handleCompletion(const Completion& completion) noexcept;
   /// Operations are in the kernel: workers keep polling through a shutdown.
   bool ringBusy() const noexcept { return completion_ != nullptr && completion_->busy(); }
-  /// cancel() has queued the event it counted in cancelsUnderWay_.
-  void cancelQueued() noexcept;
+  /// cancel() or post() has queued the event it counted in
+  /// completionsUnderWay_.
+  void completionQueued() noexcept;
+  /// For an event post() completes at once on a thread that is not one of
+  /// this channel's workers: counts it in completionsUnderWay_ (so that
+  /// the pool stays until complete() has queued it, and the callback never
+  /// runs on the posting thread), or false when shutdown() has begun.
+  bool keepPoolForCompletion() noexcept;
+  /// keepPoolForCompletion() for a socket event done inside post(), with
+  /// its watch's lock held (where the check for a shutdown was made);
+  /// true when it counted the event.
+  bool countCompletionAtPostLocked(Event& event) noexcept;
 
   // The pool (channel_workers.cpp).  `Locked` functions need mutex_ held.
   void startWorkerLocked() noexcept;
@@ -332,10 +342,11 @@ class ChannelCore final : public std::enable_shared_from_this<ChannelCore>, priv
   Duration itemCost_ = kHelpAfter;
   bool stopping_ = false;
   bool swept_ = false;  // shutdown() has cancelled what was pending: workers may exit
-  // Socket events that cancel() has taken off their watch, and resolve
-  // events it has taken from the resolver, not yet queued: the workers
-  // stay for them (see cancel()).
-  std::atomic<int> cancelsUnderWay_{0};
+  // Socket events that cancel() has taken off their watch, resolve events
+  // it has taken from the resolver, and events post() completed at once on
+  // a thread other than a worker, not yet queued: the workers stay for
+  // them (see cancel() and postSocketEvent()).
+  std::atomic<int> completionsUnderWay_{0};
   int threads_ = 0;
   // threads_ == 1 && monitorRunning_ && !stopping_, kept so (under mutex_)
   // by noteBatchesAloneLocked() for a worker that checks it between the

@@ -43,6 +43,13 @@ std::error_code ChannelCore::completeAtPost(Event& event, std::error_code result
   return scheduleUnlessShutDown(event) ? std::error_code() : Errc::channel_shut_down;
 }
 
+bool ChannelCore::keepPoolForCompletion() noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (stopping_) return false;
+  completionsUnderWay_.fetch_add(1, std::memory_order_relaxed);  // seen by a worker deciding to leave, under mutex_
+  return true;
+}
+
 void ChannelCore::schedule(Event& event) noexcept {
   if (enqueueLocal(event)) return;
   scheduleShared(event, !spillQuietly());
