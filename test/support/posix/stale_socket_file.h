@@ -17,15 +17,21 @@
 
 namespace evchan::test {
 
-/// Leaves a socket file at `path` whose listener is gone: bound, listened
-/// on, closed.
-inline void leaveStaleSocketFile(const std::string& path) {
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  CPPUNIT_ASSERT(fd >= 0);
+/// The AF_UNIX address of `path` (which must fit).
+inline sockaddr_un unixAddressOf(const std::string& path) {
   sockaddr_un address = {};
   address.sun_family = AF_UNIX;
   CPPUNIT_ASSERT(path.size() < sizeof address.sun_path);
   std::strcpy(address.sun_path, path.c_str());
+  return address;
+}
+
+/// Leaves a socket file at `path` whose listener is gone: bound, listened
+/// on, closed.
+inline void leaveStaleSocketFile(const std::string& path) {
+  sockaddr_un address = unixAddressOf(path);
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  CPPUNIT_ASSERT(fd >= 0);
   const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 && listen(fd, 1) == 0;
   close(fd);
   CPPUNIT_ASSERT_MESSAGE("cannot leave a socket file at " + path, bound);
@@ -36,12 +42,9 @@ inline void leaveStaleSocketFile(const std::string& path) {
 /// Connects to the listener at `path` and hangs up without sending a
 /// byte, as a probe or a health check does.
 inline void connectAndHangUp(const std::string& path) {
+  sockaddr_un address = unixAddressOf(path);
   const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   CPPUNIT_ASSERT(fd >= 0);
-  sockaddr_un address = {};
-  address.sun_family = AF_UNIX;
-  CPPUNIT_ASSERT(path.size() < sizeof address.sun_path);
-  std::strcpy(address.sun_path, path.c_str());
   const bool connected = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
   close(fd);
   CPPUNIT_ASSERT_MESSAGE("cannot connect to " + path, connected);
