@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // SignalSource on POSIX hosts: a sigaction handler writes each signal's
 // number into a socket pair (the self-pipe trick), read as a TcpSocket.
-// A delivery that finds the socket pair full is counted instead (below).
+// A delivery that finds the socket pair full is counted instead, and a
+// nudge byte (0) tells the reader to look at the counts (below).
 //
 // Why a handler and not signalfd: a signalfd sees only signals blocked in
 // every thread, and a worker thread started before the mask was set would
@@ -18,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <mutex>
@@ -27,6 +29,7 @@
 
 #include "apr/apr_runtime.h"
 #include "apr/fork_hooks.h"
+#include "poller/deadline.h"
 #include "posix/adopted_socket.h"
 
 namespace evchan::detail {
@@ -42,10 +45,8 @@ constexpr int kMaxSources = 64;
 // The socket pair holds far fewer bytes than its buffer size suggests:
 // Linux charges each 1-byte write a whole socket buffer (an skb, some
 // 768 bytes), so about 278 deliveries fill a 208 KiB send buffer.  A
-// delivery whose write fails is counted in `unwritten` rather than lost;
-// the buffer is full then, so the reader is awake and comes to the
-// counts once it has read the bytes.  The counts are 64-bit: no run of
-// signals overflows one.
+// delivery whose write fails is counted in `unwritten` rather than lost.
+// The counts are 64-bit: no run of signals overflows one.
 struct Slot {
   std::atomic<int> fd{-1};
   std::atomic<std::uint64_t> signals{0};
@@ -53,6 +54,8 @@ struct Slot {
 };
 Slot slots[kMaxSources];
 std::atomic<int> handlersRunning{0};
+// Written after a count: no signal (0 is none), only "look at the counts".
+constexpr unsigned char kLookAtTheCounts = 0;
 static_assert(std::atomic<int>::is_always_lock_free && std::atomic<std::uint64_t>::is_always_lock_free,
               "the signal handler may use lock-free atomics only");
 
@@ -92,16 +95,27 @@ void resetRegistryInChild() {
   unlockRegistry();
 }
 
+// Non-blocking, so a full socket pair fails the write (EAGAIN, the only
+// failure a live slot's descriptor has) and the count keeps the delivery.
+// The buffer was full at the write, but the reader may have read it all
+// since, found no count yet and gone to sleep: the nudge, written after
+// the count, wakes it to look again.  A nudge that fails finds bytes
+// waiting, written before it: the reader reads them and then the counts.
+void deliver(Slot& slot, int signal) noexcept {
+  const int fd = slot.fd.load();
+  const unsigned char number = static_cast<unsigned char>(signal);
+  if (::write(fd, &number, 1) == 1) return;
+  slot.unwritten[signal].fetch_add(1);
+  const ssize_t nudged = ::write(fd, &kLookAtTheCounts, 1);
+  (void)nudged;  // failed: bytes are waiting, as above
+}
+
 extern "C" void forwardSignal(int signal) {
   const int savedErrno = errno;
   handlersRunning.fetch_add(1);
   const std::uint64_t bit = std::uint64_t(1) << signal;
   for (Slot& slot : slots) {
-    if ((slot.signals.load() & bit) == 0) continue;
-    const unsigned char number = static_cast<unsigned char>(signal);
-    // Non-blocking, so a full socket pair fails the write (EAGAIN, the
-    // only failure a live slot's descriptor has) and the count keeps it.
-    if (::write(slot.fd.load(), &number, 1) != 1) slot.unwritten[signal].fetch_add(1);
+    if ((slot.signals.load() & bit) != 0) deliver(slot, signal);
   }
   handlersRunning.fetch_sub(1);
   errno = savedErrno;
@@ -194,22 +208,36 @@ class PipeSignalSource final : public SignalSource {
 
   int next(Duration timeout, std::error_code& ec) noexcept override {
     // The bytes first: they are in the order of arrival, and a count
-    // grows only while bytes are waiting.  So the counted deliveries come
-    // after those earlier (among different signals, maybe after some
-    // later ones too: their order is lost with their bytes).
-    if (const int signal = takeUnwritten()) return signal;
-    reader_.setTimeout(timeout, ec);
-    if (ec) return 0;
-    unsigned char signal = 0;
-    // In a task a ReadEvent suspends it; on a thread poll(2) blocks it.
-    reader_.readSome(&signal, 1, ec);
-    return ec ? 0 : signal;
+    // grows only once a write found them filling the buffer.  So the
+    // counted deliveries come after those earlier (among different
+    // signals, maybe after some later ones too: their order is lost with
+    // their bytes).  A nudge is no signal: look again, within the time
+    // left.
+    const Deadline deadline = deadlineAfter(timeout);
+    for (;;) {
+      if (const int signal = takeUnwritten()) return signal;
+      const int signal = readByte(deadline, ec);
+      if (ec || signal != kLookAtTheCounts) return ec ? 0 : signal;
+    }
   }
 
  private:
+  // The next byte, waiting until `deadline` for it: in a task a
+  // ReadEvent suspends it; on a thread poll(2) blocks it.
+  int readByte(Deadline deadline, std::error_code& ec) noexcept {
+    const Duration left = deadline == kNoDeadline ? kInfiniteTimeout
+                                                  : std::max(Duration::zero(), Duration(deadline - Clock::now()));
+    reader_.setTimeout(left, ec);
+    if (ec) return 0;
+    unsigned char byte = 0;
+    reader_.readSome(&byte, 1, ec);
+    return ec ? 0 : byte;
+  }
+
   // A counted delivery once no byte is left to read, else 0.  A count
-  // that grows after the look below finds the buffer full: the read
-  // that follows does not wait.
+  // that grows after the look below is followed by a nudge (or by a
+  // failed one, bytes waiting then): the read that follows does not
+  // sleep through it.
   int takeUnwritten() noexcept {
     for (int signal = 1; signal < kSignalLimit; ++signal) {
       std::atomic<std::uint64_t>& count = slot_->unwritten[signal];
