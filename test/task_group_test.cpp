@@ -68,6 +68,7 @@ class TaskGroupTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(testMoveOnlyMembersAndErrors);
   CPPUNIT_TEST(testManyEndedMembersBesideRunningOnes);
   CPPUNIT_TEST(testRefusedMembersCapturesMayUseTheGroup);
+  CPPUNIT_TEST(testCancelEndsIdleConnectionsAndLetsShieldedRequestsFinish);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -421,6 +422,56 @@ class TaskGroupTest : public evchan::test::LeakCheckedFixture {
                          }));
     CPPUNIT_ASSERT_EQUAL(std::size_t{0}, sizeSeen);
     group.join();
+  }
+
+  // docs/servers.md, "Keep-alive connections": each request answered
+  // under a CancellationShield, the group cancelled at the stop.  A
+  // connection between two requests ends at once; one whose request is
+  // being answered sends the whole answer, then ends at its next wait.
+  void testCancelEndsIdleConnectionsAndLetsShieldedRequestsFinish() {
+    std::unique_ptr<EventChannel> channel = evchan::test::makeChannel(2);
+    TaskGroup connections(*channel);
+    Notification slowRequestBegun, finishSlowRequest;
+    auto serve = [&](evchan::TcpSocket socket) {
+      socket.setTimeout(10s);
+      for (;;) {
+        char request = 0;
+        socket.readExactly(&request, 1);  // idle here
+        this_task::CancellationShield shield;
+        if (request == 's') {  // a slow answer
+          slowRequestBegun.notify();
+          finishSlowRequest.wait();
+        }
+        socket.writeAll("answer", 6);
+      }
+    };
+    evchan::test::ConnectedPair idle = evchan::test::connectPair();
+    evchan::test::ConnectedPair busy = evchan::test::connectPair();
+    idle.client.setTimeout(10s);
+    busy.client.setTimeout(10s);
+    connections.spawn(serve, std::move(idle.server));
+    connections.spawn(serve, std::move(busy.server));
+    char answer[6];
+    idle.client.writeAll("f", 1);
+    idle.client.readExactly(answer, sizeof answer);  // answered: now between two requests
+    busy.client.writeAll("s", 1);
+    CPPUNIT_ASSERT(slowRequestBegun.waitFor(10s));
+
+    connections.cancel();
+    std::error_code ec;
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, idle.client.readSome(answer, sizeof answer, ec));
+    ASSERT_ERROR(evchan::Errc::end_of_stream, ec);  // ended, its idle wait cancelled
+    // The busy one is still answering: open, silent.
+    busy.client.setTimeout(100ms);
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, busy.client.readSome(answer, sizeof answer, ec));
+    ASSERT_ERROR(std::errc::timed_out, ec);
+    busy.client.setTimeout(10s);
+    finishSlowRequest.notify();
+    CPPUNIT_ASSERT_EQUAL(sizeof answer, busy.client.readExactly(answer, sizeof answer, ec));
+    CPPUNIT_ASSERT_EQUAL(std::string("answer"), std::string(answer, sizeof answer));
+    CPPUNIT_ASSERT_EQUAL(std::size_t{0}, busy.client.readSome(answer, sizeof answer, ec));
+    ASSERT_ERROR(evchan::Errc::end_of_stream, ec);  // then ended at its next wait
+    connections.join();  // cancelled members are no failures
   }
 };
 
