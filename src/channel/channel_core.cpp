@@ -264,7 +264,7 @@ bool ChannelCore::countCompletionAtPostLocked(Event& event) noexcept {
   // the pool gone would run the callback here.  On one of the workers,
   // the pool is there: this one.
   if (!EventAccess::callback(event) || currentWorkerChannel() == this) return false;
-  completionsUnderWay_.fetch_add(1, std::memory_order_relaxed);
+  completionsUnderWay_.fetch_add(1);
   return true;
 }
 
@@ -435,7 +435,7 @@ bool ChannelCore::cancel(Event& event) noexcept {
     // until it is queued.  Otherwise they could all leave meanwhile and
     // complete() would run the task it resumes here, on the cancelling
     // thread, inside its locks (a WaitCancellation's or a TaskState's).
-    completionsUnderWay_.fetch_add(1, std::memory_order_relaxed);
+    completionsUnderWay_.fetch_add(1);
     if (!poller_->edgeTriggered()) poller_->setInterest(*watch, interestOf(*watch));
   }
   pin.release();  // before the close below, which waits for pins
@@ -450,10 +450,14 @@ void ChannelCore::cancelWaitedEvent(CancellableWait& wait) noexcept {
 }
 
 void ChannelCore::completionQueued() noexcept {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (completionsUnderWay_.fetch_sub(1, std::memory_order_relaxed) != 1 || !stopping_) return;
+  // Every access to the count, and shutDown_'s store and this load, are
+  // sequentially consistent: a worker looks at the count, deciding to
+  // leave, only after shutDown_ was set, so when this load finds no
+  // shutdown, no worker has seen this count yet and none waits for it.
+  if (completionsUnderWay_.fetch_sub(1) != 1 || !shutDown_.load()) return;
   // The last one: a shutdown's workers that stayed for it may leave now,
   // the idle ones and the poller once they look again.
+  std::lock_guard<std::mutex> lock(mutex_);
   workAvailable_.notify_all();
   if (polling_) wakePollerLocked();
 }

@@ -44,10 +44,13 @@ std::error_code ChannelCore::completeAtPost(Event& event, std::error_code result
 }
 
 bool ChannelCore::keepPoolForCompletion() noexcept {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (stopping_) return false;
-  completionsUnderWay_.fetch_add(1, std::memory_order_relaxed);  // seen by a worker deciding to leave, under mutex_
-  return true;
+  // Counted, then the look for a shutdown, both sequentially consistent
+  // (see completionQueued()): a shutdown this look does not find comes
+  // after the count, and so does every worker's look at it.
+  completionsUnderWay_.fetch_add(1);
+  if (!shutDown_.load()) return true;
+  completionQueued();
+  return false;
 }
 
 void ChannelCore::schedule(Event& event) noexcept {

@@ -86,7 +86,7 @@ void ChannelCore::shutdown() noexcept {
     if (!stopping_) {
       stopping_ = true;
       noteBatchesAloneLocked();
-      shutDown_.store(true, std::memory_order_release);
+      shutDown_.store(true);  // sequentially consistent: see completionQueued()
       first = true;
     }
   }

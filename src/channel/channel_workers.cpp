@@ -286,7 +286,7 @@ void ChannelCore::workerMain() noexcept {
     // longer counts it busy) is not queued yet, and the poller may need
     // help with it (a callback that waits for another's).
     if (runQueue_.empty() && stopping_ && swept_ && !polling_ && !ringBusy() &&
-        completionsUnderWay_.load(std::memory_order_relaxed) == 0)
+        completionsUnderWay_.load() == 0)
       break;
     if (!polling_) {
       // Leader/follower: one worker at a time polls the backend; it waits

@@ -98,7 +98,7 @@ bool ResolverThreads::cancel(ResolveEvent& event, std::atomic<int>& underWay) no
     // started, the abandoned one takes it when its lookup returns.
     startThreadIfWanted();
   }
-  underWay.fetch_add(1, std::memory_order_relaxed);
+  underWay.fetch_add(1);  // sequentially consistent, as every access to it (ChannelCore::completionQueued())
   return true;
 }
 
