@@ -3,9 +3,10 @@
 // callback runs on a worker, or post() fails with channel_shut_down; never
 // on the posting thread, inside post().  The events: a zero-delay
 // TimerEvent, a ResolveEvent of a numeric host, a NotifyEvent with a
-// callback, a ReadEvent whose data is there (epoll: read inside post()),
-// and a ConnectEvent to a refusing port (epoll: refused by the time post()
-// registers the socket).  post() looked for a shutdown before the event
+// callback, a ReadEvent whose data is there (epoll and poll: read inside
+// post()), a WriteEvent with room, a ConnectEvent to a refusing port
+// (epoll: refused by the time post() registers the socket) and one that
+// connect(2) fails at once.  post() looked for a shutdown before the event
 // was queued, and when the whole shutdown ran in between (every worker
 // gone), the completion found no pool and ran the callback there.
 //
@@ -17,8 +18,8 @@
 // callback meanwhile, so that a post() only queues its event and the
 // poster's time is spent in post().  A round fails when the sleep ended
 // between post()'s look and its queueing: before the fixes 7-19 rounds of
-// 400 for the timer, about 190 of 400 for the lookup (the other three
-// cases: see the commit that added them).
+// 400 for the timer, about 190 of 400 for the lookup (the other cases:
+// see the commits that added them).
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <pthread.h>
@@ -84,7 +85,10 @@ class PostRacingShutdownTest : public evchan::test::LeakCheckedFixture {
   CPPUNIT_TEST(numericLookupCallbackNeverRunsOnThePoster);
   CPPUNIT_TEST(notifyCallbackNeverRunsOnThePoster);
   CPPUNIT_TEST(readDoneInsidePostNeverRunsItsCallbackOnThePoster);
+  CPPUNIT_TEST(readDoneInsidePostOnPollNeverRunsItsCallbackOnThePoster);
+  CPPUNIT_TEST(writeDoneInsidePostNeverRunsItsCallbackOnThePoster);
   CPPUNIT_TEST(connectRefusedInsidePostNeverRunsItsCallbackOnThePoster);
+  CPPUNIT_TEST(connectFailingInsideConnectNeverRunsItsCallbackOnThePoster);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -119,17 +123,19 @@ class PostRacingShutdownTest : public evchan::test::LeakCheckedFixture {
     });
   }
 
-  // The bytes are there: post() reads one and the event is done before it
-  // returns (epoll tries the socket first), its byte taken.
-  void readDoneInsidePostNeverRunsItsCallbackOnThePoster() {
+  void readDoneInsidePostNeverRunsItsCallbackOnThePoster() { checkReadDoneInsidePost(evchan::Backend::Epoll); }
+
+  // poll(2) is level-triggered: post() always tries the socket first.
+  void readDoneInsidePostOnPollNeverRunsItsCallbackOnThePoster() { checkReadDoneInsidePost(evchan::Backend::Poll); }
+
+  // The room is there: post() writes the byte.
+  void writeDoneInsidePostNeverRunsItsCallbackOnThePoster() {
     check(evchan::Backend::Epoll, [] {
       auto pair = std::make_shared<evchan::test::ConnectedPair>(evchan::test::connectPair());
-      const std::string waiting(64 * 1024, 'x');  // more than a round reads
-      pair->client.writeAll(waiting.data(), waiting.size());
       return [pair](evchan::Event::Callback callback) {
-        auto read = std::make_unique<OneByteRead>(pair->server);
-        read->setCallback(std::move(callback));
-        return std::unique_ptr<evchan::Event>(std::move(read));
+        auto write = std::make_unique<evchan::WriteEvent>(pair->client, "x", 1);
+        write->setCallback(std::move(callback));
+        return std::unique_ptr<evchan::Event>(std::move(write));
       };
     });
   }
@@ -148,7 +154,35 @@ class PostRacingShutdownTest : public evchan::test::LeakCheckedFixture {
     });
   }
 
+  // connect(2) itself fails (ENETUNREACH for the broadcast address here):
+  // the event fails inside post(), before any socket is registered.
+  void connectFailingInsideConnectNeverRunsItsCallbackOnThePoster() {
+    check(evchan::Backend::Epoll, [] {
+      return [](evchan::Event::Callback callback) {
+        auto connect = std::make_unique<evchan::ConnectEvent>(
+            evchan::Address::fromNumeric("255.255.255.255", 80, evchan::AddressFamily::IPv4));
+        connect->setCallback(std::move(callback));
+        return std::unique_ptr<evchan::Event>(std::move(connect));
+      };
+    });
+  }
+
  private:
+  // The bytes are there: post() reads one and the event is done before it
+  // returns (epoll and poll try the socket first), its byte taken.
+  void checkReadDoneInsidePost(evchan::Backend backend) {
+    check(backend, [] {
+      auto pair = std::make_shared<evchan::test::ConnectedPair>(evchan::test::connectPair());
+      const std::string waiting(64 * 1024, 'x');  // more than a round reads
+      pair->client.writeAll(waiting.data(), waiting.size());
+      return [pair](evchan::Event::Callback callback) {
+        auto read = std::make_unique<OneByteRead>(pair->server);
+        read->setCallback(std::move(callback));
+        return std::unique_ptr<evchan::Event>(std::move(read));
+      };
+    });
+  }
+
   // One posted event, and where its callback ran.
   struct Posted {
     std::unique_ptr<evchan::Event> event;
