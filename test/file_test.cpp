@@ -27,12 +27,12 @@
 #include <thread>
 #include <vector>
 
-#include "support/cpu_burners.h"
 #include "support/diagnostics.h"
 #include "support/host_behaviour.h"
 #include "support/leak_checked_fixture.h"
 #include "support/loopback.h"
 #include "support/named_suite.h"
+#include "support/race_scheduling.h"
 #include "support/skip.h"
 #include "support/temp_path.h"
 #include "support/waiting.h"
@@ -563,8 +563,7 @@ class FileTest : public evchan::test::LeakCheckedFixture {
       std::error_code refused;
       std::atomic<bool> running{false};
       std::thread poster([&] {
-        sched_param idle{};
-        pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);  // best effort
+        evchan::test::becomeIdlePriority();  // best effort
         running = true;
         for (auto& read : reads) {
           std::error_code ec;

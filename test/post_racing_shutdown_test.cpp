@@ -22,8 +22,6 @@
 // see the commits that added them).
 #include <cppunit/extensions/HelperMacros.h>
 
-#include <pthread.h>
-#include <sched.h>
 
 #include <atomic>
 #include <chrono>
@@ -38,10 +36,10 @@
 
 #include <evchan/evchan.h>
 
-#include "support/cpu_burners.h"
 #include "support/diagnostics.h"
 #include "support/host_socket.h"
 #include "support/leak_checked_fixture.h"
+#include "support/race_scheduling.h"
 #include "support/loopback.h"
 #include "support/skip.h"
 #include "support/slowdown.h"
@@ -71,11 +69,6 @@ struct OneByteRead : evchan::ReadEvent {
   char byte = 0;
 };
 
-// Lowers the calling thread to SCHED_IDLE; false where that is refused.
-bool runOnlyWhenIdle() {
-  sched_param none = {};
-  return pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) == 0;
-}
 
 }  // namespace
 
@@ -223,7 +216,7 @@ class PostRacingShutdownTest : public evchan::test::LeakCheckedFixture {
       std::deque<Posted> events;
       std::atomic<bool> started{false}, idle{true};
       std::thread poster([&] {
-        idle = runOnlyWhenIdle();
+        idle = evchan::test::becomeIdlePriority();
         const std::thread::id me = std::this_thread::get_id();
         started = true;
         for (;;) {

@@ -23,6 +23,7 @@
 #include <evchan/shm_stream.h>
 
 #include "support/cpu_burners.h"
+#include "support/race_scheduling.h"
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
 #include "support/posix/shm_pair.h"

@@ -8,7 +8,6 @@
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -20,9 +19,9 @@
 #include <thread>
 #include <vector>
 
-#include "support/cpu_burners.h"
 #include "support/diagnostics.h"
 #include "support/leak_checked_fixture.h"
+#include "support/race_scheduling.h"
 #include "support/skip.h"
 #include "support/waiting.h"
 
@@ -71,11 +70,6 @@ constexpr int kCountedRaceRounds = 100;
 // Raises enough to fill a set's socket pair several times over.
 constexpr int kFillingRaises = 600;
 
-// Lowers the calling thread to SCHED_IDLE; false where that is refused.
-bool runOnlyWhenIdle() {
-  sched_param none = {};
-  return pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) == 0;
-}
 #endif
 
 int waitCode(std::initializer_list<int> signals) {
@@ -248,7 +242,7 @@ class SignalTest : public evchan::test::LeakCheckedFixture {
     std::atomic<bool> idle{false}, stop{false};
     std::atomic<int> raising{0};  // counted before each raise(): an upper bound
     std::thread raiser([&] {
-      idle = runOnlyWhenIdle();
+      idle = evchan::test::becomeIdlePriority();
       while (!stop.load()) {
         raising.fetch_add(1);
         raise(SIGUSR1);

@@ -2,8 +2,7 @@
 // CpuBurners: threads that keep every CPU busy, so that the test's own
 // threads are preempted at random points (the noisy neighbours of the
 // pool-policy suite; oversubscribed CPUs for the cancellation races).
-// OneCpu: the test's threads on one CPU, where a thread woken preempts
-// the one that woke it.
+// (One CPU for a test's threads: OneCpu in race_scheduling.h.)
 #ifndef EVCHAN_TEST_SUPPORT_CPU_BURNERS_H
 #define EVCHAN_TEST_SUPPORT_CPU_BURNERS_H
 
@@ -61,33 +60,6 @@ class CpuBurners {
   std::vector<std::thread> threads_;
 };
 
-#if defined(__linux__)
-/// Pins the calling thread (and the threads it starts meanwhile) to one
-/// CPU of its affinity mask; restores the mask when it goes.
-class OneCpu {
- public:
-  OneCpu() {
-    if (sched_getaffinity(0, sizeof saved_, &saved_) != 0) return;
-    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-      if (!CPU_ISSET(cpu, &saved_)) continue;
-      cpu_set_t one;
-      CPU_ZERO(&one);
-      CPU_SET(cpu, &one);
-      pinned_ = sched_setaffinity(0, sizeof one, &one) == 0;
-      return;
-    }
-  }
-  ~OneCpu() {
-    if (pinned_) sched_setaffinity(0, sizeof saved_, &saved_);
-  }
-  OneCpu(const OneCpu&) = delete;
-  OneCpu& operator=(const OneCpu&) = delete;
-
- private:
-  cpu_set_t saved_{};
-  bool pinned_ = false;
-};
-#endif
 
 }  // namespace evchan::test
 

@@ -2,8 +2,9 @@
 // What the race suites (task_late_wake_test, slow_lookup_child late-cancel)
 // use to make the two sides of a race meet in many orders: a spin that
 // staggers one side, and on Linux one CPU shared by a round's threads with
-// the waking side at SCHED_IDLE, woken after a precise sleep; and a
-// watchdog that turns a hang into an abort the suite sees.
+// the waking side at SCHED_IDLE, woken after a precise sleep (OneCpu and
+// becomeIdlePriority() serve every suite that makes a race happen so);
+// and a watchdog that turns a hang into an abort the suite sees.
 #ifndef EVCHAN_TEST_SUPPORT_RACE_SCHEDULING_H
 #define EVCHAN_TEST_SUPPORT_RACE_SCHEDULING_H
 
@@ -92,10 +93,11 @@ class OneCpu {
 };
 
 /// The calling thread runs only when nothing else on its CPU wants to: any
-/// thread that wakes there preempts it at once, wherever it is.
-inline void becomeIdlePriority() {
+/// thread that wakes there preempts it at once, wherever it is.  False
+/// where the host refuses SCHED_IDLE.
+inline bool becomeIdlePriority() {
   sched_param param{};
-  (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &param);
+  return pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) == 0;
 }
 
 /// Sleeps about `micros` microseconds, with no timer slack added: a thread
